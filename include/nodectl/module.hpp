@@ -1,0 +1,36 @@
+// Modules: one per capability, each in its own folder under src/modules/, each owning one profile
+// section. core/modules.cpp lists them in one explicit table (no self-registration: it does not
+// survive static linking).
+#pragma once
+
+#include "nodectl/config.hpp"
+#include "nodectl/step.hpp"
+
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace nodectl {
+
+struct ModuleContext {
+    const Profile& profile;
+    const HostSpec& host;
+};
+
+using StepList = std::vector<std::unique_ptr<Step>>;
+
+struct Module {
+    std::string_view name;     // also the profile section it owns
+    std::string_view summary;
+    // Builds this host's steps from the profile, in the order they must run. Runs before any host is
+    // contacted, so a bad value stops the whole run before anything changes.
+    Result<StepList> (*steps)(const ModuleContext& ctx);
+};
+
+std::span<const Module> modules();
+
+// Every module's steps for a host, in module-table order.
+Result<StepList> build_steps(const Profile& profile, const HostSpec& host);
+
+} // namespace nodectl

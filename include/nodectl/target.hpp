@@ -1,0 +1,84 @@
+// Target: the only way a step touches a host. A target runs shell commands (with stdin, captured
+// output, exit status and a timeout); reading, writing (atomically, with mode and owner) and
+// stat'ing files are built on run() so that every target, local or remote, behaves the same.
+// Test doubles override the file operations too.
+#pragma once
+
+#include "nodectl/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace nodectl {
+
+struct Command {
+    std::string script;     // POSIX sh script, run as root (through sudo when the target needs it)
+    std::string input;      // written to the command's stdin; secrets travel here, never in argv
+    std::chrono::seconds timeout{300};
+    bool mutates = true;    // false for probes: allowed on a read-only (dry-run) target
+};
+
+struct CommandResult {
+    int exit_code = 0;
+    std::string out;
+    std::string err;
+};
+
+struct FileStat {
+    bool exists = false;
+    bool is_dir = false;
+    bool is_symlink = false;
+    uint32_t mode = 0;     // permission bits, e.g. 0644
+    std::string owner;
+    std::string group;
+    uint64_t size = 0;
+    std::string link_target;
+};
+
+struct FileSpec {
+    std::string path;
+    std::string content;
+    uint32_t mode = 0644;
+    std::string owner = "root";
+    std::string group = "root";
+};
+
+// Held for the length of a run; released by the destructor, and by the OS if nodectl dies.
+class HostLock {
+public:
+    virtual ~HostLock() = default;
+};
+
+class Target {
+public:
+    virtual ~Target() = default;
+
+    // Name used on log lines and in reports.
+    virtual const std::string& name() const = 0;
+    virtual Result<CommandResult> run(const Command& cmd) = 0;
+
+    // nullopt when the file does not exist.
+    virtual Result<std::optional<std::string>> read_file(const std::string& path);
+    // Written to a temporary name beside the destination (mode 0600 while written), synced, then
+    // renamed over it: a reader never sees a partial file.
+    virtual Result<void> write_file(const FileSpec& file);
+    virtual Result<FileStat> stat(const std::string& path);
+    // Copies a local file to the host, atomically, with owner and mode. The base version sends the
+    // content through write_file(); SSH uses SFTP.
+    virtual Result<void> upload(const std::string& local_path, const FileSpec& dest);
+    // Takes /var/lib/nodectl/lock; fails with ErrorCode::locked when another live run holds it.
+    virtual Result<std::unique_ptr<HostLock>> lock(const std::string& holder) = 0;
+    // Whether this target refuses changes (dry run).
+    virtual bool read_only() const { return false; }
+
+    // run() that turns a non-zero exit into an ErrorCode::command error naming `what`.
+    Result<CommandResult> run_checked(const Command& cmd, const std::string& what);
+};
+
+// Shell single-quoting for building scripts: quote("a'b") == "'a'\\''b'".
+std::string shell_quote(const std::string& s);
+
+} // namespace nodectl

@@ -1,0 +1,73 @@
+// The command line: one table of commands (commands.cpp), one file per command.
+#pragma once
+
+#include "target/ssh_target.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nodectl::cli {
+
+// Documented exit codes (README "Exit codes", `nodectl --help`).
+enum Exit : int {
+    k_exit_ok = 0,
+    k_exit_internal = 1,
+    k_exit_usage = 2,
+    k_exit_config = 3,
+    k_exit_partial = 4,     // some hosts failed
+    k_exit_all_failed = 5,  // every host failed
+    k_exit_drift = 7,       // check: hosts differ from the profile
+    k_exit_unavailable = 69,
+};
+
+struct GlobalOptions {
+    std::string log_level = "info";
+    bool json = false;
+    unsigned parallel = 8;
+};
+
+// Options of the commands that act on hosts (apply, plan, check).
+struct HostOptions {
+    std::string profile;
+    std::string inventory;
+    std::vector<std::string> hosts;  // user@host[:port]
+    bool local = false;
+    bool dry_run = false;
+    SshOptions ssh;
+    std::string identity;
+    std::string sudo;
+    std::string sudo_password_file;
+    std::string sudo_password_env;
+    int run_timeout = 3600;
+    int connect_timeout = 15;
+};
+
+struct Context {
+    GlobalOptions global;
+    HostOptions host;
+    std::vector<std::string> args;  // positional arguments of commands that take some
+    std::vector<std::string> extras;
+};
+
+struct CommandSpec {
+    std::string_view name;
+    std::string_view summary;
+    std::string_view description;  // shown by `nodectl NAME --help`
+    // Both null for a capability that is planned but not built yet: the command then says so and
+    // exits 69, whatever its arguments; it never pretends to work.
+    void (*configure)(CLI::App& app, Context& ctx);
+    int (*run)(CLI::App& app, Context& ctx);
+};
+
+std::span<const CommandSpec> commands();
+
+// Shared by apply, plan and check.
+void add_host_options(CLI::App& app, Context& ctx);
+int run_on_hosts(CLI::App& app, Context& ctx, int mode);
+
+int main(int argc, char** argv);
+
+} // namespace nodectl::cli

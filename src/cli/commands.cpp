@@ -1,0 +1,76 @@
+// The command table. Each row: name, one-line summary, the help text, how to set up its options,
+// and what to run. `nodectl --help` lists the rows in this order.
+#include "cli/cli.hpp"
+#include "core/runner.hpp"
+
+#include <iostream>
+
+namespace nodectl::cli {
+
+int run_version(CLI::App& app, Context& ctx);
+void configure_profile(CLI::App& app, Context& ctx);
+int run_profile(CLI::App& app, Context& ctx);
+
+namespace {
+
+void configure_none(CLI::App&, Context&) {}
+
+// Capabilities planned but not built yet: say so and fail, never pretend.
+
+void configure_apply(CLI::App& app, Context& ctx) {
+    add_host_options(app, ctx);
+    app.add_flag("--dry-run,-n", ctx.host.dry_run, "Show the plan and change nothing (the same as `nodectl plan`)");
+}
+
+int run_apply(CLI::App& app, Context& ctx) {
+    return run_on_hosts(app, ctx, static_cast<int>(ctx.host.dry_run ? RunMode::plan : RunMode::apply));
+}
+
+void configure_hosts(CLI::App& app, Context& ctx) {
+    add_host_options(app, ctx);
+}
+
+int run_plan(CLI::App& app, Context& ctx) {
+    return run_on_hosts(app, ctx, static_cast<int>(RunMode::plan));
+}
+
+int run_check(CLI::App& app, Context& ctx) {
+    return run_on_hosts(app, ctx, static_cast<int>(RunMode::check));
+}
+
+const CommandSpec k_commands[] = {
+    {"apply", "Make hosts match a profile", 
+     "Connects to each host (over SSH, or --local), probes every step of the profile, and changes what differs.\n"
+     "Hosts run in parallel (--parallel), steps in order. A re-run on a converged host changes nothing.\n"
+     "Examples:\n"
+     "  nodectl apply -p profiles/base.toml root@web1 admin@web2:2222 --sudo nopasswd\n"
+     "  nodectl apply -p site.toml -i inventory.toml --dry-run\n"
+     "  nodectl apply -p site.toml --local",
+     &configure_apply, &run_apply},
+    {"plan", "Show what apply would change, per host, with diffs (changes nothing)",
+     "The same as `nodectl apply --dry-run`: probes run, nothing on any host changes.\n"
+     "Example: nodectl plan -p site.toml -i inventory.toml",
+     &configure_hosts, &run_plan},
+    {"check", "Audit hosts against a profile; exit 7 when they differ",
+     "Reports, per host and step, whether the host matches the profile. Changes nothing.\n"
+     "Example: nodectl check -p site.toml -i inventory.toml --json",
+     &configure_hosts, &run_check},
+    {"profile", "Validate profiles and list the keys they take",
+     "  nodectl profile validate FILE   check a profile (and what it includes); errors as file:line:col\n"
+     "  nodectl profile keys            every key: name, type, default, meaning",
+     &configure_profile, &run_profile},
+    {"version", "Print the version and the libraries built in", "", &configure_none, &run_version},
+    {"join", "(not available yet) join nodes to a k3s server as agents", "", nullptr, nullptr},
+    {"firstboot", "(not available yet) provision this machine at first boot", "", nullptr, nullptr},
+    {"image", "(not available yet) build OCI images from recipes", "", nullptr, nullptr},
+    {"backup", "(not available yet) back up databases and files to S3/NFS", "", nullptr, nullptr},
+    {"local", "(not available yet) create a local test node", "", nullptr, nullptr},
+};
+
+} // namespace
+
+std::span<const CommandSpec> commands() {
+    return k_commands;
+}
+
+} // namespace nodectl::cli

@@ -1,0 +1,161 @@
+// apply, plan and check: load the profile and the hosts, build every host's steps (so a profile
+// error stops everything before any host is touched), run them, and report.
+#include "cli/cli.hpp"
+#include "cli/report.hpp"
+#include "core/log.hpp"
+#include "core/runner.hpp"
+#include "target/local_target.hpp"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <random>
+
+namespace nodectl::cli {
+
+void add_host_options(CLI::App& app, Context& ctx) {
+    auto& h = ctx.host;
+    app.add_option("--profile,-p", h.profile, "Profile (TOML) describing the node")->required();
+    app.add_option("--inventory,-i", h.inventory, "Inventory (TOML) listing hosts and how to reach them");
+    app.add_option("hosts", h.hosts, "Hosts as user@host[:port] (in addition to the inventory)");
+    app.add_flag("--local", h.local, "Work on the machine nodectl runs on (as root), not over SSH");
+    app.add_option("--known-hosts", h.ssh.known_hosts, "known_hosts file (default ~/.ssh/known_hosts)");
+    app.add_flag("--accept-new-host-key", h.ssh.accept_new_host_key,
+                 "Trust and record the key of a host seen for the first time (a changed key is never accepted)");
+    app.add_option("--ssh-config", h.ssh.ssh_config, "ssh config file (default ~/.ssh/config)");
+    app.add_option("--identity", h.identity, "Private key for hosts that do not name one (default: ssh-agent, ~/.ssh/id_*)");
+    app.add_option("--sudo", h.sudo, "For hosts that do not say: none, nopasswd or password")
+        ->check(CLI::IsMember({"none", "nopasswd", "password"}));
+    app.add_option("--sudo-password-file", h.sudo_password_file, "File holding the sudo password (mode 0600)");
+    app.add_option("--sudo-password-env", h.sudo_password_env, "Environment variable holding the sudo password");
+    app.add_option("--connect-timeout", h.connect_timeout, "Seconds to wait for a host to connect and authenticate")
+        ->capture_default_str();
+    app.add_option("--run-timeout", h.run_timeout, "Seconds one host's whole run may take")->capture_default_str();
+}
+
+namespace {
+
+std::string new_run_id() {
+    std::random_device rd;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%08x", rd());
+    return buf;
+}
+
+// Command-line connection settings apply to hosts whose inventory entry does not set them.
+Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
+    std::vector<HostSpec> hosts;
+    if (o.local) {
+        HostSpec h;
+        char name[256] = "local";
+        gethostname(name, sizeof name);
+        h.name = name;
+        h.address = "local";
+        h.local = true;
+        hosts.push_back(h);
+    }
+    if (!o.inventory.empty()) {
+        auto inv = TRY(load_inventory(o.inventory));
+        hosts.insert(hosts.end(), inv.begin(), inv.end());
+    }
+    for (const auto& arg : o.hosts) {
+        auto h = TRY(parse_host_arg(arg));
+        if (!o.identity.empty()) {
+            h.identity = o.identity;
+        }
+        if (!o.sudo.empty()) {
+            h.sudo = o.sudo == "password" ? SudoMode::password : o.sudo == "nopasswd" ? SudoMode::nopasswd : SudoMode::none;
+        }
+        hosts.push_back(h);
+    }
+    for (auto& h : hosts) {
+        if (h.sudo == SudoMode::password && !h.sudo_password) {
+            if (!o.sudo_password_file.empty()) {
+                h.sudo_password = SecretRef{o.sudo_password_file, ""};
+            } else if (!o.sudo_password_env.empty()) {
+                h.sudo_password = SecretRef{"", o.sudo_password_env};
+            } else {
+                return make_error(ErrorCode::usage, "host " + h.name +
+                                                        " uses sudo with a password: give --sudo-password-file or "
+                                                        "--sudo-password-env (never the password itself)");
+            }
+        }
+    }
+    if (hosts.empty()) {
+        return make_error(ErrorCode::usage, "no hosts: give user@host arguments, --inventory FILE, or --local");
+    }
+    return hosts;
+}
+
+} // namespace
+
+int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
+    auto mode = static_cast<RunMode>(mode_int);
+    auto profile = load_profile(ctx.host.profile);
+    if (!profile) {
+        std::cerr << profile.error().message << "\nnothing was changed: the profile has errors\n";
+        return k_exit_config;
+    }
+    auto hosts = collect_hosts(ctx.host);
+    if (!hosts) {
+        std::cerr << "nodectl: " << hosts.error().message << "\n";
+        return hosts.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
+    }
+    std::vector<HostJob> jobs;
+    for (auto& h : *hosts) {
+        auto steps = build_steps(*profile, h);
+        if (!steps) {
+            std::cerr << steps.error().message << "\nnothing was changed: the profile has errors\n";
+            return k_exit_config;
+        }
+        jobs.push_back({h, std::move(*steps)});
+    }
+
+    RunOptions options;
+    options.mode = mode;
+    options.parallel = ctx.global.parallel;
+    options.run_timeout = std::chrono::seconds(ctx.host.run_timeout);
+    options.profile_digest = profile->digest();
+    options.run_id = new_run_id();
+    SshOptions ssh = ctx.host.ssh;
+    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+
+    ConnectFn connect = [&](const HostSpec& h) -> Result<std::unique_ptr<Target>> {
+        if (h.local) {
+            if (mode == RunMode::apply && geteuid() != 0) {
+                return make_error(ErrorCode::auth, "--local apply must run as root");
+            }
+            return std::unique_ptr<Target>(new LocalTarget(h.name));
+        }
+        log::debug(h.name, "connecting to {}", h.address);
+        auto t = SshTarget::connect(h, ssh);
+        if (!t) {
+            return t.error();
+        }
+        return std::unique_ptr<Target>(std::move(*t));
+    };
+    log::info("nodectl", "{} {} host{} with profile {} (run {})",
+              mode == RunMode::apply ? "applying to" : mode == RunMode::plan ? "planning" : "checking", jobs.size(),
+              jobs.size() == 1 ? "" : "s", ctx.host.profile, options.run_id);
+    auto reports = run_hosts(jobs, options, connect);
+
+    if (ctx.global.json) {
+        std::cout << reports_json(reports, mode) << "\n";
+    } else {
+        std::cout << reports_text(reports, mode);
+    }
+    size_t failed = 0, drifted = 0;
+    for (const auto& r : reports) {
+        failed += !r.ok;
+        drifted += r.count(StepStatus::would_change) > 0;
+    }
+    if (failed == reports.size()) {
+        return k_exit_all_failed;
+    }
+    if (failed > 0) {
+        return k_exit_partial;
+    }
+    return mode == RunMode::check && drifted > 0 ? k_exit_drift : k_exit_ok;
+}
+
+} // namespace nodectl::cli

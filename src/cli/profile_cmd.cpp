@@ -1,0 +1,69 @@
+// `nodectl profile validate FILE` and `nodectl profile keys`.
+#include "cli/cli.hpp"
+#include "nodectl/config.hpp"
+#include "nodectl/module.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace nodectl::cli {
+
+namespace {
+
+std::string g_validate_file;
+
+} // namespace
+
+void configure_profile(CLI::App& app, Context&) {
+    app.require_subcommand(1);
+    auto* validate = app.add_subcommand("validate", "Check a profile and the profiles it includes");
+    validate->add_option("file", g_validate_file, "Profile (TOML)")->required();
+    app.add_subcommand("keys", "Print every configuration key: name, type, default and meaning");
+}
+
+int run_profile(CLI::App& app, Context& ctx) {
+    if (app.got_subcommand("keys")) {
+        if (ctx.global.json) {
+            nlohmann::json j = nlohmann::json::array();
+            for (const auto& k : config_keys()) {
+                j.push_back({{"name", k.name},
+                             {"file", k.file == ConfigFile::profile ? "profile" : "inventory"},
+                             {"type", type_name(k.type)},
+                             {"default", k.default_value},
+                             {"doc", k.doc}});
+            }
+            std::cout << j.dump(2) << "\n";
+            return k_exit_ok;
+        }
+        for (auto file : {ConfigFile::profile, ConfigFile::inventory}) {
+            std::cout << (file == ConfigFile::profile ? "Profile keys" : "\nInventory keys") << "\n";
+            for (const auto& k : config_keys()) {
+                if (k.file != file) {
+                    continue;
+                }
+                std::string def = k.default_value.empty() ? "" : " = " + std::string(k.default_value);
+                std::cout << "  " << k.name << " (" << type_name(k.type) << def << ")\n      " << k.doc << "\n";
+            }
+        }
+        return k_exit_ok;
+    }
+    auto profile = load_profile(g_validate_file);
+    if (!profile) {
+        std::cerr << profile.error().message << "\n";
+        return k_exit_config;
+    }
+    // Step building catches what only the modules know (e.g. a package both wanted and unwanted).
+    HostSpec placeholder;
+    placeholder.name = placeholder.address = "validate";
+    auto steps = build_steps(*profile, placeholder);
+    if (!steps && steps.error().message.find("unknown variable") == std::string::npos) {
+        std::cerr << steps.error().message << "\n";
+        return k_exit_config;
+    }
+    std::cout << g_validate_file << ": ok (" << profile->files().size() << " file"
+              << (profile->files().size() == 1 ? "" : "s") << ")\n";
+    return k_exit_ok;
+}
+
+} // namespace nodectl::cli

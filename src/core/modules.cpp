@@ -1,0 +1,29 @@
+// The module table: the order here is the order modules' steps run on a host.
+#include "modules/base/base.hpp"
+#include "nodectl/module.hpp"
+
+namespace nodectl {
+
+std::span<const Module> modules() {
+    static const Module k_modules[] = {
+        {"base", "hostname, time zone, /etc/hosts, apt proxy, packages, files, systemd units", &base::steps},
+    };
+    return k_modules;
+}
+
+Result<StepList> build_steps(const Profile& profile, const HostSpec& host) {
+    StepList all;
+    ModuleContext ctx{profile, host};
+    for (const auto& m : modules()) {
+        auto steps = m.steps(ctx);
+        if (!steps) {
+            return steps.error();
+        }
+        for (auto& s : *steps) {
+            all.push_back(std::move(s));
+        }
+    }
+    return all;
+}
+
+} // namespace nodectl

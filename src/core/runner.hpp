@@ -1,0 +1,67 @@
+// The runner: hosts in parallel (up to --parallel), steps in order on each host. It owns the host
+// lock, the journal on the host, timing, the per-host log prefix and the per-host report.
+#pragma once
+
+#include "nodectl/module.hpp"
+#include "nodectl/target.hpp"
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace nodectl {
+
+enum class RunMode { plan, apply, check };
+
+enum class StepStatus {
+    unchanged,     // probe found the host already right
+    changed,       // apply ran and the re-probe found it right
+    would_change,  // plan/check: probe found differences
+    done_before,   // resumed run: the interrupted run had finished this step
+    failed,
+    not_run,       // an earlier step failed
+};
+std::string_view status_name(StepStatus s);
+
+struct StepReport {
+    std::string id;
+    std::string title;
+    StepStatus status = StepStatus::not_run;
+    Plan plan;
+    std::string error;
+    double seconds = 0;
+};
+
+struct HostReport {
+    std::string host;
+    bool ok = false;
+    std::string error;        // set when !ok
+    std::string resumed_run;  // id of the interrupted run this one resumed, if any
+    std::vector<StepReport> steps;
+    double seconds = 0;
+
+    size_t count(StepStatus s) const;
+};
+
+struct HostJob {
+    HostSpec host;
+    StepList steps;
+};
+
+using ConnectFn = std::function<Result<std::unique_ptr<Target>>(const HostSpec&)>;
+
+struct RunOptions {
+    RunMode mode = RunMode::apply;
+    unsigned parallel = 8;
+    std::chrono::seconds run_timeout{3600};
+    std::string profile_digest;
+    std::string run_id;
+};
+
+std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& options, const ConnectFn& connect);
+
+// Runs one host's steps on an already connected target (the per-host part of run_hosts).
+HostReport run_steps(Target& target, StepList& steps, const RunOptions& options);
+
+} // namespace nodectl

@@ -1,0 +1,22 @@
+// Comparing a file on a Target with what it should be, in one round trip, by content hash.
+#pragma once
+
+#include "nodectl/target.hpp"
+
+#include <string>
+
+namespace nodectl::host {
+
+struct FileState {
+    bool exists = false;
+    uint32_t mode = 0;
+    std::string owner;
+    std::string group;
+    std::string sha256;
+};
+
+Result<FileState> file_state(Target& target, const std::string& path);
+Result<void> set_owner_mode(Target& target, const FileSpec& spec);
+Result<void> remove_file(Target& target, const std::string& path);
+
+} // namespace nodectl::host

@@ -1,0 +1,75 @@
+// base: the everyday first-boot chores.
+//
+// What it changes on a node: the apt proxy drop-in, the host name (/etc/hostname, the kernel's
+// name, the 127.0.1.1 line of /etc/hosts), the time zone (/etc/localtime, /etc/timezone), a marked
+// block of /etc/hosts, installed and removed Debian packages, files with content/mode/owner, and
+// enabled or disabled systemd units.
+// How it knows a change is already there: it reads the current state (file hashes, dpkg status,
+// `systemctl is-enabled/is-active`) and compares content, never timestamps.
+// How it is undone: it is not; removing a key from the profile leaves the host as it is
+// (`apt_proxy = ""` removes the proxy drop-in, `packages_absent` removes packages).
+#include "modules/base/base.hpp"
+#include "modules/base/steps.hpp"
+
+#include <algorithm>
+
+namespace nodectl::base {
+
+Result<StepList> steps(const ModuleContext& ctx) {
+    ConfigView cfg = ctx.profile.section("base");
+    StepList out;
+    if (cfg.has("apt_proxy")) {
+        ManagedFile f;
+        f.spec.path = k_apt_proxy_path;
+        f.spec.content = apt_proxy_conf(cfg.str("apt_proxy"));
+        f.absent = cfg.str("apt_proxy").empty();
+        out.push_back(std::make_unique<WriteFile>("base/apt_proxy", std::move(f)));
+    }
+    if (cfg.has("hostname")) {
+        auto name = TRY(expand_vars(cfg.str("hostname"), ctx.host, cfg.where("hostname")));
+        out.push_back(std::make_unique<SetHostname>(name));
+    }
+    if (cfg.has("timezone")) {
+        out.push_back(std::make_unique<SetTimezone>(cfg.str("timezone")));
+    }
+    if (cfg.has("hosts_entries")) {
+        std::vector<std::string> lines;
+        for (const auto& l : cfg.strings("hosts_entries")) {
+            lines.push_back(TRY(expand_vars(l, ctx.host, cfg.where("hosts_entries"))));
+        }
+        out.push_back(std::make_unique<ManageHostsBlock>(std::move(lines)));
+    }
+    auto present = cfg.strings("packages");
+    auto absent = cfg.strings("packages_absent");
+    for (const auto& p : present) {
+        if (std::find(absent.begin(), absent.end(), p) != absent.end()) {
+            return make_error(ErrorCode::config, cfg.where("packages_absent") + ": package '" + p +
+                                                     "' is in both base.packages and base.packages_absent");
+        }
+    }
+    if (!present.empty() || !absent.empty()) {
+        out.push_back(std::make_unique<EnsurePackages>(present, absent));
+    }
+    for (const auto& ft : cfg.tables("files")) {
+        ManagedFile f;
+        f.spec.path = ft.str("path");
+        f.spec.mode = static_cast<uint32_t>(std::stoul(ft.str("mode"), nullptr, 8));
+        f.spec.owner = ft.str("owner");
+        f.spec.group = ft.str("group");
+        f.sensitive = ft.boolean("sensitive");
+        if (ft.has("source")) {
+            f.source = ft.str("source");
+        } else {
+            f.spec.content = TRY(expand_vars(ft.str("content"), ctx.host, ft.where("content")));
+        }
+        out.push_back(std::make_unique<WriteFile>("base/file:" + f.spec.path, std::move(f)));
+    }
+    auto enabled = cfg.strings("units_enabled");
+    auto disabled = cfg.strings("units_disabled");
+    if (!enabled.empty() || !disabled.empty()) {
+        out.push_back(std::make_unique<EnsureUnits>(enabled, disabled));
+    }
+    return out;
+}
+
+} // namespace nodectl::base

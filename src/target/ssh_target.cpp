@@ -1,0 +1,409 @@
+#include "target/ssh_target.hpp"
+
+#include "target/local_target.hpp"
+#include "target/scripts.hpp"
+#include "util/strings.hpp"
+
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+
+#include <fcntl.h>
+
+#include <fstream>
+#include <thread>
+#include <vector>
+
+namespace nodectl {
+
+namespace {
+
+std::string fingerprint(ssh_key key) {
+    unsigned char* hash = nullptr;
+    size_t len = 0;
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != 0) {
+        return "(unknown)";
+    }
+    char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+    std::string out = std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " + fp;
+    ssh_string_free_char(fp);
+    ssh_clean_pubkey_hash(&hash);
+    return out;
+}
+
+// The session is closed by the destructor; until then errors are read from it.
+struct SessionGuard {
+    ssh_session s;
+    ~SessionGuard() {
+        if (s) {
+            ssh_disconnect(s);
+            ssh_free(s);
+        }
+    }
+};
+
+Result<void> check_host_key(ssh_session s, const std::string& where, const SshOptions& options) {
+    ssh_key server_key = nullptr;
+    if (ssh_get_server_publickey(s, &server_key) != SSH_OK) {
+        return make_error(ErrorCode::host_key, "cannot read the host key of " + where + ": " + ssh_get_error(s));
+    }
+    std::string server_fp = fingerprint(server_key);
+    ssh_key_free(server_key);
+    std::string file = options.known_hosts.empty() ? "~/.ssh/known_hosts" : options.known_hosts;
+
+    switch (ssh_session_is_known_server(s)) {
+    case SSH_KNOWN_HOSTS_OK:
+        return Ok{};
+    case SSH_KNOWN_HOSTS_CHANGED:
+    case SSH_KNOWN_HOSTS_OTHER: {
+        std::string known_fp = "(a key of another type)";
+        ssh_knownhosts_entry* entry = nullptr;
+        if (ssh_session_get_known_hosts_entry(s, &entry) == SSH_KNOWN_HOSTS_OK ||
+            (entry && entry->publickey)) {
+            known_fp = fingerprint(entry->publickey);
+        }
+        ssh_knownhosts_entry_free(entry);
+        return make_error(ErrorCode::host_key,
+                          "HOST KEY OF " + where + " HAS CHANGED: refusing to connect.\n  known (" + file +
+                              "): " + known_fp + "\n  offered now: " + server_fp +
+                              "\n  If the host was reinstalled, verify the new key out of band and remove the old "
+                              "entry (ssh-keygen -R HOST -f " + file + ").");
+    }
+    case SSH_KNOWN_HOSTS_NOT_FOUND:
+    case SSH_KNOWN_HOSTS_UNKNOWN:
+        if (!options.accept_new_host_key) {
+            return make_error(ErrorCode::host_key, "host key of " + where + " is not in " + file + " (it offers " +
+                                                       server_fp +
+                                                       "). Verify it, then re-run with --accept-new-host-key "
+                                                       "to record it.");
+        }
+        if (ssh_session_update_known_hosts(s) != SSH_OK) {
+            return make_error(ErrorCode::host_key, "cannot record the host key in " + file + ": " + ssh_get_error(s));
+        }
+        return Ok{};
+    case SSH_KNOWN_HOSTS_ERROR:
+        break;
+    }
+    return make_error(ErrorCode::host_key, "cannot check the host key of " + where + ": " + ssh_get_error(s));
+}
+
+Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string& where, const std::string& user) {
+    std::string tried;
+    if (host.identity) {
+        std::string path = *host.identity;
+        if (util::starts_with(path, "~/")) {
+            const char* home = getenv("HOME");
+            path = std::string(home ? home : "") + path.substr(1);
+        }
+        ssh_key key = nullptr;
+        if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK) {
+            return make_error(ErrorCode::auth, "cannot load private key " + path +
+                                                   " (missing, unreadable, or protected by a passphrase: use "
+                                                   "ssh-agent for such keys)");
+        }
+        int rc = ssh_userauth_publickey(s, nullptr, key);
+        ssh_key_free(key);
+        if (rc == SSH_AUTH_SUCCESS) {
+            return Ok{};
+        }
+        tried = "key " + path;
+    } else {
+        if (getenv("SSH_AUTH_SOCK") && ssh_userauth_agent(s, nullptr) == SSH_AUTH_SUCCESS) {
+            return Ok{};
+        }
+        if (ssh_userauth_publickey_auto(s, nullptr, nullptr) == SSH_AUTH_SUCCESS) {
+            return Ok{};
+        }
+        tried = "ssh-agent and ~/.ssh/id_*";
+    }
+    return make_error(ErrorCode::auth, "authentication as '" + user + "' on " + where + " failed (tried " + tried +
+                                           "): the server accepted none of the keys");
+}
+
+std::string proxy_command(const std::string& jump, const SshOptions& options) {
+    // libssh 0.10 has no native ProxyJump; it runs `ssh -W` as a ProxyCommand, which checks the
+    // jump host's key strictly against the same known_hosts file.
+    std::string cmd = "ssh -W '[%h]:%p' -o BatchMode=yes -o StrictHostKeyChecking=yes";
+    if (!options.known_hosts.empty()) {
+        cmd += " -o UserKnownHostsFile=" + shell_quote(options.known_hosts);
+    }
+    auto colon = jump.rfind(':');
+    if (colon != std::string::npos && jump.find(']') == std::string::npos && jump.find(':') == colon) {
+        cmd += " -p " + shell_quote(jump.substr(colon + 1)) + " " + shell_quote(jump.substr(0, colon));
+    } else {
+        cmd += " " + shell_quote(jump);
+    }
+    return cmd;
+}
+
+} // namespace
+
+Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, const SshOptions& options) {
+    SessionGuard g{ssh_new()};
+    ssh_session s = g.s;
+    if (!s) {
+        return make_error(ErrorCode::internal, "ssh_new failed");
+    }
+    ssh_options_set(s, SSH_OPTIONS_HOST, host.address.c_str());
+    // ~/.ssh/config first, so that what the inventory says explicitly wins.
+    if (ssh_options_parse_config(s, options.ssh_config.empty() ? nullptr : options.ssh_config.c_str()) < 0) {
+        return make_error(ErrorCode::config, "cannot parse ssh config: " + std::string(ssh_get_error(s)));
+    }
+    if (host.port) {
+        unsigned port = static_cast<unsigned>(*host.port);
+        ssh_options_set(s, SSH_OPTIONS_PORT, &port);
+    }
+    if (host.user) {
+        ssh_options_set(s, SSH_OPTIONS_USER, host.user->c_str());
+    }
+    long timeout = static_cast<long>(options.connect_timeout.count());
+    ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout);
+    if (!options.known_hosts.empty()) {
+        ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, options.known_hosts.c_str());
+    }
+    if (host.proxy_jump) {
+        ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, proxy_command(*host.proxy_jump, options).c_str());
+    }
+    char* user_c = nullptr;
+    ssh_options_get(s, SSH_OPTIONS_USER, &user_c);
+    std::string user = user_c ? user_c : "root";
+    ssh_string_free_char(user_c);
+    unsigned port = 22;
+    ssh_options_get_port(s, &port);
+    std::string where = user + "@" + host.address + ":" + std::to_string(port);
+
+    if (ssh_connect(s) != SSH_OK) {
+        return make_error(ErrorCode::connect, "cannot connect to " + where + ": " + ssh_get_error(s));
+    }
+    TRY_VOID(check_host_key(s, where, options));
+    TRY_VOID(authenticate(s, host, where, user));
+
+    std::optional<Secret> password;
+    if (host.sudo == SudoMode::password) {
+        password = TRY(resolve_secret(*host.sudo_password));
+    }
+    std::unique_ptr<SshTarget> target(new SshTarget(host.name, s, host.sudo, std::move(password)));
+    g.s = nullptr;  // owned by the target now
+    TRY_VOID(target->verify_root());
+    return target;
+}
+
+SshTarget::SshTarget(std::string name, ssh_session session, SudoMode sudo, std::optional<Secret> sudo_password)
+    : m_name(std::move(name)), m_session(session), m_sudo(sudo), m_sudo_password(std::move(sudo_password)) {}
+
+SshTarget::~SshTarget() {
+    ssh_disconnect(m_session);
+    ssh_free(m_session);
+}
+
+Result<void> SshTarget::verify_root() {
+    Command cmd;
+    cmd.script = "id -u";
+    cmd.mutates = false;
+    cmd.timeout = std::chrono::seconds(30);
+    auto r = TRY(run(cmd));
+    if (r.exit_code == 0 && util::trim(r.out) == "0") {
+        return Ok{};
+    }
+    std::string why = util::trim(r.err);
+    switch (m_sudo) {
+    case SudoMode::none:
+        return make_error(ErrorCode::auth, "logged in, but not as root (uid " + util::trim(r.out) +
+                                               "); set sudo = \"nopasswd\" or \"password\" for this host");
+    case SudoMode::nopasswd:
+        return make_error(ErrorCode::auth, "sudo -n was refused (" + why +
+                                               "); this user needs a password for sudo: set sudo = \"password\"");
+    case SudoMode::password:
+        return make_error(ErrorCode::auth, "sudo refused the password (" + why + ")");
+    }
+    return make_error(ErrorCode::auth, "cannot become root");
+}
+
+std::string SshTarget::wrap(const Command& cmd, std::string& input) const {
+    // The remote `timeout` kills the command on the host; our own deadline covers a dead link.
+    std::string inner = "timeout -k 5 " + std::to_string(cmd.timeout.count()) + " sh -c " +
+                        shell_quote(std::string(k_script_prologue) + cmd.script);
+    input = cmd.input;
+    switch (m_sudo) {
+    case SudoMode::none:
+        return "exec " + inner;
+    case SudoMode::nopasswd:
+        return "exec sudo -n -- " + inner;
+    case SudoMode::password:
+        // -k: always ask, so the first stdin line is always consumed as the password. The password
+        // travels on stdin; it is never in any command line.
+        input = m_sudo_password->reveal() + "\n" + cmd.input;
+        return "exec sudo -S -k -p '' -- " + inner;
+    }
+    return inner;
+}
+
+Result<CommandResult> SshTarget::run(const Command& cmd) {
+    std::string input;
+    std::string line = wrap(cmd, input);
+    ssh_channel ch = ssh_channel_new(m_session);
+    if (!ch) {
+        return make_error(ErrorCode::connect, "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
+    }
+    struct ChannelGuard {
+        ssh_channel c;
+        ~ChannelGuard() {
+            ssh_channel_close(c);
+            ssh_channel_free(c);
+        }
+    } guard{ch};
+    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
+        return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
+    }
+    for (size_t off = 0; off < input.size();) {
+        int n = ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
+        if (n == SSH_ERROR) {
+            return make_error(ErrorCode::connect, "lost the connection while sending input: " +
+                                                      std::string(ssh_get_error(m_session)));
+        }
+        off += static_cast<size_t>(n);
+    }
+    ssh_channel_send_eof(ch);
+
+    CommandResult result;
+    auto deadline = std::chrono::steady_clock::now() + cmd.timeout + std::chrono::seconds(10);
+    char buf[65536];
+    while (true) {
+        int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 200);
+        if (n > 0) {
+            result.out.append(buf, static_cast<size_t>(n));
+        }
+        int e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1);
+        if (e > 0) {
+            result.err.append(buf, static_cast<size_t>(e));
+        }
+        if (n == SSH_ERROR || e == SSH_ERROR) {
+            return make_error(ErrorCode::connect, "lost the connection: " + std::string(ssh_get_error(m_session)));
+        }
+        if (n == 0 && e <= 0 && ssh_channel_is_eof(ch)) {
+            break;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            ssh_channel_request_send_signal(ch, "KILL");
+            return make_error(ErrorCode::timeout, "command did not finish within " + std::to_string(cmd.timeout.count()) + "s");
+        }
+    }
+    // Drain whatever arrived with the EOF, then collect the exit status.
+    int e;
+    while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+        result.err.append(buf, static_cast<size_t>(e));
+    }
+    result.exit_code = ssh_channel_get_exit_status(ch);
+    for (int i = 0; result.exit_code < 0 && i < 50; ++i) {
+        ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 20);
+        result.exit_code = ssh_channel_get_exit_status(ch);
+    }
+    if (result.exit_code == 124) {
+        return make_error(ErrorCode::timeout, "command timed out after " + std::to_string(cmd.timeout.count()) + "s");
+    }
+    return result;
+}
+
+namespace {
+
+// The lock lives as long as this channel: a remote `cat` holding the flock'ed fd, which exits
+// when the channel (or the whole connection, if nodectl dies) closes.
+class SshLock final : public HostLock {
+public:
+    explicit SshLock(ssh_channel ch) : m_ch(ch) {}
+    ~SshLock() override {
+        ssh_channel_send_eof(m_ch);
+        ssh_channel_close(m_ch);
+        ssh_channel_free(m_ch);
+    }
+
+private:
+    ssh_channel m_ch;
+};
+
+} // namespace
+
+Result<std::unique_ptr<HostLock>> SshTarget::lock(const std::string& holder) {
+    Command cmd;
+    cmd.script = "mkdir -p /var/lib/nodectl && chmod 0700 /var/lib/nodectl && exec 9>/var/lib/nodectl/lock && "
+                 "if ! flock -n 9; then echo \"busy $(cat /var/lib/nodectl/lock.owner 2>/dev/null)\"; exit 75; fi; "
+                 "printf '%s\\n' " + shell_quote(holder) + " > /var/lib/nodectl/lock.owner; echo locked; exec cat >/dev/null";
+    cmd.timeout = std::chrono::hours(24 * 365);
+    std::string input;
+    std::string line = wrap(cmd, input);
+    ssh_channel ch = ssh_channel_new(m_session);
+    if (!ch || ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
+        if (ch) {
+            ssh_channel_free(ch);
+        }
+        return make_error(ErrorCode::connect, "cannot open the lock channel: " + std::string(ssh_get_error(m_session)));
+    }
+    if (!input.empty()) {
+        ssh_channel_write(ch, input.data(), static_cast<uint32_t>(input.size()));
+    }
+    std::string out;
+    char buf[512];
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (out.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 200);
+        if (n > 0) {
+            out.append(buf, static_cast<size_t>(n));
+        } else if (n < 0 || ssh_channel_is_eof(ch)) {
+            break;
+        }
+    }
+    if (util::starts_with(out, "locked")) {
+        return std::unique_ptr<HostLock>(new SshLock(ch));
+    }
+    ssh_channel_close(ch);
+    ssh_channel_free(ch);
+    if (util::starts_with(out, "busy")) {
+        return make_error(ErrorCode::locked, "another nodectl run holds /var/lib/nodectl/lock (" + util::trim(out.substr(5)) + ")");
+    }
+    return make_error(ErrorCode::command, "cannot take /var/lib/nodectl/lock: " + util::trim(out));
+}
+
+Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& dest) {
+    std::ifstream in(local_path, std::ios::binary);
+    if (!in) {
+        return make_error(ErrorCode::io, "cannot read " + local_path);
+    }
+    sftp_session sftp = sftp_new(m_session);
+    if (!sftp || sftp_init(sftp) != SSH_OK) {
+        if (sftp) {
+            sftp_free(sftp);
+        }
+        return make_error(ErrorCode::connect, "cannot start SFTP: " + std::string(ssh_get_error(m_session)));
+    }
+    struct SftpGuard {
+        sftp_session s;
+        ~SftpGuard() { sftp_free(s); }
+    } sg{sftp};
+    // The login user's temporary upload name; root moves it into place afterwards.
+    char* home = sftp_canonicalize_path(sftp, ".");
+    std::string tmp = std::string(home ? home : "/tmp") + "/.nodectl-upload-" + std::to_string(getpid()) + "-" +
+                      std::to_string(std::hash<std::string>{}(dest.path) % 100000);
+    ssh_string_free_char(home);
+    sftp_file f = sftp_open(sftp, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!f) {
+        return make_error(ErrorCode::command, "SFTP cannot create " + tmp + ": " + ssh_get_error(m_session));
+    }
+    std::vector<char> buf(1 << 16);
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        auto n = static_cast<size_t>(in.gcount());
+        if (n > 0 && sftp_write(f, buf.data(), n) != static_cast<ssize_t>(n)) {
+            sftp_close(f);
+            sftp_unlink(sftp, tmp.c_str());
+            return make_error(ErrorCode::command, "SFTP write to " + tmp + " failed: " + ssh_get_error(m_session));
+        }
+    }
+    sftp_close(f);
+    // Copied (not moved) into place: the temporary file may be on another filesystem, and only
+    // a rename within the destination's directory is atomic.
+    Command mv;
+    mv.script = "t=" + shell_quote(tmp) + "; trap 'rm -f -- \"$t\"' EXIT; (" + atomic_write_script(dest) + ") < \"$t\"";
+    TRY(run_checked(mv, "moving the upload into " + dest.path));
+    return Ok{};
+}
+
+} // namespace nodectl

@@ -1,0 +1,46 @@
+// SshTarget: a host reached over SSH with libssh. Host keys are checked strictly against
+// known_hosts; a first contact is accepted only when asked to, a changed key never. Commands run
+// as root: directly, or through `sudo -n`, or through `sudo -S` with the password on stdin.
+#pragma once
+
+#include "nodectl/config.hpp"
+#include "nodectl/target.hpp"
+
+#include <chrono>
+#include <string>
+
+struct ssh_session_struct;
+
+namespace nodectl {
+
+struct SshOptions {
+    std::string known_hosts;  // empty: ~/.ssh/known_hosts
+    std::string ssh_config;   // empty: ~/.ssh/config
+    bool accept_new_host_key = false;
+    std::chrono::seconds connect_timeout{15};
+};
+
+class SshTarget final : public Target {
+public:
+    static Result<std::unique_ptr<SshTarget>> connect(const HostSpec& host, const SshOptions& options);
+    ~SshTarget() override;
+
+    const std::string& name() const override { return m_name; }
+    Result<CommandResult> run(const Command& cmd) override;
+    Result<std::unique_ptr<HostLock>> lock(const std::string& holder) override;
+    // Copies a local file with SFTP (to a private temporary name), then moves it into place as
+    // root with the given owner and mode.
+    Result<void> upload(const std::string& local_path, const FileSpec& dest) override;
+
+private:
+    SshTarget(std::string name, ssh_session_struct* session, SudoMode sudo, std::optional<Secret> sudo_password);
+    std::string wrap(const Command& cmd, std::string& input) const;
+    Result<void> verify_root();
+
+    std::string m_name;
+    ssh_session_struct* m_session;
+    SudoMode m_sudo;
+    std::optional<Secret> m_sudo_password;
+};
+
+} // namespace nodectl
