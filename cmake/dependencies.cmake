@@ -13,11 +13,17 @@ if(NODECTL_STATIC)
   endif()
   target_include_directories(nodectl_deps INTERFACE "${NODECTL_STATIC_DEPS}/include")
   target_compile_definitions(nodectl_deps INTERFACE LIBSSH_STATIC CURL_STATICLIB)
+  # Full paths to the archives: CMake would otherwise wrap -l flags in -Bstatic/-Bdynamic.
+  set(static_archives "")
+  foreach(lib ssl crypto zstd lzma bz2 z)
+    find_library(NODECTL_STATIC_${lib} NAMES lib${lib}.a REQUIRED)
+    list(APPEND static_archives ${NODECTL_STATIC_${lib}})
+  endforeach()
   target_link_libraries(nodectl_deps INTERFACE
     "${NODECTL_STATIC_DEPS}/lib/libssh.a"
     "${NODECTL_STATIC_DEPS}/lib/libcurl.a"
     "${NODECTL_STATIC_DEPS}/lib/libarchive.a"
-    libssl.a libcrypto.a libzstd.a liblzma.a libbz2.a libz.a pthread dl)
+    ${static_archives} -pthread -ldl)
 else()
   pkg_check_modules(DEPS REQUIRED IMPORTED_TARGET libssh libcurl libarchive openssl)
   target_link_libraries(nodectl_deps INTERFACE PkgConfig::DEPS)

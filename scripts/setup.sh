@@ -32,28 +32,19 @@ for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
 done
 
 # deb-src entries are needed for `apt-get source` (static build of curl/libssh/libarchive).
-# Same archives as the binary packages (including security updates), so the rebuilt libraries
-# match what is installed.
+# deb-src entries for `apt-get source` (static build of curl/libssh/libarchive). The security
+# suite's source packages are not reachable from these machines, so the static build uses the
+# bookworm and bookworm-updates sources (see README, "Static binary").
 src_list=/etc/apt/sources.list.d/nodectl-deb-src.sources
-need_update=0
-if [ ! -f "$src_list" ] || ! grep -q security "$src_list"; then
-  uri=$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  sec=$(awk '/^URIs:/ && /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  uri=${uri:-http://deb.debian.org/debian}
-  sec=${sec:-http://deb.debian.org/debian-security}
-  cat > "$src_list.tmp" <<SRC
-Types: deb-src
-URIs: $uri
+uri=$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+want_src="Types: deb-src
+URIs: ${uri:-http://deb.debian.org/debian}
 Suites: bookworm bookworm-updates
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: $sec
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+need_update=0
+if [ "$(cat "$src_list" 2>/dev/null)" != "$want_src" ]; then
+  printf '%s\n' "$want_src" > "$src_list.tmp"
   mv "$src_list.tmp" "$src_list"
   need_update=1
 fi

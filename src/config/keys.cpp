@@ -64,6 +64,9 @@ std::string timezone(const toml::node& n) {
 
 std::string http_url(const toml::node& n) {
     static const std::regex k_re("^https?://[^\\s/]+(:[0-9]+)?/?$");
+    if (str_of(n).find("${") != std::string::npos) {
+        return "";  // checked after per-host expansion
+    }
     return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL such as \"http://host:3142\"";
 }
 

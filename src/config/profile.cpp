@@ -15,13 +15,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void merge_into(toml::table& dst, const toml::table& src) {
-    for (const auto& [key, node] : src) {
+// Nodes are moved, not copied: toml++ keeps a node's source position only when it is moved.
+void merge_into(toml::table& dst, toml::table&& src) {
+    for (auto&& [key, node] : src) {
         auto* existing = dst.get(key);
         if (existing && existing->is_table() && node.is_table()) {
-            merge_into(*existing->as_table(), *node.as_table());
+            merge_into(*existing->as_table(), std::move(*node.as_table()));
         } else {
-            dst.insert_or_assign(key, node);
+            dst.insert_or_assign(key, std::move(node));
         }
     }
 }
@@ -66,7 +67,7 @@ struct Loader {
         parsed->erase("extends");
         parsed->erase("include");
         resolve_sources(*parsed, dir);
-        merge_into(out, *parsed);
+        merge_into(out, std::move(*parsed));
         files.push_back(path.string());
     }
 

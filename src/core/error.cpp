@@ -11,13 +11,12 @@ Error make_error(ErrorCode code, std::string message) {
 
 std::string Error::describe() const {
     std::string out;
-    if (!host.empty()) {
-        out += host + ": ";
+    for (const std::string* part : {&host, &step}) {
+        if (!part->empty()) {
+            out.append(*part).append(": ");
+        }
     }
-    if (!step.empty()) {
-        out += step + ": ";
-    }
-    return out + message;
+    return out.append(message);
 }
 
 } // namespace nodectl

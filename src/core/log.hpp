@@ -17,6 +17,10 @@ void info(std::string_view host, fmt::format_string<Args...> f, Args&&... args) 
     spdlog::info("{}: {}", host, fmt::format(f, std::forward<Args>(args)...));
 }
 template <class... Args>
+void trace(std::string_view host, fmt::format_string<Args...> f, Args&&... args) {
+    spdlog::trace("{}: {}", host, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
 void debug(std::string_view host, fmt::format_string<Args...> f, Args&&... args) {
     spdlog::debug("{}: {}", host, fmt::format(f, std::forward<Args>(args)...));
 }

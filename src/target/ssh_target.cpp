@@ -1,5 +1,6 @@
 #include "target/ssh_target.hpp"
 
+#include "core/log.hpp"
 #include "target/local_target.hpp"
 #include "target/scripts.hpp"
 #include "util/strings.hpp"
@@ -155,6 +156,9 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
     if (host.user) {
         ssh_options_set(s, SSH_OPTIONS_USER, host.user->c_str());
     }
+    // Without TCP_NODELAY every small command waits ~40 ms for Nagle and delayed ACKs.
+    int nodelay = 1;
+    ssh_options_set(s, SSH_OPTIONS_NODELAY, &nodelay);
     long timeout = static_cast<long>(options.connect_timeout.count());
     ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &timeout);
     if (!options.known_hosts.empty()) {
@@ -238,6 +242,15 @@ std::string SshTarget::wrap(const Command& cmd, std::string& input) const {
 }
 
 Result<CommandResult> SshTarget::run(const Command& cmd) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto result = run_channel(cmd);
+    // Scripts never hold secrets (those travel on stdin), so they can be logged.
+    log::trace(m_name, "{:.1f} ms: {}", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+               cmd.script.substr(0, 120));
+    return result;
+}
+
+Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
     std::string input;
     std::string line = wrap(cmd, input);
     ssh_channel ch = ssh_channel_new(m_session);

@@ -35,6 +35,7 @@ public:
 private:
     SshTarget(std::string name, ssh_session_struct* session, SudoMode sudo, std::optional<Secret> sudo_password);
     std::string wrap(const Command& cmd, std::string& input) const;
+    Result<CommandResult> run_channel(const Command& cmd);
     Result<void> verify_root();
 
     std::string m_name;

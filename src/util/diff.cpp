@@ -46,12 +46,12 @@ std::vector<Edit> edit_script(const std::vector<std::string>& a, const std::vect
             out.push_back({' ', a[pre + i]});
             ++i;
             ++j;
-        } else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) {
+        } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+            out.push_back({'-', a[pre + i]});  // deletions first, as diff -u prints them
+            ++i;
+        } else {
             out.push_back({'+', b[pre + j]});
             ++j;
-        } else {
-            out.push_back({'-', a[pre + i]});
-            ++i;
         }
     }
     for (size_t k = a.size() - suf; k < a.size(); ++k) {

@@ -19,10 +19,15 @@ Result<StepList> steps(const ModuleContext& ctx) {
     ConfigView cfg = ctx.profile.section("base");
     StepList out;
     if (cfg.has("apt_proxy")) {
+        auto url = TRY(expand_vars(cfg.str("apt_proxy"), ctx.host, cfg.where("apt_proxy")));
+        if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://")) {
+            return make_error(ErrorCode::config, cfg.where("apt_proxy") + ": 'base.apt_proxy' for host '" +
+                                                     ctx.host.name + "' is \"" + url + "\", not an http(s):// URL");
+        }
         ManagedFile f;
         f.spec.path = k_apt_proxy_path;
-        f.spec.content = apt_proxy_conf(cfg.str("apt_proxy"));
-        f.absent = cfg.str("apt_proxy").empty();
+        f.spec.content = apt_proxy_conf(url);
+        f.absent = url.empty();
         out.push_back(std::make_unique<WriteFile>("base/apt_proxy", std::move(f)));
     }
     if (cfg.has("hostname")) {

@@ -1,0 +1,573 @@
+// The base module's steps against a FakeTarget: each finds what differs on a fresh host, makes it
+// so, finds nothing left to do afterwards, and a second run changes nothing.
+#include "fake_target.hpp"
+#include "test_support.hpp"
+
+#include "core/runner.hpp"
+#include "modules/base/base.hpp"
+#include "modules/base/steps.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <functional>
+
+using namespace nodectl;
+using namespace nodectl::base;
+using nodectl::testing::FakeHost;
+using nodectl::testing::FakeTarget;
+using nodectl::testing::QuietLogs;
+using nodectl::testing::TempDir;
+
+namespace {
+
+using StepFactory = std::function<std::unique_ptr<Step>()>;
+
+std::vector<std::string> summaries(const Plan& plan) {
+    std::vector<std::string> out;
+    for (const auto& c : plan.changes) {
+        out.push_back(c.summary);
+    }
+    return out;
+}
+
+bool mentions(const std::vector<std::string>& lines, const std::string& part) {
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+}
+
+Plan probe_ok(Step& step, Target& target) {
+    auto plan = step.probe(target);
+    REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
+    return *plan;
+}
+
+// Applies as the runner does (apply, then re-probe) and returns the plan that was applied.
+Plan apply_and_reprobe(Step& step, FakeTarget& target) {
+    Plan plan = probe_ok(step, target);
+    REQUIRE_FALSE(plan.empty());
+    size_t before = target.host().host_mutations();
+    auto applied = step.apply(target, plan);
+    REQUIRE_MESSAGE(applied.ok(), (applied.ok() ? "" : applied.error().message));
+    CHECK(target.host().host_mutations() > before);
+    Plan again = probe_ok(step, target);
+    CHECK_MESSAGE(again.empty(), "still differs: " << util::join(summaries(again), "; "));
+    return plan;
+}
+
+RunOptions apply_options() {
+    RunOptions o;
+    o.mode = RunMode::apply;
+    o.run_id = "test-run";
+    o.profile_digest = "digest";
+    return o;
+}
+
+StepStatus run_through_runner(const StepFactory& make, FakeTarget& target) {
+    StepList steps;
+    steps.push_back(make());
+    auto report = run_steps(target, steps, apply_options());
+    REQUIRE(report.steps.size() == 1);
+    CHECK_MESSAGE(report.ok, report.error);
+    return report.steps[0].status;
+}
+
+// First run changes the host; the second finds nothing to do and makes no changing call.
+void check_second_run_changes_nothing(const StepFactory& make, FakeTarget& target) {
+    QuietLogs quiet;
+    REQUIRE(run_through_runner(make, target) == StepStatus::changed);
+    size_t mutations = target.host().host_mutations();
+    REQUIRE(mutations > 0);
+
+    auto step = make();
+    CHECK(probe_ok(*step, target).empty());
+    CHECK(run_through_runner(make, target) == StepStatus::unchanged);
+    CHECK(target.host().host_mutations() == mutations);
+    CHECK(target.host().unknown.empty());
+}
+
+ManagedFile inline_file(const std::string& path, const std::string& content, uint32_t mode = 0644) {
+    ManagedFile f;
+    f.spec.path = path;
+    f.spec.content = content;
+    f.spec.mode = mode;
+    return f;
+}
+
+} // namespace
+
+// ---- WriteFile ----
+
+TEST_CASE("WriteFile inline: fresh host gets the file with content, mode and owner") {
+    FakeTarget t;
+    ManagedFile f = inline_file("/etc/motd", "Welcome\n", 0640);
+    f.spec.group = "adm";
+    WriteFile step("base/file:/etc/motd", f);
+
+    Plan plan = apply_and_reprobe(step, t);
+    REQUIRE(plan.changes.size() == 1);
+    CHECK(plan.changes[0].summary == "create /etc/motd (0640 root:adm)");
+    CHECK(plan.changes[0].diff.find("+Welcome") != std::string::npos);
+
+    REQUIRE(t.host().file_exists("/etc/motd"));
+    const auto& file = t.host().files.at("/etc/motd");
+    CHECK(file.content == "Welcome\n");
+    CHECK(file.mode == 0640);
+    CHECK(file.owner == "root");
+    CHECK(file.group == "adm");
+    CHECK(t.host().unknown.empty());
+}
+
+TEST_CASE("WriteFile inline: changed content is planned as a diff and rewritten") {
+    FakeTarget t;
+    t.host().put("/etc/motd", "old line\nsame\n");
+    WriteFile step("base/file:/etc/motd", inline_file("/etc/motd", "new line\nsame\n"));
+
+    Plan plan = apply_and_reprobe(step, t);
+    REQUIRE(plan.changes.size() == 1);
+    CHECK(plan.changes[0].summary == "update content of /etc/motd");
+    CHECK(plan.changes[0].diff.find("-old line\n+new line\n") != std::string::npos);
+    CHECK(t.host().content("/etc/motd") == "new line\nsame\n");
+}
+
+TEST_CASE("WriteFile inline: only mode and owner differ, so the file is not rewritten") {
+    FakeTarget t;
+    t.host().put("/etc/motd", "Welcome\n", 0600, "www-data", "www-data");
+    WriteFile step("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0644));
+
+    Plan plan = apply_and_reprobe(step, t);
+    auto s = summaries(plan);
+    CHECK(s.size() == 2);
+    CHECK(mentions(s, "/etc/motd mode 0600 -> 0644"));
+    CHECK(mentions(s, "/etc/motd owner www-data:www-data -> root:root"));
+    const auto& m = t.host().mutations;
+    CHECK(std::none_of(m.begin(), m.end(), [](const std::string& x) { return x.rfind("write ", 0) == 0; }));
+    CHECK(t.host().files.at("/etc/motd").mode == 0644);
+    CHECK(t.host().files.at("/etc/motd").owner == "root");
+}
+
+TEST_CASE("WriteFile sensitive: the content never appears in the plan") {
+    FakeTarget t;
+    ManagedFile f = inline_file("/etc/secret.key", "hunter2\n", 0600);
+    f.sensitive = true;
+    WriteFile step("base/file:/etc/secret.key", f);
+
+    Plan created = probe_ok(step, t);
+    REQUIRE(created.changes.size() == 1);
+    CHECK(created.changes[0].diff.empty());
+
+    t.host().put("/etc/secret.key", "old secret\n", 0600);
+    Plan updated = probe_ok(step, t);
+    REQUIRE(updated.changes.size() == 1);
+    CHECK(updated.changes[0].summary.find("sensitive") != std::string::npos);
+    CHECK(updated.changes[0].diff.empty());
+    CHECK(updated.changes[0].summary.find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("WriteFile inline: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing(
+        [] { return std::make_unique<WriteFile>("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0600)); },
+        t);
+}
+
+TEST_CASE("WriteFile with source: the local file is uploaded") {
+    TempDir dir;
+    std::string src = dir.write("files/issue", "Debian GNU/Linux \\n \\l\n");
+    FakeTarget t;
+    ManagedFile f;
+    f.spec.path = "/etc/issue";
+    f.source = src;
+    WriteFile step("base/file:/etc/issue", f);
+
+    Plan plan = apply_and_reprobe(step, t);
+    REQUIRE(plan.changes.size() == 1);
+    CHECK(plan.changes[0].summary == "create /etc/issue (0644 root:root)");
+    CHECK(plan.changes[0].diff.find("+Debian GNU/Linux") != std::string::npos);
+    CHECK(t.host().content("/etc/issue") == "Debian GNU/Linux \\n \\l\n");
+    const auto& m = t.host().mutations;
+    CHECK(std::find(m.begin(), m.end(), "upload /etc/issue") != m.end());
+
+    // The local file changes: the host's copy is now out of date.
+    dir.write("files/issue", "changed\n");
+    Plan again = probe_ok(step, t);
+    REQUIRE(again.changes.size() == 1);
+    CHECK(again.changes[0].summary == "update content of /etc/issue");
+    CHECK(again.changes[0].diff.find("+changed") != std::string::npos);
+}
+
+TEST_CASE("WriteFile with source: a missing local file is an error, not an empty file") {
+    FakeTarget t;
+    ManagedFile f;
+    f.spec.path = "/etc/issue";
+    f.source = "/nonexistent/nodectl-unit/issue";
+    WriteFile step("base/file:/etc/issue", f);
+    auto plan = step.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message.find("/nonexistent/nodectl-unit/issue") != std::string::npos);
+    CHECK(t.host().host_mutations() == 0);
+}
+
+TEST_CASE("WriteFile with source: second run changes nothing") {
+    TempDir dir;
+    std::string src = dir.write("issue", "hello\n");
+    FakeTarget t;
+    check_second_run_changes_nothing(
+        [&] {
+            ManagedFile f;
+            f.spec.path = "/etc/issue";
+            f.source = src;
+            return std::make_unique<WriteFile>("base/file:/etc/issue", f);
+        },
+        t);
+}
+
+TEST_CASE("WriteFile absent: an existing file is removed, a missing one is left alone") {
+    FakeTarget t;
+    t.host().put("/etc/apt/apt.conf.d/01nodectl-proxy", "Acquire::http::Proxy \"http://old:3142\";\n");
+    ManagedFile f;
+    f.spec.path = "/etc/apt/apt.conf.d/01nodectl-proxy";
+    f.absent = true;
+    WriteFile step("base/apt_proxy", f);
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) == std::vector<std::string>{"remove /etc/apt/apt.conf.d/01nodectl-proxy"});
+    CHECK_FALSE(t.host().file_exists("/etc/apt/apt.conf.d/01nodectl-proxy"));
+}
+
+TEST_CASE("WriteFile absent: second run changes nothing") {
+    FakeTarget t;
+    t.host().put("/etc/cron.d/old-job", "* * * * * root true\n");
+    check_second_run_changes_nothing(
+        [] {
+            ManagedFile f;
+            f.spec.path = "/etc/cron.d/old-job";
+            f.absent = true;
+            return std::make_unique<WriteFile>("base/file:/etc/cron.d/old-job", f);
+        },
+        t);
+}
+
+TEST_CASE("WriteFile: a directory where the file should be is an error") {
+    FakeTarget t;
+    t.host().dirs.insert("/etc/motd");
+    WriteFile step("base/file:/etc/motd", inline_file("/etc/motd", "x\n"));
+    auto plan = step.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message.find("not a regular file") != std::string::npos);
+}
+
+TEST_CASE("apt proxy drop-in content names the proxy") {
+    CHECK(apt_proxy_conf("http://cache:3142") ==
+          "// Managed by nodectl (base.apt_proxy).\nAcquire::http::Proxy \"http://cache:3142\";\n");
+}
+
+// ---- SetHostname ----
+
+TEST_CASE("SetHostname: fresh host gets /etc/hostname, the kernel name and the 127.0.1.1 line") {
+    FakeTarget t;
+    SetHostname step("web1");
+
+    Plan plan = apply_and_reprobe(step, t);
+    auto s = summaries(plan);
+    REQUIRE(s.size() == 3);
+    CHECK(s[0] == "/etc/hostname: debian -> web1");
+    CHECK(s[1] == "running host name: debian -> web1");
+    CHECK(s[2] == "/etc/hosts: 127.0.1.1 web1");
+    CHECK(plan.changes[2].diff.find("-127.0.1.1\tdebian\n+127.0.1.1\tweb1\n") != std::string::npos);
+
+    CHECK(t.host().content("/etc/hostname") == "web1\n");
+    CHECK(t.host().hostname == "web1");
+    std::string hosts = t.host().content("/etc/hosts");
+    CHECK(hosts.find("127.0.1.1\tweb1\n") != std::string::npos);
+    CHECK(hosts.find("debian") == std::string::npos);
+    // Everything else in /etc/hosts is kept.
+    CHECK(hosts.find("127.0.0.1\tlocalhost\n") == 0);
+    CHECK(hosts.find("::1     localhost ip6-localhost ip6-loopback\n") != std::string::npos);
+}
+
+TEST_CASE("SetHostname: a host without 127.0.1.1 line or /etc/hostname gets both") {
+    FakeTarget t;
+    t.host().files.erase("/etc/hostname");
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n");
+    SetHostname step("db-2.example.org");
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan)[0] == "/etc/hostname: (none) -> db-2.example.org");
+    CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n127.0.1.1\tdb-2.example.org\n");
+    CHECK(t.host().content("/etc/hostname") == "db-2.example.org\n");
+}
+
+TEST_CASE("SetHostname: only the kernel name differs, so only `hostname` runs") {
+    FakeTarget t;
+    t.host().put("/etc/hostname", "web1\n");
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n127.0.1.1\tweb1\n");
+    SetHostname step("web1");
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) == std::vector<std::string>{"running host name: debian -> web1"});
+    REQUIRE(t.host().mutations.size() == 1);
+    CHECK(t.host().mutations[0] == "run: hostname 'web1'");
+}
+
+TEST_CASE("SetHostname: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing([] { return std::make_unique<SetHostname>("web1"); }, t);
+}
+
+// ---- SetTimezone ----
+
+TEST_CASE("SetTimezone: fresh host gets the /etc/localtime link and /etc/timezone") {
+    FakeTarget t;
+    SetTimezone step("Europe/Berlin");
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) ==
+          std::vector<std::string>{"/etc/localtime: Etc/UTC -> Europe/Berlin", "/etc/timezone: Etc/UTC -> Europe/Berlin"});
+    CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Europe/Berlin");
+    CHECK(t.host().content("/etc/timezone") == "Europe/Berlin\n");
+}
+
+TEST_CASE("SetTimezone: a host with no /etc/localtime link and no /etc/timezone") {
+    FakeTarget t;
+    t.host().localtime_link.clear();
+    t.host().files.erase("/etc/timezone");
+    SetTimezone step("Etc/UTC");
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) == std::vector<std::string>{"/etc/localtime: (none) -> Etc/UTC", "/etc/timezone: (none) -> Etc/UTC"});
+    CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Etc/UTC");
+}
+
+TEST_CASE("SetTimezone: a zone the host does not know is an error and changes nothing") {
+    FakeTarget t;
+    SetTimezone step("Mars/Olympus_Mons");
+    auto plan = step.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code == ErrorCode::unsupported);
+    CHECK(plan.error().message.find("Mars/Olympus_Mons") != std::string::npos);
+    CHECK(plan.error().message.find("/usr/share/zoneinfo") != std::string::npos);
+    CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Etc/UTC");
+    CHECK(t.host().host_mutations() == 0);
+}
+
+TEST_CASE("SetTimezone: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing([] { return std::make_unique<SetTimezone>("America/New_York"); }, t);
+}
+
+// ---- ManageHostsBlock ----
+
+namespace {
+
+const std::string k_begin = "# BEGIN nodectl base.hosts_entries (managed: edits here are replaced)";
+const std::string k_end = "# END nodectl base.hosts_entries";
+
+} // namespace
+
+TEST_CASE("ManageHostsBlock: the block is appended and the lines before it are kept") {
+    FakeTarget t;
+    std::string original = t.host().content("/etc/hosts");
+    ManageHostsBlock step({"10.0.0.5 db db.internal", "10.0.0.6 cache"});
+
+    Plan plan = apply_and_reprobe(step, t);
+    REQUIRE(plan.changes.size() == 1);
+    CHECK(plan.changes[0].summary == "/etc/hosts: 2 managed entries");
+    CHECK(plan.changes[0].diff.find("+10.0.0.5 db db.internal\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts") ==
+          original + k_begin + "\n10.0.0.5 db db.internal\n10.0.0.6 cache\n" + k_end + "\n");
+}
+
+TEST_CASE("ManageHostsBlock: an existing block is replaced in place; lines outside it are kept") {
+    FakeTarget t;
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 old\n10.0.0.2 gone\n" + k_end +
+                                   "\n# added by hand\n192.168.1.1 router\n");
+    ManageHostsBlock step({"10.0.0.1 new"});
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(plan.changes[0].diff.find("-10.0.0.1 old\n-10.0.0.2 gone\n+10.0.0.1 new\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 new\n" + k_end +
+                                                "\n# added by hand\n192.168.1.1 router\n");
+}
+
+TEST_CASE("ManageHostsBlock: no entries removes the block and nothing else") {
+    FakeTarget t;
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 old\n" + k_end + "\n::1 localhost\n");
+    ManageHostsBlock step({});
+    apply_and_reprobe(step, t);
+    CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n::1 localhost\n");
+}
+
+TEST_CASE("ManageHostsBlock: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing(
+        [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"10.0.0.5 db", "10.0.0.6 cache"}); }, t);
+}
+
+// ---- EnsurePackages ----
+
+TEST_CASE("EnsurePackages: missing packages are installed and unwanted ones removed") {
+    FakeTarget t;
+    EnsurePackages step({"curl", "openssh-server", "vim"}, {"cron", "telnet"});
+
+    Plan plan = apply_and_reprobe(step, t);
+    // openssh-server is already there and telnet never was: neither is touched.
+    CHECK(summaries(plan) == std::vector<std::string>{"install curl vim", "remove cron"});
+    CHECK(t.host().packages.count("curl") == 1);
+    CHECK(t.host().packages.count("vim") == 1);
+    CHECK(t.host().packages.count("cron") == 0);
+    CHECK(t.host().packages.count("telnet") == 0);
+    // A removed package keeps its config files ("rc"): it still counts as not installed.
+    CHECK(t.host().removed_packages.count("cron") == 1);
+    REQUIRE(t.host().mutations.size() == 2);
+    CHECK(t.host().mutations[0].find("apt-get install") != std::string::npos);
+    CHECK(t.host().mutations[0].find("'curl' 'vim'") != std::string::npos);
+    CHECK(t.host().mutations[1].find("apt-get remove -y -q 'cron'") != std::string::npos);
+}
+
+TEST_CASE("EnsurePackages: a package apt cannot find fails the apply with apt's message") {
+    FakeTarget t;
+    t.host().unavailable_packages.insert("no-such-pkg");
+    EnsurePackages step({"no-such-pkg"}, {});
+    Plan plan = probe_ok(step, t);
+    auto applied = step.apply(t, plan);
+    REQUIRE_FALSE(applied.ok());
+    CHECK(applied.error().code == ErrorCode::command);
+    CHECK(applied.error().message.find("Unable to locate package no-such-pkg") != std::string::npos);
+}
+
+TEST_CASE("EnsurePackages: a host without dpkg is refused") {
+    FakeTarget t;
+    t.host().has_dpkg = false;
+    EnsurePackages step({"curl"}, {});
+    auto plan = step.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message.find("only Debian-family hosts") != std::string::npos);
+}
+
+TEST_CASE("EnsurePackages: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing(
+        [] { return std::make_unique<EnsurePackages>(std::vector<std::string>{"curl", "git"}, std::vector<std::string>{"cron"}); },
+        t);
+}
+
+// ---- EnsureUnits ----
+
+TEST_CASE("EnsureUnits: units are enabled and started, others disabled and stopped") {
+    FakeTarget t;
+    t.host().units["nginx.service"] = {true, false, false};  // enabled but not running
+    EnsureUnits step({"apache2.service", "nginx.service", "ssh.service"}, {"cron.service", "rsync.service"});
+
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) == std::vector<std::string>{"enable and start apache2.service", "enable and start nginx.service",
+                                                      "disable and stop cron.service"});
+    CHECK(t.host().units.at("apache2.service").enabled);
+    CHECK(t.host().units.at("apache2.service").active);
+    CHECK(t.host().units.at("nginx.service").active);
+    CHECK_FALSE(t.host().units.at("cron.service").enabled);
+    CHECK_FALSE(t.host().units.at("cron.service").active);
+    CHECK(t.host().mutations == std::vector<std::string>{"run: systemctl enable --now 'apache2.service'",
+                                                         "run: systemctl enable --now 'nginx.service'",
+                                                         "run: systemctl disable --now 'cron.service'"});
+}
+
+TEST_CASE("EnsureUnits: a static unit that must be disabled is stopped, and that is enough") {
+    FakeTarget t;
+    EnsureUnits step({}, {"systemd-journald.service"});
+    Plan plan = apply_and_reprobe(step, t);
+    CHECK(summaries(plan) == std::vector<std::string>{"disable and stop systemd-journald.service"});
+    CHECK_FALSE(t.host().units.at("systemd-journald.service").active);
+}
+
+TEST_CASE("EnsureUnits: a unit that must run but does not exist is an error; a missing unwanted one is fine") {
+    FakeTarget t;
+    EnsureUnits missing_wanted({"nosuch.service"}, {});
+    auto plan = missing_wanted.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().code == ErrorCode::unsupported);
+    CHECK(plan.error().message.find("nosuch.service does not exist") != std::string::npos);
+
+    EnsureUnits missing_unwanted({}, {"nosuch.service"});
+    CHECK(probe_ok(missing_unwanted, t).empty());
+}
+
+TEST_CASE("EnsureUnits: second run changes nothing") {
+    FakeTarget t;
+    check_second_run_changes_nothing(
+        [] {
+            return std::make_unique<EnsureUnits>(std::vector<std::string>{"apache2.service"},
+                                                 std::vector<std::string>{"cron.service"});
+        },
+        t);
+}
+
+// ---- the module: profile -> steps ----
+
+TEST_CASE("base module builds its steps from the profile in order, with host variables expanded") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", R"([base]
+hostname = "${host.name}"
+timezone = "Etc/UTC"
+hosts_entries = ["10.0.0.1 gw-${vars.site}"]
+packages = ["curl"]
+units_enabled = ["ssh.service"]
+apt_proxy = ""
+
+[[base.files]]
+path = "/etc/motd"
+content = "Hello ${host.name}\n"
+mode = "0600"
+)");
+    auto profile = load_profile(path);
+    REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
+    HostSpec host;
+    host.name = "web1";
+    host.address = "10.0.0.9";
+    host.vars["site"] = "fra";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
+    std::vector<std::string> ids;
+    for (const auto& s : *steps) {
+        ids.push_back(s->id());
+    }
+    CHECK(ids == std::vector<std::string>{"base/apt_proxy", "base/hostname", "base/timezone", "base/hosts",
+                                          "base/packages", "base/file:/etc/motd", "base/units"});
+    CHECK((*steps)[1]->title() == "hostname web1");
+
+    // Applied to a fresh host, every step converges and the expanded values land on the host.
+    QuietLogs quiet;
+    FakeTarget t;
+    RunOptions o = apply_options();
+    auto report = run_steps(t, *steps, o);
+    CHECK_MESSAGE(report.ok, report.error);
+    CHECK(t.host().hostname == "web1");
+    CHECK(t.host().content("/etc/motd") == "Hello web1\n");
+    CHECK(t.host().files.at("/etc/motd").mode == 0600);
+    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw-fra\n") != std::string::npos);
+}
+
+TEST_CASE("base module refuses a package that is both wanted and unwanted") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\npackages = [\"curl\", \"vim\"]\npackages_absent = [\"vim\"]\n");
+    auto profile = load_profile(path);
+    REQUIRE(profile.ok());
+    HostSpec host;
+    host.name = host.address = "h";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE_FALSE(steps.ok());
+    CHECK(steps.error().code == ErrorCode::config);
+    CHECK(steps.error().message.find("'vim' is in both") != std::string::npos);
+    CHECK(steps.error().message.find("p.toml:3:") != std::string::npos);
+}
+
+TEST_CASE("base module: an unknown ${vars.X} for this host stops the build") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhostname = \"${vars.missing}\"\n");
+    auto profile = load_profile(path);
+    REQUIRE(profile.ok());
+    HostSpec host;
+    host.name = host.address = "h1";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE_FALSE(steps.ok());
+    CHECK(steps.error().message.find("unknown variable ${vars.missing}") != std::string::npos);
+}
