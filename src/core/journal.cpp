@@ -27,11 +27,15 @@ Journal Journal::from_json(const std::string& text) {
     if (!j.is_object()) {
         return out;  // unreadable journal: nothing to resume
     }
-    out.run_id = j.value("run_id", "");
-    out.profile_digest = j.value("profile", "");
-    out.state = j.value("state", "");
-    out.started = j.value("started", "");
-    out.finished = j.value("finished", "");
+    try {
+        out.run_id = j.value("run_id", "");
+        out.profile_digest = j.value("profile", "");
+        out.state = j.value("state", "");
+        out.started = j.value("started", "");
+        out.finished = j.value("finished", "");
+    } catch (const nlohmann::json::exception&) {
+        return Journal{};  // a field of the wrong type: as unreadable as junk
+    }
     if (j.contains("steps") && j["steps"].is_object()) {
         for (auto& [k, v] : j["steps"].items()) {
             if (v.is_string()) {

@@ -9,6 +9,10 @@
 #include <libssh/sftp.h>
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstring>
 
 #include <fstream>
 #include <thread>
@@ -42,7 +46,56 @@ struct SessionGuard {
     }
 };
 
-Result<void> check_host_key(ssh_session s, const std::string& where, const SshOptions& options) {
+// Fingerprints of the keys known_hosts holds for a host ("host" or "[host]:port"), hashed entries
+// included. libssh only hands out an entry that matches, so the old key of a changed host is read here.
+std::vector<std::string> known_fingerprints(const std::string& known_hosts, const std::string& pattern) {
+    std::string path = known_hosts;
+    if (path.empty()) {
+        const char* home = getenv("HOME");
+        path = std::string(home ? home : "") + "/.ssh/known_hosts";
+    }
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto fields = util::split(util::trim(line), ' ');
+        if (fields.size() < 3 || fields[0].empty() || fields[0][0] == '#' || fields[0][0] == '@') {
+            continue;
+        }
+        bool match = false;
+        if (util::starts_with(fields[0], "|1|")) {
+            // |1|base64(salt)|base64(HMAC-SHA1(salt, host))
+            auto parts = util::split(fields[0], '|');
+            if (parts.size() == 4) {
+                unsigned char salt[64], want[64], got[EVP_MAX_MD_SIZE];
+                int salt_len = EVP_DecodeBlock(salt, reinterpret_cast<const unsigned char*>(parts[2].data()),
+                                               static_cast<int>(parts[2].size()));
+                int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()),
+                                               static_cast<int>(parts[3].size()));
+                unsigned got_len = 0;
+                if (salt_len >= 20 && want_len >= 20 &&
+                    HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(),
+                         got, &got_len) &&
+                    got_len == 20) {
+                    match = std::memcmp(got, want, 20) == 0;
+                }
+            }
+        } else {
+            for (const auto& name : util::split(fields[0], ',')) {
+                match = match || name == pattern;
+            }
+        }
+        ssh_key key = nullptr;
+        if (match && ssh_pki_import_pubkey_base64(fields[2].c_str(), ssh_key_type_from_name(fields[1].c_str()), &key) == SSH_OK) {
+            out.push_back(fingerprint(key));
+            ssh_key_free(key);
+        }
+    }
+    return out;
+}
+
+Result<void> check_host_key(ssh_session s, const std::string& where, const std::string& host_pattern,
+                            const SshOptions& options) {
     ssh_key server_key = nullptr;
     if (ssh_get_server_publickey(s, &server_key) != SSH_OK) {
         return make_error(ErrorCode::host_key, "cannot read the host key of " + where + ": " + ssh_get_error(s));
@@ -56,16 +109,11 @@ Result<void> check_host_key(ssh_session s, const std::string& where, const SshOp
         return Ok{};
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER: {
-        std::string known_fp = "(a key of another type)";
-        ssh_knownhosts_entry* entry = nullptr;
-        if (ssh_session_get_known_hosts_entry(s, &entry) == SSH_KNOWN_HOSTS_OK ||
-            (entry && entry->publickey)) {
-            known_fp = fingerprint(entry->publickey);
-        }
-        ssh_knownhosts_entry_free(entry);
+        auto known = known_fingerprints(options.known_hosts, host_pattern);
         return make_error(ErrorCode::host_key,
                           "HOST KEY OF " + where + " HAS CHANGED: refusing to connect.\n  known (" + file +
-                              "): " + known_fp + "\n  offered now: " + server_fp +
+                              "): " + (known.empty() ? "(unreadable)" : util::join(known, ", ")) + "\n  offered now: " +
+                              server_fp +
                               "\n  If the host was reinstalled, verify the new key out of band and remove the old "
                               "entry (ssh-keygen -R HOST -f " + file + ").");
     }
@@ -120,12 +168,18 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
                                            "): the server accepted none of the keys");
 }
 
-std::string proxy_command(const std::string& jump, const SshOptions& options) {
+std::string proxy_command(const std::string& jump, const HostSpec& host, const SshOptions& options) {
     // libssh 0.10 has no native ProxyJump; it runs `ssh -W` as a ProxyCommand, which checks the
     // jump host's key strictly against the same known_hosts file.
     std::string cmd = "ssh -W '[%h]:%p' -o BatchMode=yes -o StrictHostKeyChecking=yes";
     if (!options.known_hosts.empty()) {
         cmd += " -o UserKnownHostsFile=" + shell_quote(options.known_hosts);
+    }
+    if (!options.ssh_config.empty()) {
+        cmd += " -F " + shell_quote(options.ssh_config);
+    }
+    if (host.identity) {
+        cmd += " -i " + shell_quote(*host.identity);
     }
     auto colon = jump.rfind(':');
     if (colon != std::string::npos && jump.find(']') == std::string::npos && jump.find(':') == colon) {
@@ -165,7 +219,7 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
         ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, options.known_hosts.c_str());
     }
     if (host.proxy_jump) {
-        ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, proxy_command(*host.proxy_jump, options).c_str());
+        ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, proxy_command(*host.proxy_jump, host, options).c_str());
     }
     char* user_c = nullptr;
     ssh_options_get(s, SSH_OPTIONS_USER, &user_c);
@@ -173,12 +227,17 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
     ssh_string_free_char(user_c);
     unsigned port = 22;
     ssh_options_get_port(s, &port);
-    std::string where = user + "@" + host.address + ":" + std::to_string(port);
+    char* host_c = nullptr;  // after ~/.ssh/config, which may map an alias to a HostName
+    ssh_options_get(s, SSH_OPTIONS_HOST, &host_c);
+    std::string address = host_c ? host_c : host.address;
+    ssh_string_free_char(host_c);
+    std::string where = user + "@" + address + ":" + std::to_string(port);
 
     if (ssh_connect(s) != SSH_OK) {
         return make_error(ErrorCode::connect, "cannot connect to " + where + ": " + ssh_get_error(s));
     }
-    TRY_VOID(check_host_key(s, where, options));
+    std::string pattern = port == 22 ? address : "[" + address + "]:" + std::to_string(port);
+    TRY_VOID(check_host_key(s, where, pattern, options));
     TRY_VOID(authenticate(s, host, where, user));
 
     std::optional<Secret> password;

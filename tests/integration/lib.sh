@@ -23,6 +23,10 @@ expect_rc() { if [ "$3" = "$2" ]; then pass "$1 (exit $3)"; else fail "$1: exit 
 contains() {
   if grep -Eq -- "$3" "$2"; then pass "$1"; else fail "$1: /$3/ not in $2:"; sed 's/^/      | /' "$2" | head -40; fi
 }
+# contains_text DESCRIPTION FILE TEXT (fixed string)
+contains_text() {
+  if grep -Fq -- "$3" "$2"; then pass "$1"; else fail "$1: '$3' not in $2:"; sed 's/^/      | /' "$2" | head -40; fi
+}
 lacks() {
   if grep -Eq -- "$3" "$2"; then fail "$1: /$3/ found in $2:"; grep -En -- "$3" "$2" | head -5 | sed 's/^/      | /'; else pass "$1"; fi
 }

@@ -508,14 +508,14 @@ TEST_CASE("base module builds its steps from the profile in order, with host var
     std::string path = dir.write("p.toml", R"([base]
 hostname = "${host.name}"
 timezone = "Etc/UTC"
-hosts_entries = ["10.0.0.1 gw-${vars.site}"]
+hosts_entries = ["10.0.0.1 gw"]
 packages = ["curl"]
 units_enabled = ["ssh.service"]
 apt_proxy = ""
 
 [[base.files]]
 path = "/etc/motd"
-content = "Hello ${host.name}\n"
+content = "Hello ${host.name} in ${vars.site}\n"
 mode = "0600"
 )");
     auto profile = load_profile(path);
@@ -541,9 +541,9 @@ mode = "0600"
     auto report = run_steps(t, *steps, o);
     CHECK_MESSAGE(report.ok, report.error);
     CHECK(t.host().hostname == "web1");
-    CHECK(t.host().content("/etc/motd") == "Hello web1\n");
+    CHECK(t.host().content("/etc/motd") == "Hello web1 in fra\n");
     CHECK(t.host().files.at("/etc/motd").mode == 0600);
-    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw-fra\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw\n") != std::string::npos);
 }
 
 TEST_CASE("base module refuses a package that is both wanted and unwanted") {

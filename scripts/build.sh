@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds nodectl. Usage: scripts/build.sh [dynamic|static|sanitize]
+#   dynamic   (default) build/nodectl and the unit tests, linked against Debian's shared libraries
+#   static    build/static/nodectl: one fully static x86_64 binary (rebuilds libssh, libcurl and
+#             libarchive from Debian source packages first, cached in build/static-deps)
+#   sanitize  build/asan/: address + undefined behaviour sanitizers, with the unit tests
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+kind=${1:-dynamic}
+jobs=$(nproc)
+case "$kind" in
+  dynamic)
+    cmake -S "$REPO" -B "$REPO/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$REPO/build" -j "$jobs"
+    echo "$REPO/build/nodectl"
+    ;;
+  static)
+    "$REPO/scripts/build-static-deps.sh" "$REPO/build/static-deps" >&2
+    cmake -S "$REPO" -B "$REPO/build/static" -DCMAKE_BUILD_TYPE=Release -DNODECTL_STATIC=ON -DNODECTL_TESTS=OFF \
+      -DNODECTL_STATIC_DEPS="$REPO/build/static-deps" >/dev/null
+    # glibc warns that getaddrinfo/getpwnam need its NSS modules at run time: expected for a static
+    # binary, and harmless on the glibc systems nodectl targets (see README, "Static binary").
+    cmake --build "$REPO/build/static" -j "$jobs" --target nodectl 2>&1 | grep -v "statically linked applications requires at runtime\|in function \`" >&2 || true
+    test -x "$REPO/build/static/nodectl"
+    echo "$REPO/build/static/nodectl"
+    ;;
+  sanitize)
+    cmake -S "$REPO" -B "$REPO/build/asan" -DCMAKE_BUILD_TYPE=Debug -DNODECTL_SANITIZE=address,undefined >/dev/null
+    cmake --build "$REPO/build/asan" -j "$jobs"
+    echo "$REPO/build/asan/nodectl"
+    ;;
+  *) echo "usage: $0 [dynamic|static|sanitize]" >&2; exit 2 ;;
+esac

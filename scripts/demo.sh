@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job, end to end on a fresh Debian 12 machine (as root): install what is needed, build
+# nodectl, boot a local throw-away Debian 12 test node, then plan and apply the example profile
+# to it over SSH, and apply again to show that a converged node changes nothing.
+# The node is torn down at the end (keep it with KEEP_NODE=1).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+scripts/setup.sh
+NODECTL=$(scripts/build.sh dynamic | tail -n 1)
+scripts/testnodes.sh rootfs
+RUN=$(scripts/testnodes.sh up 1 --subnet 198.18.42)
+if [ "${KEEP_NODE:-0}" != 1 ]; then trap 'scripts/testnodes.sh down "$RUN"' EXIT; fi
+# shellcheck disable=SC1091
+source "$RUN/env"
+cat >"$RUN/inventory.toml" <<INV
+[defaults]
+identity = "$NODECTL_TEST_KEY"
+
+[[hosts]]
+name = "demo-node"
+address = "${NODECTL_TEST_ADDRS%% *}"
+vars = { apt_proxy = "$NODECTL_TEST_APT_PROXY", role = "demo" }
+INV
+args=(-p profiles/example.toml -i "$RUN/inventory.toml" --known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
+echo; echo "### nodectl plan (changes nothing)"
+"$NODECTL" plan "${args[@]}"
+echo; echo "### nodectl apply"
+"$NODECTL" apply "${args[@]}"
+echo; echo "### nodectl apply again: a converged node changes nothing"
+"$NODECTL" apply "${args[@]}"
+echo; echo "### nodectl check"
+"$NODECTL" check "${args[@]}"
