@@ -1,0 +1,267 @@
+// Loading profiles: validation messages with file:line:col, extends/include merging, cycles,
+// errors in included files, the rules that tie keys together, and the profiles shipped in profiles/.
+#include "test_support.hpp"
+
+#include "nodectl/config.hpp"
+#include "nodectl/module.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+using namespace nodectl;
+using nodectl::testing::TempDir;
+
+namespace {
+
+// The error message of a profile that must not load.
+std::string load_error(const std::string& path) {
+    auto p = load_profile(path);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.error().code == ErrorCode::config);
+    return p.error().message;
+}
+
+Profile load_ok(const std::string& path) {
+    auto p = load_profile(path);
+    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
+    return std::move(p).value();
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("profile: an unknown key names file:line:col and suggests the key that was meant") {
+    TempDir dir;
+    std::string path = dir.write("web.toml", "# web servers\n[base]\ntimezone = \"Etc/UTC\"\nhostnme = \"web1\"\n");
+    std::string msg = load_error(path);
+    CHECK(msg == path + ":4:1: unknown key 'base.hostnme'; did you mean 'hostname'?");
+}
+
+TEST_CASE("profile: an unknown top-level key with nothing close points at `profile keys`") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "frobnicator = true\n");
+    std::string msg = load_error(path);
+    CHECK(contains(msg, path + ":1:1: unknown key 'frobnicator'"));
+    CHECK(contains(msg, "nodectl profile keys"));
+    CHECK_FALSE(contains(msg, "did you mean"));
+}
+
+TEST_CASE("profile: a value of the wrong type names its position, the expected and the actual type") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\npackages = 3\n");
+    CHECK(load_error(path) == path + ":2:12: 'base.packages' must be a list of strings, not integer");
+}
+
+TEST_CASE("profile: every problem of a file is reported at once, one per line") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhostnme = \"a\"\npackages = 3\ntimezone = \"Not A Zone\"\n");
+    std::string msg = load_error(path);
+    CHECK(std::count(msg.begin(), msg.end(), '\n') == 2);
+    CHECK(contains(msg, path + ":2:1: unknown key 'base.hostnme'"));
+    CHECK(contains(msg, path + ":3:12: 'base.packages' must be a list of strings"));
+    CHECK(contains(msg, path + ":4:12: 'base.timezone' must be a zoneinfo name"));
+}
+
+TEST_CASE("profile: value checks from the key table") {
+    TempDir dir;
+    SUBCASE("bad file mode") {
+        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = \"0999\"\n");
+        CHECK(load_error(path) ==
+              path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
+    }
+    SUBCASE("mode given as a number") {
+        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = 644\n");
+        CHECK(contains(load_error(path), ":4:8: 'base.files[].mode' must be a string, not integer"));
+    }
+    SUBCASE("relative file path") {
+        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"etc/x\"\ncontent = \"\"\n");
+        CHECK(contains(load_error(path), ":2:8: 'base.files[].path' must be an absolute path"));
+    }
+    SUBCASE("path with ..") {
+        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/../root/x\"\ncontent = \"\"\n");
+        CHECK(contains(load_error(path), "must not contain '..'"));
+    }
+    SUBCASE("bad host name") {
+        std::string path = dir.write("p.toml", "[base]\nhostname = \"web_1\"\n");
+        CHECK(contains(load_error(path), ":2:12: 'base.hostname' must be a valid host name"));
+    }
+    SUBCASE("unit without suffix") {
+        std::string path = dir.write("p.toml", "[base]\nunits_enabled = [\"ssh\"]\n");
+        CHECK(contains(load_error(path), "systemd unit name with its suffix"));
+    }
+    SUBCASE("bad package name") {
+        std::string path = dir.write("p.toml", "[base]\npackages = [\"Curl\"]\n");
+        CHECK(contains(load_error(path), "got \"Curl\""));
+    }
+    SUBCASE("apt proxy that is not a URL") {
+        std::string path = dir.write("p.toml", "[base]\napt_proxy = \"cache:3142\"\n");
+        CHECK(contains(load_error(path), "'base.apt_proxy' must be an http:// or https:// URL"));
+    }
+    SUBCASE("unknown key inside [[base.files]]") {
+        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/x\"\ncontent = \"\"\nowner_ = \"root\"\n");
+        CHECK(contains(load_error(path), ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"));
+    }
+}
+
+TEST_CASE("profile: a TOML syntax error names file:line:col") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhostname = \"web1\nx = 1\n");
+    CHECK(load_error(path).rfind(path + ":2:", 0) == 0);
+}
+
+TEST_CASE("profile: extends and include merge in order, the later file winning, arrays replaced") {
+    TempDir dir;
+    dir.write("common/base.toml", R"(description = "common"
+[base]
+hostname = "from-base"
+timezone = "Etc/UTC"
+packages = ["curl", "vim", "git"]
+units_enabled = ["ssh.service"]
+)");
+    dir.write("common/extra.toml", R"([base]
+timezone = "Europe/Berlin"
+packages = ["htop"]
+)");
+    std::string main = dir.write("web.toml", R"(extends = "common/base.toml"
+include = ["common/extra.toml"]
+[base]
+hostname = "web1"
+)");
+    Profile p = load_ok(main);
+    ConfigView base = p.section("base");
+    CHECK(base.str("hostname") == "web1");             // the profile itself wins
+    CHECK(base.str("timezone") == "Europe/Berlin");    // an include wins over what it extends
+    CHECK(base.strings("packages") == std::vector<std::string>{"htop"});  // replaced, not appended
+    CHECK(base.strings("units_enabled") == std::vector<std::string>{"ssh.service"});  // kept from base
+    CHECK(p.table().contains("description"));
+    CHECK_FALSE(p.table().contains("extends"));
+    CHECK_FALSE(p.table().contains("include"));
+    REQUIRE(p.files().size() == 3);
+    CHECK(p.files()[0].ends_with("common/base.toml"));
+    CHECK(p.files()[1].ends_with("common/extra.toml"));
+    CHECK(p.files()[2].ends_with("web.toml"));
+    // Merged values keep where they came from.
+    CHECK(contains(base.where("packages"), "extra.toml:3:12"));
+    CHECK(contains(base.where("hostname"), "web.toml:4:12"));
+}
+
+TEST_CASE("profile: the digest depends on the merged content only") {
+    TempDir dir;
+    std::string a = dir.write("a.toml", "[base]\nhostname = \"web1\"\n");
+    std::string b = dir.write("b.toml", "# same thing, written differently\n[base]\n  hostname   =   \"web1\"\n");
+    std::string c = dir.write("c.toml", "[base]\nhostname = \"web2\"\n");
+    std::string da = load_ok(a).digest();
+    CHECK(da.size() == 64);
+    CHECK(da.find_first_not_of("0123456789abcdef") == std::string::npos);
+    CHECK(load_ok(b).digest() == da);
+    CHECK(load_ok(c).digest() != da);
+}
+
+TEST_CASE("profile: include cycles are reported, not followed") {
+    TempDir dir;
+    SUBCASE("two files including each other") {
+        dir.write("b.toml", "include = [\"a.toml\"]\n");
+        std::string a = dir.write("a.toml", "include = [\"b.toml\"]\n");
+        std::string msg = load_error(a);
+        CHECK(contains(msg, "b.toml:1:12: profile includes itself"));
+        CHECK(contains(msg, "a.toml -> "));
+    }
+    SUBCASE("a profile extending itself") {
+        std::string a = dir.write("a.toml", "extends = \"a.toml\"\n");
+        CHECK(contains(load_error(a), "a.toml:1:11: profile includes itself"));
+    }
+}
+
+TEST_CASE("profile: an error inside an included file names that file and line") {
+    TempDir dir;
+    std::string inc = dir.write("inc/common.toml", "[base]\ntimezone = \"Etc/UTC\"\npackagez = [\"curl\"]\n");
+    std::string main = dir.write("main.toml", "include = [\"inc/common.toml\"]\n[base]\nhostname = \"h\"\n");
+    std::string msg = load_error(main);
+    CHECK(contains(msg, inc + ":3:1: unknown key 'base.packagez'; did you mean 'packages'?"));
+    CHECK_FALSE(contains(msg, "main.toml:"));
+}
+
+TEST_CASE("profile: a missing included file is reported at the include line") {
+    TempDir dir;
+    std::string main = dir.write("main.toml", "description = \"x\"\ninclude = [\"nope.toml\"]\n");
+    std::string msg = load_error(main);
+    CHECK(contains(msg, main + ":2:12: included profile "));
+    CHECK(contains(msg, "nope.toml does not exist"));
+}
+
+TEST_CASE("profile: [[base.files]] needs exactly one of content or source, and a path") {
+    TempDir dir;
+    dir.write("motd", "hi\n");
+    SUBCASE("both") {
+        std::string p = dir.write("p.toml", "[base]\n\n[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
+        std::string msg = load_error(p);
+        CHECK(contains(msg, p + ":3:1: [[base.files]] needs exactly one of 'content' or 'source'"));
+    }
+    SUBCASE("neither") {
+        std::string p = dir.write("p.toml", "[[base.files]]\npath = \"/etc/motd\"\n");
+        CHECK(contains(load_error(p), "needs exactly one of 'content' or 'source'"));
+    }
+    SUBCASE("no path") {
+        std::string p = dir.write("p.toml", "[[base.files]]\ncontent = \"x\"\n");
+        CHECK(contains(load_error(p), p + ":1:1: [[base.files]] needs 'path'"));
+    }
+    SUBCASE("in an included file, the included file is named") {
+        std::string inc = dir.write("inc.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
+        std::string p = dir.write("p.toml", "include = [\"inc.toml\"]\n");
+        CHECK(contains(load_error(p), inc + ":1:1: [[base.files]] needs exactly one of"));
+    }
+}
+
+TEST_CASE("profile: a file source is relative to the profile naming it, and must exist") {
+    TempDir dir;
+    std::string motd = dir.write("inc/files/motd", "hi\n");
+    dir.write("inc/common.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"files/motd\"\n");
+    std::string main = dir.write("main.toml", "include = [\"inc/common.toml\"]\n");
+    Profile p = load_ok(main);
+    auto files = p.section("base").tables("files");
+    REQUIRE(files.size() == 1);
+    CHECK(std::filesystem::path(files[0].str("source")) == std::filesystem::path(motd));
+
+    std::string bad = dir.write("bad.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"files/none\"\n");
+    std::string msg = load_error(bad);
+    CHECK(contains(msg, bad + ":3:10: 'base.files[].source' file "));
+    CHECK(contains(msg, "files/none does not exist"));
+}
+
+TEST_CASE("profile: a profile file that does not exist") {
+    std::string msg = load_error("/nonexistent/nodectl-unit/p.toml");
+    CHECK(contains(msg, "/nonexistent/nodectl-unit/p.toml: cannot read file"));
+}
+
+// The profiles shipped in profiles/ must all load. The folder is filled by the main developer; until
+// it has at least one profile this test fails on purpose.
+TEST_CASE("profiles/*.toml: every shipped profile loads without error") {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(NODECTL_SOURCE_DIR) / "profiles";
+    std::vector<fs::path> found;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file() && it->path().extension() == ".toml") {
+            found.push_back(it->path());
+        }
+    }
+    std::sort(found.begin(), found.end());
+    REQUIRE_MESSAGE(!found.empty(), "no profiles in " << dir.string());
+    for (const auto& p : found) {
+        CAPTURE(p.string());
+        auto loaded = load_profile(p.string());
+        CHECK_MESSAGE(loaded.ok(), (loaded.ok() ? "" : loaded.error().message));
+        if (loaded.ok()) {
+            // And the base module can turn it into steps for a host with no variables.
+            HostSpec host;
+            host.name = host.address = "test-host";
+            auto steps = build_steps(*loaded, host);
+            CHECK_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
+        }
+    }
+}
