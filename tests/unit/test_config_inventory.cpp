@@ -71,15 +71,15 @@ vars = { site = "fra", rack = "3" }
     CHECK(db.vars == std::map<std::string, std::string>{{"site", "fra"}, {"rack", "3"}});
 }
 
-TEST_CASE("inventory: without [defaults], the key table's defaults apply") {
+TEST_CASE("inventory: without [defaults], a host needs only its address") {
     TempDir dir;
     std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n");
     auto inv = load_inventory(path);
     REQUIRE(inv.ok());
     REQUIRE(inv->size() == 1);
-    CHECK((*inv)[0].user == std::optional<std::string>("root"));
+    CHECK((*inv)[0].name == "h1");
     CHECK((*inv)[0].sudo == SudoMode::none);
-    CHECK_FALSE((*inv)[0].port.has_value());  // left to ssh
+    CHECK_FALSE((*inv)[0].port.has_value());  // left to ssh and ~/.ssh/config
     CHECK_FALSE((*inv)[0].identity.has_value());
     CHECK_FALSE((*inv)[0].sudo_password.has_value());
 }

@@ -571,3 +571,41 @@ TEST_CASE("base module: an unknown ${vars.X} for this host stops the build") {
     REQUIRE_FALSE(steps.ok());
     CHECK(steps.error().message.find("unknown variable ${vars.missing}") != std::string::npos);
 }
+
+// ---- known bugs, kept as skipped tests: run with --no-skip to see them fail ----
+
+// SetHostname keeps exactly one 127.0.1.1 line in /etc/hosts and drops the others, including one
+// inside the block ManageHostsBlock keeps; the block step puts it back. Each run then changes
+// /etc/hosts twice and the profile never settles.
+TEST_CASE("KNOWN BUG: a 127.0.1.1 entry in hosts_entries fights SetHostname forever" * doctest::skip()) {
+    QuietLogs quiet;
+    FakeTarget t;
+    auto make = [] {
+        StepList s;
+        s.push_back(std::make_unique<SetHostname>("web1"));
+        s.push_back(std::make_unique<ManageHostsBlock>(std::vector<std::string>{"127.0.1.1 web1.internal"}));
+        return s;
+    };
+    StepList first = make();
+    REQUIRE(run_steps(t, first, apply_options()).ok);
+    StepList second = make();
+    HostReport r = run_steps(t, second, apply_options());
+    CHECK(r.count(StepStatus::unchanged) == 2);
+}
+
+// module.cpp expands ${...} in hosts_entries, but the key table's check rejects any entry with
+// "${" before expansion, so the expansion can never be used.
+TEST_CASE("KNOWN BUG: hosts_entries cannot use ${host.name} or ${vars.NAME}" * doctest::skip()) {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"10.0.0.1 gw-${vars.site}\"]\n");
+    auto profile = load_profile(path);
+    REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
+    HostSpec host;
+    host.name = host.address = "h";
+    host.vars["site"] = "fra";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE(steps.ok());
+    FakeTarget t;
+    apply_and_reprobe(*(*steps)[0], t);
+    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw-fra\n") != std::string::npos);
+}
