@@ -34,6 +34,9 @@ struct KeySpec {
 std::span<const KeySpec> config_keys();
 const KeySpec* find_key(ConfigFile file, std::string_view name);
 std::string_view type_name(ValueType type);
+// Runs a key's validator on a value after ${...} expansion (validators let ${...} through at
+// load time, since its value is only known per host). Empty string when the value is fine.
+std::string check_expanded(ConfigFile file, std::string_view key, const std::string& value);
 
 // A reference to a secret: exactly one of file or env is set. The secret's value is read only
 // when a step needs it, and is never logged or put in a command line.

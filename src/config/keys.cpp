@@ -4,6 +4,8 @@
 // plus the code that reads it.
 #include "nodectl/config.hpp"
 
+#include "util/strings.hpp"
+
 #include <algorithm>
 #include <regex>
 #include <vector>
@@ -74,6 +76,12 @@ std::string hosts_lines(const toml::node& n) {
     static const std::regex k_re("^[0-9A-Fa-f.:]+(\\s+[A-Za-z0-9.-]+)+$");
     if (auto* arr = n.as_array()) {
         for (const auto& e : *arr) {
+            if (str_of(e).find("${") != std::string::npos) {
+                continue;  // checked after per-host expansion
+            }
+            if (util::starts_with(str_of(e), "127.0.1.1")) {
+                return "must not set 127.0.1.1: that line names the host itself and belongs to base.hostname";
+            }
             if (!std::regex_match(str_of(e), k_re)) {
                 return "each entry must be \"ADDRESS NAME [NAME...]\", got \"" + str_of(e) + "\"";
             }
@@ -145,7 +153,7 @@ std::vector<KeySpec> build_table() {
     // Connection settings exist once per host and once in [defaults], with the same meaning.
     const KeySpec connection[] = {
         {"port", I, integer, "22", port, "SSH port"},
-        {"user", I, string, "\"root\"", not_empty, "SSH user"},
+        {"user", I, string, "", not_empty, "SSH user; without it: User from ~/.ssh/config, else the local user (as ssh does)"},
         {"identity", I, string, "", not_empty, "private key file; without it ssh-agent and ~/.ssh/id_* are tried"},
         {"proxy_jump", I, string, "", not_empty, "jump host, \"[user@]host[:port]\" (like ssh -J)"},
         {"sudo", I, string, "\"none\"", sudo_mode, "how to become root: none (log in as root), nopasswd, password"},
@@ -178,6 +186,22 @@ const KeySpec* find_key(ConfigFile file, std::string_view name) {
         }
     }
     return nullptr;
+}
+
+std::string check_expanded(ConfigFile file, std::string_view key, const std::string& value) {
+    const KeySpec* spec = find_key(file, key);
+    if (!spec || !spec->validate) {
+        return "";
+    }
+    std::string reason;
+    if (spec->type == ValueType::string_list) {
+        toml::array arr;
+        arr.push_back(value);
+        reason = spec->validate(arr);
+    } else {
+        reason = spec->validate(toml::value<std::string>(value));
+    }
+    return reason;
 }
 
 std::string_view type_name(ValueType type) {

@@ -34,7 +34,7 @@ identity = "keys/id_ed25519"
 proxy_jump = "bastion.example.org"
 
 [[hosts]]
-address = "10.0.0.1"
+address = "198.18.99.1"
 
 [[hosts]]
 name = "db"
@@ -51,8 +51,8 @@ vars = { site = "fra", rack = "3" }
     REQUIRE(inv->size() == 2);
 
     const HostSpec& a = (*inv)[0];
-    CHECK(a.name == "10.0.0.1");  // the address, when there is no name
-    CHECK(a.address == "10.0.0.1");
+    CHECK(a.name == "198.18.99.1");  // the address, when there is no name
+    CHECK(a.address == "198.18.99.1");
     CHECK(a.user == std::optional<std::string>("admin"));
     CHECK(a.port == std::optional<int>(2222));
     CHECK(a.sudo == SudoMode::nopasswd);
@@ -132,7 +132,7 @@ TEST_CASE("inventory: errors name file:line:col") {
         CHECK(contains(load_error(path), "host 'h1' has sudo = \"password\" but no sudo_password"));
     }
     SUBCASE("the same name twice") {
-        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"10.0.0.1\"\n");
+        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"198.18.99.1\"\n");
         CHECK(contains(load_error(path), path + ":3:1: host name 'h1' is used twice"));
     }
 }
@@ -145,11 +145,11 @@ TEST_CASE("parse_host_arg: user@host[:port], bare host, [v6]:port") {
     CHECK(a->port == std::optional<int>(2222));
     CHECK(a->name == "web1.example.org");
 
-    auto b = parse_host_arg("10.1.2.3");
+    auto b = parse_host_arg("198.18.98.3");
     REQUIRE(b.ok());
     CHECK_FALSE(b->user.has_value());
     CHECK_FALSE(b->port.has_value());
-    CHECK(b->address == "10.1.2.3");
+    CHECK(b->address == "198.18.98.3");
 
     auto c = parse_host_arg("[::1]:22");
     REQUIRE(c.ok());
@@ -177,11 +177,11 @@ TEST_CASE("parse_host_arg: rejects what is not a host") {
 TEST_CASE("expand_vars: host name, address and inventory vars") {
     HostSpec h;
     h.name = "web1";
-    h.address = "10.0.0.7";
+    h.address = "198.18.99.7";
     h.vars = {{"x", "42"}, {"site", "fra"}};
     auto r = expand_vars("${host.name}.${vars.site}.example.org (${host.address}) x=${vars.x}", h, "p.toml:3:5");
     REQUIRE(r.ok());
-    CHECK(*r == "web1.fra.example.org (10.0.0.7) x=42");
+    CHECK(*r == "web1.fra.example.org (198.18.99.7) x=42");
 
     auto plain = expand_vars("no variables, $HOME and {braces} stay", h, "w");
     REQUIRE(plain.ok());

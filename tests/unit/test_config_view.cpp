@@ -82,7 +82,7 @@ vars = { a = "1" }
     ConfigView root(ConfigFile::inventory, &table, "");
     ConfigView defaults = root.section("defaults");
     CHECK(defaults.integer("port") == 22);
-    CHECK(defaults.str("user") == "root");
+    CHECK(defaults.str("user").empty());  // no default: ~/.ssh/config or the local user, as ssh
     CHECK(defaults.str("sudo") == "none");
     auto secret = defaults.secret("sudo_password");
     REQUIRE(secret.has_value());

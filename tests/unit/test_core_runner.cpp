@@ -28,7 +28,7 @@ StepList profile_steps() {
     StepList s;
     s.push_back(std::make_unique<base::SetHostname>("web1"));
     s.push_back(std::make_unique<base::SetTimezone>("Europe/Berlin"));
-    s.push_back(std::make_unique<base::ManageHostsBlock>(std::vector<std::string>{"10.0.0.5 db"}));
+    s.push_back(std::make_unique<base::ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db"}));
     s.push_back(std::make_unique<base::EnsurePackages>(std::vector<std::string>{"nginx", "curl"},
                                                        std::vector<std::string>{"cron"}));
     base::ManagedFile f;

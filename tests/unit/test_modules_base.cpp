@@ -367,31 +367,31 @@ const std::string k_end = "# END nodectl base.hosts_entries";
 TEST_CASE("ManageHostsBlock: the block is appended and the lines before it are kept") {
     FakeTarget t;
     std::string original = t.host().content("/etc/hosts");
-    ManageHostsBlock step({"10.0.0.5 db db.internal", "10.0.0.6 cache"});
+    ManageHostsBlock step({"198.18.99.5 db db.internal", "198.18.99.6 cache"});
 
     Plan plan = apply_and_reprobe(step, t);
     REQUIRE(plan.changes.size() == 1);
     CHECK(plan.changes[0].summary == "/etc/hosts: 2 managed entries");
-    CHECK(plan.changes[0].diff.find("+10.0.0.5 db db.internal\n") != std::string::npos);
+    CHECK(plan.changes[0].diff.find("+198.18.99.5 db db.internal\n") != std::string::npos);
     CHECK(t.host().content("/etc/hosts") ==
-          original + k_begin + "\n10.0.0.5 db db.internal\n10.0.0.6 cache\n" + k_end + "\n");
+          original + k_begin + "\n198.18.99.5 db db.internal\n198.18.99.6 cache\n" + k_end + "\n");
 }
 
 TEST_CASE("ManageHostsBlock: an existing block is replaced in place; lines outside it are kept") {
     FakeTarget t;
-    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 old\n10.0.0.2 gone\n" + k_end +
-                                   "\n# added by hand\n192.168.1.1 router\n");
-    ManageHostsBlock step({"10.0.0.1 new"});
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n198.18.99.1 old\n198.18.99.2 gone\n" + k_end +
+                                   "\n# added by hand\n198.18.97.1 router\n");
+    ManageHostsBlock step({"198.18.99.1 new"});
 
     Plan plan = apply_and_reprobe(step, t);
-    CHECK(plan.changes[0].diff.find("-10.0.0.1 old\n-10.0.0.2 gone\n+10.0.0.1 new\n") != std::string::npos);
-    CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 new\n" + k_end +
-                                                "\n# added by hand\n192.168.1.1 router\n");
+    CHECK(plan.changes[0].diff.find("-198.18.99.1 old\n-198.18.99.2 gone\n+198.18.99.1 new\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n" + k_begin + "\n198.18.99.1 new\n" + k_end +
+                                                "\n# added by hand\n198.18.97.1 router\n");
 }
 
 TEST_CASE("ManageHostsBlock: no entries removes the block and nothing else") {
     FakeTarget t;
-    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n10.0.0.1 old\n" + k_end + "\n::1 localhost\n");
+    t.host().put("/etc/hosts", "127.0.0.1 localhost\n" + k_begin + "\n198.18.99.1 old\n" + k_end + "\n::1 localhost\n");
     ManageHostsBlock step({});
     apply_and_reprobe(step, t);
     CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n::1 localhost\n");
@@ -400,7 +400,7 @@ TEST_CASE("ManageHostsBlock: no entries removes the block and nothing else") {
 TEST_CASE("ManageHostsBlock: second run changes nothing") {
     FakeTarget t;
     check_second_run_changes_nothing(
-        [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"10.0.0.5 db", "10.0.0.6 cache"}); }, t);
+        [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db", "198.18.99.6 cache"}); }, t);
 }
 
 // ---- EnsurePackages ----
@@ -508,7 +508,7 @@ TEST_CASE("base module builds its steps from the profile in order, with host var
     std::string path = dir.write("p.toml", R"([base]
 hostname = "${host.name}"
 timezone = "Etc/UTC"
-hosts_entries = ["10.0.0.1 gw"]
+hosts_entries = ["198.18.99.1 gw"]
 packages = ["curl"]
 units_enabled = ["ssh.service"]
 apt_proxy = ""
@@ -522,7 +522,7 @@ mode = "0600"
     REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
     HostSpec host;
     host.name = "web1";
-    host.address = "10.0.0.9";
+    host.address = "198.18.99.9";
     host.vars["site"] = "fra";
     auto steps = base::steps(ModuleContext{*profile, host});
     REQUIRE_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
@@ -543,7 +543,7 @@ mode = "0600"
     CHECK(t.host().hostname == "web1");
     CHECK(t.host().content("/etc/motd") == "Hello web1 in fra\n");
     CHECK(t.host().files.at("/etc/motd").mode == 0600);
-    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts").find("198.18.99.1 gw\n") != std::string::npos);
 }
 
 TEST_CASE("base module refuses a package that is both wanted and unwanted") {
@@ -572,12 +572,12 @@ TEST_CASE("base module: an unknown ${vars.X} for this host stops the build") {
     CHECK(steps.error().message.find("unknown variable ${vars.missing}") != std::string::npos);
 }
 
-// ---- known bugs, kept as skipped tests: run with --no-skip to see them fail ----
+// ---- regressions ----
 
-// SetHostname keeps exactly one 127.0.1.1 line in /etc/hosts and drops the others, including one
-// inside the block ManageHostsBlock keeps; the block step puts it back. Each run then changes
-// /etc/hosts twice and the profile never settles.
-TEST_CASE("KNOWN BUG: a 127.0.1.1 entry in hosts_entries fights SetHostname forever" * doctest::skip()) {
+// SetHostname once dropped every 127.0.1.1 line, including one inside the block ManageHostsBlock
+// keeps, and the block step put it back: both steps changed /etc/hosts on every run.
+// (The profile now refuses 127.0.1.1 in hosts_entries; the steps must not fight regardless.)
+TEST_CASE("a 127.0.1.1 line inside the hosts block does not fight SetHostname") {
     QuietLogs quiet;
     FakeTarget t;
     auto make = [] {
@@ -593,11 +593,10 @@ TEST_CASE("KNOWN BUG: a 127.0.1.1 entry in hosts_entries fights SetHostname fore
     CHECK(r.count(StepStatus::unchanged) == 2);
 }
 
-// module.cpp expands ${...} in hosts_entries, but the key table's check rejects any entry with
-// "${" before expansion, so the expansion can never be used.
-TEST_CASE("KNOWN BUG: hosts_entries cannot use ${host.name} or ${vars.NAME}" * doctest::skip()) {
+// The key table's check once rejected any entry with "${" before expansion.
+TEST_CASE("hosts_entries can use ${vars.NAME}, and the expanded line is validated") {
     TempDir dir;
-    std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"10.0.0.1 gw-${vars.site}\"]\n");
+    std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"198.18.99.1 gw-${vars.site}\"]\n");
     auto profile = load_profile(path);
     REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
     HostSpec host;
@@ -607,5 +606,44 @@ TEST_CASE("KNOWN BUG: hosts_entries cannot use ${host.name} or ${vars.NAME}" * d
     REQUIRE(steps.ok());
     FakeTarget t;
     apply_and_reprobe(*(*steps)[0], t);
-    CHECK(t.host().content("/etc/hosts").find("10.0.0.1 gw-fra\n") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts").find("198.18.99.1 gw-fra\n") != std::string::npos);
+
+    host.vars["site"] = "bad name!";
+    auto bad = base::steps(ModuleContext{*profile, host});
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message.find("p.toml:2:") != std::string::npos);
+    CHECK(bad.error().message.find("'base.hosts_entries' for host 'h'") != std::string::npos);
+}
+
+TEST_CASE("a 127.0.1.1 line in hosts_entries is refused: it belongs to base.hostname") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"127.0.1.1 web1\"]\n");
+    auto profile = load_profile(path);
+    REQUIRE_FALSE(profile.ok());
+    CHECK(profile.error().message.find("p.toml:2:17: 'base.hosts_entries' must not set 127.0.1.1") != std::string::npos);
+}
+
+TEST_CASE("an expanded hostname is validated per host") {
+    TempDir dir;
+    std::string path = dir.write("p.toml", "[base]\nhostname = \"web-${vars.n}\"\n");
+    auto profile = load_profile(path);
+    REQUIRE(profile.ok());
+    HostSpec host;
+    host.name = host.address = "h";
+    host.vars["n"] = "under_score";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE_FALSE(steps.ok());
+    CHECK(steps.error().message.find("p.toml:2:12: 'base.hostname' for host 'h' is \"web-under_score\"") != std::string::npos);
+}
+
+TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not truncated") {
+    FakeTarget t;
+    std::string hosts = "127.0.0.1 localhost\n# BEGIN nodectl base.hosts_entries (managed: edits here are replaced)\n"
+                        "198.18.99.7 keep-me\n";
+    t.host().files["/etc/hosts"] = {hosts, 0644, "root", "root"};
+    ManageHostsBlock step({"198.18.99.1 gw"});
+    auto plan = step.probe(t);
+    REQUIRE_FALSE(plan.ok());
+    CHECK(plan.error().message.find("no '# END nodectl base.hosts_entries'") != std::string::npos);
+    CHECK(t.host().content("/etc/hosts") == hosts);
 }

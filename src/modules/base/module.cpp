@@ -15,15 +15,26 @@
 
 namespace nodectl::base {
 
+namespace {
+
+// A profile value with this host's ${...} filled in, checked by the key's own validator.
+Result<std::string> expanded(const ConfigView& cfg, std::string_view key, const std::string& text, const HostSpec& host) {
+    auto value = TRY(expand_vars(text, host, cfg.where(key)));
+    auto reason = check_expanded(ConfigFile::profile, "base." + std::string(key), value);
+    if (!reason.empty()) {
+        return make_error(ErrorCode::config, cfg.where(key) + ": 'base." + std::string(key) + "' for host '" + host.name +
+                                                 "' is \"" + value + "\", which " + reason);
+    }
+    return value;
+}
+
+} // namespace
+
 Result<StepList> steps(const ModuleContext& ctx) {
     ConfigView cfg = ctx.profile.section("base");
     StepList out;
     if (cfg.has("apt_proxy")) {
-        auto url = TRY(expand_vars(cfg.str("apt_proxy"), ctx.host, cfg.where("apt_proxy")));
-        if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://")) {
-            return make_error(ErrorCode::config, cfg.where("apt_proxy") + ": 'base.apt_proxy' for host '" +
-                                                     ctx.host.name + "' is \"" + url + "\", not an http(s):// URL");
-        }
+        auto url = TRY(expanded(cfg, "apt_proxy", cfg.str("apt_proxy"), ctx.host));
         ManagedFile f;
         f.spec.path = k_apt_proxy_path;
         f.spec.content = apt_proxy_conf(url);
@@ -31,7 +42,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
         out.push_back(std::make_unique<WriteFile>("base/apt_proxy", std::move(f)));
     }
     if (cfg.has("hostname")) {
-        auto name = TRY(expand_vars(cfg.str("hostname"), ctx.host, cfg.where("hostname")));
+        auto name = TRY(expanded(cfg, "hostname", cfg.str("hostname"), ctx.host));
         out.push_back(std::make_unique<SetHostname>(name));
     }
     if (cfg.has("timezone")) {
@@ -40,7 +51,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
     if (cfg.has("hosts_entries")) {
         std::vector<std::string> lines;
         for (const auto& l : cfg.strings("hosts_entries")) {
-            lines.push_back(TRY(expand_vars(l, ctx.host, cfg.where("hosts_entries"))));
+            lines.push_back(TRY(expanded(cfg, "hosts_entries", l, ctx.host)));
         }
         out.push_back(std::make_unique<ManageHostsBlock>(std::move(lines)));
     }

@@ -132,12 +132,17 @@ Result<HostnameState> read_hostname(Target& target) {
     return HostnameState{util::trim(r.out.substr(0, bar)), util::trim(r.out.substr(bar + 1))};
 }
 
+constexpr const char* k_begin = "# BEGIN nodectl base.hosts_entries (managed: edits here are replaced)";
+constexpr const char* k_end = "# END nodectl base.hosts_entries";
+
 // Debian names the machine itself on a 127.0.1.1 line; without it sudo complains on every call.
+// Lines inside the base.hosts_entries block belong to that step and are left alone.
 std::string with_loopback_name(const std::string& hosts, const std::string& name) {
     std::string out;
-    bool found = false;
+    bool found = false, in_block = false;
     for (const auto& line : util::split_lines(hosts)) {
-        if (util::starts_with(line, "127.0.1.1")) {
+        in_block = in_block ? line != k_end : line == k_begin;
+        if (!in_block && util::starts_with(line, "127.0.1.1")) {
             if (!found) {
                 out += "127.0.1.1\t" + name + "\n";
             }
@@ -246,13 +251,6 @@ Result<void> SetTimezone::apply(Target& target, const Plan&) {
 
 // ---- ManageHostsBlock ----
 
-namespace {
-
-constexpr const char* k_begin = "# BEGIN nodectl base.hosts_entries (managed: edits here are replaced)";
-constexpr const char* k_end = "# END nodectl base.hosts_entries";
-
-} // namespace
-
 Result<std::pair<std::string, std::string>> ManageHostsBlock::current_and_desired(Target& target) const {
     auto current = TRY(target.read_file("/etc/hosts")).value_or("");
     std::string before, after;
@@ -265,6 +263,11 @@ Result<std::pair<std::string, std::string>> ManageHostsBlock::current_and_desire
         } else if (!in_block) {
             (seen ? after : before) += line + "\n";
         }
+    }
+    if (in_block) {
+        // Without its end marker we cannot tell our lines from the admin's: refuse, lose nothing.
+        return make_error(ErrorCode::unsupported, std::string("/etc/hosts has the line '") + k_begin +
+                                                      "' but no '" + k_end + "' after it; fix the file by hand");
     }
     std::string block;
     if (!m_lines.empty()) {
