@@ -9,16 +9,10 @@
 
 namespace nodectl::cli {
 
-namespace {
-
-std::string g_validate_file;
-
-} // namespace
-
-void configure_profile(CLI::App& app, Context&) {
+void configure_profile(CLI::App& app, Context& ctx) {
     app.require_subcommand(1);
     auto* validate = app.add_subcommand("validate", "Check a profile and the profiles it includes");
-    validate->add_option("file", g_validate_file, "Profile (TOML)")->required();
+    validate->add_option("file", ctx.args, "Profile (TOML)")->required()->expected(1);
     app.add_subcommand("keys", "Print every configuration key: name, type, default and meaning");
 }
 
@@ -48,7 +42,8 @@ int run_profile(CLI::App& app, Context& ctx) {
         }
         return k_exit_ok;
     }
-    auto profile = load_profile(g_validate_file);
+    const std::string& file = ctx.args.front();
+    auto profile = load_profile(file);
     if (!profile) {
         std::cerr << profile.error().message << "\n";
         return k_exit_config;
@@ -61,7 +56,7 @@ int run_profile(CLI::App& app, Context& ctx) {
         std::cerr << steps.error().message << "\n";
         return k_exit_config;
     }
-    std::cout << g_validate_file << ": ok (" << profile->files().size() << " file"
+    std::cout << file << ": ok (" << profile->files().size() << " file"
               << (profile->files().size() == 1 ? "" : "s") << ")\n";
     return k_exit_ok;
 }

@@ -90,29 +90,26 @@ std::string hosts_lines(const toml::node& n) {
     return "";
 }
 
-std::string unit_names(const toml::node& n) {
-    static const std::regex k_re("^[A-Za-z0-9:_.@\\\\-]+\\.(service|socket|timer|mount|automount|path|target)$");
+// The first entry of a string list that does not match `re`, as a reason; "" when all match.
+std::string each_matches(const toml::node& n, const std::regex& re, const std::string& what) {
     if (auto* arr = n.as_array()) {
         for (const auto& e : *arr) {
-            if (!std::regex_match(str_of(e), k_re)) {
-                return "each entry must be a systemd unit name with its suffix, such as \"ssh.service\"; got \"" +
-                       str_of(e) + "\"";
+            if (!std::regex_match(str_of(e), re)) {
+                return "each entry must be " + what + "; got \"" + str_of(e) + "\"";
             }
         }
     }
     return "";
 }
 
+std::string unit_names(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9:_.@\\\\-]+\\.(service|socket|timer|mount|automount|path|target)$");
+    return each_matches(n, k_re, "a systemd unit name with its suffix, such as \"ssh.service\"");
+}
+
 std::string package_names(const toml::node& n) {
     static const std::regex k_re("^[a-z0-9][a-z0-9+.-]+$");
-    if (auto* arr = n.as_array()) {
-        for (const auto& e : *arr) {
-            if (!std::regex_match(str_of(e), k_re)) {
-                return "each entry must be a Debian package name, got \"" + str_of(e) + "\"";
-            }
-        }
-    }
-    return "";
+    return each_matches(n, k_re, "a Debian package name");
 }
 
 using enum ValueType;
