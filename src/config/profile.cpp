@@ -1,6 +1,6 @@
 // Loading a profile: parse it, load what it `extends` and `include`s, validate every file against
-// the key table, then merge: tables merge key by key, any other value (arrays too) is replaced by
-// the later file. Merged nodes keep their source positions, so errors name the file they came from.
+// the key table, then merge: tables merge key by key, lists of tables ([[base.files]]) are
+// appended, and any other value (lists of strings too) is replaced by the later file. Merged nodes keep their source positions, so errors name the file they came from.
 #include "config/validate.hpp"
 #include "nodectl/config.hpp"
 #include "util/digest.hpp"
@@ -21,6 +21,10 @@ void merge_into(toml::table& dst, toml::table&& src) {
         auto* existing = dst.get(key);
         if (existing && existing->is_table() && node.is_table()) {
             merge_into(*existing->as_table(), std::move(*node.as_table()));
+        } else if (existing && existing->is_array_of_tables() && node.is_array_of_tables()) {
+            for (auto&& element : *node.as_array()) {
+                existing->as_array()->push_back(std::move(element));
+            }
         } else {
             dst.insert_or_assign(key, std::move(node));
         }

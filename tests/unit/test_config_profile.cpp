@@ -4,6 +4,8 @@
 
 #include "nodectl/config.hpp"
 #include "nodectl/module.hpp"
+#include "fake_target.hpp"
+#include "modules/base/base.hpp"
 
 #include <doctest/doctest.h>
 
@@ -135,7 +137,7 @@ TEST_CASE("profile: a TOML syntax error names file:line:col") {
     CHECK(load_error(path).rfind(path + ":2:", 0) == 0);
 }
 
-TEST_CASE("profile: extends and include merge in order, the later file winning, arrays replaced") {
+TEST_CASE("profile: extends and include merge in order, the later file winning, plain lists replaced") {
     TempDir dir;
     dir.write("common/base.toml", R"(description = "common"
 [base]
@@ -289,4 +291,31 @@ TEST_CASE("profiles/*.toml: every shipped profile loads without error") {
             CHECK_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
         }
     }
+}
+
+TEST_CASE("profile: [[base.files]] from included profiles are appended; a later entry for a path wins") {
+    TempDir dir;
+    dir.write("common.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"common\\n\"\n"
+                             "[[base.files]]\npath = \"/etc/issue\"\ncontent = \"issue\\n\"\n");
+    std::string path = dir.write("site.toml", "include = [\"common.toml\"]\n"
+                                              "[[base.files]]\npath = \"/etc/role\"\ncontent = \"web\\n\"\n"
+                                              "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"site\\n\"\nmode = \"0600\"\n");
+    auto profile = load_profile(path);
+    REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
+    CHECK(profile->section("base").tables("files").size() == 4);
+    HostSpec host;
+    host.name = host.address = "h";
+    auto steps = base::steps(ModuleContext{*profile, host});
+    REQUIRE(steps.ok());
+    std::vector<std::string> ids;
+    for (const auto& s : *steps) {
+        ids.push_back(s->id());
+    }
+    CHECK(ids == std::vector<std::string>{"base/file:/etc/motd", "base/file:/etc/issue", "base/file:/etc/role"});
+    testing::FakeTarget t;
+    for (auto& s : *steps) {
+        REQUIRE(s->apply(t, Plan{}).ok());
+    }
+    CHECK(t.host().content("/etc/motd") == "site\n");
+    CHECK(t.host().files.at("/etc/motd").mode == 0600);
 }

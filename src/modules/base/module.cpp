@@ -66,6 +66,9 @@ Result<StepList> steps(const ModuleContext& ctx) {
     if (!present.empty() || !absent.empty()) {
         out.push_back(std::make_unique<EnsurePackages>(present, absent));
     }
+    // [[base.files]] lists from included profiles are appended; for a path named twice, the
+    // later entry wins, in the earlier one's place.
+    std::vector<ManagedFile> files;
     for (const auto& ft : cfg.tables("files")) {
         ManagedFile f;
         f.spec.path = ft.str("path");
@@ -78,7 +81,16 @@ Result<StepList> steps(const ModuleContext& ctx) {
         } else {
             f.spec.content = TRY(expand_vars(ft.str("content"), ctx.host, ft.where("content")));
         }
-        out.push_back(std::make_unique<WriteFile>("base/file:" + f.spec.path, std::move(f)));
+        auto same = std::find_if(files.begin(), files.end(), [&](const ManagedFile& x) { return x.spec.path == f.spec.path; });
+        if (same != files.end()) {
+            *same = std::move(f);
+        } else {
+            files.push_back(std::move(f));
+        }
+    }
+    for (auto& f : files) {
+        std::string id = "base/file:" + f.spec.path;
+        out.push_back(std::make_unique<WriteFile>(id, std::move(f)));
     }
     auto enabled = cfg.strings("units_enabled");
     auto disabled = cfg.strings("units_disabled");
