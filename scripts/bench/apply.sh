@@ -37,8 +37,11 @@ echo "# converging the nodes once (installs packages through the apt proxy)"
 "$NODECTL" apply "${NC[@]}" -i "$OUT/inv4.toml" >/dev/null
 "$NODECTL" apply "${NC[@]}" -i "$OUT/inv4.toml" | grep -q '0 changed' 
 
-echo "# Ansible needs python3 on the nodes"
-for i in 1 2 3 4; do scripts/testnodes.sh ssh "$RUN" "$i" "apt-get install -y -qq python3 >/dev/null"; done
+echo "# Ansible needs python3 on the nodes; apt's daily timers must not take dpkg's lock mid-measurement"
+for i in 1 2 3 4; do
+  scripts/testnodes.sh ssh "$RUN" "$i" "apt-get install -y -qq python3 python3-apt >/dev/null &&
+    systemctl stop apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service"
+done
 {
   echo "[nodes]"
   for i in 1 2 3 4; do echo "node$i ansible_host=${ADDRS[$((i-1))]}"; done
@@ -68,7 +71,7 @@ cat >"$OUT/site.yml" <<'YML'
     - copy: {dest: /etc/timezone, content: "Etc/UTC\n", mode: "0644"}
     - blockinfile: {path: /etc/hosts, marker: "# {mark} nodectl base.hosts_entries", block: "198.18.42.1 apt-cache"}
     - apt: {name: [less, htop], state: present}
-    - copy: {dest: /etc/motd, mode: "0644", content: "\nThis machine is managed by nodectl. Local changes to managed files are\nreverted by the next `nodectl apply`; change the profile instead.\n"}
+    - copy: {dest: /etc/motd, mode: "0644", content: "This machine is managed by nodectl. Local changes to managed files are\nreverted by the next `nodectl apply`; change the profile instead.\n"}
     - copy: {dest: /etc/nodectl/role, mode: "0644", content: "bench\n"}
     - copy: {dest: /etc/nodectl/api-token, mode: "0600", content: "demo-token-not-a-real-secret\n"}
       no_log: true

@@ -24,7 +24,7 @@ void add_host_options(CLI::App& app, Context& ctx) {
                  "Trust and record the key of a host seen for the first time (a changed key is never accepted)");
     app.add_option("--ssh-config", h.ssh.ssh_config, "ssh config file (default ~/.ssh/config)");
     app.add_option("--identity", h.identity, "Private key for hosts that do not name one (default: ssh-agent, ~/.ssh/id_*)");
-    app.add_option("--sudo", h.sudo, "For hosts that do not say: none, nopasswd or password")
+    app.add_option("--sudo", h.sudo, "How hosts given on the command line become root: none, nopasswd or password")
         ->check(CLI::IsMember({"none", "nopasswd", "password"}));
     app.add_option("--sudo-password-file", h.sudo_password_file, "File holding the sudo password (mode 0600)");
     app.add_option("--sudo-password-env", h.sudo_password_env, "Environment variable holding the sudo password");
@@ -60,15 +60,15 @@ Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
     }
     for (const auto& arg : o.hosts) {
         auto h = TRY(parse_host_arg(arg));
-        if (!o.identity.empty()) {
-            h.identity = o.identity;
-        }
         if (!o.sudo.empty()) {
             h.sudo = o.sudo == "password" ? SudoMode::password : o.sudo == "nopasswd" ? SudoMode::nopasswd : SudoMode::none;
         }
         hosts.push_back(h);
     }
     for (auto& h : hosts) {
+        if (!o.identity.empty() && !h.identity) {
+            h.identity = o.identity;
+        }
         if (h.sudo == SudoMode::password && !h.sudo_password) {
             if (!o.sudo_password_file.empty()) {
                 h.sudo_password = SecretRef{o.sudo_password_file, ""};

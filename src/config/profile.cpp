@@ -133,8 +133,17 @@ Result<Profile> load_profile(const std::string& path) {
     if (!loader.diags.empty()) {
         return make_error(ErrorCode::config, util::join(loader.diags, "\n"));
     }
+    // The digest stands for "the same profile" when a run decides whether to resume: it covers
+    // the merged settings and the content of every file they send.
     std::ostringstream canon;
     canon << toml::toml_formatter(merged);
+    if (auto* file_list = merged.at_path("base.files").as_array()) {
+        for (const auto& e : *file_list) {
+            if (auto src = e.as_table()->get_as<std::string>("source")) {
+                canon << "\n" << src->get() << " " << util::sha256_file_hex(src->get());
+            }
+        }
+    }
     std::string digest = util::sha256_hex(canon.str());
     return Profile(std::move(merged), std::move(loader.files), std::move(digest));
 }

@@ -376,9 +376,9 @@ Result<std::vector<std::pair<std::string, bool>>> EnsureUnits::pending(Target& t
 }
 
 Result<Plan> EnsureUnits::probe(Target& target) {
-    auto todo = TRY(pending(target));
+    auto to_change = TRY(pending(target));
     Plan plan;
-    for (const auto& [unit, enable] : todo) {
+    for (const auto& [unit, enable] : to_change) {
         plan.changes.push_back({(enable ? "enable and start " : "disable and stop ") + unit, ""});
     }
     return plan;
