@@ -6,6 +6,7 @@
 #include "core/runner.hpp"
 #include "target/local_target.hpp"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -117,6 +118,10 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
     options.run_timeout = std::chrono::seconds(ctx.host.run_timeout);
     options.profile_digest = profile->digest();
     options.run_id = new_run_id();
+    char machine[256] = "?";
+    gethostname(machine, sizeof machine - 1);
+    const passwd* pw = getpwuid(geteuid());
+    options.operator_name = (pw ? std::string(pw->pw_name) : "uid " + std::to_string(geteuid())) + "@" + machine;
     SshOptions ssh = ctx.host.ssh;
     ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
 

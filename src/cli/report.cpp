@@ -65,8 +65,13 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
         if (!r.ok && !r.error.empty()) {
             out += indent(r.error, "   error: ");
         }
+        size_t not_run = r.count(StepStatus::not_run);
+        if (not_run > 0) {
+            out += "  - " + std::to_string(not_run) + " step" + (not_run == 1 ? "" : "s") + " not run\n";
+        }
         for (const auto& s : r.steps) {
-            bool show = s.status != StepStatus::unchanged && s.status != StepStatus::done_before;
+            bool show = s.status != StepStatus::unchanged && s.status != StepStatus::done_before &&
+                        s.status != StepStatus::not_run;
             if (!show && mode != RunMode::check) {
                 continue;
             }

@@ -101,7 +101,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
         return report;
     };
     if (options.mode == RunMode::apply) {
-        auto l = target.lock("run " + options.run_id + " started " + utc_now());
+        auto l = target.lock("run " + options.run_id + " by " + options.operator_name + " started " + utc_now());
         if (!l) {
             return fail(l.error().message);
         }

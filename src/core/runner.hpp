@@ -57,6 +57,7 @@ struct RunOptions {
     std::chrono::seconds run_timeout{3600};
     std::string profile_digest;
     std::string run_id;
+    std::string operator_name;  // "user@machine" of whoever runs nodectl, shown to a run that finds the lock held
 };
 
 std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& options, const ConnectFn& connect);

@@ -24,7 +24,7 @@ check "the run was still going when we looked (${done_steps:-0} steps done)" kil
 
 "$NODECTL" apply -p "$WORK/many.toml" "${ARGS[@]}" >"$WORK/busy.out" 2>&1
 expect_rc "a second run while the first holds the lock is refused" 5 $?
-contains "it says another run holds the lock" "$WORK/busy.out" 'another nodectl run holds /var/lib/nodectl/lock \(run [0-9a-f]+ started'
+contains "it says another run holds the lock, and whose" "$WORK/busy.out" 'another nodectl run holds /var/lib/nodectl/lock \(run [0-9a-f]+ by [^ ]+@[^ ]+ started'
 
 kill -9 $pid
 wait $pid 2>/dev/null
