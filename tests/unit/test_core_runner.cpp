@@ -78,8 +78,8 @@ nlohmann::json journal_on(FakeHost& host) {
 class ProbeOnlyStep final : public Step {
 public:
     explicit ProbeOnlyStep(bool converges) : m_converges(converges) {}
-    std::string id() const override { return "test/stubborn"; }
-    std::string title() const override { return "stubborn step"; }
+    std::string id() const override { return "test/never-converging"; }
+    std::string title() const override { return "never-converging step"; }
     Result<Plan> probe(Target&) override {
         Plan p;
         if (!m_applied || !m_converges) {
