@@ -73,6 +73,23 @@ TEST_CASE("LocalTarget run: a timeout kills the children the script started, not
 }
 
 TEST_CASE("LocalTarget lock: a second lock fails with ErrorCode::locked until the first is released") {
+    // The lock lives in /var/lib/nodectl on this machine; leave nothing behind that was not there.
+    namespace fs = std::filesystem;
+    const bool dir_existed = fs::exists("/var/lib/nodectl");
+    const bool lock_existed = fs::exists("/var/lib/nodectl/lock");
+    struct Cleanup {
+        bool dir, lock;
+        ~Cleanup() {
+            std::error_code ec;
+            if (!lock) {
+                fs::remove("/var/lib/nodectl/lock", ec);
+                fs::remove("/var/lib/nodectl/lock.owner", ec);
+            }
+            if (!dir) {
+                fs::remove("/var/lib/nodectl", ec);
+            }
+        }
+    } cleanup{dir_existed, lock_existed};
     LocalTarget a("a");
     LocalTarget b("b");
     auto first = a.lock("unit test first holder");
