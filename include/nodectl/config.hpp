@@ -78,6 +78,8 @@ public:
 
 private:
     const toml::node* node(std::string_view key) const;
+    template <class T>
+    T scalar(std::string_view key) const;
     std::string full(std::string_view key) const;
     const KeySpec& spec(std::string_view key) const;
 

@@ -118,9 +118,7 @@ Profile::Profile(toml::table merged, std::vector<std::string> files, std::string
     : m_table(std::move(merged)), m_files(std::move(files)), m_digest(std::move(digest)) {}
 
 ConfigView Profile::section(std::string_view name) const {
-    const auto* t = m_table.get_as<toml::table>(name);
-    static const toml::table k_empty;
-    return ConfigView(ConfigFile::profile, t ? t : &k_empty, std::string(name));
+    return ConfigView(ConfigFile::profile, &m_table, "").section(name);
 }
 
 Result<Profile> load_profile(const std::string& path) {

@@ -1,14 +1,13 @@
 // Secrets are read from a file (not readable by group or others) or an environment variable,
 // only when needed. The value is held in a Secret and handed to commands through stdin.
 #include "nodectl/config.hpp"
+#include "util/file.hpp"
 
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace nodectl {
 
@@ -30,10 +29,11 @@ Result<Secret> resolve_secret(const SecretRef& ref) {
                                                  std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
                                                  "); run chmod 600 on it");
     }
-    std::ifstream in(ref.file, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string value = ss.str();
+    auto content = util::read_file(ref.file);
+    if (!content) {
+        return make_error(ErrorCode::config, "secret " + ref.describe() + ": " + std::strerror(errno));
+    }
+    std::string value = std::move(*content);
     // A trailing newline is the editor's, not the secret's.
     while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
         value.pop_back();

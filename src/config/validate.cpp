@@ -1,11 +1,10 @@
 #include "config/validate.hpp"
 
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace nodectl {
 
@@ -128,15 +127,13 @@ void validate_table(ConfigFile file, const toml::table& table, const std::string
 }
 
 std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics& diags) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto content = util::read_file(path);
+    if (!content) {
         diags.push_back(path + ": cannot read file: " + std::strerror(errno));
         return std::nullopt;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
     try {
-        return toml::parse(ss.str(), path);
+        return toml::parse(*content, path);
     } catch (const toml::parse_error& e) {
         diags.push_back(location(e.source()) + ": " + std::string(e.description()));
         return std::nullopt;

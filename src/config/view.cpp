@@ -39,28 +39,26 @@ toml::table parse_default(std::string_view text) {
 
 } // namespace
 
-std::string ConfigView::str(std::string_view key) const {
+// A string, integer or boolean: the profile's value, else the key table's default, else T{}.
+template <class T>
+T ConfigView::scalar(std::string_view key) const {
     if (const auto* n = node(key)) {
-        return std::string(*n->as_string());
+        return n->value<T>().value_or(T{});
     }
     auto d = spec(key).default_value;
-    return d.empty() ? std::string() : parse_default(d)["v"].value_or(std::string());
+    return d.empty() ? T{} : parse_default(d)["v"].template value_or<T>(T{});
+}
+
+std::string ConfigView::str(std::string_view key) const {
+    return scalar<std::string>(key);
 }
 
 int64_t ConfigView::integer(std::string_view key) const {
-    if (const auto* n = node(key)) {
-        return n->value<int64_t>().value_or(0);
-    }
-    auto d = spec(key).default_value;
-    return d.empty() ? 0 : parse_default(d)["v"].value_or<int64_t>(0);
+    return scalar<int64_t>(key);
 }
 
 bool ConfigView::boolean(std::string_view key) const {
-    if (const auto* n = node(key)) {
-        return n->value<bool>().value_or(false);
-    }
-    auto d = spec(key).default_value;
-    return d.empty() ? false : parse_default(d)["v"].value_or(false);
+    return scalar<bool>(key);
 }
 
 std::vector<std::string> ConfigView::strings(std::string_view key) const {

@@ -3,10 +3,8 @@
 #include "nodectl/target.hpp"
 
 #include "target/scripts.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
-
-#include <fstream>
-#include <sstream>
 
 namespace nodectl {
 
@@ -97,14 +95,12 @@ std::string atomic_write_script(const FileSpec& file) {
 }
 
 Result<void> Target::upload(const std::string& local_path, const FileSpec& dest) {
-    std::ifstream in(local_path, std::ios::binary);
-    if (!in) {
+    auto content = util::read_file(local_path);
+    if (!content) {
         return make_error(ErrorCode::io, "cannot read " + local_path);
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
     FileSpec f = dest;
-    f.content = ss.str();
+    f.content = std::move(*content);
     return write_file(f);
 }
 

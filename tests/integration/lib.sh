@@ -67,6 +67,14 @@ write_inventory() {
   } >"$file"
 }
 
+# use_site_profile: the full test profile and an inventory of all nodes in $WORK; sets INV and KH.
+use_site_profile() {
+  INV=$WORK/inventory.toml
+  write_inventory "$INV"
+  cp "$DATA/site.toml" "$DATA/uploaded.conf" "$WORK/"
+  KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
+}
+
 # nodectl ARGS...: the binary under test, with the run's known_hosts.
 nodectl() { "$NODECTL" "$@"; }
 

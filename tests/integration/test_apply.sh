@@ -2,10 +2,7 @@
 # apply over SSH to 2 real nodes in parallel; a second run changes nothing; check/plan see drift.
 source "$(dirname "$0")/lib.sh"
 nodes_up 2 198.18.1
-INV=$WORK/inventory.toml
-write_inventory "$INV"
-cp "$DATA/site.toml" "$DATA/uploaded.conf" "$WORK/"
-KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
+use_site_profile
 
 echo "# first apply, both nodes in parallel"
 nodectl apply -p "$WORK/site.toml" -i "$INV" "${KH[@]}" --parallel 2 >"$WORK/a1.out" 2>"$WORK/a1.err"

@@ -2,10 +2,7 @@
 # plan and apply --dry-run leave a node byte-identical.
 source "$(dirname "$0")/lib.sh"
 nodes_up 1 198.18.2
-INV=$WORK/inventory.toml
-write_inventory "$INV"
-cp "$DATA/site.toml" "$DATA/uploaded.conf" "$WORK/"
-KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
+use_site_profile
 
 snapshot() {
   node 1 "find /etc -xdev -printf '%p %m %u %g %s %l\n' | sort; find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum;

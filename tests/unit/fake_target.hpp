@@ -14,17 +14,16 @@
 
 #include "nodectl/target.hpp"
 #include "util/digest.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 #include <doctest/doctest.h>
 
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -230,14 +229,12 @@ public:
     }
 
     Result<void> upload(const std::string& local_path, const FileSpec& dest) override {
-        std::ifstream in(local_path, std::ios::binary);
-        if (!in) {
+        auto content = util::read_file(local_path);
+        if (!content) {
             return make_error(ErrorCode::io, "cannot read " + local_path);
         }
-        std::stringstream ss;
-        ss << in.rdbuf();
         FileSpec f = dest;
-        f.content = ss.str();
+        f.content = std::move(*content);
         TRY_VOID(store(f, "upload "));
         return Ok{};
     }

@@ -5,11 +5,10 @@
 #include "host/services.hpp"
 #include "util/diff.hpp"
 #include "util/digest.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace nodectl::base {
 
@@ -19,13 +18,11 @@ namespace {
 constexpr size_t k_max_diff_bytes = 256 * 1024;
 
 Result<std::string> read_local(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto content = util::read_file(path);
+    if (!content) {
         return make_error(ErrorCode::io, "cannot read " + path);
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return std::move(*content);
 }
 
 std::string file_diff(Target& target, const std::string& path, const std::string& desired) {
