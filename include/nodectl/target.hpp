@@ -46,6 +46,9 @@ struct FileSpec {
     std::string group = "root";
 };
 
+// Whether a second, independent login was proven to work (see Target::check_fresh_login).
+enum class AccessCheck { verified, not_applicable };
+
 // Held for the length of a run; released by the destructor, and by the OS if nodectl dies.
 class HostLock {
 public:
@@ -73,6 +76,16 @@ public:
     virtual Result<std::unique_ptr<HostLock>> lock(const std::string& holder) = 0;
     // Whether this target refuses changes (dry run).
     virtual bool read_only() const { return false; }
+    // The user the operator logs in as ("root" when nodectl runs on the host itself).
+    virtual std::string login_user() const { return "root"; }
+    // Opens a second, independent connection with the same credentials (as `user` when not
+    // empty), proves it can become root, and closes it; the current connection stays open. Steps
+    // that could lock the operator out (sshd, firewall) call it after activating a change.
+    // Targets with no remote access to lose answer not_applicable.
+    virtual Result<AccessCheck> check_fresh_login(const std::string& user) {
+        (void)user;
+        return AccessCheck::not_applicable;
+    }
 
     // run() that turns a non-zero exit into an ErrorCode::command error naming `what`.
     Result<CommandResult> run_checked(const Command& cmd, const std::string& what);

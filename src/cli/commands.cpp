@@ -51,9 +51,15 @@ const CommandSpec k_commands[] = {
      "The same as `nodectl apply --dry-run`: probes run, nothing on any host changes.\n"
      "Example: nodectl plan -p site.toml -i inventory.toml",
      &configure_hosts, &run_plan},
-    {"check", "Audit hosts against a profile; exit 7 when they differ",
-     "Reports, per host and step, whether the host matches the profile. Changes nothing.\n"
-     "Example: nodectl check -p site.toml -i inventory.toml --json",
+    {"check", "Audit hosts against a profile, control by control; exit 7 when a control fails",
+     "Evaluates every control of the profile on each host (in parallel, read-only) and prints\n"
+     "PASS / FAIL / N/A per control with the value observed on the host. N/A means the control cannot\n"
+     "work where the host runs (for example kernel auditing inside a container); it is never a pass.\n"
+     "Steps without their own controls count as one control: the host matches what the step would make.\n"
+     "Exit status: 0 all passed (or n/a), 7 a control failed, 4/5 hosts unreachable; fit for monitoring.\n"
+     "Examples:\n"
+     "  nodectl check -p profiles/hardened.toml admin@198.18.0.2 --sudo nopasswd\n"
+     "  nodectl check -p site.toml -i inventory.toml --json",
      &configure_hosts, &run_check},
     {"profile", "Validate profiles and list the keys they take",
      "  nodectl profile validate FILE   check a profile (and what it includes); errors as file:line:col\n"

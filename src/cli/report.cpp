@@ -36,6 +36,36 @@ std::string indent(const std::string& text, const std::string& pad) {
     return out;
 }
 
+const char* control_mark(ControlStatus s) {
+    switch (s) {
+    case ControlStatus::pass: return "PASS";
+    case ControlStatus::fail: return "FAIL";
+    case ControlStatus::not_applicable: return "N/A ";
+    }
+    return "?";
+}
+
+std::string one_line(const std::string& s) {
+    auto lines = util::split_lines(s);
+    return util::join(lines, " | ");
+}
+
+std::string control_text(const ControlResult& c) {
+    std::string out = "  " + std::string(control_mark(c.status)) + "  " + c.id;
+    switch (c.status) {
+    case ControlStatus::pass: out += ": " + one_line(c.observed); break;
+    case ControlStatus::fail:
+        out += ": " + (c.observed.empty() ? std::string("(nothing)") : one_line(c.observed)) + "  [expected " +
+               one_line(c.expected) + "]";
+        if (!c.reason.empty()) {
+            out += " " + c.reason;
+        }
+        break;
+    case ControlStatus::not_applicable: out += ": not applicable: " + c.reason; break;
+    }
+    return out + "\n";
+}
+
 } // namespace
 
 std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
@@ -55,7 +85,8 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
         } else if (mode == RunMode::plan) {
             out += std::to_string(changing) + " to change, " + std::to_string(r.count(StepStatus::unchanged)) + " unchanged";
         } else {
-            out += changing ? std::to_string(changing) + " differ from the profile" : "matches the profile";
+            out += std::to_string(r.count(ControlStatus::pass)) + " passed, " + std::to_string(r.count(ControlStatus::fail)) +
+                   " failed, " + std::to_string(r.count(ControlStatus::not_applicable)) + " not applicable";
         }
         out += " (" + seconds(r.seconds) + ")";
         if (!r.resumed_run.empty()) {
@@ -72,7 +103,13 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
         for (const auto& s : r.steps) {
             bool show = s.status != StepStatus::unchanged && s.status != StepStatus::done_before &&
                         s.status != StepStatus::not_run;
-            if (!show && mode != RunMode::check) {
+            if (mode == RunMode::check && s.status != StepStatus::failed) {
+                for (const auto& c : s.controls) {
+                    out += control_text(c);
+                }
+                continue;
+            }
+            if (!show) {
                 continue;
             }
             out += "  " + std::string(mark(s.status)) + " " + s.title + " [" + std::string(status_name(s.status)) + "]\n";
@@ -87,7 +124,7 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
             }
         }
     }
-    const char* verb = mode == RunMode::apply ? "changed" : mode == RunMode::plan ? "would change" : "differ";
+    const char* verb = mode == RunMode::apply ? "changed" : mode == RunMode::plan ? "would change" : "with failed controls";
     out += "Summary: " + std::to_string(reports.size()) + " host" + (reports.size() == 1 ? "" : "s") + ", " +
            std::to_string(ok) + " ok, " + std::to_string(reports.size() - ok) + " failed, " +
            std::to_string(changed_hosts) + " " + verb + "\n";
@@ -108,8 +145,17 @@ std::string reports_json(const std::vector<HostReport>& reports, RunMode mode) {
             for (const auto& c : s.plan.changes) {
                 changes.push_back({{"summary", c.summary}, {"diff", c.diff}});
             }
-            steps.push_back({{"id", s.id}, {"title", s.title}, {"status", status_name(s.status)},
-                             {"changes", changes}, {"error", s.error}, {"seconds", s.seconds}});
+            nlohmann::json step = {{"id", s.id}, {"title", s.title}, {"status", status_name(s.status)},
+                                   {"changes", changes}, {"error", s.error}, {"seconds", s.seconds}};
+            if (mode == RunMode::check) {
+                nlohmann::json controls = nlohmann::json::array();
+                for (const auto& c : s.controls) {
+                    controls.push_back({{"id", c.id}, {"title", c.title}, {"status", control_status_name(c.status)},
+                                        {"observed", c.observed}, {"expected", c.expected}, {"reason", c.reason}});
+                }
+                step["controls"] = controls;
+            }
+            steps.push_back(step);
         }
         hosts.push_back({{"host", r.host}, {"ok", r.ok}, {"error", r.error}, {"resumed_run", r.resumed_run},
                          {"seconds", r.seconds}, {"steps", steps}});

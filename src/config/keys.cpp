@@ -112,6 +112,85 @@ std::string package_names(const toml::node& n) {
     return each_matches(n, k_re, "a Debian package name");
 }
 
+std::string root_login(const toml::node& n) {
+    auto s = str_of(n);
+    return s == "no" || s == "prohibit-password" ? "" : "must be \"no\" or \"prohibit-password\"";
+}
+
+std::string node_role(const toml::node& n) {
+    auto s = str_of(n);
+    return s == "standalone" || s == "k3s-server" || s == "k3s-server-ha" || s == "k3s-agent"
+               ? ""
+               : "must be one of \"standalone\", \"k3s-server\", \"k3s-server-ha\", \"k3s-agent\"";
+}
+
+std::string cni_backend(const toml::node& n) {
+    auto s = str_of(n);
+    return s == "vxlan" || s == "wireguard" ? "" : "must be \"vxlan\" (flannel default) or \"wireguard\"";
+}
+
+std::string protocol(const toml::node& n) {
+    auto s = str_of(n);
+    return s == "tcp" || s == "udp" ? "" : "must be \"tcp\" or \"udp\"";
+}
+
+std::string port_or_range(const toml::node& n) {
+    static const std::regex k_re("^([0-9]{1,5})(-([0-9]{1,5}))?$");
+    std::smatch m;
+    auto s = str_of(n);
+    if (!std::regex_match(s, m, k_re)) {
+        return "must be a port or a range such as \"8080\" or \"51820-51821\"";
+    }
+    long a = std::stol(m[1]), b = m[3].matched ? std::stol(m[3]) : a;
+    return a >= 1 && b <= 65535 && a <= b ? "" : "must be ports between 1 and 65535, low-high";
+}
+
+std::string cidrs(const toml::node& n) {
+    static const std::regex k_re("^([0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*(/[0-9]{1,3})?)$");
+    return each_matches(n, k_re, "an IPv4 or IPv6 address or network such as \"198.18.0.0/15\" or \"2001:db8::/32\"");
+}
+
+std::string group_names(const toml::node& n) {
+    static const std::regex k_re("^[a-z_][a-z0-9_-]{0,31}$");
+    return each_matches(n, k_re, "a group name (lower case letters, digits, '-', '_')");
+}
+
+std::string user_name(const toml::node& n) {
+    static const std::regex k_re("^[a-z_][a-z0-9_-]{0,31}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a user name (lower case letters, digits, '-', '_')";
+}
+
+std::string ssh_public_keys(const toml::node& n) {
+    static const std::regex k_re("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$");
+    return each_matches(n, k_re, "an OpenSSH public key line such as \"ssh-ed25519 AAAA... comment\"");
+}
+
+std::string sysctl_map(const toml::node& n) {
+    static const std::regex k_re("^[a-z0-9_]+(\\.[A-Za-z0-9_-]+)+$");
+    if (const auto* t = n.as_table()) {
+        for (const auto& [k, v] : *t) {
+            if (!std::regex_match(std::string(k.str()), k_re)) {
+                return "keys must be sysctl names such as \"net.ipv4.tcp_syncookies\"; got \"" + std::string(k.str()) + "\"";
+            }
+        }
+    }
+    return "";
+}
+
+std::string positive(const toml::node& n) {
+    return n.value<int64_t>().value_or(0) > 0 ? "" : "must be a positive number";
+}
+
+std::string umask_value(const toml::node& n) {
+    static const std::regex k_re("^0[0-7]{3}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be an octal umask as a string, such as \"027\"";
+}
+
+std::string max_startups(const toml::node& n) {
+    static const std::regex k_re("^[0-9]+(:[0-9]+:[0-9]+)?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be \"start:rate:full\" such as \"10:30:60\"";
+}
+
 using enum ValueType;
 constexpr auto P = ConfigFile::profile;
 constexpr auto I = ConfigFile::inventory;
@@ -139,6 +218,62 @@ std::vector<KeySpec> build_table() {
         {"base.files[].owner", P, string, "\"root\"", not_empty, "owning user"},
         {"base.files[].group", P, string, "\"root\"", not_empty, "owning group"},
         {"base.files[].sensitive", P, boolean, "false", nullptr, "hide the content from plans and diffs (for secrets)"},
+
+        {"harden", P, section, "", nullptr, "host hardening; every group is on by default and can be switched off"},
+        {"harden.role", P, string, "\"standalone\"", node_role, "what the node runs: standalone, k3s-server, k3s-server-ha or k3s-agent (kernel and firewall follow it)"},
+        {"harden.rollback_seconds", P, integer, "120", positive, "sshd/firewall changes are rolled back by the host after this long unless a fresh login succeeded"},
+        {"harden.ssh", P, section, "", nullptr, "sshd: algorithms, host keys, logins, limits, forwarding"},
+        {"harden.ssh.enabled", P, boolean, "true", nullptr, "manage sshd (off: nodectl's drop-in is removed)"},
+        {"harden.ssh.permit_root_login", P, string, "\"no\"", root_login, "\"no\" or \"prohibit-password\" (root with a key only)"},
+        {"harden.ssh.allow_groups", P, string_list, "[\"ssh-users\"]", group_names, "only members of these groups may log in (AllowGroups); [] allows every group"},
+        {"harden.ssh.max_auth_tries", P, integer, "3", positive, "MaxAuthTries"},
+        {"harden.ssh.login_grace_time", P, integer, "30", positive, "LoginGraceTime in seconds"},
+        {"harden.ssh.max_startups", P, string, "\"10:30:60\"", max_startups, "MaxStartups throttling of unauthenticated connections"},
+        {"harden.ssh.max_sessions", P, integer, "4", positive, "MaxSessions per connection"},
+        {"harden.ssh.client_alive_interval", P, integer, "300", positive, "ClientAliveInterval in seconds"},
+        {"harden.ssh.client_alive_count_max", P, integer, "2", positive, "ClientAliveCountMax"},
+        {"harden.ssh.banner", P, string, "\"Authorized access only. All activity may be monitored and reported.\"", not_empty, "text of the login banner (/etc/issue.net, /etc/issue)"},
+        {"harden.kernel", P, section, "", nullptr, "kernel: sysctl hardening and module blacklist"},
+        {"harden.kernel.enabled", P, boolean, "true", nullptr, "manage kernel settings (off: nodectl's sysctl and modprobe files are removed)"},
+        {"harden.kernel.sysctl", P, string_map, "", sysctl_map, "extra or overriding sysctl values, e.g. { \"vm.swappiness\" = \"10\" }"},
+        {"harden.kernel.blacklist", P, string_list, "[\"cramfs\", \"freevxfs\", \"jffs2\", \"hfs\", \"hfsplus\", \"udf\", \"dccp\", \"sctp\", \"rds\", \"tipc\"]", package_names, "kernel modules that may never load"},
+        {"harden.firewall", P, section, "", nullptr, "nftables: input policy drop with the ports the node's role needs"},
+        {"harden.firewall.enabled", P, boolean, "true", nullptr, "manage the firewall (off: nodectl's table is removed)"},
+        {"harden.firewall.ssh_port", P, integer, "22", port, "port sshd listens on; opened with a per-source rate limit"},
+        {"harden.firewall.ssh_rate_per_minute", P, integer, "30", positive, "new SSH connections per minute and source address before they are dropped"},
+        {"harden.firewall.cluster_networks", P, string_list, "[]", cidrs, "networks of the cluster's nodes; k3s ports are open only to them (required for k3s roles)"},
+        {"harden.firewall.cni", P, string, "\"vxlan\"", cni_backend, "flannel backend whose port is opened: vxlan (8472/udp) or wireguard (51820-51821/udp)"},
+        {"harden.firewall.serve_http", P, boolean, "false", nullptr, "open 80/tcp and 443/tcp to everyone"},
+        {"harden.firewall.rules", P, table_list, "[]", nullptr, "extra open ports ([[harden.firewall.rules]] tables)"},
+        {"harden.firewall.rules[].port", P, string, "", port_or_range, "port or range, e.g. \"9100\" or \"30000-32767\" (required)"},
+        {"harden.firewall.rules[].proto", P, string, "\"tcp\"", protocol, "tcp or udp"},
+        {"harden.firewall.rules[].from", P, string_list, "[]", cidrs, "source networks; [] means anywhere"},
+        {"harden.firewall.rules[].comment", P, string, "", nullptr, "why the port is open (kept in the ruleset)"},
+        {"harden.accounts", P, section, "", nullptr, "accounts: admin user, root, password policy, lockout"},
+        {"harden.accounts.enabled", P, boolean, "true", nullptr, "manage accounts and password policy"},
+        {"harden.accounts.admin_user", P, string, "\"admin\"", user_name, "admin user created with sudo and SSH keys"},
+        {"harden.accounts.admin_keys", P, string_list, "[]", ssh_public_keys, "authorized_keys of the admin user (required when root login is off)"},
+        {"harden.accounts.pass_max_days", P, integer, "365", positive, "PASS_MAX_DAYS in login.defs"},
+        {"harden.accounts.pass_min_days", P, integer, "1", positive, "PASS_MIN_DAYS in login.defs"},
+        {"harden.accounts.pass_warn_age", P, integer, "14", positive, "PASS_WARN_AGE in login.defs"},
+        {"harden.accounts.umask", P, string, "\"027\"", umask_value, "default UMASK in login.defs"},
+        {"harden.accounts.password_min_length", P, integer, "14", positive, "pam_pwquality minlen"},
+        {"harden.accounts.faillock_deny", P, integer, "5", positive, "failed logins before pam_faillock locks an account"},
+        {"harden.accounts.faillock_unlock_seconds", P, integer, "900", positive, "how long pam_faillock keeps an account locked"},
+        {"harden.services", P, section, "", nullptr, "services: auditd, fail2ban, unattended-upgrades, time sync, AppArmor, legacy packages"},
+        {"harden.services.enabled", P, boolean, "true", nullptr, "manage the hardening services"},
+        {"harden.services.auditd", P, boolean, "true", nullptr, "auditd with nodectl's rule set (loaded with augenrules)"},
+        {"harden.services.fail2ban", P, boolean, "true", nullptr, "fail2ban with an sshd jail on the systemd journal"},
+        {"harden.services.fail2ban_maxretry", P, integer, "5", positive, "failures before fail2ban bans an address"},
+        {"harden.services.fail2ban_bantime", P, integer, "3600", positive, "ban length in seconds"},
+        {"harden.services.unattended_upgrades", P, boolean, "true", nullptr, "install security updates automatically"},
+        {"harden.services.timesync", P, boolean, "true", nullptr, "systemd-timesyncd"},
+        {"harden.services.apparmor", P, boolean, "true", nullptr, "AppArmor enabled"},
+        {"harden.services.remove_legacy", P, boolean, "true", nullptr, "remove telnet, rsh, talk, nis, tftp, xinetd and friends"},
+        {"harden.services.extra_packages", P, string_list, "[\"apt-listbugs\", \"apt-show-versions\", \"debsums\", \"libpam-tmpdir\", \"needrestart\", \"acct\", \"sysstat\"]", package_names, "audit and accounting tools that are installed too"},
+        {"harden.filesystem", P, section, "", nullptr, "filesystem: /tmp and /dev/shm options, permissions, core dumps"},
+        {"harden.filesystem.enabled", P, boolean, "true", nullptr, "manage mount options, permissions and core dumps"},
+        {"harden.filesystem.tmp_size", P, string, "\"25%\"", not_empty, "size of the /tmp tmpfs (tmpfs size= option)"},
 
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},

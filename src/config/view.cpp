@@ -63,10 +63,15 @@ bool ConfigView::boolean(std::string_view key) const {
 
 std::vector<std::string> ConfigView::strings(std::string_view key) const {
     std::vector<std::string> out;
-    if (const auto* n = node(key)) {
-        for (const auto& e : *n->as_array()) {
+    auto collect = [&](const toml::node& n) {
+        for (const auto& e : *n.as_array()) {
             out.emplace_back(*e.as_string());
         }
+    };
+    if (const auto* n = node(key)) {
+        collect(*n);
+    } else if (auto d = spec(key).default_value; !d.empty()) {
+        collect(*parse_default(d)["v"].node());
     }
     return out;
 }

@@ -1,5 +1,6 @@
 // The module table: the order here is the order modules' steps run on a host.
 #include "modules/base/base.hpp"
+#include "modules/harden/harden.hpp"
 #include "nodectl/module.hpp"
 
 namespace nodectl {
@@ -7,6 +8,7 @@ namespace nodectl {
 std::span<const Module> modules() {
     static const Module k_modules[] = {
         {"base", "hostname, time zone, /etc/hosts, apt proxy, packages, files, systemd units", &base::steps},
+        {"harden", "host hardening: sshd, kernel, nftables, accounts, auditd/fail2ban/updates, mounts and permissions", &harden::steps},
     };
     return k_modules;
 }

@@ -4,6 +4,7 @@
 #include "core/log.hpp"
 #include "target/read_only_target.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -30,6 +31,16 @@ size_t HostReport::count(StepStatus s) const {
     return n;
 }
 
+size_t HostReport::count(ControlStatus s) const {
+    size_t n = 0;
+    for (const auto& st : steps) {
+        for (const auto& c : st.controls) {
+            n += c.status == s;
+        }
+    }
+    return n;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -49,6 +60,20 @@ std::string summarize(const Plan& plan) {
 // Probe, and in apply mode make the change and prove it took.
 void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
     auto t0 = Clock::now();
+    if (mode == RunMode::check) {
+        auto controls = step.audit(target);
+        if (!controls) {
+            report.status = StepStatus::failed;
+            report.error = "audit: " + controls.error().message;
+        } else {
+            report.controls = std::move(*controls);
+            bool failing = std::any_of(report.controls.begin(), report.controls.end(),
+                                       [](const ControlResult& c) { return c.status == ControlStatus::fail; });
+            report.status = failing ? StepStatus::would_change : StepStatus::unchanged;
+        }
+        report.seconds = since(t0);
+        return;
+    }
     auto probed = step.probe(target);
     if (!probed) {
         report.status = StepStatus::failed;
@@ -129,8 +154,8 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     bool failed = false;
     for (size_t i = 0; i < steps.size(); ++i) {
         StepReport& sr = report.steps[i];
-        if (failed) {
-            continue;
+        if (failed && options.mode != RunMode::check) {
+            continue;  // a check audits every control whatever an earlier one found
         }
         if (Clock::now() > deadline) {
             sr.status = StepStatus::failed;

@@ -29,6 +29,7 @@ struct StepReport {
     std::string title;
     StepStatus status = StepStatus::not_run;
     Plan plan;
+    std::vector<ControlResult> controls;  // check mode
     std::string error;
     double seconds = 0;
 };
@@ -42,6 +43,7 @@ struct HostReport {
     double seconds = 0;
 
     size_t count(StepStatus s) const;
+    size_t count(ControlStatus s) const;
 };
 
 struct HostJob {

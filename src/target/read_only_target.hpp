@@ -23,6 +23,7 @@ public:
     Result<void> write_file(const FileSpec& file) override { return refused("write " + file.path); }
     Result<void> upload(const std::string&, const FileSpec& file) override { return refused("upload " + file.path); }
     Result<std::unique_ptr<HostLock>> lock(const std::string&) override { return refused("take the host lock"); }
+    std::string login_user() const override { return m_inner.login_user(); }
 
 private:
     static Error refused(const std::string& what) {

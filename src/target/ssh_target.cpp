@@ -244,14 +244,33 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
     if (host.sudo == SudoMode::password) {
         password = TRY(resolve_secret(*host.sudo_password));
     }
-    std::unique_ptr<SshTarget> target(new SshTarget(host.name, s, host.sudo, std::move(password)));
+    std::unique_ptr<SshTarget> target(new SshTarget(host, options, user, s, std::move(password)));
     g.s = nullptr;  // owned by the target now
     TRY_VOID(target->verify_root());
     return target;
 }
 
-SshTarget::SshTarget(std::string name, ssh_session session, SudoMode sudo, std::optional<Secret> sudo_password)
-    : m_name(std::move(name)), m_session(session), m_sudo(sudo), m_sudo_password(std::move(sudo_password)) {}
+SshTarget::SshTarget(HostSpec host, SshOptions options, std::string user, ssh_session session,
+                     std::optional<Secret> sudo_password)
+    : m_name(host.name), m_host(std::move(host)), m_options(std::move(options)), m_user(std::move(user)),
+      m_session(session), m_sudo(m_host.sudo), m_sudo_password(std::move(sudo_password)) {}
+
+Result<AccessCheck> SshTarget::check_fresh_login(const std::string& user) {
+    HostSpec h = m_host;
+    if (!user.empty() && user != m_user) {
+        h.user = user;
+        h.sudo = user == "root" ? SudoMode::none : SudoMode::nopasswd;
+    }
+    SshOptions o = m_options;
+    o.accept_new_host_key = false;
+    // A firewall that drops the port makes connect() hang: wait less than a whole connect timeout.
+    o.connect_timeout = std::min(o.connect_timeout, std::chrono::seconds(10));
+    auto fresh = connect(h, o);
+    if (!fresh) {
+        return fresh.error();
+    }
+    return AccessCheck::verified;
+}
 
 SshTarget::~SshTarget() {
     ssh_disconnect(m_session);

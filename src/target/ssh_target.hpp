@@ -31,14 +31,22 @@ public:
     // Copies a local file with SFTP (to a private temporary name), then moves it into place as
     // root with the given owner and mode.
     Result<void> upload(const std::string& local_path, const FileSpec& dest) override;
+    std::string login_user() const override { return m_user; }
+    // A new libssh session with this target's host spec and options (host key checked the same
+    // strict way); as another user, that user must reach root with `sudo -n`.
+    Result<AccessCheck> check_fresh_login(const std::string& user) override;
 
 private:
-    SshTarget(std::string name, ssh_session_struct* session, SudoMode sudo, std::optional<Secret> sudo_password);
+    SshTarget(HostSpec host, SshOptions options, std::string user, ssh_session_struct* session,
+              std::optional<Secret> sudo_password);
     std::string wrap(const Command& cmd, std::string& input) const;
     Result<CommandResult> run_channel(const Command& cmd);
     Result<void> verify_root();
 
     std::string m_name;
+    HostSpec m_host;
+    SshOptions m_options;
+    std::string m_user;  // as logged in (after ~/.ssh/config)
     ssh_session_struct* m_session;
     SudoMode m_sudo;
     std::optional<Secret> m_sudo_password;

@@ -1,0 +1,161 @@
+// Accounts: an admin user with SSH keys and sudo (members of the groups sshd allows), root's
+// password locked, no account with an empty password, password ageing and UMASK in login.defs,
+// pam_pwquality and pam_faillock (through pam-auth-update profiles, so Debian's own PAM stack
+// management keeps working).
+#include "modules/harden/groups.hpp"
+
+#include "util/strings.hpp"
+
+#include <algorithm>
+
+namespace nodectl::harden {
+
+namespace {
+
+constexpr const char* k_faillock_profile = "/usr/share/pam-configs/nodectl-faillock";
+constexpr const char* k_faillock_notify_profile = "/usr/share/pam-configs/nodectl-faillock-notify";
+
+// pam_faillock in the auth stack: preauth before pam_unix, authfail/authsucc after it, and the
+// account check; the usual split into two pam-auth-update profiles (Primary runs first).
+constexpr const char* k_faillock_notify = R"sh(Name: Refuse logins to accounts locked by pam_faillock (nodectl)
+Default: yes
+Priority: 1024
+Auth-Type: Primary
+Auth:
+	requisite			pam_faillock.so preauth
+)sh";
+
+constexpr const char* k_faillock = R"sh(Name: Lock accounts after repeated failed logins (nodectl)
+Default: yes
+Priority: 0
+Auth-Type: Primary
+Auth:
+	[default=die]			pam_faillock.so authfail
+	sufficient			pam_faillock.so authsucc
+Account-Type: Primary
+Account:
+	required			pam_faillock.so
+)sh";
+
+} // namespace
+
+std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values) {
+    std::vector<bool> done(values.size(), false);
+    std::string out;
+    for (const auto& line : util::split_lines(current)) {
+        auto t = util::trim(line);
+        auto key = t.substr(0, t.find_first_of(" \t"));
+        auto it = std::find_if(values.begin(), values.end(), [&](const auto& kv) { return kv.first == key; });
+        if (t.empty() || t[0] == '#' || it == values.end()) {
+            out += line + "\n";
+            continue;
+        }
+        size_t i = static_cast<size_t>(it - values.begin());
+        if (!done[i]) {
+            out += key + "\t" + it->second + "\n";
+            done[i] = true;
+        } else {
+            out += "# " + line + "  (duplicate, disabled by nodectl)\n";
+        }
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+        if (!done[i]) {
+            out += values[i].first + "\t" + values[i].second + "\n";
+        }
+    }
+    return out;
+}
+
+Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s) {
+    ConfigSetSpec spec;
+    spec.id = "harden/accounts";
+    spec.title = "accounts and password policy";
+    spec.enabled = acc.boolean("enabled");
+    auto user = acc.str("admin_user");
+    auto keys = acc.strings("admin_keys");
+    if (spec.enabled && s.root_login_disabled && keys.empty()) {
+        return make_error(ErrorCode::config, acc.where("admin_keys") +
+                                                 ": harden.ssh.permit_root_login is \"no\", so harden.accounts.admin_keys must "
+                                                 "give the admin user at least one SSH key; otherwise nobody could log in");
+    }
+    auto groups = ssh.boolean("enabled") ? ssh.strings("allow_groups") : std::vector<std::string>{};
+    std::vector<std::string> member_of = {"sudo"};
+    member_of.insert(member_of.end(), groups.begin(), groups.end());
+
+    std::vector<std::pair<std::string, std::string>> defs = {
+        {"PASS_MAX_DAYS", std::to_string(acc.integer("pass_max_days"))},
+        {"PASS_MIN_DAYS", std::to_string(acc.integer("pass_min_days"))},
+        {"PASS_WARN_AGE", std::to_string(acc.integer("pass_warn_age"))},
+        {"UMASK", acc.str("umask")},
+        {"ENCRYPT_METHOD", "SHA512"},
+        {"SHA_CRYPT_MIN_ROUNDS", "65536"},
+        {"SHA_CRYPT_MAX_ROUNDS", "65536"},
+    };
+    std::string home = "/home/" + user;
+    if (!keys.empty()) {
+        spec.files.push_back({home + "/.ssh/authorized_keys",
+                              "# Managed by nodectl (harden.accounts.admin_keys)\n" + util::join(keys, "\n") + "\n", nullptr,
+                              0600, user, user});
+        spec.files.push_back({"/etc/sudoers.d/nodectl-admin",
+                              "# Managed by nodectl (harden.accounts.admin_user)\n" + user + " ALL=(ALL:ALL) NOPASSWD: ALL\n",
+                              nullptr, 0440});
+    }
+    spec.files.push_back({"/etc/login.defs", "", [defs](const std::string& cur) { return edit_login_defs(cur, defs); }, 0644});
+    spec.files.push_back({"/etc/security/pwquality.conf.d/nodectl.conf",
+                          "# Managed by nodectl (harden.accounts)\nminlen = " + std::to_string(acc.integer("password_min_length")) +
+                              "\ndcredit = -1\nucredit = -1\nlcredit = -1\nocredit = -1\nretry = 3\nenforce_for_root\n",
+                          nullptr, 0644});
+    spec.files.push_back({"/etc/security/faillock.conf",
+                          "# Managed by nodectl (harden.accounts)\ndeny = " + std::to_string(acc.integer("faillock_deny")) +
+                              "\nunlock_time = " + std::to_string(acc.integer("faillock_unlock_seconds")) +
+                              "\nfail_interval = 900\naudit\n",
+                          nullptr, 0644});
+    spec.files.push_back({k_faillock_notify_profile, k_faillock_notify, nullptr, 0644});
+    spec.files.push_back({k_faillock_profile, k_faillock, nullptr, 0644});
+
+    if (!keys.empty()) {
+        std::string q = shell_quote(user);
+        spec.pre_write = "set -e\nfor g in " + sh_list(member_of) + "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
+                         "id -u " + q + " >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group " + q + "\n"
+                         "usermod -a -G " + shell_quote(util::join(member_of, ",")) + " " + q + "\n"
+                         "install -d -m 700 -o " + q + " -g " + q + " " + shell_quote(home + "/.ssh") + "\n";
+    }
+    std::string drift =
+        "[ \"$(passwd -S root | awk '{print $2}')\" = L ] || echo 'lock the root password'\n"
+        "for u in $(awk -F: '$2 == \"\" { print $1 }' /etc/shadow); do echo \"lock account $u: it has an empty password\"; done\n"
+        "grep -q pam_faillock /etc/pam.d/common-auth || echo 'add pam_faillock to the PAM auth stack'\n";
+    if (!keys.empty()) {
+        drift += "for g in " + sh_list(member_of) + "; do id -nG " + shell_quote(user) +
+                 " 2>/dev/null | tr ' ' '\\n' | grep -qx \"$g\" || echo \"add " + user + " to group $g\"; done\n";
+    }
+    spec.drift = drift;
+    spec.validate = keys.empty() ? "" : "visudo -c -q -f /etc/sudoers.d/nodectl-admin";
+    spec.activate = "passwd -l root >/dev/null\n"
+                    "for u in $(awk -F: '$2 == \"\" { print $1 }' /etc/shadow); do passwd -l \"$u\" >/dev/null; done\n"
+                    "pam-auth-update --package --enable nodectl-faillock nodectl-faillock-notify\n" + spec.pre_write;
+    spec.restore_activate = "pam-auth-update --package";
+    spec.deactivate = "pam-auth-update --package";
+
+    spec.controls = {
+        {"accounts.root_password_locked", "root's password is locked", "passwd -S root | awk '{print $2}'", host::equals("L"), ""},
+        {"accounts.no_empty_passwords", "no account has an empty password",
+         "awk -F: '$2 == \"\" { print $1 }' /etc/shadow | tr '\\n' ' '", host::empty_output("none"), ""},
+        {"accounts.faillock", "pam_faillock locks accounts after failed logins",
+         "grep -c pam_faillock /etc/pam.d/common-auth", host::at_least(3), ""},
+        {"accounts.pwquality", "pam_pwquality checks new passwords", "grep -c pam_pwquality /etc/pam.d/common-password",
+         host::at_least(1), ""},
+    };
+    for (const auto& [k, v] : defs) {
+        spec.controls.push_back({"accounts.login_defs." + k, "login.defs " + k,
+                                 "awk '$1 == \"" + k + "\" { print $2; exit }' /etc/login.defs", host::equals(v), ""});
+    }
+    if (!keys.empty()) {
+        spec.controls.push_back({"accounts.admin_user", "admin user " + user + " can use sudo and ssh",
+                                 "id -nG " + shell_quote(user) + " | tr ' ' '\\n' | grep -xE '" + util::join(member_of, "|") +
+                                     "' | sort | tr '\\n' ',' | sed 's/,$//'",
+                                 host::same_set(member_of), ""});
+    }
+    return spec;
+}
+
+} // namespace nodectl::harden

@@ -1,0 +1,302 @@
+#include "modules/harden/config_set.hpp"
+
+#include "core/log.hpp"
+#include "host/files.hpp"
+#include "util/diff.hpp"
+#include "util/digest.hpp"
+#include "util/strings.hpp"
+
+#include <thread>
+
+namespace nodectl::harden {
+
+namespace {
+
+constexpr const char* k_originals = "/var/lib/nodectl/originals";
+constexpr const char* k_rollbacks = "/var/lib/nodectl/rollback";
+constexpr const char* k_applied = "/var/lib/nodectl/applied";
+
+std::string dirname_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+Result<CommandResult> run_script(Target& target, const std::string& script, const std::string& what,
+                                 std::chrono::seconds timeout = std::chrono::seconds(300)) {
+    Command cmd;
+    cmd.script = script;
+    cmd.timeout = timeout;
+    return target.run_checked(cmd, what);
+}
+
+} // namespace
+
+std::string original_path(const std::string& path) {
+    return k_originals + path;
+}
+
+std::string ApplyConfigSet::state_name() const {
+    std::string s = m_spec.id;
+    for (auto& c : s) {
+        c = c == '/' ? '-' : c;
+    }
+    return s;
+}
+
+Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) const {
+    Work result;
+    auto& out = result.files;
+    std::string all;
+    for (const auto& f : m_spec.files) {
+        FileWork w{&f, TRY(target.read_file(f.path)), std::nullopt, false};
+        if (!m_spec.enabled) {
+            // Only what nodectl changed is put back; a file it never touched is left alone.
+            auto original = TRY(target.read_file(original_path(f.path)));
+            auto absent = TRY(target.stat(original_path(f.path) + ".absent"));
+            if (original) {
+                w.wanted = *original;
+                w.has_original = true;
+            } else if (!absent.exists) {
+                continue;
+            }
+            if (w.current != w.wanted) {
+                out.push_back(std::move(w));
+            }
+            continue;
+        }
+        if (f.edit) {
+            if (!w.current) {
+                return make_error(ErrorCode::command, f.path + " does not exist on the host, so it cannot be edited");
+            }
+            w.wanted = f.edit(*w.current);
+        } else {
+            w.wanted = f.content;
+        }
+        all += f.path + "\n" + util::sha256_hex(*w.wanted) + "\n";
+        bool mode_differs = false;
+        if (w.current && *w.current == *w.wanted) {
+            auto st = TRY(target.stat(f.path));
+            mode_differs = st.mode != f.mode || st.owner != f.owner || st.group != f.group;
+            if (!mode_differs) {
+                continue;
+            }
+        }
+        out.push_back(std::move(w));
+    }
+    result.digest = util::sha256_hex(all + m_spec.activate);
+    return result;
+}
+
+std::string ApplyConfigSet::stamp_path() const {
+    return std::string(k_applied) + "/" + state_name();
+}
+
+Result<bool> ApplyConfigSet::activation_pending(Target& target, const std::string& digest) const {
+    if (!m_spec.enabled || m_spec.activate.empty()) {
+        return false;
+    }
+    auto stamp = TRY(target.read_file(stamp_path()));
+    return !stamp || util::trim(*stamp) != digest;
+}
+
+Result<std::string> ApplyConfigSet::drift(Target& target) const {
+    if (m_spec.drift.empty()) {
+        return std::string();
+    }
+    Command cmd;
+    cmd.script = m_spec.drift;
+    cmd.mutates = false;
+    auto r = TRY(target.run_checked(cmd, "reading the live state of " + m_spec.title));
+    return util::trim(r.out);
+}
+
+Result<Plan> ApplyConfigSet::probe(Target& target) {
+    Plan plan;
+    auto work = TRY(files_to_change(target));
+    for (const auto& w : work.files) {
+        const auto& path = w.file->path;
+        if (!w.wanted) {
+            plan.changes.push_back({"remove " + path + " (nodectl created it)", ""});
+        } else if (!m_spec.enabled) {
+            plan.changes.push_back({"restore " + path + " as nodectl found it",
+                                    util::unified_diff(w.current.value_or(""), *w.wanted, path, path + " (original)")});
+        } else if (w.current && *w.current == *w.wanted) {
+            plan.changes.push_back({path + ": mode/owner -> " + util::octal(w.file->mode) + " " + w.file->owner + ":" +
+                                        w.file->group, ""});
+        } else {
+            plan.changes.push_back({(w.current ? "update " : "create ") + path,
+                                    util::unified_diff(w.current.value_or(""), *w.wanted,
+                                                       w.current ? path : "/dev/null", path + " (planned)")});
+        }
+    }
+    if (work.files.empty() && TRY(activation_pending(target, work.digest))) {
+        plan.changes.push_back({"activate " + m_spec.title + " (its files were written but not yet made live)", ""});
+    }
+    if (m_spec.enabled) {
+        for (const auto& line : util::split_lines(TRY(drift(target)))) {
+            if (!line.empty()) {
+                plan.changes.push_back({line, ""});
+            }
+        }
+    }
+    return plan;
+}
+
+Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) const {
+    std::string dir = std::string(k_rollbacks) + "/" + state_name();
+    auto r = run_script(target, "sh " + shell_quote(dir + "/restore.sh") + " && " + "{ systemctl stop " +
+                                    shell_quote("nodectl-rollback-" + state_name() + ".timer") +
+                                    " 2>/dev/null; true; }",
+                        "restoring the previous " + m_spec.title, std::chrono::seconds(120));
+    if (!r) {
+        return make_error(ErrorCode::command, why + "; restoring the previous files failed too (" + r.error().message +
+                                                  ")" + (m_spec.guard ? "; the rollback timer on the host restores them within " +
+                                                                            std::to_string(m_spec.rollback_after.count()) + " s"
+                                                                      : ""));
+    }
+    return make_error(ErrorCode::command, why + "; the previous files are back in place and active");
+}
+
+Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
+    auto all_work = TRY(files_to_change(target));
+    const auto& work = all_work.files;
+    std::string name = state_name();
+    std::string dir = std::string(k_rollbacks) + "/" + name;
+    std::string qdir = shell_quote(dir);
+
+    // 1. Back up everything this set may touch, and write the script that puts it back.
+    std::string backup = "set -e\nrm -rf " + qdir + "\nmkdir -p " + qdir + "/files\nchmod 700 " + qdir + "\n";
+    std::string restore_sh = "#!/bin/sh\n# nodectl: puts back the files " + m_spec.id + " found before its last apply.\n";
+    for (size_t i = 0; i < m_spec.files.size(); ++i) {
+        auto p = shell_quote(m_spec.files[i].path);
+        auto saved = qdir + "/files/" + std::to_string(i);
+        backup += "if [ -e " + p + " ]; then cp -a " + p + " " + saved + "; fi\n";
+        restore_sh += "if [ -e " + saved + " ]; then cp -a " + saved + " " + p + "; else rm -f " + p + "; fi\n";
+    }
+    for (size_t i = 0; i < m_spec.also_back_up.size(); ++i) {
+        const auto& glob = m_spec.also_back_up[i];  // a trusted pattern from the module, unquoted on purpose
+        auto saved = qdir + "/glob" + std::to_string(i);
+        backup += "mkdir -p " + saved + "\nfor f in " + glob + "; do if [ -e \"$f\" ]; then cp -a \"$f\" " + saved +
+                  "/; fi; done\n";
+        restore_sh += "rm -f " + glob + "\ncp -a " + saved + "/. " + shell_quote(dirname_of(glob)) + "/\n";
+    }
+    restore_sh += m_spec.restore_activate + "\nlogger -t nodectl \"restored the previous " + m_spec.title +
+               "\" 2>/dev/null || true\n";
+    TRY(run_script(target, backup, "backing up " + m_spec.title));
+    TRY_VOID(target.write_file({dir + "/restore.sh", restore_sh, 0700, "root", "root"}));
+
+    // 2. Remember what nodectl found, once, so that turning the group off can put it back.
+    std::string originals;
+    for (const auto& w : work) {
+        auto p = shell_quote(w.file->path);
+        auto o = shell_quote(original_path(w.file->path));
+        if (m_spec.enabled) {
+            originals += "if [ ! -e " + o + " ] && [ ! -e " + o + ".absent ]; then mkdir -p " +
+                         shell_quote(dirname_of(original_path(w.file->path))) + " && if [ -e " + p + " ]; then cp -a " +
+                         p + " " + o + "; else : > " + o + ".absent; fi; fi\n";
+        } else {
+            originals += "rm -f " + o + " " + o + ".absent\n";
+        }
+    }
+
+    if (m_spec.enabled && !originals.empty()) {
+        TRY(run_script(target, originals, "recording the original files"));
+    }
+
+    // 3. Write (or restore, or remove) the files.
+    if (m_spec.enabled && !m_spec.pre_write.empty()) {
+        TRY(run_script(target, m_spec.pre_write, "preparing for " + m_spec.title));
+    }
+    for (const auto& w : work) {
+        if (!w.wanted) {
+            TRY_VOID(host::remove_file(target, w.file->path));
+        } else {
+            TRY_VOID(target.write_file({w.file->path, *w.wanted, w.file->mode, w.file->owner, w.file->group}));
+        }
+    }
+    if (!m_spec.enabled) {
+        if (!work.empty() && !m_spec.deactivate.empty()) {
+            TRY(run_script(target, m_spec.deactivate, "deactivating " + m_spec.title));
+        }
+        TRY(run_script(target, originals + "rm -f " + shell_quote(stamp_path()), "forgetting the original files"));
+        return Ok{};
+    }
+
+    // 4. Prepare and validate before anything goes live.
+    if (!m_spec.post_write.empty()) {
+        if (auto r = run_script(target, m_spec.post_write, "preparing " + m_spec.title); !r) {
+            return restore(target, r.error().message);
+        }
+    }
+    if (!m_spec.validate.empty()) {
+        if (auto r = run_script(target, m_spec.validate, "validating " + m_spec.title); !r) {
+            return restore(target, "the new " + m_spec.title + " is invalid: " + r.error().message);
+        }
+    }
+
+    // 5. Arm the rollback, activate, and prove that a new login still works.
+    std::string unit = "nodectl-rollback-" + name;
+    if (m_spec.guard) {
+        std::string secs = std::to_string(m_spec.rollback_after.count());
+        TRY(run_script(target,
+                       "if [ -d /run/systemd/system ]; then\n"
+                       "  systemctl stop " + unit + ".timer 2>/dev/null; systemctl reset-failed " + unit +
+                           ".service " + unit + ".timer 2>/dev/null\n"
+                       "  systemd-run --quiet --unit=" + unit + " --on-active=" + secs + " /bin/sh " + qdir +
+                           "/restore.sh\n"
+                       "else\n"
+                       "  setsid sh -c 'sleep " + secs + " && sh " + dir + "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
+                       "  echo $! > " + qdir + "/timer.pid\n"
+                       "fi",
+                       "arming the rollback timer"));
+        log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
+                  m_spec.title, secs);
+    }
+    if (!m_spec.activate.empty()) {
+        if (auto r = run_script(target, m_spec.activate, "activating " + m_spec.title); !r) {
+            return restore(target, r.error().message);
+        }
+    }
+    std::string stamp = "mkdir -p " + std::string(k_applied) + " && echo " + all_work.digest + " > " + shell_quote(stamp_path());
+    if (m_spec.guard) {
+        std::string as = target.login_user() == "root" ? m_spec.fresh_login_as_when_root : "";
+        log::info(target.name(), "{}: checking that a fresh login{} still works", m_spec.title,
+                  as.empty() ? "" : " as " + as);
+        // sshd re-executes itself on reload: for a moment nothing listens. Retry briefly.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+        auto fresh = target.check_fresh_login(as);
+        while (!fresh && fresh.error().code == ErrorCode::connect && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            fresh = target.check_fresh_login(as);
+        }
+        if (!fresh) {
+            return restore(target, "a fresh login" + (as.empty() ? "" : " as " + as) + " failed after activating the new " +
+                                       m_spec.title + " (" + fresh.error().message + ")");
+        }
+        if (*fresh == AccessCheck::not_applicable) {
+            log::info(target.name(), "{}: no remote login to re-check on this target", m_spec.title);
+        }
+        TRY(run_script(target,
+                       "systemctl stop " + unit + ".timer 2>/dev/null; if [ -f " + qdir + "/timer.pid ]; then kill $(cat " +
+                           qdir + "/timer.pid) 2>/dev/null; fi; rm -rf " + qdir + "; " + stamp,
+                       "cancelling the rollback timer"));
+    } else {
+        TRY(run_script(target, "rm -rf " + qdir + "; " + stamp, "removing the backup"));
+    }
+    return Ok{};
+}
+
+Result<std::vector<ControlResult>> ApplyConfigSet::audit(Target& target) {
+    auto out = TRY(Step::audit(target));
+    out.front().id = m_spec.id;
+    out.front().title = m_spec.enabled ? m_spec.title + ": files and live state as the profile says"
+                                       : m_spec.title + ": off in the profile, nodectl's changes reverted";
+    if (!m_spec.enabled || m_spec.controls.empty()) {
+        return out;
+    }
+    auto controls = TRY(host::evaluate(target, m_spec.controls_prelude, m_spec.controls));
+    out.insert(out.end(), controls.begin(), controls.end());
+    return out;
+}
+
+} // namespace nodectl::harden

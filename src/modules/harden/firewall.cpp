@@ -1,0 +1,161 @@
+// Firewall: one nftables table of nodectl's own (`inet nodectl`), replaced atomically by one
+// `nft -f` transaction: input policy drop, with loopback, established traffic, the ICMP that
+// networks need, rate-limited SSH, the role's ports (from the cluster's networks only), http(s)
+// where the node serves it, and the profile's extra rules. Other tables (fail2ban's, k3s's
+// kube-proxy and flannel rules) are left alone: the file deletes only its own table, never
+// `flush ruleset`. Checked with `nft -c` first, persisted as /etc/nftables.conf (nftables.service),
+// and guarded like sshd: a rollback timer, then a fresh login, then the timer is cancelled.
+#include "modules/harden/groups.hpp"
+
+#include "util/digest.hpp"
+#include "util/strings.hpp"
+
+namespace nodectl::harden {
+
+namespace {
+
+constexpr const char* k_conf = "/etc/nftables.conf";
+
+struct Networks {
+    std::vector<std::string> v4, v6;
+};
+
+Networks split_families(const std::vector<std::string>& cidrs) {
+    Networks n;
+    for (const auto& c : cidrs) {
+        (c.find(':') != std::string::npos ? n.v6 : n.v4).push_back(c);
+    }
+    return n;
+}
+
+std::string quoted(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c != '"' && c != '\\' && c != '\n') {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+// Rules accepting `proto` to `port` from `from` (from anywhere when it is empty).
+std::string allow(const std::string& proto, const std::string& port, const Networks& from, const std::string& comment) {
+    std::string tail = proto + " dport " + port + " accept comment " + quoted(comment) + "\n";
+    if (from.v4.empty() && from.v6.empty()) {
+        return "    " + tail;
+    }
+    std::string out;
+    if (!from.v4.empty()) {
+        out += "    ip saddr { " + util::join(from.v4, ", ") + " } " + tail;
+    }
+    if (!from.v6.empty()) {
+        out += "    ip6 saddr { " + util::join(from.v6, ", ") + " } " + tail;
+    }
+    return out;
+}
+
+} // namespace
+
+Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
+    auto cluster = split_families(fw.strings("cluster_networks"));
+    bool k8s = is_kubernetes(s.role);
+    if (k8s && cluster.v4.empty() && cluster.v6.empty()) {
+        return make_error(ErrorCode::config, fw.where("cluster_networks") +
+                                                 ": harden.role is a Kubernetes role, so harden.firewall.cluster_networks must list "
+                                                 "the networks of the cluster's nodes (the k3s ports are open only to them)");
+    }
+    std::string port = std::to_string(s.ssh_port);
+    std::string rate = std::to_string(fw.integer("ssh_rate_per_minute"));
+    std::string body;
+    body += "  set ssh_clients4 { type ipv4_addr; flags dynamic, timeout; timeout 1m; size 65536; }\n";
+    body += "  set ssh_clients6 { type ipv6_addr; flags dynamic, timeout; timeout 1m; size 65536; }\n\n";
+    body += "  chain input {\n"
+            "    type filter hook input priority filter; policy drop;\n"
+            "    iifname \"lo\" accept\n"
+            "    ct state established,related accept\n"
+            "    ct state invalid drop\n"
+            "    icmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n"
+            "    icmp type echo-request limit rate 20/second accept\n"
+            "    icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, "
+            "nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query, "
+            "mld-listener-report, mld2-listener-report } accept\n"
+            "    icmpv6 type echo-request limit rate 20/second accept\n";
+    body += "    tcp dport " + port + " ct state new update @ssh_clients4 { ip saddr limit rate over " + rate +
+            "/minute burst " + rate + " packets } drop comment \"ssh: too many new connections from one address\"\n";
+    body += "    tcp dport " + port + " ct state new update @ssh_clients6 { ip6 saddr limit rate over " + rate +
+            "/minute burst " + rate + " packets } drop\n";
+    body += "    tcp dport " + port + " accept comment \"ssh\"\n";
+    if (s.role == Role::k3s_server || s.role == Role::k3s_server_ha) {
+        body += allow("tcp", "6443", cluster, "k3s API server");
+    }
+    if (s.role == Role::k3s_server_ha) {
+        body += allow("tcp", "2379-2380", cluster, "etcd (HA servers)");
+    }
+    if (k8s) {
+        body += allow("tcp", "10250", cluster, "kubelet");
+        if (fw.str("cni") == "wireguard") {
+            body += allow("udp", "51820-51821", cluster, "flannel wireguard");
+        } else {
+            body += allow("udp", "8472", cluster, "flannel vxlan");
+        }
+    }
+    if (fw.boolean("serve_http")) {
+        body += allow("tcp", "{ 80, 443 }", {}, "http, https");
+    }
+    for (const auto& r : fw.tables("rules")) {
+        auto comment = r.has("comment") ? r.str("comment") : "profile rule";
+        body += allow(r.str("proto"), r.str("port"), split_families(r.strings("from")), comment);
+    }
+    body += "  }\n";
+    if (!k8s) {
+        // Kubernetes nodes forward pod traffic (k3s manages that); others forward nothing.
+        body += "\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n";
+    }
+    std::string digest = util::sha256_hex(body).substr(0, 16);
+    return "#!/usr/sbin/nft -f\n"
+           "# Managed by nodectl (harden.firewall): changes here are replaced on the next apply.\n"
+           "# Only nodectl's own table is replaced; fail2ban's and k3s's tables are left alone.\n"
+           "table inet nodectl {}\n"
+           "delete table inet nodectl\n"
+           "table inet nodectl {\n"
+           "  comment \"nodectl " + digest + "\"\n" + body + "}\n";
+}
+
+Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
+    ConfigSetSpec spec;
+    spec.id = "harden/firewall";
+    spec.title = "nftables firewall";
+    spec.enabled = fw.boolean("enabled");
+    auto ruleset = TRY(render_ruleset(fw, s));
+    auto digest_at = ruleset.find("comment \"nodectl ");
+    std::string marker = ruleset.substr(digest_at + 9, ruleset.find('"', digest_at + 9) - digest_at - 9);
+    spec.files = {{k_conf, ruleset, nullptr, 0755}};
+    spec.drift = "if ! nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) +
+                 "; then echo 'nftables: the live table inet nodectl is not the ruleset of " + k_conf + "'; fi\n"
+                 "[ \"$(systemctl is-enabled nftables.service 2>/dev/null)\" = enabled ] || echo 'enable nftables.service (loads the ruleset at boot)'\n";
+    spec.validate = "nft -c -f " + std::string(k_conf);
+    spec.activate = "nft -f " + std::string(k_conf) + " && systemctl enable --quiet nftables.service";
+    spec.restore_activate = "nft delete table inet nodectl 2>/dev/null; if [ -f " + std::string(k_conf) + " ]; then nft -f " +
+                            k_conf + "; fi";
+    spec.deactivate = "nft delete table inet nodectl 2>/dev/null || true";
+    spec.guard = true;
+    spec.fresh_login_as_when_root = s.root_login_disabled ? s.admin_user : "";
+    spec.rollback_after = s.rollback_after;
+
+    spec.controls = {
+        {"firewall.table_loaded", "nodectl's nftables table is loaded as persisted",
+         "if nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) + "; then echo loaded; else echo 'not loaded or different'; fi",
+         host::equals("loaded"), "command -v nft >/dev/null || echo 'nft is not installed'"},
+        {"firewall.input_policy", "input policy drops what is not allowed",
+         "nft list chain inet nodectl input | sed -n 's/.*hook input.*policy \\([a-z]*\\);.*/\\1/p'", host::equals("drop"),
+         "command -v nft >/dev/null || echo 'nft is not installed'"},
+        {"firewall.ssh_rate_limited", "ssh port open with a per-source rate limit",
+         "nft list chain inet nodectl input | grep -c 'dport " + std::to_string(s.ssh_port) + " ct state new update @ssh_clients'",
+         host::equals("2"), ""},
+        {"firewall.persisted", "nftables.service loads the ruleset at boot", "systemctl is-enabled nftables.service",
+         host::equals("enabled"), ""},
+    };
+    return spec;
+}
+
+} // namespace nodectl::harden

@@ -1,0 +1,55 @@
+// The hardening groups. Each turns its part of [harden] into one ApplyConfigSet spec (files, live
+// state, activation, controls); module.cpp puts them in order. Rendering is kept apart from
+// Target so the unit tests can read what would be written.
+#pragma once
+
+#include "modules/harden/config_set.hpp"
+#include "nodectl/config.hpp"
+
+#include <string>
+#include <vector>
+
+namespace nodectl::harden {
+
+enum class Role { standalone, k3s_server, k3s_server_ha, k3s_agent };
+Role parse_role(const std::string& s);
+bool is_kubernetes(Role r);
+
+// What several groups need to agree on.
+struct Settings {
+    Role role = Role::standalone;
+    std::chrono::seconds rollback_after{120};
+    int ssh_port = 22;
+    std::string admin_user;          // "" when accounts are not managed
+    bool root_login_disabled = false;
+};
+
+// sshd: drop-in, banner, moduli, host keys.
+std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s);
+ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s);
+
+// kernel: sysctl, module blacklist, k3s modules.
+std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView& kernel, Role role);
+ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s);
+
+// nftables.
+Result<std::string> render_ruleset(const ConfigView& firewall, const Settings& s);
+Result<ConfigSetSpec> firewall_group(const ConfigView& firewall, const Settings& s);
+
+// accounts: admin user, root, login.defs, pwquality, faillock.
+std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values);
+Result<ConfigSetSpec> accounts_group(const ConfigView& accounts, const ConfigView& ssh, const Settings& s);
+
+// services: auditd, fail2ban, unattended-upgrades, time sync, AppArmor.
+ConfigSetSpec services_group(const ConfigView& services, const Settings& s);
+std::vector<std::string> service_packages(const ConfigView& services);
+std::vector<std::string> legacy_packages();
+
+// filesystem: /tmp, /dev/shm, permissions, core dumps.
+std::string edit_fstab_shm(const std::string& current);
+ConfigSetSpec filesystem_group(const ConfigView& filesystem, const Settings& s);
+
+// Shared shell helpers for controls.
+std::string sh_list(const std::vector<std::string>& words);  // quoted words, space separated
+
+} // namespace nodectl::harden

@@ -1,0 +1,193 @@
+// Services: auditd with a rule set (identity, sudoers, sshd config, time, modules, mounts,
+// privileged commands, the audit trail itself) loaded by augenrules; fail2ban's sshd jail on the
+// systemd journal, banning through nftables; unattended-upgrades limited to security updates;
+// systemd-timesyncd; AppArmor. Units are enabled and started where they can run: a unit whose
+// systemd conditions fail here (AppArmor or time sync inside a container), or auditd without the
+// kernel audit interface, is left enabled but not started, and its control says why.
+#include "modules/harden/groups.hpp"
+
+#include "util/strings.hpp"
+
+namespace nodectl::harden {
+
+namespace {
+
+constexpr const char* k_audit_rules = R"sh(## Managed by nodectl (harden.services.auditd): changes here are replaced on the next apply.
+-b 8192
+-f 1
+--backlog_wait_time 60000
+
+## identity
+-w /etc/passwd -p wa -k identity
+-w /etc/group -p wa -k identity
+-w /etc/shadow -p wa -k identity
+-w /etc/gshadow -p wa -k identity
+-w /etc/security/opasswd -p wa -k identity
+## sudoers
+-w /etc/sudoers -p wa -k sudoers
+-w /etc/sudoers.d -p wa -k sudoers
+## sshd configuration
+-w /etc/ssh/sshd_config -p wa -k sshd
+-w /etc/ssh/sshd_config.d -p wa -k sshd
+## time changes
+-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change
+-a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime,stime -k time-change
+-w /etc/localtime -p wa -k time-change
+## kernel modules
+-a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules
+-a always,exit -F arch=b32 -S init_module,finit_module,delete_module -k modules
+-w /usr/sbin/insmod -p x -k modules
+-w /usr/sbin/rmmod -p x -k modules
+-w /usr/sbin/modprobe -p x -k modules
+## mounts by users
+-a always,exit -F arch=b64 -S mount,umount2 -F auid>=1000 -F auid!=unset -k mounts
+-a always,exit -F arch=b32 -S mount,umount,umount2 -F auid>=1000 -F auid!=unset -k mounts
+## privileged commands
+-a always,exit -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/su -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/passwd -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/chsh -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/chfn -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/gpasswd -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/newgrp -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/chage -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/mount -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+-a always,exit -F path=/usr/bin/umount -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+## the audit trail and its configuration
+-w /var/log/audit/ -p wa -k audit-log
+-w /etc/audit/ -p wa -k audit-config
+-w /etc/libaudit.conf -p wa -k audit-config
+-w /usr/sbin/auditctl -p x -k audit-tools
+-w /usr/sbin/auditd -p x -k audit-tools
+-w /usr/sbin/augenrules -p x -k audit-tools
+)sh";
+
+constexpr const char* k_uu_periodic = R"sh(// Managed by nodectl (harden.services.unattended_upgrades).
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+APT::Periodic::AutocleanInterval "7";
+)sh";
+
+// apt.conf lists add up across files: #clear drops Debian's defaults (which include point
+// releases) so that only security updates are installed automatically.
+constexpr const char* k_uu_origins = R"sh(// Managed by nodectl (harden.services.unattended_upgrades): security updates only.
+#clear Unattended-Upgrade::Origins-Pattern;
+Unattended-Upgrade::Origins-Pattern {
+        "origin=Debian,codename=${distro_codename},label=Debian-Security";
+        "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+        "origin=Ubuntu,archive=${distro_codename}-security,label=Ubuntu";
+};
+Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";
+Unattended-Upgrade::Automatic-Reboot "false";
+)sh";
+
+// Why `unit` cannot run here, if it cannot: printed, or nothing.
+std::string unit_not_applicable(const std::string& unit) {
+    if (unit == "auditd.service") {
+        return "auditctl -s >/dev/null 2>&1 || echo \"the kernel audit interface is not available here ($(auditctl -s 2>&1 | head -n 1))\"";
+    }
+    return "[ \"$(systemctl show -p ConditionResult --value " + unit + ")\" != no ] || echo \"" + unit +
+           " does not run here: its systemd conditions are not met ($(systemd-detect-virt 2>/dev/null || echo unknown))\"";
+}
+
+} // namespace
+
+std::vector<std::string> legacy_packages() {
+    return {"telnet", "telnetd", "inetutils-telnet", "inetutils-telnetd", "rsh-client", "rsh-server", "rsh-redone-client",
+            "rsh-redone-server", "talk", "talkd", "inetutils-talk", "inetutils-talkd", "nis", "tftp", "tftp-hpa",
+            "tftpd-hpa", "atftpd", "xinetd", "openbsd-inetd", "inetutils-inetd", "ftp", "inetutils-ftp"};
+}
+
+std::vector<std::string> service_packages(const ConfigView& sv) {
+    std::vector<std::string> p;
+    if (sv.boolean("auditd")) {
+        p.insert(p.end(), {"auditd"});
+    }
+    if (sv.boolean("fail2ban")) {
+        p.insert(p.end(), {"fail2ban", "python3-systemd"});
+    }
+    if (sv.boolean("unattended_upgrades")) {
+        p.insert(p.end(), {"unattended-upgrades"});
+    }
+    if (sv.boolean("timesync")) {
+        p.insert(p.end(), {"systemd-timesyncd"});
+    }
+    if (sv.boolean("apparmor")) {
+        p.insert(p.end(), {"apparmor", "apparmor-utils"});
+    }
+    auto extra = sv.strings("extra_packages");
+    p.insert(p.end(), extra.begin(), extra.end());
+    return p;
+}
+
+ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
+    ConfigSetSpec spec;
+    spec.id = "harden/services";
+    spec.title = "hardening services";
+    spec.enabled = sv.boolean("enabled");
+    std::vector<std::string> units;
+    std::string activate;
+    if (sv.boolean("auditd")) {
+        spec.files.push_back({"/etc/audit/rules.d/nodectl.rules", k_audit_rules, nullptr, 0640});
+        units.push_back("auditd.service");
+        activate += "if auditctl -s >/dev/null 2>&1; then augenrules --load >/dev/null; fi\n";
+        spec.drift += "if auditctl -s >/dev/null 2>&1 && ! augenrules --check 2>&1 | grep -q 'No change'; then echo 'load the audit rules (augenrules)'; fi\n";
+    }
+    if (sv.boolean("fail2ban")) {
+        spec.files.push_back({"/etc/fail2ban/jail.d/nodectl-sshd.local",
+                              "# Managed by nodectl (harden.services.fail2ban)\n[DEFAULT]\nbanaction = nftables[type=multiport]\n"
+                              "banaction_allports = nftables[type=allports]\n\n[sshd]\nenabled = true\nbackend = systemd\nport = " +
+                                  std::to_string(s.ssh_port) + "\nmaxretry = " + std::to_string(sv.integer("fail2ban_maxretry")) +
+                                  "\nfindtime = 600\nbantime = " + std::to_string(sv.integer("fail2ban_bantime")) + "\n",
+                              nullptr, 0644});
+        units.push_back("fail2ban.service");
+        activate += "systemctl restart fail2ban.service\n";
+    }
+    if (sv.boolean("unattended_upgrades")) {
+        spec.files.push_back({"/etc/apt/apt.conf.d/20auto-upgrades", k_uu_periodic, nullptr, 0644});
+        spec.files.push_back({"/etc/apt/apt.conf.d/52nodectl-unattended-upgrades", k_uu_origins, nullptr, 0644});
+        units.push_back("unattended-upgrades.service");
+    }
+    if (sv.boolean("timesync")) {
+        units.push_back("systemd-timesyncd.service");
+    }
+    if (sv.boolean("apparmor")) {
+        units.push_back("apparmor.service");
+    }
+    // Enabled, and running unless this environment cannot run it.
+    for (const auto& u : units) {
+        spec.drift += "[ \"$(systemctl is-enabled " + u + " 2>/dev/null)\" = enabled ] || echo 'enable " + u + "'\n"
+                      "if [ \"$(systemctl is-active " + u + ")\" != active ] && [ -z \"$(" + unit_not_applicable(u) +
+                      ")\" ]; then echo 'start " + u + "'; fi\n";
+        activate += "systemctl enable --quiet " + u + "\n"
+                    "if [ -z \"$(" + unit_not_applicable(u) + ")\" ]; then systemctl start " + u + "; fi\n";
+    }
+    spec.activate = activate;
+    spec.restore_activate = sv.boolean("fail2ban") ? "systemctl restart fail2ban.service 2>/dev/null || true" : "";
+    spec.deactivate = "systemctl disable --now fail2ban.service 2>/dev/null; true";
+
+    for (const auto& u : units) {
+        spec.controls.push_back({"services." + u.substr(0, u.find('.')), u + " enabled and running",
+                                 "echo \"$(systemctl is-enabled " + u + " 2>/dev/null),$(systemctl is-active " + u + ")\"",
+                                 host::equals("enabled,active"), unit_not_applicable(u)});
+    }
+    if (sv.boolean("auditd")) {
+        spec.controls.push_back({"services.audit_rules", "nodectl's audit rules are loaded in the kernel",
+                                 "auditctl -l | grep -c -- '-k identity\\|key=identity'", host::at_least(5),
+                                 unit_not_applicable("auditd.service")});
+    }
+    if (sv.boolean("fail2ban")) {
+        spec.controls.push_back({"services.fail2ban_sshd_jail", "fail2ban's sshd jail is running",
+                                 "fail2ban-client status sshd >/dev/null 2>&1 && echo running || echo 'not running'",
+                                 host::equals("running"), ""});
+    }
+    if (sv.boolean("remove_legacy")) {
+        spec.controls.push_back({"services.legacy_packages", "no legacy remote-access packages",
+                                 "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + sh_list(legacy_packages()) +
+                                     " 2>/dev/null | awk '$2 ~ /^ii/ { print $1 }' | tr '\\n' ' '",
+                                 host::empty_output("none installed"), ""});
+    }
+    return spec;
+}
+
+} // namespace nodectl::harden

@@ -1,0 +1,222 @@
+// sshd hardening: one drop-in that sorts before every other (sshd keeps the first value it reads,
+// so it beats e.g. 50-cloud-init.conf's PasswordAuthentication yes), algorithms after ssh-audit's
+// OpenSSH 9.x hardening guide, ed25519 + RSA 4096 host keys only, moduli >= 3071 bits, and the
+// login banner. Guarded: sshd -t before reload, a fresh login after, a rollback timer meanwhile.
+#include "modules/harden/groups.hpp"
+
+#include "util/digest.hpp"
+#include "util/strings.hpp"
+
+namespace nodectl::harden {
+
+namespace {
+
+constexpr const char* k_dropin = "/etc/ssh/sshd_config.d/00-nodectl-hardening.conf";
+
+const std::vector<std::string> k_kex = {"sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
+                                        "curve25519-sha256@libssh.org",       "diffie-hellman-group16-sha512",
+                                        "diffie-hellman-group18-sha512",      "diffie-hellman-group-exchange-sha256"};
+const std::vector<std::string> k_ciphers = {"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com",
+                                            "aes128-gcm@openssh.com",        "aes256-ctr",
+                                            "aes192-ctr",                    "aes128-ctr"};
+const std::vector<std::string> k_macs = {"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
+                                         "umac-128-etm@openssh.com"};
+const std::vector<std::string> k_host_key_algorithms = {"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"};
+
+std::vector<std::string> allow_groups(const ConfigView& ssh, const Settings& s) {
+    auto groups = ssh.strings("allow_groups");
+    if (!groups.empty() && !s.root_login_disabled) {
+        groups.insert(groups.begin(), "root");  // root may log in with a key: let it past AllowGroups
+    }
+    return groups;
+}
+
+// The values `sshd -T` must show, as it prints them (lower-case keys).
+std::vector<std::pair<std::string, std::string>> effective_values(const ConfigView& ssh) {
+    auto root = ssh.str("permit_root_login");
+    return {
+        {"permitrootlogin", root == "no" ? "no" : "without-password"},
+        {"passwordauthentication", "no"},
+        {"kbdinteractiveauthentication", "no"},
+        {"permitemptypasswords", "no"},
+        {"pubkeyauthentication", "yes"},
+        {"hostbasedauthentication", "no"},
+        {"ignorerhosts", "yes"},
+        {"maxauthtries", std::to_string(ssh.integer("max_auth_tries"))},
+        {"logingracetime", std::to_string(ssh.integer("login_grace_time"))},
+        {"maxstartups", ssh.str("max_startups")},
+        {"maxsessions", std::to_string(ssh.integer("max_sessions"))},
+        {"clientaliveinterval", std::to_string(ssh.integer("client_alive_interval"))},
+        {"clientalivecountmax", std::to_string(ssh.integer("client_alive_count_max"))},
+        {"tcpkeepalive", "no"},
+        {"x11forwarding", "no"},
+        {"allowagentforwarding", "no"},
+        {"allowtcpforwarding", "no"},
+        {"allowstreamlocalforwarding", "no"},
+        {"permittunnel", "no"},
+        {"permituserenvironment", "no"},
+        {"gatewayports", "no"},
+        {"compression", "no"},
+        {"loglevel", "VERBOSE"},
+        {"banner", "/etc/issue.net"},
+        {"kexalgorithms", util::join(k_kex, ",")},
+        {"ciphers", util::join(k_ciphers, ",")},
+        {"macs", util::join(k_macs, ",")},
+        {"hostkeyalgorithms", util::join(k_host_key_algorithms, ",")},
+    };
+}
+
+std::string banner_text(const ConfigView& ssh) {
+    auto text = ssh.str("banner");
+    return text.ends_with("\n") ? text : text + "\n";
+}
+
+std::string edit_moduli(const std::string& current) {
+    std::string out;
+    for (const auto& line : util::split_lines(current)) {
+        auto f = util::split(line, ' ');
+        bool entry = !line.empty() && line[0] != '#' && f.size() >= 7;
+        if (!entry || std::atol(f[4].c_str()) >= 3071) {
+            out += line + "\n";
+        }
+    }
+    return out;
+}
+
+// Prints nothing when the host keys are as wanted; used both as drift and as the fixer's guard.
+constexpr const char* k_host_key_drift = R"sh(cd /etc/ssh
+for t in ecdsa dsa; do if [ -e ssh_host_${t}_key ]; then echo "remove the $t host key"; fi; done
+[ -s ssh_host_ed25519_key ] || echo "generate an ed25519 host key"
+bits=$(ssh-keygen -l -f ssh_host_rsa_key 2>/dev/null | awk '{print $1}')
+[ "${bits:-0}" -ge 4096 ] || echo "RSA host key: ${bits:-none} bits -> new 4096-bit key (clients that pinned the old RSA key must update known_hosts; the ed25519 key is kept)"
+)sh";
+
+constexpr const char* k_host_key_fix = R"sh(set -e
+cd /etc/ssh
+rm -f ssh_host_ecdsa_key ssh_host_ecdsa_key.pub ssh_host_dsa_key ssh_host_dsa_key.pub
+if [ ! -s ssh_host_ed25519_key ]; then rm -f ssh_host_ed25519_key.pub; ssh-keygen -q -t ed25519 -N '' -f ssh_host_ed25519_key; fi
+bits=$(ssh-keygen -l -f ssh_host_rsa_key 2>/dev/null | awk '{print $1}')
+if [ "${bits:-0}" -lt 4096 ]; then rm -f ssh_host_rsa_key ssh_host_rsa_key.pub; ssh-keygen -q -t rsa -b 4096 -N '' -f ssh_host_rsa_key; fi
+chown root:root ssh_host_*; chmod 600 ssh_host_*_key; chmod 644 ssh_host_*_key.pub
+)sh";
+
+} // namespace
+
+std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s) {
+    auto groups = allow_groups(ssh, s);
+    std::string out =
+        "# Managed by nodectl (harden.ssh): changes here are replaced on the next apply.\n"
+        "# sshd keeps the first value it reads; this file sorts before the other drop-ins so its values win.\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+        "HostKey /etc/ssh/ssh_host_rsa_key\n"
+        "KexAlgorithms " + util::join(k_kex, ",") + "\n"
+        "Ciphers " + util::join(k_ciphers, ",") + "\n"
+        "MACs " + util::join(k_macs, ",") + "\n"
+        "HostKeyAlgorithms " + util::join(k_host_key_algorithms, ",") + "\n"
+        "PermitRootLogin " + ssh.str("permit_root_login") + "\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "PermitEmptyPasswords no\n"
+        "PubkeyAuthentication yes\n"
+        "HostbasedAuthentication no\n"
+        "IgnoreRhosts yes\n";
+    if (!groups.empty()) {
+        out += "AllowGroups " + util::join(groups, " ") + "\n";
+    }
+    out += "MaxAuthTries " + std::to_string(ssh.integer("max_auth_tries")) + "\n" +
+           "LoginGraceTime " + std::to_string(ssh.integer("login_grace_time")) + "\n" +
+           "MaxStartups " + ssh.str("max_startups") + "\n" +
+           "MaxSessions " + std::to_string(ssh.integer("max_sessions")) + "\n" +
+           "ClientAliveInterval " + std::to_string(ssh.integer("client_alive_interval")) + "\n" +
+           "ClientAliveCountMax " + std::to_string(ssh.integer("client_alive_count_max")) + "\n" +
+           "TCPKeepAlive no\n"
+           "X11Forwarding no\n"
+           "AllowAgentForwarding no\n"
+           "AllowTcpForwarding no\n"
+           "AllowStreamLocalForwarding no\n"
+           "PermitTunnel no\n"
+           "PermitUserEnvironment no\n"
+           "GatewayPorts no\n"
+           "Compression no\n"
+           "LogLevel VERBOSE\n"
+           "Banner /etc/issue.net\n";
+    return out;
+}
+
+ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
+    ConfigSetSpec spec;
+    spec.id = "harden/sshd";
+    spec.title = "sshd hardening";
+    spec.enabled = ssh.boolean("enabled");
+    auto dropin = render_sshd_dropin(ssh, s);
+    spec.files = {
+        {k_dropin, dropin, nullptr, 0644},
+        {"/etc/issue.net", banner_text(ssh), nullptr, 0644},
+        {"/etc/issue", banner_text(ssh), nullptr, 0644},
+        {"/etc/ssh/moduli", "", edit_moduli, 0644},
+    };
+    auto values = effective_values(ssh);
+    auto groups = allow_groups(ssh, s);
+    // Effective values are compared only once the drop-in is in place: before that the file diff
+    // says it all. Afterwards a difference means another file read earlier overrides ours.
+    std::string effective = "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n";
+    for (const auto& [k, v] : values) {
+        effective += "v=$(printf '%s\\n' \"$T\" | awk '$1==\"" + k + "\" { $1=\"\"; sub(/^ /, \"\"); print; exit }')\n"
+                     "[ \"$v\" = " + shell_quote(v) + " ] || echo \"sshd effective " + k + " is '$v', wanted '" + v +
+                     "': a file sshd reads earlier sets it\"\n";
+    }
+    if (!groups.empty()) {
+        effective += "v=$(printf '%s\\n' \"$T\" | awk '$1==\"allowgroups\" { $1=\"\"; sub(/^ /, \"\"); print }' | tr '\\n' ' ' | sed 's/ $//')\n"
+                     "[ \"$v\" = " + shell_quote(util::join(groups, " ")) + " ] || echo \"sshd effective allowgroups is '$v', wanted '" +
+                     util::join(groups, " ") + "'\"\n";
+    }
+    spec.drift = std::string(k_host_key_drift) + "if [ \"$(sha256sum < " + k_dropin + " 2>/dev/null | cut -c1-64)\" = " +
+                 util::sha256_hex(dropin) + " ]; then\n" + effective + "fi\n";
+    spec.post_write = k_host_key_fix;
+    spec.validate =
+        "grep -Eqi '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' /etc/ssh/sshd_config || "
+        "{ echo '/etc/ssh/sshd_config does not Include /etc/ssh/sshd_config.d/*.conf, so the drop-in would be ignored' >&2; exit 1; }\n"
+        "sshd -t";
+    spec.activate = "systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service";
+    spec.restore_activate = spec.activate;
+    spec.deactivate = spec.activate;
+    spec.also_back_up = {"/etc/ssh/ssh_host_*"};
+    spec.guard = true;
+    spec.fresh_login_as_when_root = s.root_login_disabled ? s.admin_user : "";
+    spec.rollback_after = s.rollback_after;
+
+    spec.controls_prelude = "T=$(sshd -T 2>/dev/null)\nv() { printf '%s\\n' \"$T\" | awk -v k=\"$1\" '$1==k { $1=\"\"; sub(/^ /, \"\"); print }' | tr '\\n' ' ' | sed 's/ $//'; }";
+    for (const auto& [k, v] : values) {
+        host::Control c;
+        c.id = "ssh." + k;
+        c.title = "sshd " + k;
+        c.observe = "v " + k;
+        bool is_list = k == "kexalgorithms" || k == "ciphers" || k == "macs" || k == "hostkeyalgorithms";
+        if (is_list) {
+            c.expect = host::same_set(util::split(v, ','));
+        } else if (k == "maxauthtries" || k == "logingracetime" || k == "maxsessions" || k == "clientalivecountmax") {
+            c.expect = host::at_most(std::atol(v.c_str()));
+        } else {
+            c.expect = host::equals(v);
+        }
+        c.not_applicable = "command -v sshd >/dev/null || echo 'sshd is not installed'";
+        spec.controls.push_back(std::move(c));
+    }
+    if (!groups.empty()) {
+        spec.controls.push_back({"ssh.allowgroups", "only these groups may log in", "v allowgroups",
+                                 host::equals(util::join(groups, " ")), ""});
+    }
+    spec.controls.push_back({"ssh.host_keys", "host keys: ed25519 and RSA only",
+                             "ls /etc/ssh/ | sed -n 's/^ssh_host_\\(.*\\)_key$/\\1/p' | sort | tr '\\n' ',' | sed 's/,$//'",
+                             host::same_set({"ed25519", "rsa"}), ""});
+    spec.controls.push_back({"ssh.rsa_host_key_bits", "RSA host key size",
+                             "ssh-keygen -l -f /etc/ssh/ssh_host_rsa_key | awk '{print $1}'", host::at_least(4096), ""});
+    spec.controls.push_back({"ssh.moduli_min_bits", "smallest DH group-exchange modulus (bits - 1)",
+                             "awk '$1 !~ /^#/ && NF >= 7 { print $5 }' /etc/ssh/moduli | sort -n | head -n 1",
+                             host::at_least(3071), ""});
+    spec.controls.push_back({"ssh.service", "sshd is running", "systemctl is-active ssh.service",
+                             host::equals("active"), ""});
+    return spec;
+}
+
+} // namespace nodectl::harden
