@@ -225,7 +225,7 @@ std::vector<KeySpec> build_table() {
         {"harden.ssh", P, section, "", nullptr, "sshd: algorithms, host keys, logins, limits, forwarding"},
         {"harden.ssh.enabled", P, boolean, "true", nullptr, "manage sshd (off: nodectl's drop-in is removed)"},
         {"harden.ssh.permit_root_login", P, string, "\"no\"", root_login, "\"no\" or \"prohibit-password\" (root with a key only)"},
-        {"harden.ssh.allow_groups", P, string_list, "[\"ssh-users\"]", group_names, "only members of these groups may log in (AllowGroups); [] allows every group"},
+        {"harden.ssh.allow_groups", P, string_list, "[\"ssh-users\"]", group_names, "only members of these groups may log in (AllowGroups; the admin user joins them); [] allows every group. With prohibit-password, list \"root\" too"},
         {"harden.ssh.max_auth_tries", P, integer, "3", positive, "MaxAuthTries"},
         {"harden.ssh.login_grace_time", P, integer, "30", positive, "LoginGraceTime in seconds"},
         {"harden.ssh.max_startups", P, string, "\"10:30:60\"", max_startups, "MaxStartups throttling of unauthenticated connections"},

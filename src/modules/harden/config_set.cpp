@@ -182,8 +182,10 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     }
     restore_sh += m_spec.restore_activate + "\nlogger -t nodectl \"restored the previous " + m_spec.title +
                "\" 2>/dev/null || true\n";
-    TRY(run_script(target, backup, "backing up " + m_spec.title));
-    TRY_VOID(target.write_file({dir + "/restore.sh", restore_sh, 0700, "root", "root"}));
+    if (m_spec.enabled) {
+        TRY(run_script(target, backup, "backing up " + m_spec.title));
+        TRY_VOID(target.write_file({dir + "/restore.sh", restore_sh, 0700, "root", "root"}));
+    }
 
     // 2. Remember what nodectl found, once, so that turning the group off can put it back.
     std::string originals;

@@ -22,7 +22,7 @@
 
 namespace nodectl::harden {
 
-struct ConfigFile {
+struct ConfigSetFile {
     std::string path;
     std::string content;
     // When set, the wanted content is derived from the file on the host (which must exist).
@@ -36,7 +36,7 @@ struct ConfigSetSpec {
     std::string id;     // "harden/sshd"
     std::string title;  // "sshd hardening"
     bool enabled = true;
-    std::vector<ConfigFile> files;
+    std::vector<ConfigSetFile> files;
     std::string drift;             // sh: one line per live difference; must print nothing once applied
     std::string pre_write;         // sh: before the files are written (e.g. create the user owning them)
     std::string post_write;        // sh: after the files are written (e.g. host keys)
@@ -66,7 +66,7 @@ public:
 
 private:
     struct FileWork {
-        const ConfigFile* file;
+        const ConfigSetFile* file;
         std::optional<std::string> current;
         std::optional<std::string> wanted;  // nullopt: the file must not exist
         bool has_original = false;

@@ -26,6 +26,8 @@ struct Settings {
 
 // sshd: drop-in, banner, moduli, host keys.
 std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s);
+// /etc/ssh/moduli without the groups smaller than 3072 bits (field 5 is the size minus one).
+std::string filter_moduli(const std::string& current);
 ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s);
 
 // kernel: sysctl, module blacklist, k3s modules.

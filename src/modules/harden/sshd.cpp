@@ -23,12 +23,8 @@ const std::vector<std::string> k_macs = {"hmac-sha2-256-etm@openssh.com", "hmac-
                                          "umac-128-etm@openssh.com"};
 const std::vector<std::string> k_host_key_algorithms = {"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"};
 
-std::vector<std::string> allow_groups(const ConfigView& ssh, const Settings& s) {
-    auto groups = ssh.strings("allow_groups");
-    if (!groups.empty() && !s.root_login_disabled) {
-        groups.insert(groups.begin(), "root");  // root may log in with a key: let it past AllowGroups
-    }
-    return groups;
+std::vector<std::string> allow_groups(const ConfigView& ssh) {
+    return ssh.strings("allow_groups");
 }
 
 // The values `sshd -T` must show, as it prints them (lower-case keys).
@@ -71,7 +67,9 @@ std::string banner_text(const ConfigView& ssh) {
     return text.ends_with("\n") ? text : text + "\n";
 }
 
-std::string edit_moduli(const std::string& current) {
+} // namespace
+
+std::string filter_moduli(const std::string& current) {
     std::string out;
     for (const auto& line : util::split_lines(current)) {
         auto f = util::split(line, ' ');
@@ -82,6 +80,8 @@ std::string edit_moduli(const std::string& current) {
     }
     return out;
 }
+
+namespace {
 
 // Prints nothing when the host keys are as wanted; used both as drift and as the fixer's guard.
 constexpr const char* k_host_key_drift = R"sh(cd /etc/ssh
@@ -102,8 +102,8 @@ chown root:root ssh_host_*; chmod 600 ssh_host_*_key; chmod 644 ssh_host_*_key.p
 
 } // namespace
 
-std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s) {
-    auto groups = allow_groups(ssh, s);
+std::string render_sshd_dropin(const ConfigView& ssh, const Settings&) {
+    auto groups = allow_groups(ssh);
     std::string out =
         "# Managed by nodectl (harden.ssh): changes here are replaced on the next apply.\n"
         "# sshd keeps the first value it reads; this file sorts before the other drop-ins so its values win.\n"
@@ -153,10 +153,10 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
         {k_dropin, dropin, nullptr, 0644},
         {"/etc/issue.net", banner_text(ssh), nullptr, 0644},
         {"/etc/issue", banner_text(ssh), nullptr, 0644},
-        {"/etc/ssh/moduli", "", edit_moduli, 0644},
+        {"/etc/ssh/moduli", "", filter_moduli, 0644},
     };
     auto values = effective_values(ssh);
-    auto groups = allow_groups(ssh, s);
+    auto groups = allow_groups(ssh);
     // Effective values are compared only once the drop-in is in place: before that the file diff
     // says it all. Afterwards a difference means another file read earlier overrides ours.
     std::string effective = "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n";
