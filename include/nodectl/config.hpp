@@ -86,6 +86,7 @@ private:
     ConfigFile m_file;
     const toml::table* m_table;
     std::string m_prefix;
+    std::string m_missing_where;  // a section absent from the file: where its parent is
 };
 
 class Profile {

@@ -182,7 +182,7 @@ std::string positive(const toml::node& n) {
 }
 
 std::string umask_value(const toml::node& n) {
-    static const std::regex k_re("^0[0-7]{3}$");
+    static const std::regex k_re("^0?[0-7]{3}$");
     return std::regex_match(str_of(n), k_re) ? "" : "must be an octal umask as a string, such as \"027\"";
 }
 

@@ -111,7 +111,12 @@ std::vector<ConfigView> ConfigView::tables(std::string_view key) const {
 ConfigView ConfigView::section(std::string_view key) const {
     static const toml::table k_empty;
     const auto* n = node(key);
-    return ConfigView(m_file, n && n->is_table() ? n->as_table() : &k_empty, full(key));
+    if (n && n->is_table()) {
+        return ConfigView(m_file, n->as_table(), full(key));
+    }
+    ConfigView missing(m_file, &k_empty, full(key));
+    missing.m_missing_where = where();
+    return missing;
 }
 
 std::string ConfigView::where(std::string_view key) const {
@@ -120,7 +125,7 @@ std::string ConfigView::where(std::string_view key) const {
             return location(n->source());
         }
     }
-    return location(m_table->source());
+    return m_missing_where.empty() ? location(m_table->source()) : m_missing_where;
 }
 
 std::string SecretRef::describe() const {

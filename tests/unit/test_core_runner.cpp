@@ -29,7 +29,7 @@ StepList profile_steps() {
     s.push_back(std::make_unique<base::SetHostname>("web1"));
     s.push_back(std::make_unique<base::SetTimezone>("Europe/Berlin"));
     s.push_back(std::make_unique<base::ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db"}));
-    s.push_back(std::make_unique<base::EnsurePackages>(std::vector<std::string>{"nginx", "curl"},
+    s.push_back(std::make_unique<base::EnsurePackages>("base/packages", std::vector<std::string>{"nginx", "curl"},
                                                        std::vector<std::string>{"cron"}));
     base::ManagedFile f;
     f.spec.path = "/etc/motd";

@@ -407,7 +407,7 @@ TEST_CASE("ManageHostsBlock: second run changes nothing") {
 
 TEST_CASE("EnsurePackages: missing packages are installed and unwanted ones removed") {
     FakeTarget t;
-    EnsurePackages step({"curl", "openssh-server", "vim"}, {"cron", "telnet"});
+    EnsurePackages step("base/packages", {"curl", "openssh-server", "vim"}, {"cron", "telnet"});
 
     Plan plan = apply_and_reprobe(step, t);
     // openssh-server is already there and telnet never was: neither is touched.
@@ -427,7 +427,7 @@ TEST_CASE("EnsurePackages: missing packages are installed and unwanted ones remo
 TEST_CASE("EnsurePackages: a package apt cannot find fails the apply with apt's message") {
     FakeTarget t;
     t.host().unavailable_packages.insert("no-such-pkg");
-    EnsurePackages step({"no-such-pkg"}, {});
+    EnsurePackages step("base/packages", {"no-such-pkg"}, {});
     Plan plan = probe_ok(step, t);
     auto applied = step.apply(t, plan);
     REQUIRE_FALSE(applied.ok());
@@ -438,7 +438,7 @@ TEST_CASE("EnsurePackages: a package apt cannot find fails the apply with apt's 
 TEST_CASE("EnsurePackages: a host without dpkg is refused") {
     FakeTarget t;
     t.host().has_dpkg = false;
-    EnsurePackages step({"curl"}, {});
+    EnsurePackages step("base/packages", {"curl"}, {});
     auto plan = step.probe(t);
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("only Debian-family hosts") != std::string::npos);
@@ -447,7 +447,7 @@ TEST_CASE("EnsurePackages: a host without dpkg is refused") {
 TEST_CASE("EnsurePackages: second run changes nothing") {
     FakeTarget t;
     check_second_run_changes_nothing(
-        [] { return std::make_unique<EnsurePackages>(std::vector<std::string>{"curl", "git"}, std::vector<std::string>{"cron"}); },
+        [] { return std::make_unique<EnsurePackages>("base/packages", std::vector<std::string>{"curl", "git"}, std::vector<std::string>{"cron"}); },
         t);
 }
 

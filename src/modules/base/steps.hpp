@@ -71,15 +71,16 @@ private:
 
 class EnsurePackages final : public Step {
 public:
-    EnsurePackages(std::vector<std::string> present, std::vector<std::string> absent)
-        : m_present(std::move(present)), m_absent(std::move(absent)) {}
-    std::string id() const override { return "base/packages"; }
+    EnsurePackages(std::string id, std::vector<std::string> present, std::vector<std::string> absent)
+        : m_id(std::move(id)), m_present(std::move(present)), m_absent(std::move(absent)) {}
+    std::string id() const override { return m_id; }
     std::string title() const override { return "packages"; }
     Result<Plan> probe(Target& target) override;
     Result<void> apply(Target& target, const Plan& plan) override;
 
 private:
     Result<std::pair<std::vector<std::string>, std::vector<std::string>>> pending(Target& target) const;
+    std::string m_id;
     std::vector<std::string> m_present;
     std::vector<std::string> m_absent;
 };

@@ -35,6 +35,13 @@ std::string original_path(const std::string& path) {
     return k_originals + path;
 }
 
+// Cancels the rollback timer: the transient systemd timer, or the fallback's whole process group.
+std::string ApplyConfigSet::disarm_script() const {
+    std::string dir = shell_quote(std::string(k_rollbacks) + "/" + state_name());
+    return "systemctl stop nodectl-rollback-" + state_name() + ".timer 2>/dev/null; if [ -s " + dir + "/timer.pid ]; then kill -- -$(cat " +
+           dir + "/timer.pid) 2>/dev/null; rm -f " + dir + "/timer.pid; fi; true";
+}
+
 std::string ApplyConfigSet::state_name() const {
     std::string s = m_spec.id;
     for (auto& c : s) {
@@ -144,9 +151,7 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
 
 Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) const {
     std::string dir = std::string(k_rollbacks) + "/" + state_name();
-    auto r = run_script(target, "sh " + shell_quote(dir + "/restore.sh") + " && " + "{ systemctl stop " +
-                                    shell_quote("nodectl-rollback-" + state_name() + ".timer") +
-                                    " 2>/dev/null; true; }",
+    auto r = run_script(target, "sh " + shell_quote(dir + "/restore.sh") + " && { " + disarm_script() + "; }",
                         "restoring the previous " + m_spec.title, std::chrono::seconds(120));
     if (!r) {
         return make_error(ErrorCode::command, why + "; restoring the previous files failed too (" + r.error().message +
@@ -212,6 +217,12 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     for (const auto& w : work) {
         if (!w.wanted) {
             TRY_VOID(host::remove_file(target, w.file->path));
+        } else if (w.has_original) {
+            // The saved original keeps its own mode and owner (cp -a), whatever the group sets.
+            auto p = shell_quote(w.file->path);
+            TRY(run_script(target, "cp -a " + shell_quote(original_path(w.file->path)) + " " + p + ".nodectl-tmp && mv -f " + p +
+                                       ".nodectl-tmp " + p,
+                           "restoring " + w.file->path));
         } else {
             TRY_VOID(target.write_file({w.file->path, *w.wanted, w.file->mode, w.file->owner, w.file->group}));
         }
@@ -247,8 +258,9 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
                        "  systemd-run --quiet --unit=" + unit + " --on-active=" + secs + " /bin/sh " + qdir +
                            "/restore.sh\n"
                        "else\n"
-                       "  setsid sh -c 'sleep " + secs + " && sh " + dir + "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
-                       "  echo $! > " + qdir + "/timer.pid\n"
+                       "  setsid sh -c 'echo $$ > " + dir + "/timer.pid; sleep " + secs + " && sh " + dir +
+                           "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
+                       "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + qdir + "/timer.pid ] && break; sleep 0.1; done\n"
                        "fi",
                        "arming the rollback timer"));
         log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
@@ -279,8 +291,7 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
             log::info(target.name(), "{}: no remote login to re-check on this target", m_spec.title);
         }
         TRY(run_script(target,
-                       "systemctl stop " + unit + ".timer 2>/dev/null; if [ -f " + qdir + "/timer.pid ]; then kill $(cat " +
-                           qdir + "/timer.pid) 2>/dev/null; fi; rm -rf " + qdir + "; " + stamp,
+                       disarm_script() + "; rm -rf " + qdir + "; " + stamp,
                        "cancelling the rollback timer"));
     } else {
         TRY(run_script(target, "rm -rf " + qdir + "; " + stamp, "removing the backup"));

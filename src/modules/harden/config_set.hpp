@@ -81,6 +81,7 @@ private:
     Result<void> restore(Target& target, const std::string& why) const;
     std::string state_name() const;
     std::string stamp_path() const;
+    std::string disarm_script() const;
 
     ConfigSetSpec m_spec;
 };

@@ -6,6 +6,8 @@
 
 #include "util/strings.hpp"
 
+#include <sstream>
+
 namespace nodectl::harden {
 
 namespace {
@@ -62,10 +64,10 @@ std::string edit_fstab_shm(const std::string& current) {
     std::string out;
     bool done = false;
     for (const auto& line : util::split_lines(current)) {
-        auto f = util::split(util::trim(line), '\t');
-        auto t = util::trim(line);
-        bool is_shm = !t.empty() && t[0] != '#' && t.find("/dev/shm") != std::string::npos &&
-                      (t.find(" /dev/shm ") != std::string::npos || t.find("\t/dev/shm\t") != std::string::npos);
+        std::istringstream fields(line);
+        std::string device, mount_point;
+        fields >> device >> mount_point;
+        bool is_shm = !device.empty() && device[0] != '#' && mount_point == "/dev/shm";
         if (!is_shm) {
             out += line + "\n";
         } else if (!done) {

@@ -60,7 +60,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
     }
     StepList out;
     if (!present.empty() || !absent.empty()) {
-        out.push_back(std::make_unique<base::EnsurePackages>(present, absent));
+        out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent));
     }
     // Accounts first: the admin user must exist before sshd stops letting root in.
     out.push_back(std::make_unique<ApplyConfigSet>(TRY(accounts_group(acc, ssh, s))));
