@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian 12 machine (as root): install what is needed, build
 # nodectl, boot a local throw-away Debian 12 test node, then plan and apply the example profile
-# to it over SSH, and apply again to show that a converged node changes nothing.
+# to it over SSH, and apply again to show that a converged node changes nothing; then harden it
+# (profiles/hardened.toml) and audit it with `nodectl check`.
 # The node is torn down at the end (keep it with KEEP_NODE=1).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,7 +21,7 @@ identity = "$NODECTL_TEST_KEY"
 [[hosts]]
 name = "demo-node"
 address = "${NODECTL_TEST_ADDRS%% *}"
-vars = { apt_proxy = "$NODECTL_TEST_APT_PROXY", role = "demo" }
+vars = { apt_proxy = "$NODECTL_TEST_APT_PROXY", role = "demo", admin_key = "$(cat "$NODECTL_TEST_KEY.pub")" }
 INV
 args=(-p profiles/example.toml -i "$RUN/inventory.toml" --known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 echo; echo "### nodectl plan (changes nothing)"
@@ -31,3 +32,13 @@ echo; echo "### nodectl apply again: a converged node changes nothing"
 "$NODECTL" apply "${args[@]}"
 echo; echo "### nodectl check"
 "$NODECTL" check "${args[@]}"
+
+# Hardening: root login goes away, so afterwards the node is reached as the admin user.
+hard=(-p profiles/hardened.toml -i "$RUN/inventory.toml" --known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
+echo; echo "### nodectl apply -p profiles/hardened.toml (sshd, kernel, nftables, accounts, services, mounts)"
+"$NODECTL" apply "${hard[@]}"
+sed -i 's/^identity = .*/&\nuser = "admin"\nsudo = "nopasswd"/' "$RUN/inventory.toml"
+echo; echo "### nodectl apply again, as admin: nothing changes, nothing restarts"
+"$NODECTL" apply "${hard[@]}"
+echo; echo "### nodectl check: every control, PASS / FAIL / N/A with what the node shows"
+"$NODECTL" check "${hard[@]}"

@@ -20,7 +20,7 @@ build_pkgs=(
 test_pkgs=(
   openssh-server openssh-client sudo util-linux iproute2 procps psmisc
   mmdebstrap systemd-container apt-cacher-ng diffutils
-  hyperfine
+  hyperfine ssh-audit python3
 )
 
 missing=()

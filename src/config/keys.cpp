@@ -161,6 +161,13 @@ std::string user_name(const toml::node& n) {
 }
 
 std::string ssh_public_keys(const toml::node& n) {
+    if (const auto* arr = n.as_array()) {
+        for (const auto& e : *arr) {
+            if (str_of(e).find("${") != std::string::npos) {
+                return "";  // checked after per-host expansion
+            }
+        }
+    }
     static const std::regex k_re("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$");
     return each_matches(n, k_re, "an OpenSSH public key line such as \"ssh-ed25519 AAAA... comment\"");
 }
@@ -252,7 +259,7 @@ std::vector<KeySpec> build_table() {
         {"harden.accounts", P, section, "", nullptr, "accounts: admin user, root, password policy, lockout"},
         {"harden.accounts.enabled", P, boolean, "true", nullptr, "manage accounts and password policy"},
         {"harden.accounts.admin_user", P, string, "\"admin\"", user_name, "admin user created with sudo and SSH keys"},
-        {"harden.accounts.admin_keys", P, string_list, "[]", ssh_public_keys, "authorized_keys of the admin user (required when root login is off)"},
+        {"harden.accounts.admin_keys", P, string_list, "[]", ssh_public_keys, "authorized_keys lines of the admin user (required when root login is off); may use ${vars.NAME}"},
         {"harden.accounts.pass_max_days", P, integer, "365", positive, "PASS_MAX_DAYS in login.defs"},
         {"harden.accounts.pass_min_days", P, integer, "1", positive, "PASS_MIN_DAYS in login.defs"},
         {"harden.accounts.pass_warn_age", P, integer, "14", positive, "PASS_WARN_AGE in login.defs"},

@@ -285,7 +285,10 @@ TEST_CASE("profiles/*.toml: every shipped profile loads without error") {
             host.name = host.address = "test-host";
             for (const auto& v : referenced_vars(loaded->files())) {
                 bool url = v.ends_with("proxy") || v.ends_with("url");
-                host.vars[v] = url ? "http://198.18.0.1:3142" : "test-" + v;
+                bool key = v.ends_with("_key");
+                host.vars[v] = url   ? "http://198.18.0.1:3142"
+                               : key ? "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0fakeKeyForParsingOnly0000000000000000000 test"
+                                     : "test-" + v;
             }
             auto steps = build_steps(*loaded, host);
             CHECK_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));

@@ -507,14 +507,14 @@ TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, 
     auto p = load_ok(dir, "[harden.accounts]\npass_max_days = 90\numask = \"0077\"\n");
     Settings s;
     s.root_login_disabled = true;
-    auto err = accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), s);
+    auto err = accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), s, HostSpec{});
     REQUIRE_FALSE(err.ok());
     CHECK(err.error().code == ErrorCode::config);
     CHECK(contains(err.error().message, "harden.accounts.admin_keys"));
     CHECK(contains(err.error().message, dir.file("profile.toml") + ":1:"));
 
     Settings root_may;
-    auto spec = accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), root_may);
+    auto spec = accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), root_may, HostSpec{});
     REQUIRE(spec.ok());
     auto login_defs = std::find_if(spec->files.begin(), spec->files.end(), [](const SetFile& f) { return f.path == "/etc/login.defs"; });
     REQUIRE(login_defs != spec->files.end());

@@ -66,13 +66,21 @@ std::string edit_login_defs(const std::string& current, const std::vector<std::p
     return out;
 }
 
-Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s) {
+Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s, const HostSpec& host) {
     ConfigSetSpec spec;
     spec.id = "harden/accounts";
     spec.title = "accounts and password policy";
     spec.enabled = acc.boolean("enabled");
     auto user = acc.str("admin_user");
-    auto keys = acc.strings("admin_keys");
+    std::vector<std::string> keys;
+    for (const auto& k : acc.strings("admin_keys")) {
+        auto key = TRY(expand_vars(k, host, acc.where("admin_keys")));
+        if (auto reason = check_expanded(ConfigFile::profile, "harden.accounts.admin_keys", key); !reason.empty()) {
+            return make_error(ErrorCode::config, acc.where("admin_keys") + ": 'harden.accounts.admin_keys' for host '" +
+                                                     host.name + "' is \"" + key + "\", which " + reason);
+        }
+        keys.push_back(key);
+    }
     if (spec.enabled && s.root_login_disabled && keys.empty()) {
         return make_error(ErrorCode::config, acc.where("admin_keys") +
                                                  ": harden.ssh.permit_root_login is \"no\", so harden.accounts.admin_keys must "

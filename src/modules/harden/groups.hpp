@@ -40,7 +40,8 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& firewall, const Settings&
 
 // accounts: admin user, root, login.defs, pwquality, faillock.
 std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values);
-Result<ConfigSetSpec> accounts_group(const ConfigView& accounts, const ConfigView& ssh, const Settings& s);
+// admin_keys may use ${vars.NAME} / ${host.name}: filled in for `host`.
+Result<ConfigSetSpec> accounts_group(const ConfigView& accounts, const ConfigView& ssh, const Settings& s, const HostSpec& host);
 
 // services: auditd, fail2ban, unattended-upgrades, time sync, AppArmor.
 ConfigSetSpec services_group(const ConfigView& services, const Settings& s);

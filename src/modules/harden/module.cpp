@@ -63,7 +63,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
         out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent));
     }
     // Accounts first: the admin user must exist before sshd stops letting root in.
-    out.push_back(std::make_unique<ApplyConfigSet>(TRY(accounts_group(acc, ssh, s))));
+    out.push_back(std::make_unique<ApplyConfigSet>(TRY(accounts_group(acc, ssh, s, ctx.host))));
     out.push_back(std::make_unique<ApplyConfigSet>(sshd_group(ssh, s)));
     out.push_back(std::make_unique<ApplyConfigSet>(kernel_group(kernel, s)));
     out.push_back(std::make_unique<ApplyConfigSet>(TRY(firewall_group(fw, s))));
