@@ -532,7 +532,14 @@ TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, 
 // =============================================================================================
 // filesystem: fstab
 
-TEST_CASE("harden filesystem: edit_fstab_shm adds the /dev/shm line once, replaces an existing one, leaves the rest") {
+namespace {
+const std::string k_shm = "tmpfs\t/dev/shm\ttmpfs\tdefaults,nosuid,nodev,noexec\t0\t0";
+std::string edit_fstab_shm(const std::string& current) {
+    return set_fstab_entries(current, {k_shm});
+}
+} // namespace
+
+TEST_CASE("harden filesystem: set_fstab_entries adds the /dev/shm line once, replaces an existing one, leaves the rest") {
     const std::string shm = "tmpfs\t/dev/shm\ttmpfs\tdefaults,nosuid,nodev,noexec\t0\t0";
     std::string root = "UUID=1234-abcd / ext4 errors=remount-ro 0 1\n";
     std::string comment = "# /dev/shm is not mounted here: tmpfs /dev/shm tmpfs defaults 0 0\n";
@@ -555,6 +562,12 @@ TEST_CASE("harden filesystem: edit_fstab_shm adds the /dev/shm line once, replac
     CHECK(count_of(two, "/dev/shm") == 1);
 
     CHECK(edit_fstab_shm("") == shm + "\n");
+
+    // Several mount points at once, each replaced in place.
+    const std::string proc = "proc\t/proc\tproc\tdefaults,hidepid=invisible\t0\t0";
+    auto both = set_fstab_entries("proc /proc proc defaults 0 0\n" + root, {k_shm, proc});
+    CHECK(both == proc + "\n" + root + k_shm + "\n");
+    CHECK(set_fstab_entries(both, {k_shm, proc}) == both);
 }
 
 // =============================================================================================
@@ -614,8 +627,8 @@ TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place an
     auto spec = kernel_group(harden_view(p, "kernel"), s);
     REQUIRE_FALSE(spec.files.empty());
     const auto& conf = spec.files[0].content;
-    CHECK(has_line(conf, "kernel.sysrq = 176"));
-    CHECK(has_line(conf, "vm.swappiness = 10"));
+    CHECK(has_line(conf, "-kernel.sysrq = 176"));
+    CHECK(has_line(conf, "-vm.swappiness = 10"));
     CHECK(count_of(conf, "kernel.sysrq") == 1);
     CHECK(count_of(conf, "net.ipv4.ip_forward") == 1);
 }
@@ -1323,7 +1336,7 @@ TEST_CASE("harden regression: harden.accounts.umask accepts \"027\", its own def
     CHECK_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
 }
 
-TEST_CASE("harden regression: edit_fstab_shm recognises a /dev/shm entry whose fields mix spaces and tabs") {
+TEST_CASE("harden regression: set_fstab_entries recognises a /dev/shm entry whose fields mix spaces and tabs") {
     // Only " /dev/shm " or "\t/dev/shm\t" is recognised; this entry is kept and a second one added.
     auto out = edit_fstab_shm("tmpfs /dev/shm\ttmpfs defaults 0 0\n");
     CHECK(out == "tmpfs\t/dev/shm\ttmpfs\tdefaults,nosuid,nodev,noexec\t0\t0\n");

@@ -95,6 +95,7 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
         {"PASS_MIN_DAYS", std::to_string(acc.integer("pass_min_days"))},
         {"PASS_WARN_AGE", std::to_string(acc.integer("pass_warn_age"))},
         {"UMASK", acc.str("umask")},
+        {"HOME_MODE", "0750"},
         {"ENCRYPT_METHOD", "SHA512"},
         {"SHA_CRYPT_MIN_ROUNDS", "65536"},
         {"SHA_CRYPT_MAX_ROUNDS", "65536"},
@@ -117,6 +118,11 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
                           "# Managed by nodectl (harden.accounts)\ndeny = " + std::to_string(acc.integer("faillock_deny")) +
                               "\nunlock_time = " + std::to_string(acc.integer("faillock_unlock_seconds")) +
                               "\nfail_interval = 900\naudit\n",
+                          nullptr, 0644});
+    spec.files.push_back({"/etc/profile.d/nodectl-shell.sh",
+                          "# Managed by nodectl (harden.accounts): idle shells end, new files are not world-readable.\nTMOUT=" +
+                              std::to_string(acc.integer("shell_timeout_seconds")) + "\nreadonly TMOUT\nexport TMOUT\numask " +
+                              acc.str("umask") + "\n",
                           nullptr, 0644});
     spec.files.push_back({k_faillock_notify_profile, k_faillock_notify, nullptr, 0644});
     spec.files.push_back({k_faillock_profile, k_faillock, nullptr, 0644});

@@ -13,6 +13,7 @@ namespace nodectl::harden {
 namespace {
 
 constexpr const char* k_shm_line = "tmpfs\t/dev/shm\ttmpfs\tdefaults,nosuid,nodev,noexec\t0\t0";
+constexpr const char* k_proc_line = "proc\t/proc\tproc\tdefaults,nosuid,nodev,noexec,hidepid=invisible\t0\t0";
 
 struct Perm {
     const char* path;  // may be a glob
@@ -60,23 +61,32 @@ std::string mount_drift(const std::string& where) {
 
 } // namespace
 
-std::string edit_fstab_shm(const std::string& current) {
-    std::string out;
-    bool done = false;
-    for (const auto& line : util::split_lines(current)) {
+std::string set_fstab_entries(const std::string& current, const std::vector<std::string>& entries) {
+    auto mount_point = [](const std::string& line) {
         std::istringstream fields(line);
-        std::string device, mount_point;
-        fields >> device >> mount_point;
-        bool is_shm = !device.empty() && device[0] != '#' && mount_point == "/dev/shm";
-        if (!is_shm) {
+        std::string device, where;
+        fields >> device >> where;
+        return device.empty() || device[0] == '#' ? std::string() : where;
+    };
+    std::vector<bool> done(entries.size(), false);
+    std::string out;
+    for (const auto& line : util::split_lines(current)) {
+        auto where = mount_point(line);
+        size_t i = 0;
+        while (i < entries.size() && (where.empty() || mount_point(entries[i]) != where)) {
+            ++i;
+        }
+        if (i == entries.size()) {
             out += line + "\n";
-        } else if (!done) {
-            out += std::string(k_shm_line) + "\n";
-            done = true;
+        } else if (!done[i]) {
+            out += entries[i] + "\n";
+            done[i] = true;
         }
     }
-    if (!done) {
-        out += std::string(k_shm_line) + "\n";
+    for (size_t i = 0; i < entries.size(); ++i) {
+        if (!done[i]) {
+            out += entries[i] + "\n";
+        }
     }
     return out;
 }
@@ -86,6 +96,7 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
     spec.id = "harden/filesystem";
     spec.title = "filesystem hardening";
     spec.enabled = fs.boolean("enabled");
+    bool hidepid = fs.boolean("proc_hidepid");
     std::string tmp_opts = "mode=1777,strictatime,nosuid,nodev,noexec,size=" + fs.str("tmp_size");
     spec.files = {
         {"/etc/systemd/system/tmp.mount",
@@ -99,23 +110,39 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
          "DPkg::Pre-Invoke { \"mount -o remount,exec /tmp || true\"; };\n"
          "DPkg::Post-Invoke { \"mount -o remount,noexec /tmp || true\"; };\n",
          nullptr, 0644},
-        {"/etc/fstab", "", edit_fstab_shm, 0644},
+        {"/etc/fstab", "",
+         [hidepid](const std::string& cur) {
+             return set_fstab_entries(cur, hidepid ? std::vector<std::string>{k_shm_line, k_proc_line}
+                                                   : std::vector<std::string>{k_shm_line});
+         },
+         0644},
+        // A container manager mounts /tmp before tmp.mount could: re-apply the options at boot.
+        {"/etc/systemd/system/nodectl-tmp-options.service",
+         "# Managed by nodectl (harden.filesystem)\n[Unit]\nDescription=nodectl: nosuid,nodev,noexec on a /tmp mounted by someone else\n"
+         "DefaultDependencies=no\nAfter=tmp.mount local-fs.target\nBefore=multi-user.target\nConditionPathIsMountPoint=/tmp\n\n"
+         "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/mount -o remount,nosuid,nodev,noexec /tmp\n\n"
+         "[Install]\nWantedBy=local-fs.target\n",
+         nullptr, 0644},
+        {"/etc/systemd/system.conf.d/nodectl-coredump.conf", "# Managed by nodectl (harden.filesystem)\n[Manager]\nDefaultLimitCORE=0\n",
+         nullptr, 0644},
         {"/etc/security/limits.d/nodectl-coredump.conf", "# Managed by nodectl (harden.filesystem)\n* hard core 0\n* soft core 0\n",
          nullptr, 0644},
         {"/etc/systemd/coredump.conf.d/nodectl.conf",
          "# Managed by nodectl (harden.filesystem)\n[Coredump]\nStorage=none\nProcessSizeMax=0\n", nullptr, 0644},
     };
-    spec.drift = "[ \"$(systemctl is-enabled tmp.mount 2>/dev/null)\" = enabled ] || echo 'enable tmp.mount'\n"
+    spec.drift = "for u in tmp.mount nodectl-tmp-options.service; do [ \"$(systemctl is-enabled $u 2>/dev/null)\" = enabled ] || echo \"enable $u\"; done\n"
                  "[ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ] || echo '/tmp is not a tmpfs'\n" +
                  mount_drift("/tmp") + mount_drift("/dev/shm") +
+                 (hidepid ? "case \",$(findmnt -n -o OPTIONS --mountpoint /proc),\" in *,hidepid=invisible,*|*,hidepid=2,*) ;; *) echo '/proc is mounted without hidepid=invisible';; esac\n" : "") +
                  perm_loop("echo \"$f: $cur -> $mode $owner\"");
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet tmp.mount\n"
+    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet tmp.mount nodectl-tmp-options.service\n"
                     "if [ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ]; then mount -o remount,nosuid,nodev,noexec /tmp; "
                     "else systemctl start tmp.mount; fi\n"
                     "mount -o remount,nosuid,nodev,noexec /dev/shm\n" +
+                    std::string(hidepid ? "mount -o remount,hidepid=invisible /proc\n" : "") +
                     perm_loop("chown \"$owner\" \"$f\" && chmod \"$mode\" \"$f\"");
     spec.restore_activate = "systemctl daemon-reload";
-    spec.deactivate = "systemctl daemon-reload; systemctl disable --quiet tmp.mount 2>/dev/null; "
+    spec.deactivate = "systemctl daemon-reload; systemctl disable --quiet tmp.mount nodectl-tmp-options.service 2>/dev/null; "
                       "mount -o remount,exec /tmp 2>/dev/null; mount -o remount,exec /dev/shm 2>/dev/null; true";
 
     spec.controls = {
@@ -125,6 +152,9 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
         {"filesystem.dev_shm", "/dev/shm has nosuid,nodev,noexec",
          mount_options("/dev/shm") + " | awk '{ n = split($2, o, \",\"); s = \"\"; for (i = 1; i <= n; i++) if (o[i] ~ /^(nosuid|nodev|noexec)$/) s = s o[i] \",\"; print $1 \" \" s }'",
          host::equals("tmpfs nosuid,nodev,noexec,"), ""},
+        {"filesystem.proc_hidepid", "users see only their own processes (/proc hidepid)",
+         "findmnt -n -o OPTIONS --mountpoint /proc | tr ',' '\\n' | grep -E '^hidepid=' || echo 'no hidepid'",
+         hidepid ? host::one_of({"hidepid=invisible", "hidepid=2"}) : host::Expect{"not managed", [](const std::string&) { return true; }}, ""},
         {"filesystem.permissions", "account databases, cron and host keys have safe owners and modes",
          perm_loop("echo \"$f is $cur\""), host::empty_output("all as expected"), ""},
         {"filesystem.core_dumps", "core dumps are off (limits and systemd-coredump)",

@@ -22,6 +22,7 @@ struct Settings {
     int ssh_port = 22;
     std::string admin_user;          // "" when accounts are not managed
     bool root_login_disabled = false;
+    std::vector<std::string> cluster_networks;
 };
 
 // sshd: drop-in, banner, moduli, host keys.
@@ -49,7 +50,8 @@ std::vector<std::string> service_packages(const ConfigView& services);
 std::vector<std::string> legacy_packages();
 
 // filesystem: /tmp, /dev/shm, permissions, core dumps.
-std::string edit_fstab_shm(const std::string& current);
+// /etc/fstab with exactly one line per mount point of `entries` (replacing the line found there).
+std::string set_fstab_entries(const std::string& current, const std::vector<std::string>& entries);
 ConfigSetSpec filesystem_group(const ConfigView& filesystem, const Settings& s);
 
 // Shared shell helpers for controls.

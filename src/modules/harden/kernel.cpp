@@ -120,16 +120,17 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
     auto values = sysctl_values(kernel, s.role);
     bool k8s = is_kubernetes(s.role);
 
-    std::string conf = "# Managed by nodectl (harden.kernel): changes here are replaced on the next apply.\n";
+    std::string conf = "# Managed by nodectl (harden.kernel): changes here are replaced on the next apply.\n"
+                       "# Named to sort after every other sysctl.d file (Debian's 99-protect-links.conf included).\n";
     std::string table;  // "key path value" lines for the shell loops
     for (const auto& [k, v] : values) {
-        conf += k + " = " + v + "\n";
+        conf += "-" + k + " = " + v + "\n";  // '-': a key this kernel lacks is skipped, not an error
         table += k + " " + proc_path(k) + " " + v + "\n";
     }
     std::string blacklist = "# Managed by nodectl (harden.kernel.blacklist): these modules never load.\n";
     auto modules = kernel.strings("blacklist");
     for (const auto& m : modules) {
-        blacklist += "install " + m + " /bin/false\nblacklist " + m + "\n";
+        blacklist += "install " + m + " /bin/true\nblacklist " + m + "\n";
     }
     spec.files = {{k_sysctl_file, conf, nullptr, 0644}, {k_blacklist_file, blacklist, nullptr, 0644}};
     if (k8s) {

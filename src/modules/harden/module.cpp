@@ -32,6 +32,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
     s.role = parse_role(h.str("role"));
     s.rollback_after = std::chrono::seconds(h.integer("rollback_seconds"));
     s.ssh_port = static_cast<int>(fw.integer("ssh_port"));
+    s.cluster_networks = fw.strings("cluster_networks");
     s.root_login_disabled = ssh.boolean("enabled") && ssh.str("permit_root_login") == "no";
     if (acc.boolean("enabled") && !acc.strings("admin_keys").empty()) {
         s.admin_user = acc.str("admin_user");
