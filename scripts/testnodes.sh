@@ -7,6 +7,8 @@
 #   testnodes.sh down RUN                   stop everything of a run, remove the run dir
 #   testnodes.sh ssh RUN I [cmd...]         ssh as root into node I (1-based)
 #   testnodes.sh start RUN I                boot node I again after it was killed / powered off
+#   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 testnodes.sh up ...   nodes may change sysctl values (of the
+#                                           one shared kernel: throw-away machines only)
 #
 # Design
 # ------
@@ -428,6 +430,18 @@ cmd_supervise() {
     for ((t = 0; t < 100; t++)); do   # up to 10 s for the container's init to appear
       if init=$(find_init_pid "$nspawn"); then
         write_pidfile "$init" "$d/init.pid"
+        # With a writable /sys (SYSTEMD_NSPAWN_API_VFS_WRITABLE=1) networkd waits for a udev the
+        # node does not have and never configures host0: set the address from outside instead.
+        if [ -n "${SYSTEMD_NSPAWN_API_VFS_WRITABLE:-}" ]; then
+          (for _ in $(seq 1 100); do
+             if nsenter -t "$init" -n ip link show host0 >/dev/null 2>&1; then
+               nsenter -t "$init" -n ip addr replace "$(node_addr "$i")/24" dev host0
+               nsenter -t "$init" -n ip link set host0 up
+               break
+             fi
+             sleep 0.1
+           done) || true
+        fi
         write_env || true
         break
       fi
