@@ -43,10 +43,10 @@ std::string file_mode(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be an octal file mode as a string, such as \"0644\"";
 }
 
+std::string choice(const toml::node& n, std::initializer_list<const char*> allowed);
+
 std::string sudo_mode(const toml::node& n) {
-    auto s = str_of(n);
-    return s == "none" || s == "nopasswd" || s == "password" ? ""
-                                                             : "must be one of \"none\", \"nopasswd\", \"password\"";
+    return choice(n, {"none", "nopasswd", "password"});
 }
 
 std::string hostname(const toml::node& n) {
@@ -112,26 +112,32 @@ std::string package_names(const toml::node& n) {
     return each_matches(n, k_re, "a Debian package name");
 }
 
+// "" when the string is one of `allowed`, else the reason listing them.
+std::string choice(const toml::node& n, std::initializer_list<const char*> allowed) {
+    std::string list;
+    for (const char* a : allowed) {
+        if (str_of(n) == a) {
+            return "";
+        }
+        list += std::string(list.empty() ? "" : ", ") + "\"" + a + "\"";
+    }
+    return "must be one of " + list;
+}
+
 std::string root_login(const toml::node& n) {
-    auto s = str_of(n);
-    return s == "no" || s == "prohibit-password" ? "" : "must be \"no\" or \"prohibit-password\"";
+    return choice(n, {"no", "prohibit-password"});
 }
 
 std::string node_role(const toml::node& n) {
-    auto s = str_of(n);
-    return s == "standalone" || s == "k3s-server" || s == "k3s-server-ha" || s == "k3s-agent"
-               ? ""
-               : "must be one of \"standalone\", \"k3s-server\", \"k3s-server-ha\", \"k3s-agent\"";
+    return choice(n, {"standalone", "k3s-server", "k3s-server-ha", "k3s-agent"});
 }
 
 std::string cni_backend(const toml::node& n) {
-    auto s = str_of(n);
-    return s == "vxlan" || s == "wireguard" ? "" : "must be \"vxlan\" (flannel default) or \"wireguard\"";
+    return choice(n, {"vxlan", "wireguard"});
 }
 
 std::string protocol(const toml::node& n) {
-    auto s = str_of(n);
-    return s == "tcp" || s == "udp" ? "" : "must be \"tcp\" or \"udp\"";
+    return choice(n, {"tcp", "udp"});
 }
 
 std::string port_or_range(const toml::node& n) {
@@ -147,7 +153,7 @@ std::string port_or_range(const toml::node& n) {
 
 std::string cidrs(const toml::node& n) {
     static const std::regex k_re("^([0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*(/[0-9]{1,3})?)$");
-    return each_matches(n, k_re, "an IPv4 or IPv6 address or network such as \"198.18.0.0/15\" or \"2001:db8::/32\"");
+    return each_matches(n, k_re, "an IPv4 or IPv6 address or network such as \"198.18.0.0/15\"");
 }
 
 std::string group_names(const toml::node& n) {
@@ -236,14 +242,14 @@ std::vector<KeySpec> build_table() {
         {"harden.ssh.max_auth_tries", P, integer, "3", positive, "MaxAuthTries"},
         {"harden.ssh.login_grace_time", P, integer, "30", positive, "LoginGraceTime in seconds"},
         {"harden.ssh.max_startups", P, string, "\"10:30:60\"", max_startups, "MaxStartups throttling of unauthenticated connections"},
-        {"harden.ssh.max_sessions", P, integer, "4", positive, "MaxSessions per connection"},
+        {"harden.ssh.max_sessions", P, integer, "2", positive, "MaxSessions per connection (nodectl itself needs 2: its lock and one command)"},
         {"harden.ssh.client_alive_interval", P, integer, "300", positive, "ClientAliveInterval in seconds"},
         {"harden.ssh.client_alive_count_max", P, integer, "2", positive, "ClientAliveCountMax"},
-        {"harden.ssh.banner", P, string, "\"Authorized access only. All activity may be monitored and reported.\"", not_empty, "text of the login banner (/etc/issue.net, /etc/issue)"},
+        {"harden.ssh.banner", P, string, "\"Authorized access only. All activity on this system is logged and monitored. Unauthorized access is prohibited and will be prosecuted.\"", not_empty, "text of the login banner (/etc/issue.net, /etc/issue)"},
         {"harden.kernel", P, section, "", nullptr, "kernel: sysctl hardening and module blacklist"},
         {"harden.kernel.enabled", P, boolean, "true", nullptr, "manage kernel settings (off: nodectl's sysctl and modprobe files are removed)"},
         {"harden.kernel.sysctl", P, string_map, "", sysctl_map, "extra or overriding sysctl values, e.g. { \"vm.swappiness\" = \"10\" }"},
-        {"harden.kernel.blacklist", P, string_list, "[\"cramfs\", \"freevxfs\", \"jffs2\", \"hfs\", \"hfsplus\", \"udf\", \"dccp\", \"sctp\", \"rds\", \"tipc\"]", package_names, "kernel modules that may never load"},
+        {"harden.kernel.blacklist", P, string_list, "[\"cramfs\", \"freevxfs\", \"jffs2\", \"hfs\", \"hfsplus\", \"udf\", \"dccp\", \"sctp\", \"rds\", \"tipc\", \"firewire-core\"]", package_names, "kernel modules that may never load (vfat, usb-storage, overlay and squashfs stay: USB provisioning and containers need them)"},
         {"harden.firewall", P, section, "", nullptr, "nftables: input policy drop with the ports the node's role needs"},
         {"harden.firewall.enabled", P, boolean, "true", nullptr, "manage the firewall (off: nodectl's table is removed)"},
         {"harden.firewall.ssh_port", P, integer, "22", port, "port sshd listens on; opened with a per-source rate limit"},

@@ -33,6 +33,16 @@ echo "# before: a second sshd on 2222 stands for any service the profile does no
 node 1 '/usr/sbin/sshd -p 2222'
 check "port 2222 is reachable before hardening" reachable "$A" 2222
 
+echo "# plan: shows the hardening and changes nothing"
+snapshot() { node 1 'find /etc /var/lib/nodectl -xdev \( -type f -o -type l \) -print0 2>/dev/null | sort -z | xargs -0 stat -c "%n %a %U %s %Y"; nft list ruleset 2>/dev/null; systemctl list-unit-files --no-legend'; }
+snapshot >"$WORK/plan.before"
+"$NODECTL" plan -p "$WORK/hard.toml" "${KH[@]}" "${ID[@]}" "root@$A" >"$WORK/plan.out" 2>&1
+expect_rc "plan" 0 $?
+contains_text "plan shows the sshd drop-in it would write" "$WORK/plan.out" "+KexAlgorithms sntrup761x25519-sha512@openssh.com"
+contains_text "plan shows the host key it would regenerate" "$WORK/plan.out" "new 4096-bit key"
+snapshot >"$WORK/plan.after"
+check "plan changed nothing on the node (files under /etc, ruleset, unit states)" cmp -s "$WORK/plan.before" "$WORK/plan.after"
+
 echo "# first apply, connected as root: root login goes away, later guards log in as admin"
 SECONDS=0
 "$NODECTL" apply -p "$WORK/hard.toml" "${KH[@]}" "${ID[@]}" "root@$A" >"$WORK/apply1.out" 2>"$WORK/apply1.err"

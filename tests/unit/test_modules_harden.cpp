@@ -697,7 +697,7 @@ TEST_CASE("harden firewall: a k3s role without cluster_networks is a config erro
 TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster's networks, split into IPv4 and IPv6") {
     TempDir dir;
     auto p = load_ok(dir, "[harden]\nrole = \"k3s-server\"\n[harden.firewall]\n"
-                          "cluster_networks = [\"10.0.0.0/8\", \"fd00:10::/64\", \"192.168.1.0/24\"]\n");
+                          "cluster_networks = [\"198.18.0.0/16\", \"::1/128\", \"198.19.1.0/24\"]\n");
     Settings s;
     s.role = parse_role(p.section("harden").str("role"));
     REQUIRE(s.role == Role::k3s_server);
@@ -708,8 +708,8 @@ TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster'
         CAPTURE(port);
         auto lines = lines_with(rs, port);
         REQUIRE(lines.size() == 2);
-        CHECK(lines[0].starts_with("    ip saddr { 10.0.0.0/8, 192.168.1.0/24 } " + port));
-        CHECK(lines[1].starts_with("    ip6 saddr { fd00:10::/64 } " + port));
+        CHECK(lines[0].starts_with("    ip saddr { 198.18.0.0/16, 198.19.1.0/24 } " + port));
+        CHECK(lines[1].starts_with("    ip6 saddr { ::1/128 } " + port));
     }
     CHECK(lines_with(rs, "2379").empty());
     CHECK(lines_with(rs, "51820").empty());
@@ -720,7 +720,7 @@ TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster'
 
 TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd; wireguard replaces vxlan") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.firewall]\ncluster_networks = [\"10.1.0.0/16\"]\n");
+    auto p = load_ok(dir, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\n");
     Settings s;
 
     s.role = Role::k3s_agent;
@@ -728,37 +728,37 @@ TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd;
     REQUIRE(agent.ok());
     CHECK(lines_with(*agent, "6443").empty());
     CHECK(lines_with(*agent, "2379").empty());
-    CHECK(lines_with(*agent, "tcp dport 10250 ") == std::vector<std::string>{"    ip saddr { 10.1.0.0/16 } tcp dport 10250 accept comment \"kubelet\""});
+    CHECK(lines_with(*agent, "tcp dport 10250 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } tcp dport 10250 accept comment \"kubelet\""});
     CHECK(lines_with(*agent, "ip6 saddr {").empty());  // no IPv6 networks given
     CHECK_FALSE(contains(*agent, "chain forward"));
 
     s.role = Role::k3s_server_ha;
     auto ha = render_ruleset(harden_view(p, "firewall"), s);
     REQUIRE(ha.ok());
-    CHECK(lines_with(*ha, "tcp dport 2379-2380 ") == std::vector<std::string>{"    ip saddr { 10.1.0.0/16 } tcp dport 2379-2380 accept comment \"etcd (HA servers)\""});
+    CHECK(lines_with(*ha, "tcp dport 2379-2380 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } tcp dport 2379-2380 accept comment \"etcd (HA servers)\""});
     CHECK(lines_with(*ha, "tcp dport 6443 ").size() == 1);
 
     TempDir dir2;
-    auto wg = load_ok(dir2, "[harden.firewall]\ncluster_networks = [\"10.1.0.0/16\"]\ncni = \"wireguard\"\n");
+    auto wg = load_ok(dir2, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\ncni = \"wireguard\"\n");
     s.role = Role::k3s_server;
     auto w = render_ruleset(harden_view(wg, "firewall"), s);
     REQUIRE(w.ok());
-    CHECK(lines_with(*w, "udp dport 51820-51821 ") == std::vector<std::string>{"    ip saddr { 10.1.0.0/16 } udp dport 51820-51821 accept comment \"flannel wireguard\""});
+    CHECK(lines_with(*w, "udp dport 51820-51821 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } udp dport 51820-51821 accept comment \"flannel wireguard\""});
     CHECK(lines_with(*w, "8472").empty());
 }
 
 TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules with and without `from`") {
     TempDir dir;
     auto p = load_ok(dir, "[harden.firewall]\nserve_http = true\n"
-                          "[[harden.firewall.rules]]\nport = \"9100\"\nfrom = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ncomment = \"node exporter\"\n"
+                          "[[harden.firewall.rules]]\nport = \"9100\"\nfrom = [\"198.18.5.0/24\", \"::1/128\"]\ncomment = \"node exporter\"\n"
                           "[[harden.firewall.rules]]\nport = \"30000-32767\"\nproto = \"udp\"\n");
     Settings s;
     auto r = render_ruleset(harden_view(p, "firewall"), s);
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
     CHECK(lines_with(*r, "dport { 80, 443 }") == std::vector<std::string>{"    tcp dport { 80, 443 } accept comment \"http, https\""});
     CHECK(lines_with(*r, "dport 9100 ") ==
-          std::vector<std::string>{"    ip saddr { 192.0.2.0/24 } tcp dport 9100 accept comment \"node exporter\"",
-                                   "    ip6 saddr { 2001:db8::/32 } tcp dport 9100 accept comment \"node exporter\""});
+          std::vector<std::string>{"    ip saddr { 198.18.5.0/24 } tcp dport 9100 accept comment \"node exporter\"",
+                                   "    ip6 saddr { ::1/128 } tcp dport 9100 accept comment \"node exporter\""});
     CHECK(lines_with(*r, "dport 30000-32767 ") ==
           std::vector<std::string>{"    udp dport 30000-32767 accept comment \"profile rule\""});
     // Extra rules live in the input chain, before it closes.

@@ -6,7 +6,6 @@
 
 #include "util/strings.hpp"
 
-#include <algorithm>
 
 namespace nodectl::harden {
 
@@ -38,33 +37,6 @@ Account:
 )sh";
 
 } // namespace
-
-std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values) {
-    std::vector<bool> done(values.size(), false);
-    std::string out;
-    for (const auto& line : util::split_lines(current)) {
-        auto t = util::trim(line);
-        auto key = t.substr(0, t.find_first_of(" \t"));
-        auto it = std::find_if(values.begin(), values.end(), [&](const auto& kv) { return kv.first == key; });
-        if (t.empty() || t[0] == '#' || it == values.end()) {
-            out += line + "\n";
-            continue;
-        }
-        size_t i = static_cast<size_t>(it - values.begin());
-        if (!done[i]) {
-            out += key + "\t" + it->second + "\n";
-            done[i] = true;
-        } else {
-            out += "# " + line + "  (duplicate, disabled by nodectl)\n";
-        }
-    }
-    for (size_t i = 0; i < values.size(); ++i) {
-        if (!done[i]) {
-            out += values[i].first + "\t" + values[i].second + "\n";
-        }
-    }
-    return out;
-}
 
 Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s, const HostSpec& host) {
     ConfigSetSpec spec;
@@ -132,6 +104,7 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
         spec.pre_write = "set -e\nfor g in " + sh_list(member_of) + "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
                          "id -u " + q + " >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group " + q + "\n"
                          "usermod -a -G " + shell_quote(util::join(member_of, ",")) + " " + q + "\n"
+                         "chmod 750 " + shell_quote(home) + "\n"
                          "install -d -m 700 -o " + q + " -g " + q + " " + shell_quote(home + "/.ssh") + "\n";
     }
     std::string drift =

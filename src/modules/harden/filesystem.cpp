@@ -6,7 +6,6 @@
 
 #include "util/strings.hpp"
 
-#include <sstream>
 
 namespace nodectl::harden {
 
@@ -60,36 +59,6 @@ std::string mount_drift(const std::string& where) {
 }
 
 } // namespace
-
-std::string set_fstab_entries(const std::string& current, const std::vector<std::string>& entries) {
-    auto mount_point = [](const std::string& line) {
-        std::istringstream fields(line);
-        std::string device, where;
-        fields >> device >> where;
-        return device.empty() || device[0] == '#' ? std::string() : where;
-    };
-    std::vector<bool> done(entries.size(), false);
-    std::string out;
-    for (const auto& line : util::split_lines(current)) {
-        auto where = mount_point(line);
-        size_t i = 0;
-        while (i < entries.size() && (where.empty() || mount_point(entries[i]) != where)) {
-            ++i;
-        }
-        if (i == entries.size()) {
-            out += line + "\n";
-        } else if (!done[i]) {
-            out += entries[i] + "\n";
-            done[i] = true;
-        }
-    }
-    for (size_t i = 0; i < entries.size(); ++i) {
-        if (!done[i]) {
-            out += entries[i] + "\n";
-        }
-    }
-    return out;
-}
 
 ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
     ConfigSetSpec spec;

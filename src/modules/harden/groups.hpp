@@ -54,6 +54,10 @@ std::vector<std::string> legacy_packages();
 std::string set_fstab_entries(const std::string& current, const std::vector<std::string>& entries);
 ConfigSetSpec filesystem_group(const ConfigView& filesystem, const Settings& s);
 
+// `current` with the first line starting with `prefix` replaced by `line` (others starting with
+// it dropped), or `line` appended when there is none.
+std::string set_line(const std::string& current, const std::string& prefix, const std::string& line);
+
 // Shared shell helpers for controls.
 std::string sh_list(const std::vector<std::string>& words);  // quoted words, space separated
 

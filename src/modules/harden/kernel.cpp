@@ -56,7 +56,11 @@ std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView&
     std::vector<std::pair<std::string, std::string>> v = {
         {"kernel.kptr_restrict", "2"},
         {"kernel.dmesg_restrict", "1"},
-        {"kernel.yama.ptrace_scope", "1"},
+        {"kernel.yama.ptrace_scope", "2"},
+        {"kernel.kexec_load_disabled", "1"},
+        {"kernel.core_uses_pid", "1"},
+        {"kernel.ctrl-alt-del", "0"},
+        {"dev.tty.ldisc_autoload", "0"},
         {"kernel.unprivileged_bpf_disabled", "1"},
         {"net.core.bpf_jit_harden", "2"},
         {"kernel.sysrq", "0"},

@@ -16,7 +16,6 @@
 #include "modules/base/steps.hpp"
 #include "modules/harden/groups.hpp"
 
-#include <algorithm>
 
 namespace nodectl::harden {
 

@@ -164,8 +164,9 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         units.push_back("systemd-timesyncd.service");
     }
     if (sv.boolean("aide")) {
-        spec.files.push_back({"/etc/aide/aide.conf.d/99_nodectl_checksums", "# Managed by nodectl (harden.services.aide)\nChecksums = sha512\n",
-                              nullptr, 0644});
+        // In aide.conf itself: Lynis reads only that file for the checksum setting.
+        spec.files.push_back({"/etc/aide/aide.conf", "", [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
+                              0644});
         spec.drift += "[ -s /var/lib/aide/aide.db ] || echo 'initialise the AIDE file integrity database'\n";
         activate += "[ -s /var/lib/aide/aide.db ] || aideinit -y -f >/dev/null\n";
     }

@@ -45,6 +45,9 @@ std::vector<std::pair<std::string, std::string>> effective_values(const ConfigVi
         {"clientaliveinterval", std::to_string(ssh.integer("client_alive_interval"))},
         {"clientalivecountmax", std::to_string(ssh.integer("client_alive_count_max"))},
         {"tcpkeepalive", "no"},
+        {"usedns", "no"},
+        {"strictmodes", "yes"},
+        {"printlastlog", "yes"},
         {"x11forwarding", "no"},
         {"allowagentforwarding", "no"},
         {"allowtcpforwarding", "no"},
@@ -66,22 +69,6 @@ std::string banner_text(const ConfigView& ssh) {
     auto text = ssh.str("banner");
     return text.ends_with("\n") ? text : text + "\n";
 }
-
-} // namespace
-
-std::string filter_moduli(const std::string& current) {
-    std::string out;
-    for (const auto& line : util::split_lines(current)) {
-        auto f = util::split(line, ' ');
-        bool entry = !line.empty() && line[0] != '#' && f.size() >= 7;
-        if (!entry || std::atol(f[4].c_str()) >= 3071) {
-            out += line + "\n";
-        }
-    }
-    return out;
-}
-
-namespace {
 
 // Prints nothing when the host keys are as wanted; used both as drift and as the fixer's guard.
 constexpr const char* k_host_key_drift = R"sh(cd /etc/ssh
@@ -130,6 +117,9 @@ std::string render_sshd_dropin(const ConfigView& ssh, const Settings&) {
            "ClientAliveInterval " + std::to_string(ssh.integer("client_alive_interval")) + "\n" +
            "ClientAliveCountMax " + std::to_string(ssh.integer("client_alive_count_max")) + "\n" +
            "TCPKeepAlive no\n"
+           "UseDNS no\n"
+           "StrictModes yes\n"
+           "PrintLastLog yes\n"
            "X11Forwarding no\n"
            "AllowAgentForwarding no\n"
            "AllowTcpForwarding no\n"
