@@ -28,6 +28,47 @@ Result<FileState> file_state(Target& target, const std::string& path) {
     return st;
 }
 
+Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const std::vector<std::string>& paths) {
+    std::vector<std::optional<FileContent>> out;
+    if (paths.empty()) {
+        return out;
+    }
+    std::string list;
+    for (const auto& p : paths) {
+        list += " " + shell_quote(p);
+    }
+    Command cmd;
+    // Each file: a header line "F mode owner group size" and exactly `size` bytes, or "N".
+    cmd.script = "for p in" + list + "; do if [ -f \"$p\" ]; then stat -c 'F %a %U %G %s' -- \"$p\" && cat -- \"$p\"; "
+                 "else echo N; fi; done";
+    cmd.mutates = false;
+    auto r = TRY(target.run_checked(cmd, "reading files"));
+    size_t pos = 0;
+    for (const auto& path : paths) {
+        auto eol = r.out.find('\n', pos);
+        if (eol == std::string::npos) {
+            return make_error(ErrorCode::command, "unexpected output reading " + path);
+        }
+        auto header = util::split(r.out.substr(pos, eol - pos), ' ');
+        pos = eol + 1;
+        if (header.size() == 1 && header[0] == "N") {
+            out.emplace_back();
+            continue;
+        }
+        if (header.size() != 5 || header[0] != "F") {
+            return make_error(ErrorCode::command, "unexpected output reading " + path);
+        }
+        size_t size = std::stoull(header[4]);
+        if (pos + size > r.out.size()) {
+            return make_error(ErrorCode::command, path + " changed while it was read; try again");
+        }
+        out.emplace_back(FileContent{r.out.substr(pos, size), static_cast<uint32_t>(std::stoul(header[1], nullptr, 8)),
+                                     header[2], header[3]});
+        pos += size;
+    }
+    return out;
+}
+
 Result<void> set_owner_mode(Target& target, const FileSpec& spec) {
     Command cmd;
     cmd.script = "chown " + shell_quote(spec.owner + ":" + spec.group) + " -- " + shell_quote(spec.path) + " && chmod " +

@@ -3,7 +3,9 @@
 
 #include "nodectl/target.hpp"
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace nodectl::host {
 
@@ -16,6 +18,16 @@ struct FileState {
 };
 
 Result<FileState> file_state(Target& target, const std::string& path);
+
+struct FileContent {
+    std::string content;
+    uint32_t mode = 0;
+    std::string owner;
+    std::string group;
+};
+// Regular files read in one round trip, in the order given; nullopt for a path that is not a
+// regular file.
+Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const std::vector<std::string>& paths);
 Result<void> set_owner_mode(Target& target, const FileSpec& spec);
 Result<void> remove_file(Target& target, const std::string& path);
 

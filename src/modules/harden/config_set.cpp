@@ -51,19 +51,31 @@ std::string ApplyConfigSet::state_name() const {
 }
 
 Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) const {
+    // One round trip: every file, and (for a revert) what nodectl first found there.
+    std::vector<std::string> paths;
+    for (const auto& f : m_spec.files) {
+        paths.push_back(f.path);
+        if (!m_spec.enabled) {
+            paths.push_back(original_path(f.path));
+            paths.push_back(original_path(f.path) + ".absent");
+        }
+    }
+    auto found = TRY(host::read_files(target, paths));
     Work result;
     auto& out = result.files;
     std::string all;
+    size_t at = 0;
     for (const auto& f : m_spec.files) {
-        FileWork w{&f, TRY(target.read_file(f.path)), std::nullopt, false};
+        const auto& current = found[at++];
+        FileWork w{&f, current ? std::optional<std::string>(current->content) : std::nullopt, std::nullopt, false};
         if (!m_spec.enabled) {
             // Only what nodectl changed is put back; a file it never touched is left alone.
-            auto original = TRY(target.read_file(original_path(f.path)));
-            auto absent = TRY(target.stat(original_path(f.path) + ".absent"));
+            const auto& original = found[at++];
+            const auto& absent = found[at++];
             if (original) {
-                w.wanted = *original;
+                w.wanted = original->content;
                 w.has_original = true;
-            } else if (!absent.exists) {
+            } else if (!absent) {
                 continue;
             }
             if (w.current != w.wanted) {
@@ -73,20 +85,17 @@ Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) con
         }
         if (f.edit) {
             if (!w.current) {
-                return make_error(ErrorCode::command, f.path + " does not exist on the host, so it cannot be edited");
+                result.missing_edits.push_back(f.path);  // its package is installed by an earlier step
+                continue;
             }
             w.wanted = f.edit(*w.current);
         } else {
             w.wanted = f.content;
         }
         all += f.path + "\n" + util::sha256_hex(*w.wanted) + "\n";
-        bool mode_differs = false;
-        if (w.current && *w.current == *w.wanted) {
-            auto st = TRY(target.stat(f.path));
-            mode_differs = st.mode != f.mode || st.owner != f.owner || st.group != f.group;
-            if (!mode_differs) {
-                continue;
-            }
+        if (current && current->content == *w.wanted && current->mode == f.mode && current->owner == f.owner &&
+            current->group == f.group) {
+            continue;
         }
         out.push_back(std::move(w));
     }
@@ -136,6 +145,9 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
                                                        w.current ? path : "/dev/null", path + " (planned)")});
         }
     }
+    for (const auto& path : work.missing_edits) {
+        plan.changes.push_back({"edit " + path + " once it exists (its package is installed first)", ""});
+    }
     if (work.files.empty() && TRY(activation_pending(target, work.digest))) {
         plan.changes.push_back({"activate " + m_spec.title + " (its files were written but not yet made live)", ""});
     }
@@ -165,6 +177,10 @@ Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) con
 Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     auto all_work = TRY(files_to_change(target));
     const auto& work = all_work.files;
+    if (!all_work.missing_edits.empty()) {
+        return make_error(ErrorCode::command, all_work.missing_edits.front() +
+                                                  " does not exist on the host, so it cannot be edited (is its package installed?)");
+    }
     std::string name = state_name();
     std::string dir = std::string(k_rollbacks) + "/" + name;
     std::string qdir = shell_quote(dir);

@@ -74,6 +74,7 @@ private:
     struct Work {
         std::vector<FileWork> files;  // the ones that differ
         std::string digest;           // of every file's wanted content: what the stamp records
+        std::vector<std::string> missing_edits;  // files to edit that do not exist (yet)
     };
     Result<Work> files_to_change(Target& target) const;
     Result<bool> activation_pending(Target& target, const std::string& digest) const;
