@@ -331,18 +331,36 @@ Result<CommandResult> SshTarget::run(const Command& cmd) {
 Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
     std::string input;
     std::string line = wrap(cmd, input);
-    ssh_channel ch = ssh_channel_new(m_session);
-    if (!ch) {
-        return make_error(ErrorCode::connect, "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
-    }
     struct ChannelGuard {
-        ssh_channel c;
-        ~ChannelGuard() {
-            ssh_channel_close(c);
-            ssh_channel_free(c);
+        ssh_channel c = nullptr;
+        void reset() {
+            if (c) {
+                ssh_channel_close(c);
+                ssh_channel_free(c);
+                c = nullptr;
+            }
         }
-    } guard{ch};
-    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
+        ~ChannelGuard() { reset(); }
+    } guard;
+    // sshd counts a session against MaxSessions until it has reaped the previous command's
+    // process: with MaxSessions 2 (the lock's channel and one command) a new session can be
+    // refused for a moment. Retry briefly before calling it an error.
+    for (int attempt = 0;; ++attempt) {
+        guard.reset();
+        guard.c = ssh_channel_new(m_session);
+        if (!guard.c) {
+            return make_error(ErrorCode::connect, "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
+        }
+        if (ssh_channel_open_session(guard.c) == SSH_OK) {
+            break;
+        }
+        if (attempt == 50 || !ssh_is_connected(m_session)) {
+            return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ssh_channel ch = guard.c;
+    if (ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
         return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
     }
     for (size_t off = 0; off < input.size();) {
