@@ -335,7 +335,11 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         ssh_channel c = nullptr;
         void reset() {
             if (c) {
-                ssh_channel_close(c);
+                // Closing a channel the server refused to open is a protocol error sshd answers by
+                // disconnecting: close only what is open.
+                if (ssh_channel_is_open(c)) {
+                    ssh_channel_close(c);
+                }
                 ssh_channel_free(c);
                 c = nullptr;
             }
