@@ -53,7 +53,7 @@ expect_rc "check on converged hosts" 0 $?
 node 2 'echo drift > /etc/motd'
 nodectl check -p "$WORK/site.toml" -i "$INV" "${KH[@]}" >"$WORK/c2.out" 2>&1
 expect_rc "check finds drift" 7 $?
-contains "check names the drifted file" "$WORK/c2.out" 'file /etc/motd \[would change\]'
+contains "check names the drifted file, as a failed control" "$WORK/c2.out" 'FAIL +base/file:/etc/motd: update content of /etc/motd'
 nodectl plan -p "$WORK/site.toml" -i "$INV" "${KH[@]}" >"$WORK/p1.out" 2>&1
 expect_rc "plan with drift" 0 $?
 contains "plan shows a unified diff" "$WORK/p1.out" '^ +-drift$'

@@ -169,7 +169,7 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
         c.observe = "tr -s ' \\t' ' ' < " + p;
         c.expect = host::equals(v);
         c.not_applicable = "if [ ! -e " + p + " ]; then echo '" + k +
-                           " does not exist in this kernel (module not loaded?)'; elif [ \"$(tr -s ' \\t' ' ' < " + p +
+                           " is not in this kernel, or not visible here (a container hides some keys)'; elif [ \"$(tr -s ' \\t' ' ' < " + p +
                            ")\" != " + shell_quote(v) + " ] && [ ! -w " + p +
                            " ]; then echo '/proc/sys is read-only here (a container shares the host kernel): the value is persisted in " +
                            k_sysctl_file + " but cannot take effect'; fi";
