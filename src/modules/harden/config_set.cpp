@@ -174,18 +174,10 @@ Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) con
     return make_error(ErrorCode::command, why + "; the previous files are back in place and active");
 }
 
-Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
-    auto all_work = TRY(files_to_change(target));
-    const auto& work = all_work.files;
-    if (!all_work.missing_edits.empty()) {
-        return make_error(ErrorCode::command, all_work.missing_edits.front() +
-                                                  " does not exist on the host, so it cannot be edited (is its package installed?)");
-    }
-    std::string name = state_name();
-    std::string dir = std::string(k_rollbacks) + "/" + name;
-    std::string qdir = shell_quote(dir);
-
-    // 1. Back up everything this set may touch, and write the script that puts it back.
+// The script that copies every file (and glob) of this set into the rollback directory, and the
+// script that copies them back and re-activates them.
+std::pair<std::string, std::string> ApplyConfigSet::backup_and_restore_scripts() const {
+    std::string qdir = shell_quote(std::string(k_rollbacks) + "/" + state_name());
     std::string backup = "set -e\nrm -rf " + qdir + "\nmkdir -p " + qdir + "/files\nchmod 700 " + qdir + "\n";
     std::string restore_sh = "#!/bin/sh\n# nodectl: puts back the files " + m_spec.id + " found before its last apply.\n";
     for (size_t i = 0; i < m_spec.files.size(); ++i) {
@@ -203,7 +195,66 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     }
     restore_sh += m_spec.restore_activate + "\nlogger -t nodectl \"restored the previous " + m_spec.title +
                "\" 2>/dev/null || true\n";
+    return {backup, restore_sh};
+}
+
+// Arms the host-side rollback: a transient systemd timer, or a detached `sleep` without systemd.
+Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
+    std::string dir = std::string(k_rollbacks) + "/" + state_name();
+    std::string qdir = shell_quote(dir);
+    std::string unit = "nodectl-rollback-" + state_name();
+    std::string secs = std::to_string(m_spec.rollback_after.count());
+    TRY(run_script(target,
+                   "if [ -d /run/systemd/system ]; then\n"
+                   "  systemctl stop " + unit + ".timer 2>/dev/null; systemctl reset-failed " + unit + ".service " + unit +
+                       ".timer 2>/dev/null\n"
+                   "  systemd-run --quiet --unit=" + unit + " --on-active=" + secs + " /bin/sh " + qdir + "/restore.sh\n"
+                   "else\n"
+                   "  setsid sh -c 'echo $$ > " + dir + "/timer.pid; sleep " + secs + " && sh " + dir +
+                       "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
+                   "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + qdir + "/timer.pid ] && break; sleep 0.1; done\n"
+                   "fi",
+                   "arming the rollback timer"));
+    log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
+              m_spec.title, secs);
+    return Ok{};
+}
+
+// A second, independent login (as the admin user when this change ends root's SSH access).
+Result<void> ApplyConfigSet::prove_fresh_login(Target& target) const {
+    std::string as = target.login_user() == "root" ? m_spec.fresh_login_as_when_root : "";
+    log::info(target.name(), "{}: checking that a fresh login{} still works", m_spec.title, as.empty() ? "" : " as " + as);
+    // sshd re-executes itself on reload: for a moment nothing listens. Retry briefly.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    auto fresh = target.check_fresh_login(as);
+    while (!fresh && fresh.error().code == ErrorCode::connect && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        fresh = target.check_fresh_login(as);
+    }
+    if (!fresh) {
+        return make_error(ErrorCode::command, "a fresh login" + (as.empty() ? "" : " as " + as) +
+                                                  " failed after activating the new " + m_spec.title + " (" +
+                                                  fresh.error().message + ")");
+    }
+    if (*fresh == AccessCheck::not_applicable) {
+        log::info(target.name(), "{}: no remote login to re-check on this target", m_spec.title);
+    }
+    return Ok{};
+}
+
+Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
+    auto all_work = TRY(files_to_change(target));
+    const auto& work = all_work.files;
+    if (!all_work.missing_edits.empty()) {
+        return make_error(ErrorCode::command, all_work.missing_edits.front() +
+                                                  " does not exist on the host, so it cannot be edited (is its package installed?)");
+    }
+    std::string dir = std::string(k_rollbacks) + "/" + state_name();
+    std::string qdir = shell_quote(dir);
+
+    // 1. Back up everything this set may touch, and write the script that puts it back.
     if (m_spec.enabled) {
+        auto [backup, restore_sh] = backup_and_restore_scripts();
         TRY(run_script(target, backup, "backing up " + m_spec.title));
         TRY_VOID(target.write_file({dir + "/restore.sh", restore_sh, 0700, "root", "root"}));
     }
@@ -264,54 +315,24 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     }
 
     // 5. Arm the rollback, activate, and prove that a new login still works.
-    std::string unit = "nodectl-rollback-" + name;
     if (m_spec.guard) {
-        std::string secs = std::to_string(m_spec.rollback_after.count());
-        TRY(run_script(target,
-                       "if [ -d /run/systemd/system ]; then\n"
-                       "  systemctl stop " + unit + ".timer 2>/dev/null; systemctl reset-failed " + unit +
-                           ".service " + unit + ".timer 2>/dev/null\n"
-                       "  systemd-run --quiet --unit=" + unit + " --on-active=" + secs + " /bin/sh " + qdir +
-                           "/restore.sh\n"
-                       "else\n"
-                       "  setsid sh -c 'echo $$ > " + dir + "/timer.pid; sleep " + secs + " && sh " + dir +
-                           "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
-                       "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + qdir + "/timer.pid ] && break; sleep 0.1; done\n"
-                       "fi",
-                       "arming the rollback timer"));
-        log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
-                  m_spec.title, secs);
+        TRY_VOID(arm_rollback(target));
     }
     if (!m_spec.activate.empty()) {
         if (auto r = run_script(target, m_spec.activate, "activating " + m_spec.title); !r) {
             return restore(target, r.error().message);
         }
     }
-    std::string stamp = "mkdir -p " + std::string(k_applied) + " && echo " + all_work.digest + " > " + shell_quote(stamp_path());
+    // 6. Keep the change: cancel the rollback, drop the backup, record the activation.
+    std::string keep = "rm -rf " + qdir + "; mkdir -p " + std::string(k_applied) + " && echo " + all_work.digest + " > " +
+                       shell_quote(stamp_path());
     if (m_spec.guard) {
-        std::string as = target.login_user() == "root" ? m_spec.fresh_login_as_when_root : "";
-        log::info(target.name(), "{}: checking that a fresh login{} still works", m_spec.title,
-                  as.empty() ? "" : " as " + as);
-        // sshd re-executes itself on reload: for a moment nothing listens. Retry briefly.
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-        auto fresh = target.check_fresh_login(as);
-        while (!fresh && fresh.error().code == ErrorCode::connect && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::seconds(1));
-            fresh = target.check_fresh_login(as);
+        if (auto ok = prove_fresh_login(target); !ok) {
+            return restore(target, ok.error().message);
         }
-        if (!fresh) {
-            return restore(target, "a fresh login" + (as.empty() ? "" : " as " + as) + " failed after activating the new " +
-                                       m_spec.title + " (" + fresh.error().message + ")");
-        }
-        if (*fresh == AccessCheck::not_applicable) {
-            log::info(target.name(), "{}: no remote login to re-check on this target", m_spec.title);
-        }
-        TRY(run_script(target,
-                       disarm_script() + "; rm -rf " + qdir + "; " + stamp,
-                       "cancelling the rollback timer"));
-    } else {
-        TRY(run_script(target, "rm -rf " + qdir + "; " + stamp, "removing the backup"));
+        keep = disarm_script() + "; " + keep;
     }
+    TRY(run_script(target, keep, "keeping the new " + m_spec.title));
     return Ok{};
 }
 

@@ -83,6 +83,9 @@ private:
     std::string state_name() const;
     std::string stamp_path() const;
     std::string disarm_script() const;
+    std::pair<std::string, std::string> backup_and_restore_scripts() const;
+    Result<void> arm_rollback(Target& target) const;
+    Result<void> prove_fresh_login(Target& target) const;
 
     ConfigSetSpec m_spec;
 };

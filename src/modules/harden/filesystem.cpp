@@ -47,8 +47,11 @@ std::string perm_loop(const std::string& on_difference) {
            "done\n";
 }
 
-std::string mount_options(const std::string& where) {
-    return "findmnt -n -o FSTYPE,OPTIONS --mountpoint " + where;
+// Prints "FSTYPE nosuid,nodev,noexec," with those of the three flags `where` is mounted with.
+std::string restrictive_flags(const std::string& where) {
+    return "findmnt -n -o FSTYPE,OPTIONS --mountpoint " + where +
+           " | awk '{ n = split($2, o, \",\"); s = \"\"; for (i = 1; i <= n; i++) if (o[i] ~ /^(nosuid|nodev|noexec)$/) "
+           "s = s o[i] \",\"; print $1 \" \" s }'";
 }
 
 // Prints a line when `where` lacks one of nosuid,nodev,noexec.
@@ -116,10 +119,10 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
 
     spec.controls = {
         {"filesystem.tmp", "/tmp is a tmpfs with nosuid,nodev,noexec",
-         mount_options("/tmp") + " | awk '{ n = split($2, o, \",\"); s = \"\"; for (i = 1; i <= n; i++) if (o[i] ~ /^(nosuid|nodev|noexec)$/) s = s o[i] \",\"; print $1 \" \" s }'",
+         restrictive_flags("/tmp"),
          host::equals("tmpfs nosuid,nodev,noexec,"), ""},
         {"filesystem.dev_shm", "/dev/shm has nosuid,nodev,noexec",
-         mount_options("/dev/shm") + " | awk '{ n = split($2, o, \",\"); s = \"\"; for (i = 1; i <= n; i++) if (o[i] ~ /^(nosuid|nodev|noexec)$/) s = s o[i] \",\"; print $1 \" \" s }'",
+         restrictive_flags("/dev/shm"),
          host::equals("tmpfs nosuid,nodev,noexec,"), ""},
         {"filesystem.proc_hidepid", "users see only their own processes (/proc hidepid)",
          "findmnt -n -o OPTIONS --mountpoint /proc | tr ',' '\\n' | grep -E '^hidepid=' || echo 'no hidepid'",
