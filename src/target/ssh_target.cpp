@@ -164,8 +164,11 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
         }
         tried = "ssh-agent and ~/.ssh/id_*";
     }
+    std::string hint = user == "root" ? " (a host hardened by nodectl refuses root: log in as its admin user with "
+                                        "sudo = \"nopasswd\")"
+                                      : "";
     return make_error(ErrorCode::auth, "authentication as '" + user + "' on " + where + " failed (tried " + tried +
-                                           "): the server accepted none of the keys");
+                                           "): the server accepted none of the keys" + hint);
 }
 
 std::string proxy_command(const std::string& jump, const HostSpec& host, const SshOptions& options) {

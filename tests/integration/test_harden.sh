@@ -80,6 +80,9 @@ echo "# what clients see"
 check "admin logs in with the key and has sudo" test $? -eq 0
 "${SSH[@]}" "root@$A" true 2>"$WORK/root.err"
 check "root login is refused" test $? -ne 0
+"$NODECTL" plan -p "$WORK/hard.toml" "${KH[@]}" "${ID[@]}" "root@$A" >"$WORK/rootplan.out" 2>&1
+expect_rc "nodectl as root on the hardened node is refused" 5 $?
+contains_text "  ... and says to log in as the admin user" "$WORK/rootplan.out" "a host hardened by nodectl refuses root"
 "${SSH[@]}" -o BatchMode=no -o PreferredAuthentications=password,keyboard-interactive -o PubkeyAuthentication=no \
   -o NumberOfPasswordPrompts=1 "admin@$A" true </dev/null 2>"$WORK/pw.err"
 check "password login is refused" test $? -ne 0
