@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace nodectl {
 
@@ -93,5 +94,7 @@ public:
 
 // Shell single-quoting for building scripts: quote("a'b") == "'a'\\''b'".
 std::string shell_quote(const std::string& s);
+// Each word quoted, separated by single spaces: shell_quote_all({"a", "b c"}) == "'a' 'b c'".
+std::string shell_quote_all(const std::vector<std::string>& words);
 
 } // namespace nodectl

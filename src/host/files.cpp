@@ -33,13 +33,9 @@ Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const
     if (paths.empty()) {
         return out;
     }
-    std::string list;
-    for (const auto& p : paths) {
-        list += " " + shell_quote(p);
-    }
     Command cmd;
     // Each file: a header line "F mode owner group size" and exactly `size` bytes, or "N".
-    cmd.script = "for p in" + list + "; do if [ -f \"$p\" ]; then stat -c 'F %a %U %G %s' -- \"$p\" && cat -- \"$p\"; "
+    cmd.script = "for p in " + shell_quote_all(paths) + "; do if [ -f \"$p\" ]; then stat -c 'F %a %U %G %s' -- \"$p\" && cat -- \"$p\"; "
                  "else echo N; fi; done";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "reading files"));

@@ -6,14 +6,6 @@ namespace nodectl::host {
 
 namespace {
 
-std::string quoted_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names) {
-        out += " " + shell_quote(n);
-    }
-    return out;
-}
-
 constexpr const char* k_need_dpkg =
     "command -v dpkg-query >/dev/null || { echo 'no dpkg-query: only Debian-family hosts are supported' >&2; exit 3; }; ";
 
@@ -26,7 +18,7 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
     }
     Command cmd;
     // dpkg-query exits 1 when a name is unknown; that only means "not installed".
-    cmd.script = std::string(k_need_dpkg) + "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n'" + quoted_list(names) +
+    cmd.script = std::string(k_need_dpkg) + "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + shell_quote_all(names) +
                  " 2>/dev/null; true";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "dpkg-query"));
@@ -42,18 +34,18 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
 Result<void> install_packages(Target& target, const std::vector<std::string>& names) {
     Command cmd;
     cmd.script = std::string(k_need_dpkg) +
-                 "apt-get update -q && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold" +
-                 quoted_list(names);
+                 "apt-get update -q && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " +
+                 shell_quote_all(names);
     cmd.timeout = std::chrono::seconds(1800);
-    TRY(target.run_checked(cmd, "apt-get install" + quoted_list(names)));
+    TRY(target.run_checked(cmd, "apt-get install " + shell_quote_all(names)));
     return Ok{};
 }
 
 Result<void> remove_packages(Target& target, const std::vector<std::string>& names) {
     Command cmd;
-    cmd.script = std::string(k_need_dpkg) + "apt-get remove -y -q" + quoted_list(names);
+    cmd.script = std::string(k_need_dpkg) + "apt-get remove -y -q " + shell_quote_all(names);
     cmd.timeout = std::chrono::seconds(1800);
-    TRY(target.run_checked(cmd, "apt-get remove" + quoted_list(names)));
+    TRY(target.run_checked(cmd, "apt-get remove " + shell_quote_all(names)));
     return Ok{};
 }
 

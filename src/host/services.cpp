@@ -9,13 +9,9 @@ Result<std::map<std::string, UnitState>> unit_states(Target& target, const std::
     if (units.empty()) {
         return out;
     }
-    std::string list;
-    for (const auto& u : units) {
-        list += " " + shell_quote(u);
-    }
     Command cmd;
     cmd.script = "command -v systemctl >/dev/null || { echo 'systemctl not found: systemd hosts only' >&2; exit 3; }; "
-                 "for u in" + list + "; do printf '%s|%s|%s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null)\" "
+                 "for u in " + shell_quote_all(units) + "; do printf '%s|%s|%s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null)\" "
                  "\"$(systemctl is-active \"$u\" 2>/dev/null)\"; done";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "systemctl is-enabled"));

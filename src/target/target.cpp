@@ -26,6 +26,14 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
+std::string shell_quote_all(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words) {
+        out += (out.empty() ? "" : " ") + shell_quote(w);
+    }
+    return out;
+}
+
 Result<CommandResult> Target::run_checked(const Command& cmd, const std::string& what) {
     auto r = TRY(run(cmd));
     if (r.exit_code != 0) {

@@ -53,10 +53,12 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
         }
         keys.push_back(key);
     }
-    if (spec.enabled && s.root_login_disabled && keys.empty()) {
-        return make_error(ErrorCode::config, acc.where("admin_keys") +
-                                                 ": harden.ssh.permit_root_login is \"no\", so harden.accounts.admin_keys must "
-                                                 "give the admin user at least one SSH key; otherwise nobody could log in");
+    if (s.root_login_disabled && (!spec.enabled || keys.empty())) {
+        return make_error(ErrorCode::config,
+                          acc.where("admin_keys") +
+                              ": root login is turned off (harden.ssh.permit_root_login = \"no\", the default), so the admin "
+                              "user is the only way in: set harden.accounts.admin_keys (with harden.accounts enabled), or "
+                              "permit_root_login = \"prohibit-password\"");
     }
     auto groups = ssh.boolean("enabled") ? ssh.strings("allow_groups") : std::vector<std::string>{};
     std::vector<std::string> member_of = {"sudo"};
@@ -101,7 +103,7 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
 
     if (!keys.empty()) {
         std::string q = shell_quote(user);
-        spec.pre_write = "set -e\nfor g in " + sh_list(member_of) + "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
+        spec.pre_write = "set -e\nfor g in " + shell_quote_all(member_of) + "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
                          "id -u " + q + " >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group " + q + "\n"
                          "usermod -a -G " + shell_quote(util::join(member_of, ",")) + " " + q + "\n"
                          "chmod 750 " + shell_quote(home) + "\n"
@@ -112,7 +114,7 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
         "for u in $(awk -F: '$2 == \"\" { print $1 }' /etc/shadow); do echo \"lock account $u: it has an empty password\"; done\n"
         "grep -q pam_faillock /etc/pam.d/common-auth || echo 'add pam_faillock to the PAM auth stack'\n";
     if (!keys.empty()) {
-        drift += "for g in " + sh_list(member_of) + "; do id -nG " + shell_quote(user) +
+        drift += "for g in " + shell_quote_all(member_of) + "; do id -nG " + shell_quote(user) +
                  " 2>/dev/null | tr ' ' '\\n' | grep -qx \"$g\" || echo \"add " + user + " to group $g\"; done\n";
     }
     spec.drift = drift;

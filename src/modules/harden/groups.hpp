@@ -58,7 +58,4 @@ ConfigSetSpec filesystem_group(const ConfigView& filesystem, const Settings& s);
 // it dropped), or `line` appended when there is none.
 std::string set_line(const std::string& current, const std::string& prefix, const std::string& line);
 
-// Shared shell helpers for controls.
-std::string sh_list(const std::vector<std::string>& words);  // quoted words, space separated
-
 } // namespace nodectl::harden

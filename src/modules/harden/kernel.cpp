@@ -43,14 +43,6 @@ bool is_kubernetes(Role r) {
     return r != Role::standalone;
 }
 
-std::string sh_list(const std::vector<std::string>& words) {
-    std::string out;
-    for (const auto& w : words) {
-        out += (out.empty() ? "" : " ") + shell_quote(w);
-    }
-    return out;
-}
-
 std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView& kernel, Role role) {
     bool k8s = is_kubernetes(role);
     std::vector<std::pair<std::string, std::string>> v = {
@@ -150,7 +142,7 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
     spec.drift = loop + "echo \"sysctl $k: $cur -> $want\"; fi\ndone\n";
     spec.activate = loop + "sysctl -q -w \"$k=$want\" >/dev/null || echo \"cannot set $k\" >&2; fi\ndone\n";
     if (k8s) {
-        std::string mods = sh_list(k_k3s_modules);
+        std::string mods = shell_quote_all(k_k3s_modules);
         // Without this kernel's modules directory (a container) nothing can be loaded here.
         spec.drift += "if [ -d /lib/modules/$(uname -r) ]; then for m in " + mods +
                       "; do [ -d /sys/module/$m ] || echo \"load kernel module $m\"; done; fi\n";

@@ -36,13 +36,6 @@ Result<StepList> steps(const ModuleContext& ctx) {
     if (acc.boolean("enabled") && !acc.strings("admin_keys").empty()) {
         s.admin_user = acc.str("admin_user");
     }
-    if (s.root_login_disabled && s.admin_user.empty()) {
-        return make_error(ErrorCode::config,
-                          ssh.where("permit_root_login") +
-                              ": root login is turned off (harden.ssh.permit_root_login = \"no\", the default), but no admin user "
-                              "would be able to log in: set harden.accounts.admin_keys (with harden.accounts enabled), or "
-                              "permit_root_login = \"prohibit-password\"");
-    }
 
     std::vector<std::string> present, absent;
     if (acc.boolean("enabled")) {
@@ -62,7 +55,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
     if (!present.empty() || !absent.empty()) {
         out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent));
     }
-    // Accounts first: the admin user must exist before sshd stops letting root in.
+    // Accounts first: the admin user must exist before sshd stops letting root in (accounts_group
+    // refuses a profile that would turn root login off with no admin user to take over).
     out.push_back(std::make_unique<ApplyConfigSet>(TRY(accounts_group(acc, ssh, s, ctx.host))));
     out.push_back(std::make_unique<ApplyConfigSet>(sshd_group(ssh, s)));
     out.push_back(std::make_unique<ApplyConfigSet>(kernel_group(kernel, s)));

@@ -206,7 +206,7 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
     }
     if (sv.boolean("remove_legacy")) {
         spec.controls.push_back({"services.legacy_packages", "no legacy remote-access packages",
-                                 "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + sh_list(legacy_packages()) +
+                                 "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + shell_quote_all(legacy_packages()) +
                                      " 2>/dev/null | awk '$2 ~ /^ii/ { print $1 }' | tr '\\n' ' '",
                                  host::empty_output("none installed"), ""});
     }

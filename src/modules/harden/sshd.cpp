@@ -70,6 +70,10 @@ std::string banner_text(const ConfigView& ssh) {
     return text.ends_with("\n") ? text : text + "\n";
 }
 
+// `v KEY`: the value(s) of KEY in $T (the output of `sshd -T`), several on one line.
+constexpr const char* k_value_of =
+    "v() { printf '%s\\n' \"$T\" | awk -v k=\"$1\" '$1==k { $1=\"\"; sub(/^ /, \"\"); print }' | tr '\\n' ' ' | sed 's/ $//'; }";
+
 // Prints nothing when the host keys are as wanted; used both as drift and as the fixer's guard.
 constexpr const char* k_host_key_drift = R"sh(cd /etc/ssh
 for t in ecdsa dsa; do if [ -e ssh_host_${t}_key ]; then echo "remove the $t host key"; fi; done
@@ -149,16 +153,14 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
     auto groups = allow_groups(ssh);
     // Effective values are compared only once the drop-in is in place: before that the file diff
     // says it all. Afterwards a difference means another file read earlier overrides ours.
-    std::string effective = "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n";
-    for (const auto& [k, v] : values) {
-        effective += "v=$(printf '%s\\n' \"$T\" | awk '$1==\"" + k + "\" { $1=\"\"; sub(/^ /, \"\"); print; exit }')\n"
-                     "[ \"$v\" = " + shell_quote(v) + " ] || echo \"sshd effective " + k + " is '$v', wanted '" + v +
-                     "': a file sshd reads earlier sets it\"\n";
-    }
+    std::string effective = "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n" + std::string(k_value_of) + "\n";
+    auto wanted = values;
     if (!groups.empty()) {
-        effective += "v=$(printf '%s\\n' \"$T\" | awk '$1==\"allowgroups\" { $1=\"\"; sub(/^ /, \"\"); print }' | tr '\\n' ' ' | sed 's/ $//')\n"
-                     "[ \"$v\" = " + shell_quote(util::join(groups, " ")) + " ] || echo \"sshd effective allowgroups is '$v', wanted '" +
-                     util::join(groups, " ") + "'\"\n";
+        wanted.emplace_back("allowgroups", util::join(groups, " "));
+    }
+    for (const auto& [k, v] : wanted) {
+        effective += "[ \"$(v " + k + ")\" = " + shell_quote(v) + " ] || echo \"sshd effective " + k + " is '$(v " + k +
+                     ")', wanted '" + v + "': a file sshd reads earlier sets it\"\n";
     }
     spec.drift = std::string(k_host_key_drift) + "if [ \"$(sha256sum < " + k_dropin + " 2>/dev/null | cut -c1-64)\" = " +
                  util::sha256_hex(dropin) + " ]; then\n" + effective + "fi\n";
@@ -175,7 +177,7 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
     spec.fresh_login_as_when_root = s.root_login_disabled ? s.admin_user : "";
     spec.rollback_after = s.rollback_after;
 
-    spec.controls_prelude = "T=$(sshd -T 2>/dev/null)\nv() { printf '%s\\n' \"$T\" | awk -v k=\"$1\" '$1==k { $1=\"\"; sub(/^ /, \"\"); print }' | tr '\\n' ' ' | sed 's/ $//'; }";
+    spec.controls_prelude = "T=$(sshd -T 2>/dev/null)\n" + std::string(k_value_of);
     for (const auto& [k, v] : values) {
         host::Control c;
         c.id = "ssh." + k;
