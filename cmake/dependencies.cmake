@@ -24,7 +24,9 @@ if(NODECTL_STATIC)
     "${NODECTL_STATIC_DEPS}/lib/libcurl.a"
     "${NODECTL_STATIC_DEPS}/lib/libarchive.a"
     ${static_archives} -pthread -ldl)
+  find_library(NODECTL_STATIC_yaml NAMES libyaml-cpp.a REQUIRED)
+  target_link_libraries(nodectl_deps INTERFACE ${NODECTL_STATIC_yaml})
 else()
-  pkg_check_modules(DEPS REQUIRED IMPORTED_TARGET libssh libcurl libarchive openssl)
+  pkg_check_modules(DEPS REQUIRED IMPORTED_TARGET libssh libcurl libarchive openssl yaml-cpp)
   target_link_libraries(nodectl_deps INTERFACE PkgConfig::DEPS)
 endif()
