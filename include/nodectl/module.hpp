@@ -16,6 +16,12 @@ namespace nodectl {
 struct ModuleContext {
     const Profile& profile;
     const HostSpec& host;
+    // From a verified offline bundle (`--bundle`), unpacked on the operator's machine; empty
+    // without one. The k3s release directory, and the apt sources line of the bundle's packages
+    // once they are on the node (see bundle/steps).
+    std::string bundle_k3s_dir;
+    std::string bundle_k3s_version;
+    std::string bundle_apt_sources;
 };
 
 using StepList = std::vector<std::unique_ptr<Step>>;
@@ -31,6 +37,7 @@ struct Module {
 std::span<const Module> modules();
 
 // Every module's steps for a host, in module-table order.
+Result<StepList> build_steps(const ModuleContext& ctx);
 Result<StepList> build_steps(const Profile& profile, const HostSpec& host);
 
 } // namespace nodectl

@@ -1,6 +1,7 @@
 // The command line: one table of commands (commands.cpp), one file per command.
 #pragma once
 
+#include "core/runner.hpp"
 #include "target/ssh_target.hpp"
 
 #include <CLI/CLI.hpp>
@@ -41,6 +42,7 @@ struct HostOptions {
     std::string sudo;
     std::string sudo_password_file;
     std::string sudo_password_env;
+    std::string bundle;  // offline bundle: verified, then used instead of the network
     int run_timeout = 3600;
     int connect_timeout = 15;
 };
@@ -64,9 +66,14 @@ struct CommandSpec {
 
 std::span<const CommandSpec> commands();
 
-// Shared by apply, plan and check.
-void add_host_options(CLI::App& app, Context& ctx);
+// Shared by the commands that act on hosts.
+void add_host_options(CLI::App& app, Context& ctx, bool profile_required = true);
 int run_on_hosts(CLI::App& app, Context& ctx, int mode);
+Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o);
+ConnectFn make_connect(const Context& ctx, RunMode mode);
+// Runs the jobs, prints the reports, and returns the exit code.
+int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
+             std::vector<HostReport>* reports = nullptr);
 
 int main(int argc, char** argv);
 

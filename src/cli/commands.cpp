@@ -10,6 +10,12 @@ namespace nodectl::cli {
 int run_version(CLI::App& app, Context& ctx);
 void configure_profile(CLI::App& app, Context& ctx);
 int run_profile(CLI::App& app, Context& ctx);
+void configure_join(CLI::App& app, Context& ctx);
+int run_join(CLI::App& app, Context& ctx);
+void configure_reset(CLI::App& app, Context& ctx);
+int run_reset(CLI::App& app, Context& ctx);
+void configure_runtime(CLI::App& app, Context& ctx);
+int run_runtime(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -66,7 +72,26 @@ const CommandSpec k_commands[] = {
      "  nodectl profile keys            every key: name, type, default, meaning",
      &configure_profile, &run_profile},
     {"version", "Print the version and the libraries built in", "", &configure_none, &run_version},
-    {"join", "(not available yet) join nodes to a k3s server as agents", "", nullptr, nullptr},
+    {"join", "Join nodes to a k3s server as agents, over SSH",
+     "Reads the server's k3s version and its secure join token (K10<CA hash>::..., so agents pin the\n"
+     "server's CA) over SSH, checks from each node that the server's API port answers and that the node\n"
+     "belongs to no other cluster, then installs on each node, in parallel: the profile's other sections\n"
+     "(runtime, hardening), the same k3s release as the server, config.yaml with server and token (0600)\n"
+     "and k3s-agent.service; and waits until the server reports each node Ready. A joined node is a no-op.\n"
+     "Examples:\n"
+     "  nodectl join root@198.18.0.3 root@198.18.0.4 --server root@198.18.0.2 -p profiles/k3s-agent.toml\n"
+     "  nodectl join -i workers.toml --server admin@198.18.0.2 --sudo nopasswd --dry-run",
+     &configure_join, &run_join},
+    {"reset", "Remove k3s from hosts (--k3s)",
+     "Stops k3s, kills its pods, unmounts and removes its interfaces, and deletes the binary and links,\n"
+     "/etc/rancher/k3s, /var/lib/rancher/k3s and kubelet data (like k3s-uninstall.sh). Irreversible:\n"
+     "try --dry-run first.\n"
+     "Example: nodectl reset --k3s root@198.18.0.3 --dry-run",
+     &configure_reset, &run_reset},
+    {"runtime", "Show the containerd configuration a profile gives this machine",
+     "  nodectl runtime config -p PROFILE   print /etc/containerd/config.toml as apply would write it here\n"
+     "                                      (the cgroup driver \"auto\" is detected on this machine)",
+     &configure_runtime, &run_runtime},
     {"firstboot", "(not available yet) provision this machine at first boot", "", nullptr, nullptr},
     {"image", "(not available yet) build OCI images from recipes", "", nullptr, nullptr},
     {"backup", "(not available yet) back up databases and files to S3/NFS", "", nullptr, nullptr},

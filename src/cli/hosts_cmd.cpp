@@ -4,6 +4,7 @@
 #include "cli/report.hpp"
 #include "core/log.hpp"
 #include "core/runner.hpp"
+#include "modules/bundle/use.hpp"
 #include "target/local_target.hpp"
 
 #include <pwd.h>
@@ -14,9 +15,12 @@
 
 namespace nodectl::cli {
 
-void add_host_options(CLI::App& app, Context& ctx) {
+void add_host_options(CLI::App& app, Context& ctx, bool profile_required) {
     auto& h = ctx.host;
-    app.add_option("--profile,-p", h.profile, "Profile (TOML) describing the node")->required();
+    auto* p = app.add_option("--profile,-p", h.profile, "Profile (TOML) describing the node");
+    if (profile_required) {
+        p->required();
+    }
     app.add_option("--inventory,-i", h.inventory, "Inventory (TOML) listing hosts and how to reach them");
     app.add_option("hosts", h.hosts, "Hosts as user@host[:port] (in addition to the inventory)");
     app.add_flag("--local", h.local, "Work on the machine nodectl runs on (as root), not over SSH");
@@ -31,6 +35,9 @@ void add_host_options(CLI::App& app, Context& ctx) {
     app.add_option("--sudo-password-env", h.sudo_password_env, "Environment variable holding the sudo password");
     app.add_option("--connect-timeout", h.connect_timeout, "Seconds to wait for a host to connect and authenticate")
         ->capture_default_str();
+    app.add_option("--bundle", h.bundle,
+                   "Offline bundle (`nodectl bundle create`): verified first and refused when it fails; its packages "
+                   "and k3s release are used instead of the network");
     app.add_option("--run-timeout", h.run_timeout, "Seconds one host's whole run may take")->capture_default_str();
 }
 
@@ -42,6 +49,8 @@ std::string new_run_id() {
     std::snprintf(buf, sizeof buf, "%08x", rd());
     return buf;
 }
+
+} // namespace
 
 // Command-line connection settings apply to hosts whose inventory entry does not set them.
 Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
@@ -88,44 +97,10 @@ Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
     return hosts;
 }
 
-} // namespace
-
-int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
-    auto mode = static_cast<RunMode>(mode_int);
-    auto profile = load_profile(ctx.host.profile);
-    if (!profile) {
-        std::cerr << profile.error().message << "\nnothing was changed: the profile has errors\n";
-        return k_exit_config;
-    }
-    auto hosts = collect_hosts(ctx.host);
-    if (!hosts) {
-        std::cerr << "nodectl: " << hosts.error().message << "\n";
-        return hosts.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
-    }
-    std::vector<HostJob> jobs;
-    for (auto& h : *hosts) {
-        auto steps = build_steps(*profile, h);
-        if (!steps) {
-            std::cerr << steps.error().message << "\nnothing was changed: the profile has errors\n";
-            return k_exit_config;
-        }
-        jobs.push_back({h, std::move(*steps)});
-    }
-
-    RunOptions options;
-    options.mode = mode;
-    options.parallel = ctx.global.parallel;
-    options.run_timeout = std::chrono::seconds(ctx.host.run_timeout);
-    options.profile_digest = profile->digest();
-    options.run_id = new_run_id();
-    char machine[256] = "?";
-    gethostname(machine, sizeof machine - 1);
-    const passwd* pw = getpwuid(geteuid());
-    options.operator_name = (pw ? std::string(pw->pw_name) : "uid " + std::to_string(geteuid())) + "@" + machine;
+ConnectFn make_connect(const Context& ctx, RunMode mode) {
     SshOptions ssh = ctx.host.ssh;
     ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
-
-    ConnectFn connect = [&](const HostSpec& h) -> Result<std::unique_ptr<Target>> {
+    return [ssh, mode](const HostSpec& h) -> Result<std::unique_ptr<Target>> {
         if (h.local) {
             if (mode == RunMode::apply && geteuid() != 0) {
                 return make_error(ErrorCode::auth, "--local apply must run as root");
@@ -139,15 +114,32 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
         }
         return std::unique_ptr<Target>(std::move(*t));
     };
-    log::info("nodectl", "{} {} host{} with profile {} (run {})",
+}
+
+int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
+             std::vector<HostReport>* reports_out) {
+    RunOptions options;
+    options.mode = mode;
+    options.parallel = ctx.global.parallel;
+    options.run_timeout = std::chrono::seconds(ctx.host.run_timeout);
+    options.profile_digest = digest;
+    options.run_id = new_run_id();
+    char machine[256] = "?";
+    gethostname(machine, sizeof machine - 1);
+    const passwd* pw = getpwuid(geteuid());
+    options.operator_name = (pw ? std::string(pw->pw_name) : "uid " + std::to_string(geteuid())) + "@" + machine;
+    log::info("nodectl", "{} {} host{} {} (run {})",
               mode == RunMode::apply ? "applying to" : mode == RunMode::plan ? "planning" : "checking", jobs.size(),
-              jobs.size() == 1 ? "" : "s", ctx.host.profile, options.run_id);
-    auto reports = run_hosts(jobs, options, connect);
+              jobs.size() == 1 ? "" : "s", what, options.run_id);
+    auto reports = run_hosts(jobs, options, make_connect(ctx, mode));
 
     if (ctx.global.json) {
         std::cout << reports_json(reports, mode) << "\n";
     } else {
         std::cout << reports_text(reports, mode);
+    }
+    if (reports_out) {
+        *reports_out = reports;
     }
     size_t failed = 0, drifted = 0;
     for (const auto& r : reports) {
@@ -161,6 +153,51 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
         return k_exit_partial;
     }
     return mode == RunMode::check && drifted > 0 ? k_exit_drift : k_exit_ok;
+}
+
+int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
+    auto mode = static_cast<RunMode>(mode_int);
+    auto profile = load_profile(ctx.host.profile);
+    if (!profile) {
+        std::cerr << profile.error().message << "\nnothing was changed: the profile has errors\n";
+        return k_exit_config;
+    }
+    auto hosts = collect_hosts(ctx.host);
+    if (!hosts) {
+        std::cerr << "nodectl: " << hosts.error().message << "\n";
+        return hosts.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
+    }
+    std::optional<bundle::Opened> opened;
+    if (!ctx.host.bundle.empty()) {
+        auto b = bundle::open(ctx.host.bundle);
+        if (!b) {
+            std::cerr << "nodectl: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
+            return k_exit_config;
+        }
+        opened = std::move(*b);
+    }
+    std::vector<HostJob> jobs;
+    for (auto& h : *hosts) {
+        ModuleContext mctx{*profile, h};
+        StepList all;
+        if (opened) {
+            bundle::fill_context(*opened, mctx);
+            if (opened->manifest.has_debs()) {
+                all.push_back(bundle::make_repo_step(*opened));
+            }
+        }
+        auto steps = build_steps(mctx);
+        if (!steps) {
+            std::cerr << steps.error().message << "\nnothing was changed: the profile has errors\n";
+            return k_exit_config;
+        }
+        for (auto& s : *steps) {
+            all.push_back(std::move(s));
+        }
+        jobs.push_back({h, std::move(all)});
+    }
+
+    return run_jobs(ctx, jobs, mode, "with profile " + ctx.host.profile, profile->digest());
 }
 
 } // namespace nodectl::cli

@@ -190,6 +190,18 @@ std::string sysctl_map(const toml::node& n) {
     return "";
 }
 
+std::string cgroup_driver(const toml::node& n) {
+    return choice(n, {"auto", "systemd", "cgroupfs"});
+}
+
+std::string snapshotter(const toml::node& n) {
+    return choice(n, {"overlayfs", "native", "btrfs", "zfs", "fuse-overlayfs"});
+}
+
+std::string k3s_role(const toml::node& n) {
+    return choice(n, {"server", "agent"});
+}
+
 std::string positive(const toml::node& n) {
     return n.value<int64_t>().value_or(0) > 0 ? "" : "must be a positive number";
 }
@@ -202,6 +214,50 @@ std::string umask_value(const toml::node& n) {
 std::string max_startups(const toml::node& n) {
     static const std::regex k_re("^[0-9]+(:[0-9]+:[0-9]+)?$");
     return std::regex_match(str_of(n), k_re) ? "" : "must be \"start:rate:full\" such as \"10:30:60\"";
+}
+
+std::string k3s_version(const toml::node& n) {
+    static const std::regex k_re("^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$");
+    auto s = str_of(n);
+    return s.empty() || std::regex_match(s, k_re) ? "" : "must be a k3s release such as \"v1.30.6+k3s1\"";
+}
+
+std::string url_prefix(const toml::node& n) {
+    static const std::regex k_re("^(https?|file)://\\S+$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be an http://, https:// or file:// URL";
+}
+
+std::string k8s_names(const toml::node& n) {
+    // node labels "key=value", taints "key=value:Effect", tls-san names: no spaces, no quotes.
+    static const std::regex k_re("^[^\\s'\"]+$");
+    if (const auto* arr = n.as_array()) {
+        for (const auto& e : *arr) {
+            if (!std::regex_match(str_of(e), k_re)) {
+                return "entries must not be empty or contain spaces or quotes; got \"" + str_of(e) + "\"";
+            }
+        }
+    }
+    return "";
+}
+
+std::string registry_endpoints(const toml::node& n) {
+    static const std::regex k_re("^https?://[^\\s'\"]+$");
+    if (const auto* arr = n.as_array()) {
+        if (arr->empty()) {
+            return "must list at least one endpoint";
+        }
+        for (const auto& e : *arr) {
+            if (!std::regex_match(str_of(e), k_re)) {
+                return "entries must be http:// or https:// URLs; got \"" + str_of(e) + "\"";
+            }
+        }
+    }
+    return "";
+}
+
+std::string registry_name(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9.-]+(:[0-9]+)?$|^\\*$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
 }
 
 using enum ValueType;
@@ -291,6 +347,40 @@ std::vector<KeySpec> build_table() {
         {"harden.filesystem.enabled", P, boolean, "true", nullptr, "manage mount options, permissions and core dumps"},
         {"harden.filesystem.tmp_size", P, string, "\"25%\"", not_empty, "size of the /tmp tmpfs (tmpfs size= option)"},
         {"harden.filesystem.proc_hidepid", P, boolean, "true", nullptr, "mount /proc with hidepid=invisible: users see only their own processes"},
+
+        {"runtime", P, section, "", nullptr, "container runtime: containerd, runc and the CNI plugins, from Debian packages or the bundle"},
+        {"runtime.enabled", P, boolean, "true", nullptr, "install and configure containerd"},
+        {"runtime.packages", P, string_list, "[\"containerd\", \"runc\", \"containernetworking-plugins\"]", package_names, "packages that make up the runtime"},
+        {"runtime.cgroup_driver", P, string, "\"auto\"", cgroup_driver, "auto (systemd where systemd runs the host on cgroup v2, else cgroupfs), systemd or cgroupfs"},
+        {"runtime.sandbox_image", P, string, "\"registry.k8s.io/pause:3.6\"", not_empty, "pause image of CRI pods"},
+        {"runtime.snapshotter", P, string, "\"overlayfs\"", snapshotter, "overlayfs, or native where the root filesystem is itself an overlay (containers in containers)"},
+        {"runtime.mirrors", P, table_list, "[]", nullptr, "registry mirrors ([[runtime.mirrors]] tables), written to /etc/containerd/certs.d"},
+        {"runtime.mirrors[].registry", P, string, "", registry_name, "registry the mirror stands in for, e.g. \"docker.io\" (required)"},
+        {"runtime.mirrors[].endpoints", P, string_list, "[]", registry_endpoints, "mirror URLs tried in order before the registry itself (required)"},
+
+        {"k3s", P, section, "", nullptr, "k3s: the binary (online, checked against the release's sha256 file, or from the bundle), config.yaml, units, start"},
+        {"k3s.role", P, string, "\"server\"", k3s_role, "server (single-node server) or agent (joins k3s.server_url; `nodectl join` sets both)"},
+        {"k3s.version", P, string, "\"\"", k3s_version, "k3s release, e.g. \"v1.30.6+k3s1\"; empty: the channel's current release"},
+        {"k3s.channel", P, string, "\"stable\"", not_empty, "release channel used when no version is given (stable, latest, v1.30)"},
+        {"k3s.release_url", P, string, "\"https://github.com/k3s-io/k3s/releases/download\"", url_prefix, "where releases are downloaded from (a mirror of GitHub's layout)"},
+        {"k3s.channel_url", P, string, "\"https://update.k3s.io/v1-release/channels\"", url_prefix, "where channels are resolved to a version"},
+        {"k3s.airgap_images", P, boolean, "false", nullptr, "install the release's airgap image tarball into /var/lib/rancher/k3s/agent/images"},
+        {"k3s.tls_san", P, string_list, "[]", k8s_names, "extra names and addresses in the API server certificate"},
+        {"k3s.node_labels", P, string_list, "[]", k8s_names, "node labels, \"key=value\""},
+        {"k3s.node_taints", P, string_list, "[]", k8s_names, "node taints, \"key=value:Effect\""},
+        {"k3s.disable", P, string_list, "[]", k8s_names, "packaged components not deployed, e.g. [\"traefik\", \"servicelb\"] (server)"},
+        {"k3s.secrets_encryption", P, boolean, "true", nullptr, "encrypt Secrets at rest (server)"},
+        {"k3s.protect_kernel_defaults", P, boolean, "true", nullptr, "kubelet refuses to run when kernel parameters differ from its defaults (harden.kernel sets them)"},
+        {"k3s.use_system_containerd", P, boolean, "false", nullptr, "k3s uses the system containerd ([runtime]) instead of its own, so images nodectl imports are visible to Kubernetes"},
+        {"k3s.registries", P, table_list, "[]", nullptr, "registry mirrors for k3s's own containerd ([[k3s.registries]] tables, written to registries.yaml)"},
+        {"k3s.registries[].registry", P, string, "", registry_name, "registry, e.g. \"docker.io\" (required)"},
+        {"k3s.registries[].endpoints", P, string_list, "[]", registry_endpoints, "mirror URLs (required)"},
+        {"k3s.env", P, string_map, "", nullptr, "environment of the k3s unit (its env file is mode 0600), e.g. HTTPS_PROXY"},
+        {"k3s.start", P, boolean, "true", nullptr, "start k3s and wait until the node is Ready; false installs only (golden images)"},
+        {"k3s.ready_timeout", P, integer, "300", positive, "seconds to wait for the node to become Ready"},
+        {"k3s.api_port", P, integer, "6443", port, "port of the server's API (https-listen-port)"},
+        {"k3s.server_url", P, string, "\"\"", nullptr, "agent role: the server's URL, https://SERVER:6443"},
+        {"k3s.token", P, secret, "", nullptr, "agent role: the join token (K10... form), { file = \"PATH\" } or { env = \"VAR\" }"},
 
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},

@@ -1,6 +1,8 @@
 // The module table: the order here is the order modules' steps run on a host.
 #include "modules/base/base.hpp"
 #include "modules/harden/harden.hpp"
+#include "modules/k3s/k3s.hpp"
+#include "modules/runtime/runtime.hpp"
 #include "nodectl/module.hpp"
 
 namespace nodectl {
@@ -9,13 +11,18 @@ std::span<const Module> modules() {
     static const Module k_modules[] = {
         {"base", "hostname, time zone, /etc/hosts, apt proxy, packages, files, systemd units", &base::steps},
         {"harden", "host hardening: sshd, kernel, nftables, accounts, auditd/fail2ban/updates, mounts and permissions", &harden::steps},
+        {"runtime", "containerd, runc and the CNI plugins, configured for Kubernetes", &runtime::steps},
+        {"k3s", "k3s server (or agent): binary checked against its release, config.yaml, units, started and Ready", &k3s::steps},
     };
     return k_modules;
 }
 
 Result<StepList> build_steps(const Profile& profile, const HostSpec& host) {
+    return build_steps(ModuleContext{profile, host});
+}
+
+Result<StepList> build_steps(const ModuleContext& ctx) {
     StepList all;
-    ModuleContext ctx{profile, host};
     for (const auto& m : modules()) {
         auto steps = m.steps(ctx);
         if (!steps) {

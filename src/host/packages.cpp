@@ -31,11 +31,13 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
     return out;
 }
 
-Result<void> install_packages(Target& target, const std::vector<std::string>& names) {
+Result<void> install_packages(Target& target, const std::vector<std::string>& names, const std::string& sources_list) {
     Command cmd;
-    cmd.script = std::string(k_need_dpkg) +
-                 "apt-get update -q && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " +
-                 shell_quote_all(names);
+    // The host's lists of other sources are kept (List-Cleanup off), so its apt still works later.
+    std::string apt = sources_list.empty() ? "apt-get" : "apt-get -o Dir::Etc::SourceList=" + shell_quote(sources_list) +
+                                                             " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0";
+    cmd.script = std::string(k_need_dpkg) + apt + " update -q && " + apt +
+                 " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + shell_quote_all(names);
     cmd.timeout = std::chrono::seconds(1800);
     TRY(target.run_checked(cmd, "apt-get install " + shell_quote_all(names)));
     return Ok{};

@@ -10,7 +10,7 @@
 #include "test_support.hpp"
 
 #include "modules/base/steps.hpp"
-#include "modules/harden/config_set.hpp"
+#include "modules/config_set/config_set.hpp"
 #include "modules/harden/groups.hpp"
 #include "modules/harden/harden.hpp"
 #include "nodectl/module.hpp"

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/log.hpp"
+#include "nodectl/config.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -60,5 +61,19 @@ public:
 private:
     std::filesystem::path m_path;
 };
+
+// A profile loaded from `text` (written to a temporary file first).
+inline Result<Profile> try_profile(const std::string& text) {
+    TempDir dir;
+    return load_profile(dir.write("profile.toml", text));
+}
+
+inline Profile profile_from(const std::string& text) {
+    auto p = try_profile(text);
+    if (!p) {
+        throw std::runtime_error("profile does not load: " + p.error().message);
+    }
+    return std::move(p).value();
+}
 
 } // namespace nodectl::testing

@@ -64,7 +64,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
         }
     }
     if (!present.empty() || !absent.empty()) {
-        out.push_back(std::make_unique<EnsurePackages>("base/packages", present, absent));
+        out.push_back(std::make_unique<EnsurePackages>("base/packages", present, absent, ctx.bundle_apt_sources));
     }
     // [[base.files]] lists from included profiles are appended; for a path named twice, the
     // later entry wins, in the earlier one's place.

@@ -316,7 +316,7 @@ Result<Plan> EnsurePackages::probe(Target& target) {
     auto [to_install, to_remove] = TRY(pending(target));
     Plan plan;
     if (!to_install.empty()) {
-        plan.changes.push_back({"install " + util::join(to_install, " "), ""});
+        plan.changes.push_back({"install " + util::join(to_install, " ") + (m_apt_sources.empty() ? "" : " (from the bundle)"), ""});
     }
     if (!to_remove.empty()) {
         plan.changes.push_back({"remove " + util::join(to_remove, " "), ""});
@@ -327,7 +327,7 @@ Result<Plan> EnsurePackages::probe(Target& target) {
 Result<void> EnsurePackages::apply(Target& target, const Plan&) {
     auto [to_install, to_remove] = TRY(pending(target));
     if (!to_install.empty()) {
-        TRY_VOID(host::install_packages(target, to_install));
+        TRY_VOID(host::install_packages(target, to_install, m_apt_sources));
     }
     if (!to_remove.empty()) {
         TRY_VOID(host::remove_packages(target, to_remove));

@@ -71,8 +71,11 @@ private:
 
 class EnsurePackages final : public Step {
 public:
-    EnsurePackages(std::string id, std::vector<std::string> present, std::vector<std::string> absent)
-        : m_id(std::move(id)), m_present(std::move(present)), m_absent(std::move(absent)) {}
+    // `apt_sources`: a sources.list that replaces the host's own (an offline bundle's packages);
+    // empty for the host's configured sources.
+    EnsurePackages(std::string id, std::vector<std::string> present, std::vector<std::string> absent,
+                   std::string apt_sources = "")
+        : m_id(std::move(id)), m_present(std::move(present)), m_absent(std::move(absent)), m_apt_sources(std::move(apt_sources)) {}
     std::string id() const override { return m_id; }
     std::string title() const override { return "packages"; }
     Result<Plan> probe(Target& target) override;
@@ -83,6 +86,7 @@ private:
     std::string m_id;
     std::vector<std::string> m_present;
     std::vector<std::string> m_absent;
+    std::string m_apt_sources;
 };
 
 class EnsureUnits final : public Step {

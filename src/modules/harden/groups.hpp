@@ -3,7 +3,7 @@
 // Target so the unit tests can read what would be written.
 #pragma once
 
-#include "modules/harden/config_set.hpp"
+#include "modules/config_set/config_set.hpp"
 #include "nodectl/config.hpp"
 
 #include <string>

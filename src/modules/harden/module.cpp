@@ -53,7 +53,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
     }
     StepList out;
     if (!present.empty() || !absent.empty()) {
-        out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent));
+        out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent, ctx.bundle_apt_sources));
     }
     // Accounts first: the admin user must exist before sshd stops letting root in (accounts_group
     // refuses a profile that would turn root login off with no admin user to take over).

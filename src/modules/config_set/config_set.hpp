@@ -8,6 +8,8 @@
 //   revert: with enabled == false, every file goes back to what nodectl first found there
 //           (kept under /var/lib/nodectl/originals) or is removed, then `deactivate` runs
 //   audit:  the group's controls, in one round trip
+// `prepare`, when set, runs once on the host before any of these: it fills in the parts of the
+// spec that depend on the host (containerd's cgroup driver, the node's architecture).
 // After a successful activation a stamp (/var/lib/nodectl/applied/<id>) records a digest of the
 // files, so files written by a run that died before activating them are still activated later.
 #pragma once
@@ -20,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace nodectl::harden {
+namespace nodectl {
 
 struct ConfigSetFile {
     std::string path;
@@ -30,6 +32,7 @@ struct ConfigSetFile {
     uint32_t mode = 0644;
     std::string owner = "root";
     std::string group = "root";
+    bool sensitive = false;  // holds a secret: plans say that it changes, never show the content
 };
 
 struct ConfigSetSpec {
@@ -52,6 +55,7 @@ struct ConfigSetSpec {
     std::chrono::seconds rollback_after{120};
     std::string controls_prelude;
     std::vector<host::Control> controls;
+    std::function<Result<void>(Target&, ConfigSetSpec&)> prepare;
 };
 
 class ApplyConfigSet final : public Step {
@@ -65,6 +69,7 @@ public:
     const ConfigSetSpec& spec() const { return m_spec; }
 
 private:
+    Result<void> prepared(Target& target);
     struct FileWork {
         const ConfigSetFile* file;
         std::optional<std::string> current;
@@ -88,9 +93,10 @@ private:
     Result<void> prove_fresh_login(Target& target) const;
 
     ConfigSetSpec m_spec;
+    bool m_prepared = false;
 };
 
 // Where nodectl keeps the first content it found at `path`, to put it back on revert.
 std::string original_path(const std::string& path);
 
-} // namespace nodectl::harden
+} // namespace nodectl

@@ -1,4 +1,4 @@
-#include "modules/harden/config_set.hpp"
+#include "modules/config_set/config_set.hpp"
 
 #include "core/log.hpp"
 #include "host/files.hpp"
@@ -8,7 +8,7 @@
 
 #include <thread>
 
-namespace nodectl::harden {
+namespace nodectl {
 
 namespace {
 
@@ -126,7 +126,16 @@ Result<std::string> ApplyConfigSet::drift(Target& target) const {
     return util::trim(r.out);
 }
 
+Result<void> ApplyConfigSet::prepared(Target& target) {
+    if (m_spec.prepare && !m_prepared) {
+        TRY_VOID(m_spec.prepare(target, m_spec));
+        m_prepared = true;
+    }
+    return Ok{};
+}
+
 Result<Plan> ApplyConfigSet::probe(Target& target) {
+    TRY_VOID(prepared(target));
     Plan plan;
     auto work = TRY(files_to_change(target));
     for (const auto& w : work.files) {
@@ -139,6 +148,8 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
         } else if (w.current && *w.current == *w.wanted) {
             plan.changes.push_back({path + ": mode/owner -> " + util::octal(w.file->mode) + " " + w.file->owner + ":" +
                                         w.file->group, ""});
+        } else if (w.file->sensitive) {
+            plan.changes.push_back({(w.current ? "update " : "create ") + path + " (holds a secret: content not shown)", ""});
         } else {
             plan.changes.push_back({(w.current ? "update " : "create ") + path,
                                     util::unified_diff(w.current.value_or(""), *w.wanted,
@@ -243,6 +254,7 @@ Result<void> ApplyConfigSet::prove_fresh_login(Target& target) const {
 }
 
 Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
+    TRY_VOID(prepared(target));
     auto all_work = TRY(files_to_change(target));
     const auto& work = all_work.files;
     if (!all_work.missing_edits.empty()) {
@@ -337,6 +349,7 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
 }
 
 Result<std::vector<ControlResult>> ApplyConfigSet::audit(Target& target) {
+    TRY_VOID(prepared(target));
     auto out = TRY(Step::audit(target));
     out.front().id = m_spec.id;
     out.front().title = m_spec.enabled ? m_spec.title + ": files and live state as the profile says"
@@ -349,4 +362,4 @@ Result<std::vector<ControlResult>> ApplyConfigSet::audit(Target& target) {
     return out;
 }
 
-} // namespace nodectl::harden
+} // namespace nodectl

@@ -1,0 +1,209 @@
+// join, reset and `runtime config`: the k3s and containerd commands that are not `apply`.
+#include "cli/cli.hpp"
+#include "core/log.hpp"
+#include "modules/bundle/use.hpp"
+#include "modules/k3s/k3s.hpp"
+#include "modules/runtime/runtime.hpp"
+#include "target/local_target.hpp"
+#include "util/strings.hpp"
+
+#include <iostream>
+#include <memory>
+
+namespace nodectl::cli {
+
+namespace {
+
+struct JoinOptions {
+    std::string server;          // user@host[:port] of the server, for SSH
+    std::string server_address;  // address the agents use for the API (default: the server's SSH address)
+    int api_port = 6443;
+    bool k3s = false;            // reset --k3s
+};
+
+JoinOptions g_join;
+
+Result<Profile> profile_or_empty(const std::string& path) {
+    if (path.empty()) {
+        return Profile(toml::table{}, {}, "");
+    }
+    return load_profile(path);
+}
+
+} // namespace
+
+void configure_join(CLI::App& app, Context& ctx) {
+    add_host_options(app, ctx, false);
+    app.add_option("--server,-s", g_join.server, "The k3s server, as user@host[:port] (reached over SSH like the nodes)")->required();
+    app.add_option("--server-address", g_join.server_address, "Address the agents use for the server's API (default: the server's SSH address)");
+    app.add_option("--api-port", g_join.api_port, "Port of the server's API")->capture_default_str();
+    app.add_flag("--dry-run,-n", ctx.host.dry_run, "Read the server's token, check the nodes, show the plan; change nothing");
+}
+
+int run_join(CLI::App&, Context& ctx) {
+    auto profile = profile_or_empty(ctx.host.profile);
+    if (!profile) {
+        std::cerr << profile.error().message << "\nnothing was changed: the profile has errors\n";
+        return k_exit_config;
+    }
+    auto nodes = collect_hosts(ctx.host);
+    auto server_spec = parse_host_arg(g_join.server);
+    if (!nodes || !server_spec) {
+        std::cerr << "nodectl join: " << (!nodes ? nodes.error().message : server_spec.error().message) << "\n";
+        return k_exit_usage;
+    }
+    if (!ctx.host.sudo.empty()) {
+        server_spec->sudo = ctx.host.sudo == "nopasswd" ? SudoMode::nopasswd : ctx.host.sudo == "password" ? SudoMode::password : SudoMode::none;
+    }
+    if (!ctx.host.identity.empty() && !server_spec->identity) {
+        server_spec->identity = ctx.host.identity;
+    }
+    auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
+
+    // 1. The server: its k3s version, its secure join token (pins its CA), its URL.
+    auto server = make_connect(ctx, RunMode::plan)(*server_spec);
+    if (!server) {
+        std::cerr << "nodectl join: cannot reach the server " << g_join.server << ": " << server.error().message << "\n";
+        return k_exit_all_failed;
+    }
+    auto info = k3s::read_server_info(**server, g_join.server_address.empty() ? server_spec->address : g_join.server_address,
+                                      g_join.api_port);
+    if (!info) {
+        std::cerr << "nodectl join: " << info.error().message << "\nnothing was changed\n";
+        return k_exit_all_failed;
+    }
+    log::info("nodectl", "server {}: k3s {}, API {}", (*server)->name(), info->version, info->url);
+
+    // 2. The agents' settings: the profile's [k3s] (labels, taints, registries), the server's version.
+    auto settings = k3s::settings_from(profile->section("k3s"));
+    if (!settings) {
+        std::cerr << settings.error().message << "\nnothing was changed\n";
+        return k_exit_config;
+    }
+    if (!settings->version.empty() && settings->version != info->version) {
+        std::cerr << "nodectl join: the agents would run k3s " << settings->version << " (k3s.version in " << ctx.host.profile
+                  << "), but the server runs " << info->version << "; agents must match the server\nnothing was changed\n";
+        return k_exit_config;
+    }
+    settings->role = k3s::Role::agent;
+    settings->version = info->version;
+    settings->server_url = info->url;
+    settings->token = info->token;
+
+    std::optional<bundle::Opened> opened;
+    if (!ctx.host.bundle.empty()) {
+        auto b = bundle::open(ctx.host.bundle);
+        if (!b) {
+            std::cerr << "nodectl join: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
+            return k_exit_config;
+        }
+        opened = std::move(*b);
+    }
+
+    // 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
+    std::vector<HostJob> jobs;
+    for (auto& h : *nodes) {
+        ModuleContext mctx{*profile, h};
+        StepList steps;
+        steps.push_back(k3s::make_join_check_step(*info));
+        if (opened) {
+            bundle::fill_context(*opened, mctx);
+            if (opened->manifest.has_debs()) {
+                steps.push_back(bundle::make_repo_step(*opened));
+            }
+        }
+        for (const auto& m : modules()) {
+            if (m.name == "k3s") {
+                continue;
+            }
+            auto more = m.steps(mctx);
+            if (!more) {
+                std::cerr << more.error().message << "\nnothing was changed: the profile has errors\n";
+                return k_exit_config;
+            }
+            for (auto& s : *more) {
+                steps.push_back(std::move(s));
+            }
+        }
+        auto agent = k3s::node_steps(*settings, mctx);
+        if (!agent) {
+            std::cerr << agent.error().message << "\n";
+            return k_exit_config;
+        }
+        for (auto& s : *agent) {
+            steps.push_back(std::move(s));
+        }
+        jobs.push_back({h, std::move(steps)});
+    }
+    std::vector<HostReport> reports;
+    int rc = run_jobs(ctx, jobs, mode, "to join the k3s server " + info->url, profile->digest(), &reports);
+
+    // 4. Ready, as the server sees it.
+    if (mode == RunMode::apply && settings->start) {
+        for (size_t i = 0; i < reports.size(); ++i) {
+            if (!reports[i].ok) {
+                continue;
+            }
+            auto node = make_connect(ctx, RunMode::plan)(jobs[i].host);
+            Command hn;
+            hn.mutates = false;
+            hn.script = "hostname | tr A-Z a-z";
+            auto name = node ? (*node)->run_checked(hn, "reading the node name") : Result<CommandResult>(node.error());
+            auto ready = name ? k3s::wait_node_ready(**server, util::trim(name->out), std::chrono::seconds(settings->ready_timeout))
+                              : Result<void>(name.error());
+            if (!ready) {
+                std::cerr << jobs[i].host.name << ": " << ready.error().message << "\n";
+                rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
+            } else {
+                std::cout << jobs[i].host.name << ": Ready on " << info->url << "\n";
+            }
+        }
+    }
+    return rc;
+}
+
+void configure_reset(CLI::App& app, Context& ctx) {
+    add_host_options(app, ctx, false);
+    app.add_flag("--k3s", g_join.k3s, "Remove k3s: units, binary and links, /etc/rancher/k3s, /var/lib/rancher/k3s, kubelet data")->required();
+    app.add_flag("--dry-run,-n", ctx.host.dry_run, "List what would be removed; change nothing");
+}
+
+int run_reset(CLI::App&, Context& ctx) {
+    auto hosts = collect_hosts(ctx.host);
+    if (!hosts) {
+        std::cerr << "nodectl reset: " << hosts.error().message << "\n";
+        return k_exit_usage;
+    }
+    std::vector<HostJob> jobs;
+    for (auto& h : *hosts) {
+        StepList steps;
+        steps.push_back(k3s::make_reset_step());
+        jobs.push_back({h, std::move(steps)});
+    }
+    return run_jobs(ctx, jobs, ctx.host.dry_run ? RunMode::plan : RunMode::apply, "to remove k3s", "reset-k3s");
+}
+
+void configure_runtime(CLI::App& app, Context& ctx) {
+    auto* config = app.add_subcommand("config", "Print the containerd config.toml a profile gives this machine");
+    config->add_option("--profile,-p", ctx.host.profile, "Profile with a [runtime] section")->required();
+    app.require_subcommand(1);
+}
+
+int run_runtime(CLI::App&, Context& ctx) {
+    auto profile = load_profile(ctx.host.profile);
+    if (!profile) {
+        std::cerr << profile.error().message << "\n";
+        return k_exit_config;
+    }
+    // The same facts apply reads on a node, read here.
+    auto spec = runtime::containerd_group(profile->section("runtime"));
+    LocalTarget local("local");
+    if (auto r = spec.prepare(local, spec); !r) {
+        std::cerr << "nodectl runtime config: " << r.error().message << "\n";
+        return k_exit_internal;
+    }
+    std::cout << spec.files.front().content;
+    return k_exit_ok;
+}
+
+} // namespace nodectl::cli

@@ -1,0 +1,31 @@
+// Using a verified offline bundle on nodes: `apply/plan/join --bundle FILE`.
+#pragma once
+
+#include "modules/bundle/bundle.hpp"
+#include "nodectl/module.hpp"
+
+namespace nodectl::bundle {
+
+constexpr const char* k_node_repo = "/var/lib/nodectl/bundle/debs";
+constexpr const char* k_node_sources = "/var/lib/nodectl/bundle/sources.list";
+
+// A bundle verified and unpacked on the operator's machine.
+struct Opened {
+    Manifest manifest;
+    std::string dir;  // the unpacked bundle
+    std::string k3s_dir() const { return manifest.has_k3s() ? dir + "/k3s" : ""; }
+    std::string debs_dir() const { return manifest.has_debs() ? dir + "/debs" : ""; }
+};
+
+// Verifies and unpacks `file` under the cache (NODECTL_CACHE_DIR, else ~/.cache/nodectl), once
+// per bundle; a bundle that fails verification is refused with the entry that failed.
+Result<Opened> open(const std::string& file);
+
+// What the modules need from it (ModuleContext's bundle fields).
+void fill_context(const Opened& bundle, ModuleContext& ctx);
+
+// Copies the bundle's packages to the node as a local apt repository (only the files that differ),
+// with a sources.list naming only it: packages then install with no network.
+std::unique_ptr<Step> make_repo_step(const Opened& bundle);
+
+} // namespace nodectl::bundle
