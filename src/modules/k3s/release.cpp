@@ -1,0 +1,388 @@
+// k3s releases in a local cache.
+//
+// What it changes: only the operator's (or first-boot node's) cache directory,
+// `<cache_dir>/<version>/<arch>/`, which ends up shaped like the release itself: the release's
+// sha256sum-<arch>.txt and the assets under their release names. Such a directory can be copied
+// into an offline bundle and read back with release_from_dir().
+// How it knows a change is already there: an asset present with the sha256 the release lists is
+// not downloaded again; with the sha256sum file cached too, a second fetch makes no request.
+// Nothing is trusted that was not checked: a download whose sha256 differs is deleted at once.
+#include "modules/k3s/release.hpp"
+
+#include "util/digest.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+namespace nodectl::k3s {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t k_max_name = 128;
+
+bool is_version(const std::string& v) {
+    if (v.size() < 2 || v.size() > k_max_name || v[0] != 'v' || !std::isdigit(static_cast<unsigned char>(v[1]))) {
+        return false;
+    }
+    for (char c : v) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '+' && c != '-' && c != '_') {
+            return false;
+        }
+    }
+    return v.find("..") == std::string::npos;
+}
+
+bool is_channel(const std::string& c) {
+    if (c.empty() || c.size() > k_max_name || c[0] == '.') {
+        return false;
+    }
+    for (char ch : c) {
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_') {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string without_trailing_slash(std::string url) {
+    while (!url.empty() && url.back() == '/') {
+        url.pop_back();
+    }
+    return url;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+std::string percent_decode(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+// The last path component of a URL, without query or fragment, percent-decoded.
+std::string last_path_component(std::string url) {
+    url = url.substr(0, url.find_first_of("?#"));
+    url = without_trailing_slash(url);
+    auto slash = url.rfind('/');
+    return percent_decode(slash == std::string::npos ? url : url.substr(slash + 1));
+}
+
+// An exclusive flock held while one thread or process fills a cache directory: hosts run in
+// parallel and may ask for the same release at the same time.
+class CacheLock {
+public:
+    explicit CacheLock(const std::string& path) {
+        m_fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        if (m_fd >= 0) {
+            while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+            }
+        }
+    }
+    ~CacheLock() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+    CacheLock(const CacheLock&) = delete;
+    CacheLock& operator=(const CacheLock&) = delete;
+
+private:
+    int m_fd = -1;
+};
+
+Error mismatch(const std::string& what, const std::string& actual, const std::string& expected,
+               const std::string& sums_name) {
+    return make_error(ErrorCode::io, "sha256 of " + what + " is " + actual + ", but " + sums_name + " says " +
+                                         expected + ": refusing to install");
+}
+
+} // namespace
+
+std::string binary_name(const std::string& arch) {
+    if (arch == "amd64") {
+        return "k3s";
+    }
+    if (arch == "arm64") {
+        return "k3s-arm64";
+    }
+    if (arch == "arm") {
+        return "k3s-armhf";
+    }
+    return {};
+}
+
+std::string airgap_images_name(const std::string& arch) {
+    return binary_name(arch).empty() ? std::string() : "k3s-airgap-images-" + arch + ".tar.zst";
+}
+
+std::string sha256_file_name(const std::string& arch) {
+    return binary_name(arch).empty() ? std::string() : "sha256sum-" + arch + ".txt";
+}
+
+std::string arch_from_uname(const std::string& uname_m) {
+    std::string m = util::trim(uname_m);
+    if (m == "x86_64" || m == "amd64") {
+        return "amd64";
+    }
+    if (m == "aarch64" || m == "arm64") {
+        return "arm64";
+    }
+    if (m == "armv7l" || m == "armv7" || m == "armhf") {
+        return "arm";
+    }
+    return {};
+}
+
+std::string url_encode_segment(const std::string& segment) {
+    static const char* k_hex = "0123456789ABCDEF";
+    std::string out;
+    for (char c : segment) {
+        auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += c;
+        } else {
+            out += '%';
+            out += k_hex[u >> 4];
+            out += k_hex[u & 15];
+        }
+    }
+    return out;
+}
+
+Result<std::map<std::string, std::string>> parse_sha256sums(const std::string& text) {
+    std::map<std::string, std::string> sums;
+    int line_no = 0;
+    for (const std::string& raw : util::split_lines(text)) {
+        ++line_no;
+        std::string line = util::trim(raw);
+        if (line.empty()) {
+            continue;
+        }
+        auto bad = [&](const std::string& why) {
+            return make_error(ErrorCode::io, "not a sha256sum file: line " + std::to_string(line_no) + " " + why);
+        };
+        if (line.size() < 66 || line[64] != ' ') {
+            return bad("is not \"<sha256>  <name>\"");
+        }
+        std::string hex = line.substr(0, 64);
+        for (char& c : hex) {
+            if (hex_value(c) < 0) {
+                return bad("has no sha256");
+            }
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        std::string name = line.substr(65);
+        if (!name.empty() && (name[0] == ' ' || name[0] == '*')) {
+            name.erase(0, 1);
+        }
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+            return bad("names no file of a release directory");
+        }
+        sums[name] = hex;
+    }
+    return sums;
+}
+
+Result<std::string> resolve_version(const ReleaseRequest& request) {
+    if (!request.version.empty()) {
+        if (!is_version(request.version)) {
+            return make_error(ErrorCode::config, "k3s version \"" + request.version +
+                                                     "\" is not a k3s release tag such as v1.31.4+k3s1");
+        }
+        return request.version;
+    }
+    if (request.channel.empty()) {
+        return make_error(ErrorCode::config, "k3s: neither a version nor a channel is given");
+    }
+    if (!is_channel(request.channel)) {
+        return make_error(ErrorCode::config, "k3s channel \"" + request.channel + "\" is not a channel name such as stable");
+    }
+    std::string url = without_trailing_slash(request.channel_url) + "/" + request.channel;
+    util::HttpResponse r = util::effective_url(url, request.http);
+    if (!r.ok) {
+        return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error);
+    }
+    if (without_trailing_slash(r.effective_url) == url) {
+        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "': " + url + " did not redirect to a release");
+    }
+    std::string version = last_path_component(r.effective_url);
+    if (!is_version(version)) {
+        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "' redirected to " + r.effective_url +
+                                             ", which names no k3s release");
+    }
+    return version;
+}
+
+Result<Release> fetch_release(const ReleaseRequest& request) {
+    std::string version = TRY(resolve_version(request));
+    const std::string binary = binary_name(request.arch);
+    if (binary.empty()) {
+        return make_error(ErrorCode::config, "unknown k3s architecture '" + request.arch + "' (amd64, arm64 or arm)");
+    }
+    if (request.cache_dir.empty()) {
+        return make_error(ErrorCode::config, "k3s: no release cache directory given");
+    }
+    const fs::path dir = fs::path(request.cache_dir) / version / request.arch;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        return make_error(ErrorCode::io, "cannot create " + dir.string() + ": " + ec.message());
+    }
+    CacheLock lock((dir.parent_path() / ("." + request.arch + ".lock")).string());
+
+    util::HttpOptions http = request.http;
+    if (http.user_agent.empty()) {
+        http.user_agent = "nodectl/" NODECTL_VERSION;
+    }
+    const std::string base = without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/";
+    const std::string sums_name = sha256_file_name(request.arch);
+    const std::string sums_path = (dir / sums_name).string();
+
+    // A cached sha256sum file came from the release once; a damaged one is fetched again.
+    std::map<std::string, std::string> sums;
+    auto cached = util::read_file(sums_path);
+    auto cached_sums = cached ? parse_sha256sums(*cached) : Result<std::map<std::string, std::string>>(
+                                                                make_error(ErrorCode::io, "not cached"));
+    if (cached_sums && cached_sums->count(binary)) {
+        sums = std::move(cached_sums.value());
+    } else {
+        util::HttpResponse r = util::download(base + sums_name, sums_path, http);
+        if (!r.ok) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        }
+        auto text = util::read_file(sums_path);
+        if (!text) {
+            return make_error(ErrorCode::io, "cannot read " + sums_path + ": " + std::strerror(errno));
+        }
+        auto parsed = parse_sha256sums(*text);
+        if (!parsed) {
+            fs::remove(sums_path, ec);
+            return make_error(ErrorCode::io, base + sums_name + ": " + parsed.error().message);
+        }
+        sums = std::move(parsed.value());
+    }
+
+    auto fetch_asset = [&](const std::string& name) -> Result<std::pair<std::string, std::string>> {
+        auto it = sums.find(name);
+        if (it == sums.end()) {
+            return make_error(ErrorCode::config, "k3s " + version + " publishes no " + name + " (" + base + sums_name + ")");
+        }
+        const std::string& expected = it->second;
+        const std::string path = (dir / name).string();
+        if (fs::exists(path, ec) && util::sha256_file_hex(path) == expected) {
+            return std::pair{path, expected};
+        }
+        const std::string url = base + url_encode_segment(name);
+        util::HttpResponse r = util::download(url, path, http);
+        if (!r.ok) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        }
+        std::string actual = util::sha256_file_hex(path);
+        if (actual != expected) {
+            fs::remove(path, ec);
+            return mismatch(url, actual, expected, sums_name);
+        }
+        return std::pair{path, expected};
+    };
+
+    Release release;
+    release.version = version;
+    release.arch = request.arch;
+    release.sha256_file_path = sums_path;
+    auto [binary_path, binary_sha] = TRY(fetch_asset(binary));
+    release.binary_path = binary_path;
+    release.binary_sha256 = binary_sha;
+    fs::permissions(binary_path, fs::perms(0755), fs::perm_options::replace, ec);
+    if (request.airgap_images) {
+        auto [images_path, images_sha] = TRY(fetch_asset(airgap_images_name(request.arch)));
+        release.airgap_images_path = images_path;
+        release.airgap_images_sha256 = images_sha;
+    }
+    return release;
+}
+
+Result<Release> release_from_dir(const std::string& dir, const std::string& arch) {
+    const std::string binary = binary_name(arch);
+    if (binary.empty()) {
+        return make_error(ErrorCode::config, "unknown k3s architecture '" + arch + "' (amd64, arm64 or arm)");
+    }
+    const fs::path root(dir);
+    const std::string sums_name = sha256_file_name(arch);
+    const std::string sums_path = (root / sums_name).string();
+    auto text = util::read_file(sums_path);
+    if (!text) {
+        return make_error(ErrorCode::io, "k3s release in " + dir + ": cannot read " + sums_path + ": " +
+                                             std::strerror(errno));
+    }
+    auto sums = parse_sha256sums(*text);
+    if (!sums) {
+        return make_error(ErrorCode::io, sums_path + ": " + sums.error().message);
+    }
+    if (!sums->count(binary)) {
+        return make_error(ErrorCode::io, sums_path + " lists no " + binary);
+    }
+
+    Release release;
+    release.arch = arch;
+    release.sha256_file_path = sums_path;
+    fs::path normal = root.lexically_normal();
+    if (!normal.has_filename()) {
+        normal = normal.parent_path();
+    }
+    if (normal.filename() == arch && is_version(normal.parent_path().filename().string())) {
+        release.version = normal.parent_path().filename().string();
+    }
+    std::error_code ec;
+    for (const auto& [name, expected] : *sums) {
+        const std::string path = (root / name).string();
+        if (!fs::is_regular_file(path, ec)) {
+            if (name == binary) {
+                return make_error(ErrorCode::io, "k3s release in " + dir + " has no " + binary);
+            }
+            continue;
+        }
+        std::string actual = util::sha256_file_hex(path);
+        if (actual != expected) {
+            return mismatch(path, actual, expected, sums_name);
+        }
+        if (name == binary) {
+            release.binary_path = path;
+            release.binary_sha256 = expected;
+        } else if (name == airgap_images_name(arch)) {
+            release.airgap_images_path = path;
+            release.airgap_images_sha256 = expected;
+        }
+    }
+    return release;
+}
+
+} // namespace nodectl::k3s

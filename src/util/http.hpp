@@ -1,0 +1,53 @@
+// HTTP(S) downloads over libcurl. Knows nothing of nodectl.
+//
+// Every transfer follows redirects (bounded), treats HTTP >= 400 as a failure, aborts a stalled
+// transfer (low-speed limit), and retries transient failures (connection errors, time-outs,
+// truncated bodies, HTTP 408/429/5xx) with exponential backoff. Other failures (404, too many
+// redirects, a local write error) are not retried. Safe to call from several threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace util {
+
+struct HttpOptions {
+    int attempts = 4;                                  // total tries, at least 1
+    std::chrono::milliseconds initial_backoff{1000};   // doubled after every failed try
+    std::chrono::milliseconds max_backoff{30000};
+    long connect_timeout_seconds = 20;
+    long low_speed_limit_bytes = 1024;                 // abort when slower than this ...
+    long low_speed_time_seconds = 30;                  // ... for this long
+    long timeout_seconds = 0;                          // whole transfer; 0 = none
+    long max_redirects = 10;
+    std::uint64_t max_text_bytes = 1 << 20;            // fetch_text refuses larger bodies
+    std::string user_agent;                            // empty: libcurl sends none
+    // Called during a transfer with the bytes received so far and the expected total (0 when
+    // unknown).
+    std::function<void(std::uint64_t now, std::uint64_t total)> progress;
+};
+
+struct HttpResponse {
+    bool ok = false;
+    std::string error;          // what went wrong, naming the URL; empty when ok
+    long status = 0;            // HTTP status of the last response (0 when none arrived)
+    std::string effective_url;  // the URL after redirects
+    std::uint64_t bytes = 0;    // body bytes received by the successful try
+    std::string body;           // fetch_text only
+    int attempts = 0;           // tries made
+};
+
+// GET `url` into `dest_path + ".part"`, renamed to `dest_path` once the whole body arrived. The
+// parent folder must exist. On failure no `.part` file is left behind and `dest_path` is untouched.
+HttpResponse download(const std::string& url, const std::string& dest_path, const HttpOptions& options = {});
+
+// GET a small body (up to options.max_text_bytes) into HttpResponse::body.
+HttpResponse fetch_text(const std::string& url, const HttpOptions& options = {});
+
+// Follows `url`'s redirects and reports the final URL in HttpResponse::effective_url; the final
+// body is not read.
+HttpResponse effective_url(const std::string& url, const HttpOptions& options = {});
+
+} // namespace util

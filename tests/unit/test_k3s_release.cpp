@@ -1,0 +1,385 @@
+// k3s releases fetched from release_server.py on 127.0.0.1 into a cache, verified with sha256.
+#include "release_server.hpp"
+#include "test_support.hpp"
+
+#include "modules/k3s/release.hpp"
+#include "util/digest.hpp"
+#include "util/file.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+using nodectl::ErrorCode;
+using nodectl::testing::fast_http;
+using nodectl::testing::ReleaseServer;
+using nodectl::testing::TempDir;
+namespace fs = std::filesystem;
+namespace k3s = nodectl::k3s;
+
+namespace {
+
+const std::string k_version = "v1.31.4+k3s1";
+const std::string k_base = "/releases/download/v1.31.4%2Bk3s1/";
+
+std::string pattern_bytes(size_t n, uint32_t seed) {
+    std::string s(n, '\0');
+    uint32_t x = seed;
+    for (auto& c : s) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x & 0xff);
+    }
+    return s;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+// A release on the server side (srv/<version>/) and an empty cache.
+struct Fixture {
+    TempDir tmp;
+    std::string binary = pattern_bytes(150000, 2463534242u);
+    std::string images = pattern_bytes(90000, 88675123u);
+    std::string binary_sha = util::sha256_hex(binary);
+    std::string images_sha = util::sha256_hex(images);
+    std::string cache = tmp.file("cache");
+    std::string cache_dir = tmp.file("cache/" + k_version + "/amd64");
+
+    Fixture() {
+        std::string dir = "srv/" + k_version + "/";
+        tmp.write(dir + "k3s", binary, 0755);
+        tmp.write(dir + "k3s-airgap-images-amd64.tar.zst", images);
+        tmp.write(dir + "sha256sum-amd64.txt", binary_sha + "  k3s\n" + images_sha +
+                                                   "  k3s-airgap-images-amd64.tar.zst\n" +
+                                                   util::sha256_hex("images list") + "  k3s-images.txt\n");
+    }
+    std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_version};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+    k3s::ReleaseRequest request(const ReleaseServer& server, int attempts = 4) const {
+        k3s::ReleaseRequest r;
+        r.version = k_version;
+        r.arch = "amd64";
+        r.release_url = server.url("/releases/download");
+        r.channel_url = server.url("/channels");
+        r.cache_dir = cache;
+        r.http = fast_http(attempts);
+        return r;
+    }
+    std::vector<std::string> cached_files() const {
+        std::vector<std::string> names;
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(cache_dir, ec)) {
+            names.push_back(e.path().filename().string());
+        }
+        std::sort(names.begin(), names.end());
+        return names;
+    }
+};
+
+} // namespace
+
+TEST_CASE("fetch_release: a good checksum installs the binary in the cache") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto r = k3s::fetch_release(f.request(server));
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->version == k_version);
+    CHECK(r->arch == "amd64");
+    CHECK(r->binary_path == f.cache_dir + "/k3s");
+    CHECK(r->binary_sha256 == f.binary_sha);
+    CHECK(r->sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
+    CHECK(util::read_file(r->binary_path) == f.binary);
+    CHECK(r->airgap_images_path.empty());
+    CHECK(r->airgap_images_sha256.empty());
+    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt"});
+    CHECK((fs::status(r->binary_path).permissions() & fs::perms::owner_exec) != fs::perms::none);
+    // The version goes into the URL percent-encoded: '+' is %2B.
+    CHECK(server.requests(k_base + "k3s") == 1);
+    CHECK(server.requests(k_base + "sha256sum-amd64.txt") == 1);
+    CHECK(server.total_requests() == 2);
+}
+
+TEST_CASE("fetch_release: airgap images on request") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.airgap_images = true;
+    auto r = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
+    CHECK(r->airgap_images_sha256 == f.images_sha);
+    CHECK(util::read_file(r->airgap_images_path) == f.images);
+    CHECK(util::read_file(r->binary_path) == f.binary);
+}
+
+TEST_CASE("fetch_release: a bad checksum names both hashes and leaves nothing in the cache") {
+    Fixture f;
+    ReleaseServer server(f.args({"--corrupt", "k3s"}));
+    std::string served = f.binary;
+    served[0] = static_cast<char>(served[0] ^ 0xff);
+    auto r = k3s::fetch_release(f.request(server));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::io);
+    const std::string& msg = r.error().message;
+    CHECK(contains(msg, f.binary_sha));
+    CHECK(contains(msg, util::sha256_hex(served)));
+    CHECK(contains(msg, server.url(k_base + "k3s")));
+    CHECK(contains(msg, "refusing to install"));
+    CHECK_FALSE(fs::exists(f.cache_dir + "/k3s"));
+    CHECK_FALSE(fs::exists(f.cache_dir + "/k3s.part"));
+    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt"});
+}
+
+TEST_CASE("fetch_release: a download truncated once is retried and succeeds") {
+    Fixture f;
+    ReleaseServer server(f.args({"--truncate-first", "1"}));
+    auto r = k3s::fetch_release(f.request(server));
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(server.requests(k_base + "k3s") == 2);
+    CHECK(util::read_file(r->binary_path) == f.binary);
+    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt"});
+}
+
+TEST_CASE("fetch_release: a download truncated on every try fails cleanly") {
+    Fixture f;
+    ReleaseServer server(f.args({"--truncate-first", "100"}));
+    auto r = k3s::fetch_release(f.request(server, 3));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::io);
+    CHECK(contains(r.error().message, "truncated"));
+    CHECK(contains(r.error().message, server.url(k_base + "k3s")));
+    CHECK(server.requests(k_base + "k3s") == 3);
+    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt"});
+}
+
+TEST_CASE("resolve_version: a channel resolves through its redirect") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.version.clear();
+    req.channel = "stable";
+    auto v = k3s::resolve_version(req);
+    REQUIRE_MESSAGE(v.ok(), v.error().message);
+    CHECK(*v == k_version);
+    CHECK(server.requests("/channels/stable") == 1);
+
+    auto r = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->version == k_version);
+    CHECK(util::read_file(f.cache_dir + "/k3s") == f.binary);
+}
+
+TEST_CASE("resolve_version: errors") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+
+    req.version = "v1.30.0+k3s1";  // a version wins over a channel, and costs no request
+    req.channel = "stable";
+    auto given = k3s::resolve_version(req);
+    REQUIRE(given.ok());
+    CHECK(*given == "v1.30.0+k3s1");
+    CHECK(server.total_requests() == 0);
+
+    req.channel.clear();
+    for (std::string bad : {"1.31.4", "v1.31/../../etc", "latest", "v1.31.4 k3s1"}) {
+        req.version = bad;
+        auto r = k3s::resolve_version(req);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == ErrorCode::config);
+        CHECK(contains(r.error().message, bad));
+    }
+
+    req.version.clear();
+    auto neither = k3s::resolve_version(req);
+    REQUIRE_FALSE(neither.ok());
+    CHECK(neither.error().code == ErrorCode::config);
+
+    req.channel = "../stable";
+    auto bad_channel = k3s::resolve_version(req);
+    REQUIRE_FALSE(bad_channel.ok());
+    CHECK(bad_channel.error().code == ErrorCode::config);
+
+    req.channel = "nope";
+    auto unknown = k3s::resolve_version(req);
+    REQUIRE_FALSE(unknown.ok());
+    CHECK(unknown.error().code == ErrorCode::io);
+    CHECK(contains(unknown.error().message, "HTTP 404"));
+    CHECK(contains(unknown.error().message, "nope"));
+    CHECK(server.total_requests() == 1);  // a 404 is not retried
+}
+
+TEST_CASE("fetch_release: a second fetch with the cache present makes no request") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.airgap_images = true;
+    auto first = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(first.ok(), first.error().message);
+    int after_first = server.total_requests();
+    CHECK(after_first == 3);
+
+    auto second = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(second.ok(), second.error().message);
+    CHECK(server.total_requests() == after_first);
+    CHECK(second->binary_path == first->binary_path);
+    CHECK(second->airgap_images_path == first->airgap_images_path);
+    CHECK(second->binary_sha256 == f.binary_sha);
+
+    // A damaged cached binary is fetched again (only it), and the cache is whole afterwards.
+    f.tmp.write("cache/" + k_version + "/amd64/k3s", "damaged");
+    auto third = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(third.ok(), third.error().message);
+    CHECK(server.total_requests() == after_first + 1);
+    CHECK(server.requests(k_base + "k3s") == 2);
+    CHECK(util::read_file(third->binary_path) == f.binary);
+}
+
+TEST_CASE("fetch_release: request errors are found before any download") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.arch = "riscv64";
+    auto arch = k3s::fetch_release(req);
+    REQUIRE_FALSE(arch.ok());
+    CHECK(arch.error().code == ErrorCode::config);
+    CHECK(contains(arch.error().message, "riscv64"));
+
+    req = f.request(server);
+    req.cache_dir.clear();
+    auto no_cache = k3s::fetch_release(req);
+    REQUIRE_FALSE(no_cache.ok());
+    CHECK(no_cache.error().code == ErrorCode::config);
+    CHECK(server.total_requests() == 0);
+
+    // arm64 is not published by this fake release: the sha256sum file is a 404.
+    req = f.request(server);
+    req.arch = "arm64";
+    auto missing = k3s::fetch_release(req);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().code == ErrorCode::io);
+    CHECK(contains(missing.error().message, "sha256sum-arm64.txt"));
+    CHECK(contains(missing.error().message, "HTTP 404"));
+}
+
+TEST_CASE("fetch_release: other architectures use their release names") {
+    Fixture f;
+    std::string arm = pattern_bytes(5000, 42u);
+    f.tmp.write("srv/" + k_version + "/k3s-armhf", arm);
+    f.tmp.write("srv/" + k_version + "/sha256sum-arm.txt", util::sha256_hex(arm) + " *k3s-armhf\n");
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.arch = "arm";
+    auto r = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->binary_path == f.cache + "/" + k_version + "/arm/k3s-armhf");
+    CHECK(util::read_file(r->binary_path) == arm);
+
+    // Airgap images this release does not list: a configuration error, nothing downloaded.
+    req.airgap_images = true;
+    auto images = k3s::fetch_release(req);
+    REQUIRE_FALSE(images.ok());
+    CHECK(images.error().code == ErrorCode::config);
+    CHECK(contains(images.error().message, "k3s-airgap-images-arm.tar.zst"));
+}
+
+TEST_CASE("release_from_dir: a cache directory reads back as a release") {
+    Fixture f;
+    {
+        ReleaseServer server(f.args());
+        auto req = f.request(server);
+        req.airgap_images = true;
+        auto fetched = k3s::fetch_release(req);
+        REQUIRE_MESSAGE(fetched.ok(), fetched.error().message);
+    }
+    auto r = k3s::release_from_dir(f.cache_dir, "amd64");
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->version == k_version);
+    CHECK(r->arch == "amd64");
+    CHECK(r->binary_path == f.cache_dir + "/k3s");
+    CHECK(r->binary_sha256 == f.binary_sha);
+    CHECK(r->airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
+    CHECK(r->airgap_images_sha256 == f.images_sha);
+    CHECK(r->sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
+
+    // Copied elsewhere (an offline bundle): still a release, without a version in its path.
+    fs::create_directories(f.tmp.file("bundle/k3s"));
+    fs::copy(f.cache_dir, f.tmp.file("bundle/k3s"), fs::copy_options::recursive);
+    auto bundle = k3s::release_from_dir(f.tmp.file("bundle/k3s"), "amd64");
+    REQUIRE_MESSAGE(bundle.ok(), bundle.error().message);
+    CHECK(bundle->version.empty());
+    CHECK(util::read_file(bundle->binary_path) == f.binary);
+
+    SUBCASE("a tampered binary is refused") {
+        f.tmp.write("cache/" + k_version + "/amd64/k3s", f.binary + "x");
+        auto t = k3s::release_from_dir(f.cache_dir, "amd64");
+        REQUIRE_FALSE(t.ok());
+        CHECK(t.error().code == ErrorCode::io);
+        CHECK(contains(t.error().message, "refusing to install"));
+        CHECK(contains(t.error().message, f.binary_sha));
+        CHECK(contains(t.error().message, util::sha256_hex(f.binary + "x")));
+    }
+    SUBCASE("tampered airgap images are refused") {
+        f.tmp.write("cache/" + k_version + "/amd64/k3s-airgap-images-amd64.tar.zst", "zz");
+        auto t = k3s::release_from_dir(f.cache_dir, "amd64");
+        REQUIRE_FALSE(t.ok());
+        CHECK(contains(t.error().message, "k3s-airgap-images-amd64.tar.zst"));
+        CHECK(contains(t.error().message, f.images_sha));
+    }
+    SUBCASE("absent airgap images are fine, an absent binary is not") {
+        fs::remove(f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
+        auto no_images = k3s::release_from_dir(f.cache_dir, "amd64");
+        REQUIRE_MESSAGE(no_images.ok(), no_images.error().message);
+        CHECK(no_images->airgap_images_path.empty());
+        fs::remove(f.cache_dir + "/k3s");
+        auto no_binary = k3s::release_from_dir(f.cache_dir, "amd64");
+        REQUIRE_FALSE(no_binary.ok());
+        CHECK(contains(no_binary.error().message, "has no k3s"));
+    }
+    SUBCASE("the sha256sum file of another architecture is not there") {
+        auto other = k3s::release_from_dir(f.cache_dir, "arm64");
+        REQUIRE_FALSE(other.ok());
+        CHECK(contains(other.error().message, "sha256sum-arm64.txt"));
+    }
+}
+
+TEST_CASE("parse_sha256sums: sha256sum's two forms; anything else is refused") {
+    std::string a(64, 'a');
+    std::string b(64, 'B');
+    auto ok = k3s::parse_sha256sums(a + "  k3s\r\n\n" + b + " *k3s-arm64\n");
+    REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+    CHECK(ok->size() == 2);
+    CHECK(ok->at("k3s") == a);
+    CHECK(ok->at("k3s-arm64") == std::string(64, 'b'));
+
+    for (std::string bad : {std::string("<html>Not Found</html>\n"), a.substr(1) + "  k3s\n", std::string(64, 'g') + "  k3s\n",
+                            a + "  ../k3s\n", a + "  dir/k3s\n", a + "  \n", a + "k3s\n"}) {
+        auto r = k3s::parse_sha256sums(bad);
+        CHECK_FALSE(r.ok());
+    }
+    CHECK(k3s::parse_sha256sums("").ok());
+}
+
+TEST_CASE("arch_from_uname and release names") {
+    CHECK(k3s::arch_from_uname("x86_64") == "amd64");
+    CHECK(k3s::arch_from_uname("aarch64\n") == "arm64");
+    CHECK(k3s::arch_from_uname("armv7l") == "arm");
+    CHECK(k3s::arch_from_uname("riscv64").empty());
+    CHECK(k3s::arch_from_uname("i686").empty());
+    CHECK(k3s::arch_from_uname("").empty());
+    CHECK(k3s::binary_name("amd64") == "k3s");
+    CHECK(k3s::binary_name("arm64") == "k3s-arm64");
+    CHECK(k3s::binary_name("arm") == "k3s-armhf");
+    CHECK(k3s::binary_name("x86_64").empty());
+    CHECK(k3s::airgap_images_name("arm64") == "k3s-airgap-images-arm64.tar.zst");
+    CHECK(k3s::sha256_file_name("arm") == "sha256sum-arm.txt");
+    CHECK(k3s::url_encode_segment("v1.31.4+k3s1") == "v1.31.4%2Bk3s1");
+    CHECK(k3s::url_encode_segment("a b/c") == "a%20b%2Fc");
+}

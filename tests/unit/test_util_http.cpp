@@ -1,0 +1,275 @@
+// util::download / fetch_text / effective_url against release_server.py on 127.0.0.1: real
+// libcurl, real sockets, injected faults (truncated bodies, HTTP errors, redirect loops, stalls).
+#include "release_server.hpp"
+#include "test_support.hpp"
+
+#include "util/digest.hpp"
+#include "util/file.hpp"
+#include "util/http.hpp"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+using nodectl::testing::fast_http;
+using nodectl::testing::ReleaseServer;
+using nodectl::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string k_version = "v1.31.4+k3s1";
+const std::string k_asset_path = "/releases/download/v1.31.4%2Bk3s1/k3s";
+
+// Deterministic bytes that are not all alike, so a truncation or a flipped byte shows.
+std::string pattern_bytes(size_t n) {
+    std::string s(n, '\0');
+    uint32_t x = 2463534242u;
+    for (auto& c : s) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c = static_cast<char>(x & 0xff);
+    }
+    return s;
+}
+
+struct Served {
+    TempDir tmp;
+    std::string body = pattern_bytes(200000);
+    Served() {
+        tmp.write("srv/" + k_version + "/k3s", body);
+        tmp.write("srv/" + k_version + "/sha256sum-amd64.txt", util::sha256_hex(body) + "  k3s\n");
+    }
+    std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_version};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+};
+
+} // namespace
+
+TEST_CASE("download: the whole body lands at dest, no .part left") {
+    Served s;
+    ReleaseServer server(s.args());
+    std::string dest = s.tmp.file("k3s");
+    auto r = util::download(server.url(k_asset_path), dest, fast_http());
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.error.empty());
+    CHECK(r.status == 200);
+    CHECK(r.attempts == 1);
+    CHECK(r.bytes == s.body.size());
+    CHECK(r.effective_url == server.url(k_asset_path));
+    CHECK(util::read_file(dest) == s.body);
+    CHECK_FALSE(fs::exists(dest + ".part"));
+    CHECK(server.requests(k_asset_path) == 1);
+}
+
+TEST_CASE("download: follows a redirect and reports where it ended") {
+    Served s;
+    ReleaseServer server(s.args());
+    std::string dest = s.tmp.file("k3s");
+    auto r = util::download(server.url("/redirect" + k_asset_path), dest, fast_http());
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.effective_url == server.url(k_asset_path));
+    CHECK(util::read_file(dest) == s.body);
+    CHECK(server.requests("/redirect" + k_asset_path) == 1);
+    CHECK(server.requests(k_asset_path) == 1);
+}
+
+TEST_CASE("download: HTTP 404 fails at once with the status, dest untouched, no .part") {
+    Served s;
+    ReleaseServer server(s.args());
+    std::string dest = s.tmp.write("k3s", "old");
+    auto r = util::download(server.url("/releases/download/v9.9.9/k3s"), dest, fast_http());
+    CHECK_FALSE(r.ok);
+    CHECK(r.status == 404);
+    CHECK(r.error.find("HTTP 404") != std::string::npos);
+    CHECK(r.error.find("/releases/download/v9.9.9/k3s") != std::string::npos);
+    CHECK(r.attempts == 1);
+    CHECK(server.requests("/releases/download/v9.9.9/k3s") == 1);
+    CHECK(util::read_file(dest) == "old");
+    CHECK_FALSE(fs::exists(dest + ".part"));
+}
+
+TEST_CASE("download: HTTP 503 is retried, then fails naming the status") {
+    Served s;
+    ReleaseServer server(s.args());
+    std::string dest = s.tmp.file("x");
+    auto r = util::download(server.url("/status/503"), dest, fast_http(3));
+    CHECK_FALSE(r.ok);
+    CHECK(r.status == 503);
+    CHECK(r.error.find("HTTP 503") != std::string::npos);
+    CHECK(r.error.find("after 3 attempts") != std::string::npos);
+    CHECK(r.attempts == 3);
+    CHECK(server.requests("/status/503") == 3);
+    CHECK_FALSE(fs::exists(dest));
+    CHECK_FALSE(fs::exists(dest + ".part"));
+}
+
+TEST_CASE("download: a body truncated once is retried and arrives whole") {
+    Served s;
+    ReleaseServer server(s.args({"--truncate-first", "1"}));
+    std::string dest = s.tmp.file("k3s");
+    auto r = util::download(server.url(k_asset_path), dest, fast_http());
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.attempts == 2);
+    CHECK(server.requests(k_asset_path) == 2);
+    CHECK(util::read_file(dest) == s.body);
+    CHECK_FALSE(fs::exists(dest + ".part"));
+}
+
+TEST_CASE("download: a body truncated on every try fails cleanly, no .part left") {
+    Served s;
+    ReleaseServer server(s.args({"--truncate-first", "100"}));
+    std::string dest = s.tmp.file("k3s");
+    auto r = util::download(server.url(k_asset_path), dest, fast_http(3));
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 3);
+    CHECK(server.requests(k_asset_path) == 3);
+    CHECK(r.error.find("truncated") != std::string::npos);
+    CHECK(r.error.find("after 3 attempts") != std::string::npos);
+    CHECK_FALSE(fs::exists(dest));
+    CHECK_FALSE(fs::exists(dest + ".part"));
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(s.tmp.path())) {
+        left.push_back(e.path().filename().string());
+    }
+    CHECK(left == std::vector<std::string>{"srv"});
+}
+
+TEST_CASE("download: a redirect loop is bounded and not retried") {
+    Served s;
+    ReleaseServer server(s.args());
+    util::HttpOptions o = fast_http();
+    o.max_redirects = 5;
+    auto r = util::download(server.url("/loop"), s.tmp.file("x"), o);
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 1);
+    CHECK(server.requests("/loop") == 6);  // the first request and 5 redirects
+    CHECK(r.error.find("redirect") != std::string::npos);
+}
+
+TEST_CASE("download: a stalled transfer is aborted by the low-speed limit") {
+    Served s;
+    ReleaseServer server(s.args());
+    util::HttpOptions o = fast_http(2);
+    o.low_speed_limit_bytes = 1000;
+    o.low_speed_time_seconds = 1;
+    std::string dest = s.tmp.file("x");
+    auto start = std::chrono::steady_clock::now();
+    auto r = util::download(server.url("/stall/1000"), dest, o);
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 2);  // a stall is worth another try
+    CHECK(server.requests("/stall/1000") == 2);
+    CHECK(took < std::chrono::seconds(8));
+    CHECK(r.error.find("too slow") != std::string::npos);
+    CHECK_FALSE(fs::exists(dest + ".part"));
+}
+
+TEST_CASE("download: nothing listening is retried, then fails") {
+    Served s;
+    int port = 0;
+    {
+        ReleaseServer gone(s.args());
+        port = gone.port();
+    }
+    auto r = util::download("http://127.0.0.1:" + std::to_string(port) + "/x", s.tmp.file("x"), fast_http(2));
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 2);
+    CHECK(r.status == 0);
+    CHECK_FALSE(fs::exists(s.tmp.file("x.part")));
+}
+
+TEST_CASE("download: a folder that does not exist is an error, not a retry") {
+    Served s;
+    ReleaseServer server(s.args());
+    auto r = util::download(server.url(k_asset_path), s.tmp.file("no/such/dir/k3s"), fast_http());
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 1);
+    CHECK(r.error.find("cannot create") != std::string::npos);
+    CHECK(server.total_requests() == 0);
+}
+
+TEST_CASE("download: progress reports the bytes and the total") {
+    Served s;
+    ReleaseServer server(s.args());
+    util::HttpOptions o = fast_http();
+    std::uint64_t last_now = 0, last_total = 0;
+    int calls = 0;
+    o.progress = [&](std::uint64_t now, std::uint64_t total) {
+        ++calls;
+        last_now = now;
+        last_total = total;
+    };
+    auto r = util::download(server.url(k_asset_path), s.tmp.file("k3s"), o);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(calls > 0);
+    CHECK(last_now == s.body.size());
+    CHECK(last_total == s.body.size());
+}
+
+TEST_CASE("download: parallel threads each get their file") {
+    Served s;
+    ReleaseServer server(s.args());
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+        threads.emplace_back([&, i] {
+            std::string dest = s.tmp.file("k3s-" + std::to_string(i));
+            auto r = util::download(server.url(k_asset_path), dest, fast_http());
+            if (r.ok && util::read_file(dest) == s.body) {
+                ++good;
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    CHECK(good == 4);
+    CHECK(server.requests(k_asset_path) == 4);
+}
+
+TEST_CASE("fetch_text: a small body, and a limit on its size") {
+    Served s;
+    ReleaseServer server(s.args());
+    const std::string path = "/releases/download/v1.31.4%2Bk3s1/sha256sum-amd64.txt";
+    auto r = util::fetch_text(server.url(path), fast_http());
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.body == util::sha256_hex(s.body) + "  k3s\n");
+    CHECK(r.bytes == r.body.size());
+
+    util::HttpOptions small = fast_http();
+    small.max_text_bytes = 10;
+    auto big = util::fetch_text(server.url(path), small);
+    CHECK_FALSE(big.ok);
+    CHECK(big.body.empty());
+    CHECK(big.attempts == 1);
+    CHECK(big.error.find("larger than 10 bytes") != std::string::npos);
+
+    auto missing = util::fetch_text(server.url("/nothing"), fast_http());
+    CHECK_FALSE(missing.ok);
+    CHECK(missing.error.find("HTTP 404") != std::string::npos);
+}
+
+TEST_CASE("effective_url: follows the channel redirect to the release tag") {
+    Served s;
+    ReleaseServer server(s.args());
+    auto r = util::effective_url(server.url("/channels/stable"), fast_http());
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.effective_url == server.url("/releases/tag/" + k_version));
+    CHECK(r.status == 200);
+    CHECK(server.requests("/channels/stable") == 1);
+
+    auto plain = util::effective_url(server.url("/releases/tag/" + k_version), fast_http());
+    REQUIRE_MESSAGE(plain.ok, plain.error);
+    CHECK(plain.effective_url == server.url("/releases/tag/" + k_version));
+
+    auto unknown = util::effective_url(server.url("/channels/nope"), fast_http());
+    CHECK_FALSE(unknown.ok);
+    CHECK(unknown.error.find("HTTP 404") != std::string::npos);
+}
