@@ -16,6 +16,8 @@ void configure_reset(CLI::App& app, Context& ctx);
 int run_reset(CLI::App& app, Context& ctx);
 void configure_runtime(CLI::App& app, Context& ctx);
 int run_runtime(CLI::App& app, Context& ctx);
+void configure_bundle(CLI::App& app, Context& ctx);
+int run_bundle(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -71,6 +73,18 @@ const CommandSpec k_commands[] = {
      "  nodectl profile validate FILE   check a profile (and what it includes); errors as file:line:col\n"
      "  nodectl profile keys            every key: name, type, default, meaning",
      &configure_profile, &run_profile},
+    {"bundle", "Make, verify and extract offline bundles (k3s, .debs, images, profile in one file)",
+     "  nodectl bundle create -p PROFILE --out FILE [--k3s-dir DIR] [--image OCI_ARCHIVE]... [--packages P,...|--no-packages]\n"
+     "  nodectl bundle verify FILE [--json]     every entry against manifest.json, in one pass\n"
+     "  nodectl bundle extract FILE DIR         verify while extracting; DIR appears only when all matched\n"
+     "create downloads the dependency closure of the packages with this machine's apt (as if nothing were\n"
+     "installed) and adds debs/Packages, so a node installs with `deb [trusted=yes] file:/DIR/debs ./`.\n"
+     "Exit status: 0 ok, 8 the file is not an intact bundle (the message names the entry), 3 invalid\n"
+     "profile, 2 usage, 1 other errors (apt, files).\n"
+     "Examples:\n"
+     "  nodectl bundle create -p site.toml --k3s-dir k3s-v1.30/ --out site.bundle\n"
+     "  nodectl bundle verify site.bundle",
+     &configure_bundle, &run_bundle},
     {"version", "Print the version and the libraries built in", "", &configure_none, &run_version},
     {"join", "Join nodes to a k3s server as agents, over SSH",
      "Reads the server's k3s version and its secure join token (K10<CA hash>::..., so agents pin the\n"

@@ -25,6 +25,30 @@ using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
 } // namespace
 
+void Sha256::Free::operator()(evp_md_ctx_st* ctx) const {
+    EVP_MD_CTX_free(ctx);
+}
+
+Sha256::Sha256() : m_ctx(EVP_MD_CTX_new()) {
+    EVP_DigestInit_ex(m_ctx.get(), EVP_sha256(), nullptr);
+}
+
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(const void* data, std::size_t size) {
+    EVP_DigestUpdate(m_ctx.get(), data, size);
+}
+
+std::string Sha256::final_hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_DigestFinal_ex(m_ctx.get(), md, &n);
+    EVP_DigestInit_ex(m_ctx.get(), EVP_sha256(), nullptr);
+    return to_hex(md, n);
+}
+
 std::string sha256_hex(std::string_view data) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
