@@ -47,9 +47,19 @@ struct HostOptions {
     int connect_timeout = 15;
 };
 
+// Options of `nodectl kubeconfig`.
+struct KubeconfigOptions {
+    std::string out;
+    bool merge = false;
+    std::string kubeconfig;
+    std::string context;
+    std::string server_address;
+};
+
 struct Context {
     GlobalOptions global;
     HostOptions host;
+    KubeconfigOptions kubeconfig;
     std::vector<std::string> args;  // positional arguments of commands that take some
     std::vector<std::string> extras;
 };
@@ -68,6 +78,13 @@ std::span<const CommandSpec> commands();
 
 // Shared by the commands that act on hosts.
 void add_host_options(CLI::App& app, Context& ctx, bool profile_required = true);
+// How to reach and become root on hosts (--known-hosts, --identity, --sudo, ...): part of
+// add_host_options, and used alone by commands that work on one host given as an argument.
+void add_connection_options(CLI::App& app, Context& ctx);
+// A user@host[:port] argument with the command line's --sudo.
+Result<HostSpec> host_from_arg(const std::string& arg, const HostOptions& o);
+// The command line's --identity and sudo password source, for a host that does not set its own.
+Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o);
 int run_on_hosts(CLI::App& app, Context& ctx, int mode);
 Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o);
 ConnectFn make_connect(const Context& ctx, RunMode mode);

@@ -18,6 +18,8 @@ void configure_runtime(CLI::App& app, Context& ctx);
 int run_runtime(CLI::App& app, Context& ctx);
 void configure_bundle(CLI::App& app, Context& ctx);
 int run_bundle(CLI::App& app, Context& ctx);
+void configure_kubeconfig(CLI::App& app, Context& ctx);
+int run_kubeconfig(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -85,6 +87,23 @@ const CommandSpec k_commands[] = {
      "  nodectl bundle create -p site.toml --k3s-dir k3s-v1.30/ --out site.bundle\n"
      "  nodectl bundle verify site.bundle",
      &configure_bundle, &run_bundle},
+    {"kubeconfig", "Fetch a k3s server's admin kubeconfig, ready for kubectl on this machine",
+     "Reads /etc/rancher/k3s/k3s.yaml from HOST over SSH (as root, or through --sudo). k3s points it at\n"
+     "https://127.0.0.1:6443 and names everything \"default\"; nodectl points it at HOST's address\n"
+     "(or --server-address) on the same port and names cluster, user and context after HOST (or --context).\n"
+     "It holds the cluster's admin key: files are written 0600, atomically, and it is never logged.\n"
+     "  (no option)   print it on stdout\n"
+     "  --out FILE    write it to FILE\n"
+     "  --merge       merge it into --kubeconfig FILE (default: $KUBECONFIG's first file, else ~/.kube/config),\n"
+     "                replacing entries of the same name, keeping all others, and making it the current\n"
+     "                context; the previous file is kept as FILE.bak\n"
+     "Exit status: 0 done, 2 usage, 5 the host gave no kubeconfig (unreachable, k3s not running, not a\n"
+     "kubeconfig), 1 the local file could not be read or written.\n"
+     "Examples:\n"
+     "  nodectl kubeconfig root@198.18.0.2 --merge && kubectl get nodes\n"
+     "  nodectl kubeconfig admin@198.18.0.2 --sudo nopasswd --context lab --out lab.yaml\n"
+     "  nodectl kubeconfig -i inventory.toml server1 --server-address k3s.example.org --merge",
+     &configure_kubeconfig, &run_kubeconfig},
     {"version", "Print the version and the libraries built in", "", &configure_none, &run_version},
     {"join", "Join nodes to a k3s server as agents, over SSH",
      "Reads the server's k3s version and its secure join token (K10<CA hash>::..., so agents pin the\n"

@@ -24,6 +24,15 @@ void add_host_options(CLI::App& app, Context& ctx, bool profile_required) {
     app.add_option("--inventory,-i", h.inventory, "Inventory (TOML) listing hosts and how to reach them");
     app.add_option("hosts", h.hosts, "Hosts as user@host[:port] (in addition to the inventory)");
     app.add_flag("--local", h.local, "Work on the machine nodectl runs on (as root), not over SSH");
+    add_connection_options(app, ctx);
+    app.add_option("--bundle", h.bundle,
+                   "Offline bundle (`nodectl bundle create`): verified first and refused when it fails; its packages "
+                   "and k3s release are used instead of the network");
+    app.add_option("--run-timeout", h.run_timeout, "Seconds one host's whole run may take")->capture_default_str();
+}
+
+void add_connection_options(CLI::App& app, Context& ctx) {
+    auto& h = ctx.host;
     app.add_option("--known-hosts", h.ssh.known_hosts, "known_hosts file (default ~/.ssh/known_hosts)");
     app.add_flag("--accept-new-host-key", h.ssh.accept_new_host_key,
                  "Trust and record the key of a host seen for the first time (a changed key is never accepted)");
@@ -35,10 +44,32 @@ void add_host_options(CLI::App& app, Context& ctx, bool profile_required) {
     app.add_option("--sudo-password-env", h.sudo_password_env, "Environment variable holding the sudo password");
     app.add_option("--connect-timeout", h.connect_timeout, "Seconds to wait for a host to connect and authenticate")
         ->capture_default_str();
-    app.add_option("--bundle", h.bundle,
-                   "Offline bundle (`nodectl bundle create`): verified first and refused when it fails; its packages "
-                   "and k3s release are used instead of the network");
-    app.add_option("--run-timeout", h.run_timeout, "Seconds one host's whole run may take")->capture_default_str();
+}
+
+Result<HostSpec> host_from_arg(const std::string& arg, const HostOptions& o) {
+    auto h = TRY(parse_host_arg(arg));
+    if (!o.sudo.empty()) {
+        h.sudo = o.sudo == "password" ? SudoMode::password : o.sudo == "nopasswd" ? SudoMode::nopasswd : SudoMode::none;
+    }
+    return h;
+}
+
+Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o) {
+    if (!o.identity.empty() && !h.identity) {
+        h.identity = o.identity;
+    }
+    if (h.sudo == SudoMode::password && !h.sudo_password) {
+        if (!o.sudo_password_file.empty()) {
+            h.sudo_password = SecretRef{o.sudo_password_file, ""};
+        } else if (!o.sudo_password_env.empty()) {
+            h.sudo_password = SecretRef{"", o.sudo_password_env};
+        } else {
+            return make_error(ErrorCode::usage, "host " + h.name +
+                                                    " uses sudo with a password: give --sudo-password-file or "
+                                                    "--sudo-password-env (never the password itself)");
+        }
+    }
+    return Ok{};
 }
 
 namespace {
@@ -69,27 +100,10 @@ Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
         hosts.insert(hosts.end(), inv.begin(), inv.end());
     }
     for (const auto& arg : o.hosts) {
-        auto h = TRY(parse_host_arg(arg));
-        if (!o.sudo.empty()) {
-            h.sudo = o.sudo == "password" ? SudoMode::password : o.sudo == "nopasswd" ? SudoMode::nopasswd : SudoMode::none;
-        }
-        hosts.push_back(h);
+        hosts.push_back(TRY(host_from_arg(arg, o)));
     }
     for (auto& h : hosts) {
-        if (!o.identity.empty() && !h.identity) {
-            h.identity = o.identity;
-        }
-        if (h.sudo == SudoMode::password && !h.sudo_password) {
-            if (!o.sudo_password_file.empty()) {
-                h.sudo_password = SecretRef{o.sudo_password_file, ""};
-            } else if (!o.sudo_password_env.empty()) {
-                h.sudo_password = SecretRef{"", o.sudo_password_env};
-            } else {
-                return make_error(ErrorCode::usage, "host " + h.name +
-                                                        " uses sudo with a password: give --sudo-password-file or "
-                                                        "--sudo-password-env (never the password itself)");
-            }
-        }
+        TRY_VOID(apply_connection_defaults(h, o));
     }
     if (hosts.empty()) {
         return make_error(ErrorCode::usage, "no hosts: give user@host arguments, --inventory FILE, or --local");

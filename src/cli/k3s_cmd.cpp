@@ -47,16 +47,14 @@ int run_join(CLI::App&, Context& ctx) {
         return k_exit_config;
     }
     auto nodes = collect_hosts(ctx.host);
-    auto server_spec = parse_host_arg(g_join.server);
+    auto server_spec = host_from_arg(g_join.server, ctx.host);
     if (!nodes || !server_spec) {
         std::cerr << "nodectl join: " << (!nodes ? nodes.error().message : server_spec.error().message) << "\n";
         return k_exit_usage;
     }
-    if (!ctx.host.sudo.empty()) {
-        server_spec->sudo = ctx.host.sudo == "nopasswd" ? SudoMode::nopasswd : ctx.host.sudo == "password" ? SudoMode::password : SudoMode::none;
-    }
-    if (!ctx.host.identity.empty() && !server_spec->identity) {
-        server_spec->identity = ctx.host.identity;
+    if (auto r = apply_connection_defaults(*server_spec, ctx.host); !r) {
+        std::cerr << "nodectl join: " << r.error().message << "\n";
+        return k_exit_usage;
     }
     auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
 

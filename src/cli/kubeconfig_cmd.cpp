@@ -1,0 +1,178 @@
+// `nodectl kubeconfig HOST`: fetch a k3s server's admin kubeconfig and make it usable from here.
+// The file holds the cluster's admin key: it is never logged, and every file written is 0600.
+#include "cli/cli.hpp"
+#include "core/log.hpp"
+#include "modules/k3s/kubeconfig.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+namespace nodectl::cli {
+
+namespace {
+
+constexpr unsigned k_private = 0600;
+
+// Where `kubectl` itself looks first: the first entry of $KUBECONFIG, else ~/.kube/config.
+std::string default_kubeconfig() {
+    const char* env = std::getenv("KUBECONFIG");
+    if (env) {
+        for (const auto& entry : util::split(env, ':')) {
+            if (!entry.empty()) {
+                return entry;
+            }
+        }
+    }
+    const char* home = std::getenv("HOME");
+    std::string dir = home && *home ? home : "";
+    if (dir.empty()) {
+        const passwd* pw = getpwuid(geteuid());
+        dir = pw ? pw->pw_dir : ".";
+    }
+    return dir + "/.kube/config";
+}
+
+Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
+    if (!ctx.host.inventory.empty()) {
+        for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
+            if (h.name == arg) {
+                return h;
+            }
+        }
+    }
+    return host_from_arg(arg, ctx.host);
+}
+
+Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {
+    log::debug(h.name, "connecting to {}", h.address);
+    auto target = TRY(SshTarget::connect(h, ssh));
+    auto content = TRY(target->read_file(k3s::k_admin_kubeconfig_path));
+    if (!content) {
+        return make_error(ErrorCode::command, "k3s has not written its kubeconfig on " + h.name +
+                                                  ": is the k3s server running? (" +
+                                                  k3s::k_admin_kubeconfig_path + " does not exist)");
+    }
+    return std::move(*content);
+}
+
+Result<void> write_private(const std::string& path, const std::string& content) {
+    std::string why = util::write_file_atomic(path, content, k_private);
+    if (!why.empty()) {
+        return make_error(ErrorCode::io, why);
+    }
+    return Ok{};
+}
+
+Result<std::string> merge_into(const std::string& path, const std::string& kubeconfig) {
+    std::error_code ec;
+    bool exists = std::filesystem::exists(path, ec);
+    std::string existing;
+    if (exists) {
+        auto text = util::read_file(path);
+        if (!text) {
+            return make_error(ErrorCode::io, "cannot read " + path + ": " + std::strerror(errno));
+        }
+        existing = std::move(*text);
+    } else {
+        // kubectl's own default folder; private, like the keys that go into it.
+        auto dir = std::filesystem::path(path).parent_path();
+        if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+            std::filesystem::create_directories(dir, ec);
+            if (ec) {
+                return make_error(ErrorCode::io, "cannot create " + dir.string() + ": " + ec.message());
+            }
+            ::chmod(dir.c_str(), 0700);
+        }
+    }
+    auto merged = k3s::merge_kubeconfig(existing, kubeconfig);
+    if (!merged) {
+        return make_error(ErrorCode::io, path + ": " + merged.error().message);
+    }
+    if (exists) {
+        TRY_VOID(write_private(path + ".bak", existing));
+    }
+    TRY_VOID(write_private(path, *merged));
+    return exists ? path + " (the previous content is in " + path + ".bak)" : path;
+}
+
+} // namespace
+
+void configure_kubeconfig(CLI::App& app, Context& ctx) {
+    auto& k = ctx.kubeconfig;
+    app.add_option("host", ctx.args, "The k3s server: user@host[:port], or a host name of --inventory")
+        ->required()
+        ->expected(1);
+    app.add_option("--inventory,-i", ctx.host.inventory, "Inventory (TOML) in which to look HOST up by name");
+    auto* out = app.add_option("--out,-o", k.out, "Write the kubeconfig to FILE (mode 0600, atomically)");
+    auto* merge = app.add_flag("--merge", k.merge, "Merge it into --kubeconfig FILE and make it the current context");
+    out->excludes(merge);
+    app.add_option("--kubeconfig", k.kubeconfig, "File --merge writes (default: first entry of $KUBECONFIG, else ~/.kube/config)")
+        ->needs(merge);
+    app.add_option("--context", k.context, "Name of the cluster, user and context (default: HOST's name)");
+    app.add_option("--server-address", k.server_address,
+                   "Address clients reach the API server at (default: HOST's address)");
+    add_connection_options(app, ctx);
+}
+
+int run_kubeconfig(CLI::App&, Context& ctx) {
+    const auto& k = ctx.kubeconfig;
+    const std::string& arg = ctx.args.front();
+    auto host = find_host(ctx, arg);
+    if (host) {
+        auto defaults = apply_connection_defaults(*host, ctx.host);
+        if (!defaults) {
+            host = std::move(defaults).error();
+        }
+    }
+    if (!host) {
+        std::cerr << "nodectl: " << host.error().message << "\n";
+        return host.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
+    }
+    SshOptions ssh = ctx.host.ssh;
+    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+
+    auto admin = fetch(*host, ssh);
+    if (!admin) {
+        std::cerr << "nodectl: " << host->name << ": " << admin.error().message << "\n";
+        return k_exit_all_failed;
+    }
+    std::string context = k.context.empty() ? host->name : k.context;
+    std::string address = k.server_address.empty() ? host->address : k.server_address;
+    auto kubeconfig = k3s::rewrite_kubeconfig(*admin, address, context);
+    if (!kubeconfig) {
+        const auto& e = kubeconfig.error();
+        if (e.code == ErrorCode::usage) {
+            std::cerr << "nodectl: --server-address: " << e.message << "\n";
+            return k_exit_usage;
+        }
+        std::cerr << "nodectl: " << host->name << ": " << k3s::k_admin_kubeconfig_path << ": " << e.message << "\n";
+        return k_exit_all_failed;
+    }
+
+    if (!k.merge && k.out.empty()) {
+        std::cout << *kubeconfig << std::flush;
+        return k_exit_ok;
+    }
+    Result<std::string> written = k.out;
+    if (k.merge) {
+        written = merge_into(k.kubeconfig.empty() ? default_kubeconfig() : k.kubeconfig, *kubeconfig);
+    } else if (auto w = write_private(k.out, *kubeconfig); !w) {
+        written = std::move(w).error();
+    }
+    if (!written) {
+        std::cerr << "nodectl: " << written.error().message << "\n";
+        return k_exit_internal;
+    }
+    log::info(host->name, "wrote context \"{}\" to {}", context, *written);
+    return k_exit_ok;
+}
+
+} // namespace nodectl::cli
