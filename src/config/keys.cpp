@@ -243,9 +243,6 @@ std::string k8s_names(const toml::node& n) {
 std::string registry_endpoints(const toml::node& n) {
     static const std::regex k_re("^https?://[^\\s'\"]+$");
     if (const auto* arr = n.as_array()) {
-        if (arr->empty()) {
-            return "must list at least one endpoint";
-        }
         for (const auto& e : *arr) {
             if (!std::regex_match(str_of(e), k_re)) {
                 return "entries must be http:// or https:// URLs; got \"" + str_of(e) + "\"";
