@@ -19,6 +19,10 @@ fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
 check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
 # expect_rc DESCRIPTION WANT ACTUAL
 expect_rc() { if [ "$3" = "$2" ]; then pass "$1 (exit $3)"; else fail "$1: exit $3, wanted $2"; fi; }
+# expect_rc_out DESCRIPTION WANT ACTUAL OUTPUT_FILE: as expect_rc, showing the output on failure
+expect_rc_out() {
+  if [ "$3" = "$2" ]; then pass "$1 (exit $3)"; else fail "$1: exit $3, wanted $2:"; sed 's/^/      | /' "$4" | tail -25; fi
+}
 # contains DESCRIPTION FILE PATTERN (extended regex)
 contains() {
   if grep -Eq -- "$3" "$2"; then pass "$1"; else fail "$1: /$3/ not in $2:"; sed 's/^/      | /' "$2" | head -40; fi

@@ -79,7 +79,7 @@ PY
 contains_text "server: config.yaml parses back to the profile's values" "$WORK/yaml.out" "config.yaml matches"
 node 1 cat /etc/rancher/k3s/registries.yaml | python3 -c 'import sys,yaml; print(yaml.safe_load(sys.stdin)["mirrors"]["docker.io"]["endpoint"])' >"$WORK/reg.out" 2>&1
 contains_text "server: registries.yaml parses back" "$WORK/reg.out" "['http://127.0.0.1:5000']"
-node 1 stat -c '%a %n' /etc/rancher/k3s/config.yaml /etc/rancher/k3s/token /etc/systemd/system/k3s.service.env /etc/rancher/k3s/registries.yaml >"$WORK/modes"
+node 1 stat -c "'%a %n'" /etc/rancher/k3s/config.yaml /etc/rancher/k3s/token /etc/systemd/system/k3s.service.env /etc/rancher/k3s/registries.yaml >"$WORK/modes"
 check "server: config, token, env file and registries are 0600" test "$(grep -c '^600 ' "$WORK/modes")" = 4
 node 1 'systemd-analyze verify /etc/systemd/system/k3s.service /etc/systemd/system/nodectl-default-route.service 2>&1; echo rc=$?' >"$WORK/verify"
 contains "server: units pass systemd-analyze verify" "$WORK/verify" '^rc=0$'
@@ -116,7 +116,7 @@ nodectl apply -p "$WORK/trunc.toml" "root@$A" "${KH[@]}" >"$WORK/trunc.out" 2>&1
 expect_rc "interrupted download: retried, apply succeeds" 0 $?
 check "interrupted download: the right binary is installed" test "$(node 2 sha256sum /usr/local/bin/k3s | cut -d' ' -f1)" = "$WANT_SHA"
 nodectl reset --k3s "root@$A" "${KH[@]}" >"$WORK/reset1.out" 2>&1
-expect_rc "reset --k3s" 0 $?
+expect_rc_out "reset --k3s" 0 $? "$WORK/reset1.out"
 check "reset: binary, config and units are gone" node 2 'test ! -e /usr/local/bin/k3s -a ! -e /etc/rancher/k3s -a ! -e /etc/systemd/system/k3s.service'
 
 start_release_server --truncate-first 99
@@ -147,7 +147,7 @@ node_labels = ["tier=worker"]
 start = false
 T
 nodectl join "root@$A" --server "root@$S" -p "$WORK/agent.toml" "${KH[@]}" >"$WORK/j1.out" 2>&1
-expect_rc "join: the node joins (up to starting k3s-agent)" 0 $?
+expect_rc_out "join: the node joins (up to starting k3s-agent)" 0 $? "$WORK/j1.out"
 node 2 cat /etc/rancher/k3s/config.yaml >"$WORK/agent.yaml"
 python3 - "$WORK/agent.yaml" "https://$S:6443" "$WANT_TOKEN" >"$WORK/agent-yaml.out" 2>&1 <<'PY'
 import sys, yaml

@@ -26,11 +26,11 @@ std::string default_cache_dir() {
 
 // One round trip: the node's architecture, the installed hashes, and the link states.
 constexpr const char* k_probe =
-    "uname -m\n"
-    "sha256sum /usr/local/bin/k3s 2>/dev/null | cut -d' ' -f1; echo\n"
-    "cat /var/lib/nodectl/k3s/release 2>/dev/null; echo\n"
-    "for c in kubectl crictl ctr; do l=/usr/local/bin/$c; if [ \"$(readlink $l 2>/dev/null)\" = /usr/local/bin/k3s ]; then echo \"$c ok\"; "
-    "elif [ -e $l ]; then echo \"$c other\"; elif p=$(command -v $c 2>/dev/null); then echo \"$c elsewhere $p\"; else echo \"$c missing\"; fi; done\n";
+    "echo \"arch=$(uname -m)\"\n"
+    "echo \"binary=$(sha256sum /usr/local/bin/k3s 2>/dev/null | cut -d' ' -f1)\"\n"
+    "echo \"record=$(cat /var/lib/nodectl/k3s/release 2>/dev/null)\"\n"
+    "for c in kubectl crictl ctr; do l=/usr/local/bin/$c; if [ \"$(readlink $l 2>/dev/null)\" = /usr/local/bin/k3s ]; then echo \"link=$c ok\"; "
+    "elif [ -e $l ]; then echo \"link=$c other\"; elif p=$(command -v $c 2>/dev/null); then echo \"link=$c elsewhere $p\"; else echo \"link=$c missing\"; fi; done\n";
 
 } // namespace
 
@@ -39,26 +39,29 @@ Result<InstallK3sRelease::State> InstallK3sRelease::state(Target& target) {
     cmd.mutates = false;
     cmd.script = k_probe;
     if (m_settings.airgap_images) {
-        cmd.script += "ls " + std::string(k_images_dir) + "/k3s-airgap-images-*.tar.zst 2>/dev/null | xargs -r sha256sum | cut -d' ' -f1 | head -n1\n";
+        cmd.script += "echo \"images=$(cat " + std::string(k_images_dir) + "/k3s-airgap-images-*.tar.zst 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n";
     }
     auto r = TRY(target.run_checked(cmd, "reading the installed k3s"));
-    auto lines = util::split_lines(r.out);
     State st;
-    st.arch = lines.size() > 0 ? arch_from_uname(util::trim(lines[0])) : "";
-    if (st.arch.empty()) {
-        return make_error(ErrorCode::unsupported, "k3s has no release for this machine's architecture (" +
-                                                      (lines.empty() ? std::string("?") : lines[0]) + ")");
-    }
-    st.binary_sha256 = lines.size() > 1 ? util::trim(lines[1]) : "";
-    st.record = lines.size() > 3 ? util::trim(lines[3]) : "";
-    for (size_t i = 5; i < lines.size() && i < 8; ++i) {
-        auto f = util::split(lines[i], ' ');
-        if (f.size() >= 2 && f[1] == "missing") {
-            st.links_missing.push_back(f[0]);
+    std::string uname;
+    for (const auto& line : util::split_lines(r.out)) {
+        auto eq = line.find('=');
+        auto key = line.substr(0, eq), value = eq == std::string::npos ? "" : util::trim(line.substr(eq + 1));
+        if (key == "arch") {
+            uname = value;
+        } else if (key == "binary") {
+            st.binary_sha256 = value;
+        } else if (key == "record") {
+            st.record = value;
+        } else if (key == "images") {
+            st.images_sha256 = value;
+        } else if (key == "link" && value.ends_with(" missing")) {
+            st.links_missing.push_back(value.substr(0, value.find(' ')));
         }
     }
-    if (m_settings.airgap_images && lines.size() > 8) {
-        st.images_sha256 = util::trim(lines[8]);
+    st.arch = arch_from_uname(uname);
+    if (st.arch.empty()) {
+        return make_error(ErrorCode::unsupported, "k3s has no release for this machine's architecture (" + uname + ")");
     }
     return st;
 }

@@ -142,7 +142,7 @@ constexpr const char* k_reset_probe =
 // drop the interfaces k3s made, remove files, forget nodectl's records.
 constexpr const char* k_reset =
     "systemctl disable --now k3s.service k3s-agent.service nodectl-default-route.service 2>/dev/null\n"
-    "pkill -9 -f 'containerd-shim.*/run/k3s' 2>/dev/null\n"
+    "pkill -9 -f '[c]ontainerd-shim.*/run/k3s' 2>/dev/null\n"
     "for m in $(awk '$2 ~ \"^(/run/k3s|/var/lib/kubelet|/var/lib/rancher/k3s)\" {print $2}' /proc/self/mounts | sort -r); do umount -l \"$m\"; done\n"
     "for i in cni0 flannel.1 flannel-v6.1 flannel-wg kube-ipvs0; do ip link delete $i 2>/dev/null; done\n"
     "for c in kubectl crictl ctr; do [ \"$(readlink /usr/local/bin/$c 2>/dev/null)\" = /usr/local/bin/k3s ] && rm -f /usr/local/bin/$c; done\n"
