@@ -23,6 +23,8 @@ test_pkgs=(
   hyperfine ssh-audit python3
   # kubectl, for test_kubeconfig.sh
   kubernetes-client
+  # containerd on this host (test_runtime.sh), a busybox image built in the tests, jq
+  containerd runc containernetworking-plugins busybox-static jq
 )
 
 missing=()
