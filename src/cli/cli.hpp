@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/runner.hpp"
+#include "modules/bundle/use.hpp"
 #include "target/ssh_target.hpp"
 
 #include <CLI/CLI.hpp>
@@ -88,6 +89,8 @@ Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o);
 int run_on_hosts(CLI::App& app, Context& ctx, int mode);
 Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o);
 ConnectFn make_connect(const Context& ctx, RunMode mode);
+// Verifies and unpacks --bundle, if given; an exit code other than k_exit_ok when it is refused.
+int open_bundle(const Context& ctx, std::optional<bundle::Opened>& opened);
 // Runs the jobs, prints the reports, and returns the exit code.
 int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
              std::vector<HostReport>* reports = nullptr);

@@ -169,6 +169,19 @@ int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const
     return mode == RunMode::check && drifted > 0 ? k_exit_drift : k_exit_ok;
 }
 
+int open_bundle(const Context& ctx, std::optional<bundle::Opened>& opened) {
+    if (ctx.host.bundle.empty()) {
+        return k_exit_ok;
+    }
+    auto b = bundle::open(ctx.host.bundle);
+    if (!b) {
+        std::cerr << "nodectl: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
+        return k_exit_config;
+    }
+    opened = std::move(*b);
+    return k_exit_ok;
+}
+
 int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
     auto mode = static_cast<RunMode>(mode_int);
     auto profile = load_profile(ctx.host.profile);
@@ -182,24 +195,13 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
         return hosts.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
     }
     std::optional<bundle::Opened> opened;
-    if (!ctx.host.bundle.empty()) {
-        auto b = bundle::open(ctx.host.bundle);
-        if (!b) {
-            std::cerr << "nodectl: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
-            return k_exit_config;
-        }
-        opened = std::move(*b);
+    if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
+        return rc;
     }
     std::vector<HostJob> jobs;
     for (auto& h : *hosts) {
         ModuleContext mctx{*profile, h};
-        StepList all;
-        if (opened) {
-            bundle::fill_context(*opened, mctx);
-            if (opened->manifest.has_debs()) {
-                all.push_back(bundle::make_repo_step(*opened));
-            }
-        }
+        StepList all = bundle::use_on_host(opened ? &*opened : nullptr, mctx);
         auto steps = build_steps(mctx);
         if (!steps) {
             std::cerr << steps.error().message << "\nnothing was changed: the profile has errors\n";

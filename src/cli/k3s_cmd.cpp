@@ -89,13 +89,8 @@ int run_join(CLI::App&, Context& ctx) {
     settings->token = info->token;
 
     std::optional<bundle::Opened> opened;
-    if (!ctx.host.bundle.empty()) {
-        auto b = bundle::open(ctx.host.bundle);
-        if (!b) {
-            std::cerr << "nodectl join: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
-            return k_exit_config;
-        }
-        opened = std::move(*b);
+    if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
+        return rc;
     }
 
     // 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
@@ -104,11 +99,8 @@ int run_join(CLI::App&, Context& ctx) {
         ModuleContext mctx{*profile, h};
         StepList steps;
         steps.push_back(k3s::make_join_check_step(*info));
-        if (opened) {
-            bundle::fill_context(*opened, mctx);
-            if (opened->manifest.has_debs()) {
-                steps.push_back(bundle::make_repo_step(*opened));
-            }
+        for (auto& s : bundle::use_on_host(opened ? &*opened : nullptr, mctx)) {
+            steps.push_back(std::move(s));
         }
         for (const auto& m : modules()) {
             if (m.name == "k3s") {

@@ -349,11 +349,11 @@ TEST_CASE("bundle: a k3s dir whose checksum file disagrees, or without its binar
     in.dir.write("release/k3s", "a corrupted download", 0755);
     auto r = bundle::create(in.options(out.file("b.tar")));
     REQUIRE_FALSE(r.ok());
-    CHECK(contains(r.error().message, "sha256 differs from the release's sha256sum-amd64.txt"));
+    CHECK(contains(r.error().message, "but sha256sum-amd64.txt says"));
     fs::remove(in.dir.file("release/k3s"));
     r = bundle::create(in.options(out.file("b.tar")));
     REQUIRE_FALSE(r.ok());
-    CHECK(contains(r.error().message, "no k3s (the k3s binary for amd64)"));
+    CHECK(contains(r.error().message, "has no k3s"));
     CHECK(listing(out.path()).empty());
 }
 

@@ -6,6 +6,7 @@
 // fails the run instead of producing a bundle that contradicts its own manifest. The file appears
 // under its name only complete and synced (written as NAME.part, renamed).
 #include "modules/bundle/bundle.hpp"
+#include "modules/k3s/release.hpp"
 #include "modules/bundle/detail.hpp"
 #include "core/log.hpp"
 #include "target/local_target.hpp"
@@ -116,21 +117,7 @@ std::string trim(std::string s) {
     return s.substr(i);
 }
 
-// The k3s binary's name in a GitHub release, per architecture of sha256sum-<arch>.txt.
-std::optional<std::string> k3s_binary_name(const std::string& arch) {
-    if (arch == "amd64") {
-        return "k3s";
-    }
-    if (arch == "arm64") {
-        return "k3s-arm64";
-    }
-    if (arch == "arm") {
-        return "k3s-armhf";
-    }
-    return std::nullopt;
-}
-
-// k3s/<every file of the release dir>; the release's own checksum file must agree with them.
+// k3s/<every file of the release dir>, after the release's own checksum file vouched for them.
 Result<std::vector<Staged>> stage_k3s(const std::string& dir, Manifest& m) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
@@ -155,50 +142,18 @@ Result<std::vector<Staged>> stage_k3s(const std::string& dir, Manifest& m) {
         return make_error(ErrorCode::io, "--k3s-dir " + dir + ": needs exactly one sha256sum-<arch>.txt (found " +
                                              std::to_string(archs.size()) + "); a bundle holds one architecture");
     }
-    auto binary = k3s_binary_name(archs[0]);
-    if (!binary) {
-        return make_error(ErrorCode::io, "--k3s-dir " + dir + ": unknown k3s architecture '" + archs[0] + "'");
-    }
-    if (!fs::is_regular_file(fs::path(dir) / *binary)) {
-        return make_error(ErrorCode::io, "--k3s-dir " + dir + ": no " + *binary + " (the k3s binary for " + archs[0] + ")");
+    auto release = k3s::release_from_dir(dir, archs[0]);
+    if (!release) {
+        return make_error(ErrorCode::io, "--k3s-dir " + dir + ": " + release.error().message);
     }
     m.k3s_arch = archs[0];
+    m.k3s_version = release->version;
     if (auto v = util::read_file((fs::path(dir) / "version").string())) {
         m.k3s_version = trim(*v);
     }
-    std::map<std::string, std::string> listed;  // name -> sha256 from the release's checksum file
-    auto sums = util::read_file((fs::path(dir) / ("sha256sum-" + archs[0] + ".txt")).string());
-    if (!sums) {
-        return io_error("cannot read the checksum file in " + dir);
-    }
-    size_t pos = 0;
-    while (pos < sums->size()) {
-        size_t end = sums->find('\n', pos);
-        end = end == std::string::npos ? sums->size() : end;
-        std::string line = sums->substr(pos, end - pos);
-        pos = end + 1;
-        auto sp = line.find(' ');
-        if (sp == std::string::npos) {
-            continue;
-        }
-        std::string name = trim(line.substr(sp + 1));
-        if (!name.empty() && name.front() == '*') {
-            name.erase(0, 1);  // sha256sum's binary-mode marker
-        }
-        listed[name] = line.substr(0, sp);
-    }
     std::vector<Staged> out;
     for (const auto& f : files) {
-        auto name = f.filename().string();
-        auto s = TRY(stage_file(f, "k3s/" + name, PieceKind::k3s));
-        if (auto it = listed.find(name); it != listed.end() && it->second != s.piece.sha256) {
-            return make_error(ErrorCode::io, f.string() + ": sha256 differs from the release's sha256sum-" + archs[0] +
-                                                 ".txt (damaged download?)");
-        }
-        if (name == *binary && !listed.contains(name)) {
-            return make_error(ErrorCode::io, f.string() + ": not listed in sha256sum-" + archs[0] + ".txt");
-        }
-        out.push_back(std::move(s));
+        out.push_back(TRY(stage_file(f, "k3s/" + f.filename().string(), PieceKind::k3s)));
     }
     return out;
 }

@@ -2,6 +2,7 @@
 // has hashed the rest. It is written from a Manifest with a fixed key order, and parsed with
 // every field checked, because extraction creates files at the paths it names.
 #include "modules/bundle/detail.hpp"
+#include "modules/k3s/release.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -62,7 +63,7 @@ const Piece* Manifest::find(std::string_view path) const {
 }
 
 std::optional<std::string> Manifest::k3s_binary() const {
-    std::string name = k3s_arch == "amd64" ? "k3s" : k3s_arch == "arm64" ? "k3s-arm64" : "k3s-armhf";
+    std::string name = k3s::binary_name(k3s_arch);
     if (has_k3s() && find("k3s/" + name)) {
         return "k3s/" + name;
     }
@@ -70,7 +71,7 @@ std::optional<std::string> Manifest::k3s_binary() const {
 }
 
 std::optional<std::string> Manifest::k3s_airgap_images() const {
-    std::string path = "k3s/k3s-airgap-images-" + k3s_arch + ".tar.zst";
+    std::string path = "k3s/" + k3s::airgap_images_name(k3s_arch);
     if (has_k3s() && find(path)) {
         return path;
     }

@@ -3,10 +3,10 @@
 // sha256), so a re-apply sends nothing.
 #include "modules/bundle/use.hpp"
 
+#include "core/cache.hpp"
 #include "core/log.hpp"
 #include "util/strings.hpp"
 
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -14,17 +14,6 @@
 namespace nodectl::bundle {
 
 namespace {
-
-std::string cache_root() {
-    if (const char* c = std::getenv("NODECTL_CACHE_DIR"); c && *c) {
-        return c;
-    }
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-        return std::string(x) + "/nodectl";
-    }
-    const char* home = std::getenv("HOME");
-    return home && *home ? std::string(home) + "/.cache/nodectl" : "/var/cache/nodectl";
-}
 
 class UploadBundleRepo final : public Step {
 public:
@@ -120,26 +109,30 @@ private:
 } // namespace
 
 Result<Opened> open(const std::string& file) {
-    // The same bundle always unpacks to the same place: a re-run reuses it.
+    // Verified in full every time, even when an earlier run unpacked it (extract then only
+    // compares sizes): a bundle damaged since then is refused, as the operator would expect.
+    // The same bundle always unpacks to the same place, so a re-run reuses it.
     auto manifest = TRY(verify(file));
     Opened out;
-    out.dir = cache_root() + "/bundles/" + manifest.digest.substr(0, 16);
+    out.dir = cache_dir() + "/bundles/" + manifest.digest.substr(0, 16);
     std::error_code ec;
-    std::filesystem::create_directories(cache_root() + "/bundles", ec);
+    std::filesystem::create_directories(cache_dir() + "/bundles", ec);
     out.manifest = TRY(extract(file, out.dir));
     return out;
 }
 
-void fill_context(const Opened& bundle, ModuleContext& ctx) {
-    ctx.bundle_k3s_dir = bundle.k3s_dir();
-    ctx.bundle_k3s_version = bundle.manifest.k3s_version;
-    if (bundle.manifest.has_debs()) {
-        ctx.bundle_apt_sources = k_node_sources;
+StepList use_on_host(const Opened* bundle, ModuleContext& ctx) {
+    StepList out;
+    if (!bundle) {
+        return out;
     }
-}
-
-std::unique_ptr<Step> make_repo_step(const Opened& bundle) {
-    return std::make_unique<UploadBundleRepo>(bundle);
+    ctx.bundle_k3s_dir = bundle->k3s_dir();
+    ctx.bundle_k3s_version = bundle->manifest.k3s_version;
+    if (bundle->manifest.has_debs()) {
+        ctx.bundle_apt_sources = k_node_sources;
+        out.push_back(std::make_unique<UploadBundleRepo>(*bundle));
+    }
+    return out;
 }
 
 } // namespace nodectl::bundle

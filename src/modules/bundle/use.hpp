@@ -21,11 +21,10 @@ struct Opened {
 // per bundle; a bundle that fails verification is refused with the entry that failed.
 Result<Opened> open(const std::string& file);
 
-// What the modules need from it (ModuleContext's bundle fields).
-void fill_context(const Opened& bundle, ModuleContext& ctx);
-
-// Copies the bundle's packages to the node as a local apt repository (only the files that differ),
-// with a sources.list naming only it: packages then install with no network.
-std::unique_ptr<Step> make_repo_step(const Opened& bundle);
+// Fills in what the modules need from the bundle (ModuleContext's bundle fields) and returns the
+// steps that must run first on the host: the bundle's packages copied to the node as a local apt
+// repository (only the files that differ), with a sources.list naming only it, so packages then
+// install with no network. Nothing without a bundle.
+StepList use_on_host(const Opened* bundle, ModuleContext& ctx);
 
 } // namespace nodectl::bundle

@@ -4,25 +4,13 @@
 // hash is left alone. Files are checked with OpenSSL on the operator's side before they are sent.
 #include "modules/k3s/steps.hpp"
 
+#include "core/cache.hpp"
 #include "core/log.hpp"
 #include "util/strings.hpp"
-
-#include <cstdlib>
 
 namespace nodectl::k3s {
 
 namespace {
-
-std::string default_cache_dir() {
-    if (const char* c = std::getenv("NODECTL_CACHE_DIR"); c && *c) {
-        return std::string(c) + "/k3s";
-    }
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
-        return std::string(x) + "/nodectl/k3s";
-    }
-    const char* home = std::getenv("HOME");
-    return std::string(home && *home ? home : "/var/cache") + (home && *home ? "/.cache/nodectl/k3s" : "/nodectl/k3s");
-}
 
 // One round trip: the node's architecture, the installed hashes, and the link states.
 constexpr const char* k_probe =
@@ -83,7 +71,7 @@ Result<Release> InstallK3sRelease::release(const std::string& arch) {
         req.release_url = m_settings.release_url;
         req.channel_url = m_settings.channel_url;
         req.airgap_images = m_settings.airgap_images;
-        req.cache_dir = default_cache_dir();
+        req.cache_dir = cache_dir() + "/k3s";
         m_release = TRY(fetch_release(req));
     }
     if (!m_settings.version.empty() && !m_release->version.empty() && m_release->version != m_settings.version) {
