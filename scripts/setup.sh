@@ -25,6 +25,18 @@ test_pkgs=(
   kubernetes-client
   # containerd on this host (test_runtime.sh), a busybox image built in the tests, jq
   containerd runc containernetworking-plugins busybox-static jq
+  # real services for the image, backup and mount tests (started by the tests themselves, on free
+  # ports with temp data dirs; the packages' own instances are never started, see below)
+  mariadb-server mariadb-client redis-server redis-tools varnish apache2 libapache2-mod-php8.2 curl
+  # S3: awscli and s3fs check what nodectl writes to s3rver (npm, below); restic and zstd for the
+  # backup benchmark
+  awscli s3fs fuse3 zstd restic
+  # OCI layouts are checked with skopeo and umoci
+  skopeo umoci
+  # first boot: cloud-init's schema check, FAT images for USB sticks
+  cloud-init dosfstools mtools
+  # npm, for s3rver (any node/npm will do: a nodejs package that brings its own npm is kept)
+  nodejs npm
 )
 
 missing=()
@@ -32,6 +44,7 @@ for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
   case "$p" in \#*) continue ;; esac
   # Any kubectl will do; installing Debian's over another one's /usr/bin/kubectl would conflict.
   if [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null; then continue; fi
+  if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
   if ! dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii'; then
     missing+=("$p")
   fi
@@ -61,8 +74,25 @@ if [ ${#missing[@]} -gt 0 ] || [ "$need_update" = 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}" >&2
-  # apt-cacher-ng's package starts a system service; tests run their own instance.
+  # Service packages (apt-cacher-ng, mariadb, redis, varnish, apache2) would start their own
+  # instances on the standard ports; tests run their own on free ports. policy-rc.d keeps
+  # invoke-rc.d from starting them during the install, and they are disabled afterwards.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if systemctl is-active --quiet apt-cacher-ng 2>/dev/null; then systemctl stop apt-cacher-ng || true; fi
+  rm -f /usr/sbin/policy-rc.d
+  for unit in apt-cacher-ng mariadb redis-server varnish apache2 cloud-init cloud-init-local cloud-config cloud-final; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
+    systemctl disable "$unit" >/dev/null 2>&1 || true
+  done
+fi
+
+# s3rver (npm), the S3 server of the tests; a fixed version in a prefix of its own.
+S3RVER_PREFIX=/opt/nodectl-test/s3rver
+if [ ! -x "$S3RVER_PREFIX/node_modules/.bin/s3rver" ]; then
+  echo "setup.sh: installing s3rver 3.7.1 (npm) into $S3RVER_PREFIX" >&2
+  mkdir -p "$S3RVER_PREFIX"
+  npm install --silent --no-audit --no-fund --prefix "$S3RVER_PREFIX" s3rver@3.7.1 >/dev/null
 fi
 echo "setup.sh: all build and test dependencies present" >&2
