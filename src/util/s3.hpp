@@ -37,6 +37,8 @@ struct Config {
     std::uint64_t min_part_size = 8ull << 20;   // at least 5 MiB (S3's minimum part size)
     long connect_timeout_seconds = 20;
     long low_speed_time_seconds = 60;          // abort a request that moves < 1 byte/s this long
+    // Called with one line per retried request (what failed, the wait); never holds a secret.
+    std::function<void(const std::string&)> log;
 };
 
 struct Status {                      // ok, or what failed (never contains a secret)
@@ -57,6 +59,8 @@ struct ObjectInfo {
 // parts are never needed. A small object (< one part) is sent with a single PUT by finish().
 // If finish() is not reached (error, destructor, abort()), the multipart upload is aborted so no
 // object and no parts are left behind. After a failed write() every later call fails too.
+struct UploadInfo { std::string key, upload_id, initiated; };
+
 class Upload {
 public:
     virtual ~Upload() = default;
@@ -75,19 +79,21 @@ public:
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    const Config& config() const { return m_config; }
+    const Config& config() const;   // as used: endpoint defaulted, limits clamped
 
     std::unique_ptr<Upload> upload(const std::string& key, std::uint64_t size_hint = 0);
     Status put(const std::string& key, std::string_view body);
     // Streams the object's body to `sink` (return false from sink to stop with an error). A
-    // retry after a partial body is not attempted once bytes reached the sink (the sink cannot
-    // take them back); the error says so.
+    // transfer cut short is resumed with a Range request (If-Match the first ETag), so the sink
+    // sees every byte exactly once.
     Status get(const std::string& key, const std::function<bool(const char*, std::size_t)>& sink);
     Status head(const std::string& key, ObjectInfo& out);
     Status list(const std::string& prefix, std::vector<ObjectInfo>& out);   // all pages
     Status remove(const std::string& key);
-    // Multipart uploads still open under prefix (for tests and cleanup).
+    // Multipart uploads still open under prefix (for tests and cleanup). ListMultipartUploads,
+    // all pages. (s3rver 3.7 answers 501 NotImplemented.)
     Status list_uploads(const std::string& prefix, std::vector<std::string>& upload_ids);
+    Status list_uploads(const std::string& prefix, std::vector<UploadInfo>& uploads);
     // Aborts one open multipart upload (cleanup of uploads left by a crashed process).
     Status abort_upload(const std::string& key, const std::string& upload_id);
 
@@ -98,7 +104,6 @@ public:
     struct Impl;
 
 private:
-    Config m_config;
     std::unique_ptr<Impl> m_impl;
 };
 
@@ -114,5 +119,10 @@ Status credentials_from_environment(Credentials& out);
 // Percent-encodes an S3 key for a URL path: every byte but A-Z a-z 0-9 - _ . ~ and '/' is
 // encoded once (the same string is used in the URL and the canonical request).
 std::string encode_key(std::string_view key);
+
+namespace detail {
+// The unescaped text of every <tag> element of an S3 XML answer (exposed for unit tests).
+std::vector<std::string> xml_texts(std::string_view xml, std::string_view tag);
+}
 
 } // namespace util::s3
