@@ -551,7 +551,9 @@ struct Client::Impl {
                 if (!message.empty()) {
                     reason += ": " + message;
                 }
-                retry = resp.status == 408 || resp.status == 429 || resp.status >= 500 || code == "RequestTimeout" ||
+                // 501 NotImplemented / 505 will not change on a retry.
+                retry = resp.status == 408 || resp.status == 429 ||
+                        (resp.status >= 500 && resp.status != 501 && resp.status != 505) || code == "RequestTimeout" ||
                         code == "SlowDown" || code == "InternalError";
             } else if (req.method == "POST" && resp.body.find("<Error>") != std::string::npos) {
                 // CompleteMultipartUpload can fail with 200 and an <Error> body.
@@ -909,6 +911,10 @@ Client::Client(Config config) : m_impl(std::make_unique<Impl>(config)) {}
 Client::~Client() = default;
 const Config& Client::config() const {
     return m_impl->config;
+}
+
+std::string Client::url(const std::string& key) const {
+    return m_impl->endpoint.scheme + "://" + m_impl->host() + m_impl->path(key);
 }
 
 std::uint64_t Client::part_size_for(std::uint64_t min_part_size, std::uint64_t size_hint, int part_number) {

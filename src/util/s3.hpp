@@ -80,6 +80,8 @@ public:
     Client& operator=(const Client&) = delete;
 
     const Config& config() const;   // as used: endpoint defaulted, limits clamped
+    // The object's URL (path-style or virtual-host), with the key encoded once.
+    std::string url(const std::string& key) const;
 
     std::unique_ptr<Upload> upload(const std::string& key, std::uint64_t size_hint = 0);
     Status put(const std::string& key, std::string_view body);
