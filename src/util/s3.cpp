@@ -551,6 +551,11 @@ struct Client::Impl {
                 if (!message.empty()) {
                     reason += ": " + message;
                 }
+                if (code.empty() && resp.status == 403) {   // HEAD answers carry no body
+                    reason += " Forbidden (wrong credentials, or no permission)";
+                } else if (code.empty() && resp.status == 404) {
+                    reason += " Not Found";
+                }
                 // 501 NotImplemented / 505 will not change on a retry.
                 retry = resp.status == 408 || resp.status == 429 ||
                         (resp.status >= 500 && resp.status != 501 && resp.status != 505) || code == "RequestTimeout" ||
@@ -762,6 +767,9 @@ private:
         m_abort_status = m_impl.perform(req, resp, "AbortMultipartUpload " + m_impl.where(m_key));
         if (!m_abort_status.ok && resp.status == 404) {   // already gone
             m_abort_status = {};
+        }
+        if (!m_abort_status.ok && m_impl.config.log) {
+            m_impl.config.log(m_abort_status.error + "; upload " + m_upload_id + " may stay open (no object was completed)");
         }
         return m_abort_status;
     }
