@@ -227,6 +227,22 @@ std::string url_prefix(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be an http://, https:// or file:// URL";
 }
 
+// [mounts]: an NFS source "server:/export", mount options without ',' or spaces, an S3 URL.
+std::string nfs_source(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9.:\\[\\]-]+:/[^\\s,]*$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be an NFS share \"server:/export/path\"";
+}
+
+std::string mount_options(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9_.:/=+-]+$");
+    return each_matches(n, k_re, "a mount option without ',' or spaces, such as \"nfsvers=4.2\"");
+}
+
+std::string s3_url(const toml::node& n) {
+    static const std::regex k_re("^https?://[^\\s,]+$");
+    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL (or empty for AWS)";
+}
+
 std::string k8s_names(const toml::node& n) {
     // node labels "key=value", taints "key=value:Effect", tls-san names: no spaces, no quotes.
     static const std::regex k_re("^[^\\s'\"]+$");
@@ -378,6 +394,28 @@ std::vector<KeySpec> build_table() {
         {"k3s.api_port", P, integer, "6443", port, "port of the server's API (https-listen-port)"},
         {"k3s.server_url", P, string, "\"\"", nullptr, "agent role: the server's URL, https://SERVER:6443"},
         {"k3s.token", P, secret, "", nullptr, "agent role: the join token (K10... form), { file = \"PATH\" } or { env = \"VAR\" }"},
+
+        {"mounts", P, section, "", nullptr, "network filesystems as systemd mount units: NFS (with an automount) and s3fs"},
+        {"mounts.nfs", P, table_list, "[]", nullptr, "NFS client mounts ([[mounts.nfs]] tables); installs nfs-common"},
+        {"mounts.nfs[].what", P, string, "", nfs_source, "the share, \"server:/export/path\" (required)"},
+        {"mounts.nfs[].where", P, string, "", absolute_path, "mount point, e.g. \"/mnt/backup\" (required)"},
+        {"mounts.nfs[].options", P, string_list, "[\"nfsvers=4.2\", \"_netdev\", \"noatime\"]", mount_options, "mount options"},
+        {"mounts.nfs[].automount", P, boolean, "true", nullptr, "mount on first access through a matching .automount (enabled) instead of at boot"},
+        {"mounts.nfs[].idle_timeout", P, integer, "600", positive, "seconds unused before the automount unmounts the share (TimeoutIdleSec)"},
+        {"mounts.nfs[].start", P, boolean, "true", nullptr, "start the automount (or mount) now; false: only enable it for the next boot"},
+        {"mounts.s3fs", P, table_list, "[]", nullptr, "S3 buckets mounted with s3fs over FUSE ([[mounts.s3fs]] tables); installs s3fs"},
+        {"mounts.s3fs[].bucket", P, string, "", not_empty, "bucket name (required)"},
+        {"mounts.s3fs[].where", P, string, "", absolute_path, "mount point, e.g. \"/var/www/magento/pub/media\" (required)"},
+        {"mounts.s3fs[].credentials", P, secret, "", nullptr, "ACCESS_KEY_ID:SECRET_ACCESS_KEY: { file = \"PATH\" } or { env = \"VAR\" }; written to a 0600 passwd file (required)"},
+        {"mounts.s3fs[].url", P, string, "\"\"", s3_url, "endpoint of an S3-compatible store, e.g. \"https://s3.example.net\"; empty: AWS"},
+        {"mounts.s3fs[].region", P, string, "\"\"", nullptr, "region (s3fs endpoint=); empty: s3fs's default"},
+        {"mounts.s3fs[].path_style", P, boolean, "false", nullptr, "path-style requests (use_path_request_style), for S3-compatible stores"},
+        {"mounts.s3fs[].use_cache", P, string, "\"\"", nullptr, "local cache directory (use_cache=); empty: no cache"},
+        {"mounts.s3fs[].stat_cache_expire", P, integer, "900", positive, "seconds a cached stat stays valid (stat_cache_expire)"},
+        {"mounts.s3fs[].max_stat_cache_size", P, integer, "100000", positive, "entries in the stat cache (max_stat_cache_size)"},
+        {"mounts.s3fs[].allow_other", P, boolean, "false", nullptr, "let users other than root use the mount (allow_other), e.g. the web server"},
+        {"mounts.s3fs[].options", P, string_list, "[]", mount_options, "further s3fs options, e.g. [\"uid=33\", \"gid=33\", \"umask=0022\"]"},
+        {"mounts.s3fs[].start", P, boolean, "true", nullptr, "mount it now (apply fails when it cannot); false: only enable it for the next boot"},
 
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},

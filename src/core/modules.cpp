@@ -2,6 +2,7 @@
 #include "modules/base/base.hpp"
 #include "modules/harden/harden.hpp"
 #include "modules/k3s/k3s.hpp"
+#include "modules/mounts/mounts.hpp"
 #include "modules/runtime/runtime.hpp"
 #include "nodectl/module.hpp"
 
@@ -13,6 +14,7 @@ std::span<const Module> modules() {
         {"harden", "host hardening: sshd, kernel, nftables, accounts, auditd/fail2ban/updates, mounts and permissions", &harden::steps},
         {"runtime", "containerd, runc and the CNI plugins, configured for Kubernetes", &runtime::steps},
         {"k3s", "k3s server (or agent): binary checked against its release, config.yaml, units, started and Ready", &k3s::steps},
+        {"mounts", "NFS mounts (.mount + .automount) and s3fs mounts with a 0600 credentials file", &mounts::steps},
     };
     return k_modules;
 }
