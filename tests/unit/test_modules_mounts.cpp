@@ -227,7 +227,7 @@ TEST_CASE("mounts: profile errors name the file and line") {
     auto t = mounts::steps(ModuleContext{twice, host});
     REQUIRE_FALSE(t);
     CHECK(has(t.error().message, "used by two mounts"));
-    CHECK(has(t.error().message, ":5:"));
+    CHECK(has(t.error().message, ":6:"));
 }
 
 TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); a second run changes nothing") {

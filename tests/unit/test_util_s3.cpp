@@ -1,0 +1,130 @@
+// util::s3 without a server: the part-size rule (10,000 parts always suffice), key encoding and
+// URLs in both addressing styles, S3's XML, credentials files and the environment. The client
+// against a real store is tests/integration/test_s3.sh (s3rver + awscli).
+#include "util/s3.hpp"
+
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+namespace s3 = util::s3;
+
+TEST_CASE("s3: part sizes grow so that 10,000 parts hold any object up to S3's 5 TiB") {
+    const std::uint64_t mib = 1 << 20;
+    CHECK(s3::Client::part_size_for(8 * mib, 0, 1) == 8 * mib);
+    CHECK(s3::Client::part_size_for(8 * mib, 0, 1000) == 8 * mib);
+    CHECK(s3::Client::part_size_for(8 * mib, 0, 1001) == 16 * mib);
+    CHECK(s3::Client::part_size_for(1 * mib, 0, 1) == 5 * mib);   // S3's minimum part
+    std::uint64_t total = 0;
+    for (int n = 1; n <= 10000; ++n) {
+        auto size = s3::Client::part_size_for(8 * mib, 0, n);
+        CHECK(size <= (5ull << 30));
+        total += size;
+    }
+    CHECK(total > (5ull << 40));   // unknown size: more than 5 TiB fits
+    // A size hint: 9,000 parts of the hinted size, rounded to MiB.
+    std::uint64_t hint = 1ull << 40;   // 1 TiB
+    auto hinted = s3::Client::part_size_for(8 * mib, hint, 1);
+    CHECK(hinted * 9000 >= hint);
+    CHECK(hinted % mib == 0);
+    CHECK(s3::Client::part_size_for(8 * mib, 100 * mib, 1) == 8 * mib);   // small hint: the minimum
+}
+
+TEST_CASE("s3: keys are encoded once, '/' kept; URLs in path-style and virtual-host addressing") {
+    CHECK(s3::encode_key("a b/c+d&e=é~_.-x") == "a%20b/c%2Bd%26e%3D%C3%A9~_.-x");
+    CHECK(s3::encode_key("already%20encoded") == "already%2520encoded");   // a '%' in a key is a character
+    s3::Config c;
+    c.endpoint = "http://127.0.0.1:4568";
+    c.bucket = "backups";
+    c.path_style = true;
+    c.credentials = {"AK", "SK", ""};
+    CHECK(s3::Client(c).url("db/x y.tar") == "http://127.0.0.1:4568/backups/db/x%20y.tar");
+    c.path_style = false;
+    c.endpoint = "https://s3.eu-central-1.amazonaws.com/";
+    CHECK(s3::Client(c).url("k") == "https://backups.s3.eu-central-1.amazonaws.com/k");
+    c.endpoint.clear();
+    c.region = "eu-west-1";
+    CHECK(s3::Client(c).url("k") == "https://backups.s3.eu-west-1.amazonaws.com/k");
+}
+
+TEST_CASE("s3: a bad configuration fails every call with a reason, not a request") {
+    s3::Config c;
+    c.endpoint = "ftp://x";
+    c.bucket = "b";
+    c.credentials = {"AK", "SECRETVALUE", ""};
+    s3::Client client(c);
+    auto st = client.put("k", "x");
+    CHECK_FALSE(st.ok);
+    CHECK(st.error.find("scheme must be http or https") != std::string::npos);
+    CHECK(st.error.find("SECRETVALUE") == std::string::npos);
+    s3::Config none;
+    none.endpoint = "http://127.0.0.1:1";
+    none.bucket = "b";
+    auto st2 = s3::Client(none).remove("k");
+    CHECK_FALSE(st2.ok);
+    CHECK(st2.error.find("no S3 credentials") != std::string::npos);
+}
+
+TEST_CASE("s3: S3's XML: entities, empty elements, <Key> not confused with <KeyMarker>") {
+    std::string xml = "<ListBucketResult><KeyMarker>zz</KeyMarker><Contents><Key>a&amp;b &lt;c&gt; &#233;&#x263A;</Key>"
+                      "<Size>5</Size></Contents><Contents><Key>second</Key><ETag>&quot;e&quot;</ETag></Contents>"
+                      "<NextContinuationToken/></ListBucketResult>";
+    auto keys = s3::detail::xml_texts(xml, "Key");
+    REQUIRE(keys.size() == 2);
+    CHECK(keys[0] == "a&b <c> \xC3\xA9\xE2\x98\xBA");
+    CHECK(keys[1] == "second");
+    CHECK(s3::detail::xml_texts(xml, "ETag")[0] == "\"e\"");
+    auto empty = s3::detail::xml_texts(xml, "NextContinuationToken");
+    REQUIRE(empty.size() == 1);
+    CHECK(empty[0].empty());
+}
+
+TEST_CASE("s3: credentials from awscli's file, KEY=VALUE lines, s3fs's format and the environment") {
+    nodectl::testing::TempDir dir;
+    s3::Credentials c;
+    std::string warning;
+    auto aws = dir.write("credentials", "[other]\naws_access_key_id = NO\naws_secret_access_key = NO\n"
+                                        "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = SKDEF\n"
+                                        "aws_session_token = TOK\n", 0600);
+    REQUIRE(s3::credentials_from_file(aws, c, &warning).ok);
+    CHECK(c.access_key_id == "AKDEF");
+    CHECK(c.secret_access_key == "SKDEF");
+    CHECK(c.session_token == "TOK");
+    CHECK(warning.empty());
+    REQUIRE(s3::credentials_from_file(aws, c, nullptr, "other").ok);
+    CHECK(c.access_key_id == "NO");
+
+    auto env = dir.write("s3.env", "# backups\nexport AWS_ACCESS_KEY_ID=AKENV\nAWS_SECRET_ACCESS_KEY='SK ENV'\n", 0644);
+    REQUIRE(s3::credentials_from_file(env, c, &warning).ok);
+    CHECK(c.access_key_id == "AKENV");
+    CHECK(c.secret_access_key == "SK ENV");
+    CHECK(warning.find("mode 0644") != std::string::npos);
+    CHECK(warning.find("SK ENV") == std::string::npos);
+
+    auto s3fs = dir.write("passwd", "AKS3FS:SKS3FS\n", 0600);
+    REQUIRE(s3::credentials_from_file(s3fs, c).ok);
+    CHECK(c.access_key_id == "AKS3FS");
+    CHECK(c.secret_access_key == "SKS3FS");
+
+    auto bad = dir.write("bad", "aws_access_key_id = AKONLY\n", 0600);
+    auto st = s3::credentials_from_file(bad, c);
+    CHECK_FALSE(st.ok);
+    CHECK(st.error.find("no access key id and secret access key") != std::string::npos);
+    auto junk = dir.write("junk", "just words\n", 0600);
+    auto sj = s3::credentials_from_file(junk, c);
+    CHECK_FALSE(sj.ok);
+    CHECK(sj.error.find(":1:") != std::string::npos);
+    CHECK_FALSE(s3::credentials_from_file(dir.file("missing"), c).ok);
+
+    ::setenv("AWS_ACCESS_KEY_ID", "AKE", 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", "SKE", 1);
+    ::unsetenv("AWS_SESSION_TOKEN");
+    REQUIRE(s3::credentials_from_environment(c).ok);
+    CHECK(c.access_key_id == "AKE");
+    CHECK(c.session_token.empty());
+    ::unsetenv("AWS_SECRET_ACCESS_KEY");
+    CHECK_FALSE(s3::credentials_from_environment(c).ok);
+    ::unsetenv("AWS_ACCESS_KEY_ID");
+}
