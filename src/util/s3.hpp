@@ -37,7 +37,8 @@ struct Config {
     std::uint64_t min_part_size = 8ull << 20;   // at least 5 MiB (S3's minimum part size)
     long connect_timeout_seconds = 20;
     long low_speed_time_seconds = 60;          // abort a request that moves < 1 byte/s this long
-    // Called with one line per retried request (what failed, the wait); never holds a secret.
+    // Called with one line per retried request (what failed, the wait) and per failed abort;
+    // never holds a secret. May be called from the upload's worker threads.
     std::function<void(const std::string&)> log;
 };
 
