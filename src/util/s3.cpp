@@ -419,8 +419,13 @@ struct Client::Impl {
         sreq.path = path_str;
         sreq.query = query;
         sreq.headers.emplace_back("Host", host());
+        bool has_type = false;
         for (const auto& h : req.headers) {
             sreq.headers.push_back(h);
+            has_type = has_type || lower(h.first) == "content-type";
+        }
+        if (req.method == "POST" && !has_type) {   // else libcurl sends a form-urlencoded type, unsigned
+            sreq.headers.emplace_back("Content-Type", "application/xml");
         }
         if (req.resume_from > 0) {
             sreq.headers.emplace_back("Range", "bytes=" + std::to_string(req.resume_from) + "-");
@@ -449,9 +454,6 @@ struct Client::Impl {
             list = curl_slist_append(list, (name + ": " + value).c_str());
         }
         list = curl_slist_append(list, "Expect:");
-        if (req.has_body && req.method != "PUT") {
-            list = curl_slist_append(list, "Content-Type: application/xml");
-        }
 
         Exchange x{curl, &req, &resp, 0};
         char errbuf[CURL_ERROR_SIZE] = {};

@@ -41,8 +41,13 @@ def verdict(method, path, headers, body):
         return "x-amz-content-sha256 is not the body's sha256"
     req = botocore.awsrequest.AWSRequest(method=method, url="http://" + headers["Host"] + path, data=body)
     for name in signed:
-        # urllib's header lookup is case-insensitive; the canonical form lower-cases names.
-        req.headers[name] = headers.get(name, "")
+        # A header sent twice is signed as its values joined with ',' (what S3 computes).
+        values = headers.get_all(name) or [""]
+        req.headers[name] = ",".join(v.strip() for v in values)
+    for name in headers.keys():
+        if name.lower() not in signed and name.lower() not in ("authorization", "content-length", "expect",
+                                                              "user-agent", "accept"):
+            return "header %s sent but not signed" % name
     req.context["timestamp"] = headers["x-amz-date"]
     signer = botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(access_key, secret), service, region)
     canonical = signer.canonical_request(req)
