@@ -92,7 +92,8 @@ std::string amz_date_of(const std::string& iso) {   // 2015-08-30T12:36:00Z -> 2
 
 TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to sign, signature)") {
     fs::path dir = vectors_dir();
-    REQUIRE_MESSAGE(!dir.empty(), "shared/testdata/aws-sigv4 not found; set NODECTL_SHARED_DIR");
+    REQUIRE_MESSAGE((!dir.empty() && fs::is_directory(dir)),
+                    "shared/testdata/aws-sigv4 not found (" << dir.string() << "); set NODECTL_SHARED_DIR");
     std::vector<fs::path> cases;
     for (const auto& e : fs::directory_iterator(dir)) {
         if (e.is_directory() && fs::exists(e.path() / "request.txt")) {
