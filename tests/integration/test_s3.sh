@@ -128,9 +128,9 @@ contains_text "x-amz-storage-class reaches the store" "$WORK/sc.json" '"StorageC
 # --- 7. signatures and credentials -------------------------------------------------------------
 # s3rver does not check V4 signatures (its code says "unimplemented"): a botocore-based oracle
 # (sigv4_check_server.py, the signer inside Debian's awscli) recomputes every request's signature.
-(echo S3RVER | /usr/bin/python3 "$(dirname "$0")/sigv4_check_server.py" "$WORK/oracle.port" "$WORK/oracle.log" S3RVER) &
-ORACLE=$!
-trap 'rc=$?; stop_s3rver; kill $ORACLE 2>/dev/null; (exit $rc); cleanup' EXIT
+/usr/bin/python3 "$(dirname "$0")/sigv4_check_server.py" "$WORK/oracle.port" "$WORK/oracle.log" S3RVER <<<"S3RVER" &
+ORACLE=$!   # python itself (no subshell), so the trap ends it
+trap 'rc=$?; stop_s3rver; kill $ORACLE 2>/dev/null; wait $ORACLE 2>/dev/null; (exit $rc); cleanup' EXIT
 for _ in $(seq 100); do [ -s "$WORK/oracle.port" ] && break; sleep 0.1; done
 OEP=(--endpoint "http://127.0.0.1:$(cat "$WORK/oracle.port")" --bucket test --path-style --attempts 1)
 echo x | "$S3TOOL" "${OEP[@]}" put-small "$KEY1"
@@ -223,6 +223,7 @@ sleep 0.7
 ps -eo args | grep -F "$S3TOOL" | grep -v grep >"$WORK/ps"
 wait $UP
 check "the uploading process was seen" test -s "$WORK/ps"
+check "the oracle is still running (ended by the trap)" kill -0 "$ORACLE"
 lacks "... and its command line holds no secret" "$WORK/ps" 'S3RVER'
 lacks "s3rver's command line neither" <(ps -eo args | grep -F "$S3RVER" | grep -v grep) 'S3RVER:|secret'
 
