@@ -55,12 +55,14 @@ struct ObjectInfo {
     std::string last_modified;       // as S3 gives it: ISO 8601 in LIST, RFC 7231 date in HEAD
 };
 
+// An open multipart upload, as ListMultipartUploads names it.
+struct UploadInfo { std::string key, upload_id, initiated; };
+
 // A streaming upload. write() may block while parts are in flight (bounded memory:
 // about (parallel_parts + 1) * part_size). Part size grows with the bytes written so that 10,000
 // parts are never needed. A small object (< one part) is sent with a single PUT by finish().
 // If finish() is not reached (error, destructor, abort()), the multipart upload is aborted so no
 // object and no parts are left behind. After a failed write() every later call fails too.
-struct UploadInfo { std::string key, upload_id, initiated; };
 
 class Upload {
 public:
@@ -100,8 +102,8 @@ public:
     // Aborts one open multipart upload (cleanup of uploads left by a crashed process).
     Status abort_upload(const std::string& key, const std::string& upload_id);
 
-    // The part size an upload uses after `bytes_so_far` bytes, given the size hint (0: unknown):
-    // min_part_size, doubled as needed so that the object fits in 10,000 parts.
+    // The size of part `part_number` (from 1), given the size hint (0: unknown): min_part_size
+    // (or hint / 9,000 when larger), doubled every 1,000 parts, at most 5 GiB.
     static std::uint64_t part_size_for(std::uint64_t min_part_size, std::uint64_t size_hint, int part_number);
 
     struct Impl;
