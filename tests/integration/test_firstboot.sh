@@ -202,7 +202,7 @@ contains "node1: status --json state" "$WORK/s1j.out" '"state": "done"'
 # ---- node 1: --force with an ext4 stick (the kernel-mount path)
 mkdir -p "$WORK/ext4stick"
 printf '[[base.files]]\npath = "/etc/motd"\ncontent = "from the ext4 stick\\n"\n' >"$WORK/ext4stick/nodectl.toml"
-mkfs.ext4 -q -L NODECTL -d "$WORK/ext4stick" "$WORK/ext4.img" 16M
+mkfs.ext4 -q -L NODECTL -d "$WORK/ext4stick" "$WORK/ext4.img" 16M >/dev/null
 EXT4=$(losetup -f --show "$WORK/ext4.img") && LOOPS+=("$EXT4")
 kill -KILL "$NODECTL_TEST_PID_1"; sleep 1
 NODECTL_TEST_NSPAWN_ARGS="--bind=$EXT4" "$TESTNODES" start "$RUN" 1 >/dev/null 2>&1
@@ -263,6 +263,8 @@ check "node2: the source was the USB stick" test "$(jqf .source "$WORK/fb2.json"
 contains "node2: the status names the stick's device" <(jqf .config "$WORK/fb2.json") "^LABEL=NODECTL \\($STICK\\):nodectl.toml$"
 contains "node2: the signature was verified" <(jqf .signature "$WORK/fb2.json") '^verified with /etc/nodectl/firstboot-trust.pub$'
 contains "node2: the bundle came from the stick" <(jqf .bundle "$WORK/fb2.json") 'bundle/p2.bundle$'
+node 2 journalctl -b -u nodectl-firstboot.service --no-pager >"$WORK/j2.out" 2>&1
+contains "node2: the kernel cannot mount FAT here: the stick was read with mtools" "$WORK/j2.out" 'reading it with mtools'
 check "node2: tree installed from the bundle" node 2 'dpkg-query -W -f="\${Status}" tree | grep -q "install ok installed"'
 check "node2: the motd from the stick's profile" test "$(node 2 cat /etc/motd)" = "provisioned from the stick"
 check "node2: the stick is unmounted afterwards" test -z "$(node 2 findmnt -n /run/nodectl/stick)"
