@@ -60,6 +60,8 @@ void configure_firstboot(CLI::App& app, Context&) {
     app.add_option("--config,-c", o.run.config, "Profile to use (skips discovery)");
     app.add_option("--bundle", o.run.bundle, "Offline bundle (default: the stick's bundle/*.bundle, if any)");
     app.add_flag("--force", o.run.force, "Run again on a machine that finished first boot");
+    app.add_flag("--dry-run,-n", o.run.dry_run,
+                 "Find and check the config, then show the plan; change nothing, write no status");
     app.add_option("--lock-wait", o.run.lock_wait_seconds, "Seconds to wait for another firstboot to finish")
         ->capture_default_str();
     app.add_option("--run-timeout", o.run.run_timeout, "Seconds the whole provisioning may take")->capture_default_str();

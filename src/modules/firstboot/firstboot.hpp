@@ -150,6 +150,7 @@ struct RunOptions {
     std::string config;      // --config
     std::string bundle;      // --bundle (wins over the stick's)
     bool force = false;
+    bool dry_run = false;  // discover, check and plan; write nothing (no status, no journal)
     std::string cmdline_file = "/proc/cmdline";
     int lock_wait_seconds = 3600;  // another firstboot running: wait this long for it
     int run_timeout = 3600;

@@ -129,6 +129,81 @@ void repair_dpkg() {
     }
 }
 
+// --dry-run: the same discovery and checks, then a plan; no status, no journal, no report, and a
+// stick is only read.
+int dry_run(const RunOptions& options) {
+    if (auto done = util::read_file(k_done_file)) {
+        std::cout << "firstboot: this machine was provisioned already (" << util::trim(*done)
+                  << "); a real run would do nothing. The plan below is what --force would do.\n";
+    }
+    DiscoverOptions d;
+    d.config = options.config;
+    d.cmdline_file = options.cmdline_file;
+    auto found = discover(d);
+    if (!found) {
+        std::cerr << "nodectl firstboot: " << found.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    Source src = *found;
+    struct Release {
+        Source& s;
+        ~Release() { release_stick(s); }
+    } release{src};
+    std::cout << "configuration: " << src.shown << " (from " << src.kind << ")\n";
+    Status scratch;
+    auto sig = check_signature(src, scratch);
+    if (!sig) {
+        std::cerr << "nodectl firstboot: " << sig.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    std::cout << "signature: " << *sig << "\n";
+    auto profile = load_profile(src.config);
+    if (!profile) {
+        std::cerr << profile.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    std::string bundle_file = !options.bundle.empty() ? options.bundle : src.bundle;
+    std::optional<bundle::Opened> opened;
+    if (!bundle_file.empty()) {
+        auto b = bundle::open(bundle_file);
+        if (!b) {
+            std::cerr << "nodectl firstboot: the bundle " << bundle_file << " is refused: " << b.error().message << "\n";
+            return k_exit_bad_input;
+        }
+        opened = std::move(*b);
+        std::cout << "bundle: " << bundle_file << " (verified)\n";
+    }
+    HostSpec h;
+    h.name = hostname();
+    h.address = "local";
+    h.local = true;
+    ModuleContext mctx{*profile, h};
+    StepList steps = bundle::use_on_host(opened ? &*opened : nullptr, mctx);
+    auto built = build_steps(mctx);
+    if (!built) {
+        std::cerr << built.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    for (auto& st : *built) {
+        steps.push_back(std::move(st));
+    }
+    nodectl::RunOptions ro;
+    ro.mode = RunMode::plan;
+    LocalTarget target(h.name);
+    auto report = run_steps(target, steps, ro);
+    for (const auto& st : report.steps) {
+        std::cout << "  " << status_name(st.status) << "  " << st.title << "\n";
+        for (const auto& c : st.plan.changes) {
+            std::cout << "      " << c.summary << "\n";
+        }
+        if (!st.error.empty()) {
+            std::cout << "      " << st.error << "\n";
+        }
+    }
+    std::cout << "dry run: nothing was changed\n";
+    return report.ok ? k_exit_done : k_exit_step_failed;
+}
+
 } // namespace
 
 int run(const RunOptions& options) {
@@ -139,6 +214,9 @@ int run(const RunOptions& options) {
     // The bundle unpacks under the cache; a unit has no HOME.
     if (!std::getenv("NODECTL_CACHE_DIR") && !std::getenv("HOME")) {
         setenv("NODECTL_CACHE_DIR", "/var/cache/nodectl", 1);
+    }
+    if (options.dry_run) {
+        return dry_run(options);
     }
     FirstbootLock lock;
     if (auto l = lock.take(options.lock_wait_seconds); !l) {
@@ -178,6 +256,10 @@ int run(const RunOptions& options) {
     status.signature.clear();
     status.signature_required = false;
     status.pid = static_cast<long>(getpid());
+    const auto attempt_t0 = std::chrono::steady_clock::now();
+    auto attempt_seconds = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - attempt_t0).count();
+    };
     Attempt attempt;
     attempt.started = utc_now();
     attempt.run_id = new_run_id();
@@ -198,6 +280,7 @@ int run(const RunOptions& options) {
         status.error = why;
         status.finished = utc_now();
         status.attempts.back().finished = status.finished;
+        status.attempts.back().seconds = attempt_seconds();
         status.attempts.back().error = "refused: " + why;
         save();
         auto text = status.report_text(host);
@@ -287,6 +370,7 @@ int run(const RunOptions& options) {
     fill_steps(status.attempts.back(), report);
     status.finished = utc_now();
     status.attempts.back().finished = status.finished;
+    status.attempts.back().seconds = attempt_seconds();  // discovery and bundle check included
     if (report.ok) {
         status.state = "done";
         std::string done = "done " + status.finished + " from " + src.kind + " " + src.shown + " profile " +

@@ -135,7 +135,9 @@ std::string Status::report_text(const std::string& host) const {
     int n = 0;
     for (const auto& a : attempts) {
         ++n;
-        o << "\nattempt " << n << ": started " << a.started << (a.finished.empty() ? ", interrupted" : ", finished " + a.finished);
+        bool live = state == "running" && n == static_cast<int>(attempts.size());
+        o << "\nattempt " << n << ": started " << a.started
+          << (!a.finished.empty() ? ", finished " + a.finished : live ? ", in progress" : ", interrupted");
         if (!a.resumed_run.empty()) {
             o << ", resumed run " << a.resumed_run;
         }
@@ -147,7 +149,8 @@ std::string Status::report_text(const std::string& host) const {
         }
         for (const auto& s : a.steps) {
             std::snprintf(secs, sizeof secs, "%6.1f s", s.seconds);
-            o << "  " << (s.result == "failed" ? "FAIL " : "     ") << secs << "  " << s.result << "  " << s.title << "\n";
+            const std::string& result = live && s.result == "not run" ? std::string("pending") : s.result;
+            o << "  " << (s.result == "failed" ? "FAIL " : "     ") << secs << "  " << result << "  " << s.title << "\n";
             if (!s.error.empty()) {
                 o << "            " << s.error << "\n";
             }
