@@ -49,6 +49,7 @@ timezone = "Etc/UTC"
 role = "standalone"
 [harden.ssh]
 permit_root_login = "prohibit-password"
+allow_groups = ["ssh-users", "root"]
 [harden.accounts]
 admin_user = "admin"
 admin_keys = ["$(cat "$OUT/admin.pub")"]
@@ -96,6 +97,7 @@ for i in $(seq 1 "$CLEAN"); do
   boot_with_stick "$i"
   node "$i" nodectl status --wait --timeout 900 >"$OUT/status$i.txt" || { cat "$OUT/status$i.txt"; exit 1; }
   read -r s e <<<"$(service_times "$i")"
+  [ "${s:-0}" -gt 0 ] && [ "${e:-0}" -gt "$s" ] || { echo "no service timestamps from node $i" >&2; exit 1; }
   echo "$(( (e - s) / 1000 ))" >>"$OUT/clean.txt"
   cp "$(root_of "$i")/var/lib/nodectl/firstboot.json" "$OUT/clean$i.json"
   echo "  node $i: $(( (e - s) / 1000 )) ms"
@@ -116,6 +118,7 @@ for i in $(seq $((CLEAN + 1)) "$N"); do
   source "$RUN/env"
   node "$i" nodectl status --wait --timeout 900 >"$OUT/status$i.txt" || { cat "$OUT/status$i.txt"; exit 1; }
   read -r s2 e2 <<<"$(service_times "$i")"
+  [ "${s2:-0}" -gt 0 ] && [ "${e2:-0}" -gt "$s2" ] || { echo "no service timestamps from node $i" >&2; exit 1; }
   cp "$R/var/lib/nodectl/firstboot.json" "$OUT/cut$i.json"
   skipped=$(jq '[.attempts[-1].steps[] | select(.result == "done (resumed)")] | length' "$OUT/cut$i.json")
   echo "$(( (cut - s1) / 1000 )) $(( (e2 - s2) / 1000 )) $skipped" >>"$OUT/cut.txt"

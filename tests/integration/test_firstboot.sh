@@ -149,6 +149,13 @@ content = "provisioned by nodectl firstboot\n"
 EOF
 node 1 "mkdir -p /etc/nodectl && cat >/etc/nodectl/profile.toml" <"$WORK/p1.toml"
 R1=$(root_of 1)
+node 1 nodectl firstboot --dry-run >"$WORK/dry.out" 2>&1
+expect_rc_out "node1: firstboot --dry-run" 0 $? "$WORK/dry.out"
+contains "node1: --dry-run names the config it found" "$WORK/dry.out" '^configuration: /etc/nodectl/profile.toml \(from cloud-init\)'
+contains "node1: --dry-run shows the plan" "$WORK/dry.out" 'would change +packages'
+node 1 nodectl status >/dev/null 2>&1
+expect_rc "node1: --dry-run wrote no status (still not started)" 12 $?
+check "node1: --dry-run changed nothing (no journal, motd as before)" node 1 'test ! -e /var/lib/nodectl/journal.json && ! grep -q nodectl /etc/motd' 
 node 1 systemctl start --no-block nodectl-firstboot.service
 # Power cut once the first steps are journaled and the packages are being installed.
 cut=0
