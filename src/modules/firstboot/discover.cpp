@@ -131,7 +131,9 @@ std::string find_labelled_device(const std::string& label) {
         if (auto nl = dev.find('\n'); nl != std::string::npos) {
             dev = dev.substr(0, nl);
         }
-        return dev;
+        // blkid's cache may remember an image file it was once asked about: only devices count.
+        struct stat st {};
+        return ::stat(dev.c_str(), &st) == 0 && S_ISBLK(st.st_mode) ? dev : "";
     }
     return "";
 }
