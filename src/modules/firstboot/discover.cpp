@@ -178,6 +178,7 @@ Result<Source> discover(const DiscoverOptions& o) {
                 s.shown = "LABEL=" + std::string(k_stick_label) + " (" + dev + "):" + k_stick_config;
                 auto b = stick_bundle(dir);
                 if (!b) {
+                    release_stick(s);
                     return b.error();
                 }
                 s.bundle = *b;

@@ -86,7 +86,6 @@ void fill_steps(Attempt& a, const HostReport& r) {
     for (const auto& s : r.steps) {
         a.steps.push_back({s.id, s.title, result_name(s.status), s.seconds, s.error});
     }
-    a.run_id = a.run_id.empty() ? "" : a.run_id;
     a.resumed_run = r.resumed_run;
     a.seconds = r.seconds;
 }
