@@ -153,6 +153,15 @@ node 1 nodectl firstboot --dry-run >"$WORK/dry.out" 2>&1
 expect_rc_out "node1: firstboot --dry-run" 0 $? "$WORK/dry.out"
 contains "node1: --dry-run names the config it found" "$WORK/dry.out" '^configuration: /etc/nodectl/profile.toml \(from cloud-init\)'
 contains "node1: --dry-run shows the plan" "$WORK/dry.out" 'would change +packages'
+# The kernel command line comes before cloud-init's file (nodes share this machine's kernel, so
+# the command line is given as a file here).
+node 1 "cp /etc/nodectl/profile.toml /root/cmdline.toml && echo 'BOOT_IMAGE=/vmlinuz ro nodectl.config=/root/cmdline.toml quiet' >/root/cmdline"
+node 1 nodectl firstboot --dry-run --cmdline-file /root/cmdline >"$WORK/dry2.out" 2>&1
+contains "node1: nodectl.config= on the kernel command line wins over cloud-init's file" "$WORK/dry2.out" '^configuration: /root/cmdline.toml \(from kernel command line\)'
+node 1 "echo 'ro nodectl.config=/root/missing.toml' >/root/cmdline2"
+node 1 nodectl firstboot --dry-run --cmdline-file /root/cmdline2 >"$WORK/dry3.out" 2>&1
+expect_rc_out "node1: a command line naming a missing file is an error" 3 $? "$WORK/dry3.out"
+contains "node1: ... which says so" "$WORK/dry3.out" 'nodectl.config=/root/missing.toml, which is not a file'
 node 1 nodectl status >/dev/null 2>&1
 expect_rc "node1: --dry-run wrote no status (still not started)" 12 $?
 check "node1: --dry-run changed nothing (no journal, motd as before)" node 1 'test ! -e /var/lib/nodectl/journal.json && ! grep -q nodectl /etc/motd' 
@@ -241,6 +250,9 @@ refused() {  # refused NAME PATTERN: firstboot exits 3, says why, status failed,
   check "node2: $1: no step ran (no journal)" node 2 test ! -e /var/lib/nodectl/journal.json
   check "node2: $1: motd unchanged" test "$(node 2 sha256sum /etc/motd 2>/dev/null)" = "$motd_before"
 }
+node 2 "mv /etc/nodectl/profile.toml /root/p2.toml"
+refused "no config anywhere" 'no configuration found: .*no filesystem labelled NODECTL.*no /etc/nodectl/profile.toml'
+node 2 "mv /root/p2.toml /etc/nodectl/profile.toml"
 refused "an unsigned config" 'a signed config is required'
 openssl pkeyutl -sign -inkey "$WORK/other.key" -rawin -in "$WORK/p2.toml" -out "$WORK/bad.sig"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/bad.sig"
