@@ -56,8 +56,8 @@ admin_keys = ["$(cat "$OUT/admin.pub")"]
 EOF
 export NODECTL_CACHE_DIR=$OUT/cache
 mkdir -p "$OUT/stick/bundle"
-# The packages the hardening steps install (bundle create's default list misses
-# harden.services.extra_packages: reported, not changed here).
+# The packages the hardening steps install, named explicitly so the bundle is the same whatever
+# bundle create's default list becomes (it missed harden.services.extra_packages until this issue).
 PKGS=libpam-pwquality,nftables,auditd,fail2ban,python3-systemd,unattended-upgrades,systemd-timesyncd,apparmor
 PKGS=$PKGS,apparmor-utils,aide,aide-common,libpam-tmpdir,apt-listchanges,apt-show-versions,debsums,sysstat
 "$NODECTL" bundle create -p "$OUT/nodectl.toml" --packages "$PKGS" --out "$OUT/stick/bundle/site.bundle" >"$OUT/bundle.out"

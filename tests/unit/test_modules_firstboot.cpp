@@ -3,6 +3,7 @@
 // cloud-init rendering and device refusals.
 #include "test_support.hpp"
 
+#include "modules/bundle/bundle.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "modules/firstboot/node_profile.hpp"
 #include "util/file.hpp"
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -249,5 +251,13 @@ TEST_CASE("firstboot: devices that must not be erased") {
     if (!ec) {
         auto why = firstboot::refuse_device("/dev/" + sys.filename().string());
         CHECK(why.find("running system") != std::string::npos);
+    }
+}
+
+TEST_CASE("firstboot: a bundle for a hardening profile carries the hardening services' extra packages") {
+    auto p = nodectl::testing::profile_from("[harden]\nrole = \"standalone\"\n");
+    auto pkgs = bundle::packages_for_profile(p);
+    for (const char* want : {"nftables", "auditd", "libpam-tmpdir", "debsums", "sysstat"}) {
+        CHECK_MESSAGE(std::find(pkgs.begin(), pkgs.end(), want) != pkgs.end(), want);
     }
 }
