@@ -9,6 +9,9 @@
 #   testnodes.sh start RUN I                boot node I again after it was killed / powered off
 #   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 testnodes.sh up ...   nodes may change sysctl values (of the
 #                                           one shared kernel: throw-away machines only)
+#   NODECTL_TEST_NSPAWN_ARGS="--bind=/dev/loop5" testnodes.sh start RUN I
+#                                           extra systemd-nspawn arguments for the nodes this call
+#                                           boots (e.g. a loop device as a USB stick); unset: none
 #
 # Design
 # ------
@@ -424,7 +427,7 @@ cmd_supervise() {
     rm -f "$d/init.pid"
     systemd-nspawn -b -q -D "$d/root" --machine="$name" --register=no --keep-unit \
       --network-bridge="$bridge" --console=read-only --resolv-conf=off --timezone=off \
-      --link-journal=no </dev/null &
+      --link-journal=no ${NODECTL_TEST_NSPAWN_ARGS:-} </dev/null &
     nspawn=$!
     write_pidfile "$nspawn" "$d/nspawn.pid"
     for ((t = 0; t < 100; t++)); do   # up to 10 s for the container's init to appear

@@ -20,6 +20,14 @@ void configure_bundle(CLI::App& app, Context& ctx);
 int run_bundle(CLI::App& app, Context& ctx);
 void configure_kubeconfig(CLI::App& app, Context& ctx);
 int run_kubeconfig(CLI::App& app, Context& ctx);
+void configure_firstboot(CLI::App& app, Context& ctx);
+int run_firstboot(CLI::App& app, Context& ctx);
+void configure_status(CLI::App& app, Context& ctx);
+int run_status(CLI::App& app, Context& ctx);
+void configure_cloud_init(CLI::App& app, Context& ctx);
+int run_cloud_init(CLI::App& app, Context& ctx);
+void configure_usb(CLI::App& app, Context& ctx);
+int run_usb(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -125,7 +133,56 @@ const CommandSpec k_commands[] = {
      "  nodectl runtime config -p PROFILE   print /etc/containerd/config.toml as apply would write it here\n"
      "                                      (the cgroup driver \"auto\" is detected on this machine)",
      &configure_runtime, &run_runtime},
-    {"firstboot", "(not available yet) provision this machine at first boot", "", nullptr, nullptr},
+    {"firstboot", "Provision this machine at first boot, once, resumably, with a report",
+     "Run by nodectl-firstboot.service (`nodectl firstboot install`). Finds the configuration in this order and\n"
+     "says which it used: --config FILE; `nodectl.config=PATH` on the kernel command line; a filesystem labelled\n"
+     "NODECTL (a USB stick, mounted read-only) holding nodectl.toml and optionally bundle/NAME.bundle;\n"
+     "/etc/nodectl/profile.toml (written by cloud-init, see `nodectl cloud-init render`).\n"
+     "Then runs the same steps as `nodectl apply --local`, with the journal: a run killed or cut off by a power\n"
+     "loss resumes where it stopped. Status in /var/lib/nodectl/firstboot.json (`nodectl status`), a report on the\n"
+     "stick (nodectl-report.txt) when it is writable, and /var/lib/nodectl/firstboot.done at the end: from then on\n"
+     "it does nothing (no stick is even looked at) unless --force.\n"
+     "With a trusted key installed (`install --trust KEY.pub`) the config must carry CONFIG.sig, an Ed25519\n"
+     "signature (`nodectl firstboot sign --key KEY FILE`, or `openssl pkeyutl -sign -rawin -inkey KEY -in FILE\n"
+     "-out FILE.sig`). A bad profile (file:line:col), a bundle failing verification, a missing or bad signature:\n"
+     "reported on the console and in the status, and nothing changes.\n"
+     "  nodectl firstboot install [--root DIR] [--trust KEY.pub]   unit + binary into this system or an image\n"
+     "  nodectl firstboot sign --key KEY.pem FILE                  write FILE.sig\n"
+     "Exit status: 0 done (or done before), 3 bad input (nothing changed), 5 a step failed (see the status).\n"
+     "Examples:\n"
+     "  nodectl firstboot install --root /srv/golden-rootfs --trust fleet.pub\n"
+     "  nodectl firstboot --config /root/site.toml --bundle /root/site.bundle",
+     &configure_firstboot, &run_firstboot},
+    {"status", "Say whether first boot is done, running, failed or not started (exit code tells)",
+     "Reads /var/lib/nodectl/firstboot.json and prints the report: each step's result and time, and the error.\n"
+     "--wait waits (at most --timeout seconds) until first boot is done or failed.\n"
+     "Exit status: 0 done, 10 running (or interrupted: it resumes at the next start of the service),\n"
+     "11 failed, 12 not started.\n"
+     "Examples:\n"
+     "  nodectl status\n"
+     "  ssh root@node nodectl status --wait --timeout 900 && echo provisioned",
+     &configure_status, &run_status},
+    {"cloud-init", "Render #cloud-config user-data that provisions a machine with a profile (render)",
+     "  nodectl cloud-init render -p PROFILE (--binary-url URL --binary-sha256 HEX | --binary-preinstalled)\n"
+     "                            [--inline-secrets] [--signature FILE]\n"
+     "The user-data writes the profile (includes merged) to /etc/nodectl/profile.toml (0600), downloads nodectl\n"
+     "and refuses it unless its sha256 matches, installs it, and runs `nodectl firstboot` from runcmd, so\n"
+     "`cloud-init status` reports the result. Secret files the profile references ({ file = ... }, sensitive\n"
+     "sources) stay references, listed in a comment, unless --inline-secrets; sensitive inline content is refused\n"
+     "without --inline-secrets. The output passes `cloud-init schema -c FILE`.\n"
+     "Example: nodectl cloud-init render -p site.toml --binary-url http://198.18.80.1:8080/nodectl \\\n"
+     "           --binary-sha256 $(sha256sum nodectl | cut -d' ' -f1) > user-data",
+     &configure_cloud_init, &run_cloud_init},
+    {"usb", "Prepare a NODECTL USB stick (or stick image) that provisions machines (prepare)",
+     "  nodectl usb prepare (--image FILE [--size 2G] | --device /dev/sdX [--yes]) -p PROFILE [--bundle B]\n"
+     "Writes a FAT filesystem labelled NODECTL (mkfs.vfat; files copied with mtools, nothing is mounted) holding\n"
+     "the nodectl binary, nodectl.toml, bundle/ and README.txt for the technician. --device ERASES the device:\n"
+     "it refuses a device (or a partition of it) that is mounted or holds the running system, and asks for\n"
+     "confirmation unless --yes.\n"
+     "Examples:\n"
+     "  nodectl usb prepare --image stick.img --size 2G -p site.toml --bundle site.bundle --binary build/static/nodectl\n"
+     "  nodectl usb prepare --device /dev/sdb -p site.toml --bundle site.bundle",
+     &configure_usb, &run_usb},
     {"image", "(not available yet) build OCI images from recipes", "", nullptr, nullptr},
     {"backup", "(not available yet) back up databases and files to S3/NFS", "", nullptr, nullptr},
     {"local", "(not available yet) create a local test node", "", nullptr, nullptr},

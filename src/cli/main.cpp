@@ -12,7 +12,8 @@ namespace {
 
 constexpr const char* k_footer =
     "\nExit codes: 0 ok, 2 usage error, 3 invalid profile or inventory, 4 some hosts failed,\n"
-    "5 every host failed, 7 check found drift, 8 not an intact bundle, 69 command not available yet,\n1 internal error.\n"
+    "5 every host failed, 7 check found drift, 8 not an intact bundle, 10/11/12 status: first boot running/\n"
+    "failed/not started, 69 command not available yet, 1 internal error.\n"
     "Logs go to stderr (one line per event, prefixed with the host); results go to stdout.\n"
     "Run `nodectl COMMAND --help` for a command's options.";
 

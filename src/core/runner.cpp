@@ -165,6 +165,9 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
         }
         if (!report.resumed_run.empty() && journal.steps.count(sr.id) && journal.steps[sr.id] == "done") {
             sr.status = StepStatus::done_before;
+            if (options.on_step) {
+                options.on_step(report);
+            }
             continue;
         }
         log::debug(target.name(), "{}", sr.title);
@@ -178,6 +181,10 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             if (auto w = journal.write(target); !w) {
                 return fail("writing the journal: " + w.error().message);
             }
+        }
+        if (options.on_step && options.mode == RunMode::apply) {
+            report.seconds = since(t0);
+            options.on_step(report);
         }
     }
     if (options.mode == RunMode::apply) {

@@ -60,6 +60,9 @@ struct RunOptions {
     std::string profile_digest;
     std::string run_id;
     std::string operator_name;  // "user@machine" of whoever runs nodectl, shown to a run that finds the lock held
+    // Called after each step has its outcome (apply mode, including steps done before a resume),
+    // with the report so far: firstboot keeps its status file current with it. May be empty.
+    std::function<void(const HostReport&)> on_step;
 };
 
 std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& options, const ConnectFn& connect);

@@ -367,7 +367,10 @@ TEST_CASE("bundle: packages_for_profile follows the profile's sections, each pac
     auto hardened = bundle::packages_for_profile(profile("[base]\npackages = [\"curl\", \"sudo\"]\n[harden]\n"));
     CHECK(hardened == std::vector<std::string>{"curl", "sudo", "libpam-pwquality", "nftables", "auditd", "fail2ban",
                                                "python3-systemd", "unattended-upgrades", "systemd-timesyncd",
-                                               "apparmor", "apparmor-utils", "aide", "aide-common"});
+                                               "apparmor", "apparmor-utils", "aide", "aide-common",
+                                               // harden.services.extra_packages' default
+                                               "libpam-tmpdir", "apt-listchanges", "apt-show-versions", "debsums",
+                                               "sysstat"});
     auto k3s = bundle::packages_for_profile(profile("[k3s]\n"));
     CHECK(k3s == std::vector<std::string>{"containerd", "runc", "containernetworking-plugins"});
     CHECK(bundle::packages_for_profile(profile("[runtime]\n")) == k3s);

@@ -377,6 +377,10 @@ std::vector<std::string> packages_for_profile(const Profile& profile) {
     if (t.contains("harden")) {
         add({"sudo", "libpam-pwquality", "nftables", "auditd", "fail2ban", "python3-systemd", "unattended-upgrades",
              "systemd-timesyncd", "apparmor", "apparmor-utils", "aide", "aide-common"});
+        // The hardening services step installs these too (by default libpam-tmpdir, debsums, ...).
+        for (const auto& p : profile.section("harden").section("services").strings("extra_packages")) {
+            add({p});
+        }
     }
     if (t.contains("runtime") || t.contains("k3s")) {
         add({"containerd", "runc", "containernetworking-plugins"});

@@ -1,0 +1,403 @@
+// `nodectl firstboot`: once per machine, find the configuration, check it (signature, profile,
+// bundle) before anything changes, then run the same steps as `apply --local` through the same
+// runner and journal, keeping firstboot.json current after every step.
+#include "core/cache.hpp"
+#include "core/journal.hpp"
+#include "core/log.hpp"
+#include "core/runner.hpp"
+#include "modules/bundle/use.hpp"
+#include "modules/firstboot/firstboot.hpp"
+#include "target/local_target.hpp"
+#include "util/file.hpp"
+#include "util/strings.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+namespace nodectl::firstboot {
+
+namespace {
+
+std::string hostname() {
+    char name[256] = "local";
+    gethostname(name, sizeof name - 1);
+    return name;
+}
+
+std::string new_run_id() {
+    std::random_device rd;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%08x", rd());
+    return buf;
+}
+
+// Held for the whole run (and by a second `nodectl firstboot`, say cloud-init's runcmd while the
+// unit runs, which waits and then finds the machine done). The kernel drops it if we die.
+class FirstbootLock {
+public:
+    ~FirstbootLock() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+    Result<void> take(int wait_seconds) {
+        std::error_code ec;
+        std::filesystem::create_directories(k_state_dir, ec);
+        m_fd = ::open(k_lock_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (m_fd < 0) {
+            return make_error(ErrorCode::io, std::string("open ") + k_lock_file + ": " + std::strerror(errno));
+        }
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+        bool told = false;
+        while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                return make_error(ErrorCode::locked, "another nodectl firstboot still runs after " +
+                                                         std::to_string(wait_seconds) + " s");
+            }
+            if (!told) {
+                log::info("firstboot", "another nodectl firstboot is running; waiting for it to finish");
+                told = true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+        return Ok{};
+    }
+
+private:
+    int m_fd = -1;
+};
+
+std::string result_name(StepStatus s) {
+    return std::string(status_name(s));
+}
+
+void fill_steps(Attempt& a, const HostReport& r) {
+    a.steps.clear();
+    for (const auto& s : r.steps) {
+        a.steps.push_back({s.id, s.title, result_name(s.status), s.seconds, s.error});
+    }
+    a.resumed_run = r.resumed_run;
+    a.seconds = r.seconds;
+}
+
+// The signature rule: with a baked-in key every config must be signed by it, and must be one
+// file (the signature covers those bytes only, not files it would pull in).
+Result<std::string> check_signature(const Source& src, Status& status) {
+    auto key = util::read_file(k_trust_key);
+    if (!key) {
+        status.signature = "not required";
+        return std::string("not required");
+    }
+    status.signature_required = true;
+    auto config = util::read_file(src.config);
+    if (!config) {
+        return make_error(ErrorCode::config, src.config + ": " + std::strerror(errno));
+    }
+    auto sig = util::read_file(src.config + ".sig");
+    if (!sig) {
+        return make_error(ErrorCode::config, "a signed config is required (" + std::string(k_trust_key) +
+                                                 " is installed) and " + src.shown + ".sig does not exist; sign it "
+                                                 "with `nodectl firstboot sign --key KEY " + k_stick_config + "`");
+    }
+    if (auto v = verify_signature(*key, *config, *sig); !v) {
+        return make_error(ErrorCode::config, src.shown + ".sig: " + v.error().message + " (" + k_trust_key + ")");
+    }
+    return std::string("verified with ") + k_trust_key;
+}
+
+// After a power cut dpkg may be half-way through; apt refuses to work until it is finished.
+void repair_dpkg() {
+    std::error_code ec;
+    if (std::filesystem::is_empty("/var/lib/dpkg/updates", ec) || ec) {
+        return;
+    }
+    log::info("firstboot", "dpkg was interrupted: running dpkg --configure -a");
+    auto r = run_process({"sh", "-c", std::string(k_script_prologue) + "dpkg --configure -a"}, "", std::chrono::seconds(1800));
+    if (!r || r->exit_code != 0) {
+        log::warn("firstboot", "dpkg --configure -a failed: {}", r ? util::trim(r->err) : r.error().message);
+    }
+}
+
+// --dry-run: the same discovery and checks, then a plan; no status, no journal, no report, and a
+// stick is only read.
+int dry_run(const RunOptions& options) {
+    if (auto done = util::read_file(k_done_file)) {
+        std::cout << "firstboot: this machine was provisioned already (" << util::trim(*done)
+                  << "); a real run would do nothing. The plan below is what --force would do.\n";
+    }
+    DiscoverOptions d;
+    d.config = options.config;
+    d.cmdline_file = options.cmdline_file;
+    auto found = discover(d);
+    if (!found) {
+        std::cerr << "nodectl firstboot: " << found.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    Source src = *found;
+    struct Release {
+        Source& s;
+        ~Release() { release_stick(s); }
+    } release{src};
+    std::cout << "configuration: " << src.shown << " (from " << src.kind << ")\n";
+    Status scratch;
+    auto sig = check_signature(src, scratch);
+    if (!sig) {
+        std::cerr << "nodectl firstboot: " << sig.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    std::cout << "signature: " << *sig << "\n";
+    auto profile = load_profile(src.config);
+    if (!profile) {
+        std::cerr << profile.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    std::string bundle_file = !options.bundle.empty() ? options.bundle : src.bundle;
+    std::optional<bundle::Opened> opened;
+    if (!bundle_file.empty()) {
+        auto b = bundle::open(bundle_file);
+        if (!b) {
+            std::cerr << "nodectl firstboot: the bundle " << bundle_file << " is refused: " << b.error().message << "\n";
+            return k_exit_bad_input;
+        }
+        opened = std::move(*b);
+        std::cout << "bundle: " << bundle_file << " (verified)\n";
+    }
+    HostSpec h;
+    h.name = hostname();
+    h.address = "local";
+    h.local = true;
+    ModuleContext mctx{*profile, h};
+    StepList steps = bundle::use_on_host(opened ? &*opened : nullptr, mctx);
+    auto built = build_steps(mctx);
+    if (!built) {
+        std::cerr << built.error().message << "\n";
+        return k_exit_bad_input;
+    }
+    for (auto& st : *built) {
+        steps.push_back(std::move(st));
+    }
+    nodectl::RunOptions ro;
+    ro.mode = RunMode::plan;
+    LocalTarget target(h.name);
+    auto report = run_steps(target, steps, ro);
+    for (const auto& st : report.steps) {
+        std::cout << "  " << status_name(st.status) << "  " << st.title << "\n";
+        for (const auto& c : st.plan.changes) {
+            std::cout << "      " << c.summary << "\n";
+        }
+        if (!st.error.empty()) {
+            std::cout << "      " << st.error << "\n";
+        }
+    }
+    std::cout << "dry run: nothing was changed\n";
+    return report.ok ? k_exit_done : k_exit_step_failed;
+}
+
+} // namespace
+
+int run(const RunOptions& options) {
+    if (geteuid() != 0) {
+        std::cerr << "nodectl firstboot: must run as root\n";
+        return k_exit_bad_input;
+    }
+    // The bundle unpacks under the cache; a unit has no HOME.
+    if (!std::getenv("NODECTL_CACHE_DIR") && !std::getenv("HOME")) {
+        setenv("NODECTL_CACHE_DIR", "/var/cache/nodectl", 1);
+    }
+    if (options.dry_run) {
+        return dry_run(options);
+    }
+    FirstbootLock lock;
+    if (auto l = lock.take(options.lock_wait_seconds); !l) {
+        std::cerr << "nodectl firstboot: " << l.error().message << "\n";
+        return k_exit_step_failed;
+    }
+
+    // Once per machine: a finished machine does not even look for sticks or configs.
+    if (auto done = util::read_file(k_done_file); done && !options.force) {
+        std::cout << "firstboot: this machine was provisioned already (" << util::trim(*done) << ", " << k_done_file
+                  << "); nothing to do. Any config or stick found now is ignored; --force runs again.\n";
+        return k_exit_done;
+    }
+    if (options.force) {
+        ::unlink(k_done_file);
+    }
+
+    auto previous = read_status();
+    Status status;
+    if (previous && *previous) {
+        status = **previous;  // keep the earlier attempts: the report shows the whole story
+    }
+    bool was_running = status.state == "running";
+    if (status.started.empty() || options.force) {
+        status = Status{};
+        status.started = utc_now();
+    }
+    status.state = "running";
+    status.error.clear();
+    status.finished.clear();
+    // What this attempt finds is its own: nothing of an earlier attempt's source carries over.
+    status.source.clear();
+    status.config.clear();
+    status.bundle.clear();
+    status.bundle_digest.clear();
+    status.profile_digest.clear();
+    status.signature.clear();
+    status.signature_required = false;
+    status.pid = static_cast<long>(getpid());
+    const auto attempt_t0 = std::chrono::steady_clock::now();
+    auto attempt_seconds = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - attempt_t0).count();
+    };
+    Attempt attempt;
+    attempt.started = utc_now();
+    attempt.run_id = new_run_id();
+    status.attempts.push_back(attempt);
+    const std::string host = hostname();
+
+    auto save = [&] {
+        if (auto w = write_status(status); !w) {
+            log::error("firstboot", "{}", w.error().message);
+        }
+    };
+    save();
+
+    Source src;
+    // Bad input: said on the console and in the status, and nothing on the machine changed.
+    auto refuse = [&](const std::string& why) {
+        status.state = "failed";
+        status.error = why;
+        status.finished = utc_now();
+        status.attempts.back().finished = status.finished;
+        status.attempts.back().seconds = attempt_seconds();
+        status.attempts.back().error = "refused: " + why;
+        save();
+        auto text = status.report_text(host);
+        if (auto w = write_back_report(src, text, status.to_json()); !w) {
+            log::warn("firstboot", "{}", w.error().message);
+        }
+        release_stick(src);
+        std::cerr << "nodectl firstboot: " << why << "\nnothing was changed\n";
+        std::cout << text;
+        return k_exit_bad_input;
+    };
+
+    DiscoverOptions d;
+    d.config = options.config;
+    d.cmdline_file = options.cmdline_file;
+    auto found = discover(d);
+    if (!found) {
+        return refuse(found.error().message);
+    }
+    src = *found;
+    status.source = src.kind;
+    status.config = src.shown;
+    log::info("firstboot", "configuration: {} (from {})", src.shown, src.kind);
+
+    auto sig = check_signature(src, status);
+    if (!sig) {
+        return refuse(sig.error().message);
+    }
+    status.signature = *sig;
+
+    auto profile = load_profile(src.config);
+    if (!profile) {
+        return refuse("the profile has errors:\n" + profile.error().message);
+    }
+    if (status.signature_required && profile->files().size() > 1) {
+        return refuse(src.shown + " uses extends/include, which its signature does not cover; sign one self-contained file");
+    }
+    status.profile_digest = profile->digest();
+
+    std::string bundle_file = !options.bundle.empty() ? options.bundle : src.bundle;
+    std::optional<bundle::Opened> opened;
+    if (!bundle_file.empty()) {
+        status.bundle = bundle_file;
+        log::info("firstboot", "verifying the bundle {}", bundle_file);
+        auto b = bundle::open(bundle_file);
+        if (!b) {
+            return refuse("the bundle " + bundle_file + " is refused: " + b.error().message);
+        }
+        opened = std::move(*b);
+        status.bundle_digest = opened->manifest.digest;
+    }
+
+    HostSpec h;
+    h.name = host;
+    h.address = "local";
+    h.local = true;
+    ModuleContext mctx{*profile, h};
+    StepList steps = bundle::use_on_host(opened ? &*opened : nullptr, mctx);
+    auto built = build_steps(mctx);
+    if (!built) {
+        return refuse("the profile has errors:\n" + built.error().message);
+    }
+    for (auto& s : *built) {
+        steps.push_back(std::move(s));
+    }
+    save();
+
+    if (was_running) {
+        repair_dpkg();
+    }
+
+    nodectl::RunOptions ro;
+    ro.mode = RunMode::apply;
+    ro.parallel = 1;
+    ro.run_timeout = std::chrono::seconds(options.run_timeout);
+    // The bundle is part of what is applied: a different bundle must not resume a run.
+    ro.profile_digest = profile->digest() + (opened ? "+" + opened->manifest.digest : "");
+    ro.run_id = status.attempts.back().run_id;
+    ro.operator_name = "firstboot@" + host;
+    ro.on_step = [&](const HostReport& r) {
+        fill_steps(status.attempts.back(), r);
+        save();
+    };
+    LocalTarget target(host);
+    log::info("firstboot", "applying {} ({} steps, run {})", src.shown, steps.size(), ro.run_id);
+    HostReport report = run_steps(target, steps, ro);
+    fill_steps(status.attempts.back(), report);
+    status.finished = utc_now();
+    status.attempts.back().finished = status.finished;
+    status.attempts.back().seconds = attempt_seconds();  // discovery and bundle check included
+    if (report.ok) {
+        status.state = "done";
+        std::string done = "done " + status.finished + " from " + src.kind + " " + src.shown + " profile " +
+                           profile->digest().substr(0, 16);
+        if (auto w = util::write_file_atomic(k_done_file, done + "\n", 0644); !w.empty()) {
+            status.state = "failed";
+            status.error = "writing " + std::string(k_done_file) + ": " + w;
+        }
+    } else {
+        status.state = "failed";
+        status.error = report.error.empty() ? "a step failed" : report.error;
+        status.attempts.back().error = status.error;
+    }
+    save();
+    auto text = status.report_text(host);
+    if (auto w = write_back_report(src, text, status.to_json()); !w) {
+        log::warn("firstboot", "{}", w.error().message);
+    } else if (!src.stick_device.empty()) {
+        log::info("firstboot", "report written to the stick ({}:{})", src.stick_device, k_stick_report);
+    }
+    release_stick(src);
+    std::cout << text;
+    if (status.state != "done") {
+        std::cerr << "nodectl firstboot: failed: " << status.error << "\n";
+        return k_exit_step_failed;
+    }
+    log::info("firstboot", "done: {} steps in {:.1f} s", report.steps.size(), report.seconds);
+    return k_exit_done;
+}
+
+} // namespace nodectl::firstboot
