@@ -127,14 +127,18 @@ Result<void> ArchiveWriter::end_file() {
 Result<void> ArchiveWriter::add_directory(const std::string& path, const Meta& meta) {
     auto e = make_entry(path, meta);
     archive_entry_set_filetype(e.get(), AE_IFDIR);
-    return check(archive_write_header(m_a, e.get()), path);
+    TRY_VOID(check(archive_write_header(m_a, e.get()), path));
+    m_entries.push_back({path, 0, ""});  // listed, so an added entry is noticed; nothing to hash
+    return Ok{};
 }
 
 Result<void> ArchiveWriter::add_symlink(const std::string& path, const std::string& target, const Meta& meta) {
     auto e = make_entry(path, meta);
     archive_entry_set_filetype(e.get(), AE_IFLNK);
     archive_entry_set_symlink_utf8(e.get(), target.c_str());
-    return check(archive_write_header(m_a, e.get()), path);
+    TRY_VOID(check(archive_write_header(m_a, e.get()), path));
+    m_entries.push_back({path, 0, ""});
+    return Ok{};
 }
 
 Result<void> ArchiveWriter::add_buffer(const std::string& path, const std::string& content, const Meta& meta) {
@@ -211,6 +215,9 @@ Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
         }
         ReadEntry entry;
         entry.path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+        while (entry.path.size() > 1 && entry.path.back() == '/') {
+            entry.path.pop_back();  // tar marks directories with a trailing '/'
+        }
         entry.type = archive_entry_filetype(e);
         entry.mode = archive_entry_perm(e);
         entry.mtime = archive_entry_mtime(e);

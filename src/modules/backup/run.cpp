@@ -344,7 +344,7 @@ Result<void> add_tree(ArchiveWriter& w, const FileTree& t, nlohmann::json& out) 
             return make_error(ErrorCode::io, "cannot read under " + t.path + ": " + ec.message());
         }
         std::string abs = it->path().string();
-        std::string rel = fs::relative(it->path(), t.path).string();
+        std::string rel = it->path().lexically_relative(t.path).string();  // not fs::relative: it follows links
         struct stat st{};
         if (::lstat(abs.c_str(), &st) != 0) {
             continue;  // gone since it was listed
