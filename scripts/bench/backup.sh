@@ -2,7 +2,8 @@
 # Backup benchmark, side by side in one run, to one s3rver on loopback:
 #   nodectl backup run    (mariadb-dump + files -> tar+zstd-3 stream -> S3 multipart)
 #   pipeline              mariadb-dump | zstd -3 | aws s3 cp -   and   tar | zstd -3 | aws s3 cp -
-#   restic                restic backup (files) + restic backup --stdin (the dump), to the same s3rver
+#   restic                restic backup (files) + restic backup --stdin (the dump), to a local repo
+#                         (s3rver 3.7 breaks restic 0.14's reads; see below)
 # Data: a MariaDB database of about DB_MB MiB of dump text and FILES_MB MiB of files (a copy of
 # /usr/lib/x86_64-linux-gnu, real binaries). Wall time, throughput (source bytes / wall) and peak
 # RSS (GNU time -v; for a pipeline, the largest process of it) per run; medians of RUNS runs.
@@ -32,6 +33,7 @@ rows=$((DB_MB * 1024 * 1024 / 600))
 echo "generating ${DB_MB} MiB of rows ($rows) ..." >&2
 mariadb --no-defaults -S "$W/db.sock" -uroot <<SQL
 CREATE DATABASE bench;
+USE bench;
 CREATE TABLE bench.t (id INT PRIMARY KEY, a VARCHAR(200), b TEXT, c INT, d DATETIME) ENGINE=InnoDB;
 INSERT INTO bench.t SELECT seq, CONCAT('customer ', seq, ' ', MD5(seq)), CONCAT(REPEAT(CONCAT(SHA2(seq, 256), ' order line '), 4), seq),
   seq % 1000, '2026-01-01' + INTERVAL seq SECOND FROM seq_1_to_$rows;
@@ -80,8 +82,11 @@ bucket = "bench"
 prefix = "nodectl/"
 path_style = true
 EOF
-export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=s3:http://127.0.0.1:$S3P/bench/restic
-restic init >/dev/null 2>&1
+# restic 0.14 inits a repository on s3rver 3.7 but then cannot read its config back from it
+# ("Fatal: Unmarshal: invalid character 'b' after top-level value", s3rver's answer to its ranged
+# GET): restic writes to a local repository on the same disk instead, which favours restic.
+export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/restic-repo
+restic init >/dev/null
 
 measure() {  # measure NAME CMD... -> "NAME wall_s rss_kb"
   local name=$1; shift
@@ -123,5 +128,5 @@ for t in nodectl pipeline restic; do
     asort(w); asort(r); m=(n%2)? w[(n+1)/2] : (w[n/2]+w[n/2+1])/2; mr=(n%2)? r[(n+1)/2] : (r[n/2]+r[n/2+1])/2;
     printf "%-10s %10.2f %12.1f %14.1f\n", t, m, b/m/1e6, mr/1024 }' "$W/results"
 done
-echo "archive sizes: nodectl $(du -sb "$W/s3/bench/nodectl" 2>/dev/null | cut -f1) (all runs), pipeline $(du -sb "$W/s3/bench/pipe" 2>/dev/null | cut -f1) (all runs), restic $(du -sb "$W/s3/bench/restic" 2>/dev/null | cut -f1) (deduplicated repo)"
+echo "archive sizes: nodectl $(du -sb "$W/s3/bench/nodectl" 2>/dev/null | cut -f1) (all runs), pipeline $(du -sb "$W/s3/bench/pipe" 2>/dev/null | cut -f1) (all runs), restic $(du -sb "$W/restic-repo" 2>/dev/null | cut -f1) (deduplicated local repo)"
 echo "zstd -b3 on the dump (1 thread, then 2):"; sed 's/^/  /' "$W/zstd-bench"

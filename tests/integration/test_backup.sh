@@ -368,6 +368,15 @@ check "prune keeps the 3 newest days + the newest of 3 months" test "$(ls "$WORK
   "web1-20251231T020000Z.tar.zst web1-20260131T020000Z.tar.zst web1-20260201T140000Z.tar.zst web1-20260202T020000Z.tar.zst web1-20260203T020000Z.tar.zst "
 check "... and left the temp file alone" test -e "$WORK/ret/.web1-20260204T020000Z.tar.zst.partial-1"
 
+# --- 8. the units apply installs -------------------------------------------------------------
+mkdir -p "$WORK/units"
+sed "s|/usr/local/bin/nodectl|$NODECTL|" "$SRC/systemd/nodectl-backup.service" >"$WORK/units/nodectl-backup.service"
+cp "$SRC/systemd/nodectl-backup.timer" "$WORK/units/"
+systemd-analyze verify "$WORK/units/nodectl-backup.service" "$WORK/units/nodectl-backup.timer" >"$WORK/sav.out" 2>&1
+expect_rc_out "systemd-analyze verify nodectl-backup.service and .timer" 0 $? "$WORK/sav.out"
+systemd-analyze calendar '*-*-* 02:00:00' >/dev/null 2>&1
+expect_rc "the default OnCalendar= parses" 0 $?
+
 # --- secrets in files -------------------------------------------------------------------------
 lacks "no world-readable file under the work dir holds the DB password" \
   <(find "$WORK" -type f -perm -o=r ! -path "$S3DIR/*" ! -path "$WORK/db-*" -exec grep -l -- "$DBPW" {} + 2>/dev/null) .
