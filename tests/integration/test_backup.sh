@@ -143,11 +143,11 @@ EOF
 
 # --- 1. a run to both targets, argv watched ---------------------------------------------------
 : >"$WORK/cmdlines"
-nodectl backup -p "$WORK/p.toml" run >"$WORK/run.out" 2>"$WORK/run.err" &
+"$NODECTL" backup -p "$WORK/p.toml" run >"$WORK/run.out" 2>"$WORK/run.err" &  # not the function: $! is nodectl itself
 RUNPID=$!
 for _ in $(seq 2000); do
   kill -0 $RUNPID 2>/dev/null || break
-  for p in $RUNPID $(pgrep -P $RUNPID); do tr '\0' ' ' </proc/$p/cmdline 2>/dev/null; echo; done >>"$WORK/cmdlines"
+  for p in $RUNPID $(pgrep -P $RUNPID); do { tr '\0' ' ' </proc/$p/cmdline; } 2>/dev/null; echo; done >>"$WORK/cmdlines"
 done
 wait $RUNPID
 expect_rc_out "backup run to a directory and S3" 0 $? "$WORK/run.err"
