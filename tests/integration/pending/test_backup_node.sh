@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
+# NOT YET RUN: written at the deadline, kept out of ctest (tests/integration/test_*.sh only) until a
+# static build was available to run it; move it up one level once it passes.
 # The backup timer on a booted Debian node: `nodectl apply` with [backup] puts the static nodectl
 # binary, the profile and nodectl-backup.{service,timer} on the node; systemd lists the timer, and
 # `systemctl start nodectl-backup.service` runs a files-only backup to a directory on the node
 # under the unit's sandbox. A re-apply changes nothing; `enabled = false` removes the timer.
 # Needs the static binary (scripts/build.sh static, or NODECTL_STATIC_BIN).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 export NODECTL_STATIC_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
 [ -x "$NODECTL_STATIC_BIN" ] || { echo "missing $NODECTL_STATIC_BIN (scripts/build.sh static)"; exit 1; }
