@@ -31,6 +31,8 @@ test_pkgs=(
   # S3: awscli and s3fs check what nodectl writes to s3rver (npm, below); restic and zstd for the
   # backup benchmark
   awscli s3fs fuse3 zstd restic
+  # GNU time: peak RSS (`/usr/bin/time -v`) in scripts/bench/backup.sh
+  time
   # OCI layouts are checked with skopeo and umoci
   skopeo umoci
   # first boot: cloud-init's schema check, FAT images for USB sticks

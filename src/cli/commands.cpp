@@ -28,6 +28,8 @@ void configure_cloud_init(CLI::App& app, Context& ctx);
 int run_cloud_init(CLI::App& app, Context& ctx);
 void configure_usb(CLI::App& app, Context& ctx);
 int run_usb(CLI::App& app, Context& ctx);
+void configure_backup(CLI::App& app, Context& ctx);
+int run_backup(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -184,7 +186,27 @@ const CommandSpec k_commands[] = {
      "  nodectl usb prepare --device /dev/sdb -p site.toml --bundle site.bundle",
      &configure_usb, &run_usb},
     {"image", "(not available yet) build OCI images from recipes", "", nullptr, nullptr},
-    {"backup", "(not available yet) back up databases and files to S3/NFS", "", nullptr, nullptr},
+    {"backup", "Back up databases and files to directories (NFS) and S3; verify, restore, prune",
+     "Runs on the node itself (as root, usually from nodectl-backup.timer) with the profile's [backup]\n"
+     "(default /etc/nodectl/profile.toml, -p to change). One run dumps every database (mariadb-dump\n"
+     "--single-transaction --routines --events --triggers, from the replica when one is set) and every\n"
+     "file tree into one tar+zstd stream, optionally AES-256-GCM encrypted, written to all targets at once:\n"
+     "a directory gets a hidden temp file renamed when complete, S3 a multipart upload aborted on failure.\n"
+     "  nodectl backup run [--target NAME]...   back up now, then apply each target's retention\n"
+     "  nodectl backup list [--target NAME]     archives per target (--json)\n"
+     "  nodectl backup verify ID                read the archive, check every entry against manifest.json\n"
+     "  nodectl backup restore ID --db NAME [--into NEW | --force]   into the live server (verified first)\n"
+     "  nodectl backup restore ID --files --to DIR                   file trees into DIR (appears when done)\n"
+     "  nodectl backup prune [--dry-run]        delete what keep_last/daily/weekly/monthly do not keep\n"
+     "Exit status: 0 ok; 4 some targets failed (or a post hook); 5 every target failed or a source/pre hook\n"
+     "failed (no archive written); 8 the archive is damaged (the message names the entry); 3 invalid\n"
+     "profile or wrong encryption key; 2 usage; 1 other errors.\n"
+     "Examples:\n"
+     "  nodectl backup run\n"
+     "  nodectl backup verify web1-20261201T020000Z\n"
+     "  nodectl backup restore web1-20261201T020000Z --db shop --into shop_restored\n"
+     "  nodectl backup prune --dry-run",
+     &configure_backup, &run_backup},
     {"local", "(not available yet) create a local test node", "", nullptr, nullptr},
 };
 

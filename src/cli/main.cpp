@@ -14,6 +14,7 @@ constexpr const char* k_footer =
     "\nExit codes: 0 ok, 2 usage error, 3 invalid profile or inventory, 4 some hosts failed,\n"
     "5 every host failed, 7 check found drift, 8 not an intact bundle, 10/11/12 status: first boot running/\n"
     "failed/not started, 69 command not available yet, 1 internal error.\n"
+    "`backup run`: 4 some targets failed, 5 every target failed; 8 also a damaged backup archive.\n"
     "Logs go to stderr (one line per event, prefixed with the host); results go to stdout.\n"
     "Run `nodectl COMMAND --help` for a command's options.";
 

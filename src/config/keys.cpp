@@ -277,6 +277,42 @@ using enum ValueType;
 constexpr auto P = ConfigFile::profile;
 constexpr auto I = ConfigFile::inventory;
 
+// [backup]
+std::string backup_name(const toml::node& n) {
+    static const std::regex k_re("^([A-Za-z0-9][A-Za-z0-9._-]*)?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be letters, digits, '.', '_' or '-' (it starts archive names)";
+}
+
+std::string backup_target_type(const toml::node& n) {
+    return choice(n, {"directory", "s3"});
+}
+
+std::string non_negative(const toml::node& n) {
+    return n.value<int64_t>().value_or(-1) >= 0 ? "" : "must be 0 or more";
+}
+
+std::string zstd_level(const toml::node& n) {
+    auto v = n.value<int64_t>().value_or(0);
+    return v >= 1 && v <= 19 ? "" : "must be a zstd level between 1 and 19";
+}
+
+std::string database_names(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9_$-]{1,64}$");
+    if (const auto* arr = n.as_array()) {
+        for (const auto& e : *arr) {
+            if (!std::regex_match(str_of(e), k_re)) {
+                return "'" + str_of(e) + "' is not a database name nodectl accepts (letters, digits, '_', '$', '-')";
+            }
+        }
+    }
+    return "";
+}
+
+std::string any_url(const toml::node& n) {
+    static const std::regex k_re("^https?://\\S+$");
+    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL";
+}
+
 std::vector<KeySpec> build_table() {
     std::vector<KeySpec> keys = {
         {"extends", P, string, "", not_empty, "parent profile this one refines (path relative to this file); merged first"},
@@ -416,6 +452,54 @@ std::vector<KeySpec> build_table() {
         {"mounts.s3fs[].allow_other", P, boolean, "false", nullptr, "let users other than root use the mount (allow_other), e.g. the web server"},
         {"mounts.s3fs[].options", P, string_list, "[]", mount_options, "further s3fs options, e.g. [\"uid=33\", \"gid=33\", \"umask=0022\"]"},
         {"mounts.s3fs[].start", P, boolean, "true", nullptr, "mount it now (apply fails when it cannot); false: only enable it for the next boot"},
+        {"backup", P, section, "", nullptr, "nightly backups run on the node (`nodectl backup`, nodectl-backup.timer): MariaDB dumps and file trees into one tar+zstd archive, optionally encrypted, to directories (NFS) and S3"},
+        {"backup.enabled", P, boolean, "true", nullptr, "install the backup timer on apply (false: units removed; `nodectl backup` still works by hand)"},
+        {"backup.name", P, string, "\"\"", backup_name, "first part of archive names NAME-YYYYMMDDTHHMMSSZ; empty: the host name"},
+        {"backup.schedule", P, string, "\"*-*-* 02:00:00\"", not_empty, "OnCalendar= of nodectl-backup.timer (systemd.time(7)), e.g. \"daily\" or \"*-*-* 03:30:00\""},
+        {"backup.randomized_delay", P, string, "\"30min\"", not_empty, "RandomizedDelaySec= of the timer, so a fleet does not start at the same second"},
+        {"backup.compression_level", P, integer, "3", zstd_level, "zstd level"},
+        {"backup.compression_threads", P, integer, "1", positive, "zstd worker threads (each costs memory: about 8 MiB at level 3)"},
+        {"backup.chunk_mib", P, integer, "8", positive, "a database dump is stored as pieces of this many MiB (db/NAME.sql.000000, ...), held in memory one at a time"},
+        {"backup.encryption_key_file", P, string, "\"\"", nullptr, "32-byte key (raw or 64 hex digits, mode 0600) for AES-256-GCM; empty: archives are not encrypted"},
+        {"backup.metrics_file", P, string, "\"\"", nullptr, "Prometheus textfile written after each run, e.g. /var/lib/prometheus/node-exporter/nodectl_backup.prom"},
+        {"backup.webhook_url", P, string, "\"\"", any_url, "a JSON report is POSTed here when a run fails (some or all targets)"},
+        {"backup.pre_hooks", P, string_list, "[]", nullptr, "shell commands run before the backup; one failing stops the run"},
+        {"backup.post_hooks", P, string_list, "[]", nullptr, "shell commands run after it, always ($NODECTL_BACKUP_OUTCOME is ok, partial or failed)"},
+        {"backup.mariadb", P, section, "", nullptr, "MariaDB/MySQL databases, dumped with mariadb-dump --single-transaction --routines --events --triggers"},
+        {"backup.mariadb.enabled", P, boolean, "true", nullptr, "dump databases"},
+        {"backup.mariadb.host", P, string, "\"\"", nullptr, "TCP host of the server (also a container publishing its port); empty: the socket"},
+        {"backup.mariadb.port", P, integer, "3306", port, "TCP port"},
+        {"backup.mariadb.socket", P, string, "\"\"", nullptr, "Unix socket (also one bind-mounted out of a container); empty: the client's default"},
+        {"backup.mariadb.user", P, string, "\"root\"", not_empty, "user the dump and restore connect as"},
+        {"backup.mariadb.password", P, secret, "", nullptr, "its password: { file = \"PATH\" } or { env = \"VAR\" }; given to the tools in a 0600 option file, never in argv"},
+        {"backup.mariadb.replica_host", P, string, "\"\"", nullptr, "dumps are read from this replica when set (restores still go to host/socket)"},
+        {"backup.mariadb.replica_port", P, integer, "3306", port, "the replica's TCP port"},
+        {"backup.mariadb.replica_socket", P, string, "\"\"", nullptr, "the replica's socket (instead of replica_host)"},
+        {"backup.mariadb.databases", P, string_list, "[]", database_names, "databases to dump; []: all but information_schema, performance_schema, sys and mysql"},
+        {"backup.mariadb.dump_command", P, string, "\"mariadb-dump\"", not_empty, "the dump tool (mysqldump for MySQL)"},
+        {"backup.mariadb.client_command", P, string, "\"mariadb\"", not_empty, "the client used to list databases and restore (mysql for MySQL)"},
+        {"backup.files", P, table_list, "[]", nullptr, "file trees ([[backup.files]] tables), stored under files/NAME/"},
+        {"backup.files[].path", P, string, "", absolute_path, "the tree's root (required)"},
+        {"backup.files[].name", P, string, "\"\"", backup_name, "name in the archive; empty: the last part of path"},
+        {"backup.files[].include", P, string_list, "[]", nullptr, "glob patterns (fnmatch, `*` crosses '/') on the path relative to the root or the file name; []: everything"},
+        {"backup.files[].exclude", P, string_list, "[]", nullptr, "glob patterns excluded (a matching directory is skipped whole)"},
+        {"backup.targets", P, table_list, "[]", nullptr, "where archives go ([[backup.targets]] tables); one run writes to all at once"},
+        {"backup.targets[].name", P, string, "", backup_name, "the target's name (required): `--target NAME`, metrics label"},
+        {"backup.targets[].type", P, string, "\"directory\"", backup_target_type, "directory (a local disk or an NFS mount) or s3"},
+        {"backup.targets[].path", P, string, "\"\"", nullptr, "directory: where archives are written (must exist)"},
+        {"backup.targets[].min_free_mib", P, integer, "64", non_negative, "directory: refuse to start with less free space (also at least 1.2x the largest archive there)"},
+        {"backup.targets[].endpoint", P, string, "\"\"", any_url, "s3: endpoint URL, e.g. https://s3.eu-central-1.amazonaws.com"},
+        {"backup.targets[].region", P, string, "\"us-east-1\"", not_empty, "s3: region used in signatures"},
+        {"backup.targets[].bucket", P, string, "\"\"", nullptr, "s3: bucket"},
+        {"backup.targets[].prefix", P, string, "\"\"", nullptr, "s3: key prefix, e.g. \"nodes/web1/\""},
+        {"backup.targets[].path_style", P, boolean, "false", nullptr, "s3: endpoint/bucket/key addressing (S3-compatible stores)"},
+        {"backup.targets[].storage_class", P, string, "\"\"", nullptr, "s3: storage class; empty: the bucket's default"},
+        {"backup.targets[].credentials_file", P, string, "\"\"", nullptr, "s3: credentials file (awscli format or KEY=VALUE lines, mode 0600); empty: AWS_* environment variables"},
+        {"backup.targets[].parallel_parts", P, integer, "2", positive, "s3: multipart parts in flight"},
+        {"backup.targets[].keep_last", P, integer, "0", non_negative, "retention: keep the newest N archives"},
+        {"backup.targets[].keep_daily", P, integer, "0", non_negative, "retention: keep the newest archive of each of the newest N days (UTC)"},
+        {"backup.targets[].keep_weekly", P, integer, "0", non_negative, "retention: ... of each of the newest N ISO weeks"},
+        {"backup.targets[].keep_monthly", P, integer, "0", non_negative, "retention: ... of each of the newest N months; with no keep_* set nothing is deleted"},
 
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},

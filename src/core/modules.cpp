@@ -1,4 +1,5 @@
 // The module table: the order here is the order modules' steps run on a host.
+#include "modules/backup/module.hpp"
 #include "modules/base/base.hpp"
 #include "modules/harden/harden.hpp"
 #include "modules/k3s/k3s.hpp"
@@ -15,6 +16,7 @@ std::span<const Module> modules() {
         {"runtime", "containerd, runc and the CNI plugins, configured for Kubernetes", &runtime::steps},
         {"k3s", "k3s server (or agent): binary checked against its release, config.yaml, units, started and Ready", &k3s::steps},
         {"mounts", "NFS mounts (.mount + .automount) and s3fs mounts with a 0600 credentials file", &mounts::steps},
+        {"backup", "nightly backups on the node: the nodectl binary, its profile, nodectl-backup.service and .timer", &backup::steps},
     };
     return k_modules;
 }

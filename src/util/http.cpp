@@ -34,6 +34,8 @@ struct Transfer {
     bool over_limit = false;
     int write_errno = 0;
     bool reached_final = false;
+    const std::string* post_body = nullptr;  // post(): the request body
+    const std::string* content_type = nullptr;
 };
 
 size_t on_write(char* data, size_t size, size_t count, void* user) {
@@ -134,6 +136,13 @@ Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response
     if (!o.user_agent.empty()) {
         curl_easy_setopt(curl, CURLOPT_USERAGENT, o.user_agent.c_str());
     }
+    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, &curl_slist_free_all);
+    if (t.post_body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, t.post_body->data());
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.post_body->size()));
+        headers.reset(curl_slist_append(nullptr, ("Content-Type: " + *t.content_type).c_str()));
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+    }
     if (o.progress) {
         curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
@@ -210,7 +219,7 @@ HttpResponse with_retries(const std::string& url, const HttpOptions& options, Si
             return response;
         }
         discard(t);
-        response.error = "GET " + url + ": " + a.error + " (after " + std::to_string(i) +
+        response.error = std::string(t.post_body ? "POST " : "GET ") + url + ": " + a.error + " (after " + std::to_string(i) +
                          (i == 1 ? " attempt)" : " attempts)");
         if (!a.retry || i == attempts) {
             break;
@@ -277,6 +286,25 @@ HttpResponse fetch_text(const std::string& url, const HttpOptions& options) {
         [&](Transfer&) { body.clear(); });
     if (response.ok) {
         response.body = std::move(body);
+    }
+    return response;
+}
+
+HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
+                  const HttpOptions& options) {
+    std::string reply;
+    HttpResponse response = with_retries(
+        url, options, Sink::text,
+        [&](Transfer& t) -> std::string {
+            reply.clear();
+            t.text = &reply;
+            t.post_body = &body;
+            t.content_type = &content_type;
+            return {};
+        },
+        [&](Transfer&) { reply.clear(); });
+    if (response.ok) {
+        response.body = std::move(reply);
     }
     return response;
 }

@@ -46,6 +46,12 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
 // GET a small body (up to options.max_text_bytes) into HttpResponse::body.
 HttpResponse fetch_text(const std::string& url, const HttpOptions& options = {});
 
+// POSTs `body` with a Content-Type header; a reply body (up to options.max_text_bytes) is in
+// HttpResponse::body. Retried like a GET (connection errors, 408/429/5xx): use it for idempotent
+// notifications such as webhooks.
+HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
+                  const HttpOptions& options = {});
+
 // Follows `url`'s redirects and reports the final URL in HttpResponse::effective_url; the final
 // body is not read.
 HttpResponse effective_url(const std::string& url, const HttpOptions& options = {});

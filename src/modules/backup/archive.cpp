@@ -1,0 +1,314 @@
+// The archive as a stream: libarchive writes tar (pax) through its zstd filter into our own
+// callbacks (archive_write_open2), and reads through a callback that pulls from a Source. Nothing
+// is spooled to disk; libarchive holds one block, zstd its window.
+#include "modules/backup/detail.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace nodectl::backup {
+
+struct ArchiveCallbacks {
+    static la_ssize_t write(struct archive* a, void* self, const void* buf, size_t n) {
+        auto* w = static_cast<ArchiveWriter*>(self);
+        auto r = w->m_out.write(static_cast<const char*>(buf), n);
+        if (!r) {
+            w->m_sink_error = r.error();
+            archive_set_error(a, EIO, "%s", r.error().message.c_str());
+            return -1;
+        }
+        return static_cast<la_ssize_t>(n);
+    }
+};
+
+namespace {
+
+using EntryPtr = std::unique_ptr<archive_entry, decltype(&archive_entry_free)>;
+
+EntryPtr make_entry(const std::string& path, const ArchiveWriter::Meta& meta) {
+    EntryPtr e(archive_entry_new(), &archive_entry_free);
+    archive_entry_set_pathname_utf8(e.get(), path.c_str());
+    archive_entry_set_perm(e.get(), meta.mode & 07777);
+    archive_entry_set_mtime(e.get(), meta.mtime, 0);
+    archive_entry_set_uid(e.get(), meta.uid);
+    archive_entry_set_gid(e.get(), meta.gid);
+    if (!meta.uname.empty()) {
+        archive_entry_set_uname(e.get(), meta.uname.c_str());
+    }
+    if (!meta.gname.empty()) {
+        archive_entry_set_gname(e.get(), meta.gname.c_str());
+    }
+    return e;
+}
+
+} // namespace
+
+ArchiveWriter::ArchiveWriter(Sink& out, const ArchiveOptions& options) : m_out(out), m_options(options) {}
+
+ArchiveWriter::~ArchiveWriter() {
+    if (m_a) {
+        archive_write_free(m_a);
+    }
+}
+
+Result<void> ArchiveWriter::check(int r, const std::string& what) {
+    if (r >= ARCHIVE_WARN) {
+        return Ok{};
+    }
+    if (m_sink_error) {
+        return *m_sink_error;
+    }
+    const char* msg = archive_error_string(m_a);
+    return make_error(ErrorCode::io, what + ": " + (msg ? msg : "libarchive error"));
+}
+
+Result<void> ArchiveWriter::open() {
+    m_a = archive_write_new();
+    archive_write_set_format_pax_restricted(m_a);
+    TRY_VOID(check(archive_write_add_filter_zstd(m_a), "zstd filter"));
+    TRY_VOID(check(archive_write_set_filter_option(m_a, "zstd", "compression-level",
+                                                   std::to_string(m_options.level).c_str()),
+                   "zstd compression-level"));
+    if (m_options.threads > 1) {
+        // libarchive >= 3.6 passes this to ZSTD_c_nbWorkers; an older one warns and stays single-threaded.
+        archive_write_set_filter_option(m_a, "zstd", "threads", std::to_string(m_options.threads).c_str());
+    }
+    archive_write_set_bytes_per_block(m_a, 64 * 1024);
+    archive_write_set_bytes_in_last_block(m_a, 1);
+    return check(archive_write_open2(m_a, this, nullptr, &ArchiveCallbacks::write, nullptr, nullptr), "open archive");
+}
+
+Result<void> ArchiveWriter::begin_file(const std::string& path, uint64_t size, const Meta& meta) {
+    auto e = make_entry(path, meta);
+    archive_entry_set_filetype(e.get(), AE_IFREG);
+    archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
+    TRY_VOID(check(archive_write_header(m_a, e.get()), path));
+    m_current = path;
+    m_current_size = size;
+    m_current_written = 0;
+    return Ok{};
+}
+
+Result<void> ArchiveWriter::data(const char* p, size_t n) {
+    if (m_current_written + n > m_current_size) {
+        return make_error(ErrorCode::internal, m_current + ": more data than the size in its header");
+    }
+    while (n > 0) {
+        la_ssize_t w = archive_write_data(m_a, p, n);
+        if (w < 0) {
+            TRY_VOID(check(ARCHIVE_FATAL, m_current));
+        }
+        m_sha.update(p, static_cast<size_t>(w));
+        m_current_written += static_cast<uint64_t>(w);
+        m_raw += static_cast<uint64_t>(w);
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return Ok{};
+}
+
+Result<void> ArchiveWriter::end_file() {
+    if (m_current_written != m_current_size) {
+        return make_error(ErrorCode::internal, m_current + ": " + std::to_string(m_current_written) + " of " +
+                                                   std::to_string(m_current_size) + " bytes written");
+    }
+    TRY_VOID(check(archive_write_finish_entry(m_a), m_current));
+    m_entries.push_back({m_current, m_current_size, m_sha.final_hex()});
+    m_current.clear();
+    return Ok{};
+}
+
+Result<void> ArchiveWriter::add_directory(const std::string& path, const Meta& meta) {
+    auto e = make_entry(path, meta);
+    archive_entry_set_filetype(e.get(), AE_IFDIR);
+    TRY_VOID(check(archive_write_header(m_a, e.get()), path));
+    m_entries.push_back({path, 0, ""});  // listed, so an added entry is noticed; nothing to hash
+    return Ok{};
+}
+
+Result<void> ArchiveWriter::add_symlink(const std::string& path, const std::string& target, const Meta& meta) {
+    auto e = make_entry(path, meta);
+    archive_entry_set_filetype(e.get(), AE_IFLNK);
+    archive_entry_set_symlink_utf8(e.get(), target.c_str());
+    TRY_VOID(check(archive_write_header(m_a, e.get()), path));
+    m_entries.push_back({path, 0, ""});
+    return Ok{};
+}
+
+Result<void> ArchiveWriter::add_buffer(const std::string& path, const std::string& content, const Meta& meta) {
+    TRY_VOID(begin_file(path, content.size(), meta));
+    TRY_VOID(data(content.data(), content.size()));
+    return end_file();
+}
+
+Result<void> ArchiveWriter::finish() {
+    TRY_VOID(check(archive_write_close(m_a), "finish archive"));
+    return m_out.close();
+}
+
+// ---- reading ----
+
+namespace {
+
+struct ReadState {
+    Source* in;
+    std::vector<char> buf = std::vector<char>(1 << 20);
+    std::optional<Error> error;
+};
+
+la_ssize_t read_cb(struct archive* a, void* self, const void** out) {
+    auto* st = static_cast<ReadState*>(self);
+    auto r = st->in->read(st->buf.data(), st->buf.size());
+    if (!r) {
+        st->error = r.error();
+        archive_set_error(a, EIO, "%s", r.error().message.c_str());
+        return -1;
+    }
+    *out = st->buf.data();
+    return static_cast<la_ssize_t>(*r);
+}
+
+constexpr size_t k_max_manifest = 64 << 20;
+
+} // namespace
+
+Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
+    ReadState st{&in};
+    std::unique_ptr<archive, decltype(&archive_read_free)> holder(archive_read_new(), &archive_read_free);
+    archive* a = holder.get();
+    archive_read_support_format_tar(a);
+    archive_read_support_filter_zstd(a);
+    std::string last_good = "(start of archive)";
+    auto fail = [&](const std::string& where) -> Error {
+        if (st.error) {
+            if (is_damaged(*st.error) || st.error->code == ErrorCode::auth) {
+                auto e = *st.error;
+                e.message = where + ": " + e.message;
+                return e;
+            }
+            return *st.error;
+        }
+        const char* msg = archive_error_string(a);
+        return damaged(where + ": " + (msg ? msg : "unreadable"));
+    };
+    if (archive_read_open2(a, &st, nullptr, &read_cb, nullptr, nullptr) != ARCHIVE_OK) {
+        return fail("not a nodectl backup archive");
+    }
+    ReadResult result;
+    std::map<std::string, EntryInfo> seen;
+    std::vector<char> buf(1 << 20);
+    bool manifest_seen = false;
+    for (;;) {
+        archive_entry* e = nullptr;
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF) {
+            break;
+        }
+        if (r < ARCHIVE_WARN) {
+            return fail("damaged after entry '" + last_good + "'");
+        }
+        ReadEntry entry;
+        entry.path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+        while (entry.path.size() > 1 && entry.path.back() == '/') {
+            entry.path.pop_back();  // tar marks directories with a trailing '/'
+        }
+        entry.type = archive_entry_filetype(e);
+        entry.mode = archive_entry_perm(e);
+        entry.mtime = archive_entry_mtime(e);
+        entry.uid = archive_entry_uid(e);
+        entry.gid = archive_entry_gid(e);
+        entry.size = static_cast<uint64_t>(archive_entry_size(e));
+        if (archive_entry_symlink(e)) {
+            entry.symlink = archive_entry_symlink(e);
+        }
+        if (manifest_seen) {
+            return damaged("entry '" + entry.path + "' follows manifest.json (the manifest must be last)");
+        }
+        if (seen.contains(entry.path)) {
+            return damaged("entry '" + entry.path + "' appears twice");
+        }
+        bool is_manifest = entry.path == k_manifest_name;
+        if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_manifest)) {
+            return damaged("manifest.json is not a regular file of sensible size");
+        }
+        if (!is_manifest && callbacks.on_entry) {
+            TRY_VOID(callbacks.on_entry(entry));
+        }
+        util::Sha256 sha;
+        uint64_t n_total = 0;
+        for (;;) {
+            la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+            if (n < 0) {
+                return fail("entry '" + entry.path + "'");
+            }
+            if (n == 0) {
+                break;
+            }
+            sha.update(buf.data(), static_cast<size_t>(n));
+            n_total += static_cast<uint64_t>(n);
+            if (is_manifest) {
+                result.manifest_text.append(buf.data(), static_cast<size_t>(n));
+            } else if (callbacks.on_data) {
+                TRY_VOID(callbacks.on_data(entry, buf.data(), static_cast<size_t>(n)));
+            }
+        }
+        if (is_manifest) {
+            manifest_seen = true;
+        } else {
+            if (entry.type == AE_IFREG) {
+                seen[entry.path] = {entry.path, n_total, sha.final_hex()};
+            } else {
+                seen[entry.path] = {entry.path, 0, ""};
+            }
+            if (callbacks.on_end) {
+                TRY_VOID(callbacks.on_end(entry));
+            }
+        }
+        last_good = entry.path;
+    }
+    if (!manifest_seen) {
+        return damaged("the archive ends without manifest.json (truncated after entry '" + last_good + "')");
+    }
+    nlohmann::json m;
+    try {
+        m = nlohmann::json::parse(result.manifest_text);
+    } catch (const std::exception& ex) {
+        return damaged(std::string("manifest.json is not valid JSON: ") + ex.what());
+    }
+    if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() || m.value("format", 0) != k_format_version) {
+        return damaged("manifest.json is not a nodectl backup manifest (format " + std::to_string(k_format_version) + ")");
+    }
+    std::set<std::string> listed;
+    try {
+        for (const auto& je : m["entries"]) {
+            EntryInfo want{je.at("path").get<std::string>(), je.value("size", uint64_t{0}), je.value("sha256", std::string())};
+            listed.insert(want.path);
+            auto it = seen.find(want.path);
+            if (it == seen.end()) {
+                return damaged("entry '" + want.path + "' is listed in manifest.json but missing from the archive");
+            }
+            if (!want.sha256.empty() && (it->second.size != want.size || it->second.sha256 != want.sha256)) {
+                return damaged("entry '" + want.path + "' does not match manifest.json (size " +
+                               std::to_string(it->second.size) + " vs " + std::to_string(want.size) + ", sha256 " +
+                               it->second.sha256 + " vs " + want.sha256 + ")");
+            }
+            result.entries.push_back(it->second);
+        }
+    } catch (const std::exception& ex) {
+        return damaged(std::string("manifest.json: ") + ex.what());
+    }
+    for (const auto& [path, info] : seen) {
+        if (!listed.contains(path)) {
+            return damaged("entry '" + path + "' is not listed in manifest.json");
+        }
+    }
+    return result;
+}
+
+} // namespace nodectl::backup

@@ -1,0 +1,434 @@
+// `backup list | verify | restore | prune`. Restore always verifies the whole archive first
+// (one full read), then reads it again to restore: nothing reaches a live server or a directory
+// from an archive that does not match its manifest. Files are restored into DIR.partial-PID and
+// renamed to DIR at the end; a database restored under a new name is dropped again when the
+// restore fails.
+#include "modules/backup/detail.hpp"
+#include "core/log.hpp"
+#include "util/strings.hpp"
+
+#include <archive_entry.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <regex>
+
+namespace nodectl::backup {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* k_log = "backup";
+
+struct Found {
+    std::unique_ptr<BackupTarget> target;
+    Stored stored;
+};
+
+// The archive `id` on `target_name` (or the first target that has it).
+Result<Found> find_archive(const Settings& s, const std::string& id, const std::string& target_name) {
+    std::vector<std::string> tried;
+    for (const auto& ts : s.targets) {
+        if (!target_name.empty() && ts.name != target_name) {
+            continue;
+        }
+        auto t = make_target(ts);
+        if (!t) {
+            tried.push_back(ts.name + " (" + t.error().message + ")");
+            continue;
+        }
+        auto listed = (*t)->list();
+        if (!listed) {
+            tried.push_back(ts.name + " (" + listed.error().message + ")");
+            continue;
+        }
+        for (const auto& a : *listed) {
+            if (a.id == id || a.object == id) {
+                return Found{std::move(*t), a};
+            }
+        }
+        tried.push_back(ts.name);
+    }
+    if (tried.empty()) {
+        return make_error(ErrorCode::usage, "no target named '" + target_name + "' in [backup]");
+    }
+    return make_error(ErrorCode::io, "no archive '" + id + "' on " + util::join(tried, ", "));
+}
+
+// The pull side of an archive: the target's bytes, decrypted when the name says .enc.
+struct OpenedArchive {
+    std::unique_ptr<Source> raw;
+    std::unique_ptr<Source> plain;
+    Source* source = nullptr;
+};
+
+Result<OpenedArchive> open_archive(const Settings& s, Found& f) {
+    OpenedArchive o;
+    o.raw = TRY(f.target->open(f.stored.object));
+    o.source = o.raw.get();
+    if (f.stored.encrypted) {
+        if (s.encryption_key_file.empty()) {
+            return make_error(ErrorCode::config, f.stored.object +
+                                                     " is encrypted, but [backup] sets no encryption_key_file");
+        }
+        auto key = TRY(load_key(s.encryption_key_file));
+        o.plain = decrypting_source(key, *o.raw);
+        o.source = o.plain.get();
+    }
+    return o;
+}
+
+Result<ReadResult> read_once(const Settings& s, Found& f, const ReadCallbacks& cb) {
+    auto o = TRY(open_archive(s, f));
+    auto r = read_archive(*o.source, cb);
+    if (!r) {
+        auto e = r.error();
+        e.message = f.stored.object + ": " + e.message;
+        return e;
+    }
+    return r;
+}
+
+bool safe_relative(const std::string& p) {
+    if (p.empty() || p[0] == '/') {
+        return false;
+    }
+    for (const auto& part : fs::path(p)) {
+        if (part == "..") {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string sql_ident(const std::string& name) {
+    return "`" + name + "`";
+}
+
+Result<void> write_fd(int fd, const char* p, size_t n, const std::string& what) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return Ok{};
+}
+
+Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Found& f, const nlohmann::json& manifest) {
+    const nlohmann::json* db = nullptr;
+    if (manifest.contains("sources") && manifest["sources"].contains("mariadb")) {
+        for (const auto& d : manifest["sources"]["mariadb"]["databases"]) {
+            if (d.value("name", "") == o.db) {
+                db = &d;
+            }
+        }
+    }
+    if (!db) {
+        return make_error(ErrorCode::usage, "archive " + f.stored.id + " holds no database '" + o.db + "'");
+    }
+    static const std::regex k_name("^[A-Za-z0-9_$-]{1,64}$");
+    std::string into = o.into.empty() ? o.db : o.into;
+    if (!std::regex_match(into, k_name)) {
+        return make_error(ErrorCode::usage, "--into '" + into + "' is not a database name nodectl accepts");
+    }
+    if (into == o.db && !o.force) {
+        return make_error(ErrorCode::usage, "restoring over the original database '" + o.db +
+                                                "' needs --force (or restore beside it with --into NEW_NAME)");
+    }
+    const auto& m = s.mariadb;
+    std::string password;
+    if (m.password) {
+        password = TRY(resolve_secret(*m.password)).reveal();
+    }
+    ClientOptionFile opt;
+    std::string host = o.db_host.empty() && o.db_socket.empty() ? m.host : o.db_host;
+    std::string socket = o.db_host.empty() && o.db_socket.empty() ? m.socket : o.db_socket;
+    TRY_VOID(opt.create(host, o.db_port > 0 ? o.db_port : m.port, socket, m.user, password));
+    std::fill(password.begin(), password.end(), '\0');
+    auto exists = TRY(run_capture({m.client_command, opt.arg(), "-N", "-B", "-e",
+                                   "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '" + into + "'"}));
+    bool existed = exists.find('1') == 0;
+    if (existed && !o.force) {
+        return make_error(ErrorCode::usage, "database '" + into + "' exists on the server; choose another --into or add --force");
+    }
+    std::string charset = db->value("character_set", "utf8mb4");
+    std::string collation = db->value("collation", "");
+    if (!existed) {
+        std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + charset +
+                          (collation.empty() ? "" : " COLLATE " + collation);
+        TRY(run_capture({m.client_command, opt.arg(), "-e", sql}));
+    }
+    auto drop_created = [&] {
+        if (!existed) {
+            auto r = run_capture({m.client_command, opt.arg(), "-e", "DROP DATABASE " + sql_ident(into)});
+            if (!r) {
+                log::warn(k_log, "could not drop the partly restored database {}: {}", into, r.error().message);
+            }
+        }
+    };
+    Child client;
+    auto started = client.start({m.client_command, opt.arg(), "--binary-mode", into}, true, false);
+    if (!started) {
+        drop_created();
+        return started.error();
+    }
+    std::vector<std::string> chunks = (*db)["chunks"].get<std::vector<std::string>>();
+    size_t next = 0;
+    std::string prefix = "db/" + o.db + ".sql.";
+    uint64_t bytes = 0;
+    ReadCallbacks cb;
+    cb.on_entry = [&](const ReadEntry& e) -> Result<void> {
+        if (e.path.rfind(prefix, 0) == 0) {
+            if (next >= chunks.size() || chunks[next] != e.path) {
+                return damaged("entry '" + e.path + "' is out of order (expected " +
+                               (next < chunks.size() ? chunks[next] : std::string("no more pieces")) + ")");
+            }
+            ++next;
+        }
+        return Ok{};
+    };
+    cb.on_data = [&](const ReadEntry& e, const char* p, size_t n) -> Result<void> {
+        if (e.path.rfind(prefix, 0) != 0) {
+            return Ok{};
+        }
+        bytes += n;
+        auto w = write_fd(client.stdin_fd(), p, n, "feeding " + m.client_command);
+        if (!w) {
+            return make_error(ErrorCode::command, m.client_command + " stopped reading while " + e.path + " was restored");
+        }
+        return Ok{};
+    };
+    auto read = read_once(s, f, cb);
+    client.close_stdin();
+    auto exited = client.wait();
+    if (!read || !exited || next != chunks.size()) {
+        drop_created();
+        if (!exited) {
+            return make_error(ErrorCode::command, "restore of '" + o.db + "' into '" + into + "' failed: " + exited.error().message);
+        }
+        if (!read) {
+            return read.error();
+        }
+        return damaged("the archive holds " + std::to_string(next) + " of the " + std::to_string(chunks.size()) +
+                       " pieces of database '" + o.db + "'");
+    }
+    RestoreReport rep;
+    rep.done.push_back("database '" + o.db + "' restored into '" + into + "' (" + std::to_string(bytes) +
+                       " bytes of SQL, " + std::to_string(chunks.size()) + " piece(s))");
+    return rep;
+}
+
+struct DirTime {
+    std::string path;
+    int64_t mtime;
+    unsigned mode;
+};
+
+Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, Found& f) {
+    std::string dest = fs::absolute(o.to).lexically_normal().string();
+    while (dest.size() > 1 && dest.back() == '/') {
+        dest.pop_back();
+    }
+    std::error_code ec;
+    if (fs::exists(dest, ec) && !(fs::is_directory(dest, ec) && fs::is_empty(dest, ec))) {
+        return make_error(ErrorCode::usage, "--to " + dest + " exists and is not an empty directory");
+    }
+    std::string work = dest + ".partial-" + std::to_string(::getpid());
+    fs::remove_all(work, ec);
+    if (::mkdir(work.c_str(), 0700) != 0) {
+        return make_error(ErrorCode::io, "cannot create " + work + ": " + std::strerror(errno));
+    }
+    bool root = ::geteuid() == 0;
+    int fd = -1;
+    uint64_t count = 0, bytes = 0;
+    std::vector<DirTime> dirs;
+    std::string current;
+    ReadCallbacks cb;
+    cb.on_entry = [&](const ReadEntry& e) -> Result<void> {
+        if (e.path.rfind("files/", 0) != 0) {
+            return Ok{};
+        }
+        std::string rel = e.path.substr(6);
+        if (!safe_relative(rel)) {
+            return damaged("entry '" + e.path + "' has an unsafe path");
+        }
+        std::string p = work + "/" + rel;
+        current = p;
+        if (e.type == AE_IFDIR) {
+            if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) {
+                return make_error(ErrorCode::io, "cannot create " + p + ": " + std::strerror(errno));
+            }
+            if (root) {
+                (void)::lchown(p.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
+            }
+            dirs.push_back({p, e.mtime, e.mode});
+        } else if (e.type == AE_IFLNK) {
+            if (::symlink(e.symlink.c_str(), p.c_str()) != 0) {
+                return make_error(ErrorCode::io, "cannot create link " + p + ": " + std::strerror(errno));
+            }
+            if (root) {
+                (void)::lchown(p.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
+            }
+            ++count;
+        } else if (e.type == AE_IFREG) {
+            fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                return make_error(ErrorCode::io, "cannot create " + p + ": " + std::strerror(errno));
+            }
+            ++count;
+        }
+        return Ok{};
+    };
+    cb.on_data = [&](const ReadEntry& e, const char* p, size_t n) -> Result<void> {
+        if (fd < 0 || e.path.rfind("files/", 0) != 0) {
+            return Ok{};
+        }
+        bytes += n;
+        return write_fd(fd, p, n, "cannot write " + current);
+    };
+    cb.on_end = [&](const ReadEntry& e) -> Result<void> {
+        if (fd < 0) {
+            return Ok{};
+        }
+        if (root) {
+            (void)::fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
+        }
+        ::fchmod(fd, e.mode & 07777);
+        timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
+        ::futimens(fd, times);
+        bool ok = ::fsync(fd) == 0;
+        ::close(fd);
+        fd = -1;
+        if (!ok) {
+            return make_error(ErrorCode::io, "fsync " + current + ": " + std::strerror(errno));
+        }
+        return Ok{};
+    };
+    auto read = read_once(s, f, cb);
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    if (!read) {
+        fs::remove_all(work, ec);
+        return read.error();
+    }
+    // Directories last, deepest first: writing into them changed their mtimes.
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+        ::chmod(it->path.c_str(), it->mode & 07777);
+        timespec times[2] = {{it->mtime, 0}, {it->mtime, 0}};
+        ::utimensat(AT_FDCWD, it->path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    }
+    ::chmod(work.c_str(), 0755);
+    if (fs::exists(dest, ec)) {
+        ::rmdir(dest.c_str());
+    }
+    if (::rename(work.c_str(), dest.c_str()) != 0) {
+        int err = errno;
+        fs::remove_all(work, ec);
+        return make_error(ErrorCode::io, "cannot rename " + work + " to " + dest + ": " + std::strerror(err));
+    }
+    RestoreReport rep;
+    rep.done.push_back(std::to_string(count) + " file(s), " + std::to_string(bytes) + " bytes restored into " + dest);
+    return rep;
+}
+
+} // namespace
+
+Result<std::vector<ListedArchive>> list(const Settings& s, const std::string& only_target) {
+    std::vector<ListedArchive> out;
+    bool any = false;
+    for (const auto& ts : s.targets) {
+        if (!only_target.empty() && ts.name != only_target) {
+            continue;
+        }
+        any = true;
+        auto t = TRY(make_target(ts));
+        auto listed = (*t).list();
+        if (!listed) {
+            auto e = listed.error();
+            e.message = "target " + ts.name + ": " + e.message;
+            return e;
+        }
+        std::sort(listed->begin(), listed->end(), [](const Stored& a, const Stored& b) { return a.time < b.time; });
+        for (auto& a : *listed) {
+            out.push_back({ts.name, a});
+        }
+    }
+    if (!any) {
+        return make_error(ErrorCode::usage, "no target named '" + only_target + "' in [backup]");
+    }
+    return out;
+}
+
+Result<VerifyReport> verify(const Settings& s, const std::string& id, const std::string& target) {
+    auto f = TRY(find_archive(s, id, target));
+    auto r = TRY(read_once(s, f, {}));
+    VerifyReport rep;
+    rep.target = f.target->name();
+    rep.object = f.stored.object;
+    rep.manifest_text = r.manifest_text;
+    rep.entries = r.entries;
+    return rep;
+}
+
+Result<RestoreReport> restore(const Settings& s, const RestoreOptions& o) {
+    if (o.db.empty() && !o.files) {
+        return make_error(ErrorCode::usage, "say what to restore: --db NAME [--into NEW] and/or --files --to DIR");
+    }
+    if (o.files && o.to.empty()) {
+        return make_error(ErrorCode::usage, "--files needs --to DIR");
+    }
+    auto f = TRY(find_archive(s, o.id, o.target));
+    log::info(k_log, "verifying {} on {} before restoring", f.stored.object, f.target->name());
+    auto checked = TRY(read_once(s, f, {}));
+    nlohmann::json manifest = nlohmann::json::parse(checked.manifest_text);
+    RestoreReport rep;
+    if (!o.db.empty()) {
+        auto r = TRY(restore_db(s, o, f, manifest));
+        rep.done.insert(rep.done.end(), r.done.begin(), r.done.end());
+    }
+    if (o.files) {
+        auto r = TRY(restore_files(s, o, f));
+        rep.done.insert(rep.done.end(), r.done.begin(), r.done.end());
+    }
+    return rep;
+}
+
+Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std::string& only_target) {
+    std::vector<PruneItem> out;
+    bool any = false;
+    for (const auto& ts : s.targets) {
+        if (!only_target.empty() && ts.name != only_target) {
+            continue;
+        }
+        any = true;
+        auto t = TRY(make_target(ts));
+        auto listed = TRY(t->list());
+        for (const auto& o : to_prune(listed, ts.retention)) {
+            if (!dry_run) {
+                TRY_VOID(t->remove(o));
+            }
+            out.push_back({ts.name, o});
+        }
+    }
+    if (!any) {
+        return make_error(ErrorCode::usage, "no target named '" + only_target + "' in [backup]");
+    }
+    return out;
+}
+
+} // namespace nodectl::backup

@@ -1,0 +1,101 @@
+// Archive names and retention. An archive's time is in its name (NAME-YYYYMMDDTHHMMSSZ), so
+// retention never depends on a store's modification times (S3 copies, rsync'd NFS exports).
+// Rules as restic's forget: the newest keep_last archives; the newest archive of each of the
+// newest keep_daily days, keep_weekly ISO weeks and keep_monthly months (UTC). An archive any rule
+// keeps stays; with no rule set nothing is ever deleted.
+#include "modules/backup/backup.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <regex>
+#include <set>
+
+namespace nodectl::backup {
+
+std::string make_id(const std::string& name, std::chrono::sys_seconds time) {
+    std::time_t t = std::chrono::system_clock::to_time_t(time);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return name + "-" + buf;
+}
+
+std::optional<Stored> parse_object_name(const std::string& object) {
+    static const std::regex k_re(R"(^([A-Za-z0-9][A-Za-z0-9._-]*)-([0-9]{8}T[0-9]{6}Z)\.tar\.zst(\.enc)?$)");
+    std::smatch m;
+    if (!std::regex_match(object, m, k_re)) {
+        return std::nullopt;
+    }
+    std::tm tm{};
+    std::string ts = m[2].str();
+    if (std::sscanf(ts.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                    &tm.tm_sec) != 6) {
+        return std::nullopt;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    Stored s;
+    s.id = m[1].str() + "-" + ts;
+    s.object = object;
+    s.encrypted = m[3].matched;
+    s.time = std::chrono::sys_seconds(std::chrono::seconds(timegm(&tm)));
+    return s;
+}
+
+std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Retention& retention) {
+    if (!retention.any()) {
+        return {};
+    }
+    std::vector<const Stored*> sorted;
+    for (const auto& a : archives) {
+        sorted.push_back(&a);
+    }
+    std::sort(sorted.begin(), sorted.end(), [](const Stored* a, const Stored* b) {
+        return a->time != b->time ? a->time > b->time : a->id > b->id;
+    });
+    std::set<std::string> keep;
+    for (int i = 0; i < retention.keep_last && i < static_cast<int>(sorted.size()); ++i) {
+        keep.insert(sorted[static_cast<size_t>(i)]->object);
+    }
+    using Bucket = std::string (*)(const std::tm&);
+    auto apply = [&](int count, Bucket bucket) {
+        std::set<std::string> buckets;
+        for (const auto* a : sorted) {
+            if (static_cast<int>(buckets.size()) >= count) {
+                break;
+            }
+            std::time_t t = std::chrono::system_clock::to_time_t(a->time);
+            std::tm tm{};
+            gmtime_r(&t, &tm);
+            if (buckets.insert(bucket(tm)).second) {
+                keep.insert(a->object);
+            }
+        }
+    };
+    apply(retention.keep_daily, +[](const std::tm& tm) {
+        char buf[16];
+        std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+        return std::string(buf);
+    });
+    apply(retention.keep_weekly, +[](const std::tm& tm) {
+        char buf[16];
+        std::strftime(buf, sizeof buf, "%G-W%V", &tm);  // ISO year and week: 2024-12-30 is in 2025-W01
+        return std::string(buf);
+    });
+    apply(retention.keep_monthly, +[](const std::tm& tm) {
+        char buf[16];
+        std::strftime(buf, sizeof buf, "%Y-%m", &tm);
+        return std::string(buf);
+    });
+    std::vector<std::string> out;
+    for (const auto& a : archives) {
+        if (!keep.contains(a.object)) {
+            out.push_back(a.object);
+        }
+    }
+    return out;
+}
+
+} // namespace nodectl::backup

@@ -1,0 +1,205 @@
+// The directory target (a local disk, or an NFS mount). An archive is written as
+// `.ID.tar.zst.partial-PID` (hidden, never a name list/restore/prune look at), fsynced, renamed to
+// its final name and the directory fsynced, so a crash or a full disk never leaves a partial file
+// under a final name. Free space is checked first (statvfs): at least min_free_bytes, and at least
+// 1.2 times the largest archive already there.
+#include "modules/backup/detail.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nodectl::backup {
+
+namespace {
+
+Error io_error(const std::string& what) {
+    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
+}
+
+class DirUpload : public Upload {
+public:
+    DirUpload(std::string dir, std::string object, int fd, std::string temp)
+        : m_dir(std::move(dir)), m_object(std::move(object)), m_fd(fd), m_temp(std::move(temp)) {}
+    ~DirUpload() override { abort(); }
+
+    Result<void> write(const char* data, size_t size) override {
+        while (size > 0) {
+            ssize_t w = ::write(m_fd, data, size);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0) {
+                return io_error("cannot write " + m_temp);
+            }
+            data += w;
+            size -= static_cast<size_t>(w);
+        }
+        return Ok{};
+    }
+
+    Result<void> commit() override {
+        if (::fsync(m_fd) != 0) {
+            return io_error("fsync " + m_temp);
+        }
+        if (::close(m_fd) != 0) {
+            m_fd = -1;
+            return io_error("close " + m_temp);
+        }
+        m_fd = -1;
+        std::string final_path = m_dir + "/" + m_object;
+        if (::rename(m_temp.c_str(), final_path.c_str()) != 0) {
+            return io_error("rename " + m_temp + " to " + final_path);
+        }
+        m_temp.clear();
+        int dfd = ::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            int r = ::fsync(dfd);
+            ::close(dfd);
+            if (r != 0) {
+                return io_error("fsync " + m_dir);
+            }
+        }
+        return Ok{};
+    }
+
+    void abort() override {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+            m_fd = -1;
+        }
+        if (!m_temp.empty()) {
+            ::unlink(m_temp.c_str());
+            m_temp.clear();
+        }
+    }
+
+private:
+    std::string m_dir, m_object;
+    int m_fd;
+    std::string m_temp;
+};
+
+class FdSource : public Source {
+public:
+    FdSource(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
+    ~FdSource() override { ::close(m_fd); }
+    Result<size_t> read(char* buf, size_t size) override {
+        for (;;) {
+            ssize_t n = ::read(m_fd, buf, size);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0) {
+                return io_error("cannot read " + m_path);
+            }
+            return static_cast<size_t>(n);
+        }
+    }
+
+private:
+    int m_fd;
+    std::string m_path;
+};
+
+class DirectoryTarget : public BackupTarget {
+public:
+    explicit DirectoryTarget(TargetSettings s) : m_s(std::move(s)) {}
+    const std::string& name() const override { return m_s.name; }
+
+    Result<void> prepare() override {
+        struct stat st{};
+        if (::stat(m_s.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return make_error(ErrorCode::io, "target " + m_s.name + ": " + m_s.path +
+                                                 " is not a directory (is the mount there?)");
+        }
+        struct statvfs vfs{};
+        if (::statvfs(m_s.path.c_str(), &vfs) != 0) {
+            return io_error("statvfs " + m_s.path);
+        }
+        uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+        uint64_t need = m_s.min_free_bytes;
+        auto existing = list();
+        if (existing) {
+            for (const auto& a : *existing) {
+                need = std::max<uint64_t>(need, a.size + a.size / 5);
+            }
+        }
+        if (free_bytes < need) {
+            return make_error(ErrorCode::io, "target " + m_s.name + ": only " + std::to_string(free_bytes >> 20) +
+                                                 " MiB free in " + m_s.path + ", need at least " +
+                                                 std::to_string(need >> 20) + " MiB");
+        }
+        return Ok{};
+    }
+
+    Result<std::unique_ptr<Upload>> upload(const std::string& object) override {
+        std::string temp = m_s.path + "/." + object + ".partial-" + std::to_string(::getpid());
+        int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return io_error("cannot create " + temp);
+        }
+        return std::unique_ptr<Upload>(std::make_unique<DirUpload>(m_s.path, object, fd, temp));
+    }
+
+    Result<std::vector<Stored>> list() override {
+        std::vector<Stored> out;
+        DIR* d = ::opendir(m_s.path.c_str());
+        if (!d) {
+            return io_error("cannot list " + m_s.path);
+        }
+        while (auto* e = ::readdir(d)) {
+            auto s = parse_object_name(e->d_name);
+            if (!s) {
+                continue;
+            }
+            struct stat st{};
+            if (::stat((m_s.path + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+                s->size = static_cast<uint64_t>(st.st_size);
+                out.push_back(*s);
+            }
+        }
+        ::closedir(d);
+        return out;
+    }
+
+    Result<std::unique_ptr<Source>> open(const std::string& object) override {
+        std::string path = m_s.path + "/" + object;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            return io_error("cannot open " + path);
+        }
+        return std::unique_ptr<Source>(std::make_unique<FdSource>(fd, path));
+    }
+
+    Result<void> remove(const std::string& object) override {
+        std::string path = m_s.path + "/" + object;
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            return io_error("cannot remove " + path);
+        }
+        return Ok{};
+    }
+
+private:
+    TargetSettings m_s;
+};
+
+} // namespace
+
+std::unique_ptr<BackupTarget> make_directory_target(const TargetSettings& settings) {
+    return std::make_unique<DirectoryTarget>(settings);
+}
+
+Result<std::unique_ptr<BackupTarget>> make_target(const TargetSettings& settings) {
+    if (settings.kind == TargetKind::s3) {
+        return make_s3_target(settings);
+    }
+    return make_directory_target(settings);
+}
+
+} // namespace nodectl::backup
