@@ -140,8 +140,41 @@ struct Apt {
         return run_logged(a, std::string(k_log));
     }
 
-    // Package versions apt would install on an empty system: "name=version", sorted.
+    // The suite's signed index as fetched (InRelease, else Release); empty when absent.
+    std::string release_text() const {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(lists(), ec)) {
+            auto n = e.path().filename().string();
+            if (n.ends_with("_dists_" + suite + "_InRelease") || n.ends_with("_dists_" + suite + "_Release")) {
+                return util::read_file(e.path().string()).value_or("");
+            }
+        }
+        return {};
+    }
+
+    // Package versions apt would install on an empty system: "name=version", sorted. The answer
+    // depends only on the index, so it is remembered per (Release file, package set): an
+    // unchanged archive costs no second resolution.
     Result<std::vector<std::string>> resolve(const std::vector<std::string>& packages) const {
+        std::string release = release_text();
+        std::string memo;
+        if (!release.empty()) {
+            memo = (root / "resolved" / util::sha256_hex(release + "\n" + sources_line() + "\n" + util::join(packages, "\n")))
+                       .string();
+            if (auto text = util::read_file(memo)) {
+                return util::split_lines(*text);
+            }
+        }
+        auto out = TRY(resolve_now(packages));
+        if (!memo.empty()) {
+            std::error_code ec;
+            fs::create_directories(root / "resolved", ec);
+            util::write_file_atomic(memo, util::join(out, "\n") + "\n", 0644);
+        }
+        return out;
+    }
+
+    Result<std::vector<std::string>> resolve_now(const std::vector<std::string>& packages) const {
         auto a = argv((root / "empty-status").string());
         a.insert(a.end(), {"-s", "install", "--"});
         a.insert(a.end(), packages.begin(), packages.end());
@@ -538,7 +571,15 @@ Result<const Apt*> apt_for(Ctx& c, const std::string& suite) {
     Apt apt{c.apt_root / suite, suite, c.o.mirror};
     auto t = std::chrono::steady_clock::now();
     log::info(k_log, "refreshing the package lists of {} ({})", suite, c.o.mirror);
-    TRY_VOID(apt.update());
+    if (auto updated = apt.update(); !updated) {
+        if (apt.release_text().empty()) {
+            return std::move(updated).error();
+        }
+        // Offline, or the mirror is down: the lists of the last update still describe an archive
+        // state, and the cache key follows them.
+        log::warn(k_log, "apt-get update failed; using the package lists of the last update ({})",
+                  updated.error().message.substr(0, 200));
+    }
     log::info(k_log, "package lists of {} ready in {:.1f}s", suite, since(t));
     return &c.apts.emplace(suite, std::move(apt)).first->second;
 }
