@@ -80,8 +80,11 @@ if [ "${1:-}" = "apache2-foreground" ]; then
   fi
   APACHE_SERVER_NAME=${APACHE_SERVER_NAME:-localhost}
   export APACHE_LISTEN APACHE_SERVER_NAME
+  # envvars reads variables that may be unset
+  set +u
   # shellcheck disable=SC1091
   . /etc/apache2/envvars
+  set -u
   # /run is a fresh tmpfs in a container; /var/log was emptied by the image build
   mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"
   rm -f "$APACHE_PID_FILE"
