@@ -48,7 +48,7 @@ contains "key table lists inventory keys with defaults" "$WORK/keys.out" '^  hos
 nodectl join root@198.18.0.3 >"$WORK/j.out" 2>&1
 expect_rc "join without --server is a usage error" 2 $?
 contains "join says what is missing" "$WORK/j.out" '--server is required'
-for c in image local; do
+for c in local; do
   nodectl "$c" --anything >"$WORK/u.out" 2>&1
   expect_rc "'$c' is not available yet and says so" 69 $?
   contains "'$c' explains" "$WORK/u.out" 'not available yet'

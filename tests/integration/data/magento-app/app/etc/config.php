@@ -1,0 +1,3 @@
+<?php
+// Magento keeps module configuration here; the stand-in project has none.
+return ['modules' => []];
