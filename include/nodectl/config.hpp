@@ -16,7 +16,8 @@
 
 namespace nodectl {
 
-enum class ConfigFile { profile, inventory };
+// recipe: an image recipe (images/<name>/recipe.toml); "*" in a key name matches any one name.
+enum class ConfigFile { profile, inventory, recipe };
 enum class ValueType { section, string, integer, boolean, string_list, table_list, string_map, secret };
 
 // Returns the reason the value is wrong, or an empty string when it is fine.

@@ -20,6 +20,8 @@ void configure_bundle(CLI::App& app, Context& ctx);
 int run_bundle(CLI::App& app, Context& ctx);
 void configure_kubeconfig(CLI::App& app, Context& ctx);
 int run_kubeconfig(CLI::App& app, Context& ctx);
+void configure_image(CLI::App& app, Context& ctx);
+int run_image(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -126,7 +128,25 @@ const CommandSpec k_commands[] = {
      "                                      (the cgroup driver \"auto\" is detected on this machine)",
      &configure_runtime, &run_runtime},
     {"firstboot", "(not available yet) provision this machine at first boot", "", nullptr, nullptr},
-    {"image", "(not available yet) build OCI images from recipes", "", nullptr, nullptr},
+    {"image", "Build reproducible OCI images from recipes (images/NAME/recipe.toml), without a daemon",
+     "  nodectl image build NAME... | --all [--recipes images/] [--out build/images] [--arg NAME=VALUE]...\n"
+     "        [--secret NAME=FILE]... [--compression gzip|zstd] [--import containerd[=SOCKET] | k3s]\n"
+     "  nodectl image check [NAME...]   parse and check the recipes only; errors as file:line:col and the key\n"
+     "  nodectl image keys              every recipe key, its type, default and meaning\n"
+     "A base recipe (no `base`) becomes a Debian rootfs made by mmdebstrap and the one layer its images\n"
+     "share; each image adds one layer: what its packages, users, files and runs changed (whiteouts for\n"
+     "removals). Layers are sorted, owned numerically, dated at most SOURCE_DATE_EPOCH (default: the suite's\n"
+     "Release date), gzip without name or time: the same inputs give the same digests. Output: OUT/NAME/\n"
+     "(OCI layout) and OUT/NAME.oci.tar (for `ctr images import` and k3s), reference\n"
+     "localhost/nodectl/NAME:latest. A layer is reused from the cache when its recipe, files, arguments and\n"
+     "the package versions apt resolves now are unchanged. Secrets are mounted at /run/secrets/NAME only\n"
+     "while the runs that name them execute; they never reach a layer. Needs root. Progress goes to stderr.\n"
+     "Exit status: 0 built, 2 usage, 3 a recipe is invalid (nothing built), 1 a build step failed.\n"
+     "Examples:\n"
+     "  nodectl image build --all\n"
+     "  nodectl image build magento --arg project_dir=$PWD/shop --secret composer_auth=auth.json\n"
+     "  nodectl image build redis --import containerd=/run/containerd/containerd.sock",
+     &configure_image, &run_image},
     {"backup", "(not available yet) back up databases and files to S3/NFS", "", nullptr, nullptr},
     {"local", "(not available yet) create a local test node", "", nullptr, nullptr},
 };

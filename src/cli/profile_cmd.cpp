@@ -21,6 +21,9 @@ int run_profile(CLI::App& app, Context& ctx) {
         if (ctx.global.json) {
             nlohmann::json j = nlohmann::json::array();
             for (const auto& k : config_keys()) {
+                if (k.file == ConfigFile::recipe) {
+                    continue;  // `nodectl image keys`
+                }
                 j.push_back({{"name", k.name},
                              {"file", k.file == ConfigFile::profile ? "profile" : "inventory"},
                              {"type", type_name(k.type)},

@@ -257,9 +257,49 @@ std::string registry_name(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
 }
 
+// Recipe values (images/<name>/recipe.toml).
+std::string image_name(const toml::node& n) {
+    static const std::regex k_re("^[a-z0-9][a-z0-9._-]{0,62}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be lower-case letters, digits, '.', '_' or '-' (an image name)";
+}
+
+std::string mmdebstrap_variant(const toml::node& n) {
+    return choice(n, {"essential", "apt", "required", "minbase", "buildd", "important", "standard"});
+}
+
+std::string exposed_ports(const toml::node& n) {
+    static const std::regex k_re("^[0-9]{1,5}(/(tcp|udp|sctp))?$");
+    for (const auto& e : *n.as_array()) {
+        if (!std::regex_match(str_of(e), k_re)) {
+            return "must list ports as \"PORT/tcp\" or \"PORT/udp\", not \"" + str_of(e) + "\"";
+        }
+    }
+    return "";
+}
+
+std::string absolute_paths(const toml::node& n) {
+    for (const auto& e : *n.as_array()) {
+        if (auto why = absolute_path(e); !why.empty()) {
+            return why + " (\"" + str_of(e) + "\")";
+        }
+    }
+    return "";
+}
+
+std::string build_arg_ref(const toml::node& n) {
+    static const std::regex k_re("^args\\.[A-Za-z_][A-Za-z0-9_]*$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be \"args.NAME\" (run only when that build argument is not empty)";
+}
+
+std::string owner_name(const toml::node& n) {
+    static const std::regex k_re("^([0-9]+|[a-z_][a-z0-9_-]*[$]?)$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a numeric id or a user/group name of the image";
+}
+
 using enum ValueType;
 constexpr auto P = ConfigFile::profile;
 constexpr auto I = ConfigFile::inventory;
+constexpr auto R = ConfigFile::recipe;
 
 std::vector<KeySpec> build_table() {
     std::vector<KeySpec> keys = {
@@ -378,6 +418,47 @@ std::vector<KeySpec> build_table() {
         {"k3s.api_port", P, integer, "6443", port, "port of the server's API (https-listen-port)"},
         {"k3s.server_url", P, string, "\"\"", nullptr, "agent role: the server's URL, https://SERVER:6443"},
         {"k3s.token", P, secret, "", nullptr, "agent role: the join token (K10... form), { file = \"PATH\" } or { env = \"VAR\" }"},
+
+        // Image recipes: images/<name>/recipe.toml (README "Image recipes"). "*" is any name.
+        {"name", R, string, "", image_name, "image name; must equal the recipe's folder name (required)"},
+        {"suite", R, string, "", not_empty, "Debian suite for mmdebstrap, e.g. \"bookworm\" (required in a base recipe; an image inherits its base's)"},
+        {"variant", R, string, "\"minbase\"", mmdebstrap_variant, "mmdebstrap --variant of a base recipe"},
+        {"base", R, string, "", image_name, "the recipe whose rootfs this image builds on (its first layer); absent: this recipe is a base"},
+        {"packages", R, string_list, "[]", package_names, "Debian packages installed (without recommends) in this recipe's layer"},
+        {"users", R, table_list, "[]", nullptr, "users created in the build ([[users]] tables); an existing one is only checked"},
+        {"users[].name", R, string, "", owner_name, "user name (required)"},
+        {"users[].uid", R, integer, "", nullptr, "numeric uid (required)"},
+        {"users[].gid", R, integer, "", nullptr, "numeric gid of its group, created with the user's name when absent (default: the uid)"},
+        {"users[].home", R, string, "\"/nonexistent\"", absolute_path, "home directory (created, owned by the user, unless /nonexistent)"},
+        {"users[].system", R, boolean, "false", nullptr, "a system user (useradd --system), with /usr/sbin/nologin as its shell"},
+        {"files", R, table_list, "[]", nullptr, "files copied into the image ([[files]] tables), after the packages"},
+        {"files[].src", R, string, "", not_empty, "file or directory, relative to the recipe's folder; may use ${args.NAME} (required)"},
+        {"files[].dest", R, string, "", absolute_path, "absolute path in the image (required)"},
+        {"files[].mode", R, string, "\"0644\"", file_mode, "permission bits (a directory's files keep their own modes)"},
+        {"files[].owner", R, string, "\"0\"", owner_name, "numeric uid or a user of the image"},
+        {"files[].group", R, string, "\"0\"", owner_name, "numeric gid or a group of the image"},
+        {"run", R, table_list, "[]", nullptr, "shell commands run in the image rootfs (chroot, /bin/sh -c), in order, after files"},
+        {"run[].command", R, string, "", not_empty, "the command; may use ${args.NAME} (required)"},
+        {"run[].secrets", R, string_list, "[]", nullptr, "build secrets mounted at /run/secrets/NAME while this command runs, and only then"},
+        {"run[].when", R, string, "", build_arg_ref, "\"args.NAME\": run only when that build argument is not empty"},
+        {"args", R, section, "", nullptr, "build arguments ([args.NAME] tables), given with --arg NAME=VALUE"},
+        {"args.*", R, section, "", nullptr, "one build argument"},
+        {"args.*.default", R, string, "\"\"", nullptr, "value when --arg does not give one"},
+        {"args.*.doc", R, string, "\"\"", nullptr, "what the argument is for (shown by `nodectl image check`)"},
+        {"secrets", R, section, "", nullptr, "build secrets ([secrets.NAME] tables), given with --secret NAME=FILE; never stored in a layer"},
+        {"secrets.*", R, section, "", nullptr, "one build secret"},
+        {"secrets.*.doc", R, string, "\"\"", nullptr, "what the secret is for"},
+        {"secrets.*.required", R, boolean, "false", nullptr, "the build fails when --secret does not give it"},
+        {"config", R, section, "", nullptr, "the OCI image config"},
+        {"config.entrypoint", R, string_list, "[]", nullptr, "Entrypoint"},
+        {"config.cmd", R, string_list, "[]", nullptr, "Cmd"},
+        {"config.env", R, string_map, "", nullptr, "environment; PATH is Debian's default unless given"},
+        {"config.workdir", R, string, "\"\"", nullptr, "WorkingDir (absolute, or \"\")"},
+        {"config.user", R, string, "\"\"", nullptr, "User: \"\" (root), \"name\", \"uid\" or \"uid:gid\""},
+        {"config.exposed_ports", R, string_list, "[]", exposed_ports, "ExposedPorts, \"6379/tcp\""},
+        {"config.volumes", R, string_list, "[]", absolute_paths, "Volumes (absolute paths)"},
+        {"config.labels", R, string_map, "", nullptr, "Labels"},
+        {"config.stop_signal", R, string, "\"\"", nullptr, "StopSignal, e.g. \"SIGTERM\""},
 
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},

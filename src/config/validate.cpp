@@ -77,24 +77,29 @@ std::vector<std::string> sibling_names(ConfigFile file, const std::string& prefi
             continue;
         }
         auto rest = name.substr(prefix.size());
-        if (!rest.empty() && rest.find('.') == std::string_view::npos && rest.find('[') == std::string_view::npos) {
+        if (!rest.empty() && rest != "*" && rest.find('.') == std::string_view::npos && rest.find('[') == std::string_view::npos) {
             out.emplace_back(rest);
         }
     }
     return out;
 }
 
-} // namespace
-
-void validate_table(ConfigFile file, const toml::table& table, const std::string& prefix, Diagnostics& diags) {
+// `prefix` is the key table's name of `table` ("args.*."), `shown` the file's ("args.dir.").
+void validate_rows(ConfigFile file, const toml::table& table, const std::string& prefix, const std::string& shown,
+                   Diagnostics& diags) {
     for (const auto& [key, node] : table) {
-        std::string name = prefix + std::string(key.str());
-        const KeySpec* spec = find_key(file, name);
+        std::string name = shown + std::string(key.str());
+        const KeySpec* spec = find_key(file, prefix + std::string(key.str()));
+        if (!spec) {
+            spec = find_key(file, prefix + "*");  // a table of named entries, such as [args.NAME]
+        }
         if (!spec) {
             std::string msg = location(key.source()) + ": unknown key '" + name + "'";
             auto suggestion = util::closest(key.str(), sibling_names(file, prefix));
             if (!suggestion.empty()) {
                 msg += "; did you mean '" + suggestion + "'?";
+            } else if (prefix.empty() && file == ConfigFile::recipe) {
+                msg += " (see `nodectl image keys` for the keys a recipe takes)";
             } else if (prefix.empty()) {
                 msg += " (see `nodectl profile keys` for the keys a " +
                        std::string(file == ConfigFile::profile ? "profile" : "inventory") + " takes)";
@@ -116,14 +121,22 @@ void validate_table(ConfigFile file, const toml::table& table, const std::string
                 continue;
             }
         }
+        // Children are looked up under the row's name ("args.*."), messages use the real one.
+        std::string row(spec->name);
         if (spec->type == ValueType::section) {
-            validate_table(file, *node.as_table(), name + ".", diags);
+            validate_rows(file, *node.as_table(), row + ".", name + ".", diags);
         } else if (spec->type == ValueType::table_list) {
             for (const auto& element : *node.as_array()) {
-                validate_table(file, *element.as_table(), name + "[].", diags);
+                validate_rows(file, *element.as_table(), row + "[].", name + "[].", diags);
             }
         }
     }
+}
+
+} // namespace
+
+void validate_table(ConfigFile file, const toml::table& table, const std::string& prefix, Diagnostics& diags) {
+    validate_rows(file, table, prefix, prefix, diags);
 }
 
 std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics& diags) {

@@ -12,9 +12,7 @@
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
 #include "util/file.hpp"
-
-#include <archive.h>
-#include <archive_entry.h>
+#include "util/tar_writer.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -257,16 +255,6 @@ Result<std::vector<Staged>> stage_debs(const std::vector<std::string>& packages,
     return out;
 }
 
-int64_t source_date_epoch() {
-    const char* v = std::getenv("SOURCE_DATE_EPOCH");
-    if (!v || !*v) {
-        return -1;
-    }
-    char* end = nullptr;
-    long long n = std::strtoll(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : -1;
-}
-
 std::string iso8601(int64_t t) {
     std::time_t tt = static_cast<std::time_t>(t);
     std::tm tm{};
@@ -276,40 +264,26 @@ std::string iso8601(int64_t t) {
     return buf;
 }
 
-using WritePtr = std::unique_ptr<archive, decltype(&archive_write_free)>;
-using EntryPtr = std::unique_ptr<archive_entry, decltype(&archive_entry_free)>;
-
-Result<void> write_header(archive* a, const std::string& path, uint64_t size, bool executable, int64_t mtime) {
-    EntryPtr e(archive_entry_new(), &archive_entry_free);
-    archive_entry_set_pathname(e.get(), path.c_str());
-    archive_entry_set_filetype(e.get(), AE_IFREG);
-    archive_entry_set_perm(e.get(), executable ? 0755 : 0644);
-    archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
-    archive_entry_set_uid(e.get(), 0);
-    archive_entry_set_gid(e.get(), 0);
-    archive_entry_set_mtime(e.get(), static_cast<time_t>(mtime), 0);
-    if (archive_write_header(a, e.get()) != ARCHIVE_OK) {
-        return make_error(ErrorCode::io, path + ": " + archive_error_string(a));
+Result<void> tar_status(const std::string& err) {
+    if (!err.empty()) {
+        return make_error(ErrorCode::io, err);
     }
     return Ok{};
 }
 
-Result<void> write_data(archive* a, const char* data, size_t n, const std::string& path) {
-    while (n > 0) {
-        la_ssize_t w = archive_write_data(a, data, n);
-        if (w <= 0) {
-            return make_error(ErrorCode::io, path + ": " + archive_error_string(a));
-        }
-        data += w;
-        n -= static_cast<size_t>(w);
-    }
-    return Ok{};
+util::TarEntry header(const std::string& path, uint64_t size, bool executable, int64_t mtime) {
+    util::TarEntry e;
+    e.path = path;
+    e.mode = executable ? 0755 : 0644;
+    e.size = size;
+    e.mtime = mtime;
+    return e;
 }
 
-Result<void> write_piece(archive* a, const Staged& s, int64_t mtime) {
-    TRY_VOID(write_header(a, s.piece.path, s.piece.size, s.executable, mtime));
+Result<void> write_piece(util::TarWriter& tar, const Staged& s, int64_t mtime) {
+    TRY_VOID(tar_status(tar.add(header(s.piece.path, s.piece.size, s.executable, mtime))));
     if (s.source.empty()) {
-        return write_data(a, s.content.data(), s.content.size(), s.piece.path);
+        return tar_status(tar.data(s.content.data(), s.content.size()));
     }
     std::ifstream in(s.source, std::ios::binary);
     if (!in) {
@@ -329,7 +303,7 @@ Result<void> write_piece(archive* a, const Staged& s, int64_t mtime) {
             break;
         }
         sha.update(buf.data(), n);
-        TRY_VOID(write_data(a, buf.data(), n, s.piece.path));
+        TRY_VOID(tar_status(tar.data(buf.data(), n)));
     }
     if (total != s.piece.size || sha.final_hex() != s.piece.sha256) {
         return make_error(ErrorCode::io, s.source + " changed while the bundle was being written");
@@ -339,20 +313,17 @@ Result<void> write_piece(archive* a, const Staged& s, int64_t mtime) {
 
 Result<void> write_archive(int fd, const std::string& part, const std::string& manifest,
                            const std::vector<Staged>& staged, int64_t mtime) {
-    WritePtr a(archive_write_new(), &archive_write_free);
-    // pax, restricted: plain ustar headers unless a name or size needs an extended one.
-    archive_write_set_format_pax_restricted(a.get());
-    archive_write_add_filter_none(a.get());
-    if (archive_write_open_fd(a.get(), fd) != ARCHIVE_OK) {
-        return make_error(ErrorCode::io, part + ": " + archive_error_string(a.get()));
+    util::TarWriter tar;
+    if (auto err = tar.open_fd(fd); !err.empty()) {
+        return make_error(ErrorCode::io, part + ": " + err);
     }
-    TRY_VOID(write_header(a.get(), std::string(k_manifest_name), manifest.size(), false, mtime));
-    TRY_VOID(write_data(a.get(), manifest.data(), manifest.size(), std::string(k_manifest_name)));
+    TRY_VOID(tar_status(tar.add(header(std::string(k_manifest_name), manifest.size(), false, mtime))));
+    TRY_VOID(tar_status(tar.data(manifest.data(), manifest.size())));
     for (const auto& s : staged) {
-        TRY_VOID(write_piece(a.get(), s, mtime));
+        TRY_VOID(write_piece(tar, s, mtime));
     }
-    if (archive_write_close(a.get()) != ARCHIVE_OK) {
-        return make_error(ErrorCode::io, part + ": " + archive_error_string(a.get()));
+    if (auto err = tar.close(); !err.empty()) {
+        return make_error(ErrorCode::io, part + ": " + err);
     }
     return Ok{};
 }
@@ -391,7 +362,7 @@ Result<Manifest> create(const CreateOptions& o) {
     fs::path out = fs::absolute(o.out);
     Manifest m;
     m.nodectl_version = NODECTL_VERSION;
-    int64_t epoch = source_date_epoch();
+    int64_t epoch = util::source_date_epoch();
     m.created = iso8601(epoch >= 0 ? epoch : static_cast<int64_t>(std::time(nullptr)));
     int64_t mtime = epoch >= 0 ? epoch : 0;
 

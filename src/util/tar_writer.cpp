@@ -1,0 +1,304 @@
+#include "util/tar_writer.hpp"
+
+#include "util/digest.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+namespace util {
+
+int64_t source_date_epoch() {
+    const char* v = std::getenv("SOURCE_DATE_EPOCH");
+    if (!v || !*v) {
+        return -1;
+    }
+    char* end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    return *end == '\0' && n >= 0 ? n : -1;
+}
+
+namespace {
+
+std::string why(archive* a, const std::string& what) {
+    const char* s = archive_error_string(a);
+    return what + ": " + (s ? s : "libarchive error");
+}
+
+la_ssize_t sink_write(archive*, void* client, const void* buf, size_t n) {
+    auto* sink = static_cast<TarWriter::Sink*>(client);
+    return (*sink)(buf, n) ? static_cast<la_ssize_t>(n) : -1;
+}
+
+int sink_close(archive*, void*) {
+    return ARCHIVE_OK;
+}
+
+} // namespace
+
+struct TarWriter::State {
+    archive* a = nullptr;
+    Sink sink;
+    ~State() {
+        if (a) {
+            archive_write_free(a);
+        }
+    }
+};
+
+TarWriter::TarWriter() = default;
+TarWriter::~TarWriter() = default;
+TarWriter::TarWriter(TarWriter&&) noexcept = default;
+TarWriter& TarWriter::operator=(TarWriter&&) noexcept = default;
+
+std::string TarWriter::open(Sink sink) {
+    m_state = std::make_unique<State>();
+    m_state->sink = std::move(sink);
+    m_state->a = archive_write_new();
+    // pax, restricted: plain ustar headers unless a name, a number or an xattr needs more.
+    archive_write_set_format_pax_restricted(m_state->a);
+    archive_write_add_filter_none(m_state->a);
+    if (archive_write_open(m_state->a, &m_state->sink, nullptr, &sink_write, &sink_close) != ARCHIVE_OK) {
+        return why(m_state->a, "cannot start the archive");
+    }
+    return {};
+}
+
+std::string TarWriter::open_fd(int fd) {
+    return open([fd](const void* data, size_t n) {
+        const char* p = static_cast<const char*>(data);
+        while (n > 0) {
+            ssize_t w = ::write(fd, p, n);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w <= 0) {
+                return false;
+            }
+            p += w;
+            n -= static_cast<size_t>(w);
+        }
+        return true;
+    });
+}
+
+std::string TarWriter::add(const TarEntry& e) {
+    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> ae(archive_entry_new(), &archive_entry_free);
+    archive_entry_set_pathname(ae.get(), e.path.c_str());
+    unsigned type = AE_IFREG;
+    switch (e.type) {
+    case TarEntry::Type::file: type = AE_IFREG; break;
+    case TarEntry::Type::dir: type = AE_IFDIR; break;
+    case TarEntry::Type::symlink: type = AE_IFLNK; break;
+    case TarEntry::Type::hardlink: type = AE_IFREG; break;
+    case TarEntry::Type::chardev: type = AE_IFCHR; break;
+    case TarEntry::Type::blockdev: type = AE_IFBLK; break;
+    case TarEntry::Type::fifo: type = AE_IFIFO; break;
+    }
+    archive_entry_set_filetype(ae.get(), type);
+    archive_entry_set_perm(ae.get(), e.mode & 07777);
+    archive_entry_set_uid(ae.get(), e.uid);
+    archive_entry_set_gid(ae.get(), e.gid);
+    archive_entry_set_mtime(ae.get(), static_cast<time_t>(e.mtime), 0);
+    if (e.type == TarEntry::Type::file) {
+        archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.size));
+    } else {
+        archive_entry_set_size(ae.get(), 0);
+    }
+    if (e.type == TarEntry::Type::symlink) {
+        archive_entry_set_symlink(ae.get(), e.link.c_str());
+    } else if (e.type == TarEntry::Type::hardlink) {
+        archive_entry_set_hardlink(ae.get(), e.link.c_str());
+    }
+    if (e.type == TarEntry::Type::chardev || e.type == TarEntry::Type::blockdev) {
+        archive_entry_set_rdevmajor(ae.get(), e.dev_major);
+        archive_entry_set_rdevminor(ae.get(), e.dev_minor);
+    }
+    for (const auto& [name, value] : e.xattrs) {
+        archive_entry_xattr_add_entry(ae.get(), name.c_str(), value.data(), value.size());
+    }
+    if (archive_write_header(m_state->a, ae.get()) != ARCHIVE_OK) {
+        return why(m_state->a, e.path);
+    }
+    return {};
+}
+
+std::string TarWriter::data(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        la_ssize_t w = archive_write_data(m_state->a, p, n);
+        if (w <= 0) {
+            return why(m_state->a, "cannot write the archive");
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return {};
+}
+
+std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
+    int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return source + ": " + std::strerror(errno);
+    }
+    if (auto err = add(e); !err.empty()) {
+        ::close(fd);
+        return err;
+    }
+    std::vector<char> buf(1 << 20);
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            std::string err = source + ": " + std::strerror(errno);
+            ::close(fd);
+            return err;
+        }
+        if (n == 0) {
+            break;
+        }
+        total += static_cast<uint64_t>(n);
+        if (total > e.size) {
+            break;
+        }
+        if (auto err = data(buf.data(), static_cast<size_t>(n)); !err.empty()) {
+            ::close(fd);
+            return err;
+        }
+    }
+    ::close(fd);
+    if (total != e.size) {
+        return source + " changed while it was being archived";
+    }
+    return {};
+}
+
+std::string TarWriter::close() {
+    if (!m_state || !m_state->a) {
+        return {};
+    }
+    int rc = archive_write_close(m_state->a);
+    std::string err = rc == ARCHIVE_OK ? "" : why(m_state->a, "cannot finish the archive");
+    archive_write_free(m_state->a);
+    m_state->a = nullptr;
+    return err;
+}
+
+struct CompressedSink::State {
+    archive* a = nullptr;
+    int fd = -1;
+    Sha256 sha;
+    uint64_t size = 0;
+    bool failed = false;
+    ~State() {
+        if (a) {
+            archive_write_free(a);
+        }
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+};
+
+namespace {
+
+la_ssize_t file_write(archive*, void* client, const void* buf, size_t n) {
+    auto* s = static_cast<CompressedSink::State*>(client);
+    const char* p = static_cast<const char*>(buf);
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = ::write(s->fd, p, left);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            s->failed = true;
+            return -1;
+        }
+        p += w;
+        left -= static_cast<size_t>(w);
+    }
+    s->sha.update(buf, n);
+    s->size += n;
+    return static_cast<la_ssize_t>(n);
+}
+
+} // namespace
+
+CompressedSink::CompressedSink() = default;
+CompressedSink::~CompressedSink() = default;
+
+std::string CompressedSink::open(const std::string& path, Compression compression) {
+    m_state = std::make_unique<State>();
+    m_state->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (m_state->fd < 0) {
+        return m_error = path + ": " + std::strerror(errno);
+    }
+    archive* a = m_state->a = archive_write_new();
+    archive_write_set_format_raw(a);
+    switch (compression) {
+    case Compression::none: archive_write_add_filter_none(a); break;
+    case Compression::gzip:
+        archive_write_add_filter_gzip(a);
+        // No name and no timestamp in the gzip header: the same bytes give the same file.
+        archive_write_set_filter_option(a, "gzip", "timestamp", nullptr);
+        break;
+    case Compression::zstd: archive_write_add_filter_zstd(a); break;
+    }
+    // No padding after the compressed stream (gzip readers reject trailing zeros).
+    archive_write_set_bytes_in_last_block(a, 1);
+    if (archive_write_open(a, m_state.get(), nullptr, &file_write, nullptr) != ARCHIVE_OK) {
+        return m_error = why(a, path);
+    }
+    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), &archive_entry_free);
+    archive_entry_set_pathname(e.get(), "data");
+    archive_entry_set_filetype(e.get(), AE_IFREG);
+    if (archive_write_header(a, e.get()) != ARCHIVE_OK) {
+        return m_error = why(a, path);
+    }
+    return {};
+}
+
+bool CompressedSink::write(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        la_ssize_t w = archive_write_data(m_state->a, p, n);
+        if (w <= 0) {
+            m_error = why(m_state->a, "cannot compress");
+            return false;
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+std::string CompressedSink::close() {
+    if (archive_write_close(m_state->a) != ARCHIVE_OK) {
+        return m_error = why(m_state->a, "cannot finish the compressed file");
+    }
+    archive_write_free(m_state->a);
+    m_state->a = nullptr;
+    if (::fsync(m_state->fd) != 0 || ::close(m_state->fd) != 0) {
+        m_state->fd = -1;
+        return m_error = std::string("cannot write the compressed file: ") + std::strerror(errno);
+    }
+    m_state->fd = -1;
+    m_size = m_state->size;
+    m_sha256 = m_state->sha.final_hex();
+    return {};
+}
+
+} // namespace util
