@@ -183,7 +183,7 @@ contains_text "redis: ... and says why" "$WORK/redis-nopw.out" "no password"
 MP=$(free_port)
 SP=$(free_port)
 mkdir -p "$WORK/mysql-master" "$WORK/mysql-replica"
-master_opts=(--env MYSQL_PORT="$MP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_DATABASE=magento
+master_opts=(--env MYSQL_PORT="$MP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_DATABASE=magento --env MYSQL_MAX_CONNECTIONS=77
   --env MYSQL_USER=magento --mount "$(smount mysql_password)" --mount "$(smount mysql_replication_password)"
   --mount "type=bind,src=$WORK/mysql-master,dst=/var/lib/mysql,options=rbind:rw")
 replica_opts=(--env MYSQL_PORT="$SP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_MASTER_HOST=127.0.0.1
@@ -202,6 +202,11 @@ sql_ok() { sql "$1" -e 'SELECT 1' >/dev/null 2>&1; }
 check "mysql-master: the application user (password from the secret) can log in" sql_ok "$MP"
 wait_for 90 sql "$SP" -e 'SELECT 1'
 check "mysql-replica: the application user exists on the replica (replicated)" sql_ok "$SP"
+sql "$MP" -e 'SELECT @@server_id, @@max_connections, @@binlog_format, @@log_bin, @@read_only' >"$WORK/master-vars.out" 2>&1
+contains "mysql-master: server_id 1, max_connections from the environment (77), binlog ROW, log_bin on, writable" \
+  "$WORK/master-vars.out" $'^1\t77\tROW\t1\t0$'
+sql "$SP" -e 'SELECT @@server_id, @@read_only, @@gtid_strict_mode' >"$WORK/replica-vars.out" 2>&1
+contains "mysql-replica: its own server_id 2, read_only, GTID strict mode" "$WORK/replica-vars.out" $'^2\t1\t1$'
 contains_text "mysql-replica: the first start waited for the master" "$WORK/logs/mysql-replica.log" "waiting for master 127.0.0.1:$MP"
 contains_text "mysql-master: first start initialised the empty datadir" "$WORK/logs/mysql-master.log" "initialising the empty datadir"
 sql "$MP" -e "CREATE TABLE probe (id INT PRIMARY KEY, note VARCHAR(64)); INSERT INTO probe VALUES (1, 'before-restart');"
@@ -374,6 +379,10 @@ start varnish varnish --env VARNISH_BACKEND_HOST=127.0.0.1 --env VARNISH_BACKEND
   --env VARNISH_LISTEN="127.0.0.1:$VP" --env VARNISH_PURGE_ACL=127.0.0.1 --env VARNISH_STORAGE_SIZE=64m
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$VP/static/test.css"
 V=http://127.0.0.1:$VP
+vpid=$(ctr_ task ls | awk '$1 == "varnish" {print $2}')
+ps -o args= --ppid "$vpid" >"$WORK/varnishd.args" 2>&1
+contains "varnish: varnishd -F runs with the storage size from the environment (malloc,64m)" "$WORK/varnishd.args" '^varnishd -F .*-s malloc,64m'
+contains_text "varnish: ... and the VCL rendered at start" "$WORK/varnishd.args" "-f /run/varnish/default.vcl"
 curl -s -D "$WORK/v1.h" -o "$WORK/v1.body" "$V/cacheable.php"
 curl -s -D "$WORK/v2.h" -o "$WORK/v2.body" "$V/cacheable.php"
 contains "varnish: the page comes from magento through varnish (200)" "$WORK/v1.h" '^HTTP/1.1 200'
