@@ -66,6 +66,9 @@ std::string TarWriter::open(Sink sink) {
     m_state->a = archive_write_new();
     // pax, restricted: plain ustar headers unless a name, a number or an xattr needs more.
     archive_write_set_format_pax_restricted(m_state->a);
+    // File names are bytes: stored as they are, never converted through the process's locale
+    // (which would fail for UTF-8 names under LC_ALL=C, or differ between machines).
+    archive_write_set_format_option(m_state->a, "pax", "hdrcharset", "BINARY");
     archive_write_add_filter_none(m_state->a);
     if (archive_write_open(m_state->a, &m_state->sink, nullptr, &sink_write, &sink_close) != ARCHIVE_OK) {
         return why(m_state->a, "cannot start the archive");

@@ -4,6 +4,7 @@
 
 #include "modules/image/layer.hpp"
 #include "util/file.hpp"
+#include "util/strings.hpp"
 
 #include <doctest/doctest.h>
 
@@ -81,7 +82,8 @@ TEST_CASE("image layer: sorted, clamped, numeric owners, no atime/ctime, hard li
         CHECK_FALSE(e.has_atime);
         CHECK_FALSE(e.has_ctime);
     }
-    CHECK(paths == std::vector<std::string>{"B", "a-file", "b", "b/a.txt", "b/link", "b/z.txt", "sym"});
+    const std::vector<std::string> want = {"B", "a-file", "b/", "b/a.txt", "b/link", "b/z.txt", "sym"};  // directories read back with a "/"
+    CHECK_MESSAGE(paths == want, util::join(paths, " "));
     CHECK(entries[1].mtime == 100);
     CHECK(entries[5].mtime == 1000);
     CHECK(entries[5].uid == 999);
@@ -172,4 +174,19 @@ TEST_CASE("image layer: clean_tree removes caches and logs") {
     CHECK(files == std::vector<std::string>{"var/cache/debconf/config.dat"});
     CHECK(fs::is_directory(t.file("r/var/cache/apt/archives")));
     CHECK(fs::is_directory(t.file("r/var/log")));
+}
+
+TEST_CASE("image layer: UTF-8 names and link targets are stored as bytes, whatever the locale") {
+    TempDir t;
+    t.write("tree/NetLock_Arany_=Class_Gold=_F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.pem", "pem");
+    std::filesystem::create_symlink("NetLock_Arany_=Class_Gold=_F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.pem",
+                                    t.path() / "tree/988a38cb.0");
+    auto blob = image::write_layer(t.file("tree"), image::TreeKind::rootfs, 1000, image::Compression::gzip,
+                                   t.file("layer.tar.gz"));
+    REQUIRE_MESSAGE(blob.ok(), (blob.ok() ? "" : blob.error().message));
+    auto text = util::read_file(t.file("layer.tar.gz"));
+    REQUIRE(text);
+    auto entries = image::tree_entries(t.file("tree"), image::TreeKind::rootfs, 1000);
+    REQUIRE(entries.size() == 2);
+    CHECK(entries[0].link == "NetLock_Arany_=Class_Gold=_F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.pem");
 }

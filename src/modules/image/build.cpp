@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -39,6 +40,7 @@
 #include <set>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +84,36 @@ std::string oci_arch() {
     }
     return a;
 }
+
+// An exclusive flock held until destruction: two builds sharing a cache take turns instead of
+// writing the same apt lists or the same layer at once.
+class DirLock {
+public:
+    static Result<std::unique_ptr<DirLock>> take(const fs::path& dir) {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        std::string file = (dir / ".lock").string();
+        int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            return make_error(ErrorCode::io, "cannot open " + file + ": " + std::strerror(errno));
+        }
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            log::info(k_log, "waiting for another build using {}", dir.string());
+            if (::flock(fd, LOCK_EX) != 0) {
+                ::close(fd);
+                return make_error(ErrorCode::io, "cannot lock " + file + ": " + std::strerror(errno));
+            }
+        }
+        return std::unique_ptr<DirLock>(new DirLock(fd));
+    }
+    ~DirLock() { ::close(m_fd); }
+    DirLock(const DirLock&) = delete;
+    DirLock& operator=(const DirLock&) = delete;
+
+private:
+    explicit DirLock(int fd) : m_fd(fd) {}
+    int m_fd;
+};
 
 // ---- apt on the operator's machine, with its own lists, status and .deb cache -----------------
 
@@ -1096,6 +1128,8 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
     if (ec) {
         return io("cannot create " + c.cache.string(), ec);
     }
+    auto cache_lock = TRY(DirLock::take(c.cache));
+    auto apt_lock = TRY(DirLock::take(c.apt_root));
     std::string arch = oci_arch();
 
     // Bases first (each once), then the images in the order asked.
