@@ -86,7 +86,7 @@ if [ "${1:-}" = "apache2-foreground" ]; then
   . /etc/apache2/envvars
   set -u
   # /run is a fresh tmpfs in a container; /var/log was emptied by the image build
-  mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"
+  mkdir -p /run/lock "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR" "$APACHE_LOG_DIR"
   rm -f "$APACHE_PID_FILE"
   log "Apache on $APACHE_LISTEN, document root $root/pub"
   exec apache2 -DFOREGROUND "$@"

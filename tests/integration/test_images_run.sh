@@ -27,10 +27,25 @@ NS=nodectl-images-$$
 C=$WORK/ctrd
 mkdir -p "$C" "$WORK/logs" "$WORK/secrets"
 CTRD=""
+S3PID=""
 RUNNING=()   # containers to stop at exit
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ctr_() { ctr -a "$C/sock" -n "$NS" "$@"; }
+# exec_ CONTAINER CMD...: run CMD in the running container (stdout; stderr to $WORK/exec.err).
+# ctr sometimes returns before a short-lived exec's output is copied: one retry on empty output.
+EXEC_N=0
+exec_() {
+  local name=$1 out
+  shift
+  for _ in 1 2; do
+    EXEC_N=$((EXEC_N + 1))
+    out=$(ctr_ task exec --exec-id "x$EXEC_N" "$name" "$@" 2>>"$WORK/exec.err")
+    [ -n "$out" ] && break
+    sleep 1
+  done
+  printf '%s\n' "$out"
+}
 # `ctr run IMAGE ID CMD...` replaces the image's entrypoint too: one-off commands name it again.
 EP=(/usr/bin/tini -- /usr/local/bin/docker-entrypoint.sh)
 
@@ -76,6 +91,7 @@ stop_all() {
     done
   fi
   for r in "${RUNNING[@]}"; do stop "$r"; done
+  [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
   if [ -n "$CTRD" ]; then
     kill "$CTRD" 2>/dev/null
     wait "$CTRD" 2>/dev/null
@@ -155,7 +171,7 @@ contains "redis: maxmemory-policy allkeys-lru" "$WORK/redis-cfg.out" '^allkeys-l
 contains "redis: maxmemory 1gb (1073741824)" "$WORK/redis-cfg.out" '^1073741824$'
 contains "redis: protected-mode yes" "$WORK/redis-cfg.out" '^yes$'
 rpid=$(ctr_ task ls | awk '$1 == "redis" {print $2}')
-ruid=$(ctr_ task exec --exec-id uid redis id -u redis 2>/dev/null)
+ruid=$(exec_ redis id -u redis)
 check "redis: the server runs as the image's redis user (uid ${ruid:-?}), not root" \
   sh -c "[ -n '$ruid' ] && [ '$ruid' != 0 ] && pgrep -P '$rpid' -u '$ruid' -x redis-server >/dev/null"
 lacks "redis: the password is not in the container log" "$WORK/logs/redis.log" "r3dis-"
@@ -167,7 +183,7 @@ contains_text "redis: ... and says why" "$WORK/redis-nopw.out" "no password"
 MP=$(free_port)
 SP=$(free_port)
 mkdir -p "$WORK/mysql-master" "$WORK/mysql-replica"
-master_opts=(--env MYSQL_PORT="$MP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_DATABASE=magento
+master_opts=(--env MYSQL_PORT="$MP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_DATABASE=magento --env MYSQL_MAX_CONNECTIONS=77
   --env MYSQL_USER=magento --mount "$(smount mysql_password)" --mount "$(smount mysql_replication_password)"
   --mount "type=bind,src=$WORK/mysql-master,dst=/var/lib/mysql,options=rbind:rw")
 replica_opts=(--env MYSQL_PORT="$SP" --env MYSQL_BIND_ADDRESS=127.0.0.1 --env MYSQL_MASTER_HOST=127.0.0.1
@@ -186,6 +202,11 @@ sql_ok() { sql "$1" -e 'SELECT 1' >/dev/null 2>&1; }
 check "mysql-master: the application user (password from the secret) can log in" sql_ok "$MP"
 wait_for 90 sql "$SP" -e 'SELECT 1'
 check "mysql-replica: the application user exists on the replica (replicated)" sql_ok "$SP"
+sql "$MP" -e 'SELECT @@server_id, @@max_connections, @@binlog_format, @@log_bin, @@read_only' >"$WORK/master-vars.out" 2>&1
+contains "mysql-master: server_id 1, max_connections from the environment (77), binlog ROW, log_bin on, writable" \
+  "$WORK/master-vars.out" $'^1\t77\tROW\t1\t0$'
+sql "$SP" -e 'SELECT @@server_id, @@read_only, @@gtid_strict_mode' >"$WORK/replica-vars.out" 2>&1
+contains "mysql-replica: its own server_id 2, read_only, GTID strict mode" "$WORK/replica-vars.out" $'^2\t1\t1$'
 contains_text "mysql-replica: the first start waited for the master" "$WORK/logs/mysql-replica.log" "waiting for master 127.0.0.1:$MP"
 contains_text "mysql-master: first start initialised the empty datadir" "$WORK/logs/mysql-master.log" "initialising the empty datadir"
 sql "$MP" -e "CREATE TABLE probe (id INT PRIMARY KEY, note VARCHAR(64)); INSERT INTO probe VALUES (1, 'before-restart');"
@@ -198,9 +219,12 @@ expect_rc_out "mysql-replica: a write by the application user is refused" 1 $? "
 contains_text "mysql-replica: ... because the replica is read-only" "$WORK/replica-write.out" "read-only"
 sql "$SP" -e 'SELECT COUNT(*) FROM probe WHERE id = 2' >"$WORK/replica-count.out" 2>&1
 contains "mysql-replica: ... and the row is not there" "$WORK/replica-count.out" '^0$'
-ctr_ task exec --exec-id status1 mysql-replica mariadb -e 'SHOW SLAVE STATUS\G' >"$WORK/slave-status.out" 2>&1
+exec_ mysql-replica mariadb -e 'SHOW SLAVE STATUS\G' >"$WORK/slave-status.out"
 contains "mysql-replica: replication uses GTIDs (Using_Gtid: Slave_Pos)" "$WORK/slave-status.out" 'Using_Gtid: Slave_Pos'
 contains "mysql-replica: both replication threads run" "$WORK/slave-status.out" 'Slave_SQL_Running: Yes'
+sql "$SP" -e 'SELECT @@gtid_slave_pos' >"$WORK/gtid-pos.out" 2>&1
+contains "mysql-replica: gtid_slave_pos follows the master (domain 0, server 1)" "$WORK/gtid-pos.out" '^0-1-[0-9]+$'
+contains "mysql-replica: master.info says using_gtid=2 (slave_pos)" "$WORK/mysql-replica/master.info" "^using_gtid=2$"
 mariadb-binlog "$WORK/mysql-master/mysql-bin.000001" >"$WORK/binlog.txt" 2>&1
 contains "mysql-master: the binary log holds the user's password hash..." "$WORK/binlog.txt" "IDENTIFIED BY PASSWORD '\\*[0-9A-F]{40}'"
 lacks "mysql-master: ... never the password" "$WORK/binlog.txt" "app-[0-9]+-"
@@ -277,7 +301,7 @@ curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$AP/no/such/page" >"$
 contains "magento: mod_rewrite sends unknown URLs to pub/index.php (200)" "$WORK/rewrite.out" '^200$'
 curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$AP/.htaccess" >"$WORK/dotfile.out"
 contains "magento: dot files are denied (403)" "$WORK/dotfile.out" '^403$'
-ctr_ task exec --exec-id envphp magento sh -c 'stat -c "%a %U:%G" app/etc/env.php; cat app/etc/env.php' >"$WORK/env.php.out" 2>&1
+exec_ magento sh -c 'stat -c "%a %U:%G" app/etc/env.php; cat app/etc/env.php' >"$WORK/env.php.out"
 contains "magento: env.php is 0640 root:www-data" "$WORK/env.php.out" '^640 root:www-data$'
 contains "magento: env.php has the DB master" "$WORK/env.php.out" "'host' => '127.0.0.1:$MP'"
 contains "magento: env.php has the replica as slave_connection" "$WORK/env.php.out" "'slave_connection'"
@@ -285,7 +309,7 @@ contains "magento: env.php has Redis sessions" "$WORK/env.php.out" "'save' => 'r
 contains "magento: env.php has the Redis cache backend" "$WORK/env.php.out" "Backend..Redis"
 contains "magento: env.php lists the Varnish host" "$WORK/env.php.out" "'port' => '$VP'"
 lacks "magento: no password in the container log" "$WORK/logs/magento.log" "app-[0-9]+-|r3dis-"
-ctr_ task exec --exec-id apachem magento sh -c 'APACHE_LISTEN=1 APACHE_SERVER_NAME=x; export APACHE_LISTEN APACHE_SERVER_NAME; . /etc/apache2/envvars; apache2 -M' >"$WORK/apache-mods.out" 2>&1
+exec_ magento sh -c 'APACHE_LISTEN=1 APACHE_SERVER_NAME=x; export APACHE_LISTEN APACHE_SERVER_NAME; . /etc/apache2/envvars; apache2 -M 2>&1' >"$WORK/apache-mods.out"
 for m in rewrite headers php mpm_prefork; do
   contains "magento: Apache module $m is loaded" "$WORK/apache-mods.out" "^ ${m}_module"
 done
@@ -306,13 +330,63 @@ ctr_ run --rm --net-host --env MAGENTO_S3_MEDIA=1 --env MAGENTO_S3_BUCKET=media 
 expect_rc_out "magento: S3 media enabled without credentials: the start fails" 1 $? "$WORK/s3-fail.out"
 contains_text "magento: ... loudly, naming what is missing" "$WORK/s3-fail.out" "/run/secrets/s3_credentials"
 
+# --- magento: pub/media from S3 (s3rver on loopback) through s3fs inside the container ----------
+# FUSE inside the container needs /dev/fuse and CAP_SYS_ADMIN: --privileged here.
+S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
+if [ -x "$S3RVER" ]; then
+  S3P=$(free_port)
+  mkdir -p "$WORK/s3rver"
+  NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" -d "$WORK/s3rver" -a 127.0.0.1 -p "$S3P" \
+    --configure-bucket media >"$WORK/logs/s3rver.out" 2>&1 &
+  S3PID=$!
+  wait_for 20 curl -s -o /dev/null "http://127.0.0.1:$S3P/"
+  export HOME=$WORK/home
+  mkdir -p "$HOME/.aws"
+  printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$HOME/.aws/config"
+  printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
+  chmod 600 "$HOME/.aws/credentials"
+  s3() { /usr/bin/aws --endpoint-url "http://127.0.0.1:$S3P" --no-cli-pager "$@"; }
+  echo "image bytes $RANDOM" >"$WORK/x.jpg"
+  s3 s3 cp "$WORK/x.jpg" s3://media/catalog/product/x.jpg --only-show-errors
+  expect_rc "s3: an object put into the bucket with awscli" 0 $?
+  secret s3_credentials "S3RVER:S3RVER"
+  AP3=$(free_port)
+  s3_opts=(--privileged --env APACHE_PORT="$AP3" --env APACHE_BIND_ADDRESS=127.0.0.1 --env MAGENTO_S3_MEDIA=1
+    --env MAGENTO_S3_BUCKET=media --env MAGENTO_S3_OPTIONS=use_path_request_style --mount "$(smount s3_credentials)")
+  start magento-s3 magento "${s3_opts[@]}" --env MAGENTO_S3_URL="http://127.0.0.1:$S3P"
+  wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$AP3/static/test.css"
+  contains_text "magento+s3: the entrypoint mounted s3://media on pub/media" "$WORK/logs/magento-s3.log" "s3://media mounted on /var/www/html/pub/media"
+  curl -s -o "$WORK/x.got" "http://127.0.0.1:$AP3/media/catalog/product/x.jpg"
+  check "magento+s3: Apache serves the object from the bucket at /media/..." cmp -s "$WORK/x.jpg" "$WORK/x.got"
+  exec_ magento-s3 sh -c 'echo uploaded-in-container > pub/media/from-container.txt && sync && echo written' >"$WORK/s3-write.out"
+  contains "magento+s3: a file written to pub/media in the container..." "$WORK/s3-write.out" '^written$'
+  check "magento+s3: ... is an object in the bucket" \
+    test "$(s3 s3 cp s3://media/from-container.txt - --only-show-errors 2>/dev/null)" = uploaded-in-container
+  stop magento-s3
+  # The same with an endpoint where nothing listens: the start must fail, not serve an empty pub/media.
+  ctr_ run --rm --net-host "${s3_opts[@]}" --env MAGENTO_S3_URL="http://127.0.0.1:$(free_port)" --env MAGENTO_S3_WAIT=5 \
+    localhost/nodectl/magento:latest magento-s3-down >"$WORK/s3-down.out" 2>&1
+  expect_rc_out "magento+s3: S3 unreachable: the container exits with an error" 1 $? "$WORK/s3-down.out"
+  contains "magento+s3: ... saying the mount did not come up" "$WORK/s3-down.out" "s3fs could not mount|is not mounted on"
+  kill "$S3PID" 2>/dev/null
+  wait "$S3PID" 2>/dev/null
+else
+  fail "s3rver is not installed at $S3RVER (scripts/setup.sh)"
+fi
+
 # --- varnish in front of magento ------------------------------------------------------------------
 start varnish varnish --env VARNISH_BACKEND_HOST=127.0.0.1 --env VARNISH_BACKEND_PORT="$AP" \
   --env VARNISH_LISTEN="127.0.0.1:$VP" --env VARNISH_PURGE_ACL=127.0.0.1 --env VARNISH_STORAGE_SIZE=64m
 wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$VP/static/test.css"
 V=http://127.0.0.1:$VP
+vpid=$(ctr_ task ls | awk '$1 == "varnish" {print $2}')
+ps -o args= --ppid "$vpid" >"$WORK/varnishd.args" 2>&1
+contains "varnish: varnishd -F runs with the storage size from the environment (malloc,64m)" "$WORK/varnishd.args" '^varnishd -F .*-s malloc,64m'
+contains_text "varnish: ... and the VCL rendered at start" "$WORK/varnishd.args" "-f /run/varnish/default.vcl"
 curl -s -D "$WORK/v1.h" -o "$WORK/v1.body" "$V/cacheable.php"
 curl -s -D "$WORK/v2.h" -o "$WORK/v2.body" "$V/cacheable.php"
+contains "varnish: the page comes from magento through varnish (200)" "$WORK/v1.h" '^HTTP/1.1 200'
+contains_text "varnish: ... rendered by PHP" "$WORK/v1.body" "rendered "
 contains "varnish: first request is a miss" "$WORK/v1.h" '^X-Cache: MISS'
 contains "varnish: the second identical request is a cache hit" "$WORK/v2.h" '^X-Cache: HIT'
 check "varnish: ... with the same rendering (served from the cache)" cmp -s "$WORK/v1.body" "$WORK/v2.body"
@@ -324,6 +398,7 @@ curl -s -o /dev/null -w '%{http_code}\n' -X PURGE "$V/cacheable.php" >"$WORK/pur
 contains "varnish: PURGE from 127.0.0.1 (in the ACL) works (200)" "$WORK/purge-acl.out" '^200$'
 curl -s -D "$WORK/v4.h" -o "$WORK/v4.body" "$V/cacheable.php"
 contains "varnish: ... the next request is a miss" "$WORK/v4.h" '^X-Cache: MISS'
+contains_text "varnish: ... rendered by PHP again" "$WORK/v4.body" "rendered "
 check "varnish: ... rendered anew" sh -c "! cmp -s '$WORK/v1.body' '$WORK/v4.body'"
 for u in '/?id=1%20UNION%20SELECT' '/?id=1%20union%20all%20select%201,2' '/?id=%55nion+%53elect' \
   '/catalog?q=1/**/UNION/**/SELECT' '/?id=1%20AND%20SLEEP(5)' '/?q=(select%20password%20from%20admin)'; do
