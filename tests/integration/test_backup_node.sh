@@ -50,9 +50,10 @@ node 1 'systemd-analyze verify /etc/systemd/system/nodectl-backup.service /etc/s
 expect_rc_out "the units pass systemd-analyze verify on the node" 0 $? "$WORK/verify.out"
 node 1 'systemctl list-timers --all --no-pager' >"$WORK/timers.out" 2>&1
 contains "systemctl list-timers shows nodectl-backup.timer" "$WORK/timers.out" 'nodectl-backup\.timer +nodectl-backup\.service'
-node 1 'systemctl show -p OnCalendar -p Persistent -p RandomizedDelayUSec nodectl-backup.timer' >"$WORK/timer.show"
+node 1 'systemctl show -p TimersCalendar -p Persistent -p RandomizedDelayUSec nodectl-backup.timer' >"$WORK/timer.show"
 contains "OnCalendar from the profile" "$WORK/timer.show" 'OnCalendar=.*03:15:00'
 contains "Persistent=yes" "$WORK/timer.show" '^Persistent=yes'
+contains "RandomizedDelaySec from the profile" "$WORK/timer.show" "^RandomizedDelayUSec=10min$"
 node 1 'systemctl start nodectl-backup.service' >"$WORK/start.out" 2>&1
 expect_rc_out "systemctl start nodectl-backup.service succeeds" 0 $? "$WORK/start.out"
 node 1 'ls /var/backups/nodectl' >"$WORK/ls.out"
@@ -65,10 +66,11 @@ node 1 'systemctl show -p Nice -p IOSchedulingClass -p ProtectSystem -p NoNewPri
 contains "low priority and sandboxed" "$WORK/svc.show" 'ProtectSystem=strict'
 nodectl apply -p "$WORK/node.toml" "root@$N" "${KH[@]}" >"$WORK/apply2.out" 2>&1
 expect_rc_out "a re-apply" 0 $? "$WORK/apply2.out"
-contains "... changes nothing" "$WORK/apply2.out" '0 changed'
+contains "... changes nothing" "$WORK/apply2.out" '(^|[^0-9])0 changed'
 sed -i 's/^name = "node1"/enabled = false\nname = "node1"/' "$WORK/node.toml"
 nodectl apply -p "$WORK/node.toml" "root@$N" "${KH[@]}" >"$WORK/apply3.out" 2>&1
 expect_rc_out "enabled = false" 0 $? "$WORK/apply3.out"
 node 1 'systemctl list-timers --all --no-pager; ls /etc/systemd/system/nodectl-backup.timer 2>&1' >"$WORK/timers3.out" 2>&1
 lacks "... removes the timer" "$WORK/timers3.out" 'nodectl-backup\.timer +nodectl'
+contains "... and the timer unit file is gone" "$WORK/timers3.out" "nodectl-backup.timer.*No such file"
 finish
