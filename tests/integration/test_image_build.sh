@@ -16,7 +16,7 @@ for t in mmdebstrap skopeo umoci containerd ctr runc python3 jq unshare; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/setup.sh)"; exit 1; }
 done
 RECIPES=$DATA/images
-APT_CACHE=${NODECTL_TEST_CACHE:-/var/cache/nodectl-test}/image-apt
+APT_CACHE=${NODECTL_TEST_CACHE:-$SRC/build/testcache}/image-apt
 mkdir -p "$APT_CACHE"
 export NODECTL_CACHE_DIR=$WORK/nodectl-cache
 

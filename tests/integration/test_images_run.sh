@@ -114,10 +114,15 @@ trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
 
 # --- build and import --------------------------------------------------------------------------
 T0=$(date +%s)
-nodectl image build redis varnish mysql-master mysql-replica --recipes "$SRC/images" --out "$OUT" \
+# The build cache and downloaded .debs live in the test cache (like the node rootfs), never in
+# root's ~/.cache; a later run (or test_image_build's apt cache) makes the build warm.
+TEST_CACHE=${NODECTL_TEST_CACHE:-$SRC/build/testcache}
+CACHE_ARGS=(--cache "$TEST_CACHE/images" --apt-cache "$TEST_CACHE/image-apt")
+mkdir -p "$TEST_CACHE/images" "$TEST_CACHE/image-apt"
+nodectl image build redis varnish mysql-master mysql-replica --recipes "$SRC/images" --out "$OUT" "${CACHE_ARGS[@]}" \
   >"$WORK/build.out" 2>&1
 expect_rc_out "nodectl image build redis varnish mysql-master mysql-replica" 0 $? "$WORK/build.out"
-nodectl image build magento --recipes "$SRC/images" --out "$OUT" --arg "project_dir=$APP" \
+nodectl image build magento --recipes "$SRC/images" --out "$OUT" "${CACHE_ARGS[@]}" --arg "project_dir=$APP" \
   >"$WORK/build-magento.out" 2>&1
 expect_rc_out "nodectl image build magento --arg project_dir=(the stand-in project)" 0 $? "$WORK/build-magento.out"
 echo "# images built in $(($(date +%s) - T0)) s"
