@@ -17,5 +17,7 @@ size_t levenshtein(std::string_view a, std::string_view b);
 // The candidate closest to `word`, if it is close enough to be a plausible typo.
 std::string closest(std::string_view word, const std::vector<std::string>& candidates);
 std::string octal(unsigned mode);
+// The value of a hex digit (either case), or -1.
+int hex_value(char c);
 
 } // namespace util

@@ -305,19 +305,6 @@ private:
     Gcm m_gcm;
 };
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 } // namespace
 
 Error damaged(const std::string& what) {
@@ -358,7 +345,7 @@ Result<Key> load_key(const std::string& path) {
                                                  " must hold 32 bytes, raw or as 64 hex digits (e.g. `openssl rand -hex 32`)");
     }
     for (size_t i = 0; i < 32; ++i) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        int hi = util::hex_value(s[2 * i]), lo = util::hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return make_error(ErrorCode::config, "encryption key file " + path + " holds a non-hex character");
         }

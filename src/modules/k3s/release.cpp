@@ -62,24 +62,11 @@ std::string without_trailing_slash(std::string url) {
     return url;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 std::string percent_decode(const std::string& s) {
     std::string out;
     for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        if (s[i] == '%' && i + 2 < s.size() && util::hex_value(s[i + 1]) >= 0 && util::hex_value(s[i + 2]) >= 0) {
+            out += static_cast<char>(util::hex_value(s[i + 1]) * 16 + util::hex_value(s[i + 2]));
             i += 2;
         } else {
             out += s[i];
@@ -195,7 +182,7 @@ Result<std::map<std::string, std::string>> parse_sha256sums(const std::string& t
         }
         std::string hex = line.substr(0, 64);
         for (char& c : hex) {
-            if (hex_value(c) < 0) {
+            if (util::hex_value(c) < 0) {
                 return bad("has no sha256");
             }
             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
