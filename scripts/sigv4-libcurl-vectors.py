@@ -1,25 +1,17 @@
 #!/usr/bin/env python3
 """Does libcurl's own SigV4 (CURLOPT_AWS_SIGV4, through the curl tool built on the same libcurl)
-pass AWS's SigV4 test suite? Sends each case of shared/testdata/aws-sigv4 with the case's
+pass AWS's SigV4 test suite? Sends each case of tests/data/aws-sigv4 with the case's
 credentials, region, service and date to a capture server on 127.0.0.1 and compares the
 Authorization header libcurl sent with the expected one. libcurl cannot show its canonical request
 or string to sign, so only the signature is compared.
 
-Usage: scripts/sigv4-libcurl-vectors.py [VECTORS_DIR]   (default: ../shared/testdata/aws-sigv4)
+Usage: scripts/sigv4-libcurl-vectors.py [VECTORS_DIR]   (default: tests/data/aws-sigv4)
 Prints one line per case (PASS / FAIL / CANNOT SEND) and a summary.
 """
 import http.server, json, os, socketserver, subprocess, sys, threading
 
 here = os.path.dirname(os.path.abspath(__file__))
-vectors = sys.argv[1] if len(sys.argv) > 1 else None
-if not vectors:
-    d = here
-    while d != "/":
-        c = os.path.join(d, "shared", "testdata", "aws-sigv4")
-        if os.path.isdir(c):
-            vectors = c
-            break
-        d = os.path.dirname(d)
+vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "data", "aws-sigv4")
 if not vectors or not os.path.isdir(vectors):
     sys.exit("aws-sigv4 vectors not found")
 

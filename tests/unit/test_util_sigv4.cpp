@@ -1,8 +1,6 @@
-// util::sigv4 against AWS's published SigV4 test suite (shared/testdata/aws-sigv4): for every case
-// the canonical request, the string to sign and the signature must match byte for byte. The
-// vectors are found through $NODECTL_SHARED_DIR, else by looking for shared/testdata/aws-sigv4 in
-// the parents of the source tree (/work/main/../shared, /work/wt/x/../../shared). Missing vectors
-// are a failure, not a skip.
+// util::sigv4 against AWS's published SigV4 test suite (tests/data/aws-sigv4, provenance in its
+// NOTICE.md): for every case the canonical request, the string to sign and the signature must
+// match byte for byte. Missing vectors are a failure, not a skip.
 #include "util/digest.hpp"
 #include "util/sigv4.hpp"
 
@@ -10,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,19 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path vectors_dir() {
-    if (const char* env = std::getenv("NODECTL_SHARED_DIR"); env && *env) {
-        return fs::path(env) / "testdata" / "aws-sigv4";
-    }
-    for (fs::path p = fs::absolute(NODECTL_SOURCE_DIR); !p.empty(); p = p.parent_path()) {
-        fs::path candidate = p / "shared" / "testdata" / "aws-sigv4";
-        if (fs::is_directory(candidate)) {
-            return candidate;
-        }
-        if (p == p.parent_path()) {
-            break;
-        }
-    }
-    return {};
+    return fs::path(NODECTL_SOURCE_DIR) / "tests" / "data" / "aws-sigv4";
 }
 
 std::string slurp(const fs::path& p) {
@@ -93,7 +78,7 @@ std::string amz_date_of(const std::string& iso) {   // 2015-08-30T12:36:00Z -> 2
 TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to sign, signature)") {
     fs::path dir = vectors_dir();
     REQUIRE_MESSAGE((!dir.empty() && fs::is_directory(dir)),
-                    "shared/testdata/aws-sigv4 not found (" << dir.string() << "); set NODECTL_SHARED_DIR");
+                    "tests/data/aws-sigv4 not found (" << dir.string() << ")");
     std::vector<fs::path> cases;
     for (const auto& e : fs::directory_iterator(dir)) {
         if (e.is_directory() && fs::exists(e.path() / "request.txt")) {
