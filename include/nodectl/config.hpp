@@ -35,7 +35,10 @@ struct KeySpec {
 std::span<const KeySpec> config_keys();
 const KeySpec* find_key(ConfigFile file, std::string_view name);
 std::string_view type_name(ValueType type);
-// Runs a key's validator on a value after ${...} expansion (validators let ${...} through at
+// Checks a value against its row: no control characters (outside the few multi-line keys), then
+// the row's validator. "" when the value is fine, else the reason.
+std::string check_value(const KeySpec& spec, const toml::node& value);
+// Runs a key's checks on a value after ${...} expansion (validators let ${...} through at
 // load time, since its value is only known per host). Empty string when the value is fine.
 std::string check_expanded(ConfigFile file, std::string_view key, const std::string& value);
 

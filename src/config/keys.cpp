@@ -7,6 +7,7 @@
 #include "util/strings.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <regex>
 #include <vector>
 
@@ -626,20 +627,77 @@ const KeySpec* find_key(ConfigFile file, std::string_view name) {
     return nullptr;
 }
 
+namespace {
+
+// Keys whose text may span lines. Every other string is one line without control characters:
+// values end up in unit files, config files, YAML and scripts, where a newline starts a new
+// directive (an injected `ExecStartPre=` or apt option), and in terminals.
+constexpr std::string_view k_multi_line_keys[] = {
+    "description", "base.files[].content", "harden.ssh.banner", "backup.pre_hooks", "backup.post_hooks",
+    "run[].command", "args.*.default", "args.*.doc", "secrets.*.doc", "hosts[].vars",
+};
+
+// The first control character's description, or "" when `s` has none (tab and newline are
+// allowed where `multi_line`).
+std::string control_character(std::string_view s, bool multi_line) {
+    for (unsigned char c : s) {
+        if ((c < 0x20 || c == 0x7f) && !(multi_line && (c == '\n' || c == '\t'))) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", c);
+            return std::string("must be one line without control characters (found byte ") + hex + ")";
+        }
+    }
+    return "";
+}
+
+std::string control_characters_in(const toml::node& n, bool multi_line) {
+    if (const auto* s = n.as_string()) {
+        return control_character(s->get(), multi_line);
+    }
+    if (const auto* arr = n.as_array()) {
+        for (const auto& e : *arr) {
+            if (auto why = control_characters_in(e, multi_line); !why.empty()) {
+                return why;
+            }
+        }
+    }
+    if (const auto* t = n.as_table()) {
+        for (const auto& [k, v] : *t) {
+            if (auto why = control_character(k.str(), false); !why.empty()) {
+                return "has a key that " + why;
+            }
+            if (auto why = control_characters_in(v, multi_line); !why.empty()) {
+                return why;
+            }
+        }
+    }
+    return "";
+}
+
+} // namespace
+
+std::string check_value(const KeySpec& spec, const toml::node& value) {
+    if (spec.type != ValueType::section && spec.type != ValueType::table_list) {
+        bool multi_line = std::find(std::begin(k_multi_line_keys), std::end(k_multi_line_keys), spec.name) !=
+                          std::end(k_multi_line_keys);
+        if (auto why = control_characters_in(value, multi_line); !why.empty()) {
+            return why;
+        }
+    }
+    return spec.validate ? spec.validate(value) : "";
+}
+
 std::string check_expanded(ConfigFile file, std::string_view key, const std::string& value) {
     const KeySpec* spec = find_key(file, key);
-    if (!spec || !spec->validate) {
+    if (!spec) {
         return "";
     }
-    std::string reason;
     if (spec->type == ValueType::string_list) {
         toml::array arr;
         arr.push_back(value);
-        reason = spec->validate(arr);
-    } else {
-        reason = spec->validate(toml::value<std::string>(value));
+        return check_value(*spec, arr);
     }
-    return reason;
+    return check_value(*spec, toml::value<std::string>(value));
 }
 
 std::string_view type_name(ValueType type) {

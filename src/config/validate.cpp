@@ -114,12 +114,9 @@ void validate_rows(ConfigFile file, const toml::table& table, const std::string&
                             ", not " + actual_type(node));
             continue;
         }
-        if (spec->validate) {
-            auto reason = spec->validate(node);
-            if (!reason.empty()) {
-                diags.push_back(location(node.source()) + ": '" + name + "' " + reason);
-                continue;
-            }
+        if (auto reason = check_value(*spec, node); !reason.empty()) {
+            diags.push_back(location(node.source()) + ": '" + name + "' " + reason);
+            continue;
         }
         // Children are looked up under the row's name ("args.*."), messages use the real one.
         std::string row(spec->name);

@@ -131,6 +131,38 @@ TEST_CASE("profile: value checks from the key table") {
     }
 }
 
+TEST_CASE("profile: a newline or control character is refused in every one-line value (audit: injection into units and config files)") {
+    TempDir dir;
+    SUBCASE("schedule: a newline would add a directive to the timer unit") {
+        std::string path = dir.write("p.toml", "[backup]\nschedule = \"daily\\nOnCalendar=minutely\"\n");
+        CHECK(load_error(path) ==
+              path + ":2:12: 'backup.schedule' must be one line without control characters (found byte 0x0a)");
+    }
+    SUBCASE("s3fs bucket, in a list of tables") {
+        std::string path = dir.write("p.toml", "[[mounts.s3fs]]\nbucket = \"b\\rx\"\nwhere = \"/m\"\n");
+        CHECK(contains(load_error(path), ":2:10: 'mounts.s3fs[].bucket' must be one line without control characters (found byte 0x0d)"));
+    }
+    SUBCASE("a map's key and a map's value") {
+        std::string key = dir.write("k.toml", "[k3s.env]\n\"A\\nB\" = \"1\"\n");
+        CHECK(contains(load_error(key), "'k3s.env' has a key that must be one line"));
+        std::string value = dir.write("v.toml", "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\\nkernel.x = 1\"\n");
+        CHECK(contains(load_error(value), "'harden.kernel.sysctl' must be one line"));
+    }
+    SUBCASE("an escape sequence in a list entry") {
+        std::string path = dir.write("p.toml", "[k3s]\ntls_san = [\"a\\u001b[2J\"]\n");
+        CHECK(contains(load_error(path), "(found byte 0x1b)"));
+    }
+    SUBCASE("multi-line text keys keep their newlines") {
+        std::string path = dir.write("p.toml", "description = \"two\\nlines\"\n[[base.files]]\npath = \"/etc/x\"\ncontent = \"a\\n\\tb\\n\"\n");
+        load_ok(path);
+    }
+    SUBCASE("after ${...} expansion too") {
+        CHECK(check_expanded(ConfigFile::profile, "base.hostname", "web1\nx") ==
+              "must be one line without control characters (found byte 0x0a)");
+        CHECK(check_expanded(ConfigFile::profile, "base.hostname", "web1") == "");
+    }
+}
+
 TEST_CASE("profile: a TOML syntax error names file:line:col") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\nhostname = \"web1\nx = 1\n");
