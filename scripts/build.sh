@@ -19,7 +19,7 @@ case "$kind" in
     cmake -S "$REPO" -B "$REPO/build/static" -DCMAKE_BUILD_TYPE=Release -DNODECTL_STATIC=ON -DNODECTL_TESTS=OFF \
       -DNODECTL_STATIC_DEPS="$REPO/build/static-deps" >/dev/null
     # glibc warns that getaddrinfo/getpwnam need its NSS modules at run time: expected for a static
-    # binary, and harmless on the glibc systems nodectl targets (see README, "Static binary").
+    # binary, and harmless on the glibc systems nodectl targets (see docs/development.md, "Static binary").
     cmake --build "$REPO/build/static" -j "$jobs" --target nodectl 2>&1 | grep -v "statically linked applications requires at runtime\|in function \`" >&2 || true
     test -x "$REPO/build/static/nodectl"
     echo "$REPO/build/static/nodectl"

@@ -55,7 +55,7 @@ done
 # deb-src entries are needed for `apt-get source` (static build of curl/libssh/libarchive).
 # deb-src entries for `apt-get source` (static build of curl/libssh/libarchive). The security
 # suite's source packages are not reachable from these machines, so the static build uses the
-# bookworm and bookworm-updates sources (see README, "Static binary").
+# bookworm and bookworm-updates sources (see docs/development.md, "Static binary").
 src_list=/etc/apt/sources.list.d/nodectl-deb-src.sources
 uri=$(awk '/^URIs:/ && !/security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 want_src="Types: deb-src

@@ -8,7 +8,7 @@
 #   (default 15: in the middle of the hardening packages' dpkg run)
 #
 # Each run needs a fresh machine (first boot happens once), so each run is its own node. The
-# stick is an ext4 image labelled NODECTL (this machine's kernel cannot mount FAT; see README),
+# stick is an ext4 image labelled NODECTL (this machine's kernel cannot mount FAT; see docs/firstboot.md),
 # bound into the node as a loop device. Service times are systemd's own timestamps
 # (ExecMainStartTimestampMonotonic / ExecMainExitTimestampMonotonic); the nodes share this
 # machine's kernel, so their monotonic clock is the host's.
