@@ -37,6 +37,8 @@ test_pkgs=(
   skopeo umoci
   # first boot: cloud-init's schema check, FAT images for USB sticks
   cloud-init dosfstools mtools
+  # k8s manifests of `nodectl stack render` are checked against JSON schemas (tests/tools/k8s_check.py)
+  python3-jsonschema python3-yaml
   # npm, for s3rver (any node/npm will do: a nodejs package that brings its own npm is kept)
   nodejs npm
 )

@@ -32,6 +32,8 @@ void configure_backup(CLI::App& app, Context& ctx);
 int run_backup(CLI::App& app, Context& ctx);
 void configure_image(CLI::App& app, Context& ctx);
 int run_image(CLI::App& app, Context& ctx);
+void configure_stack(CLI::App& app, Context& ctx);
+int run_stack(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -227,6 +229,23 @@ const CommandSpec k_commands[] = {
      "  nodectl image build magento --arg project_dir=$PWD/shop --secret composer_auth=auth.json\n"
      "  nodectl image build redis --import containerd=/run/containerd/containerd.sock",
      &configure_image, &run_image},
+    {"stack", "Render the Magento stack of a profile's [[stack.sites]] as Kubernetes manifests (render)",
+     "  nodectl stack render -p PROFILE [--site NAME] [--out DIR [--placeholders]]\n"
+     "Each site becomes one file of Kubernetes v1.32 objects, nodectl-NAME.yaml: its Namespace, Secrets,\n"
+     "ConfigMaps, MariaDB master and replica StatefulSets (local-path volumes), Redis with AUTH, Varnish,\n"
+     "Magento with probes, HorizontalPodAutoscaler and PodDisruptionBudget, Ingress (class traefik, TLS) with\n"
+     "an HTTP-to-HTTPS redirect Middleware, NetworkPolicies (deny by default) and the backup CronJob.\n"
+     "No node is needed. Without --out the manifests go to stdout with every secret value replaced by\n"
+     "NODECTL-PLACEHOLDER-NOT-A-SECRET (and the Secret annotated so): secrets are never printed. With --out,\n"
+     "the secret references of the profile are read and DIR/nodectl-NAME.yaml is written 0600, atomically;\n"
+     "a missing secret refuses the site (nothing is written for it) unless --placeholders.\n"
+     "The output is deterministic: the same profile and secrets give the same bytes. docs/stack.md says\n"
+     "what the manifests contain and what is verified offline and what only a real k3s can show.\n"
+     "Exit status: 0 rendered, 2 usage (unknown --site), 3 invalid profile or missing secret, 1 write error.\n"
+     "Examples:\n"
+     "  nodectl stack render -p profiles/stack.toml | less\n"
+     "  nodectl stack render -p profiles/stack.toml --site shop --out /root/manifests",
+     &configure_stack, &run_stack},
     {"local", "(not available yet) create a local test node", "", nullptr, nullptr},
 };
 

@@ -1,5 +1,6 @@
 // `nodectl profile validate FILE` and `nodectl profile keys`.
 #include "cli/cli.hpp"
+#include "modules/stack/stack.hpp"
 #include "nodectl/config.hpp"
 #include "nodectl/module.hpp"
 
@@ -57,6 +58,11 @@ int run_profile(CLI::App& app, Context& ctx) {
     auto steps = build_steps(*profile, placeholder);
     if (!steps && steps.error().message.find("unknown variable") == std::string::npos) {
         std::cerr << steps.error().message << "\n";
+        return k_exit_config;
+    }
+    // [[stack.sites]] are not steps of apply yet; their cross-key rules are checked here too.
+    if (auto sites = stack::sites_from(*profile); !sites) {
+        std::cerr << sites.error().message << "\n";
         return k_exit_config;
     }
     std::cout << file << ": ok (" << profile->files().size() << " file"

@@ -354,6 +354,57 @@ std::string any_url(const toml::node& n) {
     return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL";
 }
 
+// [stack]
+std::string dns_label(const toml::node& n) {
+    // A Kubernetes namespace name (RFC 1123 label), also the prefix of the site's file names.
+    static const std::regex k_re("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a DNS-1123 label (lower-case letters, digits, '-', at most 63): it is the site's namespace";
+}
+
+std::string host_names(const toml::node& n) {
+    static const std::regex k_re("^(\\*\\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$");
+    return each_matches(n, k_re, "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
+}
+
+std::string image_reference(const toml::node& n) {
+    static const std::regex k_re("^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be an image reference such as \"localhost/nodectl/magento:latest\" or \"NAME@sha256:DIGEST\"";
+}
+
+std::string cpu_quantity(const toml::node& n) {
+    static const std::regex k_re("^([0-9]+m|[0-9]+(\\.[0-9]{1,3})?)$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a CPU quantity such as \"250m\" or \"1.5\"";
+}
+
+std::string memory_quantity(const toml::node& n) {
+    static const std::regex k_re("^[1-9][0-9]*(Ki|Mi|Gi|Ti)$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a size such as \"512Mi\" or \"10Gi\"";
+}
+
+std::string percent(const toml::node& n) {
+    auto v = n.value<int64_t>().value_or(0);
+    return v >= 1 && v <= 100 ? "" : "must be a percentage between 1 and 100";
+}
+
+std::string cron_schedule(const toml::node& n) {
+    // Five cron fields as Kubernetes CronJobs take them (no @-macros with seconds, no TZ= prefix).
+    static const std::regex k_re("^[0-9*/,-]+( [0-9*/,-]+){2} [0-9A-Za-z*/,-]+ [0-9A-Za-z*/,-]+$|^@(hourly|daily|weekly|monthly|yearly)$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a cron schedule with five fields such as \"30 2 * * *\" (UTC)";
+}
+
+std::string db_identifier(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9_]{1,32}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be letters, digits and '_' (the images accept no other)";
+}
+
+std::string image_pull_policy(const toml::node& n) {
+    return choice(n, {"IfNotPresent", "Never", "Always"});
+}
+
+std::string node_path_or_empty(const toml::node& n) {
+    return str_of(n).empty() ? "" : absolute_path(n);
+}
+
 std::vector<KeySpec> build_table() {
     std::vector<KeySpec> keys = {
         {"extends", P, string, "", not_empty, "parent profile this one refines (path relative to this file); merged first"},
@@ -472,6 +523,53 @@ std::vector<KeySpec> build_table() {
         {"k3s.server_url", P, string, "\"\"", nullptr, "agent role: the server's URL, https://SERVER:6443"},
         {"k3s.token", P, secret, "", nullptr, "agent role: the join token (K10... form), { file = \"PATH\" } or { env = \"VAR\" }"},
 
+        {"stack", P, section, "", nullptr, "the Magento stack on k3s: one namespace per site, rendered to Kubernetes objects (`nodectl stack render`, docs/stack.md)"},
+        {"stack.sites", P, table_list, "[]", nullptr, "the sites ([[stack.sites]] tables)"},
+        {"stack.sites[].name", P, string, "", dns_label, "the site's name: its namespace and file nodectl-NAME.yaml (required)"},
+        {"stack.sites[].hosts", P, string_list, "[]", host_names, "host names the Ingress serves, the first is Magento's base URL (required)"},
+        {"stack.sites[].database", P, string, "\"magento\"", db_identifier, "MariaDB database of the shop"},
+        {"stack.sites[].database_user", P, string, "\"magento\"", db_identifier, "MariaDB user of the shop (all privileges on the database; the backup uses it too)"},
+        {"stack.sites[].purge_acl", P, string_list, "[\"10.42.0.0/16\"]", cidrs, "networks allowed to PURGE Varnish: the cluster's pod network (k3s's cluster-cidr)"},
+        {"stack.sites[].tls", P, section, "", nullptr, "the Ingress's certificate: cert_file and key, or neither for a self-signed pair"},
+        {"stack.sites[].tls.cert_file", P, string, "\"\"", node_path_or_empty, "PEM certificate chain (absolute path, read when rendering); empty: self-signed"},
+        {"stack.sites[].tls.key", P, secret, "", nullptr, "its PEM private key: { file = \"PATH\" } (mode 0600) or { env = \"VAR\" }"},
+        {"stack.sites[].images", P, section, "", nullptr, "image references; defaults are the images `nodectl image build` makes, imported into k3s's containerd"},
+        {"stack.sites[].images.magento", P, string, "\"localhost/nodectl/magento:latest\"", image_reference, "Apache + PHP with the shop (images/magento)"},
+        {"stack.sites[].images.varnish", P, string, "\"localhost/nodectl/varnish:latest\"", image_reference, "Varnish (images/varnish)"},
+        {"stack.sites[].images.redis", P, string, "\"localhost/nodectl/redis:latest\"", image_reference, "Redis (images/redis)"},
+        {"stack.sites[].images.mariadb_master", P, string, "\"localhost/nodectl/mysql-master:latest\"", image_reference, "MariaDB master (images/mysql-master)"},
+        {"stack.sites[].images.mariadb_replica", P, string, "\"localhost/nodectl/mysql-replica:latest\"", image_reference, "MariaDB replica (images/mysql-replica)"},
+        {"stack.sites[].images.backup", P, string, "\"localhost/nodectl/nodectl:latest\"", image_reference, "the static nodectl binary, for the backup CronJob"},
+        {"stack.sites[].images.pull_policy", P, string, "\"IfNotPresent\"", image_pull_policy, "imagePullPolicy: IfNotPresent, Never (imported images only) or Always"},
+        {"stack.sites[].replicas", P, section, "", nullptr, "how many pods of each component"},
+        {"stack.sites[].replicas.varnish", P, integer, "1", positive, "Varnish pods"},
+        {"stack.sites[].replicas.mariadb_replicas", P, integer, "1", non_negative, "MariaDB replicas (0: master only; Magento then reads from the master)"},
+        {"stack.sites[].autoscaling", P, section, "", nullptr, "the Magento Deployment's HorizontalPodAutoscaler (autoscaling/v2, CPU against requests)"},
+        {"stack.sites[].autoscaling.min", P, integer, "2", positive, "fewest Magento pods (also the Deployment's replicas)"},
+        {"stack.sites[].autoscaling.max", P, integer, "6", positive, "most Magento pods"},
+        {"stack.sites[].autoscaling.cpu_percent", P, integer, "70", percent, "average CPU use, in percent of the requests, the autoscaler aims at"},
+        {"stack.sites[].resources", P, section, "", nullptr, "requests and limits per component (every container gets both)"},
+        {"stack.sites[].storage", P, section, "", nullptr, "volume sizes (PersistentVolumeClaims on k3s's local-path class)"},
+        {"stack.sites[].storage.mariadb", P, string, "\"10Gi\"", memory_quantity, "the master's data volume"},
+        {"stack.sites[].storage.mariadb_replica", P, string, "\"10Gi\"", memory_quantity, "each replica's data volume"},
+        {"stack.sites[].media_host_path", P, string, "\"\"", node_path_or_empty, "pub/media from the node: the `where` of a [[mounts.s3fs]] (allow_other, uid=33) mounted on every node; empty: an emptyDir per pod (one Magento pod only)"},
+        {"stack.sites[].search_endpoint", P, string, "", any_url, "OpenSearch/Elasticsearch URL Magento 2.4 needs, e.g. http://opensearch.search:9200 (required; nodectl builds no search image)"},
+        {"stack.sites[].secrets", P, section, "", nullptr, "the site's secrets, as references ({ file = \"PATH\" } 0600 or { env = \"VAR\" }); render never prints them"},
+        {"stack.sites[].secrets.db_password", P, secret, "", nullptr, "password of the shop's MariaDB user (required)"},
+        {"stack.sites[].secrets.replication_password", P, secret, "", nullptr, "password of the replication user (required)"},
+        {"stack.sites[].secrets.redis_password", P, secret, "", nullptr, "Redis AUTH password (required)"},
+        {"stack.sites[].secrets.crypt_key", P, secret, "", nullptr, "Magento's crypt key (app/etc/env.php) (required)"},
+        {"stack.sites[].backup", P, section, "", nullptr, "nightly database backup: a CronJob running `nodectl backup run` to S3"},
+        {"stack.sites[].backup.enabled", P, boolean, "true", nullptr, "render the backup CronJob"},
+        {"stack.sites[].backup.schedule", P, string, "\"0 2 * * *\"", cron_schedule, "cron schedule (the cluster's time zone, UTC on k3s)"},
+        {"stack.sites[].backup.endpoint", P, string, "\"\"", any_url, "S3 endpoint URL (required when enabled)"},
+        {"stack.sites[].backup.port", P, integer, "443", port, "TCP port of the endpoint, opened in the backup's egress NetworkPolicy"},
+        {"stack.sites[].backup.region", P, string, "\"us-east-1\"", not_empty, "S3 region"},
+        {"stack.sites[].backup.bucket", P, string, "\"\"", nullptr, "S3 bucket (required when enabled)"},
+        {"stack.sites[].backup.prefix", P, string, "\"\"", nullptr, "key prefix, e.g. \"shop/\""},
+        {"stack.sites[].backup.path_style", P, boolean, "false", nullptr, "path-style addressing (S3-compatible stores)"},
+        {"stack.sites[].backup.keep_last", P, integer, "14", non_negative, "archives kept (0: all)"},
+        {"stack.sites[].backup.credentials", P, secret, "", nullptr, "S3 credentials file content (awscli format or KEY=VALUE lines) (required when enabled)"},
         {"mounts", P, section, "", nullptr, "network filesystems as systemd mount units: NFS (with an automount) and s3fs"},
         {"mounts.nfs", P, table_list, "[]", nullptr, "NFS client mounts ([[mounts.nfs]] tables); installs nfs-common"},
         {"mounts.nfs[].what", P, string, "", nfs_source, "the share, \"server:/export/path\" (required)"},
@@ -598,8 +696,37 @@ std::vector<KeySpec> build_table() {
         {"sudo", I, string, "\"none\"", sudo_mode, "how to become root: none (log in as root), nopasswd, password"},
         {"sudo_password", I, secret, "", nullptr, "sudo password: { file = \"PATH\" } or { env = \"VAR\" }"},
     };
+    // Requests and limits exist once per stack component, with the same four keys.
+    struct Component {
+        const char* name;
+        const char* cpu_request;
+        const char* memory_request;
+        const char* cpu_limit;
+        const char* memory_limit;
+    };
+    static const Component components[] = {
+        {"magento", "\"500m\"", "\"768Mi\"", "\"2\"", "\"1536Mi\""},
+        {"varnish", "\"100m\"", "\"384Mi\"", "\"1\"", "\"512Mi\""},
+        {"redis", "\"100m\"", "\"256Mi\"", "\"500m\"", "\"1280Mi\""},
+        {"mariadb", "\"250m\"", "\"512Mi\"", "\"2\"", "\"2Gi\""},
+        {"backup", "\"100m\"", "\"128Mi\"", "\"1\"", "\"512Mi\""},
+    };
     static std::vector<std::string> names;  // owns the generated names for the string_views
-    names.reserve(std::size(connection) * 2);
+    names.reserve(std::size(connection) * 2 + std::size(components) * 5);
+    for (const auto& c : components) {
+        const std::string base = std::string("stack.sites[].resources.") + c.name;
+        names.push_back(base);
+        keys.push_back({names.back(), P, section, "", nullptr, "requests and limits of the component"});
+        const std::pair<const char*, const char*> values[] = {
+            {"cpu_request", c.cpu_request}, {"memory_request", c.memory_request},
+            {"cpu_limit", c.cpu_limit}, {"memory_limit", c.memory_limit}};
+        for (const auto& [key, value] : values) {
+            names.push_back(base + "." + key);
+            bool cpu = std::string_view(key).starts_with("cpu");
+            keys.push_back({names.back(), P, string, value, cpu ? cpu_quantity : memory_quantity,
+                            cpu ? "CPU, e.g. \"250m\"" : "memory, e.g. \"512Mi\""});
+        }
+    }
     for (const char* prefix : {"defaults.", "hosts[]."}) {
         for (const auto& k : connection) {
             names.push_back(std::string(prefix) + std::string(k.name));

@@ -1,0 +1,143 @@
+// [[stack.sites]] read from a profile, with the rules that span keys.
+#include "modules/stack/stack.hpp"
+
+#include "util/strings.hpp"
+
+#include <set>
+
+namespace nodectl::stack {
+
+namespace {
+
+const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup"};
+
+struct Reader {
+    std::vector<std::string> problems;
+
+    std::optional<SecretRef> required_secret(const ConfigView& v, const std::string& key, const std::string& what) {
+        auto ref = v.secret(key);
+        if (!ref) {
+            problems.push_back(v.where(key) + ": " + what + " needs '" + key +
+                               "' = { file = \"PATH\" } or { env = \"VAR\" }");
+        }
+        return ref;
+    }
+};
+
+// The `where`s of the profile's s3fs mounts that other users (Magento's www-data) may read.
+std::map<std::string, bool> s3fs_mounts(const Profile& profile) {
+    std::map<std::string, bool> out;
+    for (const auto& m : profile.section("mounts").tables("s3fs")) {
+        out[m.str("where")] = m.boolean("allow_other");
+    }
+    return out;
+}
+
+} // namespace
+
+Result<std::vector<Site>> sites_from(const Profile& profile) {
+    Reader r;
+    std::vector<Site> sites;
+    std::set<std::string> names;
+    auto mounts = s3fs_mounts(profile);
+    for (const auto& v : profile.section("stack").tables("sites")) {
+        Site s;
+        s.name = v.str("name");
+        std::string what = "[[stack.sites]] '" + s.name + "'";
+        if (s.name.empty()) {
+            r.problems.push_back(v.where() + ": [[stack.sites]] needs 'name' (its namespace)");
+        } else if (!names.insert(s.name).second) {
+            r.problems.push_back(v.where("name") + ": site '" + s.name + "' is defined twice");
+        }
+        s.hosts = v.strings("hosts");
+        if (s.hosts.empty()) {
+            r.problems.push_back(v.where("hosts") + ": " + what + " needs 'hosts' (the names the Ingress serves)");
+        }
+        s.database = v.str("database");
+        s.database_user = v.str("database_user");
+        s.purge_acl = v.strings("purge_acl");
+        if (s.purge_acl.empty()) {
+            r.problems.push_back(v.where("purge_acl") + ": " + what + " needs at least one network in 'purge_acl'");
+        }
+        auto tls = v.section("tls");
+        s.tls_cert_file = tls.str("cert_file");
+        s.tls_key = tls.secret("key");
+        if (s.tls_cert_file.empty() != !s.tls_key) {
+            r.problems.push_back(tls.where() + ": " + what + " tls needs both 'cert_file' and 'key', or neither (self-signed)");
+        }
+        auto img = v.section("images");
+        s.images = {img.str("magento"), img.str("varnish"), img.str("redis"), img.str("mariadb_master"),
+                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy")};
+        auto rep = v.section("replicas");
+        s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
+        s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));
+        auto hpa = v.section("autoscaling");
+        s.hpa_min = static_cast<int>(hpa.integer("min"));
+        s.hpa_max = static_cast<int>(hpa.integer("max"));
+        s.cpu_percent = static_cast<int>(hpa.integer("cpu_percent"));
+        if (s.hpa_min > s.hpa_max) {
+            r.problems.push_back(hpa.where("min") + ": " + what + " autoscaling.min (" + std::to_string(s.hpa_min) +
+                                 ") is larger than autoscaling.max (" + std::to_string(s.hpa_max) + ")");
+        }
+        auto res = v.section("resources");
+        for (const char* c : k_components) {
+            auto rc = res.section(c);
+            s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
+        }
+        auto storage = v.section("storage");
+        s.storage_mariadb = storage.str("mariadb");
+        s.storage_replica = storage.str("mariadb_replica");
+        s.media_host_path = v.str("media_host_path");
+        if (!s.media_host_path.empty() && !mounts.empty()) {
+            // A profile that mounts s3fs itself must mount the media path; a stack profile that
+            // leaves the nodes' mounts to their own profile is taken at its word.
+            auto m = mounts.find(s.media_host_path);
+            if (m == mounts.end()) {
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
+                                     " is not the 'where' of a [[mounts.s3fs]] in this profile");
+            } else if (!m->second) {
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
+                                     ": its [[mounts.s3fs]] needs allow_other = true (Apache runs as www-data)");
+            }
+        } else if (s.media_host_path.empty() && s.hpa_max > 1) {
+            r.problems.push_back(v.where("media_host_path") + ": " + what +
+                                 " with more than one Magento pod (autoscaling.max > 1) needs media_host_path: pods would not share pub/media");
+        }
+        s.search_endpoint = v.str("search_endpoint");
+        if (s.search_endpoint.empty()) {
+            r.problems.push_back(v.where("search_endpoint") + ": " + what +
+                                 " needs 'search_endpoint' (Magento 2.4 needs OpenSearch or Elasticsearch; nodectl builds no search image)");
+        }
+        auto sec = v.section("secrets");
+        s.db_password = r.required_secret(sec, "db_password", what);
+        s.replication_password = r.required_secret(sec, "replication_password", what);
+        s.redis_password = r.required_secret(sec, "redis_password", what);
+        s.crypt_key = r.required_secret(sec, "crypt_key", what);
+        auto b = v.section("backup");
+        s.backup.enabled = b.boolean("enabled");
+        s.backup.schedule = b.str("schedule");
+        s.backup.endpoint = b.str("endpoint");
+        s.backup.port = static_cast<int>(b.integer("port"));
+        s.backup.region = b.str("region");
+        s.backup.bucket = b.str("bucket");
+        s.backup.prefix = b.str("prefix");
+        s.backup.path_style = b.boolean("path_style");
+        s.backup.keep_last = static_cast<int>(b.integer("keep_last"));
+        s.backup.credentials = b.secret("credentials");
+        if (s.backup.enabled) {
+            for (const char* key : {"endpoint", "bucket"}) {
+                if (b.str(key).empty()) {
+                    r.problems.push_back(b.where(key) + ": " + what + " backup needs '" + key + "' (or enabled = false)");
+                }
+            }
+            r.required_secret(b, "credentials", what + " backup");
+        }
+        sites.push_back(std::move(s));
+    }
+    if (!r.problems.empty()) {
+        return make_error(ErrorCode::config, util::join(r.problems, "\n"));
+    }
+    return sites;
+}
+
+} // namespace nodectl::stack

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# `nodectl stack render` of the example profile, checked offline (k3s cannot run here):
+#   1. stdout: placeholders only, no secret value; every document validates against the Kubernetes
+#      v1.32.2 schemas and the cross-references hold (tests/tools/k8s_check.py), and the
+#      NetworkPolicies allow exactly the stack's paths;
+#   2. --out: the file is 0600, holds the real secrets, passes the same checks, and a second render
+#      gives the same bytes;
+#   3. mutations of the rendered manifests (a misspelt field, a broken selector, ...) MUST make the
+#      checker fail, so a checker that passes everything is caught.
+# Usage: test_stack_render.sh [NODECTL_BINARY]   (ctest: repo/stack_render)
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NODECTL=${1:-${NODECTL:-$REPO/build/nodectl}}
+CHECK="python3 $REPO/tests/tools/k8s_check.py --image-prefix localhost/nodectl/"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "test_stack_render: FAIL: $*" >&2; exit 1; }
+
+export SHOP_DB_PASSWORD=unit-db-pw-5f1c SHOP_REPLICATION_PASSWORD=unit-repl-pw-77aa SHOP_REDIS_PASSWORD=unit-redis-pw-0b3e
+export SHOP_CRYPT_KEY=unit-crypt-key-9d2f SHOP_BACKUP_S3_CREDENTIALS='AWS_ACCESS_KEY_ID=AK
+AWS_SECRET_ACCESS_KEY=unit-s3-secret-61c0'
+export SHOP_TLS_KEY='-----BEGIN PRIVATE KEY-----
+unit-tls-key-3e8a
+-----END PRIVATE KEY-----'
+secrets=(unit-db-pw-5f1c unit-repl-pw-77aa unit-redis-pw-0b3e unit-crypt-key-9d2f unit-s3-secret-61c0 unit-tls-key-3e8a)
+
+cat >"$tmp/paths" <<'EOF'
+# SRC -> DST:PORT, every pod-to-pod path of the stack inside its namespace
+varnish -> magento:8080
+magento -> varnish:6081
+magento -> mariadb-master:3306
+magento -> mariadb-replica:3306
+magento -> redis:6379
+mariadb-replica -> mariadb-master:3306
+backup -> mariadb-master:3306
+backup -> mariadb-replica:3306
+EOF
+
+# 1. stdout
+"$NODECTL" stack render -p "$REPO/profiles/stack.toml" >"$tmp/stdout.yaml"
+for s in "${secrets[@]}"; do
+  ! grep -q -F "$s" "$tmp/stdout.yaml" || fail "stdout shows the secret $s"
+done
+grep -q NODECTL-PLACEHOLDER-NOT-A-SECRET "$tmp/stdout.yaml" || fail "stdout has no placeholder"
+$CHECK --expect-paths "$tmp/paths" "$tmp/stdout.yaml"
+
+# 2. --out with the real secrets (the certificate file is a test one)
+printf -- '-----BEGIN CERTIFICATE-----\nunit-cert\n-----END CERTIFICATE-----\n' >"$tmp/tls.crt"
+sed "s|/etc/nodectl/tls/shop.example.org.crt|$tmp/tls.crt|" "$REPO/profiles/stack.toml" >"$tmp/stack.toml"
+"$NODECTL" stack render -p "$tmp/stack.toml" --out "$tmp/out" 2>"$tmp/out.log"
+file=$tmp/out/nodectl-shop.yaml
+[ "$(stat -c %a "$file")" = 600 ] || fail "$file is mode $(stat -c %a "$file"), want 600"
+for s in "${secrets[@]}"; do
+  grep -q -F "$s" "$file" || fail "--out file lacks the secret $s"
+  ! grep -q -F "$s" "$tmp/out.log" || fail "the log shows the secret $s"
+done
+! grep -q NODECTL-PLACEHOLDER "$file" || fail "--out file has placeholders"
+$CHECK --expect-paths "$tmp/paths" "$file"
+"$NODECTL" stack render -p "$tmp/stack.toml" --out "$tmp/again" 2>/dev/null
+cmp "$file" "$tmp/again/nodectl-shop.yaml" || fail "two renders differ"
+"$NODECTL" stack render -p "$tmp/stack.toml" --site shop >"$tmp/site.yaml"
+cmp "$tmp/stdout.yaml" "$tmp/site.yaml" || fail "--site shop differs from the whole profile's render (one site)"
+set +e
+"$NODECTL" stack render -p "$tmp/stack.toml" --site nosuch >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "--site nosuch exited $rc, want 2"
+set +e
+env -u SHOP_REDIS_PASSWORD "$NODECTL" stack render -p "$tmp/stack.toml" --out "$tmp/missing" >/dev/null 2>"$tmp/missing.log"; rc=$?
+set -e
+[ "$rc" = 3 ] || fail "a missing secret exited $rc, want 3"
+[ ! -e "$tmp/missing/nodectl-shop.yaml" ] || fail "a file was written although a secret is missing"
+
+# 3. mutations: each one MUST fail the checker, with the expected reason.
+mutate() {  # NAME EXPECTED PYTHON-STATEMENTS (on `docs`, a list of dicts; find(kind, name) helps)
+  local name=$1 expected=$2 code=$3
+  python3 - "$tmp/stdout.yaml" "$tmp/mut-$name.yaml" "$code" <<'EOF'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+def find(kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+exec(sys.argv[3])
+with open(sys.argv[2], "w") as f:
+    for d in docs:
+        f.write("---\n" + json.dumps(d, indent=2) + "\n")
+EOF
+  set +e
+  $CHECK --expect-paths "$tmp/paths" "$tmp/mut-$name.yaml" >"$tmp/mut-$name.log" 2>&1
+  local rc=$?
+  set -e
+  [ "$rc" = 1 ] || fail "mutation $name: the checker exited $rc, want 1"
+  grep -q -F -- "$expected" "$tmp/mut-$name.log" || { cat "$tmp/mut-$name.log" >&2; fail "mutation $name: no '$expected' in the checker's output"; }
+  echo "mutation $name: rejected ($expected)"
+}
+pod='["spec"]["template"]["spec"]'
+mutate misspelt-field "Additional properties are not allowed ('containerPorts' was unexpected)" \
+  "c = find('Deployment', 'redis')$pod['containers'][0]['ports'][0]; c['containerPorts'] = c.pop('containerPort')"
+mutate broken-service-selector "matches no rendered pod template" \
+  "find('Service', 'redis')['spec']['selector']['app.kubernetes.io/name'] = 'rediss'"
+mutate wrong-target-port "targetPort mysqll is not a port" \
+  "find('Service', 'mariadb-master')['spec']['ports'][0]['targetPort'] = 'mysqll'"
+mutate probe-port "readinessProbe port htp is not a port" \
+  "find('Deployment', 'magento')$pod['containers'][0]['readinessProbe']['httpGet']['port'] = 'htp'"
+mutate missing-secret-key "key crypt-key missing from Secret magento" \
+  "find('Secret', 'magento')['stringData'] = {'cryptkey': 'x'}"
+mutate missing-configmap "envFrom ConfigMap magento is not rendered" \
+  "docs.remove(find('ConfigMap', 'magento'))"
+mutate hpa-target "is not a rendered apps/v1 Deployment" \
+  "find('HorizontalPodAutoscaler', 'magento')['spec']['scaleTargetRef']['name'] = 'magneto'"
+mutate hpa-no-cpu-request "requests no CPU" \
+  "del find('Deployment', 'magento')$pod['containers'][0]['resources']['requests']['cpu']"
+mutate storage-class "is not one a k3s node has" \
+  "find('StatefulSet', 'mariadb-master')['spec']['volumeClaimTemplates'][0]['spec']['storageClassName'] = 'standard'"
+mutate deprecated-api "no schema for batch/v1beta1 CronJob" \
+  "find('CronJob', 'backup')['apiVersion'] = 'batch/v1beta1'"
+mutate policy-selector "selects no rendered pod" \
+  "find('NetworkPolicy', 'redis')['spec']['podSelector']['matchLabels']['app.kubernetes.io/name'] = 'redis-cache'"
+mutate policy-too-open "path varnish -> redis:6379 is allowed but not needed" \
+  "find('NetworkPolicy', 'redis')['spec']['ingress'][0].pop('from'); find('NetworkPolicy', 'varnish')['spec']['egress'].append({'ports': [{'protocol': 'TCP', 'port': 6379}]})"
+mutate policy-too-closed "path backup -> mariadb-master:3306 is needed but not allowed" \
+  "find('NetworkPolicy', 'mariadb-master')['spec']['ingress'][0]['from'].pop(1)"
+mutate capability "adds capabilities ['SYS_ADMIN']" \
+  "find('Deployment', 'varnish')$pod['containers'][0]['securityContext']['capabilities']['add'].append('SYS_ADMIN')"
+mutate no-limits "no resources.limits.memory" \
+  "del find('StatefulSet', 'mariadb-replica')$pod['containers'][0]['resources']['limits']['memory']"
+mutate foreign-image "is not one the profile builds or names" \
+  "find('Deployment', 'varnish')$pod['containers'][0]['image'] = 'docker.io/library/varnish:7'"
+mutate middleware-ref "is not a rendered Middleware" \
+  "find('Middleware', 'redirect-https')['metadata']['name'] = 'redirect'"
+echo "test_stack_render: ok"
