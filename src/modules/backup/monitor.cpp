@@ -92,6 +92,9 @@ std::string mask_urls(std::string message) {
             if (end == std::string::npos) {
                 end = message.size();
             }
+            while (end > host && std::strchr(":,;.", message[end - 1])) {
+                --end;  // "POST URL: why"
+            }
             std::string url = message.substr(host, end - host);
             size_t at = url.find('@');
             size_t slash = url.find_first_of("/?#");
