@@ -150,6 +150,7 @@ void configure_backup(CLI::App& app, Context&) {
     restore->add_option("--db-socket", o.restore.db_socket, "Its Unix socket");
     restore->add_flag("--files", o.restore.files, "Restore the file trees");
     restore->add_option("--to", o.restore.to, "Directory the file trees go to (must not exist, or be empty)");
+    restore->add_flag("--keep-setid", o.restore.keep_setid, "Keep setuid/setgid bits of restored files (dropped by default)");
     auto* prune = app.add_subcommand("prune", "Delete archives the targets' retention rules do not keep");
     prune->add_flag("--dry-run,-n", o.dry_run, "Only show what would be deleted");
     prune->add_option("--target", o.target, "Only this target");

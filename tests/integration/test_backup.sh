@@ -71,6 +71,8 @@ CREATE DATABASE blog;
 CREATE TABLE blog.posts (id INT PRIMARY KEY, body MEDIUMTEXT);
 INSERT INTO blog.posts SELECT seq, REPEAT(CONCAT('line ', seq, '\n'), 50) FROM seq_1_to_2000;
 SQL
+# A database user can name a database like a mariadb-dump option (audit H6).
+sqlA -e "CREATE DATABASE \`--result-file=$WORK/pwned.sql\`"
 check "test data: 4000 orders, 4000 audit rows by the trigger" test "$(sqlA -e 'SELECT COUNT(*) FROM shop.audit')" = 4000
 
 # --- files, s3rver, keys, profiles ----------------------------------------------------------
@@ -155,6 +157,8 @@ contains "mariadb-dump ran while it was watched (argv sampled)" "$WORK/cmdlines"
 lacks "the DB password never appears in the argv of nodectl or its children" "$WORK/cmdlines" "$DBPW"
 lacks "the S3 keys never appear in argv" "$WORK/cmdlines" 'S3RVER'
 contains "the run says both targets are ok" "$WORK/run.out" '^  s3: ok'
+check "a database named --result-file=... is not read as an option by mariadb-dump" test ! -e "$WORK/pwned.sql"
+contains "... it is skipped with a warning" "$WORK/run.err" "database '--result-file=.*' skipped"
 contains_text "pre hook ran" "$WORK/pre.out" pre
 contains_text "post hook ran and got the outcome" "$WORK/post.out" ok
 ID=$(sed -n 's/^backup \(web1-[0-9T]*Z\):.*/\1/p' "$WORK/run.out")
@@ -212,6 +216,44 @@ check "modes and mtimes kept" test "$(stat -c '%a %Y' "$WORK/restored/site/index
   "$(stat -c '%a %Y' "$WORK/site/index.php" "$WORK/site/media/nul.bin")"
 check "the empty directory came back" test -d "$WORK/restored/site/empty"
 
+# A hostile archive on the shared target: a symbolic link to outside --to, then a setuid file
+# and a directory entry through it (audit H1). Built with Python's tarfile, a valid manifest.
+mkdir -p "$WORK/outside/keep" && chmod 700 "$WORK/outside/keep"
+python3 - "$WORK/evil.tar" "$WORK/outside" "$WORK/hard.tar" <<'PY'
+import hashlib, io, json, sys, tarfile
+out, outside, hard = sys.argv[1], sys.argv[2], sys.argv[3]
+entries = []
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, kind, data=b"", mode=0o755, link=""):
+        i = tarfile.TarInfo(name); i.type = kind; i.mode = mode; i.linkname = link; i.size = len(data)
+        t.addfile(i, io.BytesIO(data) if data else None)
+        entries.append({"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest() if kind == tarfile.REGTYPE else ""})
+    add("files/site", tarfile.DIRTYPE)
+    add("files/site/l", tarfile.SYMTYPE, link=outside)
+    add("files/site/l/keep", tarfile.DIRTYPE, mode=0o777)
+    add("files/site/l/planted", tarfile.REGTYPE, b"#!/bin/sh\nid\n", mode=0o4755)
+    m = json.dumps({"format": 1, "sources": {}, "entries": entries}).encode()
+    i = tarfile.TarInfo("manifest.json"); i.size = len(m); t.addfile(i, io.BytesIO(m))
+with tarfile.open(hard, "w", format=tarfile.PAX_FORMAT) as t:  # a hard link to a file outside
+    i = tarfile.TarInfo("files/site/h"); i.type = tarfile.LNKTYPE; i.linkname = "/etc/passwd"; t.addfile(i)
+    m = json.dumps({"format": 1, "sources": {}, "entries": [{"path": "files/site/h", "size": 0, "sha256": ""}]}).encode()
+    i = tarfile.TarInfo("manifest.json"); i.size = len(m); t.addfile(i, io.BytesIO(m))
+PY
+zstd -q -f "$WORK/evil.tar" -o "$WORK/nfs/web1-20200101T000000Z.tar.zst"
+nodectl backup -p "$WORK/p.toml" restore web1-20200101T000000Z --target nfs --files --to "$WORK/evil-restored" >"$WORK/evil.out" 2>&1
+expect_rc_out "restore of an archive that writes through its own symbolic link is refused" 8 $? "$WORK/evil.out"
+contains "... saying a symbolic link is never followed" "$WORK/evil.out" 'symbolic link is never followed'
+check "... nothing was planted outside --to" test ! -e "$WORK/outside/planted"
+check "... the outside directory kept its mode" test "$(stat -c %a "$WORK/outside/keep")" = 700
+check "... and --to was not created" test ! -e "$WORK/evil-restored"
+rm -f "$WORK/nfs/web1-20200101T000000Z.tar.zst"
+zstd -q -f "$WORK/hard.tar" -o "$WORK/nfs/web1-20200101T000001Z.tar.zst"
+nodectl backup -p "$WORK/p.toml" restore web1-20200101T000001Z --target nfs --files --to "$WORK/hard-restored" >"$WORK/hard.out" 2>&1
+expect_rc_out "restore of an archive with a hard link is refused" 8 $? "$WORK/hard.out"
+contains "... naming it" "$WORK/hard.out" "entry 'files/site/h' is a hard link"
+check "... and --to was not created" test ! -e "$WORK/hard-restored"
+rm -f "$WORK/nfs/web1-20200101T000001Z.tar.zst"
+
 # --- 3. a flipped byte ------------------------------------------------------------------------
 cp "$WORK/nfs/$ID.tar.zst" "$WORK/good.tar.zst"
 size=$(stat -c %s "$WORK/nfs/$ID.tar.zst")
@@ -246,6 +288,23 @@ check "it is not readable as tar/zstd" bash -c "! tar --zstd -tf $WORK/enc/$EID.
 check "no database text in it in clear" bash -c "! grep -qa 'Kunde 4711' $WORK/enc/$EID.tar.zst.enc"
 nodectl backup -p "$WORK/e.toml" verify "$EID" >"$WORK/ev.out" 2>&1
 expect_rc_out "verify decrypts and checks" 0 $? "$WORK/ev.out"
+# Plain archives planted beside it (audit H2): one under the same id, one under a newer id.
+cp "$WORK/good.tar.zst" "$WORK/enc/$EID.tar.zst"
+cp "$WORK/good.tar.zst" "$WORK/enc/web1-20300101T000000Z.tar.zst"
+nodectl backup -p "$WORK/e.toml" list >"$WORK/el.out" 2>"$WORK/el.err"
+expect_rc_out "list with planted unencrypted archives" 0 $? "$WORK/el.err"
+check "... lists only the encrypted archive" test "$(grep -c ' web1-' "$WORK/el.out")" = 1
+contains "... and warns about the plain ones" "$WORK/el.err" 'web1-20300101T000000Z\.tar\.zst is not encrypted'
+nodectl backup -p "$WORK/e.toml" verify web1-20300101T000000Z >"$WORK/ep.out" 2>&1
+expect_rc_out "verify of a planted unencrypted archive is refused when a key is set" 3 $? "$WORK/ep.out"
+contains "... saying why" "$WORK/ep.out" 'not encrypted, but \[backup\] sets encryption_key_file'
+nodectl backup -p "$WORK/e.toml" restore web1-20300101T000000Z --files --to "$WORK/ep-files" >"$WORK/epr.out" 2>&1
+expect_rc_out "restore of it is refused too" 3 $? "$WORK/epr.out"
+check "... and wrote nothing" test ! -e "$WORK/ep-files"
+nodectl backup -p "$WORK/e.toml" verify "$EID" >"$WORK/ev2.out" 2>&1
+expect_rc_out "the id with a plain twin still verifies: the encrypted archive is the one read" 0 $? "$WORK/ev2.out"
+contains "... which is the .enc object" "$WORK/ev2.out" "$EID\.tar\.zst\.enc"
+rm -f "$WORK/enc/$EID.tar.zst" "$WORK/enc/web1-20300101T000000Z.tar.zst"
 nodectl backup -p "$WORK/e2.toml" verify "$EID" >"$WORK/wk.out" 2>&1
 expect_rc_out "a wrong key is refused" 3 $? "$WORK/wk.out"
 contains "... as a wrong key" "$WORK/wk.out" 'wrong encryption key'
@@ -353,6 +412,10 @@ for t in 20251231T020000Z 20260101T020000Z 20260115T020000Z 20260131T020000Z 202
   : >"$WORK/ret/web1-$t.tar.zst"
 done
 : >"$WORK/ret/.web1-20260204T020000Z.tar.zst.partial-1"
+# Another host's archives in the same target, and a future-dated one (audit H3).
+: >"$WORK/ret/web2-20260101T020000Z.tar.zst"
+: >"$WORK/ret/web2-20260203T020000Z.tar.zst"
+: >"$WORK/ret/web1-20990101T000000Z.tar.zst"
 {
   printf '[backup]\nname = "web1"\n'
   printf '[[backup.files]]\npath = "%s"\n' "$WORK/site"
@@ -362,10 +425,12 @@ nodectl backup -p "$WORK/ret.toml" prune --dry-run >"$WORK/pd.out" 2>&1
 expect_rc_out "prune --dry-run" 0 $? "$WORK/pd.out"
 check "... would delete exactly the 3 archives no rule keeps" test "$(grep -c '^would delete' "$WORK/pd.out")" = 3
 contains "... e.g. the earlier of two on one day" "$WORK/pd.out" 'would delete ret  web1-20260201T020000Z'
-check "... and deleted nothing" test "$(ls "$WORK/ret" | wc -l)" = 8
+check "... and deleted nothing" test "$(ls "$WORK/ret" | wc -l)" = 11
+contains "... warns about the future-dated archive" "$WORK/pd.out" 'web1-20990101T000000Z\.tar\.zst is dated in the future'
 nodectl backup -p "$WORK/ret.toml" prune >"$WORK/pr.out" 2>&1
-check "prune keeps the 3 newest days + the newest of 3 months" test "$(ls "$WORK/ret" | tr '\n' ' ')" = \
-  "web1-20251231T020000Z.tar.zst web1-20260131T020000Z.tar.zst web1-20260201T140000Z.tar.zst web1-20260202T020000Z.tar.zst web1-20260203T020000Z.tar.zst "
+check "prune keeps the 3 newest days + the newest of 3 months, and never touches web2's or future archives" \
+  test "$(ls "$WORK/ret" | tr '\n' ' ')" = \
+  "web1-20251231T020000Z.tar.zst web1-20260131T020000Z.tar.zst web1-20260201T140000Z.tar.zst web1-20260202T020000Z.tar.zst web1-20260203T020000Z.tar.zst web1-20990101T000000Z.tar.zst web2-20260101T020000Z.tar.zst web2-20260203T020000Z.tar.zst "
 check "... and left the temp file alone" test -e "$WORK/ret/.web1-20260204T020000Z.tar.zst.partial-1"
 
 # --- 8. the units apply installs -------------------------------------------------------------

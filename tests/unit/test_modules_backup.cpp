@@ -9,8 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <set>
 
 using namespace nodectl;
@@ -301,4 +306,260 @@ TEST_CASE("backup units: the files in systemd/ are what apply renders with the d
         CHECK(s.find(std::string(k) + "\n") != std::string::npos);
     }
     CHECK(render_timer(u).find("Persistent=true\n") != std::string::npos);
+}
+
+// ---- a shared target is untrusted: restore, encryption, retention, the directory target ----
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        std::string t = fs::temp_directory_path().string() + "/nodectl-backup-XXXXXX";
+        REQUIRE(::mkdtemp(t.data()));
+        path = t;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+// A valid archive: what `fill` wrote, then a manifest listing it (plus `sources`).
+std::string make_archive(const std::function<void(ArchiveWriter&)>& fill,
+                         const nlohmann::json& sources = nlohmann::json::object()) {
+    StringSink out;
+    ArchiveWriter w(out, {3, 1});
+    REQUIRE(w.open());
+    fill(w);
+    nlohmann::json entries = nlohmann::json::array();
+    for (const auto& e : w.entries()) {
+        entries.push_back({{"path", e.path}, {"size", e.size}, {"sha256", e.sha256}});
+    }
+    nlohmann::json m = {{"format", k_format_version}, {"sources", sources}, {"entries", entries}};
+    REQUIRE(w.add_buffer(k_manifest_name, m.dump(), {}));
+    REQUIRE(w.finish());
+    return out.data;
+}
+
+void put(const std::string& path, const std::string& data) {
+    REQUIRE(util::write_file_atomic(path, data, 0600).empty());
+}
+
+ArchiveWriter::Meta mode(unsigned m) {
+    ArchiveWriter::Meta meta;
+    meta.mode = m;
+    meta.mtime = 1700000000;
+    return meta;
+}
+
+// [backup] with one directory target in `store`.
+Settings dir_settings(const std::string& store) {
+    Settings s;
+    s.name = "web1";
+    TargetSettings t;
+    t.name = "shared";
+    t.path = store;
+    s.targets.push_back(t);
+    return s;
+}
+
+unsigned mode_of(const std::string& path) {
+    struct stat st{};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+}
+
+} // namespace
+
+TEST_CASE("restore --files: a symbolic link of the archive never leads a later entry outside --to") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store", outside = tmp.path + "/outside";
+    REQUIRE(fs::create_directories(store));
+    REQUIRE(fs::create_directories(outside + "/keep"));
+    ::chmod((outside + "/keep").c_str(), 0700);
+    put(store + "/web1-20260101T000000Z.tar.zst", make_archive([&](ArchiveWriter& w) {
+            REQUIRE(w.add_directory("files/t", mode(0755)));
+            REQUIRE(w.add_symlink("files/t/l", outside, mode(0777)));
+            REQUIRE(w.add_directory("files/t/l/keep", mode(0777)));   // an existing outside directory
+            REQUIRE(w.add_buffer("files/t/l/planted", "#!/bin/sh\n", mode(04755)));  // a setuid file
+        }));
+    RestoreOptions o;
+    o.id = "web1-20260101T000000Z";
+    o.files = true;
+    o.to = tmp.path + "/restored";
+    auto r = restore(dir_settings(store), o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("symbolic link is never followed") != std::string::npos);
+    CHECK_FALSE(fs::exists(outside + "/planted"));
+    CHECK(mode_of(outside + "/keep") == 0700);  // not chmodded
+    CHECK_FALSE(fs::exists(o.to));
+    CHECK_FALSE(fs::exists(o.to + ".partial-" + std::to_string(::getpid())));
+}
+
+TEST_CASE("restore --files: setuid/setgid bits only with --keep-setid; links restored as links") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store";
+    REQUIRE(fs::create_directories(store));
+    put(store + "/web1-20260101T000000Z.tar.zst", make_archive([&](ArchiveWriter& w) {
+            REQUIRE(w.add_directory("files/t", mode(0755)));
+            REQUIRE(w.add_directory("files/t/shared", mode(02775)));
+            REQUIRE(w.add_buffer("files/t/tool", "x", mode(04755)));
+            REQUIRE(w.add_symlink("files/t/etc", "/etc", mode(0777)));
+        }));
+    RestoreOptions o;
+    o.id = "web1-20260101T000000Z";
+    o.files = true;
+    o.to = tmp.path + "/plain";
+    REQUIRE(restore(dir_settings(store), o));
+    CHECK(mode_of(o.to + "/t/tool") == 0755);
+    CHECK(mode_of(o.to + "/t/shared") == 0775);
+    CHECK(fs::read_symlink(o.to + "/t/etc") == "/etc");
+    o.to = tmp.path + "/kept";
+    o.keep_setid = true;
+    REQUIRE(restore(dir_settings(store), o));
+    CHECK(mode_of(o.to + "/t/tool") == 04755);
+    CHECK(mode_of(o.to + "/t/shared") == 02775);
+}
+
+TEST_CASE("with a key configured, an unencrypted archive is not listed, verified or restored") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store";
+    REQUIRE(fs::create_directories(store));
+    put(tmp.path + "/key", std::string(64, 'a') + "\n");
+    auto s = dir_settings(store);
+    s.encryption_key_file = tmp.path + "/key";
+    auto plain = make_archive([&](ArchiveWriter& w) {
+        REQUIRE(w.add_directory("files/t", mode(0755)));
+        REQUIRE(w.add_buffer("files/t/cron", "* * * * * root evil\n", mode(0644)));
+    });
+    put(store + "/web1-20260102T000000Z.tar.zst", plain);  // planted
+    put(store + "/web1-20260101T000000Z.tar.zst.enc", encrypt(plain, *load_key(s.encryption_key_file), 4096));
+    auto l = list(s, "");
+    REQUIRE(l);
+    REQUIRE(l->size() == 1);
+    CHECK((*l)[0].stored.object == "web1-20260101T000000Z.tar.zst.enc");
+    auto v = verify(s, "web1-20260102T000000Z", "");
+    REQUIRE_FALSE(v);
+    CHECK(v.error().message.find("is not encrypted, but [backup] sets encryption_key_file") != std::string::npos);
+    RestoreOptions o;
+    o.id = "web1-20260102T000000Z";
+    o.files = true;
+    o.to = tmp.path + "/restored";
+    CHECK_FALSE(restore(s, o));
+    CHECK_FALSE(fs::exists(o.to));
+    CHECK(verify(s, "web1-20260101T000000Z", ""));
+    // Not counted for retention either: keep_last = 1 keeps the encrypted one and leaves the plant.
+    s.targets[0].retention.keep_last = 1;
+    auto p = prune(s, true, "");
+    REQUIRE(p);
+    CHECK(p->empty());
+}
+
+TEST_CASE("retention prunes only this backup's archives: not another host's, not future-dated ones") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store";
+    REQUIRE(fs::create_directories(store));
+    for (const char* n : {"web1-20260101T020000Z.tar.zst", "web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst",
+                          "web2-20260101T020000Z.tar.zst", "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst",
+                          "web1-20990101T000000Z.tar.zst"}) {
+        put(store + "/" + n, "");
+    }
+    auto s = dir_settings(store);
+    s.targets[0].retention.keep_last = 2;
+    auto p = prune(s, false, "");
+    REQUIRE(p);
+    REQUIRE(p->size() == 1);
+    CHECK((*p)[0].object == "web1-20260101T020000Z.tar.zst");
+    for (const char* n : {"web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst", "web2-20260101T020000Z.tar.zst",
+                          "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst", "web1-20990101T000000Z.tar.zst"}) {
+        CHECK_MESSAGE(fs::exists(store + "/" + n), n);
+    }
+    std::vector<std::string> ignored;
+    auto own = own_archives({at("20260101T020000Z"), at("20990101T000000Z")}, "web1", false,
+                            std::chrono::sys_seconds(std::chrono::seconds(1798761600)), &ignored);
+    CHECK(own.size() == 1);
+    REQUIRE(ignored.size() == 1);
+    CHECK(ignored[0].find("dated in the future") != std::string::npos);
+}
+
+TEST_CASE("directory target: a link planted in the shared directory is neither written through nor listed") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store", victim = tmp.path + "/victim";
+    REQUIRE(fs::create_directories(store));
+    put(victim, "precious");
+    std::string object = "web1-20260101T000000Z.tar.zst";
+    // The temp name the target used to pick (PID only), and an archive name, both links to the victim.
+    fs::create_symlink(victim, store + "/." + object + ".partial-" + std::to_string(::getpid()));
+    fs::create_symlink(victim, store + "/web1-20250101T000000Z.tar.zst");
+    TargetSettings ts;
+    ts.name = "shared";
+    ts.path = store;
+    auto t = make_directory_target(ts);
+    auto up = t->upload(object);
+    REQUIRE(up);
+    REQUIRE((*up)->write("archive", 7));
+    REQUIRE((*up)->commit());
+    CHECK(*util::read_file(victim) == "precious");
+    CHECK(*util::read_file(store + "/" + object) == "archive");
+    auto l = t->list();
+    REQUIRE(l);
+    REQUIRE(l->size() == 1);
+    CHECK((*l)[0].object == object);
+    CHECK_FALSE(t->open("web1-20250101T000000Z.tar.zst"));
+}
+
+TEST_CASE("MariaDB option file: a newline in the password cannot add an option line") {
+    ClientOptionFile opt;
+    std::string pw = "a\"b\\c\nhost=evil.example\td";
+    REQUIRE(opt.create("", 3306, "/run/mysqld/mysqld.sock", "root", pw));
+    std::string file = opt.arg().substr(std::string("--defaults-extra-file=").size());
+    auto text = util::read_file(file);
+    REQUIRE(text);
+    CHECK(text->find("\nhost=") == std::string::npos);
+    CHECK(mode_of(file) == 0600);
+    // MariaDB's own option-file reader reads the password back exactly.
+    if (fs::exists("/usr/bin/my_print_defaults")) {
+        auto out = run_capture({"/usr/bin/my_print_defaults", "--defaults-file=" + file, "client"});
+        REQUIRE(out);
+        CHECK(*out == "--user=root\n--password=" + pw + "\n--socket=/run/mysqld/mysqld.sock\n");
+    }
+    ClientOptionFile bad;
+    CHECK_FALSE(bad.create("", 3306, "", "root", std::string("pw\x01", 3)));
+}
+
+TEST_CASE("restore --db: a manifest's character set or collation that is not a plain name is refused") {
+    TempDir tmp;
+    std::string store = tmp.path + "/store";
+    REQUIRE(fs::create_directories(store));
+    std::string dump = "CREATE TABLE t (i INT);\n";
+    nlohmann::json sources = {{"mariadb",
+                               {{"databases",
+                                 {{{"name", "shop"},
+                                   {"chunks", {"db/shop.sql.000000"}},
+                                   {"character_set", "utf8mb4 COLLATE utf8mb4_bin; DROP DATABASE mysql; --"},
+                                   {"collation", ""}}}}}}};
+    put(store + "/web1-20260101T000000Z.tar.zst",
+        make_archive([&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, mode(0600))); }, sources));
+    auto s = dir_settings(store);
+    s.mariadb.client_command = tmp.path + "/no-such-client";
+    RestoreOptions o;
+    o.id = "web1-20260101T000000Z";
+    o.db = "shop";
+    o.into = "shop_copy";
+    auto r = restore(s, o);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("character set or collation that is not a plain name") != std::string::npos);
+}
+
+TEST_CASE("failure webhook: its URL (and token) never reaches the error message") {
+    Settings s;
+    RunReport report;
+    auto err = post_webhook("http://user:pw-secret@127.0.0.1:1/hooks/T0-SECRET-TOKEN?token=SECRET2", s, report);
+    CHECK_FALSE(err.empty());
+    CHECK(err.find("SECRET") == std::string::npos);
+    CHECK(err.find("pw-secret") == std::string::npos);
+    CHECK(err.find("127.0.0.1:1/...") != std::string::npos);
 }

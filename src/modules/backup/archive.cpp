@@ -227,6 +227,9 @@ Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
         if (archive_entry_symlink(e)) {
             entry.symlink = archive_entry_symlink(e);
         }
+        if (archive_entry_hardlink(e)) {
+            entry.hardlink = archive_entry_hardlink(e);
+        }
         if (manifest_seen) {
             return damaged("entry '" + entry.path + "' follows manifest.json (the manifest must be last)");
         }

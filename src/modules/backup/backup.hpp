@@ -112,6 +112,17 @@ std::string make_id(const std::string& name, std::chrono::sys_seconds time);
 // rules, in the order of `archives`). With no rule set, nothing is deleted.
 std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Retention& retention);
 
+// The archives of this backup among what a target lists: named exactly NAME-YYYYMMDDTHHMMSSZ
+// (another host's archives in a shared target are not ours), encrypted when `encrypted_only` (a
+// key is configured: anyone who can write to the target can plant a plain one), and not dated
+// after `now`. Each archive of this name left out gets a line in `ignored` saying why.
+std::vector<Stored> own_archives(const std::vector<Stored>& listed, const std::string& name, bool encrypted_only,
+                                 std::chrono::sys_seconds now, std::vector<std::string>* ignored);
+
+// What retention deletes on one target: to_prune() over own_archives(), warning about what it ignores.
+std::vector<std::string> prunable(const Settings& settings, const TargetSettings& target,
+                                  const std::vector<Stored>& listed, std::chrono::sys_seconds now);
+
 // Outcome of one target in a run.
 struct TargetOutcome {
     std::string target;
@@ -172,6 +183,7 @@ struct RestoreOptions {
     bool force = false;  // replace an existing database
     bool files = false;
     std::string to;      // directory for files (must not exist, or be empty)
+    bool keep_setid = false;  // restore setuid/setgid bits (dropped by default)
     // Override where the database goes (default: [backup.mariadb] host/port/socket).
     std::string db_host;
     int db_port = 0;

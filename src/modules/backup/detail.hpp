@@ -12,11 +12,29 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct archive;
 
 namespace nodectl::backup {
+
+// A file descriptor closed when it goes out of scope.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : m_fd(fd) {}
+    ~UniqueFd();
+    UniqueFd(UniqueFd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    int get() const { return m_fd; }
+    explicit operator bool() const { return m_fd >= 0; }
+
+private:
+    int m_fd = -1;
+};
 
 // Where bytes go, in order. write() may be called with any size.
 class Sink {
@@ -115,6 +133,7 @@ struct ReadEntry {
     int64_t mtime = 0;
     int64_t uid = 0, gid = 0;
     std::string symlink;
+    std::string hardlink;  // set when the entry is a hard link to an earlier one
     uint64_t size = 0;
 };
 struct ReadCallbacks {

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
+
 #include <map>
 #include <sstream>
 
@@ -77,6 +79,39 @@ Result<void> write_metrics(const std::string& path, const RunReport& report, std
     return Ok{};
 }
 
+namespace {
+
+// `message` with every http(s) URL cut to its scheme and host: a webhook's token is usually in
+// its path or query (or user info), and the message goes to logs.
+std::string mask_urls(std::string message) {
+    for (const char* scheme : {"http://", "https://"}) {
+        size_t pos = 0;
+        while ((pos = message.find(scheme, pos)) != std::string::npos) {
+            size_t host = pos + std::strlen(scheme);
+            size_t end = message.find_first_of(" \t\n)\"'", host);
+            if (end == std::string::npos) {
+                end = message.size();
+            }
+            while (end > host && std::strchr(":,;.", message[end - 1])) {
+                --end;  // "POST URL: why"
+            }
+            std::string url = message.substr(host, end - host);
+            size_t at = url.find('@');
+            size_t slash = url.find_first_of("/?#");
+            if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+                url = url.substr(at + 1);
+                slash = url.find_first_of("/?#");
+            }
+            std::string shown = (slash == std::string::npos ? url : url.substr(0, slash)) + "/...";
+            message.replace(host, end - host, shown);
+            pos = host + shown.size();
+        }
+    }
+    return message;
+}
+
+} // namespace
+
 std::string post_webhook(const std::string& url, const Settings& settings, const RunReport& report) {
     nlohmann::json targets = nlohmann::json::array();
     for (const auto& t : report.targets) {
@@ -97,7 +132,7 @@ std::string post_webhook(const std::string& url, const Settings& settings, const
     o.connect_timeout_seconds = 10;
     o.timeout_seconds = 30;
     auto r = util::post(url, body.dump(), "application/json", o);
-    return r.ok ? "" : r.error;
+    return r.ok ? "" : mask_urls(r.error);
 }
 
 } // namespace nodectl::backup

@@ -33,9 +33,18 @@ struct Found {
     Stored stored;
 };
 
+// With encryption_key_file set, an archive that is not encrypted is never read: anyone who can
+// write to a shared target could have planted it.
+std::string unencrypted_refusal(const Stored& a) {
+    return a.object + " is not encrypted, but [backup] sets encryption_key_file: refused (anyone who can write to "
+                      "the target could have put it there)";
+}
+
 // The archive `id` on `target_name` (or the first target that has it).
 Result<Found> find_archive(const Settings& s, const std::string& id, const std::string& target_name) {
+    bool key = !s.encryption_key_file.empty();
     std::vector<std::string> tried;
+    std::vector<std::string> refused;
     for (const auto& ts : s.targets) {
         if (!target_name.empty() && ts.name != target_name) {
             continue;
@@ -51,11 +60,19 @@ Result<Found> find_archive(const Settings& s, const std::string& id, const std::
             continue;
         }
         for (const auto& a : *listed) {
-            if (a.id == id || a.object == id) {
-                return Found{std::move(*t), a};
+            if (a.id != id && a.object != id) {
+                continue;
             }
+            if (key && !a.encrypted) {
+                refused.push_back(ts.name + ": " + unencrypted_refusal(a));
+                continue;
+            }
+            return Found{std::move(*t), a};
         }
         tried.push_back(ts.name);
+    }
+    if (!refused.empty()) {
+        return make_error(ErrorCode::auth, util::join(refused, "; "));
     }
     if (tried.empty()) {
         return make_error(ErrorCode::usage, "no target named '" + target_name + "' in [backup]");
@@ -71,6 +88,9 @@ struct OpenedArchive {
 };
 
 Result<OpenedArchive> open_archive(const Settings& s, Found& f) {
+    if (!s.encryption_key_file.empty() && !f.stored.encrypted) {
+        return make_error(ErrorCode::auth, unencrypted_refusal(f.stored));
+    }
     OpenedArchive o;
     o.raw = TRY(f.target->open(f.stored.object));
     o.source = o.raw.get();
@@ -97,16 +117,42 @@ Result<ReadResult> read_once(const Settings& s, Found& f, const ReadCallbacks& c
     return r;
 }
 
-bool safe_relative(const std::string& p) {
-    if (p.empty() || p[0] == '/') {
-        return false;
+// The parts of a path below files/; nullopt for an absolute path or one with empty, "." or ".."
+// parts.
+std::optional<std::vector<std::string>> path_parts(const std::string& rel) {
+    if (rel.empty() || rel[0] == '/') {
+        return std::nullopt;
     }
-    for (const auto& part : fs::path(p)) {
-        if (part == "..") {
-            return false;
+    auto parts = util::split(rel, '/');
+    for (const auto& p : parts) {
+        if (p.empty() || p == "." || p == "..") {
+            return std::nullopt;
         }
     }
-    return true;
+    return parts;
+}
+
+// The directory parts[0..n) beneath `root`, opened one part at a time with O_NOFOLLOW: a path can
+// never leave the restore directory through a symbolic link, whether the archive made it or not.
+Result<UniqueFd> open_beneath(int root, const std::vector<std::string>& parts, size_t n) {
+    UniqueFd dir(::fcntl(root, F_DUPFD_CLOEXEC, 0));
+    for (size_t i = 0; i < n; ++i) {
+        UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next) {
+            int err = errno;
+            return damaged("'" + util::join({parts.begin(), parts.begin() + static_cast<long>(i) + 1}, "/") +
+                           "' is not a directory of the restore" +
+                           (err == ELOOP || err == ENOTDIR ? std::string(" (a symbolic link is never followed)")
+                                                           : ": " + std::string(std::strerror(err))));
+        }
+        dir = std::move(next);
+    }
+    return dir;
+}
+
+// Restored permission bits: setuid and setgid only when asked for.
+unsigned restored_mode(unsigned mode, bool keep_setid) {
+    return mode & (keep_setid ? 07777u : 01777u);
 }
 
 std::string sql_ident(const std::string& name) {
@@ -140,7 +186,16 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     if (!db) {
         return make_error(ErrorCode::usage, "archive " + f.stored.id + " holds no database '" + o.db + "'");
     }
-    static const std::regex k_name("^[A-Za-z0-9_$-]{1,64}$");
+    // The archive's manifest is as trusted as the target it came from: its character set and
+    // collation reach SQL only when they are plain names.
+    static const std::regex k_charset("^[A-Za-z0-9_]{1,64}$");
+    std::string charset = db->value("character_set", "utf8mb4");
+    std::string collation = db->value("collation", "");
+    if (!std::regex_match(charset, k_charset) || (!collation.empty() && !std::regex_match(collation, k_charset))) {
+        return damaged("archive " + f.stored.id + ": database '" + o.db +
+                       "' has a character set or collation that is not a plain name: refused");
+    }
+    static const std::regex k_name("^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$");
     std::string into = o.into.empty() ? o.db : o.into;
     if (!std::regex_match(into, k_name)) {
         return make_error(ErrorCode::usage, "--into '" + into + "' is not a database name nodectl accepts");
@@ -165,8 +220,6 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     if (existed && !o.force) {
         return make_error(ErrorCode::usage, "database '" + into + "' exists on the server; choose another --into or add --force");
     }
-    std::string charset = db->value("character_set", "utf8mb4");
-    std::string collation = db->value("collation", "");
     if (!existed) {
         std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + charset +
                           (collation.empty() ? "" : " COLLATE " + collation);
@@ -181,7 +234,7 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
         }
     };
     Child client;
-    auto started = client.start({m.client_command, opt.arg(), "--binary-mode", into}, true, false);
+    auto started = client.start({m.client_command, opt.arg(), "--binary-mode", "--", into}, true, false);
     if (!started) {
         drop_created();
         return started.error();
@@ -233,11 +286,16 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
 }
 
 struct DirTime {
-    std::string path;
+    std::vector<std::string> parts;
     int64_t mtime;
     unsigned mode;
 };
 
+// Every entry is created beneath the restore directory through directory descriptors opened with
+// O_NOFOLLOW (open_beneath), so neither a symbolic link of the archive nor anything else can make
+// a later entry land, or an owner or mode change apply, outside it. Symbolic links are created as
+// they are and never followed; hard links are refused (nodectl writes none); setuid/setgid bits
+// are dropped unless --keep-setid.
 Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, Found& f) {
     std::string dest = fs::absolute(o.to).lexically_normal().string();
     while (dest.size() > 1 && dest.back() == '/') {
@@ -252,8 +310,14 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
     if (::mkdir(work.c_str(), 0700) != 0) {
         return make_error(ErrorCode::io, "cannot create " + work + ": " + std::strerror(errno));
     }
+    UniqueFd root_dir(::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root_dir) {
+        int err = errno;
+        fs::remove_all(work, ec);
+        return make_error(ErrorCode::io, "cannot open " + work + ": " + std::strerror(err));
+    }
     bool root = ::geteuid() == 0;
-    int fd = -1;
+    UniqueFd fd;
     uint64_t count = 0, bytes = 0;
     std::vector<DirTime> dirs;
     std::string current;
@@ -262,77 +326,96 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
         if (e.path.rfind("files/", 0) != 0) {
             return Ok{};
         }
-        std::string rel = e.path.substr(6);
-        if (!safe_relative(rel)) {
-            return damaged("entry '" + e.path + "' has an unsafe path");
+        auto parts = path_parts(e.path.substr(6));
+        if (!parts) {
+            return damaged("entry '" + e.path + "' has an unsafe path (absolute, or with empty, '.' or '..' parts)");
         }
-        std::string p = work + "/" + rel;
-        current = p;
+        if (!e.hardlink.empty()) {
+            return damaged("entry '" + e.path + "' is a hard link to '" + e.hardlink +
+                           "' (nodectl archives hold none): refused");
+        }
+        auto parent_r = open_beneath(root_dir.get(), *parts, parts->size() - 1);
+        if (!parent_r) {
+            return damaged("entry '" + e.path + "': " + parent_r.error().message);
+        }
+        int parent = parent_r->get();
+        const char* leaf = parts->back().c_str();
+        current = work + "/" + e.path.substr(6);
+        auto chown_leaf = [&] {
+            if (root) {
+                (void)::fchownat(parent, leaf, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
+                                 AT_SYMLINK_NOFOLLOW);
+            }
+        };
         if (e.type == AE_IFDIR) {
-            if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) {
-                return make_error(ErrorCode::io, "cannot create " + p + ": " + std::strerror(errno));
+            if (::mkdirat(parent, leaf, 0700) != 0) {
+                struct stat st{};
+                if (errno != EEXIST || ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+                    return make_error(ErrorCode::io, "cannot create " + current + ": " + std::strerror(errno));
+                }
             }
-            if (root) {
-                (void)::lchown(p.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
-            }
-            dirs.push_back({p, e.mtime, e.mode});
+            chown_leaf();
+            dirs.push_back({*parts, e.mtime, e.mode});
         } else if (e.type == AE_IFLNK) {
-            if (::symlink(e.symlink.c_str(), p.c_str()) != 0) {
-                return make_error(ErrorCode::io, "cannot create link " + p + ": " + std::strerror(errno));
+            if (::symlinkat(e.symlink.c_str(), parent, leaf) != 0) {
+                return make_error(ErrorCode::io, "cannot create link " + current + ": " + std::strerror(errno));
             }
-            if (root) {
-                (void)::lchown(p.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
-            }
+            chown_leaf();
             ++count;
         } else if (e.type == AE_IFREG) {
-            fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-            if (fd < 0) {
-                return make_error(ErrorCode::io, "cannot create " + p + ": " + std::strerror(errno));
+            fd = UniqueFd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+            if (!fd) {
+                return make_error(ErrorCode::io, "cannot create " + current + ": " + std::strerror(errno));
             }
             ++count;
+        } else {
+            log::warn(k_log, "skipped {}: not a regular file, directory or symbolic link", e.path);
         }
         return Ok{};
     };
     cb.on_data = [&](const ReadEntry& e, const char* p, size_t n) -> Result<void> {
-        if (fd < 0 || e.path.rfind("files/", 0) != 0) {
+        if (!fd || e.path.rfind("files/", 0) != 0) {
             return Ok{};
         }
         bytes += n;
-        return write_fd(fd, p, n, "cannot write " + current);
+        return write_fd(fd.get(), p, n, "cannot write " + current);
     };
     cb.on_end = [&](const ReadEntry& e) -> Result<void> {
-        if (fd < 0) {
+        if (!fd) {
             return Ok{};
         }
         if (root) {
-            (void)::fchown(fd, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
+            (void)::fchown(fd.get(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
         }
-        ::fchmod(fd, e.mode & 07777);
+        ::fchmod(fd.get(), restored_mode(e.mode, o.keep_setid));
         timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
-        ::futimens(fd, times);
-        bool ok = ::fsync(fd) == 0;
-        ::close(fd);
-        fd = -1;
+        ::futimens(fd.get(), times);
+        bool ok = ::fsync(fd.get()) == 0;
+        int err = errno;
+        fd = UniqueFd();
         if (!ok) {
-            return make_error(ErrorCode::io, "fsync " + current + ": " + std::strerror(errno));
+            return make_error(ErrorCode::io, "fsync " + current + ": " + std::strerror(err));
         }
         return Ok{};
     };
     auto read = read_once(s, f, cb);
-    if (fd >= 0) {
-        ::close(fd);
-    }
+    fd = UniqueFd();
     if (!read) {
         fs::remove_all(work, ec);
         return read.error();
     }
     // Directories last, deepest first: writing into them changed their mtimes.
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
-        ::chmod(it->path.c_str(), it->mode & 07777);
+        auto dir = open_beneath(root_dir.get(), it->parts, it->parts.size());
+        if (!dir) {
+            fs::remove_all(work, ec);
+            return dir.error();
+        }
+        ::fchmod(dir->get(), restored_mode(it->mode, o.keep_setid));
         timespec times[2] = {{it->mtime, 0}, {it->mtime, 0}};
-        ::utimensat(AT_FDCWD, it->path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+        ::futimens(dir->get(), times);
     }
-    ::chmod(work.c_str(), 0755);
+    ::fchmod(root_dir.get(), 0755);
     if (fs::exists(dest, ec)) {
         ::rmdir(dest.c_str());
     }
@@ -365,6 +448,10 @@ Result<std::vector<ListedArchive>> list(const Settings& s, const std::string& on
         }
         std::sort(listed->begin(), listed->end(), [](const Stored& a, const Stored& b) { return a.time < b.time; });
         for (auto& a : *listed) {
+            if (!s.encryption_key_file.empty() && !a.encrypted) {
+                log::warn(k_log, "target {}: {}", ts.name, unencrypted_refusal(a));
+                continue;
+            }
             out.push_back({ts.name, a});
         }
     }
@@ -418,7 +505,8 @@ Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std:
         any = true;
         auto t = TRY(make_target(ts));
         auto listed = TRY(t->list());
-        for (const auto& o : to_prune(listed, ts.retention)) {
+        for (const auto& o : prunable(s, ts, listed, std::chrono::time_point_cast<std::chrono::seconds>(
+                                                          std::chrono::system_clock::now()))) {
             if (!dry_run) {
                 TRY_VOID(t->remove(o));
             }

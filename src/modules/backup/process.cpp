@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 extern char** environ;
 
@@ -30,19 +31,47 @@ std::string tmp_root() {
     return t && *t ? t : "/tmp";
 }
 
-// A MariaDB option-file value: quoted, with backslash and quote escaped.
-std::string option_value(const std::string& v) {
+// A MariaDB option-file value: quoted, with the escapes the option-file reader understands
+// (my_default.c: \\ \" \n \r \t \b), so a newline in a password cannot start a new option line.
+// Other control characters have no escape: refused.
+Result<std::string> option_value(const std::string& what, const std::string& v) {
     std::string out = "\"";
     for (char c : v) {
-        if (c == '\\' || c == '"') {
-            out += '\\';
+        switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '"': out += "\\\""; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+                return make_error(ErrorCode::config, "the MariaDB " + what +
+                                                         " holds a control character an option file cannot carry");
+            }
+            out += c;
         }
-        out += c;
     }
     return out + "\"";
 }
 
 } // namespace
+
+UniqueFd::~UniqueFd() {
+    if (m_fd >= 0) {
+        ::close(m_fd);
+    }
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+    if (this != &o) {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+        m_fd = std::exchange(o.m_fd, -1);
+    }
+    return *this;
+}
 
 Child::~Child() {
     if (m_in >= 0) {
@@ -234,26 +263,33 @@ ClientOptionFile::~ClientOptionFile() {
 
 Result<void> ClientOptionFile::create(const std::string& host, int port, const std::string& socket,
                                       const std::string& user, const std::string& password) {
+    std::string text = "[client]\n";
+    if (!user.empty()) {
+        text += "user=" + TRY(option_value("user", user)) + "\n";
+    }
+    if (!password.empty()) {
+        auto quoted = option_value("password", password);
+        if (!quoted) {
+            return quoted.error();
+        }
+        text += "password=" + *quoted + "\n";
+        std::fill(quoted->begin(), quoted->end(), '\0');
+    }
+    if (!host.empty()) {
+        text += "host=" + TRY(option_value("host", host)) + "\nport=" + std::to_string(port) + "\nprotocol=TCP\n";
+    } else if (!socket.empty()) {
+        text += "socket=" + TRY(option_value("socket", socket)) + "\n";
+    }
     std::string tmpl = tmp_root() + "/nodectl-db-XXXXXX";
     if (!mkdtemp(tmpl.data())) {
+        std::fill(text.begin(), text.end(), '\0');
         return sys_error("mkdtemp " + tmpl);
     }
     m_dir = tmpl;
     m_file = m_dir + "/client.cnf";
-    std::string text = "[client]\n";
-    if (!user.empty()) {
-        text += "user=" + option_value(user) + "\n";
-    }
-    if (!password.empty()) {
-        text += "password=" + option_value(password) + "\n";
-    }
-    if (!host.empty()) {
-        text += "host=" + option_value(host) + "\nport=" + std::to_string(port) + "\nprotocol=TCP\n";
-    } else if (!socket.empty()) {
-        text += "socket=" + option_value(socket) + "\n";
-    }
-    int fd = ::open(m_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = ::open(m_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
+        std::fill(text.begin(), text.end(), '\0');
         return sys_error("cannot create " + m_file);
     }
     ssize_t w = ::write(fd, text.data(), text.size());

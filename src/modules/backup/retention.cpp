@@ -4,6 +4,7 @@
 // newest keep_daily days, keep_weekly ISO weeks and keep_monthly months (UTC). An archive any rule
 // keeps stays; with no rule set nothing is ever deleted.
 #include "modules/backup/backup.hpp"
+#include "core/log.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -96,6 +97,43 @@ std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Ret
         }
     }
     return out;
+}
+
+std::vector<Stored> own_archives(const std::vector<Stored>& listed, const std::string& name, bool encrypted_only,
+                                 std::chrono::sys_seconds now, std::vector<std::string>* ignored) {
+    std::vector<Stored> out;
+    for (const auto& a : listed) {
+        if (a.id.size() != name.size() + 17 || a.id.compare(0, name.size(), name) != 0 || a.id[name.size()] != '-') {
+            continue;  // another backup's (another host's) archive
+        }
+        if (encrypted_only && !a.encrypted) {
+            if (ignored) {
+                ignored->push_back(a.object + " is not encrypted although a key is configured: not counted, not deleted");
+            }
+            continue;
+        }
+        if (a.time > now) {
+            if (ignored) {
+                ignored->push_back(a.object + " is dated in the future: not counted, not deleted");
+            }
+            continue;
+        }
+        out.push_back(a);
+    }
+    return out;
+}
+
+std::vector<std::string> prunable(const Settings& settings, const TargetSettings& target,
+                                  const std::vector<Stored>& listed, std::chrono::sys_seconds now) {
+    if (!target.retention.any()) {
+        return {};
+    }
+    std::vector<std::string> ignored;
+    auto own = own_archives(listed, settings.name, !settings.encryption_key_file.empty(), now, &ignored);
+    for (const auto& why : ignored) {
+        log::warn("backup", "target {}: retention: {}", target.name, why);
+    }
+    return to_prune(own, target.retention);
 }
 
 } // namespace nodectl::backup

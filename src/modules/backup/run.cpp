@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <grp.h>
@@ -155,6 +156,17 @@ bool system_schema(const std::string& db) {
     return db == "information_schema" || db == "performance_schema" || db == "sys" || db == "mysql";
 }
 
+// A database name given to mariadb-dump as an argument: any server user can create databases, so
+// a name that could read as an option (or that the client's batch output mangles) is skipped.
+bool dumpable_name(const std::string& db) {
+    if (db.empty() || db[0] == '-') {
+        return false;
+    }
+    return std::none_of(db.begin(), db.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\';
+    });
+}
+
 std::string sql_string(const std::string& s) {
     std::string out = "'";
     for (char c : s) {
@@ -199,12 +211,23 @@ Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json&
     std::fill(password.begin(), password.end(), '\0');
     auto version = TRY(query_lines(m, opt, "SELECT VERSION()"));
     auto dump_version = run_capture({m.dump_command, "--version"});
-    std::vector<std::string> dbs = m.databases;
-    if (dbs.empty()) {
+    std::vector<std::string> dbs;
+    std::vector<std::string> wanted = m.databases;
+    if (wanted.empty()) {
         for (auto& d : TRY(query_lines(m, opt, "SHOW DATABASES"))) {
             if (!system_schema(d)) {
-                dbs.push_back(d);
+                wanted.push_back(d);
             }
+        }
+    }
+    for (auto& d : wanted) {
+        if (dumpable_name(d)) {
+            dbs.push_back(d);
+        } else {
+            std::string shown = d;
+            std::replace_if(shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+            log::warn(k_log, "database '{}' skipped: its name starts with '-' or holds a control character or a backslash",
+                      shown);
         }
     }
     out = {{"server_version", version.empty() ? "" : version[0]},
@@ -223,7 +246,7 @@ Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json&
         log::info(k_log, "dumping database {}", db);
         Child dump;
         TRY_VOID(dump.start({m.dump_command, opt.arg(), "--single-transaction", "--routines", "--events", "--triggers",
-                             "--hex-blob", "--quick", "--default-character-set=utf8mb4", db},
+                             "--hex-blob", "--quick", "--default-character-set=utf8mb4", "--", db},
                             false, true));
         util::Sha256 whole;
         uint64_t total = 0;
@@ -277,25 +300,29 @@ bool matches(const std::vector<std::string>& patterns, const std::string& rel) {
     return false;
 }
 
-Result<void> add_file(ArchiveWriter& w, const std::string& abs, const std::string& name, uint64_t& bytes) {
-    int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+// One regular file, opened beneath its directory's descriptor without following a link and
+// without blocking (a FIFO swapped in since the listing would stall the run): what is opened must
+// still be a regular file.
+Result<void> add_file(ArchiveWriter& w, int dir, const std::string& leaf, const std::string& abs, const std::string& name,
+                      uint64_t& bytes, bool& added) {
+    added = false;
+    UniqueFd fd(::openat(dir, leaf.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
         log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
         return Ok{};
     }
     struct stat st{};
-    fstat(fd, &st);
-    uint64_t size = static_cast<uint64_t>(st.st_size);
-    auto r = w.begin_file(name, size, meta_from(st));
-    if (!r) {
-        ::close(fd);
-        return r;
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        log::warn(k_log, "skipped {}: no longer a regular file", abs);
+        return Ok{};
     }
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    TRY_VOID(w.begin_file(name, size, meta_from(st)));
     std::vector<char> buf(1 << 20);
     uint64_t done = 0;
     while (done < size) {
         size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-        ssize_t n = ::read(fd, buf.data(), want);
+        ssize_t n = ::read(fd.get(), buf.data(), want);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -305,80 +332,104 @@ Result<void> add_file(ArchiveWriter& w, const std::string& abs, const std::strin
             std::fill(buf.begin(), buf.end(), '\0');
             while (done < size) {
                 size_t pad = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-                auto d = w.data(buf.data(), pad);
-                if (!d) {
-                    ::close(fd);
-                    return d;
-                }
+                TRY_VOID(w.data(buf.data(), pad));
                 done += pad;
             }
             break;
         }
-        auto d = w.data(buf.data(), static_cast<size_t>(n));
-        if (!d) {
-            ::close(fd);
-            return d;
-        }
+        TRY_VOID(w.data(buf.data(), static_cast<size_t>(n)));
         done += static_cast<uint64_t>(n);
     }
-    ::close(fd);
     bytes += size;
+    added = true;
     return w.end_file();
 }
 
+struct TreeWalk {
+    ArchiveWriter& w;
+    const FileTree& t;
+    uint64_t files = 0, bytes = 0;
+
+    // The entries of the directory `dir` (opened beneath the tree's root; `rel` is its path in the
+    // tree, empty for the root), in name order. Every child is looked at with fstatat(NOFOLLOW)
+    // and opened with openat(O_NOFOLLOW) relative to `dir`: a directory swapped for a symbolic
+    // link while the walk runs is never followed out of the tree.
+    Result<void> walk(int dir, const std::string& rel) {
+        std::vector<std::string> names;
+        {
+            int copy = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+            DIR* d = copy >= 0 ? ::fdopendir(copy) : nullptr;
+            if (!d) {
+                if (copy >= 0) {
+                    ::close(copy);
+                }
+                return make_error(ErrorCode::io, "cannot read " + t.path + "/" + rel + ": " + std::strerror(errno));
+            }
+            while (auto* e = ::readdir(d)) {
+                std::string n = e->d_name;
+                if (n != "." && n != "..") {
+                    names.push_back(std::move(n));
+                }
+            }
+            ::closedir(d);
+        }
+        std::sort(names.begin(), names.end());
+        for (const auto& n : names) {
+            std::string child = rel.empty() ? n : rel + "/" + n;
+            std::string abs = t.path + "/" + child;
+            std::string name = "files/" + t.name + "/" + child;
+            struct stat st{};
+            if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                continue;  // gone since it was listed
+            }
+            if (!t.exclude.empty() && matches(t.exclude, child)) {
+                continue;
+            }
+            if (S_ISDIR(st.st_mode)) {
+                UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                if (!sub) {
+                    log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
+                    continue;
+                }
+                struct stat sst{};
+                ::fstat(sub.get(), &sst);
+                TRY_VOID(w.add_directory(name, meta_from(sst)));
+                TRY_VOID(walk(sub.get(), child));
+                continue;
+            }
+            if (!t.include.empty() && !matches(t.include, child)) {
+                continue;
+            }
+            if (S_ISLNK(st.st_mode)) {
+                std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+                ssize_t len = ::readlinkat(dir, n.c_str(), target.data(), target.size());
+                if (len >= 0) {
+                    target.resize(static_cast<size_t>(len));
+                    TRY_VOID(w.add_symlink(name, target, meta_from(st)));
+                    ++files;
+                }
+            } else if (S_ISREG(st.st_mode)) {
+                bool added = false;
+                TRY_VOID(add_file(w, dir, n, abs, name, bytes, added));
+                files += added ? 1 : 0;
+            } else {
+                log::debug(k_log, "skipped {}: not a regular file, directory or symbolic link", abs);
+            }
+        }
+        return Ok{};
+    }
+};
+
 Result<void> add_tree(ArchiveWriter& w, const FileTree& t, nlohmann::json& out) {
+    UniqueFd root_dir(::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat root{};
-    if (::lstat(t.path.c_str(), &root) != 0 || !S_ISDIR(root.st_mode)) {
+    if (!root_dir || ::fstat(root_dir.get(), &root) != 0) {
         return make_error(ErrorCode::io, "file tree " + t.name + ": " + t.path + " is not a directory");
     }
-    std::string prefix = "files/" + t.name;
-    TRY_VOID(w.add_directory(prefix, meta_from(root)));
-    uint64_t files = 0, bytes = 0;
-    std::error_code ec;
-    fs::recursive_directory_iterator it(t.path, fs::directory_options::none, ec), end;
-    if (ec) {
-        return make_error(ErrorCode::io, "cannot read " + t.path + ": " + ec.message());
-    }
-    for (; it != end; it.increment(ec)) {
-        if (ec) {
-            return make_error(ErrorCode::io, "cannot read under " + t.path + ": " + ec.message());
-        }
-        std::string abs = it->path().string();
-        std::string rel = it->path().lexically_relative(t.path).string();  // not fs::relative: it follows links
-        struct stat st{};
-        if (::lstat(abs.c_str(), &st) != 0) {
-            continue;  // gone since it was listed
-        }
-        if (!t.exclude.empty() && matches(t.exclude, rel)) {
-            if (S_ISDIR(st.st_mode)) {
-                it.disable_recursion_pending();
-            }
-            continue;
-        }
-        std::string name = prefix + "/" + rel;
-        if (S_ISDIR(st.st_mode)) {
-            TRY_VOID(w.add_directory(name, meta_from(st)));
-            continue;
-        }
-        if (!t.include.empty() && !matches(t.include, rel)) {
-            continue;
-        }
-        if (S_ISLNK(st.st_mode)) {
-            std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-            ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
-            if (n >= 0) {
-                target.resize(static_cast<size_t>(n));
-                TRY_VOID(w.add_symlink(name, target, meta_from(st)));
-                ++files;
-            }
-        } else if (S_ISREG(st.st_mode)) {
-            TRY_VOID(add_file(w, abs, name, bytes));
-            ++files;
-        } else {
-            log::debug(k_log, "skipped {}: not a regular file, directory or symbolic link", abs);
-        }
-    }
-    out.push_back({{"name", t.name}, {"path", t.path}, {"files", files}, {"bytes", bytes}});
+    TRY_VOID(w.add_directory("files/" + t.name, meta_from(root)));
+    TreeWalk walk{w, t};
+    TRY_VOID(walk.walk(root_dir.get(), ""));
+    out.push_back({{"name", t.name}, {"path", t.path}, {"files", walk.files}, {"bytes", walk.bytes}});
     return Ok{};
 }
 
@@ -571,7 +622,7 @@ RunReport run(const Settings& s, const RunOptions& options) {
                 log::warn(k_log, "target {}: retention skipped: {}", outcome.target, listed.error().message);
                 continue;
             }
-            for (const auto& o : to_prune(*listed, chosen[i]->retention)) {
+            for (const auto& o : prunable(s, *chosen[i], *listed, now_s)) {
                 auto r = targets[i]->remove(o);
                 if (r) {
                     outcome.pruned.push_back(o);

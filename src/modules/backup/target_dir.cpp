@@ -1,5 +1,5 @@
 // The directory target (a local disk, or an NFS mount). An archive is written as
-// `.ID.tar.zst.partial-PID` (hidden, never a name list/restore/prune look at), fsynced, renamed to
+// `.ID.tar.zst.partial-PID-RANDOM` (hidden, never a name list/restore/prune look at), fsynced, renamed to
 // its final name and the directory fsynced, so a crash or a full disk never leaves a partial file
 // under a final name. Free space is checked first (statvfs): at least min_free_bytes, and at least
 // 1.2 times the largest archive already there.
@@ -138,9 +138,11 @@ public:
         return Ok{};
     }
 
+    // The temp name is unpredictable and created O_EXCL|O_NOFOLLOW (mkostemp): a file or link
+    // someone else put into a shared target is never opened, truncated or written through.
     Result<std::unique_ptr<Upload>> upload(const std::string& object) override {
-        std::string temp = m_s.path + "/." + object + ".partial-" + std::to_string(::getpid());
-        int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        std::string temp = m_s.path + "/." + object + ".partial-" + std::to_string(::getpid()) + "-XXXXXX";
+        int fd = ::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             return io_error("cannot create " + temp);
         }
@@ -158,8 +160,8 @@ public:
             if (!s) {
                 continue;
             }
-            struct stat st{};
-            if (::stat((m_s.path + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+            struct stat st{};  // lstat: a symbolic link planted under an archive's name is not one
+            if (::lstat((m_s.path + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
                 s->size = static_cast<uint64_t>(st.st_size);
                 out.push_back(*s);
             }
@@ -170,9 +172,14 @@ public:
 
     Result<std::unique_ptr<Source>> open(const std::string& object) override {
         std::string path = m_s.path + "/" + object;
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
             return io_error("cannot open " + path);
+        }
+        struct stat st{};
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd);
+            return make_error(ErrorCode::io, "cannot open " + path + ": not a regular file");
         }
         return std::unique_ptr<Source>(std::make_unique<FdSource>(fd, path));
     }
