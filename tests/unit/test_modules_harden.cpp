@@ -633,6 +633,52 @@ TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place an
     CHECK(count_of(conf, "net.ipv4.ip_forward") == 1);
 }
 
+TEST_CASE("harden kernel: forwarding keys are written first, live and in the sysctl.d file (changing forwarding resets accept_redirects)") {
+    CHECK(is_forwarding_key("net.ipv4.ip_forward"));
+    CHECK(is_forwarding_key("net.ipv4.conf.all.forwarding"));
+    CHECK(is_forwarding_key("net.ipv4.conf.eth0.forwarding"));
+    CHECK(is_forwarding_key("net.ipv6.conf.default.forwarding"));
+    CHECK(is_forwarding_key("net/ipv4/ip_forward"));
+    CHECK_FALSE(is_forwarding_key("net.ipv4.conf.all.accept_redirects"));
+    CHECK_FALSE(is_forwarding_key("net.ipv4.conf.all.mc_forwarding"));
+    CHECK_FALSE(is_forwarding_key("net.ipv6.conf.all.forwarding_extra"));
+
+    TempDir dir;
+    auto p = load_ok(dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
+    for (auto role : {Role::standalone, Role::k3s_server}) {
+        auto v = sysctl_values(harden_view(p, "kernel"), role);
+        // Every forwarding key comes before every other key; the rest keep their order.
+        size_t first_other = 0;
+        while (first_other < v.size() && is_forwarding_key(v[first_other].first)) {
+            ++first_other;
+        }
+        CHECK(first_other == 3);  // ip_forward, ipv6 all.forwarding, the profile's eth0.forwarding
+        for (size_t i = first_other; i < v.size(); ++i) {
+            CHECK_FALSE(is_forwarding_key(v[i].first));
+        }
+        CHECK(v[first_other].first == "kernel.kptr_restrict");
+        CHECK(v.back().first == "vm.swappiness");
+
+        Settings s;
+        s.role = role;
+        auto spec = kernel_group(harden_view(p, "kernel"), s);
+        const auto& conf = spec.files[0].content;
+        auto forward = conf.find("-net.ipv4.ip_forward = ");
+        auto redirects = conf.find("-net.ipv4.conf.all.accept_redirects = 0");
+        REQUIRE(forward != std::string::npos);
+        REQUIRE(redirects != std::string::npos);
+        CHECK(forward < redirects);
+        CHECK(conf.find("-net.ipv6.conf.all.forwarding = ") < redirects);
+        CHECK(conf.find("-net.ipv4.conf.eth0.forwarding = 0") < conf.find("-kernel.kptr_restrict = 2"));
+        // The live writes follow the same table.
+        auto live_forward = spec.activate.find("net.ipv4.ip_forward /proc/sys/net/ipv4/ip_forward");
+        auto live_redirects = spec.activate.find("net.ipv4.conf.all.accept_redirects /proc/sys/net/ipv4/conf/all/accept_redirects");
+        REQUIRE(live_forward != std::string::npos);
+        REQUIRE(live_redirects != std::string::npos);
+        CHECK(live_forward < live_redirects);
+    }
+}
+
 // =============================================================================================
 // firewall
 
@@ -795,9 +841,6 @@ TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.con
     other.ssh_port = 2201;
     CHECK_FALSE(contains(*render_ruleset(harden_view(p, "firewall"), other), digest));
 }
-
-// =============================================================================================
-// The module's steps
 
 TEST_CASE("harden steps: a profile without [harden] has no harden steps") {
     TempDir dir;

@@ -32,6 +32,9 @@ std::string filter_moduli(const std::string& current);
 ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s);
 
 // kernel: sysctl, module blacklist, k3s modules.
+// net.ipv4.ip_forward and net.ipv{4,6}.conf.*.forwarding: written before every other key.
+bool is_forwarding_key(const std::string& key);
+// The values in the order they are written: forwarding keys first, then the rest as listed.
 std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView& kernel, Role role);
 ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s);
 
