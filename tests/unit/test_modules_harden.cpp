@@ -7,6 +7,7 @@
 // ApplyConfigSet keeps its state under /var/lib/nodectl (originals, rollback, applied). Every
 // test here uses its own random id and temp directory, and StateGuard removes exactly the entries
 // the test created there, plus the directories that did not exist before it.
+#include "fake_target.hpp"
 #include "test_support.hpp"
 
 #include "modules/base/steps.hpp"
@@ -400,6 +401,140 @@ TEST_CASE("harden sshd: the real sshd accepts the drop-in, and the group's contr
         CAPTURE(c.expected);
         CHECK(c.status == ControlStatus::pass);
     }
+}
+
+namespace {
+
+// Debian 11's OpenSSH 8.4: no sntrup761x25519 (it has the older sntrup4591761x25519).
+std::map<std::string, std::vector<std::string>> openssh_8_4() {
+    return {
+        {"kex", {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                 "diffie-hellman-group-exchange-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
+                 "sntrup4591761x25519-sha512@tinyssh.org"}},
+        {"cipher", {"aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                    "chacha20-poly1305@openssh.com"}},
+        {"mac", {"hmac-sha2-256", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
+        {"key-sig", {"ssh-ed25519", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
+    };
+}
+
+std::string query_output(const std::map<std::string, std::vector<std::string>>& lists) {
+    std::string out;
+    for (const char* q : {"kex", "cipher", "mac", "key-sig"}) {
+        out += std::string("== ") + q + "\n";
+        if (lists.count(q)) {
+            for (const auto& a : lists.at(q)) {
+                out += a + "\n";
+            }
+        }
+    }
+    return out;
+}
+
+const host::Control& control(const ConfigSetSpec& spec, const std::string& id) {
+    auto it = std::find_if(spec.controls.begin(), spec.controls.end(), [&](const auto& c) { return c.id == id; });
+    REQUIRE(it != spec.controls.end());
+    return *it;
+}
+
+} // namespace
+
+TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH supports, in nodectl's order, naming what was left out") {
+    auto wanted = wanted_ssh_algorithms();
+    // Debian 12 supports every algorithm nodectl wants.
+    nodectl::testing::FakeTarget bookworm;
+    auto all = choose_ssh_algorithms(wanted, query_output(bookworm.host().ssh_algorithms));
+    REQUIRE(all.ok());
+    CHECK(all->kept.kex == wanted.kex);
+    CHECK(all->kept.ciphers == wanted.ciphers);
+    CHECK(all->kept.macs == wanted.macs);
+    CHECK(all->kept.host_key_algorithms == wanted.host_key_algorithms);
+    CHECK(all->left_out.empty());
+
+    // OpenSSH 8.4 lacks sntrup761x25519: the rest stays, strongest first; nothing is added.
+    auto old = choose_ssh_algorithms(wanted, query_output(openssh_8_4()));
+    REQUIRE(old.ok());
+    CHECK(old->kept.kex == std::vector<std::string>{"curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512",
+                                                    "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256"});
+    CHECK(old->kept.ciphers == wanted.ciphers);
+    CHECK(old->left_out == std::vector<std::string>{"KexAlgorithms sntrup761x25519-sha512@openssh.com"});
+
+    // Nothing left of a list: an error naming the list, never an empty (or default) list.
+    auto no_macs = openssh_8_4();
+    no_macs["mac"] = {"hmac-sha1", "hmac-md5"};
+    auto none = choose_ssh_algorithms(wanted, query_output(no_macs));
+    REQUIRE_FALSE(none.ok());
+    CHECK(contains(none.error().message, "supports none of the MACs nodectl allows"));
+
+    // A list the host did not answer for is an error too.
+    auto missing = choose_ssh_algorithms(wanted, "== kex\ncurve25519-sha256\n== cipher\naes256-ctr\n== mac\numac-128-etm@openssh.com\n");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(contains(missing.error().message, "key-sig"));
+}
+
+TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, checks and compares only what it supports") {
+    TempDir dir;
+    QuietLogs quiet;
+    auto p = load_ok(dir, "[harden]\n");
+    Settings s;
+    auto spec = sshd_group(harden_view(p, "ssh"), s);
+    auto full_dropin = spec.files[0].content;
+    CHECK(contains(full_dropin, "KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,"));
+    REQUIRE(spec.prepare);
+
+    nodectl::testing::FakeTarget bullseye;
+    bullseye.host().ssh_algorithms = openssh_8_4();
+    auto prepared = spec;
+    REQUIRE(prepared.prepare(bullseye, prepared).ok());
+    CHECK(bullseye.host().unknown.empty());
+    CHECK(bullseye.host().host_mutations() == 0);
+    const auto& dropin = prepared.files[0].content;
+    CHECK(has_line(dropin, "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
+                           "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK_FALSE(contains(dropin, "sntrup761"));
+    CHECK(has_line(dropin, "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,"
+                           "aes192-ctr,aes128-ctr"));
+    CHECK(has_line(dropin, "PasswordAuthentication no"));
+    // The drift probe compares sshd -T with the drop-in actually written, and the control expects it.
+    CHECK(contains(prepared.drift, util::sha256_hex(dropin)));
+    CHECK_FALSE(contains(prepared.drift, util::sha256_hex(full_dropin)));
+    CHECK_FALSE(contains(prepared.drift, "sntrup761"));
+    const auto& kex = control(prepared, "ssh.kexalgorithms");
+    CHECK(kex.expect.passes("curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
+                            "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK_FALSE(kex.expect.passes("sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
+                                  "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK(prepared.controls.size() == spec.controls.size());
+
+    // Debian 12: everything stays as rendered.
+    nodectl::testing::FakeTarget bookworm;
+    auto same = spec;
+    REQUIRE(same.prepare(bookworm, same).ok());
+    CHECK(same.files[0].content == full_dropin);
+    CHECK(same.drift == spec.drift);
+
+    // A host whose OpenSSH supports none of the MACs: a clear error, nothing written.
+    nodectl::testing::FakeTarget ancient;
+    ancient.host().ssh_algorithms = openssh_8_4();
+    ancient.host().ssh_algorithms["mac"] = {"hmac-sha1"};
+    auto refused = spec;
+    auto r = refused.prepare(ancient, refused);
+    REQUIRE_FALSE(r.ok());
+    CHECK(contains(r.error().message, "MACs"));
+
+    // No ssh client to ask: nodectl's full lists (sshd -t still guards the apply).
+    nodectl::testing::FakeTarget no_client;
+    no_client.host().ssh_algorithms.clear();
+    auto full = spec;
+    REQUIRE(full.prepare(no_client, full).ok());
+    CHECK(full.files[0].content == full_dropin);
+
+    // Switched off: nothing to ask.
+    auto off_profile = load_ok(dir, "[harden.ssh]\nenabled = false\n", "off.toml");
+    auto off = sshd_group(harden_view(off_profile, "ssh"), s);
+    nodectl::testing::FakeTarget untouched;
+    REQUIRE(off.prepare(untouched, off).ok());
+    CHECK(untouched.host().commands.empty());
 }
 
 TEST_CASE("harden sshd: filter_moduli drops groups under 3071 bits, keeps comments and larger groups, and is idempotent") {

@@ -26,7 +26,20 @@ struct Settings {
 };
 
 // sshd: drop-in, banner, moduli, host keys.
-std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s);
+struct SshAlgorithms {
+    std::vector<std::string> kex, ciphers, macs, host_key_algorithms;
+};
+// nodectl's lists, strongest first.
+SshAlgorithms wanted_ssh_algorithms();
+struct SshAlgorithmChoice {
+    SshAlgorithms kept;                  // `wanted`, in its order, limited to what the host supports
+    std::vector<std::string> left_out;   // "KexAlgorithms a,b" for each list that lost some
+};
+// `query_output`: "== kex", "== cipher", "== mac", "== key-sig", each followed by the lines of
+// `ssh -Q` for it. An error when a list is missing or nothing of a list would be left.
+Result<SshAlgorithmChoice> choose_ssh_algorithms(const SshAlgorithms& wanted, const std::string& query_output);
+std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s,
+                               const SshAlgorithms& algorithms = wanted_ssh_algorithms());
 // /etc/ssh/moduli without the groups smaller than 3072 bits (field 5 is the size minus one).
 std::string filter_moduli(const std::string& current);
 ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s);
