@@ -977,6 +977,49 @@ TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.con
     CHECK_FALSE(contains(*render_ruleset(harden_view(p, "firewall"), other), digest));
 }
 
+TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includes nodectl's table; only nodectl's files are reloaded") {
+    TempDir dir;
+    auto p = load_ok(dir, "[harden]\n");
+    Settings s;
+    auto spec = firewall_group(harden_view(p, "firewall"), s);
+    REQUIRE(spec.ok());
+    REQUIRE(spec->prepare);
+    auto ruleset = spec->files[0].content;
+
+    const std::string admin = "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input { type filter hook input priority 0; tcp dport 8080 accept; }\n}";
+    auto edited = include_own_ruleset(admin);
+    CHECK(edited.starts_with(admin + "\n"));
+    CHECK(has_line(edited, "include \"/etc/nodectl/nftables.nft\""));
+    CHECK(include_own_ruleset(edited) == edited);  // once
+    CHECK(count_of(include_own_ruleset(edited), "include ") == 1);
+
+    auto kept = *spec;
+    set_firewall_files(kept, ruleset, true);
+    REQUIRE(kept.files.size() == 2);
+    CHECK(kept.files[0].path == "/etc/nftables.conf");
+    REQUIRE(kept.files[0].edit);
+    CHECK(kept.files[0].edit(admin) == edited);
+    CHECK(kept.files[1].path == "/etc/nodectl/nftables.nft");
+    CHECK(kept.files[1].content == ruleset);
+    CHECK(kept.activate == "nft -f /etc/nodectl/nftables.nft && systemctl enable --quiet nftables.service");
+    CHECK(kept.validate == "nft -c -f /etc/nftables.conf");
+
+    // A rollback loads a file again only when it is nodectl's (the package's file and an admin's
+    // may start with `flush ruleset`, which would drop Docker's and k3s's tables too).
+    CHECK(contains(spec->restore_activate, "grep -qs '^# Managed by nodectl (harden.firewall)'"));
+    CHECK_FALSE(contains(spec->restore_activate, "flush"));
+    CHECK(ruleset.find("# Managed by nodectl (harden.firewall)") == ruleset.find('\n') + 1);
+
+    // Turned off, both places nodectl may have written are reverted.
+    auto off = firewall_group(harden_view(load_ok(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
+    REQUIRE(off.ok());
+    REQUIRE(off->files.size() == 2);
+    CHECK(off->files[1].path == "/etc/nodectl/nftables.nft");
+}
+
+// =============================================================================================
+// The module's steps
+
 TEST_CASE("harden steps: a profile without [harden] has no harden steps") {
     TempDir dir;
     auto p = load_ok(dir, "[base]\npackages = [\"less\"]\n");

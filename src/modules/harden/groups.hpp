@@ -54,6 +54,11 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s);
 // nftables.
 Result<std::string> render_ruleset(const ConfigView& firewall, const Settings& s);
 Result<ConfigSetSpec> firewall_group(const ConfigView& firewall, const Settings& s);
+// An admin's /etc/nftables.conf with an include of nodectl's own ruleset file at its end (once).
+std::string include_own_ruleset(const std::string& current);
+// The files, validation and activation: nodectl's ruleset as /etc/nftables.conf, or (keeping an
+// admin's file) in its own file that the admin's file includes, loaded alone.
+void set_firewall_files(ConfigSetSpec& spec, const std::string& ruleset, bool keep_admin_conf);
 
 // accounts: admin user, root, login.defs, pwquality, faillock.
 std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values);
