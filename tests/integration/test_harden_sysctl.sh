@@ -10,7 +10,6 @@
 # this machine's kernel: the suite puts back the ones it can, and this machine's ip_forward, at
 # exit. Run it on a throw-away machine (as CI and the dev VM are).
 source "$(dirname "$0")/lib.sh"
-KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 
 # This machine's values, put back at exit (kernel.unprivileged_bpf_disabled = 1 and
 # kernel.kexec_load_disabled = 1 cannot be undone before a reboot; they are left).
@@ -36,6 +35,7 @@ export SYSTEMD_NSPAWN_API_VFS_WRITABLE=1
 nodes_up 2 198.18.12
 unset SYSTEMD_NSPAWN_API_VFS_WRITABLE
 sysctl -q -w net.ipv4.ip_forward="$MACHINE_FORWARD"   # the nodes keep their own copy
+KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 A=${ADDRS[0]}   # starts with forwarding on
 B=${ADDRS[1]}   # starts with forwarding off
 
