@@ -60,6 +60,8 @@ struct FakeHost {
     std::set<std::string> groups{"root", "daemon", "adm", "www-data", "nogroup"};
     bool has_dpkg = true;
     bool has_systemctl = true;
+    // What `ssh -Q kex|cipher|mac|key-sig` lists (OpenSSH's algorithms); no entries: no ssh client.
+    std::map<std::string, std::vector<std::string>> ssh_algorithms;
     // A script containing one of these exits 1 with "injected failure" on stderr.
     std::vector<std::string> fail_when_contains;
     std::optional<std::string> lock_holder;
@@ -112,6 +114,17 @@ inline std::shared_ptr<FakeHost> fresh_debian_host() {
     h->units["systemd-journald.service"] = {false, true, true};
     h->units["apache2.service"] = {false, false, false};
     h->units["rsync.service"] = {false, false, false};
+    // Debian 12's OpenSSH 9.2 (the parts nodectl's lists need, and some it does not use).
+    h->ssh_algorithms = {
+        {"kex", {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                 "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "curve25519-sha256",
+                 "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com"}},
+        {"cipher", {"aes128-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                    "chacha20-poly1305@openssh.com"}},
+        {"mac", {"hmac-sha1", "hmac-sha2-256", "hmac-sha2-512", "umac-128@openssh.com", "hmac-sha2-256-etm@openssh.com",
+                 "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
+        {"key-sig", {"ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
+    };
     return h;
 }
 
@@ -361,7 +374,32 @@ private:
         if (has(s, "ln -sfn /usr/share/zoneinfo/")) {
             return link_zone(cmd);
         }
+        if (has(s, "ssh -Q \"$q\"")) {
+            return ssh_query(cmd);
+        }
         return unknown(cmd, "unexpected script");
+    }
+
+    // for q in kex cipher mac key-sig; do echo "== $q"; ssh -Q "$q" || exit 4; done (exit 3: no ssh)
+    CommandResult ssh_query(const Command& cmd) {
+        if (auto bad = admit(cmd, false)) {
+            return *bad;
+        }
+        if (m_host->ssh_algorithms.empty()) {
+            return exit_with(3, "");
+        }
+        std::string out;
+        for (const char* q : {"kex", "cipher", "mac", "key-sig"}) {
+            out += std::string("== ") + q + "\n";
+            auto it = m_host->ssh_algorithms.find(q);
+            if (it == m_host->ssh_algorithms.end()) {
+                return CommandResult{4, out, std::string("Unsupported query \"") + q + "\""};
+            }
+            for (const auto& a : it->second) {
+                out += a + "\n";
+            }
+        }
+        return ok(out);
     }
 
     // if [ -f P ]; then stat -c '%a %U %G' -- P && sha256sum < P; elif [ -e P ]; then ... exit 3; fi

@@ -7,6 +7,7 @@
 // ApplyConfigSet keeps its state under /var/lib/nodectl (originals, rollback, applied). Every
 // test here uses its own random id and temp directory, and StateGuard removes exactly the entries
 // the test created there, plus the directories that did not exist before it.
+#include "fake_target.hpp"
 #include "test_support.hpp"
 
 #include "modules/base/steps.hpp"
@@ -402,6 +403,140 @@ TEST_CASE("harden sshd: the real sshd accepts the drop-in, and the group's contr
     }
 }
 
+namespace {
+
+// Debian 11's OpenSSH 8.4: no sntrup761x25519 (it has the older sntrup4591761x25519).
+std::map<std::string, std::vector<std::string>> openssh_8_4() {
+    return {
+        {"kex", {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                 "diffie-hellman-group-exchange-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
+                 "sntrup4591761x25519-sha512@tinyssh.org"}},
+        {"cipher", {"aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                    "chacha20-poly1305@openssh.com"}},
+        {"mac", {"hmac-sha2-256", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
+        {"key-sig", {"ssh-ed25519", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
+    };
+}
+
+std::string query_output(const std::map<std::string, std::vector<std::string>>& lists) {
+    std::string out;
+    for (const char* q : {"kex", "cipher", "mac", "key-sig"}) {
+        out += std::string("== ") + q + "\n";
+        if (lists.count(q)) {
+            for (const auto& a : lists.at(q)) {
+                out += a + "\n";
+            }
+        }
+    }
+    return out;
+}
+
+const host::Control& control(const ConfigSetSpec& spec, const std::string& id) {
+    auto it = std::find_if(spec.controls.begin(), spec.controls.end(), [&](const auto& c) { return c.id == id; });
+    REQUIRE(it != spec.controls.end());
+    return *it;
+}
+
+} // namespace
+
+TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH supports, in nodectl's order, naming what was left out") {
+    auto wanted = wanted_ssh_algorithms();
+    // Debian 12 supports every algorithm nodectl wants.
+    nodectl::testing::FakeTarget bookworm;
+    auto all = choose_ssh_algorithms(wanted, query_output(bookworm.host().ssh_algorithms));
+    REQUIRE(all.ok());
+    CHECK(all->kept.kex == wanted.kex);
+    CHECK(all->kept.ciphers == wanted.ciphers);
+    CHECK(all->kept.macs == wanted.macs);
+    CHECK(all->kept.host_key_algorithms == wanted.host_key_algorithms);
+    CHECK(all->left_out.empty());
+
+    // OpenSSH 8.4 lacks sntrup761x25519: the rest stays, strongest first; nothing is added.
+    auto old = choose_ssh_algorithms(wanted, query_output(openssh_8_4()));
+    REQUIRE(old.ok());
+    CHECK(old->kept.kex == std::vector<std::string>{"curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512",
+                                                    "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256"});
+    CHECK(old->kept.ciphers == wanted.ciphers);
+    CHECK(old->left_out == std::vector<std::string>{"KexAlgorithms sntrup761x25519-sha512@openssh.com"});
+
+    // Nothing left of a list: an error naming the list, never an empty (or default) list.
+    auto no_macs = openssh_8_4();
+    no_macs["mac"] = {"hmac-sha1", "hmac-md5"};
+    auto none = choose_ssh_algorithms(wanted, query_output(no_macs));
+    REQUIRE_FALSE(none.ok());
+    CHECK(contains(none.error().message, "supports none of the MACs nodectl allows"));
+
+    // A list the host did not answer for is an error too.
+    auto missing = choose_ssh_algorithms(wanted, "== kex\ncurve25519-sha256\n== cipher\naes256-ctr\n== mac\numac-128-etm@openssh.com\n");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(contains(missing.error().message, "key-sig"));
+}
+
+TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, checks and compares only what it supports") {
+    TempDir dir;
+    QuietLogs quiet;
+    auto p = load_ok(dir, "[harden]\n");
+    Settings s;
+    auto spec = sshd_group(harden_view(p, "ssh"), s);
+    auto full_dropin = spec.files[0].content;
+    CHECK(contains(full_dropin, "KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,"));
+    REQUIRE(spec.prepare);
+
+    nodectl::testing::FakeTarget bullseye;
+    bullseye.host().ssh_algorithms = openssh_8_4();
+    auto prepared = spec;
+    REQUIRE(prepared.prepare(bullseye, prepared).ok());
+    CHECK(bullseye.host().unknown.empty());
+    CHECK(bullseye.host().host_mutations() == 0);
+    const auto& dropin = prepared.files[0].content;
+    CHECK(has_line(dropin, "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
+                           "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK_FALSE(contains(dropin, "sntrup761"));
+    CHECK(has_line(dropin, "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,"
+                           "aes192-ctr,aes128-ctr"));
+    CHECK(has_line(dropin, "PasswordAuthentication no"));
+    // The drift probe compares sshd -T with the drop-in actually written, and the control expects it.
+    CHECK(contains(prepared.drift, util::sha256_hex(dropin)));
+    CHECK_FALSE(contains(prepared.drift, util::sha256_hex(full_dropin)));
+    CHECK_FALSE(contains(prepared.drift, "sntrup761"));
+    const auto& kex = control(prepared, "ssh.kexalgorithms");
+    CHECK(kex.expect.passes("curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
+                            "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK_FALSE(kex.expect.passes("sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
+                                  "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK(prepared.controls.size() == spec.controls.size());
+
+    // Debian 12: everything stays as rendered.
+    nodectl::testing::FakeTarget bookworm;
+    auto same = spec;
+    REQUIRE(same.prepare(bookworm, same).ok());
+    CHECK(same.files[0].content == full_dropin);
+    CHECK(same.drift == spec.drift);
+
+    // A host whose OpenSSH supports none of the MACs: a clear error, nothing written.
+    nodectl::testing::FakeTarget ancient;
+    ancient.host().ssh_algorithms = openssh_8_4();
+    ancient.host().ssh_algorithms["mac"] = {"hmac-sha1"};
+    auto refused = spec;
+    auto r = refused.prepare(ancient, refused);
+    REQUIRE_FALSE(r.ok());
+    CHECK(contains(r.error().message, "MACs"));
+
+    // No ssh client to ask: nodectl's full lists (sshd -t still guards the apply).
+    nodectl::testing::FakeTarget no_client;
+    no_client.host().ssh_algorithms.clear();
+    auto full = spec;
+    REQUIRE(full.prepare(no_client, full).ok());
+    CHECK(full.files[0].content == full_dropin);
+
+    // Switched off: nothing to ask.
+    auto off_profile = load_ok(dir, "[harden.ssh]\nenabled = false\n", "off.toml");
+    auto off = sshd_group(harden_view(off_profile, "ssh"), s);
+    nodectl::testing::FakeTarget untouched;
+    REQUIRE(off.prepare(untouched, off).ok());
+    CHECK(untouched.host().commands.empty());
+}
+
 TEST_CASE("harden sshd: filter_moduli drops groups under 3071 bits, keeps comments and larger groups, and is idempotent") {
     std::string in =
         "#    $OpenBSD: moduli,v 1.33 2023/03/01 $\n"
@@ -633,6 +768,52 @@ TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place an
     CHECK(count_of(conf, "net.ipv4.ip_forward") == 1);
 }
 
+TEST_CASE("harden kernel: forwarding keys are written first, live and in the sysctl.d file (changing forwarding resets accept_redirects)") {
+    CHECK(is_forwarding_key("net.ipv4.ip_forward"));
+    CHECK(is_forwarding_key("net.ipv4.conf.all.forwarding"));
+    CHECK(is_forwarding_key("net.ipv4.conf.eth0.forwarding"));
+    CHECK(is_forwarding_key("net.ipv6.conf.default.forwarding"));
+    CHECK(is_forwarding_key("net/ipv4/ip_forward"));
+    CHECK_FALSE(is_forwarding_key("net.ipv4.conf.all.accept_redirects"));
+    CHECK_FALSE(is_forwarding_key("net.ipv4.conf.all.mc_forwarding"));
+    CHECK_FALSE(is_forwarding_key("net.ipv6.conf.all.forwarding_extra"));
+
+    TempDir dir;
+    auto p = load_ok(dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
+    for (auto role : {Role::standalone, Role::k3s_server}) {
+        auto v = sysctl_values(harden_view(p, "kernel"), role);
+        // Every forwarding key comes before every other key; the rest keep their order.
+        size_t first_other = 0;
+        while (first_other < v.size() && is_forwarding_key(v[first_other].first)) {
+            ++first_other;
+        }
+        CHECK(first_other == 3);  // ip_forward, ipv6 all.forwarding, the profile's eth0.forwarding
+        for (size_t i = first_other; i < v.size(); ++i) {
+            CHECK_FALSE(is_forwarding_key(v[i].first));
+        }
+        CHECK(v[first_other].first == "kernel.kptr_restrict");
+        CHECK(v.back().first == "vm.swappiness");
+
+        Settings s;
+        s.role = role;
+        auto spec = kernel_group(harden_view(p, "kernel"), s);
+        const auto& conf = spec.files[0].content;
+        auto forward = conf.find("-net.ipv4.ip_forward = ");
+        auto redirects = conf.find("-net.ipv4.conf.all.accept_redirects = 0");
+        REQUIRE(forward != std::string::npos);
+        REQUIRE(redirects != std::string::npos);
+        CHECK(forward < redirects);
+        CHECK(conf.find("-net.ipv6.conf.all.forwarding = ") < redirects);
+        CHECK(conf.find("-net.ipv4.conf.eth0.forwarding = 0") < conf.find("-kernel.kptr_restrict = 2"));
+        // The live writes follow the same table.
+        auto live_forward = spec.activate.find("net.ipv4.ip_forward /proc/sys/net/ipv4/ip_forward");
+        auto live_redirects = spec.activate.find("net.ipv4.conf.all.accept_redirects /proc/sys/net/ipv4/conf/all/accept_redirects");
+        REQUIRE(live_forward != std::string::npos);
+        REQUIRE(live_redirects != std::string::npos);
+        CHECK(live_forward < live_redirects);
+    }
+}
+
 // =============================================================================================
 // firewall
 
@@ -794,6 +975,46 @@ TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.con
     Settings other = s;
     other.ssh_port = 2201;
     CHECK_FALSE(contains(*render_ruleset(harden_view(p, "firewall"), other), digest));
+}
+
+TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includes nodectl's table; only nodectl's files are reloaded") {
+    TempDir dir;
+    auto p = load_ok(dir, "[harden]\n");
+    Settings s;
+    auto spec = firewall_group(harden_view(p, "firewall"), s);
+    REQUIRE(spec.ok());
+    REQUIRE(spec->prepare);
+    auto ruleset = spec->files[0].content;
+
+    const std::string admin = "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input { type filter hook input priority 0; tcp dport 8080 accept; }\n}";
+    auto edited = include_own_ruleset(admin);
+    CHECK(edited.starts_with(admin + "\n"));
+    CHECK(has_line(edited, "include \"/etc/nodectl/nftables.nft\""));
+    CHECK(include_own_ruleset(edited) == edited);  // once
+    CHECK(count_of(include_own_ruleset(edited), "include ") == 1);
+
+    auto kept = *spec;
+    set_firewall_files(kept, ruleset, true);
+    REQUIRE(kept.files.size() == 2);
+    CHECK(kept.files[0].path == "/etc/nftables.conf");
+    REQUIRE(kept.files[0].edit);
+    CHECK(kept.files[0].edit(admin) == edited);
+    CHECK(kept.files[1].path == "/etc/nodectl/nftables.nft");
+    CHECK(kept.files[1].content == ruleset);
+    CHECK(kept.activate == "nft -f /etc/nodectl/nftables.nft && systemctl enable --quiet nftables.service");
+    CHECK(kept.validate == "nft -c -f /etc/nftables.conf");
+
+    // A rollback loads a file again only when it is nodectl's (the package's file and an admin's
+    // may start with `flush ruleset`, which would drop Docker's and k3s's tables too).
+    CHECK(contains(spec->restore_activate, "grep -qs '^# Managed by nodectl (harden.firewall)'"));
+    CHECK_FALSE(contains(spec->restore_activate, "flush"));
+    CHECK(ruleset.find("# Managed by nodectl (harden.firewall)") == ruleset.find('\n') + 1);
+
+    // Turned off, both places nodectl may have written are reverted.
+    auto off = firewall_group(harden_view(load_ok(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
+    REQUIRE(off.ok());
+    REQUIRE(off->files.size() == 2);
+    CHECK(off->files[1].path == "/etc/nodectl/nftables.nft");
 }
 
 // =============================================================================================

@@ -5,8 +5,12 @@
 // kube-proxy and flannel rules) are left alone: the file deletes only its own table, never
 // `flush ruleset`. Checked with `nft -c` first, persisted as /etc/nftables.conf (nftables.service),
 // and guarded like sshd: a rollback timer, then a fresh login, then the timer is cancelled.
+// An /etc/nftables.conf of the admin's own (neither nodectl's nor the one the nftables package
+// shipped) is kept: nodectl's table goes to /etc/nodectl/nftables.nft, which that file includes
+// at its end, and only nodectl's file is loaded live.
 #include "modules/harden/groups.hpp"
 
+#include "core/log.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"
 
@@ -15,6 +19,17 @@ namespace nodectl::harden {
 namespace {
 
 constexpr const char* k_conf = "/etc/nftables.conf";
+constexpr const char* k_managed_header = "# Managed by nodectl (harden.firewall)";
+constexpr const char* k_own_file = "/etc/nodectl/nftables.nft";
+constexpr const char* k_include_comment = "# Added by nodectl (harden.firewall): nodectl's own table, apart from the rules above.";
+
+// Prints whose /etc/nftables.conf is: "nodectl" (nodectl's ruleset, or none), "shipped" (the one
+// the nftables package installed, unchanged) or "admin".
+constexpr const char* k_whose_conf = R"sh(f=/etc/nftables.conf
+if [ ! -e "$f" ] || grep -q '^# Managed by nodectl (harden.firewall)' "$f"; then echo nodectl; exit 0; fi
+shipped=$(dpkg-query -W -f='${Conffiles}\n' nftables 2>/dev/null | awk '$1 == "/etc/nftables.conf" { print $2 }')
+if [ -n "$shipped" ] && [ "$(md5sum < "$f" | cut -c1-32)" = "$shipped" ]; then echo shipped; else echo admin; fi
+)sh";
 
 struct Networks {
     std::vector<std::string> v4, v6;
@@ -112,13 +127,38 @@ Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
         body += "\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n";
     }
     std::string digest = util::sha256_hex(body).substr(0, 16);
-    return "#!/usr/sbin/nft -f\n"
-           "# Managed by nodectl (harden.firewall): changes here are replaced on the next apply.\n"
+    return "#!/usr/sbin/nft -f\n" + std::string(k_managed_header) + ": changes here are replaced on the next apply.\n"
            "# Only nodectl's own table is replaced; fail2ban's and k3s's tables are left alone.\n"
            "table inet nodectl {}\n"
            "delete table inet nodectl\n"
            "table inet nodectl {\n"
            "  comment \"nodectl " + digest + "\"\n" + body + "}\n";
+}
+
+std::string include_own_ruleset(const std::string& current) {
+    std::string include = "include \"" + std::string(k_own_file) + "\"";
+    for (const auto& line : util::split_lines(current)) {
+        if (util::trim(line) == include) {
+            return current;
+        }
+    }
+    std::string out = current;
+    if (!out.empty() && !out.ends_with("\n")) {
+        out += "\n";
+    }
+    return out + "\n" + k_include_comment + "\n" + include + "\n";
+}
+
+void set_firewall_files(ConfigSetSpec& spec, const std::string& ruleset, bool keep_admin_conf) {
+    if (keep_admin_conf) {
+        spec.files = {{k_conf, "", include_own_ruleset, 0755}, {k_own_file, ruleset, nullptr, 0644}};
+        spec.validate = "nft -c -f " + std::string(k_conf);
+        spec.activate = "nft -f " + std::string(k_own_file) + " && systemctl enable --quiet nftables.service";
+    } else {
+        spec.files = {{k_conf, ruleset, nullptr, 0755}};
+        spec.validate = "nft -c -f " + std::string(k_conf);
+        spec.activate = "nft -f " + std::string(k_conf) + " && systemctl enable --quiet nftables.service";
+    }
 }
 
 Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
@@ -129,14 +169,34 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
     auto ruleset = TRY(render_ruleset(fw, s));
     auto digest_at = ruleset.find("comment \"nodectl ");
     std::string marker = ruleset.substr(digest_at + 9, ruleset.find('"', digest_at + 9) - digest_at - 9);
-    spec.files = {{k_conf, ruleset, nullptr, 0755}};
+    set_firewall_files(spec, ruleset, false);
+    if (!spec.enabled) {
+        // Turned off: both places nodectl may have written go back to what it found.
+        spec.files.push_back({k_own_file, ruleset, nullptr, 0644});
+    }
+    spec.prepare = [ruleset](Target& target, ConfigSetSpec& sp) -> Result<void> {
+        if (!sp.enabled) {
+            return Ok{};
+        }
+        Command cmd;
+        cmd.script = k_whose_conf;
+        cmd.mutates = false;
+        auto whose = util::trim(TRY(target.run_checked(cmd, "reading whose /etc/nftables.conf it is")).out);
+        if (whose == "admin") {
+            log::info(target.name(), "{}: {} holds rules of the admin's: kept, it includes nodectl's table from {}", sp.title,
+                      k_conf, k_own_file);
+        }
+        set_firewall_files(sp, ruleset, whose == "admin");
+        return Ok{};
+    };
     spec.drift = "if ! nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) +
-                 "; then echo 'nftables: the live table inet nodectl is not the ruleset of " + k_conf + "'; fi\n"
+                 "; then echo 'nftables: the live table inet nodectl is not the ruleset nodectl persisted'; fi\n"
                  "[ \"$(systemctl is-enabled nftables.service 2>/dev/null)\" = enabled ] || echo 'enable nftables.service (loads the ruleset at boot)'\n";
-    spec.validate = "nft -c -f " + std::string(k_conf);
-    spec.activate = "nft -f " + std::string(k_conf) + " && systemctl enable --quiet nftables.service";
-    spec.restore_activate = "nft delete table inet nodectl 2>/dev/null; if [ -f " + std::string(k_conf) + " ]; then nft -f " +
-                            k_conf + "; fi";
+    // Only a file that is nodectl's own is loaded again: the admin's or the package's may begin
+    // with `flush ruleset`, which would drop every other table (Docker's, k3s's, fail2ban's).
+    spec.restore_activate = "nft delete table inet nodectl 2>/dev/null\nfor f in " + std::string(k_conf) + " " + k_own_file +
+                            "; do if grep -qs " + shell_quote("^" + std::string(k_managed_header)) +
+                            " \"$f\"; then nft -f \"$f\"; fi; done; true";
     spec.deactivate = "nft delete table inet nodectl 2>/dev/null || true";
     spec.guard = true;
     spec.fresh_login_as_when_root = s.root_login_disabled ? s.admin_user : "";

@@ -26,18 +26,39 @@ struct Settings {
 };
 
 // sshd: drop-in, banner, moduli, host keys.
-std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s);
+struct SshAlgorithms {
+    std::vector<std::string> kex, ciphers, macs, host_key_algorithms;
+};
+// nodectl's lists, strongest first.
+SshAlgorithms wanted_ssh_algorithms();
+struct SshAlgorithmChoice {
+    SshAlgorithms kept;                  // `wanted`, in its order, limited to what the host supports
+    std::vector<std::string> left_out;   // "KexAlgorithms a,b" for each list that lost some
+};
+// `query_output`: "== kex", "== cipher", "== mac", "== key-sig", each followed by the lines of
+// `ssh -Q` for it. An error when a list is missing or nothing of a list would be left.
+Result<SshAlgorithmChoice> choose_ssh_algorithms(const SshAlgorithms& wanted, const std::string& query_output);
+std::string render_sshd_dropin(const ConfigView& ssh, const Settings& s,
+                               const SshAlgorithms& algorithms = wanted_ssh_algorithms());
 // /etc/ssh/moduli without the groups smaller than 3072 bits (field 5 is the size minus one).
 std::string filter_moduli(const std::string& current);
 ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s);
 
 // kernel: sysctl, module blacklist, k3s modules.
+// net.ipv4.ip_forward and net.ipv{4,6}.conf.*.forwarding: written before every other key.
+bool is_forwarding_key(const std::string& key);
+// The values in the order they are written: forwarding keys first, then the rest as listed.
 std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView& kernel, Role role);
 ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s);
 
 // nftables.
 Result<std::string> render_ruleset(const ConfigView& firewall, const Settings& s);
 Result<ConfigSetSpec> firewall_group(const ConfigView& firewall, const Settings& s);
+// An admin's /etc/nftables.conf with an include of nodectl's own ruleset file at its end (once).
+std::string include_own_ruleset(const std::string& current);
+// The files, validation and activation: nodectl's ruleset as /etc/nftables.conf, or (keeping an
+// admin's file) in its own file that the admin's file includes, loaded alone.
+void set_firewall_files(ConfigSetSpec& spec, const std::string& ruleset, bool keep_admin_conf);
 
 // accounts: admin user, root, login.defs, pwquality, faillock.
 std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values);

@@ -26,6 +26,13 @@ std::string proc_path(const std::string& key) {
 
 } // namespace
 
+bool is_forwarding_key(const std::string& key) {
+    std::string k = key;
+    std::replace(k.begin(), k.end(), '/', '.');
+    return k == "net.ipv4.ip_forward" ||
+           ((k.starts_with("net.ipv4.conf.") || k.starts_with("net.ipv6.conf.")) && k.ends_with(".forwarding"));
+}
+
 Role parse_role(const std::string& s) {
     if (s == "k3s-server") {
         return Role::k3s_server;
@@ -105,6 +112,10 @@ std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView&
             v.emplace_back(key, value);
         }
     }
+    // Changing IPv4 forwarding makes the kernel reset accept_redirects on every interface
+    // (inet_forward_change() in net/ipv4/devinet.c): the forwarding keys go first, live and in
+    // the sysctl.d file (systemd-sysctl applies it in order), so nothing written later is undone.
+    std::stable_partition(v.begin(), v.end(), [](const auto& kv) { return is_forwarding_key(kv.first); });
     return v;
 }
 
