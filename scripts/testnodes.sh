@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# testnodes.sh - throw-away Debian 12 machines for nodectl's integration tests.
+# testnodes.sh - throw-away Debian machines (12 by default) for nodectl's integration tests.
 #
 # Usage (as root):
 #   testnodes.sh rootfs                     build the cached node root filesystem (once)
+#   NODECTL_TEST_SUITE=trixie testnodes.sh rootfs|up ...
+#                                           nodes of another Debian release: bookworm (default),
+#                                           trixie or bullseye; one cached rootfs per release
 #   testnodes.sh up N [--subnet 198.18.X]   boot N nodes, print the run dir
 #   testnodes.sh down RUN                   stop everything of a run, remove the run dir
 #   testnodes.sh ssh RUN I [cmd...]         ssh as root into node I (1-based)
@@ -15,8 +18,10 @@
 #
 # Design
 # ------
-# * Root filesystem. `rootfs` builds a minimal bookworm (mmdebstrap, minbase + systemd, sshd,
-#   iproute2, sudo, tzdata) into ${NODECTL_TEST_CACHE:-<repo>/build/testcache}/rootfs-bookworm.
+# * Root filesystem. `rootfs` builds a minimal Debian of release $NODECTL_TEST_SUITE (default
+#   bookworm; mmdebstrap, minbase + systemd, sshd, iproute2, sudo, tzdata) into
+#   ${NODECTL_TEST_CACHE:-<repo>/build/testcache}/rootfs-<release>. Releases other than bookworm
+#   are fetched from the first Debian mirror of the host's apt sources (default deb.debian.org).
 #   It is built in a temp dir and renamed into place, so a killed build never leaves half a
 #   rootfs. It holds nothing secret or per-node: no ssh host keys, no authorized_keys.
 #   After the build it is never written again: every node runs on an overlayfs whose lower
@@ -50,8 +55,12 @@ set -euo pipefail
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(cd "$(dirname "$SELF")/.." && pwd)
 CACHE=${NODECTL_TEST_CACHE:-$REPO/build/testcache}
-ROOTFS=$CACHE/rootfs-bookworm
-SUITE=bookworm
+SUITE=${NODECTL_TEST_SUITE:-bookworm}
+case $SUITE in
+  bookworm | trixie | bullseye) ;;
+  *) echo "testnodes: error: NODECTL_TEST_SUITE must be bookworm, trixie or bullseye, got '$SUITE'" >&2; exit 1 ;;
+esac
+ROOTFS=$CACHE/rootfs-$SUITE
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,iproute2,sudo,tzdata
 BOOT_TIMEOUT=${NODECTL_TEST_BOOT_TIMEOUT:-60}   # seconds until all nodes answer ssh
 STOP_TIMEOUT=10                                 # seconds of clean shutdown before SIGKILL
@@ -163,12 +172,24 @@ write_env() {
 
 # ---------------------------------------------------------------- rootfs
 
+# The host's Debian archive URI: the first URIs: (deb822) or deb line (one-line format) of its
+# apt sources that is not the security archive; deb.debian.org when there is none.
+host_debian_mirror() {
+  local uri
+  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    awk '$1 == "URIs:" { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }')
+  [ -n "$uri" ] || uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { if ($i !~ /security/) print $i; break } }' | head -n1)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
 cmd_rootfs() {
   need_root
   need_tools mmdebstrap flock
   mkdir -p "$CACHE"
-  exec 7>"$CACHE/rootfs.lock"
-  flock 7                                   # one builder at a time
+  # One builder per release at a time (bookworm's lock keeps its old name).
+  if [ "$SUITE" = bookworm ]; then exec 7>"$CACHE/rootfs.lock"; else exec 7>"$ROOTFS.lock"; fi
+  flock 7
   if [ -d "$ROOTFS" ]; then
     log "rootfs present: $ROOTFS"
     return 0
@@ -182,10 +203,20 @@ cmd_rootfs() {
     rm -rf --one-file-system "$old"
   done
 
-  local tmp start=$SECONDS
+  local tmp start=$SECONDS mirror=()
   tmp=$(mktemp -d "$ROOTFS.tmp.XXXXXX")
   log "building $SUITE rootfs in $tmp (mmdebstrap)"
-  mmdebstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" >&2
+  # bookworm is built exactly as it always was (mmdebstrap picks the mirror); other releases
+  # from the host's own Debian mirror, named explicitly.
+  [ "$SUITE" = bookworm ] || mirror=("$(host_debian_mirror)")
+  mmdebstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" ${mirror[@]+"${mirror[@]}"} >&2
+
+  # Debian 13 installs keep their apt sources in deb822 form (sources.list.d/debian.sources).
+  if [ "$SUITE" = trixie ] && [ -s "$tmp/etc/apt/sources.list" ]; then
+    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "${mirror[0]}" "$SUITE" >"$tmp/etc/apt/sources.list.d/debian.sources"
+    rm -f "$tmp/etc/apt/sources.list"
+  fi
 
   # ssh: host keys are generated per run; only the keys we supply are used.
   rm -f "$tmp"/etc/ssh/ssh_host_*
@@ -555,7 +586,7 @@ cmd_ssh() {
   ssh_node "$i" "$@"
 }
 
-usage() { sed -n '2,9p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,12p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 main() {
   local cmd=${1:-}

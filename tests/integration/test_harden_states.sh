@@ -6,7 +6,7 @@
 #   node 2: Docker-like tables, then a firewall that locks SSH out: the rollback must not take
 #           the other tables with it.
 source "$(dirname "$0")/lib.sh"
-nodes_up 2 198.18.13
+nodes_up 2 198.18.14
 A=${ADDRS[0]}
 B=${ADDRS[1]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
