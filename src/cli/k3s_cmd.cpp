@@ -68,7 +68,7 @@ int run_join(CLI::App&, Context& ctx) {
                                       g_join.api_port);
     if (!info) {
         std::cerr << "nodectl join: " << info.error().message << "\nnothing was changed\n";
-        return k_exit_all_failed;
+        return info.error().code == ErrorCode::usage ? k_exit_usage : k_exit_all_failed;
     }
     log::info("nodectl", "server {}: k3s {}, API {}", (*server)->name(), info->version, info->url);
 

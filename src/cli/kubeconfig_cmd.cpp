@@ -51,16 +51,32 @@ Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
     return host_from_arg(arg, ctx.host);
 }
 
+// k3s's admin kubeconfig as the node sends it, at most k3s::k_max_kubeconfig_bytes of it.
 Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {
     log::debug(h.name, "connecting to {}", h.address);
     auto target = TRY(SshTarget::connect(h, ssh));
-    auto content = TRY(target->read_file(k3s::k_admin_kubeconfig_path));
-    if (!content) {
+    constexpr int k_absent = 44;
+    const std::string path = shell_quote(k3s::k_admin_kubeconfig_path);
+    Command cmd;
+    cmd.mutates = false;
+    cmd.script = "[ -e " + path + " ] || exit " + std::to_string(k_absent) + "; exec head -c " +
+                 std::to_string(k3s::k_max_kubeconfig_bytes + 1) + " -- " + path;
+    auto r = TRY(target->run(cmd));
+    if (r.exit_code == k_absent) {
         return make_error(ErrorCode::command, "k3s has not written its kubeconfig on " + h.name +
                                                   ": is the k3s server running? (" +
                                                   k3s::k_admin_kubeconfig_path + " does not exist)");
     }
-    return std::move(*content);
+    if (r.exit_code != 0) {
+        return make_error(ErrorCode::command, std::string("cannot read ") + k3s::k_admin_kubeconfig_path + ": " +
+                                                  util::trim(r.err));
+    }
+    if (r.out.size() > k3s::k_max_kubeconfig_bytes) {
+        return make_error(ErrorCode::command, std::string(k3s::k_admin_kubeconfig_path) + " is larger than " +
+                                                  std::to_string(k3s::k_max_kubeconfig_bytes / 1024) +
+                                                  " KiB: not a k3s kubeconfig");
+    }
+    return std::move(r.out);
 }
 
 Result<void> write_private(const std::string& path, const std::string& content) {
@@ -116,7 +132,8 @@ void configure_kubeconfig(CLI::App& app, Context& ctx) {
     out->excludes(merge);
     app.add_option("--kubeconfig", k.kubeconfig, "File --merge writes (default: first entry of $KUBECONFIG, else ~/.kube/config)")
         ->needs(merge);
-    app.add_option("--context", k.context, "Name of the cluster, user and context (default: HOST's name)");
+    app.add_option("--context", k.context,
+                   "Name the cluster, user and context nodectl-NAME (default NAME: HOST's name)");
     app.add_option("--server-address", k.server_address,
                    "Address clients reach the API server at (default: HOST's address)");
     add_connection_options(app, ctx);
@@ -144,9 +161,14 @@ int run_kubeconfig(CLI::App&, Context& ctx) {
         std::cerr << "nodectl: " << host->name << ": " << admin.error().message << "\n";
         return k_exit_all_failed;
     }
-    std::string context = k.context.empty() ? host->name : k.context;
+    auto entry_name = k3s::kubeconfig_entry_name(k.context.empty() ? host->name : k.context);
+    if (!entry_name) {
+        std::cerr << "nodectl: --context: " << entry_name.error().message << "\n";
+        return k_exit_usage;
+    }
+    const std::string& context = *entry_name;
     std::string address = k.server_address.empty() ? host->address : k.server_address;
-    auto kubeconfig = k3s::rewrite_kubeconfig(*admin, address, context);
+    auto kubeconfig = k3s::rewrite_kubeconfig(*admin, host->address, address, context);
     if (!kubeconfig) {
         const auto& e = kubeconfig.error();
         if (e.code == ErrorCode::usage) {

@@ -4,6 +4,7 @@
 // plus the code that reads it.
 #include "nodectl/config.hpp"
 
+#include "util/net.hpp"
 #include "util/strings.hpp"
 
 #include <algorithm>
@@ -223,9 +224,38 @@ std::string k3s_version(const toml::node& n) {
     return s.empty() || std::regex_match(s, k_re) ? "" : "must be a k3s release such as \"v1.30.6+k3s1\"";
 }
 
-std::string url_prefix(const toml::node& n) {
-    static const std::regex k_re("^(https?|file)://\\S+$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be an http://, https:// or file:// URL";
+// k3s.release_url, k3s.channel_url: https://HOST[:PORT][/PATH] or file:///PATH (plain http only
+// with k3s.allow_insecure_http, checked where both keys are known).
+std::string release_url(const toml::node& n) {
+    static const std::regex k_http(R"(^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$)");
+    static const std::regex k_file(R"(^file:///[A-Za-z0-9._~%+/-]*$)");
+    auto s = str_of(n);
+    std::smatch m;
+    if (std::regex_match(s, m, k_http) && util::is_host(m[1].str())) {
+        return "";
+    }
+    return std::regex_match(s, k_file) ? "" : "must be an https:// URL (host name or IP address, then a path) or a file:/// URL";
+}
+
+std::string k3s_channel(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a channel name such as \"stable\", \"latest\" or \"v1.30\"";
+}
+
+std::string k3s_server_url(const toml::node& n) {
+    static const std::regex k_re(R"(^https://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$)");
+    auto s = str_of(n);
+    std::smatch m;
+    if (s.empty()) {
+        return "";
+    }
+    if (std::regex_match(s, m, k_re) && util::is_host(m[1].str())) {
+        int p = std::stoi(m[2].str());
+        if (p >= 1 && p <= 65535) {
+            return "";
+        }
+    }
+    return "must be https://HOST:PORT with a host name or an IP address, such as \"https://198.18.0.2:6443\"";
 }
 
 // [mounts]: an NFS source "server:/export", mount options without ',' or spaces, an S3 URL.
@@ -502,9 +532,10 @@ std::vector<KeySpec> build_table() {
         {"k3s", P, section, "", nullptr, "k3s: the binary (online, checked against the release's sha256 file, or from the bundle), config.yaml, units, start"},
         {"k3s.role", P, string, "\"server\"", k3s_role, "server (single-node server) or agent (joins k3s.server_url; `nodectl join` sets both)"},
         {"k3s.version", P, string, "\"\"", k3s_version, "k3s release, e.g. \"v1.30.6+k3s1\"; empty: the channel's current release"},
-        {"k3s.channel", P, string, "\"stable\"", not_empty, "release channel used when no version is given (stable, latest, v1.30)"},
-        {"k3s.release_url", P, string, "\"https://github.com/k3s-io/k3s/releases/download\"", url_prefix, "where releases are downloaded from (a mirror of GitHub's layout)"},
-        {"k3s.channel_url", P, string, "\"https://update.k3s.io/v1-release/channels\"", url_prefix, "where channels are resolved to a version"},
+        {"k3s.channel", P, string, "\"stable\"", k3s_channel, "release channel used when no version is given (stable, latest, v1.30)"},
+        {"k3s.release_url", P, string, "\"https://github.com/k3s-io/k3s/releases/download\"", release_url, "where releases are downloaded from (a mirror of GitHub's layout): https://, or file:/// for an offline mirror"},
+        {"k3s.channel_url", P, string, "\"https://update.k3s.io/v1-release/channels\"", release_url, "where channels are resolved to a version (https://)"},
+        {"k3s.allow_insecure_http", P, boolean, "false", nullptr, "allow http:// in k3s.release_url and k3s.channel_url: the binary and its checksum then come unauthenticated (test mirrors only)"},
         {"k3s.airgap_images", P, boolean, "false", nullptr, "install the release's airgap image tarball into /var/lib/rancher/k3s/agent/images"},
         {"k3s.tls_san", P, string_list, "[]", k8s_names, "extra names and addresses in the API server certificate"},
         {"k3s.node_labels", P, string_list, "[]", k8s_names, "node labels, \"key=value\""},
@@ -520,7 +551,7 @@ std::vector<KeySpec> build_table() {
         {"k3s.start", P, boolean, "true", nullptr, "start k3s and wait until the node is Ready; false installs only (golden images)"},
         {"k3s.ready_timeout", P, integer, "300", positive, "seconds to wait for the node to become Ready"},
         {"k3s.api_port", P, integer, "6443", port, "port of the server's API (https-listen-port)"},
-        {"k3s.server_url", P, string, "\"\"", nullptr, "agent role: the server's URL, https://SERVER:6443"},
+        {"k3s.server_url", P, string, "\"\"", k3s_server_url, "agent role: the server's URL, https://SERVER:6443"},
         {"k3s.token", P, secret, "", nullptr, "agent role: the join token (K10... form), { file = \"PATH\" } or { env = \"VAR\" }"},
 
         {"stack", P, section, "", nullptr, "the Magento stack on k3s: one namespace per site, rendered to Kubernetes objects (`nodectl stack render`, docs/stack.md)"},

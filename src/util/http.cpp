@@ -123,8 +123,12 @@ Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(curl, CURLOPT_MAXREDIRS, o.max_redirects);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, o.protocols.c_str()) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, o.redirect_protocols.c_str()) != CURLE_OK) {
+        return {false, false, "unknown protocol in '" + o.protocols + "' or '" + o.redirect_protocols + "'"};
+    }
+#else
+#error "libcurl 7.85 or later is needed (CURLOPT_PROTOCOLS_STR)"
 #endif
     curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, o.connect_timeout_seconds);

@@ -1,6 +1,7 @@
 // HTTP(S) downloads over libcurl. Knows nothing of nodectl.
 //
-// Every transfer follows redirects (bounded), treats HTTP >= 400 as a failure, aborts a stalled
+// Every transfer follows redirects (bounded, to https only unless HttpOptions::redirect_protocols
+// says otherwise), treats HTTP >= 400 as a failure, aborts a stalled
 // transfer (low-speed limit), and retries transient failures (connection errors, time-outs,
 // truncated bodies, HTTP 408/429/5xx) with exponential backoff. Other failures (404, too many
 // redirects, a local write error) are not retried. Safe to call from several threads at once.
@@ -24,6 +25,11 @@ struct HttpOptions {
     long max_redirects = 10;
     std::uint64_t max_text_bytes = 1 << 20;            // fetch_text refuses larger bodies
     std::string user_agent;                            // empty: libcurl sends none
+    // Schemes the URL may use, and schemes a redirect may lead to (libcurl's protocol lists, such
+    // as "https,file"). A redirect leads to https only unless the caller says otherwise: it never
+    // downgrades a transfer to plain http.
+    std::string protocols = "http,https";
+    std::string redirect_protocols = "https";
     // Called during a transfer with the bytes received so far and the expected total (0 when
     // unknown).
     std::function<void(std::uint64_t now, std::uint64_t total)> progress;

@@ -42,6 +42,7 @@ apt_proxy = "$NODECTL_TEST_APT_PROXY"
 channel = "stable"
 release_url = "$RELEASE_URL"
 channel_url = "http://127.0.0.1:$PORT/channels"
+allow_insecure_http = true
 airgap_images = true
 tls_san = ["k3s.test", "$S"]
 node_labels = ["tier=edge"]
@@ -91,6 +92,13 @@ nodectl apply -p "$WORK/server.toml" "root@$S" "${KH[@]}" >"$WORK/s2.out" 2>&1
 expect_rc "server: re-apply" 0 $?
 contains "server: re-apply changes nothing" "$WORK/s2.out" ' 0 changed'
 contains_text "server: cached release not downloaded again" <(curl -s "http://127.0.0.1:$PORT/_stats") "1 /releases/download/v1.30.6%2Bk3s1/k3s"
+
+# --- plain http only when the profile says so --------------------------------------------------
+grep -v '^allow_insecure_http' "$WORK/server.toml" >"$WORK/http.toml"
+nodectl apply -p "$WORK/http.toml" "root@$S" "${KH[@]}" >"$WORK/http.out" 2>&1
+expect_rc_out "plain http without k3s.allow_insecure_http: refused" 3 $? "$WORK/http.out"
+contains_text "plain http: the error names the key that allows it" "$WORK/http.out" "k3s.allow_insecure_http"
+contains_text "plain http: nothing was downloaded" <(curl -s "http://127.0.0.1:$PORT/_stats") "1 /releases/download/v1.30.6%2Bk3s1/k3s"
 
 # --- the binary refuses to run: the report is clear, nothing pretends ---------------------------
 server_profile "$WORK/server-start.toml" true
@@ -143,6 +151,7 @@ cat >"$WORK/agent.toml" <<T
 apt_proxy = "$NODECTL_TEST_APT_PROXY"
 [k3s]
 release_url = "$RELEASE_URL"
+allow_insecure_http = true
 node_labels = ["tier=worker"]
 start = false
 T
@@ -177,6 +186,14 @@ expect_rc "another cluster: refused" 5 $?
 contains "another cluster: says so" "$WORK/j4.out" 'already belongs to another cluster'
 nodectl reset --k3s "root@$A" "${KH[@]}" >/dev/null 2>&1
 
+# --- --server-address is a host name or an IP address, never shell ----------------------------
+nodectl join "root@$A" --server "root@$S" --server-address "$S\$(touch /tmp/nodectl-pwned)" -p "$WORK/agent.toml" \
+  "${KH[@]}" >"$WORK/inject.out" 2>&1
+expect_rc_out "join: a --server-address that is not an address is a usage error" 2 $? "$WORK/inject.out"
+contains_text "join: the error says what it must be" "$WORK/inject.out" "is not a host name or an IP address"
+check "join: nothing ran on the node" node 2 test ! -e /tmp/nodectl-pwned
+check "join: nothing was installed" node 2 test ! -e /usr/local/bin/k3s
+
 node 1 systemctl stop fake-api.service
 nodectl join "root@$A" --server "root@$S" -p "$WORK/agent.toml" "${KH[@]}" >"$WORK/j5.out" 2>&1
 expect_rc "server unreachable: refused" 5 $?
@@ -187,5 +204,21 @@ node 1 'mv /etc/rancher/k3s/token /root/token.saved'
 nodectl join "root@$A" --server "root@$S" -p "$WORK/agent.toml" "${KH[@]}" >"$WORK/j6.out" 2>&1
 expect_rc "token unreadable: refused" 5 $?
 contains "token unreadable: says so" "$WORK/j6.out" 'cannot read a join token'
+
+# --- reset --k3s never removes through a mount -------------------------------------------------
+node 2 'mkdir -p /srv/keep "/var/lib/kubelet/pods/p1/volumes/a b" /var/lib/kubelet/pods/p2 /etc/rancher/k3s &&
+  echo precious >/srv/keep/file && mount --bind /srv/keep "/var/lib/kubelet/pods/p1/volumes/a b" &&
+  mount -t tmpfs tmpfs /var/lib/kubelet/pods/p2 && touch /etc/rancher/k3s/config.yaml'
+nodectl reset --k3s "root@$A" "${KH[@]}" >"$WORK/reset-mnt.out" 2>&1
+expect_rc_out "reset: refused while a mount below the k3s directories stays" 5 $? "$WORK/reset-mnt.out"
+contains_text "reset: the error names the mount" "$WORK/reset-mnt.out" "still mounted below the k3s directories"
+check "reset: the bind-mounted directory's files are untouched" test "$(node 2 cat /srv/keep/file)" = precious
+check "reset: nothing was removed" node 2 test -e /etc/rancher/k3s/config.yaml
+node 2 'umount "/var/lib/kubelet/pods/p1/volumes/a b"'
+nodectl reset --k3s "root@$A" "${KH[@]}" >"$WORK/reset-ok.out" 2>&1
+expect_rc_out "reset: once unmounted, it runs (other mounts are unmounted by it)" 0 $? "$WORK/reset-ok.out"
+check "reset: the k3s directories are gone" node 2 test ! -e /var/lib/kubelet -a ! -e /etc/rancher/k3s
+check "reset: /srv/keep is still there" test "$(node 2 cat /srv/keep/file)" = precious
+check "reset: no mount left below /var/lib/kubelet" test -z "$(node 2 "awk '\$2 ~ \"^/var/lib/kubelet\"' /proc/self/mounts")"
 
 finish

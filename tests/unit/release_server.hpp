@@ -129,6 +129,7 @@ inline util::HttpOptions fast_http(int attempts = 4) {
     o.max_backoff = std::chrono::milliseconds(50);
     o.connect_timeout_seconds = 5;
     o.low_speed_time_seconds = 5;
+    o.redirect_protocols = "http,https";  // the server is plain http on loopback
     return o;
 }
 

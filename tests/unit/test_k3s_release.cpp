@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include "modules/k3s/release.hpp"
+#include "modules/k3s/steps.hpp"
 #include "util/digest.hpp"
 #include "util/file.hpp"
 
@@ -69,6 +70,7 @@ struct Fixture {
         r.release_url = server.url("/releases/download");
         r.channel_url = server.url("/channels");
         r.cache_dir = cache;
+        r.allow_insecure_http = true;  // the server is plain http on loopback
         r.http = fast_http(attempts);
         return r;
     }
@@ -382,4 +384,139 @@ TEST_CASE("arch_from_uname and release names") {
     CHECK(k3s::sha256_file_name("arm") == "sha256sum-arm.txt");
     CHECK(k3s::url_encode_segment("v1.31.4+k3s1") == "v1.31.4%2Bk3s1");
     CHECK(k3s::url_encode_segment("a b/c") == "a%20b%2Fc");
+}
+
+TEST_CASE("fetch_release: plain http is refused unless allowed, before any request") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    auto req = f.request(server);
+    req.allow_insecure_http = false;
+    auto r = k3s::fetch_release(req);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::config);
+    CHECK(contains(r.error().message, "plain http"));
+    CHECK(contains(r.error().message, "k3s.allow_insecure_http"));
+
+    req.version.clear();
+    req.channel = "stable";
+    req.release_url = "https://198.18.0.1/releases/download";
+    auto channel = k3s::resolve_version(req);
+    REQUIRE_FALSE(channel.ok());
+    CHECK(channel.error().code == ErrorCode::config);
+    CHECK(contains(channel.error().message, "channel URL"));
+    CHECK(server.total_requests() == 0);
+
+    CHECK(k3s::release_url_problem("https://github.com/k3s-io/k3s/releases/download", false).empty());
+    CHECK(k3s::release_url_problem("file:///srv/k3s-mirror", false).empty());
+    CHECK_FALSE(k3s::release_url_problem("http://198.18.0.1/k3s", false).empty());
+    CHECK(k3s::release_url_problem("http://198.18.0.1/k3s", true).empty());
+    CHECK_FALSE(k3s::release_url_problem("ftp://198.18.0.1/k3s", true).empty());
+    CHECK_FALSE(k3s::release_url_problem("HTTPS://198.18.0.1/k3s", false).empty());
+}
+
+TEST_CASE("fetch_release: a file:// mirror is copied and verified") {
+    Fixture f;
+    k3s::ReleaseRequest req;
+    req.version = k_version;
+    req.arch = "amd64";
+    req.release_url = "file://" + f.tmp.file("srv");
+    req.cache_dir = f.cache;
+    req.airgap_images = true;
+    auto r = k3s::fetch_release(req);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(util::read_file(r->binary_path) == f.binary);
+    CHECK(r->airgap_images_sha256 == f.images_sha);
+
+    f.tmp.write("srv/" + k_version + "/k3s", "tampered", 0755);
+    fs::remove(r->binary_path);
+    auto bad = k3s::fetch_release(req);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(contains(bad.error().message, f.binary_sha));
+    CHECK_FALSE(fs::exists(r->binary_path));
+}
+
+TEST_CASE("fetch_release: a sha256sum file cached from another URL is not trusted") {
+    Fixture f;
+    std::string old_binary = f.binary;
+    {
+        ReleaseServer first(f.args());
+        auto r = k3s::fetch_release(f.request(first));
+        REQUIRE_MESSAGE(r.ok(), r.error().message);
+        CHECK(util::read_file(f.cache_dir + "/sha256sum-amd64.txt.origin") ==
+              first.url(k_base + "sha256sum-amd64.txt") + "\n");
+    }
+    // The same version from another mirror publishes another binary: its own sums decide.
+    std::string new_binary = pattern_bytes(120000, 7u);
+    f.tmp.write("srv/" + k_version + "/k3s", new_binary, 0755);
+    f.tmp.write("srv/" + k_version + "/sha256sum-amd64.txt", util::sha256_hex(new_binary) + "  k3s\n");
+    ReleaseServer second(f.args());
+    auto r = k3s::fetch_release(f.request(second));
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(second.requests(k_base + "sha256sum-amd64.txt") == 1);
+    CHECK(second.requests(k_base + "k3s") == 1);
+    CHECK(r->binary_sha256 == util::sha256_hex(new_binary));
+    CHECK(util::read_file(r->binary_path) == new_binary);
+
+    // Same URL again: the cache is used, no request.
+    int before = second.total_requests();
+    REQUIRE(k3s::fetch_release(f.request(second)).ok());
+    CHECK(second.total_requests() == before);
+
+    // A cached sums file whose origin is not recorded is fetched again.
+    fs::remove(f.cache_dir + "/sha256sum-amd64.txt.origin");
+    REQUIRE(k3s::fetch_release(f.request(second)).ok());
+    CHECK(second.requests(k_base + "sha256sum-amd64.txt") == 2);
+    CHECK(second.requests(k_base + "k3s") == 1);
+}
+
+namespace {
+
+// A node that answers every script with `out` and keeps what is uploaded to it.
+class RecordingTarget final : public nodectl::Target {
+public:
+    explicit RecordingTarget(std::string out) : m_out(std::move(out)) {}
+    const std::string& name() const override { return m_name; }
+    nodectl::Result<nodectl::CommandResult> run(const nodectl::Command&) override {
+        return nodectl::CommandResult{0, m_out, ""};
+    }
+    nodectl::Result<void> upload(const std::string& local_path, const nodectl::FileSpec& dest) override {
+        uploads.push_back(dest.path + " " + util::sha256_file_hex(local_path));
+        return nodectl::Ok{};
+    }
+    nodectl::Result<std::unique_ptr<nodectl::HostLock>> lock(const std::string&) override {
+        return nodectl::make_error(ErrorCode::internal, "not locked in this test");
+    }
+    std::vector<std::string> uploads;
+
+private:
+    std::string m_name = "node";
+    std::string m_out;
+};
+
+} // namespace
+
+TEST_CASE("InstallK3sRelease: the cached binary is hashed again right before it is sent") {
+    Fixture f;
+    ReleaseServer server(f.args());
+    REQUIRE(k3s::fetch_release(f.request(server)).ok());
+    k3s::Settings s;
+    s.version = k_version;
+    s.release_dir = f.cache_dir;
+    k3s::InstallK3sRelease step(s);
+    RecordingTarget node("arch=x86_64\nbinary=\nrecord=\n");
+    auto plan = step.probe(node);
+    REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+    REQUIRE_FALSE(plan->changes.empty());
+
+    // Between the plan and the apply, the cache changes under nodectl.
+    f.tmp.write("cache/" + k_version + "/amd64/k3s", "replaced after it was verified", 0755);
+    auto applied = step.apply(node, *plan);
+    REQUIRE_FALSE(applied.ok());
+    CHECK(contains(applied.error().message, "refusing to install"));
+    CHECK(node.uploads.empty());
+
+    f.tmp.write("cache/" + k_version + "/amd64/k3s", f.binary, 0755);
+    auto again = step.apply(node, *plan);
+    REQUIRE_MESSAGE(again.ok(), again.error().message);
+    CHECK(node.uploads == std::vector<std::string>{"/usr/local/bin/k3s " + f.binary_sha});
 }

@@ -1,11 +1,15 @@
 #include "modules/k3s/k3s.hpp"
 #include "modules/k3s/steps.hpp"
 
+#include "target/local_target.hpp"
 #include "test_support.hpp"
 #include "util/digest.hpp"
 
 #include <doctest/doctest.h>
 #include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
 
 using namespace nodectl;
 
@@ -18,6 +22,25 @@ std::vector<std::string> seq(const YAML::Node& n) {
     }
     return out;
 }
+
+// Answers every script with `out` and remembers the scripts: for what a node sends back.
+class CannedTarget final : public Target {
+public:
+    explicit CannedTarget(std::string out) : m_out(std::move(out)) {}
+    const std::string& name() const override { return m_name; }
+    Result<CommandResult> run(const Command& cmd) override {
+        scripts.push_back(cmd.script);
+        return CommandResult{0, m_out, ""};
+    }
+    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
+        return make_error(ErrorCode::internal, "not locked in this test");
+    }
+    std::vector<std::string> scripts;
+
+private:
+    std::string m_name = "canned";
+    std::string m_out;
+};
 
 } // namespace
 
@@ -121,4 +144,106 @@ TEST_CASE("k3s: profile checks") {
     CHECK(steps.error().message.find("harden.role") != std::string::npos);
     auto no_runtime = testing::profile_from("[k3s]\nuse_system_containerd = true\n");
     CHECK_FALSE(k3s::steps(ModuleContext{no_runtime, host}).ok());
+}
+
+TEST_CASE("k3s join: the server address must be a host name or an IP address, checked before anything runs") {
+    const std::string server_out = "@@release\nv1.30.6+k3s1 abc\n@@version\n@@token\nK10" + std::string(64, 'a') +
+                                   "::server:s3cret\n@@secret\n@@ca\n@@end\n";
+    for (const char* bad : {"198.18.0.2'; touch /tmp/nodectl-unit-pwned; '", "$(id)", "`id`", "-oProxyCommand=x",
+                            "a b", "198.18.0.2/24", "root@198.18.0.2", "198.18.0.2:6443", "[198.18.0.2]", "", "a..b",
+                            "-lab", "lab-"}) {
+        CAPTURE(bad);
+        CannedTarget server(server_out);
+        auto r = k3s::read_server_info(server, bad, 6443);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == ErrorCode::usage);
+        CHECK(server.scripts.empty());
+    }
+    for (auto [address, url] : std::vector<std::pair<std::string, std::string>>{
+             {"198.18.0.2", "https://198.18.0.2:6443"},
+             {"::ffff:198.18.0.2", "https://[::ffff:198.18.0.2]:6443"},
+             {"[::ffff:198.18.0.2]", "https://[::ffff:198.18.0.2]:6443"},
+             {"k3s-1.lab", "https://k3s-1.lab:6443"}}) {
+        CAPTURE(address);
+        CannedTarget server(server_out);
+        auto r = k3s::read_server_info(server, address, 6443);
+        REQUIRE(r.ok());
+        CHECK(r->url == url);
+        CHECK(r->version == "v1.30.6+k3s1");
+    }
+}
+
+TEST_CASE("k3s join: the reachability probe never lets the server address into the shell") {
+    nodectl::testing::TempDir dir;
+    const std::string marker = dir.file("pwned");
+    LocalTarget local;
+    k3s::ServerInfo hostile;
+    hostile.port = 6443;
+    hostile.host = "x$(touch " + marker + ")";
+    hostile.url = "https://" + hostile.host + ":6443";
+    auto step = k3s::make_join_check_step(hostile);
+    auto plan = step->probe(local);
+    CHECK_FALSE(plan.ok());
+    CHECK_FALSE(std::filesystem::exists(marker));
+
+    // A good address still gets its probe: nothing listens on 127.0.0.1:1.
+    k3s::ServerInfo closed;
+    closed.port = 1;
+    closed.host = "127.0.0.1";
+    closed.url = "https://127.0.0.1:1";
+    auto unreachable = k3s::make_join_check_step(closed)->probe(local);
+    REQUIRE_FALSE(unreachable.ok());
+    CHECK(unreachable.error().message.find("is unreachable from this node") != std::string::npos);
+}
+
+TEST_CASE("k3s: the default route's drift check quotes the interface name the node reports") {
+    nodectl::testing::TempDir dir;
+    const std::string marker = dir.file("pwned");
+    CannedTarget node("eth0';touch " + marker + ";'\nneeded\n");
+    auto spec = k3s::default_route_group();
+    REQUIRE(spec.prepare);
+    REQUIRE(spec.prepare(node, spec).ok());
+    // An `ip` that knows no default route, so the drift check speaks.
+    std::ofstream(dir.file("ip")) << "#!/bin/sh\nexit 0\n";
+    std::filesystem::permissions(dir.file("ip"), std::filesystem::perms(0755));
+    auto r = run_process({"/usr/bin/env", "PATH=" + dir.path().string() + ":/usr/bin:/bin", "/bin/sh", "-c", spec.drift}, "",
+                         std::chrono::seconds(10));
+    REQUIRE(r.ok());
+    CHECK(r->exit_code == 0);
+    CHECK(r->out == "add an on-link default route via eth0';touch " + marker +
+                        ";': the node has none, and k3s needs one to choose its address\n");
+    CHECK_FALSE(std::filesystem::exists(marker));
+}
+
+TEST_CASE("k3s: release and channel URLs, the channel and the server URL are checked by grammar") {
+    for (const char* bad : {"channel = \"../stable\"", "channel = \"stable; id\"", "channel = \"\"",
+                            "release_url = \"ftp://198.18.0.1/k3s\"", "release_url = \"https://user@198.18.0.1/k3s\"",
+                            "release_url = \"https://198.18.0.1/k3s?x=$(id)\"", "channel_url = \"https://a b/c\"",
+                            "channel_url = \"file://relative/path\"", "server_url = \"http://198.18.0.2:6443\"",
+                            "server_url = \"https://198.18.0.2\"", "server_url = \"https://198.18.0.2:6443/x\"",
+                            "server_url = \"https://-oProxy:6443\"", "server_url = \"https://198.18.0.2:99999\""}) {
+        CAPTURE(bad);
+        CHECK_FALSE(testing::try_profile(std::string("[k3s]\n") + bad + "\n").ok());
+    }
+    for (const char* good : {"channel = \"v1.30\"", "release_url = \"https://mirror.lab:8443/k3s/releases\"",
+                             "release_url = \"file:///srv/k3s-mirror\"", "channel_url = \"https://[::ffff:198.18.0.1]/ch\"",
+                             "server_url = \"https://198.18.0.2:6443\"", "server_url = \"https://[::ffff:198.18.0.2]:6443\"",
+                             "server_url = \"https://k3s.lab:6443\""}) {
+        CAPTURE(good);
+        auto p = testing::try_profile(std::string("[k3s]\n") + good + "\n");
+        CHECK_MESSAGE(p.ok(), (p.ok() ? std::string() : p.error().message));
+    }
+
+    // Plain http passes the grammar, but only k3s.allow_insecure_http lets it be used.
+    auto http = testing::profile_from("[k3s]\nrelease_url = \"http://198.18.0.1/k3s\"\n");
+    auto refused = k3s::settings_from(http.section("k3s"));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == ErrorCode::config);
+    CHECK(refused.error().message.find("k3s.allow_insecure_http") != std::string::npos);
+    CHECK(refused.error().message.find(":2") != std::string::npos);
+    auto allowed = testing::profile_from("[k3s]\nrelease_url = \"http://198.18.0.1/k3s\"\n"
+                                         "channel_url = \"http://198.18.0.1/ch\"\nallow_insecure_http = true\n");
+    auto ok = k3s::settings_from(allowed.section("k3s"));
+    REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+    CHECK(ok->allow_insecure_http);
 }

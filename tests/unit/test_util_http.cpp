@@ -141,6 +141,34 @@ TEST_CASE("download: a body truncated on every try fails cleanly, no .part left"
     CHECK(left == std::vector<std::string>{"srv"});
 }
 
+TEST_CASE("download: a redirect leads to https only, unless the caller allows plain http") {
+    Served s;
+    ReleaseServer server(s.args());
+    util::HttpOptions o = fast_http();
+    o.redirect_protocols = util::HttpOptions{}.redirect_protocols;  // the default
+    std::string dest = s.tmp.file("k3s");
+    auto r = util::download(server.url("/redirect" + k_asset_path), dest, o);
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 1);  // not worth a retry
+    CHECK(server.requests(k_asset_path) == 0);
+    CHECK_FALSE(fs::exists(dest));
+    CHECK_FALSE(fs::exists(dest + ".part"));
+    auto channel = util::effective_url(server.url("/channels/stable"), o);
+    CHECK_FALSE(channel.ok);
+
+    // A URL whose scheme the caller does not allow is refused before any request.
+    o.protocols = "https";
+    auto plain = util::download(server.url(k_asset_path), dest, o);
+    CHECK_FALSE(plain.ok);
+    CHECK(server.total_requests() == 2);  // the two redirecting requests above
+
+    o.protocols = "http,https";
+    o.redirect_protocols = "http,https";
+    auto allowed = util::download(server.url("/redirect" + k_asset_path), dest, o);
+    REQUIRE_MESSAGE(allowed.ok, allowed.error);
+    CHECK(util::read_file(dest) == s.body);
+}
+
 TEST_CASE("download: a redirect loop is bounded and not retried") {
     Served s;
     ReleaseServer server(s.args());

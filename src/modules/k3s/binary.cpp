@@ -70,6 +70,7 @@ Result<Release> InstallK3sRelease::release(const std::string& arch) {
         req.arch = arch;
         req.release_url = m_settings.release_url;
         req.channel_url = m_settings.channel_url;
+        req.allow_insecure_http = m_settings.allow_insecure_http;
         req.airgap_images = m_settings.airgap_images;
         req.cache_dir = cache_dir() + "/k3s";
         m_release = TRY(fetch_release(req));
@@ -111,11 +112,13 @@ Result<void> InstallK3sRelease::apply(Target& target, const Plan&) {
     TRY(target.run_checked(dirs, "creating k3s's directories"));
     if (st.binary_sha256 != rel.binary_sha256) {
         log::info(target.name(), "installing k3s {} ({})", rel.version, st.arch);
+        TRY_VOID(verify_cached_asset(rel.binary_path, rel.binary_sha256));
         TRY_VOID(target.upload(rel.binary_path, {k_binary, "", 0755, "root", "root"}));
     }
     if (m_settings.airgap_images && st.images_sha256 != rel.airgap_images_sha256) {
         log::info(target.name(), "installing the airgap images of k3s {}", rel.version);
         std::string name = rel.airgap_images_path.substr(rel.airgap_images_path.rfind('/') + 1);
+        TRY_VOID(verify_cached_asset(rel.airgap_images_path, rel.airgap_images_sha256));
         TRY_VOID(target.upload(rel.airgap_images_path, {std::string(k_images_dir) + "/" + name, "", 0644, "root", "root"}));
     }
     std::string script = "set -e\nmkdir -p /var/lib/nodectl/k3s\necho " + shell_quote(rel.version + " " + rel.binary_sha256) + " > " +

@@ -1,6 +1,7 @@
 // What k3s reads: config.yaml and registries.yaml (emitted with yaml-cpp, so quoting is never
 // hand-made), the systemd unit (the shape of k3s's own installer), and the unit's env file.
 #include "modules/k3s/k3s.hpp"
+#include "modules/k3s/release.hpp"
 
 #include "util/strings.hpp"
 
@@ -121,6 +122,12 @@ Result<Settings> settings_from(const ConfigView& cfg) {
     s.channel = cfg.str("channel");
     s.release_url = cfg.str("release_url");
     s.channel_url = cfg.str("channel_url");
+    s.allow_insecure_http = cfg.boolean("allow_insecure_http");
+    for (const char* key : {"release_url", "channel_url"}) {
+        if (auto why = release_url_problem(cfg.str(key), s.allow_insecure_http); !why.empty()) {
+            return make_error(ErrorCode::config, cfg.where(key) + ": k3s." + key + " " + why);
+        }
+    }
     s.airgap_images = cfg.boolean("airgap_images");
     s.tls_san = cfg.strings("tls_san");
     s.node_labels = cfg.strings("node_labels");

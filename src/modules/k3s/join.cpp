@@ -2,6 +2,7 @@
 #include "modules/k3s/k3s.hpp"
 
 #include "util/digest.hpp"
+#include "util/net.hpp"
 #include "util/strings.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -20,10 +21,6 @@ bool is_secure_token(const std::string& t) {
     return t.size() > 3 + 64 + 2 && util::starts_with(t, "K10") && t.substr(67, 2) == "::";
 }
 
-std::string bracketed(const std::string& address) {
-    return address.find(':') != std::string::npos && address.front() != '[' ? "[" + address + "]" : address;
-}
-
 std::string section_of(const std::string& out, const std::string& name) {
     auto begin = out.find("@@" + name + "\n");
     if (begin == std::string::npos) {
@@ -37,6 +34,14 @@ std::string section_of(const std::string& out, const std::string& name) {
 } // namespace
 
 Result<ServerInfo> read_server_info(Target& server, const std::string& address, int port) {
+    // It lands in the agents' config.yaml and in a shell probe on every node: a host name or an
+    // IP address by grammar, nothing else.
+    if (!util::is_host(address)) {
+        return make_error(ErrorCode::usage, "the server address '" + address + "' is not a host name or an IP address");
+    }
+    if (port < 1 || port > 65535) {
+        return make_error(ErrorCode::usage, "the API port " + std::to_string(port) + " is not between 1 and 65535");
+    }
     Command cmd;
     cmd.mutates = false;
     // Secrets come back on the encrypted channel's stdout; they are never logged or put in argv.
@@ -48,7 +53,8 @@ Result<ServerInfo> read_server_info(Target& server, const std::string& address, 
     auto r = TRY(server.run_checked(cmd, "reading the k3s server's join information"));
     ServerInfo info;
     info.port = port;
-    info.url = "https://" + bracketed(address) + ":" + std::to_string(port);
+    info.host = util::unbracketed(address);
+    info.url = "https://" + util::url_host(address) + ":" + std::to_string(port);
     auto release = util::trim(section_of(r.out, "release"));
     if (!release.empty()) {
         info.version = util::split(release, ' ').front();
@@ -88,14 +94,15 @@ public:
     std::string title() const override { return "can join " + m_server.url; }
 
     Result<Plan> probe(Target& target) override {
-        auto host = m_server.url.substr(8, m_server.url.rfind(':') - 8);
-        if (!host.empty() && host.front() == '[') {
-            host = host.substr(1, host.size() - 2);
+        const std::string& host = m_server.host;
+        if (!util::is_host(host) || m_server.port < 1 || m_server.port > 65535) {
+            return make_error(ErrorCode::usage, "the server address '" + host + "' (port " + std::to_string(m_server.port) +
+                                                    ") is not a host name or an IP address with a port");
         }
         Command cmd;
         cmd.mutates = false;
-        cmd.script = "if timeout 5 bash -c ': </dev/tcp/" + host + "/" + std::to_string(m_server.port) +
-                     "' 2>/dev/null; then echo reachable; else echo unreachable; fi\n"
+        cmd.script = "if timeout 5 bash -c " + shell_quote(": </dev/tcp/" + host + "/" + std::to_string(m_server.port)) +
+                     " 2>/dev/null; then echo reachable; else echo unreachable; fi\n"
                      "if [ -e " + std::string(k_server_token) + " ] || [ -e " + unit_path(Role::server) + " ]; then echo server; fi";
         auto r = TRY(target.run_checked(cmd, "checking that the node can join"));
         if (r.out.find("unreachable") != std::string::npos) {
@@ -139,14 +146,21 @@ constexpr const char* k_reset_probe =
     "for u in k3s k3s-agent; do systemctl is-active --quiet $u && echo \"stop $u.service\"; done\ntrue\n";
 
 // Like k3s's own k3s-killall.sh and k3s-uninstall.sh: stop, kill the pods' shims, unmount,
-// drop the interfaces k3s made, remove files, forget nodectl's records.
+// drop the interfaces k3s made, remove files, forget nodectl's records. Nothing is removed while
+// anything is still mounted below k3s's directories (a pod's volume may be a host directory or an
+// NFS share), and rm never crosses into another file system.
 constexpr const char* k_reset =
     "systemctl disable --now k3s.service k3s-agent.service nodectl-default-route.service 2>/dev/null\n"
     "pkill -9 -f '[c]ontainerd-shim.*/run/k3s' 2>/dev/null\n"
-    "for m in $(awk '$2 ~ \"^(/run/k3s|/var/lib/kubelet|/var/lib/rancher/k3s)\" {print $2}' /proc/self/mounts | sort -r); do umount -l \"$m\"; done\n"
+    "below_k3s() { awk '$2 ~ \"^(/run/k3s|/var/lib/kubelet|/var/lib/rancher/k3s)(/|$)\" {print $2}' /proc/self/mounts; }\n"
+    "for m in $(below_k3s | sort -r); do umount -l \"$m\"; done\n"
+    "left=$(below_k3s)\n"
+    "if [ -n \"$left\" ]; then\n"
+    "  echo 'still mounted below the k3s directories (nothing was removed; unmount them and run reset again):' >&2\n"
+    "  printf '%s\\n' \"$left\" >&2\n  exit 1\nfi\n"
     "for i in cni0 flannel.1 flannel-v6.1 flannel-wg kube-ipvs0; do ip link delete $i 2>/dev/null; done\n"
     "for c in kubectl crictl ctr; do [ \"$(readlink /usr/local/bin/$c 2>/dev/null)\" = /usr/local/bin/k3s ] && rm -f /usr/local/bin/$c; done\n"
-    "rm -rf /etc/systemd/system/k3s.service /etc/systemd/system/k3s.service.env /etc/systemd/system/k3s-agent.service "
+    "rm -rf --one-file-system /etc/systemd/system/k3s.service /etc/systemd/system/k3s.service.env /etc/systemd/system/k3s-agent.service "
     "/etc/systemd/system/k3s-agent.service.env /etc/systemd/system/nodectl-default-route.service /usr/local/lib/nodectl/default-route.sh "
     "/usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet /run/k3s /var/lib/nodectl/k3s "
     "/var/lib/nodectl/applied/k3s-* /var/lib/nodectl/originals/etc/rancher/k3s\n"

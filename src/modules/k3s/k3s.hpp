@@ -21,6 +21,7 @@ struct Settings {
     std::string channel = "stable";
     std::string release_url = "https://github.com/k3s-io/k3s/releases/download";
     std::string channel_url = "https://update.k3s.io/v1-release/channels";
+    bool allow_insecure_http = false;  // k3s.allow_insecure_http: release_url/channel_url may be http://
     std::string release_dir;  // a verified bundle's k3s/ directory: no download at all
     bool airgap_images = false;
     std::vector<std::string> tls_san, node_labels, node_taints, disable;
@@ -71,9 +72,11 @@ std::unique_ptr<Step> make_reset_step();
 struct ServerInfo {
     std::string version;  // "v1.30.6+k3s1"
     std::string token;    // K10<ca sha256>::server:<secret>
+    std::string host;     // ADDRESS: a host name or an IP address (checked), IPv6 without brackets
     std::string url;      // https://ADDRESS:PORT
     int port = 6443;
 };
+// ErrorCode::usage, before anything runs, when `address` is not a host name or an IP address.
 Result<ServerInfo> read_server_info(Target& server, const std::string& address, int port);
 // K10<sha256 of the CA PEM>::server:<secret>, from k3s's short token and its CA certificate.
 std::string secure_token(const std::string& ca_pem, const std::string& secret);

@@ -2,10 +2,13 @@
 // shape and a second merge of the same kubeconfig emits exactly the same text.
 #include "modules/k3s/kubeconfig.hpp"
 
+#include "util/net.hpp"
 #include "util/strings.hpp"
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <regex>
 
 namespace nodectl::k3s {
@@ -55,94 +58,152 @@ Result<std::string> emit(const YAML::Node& root) {
     return std::string(out.c_str()) + "\n";
 }
 
-bool is_loopback(const std::string& host) {
-    return host == "127.0.0.1" || host == "localhost" || host == "[::1]";
-}
-
-// "198.18.0.2", "node1.example", "::ffff:198.18.0.2" or "[::ffff:198.18.0.2]" -> what goes between "https://" and ":port".
-Result<std::string> url_host(const std::string& host) {
-    std::string bare = host;
-    if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
-        bare = bare.substr(1, bare.size() - 2);
-    }
-    // Checked because the value lands in a URL: a '/' or '@' would silently change its meaning.
-    static const std::regex k_re(R"(^[A-Za-z0-9._:-]+$)");
-    if (!std::regex_match(bare, k_re)) {
-        return make_error(ErrorCode::usage, "'" + host + "' is not a host name or an IP address");
-    }
-    return bare.find(':') == std::string::npos ? bare : "[" + bare + "]";
-}
-
-void rename(YAML::Node list, const char* key, const std::string& from, const std::string& to) {
-    if (!list.IsSequence()) {
-        return;
-    }
-    for (YAML::Node entry : list) {
-        if (!entry.IsMap()) {
-            continue;
-        }
-        if (scalar(entry, "name") == from) {
-            entry["name"] = to;
-        }
-        // A context refers to its cluster and user by name.
-        YAML::Node body = get(entry, key);
-        if (std::string(key) == "context" && body.IsMap()) {
-            for (const char* ref : {"cluster", "user"}) {
-                if (scalar(body, ref) == from) {
-                    body[ref] = to;
-                }
+// The entry of list `key` ("clusters", "users") named `name`, or an undefined node (also when
+// `name` is empty).
+YAML::Node named(const YAML::Node& root, const char* key, const std::string& name) {
+    YAML::Node list = get(root, key);
+    if (!name.empty() && list.IsSequence()) {
+        for (const YAML::Node& entry : list) {
+            if (entry.IsMap() && scalar(entry, "name") == name) {
+                return entry;
             }
         }
     }
+    return YAML::Node(YAML::NodeType::Undefined);
+}
+
+bool is_base64(const std::string& s) {
+    size_t pad = 0;
+    for (char c : s) {
+        if (c == '=') {
+            ++pad;
+        } else if (pad > 0 || !(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) {
+            return false;
+        }
+    }
+    return !s.empty() && pad <= 2 && s.size() % 4 == 0;
+}
+
+// body[key] as base64 text, or why not.
+Result<std::string> base64_value(const YAML::Node& body, const char* key, const std::string& whose) {
+    std::string v = body.IsMap() ? scalar(body, key) : "";
+    if (v.empty()) {
+        return make_error(ErrorCode::config, whose + " has no " + key);
+    }
+    if (!is_base64(v)) {
+        return make_error(ErrorCode::config, whose + "'s " + key + " is not base64");
+    }
+    return v;
+}
+
+bool same_host(const std::string& a, const std::string& b) {
+    std::string x = util::unbracketed(a), y = util::unbracketed(b);
+    return x.size() == y.size() &&
+           std::equal(x.begin(), x.end(), y.begin(), [](char p, char q) { return std::tolower(p) == std::tolower(q); });
+}
+
+// https://HOST[:PORT][/] from the server, HOST loopback or `connected_host`: ":PORT" or "".
+Result<std::string> server_port(const std::string& server, const std::string& connected_host) {
+    static const std::regex k_url(R"(^https://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}))?/?$)");
+    std::smatch m;
+    if (server.size() > 300 || !std::regex_match(server, m, k_url) || !util::is_host(m[1].str())) {
+        return make_error(ErrorCode::config, "the server '" + server.substr(0, 300) +
+                                                 "' is not an https://HOST:PORT URL");
+    }
+    std::string host = m[1].str();
+    if (!util::is_loopback(host) && !same_host(host, connected_host)) {
+        return make_error(ErrorCode::config, "the server " + server + " is neither loopback nor " + connected_host +
+                                                 ", the address nodectl connected to: refusing to point kubectl elsewhere");
+    }
+    if (!m[3].matched) {
+        return std::string();
+    }
+    int port = std::stoi(m[3].str());
+    if (port < 1 || port > 65535) {
+        return make_error(ErrorCode::config, "the server " + server + " has no valid port");
+    }
+    return ":" + std::to_string(port);
 }
 
 } // namespace
 
-Result<std::string> rewrite_kubeconfig(const std::string& yaml_text, const std::string& server_host,
-                                       const std::string& context) {
-    if (context.empty()) {
-        return make_error(ErrorCode::usage, "the context name is empty");
+Result<std::string> kubeconfig_entry_name(const std::string& name) {
+    static const std::regex k_name(R"(^[A-Za-z0-9._:@-]{1,200}$)");
+    if (!std::regex_match(name, k_name)) {
+        return make_error(ErrorCode::usage, "'" + name + "' is not a kubeconfig name (letters, digits, . _ : @ -)");
     }
-    std::string host = TRY(url_host(server_host));
+    return util::starts_with(name, k_kubeconfig_name_prefix) ? name : k_kubeconfig_name_prefix + name;
+}
+
+Result<std::string> rewrite_kubeconfig(const std::string& yaml_text, const std::string& connected_host,
+                                       const std::string& server_address, const std::string& name) {
+    if (!util::starts_with(name, k_kubeconfig_name_prefix) || !kubeconfig_entry_name(name)) {
+        return make_error(ErrorCode::usage, "'" + name + "' is not a kubeconfig name nodectl writes (nodectl-...)");
+    }
+    if (!util::is_host(server_address)) {
+        return make_error(ErrorCode::usage, "'" + server_address + "' is not a host name or an IP address");
+    }
+    if (yaml_text.size() > k_max_kubeconfig_bytes) {
+        return make_error(ErrorCode::config, "larger than " + std::to_string(k_max_kubeconfig_bytes / 1024) +
+                                                 " KiB: not a k3s kubeconfig");
+    }
     YAML::Node root = TRY(parse(yaml_text));
     try {
         YAML::Node clusters = get(root, "clusters");
         if (!clusters.IsSequence() || clusters.size() == 0) {
             return make_error(ErrorCode::config, "no clusters");
         }
-        static const std::regex k_url(R"(^([A-Za-z][A-Za-z0-9+.-]*://)(\[[^\]]*\]|[^/:\[\]]*)(:[0-9]+)?(.*)$)");
-        size_t i = 0;
-        for (YAML::Node entry : clusters) {
-            ++i;
-            YAML::Node cluster = entry.IsMap() ? get(entry, "cluster") : YAML::Node();
-            std::string server = cluster.IsMap() ? scalar(cluster, "server") : "";
-            if (server.empty()) {
-                return make_error(ErrorCode::config, "cluster " + std::to_string(i) + " has no server");
-            }
-            std::smatch m;
-            if (!std::regex_match(server, m, k_url)) {
-                return make_error(ErrorCode::config, "server '" + server + "' is not a URL");
-            }
-            if (is_loopback(m[2].str())) {
-                cluster["server"] = m[1].str() + host + m[3].str() + m[4].str();
-            }
-        }
-        rename(clusters, "cluster", "default", context);
-        rename(get(root, "users"), "user", "default", context);
-        rename(get(root, "contexts"), "context", "default", context);
-
-        bool found = false;
+        // k3s's current context ("default"), or the only one there is.
+        std::string current = scalar(root, "current-context");
         YAML::Node contexts = get(root, "contexts");
-        if (contexts.IsSequence()) {
-            for (const YAML::Node& entry : contexts) {
-                found = found || (entry.IsMap() && scalar(entry, "name") == context);
-            }
+        if (current.empty() && contexts.IsSequence() && contexts.size() == 1 && contexts[0].IsMap()) {
+            current = scalar(contexts[0], "name");
         }
-        if (!found) {
-            return make_error(ErrorCode::config, "no context named \"default\"");
+        YAML::Node context = named(root, "contexts", current);
+        YAML::Node refs = context.IsDefined() ? get(context, "context") : YAML::Node(YAML::NodeType::Undefined);
+        if (!refs.IsMap()) {
+            return make_error(ErrorCode::config, "no current context");
         }
-        root["current-context"] = context;
-        return emit(root);
+        std::string cluster_name = scalar(refs, "cluster"), user_name = scalar(refs, "user");
+        YAML::Node cluster_entry = named(root, "clusters", cluster_name);
+        YAML::Node user_entry = named(root, "users", user_name);
+        if (!cluster_entry.IsDefined()) {
+            return make_error(ErrorCode::config, "context \"" + current + "\" names no cluster that is there");
+        }
+        if (!user_entry.IsDefined()) {
+            return make_error(ErrorCode::config, "context \"" + current + "\" names no user that is there");
+        }
+        YAML::Node cluster = get(cluster_entry, "cluster");
+        YAML::Node user = get(user_entry, "user");
+        std::string server = cluster.IsMap() ? scalar(cluster, "server") : "";
+        if (server.empty()) {
+            return make_error(ErrorCode::config, "cluster \"" + cluster_name + "\" has no server");
+        }
+        std::string port = TRY(server_port(server, connected_host));
+        std::string ca = TRY(base64_value(cluster, "certificate-authority-data", "cluster \"" + cluster_name + "\""));
+        std::string cert = TRY(base64_value(user, "client-certificate-data", "user \"" + user_name + "\""));
+        std::string key = TRY(base64_value(user, "client-key-data", "user \"" + user_name + "\""));
+
+        YAML::Node out(YAML::NodeType::Map);
+        out["apiVersion"] = "v1";
+        out["kind"] = "Config";
+        YAML::Node cluster_out;
+        cluster_out["name"] = name;
+        cluster_out["cluster"]["certificate-authority-data"] = ca;
+        cluster_out["cluster"]["server"] = "https://" + util::url_host(server_address) + port;
+        out["clusters"].push_back(cluster_out);
+        YAML::Node context_out;
+        context_out["name"] = name;
+        context_out["context"]["cluster"] = name;
+        context_out["context"]["user"] = name;
+        out["contexts"].push_back(context_out);
+        out["current-context"] = name;
+        YAML::Node user_out;
+        user_out["name"] = name;
+        user_out["user"]["client-certificate-data"] = cert;
+        user_out["user"]["client-key-data"] = key;
+        out["users"].push_back(user_out);
+        return emit(out);
     } catch (const YAML::Exception& e) {
         return make_error(ErrorCode::config, std::string("not a kubeconfig: ") + e.what());
     }
@@ -181,6 +242,12 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
                     return make_error(ErrorCode::config, std::string("the new kubeconfig has an entry of '") + key +
                                                              "' without a name");
                 }
+                // The operator's own entries are never replaced: only names nodectl gives are merged.
+                if (!util::starts_with(name, k_kubeconfig_name_prefix)) {
+                    return make_error(ErrorCode::config, std::string("the new kubeconfig's entry of '") + key + "' \"" +
+                                                             name + "\" is not named " + k_kubeconfig_name_prefix +
+                                                             "...: refusing to merge it");
+                }
                 bool replaced = false;
                 for (size_t i = 0; i < list.size() && !replaced; ++i) {
                     if (list[i].IsMap() && scalar(list[i], "name") == name) {
@@ -195,6 +262,10 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
             base[key] = list;
         }
         std::string current = scalar(incoming, "current-context");
+        if (!current.empty() && !util::starts_with(current, k_kubeconfig_name_prefix)) {
+            return make_error(ErrorCode::config, "the new kubeconfig's current context \"" + current + "\" is not named " +
+                                                     k_kubeconfig_name_prefix + "...: refusing to merge it");
+        }
         if (!current.empty()) {
             base["current-context"] = current;
         }

@@ -45,9 +45,12 @@ ConfigSetSpec default_route_group() {
             return Ok{};
         }
         auto iface = util::trim(util::split_lines(r.out).front());
-        sp.drift = "ip -4 route show default | grep -q . || echo 'add an on-link default route via " +
-                   (iface == "needed" ? std::string("the first interface") : iface) +
-                   ": the node has none, and k3s needs one to choose its address'\n";
+        // The interface's name comes from the node: quoted, never part of the script.
+        sp.drift = "ip -4 route show default | grep -q . || echo " +
+                   shell_quote("add an on-link default route via " +
+                               (iface == "needed" ? std::string("the first interface") : iface) +
+                               ": the node has none, and k3s needs one to choose its address") +
+                   "\n";
         return Ok{};
     };
     // The route goes on the interface holding the first global address, so that is the address k3s

@@ -106,6 +106,38 @@ private:
     int m_fd = -1;
 };
 
+bool is_file_url(const std::string& url) {
+    return util::starts_with(url, "file://");
+}
+
+// The local path of a file:// URL ("file:///srv/k3s/v1%2B/k3s" -> "/srv/k3s/v1+/k3s").
+std::string file_url_path(const std::string& url) {
+    return percent_decode(url.substr(7));
+}
+
+// GET `url` into `dest` like util::download; a file:// URL (an offline mirror) is copied.
+util::HttpResponse fetch_to(const std::string& url, const std::string& dest, const util::HttpOptions& http) {
+    if (!is_file_url(url)) {
+        return util::download(url, dest, http);
+    }
+    util::HttpResponse r;
+    r.attempts = 1;
+    const std::string part = dest + ".part";
+    std::error_code ec;
+    fs::copy_file(file_url_path(url), part, fs::copy_options::overwrite_existing, ec);
+    if (!ec) {
+        fs::rename(part, dest, ec);
+    }
+    if (ec) {
+        fs::remove(part);
+        r.error = "cannot copy " + url + ": " + ec.message();
+        return r;
+    }
+    r.ok = true;
+    r.effective_url = url;
+    return r;
+}
+
 Error mismatch(const std::string& what, const std::string& actual, const std::string& expected,
                const std::string& sums_name) {
     return make_error(ErrorCode::io, "sha256 of " + what + " is " + actual + ", but " + sums_name + " says " +
@@ -199,6 +231,32 @@ Result<std::map<std::string, std::string>> parse_sha256sums(const std::string& t
     return sums;
 }
 
+namespace {
+
+// The caller's transfer settings, restricted to the schemes a release may come over.
+util::HttpOptions transfer_options(const ReleaseRequest& request) {
+    util::HttpOptions http = request.http;
+    http.protocols = http.redirect_protocols = request.allow_insecure_http ? "http,https" : "https";
+    if (http.user_agent.empty()) {
+        http.user_agent = "nodectl/" NODECTL_VERSION;
+    }
+    return http;
+}
+
+} // namespace
+
+std::string release_url_problem(const std::string& url, bool allow_insecure_http) {
+    if (util::starts_with(url, "https://") || is_file_url(url)) {
+        return "";
+    }
+    if (util::starts_with(url, "http://")) {
+        return allow_insecure_http ? "" : "'" + url + "' is plain http: the release and its checksum would come over the same "
+                                          "unauthenticated channel; use https:// (or file:// for an offline mirror), or set "
+                                          "k3s.allow_insecure_http = true";
+    }
+    return "'" + url + "' is not an https:// or file:// URL";
+}
+
 Result<std::string> resolve_version(const ReleaseRequest& request) {
     if (!request.version.empty()) {
         if (!is_version(request.version)) {
@@ -213,8 +271,11 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
     if (!is_channel(request.channel)) {
         return make_error(ErrorCode::config, "k3s channel \"" + request.channel + "\" is not a channel name such as stable");
     }
+    if (auto why = release_url_problem(request.channel_url, request.allow_insecure_http); !why.empty()) {
+        return make_error(ErrorCode::config, "k3s channel URL " + why);
+    }
     std::string url = without_trailing_slash(request.channel_url) + "/" + request.channel;
-    util::HttpResponse r = util::effective_url(url, request.http);
+    util::HttpResponse r = util::effective_url(url, transfer_options(request));
     if (!r.ok) {
         return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error);
     }
@@ -230,6 +291,9 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
 }
 
 Result<Release> fetch_release(const ReleaseRequest& request) {
+    if (auto why = release_url_problem(request.release_url, request.allow_insecure_http); !why.empty()) {
+        return make_error(ErrorCode::config, "k3s release URL " + why);
+    }
     std::string version = TRY(resolve_version(request));
     const std::string binary = binary_name(request.arch);
     if (binary.empty()) {
@@ -246,23 +310,27 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
     }
     CacheLock lock((dir.parent_path() / ("." + request.arch + ".lock")).string());
 
-    util::HttpOptions http = request.http;
-    if (http.user_agent.empty()) {
-        http.user_agent = "nodectl/" NODECTL_VERSION;
-    }
+    const util::HttpOptions http = transfer_options(request);
     const std::string base = without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/";
     const std::string sums_name = sha256_file_name(request.arch);
     const std::string sums_path = (dir / sums_name).string();
 
-    // A cached sha256sum file came from the release once; a damaged one is fetched again.
+    // A cached sha256sum file is used only when it came from this very URL: one fetched from
+    // another mirror or scheme (say, plain http once), or damaged, is fetched again.
+    const std::string sums_url = base + sums_name;
+    const std::string origin_path = sums_path + ".origin";
     std::map<std::string, std::string> sums;
     auto cached = util::read_file(sums_path);
-    auto cached_sums = cached ? parse_sha256sums(*cached) : Result<std::map<std::string, std::string>>(
-                                                                make_error(ErrorCode::io, "not cached"));
+    auto origin = util::read_file(origin_path);
+    bool trusted_origin = origin && *origin == sums_url + "\n";
+    auto cached_sums = cached && trusted_origin ? parse_sha256sums(*cached)
+                                                : Result<std::map<std::string, std::string>>(
+                                                      make_error(ErrorCode::io, "not cached"));
     if (cached_sums && cached_sums->count(binary)) {
         sums = std::move(cached_sums.value());
     } else {
-        util::HttpResponse r = util::download(base + sums_name, sums_path, http);
+        fs::remove(origin_path, ec);
+        util::HttpResponse r = fetch_to(sums_url, sums_path, http);
         if (!r.ok) {
             return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
         }
@@ -276,6 +344,9 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
             return make_error(ErrorCode::io, base + sums_name + ": " + parsed.error().message);
         }
         sums = std::move(parsed.value());
+        if (auto why = util::write_file_atomic(origin_path, sums_url + "\n", 0644); !why.empty()) {
+            return make_error(ErrorCode::io, why);
+        }
     }
 
     auto fetch_asset = [&](const std::string& name) -> Result<std::pair<std::string, std::string>> {
@@ -289,7 +360,7 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
             return std::pair{path, expected};
         }
         const std::string url = base + url_encode_segment(name);
-        util::HttpResponse r = util::download(url, path, http);
+        util::HttpResponse r = fetch_to(url, path, http);
         if (!r.ok) {
             return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
         }
@@ -370,6 +441,20 @@ Result<Release> release_from_dir(const std::string& dir, const std::string& arch
         }
     }
     return release;
+}
+
+} // namespace nodectl::k3s
+
+namespace nodectl::k3s {
+
+Result<void> verify_cached_asset(const std::string& path, const std::string& expected) {
+    std::string actual = util::sha256_file_hex(path);
+    if (actual != expected) {
+        return make_error(ErrorCode::io, "sha256 of " + path + " is " + (actual.empty() ? "unreadable" : actual) +
+                                             " now, but it was verified as " + expected +
+                                             ": the cache changed; refusing to install");
+    }
+    return Ok{};
 }
 
 } // namespace nodectl::k3s
