@@ -1,5 +1,6 @@
 // `nodectl profile validate FILE` and `nodectl profile keys`.
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 #include "nodectl/config.hpp"
 #include "nodectl/module.hpp"
 
@@ -30,7 +31,7 @@ int run_profile(CLI::App& app, Context& ctx) {
                              {"default", k.default_value},
                              {"doc", k.doc}});
             }
-            std::cout << j.dump(2) << "\n";
+            std::cout << util::json_text(j, 2) << "\n";
             return k_exit_ok;
         }
         for (auto file : {ConfigFile::profile, ConfigFile::inventory}) {
