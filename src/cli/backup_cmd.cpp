@@ -1,6 +1,7 @@
 // `nodectl backup run|list|verify|restore|prune`: backups on the node itself
 // (src/modules/backup/), usually started by nodectl-backup.timer.
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 #include "core/log.hpp"
 #include "modules/backup/backup.hpp"
 
@@ -100,11 +101,10 @@ int do_run(const Context& ctx, const backup::Settings& s) {
             t.push_back({{"target", x.target}, {"ok", x.ok}, {"error", x.error}, {"bytes", x.bytes},
                          {"seconds", x.seconds}, {"pruned", x.pruned}});
         }
-        std::cout << nlohmann::json{{"id", report.id}, {"error", report.error}, {"entries", report.entries},
-                                    {"source_bytes", report.raw_bytes}, {"seconds", report.seconds},
-                                    {"post_hook_failed", report.post_hook_failed}, {"targets", t}}
-                         .dump(2)
-                  << "\n";
+        nlohmann::json out{{"id", report.id}, {"error", report.error}, {"entries", report.entries},
+                           {"source_bytes", report.raw_bytes}, {"seconds", report.seconds},
+                           {"post_hook_failed", report.post_hook_failed}, {"targets", t}};
+        std::cout << util::json_text(out, 2) << "\n";
     } else {
         std::cout << "backup " << report.id << ": " << report.entries << " entries, " << human(report.raw_bytes)
                   << " read, " << static_cast<int>(report.seconds * 10) / 10.0 << " s\n";
@@ -185,7 +185,7 @@ int run_backup(CLI::App& app, Context& ctx) {
                 out.push_back({{"target", a.target}, {"id", a.stored.id}, {"object", a.stored.object},
                                {"size", a.stored.size}, {"time", when(a.stored.time)}, {"encrypted", a.stored.encrypted}});
             }
-            std::cout << out.dump(2) << "\n";
+            std::cout << util::json_text(out, 2) << "\n";
         } else {
             for (const auto& a : *l) {
                 std::cout << a.target << "  " << a.stored.id << "  " << when(a.stored.time) << "  " << human(a.stored.size)

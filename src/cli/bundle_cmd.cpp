@@ -1,6 +1,7 @@
 // `nodectl bundle create|verify|extract`: the offline bundle (src/modules/bundle/) on the
 // command line. Exit 8 means the file is not an intact bundle; the message names the entry.
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 #include "modules/bundle/bundle.hpp"
 
 #include <nlohmann/json.hpp>
@@ -142,7 +143,7 @@ int run_bundle(CLI::App& app, Context& ctx) {
             return report_error(m.error(), m.error().code == ErrorCode::config ? k_exit_config : k_exit_internal);
         }
         if (ctx.global.json) {
-            std::cout << to_json(*m).dump(2) << "\n";
+            std::cout << util::json_text(to_json(*m), 2) << "\n";
         } else {
             print_summary("wrote " + o.create.out, *m);
         }
@@ -154,7 +155,7 @@ int run_bundle(CLI::App& app, Context& ctx) {
         return read_failure(m.error());
     }
     if (ctx.global.json) {
-        std::cout << to_json(*m).dump(2) << "\n";
+        std::cout << util::json_text(to_json(*m), 2) << "\n";
     } else {
         print_summary(o.file + (is_extract ? ": intact, extracted to " + o.dest : ": intact"), *m);
     }

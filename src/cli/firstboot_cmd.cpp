@@ -1,6 +1,7 @@
 // `nodectl firstboot [install|sign]`, `nodectl status`, `nodectl cloud-init render` and
 // `nodectl usb prepare`: first boot (src/modules/firstboot/) on the command line.
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "util/file.hpp"
 
@@ -137,7 +138,7 @@ int run_status(CLI::App&, Context& ctx) {
         if (seen.status) {
             j["status"] = nlohmann::json::parse(seen.status->to_json(), nullptr, false);
         }
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::json_text(j, 2) << "\n";
         return status_code(seen.state);
     }
     std::cout << "firstboot: " << firstboot::state_name(seen.state);

@@ -6,6 +6,7 @@
 #include "core/runner.hpp"
 #include "modules/bundle/use.hpp"
 #include "target/local_target.hpp"
+#include "util/text.hpp"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -150,7 +151,7 @@ int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const
     if (ctx.global.json) {
         std::cout << reports_json(reports, mode) << "\n";
     } else {
-        std::cout << reports_text(reports, mode);
+        std::cout << util::printable(reports_text(reports, mode));  // holds host output
     }
     if (reports_out) {
         *reports_out = reports;

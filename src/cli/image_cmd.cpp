@@ -1,5 +1,6 @@
 // `nodectl image build|check|keys`: OCI images from recipes (src/modules/image/).
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 #include "modules/image/image.hpp"
 #include "nodectl/config.hpp"
 
@@ -79,7 +80,7 @@ int run_check(Context& ctx) {
         }
     }
     if (ctx.global.json) {
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::json_text(j, 2) << "\n";
     }
     return k_exit_ok;
 }
@@ -154,7 +155,7 @@ int run_image(CLI::App& app, Context& ctx) {
                          {"manifest_digest", b.manifest_digest}, {"layers", b.layer_digests},
                          {"compressed_size", b.compressed_size}, {"cached", b.cached}, {"seconds", b.seconds}});
         }
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::json_text(j, 2) << "\n";
         return k_exit_ok;
     }
     for (const auto& b : *built) {

@@ -1,6 +1,7 @@
 // `nodectl profile validate FILE` and `nodectl profile keys`.
 #include "cli/cli.hpp"
 #include "modules/stack/stack.hpp"
+#include "util/json.hpp"
 #include "nodectl/config.hpp"
 #include "nodectl/module.hpp"
 
@@ -31,7 +32,7 @@ int run_profile(CLI::App& app, Context& ctx) {
                              {"default", k.default_value},
                              {"doc", k.doc}});
             }
-            std::cout << j.dump(2) << "\n";
+            std::cout << util::json_text(j, 2) << "\n";
             return k_exit_ok;
         }
         for (auto file : {ConfigFile::profile, ConfigFile::inventory}) {

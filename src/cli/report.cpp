@@ -1,4 +1,5 @@
 #include "cli/report.hpp"
+#include "util/json.hpp"
 
 #include "util/strings.hpp"
 
@@ -161,7 +162,7 @@ std::string reports_json(const std::vector<HostReport>& reports, RunMode mode) {
                          {"seconds", r.seconds}, {"steps", steps}});
     }
     const char* m = mode == RunMode::apply ? "apply" : mode == RunMode::plan ? "plan" : "check";
-    return nlohmann::json({{"mode", m}, {"hosts", hosts}}).dump(2);
+    return util::json_text(nlohmann::json({{"mode", m}, {"hosts", hosts}}), 2);
 }
 
 } // namespace nodectl::cli

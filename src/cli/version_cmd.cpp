@@ -1,4 +1,5 @@
 #include "cli/cli.hpp"
+#include "util/json.hpp"
 
 #include <archive.h>
 #include <curl/curl.h>
@@ -20,7 +21,7 @@ int run_version(CLI::App&, Context& ctx) {
         {"toml++", std::to_string(TOML_LIB_MAJOR) + "." + std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH)},
     };
     if (ctx.global.json) {
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::json_text(j, 2) << "\n";
         return k_exit_ok;
     }
     std::cout << "nodectl " << NODECTL_VERSION << "\n";

@@ -1,5 +1,6 @@
 // Inventories list hosts with their connection settings; [defaults] fill what a host leaves out.
 // Hosts can also come from the command line as user@host[:port].
+#include "config/ssh_destination.hpp"
 #include "config/validate.hpp"
 #include "nodectl/config.hpp"
 #include "util/strings.hpp"
@@ -75,28 +76,47 @@ Result<std::vector<HostSpec>> load_inventory(const std::string& path) {
     return hosts;
 }
 
-Result<HostSpec> parse_host_arg(const std::string& arg) {
-    // user@host, user@host:port, [v6]:port, host
-    static const std::regex k_re(R"(^(?:([A-Za-z0-9._-]+)@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?$)");
+bool is_ssh_host(std::string_view s) {
+    static const std::regex k_name("^[A-Za-z0-9_][A-Za-z0-9._-]*$");
+    static const std::regex k_v6("^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$");
+    std::string str(s);
+    return !s.empty() && s.size() <= 253 && (std::regex_match(str, k_name) || std::regex_match(str, k_v6));
+}
+
+std::optional<SshDestination> parse_ssh_destination(std::string_view s) {
+    static const std::regex k_re(R"(^(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?:\[([0-9A-Fa-f:.]+)\]|([^@:\[\]]+))(?::([0-9]{1,5}))?$)");
+    std::string str(s);
     std::smatch m;
-    if (!std::regex_match(arg, m, k_re)) {
-        return make_error(ErrorCode::usage, "'" + arg + "' is not a host; expected user@host[:port]");
+    if (!std::regex_match(str, m, k_re)) {
+        return std::nullopt;
+    }
+    SshDestination d;
+    if (m[1].matched) {
+        d.user = m[1].str();
+    }
+    d.host = m[2].matched ? m[2].str() : m[3].str();
+    if (!is_ssh_host(d.host)) {
+        return std::nullopt;
+    }
+    if (m[4].matched) {
+        int port = std::stoi(m[4].str());  // at most 5 digits
+        if (port < 1 || port > 65535) {
+            return std::nullopt;
+        }
+        d.port = port;
+    }
+    return d;
+}
+
+Result<HostSpec> parse_host_arg(const std::string& arg) {
+    auto d = parse_ssh_destination(arg);
+    if (!d) {
+        return make_error(ErrorCode::usage, "'" + arg + "' is not a host; expected user@host[:port] (a host name or an IP address; the port must be between 1 and 65535)");
     }
     HostSpec spec;
-    if (m[1].matched) {
-        spec.user = m[1].str();
-    }
-    spec.address = m[2].str();
-    if (spec.address.front() == '[') {
-        spec.address = spec.address.substr(1, spec.address.size() - 2);
-    }
-    if (m[3].matched) {
-        int port = std::stoi(m[3].str());
-        if (port < 1 || port > 65535) {
-            return make_error(ErrorCode::usage, "'" + arg + "': port must be between 1 and 65535");
-        }
-        spec.port = port;
-    }
+    spec.user = d->user;
+    spec.address = d->host;
+    spec.port = d->port;
     spec.name = spec.address;
     return spec;
 }

@@ -2,6 +2,7 @@
 // here: name, type, default, validator and one line of documentation. Loading, validation,
 // defaults, `nodectl profile keys` and the docs all read this table. Adding a key is one row here
 // plus the code that reads it.
+#include "config/ssh_destination.hpp"
 #include "nodectl/config.hpp"
 
 #include "util/net.hpp"
@@ -128,6 +129,14 @@ std::string choice(const toml::node& n, std::initializer_list<const char*> allow
 
 std::string root_login(const toml::node& n) {
     return choice(n, {"no", "prohibit-password"});
+}
+
+std::string ssh_host(const toml::node& n) {
+    return is_ssh_host(str_of(n)) ? "" : "must be a host name or an IP address";
+}
+
+std::string ssh_jump(const toml::node& n) {
+    return parse_ssh_destination(str_of(n)) ? "" : "must be \"[user@]host[:port]\" with a host name or an IP address";
 }
 
 std::string node_role(const toml::node& n) {
@@ -714,7 +723,7 @@ std::vector<KeySpec> build_table() {
         {"defaults", I, section, "", nullptr, "connection settings for every host that does not set its own"},
         {"hosts", I, table_list, "[]", nullptr, "the hosts ([[hosts]] tables)"},
         {"hosts[].name", I, string, "", not_empty, "label on log lines and reports; defaults to the address"},
-        {"hosts[].address", I, string, "", not_empty, "DNS name or IP address to connect to (required)"},
+        {"hosts[].address", I, string, "", ssh_host, "DNS name or IP address to connect to (required)"},
         {"hosts[].roles", I, string_list, "[]", nullptr, "roles of the host, e.g. [\"server\"]"},
         {"hosts[].vars", I, string_map, "", nullptr, "per-host variables, used in profiles as ${vars.NAME}"},
     };
@@ -723,7 +732,7 @@ std::vector<KeySpec> build_table() {
         {"port", I, integer, "22", port, "SSH port"},
         {"user", I, string, "", not_empty, "SSH user; without it: User from ~/.ssh/config, else the local user (as ssh does)"},
         {"identity", I, string, "", not_empty, "private key file; without it ssh-agent and ~/.ssh/id_* are tried"},
-        {"proxy_jump", I, string, "", not_empty, "jump host, \"[user@]host[:port]\" (like ssh -J)"},
+        {"proxy_jump", I, string, "", ssh_jump, "jump host, \"[user@]host[:port]\" (like ssh -J)"},
         {"sudo", I, string, "\"none\"", sudo_mode, "how to become root: none (log in as root), nopasswd, password"},
         {"sudo_password", I, secret, "", nullptr, "sudo password: { file = \"PATH\" } or { env = \"VAR\" }"},
     };

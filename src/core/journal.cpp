@@ -1,4 +1,5 @@
 #include "core/journal.hpp"
+#include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -18,7 +19,7 @@ std::string utc_now() {
 std::string Journal::to_json() const {
     nlohmann::json j = {{"run_id", run_id}, {"profile", profile_digest}, {"state", state},
                         {"started", started}, {"finished", finished}, {"steps", steps}};
-    return j.dump(2) + "\n";
+    return util::json_text(j, 2) + "\n";
 }
 
 Journal Journal::from_json(const std::string& text) {

@@ -1,15 +1,35 @@
 #include "core/log.hpp"
 
+#include "util/text.hpp"
+
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <unistd.h>
 
 namespace nodectl::log {
 
+namespace {
+
+// %* : the message made printable (util::printable); messages often quote what a host sent, which
+// must not drive the operator's terminal.
+class PrintableMessage final : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+        auto text = util::printable(std::string_view(msg.payload.data(), msg.payload.size()));
+        dest.append(text.data(), text.data() + text.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<PrintableMessage>(); }
+};
+
+} // namespace
+
 void init() {
     auto logger = spdlog::stderr_color_mt("nodectl");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
     // Under systemd the journal adds its own timestamps.
-    logger->set_pattern(getenv("JOURNAL_STREAM") ? "%l %v" : "%H:%M:%S.%e %^%-5l%$ %v");
+    formatter->add_flag<PrintableMessage>('*').set_pattern(getenv("JOURNAL_STREAM") ? "%l %*" : "%H:%M:%S.%e %^%-5l%$ %*");
+    logger->set_formatter(std::move(formatter));
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::info);
 }

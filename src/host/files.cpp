@@ -1,6 +1,8 @@
 #include "host/files.hpp"
 
+#include "target/scripts.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 namespace nodectl::host {
 
@@ -17,11 +19,12 @@ Result<FileState> file_state(Target& target, const std::string& path) {
         return st;
     }
     auto f = util::split(lines[0], ' ');
-    if (f.size() != 3) {
-        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + lines[0]);
+    auto mode = f.size() == 3 ? util::parse_unsigned(f[0], 8) : std::nullopt;
+    if (!mode || *mode > 07777) {
+        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(lines[0].substr(0, 200)));
     }
     st.exists = true;
-    st.mode = static_cast<uint32_t>(std::stoul(f[0], nullptr, 8));
+    st.mode = static_cast<uint32_t>(*mode);
     st.owner = f[1];
     st.group = f[2];
     st.sha256 = lines[1].substr(0, 64);
@@ -51,26 +54,39 @@ Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const
             out.emplace_back();
             continue;
         }
-        if (header.size() != 5 || header[0] != "F") {
+        auto mode = header.size() == 5 && header[0] == "F" ? util::parse_unsigned(header[1], 8) : std::nullopt;
+        auto size = header.size() == 5 ? util::parse_unsigned(header[4]) : std::nullopt;
+        if (!mode || *mode > 07777 || !size) {
             return make_error(ErrorCode::command, "unexpected output reading " + path);
         }
-        size_t size = std::stoull(header[4]);
-        if (pos + size > r.out.size()) {
+        if (*size > r.out.size() - pos) {
             return make_error(ErrorCode::command, path + " changed while it was read; try again");
         }
-        out.emplace_back(FileContent{r.out.substr(pos, size), static_cast<uint32_t>(std::stoul(header[1], nullptr, 8)),
-                                     header[2], header[3]});
-        pos += size;
+        out.emplace_back(FileContent{r.out.substr(pos, *size), static_cast<uint32_t>(*mode), header[2], header[3]});
+        pos += *size;
     }
     return out;
 }
 
-Result<void> set_owner_mode(Target& target, const FileSpec& spec) {
+Result<bool> set_owner_mode(Target& target, const FileSpec& spec) {
+    constexpr int k_not_root_only = 101;
     Command cmd;
-    cmd.script = "chown " + shell_quote(spec.owner + ":" + spec.group) + " -- " + shell_quote(spec.path) + " && chmod " +
-                 util::octal(spec.mode) + " -- " + shell_quote(spec.path);
-    TRY(target.run_checked(cmd, "chown/chmod " + spec.path));
-    return Ok{};
+    // Only where nobody but root can swap the file for a symbolic link between the check and
+    // chmod (which follows links): elsewhere the caller rewrites the file, which is safe there.
+    cmd.script = "set -e; " + enter_file_directory_script(spec.path, false) +
+                 "if [ ! -f \"$n\" ] || [ -L \"$n\" ]; then echo \"$p is not a regular file\" >&2; exit 1; fi; "
+                 "[ -n \"$safe\" ] || exit " + std::to_string(k_not_root_only) + "; "
+                 "chown " + shell_quote(spec.owner + ":" + spec.group) + " -- \"$n\"; chmod " + util::octal(spec.mode) +
+                 " -- \"$n\"";
+    auto r = TRY(target.run(cmd));
+    if (r.exit_code == k_not_root_only) {
+        return false;
+    }
+    if (r.exit_code != 0) {
+        return make_error(ErrorCode::command, "chown/chmod " + spec.path + " failed (exit " +
+                                                  std::to_string(r.exit_code) + "): " + util::trim(r.err));
+    }
+    return true;
 }
 
 Result<void> remove_file(Target& target, const std::string& path) {

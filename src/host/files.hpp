@@ -28,7 +28,9 @@ struct FileContent {
 // Regular files read in one round trip, in the order given; nullopt for a path that is not a
 // regular file.
 Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const std::vector<std::string>& paths);
-Result<void> set_owner_mode(Target& target, const FileSpec& spec);
+// chown + chmod in place; false (and nothing done) when the file's directory is not root's alone,
+// where only rewriting the file (Target::write_file) is safe.
+Result<bool> set_owner_mode(Target& target, const FileSpec& spec);
 Result<void> remove_file(Target& target, const std::string& path);
 
 } // namespace nodectl::host

@@ -3,7 +3,9 @@
 #include "core/log.hpp"
 #include "target/local_target.hpp"
 #include "target/scripts.hpp"
+#include "config/ssh_destination.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
@@ -64,14 +66,13 @@ std::vector<std::string> known_fingerprints(const std::string& known_hosts, cons
         }
         bool match = false;
         if (util::starts_with(fields[0], "|1|")) {
-            // |1|base64(salt)|base64(HMAC-SHA1(salt, host))
+            // |1|base64(salt)|base64(HMAC-SHA1(salt, host)): both 20 bytes, 28 base64 characters.
+            // The file is not trusted to hold only such entries: anything else is skipped.
             auto parts = util::split(fields[0], '|');
-            if (parts.size() == 4) {
-                unsigned char salt[64], want[64], got[EVP_MAX_MD_SIZE];
-                int salt_len = EVP_DecodeBlock(salt, reinterpret_cast<const unsigned char*>(parts[2].data()),
-                                               static_cast<int>(parts[2].size()));
-                int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()),
-                                               static_cast<int>(parts[3].size()));
+            if (parts.size() == 4 && parts[2].size() == 28 && parts[3].size() == 28) {
+                unsigned char salt[21], want[21], got[EVP_MAX_MD_SIZE];  // 28 base64 characters decode to 21 bytes
+                int salt_len = EVP_DecodeBlock(salt, reinterpret_cast<const unsigned char*>(parts[2].data()), 28);
+                int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()), 28);
                 unsigned got_len = 0;
                 if (salt_len >= 20 && want_len >= 20 &&
                     HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(),
@@ -171,10 +172,19 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
                                            "): the server accepted none of the keys" + hint);
 }
 
-std::string proxy_command(const std::string& jump, const HostSpec& host, const SshOptions& options) {
+Result<std::string> proxy_command(const std::string& jump, const std::string& address, const HostSpec& host,
+                                  const SshOptions& options) {
     // libssh 0.10 has no native ProxyJump; it runs `ssh -W` as a ProxyCommand, which checks the
-    // jump host's key strictly against the same known_hosts file.
-    std::string cmd = "ssh -W '[%h]:%p' -o BatchMode=yes -o StrictHostKeyChecking=yes";
+    // jump host's key strictly against the same known_hosts file. Both names end up in a shell
+    // command line: only a host name or an IP address gets there, quoted, after "--".
+    auto dest = parse_ssh_destination(jump);
+    if (!dest) {
+        return make_error(ErrorCode::config, "proxy_jump '" + jump + "' is not \"[user@]host[:port]\"");
+    }
+    if (!is_ssh_host(address)) {
+        return make_error(ErrorCode::config, "'" + address + "' is not a host name or an IP address");
+    }
+    std::string cmd = "ssh -W " + shell_quote("[" + address + "]:%p") + " -o BatchMode=yes -o StrictHostKeyChecking=yes";
     if (!options.known_hosts.empty()) {
         cmd += " -o UserKnownHostsFile=" + shell_quote(options.known_hosts);
     }
@@ -184,13 +194,13 @@ std::string proxy_command(const std::string& jump, const HostSpec& host, const S
     if (host.identity) {
         cmd += " -i " + shell_quote(*host.identity);
     }
-    auto colon = jump.rfind(':');
-    if (colon != std::string::npos && jump.find(']') == std::string::npos && jump.find(':') == colon) {
-        cmd += " -p " + shell_quote(jump.substr(colon + 1)) + " " + shell_quote(jump.substr(0, colon));
-    } else {
-        cmd += " " + shell_quote(jump);
+    if (dest->port) {
+        cmd += " -p " + std::to_string(*dest->port);
     }
-    return cmd;
+    if (dest->user) {
+        cmd += " -l " + shell_quote(*dest->user);
+    }
+    return cmd + " -- " + shell_quote(dest->host);
 }
 
 } // namespace
@@ -221,9 +231,6 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
     if (!options.known_hosts.empty()) {
         ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, options.known_hosts.c_str());
     }
-    if (host.proxy_jump) {
-        ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, proxy_command(*host.proxy_jump, host, options).c_str());
-    }
     char* user_c = nullptr;
     ssh_options_get(s, SSH_OPTIONS_USER, &user_c);
     std::string user = user_c ? user_c : "root";
@@ -235,6 +242,10 @@ Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, cons
     std::string address = host_c ? host_c : host.address;
     ssh_string_free_char(host_c);
     std::string where = user + "@" + address + ":" + std::to_string(port);
+    if (host.proxy_jump) {
+        auto proxy = TRY(proxy_command(*host.proxy_jump, address, host, options));
+        ssh_options_set(s, SSH_OPTIONS_PROXYCOMMAND, proxy.c_str());
+    }
 
     if (ssh_connect(s) != SSH_OK) {
         return make_error(ErrorCode::connect, "cannot connect to " + where + ": " + ssh_get_error(s));
@@ -304,22 +315,30 @@ Result<void> SshTarget::verify_root() {
 }
 
 std::string SshTarget::wrap(const Command& cmd, std::string& input) const {
-    // The remote `timeout` kills the command on the host; our own deadline covers a dead link.
-    std::string inner = "timeout -k 5 " + std::to_string(cmd.timeout.count()) + " sh -c " +
-                        shell_quote(std::string(k_script_prologue) + cmd.script);
     input = cmd.input;
+    std::string body = std::string(k_script_prologue) + cmd.script;
+    std::string sudo;
     switch (m_sudo) {
     case SudoMode::none:
-        return "exec " + inner;
+        break;
     case SudoMode::nopasswd:
-        return "exec sudo -n -- " + inner;
-    case SudoMode::password:
-        // -k: always ask, so the first stdin line is always consumed as the password. The password
-        // travels on stdin; it is never in any command line.
-        input = m_sudo_password->reveal() + "\n" + cmd.input;
-        return "exec sudo -S -k -p '' -- " + inner;
+        sudo = "sudo -n -- ";
+        break;
+    case SudoMode::password: {
+        // The password travels on stdin, never in any command line. sudo reads it only when it
+        // asks: a NOPASSWD rule (nodectl's own hardening installs one) leaves it unread. So a
+        // random marker line follows it, and the shell discards stdin up to and including the
+        // marker before the script runs: the script's input never holds the password, whether
+        // sudo read it or not. -k: sudo never answers from a cached timestamp.
+        std::string marker = "nodectl-input-" + util::random_hex(16);
+        input = m_sudo_password->reveal() + "\n" + marker + "\n" + cmd.input;
+        body = "while IFS= read -r l; do [ \"$l\" = " + marker + " ] && break; done; unset l; " + body;
+        sudo = "sudo -S -k -p '' -- ";
+        break;
     }
-    return inner;
+    }
+    // The remote `timeout` kills the command on the host; our own deadline covers a dead link.
+    return "exec " + sudo + "timeout -k 5 " + std::to_string(cmd.timeout.count()) + " sh -c " + shell_quote(body);
 }
 
 Result<CommandResult> SshTarget::run(const Command& cmd) {
@@ -395,6 +414,11 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         if (n == SSH_ERROR || e == SSH_ERROR) {
             return make_error(ErrorCode::connect, "lost the connection: " + std::string(ssh_get_error(m_session)));
         }
+        if (result.out.size() > k_max_command_output || result.err.size() > k_max_command_output) {
+            ssh_channel_request_send_signal(ch, "KILL");
+            return make_error(ErrorCode::command, "the command printed more than " +
+                                                      std::to_string(k_max_command_output >> 20) + " MiB; stopped");
+        }
         if (n == 0 && e <= 0 && ssh_channel_is_eof(ch)) {
             break;
         }
@@ -405,7 +429,7 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
     }
     // Drain whatever arrived with the EOF, then collect the exit status.
     int e;
-    while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+    while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0 && result.err.size() <= k_max_command_output) {
         result.err.append(buf, static_cast<size_t>(e));
     }
     result.exit_code = ssh_channel_get_exit_status(ch);
@@ -459,7 +483,7 @@ Result<std::unique_ptr<HostLock>> SshTarget::lock(const std::string& holder) {
     std::string out;
     char buf[512];
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (out.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    while (out.find('\n') == std::string::npos && out.size() < 4096 && std::chrono::steady_clock::now() < deadline) {
         int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 200);
         if (n > 0) {
             out.append(buf, static_cast<size_t>(n));
@@ -494,12 +518,16 @@ Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& de
         sftp_session s;
         ~SftpGuard() { sftp_free(s); }
     } sg{sftp};
-    // The login user's temporary upload name; root moves it into place afterwards.
+    // The login user's temporary upload name in the login user's home (never a shared directory
+    // such as /tmp), a new file (O_EXCL) under a random name; root copies it into place afterwards.
     char* home = sftp_canonicalize_path(sftp, ".");
-    std::string tmp = std::string(home ? home : "/tmp") + "/.nodectl-upload-" + std::to_string(getpid()) + "-" +
-                      std::to_string(std::hash<std::string>{}(dest.path) % 100000);
+    if (!home) {
+        return make_error(ErrorCode::command, "SFTP cannot find the home directory of " + m_user + ": " +
+                                                  ssh_get_error(m_session));
+    }
+    std::string tmp = std::string(home) + "/.nodectl-upload-" + util::random_hex(8);
     ssh_string_free_char(home);
-    sftp_file f = sftp_open(sftp, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    sftp_file f = sftp_open(sftp, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (!f) {
         return make_error(ErrorCode::command, "SFTP cannot create " + tmp + ": " + ssh_get_error(m_session));
     }

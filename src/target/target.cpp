@@ -5,6 +5,7 @@
 #include "target/scripts.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 namespace nodectl {
 
@@ -77,29 +78,61 @@ Result<FileStat> Target::stat(const std::string& path) {
     }
     auto lines = util::split_lines(r.out);
     auto f = lines.empty() ? std::vector<std::string>() : util::split(lines[0], '|');
-    if (f.size() != 5) {
-        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + r.out);
+    auto mode = f.size() == 5 ? util::parse_unsigned(f[1], 8) : std::nullopt;
+    auto size = f.size() == 5 ? util::parse_unsigned(f[4]) : std::nullopt;
+    if (!mode || *mode > 07777 || !size) {
+        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(r.out.substr(0, 200)));
     }
     st.exists = true;
     st.is_dir = f[0] == "directory";
     st.is_symlink = f[0] == "symbolic link";
-    st.mode = static_cast<uint32_t>(std::stoul(f[1], nullptr, 8));
+    st.mode = static_cast<uint32_t>(*mode);
     st.owner = f[2];
     st.group = f[3];
-    st.size = std::stoull(f[4]);
+    st.size = *size;
     if (st.is_symlink && lines.size() > 1) {
         st.link_target = lines[1];
     }
     return st;
 }
 
+std::string enter_file_directory_script(const std::string& path, bool create) {
+    // The directory's last component must not be a symbolic link (a user who owns its parent could
+    // point it at /root/.ssh), checked again after the cd in case it was swapped meanwhile. From
+    // then on the script works in the current directory, an inode nobody can swap.
+    return "p=" + shell_quote(path) + "; d=$(dirname -- \"$p\"); n=$(basename -- \"$p\"); " +
+           std::string(create ? "mkdir -p -- \"$d\"; " : "") +
+           "if [ -L \"$d\" ]; then echo \"refusing $p: $d is a symbolic link\" >&2; exit 1; fi; "
+           "cd -P -- \"$d\"; "
+           "if [ \"$(stat -c %d:%i ..)\" != \"$(stat -L -c %d:%i -- \"$(dirname -- \"$d\")\")\" ]; then "
+           "echo \"refusing $p: $d was replaced while it was opened\" >&2; exit 1; fi; "
+           // du: the directory's owner uid and gid; dm: its mode; 'safe' when only root can change
+           // its entries
+           "set -- $(stat -c '%u %g %a' .); du=$1; dg=$2; dm=$3; "
+           "if [ \"$du\" = 0 ] && [ $((0$dm & 022)) -eq 0 ]; then safe=1; else safe=; fi; "
+           "if [ $((0$dm & 022)) -ne 0 ]; then "
+           "echo \"refusing $p: $d is writable by group or others\" >&2; exit 1; fi; ";
+}
+
 std::string atomic_write_script(const FileSpec& file) {
     // mktemp creates the file 0600, so content (maybe a secret) is never readable by others while
     // it is written; owner and mode are set before the rename makes it visible under its name.
-    return "set -e; p=" + shell_quote(file.path) + "; d=$(dirname -- \"$p\"); mkdir -p -- \"$d\"; "
-           "t=$(mktemp \"$d/.nodectl.XXXXXX\"); trap 'rm -f -- \"$t\"' EXIT; "
-           "cat > \"$t\"; chown " + shell_quote(file.owner + ":" + file.group) + " \"$t\"; "
-           "chmod " + util::octal(file.mode) + " \"$t\"; sync \"$t\"; mv -f -- \"$t\" \"$p\"; trap - EXIT";
+    // In a directory a user owns, that user can swap the temporary file for a symbolic link at any
+    // moment: there the file is written by a process running as that user, and root only changes
+    // its owner without following links (chown -h) and renames it, which follows nothing either.
+    std::string owner = shell_quote(file.owner + ":" + file.group);
+    std::string write_tmp = "set -e; t=$(mktemp ./.nodectl.XXXXXX); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"; chmod " +
+                            util::octal(file.mode) + " -- \"$t\"; sync -- \"$t\"; trap - EXIT; echo \"$t\"";
+    return "set -e; " + enter_file_directory_script(file.path, true) +
+           "if [ -n \"$safe\" ]; then "
+           "t=$(mktemp ./.nodectl.XXXXXX); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"; chown " + owner + " -- \"$t\"; "
+           "chmod " + util::octal(file.mode) + " -- \"$t\"; sync -- \"$t\"; "
+           "else "
+           "t=$(setpriv --reuid=\"$du\" --regid=\"$dg\" --clear-groups -- sh -c " + shell_quote(write_tmp) + "); "
+           "case $t in ./.nodectl.[A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9]) ;; "
+           "*) echo \"writing $p as the owner of $d failed\" >&2; exit 1;; esac; "
+           "trap 'rm -f -- \"$t\"' EXIT; chown -h " + owner + " -- \"$t\"; "
+           "fi; mv -fT -- \"$t\" \"$n\"; trap - EXIT";
 }
 
 Result<void> Target::upload(const std::string& local_path, const FileSpec& dest) {

@@ -67,4 +67,15 @@ nodectl apply -p "$DATA/motd.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "ro
 expect_rc "one host unreachable: partial failure" 4 $?
 contains "unreachable host reported" "$WORK/a3.out" '198.18.1.250: cannot connect'
 check "the reachable host was fixed anyway" test "$(node 2 cat /etc/motd)" = "Hello from ${ADDRS[1]}."
+
+echo "# what a host sends back: invalid UTF-8 and terminal escapes"
+node 2 "printf 'bad \\377\\376 bytes \\033]0;pwned\\007 \\033[2J\\n' > /etc/motd"
+nodectl --json plan -p "$DATA/motd.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "root@${ADDRS[1]}" >"$WORK/p2.json" 2>"$WORK/p2.err"
+expect_rc_out "plan --json with invalid UTF-8 in a host's file" 0 $? "$WORK/p2.err"
+check "the JSON parses, with U+FFFD for the bad bytes" python3 -c "
+import json; r=json.load(open('$WORK/p2.json')); assert '\ufffd' in json.dumps(r, ensure_ascii=False), r"
+nodectl plan -p "$DATA/motd.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "root@${ADDRS[1]}" >"$WORK/p3.out" 2>&1
+expect_rc "plan (text) of the same file" 0 $?
+check "no escape character reaches the terminal" test "$(grep -c $'\033' "$WORK/p3.out")" = 0
+contains_text "the escape is shown as text" "$WORK/p3.out" '\x1b]0;pwned\x07'
 finish

@@ -82,4 +82,33 @@ lacks "the password is not printed" "$WORK/10.out" "$PW"
 "$NODECTL" apply "${BASE[@]}" --sudo password --sudo-password-file "$WORK/pw" "bob@$A" >"$WORK/11.out" 2>&1
 expect_rc "bob: second run" 0 $?
 contains "bob: second run changes nothing" "$WORK/11.out" '0 changed'
+
+# sudo = "password" for a user whose sudo rule needs no password (nodectl's hardening installs
+# such a rule): sudo never reads the password, which must not end up in what the script reads.
+export ALICE_PW='alice secret 17 staple'
+"$NODECTL" apply -p "$DATA/motd.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" --sudo password \
+  --sudo-password-env ALICE_PW "alice@$A" >"$WORK/12.out" 2>&1
+expect_rc "alice: sudo = password with a NOPASSWD rule" 0 $?
+node 1 "cat /etc/motd" >"$WORK/motd"
+contains "the file holds its content" "$WORK/motd" "Hello from $A"
+lacks "the password is not written into the file" "$WORK/motd" "$ALICE_PW"
+check "the file's first line is its content" test "$(head -n1 "$WORK/motd")" = "Hello from $A."
+
+echo "# a file in a directory a local user owns, while that user swaps nodectl's temporary files for symlinks"
+node 1 "install -d -o alice -g alice -m 755 /srv/alice && printf 'precious\n' >/root/victim && chmod 600 /root/victim"
+node 1 'setpriv --reuid=alice --regid=alice --clear-groups sh -c "end=\$((\$(date +%s)+90)); while [ \$(date +%s) -lt \$end ] && [ ! -e /srv/alice/stop ]; do for f in /srv/alice/.nodectl.*; do [ -e \"\$f\" ] && [ ! -L \"\$f\" ] && rm -f \"\$f\" && ln -s /root/victim \"\$f\"; done; done" >/dev/null 2>&1' &
+racer=$!
+for i in 1 2 3 4 5 6 7 8; do
+  printf '[[base.files]]\npath = "/srv/alice/app.conf"\ncontent = "run %s\\n"\nmode = "0644"\n' "$i" >"$WORK/race.toml"
+  "$NODECTL" apply -p "$WORK/race.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "root@$A" >"$WORK/race-$i.out" 2>&1
+done
+node 1 'touch /srv/alice/stop'
+wait $racer
+check "root's file was not written through the swapped symlink" test "$(node 1 cat /root/victim)" = precious
+check "root's file kept its mode and owner" test "$(node 1 "stat -c '%a %U' /root/victim")" = "600 root"
+node 1 'rm -f /srv/alice/stop /srv/alice/app.conf'
+"$NODECTL" apply -p "$WORK/race.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "root@$A" >"$WORK/race.out" 2>&1
+expect_rc_out "without the racer the file is written" 0 $? "$WORK/race.out"
+check "with its content, owner and mode" test "$(node 1 "cat /srv/alice/app.conf; stat -c '%a %U' /srv/alice/app.conf")" = "run 8
+644 root"
 finish

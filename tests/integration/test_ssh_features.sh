@@ -41,6 +41,28 @@ expect_rc "apply through a ProxyJump host" 0 $?
 check "the node got the file" test "$(node 1 cat /etc/motd)" = "Hello from behind-jump."
 contains "the jump host forwarded the connection to the node" "$WORK/sshd.log" "direct-tcpip.*$A|target $A port 22|connect to $A port 22"
 
+echo "# names that reach the ProxyCommand are validated: no option or shell injection"
+cat >"$WORK/inv-bad-jump.toml" <<INV
+[[hosts]]
+address = "$A"
+identity = "$NODECTL_TEST_KEY"
+proxy_jump = "-oProxyCommand=touch $WORK/pwned-jump"
+INV
+cat >"$WORK/inv-bad-address.toml" <<INV
+[[hosts]]
+address = "x'\$(touch $WORK/pwned-address)'"
+identity = "$NODECTL_TEST_KEY"
+proxy_jump = "root@127.0.0.1:$PORT"
+INV
+for bad in jump address; do
+  "$NODECTL" plan -p "$DATA/motd.toml" -i "$WORK/inv-bad-$bad.toml" --known-hosts "$WORK/known_hosts" >"$WORK/bad-$bad.out" 2>&1
+  rc=$?
+  check "a bad $bad is refused (exit $rc)" test "$rc" -ne 0
+  check "a bad $bad runs no command" test ! -e "$WORK/pwned-$bad"
+done
+contains "the bad jump host is named" "$WORK/bad-jump.out" "proxy_jump' must be"
+contains "the bad address is named" "$WORK/bad-address.out" "address' must be a host name or an IP address"
+
 echo "# an alias from an ssh config file"
 cat >"$WORK/ssh_config" <<CFG
 Host mynode

@@ -341,7 +341,7 @@ private:
         if (has(s, "stat -c '%a %U %G'") && has(s, "sha256sum")) {
             return file_state(cmd);
         }
-        if (util::starts_with(s, "chown ") && has(s, " && chmod ")) {
+        if (util::starts_with(s, "set -e; p=") && has(s, "; chown ") && has(s, "; chmod ")) {
             return chown_chmod(cmd);
         }
         if (util::starts_with(s, "rm -f -- ")) {
@@ -427,29 +427,34 @@ private:
         return ok();
     }
 
-    // chown O:G -- P && chmod MODE -- P
+    // host::set_owner_mode: set -e; p=P; ...(into P's directory, which is root's alone here)...;
+    // chown O:G -- "$n"; chmod MODE -- "$n"
     CommandResult chown_chmod(const Command& cmd) {
-        auto words = shell_words(cmd.script);
-        if (!words || words->size() != 9 || (*words)[2].text != "--" || (*words)[4].text != "&&" ||
-            (*words)[5].text != "chmod" || (*words)[7].text != "--" || (*words)[3].text != (*words)[8].text ||
-            (*words)[1].raw != shell_quote((*words)[1].text) || (*words)[3].raw != shell_quote((*words)[3].text)) {
+        const std::string& s = cmd.script;
+        const std::string head = "set -e; p=";
+        auto path = quoted_args(s, head.size(), s.find("; d=$(dirname"));
+        auto chown_at = s.rfind("; chown ");
+        auto chmod_at = s.rfind("; chmod ");
+        auto owner_arg = quoted_args(s, chown_at + 8, s.find(" -- ", chown_at));
+        auto mode_end = s.find(" -- ", chmod_at);
+        if (!path || path->size() != 1 || !owner_arg || owner_arg->size() != 1 || mode_end == std::string::npos ||
+            s.substr(mode_end) != " -- \"$n\"") {
             return unknown(cmd, "malformed chown/chmod script");
         }
         if (auto refused = admit(cmd, true)) {
             return *refused;
         }
-        auto owner = util::split((*words)[1].text, ':');
-        const std::string& path = (*words)[3].text;
-        auto it = m_host->files.find(path);
+        auto owner = util::split((*owner_arg)[0], ':');
+        auto it = m_host->files.find((*path)[0]);
         if (it == m_host->files.end()) {
-            return exit_with(1, "chown: cannot access '" + path + "': No such file or directory\n");
+            return exit_with(1, (*path)[0] + " is not a regular file\n");
         }
         if (owner.size() != 2 || !m_host->users.count(owner[0]) || !m_host->groups.count(owner[1])) {
-            return exit_with(1, "chown: invalid user: '" + (*words)[1].text + "'\n");
+            return exit_with(1, "chown: invalid user: '" + (*owner_arg)[0] + "'\n");
         }
         it->second.owner = owner[0];
         it->second.group = owner[1];
-        it->second.mode = static_cast<uint32_t>(std::stoul((*words)[6].text, nullptr, 8));
+        it->second.mode = static_cast<uint32_t>(std::stoul(s.substr(chmod_at + 8, mode_end - chmod_at - 8), nullptr, 8));
         return ok();
     }
 

@@ -2,6 +2,7 @@
 // expansion in profile strings.
 #include "test_support.hpp"
 
+#include "config/ssh_destination.hpp"
 #include "nodectl/config.hpp"
 
 #include <doctest/doctest.h>
@@ -131,6 +132,14 @@ TEST_CASE("inventory: errors name file:line:col") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nsudo = \"password\"\n");
         CHECK(contains(load_error(path), "host 'h1' has sudo = \"password\" but no sudo_password"));
     }
+    SUBCASE("a proxy_jump that is an ssh option") {
+        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nproxy_jump = \"-oProxyCommand=touch /tmp/x\"\n");
+        CHECK(contains(load_error(path), ":3:14: 'hosts[].proxy_jump' must be \"[user@]host[:port]\""));
+    }
+    SUBCASE("an address with shell syntax") {
+        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1'$(id)'\"\n");
+        CHECK(contains(load_error(path), ":2:11: 'hosts[].address' must be a host name or an IP address"));
+    }
     SUBCASE("the same name twice") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"198.18.99.1\"\n");
         CHECK(contains(load_error(path), path + ":3:1: host name 'h1' is used twice"));
@@ -162,8 +171,26 @@ TEST_CASE("parse_host_arg: user@host[:port], bare host, [v6]:port") {
     CHECK(d->user == std::optional<std::string>("root"));
 }
 
+TEST_CASE("parse_ssh_destination: the jump host forms of ssh -J") {
+    auto a = parse_ssh_destination("jump@bastion.example.org:2222");
+    REQUIRE(a.has_value());
+    CHECK(a->user == std::optional<std::string>("jump"));
+    CHECK(a->host == "bastion.example.org");
+    CHECK(a->port == std::optional<int>(2222));
+    auto b = parse_ssh_destination("[fe80::1]:22");
+    REQUIRE(b.has_value());
+    CHECK(b->host == "fe80::1");
+    CHECK_FALSE(parse_ssh_destination("-oProxyCommand=x").has_value());
+    CHECK_FALSE(parse_ssh_destination("bastion -oX=y").has_value());
+    CHECK(is_ssh_host("198.18.3.4"));
+    CHECK(is_ssh_host("::1"));
+    CHECK_FALSE(is_ssh_host("-p"));
+    CHECK_FALSE(is_ssh_host("a'b"));
+}
+
 TEST_CASE("parse_host_arg: rejects what is not a host") {
-    for (std::string bad : {"a@b@c", "host:70000", "host:0", "", "host:", "user@", "ho st", "host:22:22", "host;rm"}) {
+    for (std::string bad : {"a@b@c", "host:70000", "host:0", "", "host:", "user@", "ho st", "host:22:22", "host;rm",
+                            "-oProxyCommand=x", "root@-oProxyCommand=x", "-l@host", "h'$(id)'", "[::1;x]:22"}) {
         CAPTURE(bad);
         auto r = parse_host_arg(bad);
         REQUIRE_FALSE(r.ok());

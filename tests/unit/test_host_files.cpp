@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <unistd.h>
 
 using namespace nodectl;
 using nodectl::testing::FakeTarget;
@@ -54,7 +55,9 @@ TEST_CASE("host::set_owner_mode and remove_file on a real file") {
     FileSpec spec;
     spec.path = path;
     spec.mode = 0644;
-    REQUIRE(host::set_owner_mode(local, spec).ok());
+    auto done = host::set_owner_mode(local, spec);
+    REQUIRE(done.ok());
+    CHECK(*done);
     CHECK(host::file_state(local, path)->mode == 0644);
 
     REQUIRE(host::remove_file(local, path).ok());
@@ -66,3 +69,50 @@ TEST_CASE("host::set_owner_mode and remove_file on a real file") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("chown/chmod " + spec.path + " failed") == 0);
 }
+
+TEST_CASE("host::set_owner_mode leaves a file in a directory a user owns to a rewrite") {
+    TempDir dir;
+    LocalTarget local;
+    std::string path = dir.write("home/f", "x", 0600);
+    REQUIRE(chown(dir.file("home").c_str(), 64123, 64123) == 0);
+    FileSpec spec;
+    spec.path = path;
+    spec.mode = 0644;
+    auto done = host::set_owner_mode(local, spec);
+    REQUIRE_MESSAGE(done.ok(), (done.ok() ? "" : done.error().message));
+    CHECK_FALSE(*done);  // chmod follows symbolic links: the user could swap the file for one
+    CHECK(host::file_state(local, path)->mode == 0600);
+
+    std::filesystem::remove(path);
+    std::filesystem::create_symlink(dir.write("target", "y", 0600), dir.file("f-link"));
+    spec.path = dir.file("f-link");
+    auto link = host::set_owner_mode(local, spec);
+    REQUIRE_FALSE(link.ok());
+    CHECK(link.error().message.find("is not a regular file") != std::string::npos);
+}
+
+TEST_CASE("host::file_state and read_files: numbers a host prints are parsed without throwing") {
+    struct Canned final : Target {
+        std::string out;
+        std::string n = "canned";
+        const std::string& name() const override { return n; }
+        Result<CommandResult> run(const Command&) override { return CommandResult{0, out, ""}; }
+        Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
+            return make_error(ErrorCode::internal, "no lock");
+        }
+    } t;
+    for (std::string out : {"9z9 root root\nabc\n", "99999999999999999999999 root root\nabc\n"}) {
+        t.out = out;
+        Result<host::FileState> st = make_error(ErrorCode::internal, "not run");
+        REQUIRE_NOTHROW(st = host::file_state(t, "/etc/x"));
+        CHECK_FALSE(st.ok());
+    }
+    for (std::string out : {"F 644 root root 99999999999999999999999\n", "F 644 root root 18446744073709551615\nabc",
+                            "F 9 root root 3\nabc"}) {
+        t.out = out;
+        Result<std::vector<std::optional<host::FileContent>>> r = make_error(ErrorCode::internal, "not run");
+        REQUIRE_NOTHROW(r = host::read_files(t, {"/etc/x"}));
+        CHECK_FALSE(r.ok());
+    }
+}
+

@@ -5,10 +5,14 @@
 
 #include "target/local_target.hpp"
 #include "target/read_only_target.hpp"
+#include "util/file.hpp"
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace nodectl;
@@ -36,6 +40,36 @@ std::vector<std::string> leftovers(const fs::path& dir) {
     return out;
 }
 
+// Answers every command with the same output: what a hostile host can send back.
+class CannedTarget final : public Target {
+public:
+    explicit CannedTarget(std::string out) : m_out(std::move(out)) {}
+    const std::string& name() const override { return m_name; }
+    Result<CommandResult> run(const Command&) override { return CommandResult{0, m_out, ""}; }
+    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
+        return make_error(ErrorCode::internal, "no lock");
+    }
+
+private:
+    std::string m_name = "canned";
+    std::string m_out;
+};
+
+// The base class's file operations, built on shell scripts: what an SSH target runs.
+class ShellTarget final : public Target {
+public:
+    const std::string& name() const override { return m_name; }
+    Result<CommandResult> run(const Command& cmd) override {
+        return run_process({"/bin/sh", "-c", std::string(k_script_prologue) + cmd.script}, cmd.input, cmd.timeout);
+    }
+    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
+        return make_error(ErrorCode::internal, "no lock");
+    }
+
+private:
+    std::string m_name = "shell";
+};
+
 } // namespace
 
 TEST_CASE("shell_quote: the documented form") {
@@ -57,9 +91,10 @@ TEST_CASE("shell_quote: every word survives /bin/sh unchanged") {
     }
 }
 
-TEST_CASE("LocalTarget write_file: content, mode and owner land atomically; no temporary file is left") {
+TEST_CASE_TEMPLATE("write_file: content, mode and owner land atomically; no temporary file is left", T, LocalTarget,
+                   ShellTarget) {
     TempDir dir;
-    LocalTarget t;
+    T t;
     FileSpec f;
     f.path = dir.file("sub/dir/config");  // parent folders are created
     f.content = "line 1\nline 2 with 'quotes' and $dollar\n";
@@ -94,9 +129,9 @@ TEST_CASE("LocalTarget write_file: content, mode and owner land atomically; no t
     CHECK(leftovers(dir.path() / "sub/dir").empty());
 }
 
-TEST_CASE("LocalTarget write_file: binary content and a path with spaces and quotes") {
+TEST_CASE_TEMPLATE("write_file: binary content and a path with spaces and quotes", T, LocalTarget, ShellTarget) {
     TempDir dir;
-    LocalTarget t;
+    T t;
     FileSpec f;
     f.path = dir.file("it's a file");
     f.content = std::string("\0\1\2\xff binary\n", 12);
@@ -107,19 +142,106 @@ TEST_CASE("LocalTarget write_file: binary content and a path with spaces and quo
     CHECK(t.stat(f.path)->size == 12);
 }
 
-TEST_CASE("LocalTarget write_file: an unknown owner fails and leaves neither file nor temporary") {
+TEST_CASE_TEMPLATE("write_file: an unknown owner fails and leaves neither file nor temporary", T, LocalTarget,
+                   ShellTarget) {
     TempDir dir;
-    LocalTarget t;
+    T t;
     FileSpec f;
     f.path = dir.file("x");
     f.content = "x";
     f.owner = "no-such-user-nodectl";
     auto w = t.write_file(f);
     REQUIRE_FALSE(w.ok());
-    CHECK(w.error().code == ErrorCode::command);
-    CHECK(w.error().message.find("writing " + f.path + " failed") == 0);
+    CHECK(w.error().message.find("writing " + f.path) == 0);
+    CHECK(w.error().message.find("no-such-user-nodectl") != std::string::npos);
     CHECK_FALSE(fs::exists(f.path));
     CHECK(leftovers(dir.path()).empty());
+}
+
+// A directory owned by a local user of the host (uid 64123 here), who swaps every temporary file
+// nodectl creates there for a symbolic link to a file of root's, as fast as it can.
+TEST_CASE_TEMPLATE("write_file in a directory a user owns: a racing symlink swap never makes root write elsewhere", T,
+                   LocalTarget, ShellTarget) {
+    REQUIRE(geteuid() == 0);
+    TempDir dir;
+    T t;
+    std::string victim = dir.write("victim", "precious\n", 0600);  // someone else's file
+    REQUIRE(chown(victim.c_str(), 64999, 64999) == 0);
+    fs::path home = dir.path() / "home";
+    fs::create_directory(home);
+    REQUIRE(chown(home.c_str(), 64123, 64123) == 0);
+    REQUIRE(chmod(home.c_str(), 0755) == 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> swaps{0};
+    std::thread racer([&] {
+        while (!stop) {
+            try {
+                std::error_code ec;
+                for (const auto& e : fs::directory_iterator(home, ec)) {
+                    auto n = e.path().filename().string();
+                    if (n.rfind(".nodectl.", 0) == 0 && !e.is_symlink(ec) && ::unlink(e.path().c_str()) == 0 &&
+                        ::symlink(victim.c_str(), e.path().c_str()) == 0) {
+                        ++swaps;
+                    }
+                }
+            } catch (const std::exception&) {
+                // an entry vanished under the iterator: look again
+            }
+        }
+    });
+    FileSpec f;
+    f.path = (home / "authorized_keys").string();
+    f.mode = 0600;
+    f.owner = "root";
+    int written = 0;
+    for (int i = 0; i < 40; ++i) {
+        f.content = "attempt " + std::to_string(i) + "\n";
+        written += t.write_file(f).ok() ? 1 : 0;
+    }
+    stop = true;
+    racer.join();
+    MESSAGE(swaps.load(), " swaps, ", written, " writes succeeded");
+    CHECK(swaps.load() > 0);
+    CHECK(util::read_file(victim) == std::optional<std::string>("precious\n"));
+    struct stat st {};
+    REQUIRE(::stat(victim.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(st.st_uid == 64999);
+
+    // Without the racer the write succeeds, with the owner and mode asked for.
+    for (const auto& e : fs::directory_iterator(home)) {
+        fs::remove(e.path());
+    }
+    f.content = "final\n";
+    auto w = t.write_file(f);
+    REQUIRE_MESSAGE(w.ok(), (w.ok() ? "" : w.error().message));
+    CHECK(util::read_file(f.path) == std::optional<std::string>("final\n"));
+    CHECK(t.stat(f.path)->owner == "root");
+    CHECK(t.stat(f.path)->mode == 0600);
+    CHECK(leftovers(home).empty());
+}
+
+TEST_CASE_TEMPLATE("write_file: a directory reached through a symbolic link, or writable by others, is refused", T,
+                   LocalTarget, ShellTarget) {
+    TempDir dir;
+    T t;
+    fs::create_directory(dir.path() / "real");
+    fs::create_directory_symlink(dir.path() / "real", dir.path() / "link");
+    FileSpec f;
+    f.path = dir.file("link/file");
+    f.content = "x";
+    auto w = t.write_file(f);
+    REQUIRE_FALSE(w.ok());
+    CHECK(w.error().message.find("writing " + f.path) != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.path() / "real/file"));
+
+    fs::create_directory(dir.path() / "shared");
+    REQUIRE(chmod((dir.path() / "shared").c_str(), 01777) == 0);
+    f.path = dir.file("shared/file");
+    w = t.write_file(f);
+    REQUIRE_FALSE(w.ok());
+    CHECK(w.error().message.find("writable by group or others") != std::string::npos);
+    CHECK_FALSE(fs::exists(f.path));
 }
 
 TEST_CASE("LocalTarget read_file and stat: missing files, directories and symlinks") {
@@ -206,3 +328,33 @@ TEST_CASE("ReadOnlyTarget over a LocalTarget: reads pass, writes never reach the
     CHECK(ro.run(probe)->out == "original\n");
     CHECK(**local.read_file(path) == "original\n");
 }
+
+TEST_CASE("stat: numbers a host prints are parsed without throwing") {
+    for (std::string out : {"regular file|99999999999999999999999|root|root|5\n", "regular file|644|root|root|5x\n",
+                            "regular file|9|root|root|5\n", "regular file|644|root|root|-1\n",
+                            "regular file|644|root|root|99999999999999999999999\n"}) {
+        CAPTURE(out);
+        CannedTarget t(out);
+        Result<FileStat> st = make_error(ErrorCode::internal, "not run");
+        REQUIRE_NOTHROW(st = t.stat("/etc/x"));
+        REQUIRE_FALSE(st.ok());
+        CHECK(st.error().message.find("unexpected stat output for /etc/x") == 0);
+    }
+    CannedTarget good("regular file|640|root|adm|12\n");
+    auto st = good.stat("/etc/x");
+    REQUIRE(st.ok());
+    CHECK(st->mode == 0640);
+    CHECK(st->size == 12);
+}
+
+TEST_CASE("LocalTarget run: output beyond the bound is an error, not memory") {
+    LocalTarget t;
+    Command cmd;
+    cmd.script = "head -c " + std::to_string(k_max_command_output + 4096) + " /dev/zero";
+    auto r = t.run(cmd);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("the command printed more than 16 MiB") != std::string::npos);
+    cmd.script = "head -c 1000 /dev/zero";
+    REQUIRE(t.run(cmd).ok());
+}
+

@@ -3,6 +3,7 @@
 
 #include "util/digest.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -60,3 +61,21 @@ TEST_CASE("sha256: of bytes and of a file") {
     CHECK(util::sha256_file_hex(dir.write("abc", "abc")) == util::sha256_hex("abc"));
     CHECK(util::sha256_file_hex("/nonexistent/nodectl-unit/f").empty());
 }
+
+TEST_CASE("printable: terminal control sequences from a host are shown, not obeyed") {
+    CHECK(util::printable("plain text\n\tindented") == "plain text\n\tindented");
+    CHECK(util::printable("\x1b[2J\x1b]0;title\x07") == "\\x1b[2J\\x1b]0;title\\x07");
+    CHECK(util::printable("a\rb\x7f") == "a\\x0db\\x7f");
+    CHECK(util::printable("csi \xc2\x9b" "31m, not \xc3\xa9") == "csi \\xc2\\x9b31m, not \xc3\xa9");
+}
+
+TEST_CASE("parse_unsigned: digits only, in range, never throws") {
+    CHECK(util::parse_unsigned("644", 8) == std::optional<uint64_t>(0644));
+    CHECK(util::parse_unsigned("18446744073709551615") == std::optional<uint64_t>(18446744073709551615ull));
+    CHECK_FALSE(util::parse_unsigned("18446744073709551616").has_value());
+    CHECK_FALSE(util::parse_unsigned("9", 8).has_value());
+    CHECK_FALSE(util::parse_unsigned("").has_value());
+    CHECK_FALSE(util::parse_unsigned("-1").has_value());
+    CHECK_FALSE(util::parse_unsigned("12 ").has_value());
+}
+

@@ -1,6 +1,7 @@
 // Monitoring of backup runs: a Prometheus textfile (for node_exporter's textfile collector),
 // rewritten atomically after every run, and a JSON webhook on failure.
 #include "modules/backup/detail.hpp"
+#include "util/json.hpp"
 #include "util/file.hpp"
 #include "util/http.hpp"
 
@@ -131,7 +132,7 @@ std::string post_webhook(const std::string& url, const Settings& settings, const
     o.initial_backoff = std::chrono::milliseconds(500);
     o.connect_timeout_seconds = 10;
     o.timeout_seconds = 30;
-    auto r = util::post(url, body.dump(), "application/json", o);
+    auto r = util::post(url, util::json_text(body), "application/json", o);
     return r.ok ? "" : mask_urls(r.error);
 }
 

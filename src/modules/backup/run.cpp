@@ -3,6 +3,7 @@
 // name) and the others go on; a source that fails (mariadb-dump exits non-zero) fails the whole
 // run, since an archive missing a database would be a backup that lies.
 #include "modules/backup/detail.hpp"
+#include "util/json.hpp"
 #include "core/log.hpp"
 #include "util/strings.hpp"
 
@@ -577,7 +578,7 @@ RunReport run(const Settings& s, const RunOptions& options) {
                                    {"entries", entries}};
         report.entries = w.entries().size();
         report.raw_bytes = w.raw_bytes();
-        TRY_VOID(w.add_buffer(k_manifest_name, manifest.dump(2) + "\n", generated_meta()));
+        TRY_VOID(w.add_buffer(k_manifest_name, util::json_text(manifest, 2) + "\n", generated_meta()));
         return w.finish();
     }();
     if (!body) {

@@ -99,8 +99,8 @@ Result<void> WriteFile::apply(Target& target, const Plan&) {
     }
     auto state = TRY(host::file_state(target, spec.path));
     std::string want_hash = m_file.source.empty() ? util::sha256_hex(spec.content) : util::sha256_file_hex(m_file.source);
-    if (state.exists && state.sha256 == want_hash) {
-        return host::set_owner_mode(target, spec);  // only metadata differs: no rewrite
+    if (state.exists && state.sha256 == want_hash && TRY(host::set_owner_mode(target, spec))) {
+        return Ok{};  // only metadata differed: no rewrite
     }
     if (!m_file.source.empty()) {
         return target.upload(m_file.source, spec);

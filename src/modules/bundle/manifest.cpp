@@ -2,6 +2,7 @@
 // has hashed the rest. It is written from a Manifest with a fixed key order, and parsed with
 // every field checked, because extraction creates files at the paths it names.
 #include "modules/bundle/detail.hpp"
+#include "util/json.hpp"
 #include "modules/k3s/release.hpp"
 
 #include <nlohmann/json.hpp>
@@ -131,7 +132,7 @@ std::string manifest_json(const Manifest& m) {
     for (const auto& p : m.pieces) {
         j["pieces"].push_back({{"path", p.path}, {"size", p.size}, {"sha256", p.sha256}, {"kind", kind_name(p.kind)}});
     }
-    return j.dump(2) + "\n";
+    return util::json_text(j, 2) + "\n";
 }
 
 Result<Manifest> parse_manifest(std::string_view text) {

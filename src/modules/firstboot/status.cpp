@@ -1,6 +1,7 @@
 // firstboot.json: the machine-readable status (every attempt, each step's result and time, the
 // error), and the human-readable report made from it for the technician.
 #include "modules/firstboot/firstboot.hpp"
+#include "util/json.hpp"
 #include "util/file.hpp"
 
 #include <nlohmann/json.hpp>
@@ -68,7 +69,7 @@ std::string Status::to_json() const {
               {"error", error},
               {"pid", pid},
               {"attempts", attempts_json}};
-    return j.dump(2) + "\n";
+    return util::json_text(j, 2) + "\n";
 }
 
 Status Status::from_json(const std::string& text) {

@@ -16,6 +16,7 @@
 // are built in an overlayfs over that tree inside a private mount namespace (`unshare --mount`),
 // so the upper directory is exactly the image's layer and no mount outlives the build.
 #include "modules/image/image.hpp"
+#include "util/json.hpp"
 
 #include "core/cache.hpp"
 #include "core/log.hpp"
@@ -553,7 +554,7 @@ Result<void> cache_store(const fs::path& dir, const std::string& key, const Laye
               {"media_type", l.blob.media_type},
               {"created_by", l.created_by}};
     std::string file = (dir / ("layer-" + comp_name(comp) + ".json")).string();
-    if (auto err = util::write_file_atomic(file, j.dump(2) + "\n", 0644); !err.empty()) {
+    if (auto err = util::write_file_atomic(file, util::json_text(j, 2) + "\n", 0644); !err.empty()) {
         return make_error(ErrorCode::io, err);
     }
     return Ok{};
@@ -890,7 +891,7 @@ Result<void> place_blob(const fs::path& blobs, const std::string& digest, const 
 }
 
 Result<std::string> put_json_blob(const fs::path& blobs, const json& j) {
-    std::string text = j.dump();
+    std::string text = util::json_text(j);
     std::string digest = "sha256:" + util::sha256_hex(text);
     if (auto err = util::write_file_atomic((blobs / digest.substr(7)).string(), text, 0644); !err.empty()) {
         return make_error(ErrorCode::io, err);
@@ -989,7 +990,7 @@ Result<BuiltImage> write_image(Ctx& c, const Recipe& r, const std::vector<Layer>
         img.compressed_size += l.blob.size;
         img.cached = img.cached && l.cached;
     }
-    std::string config_text = config.dump();
+    std::string config_text = util::json_text(config);
     std::string config_digest = TRY(put_json_blob(blobs, config));
     json manifest = {{"schemaVersion", 2},
                      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
@@ -998,7 +999,7 @@ Result<BuiltImage> write_image(Ctx& c, const Recipe& r, const std::vector<Layer>
                        {"digest", config_digest},
                        {"size", config_text.size()}}},
                      {"layers", jlayers}};
-    std::string manifest_text = manifest.dump();
+    std::string manifest_text = util::json_text(manifest);
     img.manifest_digest = TRY(put_json_blob(blobs, manifest));
     json index = {{"schemaVersion", 2},
                   {"mediaType", "application/vnd.oci.image.index.v1+json"},
@@ -1009,8 +1010,8 @@ Result<BuiltImage> write_image(Ctx& c, const Recipe& r, const std::vector<Layer>
                      {"annotations",
                       {{"io.containerd.image.name", img.reference},
                        {"org.opencontainers.image.ref.name", img.reference}}}}}}};
-    for (const auto& [file, text] : {std::pair<std::string, std::string>{"index.json", index.dump() + "\n"},
-                                     {"oci-layout", json{{"imageLayoutVersion", "1.0.0"}}.dump() + "\n"}}) {
+    for (const auto& [file, text] : {std::pair<std::string, std::string>{"index.json", util::json_text(index) + "\n"},
+                                     {"oci-layout", util::json_text(json{{"imageLayoutVersion", "1.0.0"}}) + "\n"}}) {
         if (auto err = util::write_file_atomic((tmp / file).string(), text, 0644); !err.empty()) {
             return make_error(ErrorCode::io, err);
         }

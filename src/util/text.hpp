@@ -1,0 +1,23 @@
+// Text from outside (a host's output): parsed without exceptions, printed without surprises.
+// Knows nothing of nodectl.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace util {
+
+// The whole of `s` as an unsigned number in `base` (digits only, no sign or spaces); nullopt for
+// anything else, overflow included. For numbers a host prints: never throws.
+std::optional<uint64_t> parse_unsigned(std::string_view s, int base = 10);
+// `s` safe to print on a terminal: control characters (C0 but newline and tab, DEL, and C1 as
+// UTF-8) become \xHH, so text a host sent cannot move the cursor, retitle the window or hide lines.
+std::string printable(std::string_view s);
+// `bytes` random bytes (OpenSSL's generator) as lower-case hex: names and markers nobody can guess.
+// Aborts when the generator has no entropy: nothing sensible can go on without it.
+std::string random_hex(std::size_t bytes);
+
+} // namespace util
