@@ -12,6 +12,7 @@
 #include "modules/stack/stack.hpp"
 
 #include "util/file.hpp"
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 #include <nlohmann/json.hpp>
@@ -47,7 +48,7 @@ struct Renderer {
     std::string out;
 
     void emit(const J& doc) {
-        out += "---\n" + doc.dump(2) + "\n";
+        out += "---\n" + util::json_text(doc, 2) + "\n";
     }
 
     // --- metadata and labels -------------------------------------------------------------------
