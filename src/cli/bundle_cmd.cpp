@@ -75,6 +75,7 @@ void print_summary(const std::string& what, const bundle::Manifest& m) {
     }
     std::cout << what << " (format " << m.format << ", nodectl " << m.nodectl_version << ", " << m.created << ")\n";
     std::cout << "  pieces: " << m.pieces.size() << ", " << human_size(total) << "\n";
+    std::cout << "  manifest sha256: " << m.digest << " (firstboot.bundle_sha256 pins it)\n";
     if (m.has_k3s()) {
         std::cout << "  k3s: " << (m.k3s_version.empty() ? "(version unknown)" : m.k3s_version) << " " << m.k3s_arch
                   << "\n";

@@ -25,6 +25,7 @@ struct FirstbootCliOptions {
     std::string sign_key;
     std::string sign_file;
     std::string sign_out;
+    std::string sign_bundle;
     bool wait = false;
     int timeout = 3600;
     firstboot::RenderOptions render;
@@ -80,6 +81,9 @@ void configure_firstboot(CLI::App& app, Context&) {
     sign->add_option("--key", o.sign_key, "Ed25519 private key (PEM, mode 0600)")->required();
     sign->add_option("file", o.sign_file, "The config (profile TOML) to sign")->required();
     sign->add_option("--out", o.sign_out, "Where the signature goes (default: FILE.sig)");
+    sign->add_option("--bundle", o.sign_bundle,
+                     "The bundle the machine may use: its manifest sha256 is written into FILE as "
+                     "firstboot.bundle_sha256 before signing (without it, a machine with a trust key uses no bundle)");
 }
 
 int run_firstboot(CLI::App& app, Context&) {
@@ -97,9 +101,14 @@ int run_firstboot(CLI::App& app, Context&) {
     }
     if (app.got_subcommand("sign")) {
         auto key = util::read_file(o.sign_key);
-        auto data = util::read_file(o.sign_file);
-        if (!key || !data) {
-            std::cerr << "nodectl firstboot sign: " << (!key ? o.sign_key : o.sign_file) << ": " << std::strerror(errno) << "\n";
+        if (!key) {
+            std::cerr << "nodectl firstboot sign: " << o.sign_key << ": " << std::strerror(errno) << "\n";
+            return k_exit_config;
+        }
+        // What the signature binds besides the file's bytes is written into the file first.
+        auto data = firstboot::pin_for_signing(o.sign_file, o.sign_bundle);
+        if (!data) {
+            std::cerr << "nodectl firstboot sign: " << data.error().message << "\n";
             return k_exit_config;
         }
         auto sig = firstboot::sign(*key, *data);

@@ -25,6 +25,11 @@ std::string not_empty(const toml::node& n) {
     return str_of(n).empty() ? "must not be empty" : "";
 }
 
+std::string sha256_hex(const toml::node& n) {
+    static const std::regex k_re("^[0-9a-f]{64}$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a sha256 in lower-case hex (64 characters)";
+}
+
 std::string absolute_path(const toml::node& n) {
     auto s = str_of(n);
     if (s.empty() || s[0] != '/') {
@@ -467,6 +472,10 @@ std::vector<KeySpec> build_table() {
         {"base.files[].owner", P, string, "\"root\"", not_empty, "owning user"},
         {"base.files[].group", P, string, "\"root\"", not_empty, "owning group"},
         {"base.files[].sensitive", P, boolean, "false", nullptr, "hide the content from plans and diffs (for secrets)"},
+        {"base.files[].sha256", P, string, "", sha256_hex, "sha256 of the `source` file, checked when the profile loads; first boot with a trust key requires it and uses only those bytes"},
+
+        {"firstboot", P, section, "", nullptr, "what a signed first-boot config binds besides itself"},
+        {"firstboot.bundle_sha256", P, string, "", sha256_hex, "sha256 of the bundle's manifest.json (`nodectl bundle verify` prints it); first boot uses only that bundle, and with a trust key no bundle without it"},
 
         {"harden", P, section, "", nullptr, "host hardening; every group is on by default and can be switched off"},
         {"harden.role", P, string, "\"standalone\"", node_role, "what the node runs: standalone, k3s-server, k3s-server-ha or k3s-agent (kernel and firewall follow it)"},

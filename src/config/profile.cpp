@@ -1,6 +1,7 @@
 // Loading a profile: parse it, load what it `extends` and `include`s, validate every file against
 // the key table, then merge: tables merge key by key, lists of tables ([[base.files]]) are
 // appended, and any other value (lists of strings too) is replaced by the later file. Merged nodes keep their source positions, so errors name the file they came from.
+#include "config/profile_text.hpp"
 #include "config/validate.hpp"
 #include "nodectl/config.hpp"
 #include "util/digest.hpp"
@@ -36,7 +37,8 @@ struct Loader {
     std::vector<std::string> files;
     std::vector<std::string> stack;
 
-    void load(const fs::path& path, const std::string& referenced_at, toml::table& out) {
+    // `text`: the top-level file's bytes, already read (nullptr: read the file).
+    void load(const fs::path& path, const std::string& referenced_at, toml::table& out, const std::string* text = nullptr) {
         std::string canonical = fs::weakly_canonical(path).string();
         for (const auto& s : stack) {
             if (s == canonical) {
@@ -45,7 +47,7 @@ struct Loader {
                 return;
             }
         }
-        auto parsed = parse_toml_file(path.string(), diags);
+        auto parsed = text ? parse_toml_text(*text, path.string(), diags) : parse_toml_file(path.string(), diags);
         if (!parsed) {
             if (!referenced_at.empty() && !fs::exists(path)) {
                 diags.back() = referenced_at + ": included profile " + path.string() + " does not exist";
@@ -91,6 +93,13 @@ struct Loader {
                                     " does not exist");
                 }
                 *src = p.string();  // assigning the value keeps the node's source position
+                auto* pin = ft.get_as<std::string>("sha256");
+                if (pin && fs::is_regular_file(p)) {
+                    if (auto got = util::sha256_file_hex(p.string()); got != pin->get()) {
+                        diags.push_back(location(pin->source()) + ": 'base.files[].source' file " + p.string() +
+                                        " has sha256 " + got + ", not the pinned " + pin->get());
+                    }
+                }
             }
         }
     }
@@ -108,6 +117,9 @@ void check_rules(const toml::table& t, Diagnostics& diags) {
             if (ft.contains("content") == ft.contains("source")) {
                 diags.push_back(where + ": [[base.files]] needs exactly one of 'content' or 'source'");
             }
+            if (ft.contains("sha256") && !ft.contains("source")) {
+                diags.push_back(where + ": 'sha256' pins a 'source' file; this [[base.files]] has none");
+            }
         }
     }
 }
@@ -121,10 +133,12 @@ ConfigView Profile::section(std::string_view name) const {
     return ConfigView(ConfigFile::profile, &m_table, "").section(name);
 }
 
-Result<Profile> load_profile(const std::string& path) {
+namespace {
+
+Result<Profile> load(const std::string& path, const std::string* text) {
     Loader loader;
     toml::table merged;
-    loader.load(path, "", merged);
+    loader.load(path, "", merged, text);
     if (loader.diags.empty()) {
         check_rules(merged, loader.diags);
     }
@@ -144,6 +158,16 @@ Result<Profile> load_profile(const std::string& path) {
     }
     std::string digest = util::sha256_hex(canon.str());
     return Profile(std::move(merged), std::move(loader.files), std::move(digest));
+}
+
+} // namespace
+
+Result<Profile> load_profile(const std::string& path) {
+    return load(path, nullptr);
+}
+
+Result<Profile> load_profile_text(const std::string& path, const std::string& text) {
+    return load(path, &text);
 }
 
 } // namespace nodectl

@@ -142,8 +142,12 @@ std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics&
         diags.push_back(path + ": cannot read file: " + std::strerror(errno));
         return std::nullopt;
     }
+    return parse_toml_text(*content, path, diags);
+}
+
+std::optional<toml::table> parse_toml_text(const std::string& text, const std::string& path, Diagnostics& diags) {
     try {
-        return toml::parse(*content, path);
+        return toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         diags.push_back(location(e.source()) + ": " + std::string(e.description()));
         return std::nullopt;

@@ -15,5 +15,7 @@ std::string location(const toml::source_region& src);
 void validate_table(ConfigFile file, const toml::table& table, const std::string& prefix, Diagnostics& diags);
 // Parses a TOML file; on a syntax error appends a diagnostic and returns nullopt.
 std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics& diags);
+// Parses TOML text; `path` names it in positions and diagnostics.
+std::optional<toml::table> parse_toml_text(const std::string& text, const std::string& path, Diagnostics& diags);
 
 } // namespace nodectl

@@ -5,16 +5,17 @@
 #          the run (steps done before are "done (resumed)", not redone), `nodectl status` says done,
 #          `nodectl check` passes; once only: a different config later changes nothing.
 #  node 2: a trusted key is installed: an unsigned config, a bad signature, a malformed profile
-#          and a tampered bundle are refused with a clear status and change nothing; then a USB
+#          a tampered bundle, a bundle or a source file the signed config does not pin are refused
+#          with a clear status and change nothing; then a USB
 #          stick image from `nodectl usb prepare` (loop device bound into the node) provisions the
 #          node from its bundle with no network and gets the report written back; a second stick
 #          plugged into the finished node is ignored.
-#  node 1 again: `firstboot --force` with an ext4 stick labelled NODECTL: the mount path (mounted
-#          read-only, remounted read-write for the report).
+#  node 1 again: `firstboot --force` with an ext4 stick labelled NODECTL whose report names are
+#          links to /etc/shadow and /etc/passwd: refused (only FAT is mounted), nothing written.
 # Also: `usb prepare --device` refusals against a real loop device, signatures made by openssl.
 # This machine's kernel has no vfat driver: a FAT stick cannot be mounted, in the nodes either.
 # nodectl then reads the stick with mtools (installed on node 2 before it goes offline), which is
-# what the FAT end to end below exercises; the kernel-mount path is exercised with ext4.
+# what the FAT end to end below exercises.
 source "$(dirname "$0")/lib.sh"
 SUBNET=198.18.80
 GW=$SUBNET.1
@@ -100,7 +101,18 @@ cp "$WORK/p2.bundle" "$WORK/tampered.bundle"
 off=$(( $(grep -abo 'debs/tree_' "$WORK/tampered.bundle" | tail -n1 | cut -d: -f1) + 2000 ))
 printf '\x5a' | dd of="$WORK/tampered.bundle" bs=1 seek="$off" conv=notrunc status=none
 
-nodectl usb prepare --image "$WORK/stick.img" --size 64M -p "$WORK/p2.toml" --bundle "$WORK/p2.bundle" --binary "$BIN" >"$WORK/usb.out" 2>&1
+# A signature binds the bundle only through the pin in the signed config (the bundle holds the
+# profile it was made from, so the stick's config is a second file that names the bundle).
+nodectl usb prepare --image "$WORK/unpinned.img" --size 64M -p "$WORK/p2.toml" --bundle "$WORK/p2.bundle" --binary "$BIN" >"$WORK/usb0.out" 2>&1
+check "usb prepare refuses a signed profile that does not pin the bundle" test $? -ne 0
+contains "... saying it pins no bundle" "$WORK/usb0.out" 'is signed and pins no bundle'
+cp "$WORK/p2.toml" "$WORK/p2s.toml"
+nodectl firstboot sign --key "$WORK/fleet.key" --bundle "$WORK/p2.bundle" "$WORK/p2s.toml" >"$WORK/sign2.out" 2>&1
+expect_rc_out "firstboot sign --bundle pins the bundle and signs" 0 $? "$WORK/sign2.out"
+nodectl bundle verify "$WORK/p2.bundle" >"$WORK/bv.out" 2>&1
+P2_DIGEST=$(sed -n 's/^ *manifest sha256: \([0-9a-f]*\).*/\1/p' "$WORK/bv.out")
+contains "the pin is the bundle's manifest sha256" "$WORK/p2s.toml" "^bundle_sha256 = \"$P2_DIGEST\"\$"
+nodectl usb prepare --image "$WORK/stick.img" --size 64M -p "$WORK/p2s.toml" --bundle "$WORK/p2.bundle" --binary "$BIN" >"$WORK/usb.out" 2>&1
 expect_rc_out "usb prepare --image (profile, signature, bundle, binary)" 0 $? "$WORK/usb.out"
 check "the image is labelled NODECTL" test "$(blkid -s LABEL -o value "$WORK/stick.img")" = NODECTL
 MTOOLS_SKIP_CHECK=1 mdir -i "$WORK/stick.img" -/ -b :: >"$WORK/mdir.out" 2>&1
@@ -108,7 +120,7 @@ for f in nodectl nodectl.toml nodectl.toml.sig README.txt bundle/p2.bundle; do
   contains "the stick holds $f" "$WORK/mdir.out" "^::/$f\$"
 done
 MTOOLS_SKIP_CHECK=1 mtype -i "$WORK/stick.img" ::nodectl.toml >"$WORK/stick-profile"
-check "the stick's nodectl.toml is the signed file, byte for byte" cmp -s "$WORK/stick-profile" "$WORK/p2.toml"
+check "the stick's nodectl.toml is the signed file, byte for byte" cmp -s "$WORK/stick-profile" "$WORK/p2s.toml"
 
 # ------------------------------------------------------------------ nodes
 nodes_up 2 $SUBNET
@@ -215,21 +227,25 @@ node 1 nodectl status --json >"$WORK/s1j.out"
 expect_rc "node1: status --json exit code done" 0 $?
 contains "node1: status --json state" "$WORK/s1j.out" '"state": "done"'
 
-# ---- node 1: --force with an ext4 stick (the kernel-mount path)
+# ---- node 1: --force with an ext4 stick: refused (only FAT is mounted), and its report link to
+# /etc/shadow is never written through
 mkdir -p "$WORK/ext4stick"
 printf '[[base.files]]\npath = "/etc/motd"\ncontent = "from the ext4 stick\\n"\n' >"$WORK/ext4stick/nodectl.toml"
+ln -s /etc/shadow "$WORK/ext4stick/nodectl-report.txt"
+ln -s /etc/passwd "$WORK/ext4stick/firstboot.json"
 mkfs.ext4 -q -L NODECTL -d "$WORK/ext4stick" "$WORK/ext4.img" 16M >/dev/null
 EXT4=$(losetup -f --show "$WORK/ext4.img") && LOOPS+=("$EXT4")
 kill -KILL "$NODECTL_TEST_PID_1"; sleep 1
 NODECTL_TEST_NSPAWN_ARGS="--bind=$EXT4" "$TESTNODES" start "$RUN" 1 >/dev/null 2>&1
 reload_env
+shadow_before=$(node 1 sha256sum /etc/shadow /etc/passwd)
 node 1 "rm -f /etc/nodectl/profile.toml; nodectl firstboot --force" >"$WORK/force.out" 2>&1
-expect_rc_out "node1: firstboot --force provisions again, from the ext4 stick" 0 $? "$WORK/force.out"
-contains "node1: --force: the stick was the source" "$WORK/force.out" "^config: +LABEL=NODECTL \\($EXT4\\):nodectl.toml \\(USB stick\\)"
-check "node1: --force: the stick's motd" test "$(node 1 cat /etc/motd)" = "from the ext4 stick"
-check "node1: --force: the stick is unmounted afterwards" test -z "$(node 1 findmnt -n /run/nodectl/stick)"
-debugfs -R 'cat /nodectl-report.txt' "$WORK/ext4.img" >"$WORK/ext4-report.txt" 2>/dev/null
-contains "node1: --force: the report was written back to the ext4 stick" "$WORK/ext4-report.txt" '^state: +done$'
+expect_rc_out "node1: firstboot --force with an ext4 stick labelled NODECTL is refused" 3 $? "$WORK/force.out"
+contains "node1: ... because only FAT sticks are read" "$WORK/force.out" 'holds a filesystem of type ext4; only FAT \(vfat\) sticks are read'
+check "node1: /etc/shadow and /etc/passwd untouched (the stick's links were not followed)" \
+  test "$(node 1 sha256sum /etc/shadow /etc/passwd)" = "$shadow_before"
+check "node1: the ext4 stick was not mounted" test -z "$(node 1 findmnt -n /run/nodectl/stick)"
+check "node1: the motd is still the profile's" test "$(node 1 cat /etc/motd)" = "provisioned by nodectl firstboot"
 
 # ---- node 2: signature required; refusals change nothing
 scp_pub() { node 2 "cat >/root/fleet.pub" <"$WORK/fleet.pub"; }
@@ -262,11 +278,26 @@ nodectl firstboot sign --key "$WORK/fleet.key" "$WORK/bad.toml" >/dev/null
 node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/bad.toml"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/bad.toml.sig"
 refused "a malformed (signed) profile" 'profile.toml:3:[0-9]+'
+# A reusable signed config that pins no bundle, with a bundle the attacker chose: refused.
 node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/p2.toml"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/p2.toml.sig"
+node 2 "cat >/root/any.bundle" <"$WORK/p2.bundle"
+refused "a signed config with a bundle it does not pin" 'bundle /root/any.bundle is refused: the signed config pins no bundle' --bundle /root/any.bundle
+# A [[base.files]] source beside a signed config that does not pin it: refused.
+printf '[[base.files]]\npath = "/etc/motd"\nsource = "motd.txt"\n' >"$WORK/src.toml"
+nodectl firstboot sign --key "$WORK/fleet.key" "$WORK/src.toml" >"$WORK/sign3.out" 2>&1
+check "firstboot sign refuses a source file without its sha256" test $? -ne 0
+contains "... and prints the pin to add" "$WORK/sign3.out" 'add sha256 = "[0-9a-f]{64}"'
+openssl pkeyutl -sign -inkey "$WORK/fleet.key" -rawin -in "$WORK/src.toml" -out "$WORK/src.toml.sig"
+node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/src.toml"
+node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/src.toml.sig"
+node 2 "echo owned >/etc/nodectl/motd.txt"
+refused "a signed config with an unpinned source file" 'has no sha256 pin'
+node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/p2s.toml"
+node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/p2s.toml.sig"
 node 2 "cat >/root/tampered.bundle" <"$WORK/tampered.bundle"
 refused "a tampered bundle" 'bundle /root/tampered.bundle is refused' --bundle /root/tampered.bundle
-node 2 rm -f /etc/nodectl/profile.toml /etc/nodectl/profile.toml.sig /root/tampered.bundle
+node 2 rm -f /etc/nodectl/profile.toml /etc/nodectl/profile.toml.sig /etc/nodectl/motd.txt /root/tampered.bundle /root/any.bundle
 
 # ---- node 2: the stick, bound into the node as a block device; no network needed
 check "node2: no default route (offline)" test -z "$(node 2 ip -4 route show default)"

@@ -10,7 +10,10 @@
 #include <archive_entry.h>
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -83,9 +86,12 @@ std::vector<Entry> read_entries(const std::string& file) {
     return out;
 }
 
-void write_entries(const std::string& file, const std::vector<Entry>& entries) {
+void write_entries(const std::string& file, const std::vector<Entry>& entries, bool gzip = false) {
     archive* a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
+    if (gzip) {
+        archive_write_add_filter_gzip(a);
+    }
     REQUIRE(archive_write_open_filename(a, file.c_str()) == ARCHIVE_OK);
     for (const auto& en : entries) {
         archive_entry* e = archive_entry_new();
@@ -499,4 +505,52 @@ TEST_CASE("bundle: .debs from a dir become debs/NAME with an index the manifest 
     CHECK(contains(index, "Filename: ./nodectl-test-a_1.0-1_all.deb\n"));
     CHECK(contains(index, "Filename: ./nodectl-test-b_2.0_all.deb\n"));
     CHECK(index.find("nodectl-test-a") < index.find("nodectl-test-b"));
+}
+
+TEST_CASE("bundle: an entry larger than the manifest says stops before it is written (a small gzip bundle cannot fill the disk)") {
+    Inputs in;
+    TempDir out;
+    std::string file = out.file("b.tar.gz");
+    REQUIRE(bundle::create(in.options(out.file("b.tar"))).ok());
+    auto entries = read_entries(out.file("b.tar"));
+    for (auto& e : entries) {
+        if (e.name == "images/app.tar") {
+            e.data.assign(64u << 20, '\0');  // 64 MiB of zeros: a few KiB compressed
+        }
+    }
+    write_entries(file, entries, true);
+    CHECK(fs::file_size(file) < (1u << 20));
+    // A file system with 8 MiB left, as far as this process can tell: writing the entry in
+    // full before checking its size fails with EFBIG instead of refusing the bundle.
+    struct rlimit old {};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old;
+    small.rlim_cur = 8u << 20;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    auto x = bundle::extract(file, out.file("dest"));
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    REQUIRE_FALSE(x.ok());
+    CHECK(bundle::is_damaged(x.error()));
+    CHECK(contains(x.error().message, "'images/app.tar'"));
+    CHECK(contains(x.error().message, "the manifest says"));
+    CHECK_FALSE(fs::exists(out.file("dest")));
+}
+
+TEST_CASE("bundle: a manifest declaring more than the disk holds is refused before anything is written") {
+    Inputs in;
+    TempDir out;
+    std::string file = out.file("b.tar");
+    REQUIRE(bundle::create(in.options(file)).ok());
+    auto entries = read_entries(file);
+    auto& manifest = entries[0].data;
+    auto pos = manifest.find("\"size\": " + std::to_string(k_image_bytes.size()));
+    REQUIRE(pos != std::string::npos);
+    manifest.replace(pos, 8 + std::to_string(k_image_bytes.size()).size(), "\"size\": 1000000000000000");
+    write_entries(file, entries);
+    auto x = bundle::extract(file, out.file("dest"));
+    REQUIRE_FALSE(x.ok());
+    CHECK(contains(x.error().message, "MiB free"));
+    CHECK(listing(out.path()) == std::vector<std::string>{"b.tar"});
 }

@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace nodectl::bundle {
@@ -141,6 +142,9 @@ Result<Opened> open_bundle(const std::string& file) {
         if (n == 0) {
             break;
         }
+        if (o.manifest_text.size() + static_cast<size_t>(n) > k_max_manifest) {
+            return damaged(file, "manifest.json is larger than " + std::to_string(k_max_manifest) + " bytes");
+        }
         o.manifest_text.append(buf, static_cast<size_t>(n));
     }
     auto parsed = detail::parse_manifest(o.manifest_text);
@@ -157,6 +161,23 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
     auto o = TRY(open_bundle(file));
     archive* a = o.a.get();
     if (!root.empty()) {
+        // The total bound: what the manifest declares must fit, or nothing is written. Every
+        // entry is then held to its declared size while it streams (below).
+        uint64_t declared = o.manifest_text.size();
+        for (const auto& p : o.manifest.pieces) {
+            if (p.size > UINT64_MAX - declared) {
+                return damaged(file, "the manifest declares more bytes than can exist");
+            }
+            declared += p.size;
+        }
+        struct statvfs vfs {};
+        if (::statvfs(root.c_str(), &vfs) == 0 &&
+            declared / vfs.f_frsize + 1 > static_cast<uint64_t>(vfs.f_bavail)) {
+            return make_error(ErrorCode::io, file + ": the bundle needs " + std::to_string(declared / (1024 * 1024) + 1) +
+                                                 " MiB; " + root + " has " +
+                                                 std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize / (1024 * 1024)) +
+                                                 " MiB free");
+        }
         auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
         FdCloser fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
         if (fd.get() < 0) {
@@ -194,6 +215,11 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         const Piece& piece = *it->second;
         seen.emplace(name, true);
         pending.erase(it);
+        // The header's size is the tar's own claim; refuse a disagreement before reading a byte.
+        if (archive_entry_size_is_set(e) && static_cast<uint64_t>(archive_entry_size(e)) != piece.size) {
+            return damaged(file, "entry '" + name + "' has " + std::to_string(archive_entry_size(e)) +
+                                     " bytes; the manifest says " + std::to_string(piece.size));
+        }
 
         std::string out_path;
         if (!root.empty()) {
@@ -215,6 +241,12 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             }
             if (n == 0) {
                 break;
+            }
+            // Checked before the bytes go anywhere: a small compressed bundle whose entry inflates
+            // without end stops here, not when the disk is full.
+            if (static_cast<uint64_t>(n) > piece.size - size) {
+                return damaged(file, "entry '" + name + "' has more than the " + std::to_string(piece.size) +
+                                         " bytes the manifest says");
             }
             sha.update(buf.data(), static_cast<size_t>(n));
             size += static_cast<uint64_t>(n);

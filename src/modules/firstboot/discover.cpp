@@ -4,10 +4,16 @@
 #include "modules/firstboot/firstboot.hpp"
 #include "target/local_target.hpp"
 #include "util/file.hpp"
+#include "util/file_at.hpp"
 #include "util/strings.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -22,16 +28,27 @@ Result<CommandResult> tool(const std::vector<std::string>& argv, int timeout = 6
     return run_process(argv, "", std::chrono::seconds(timeout));
 }
 
-bool is_mountpoint(const std::string& dir) {
+// The filesystem type of the mount at `dir` ("" when nothing is mounted there).
+std::string mounted_fstype(const std::string& dir) {
     std::ifstream in("/proc/self/mountinfo");
     std::string line;
     while (std::getline(in, line)) {
         auto f = util::split(line, ' ');
         if (f.size() > 4 && f[4] == dir) {
-            return true;
+            // "... optional fields - FSTYPE SOURCE OPTIONS"
+            for (size_t i = 5; i + 1 < f.size(); ++i) {
+                if (f[i] == "-") {
+                    return f[i + 1];
+                }
+            }
+            return "?";
         }
     }
-    return false;
+    return "";
+}
+
+bool is_mountpoint(const std::string& dir) {
+    return !mounted_fstype(dir).empty();
 }
 
 bool regular_file(const std::string& path) {
@@ -39,21 +56,24 @@ bool regular_file(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// The stick's bundle: the one *.bundle file in bundle/ (several are an error: which one?).
-Result<std::string> stick_bundle(const std::string& mount) {
-    std::error_code ec;
-    std::vector<std::string> found;
-    for (const auto& e : fs::directory_iterator(mount + "/bundle", ec)) {
-        if (e.is_regular_file() && e.path().filename().string().ends_with(".bundle")) {
-            found.push_back(e.path().string());
+class Fd {
+public:
+    explicit Fd(int fd) : m_fd(fd) {}
+    ~Fd() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
         }
     }
-    if (found.size() > 1) {
-        return make_error(ErrorCode::config, "the stick holds " + std::to_string(found.size()) +
-                                                 " bundles in bundle/; keep exactly one");
-    }
-    return found.empty() ? std::string() : found.front();
-}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return m_fd; }
+
+private:
+    int m_fd;
+};
+
+constexpr size_t k_max_config = 4 << 20;
+constexpr size_t k_max_signature = 4096;
 
 bool have_tool(const char* name) {
     auto r = run_process({"sh", "-c", std::string("command -v ") + name + " >/dev/null"}, "", std::chrono::seconds(10));
@@ -65,16 +85,28 @@ std::vector<std::string> mtools(std::vector<std::string> argv) {
     return argv;
 }
 
-// Mounts `device` read-only at k_stick_mount (reusing a mount left by a killed run). A kernel that
-// cannot mount the filesystem (no vfat driver) still gets the stick's files when mtools is
-// installed: they are copied, read-only, from the device itself into k_stick_copy.
+// Mounts `device` read-only at k_stick_mount (reusing a mount left by a killed run). Only FAT:
+// a stick is untrusted, and the kernel's other filesystem drivers (and their symbolic links,
+// device nodes, owners) are no surface it gets to reach. A kernel that cannot mount FAT (no vfat
+// driver) still gets the stick's files when mtools is installed: they are copied, read-only,
+// from the device itself into k_stick_copy.
 Result<std::string> mount_stick(const std::string& device) {
+    auto type = tool({"blkid", "-p", "-o", "value", "-s", "TYPE", device}, 30);
+    std::string fstype = type && type->exit_code == 0 ? util::trim(type->out) : "";
+    if (fstype != "vfat") {
+        return make_error(ErrorCode::config, device + " (LABEL=" + std::string(k_stick_label) + ") holds " +
+                                                 (fstype.empty() ? std::string("no filesystem blkid knows") : "a filesystem of type " + fstype) +
+                                                 "; only FAT (vfat) sticks are read, as `nodectl usb prepare` makes them");
+    }
     std::error_code ec;
     fs::create_directories(k_stick_mount, ec);
-    if (is_mountpoint(k_stick_mount)) {
+    if (auto t = mounted_fstype(k_stick_mount); !t.empty()) {
+        if (t != "vfat") {
+            return make_error(ErrorCode::config, std::string(k_stick_mount) + " holds a " + t + " mount; refused (only vfat)");
+        }
         return std::string("mount");
     }
-    auto r = TRY(tool({"mount", "-o", "ro,nosuid,nodev,noexec", device, k_stick_mount}));
+    auto r = TRY(tool({"mount", "-t", "vfat", "-o", "ro,nosuid,nodev,noexec", device, k_stick_mount}));
     if (r.exit_code == 0) {
         return std::string("mount");
     }
@@ -98,7 +130,105 @@ Result<std::string> mount_stick(const std::string& device) {
 } // namespace
 
 std::string stick_dir(const Source& source) {
+    if (!source.stick_root.empty()) {
+        return source.stick_root;
+    }
     return source.stick_mode == "mtools" ? k_stick_copy : k_stick_mount;
+}
+
+Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::string& name) {
+    name.clear();
+    Fd top(util::open_dir_nofollow(dir));
+    if (top.get() < 0) {
+        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+    }
+    Fd bdir(::openat(top.get(), "bundle", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (bdir.get() < 0) {
+        if (errno == ENOENT) {
+            return std::shared_ptr<int>();
+        }
+        return make_error(ErrorCode::config, "the stick's bundle/ is not a directory (" + std::string(std::strerror(errno)) + ")");
+    }
+    DIR* d = ::fdopendir(::dup(bdir.get()));
+    if (!d) {
+        return make_error(ErrorCode::io, "reading the stick's bundle/: " + std::string(std::strerror(errno)));
+    }
+    std::vector<std::string> found;
+    while (auto* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        struct stat st {};
+        if (n.ends_with(".bundle") && ::fstatat(bdir.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+            found.push_back(n);
+        }
+    }
+    ::closedir(d);
+    if (found.size() > 1) {
+        return make_error(ErrorCode::config, "the stick holds " + std::to_string(found.size()) +
+                                                 " bundles in bundle/; keep exactly one");
+    }
+    if (found.empty()) {
+        return std::shared_ptr<int>();
+    }
+    int fd = ::openat(bdir.get(), found.front().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        return make_error(ErrorCode::config, "the stick's bundle/" + found.front() + " is not a regular file (refused)");
+    }
+    name = found.front();
+    return std::shared_ptr<int>(new int(fd), [](int* p) {
+        if (*p >= 0) {
+            ::close(*p);
+        }
+        delete p;
+    });
+}
+
+Result<ConfigBytes> read_config(const Source& source) {
+    ConfigBytes out;
+    if (source.stick_device.empty() && source.stick_root.empty()) {
+        auto text = util::read_file(source.config);
+        if (!text) {
+            return make_error(ErrorCode::config, source.config + ": " + std::strerror(errno));
+        }
+        out.config = std::move(*text);
+        errno = 0;
+        out.signature = util::read_file(source.config + ".sig");
+        return out;
+    }
+    std::string dir = stick_dir(source);
+    Fd dfd(util::open_dir_nofollow(dir));
+    if (dfd.get() < 0) {
+        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+    }
+    std::string why;
+    auto text = util::read_file_at(dfd.get(), k_stick_config, k_max_config, &why);
+    if (!text) {
+        return make_error(ErrorCode::config, "the stick's " + why);
+    }
+    out.config = std::move(*text);
+    out.signature = util::read_file_at(dfd.get(), std::string(k_stick_config) + ".sig", k_max_signature, &why);
+    if (!out.signature && errno != ENOENT) {
+        return make_error(ErrorCode::config, "the stick's " + why);
+    }
+    return out;
+}
+
+Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json) {
+    Fd dfd(util::open_dir_nofollow(dir));
+    if (dfd.get() < 0) {
+        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+    }
+    std::string why = util::write_file_atomic_at(dfd.get(), k_stick_report, text, 0644);
+    if (why.empty()) {
+        why = util::write_file_atomic_at(dfd.get(), "firstboot.json", json, 0644);
+    }
+    if (!why.empty()) {
+        return make_error(ErrorCode::io, why);
+    }
+    return Ok{};
 }
 
 std::string cmdline_config(const std::string& cmdline) {
@@ -169,23 +299,37 @@ Result<Source> discover(const DiscoverOptions& o) {
             looked.push_back("no filesystem labelled " + std::string(k_stick_label));
         } else {
             s.stick_mode = TRY(mount_stick(dev));
+            s.stick_device = dev;
             std::string dir = stick_dir(s);
-            std::string cfg = dir + "/" + k_stick_config;
-            if (regular_file(cfg)) {
+            struct stat st {};
+            bool present = false;
+            {
+                Fd dfd(util::open_dir_nofollow(dir));  // closed before any unmount
+                present = dfd.get() >= 0 && ::fstatat(dfd.get(), k_stick_config, &st, AT_SYMLINK_NOFOLLOW) == 0;
+            }
+            if (present) {
+                if (!S_ISREG(st.st_mode)) {
+                    release_stick(s);
+                    return make_error(ErrorCode::config, "the stick's " + std::string(k_stick_config) +
+                                                             " is not a regular file (refused)");
+                }
                 s.kind = "USB stick";
-                s.stick_device = dev;
-                s.config = cfg;
+                s.config = dir + "/" + k_stick_config;
                 s.shown = "LABEL=" + std::string(k_stick_label) + " (" + dev + "):" + k_stick_config;
-                auto b = stick_bundle(dir);
+                std::string name;
+                auto b = open_stick_bundle(dir, name);
                 if (!b) {
                     release_stick(s);
                     return b.error();
                 }
-                s.bundle = *b;
+                if (*b) {
+                    s.bundle_fd = *b;
+                    s.bundle = "/proc/self/fd/" + std::to_string(*s.bundle_fd);
+                    s.bundle_shown = "LABEL=" + std::string(k_stick_label) + " (" + dev + "):bundle/" + name;
+                }
                 return s;
             }
             looked.push_back(dev + " (LABEL=" + k_stick_label + ") holds no " + k_stick_config);
-            s.stick_device = dev;
             release_stick(s);
             s.stick_device.clear();
             s.stick_mode.clear();
@@ -210,14 +354,9 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
     }
     if (source.stick_mode == "mtools") {
         std::string dir = std::string(k_stick_copy) + "/.report";
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        std::string why = util::write_file_atomic(dir + "/" + k_stick_report, text, 0644);
-        if (why.empty()) {
-            why = util::write_file_atomic(dir + "/firstboot.json", json, 0644);
-        }
-        if (!why.empty()) {
-            return make_error(ErrorCode::io, "preparing the report: " + why);
+        ::mkdir(dir.c_str(), 0700);
+        if (auto w = write_report_files(dir, text, json); !w) {
+            return make_error(ErrorCode::io, "preparing the report: " + w.error().message);
         }
         auto r = TRY(tool(mtools({"mcopy", "-i", source.stick_device, "-o", "-Q", dir + "/" + k_stick_report,
                                   dir + "/firstboot.json", "::/"})));
@@ -231,20 +370,22 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
     if (rw.exit_code != 0) {
         return make_error(ErrorCode::io, "the stick is not writable (" + util::trim(rw.err) + "): no report on it");
     }
-    std::string why = util::write_file_atomic(std::string(k_stick_mount) + "/" + k_stick_report, text, 0644);
-    if (why.empty()) {
-        why = util::write_file_atomic(std::string(k_stick_mount) + "/firstboot.json", json, 0644);
-    }
+    auto w = write_report_files(k_stick_mount, text, json);
     ::sync();
     auto ro = tool({"mount", "-o", "remount,ro", k_stick_mount});
     (void)ro;
-    if (!why.empty()) {
-        return make_error(ErrorCode::io, "writing the report to the stick: " + why);
+    if (!w) {
+        return make_error(ErrorCode::io, "writing the report to the stick: " + w.error().message);
     }
     return Ok{};
 }
 
 void release_stick(const Source& source) {
+    // The bundle opened on the stick would keep it busy.
+    if (source.bundle_fd && *source.bundle_fd >= 0) {
+        ::close(*source.bundle_fd);
+        *source.bundle_fd = -1;
+    }
     if (source.stick_mode == "mtools") {
         std::error_code ec;
         fs::remove_all(k_stick_copy, ec);

@@ -21,9 +21,12 @@
 // carry a valid Ed25519 signature (CONFIG.sig) or nothing happens.
 #pragma once
 
+#include "modules/bundle/use.hpp"
+#include "nodectl/config.hpp"
 #include "nodectl/result.hpp"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,12 +109,29 @@ struct Source {
     std::string kind;     // see Status::source
     std::string config;   // a readable local path (on the stick: below the mount point)
     std::string shown;    // how the report names it (the stick: "LABEL=NODECTL (/dev/sdb1):nodectl.toml")
-    std::string bundle;   // a bundle found with the config (stick bundle/*.bundle), else empty
+    std::string bundle;   // a bundle found with the config (stick: /proc/self/fd/N of bundle/*.bundle), else empty
+    std::string bundle_shown;  // how the report names the bundle
+    std::shared_ptr<int> bundle_fd;  // the stick's bundle, opened without following links
     std::string stick_device;  // set when the config is on the stick (mounted read-only)
     std::string stick_mode;    // "mount", or "mtools" when the kernel cannot mount it (copied out)
+    std::string stick_root;    // where the stick's files are (tests set it; else from stick_mode)
 };
 // Where the stick's files are: the mount point, or the mtools copy.
 std::string stick_dir(const Source& source);
+
+// The configuration's bytes and its signature's, each read once (on the stick: relative to the
+// stick's directory, never through a link, regular files only, bounded).
+struct ConfigBytes {
+    std::string config;
+    std::optional<std::string> signature;  // CONFIG.sig, when it exists
+};
+Result<ConfigBytes> read_config(const Source& source);
+// The stick's bundle: the one regular *.bundle file in DIR/bundle (several are an error), opened
+// without following links; nullptr when there is none.
+Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::string& name);
+// Writes the report and firstboot.json into `dir` (the stick, or the copy for mtools): links
+// there are replaced, never followed.
+Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json);
 
 struct DiscoverOptions {
     std::string config;        // --config
@@ -141,8 +161,33 @@ std::string find_labelled_device(const std::string& label);
 Result<void> verify_signature(const std::string& public_key_pem, const std::string& data, const std::string& sig);
 // Signs `data` with a PEM Ed25519 private key; 64 raw bytes, as `openssl pkeyutl -sign -rawin` writes.
 Result<std::string> sign(const std::string& private_key_pem, const std::string& data);
+// The bytes of `file` to sign, after binding what a machine with a trust key will use with it:
+// every [[base.files]] `source` must carry its sha256 (an error lists the missing ones), and with
+// `bundle` its manifest sha256 is written into the file as firstboot.bundle_sha256 (appended
+// when the file has no [firstboot] table; a different pin already there is an error).
+Result<std::string> pin_for_signing(const std::string& file, const std::string& bundle);
 // Checks that the text is a PEM Ed25519 public key.
 Result<void> check_public_key(const std::string& public_key_pem);
+
+// ---------------------------------------------------------------- the checks before a run
+
+// What a run uses, checked before anything changes.
+struct Checked {
+    std::optional<Profile> profile;
+    std::optional<bundle::Opened> bundle;
+    std::shared_ptr<void> pinned;  // the private dir holding the pinned `source` files (removed with it)
+};
+struct CheckOptions {
+    std::string bundle;                     // --bundle (wins over the source's)
+    std::string trust_key = k_trust_key;    // absent: no signature required
+    std::string private_parent = "/run/nodectl";  // where the pinned copies go (a 0700 dir in it)
+};
+// Reads the config once; with a trust key verifies its signature over those bytes and parses the
+// same bytes; then binds everything else to what the signed config pins: each `source` file by
+// its sha256 (used from a private copy of the bytes that matched) and the bundle by its
+// manifest sha256 (firstboot.bundle_sha256). With a trust key nothing unpinned is used.
+// Fills status.signature*, status.bundle and status.bundle_digest.
+Result<Checked> check_input(const Source& source, const CheckOptions& options, Status& status);
 
 // ---------------------------------------------------------------- the run
 

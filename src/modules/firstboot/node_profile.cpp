@@ -114,18 +114,25 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
     o << "# " << path << " as rendered by nodectl: includes merged, source files inlined.\n";
     o << toml::toml_formatter(t) << "\n";
     out.text = o.str();
-    // Proof that the machine will read it as the same settings.
-    char tmpl[] = "/tmp/nodectl-render.XXXXXX";
-    int fd = mkstemp(tmpl);
-    if (fd < 0) {
-        return make_error(ErrorCode::io, std::string("mkstemp: ") + std::strerror(errno));
+    // Proof that the machine will read it as the same settings: loaded from a private 0700 dir
+    // (the text may hold inlined secrets), never from a guessable name in /tmp.
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/nodectl-render.XXXXXX";
+    if (!::mkdtemp(tmpl.data())) {
+        return make_error(ErrorCode::io, "mkdtemp " + tmpl + ": " + std::strerror(errno));
     }
-    ::close(fd);
-    std::string tmp = std::string(tmpl) + ".toml";
-    std::filesystem::rename(tmpl, tmp);
-    util::write_file_atomic(tmp, out.text, 0600);
+    struct RemoveDir {
+        std::string dir;
+        ~RemoveDir() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    } remove_dir{tmpl};
+    std::string tmp = tmpl + "/profile.toml";
+    if (auto why = util::write_file_atomic(tmp, out.text, 0600); !why.empty()) {
+        return make_error(ErrorCode::io, "writing the rendered profile: " + why);
+    }
     auto again = load_profile(tmp);
-    std::filesystem::remove(tmp);
     if (!again) {
         return make_error(ErrorCode::internal, "the rendered profile does not load again: " + again.error().message);
     }

@@ -1,8 +1,18 @@
 // Ed25519 signatures over the configuration, with OpenSSL's one-shot EVP_DigestSign/Verify (Ed25519
 // signs the message itself, no separate digest). Signature files are the 64 raw bytes that
 // `openssl pkeyutl -sign -rawin` writes; their base64 is accepted too (handy in user-data).
+#include "config/profile_text.hpp"
+#include "config/validate.hpp"
+#include "modules/bundle/bundle.hpp"
 #include "modules/firstboot/firstboot.hpp"
+#include "util/digest.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -114,6 +124,70 @@ Result<std::string> sign(const std::string& pem, const std::string& data) {
     }
     sig.resize(len);
     return sig;
+}
+
+Result<std::string> pin_for_signing(const std::string& file, const std::string& bundle_file) {
+    auto text = util::read_file(file);
+    if (!text) {
+        return make_error(ErrorCode::config, file + ": " + std::strerror(errno));
+    }
+    auto profile = load_profile_text(file, *text);
+    if (!profile) {
+        return make_error(ErrorCode::config, profile.error().message);
+    }
+    if (profile->files().size() > 1) {
+        return make_error(ErrorCode::config, file + " uses extends/include, which a signature does not cover; sign one "
+                                                    "self-contained file (`nodectl usb prepare` or `cloud-init render` "
+                                                    "show the merged profile)");
+    }
+    std::vector<std::string> missing;
+    if (const auto* files = profile->table().at_path("base.files").as_array()) {
+        for (const auto& e : *files) {
+            const auto* ft = e.as_table();
+            auto* src = ft ? ft->get_as<std::string>("source") : nullptr;
+            if (src && !ft->contains("sha256")) {
+                missing.push_back(location(ft->source()) + ": add sha256 = \"" + util::sha256_file_hex(src->get()) +
+                                  "\" (source " + src->get() + ")");
+            }
+        }
+    }
+    if (!missing.empty()) {
+        return make_error(ErrorCode::config, "every `source` file must be pinned by its sha256 for the signature to "
+                                             "cover it:\n" + util::join(missing, "\n"));
+    }
+    if (bundle_file.empty()) {
+        return std::move(*text);
+    }
+    auto m = bundle::verify(bundle_file);
+    if (!m) {
+        return make_error(ErrorCode::config, "the bundle " + bundle_file + " is refused: " + m.error().message);
+    }
+    std::string pin = profile->section("firstboot").str("bundle_sha256");
+    if (pin == m->digest) {
+        return std::move(*text);
+    }
+    if (!pin.empty() || profile->table().contains("firstboot")) {
+        return make_error(ErrorCode::config, file + " has a [firstboot] table" +
+                                                 (pin.empty() ? std::string() : " pinning the bundle " + pin) +
+                                                 "; set bundle_sha256 = \"" + m->digest + "\" there for " + bundle_file);
+    }
+    std::string updated = *text;
+    if (!updated.empty() && updated.back() != '\n') {
+        updated += '\n';
+    }
+    updated += "\n# Written by `nodectl firstboot sign --bundle`: the only bundle a machine uses with this config\n"
+               "[firstboot]\nbundle_sha256 = \"" + m->digest + "\"\n";
+    auto again = load_profile_text(file, updated);
+    if (!again || again->section("firstboot").str("bundle_sha256") != m->digest) {
+        return make_error(ErrorCode::internal, file + ": the pinned profile does not load again" +
+                                                   (again ? std::string() : ": " + again.error().message));
+    }
+    struct stat st {};
+    unsigned mode = ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+    if (auto why = util::write_file_atomic(file, updated, mode); !why.empty()) {
+        return make_error(ErrorCode::io, why);
+    }
+    return updated;
 }
 
 } // namespace nodectl::firstboot

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <tuple>
 
 namespace nodectl::firstboot {
 
@@ -263,6 +264,7 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
                       "(use the static build, scripts/build.sh static)");
     }
     std::string bundle_name;
+    std::string bundle_digest;
     std::error_code ec;
     uint64_t total = fs::file_size(bin, ec) + np.text.size() + 65536;
     if (!o.bundle.empty()) {
@@ -279,7 +281,20 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         if (!bundle_name.ends_with(".bundle")) {
             bundle_name += ".bundle";
         }
+        bundle_digest = m->digest;
         did.push_back("bundle " + o.bundle + " verified (manifest " + m->digest.substr(0, 16) + ")");
+    }
+    // A signed profile binds its bundle (firstboot.bundle_sha256): a machine with a trust key
+    // refuses any other, so a stick that would be refused is not made.
+    std::string pin = profile->section("firstboot").str("bundle_sha256");
+    if (sig && !o.bundle.empty() && bundle_digest != pin) {
+        return make_error(ErrorCode::config, o.profile + " is signed and " +
+                                                 (pin.empty() ? std::string("pins no bundle") : "pins the bundle " + pin) +
+                                                 ", not " + o.bundle + " (manifest sha256 " + bundle_digest +
+                                                 "); sign it with `nodectl firstboot sign --bundle " + o.bundle + "`");
+    }
+    if (!pin.empty() && o.bundle.empty()) {
+        return make_error(ErrorCode::config, o.profile + " pins the bundle " + pin + "; give it with --bundle");
     }
 
     // Staging dir: what goes onto the stick, laid out as it will be there.
@@ -304,11 +319,17 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         return make_error(ErrorCode::io, "copying " + bin + ": " + ec.message());
     }
     ::chmod((stage + "/nodectl").c_str(), 0755);
-    util::write_file_atomic(stage + "/" + k_stick_config, np.text, 0600);
-    if (sig) {
-        util::write_file_atomic(stage + "/" + k_stick_config + ".sig", *sig, 0644);
+    for (const auto& [name, content, mode] : std::vector<std::tuple<std::string, std::string, unsigned>>{
+             {k_stick_config, np.text, 0600},
+             {std::string(k_stick_config) + ".sig", sig.value_or(""), 0644},
+             {"README.txt", readme(o, bundle_name), 0644}}) {
+        if (!sig && name == std::string(k_stick_config) + ".sig") {
+            continue;
+        }
+        if (auto why = util::write_file_atomic(stage + "/" + name, content, mode); !why.empty()) {
+            return make_error(ErrorCode::io, "staging " + name + " for the stick: " + why);
+        }
     }
-    util::write_file_atomic(stage + "/README.txt", readme(o, bundle_name), 0644);
     std::vector<std::string> items = {stage + "/nodectl", stage + "/" + k_stick_config, stage + "/README.txt"};
     if (sig) {
         items.push_back(stage + "/" + k_stick_config + ".sig");
