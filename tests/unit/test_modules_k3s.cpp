@@ -3,9 +3,12 @@
 
 #include "test_support.hpp"
 #include "util/digest.hpp"
+#include "target/local_target.hpp"
 
 #include <doctest/doctest.h>
 #include <yaml-cpp/yaml.h>
+
+#include <filesystem>
 
 using namespace nodectl;
 
@@ -121,4 +124,58 @@ TEST_CASE("k3s: profile checks") {
     CHECK(steps.error().message.find("harden.role") != std::string::npos);
     auto no_runtime = testing::profile_from("[k3s]\nuse_system_containerd = true\n");
     CHECK_FALSE(k3s::steps(ModuleContext{no_runtime, host}).ok());
+}
+
+namespace {
+// Answers every command with what a hostile host could print: an interface name with quotes.
+class HostileInterfaceTarget final : public Target {
+public:
+    explicit HostileInterfaceTarget(std::string iface) : m_iface(std::move(iface)) {}
+    const std::string& name() const override { return m_name; }
+    Result<CommandResult> run(const Command&) override { return CommandResult{0, m_iface + "\nneeded\n", ""}; }
+    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
+        return make_error(ErrorCode::unsupported, "no lock here");
+    }
+
+private:
+    std::string m_name = "hostile";
+    std::string m_iface;
+};
+} // namespace
+
+// Audit (values from hosts are untrusted): the default-route group put the interface name the
+// host reported into its drift probe inside '...', so a name with a quote ran code at plan time.
+TEST_CASE("k3s default route: an interface name from the host is quoted in the drift probe") {
+    testing::QuietLogs quiet;
+    testing::TempDir dir;
+    std::string pwned = dir.file("pwned");
+    HostileInterfaceTarget host("eth0';touch " + pwned + ";'");
+    auto spec = k3s::default_route_group();
+    REQUIRE(spec.prepare);
+    REQUIRE(spec.prepare(host, spec));
+    // The probe as the node runs it, on a node without a default route (`ip` finds none).
+    LocalTarget local("local");
+    Command cmd;
+    cmd.script = "ip() { return 0; }\n" + spec.drift;
+    auto r = local.run(cmd);
+    REQUIRE(r);
+    CHECK_FALSE(std::filesystem::exists(pwned));
+    CHECK(r->out.find("add an on-link default route via eth0';touch " + pwned + ";': the node has none") != std::string::npos);
+}
+
+// The join check's TCP probe put the server's address into `bash -c '...'` unquoted.
+TEST_CASE("k3s join check: the server address is quoted in the reachability probe") {
+    testing::QuietLogs quiet;
+    testing::TempDir dir;
+    std::string pwned = dir.file("pwned");
+    k3s::ServerInfo info;
+    info.version = "v1.30.6+k3s1";
+    // Quoted, bash reads host 127.0.0.1 and a service name that does not exist: nothing leaves
+    // loopback, no name is looked up in DNS.
+    info.url = "https://127.0.0.1/1;touch " + pwned + ";:6443";
+    auto step = k3s::make_join_check_step(info);
+    LocalTarget local("local");
+    auto plan = step->probe(local);
+    CHECK_FALSE(plan);  // nothing answers at such an address
+    CHECK_FALSE(std::filesystem::exists(pwned));
 }

@@ -94,8 +94,8 @@ public:
         }
         Command cmd;
         cmd.mutates = false;
-        cmd.script = "if timeout 5 bash -c ': </dev/tcp/" + host + "/" + std::to_string(m_server.port) +
-                     "' 2>/dev/null; then echo reachable; else echo unreachable; fi\n"
+        std::string connect = ": < " + shell_quote("/dev/tcp/" + host + "/" + std::to_string(m_server.port));
+        cmd.script = "if timeout 5 bash -c " + shell_quote(connect) + " 2>/dev/null; then echo reachable; else echo unreachable; fi\n"
                      "if [ -e " + std::string(k_server_token) + " ] || [ -e " + unit_path(Role::server) + " ]; then echo server; fi";
         auto r = TRY(target.run_checked(cmd, "checking that the node can join"));
         if (r.out.find("unreachable") != std::string::npos) {

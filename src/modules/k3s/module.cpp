@@ -45,9 +45,11 @@ ConfigSetSpec default_route_group() {
             return Ok{};
         }
         auto iface = util::trim(util::split_lines(r.out).front());
-        sp.drift = "ip -4 route show default | grep -q . || echo 'add an on-link default route via " +
-                   (iface == "needed" ? std::string("the first interface") : iface) +
-                   ": the node has none, and k3s needs one to choose its address'\n";
+        // The interface's name is the host's answer: quoted like any value from a host.
+        sp.drift = "ip -4 route show default | grep -q . || echo " +
+                   shell_quote("add an on-link default route via " + (iface == "needed" ? std::string("the first interface") : iface) +
+                               ": the node has none, and k3s needs one to choose its address") +
+                   "\n";
         return Ok{};
     };
     // The route goes on the interface holding the first global address, so that is the address k3s
