@@ -170,7 +170,7 @@ TEST_CASE("profile: values written into scripts, units and apt configuration kee
         std::string path = dir.write("p.toml", text);
         CHECK(contains(load_error(path), "'" + key + "' must be"));
     };
-    refused("[base]\napt_proxy = \"http://x\\\";Acquire::http::Proxy::x \\\"y\"\n", "base.apt_proxy");
+    refused("[base]\napt_proxy = \"http://x\\\";Acquire::http::Proxy::x\\\"y\"\n", "base.apt_proxy");
     refused("[base]\napt_proxy = \"http://x;y\"\n", "base.apt_proxy");
     refused("[base]\napt_proxy = \"http://user@cache:3142\"\n", "base.apt_proxy");
     refused("[base]\napt_proxy = \"http://cache:3142/path\"\n", "base.apt_proxy");
