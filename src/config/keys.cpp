@@ -72,12 +72,70 @@ std::string timezone(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a zoneinfo name such as \"Etc/UTC\" or \"Europe/Berlin\"";
 }
 
+// scheme://host[:port][/] and nothing else: the host a name or an IP address. The value is
+// written between quotes into apt's configuration, so quotes, ';', braces, spaces, user info and
+// paths never get through.
 std::string http_url(const toml::node& n) {
-    static const std::regex k_re("^https?://[^\\s/]+(:[0-9]+)?/?$");
+    static const std::regex k_re("^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                                 "|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$");
     if (str_of(n).find("${") != std::string::npos) {
         return "";  // checked after per-host expansion
     }
-    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL such as \"http://host:3142\"";
+    return str_of(n).empty() || std::regex_match(str_of(n), k_re)
+               ? ""
+               : "must be an http:// or https:// URL of a host name or IP address with an optional port, such as \"http://host:3142\"";
+}
+
+// An absolute path of plain characters (letters, digits, '.', '_', '-', '+', '@', ':', '/'): it is
+// written unquoted into unit settings (Where=, RequiresMountsFor=, ReadWritePaths=) and mount
+// options, where a space, ',' or '%' would change its meaning. "" passes (the key's default).
+std::string plain_path(const toml::node& n) {
+    static const std::regex k_re("^/[A-Za-z0-9._+@:/-]*$");
+    auto s = str_of(n);
+    if (s.empty()) {
+        return "";
+    }
+    if (auto why = absolute_path(n); !why.empty()) {
+        return why;
+    }
+    return std::regex_match(s, k_re) ? "" : "must be an absolute path of letters, digits and '.', '_', '-', '+', '@', ':', '/' only";
+}
+
+// [mounts.s3fs] bucket (s3fs also takes "bucket:/path") and [[backup.targets]] bucket.
+std::string bucket_name(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,254}(:/[A-Za-z0-9._/-]*)?$");
+    auto s = str_of(n);
+    return s.empty() || std::regex_match(s, k_re) ? "" : "must be a bucket name (letters, digits, '.', '_', '-')";
+}
+
+std::string s3_region(const toml::node& n) {
+    static const std::regex k_re("^[a-z0-9][a-z0-9-]*$");
+    auto s = str_of(n);
+    return s.empty() || std::regex_match(s, k_re) ? "" : "must be a region name such as \"eu-central-1\"";
+}
+
+std::string key_prefix(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9._=+@-][A-Za-z0-9._/=+@-]*$");
+    auto s = str_of(n);
+    if (s.empty()) {
+        return "";
+    }
+    if (s.find("..") != std::string::npos || s.find("//") != std::string::npos || !std::regex_match(s, k_re)) {
+        return "must be a key prefix of letters, digits and '.', '_', '-', '=', '+', '@', '/' (not starting with '/', no '..'), such as \"nodes/web1/\"";
+    }
+    return "";
+}
+
+// tmpfs size=: bytes with an optional k/m/g suffix, or a percentage of RAM.
+std::string tmpfs_size(const toml::node& n) {
+    static const std::regex k_re("^[0-9]+[kKmMgG%]?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a tmpfs size such as \"25%\", \"512m\" or \"2g\"";
+}
+
+// An OCI image reference: [registry[:port]/]path[:tag][@digest].
+std::string image_reference(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9][A-Za-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be an image reference such as \"registry.k8s.io/pause:3.9\"";
 }
 
 std::string hosts_lines(const toml::node& n) {
@@ -274,7 +332,7 @@ std::string k3s_server_url(const toml::node& n) {
 
 // [mounts]: an NFS source "server:/export", mount options without ',' or spaces, an S3 URL.
 std::string nfs_source(const toml::node& n) {
-    static const std::regex k_re("^[A-Za-z0-9.:\\[\\]-]+:/[^\\s,]*$");
+    static const std::regex k_re("^[A-Za-z0-9.:\\[\\]-]+:/[A-Za-z0-9._/+@:-]*$");
     return std::regex_match(str_of(n), k_re) ? "" : "must be an NFS share \"server:/export/path\"";
 }
 
@@ -284,7 +342,7 @@ std::string mount_options(const toml::node& n) {
 }
 
 std::string s3_url(const toml::node& n) {
-    static const std::regex k_re("^https?://[^\\s,]+$");
+    static const std::regex k_re("^https?://[A-Za-z0-9.:\\[\\]_-]+(/[A-Za-z0-9._/-]*)?$");
     return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL (or empty for AWS)";
 }
 
@@ -315,7 +373,8 @@ std::string registry_endpoints(const toml::node& n) {
 
 std::string registry_name(const toml::node& n) {
     static const std::regex k_re("^[A-Za-z0-9.-]+(:[0-9]+)?$|^\\*$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
+    // It names a directory (/etc/containerd/certs.d/<registry>): "." and ".." would leave it.
+    return std::regex_match(str_of(n), k_re) && str_of(n) != "." && str_of(n) != ".." ? "" : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
 }
 
 // Recipe values (images/<name>/recipe.toml).
@@ -534,14 +593,14 @@ std::vector<KeySpec> build_table() {
         {"harden.services.fail2ban_ignore", P, string_list, "[]", cidrs, "addresses fail2ban never bans (loopback and the cluster networks always), e.g. the operators' network"},
         {"harden.filesystem", P, section, "", nullptr, "filesystem: /tmp and /dev/shm options, permissions, core dumps"},
         {"harden.filesystem.enabled", P, boolean, "true", nullptr, "manage mount options, permissions and core dumps"},
-        {"harden.filesystem.tmp_size", P, string, "\"25%\"", not_empty, "size of the /tmp tmpfs (tmpfs size= option)"},
+        {"harden.filesystem.tmp_size", P, string, "\"25%\"", tmpfs_size, "size of the /tmp tmpfs (tmpfs size= option)"},
         {"harden.filesystem.proc_hidepid", P, boolean, "true", nullptr, "mount /proc with hidepid=invisible: users see only their own processes"},
 
         {"runtime", P, section, "", nullptr, "container runtime: containerd, runc and the CNI plugins, from Debian packages or the bundle"},
         {"runtime.enabled", P, boolean, "true", nullptr, "install and configure containerd"},
         {"runtime.packages", P, string_list, "[\"containerd\", \"runc\", \"containernetworking-plugins\"]", package_names, "packages that make up the runtime"},
         {"runtime.cgroup_driver", P, string, "\"auto\"", cgroup_driver, "auto (systemd where systemd runs the host on cgroup v2, else cgroupfs), systemd or cgroupfs"},
-        {"runtime.sandbox_image", P, string, "\"registry.k8s.io/pause:3.6\"", not_empty, "pause image of CRI pods"},
+        {"runtime.sandbox_image", P, string, "\"registry.k8s.io/pause:3.6\"", image_reference, "pause image of CRI pods"},
         {"runtime.snapshotter", P, string, "\"overlayfs\"", snapshotter, "overlayfs, or native where the root filesystem is itself an overlay (containers in containers)"},
         {"runtime.mirrors", P, table_list, "[]", nullptr, "registry mirrors ([[runtime.mirrors]] tables), written to /etc/containerd/certs.d"},
         {"runtime.mirrors[].registry", P, string, "", registry_name, "registry the mirror stands in for, e.g. \"docker.io\" (required)"},
@@ -622,19 +681,19 @@ std::vector<KeySpec> build_table() {
         {"mounts", P, section, "", nullptr, "network filesystems as systemd mount units: NFS (with an automount) and s3fs"},
         {"mounts.nfs", P, table_list, "[]", nullptr, "NFS client mounts ([[mounts.nfs]] tables); installs nfs-common"},
         {"mounts.nfs[].what", P, string, "", nfs_source, "the share, \"server:/export/path\" (required)"},
-        {"mounts.nfs[].where", P, string, "", absolute_path, "mount point, e.g. \"/mnt/backup\" (required)"},
+        {"mounts.nfs[].where", P, string, "", plain_path, "mount point, e.g. \"/mnt/backup\" (required)"},
         {"mounts.nfs[].options", P, string_list, "[\"nfsvers=4.2\", \"_netdev\", \"noatime\"]", mount_options, "mount options"},
         {"mounts.nfs[].automount", P, boolean, "true", nullptr, "mount on first access through a matching .automount (enabled) instead of at boot"},
         {"mounts.nfs[].idle_timeout", P, integer, "600", positive, "seconds unused before the automount unmounts the share (TimeoutIdleSec)"},
         {"mounts.nfs[].start", P, boolean, "true", nullptr, "start the automount (or mount) now; false: only enable it for the next boot"},
         {"mounts.s3fs", P, table_list, "[]", nullptr, "S3 buckets mounted with s3fs over FUSE ([[mounts.s3fs]] tables); installs s3fs"},
-        {"mounts.s3fs[].bucket", P, string, "", not_empty, "bucket name (required)"},
-        {"mounts.s3fs[].where", P, string, "", absolute_path, "mount point, e.g. \"/var/www/magento/pub/media\" (required)"},
+        {"mounts.s3fs[].bucket", P, string, "", bucket_name, "bucket name (required)"},
+        {"mounts.s3fs[].where", P, string, "", plain_path, "mount point, e.g. \"/var/www/magento/pub/media\" (required)"},
         {"mounts.s3fs[].credentials", P, secret, "", nullptr, "ACCESS_KEY_ID:SECRET_ACCESS_KEY: { file = \"PATH\" } or { env = \"VAR\" }; written to a 0600 passwd file (required)"},
         {"mounts.s3fs[].url", P, string, "\"\"", s3_url, "endpoint of an S3-compatible store, e.g. \"https://s3.example.net\"; empty: AWS"},
-        {"mounts.s3fs[].region", P, string, "\"\"", nullptr, "region (s3fs endpoint=); empty: s3fs's default"},
+        {"mounts.s3fs[].region", P, string, "\"\"", s3_region, "region (s3fs endpoint=); empty: s3fs's default"},
         {"mounts.s3fs[].path_style", P, boolean, "false", nullptr, "path-style requests (use_path_request_style), for S3-compatible stores"},
-        {"mounts.s3fs[].use_cache", P, string, "\"\"", nullptr, "local cache directory (use_cache=); empty: no cache"},
+        {"mounts.s3fs[].use_cache", P, string, "\"\"", plain_path, "local cache directory (use_cache=); empty: no cache"},
         {"mounts.s3fs[].stat_cache_expire", P, integer, "900", positive, "seconds a cached stat stays valid (stat_cache_expire)"},
         {"mounts.s3fs[].max_stat_cache_size", P, integer, "100000", positive, "entries in the stat cache (max_stat_cache_size)"},
         {"mounts.s3fs[].allow_other", P, boolean, "false", nullptr, "let users other than root use the mount (allow_other), e.g. the web server"},
@@ -649,7 +708,7 @@ std::vector<KeySpec> build_table() {
         {"backup.compression_threads", P, integer, "1", positive, "zstd worker threads (each costs memory: about 8 MiB at level 3)"},
         {"backup.chunk_mib", P, integer, "8", positive, "a database dump is stored as pieces of this many MiB (db/NAME.sql.000000, ...), held in memory one at a time"},
         {"backup.encryption_key_file", P, string, "\"\"", nullptr, "32-byte key (raw or 64 hex digits, mode 0600) for AES-256-GCM; empty: archives are not encrypted"},
-        {"backup.metrics_file", P, string, "\"\"", nullptr, "Prometheus textfile written after each run, e.g. /var/lib/prometheus/node-exporter/nodectl_backup.prom"},
+        {"backup.metrics_file", P, string, "\"\"", plain_path, "Prometheus textfile written after each run, e.g. /var/lib/prometheus/node-exporter/nodectl_backup.prom"},
         {"backup.webhook_url", P, string, "\"\"", any_url, "a JSON report is POSTed here when a run fails (some or all targets)"},
         {"backup.pre_hooks", P, string_list, "[]", nullptr, "shell commands run before the backup; one failing stops the run"},
         {"backup.post_hooks", P, string_list, "[]", nullptr, "shell commands run after it, always ($NODECTL_BACKUP_OUTCOME is ok, partial or failed)"},
@@ -674,12 +733,12 @@ std::vector<KeySpec> build_table() {
         {"backup.targets", P, table_list, "[]", nullptr, "where archives go ([[backup.targets]] tables); one run writes to all at once"},
         {"backup.targets[].name", P, string, "", backup_name, "the target's name (required): `--target NAME`, metrics label"},
         {"backup.targets[].type", P, string, "\"directory\"", backup_target_type, "directory (a local disk or an NFS mount) or s3"},
-        {"backup.targets[].path", P, string, "\"\"", nullptr, "directory: where archives are written (must exist)"},
+        {"backup.targets[].path", P, string, "\"\"", plain_path, "directory: where archives are written (must exist)"},
         {"backup.targets[].min_free_mib", P, integer, "64", non_negative, "directory: refuse to start with less free space (also at least 1.2x the largest archive there)"},
         {"backup.targets[].endpoint", P, string, "\"\"", any_url, "s3: endpoint URL, e.g. https://s3.eu-central-1.amazonaws.com"},
-        {"backup.targets[].region", P, string, "\"us-east-1\"", not_empty, "s3: region used in signatures"},
-        {"backup.targets[].bucket", P, string, "\"\"", nullptr, "s3: bucket"},
-        {"backup.targets[].prefix", P, string, "\"\"", nullptr, "s3: key prefix, e.g. \"nodes/web1/\""},
+        {"backup.targets[].region", P, string, "\"us-east-1\"", s3_region, "s3: region used in signatures"},
+        {"backup.targets[].bucket", P, string, "\"\"", bucket_name, "s3: bucket"},
+        {"backup.targets[].prefix", P, string, "\"\"", key_prefix, "s3: key prefix, e.g. \"nodes/web1/\""},
         {"backup.targets[].path_style", P, boolean, "false", nullptr, "s3: endpoint/bucket/key addressing (S3-compatible stores)"},
         {"backup.targets[].storage_class", P, string, "\"\"", nullptr, "s3: storage class; empty: the bucket's default"},
         {"backup.targets[].credentials_file", P, string, "\"\"", nullptr, "s3: credentials file (awscli format or KEY=VALUE lines, mode 0600); empty: AWS_* environment variables"},

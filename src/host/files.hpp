@@ -19,6 +19,12 @@ struct FileState {
 
 Result<FileState> file_state(Target& target, const std::string& path);
 
+// Whether everyone on the host may read a file of this mode. Plans and diffs never show the
+// content of a file that is not (its owner chose to keep it from others).
+inline bool world_readable(uint32_t mode) {
+    return (mode & 0004) != 0;
+}
+
 struct FileContent {
     std::string content;
     uint32_t mode = 0;

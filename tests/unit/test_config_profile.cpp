@@ -163,6 +163,61 @@ TEST_CASE("profile: a newline or control character is refused in every one-line 
     }
 }
 
+TEST_CASE("profile: values written into scripts, units and apt configuration keep to their grammar (audit: quoting)") {
+    TempDir dir;
+    auto refused = [&](const std::string& text, const std::string& key) {
+        CAPTURE(text);
+        std::string path = dir.write("p.toml", text);
+        CHECK(contains(load_error(path), "'" + key + "' must be"));
+    };
+    refused("[base]\napt_proxy = \"http://x\\\";Acquire::http::Proxy::x\\\"y\"\n", "base.apt_proxy");
+    refused("[base]\napt_proxy = \"http://x;y\"\n", "base.apt_proxy");
+    refused("[base]\napt_proxy = \"http://user@cache:3142\"\n", "base.apt_proxy");
+    refused("[base]\napt_proxy = \"http://cache:3142/path\"\n", "base.apt_proxy");
+    refused("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/a b\"\n", "mounts.nfs[].where");
+    refused("[[mounts.nfs]]\nwhat = \"h:/x'y\"\nwhere = \"/mnt/x\"\n", "mounts.nfs[].what");
+    refused("[[mounts.s3fs]]\nbucket = \"b,allow_other\"\nwhere = \"/mnt/x\"\n", "mounts.s3fs[].bucket");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x'\"\n", "mounts.s3fs[].where");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nregion = \"eu,allow_other\"\n", "mounts.s3fs[].region");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nuse_cache = \"/c,allow_other\"\n", "mounts.s3fs[].use_cache");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nurl = \"http://h/%i\"\n", "mounts.s3fs[].url");
+    refused("[[backup.targets]]\nname = \"t\"\ntype = \"s3\"\nbucket = \"a b\"\n", "backup.targets[].bucket");
+    refused("[[backup.targets]]\nname = \"t\"\ntype = \"s3\"\nprefix = \"../x\"\n", "backup.targets[].prefix");
+    refused("[[backup.targets]]\nname = \"t\"\ntype = \"s3\"\nprefix = \"/abs/\"\n", "backup.targets[].prefix");
+    refused("[[backup.targets]]\nname = \"t\"\npath = \"/srv/a b\"\n", "backup.targets[].path");
+    refused("[backup]\nmetrics_file = \"/var/lib/m%h.prom\"\n", "backup.metrics_file");
+    refused("[harden.filesystem]\ntmp_size = \"25%,exec\"\n", "harden.filesystem.tmp_size");
+    refused("[runtime]\nsandbox_image = \"pause\\\" x\"\n", "runtime.sandbox_image");
+    refused("[[runtime.mirrors]]\nregistry = \"..\"\nendpoints = [\"http://198.18.0.1\"]\n", "runtime.mirrors[].registry");
+
+    std::string ok = dir.write("ok.toml", R"(
+[base]
+apt_proxy = "http://apt-cache.lan:3142/"
+[harden.filesystem]
+tmp_size = "512m"
+[runtime]
+sandbox_image = "registry.local:5000/pause:3.9"
+[[mounts.nfs]]
+what = "198.18.60.1:/export/backup"
+where = "/mnt/backup"
+[[mounts.s3fs]]
+bucket = "media"
+where = "/var/www/magento/pub/media"
+region = "eu-central-1"
+use_cache = "/var/cache/s3fs"
+url = "http://198.18.60.1:4568"
+[[backup.targets]]
+name = "s3"
+type = "s3"
+bucket = "backups"
+prefix = "nodes/web1/"
+[[backup.targets]]
+name = "nfs"
+path = "/mnt/backup/nodes"
+)");
+    load_ok(ok);
+}
+
 TEST_CASE("profile: a TOML syntax error names file:line:col") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\nhostname = \"web1\nx = 1\n");

@@ -99,19 +99,19 @@ ManagedFile inline_file(const std::string& path, const std::string& content, uin
 
 TEST_CASE("WriteFile inline: fresh host gets the file with content, mode and owner") {
     FakeTarget t;
-    ManagedFile f = inline_file("/etc/motd", "Welcome\n", 0640);
+    ManagedFile f = inline_file("/etc/motd", "Welcome\n", 0644);
     f.spec.group = "adm";
     WriteFile step("base/file:/etc/motd", f);
 
     Plan plan = apply_and_reprobe(step, t);
     REQUIRE(plan.changes.size() == 1);
-    CHECK(plan.changes[0].summary == "create /etc/motd (0640 root:adm)");
+    CHECK(plan.changes[0].summary == "create /etc/motd (0644 root:adm)");
     CHECK(plan.changes[0].diff.find("+Welcome") != std::string::npos);
 
     REQUIRE(t.host().file_exists("/etc/motd"));
     const auto& file = t.host().files.at("/etc/motd");
     CHECK(file.content == "Welcome\n");
-    CHECK(file.mode == 0640);
+    CHECK(file.mode == 0644);
     CHECK(file.owner == "root");
     CHECK(file.group == "adm");
     CHECK(t.host().unknown.empty());
@@ -161,6 +161,50 @@ TEST_CASE("WriteFile sensitive: the content never appears in the plan") {
     CHECK(updated.changes[0].summary.find("sensitive") != std::string::npos);
     CHECK(updated.changes[0].diff.empty());
     CHECK(updated.changes[0].summary.find("hunter2") == std::string::npos);
+}
+
+// Audit: a file others may not read (a 0600 file of the profile, or one found that way on the
+// host, such as /etc/shadow) had its content printed in plan diffs.
+TEST_CASE("WriteFile: the content of a file that is not world-readable never appears in the plan") {
+    FakeTarget t;
+    WriteFile created_step("base/file:/etc/app.conf", inline_file("/etc/app.conf", "password=hunter2\n", 0640));
+    Plan created = probe_ok(created_step, t);
+    REQUIRE(created.changes.size() == 1);
+    CHECK(created.changes[0].summary == "create /etc/app.conf (0640 root:root) (content hidden)");
+    CHECK(created.changes[0].diff.empty());
+
+    t.host().put("/etc/app.conf", "password=old-secret\n", 0640);
+    Plan updated = probe_ok(created_step, t);
+    REQUIRE(updated.changes.size() == 1);
+    CHECK(updated.changes[0].summary == "update content of /etc/app.conf (content hidden)");
+    CHECK(updated.changes[0].diff.empty());
+
+    // World-readable as wanted, but what the host has now is not: its content is not shown either.
+    t.host().put("/etc/shadow-copy", "root:$6$secret-hash:19000::::::\n", 0600);
+    WriteFile over_private("base/file:/etc/shadow-copy", inline_file("/etc/shadow-copy", "public\n", 0644));
+    Plan replaced = probe_ok(over_private, t);
+    REQUIRE_FALSE(replaced.changes.empty());
+    CHECK(replaced.changes[0].summary == "update content of /etc/shadow-copy (content hidden)");
+    for (const auto& c : replaced.changes) {
+        CHECK(c.diff.find("secret-hash") == std::string::npos);
+    }
+}
+
+// Audit: base.apt_proxy let '"' and ';' through into /etc/apt/apt.conf.d, where they add apt
+// options (root commands at the next `apt update`).
+TEST_CASE("apt proxy: the drop-in refuses anything but scheme://host[:port]") {
+    auto bad = apt_proxy_conf("http://x\"; APT::Update::Pre-Invoke { \"touch /tmp/pwned\"; }; //");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code == ErrorCode::config);
+    CHECK_FALSE(apt_proxy_conf("http://x;y"));
+    CHECK_FALSE(apt_proxy_conf("http://user:pw@cache:3142"));
+    REQUIRE(apt_proxy_conf("http://[fd00::1]:3142/"));
+
+    // The key's own grammar refuses it at load time, and after ${vars...} expansion.
+    CHECK(check_expanded(ConfigFile::profile, "base.apt_proxy", "http://x\";Pre-Invoke") != "");
+    CHECK(check_expanded(ConfigFile::profile, "base.apt_proxy", "http://cache;3142") != "");
+    CHECK(check_expanded(ConfigFile::profile, "base.apt_proxy", "http://cache:3142") == "");
+    CHECK(check_expanded(ConfigFile::profile, "base.apt_proxy", "https://198.18.0.1/") == "");
 }
 
 TEST_CASE("WriteFile inline: second run changes nothing") {
@@ -257,7 +301,7 @@ TEST_CASE("WriteFile: a directory where the file should be is an error") {
 }
 
 TEST_CASE("apt proxy drop-in content names the proxy") {
-    CHECK(apt_proxy_conf("http://cache:3142") ==
+    CHECK(apt_proxy_conf("http://cache:3142").value() ==
           "// Managed by nodectl (base.apt_proxy).\nAcquire::http::Proxy \"http://cache:3142\";\n");
 }
 

@@ -1144,10 +1144,10 @@ TEST_CASE("harden config set: a fresh apply writes the files with their modes, a
     CHECK(step.title() == "unit test set");
 
     auto plan = probe_ok(step, t);
-    REQUIRE(summaries(plan) == std::vector<std::string>{"create " + a, "update " + b});
-    CHECK(contains(plan.changes[0].diff, "+alpha"));
-    CHECK(contains(plan.changes[1].diff, "-old b"));
-    CHECK(contains(plan.changes[1].diff, "+beta"));
+    // Neither file is world-readable: the plan does not show their content.
+    REQUIRE(summaries(plan) == std::vector<std::string>{"create " + a + " (content hidden)", "update " + b + " (content hidden)"});
+    CHECK(plan.changes[0].diff.empty());
+    CHECK(plan.changes[1].diff.empty());
     CHECK_FALSE(fs::exists(fx.log()));  // probing changes nothing
 
     apply_ok(step, t, plan);
@@ -1317,6 +1317,44 @@ TEST_CASE("harden config set: a failing post_write or activation is restored too
     CHECK(mode_of(key_a) == 0600);
     CHECK_FALSE(fs::exists(key_b));
     CHECK_FALSE(fs::exists(fx.state.stamp()));
+}
+
+// Audit: the revert diff printed the content of a 0600 file (the node's copy of the profile,
+// with the backup group turned off): a file others may not read is never shown in a plan.
+TEST_CASE("config set: plans and revert diffs hide the content of files that are sensitive or not world-readable") {
+    SetFixture fx;
+    LocalTarget t;
+    auto secret = fx.dir.write("secret.conf", "password=as-found\n", 0600);
+    auto found_private = fx.dir.write("found-private.conf", "token=from-the-host\n", 0600);
+    auto open_file = fx.dir.write("open.conf", "public as found\n", 0644);
+    auto on = fx.spec();
+    on.files = {{secret, "password=managed\n", nullptr, 0600},
+                {found_private, "now public\n", nullptr, 0644},
+                {open_file, "public managed\n", nullptr, 0644}};
+    ApplyConfigSet step_on(on);
+    auto plan_on = probe_ok(step_on, t);
+    REQUIRE(summaries(plan_on) == std::vector<std::string>{"update " + secret + " (content hidden)",
+                                                           "update " + found_private + " (content hidden)",
+                                                           "update " + open_file});
+    CHECK(plan_on.changes[0].diff.empty());
+    CHECK(plan_on.changes[1].diff.empty());
+    CHECK(contains(plan_on.changes[2].diff, "+public managed"));
+    apply_ok(step_on, t, plan_on);
+
+    auto off = on;
+    off.enabled = false;
+    ApplyConfigSet step_off(off);
+    auto plan_off = probe_ok(step_off, t);
+    REQUIRE(summaries(plan_off) == std::vector<std::string>{"restore " + secret + " as nodectl found it (content hidden)",
+                                                            "restore " + found_private + " as nodectl found it (content hidden)",
+                                                            "restore " + open_file + " as nodectl found it"});
+    for (const auto& c : plan_off.changes) {
+        CHECK_FALSE(contains(c.diff, "password"));
+        CHECK_FALSE(contains(c.diff, "token"));
+    }
+    CHECK(contains(plan_off.changes[2].diff, "+public as found"));
+    apply_ok(step_off, t, plan_off);
+    CHECK(read_text(secret) == "password=as-found\n");
 }
 
 TEST_CASE("harden config set: turned off, it puts back what nodectl found, removes what it created, leaves the rest alone") {

@@ -15,6 +15,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -262,7 +264,7 @@ TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); 
     auto plan = step.probe(target);
     REQUIRE(plan);
     REQUIRE(plan->changes.size() == 2);
-    CHECK(has(plan->changes[0].summary, "holds a secret: content not shown"));
+    CHECK(has(plan->changes[0].summary, "holds a secret: content hidden"));
     CHECK(plan->changes[0].diff.empty());
     REQUIRE(step.apply(target, *plan));
     struct stat st {};
@@ -282,4 +284,90 @@ TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); 
     auto plan2 = again.probe(target);
     REQUIRE(plan2);
     CHECK(plan2->changes.empty());
+}
+
+// Audit: a mount point went unquoted into the drift probe, which `plan` runs: a ' in `where`
+// ran code on the host even in plan. Applied for real on a LocalTarget, nothing may run.
+TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or apply (quoted in every script)") {
+    testing::QuietLogs quiet;
+    testing::TempDir dir;
+    std::random_device rd;
+    std::string pwned_sq = dir.file("pwned-single");
+    std::string pwned_dq = dir.file("pwned-double");
+    auto m = sample_s3fs();
+    // Breaks out of '...' (the drift's echo) and of "..." (restore.sh's logger line).
+    m.where = dir.file("media';touch " + pwned_sq + ";'\";touch " + pwned_dq + ";\"");
+    m.use_cache = dir.file("cache");
+    auto spec = mounts::s3fs_group(m, dir.file("units"), dir.file("passwd"));
+    CHECK(has(spec.drift, shell_quote("mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")")));
+    std::string rollback = "/var/lib/nodectl/rollback/" + std::string("test-mounts-hostile-") + std::to_string(rd());
+    spec.id = "test/" + rollback.substr(rollback.rfind('/') + 1);
+    spec.validate = "true";
+    spec.activate = "false";  // a failed activation runs restore.sh (with the title) and the disarm script
+    fs::create_directories(dir.file("units"));
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        }
+    } cleanup{rollback};
+    LocalTarget target("local");
+    ApplyConfigSet step(spec);
+    auto plan = step.probe(target);
+    CHECK_FALSE(fs::exists(pwned_sq));
+    CHECK_FALSE(fs::exists(pwned_dq));
+    REQUIRE(plan);
+    CHECK(std::any_of(plan->changes.begin(), plan->changes.end(),
+                      [&](const Change& c) { return c.summary == "mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")"; }));
+    auto applied = step.apply(target, *plan);
+    CHECK_FALSE(applied);  // activation failed, the previous files were restored
+    CHECK_FALSE(fs::exists(pwned_sq));
+    CHECK_FALSE(fs::exists(pwned_dq));
+    CHECK(fs::is_directory(m.where));
+
+    // The profile refuses such a mount point before any of this.
+    auto bad = testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x';touch /tmp/p;'\"\n");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(has(bad.error().message, "'mounts.nfs[].where' must be an absolute path of letters, digits"));
+}
+
+// Audit: ApplyConfigSet's rollback scripts put its id (the timer unit's name, the rollback
+// directory) into shell commands unquoted, one of them inside `sh -c '...'`.
+TEST_CASE("config set: an id with quotes and ';' runs nothing when the rollback is armed, restored and disarmed") {
+    testing::QuietLogs quiet;
+    testing::TempDir dir;
+    std::random_device rd;
+    // State names replace '/': the payload names its files through the environment instead.
+    ::setenv("NODECTL_TEST_PWNED_ARM", dir.file("pwned-arm").c_str(), 1);
+    ::setenv("NODECTL_TEST_PWNED_DISARM", dir.file("pwned-disarm").c_str(), 1);
+    ConfigSetSpec spec;
+    spec.id = "test/hostile-" + std::to_string(rd()) + "';touch \"$NODECTL_TEST_PWNED_ARM\";';touch \"$NODECTL_TEST_PWNED_DISARM\";x";
+    spec.title = "hostile id";
+    spec.files.push_back({dir.file("conf"), "new\n", nullptr, 0644});
+    spec.validate = "true";
+    spec.activate = "false";
+    spec.guard = true;
+    spec.rollback_after = std::chrono::seconds(30);
+    std::string state = spec.id;
+    for (auto& c : state) {
+        c = c == '/' ? '-' : c;
+    }
+    struct Cleanup {
+        std::string state;
+        ~Cleanup() {
+            std::error_code ec;
+            fs::remove_all("/var/lib/nodectl/rollback/" + state, ec);
+            fs::remove_all("/var/lib/nodectl/applied/" + state, ec);
+            ::unsetenv("NODECTL_TEST_PWNED_ARM");
+            ::unsetenv("NODECTL_TEST_PWNED_DISARM");
+        }
+    } cleanup{state};
+    LocalTarget target("local");
+    ApplyConfigSet step(spec);
+    auto plan = step.probe(target);
+    REQUIRE(plan);
+    CHECK_FALSE(step.apply(target, *plan));  // activation fails: restored and disarmed
+    CHECK_FALSE(fs::exists(dir.file("pwned-arm")));
+    CHECK_FALSE(fs::exists(dir.file("pwned-disarm")));
 }

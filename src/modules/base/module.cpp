@@ -37,7 +37,7 @@ Result<StepList> steps(const ModuleContext& ctx) {
         auto url = TRY(expanded(cfg, "apt_proxy", cfg.str("apt_proxy"), ctx.host));
         ManagedFile f;
         f.spec.path = k_apt_proxy_path;
-        f.spec.content = apt_proxy_conf(url);
+        f.spec.content = url.empty() ? std::string() : TRY(apt_proxy_conf(url));
         f.absent = url.empty();
         out.push_back(std::make_unique<WriteFile>("base/apt_proxy", std::move(f)));
     }

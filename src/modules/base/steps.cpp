@@ -8,7 +8,9 @@
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
+#include <cctype>
 #include <set>
+#include <string_view>
 
 namespace nodectl::base {
 
@@ -36,7 +38,13 @@ std::string file_diff(Target& target, const std::string& path, const std::string
 
 } // namespace
 
-std::string apt_proxy_conf(const std::string& url) {
+Result<std::string> apt_proxy_conf(const std::string& url) {
+    for (unsigned char c : url) {
+        if (!std::isalnum(c) && std::string_view(".:/[]-_").find(static_cast<char>(c)) == std::string_view::npos) {
+            return make_error(ErrorCode::config, "base.apt_proxy \"" + url + "\" has a character apt's configuration cannot hold ('" +
+                                                     std::string(1, static_cast<char>(c)) + "'); give scheme://host[:port]");
+        }
+    }
     return "// Managed by nodectl (base.apt_proxy).\nAcquire::http::Proxy \"" + url + "\";\n";
 }
 
@@ -63,9 +71,13 @@ Result<Plan> WriteFile::probe(Target& target) {
     if (want_hash.empty()) {
         return make_error(ErrorCode::io, "cannot read " + m_file.source);
     }
+    // A secret, or a file others may not read (now or once written): plans never show its content.
+    bool hidden = m_file.sensitive || !host::world_readable(spec.mode) || (state.exists && !host::world_readable(state.mode));
     if (!state.exists) {
         Change c{"create " + spec.path + " (" + util::octal(spec.mode) + " " + spec.owner + ":" + spec.group + ")", ""};
-        if (!m_file.sensitive) {
+        if (hidden) {
+            c.summary += m_file.sensitive ? " (sensitive: content hidden)" : " (content hidden)";
+        } else {
             auto content = TRY(desired_content());
             c.diff = content.size() <= k_max_diff_bytes ? util::unified_diff("", content, "/dev/null", spec.path) : "";
         }
@@ -74,8 +86,8 @@ Result<Plan> WriteFile::probe(Target& target) {
     }
     if (state.sha256 != want_hash) {
         Change c{"update content of " + spec.path, ""};
-        if (m_file.sensitive) {
-            c.summary += " (sensitive: content not shown)";
+        if (hidden) {
+            c.summary += m_file.sensitive ? " (sensitive: content hidden)" : " (content hidden)";
         } else {
             c.diff = file_diff(target, spec.path, TRY(desired_content()));
         }

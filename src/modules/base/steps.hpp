@@ -105,8 +105,9 @@ private:
     std::vector<std::string> m_disabled;
 };
 
-// Content of the apt proxy drop-in.
-std::string apt_proxy_conf(const std::string& url);
+// Content of the apt proxy drop-in. The URL is written between quotes into apt's configuration,
+// which has no escaping: anything but the characters of scheme://host[:port][/] is refused.
+Result<std::string> apt_proxy_conf(const std::string& url);
 constexpr const char* k_apt_proxy_path = "/etc/apt/apt.conf.d/01nodectl-proxy";
 
 } // namespace nodectl::base

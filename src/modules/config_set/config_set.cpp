@@ -37,9 +37,9 @@ std::string original_path(const std::string& path) {
 
 // Cancels the rollback timer: the transient systemd timer, or the fallback's whole process group.
 std::string ApplyConfigSet::disarm_script() const {
-    std::string dir = shell_quote(std::string(k_rollbacks) + "/" + state_name());
-    return "systemctl stop nodectl-rollback-" + state_name() + ".timer 2>/dev/null; if [ -s " + dir + "/timer.pid ]; then kill -- -$(cat " +
-           dir + "/timer.pid) 2>/dev/null; rm -f " + dir + "/timer.pid; fi; true";
+    std::string pid = shell_quote(std::string(k_rollbacks) + "/" + state_name() + "/timer.pid");
+    return "systemctl stop " + shell_quote("nodectl-rollback-" + state_name() + ".timer") + " 2>/dev/null; if [ -s " + pid +
+           " ]; then kill -- -$(cat " + pid + ") 2>/dev/null; rm -f " + pid + "; fi; true";
 }
 
 std::string ApplyConfigSet::state_name() const {
@@ -68,6 +68,7 @@ Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) con
     for (const auto& f : m_spec.files) {
         const auto& current = found[at++];
         FileWork w{&f, current ? std::optional<std::string>(current->content) : std::nullopt, std::nullopt, false};
+        w.content_hidden = f.sensitive || !host::world_readable(f.mode) || (current && !host::world_readable(current->mode));
         if (!m_spec.enabled) {
             // Only what nodectl changed is put back; a file it never touched is left alone.
             const auto& original = found[at++];
@@ -75,6 +76,7 @@ Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) con
             if (original) {
                 w.wanted = original->content;
                 w.has_original = true;
+                w.content_hidden = w.content_hidden || !host::world_readable(original->mode);
             } else if (!absent) {
                 continue;
             }
@@ -143,13 +145,17 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
         if (!w.wanted) {
             plan.changes.push_back({"remove " + path + " (nodectl created it)", ""});
         } else if (!m_spec.enabled) {
-            plan.changes.push_back({"restore " + path + " as nodectl found it",
-                                    util::unified_diff(w.current.value_or(""), *w.wanted, path, path + " (original)")});
+            std::string summary = "restore " + path + " as nodectl found it";
+            plan.changes.push_back(w.content_hidden ? Change{summary + " (content hidden)", ""}
+                                                    : Change{summary, util::unified_diff(w.current.value_or(""), *w.wanted, path,
+                                                                                         path + " (original)")});
         } else if (w.current && *w.current == *w.wanted) {
             plan.changes.push_back({path + ": mode/owner -> " + util::octal(w.file->mode) + " " + w.file->owner + ":" +
                                         w.file->group, ""});
-        } else if (w.file->sensitive) {
-            plan.changes.push_back({(w.current ? "update " : "create ") + path + " (holds a secret: content not shown)", ""});
+        } else if (w.content_hidden) {
+            plan.changes.push_back({(w.current ? "update " : "create ") + path +
+                                        (w.file->sensitive ? " (holds a secret: content hidden)" : " (content hidden)"),
+                                    ""});
         } else {
             plan.changes.push_back({(w.current ? "update " : "create ") + path,
                                     util::unified_diff(w.current.value_or(""), *w.wanted,
@@ -204,26 +210,28 @@ std::pair<std::string, std::string> ApplyConfigSet::backup_and_restore_scripts()
                   "/; fi; done\n";
         restore_sh += "rm -f " + glob + "\ncp -a " + saved + "/. " + shell_quote(dirname_of(glob)) + "/\n";
     }
-    restore_sh += m_spec.restore_activate + "\nlogger -t nodectl \"restored the previous " + m_spec.title +
-               "\" 2>/dev/null || true\n";
+    restore_sh += m_spec.restore_activate + "\nlogger -t nodectl " + shell_quote("restored the previous " + m_spec.title) +
+                  " 2>/dev/null || true\n";
     return {backup, restore_sh};
 }
 
 // Arms the host-side rollback: a transient systemd timer, or a detached `sleep` without systemd.
 Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
     std::string dir = std::string(k_rollbacks) + "/" + state_name();
-    std::string qdir = shell_quote(dir);
     std::string unit = "nodectl-rollback-" + state_name();
     std::string secs = std::to_string(m_spec.rollback_after.count());
+    std::string restore_sh = shell_quote(dir + "/restore.sh");
+    std::string pid = shell_quote(dir + "/timer.pid");
+    // The fallback's script is itself one quoted word of `sh -c`.
+    std::string sleeper = "echo $$ > " + pid + "; sleep " + secs + " && sh " + restore_sh;
     TRY(run_script(target,
                    "if [ -d /run/systemd/system ]; then\n"
-                   "  systemctl stop " + unit + ".timer 2>/dev/null; systemctl reset-failed " + unit + ".service " + unit +
-                       ".timer 2>/dev/null\n"
-                   "  systemd-run --quiet --unit=" + unit + " --on-active=" + secs + " /bin/sh " + qdir + "/restore.sh\n"
+                   "  systemctl stop " + shell_quote(unit + ".timer") + " 2>/dev/null; systemctl reset-failed " +
+                       shell_quote(unit + ".service") + " " + shell_quote(unit + ".timer") + " 2>/dev/null\n"
+                   "  systemd-run --quiet " + shell_quote("--unit=" + unit) + " --on-active=" + secs + " /bin/sh " + restore_sh + "\n"
                    "else\n"
-                   "  setsid sh -c 'echo $$ > " + dir + "/timer.pid; sleep " + secs + " && sh " + dir +
-                       "/restore.sh' </dev/null >/dev/null 2>&1 &\n"
-                   "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + qdir + "/timer.pid ] && break; sleep 0.1; done\n"
+                   "  setsid sh -c " + shell_quote(sleeper) + " </dev/null >/dev/null 2>&1 &\n"
+                   "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + pid + " ] && break; sleep 0.1; done\n"
                    "fi",
                    "arming the rollback timer"));
     log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",

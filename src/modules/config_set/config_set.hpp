@@ -75,6 +75,9 @@ private:
         std::optional<std::string> current;
         std::optional<std::string> wanted;  // nullopt: the file must not exist
         bool has_original = false;
+        // A secret, or a file others may not read (now, as nodectl found it, or as written): its
+        // content is never shown in a plan.
+        bool content_hidden = false;
     };
     struct Work {
         std::vector<FileWork> files;  // the ones that differ

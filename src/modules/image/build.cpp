@@ -694,8 +694,9 @@ Result<BaseResult> build_base(Ctx& c, const Recipe& r) {
         "--hook-dir=/usr/share/mmdebstrap/hooks/maybe-merged-usr",
         // .debs come from and go back to the download cache (they are inputs, not outputs).
         "--skip=download/empty", "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
-        "--setup-hook=sync-in " + apt->debs().string() + " /var/cache/apt/archives/",
-        "--customize-hook=sync-out /var/cache/apt/archives " + apt->debs().string()};
+        // mmdebstrap splits these special hooks into words as a shell would (shellwords): quoted.
+        "--setup-hook=sync-in " + q(apt->debs().string()) + " /var/cache/apt/archives/",
+        "--customize-hook=sync-out /var/cache/apt/archives " + q(apt->debs().string())};
     if (!r.packages.empty()) {
         argv.push_back("--include=" + util::join(r.packages, ","));
     }

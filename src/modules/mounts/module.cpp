@@ -181,9 +181,9 @@ ConfigSetSpec nfs_group(const NfsMount& m, const std::string& unit_dir) {
         spec.activate += m.automount ? "systemctl start " + q + "\n" : "systemctl restart " + q + "\n";
     }
     spec.restore_activate = "systemctl daemon-reload";
-    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n";
+    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo " + shell_quote("enable " + unit) + "\n";
     if (m.start) {
-        spec.drift += "systemctl is-active --quiet " + q + " || echo 'start " + unit + "'\n";
+        spec.drift += "systemctl is-active --quiet " + q + " || echo " + shell_quote("start " + unit) + "\n";
     }
     spec.controls.push_back({"mounts.nfs:" + m.where, unit + " enabled" + std::string(m.start ? " and active" : ""),
                              "echo \"$(systemctl is-enabled " + q + " 2>/dev/null),$(systemctl is-active " + q + ")\"",
@@ -212,9 +212,9 @@ ConfigSetSpec s3fs_group(const S3fsMount& m, const std::string& unit_dir, const 
         spec.activate += "systemctl restart " + q + " || { journalctl -u " + q + " -n 10 --no-pager >&2; exit 1; }\n";
     }
     spec.restore_activate = "systemctl daemon-reload";
-    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n";
+    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo " + shell_quote("enable " + unit) + "\n";
     if (m.start) {
-        spec.drift += "systemctl is-active --quiet " + q + " || echo 'mount " + m.where + " (start " + unit + ")'\n";
+        spec.drift += "systemctl is-active --quiet " + q + " || echo " + shell_quote("mount " + m.where + " (start " + unit + ")") + "\n";
     }
     spec.controls.push_back({"mounts.s3fs_passwd:" + m.where, "the s3fs credentials file is readable by root only",
                              "stat -c %a " + shell_quote(passwd), host::equals("600"), ""});
