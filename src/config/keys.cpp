@@ -132,12 +132,6 @@ std::string tmpfs_size(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a tmpfs size such as \"25%\", \"512m\" or \"2g\"";
 }
 
-// An OCI image reference: [registry[:port]/]path[:tag][@digest].
-std::string image_reference(const toml::node& n) {
-    static const std::regex k_re("^[A-Za-z0-9][A-Za-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be an image reference such as \"registry.k8s.io/pause:3.9\"";
-}
-
 std::string hosts_lines(const toml::node& n) {
     static const std::regex k_re("^[0-9A-Fa-f.:]+(\\s+[A-Za-z0-9.-]+)+$");
     if (auto* arr = n.as_array()) {
@@ -469,6 +463,7 @@ std::string host_names(const toml::node& n) {
     return each_matches(n, k_re, "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
 }
 
+// An OCI image reference: [registry[:port]/]path[:tag][@digest].
 std::string image_reference(const toml::node& n) {
     static const std::regex k_re("^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$");
     return std::regex_match(str_of(n), k_re) ? "" : "must be an image reference such as \"localhost/nodectl/magento:latest\" or \"NAME@sha256:DIGEST\"";

@@ -100,7 +100,7 @@ TEST_CASE("fetch_release: a good checksum installs the binary in the cache") {
     CHECK(util::read_file(r->binary_path) == f.binary);
     CHECK(r->airgap_images_path.empty());
     CHECK(r->airgap_images_sha256.empty());
-    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt"});
+    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
     CHECK((fs::status(r->binary_path).permissions() & fs::perms::owner_exec) != fs::perms::none);
     // The version goes into the URL percent-encoded: '+' is %2B.
     CHECK(server.requests(k_base + "k3s") == 1);
@@ -136,7 +136,7 @@ TEST_CASE("fetch_release: a bad checksum names both hashes and leaves nothing in
     CHECK(contains(msg, "refusing to install"));
     CHECK_FALSE(fs::exists(f.cache_dir + "/k3s"));
     CHECK_FALSE(fs::exists(f.cache_dir + "/k3s.part"));
-    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt"});
+    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
 }
 
 TEST_CASE("fetch_release: a download truncated once is retried and succeeds") {
@@ -146,7 +146,7 @@ TEST_CASE("fetch_release: a download truncated once is retried and succeeds") {
     REQUIRE_MESSAGE(r.ok(), r.error().message);
     CHECK(server.requests(k_base + "k3s") == 2);
     CHECK(util::read_file(r->binary_path) == f.binary);
-    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt"});
+    CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
 }
 
 TEST_CASE("fetch_release: a download truncated on every try fails cleanly") {
@@ -158,7 +158,7 @@ TEST_CASE("fetch_release: a download truncated on every try fails cleanly") {
     CHECK(contains(r.error().message, "truncated"));
     CHECK(contains(r.error().message, server.url(k_base + "k3s")));
     CHECK(server.requests(k_base + "k3s") == 3);
-    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt"});
+    CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
 }
 
 TEST_CASE("resolve_version: a channel resolves through its redirect") {
