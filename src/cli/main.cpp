@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
         for (const auto& spec : commands()) {
             if (spec.name == word && !spec.run) {
                 std::cerr << "nodectl " << word
-                          << ": not available yet in this build (the capability is planned; see README.md, \"What "
-                             "works today\"). Nothing was done.\n";
+                          << ": not available yet in this build (the capability is planned; see docs/status.md). "
+                             "Nothing was done.\n";
                 return k_exit_unavailable;
             }
         }

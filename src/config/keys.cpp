@@ -742,7 +742,7 @@ std::vector<KeySpec> build_table() {
         {"backup.targets[].keep_daily", P, integer, "0", non_negative, "retention: keep the newest archive of each of the newest N days (UTC)"},
         {"backup.targets[].keep_weekly", P, integer, "0", non_negative, "retention: ... of each of the newest N ISO weeks"},
         {"backup.targets[].keep_monthly", P, integer, "0", non_negative, "retention: ... of each of the newest N months; with no keep_* set nothing is deleted"},
-        // Image recipes: images/<name>/recipe.toml (README "Image recipes"). "*" is any name.
+        // Image recipes: images/<name>/recipe.toml (docs/images.md, "Recipe format"). "*" is any name.
         {"name", R, string, "", image_name, "image name; must equal the recipe's folder name (required)"},
         {"suite", R, string, "", not_empty, "Debian suite for mmdebstrap, e.g. \"bookworm\" (required in a base recipe; an image inherits its base's)"},
         {"variant", R, string, "\"minbase\"", mmdebstrap_variant, "mmdebstrap --variant of a base recipe"},

@@ -274,7 +274,8 @@ openssl pkeyutl -sign -inkey "$WORK/other.key" -rawin -in "$WORK/p2.toml" -out "
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/bad.sig"
 refused "a config signed by another key" 'signature does not match'
 printf '[base]\ntimezone = "Europe/Paris"\npackages = "tree"\n' >"$WORK/bad.toml"
-nodectl firstboot sign --key "$WORK/fleet.key" "$WORK/bad.toml" >/dev/null
+# `firstboot sign` refuses a malformed profile itself, so this one is signed with openssl (same bytes).
+openssl pkeyutl -sign -inkey "$WORK/fleet.key" -rawin -in "$WORK/bad.toml" -out "$WORK/bad.toml.sig"
 node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/bad.toml"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/bad.toml.sig"
 refused "a malformed (signed) profile" 'profile.toml:3:[0-9]+'
@@ -285,6 +286,7 @@ node 2 "cat >/root/any.bundle" <"$WORK/p2.bundle"
 refused "a signed config with a bundle it does not pin" 'bundle /root/any.bundle is refused: the signed config pins no bundle' --bundle /root/any.bundle
 # A [[base.files]] source beside a signed config that does not pin it: refused.
 printf '[[base.files]]\npath = "/etc/motd"\nsource = "motd.txt"\n' >"$WORK/src.toml"
+echo "the operator's motd" >"$WORK/motd.txt"
 nodectl firstboot sign --key "$WORK/fleet.key" "$WORK/src.toml" >"$WORK/sign3.out" 2>&1
 check "firstboot sign refuses a source file without its sha256" test $? -ne 0
 contains "... and prints the pin to add" "$WORK/sign3.out" 'add sha256 = "[0-9a-f]{64}"'

@@ -9,7 +9,7 @@
 // (ApplyConfigSet), `systemctl is-active` and the node's Ready condition.
 // How it is undone: `nodectl reset --k3s` removes all of it, data included.
 // Not verified here: anything that needs a running k3s (no k3s binary can be downloaded on the
-// machines this was built on); see README, "Not verified".
+// machines this was built on); see docs/status.md, "Not verified here".
 #include "modules/k3s/k3s.hpp"
 
 #include "core/log.hpp"
