@@ -64,6 +64,7 @@ apt_proxy = "$NODECTL_TEST_APT_PROXY"
 channel = "stable"
 release_url = "http://127.0.0.1:$PORT/releases/download"
 channel_url = "http://127.0.0.1:$PORT/channels"
+allow_insecure_http = true  # the test release server is plain http on loopback
 tls_san = ["$N"]
 disable = ["traefik"]
 start = false
