@@ -54,7 +54,7 @@ TEST_CASE("stack: key table refuses bad values with file:line:col") {
     testing::TempDir dir;
     CHECK(error_of(dir, "[[stack.sites]]\nname = \"Shop_1\"\n").find("p.toml:2:8: 'stack.sites[].name' must be a DNS-1123 label") !=
           std::string::npos);
-    CHECK(error_of(dir, site_profile(dir, "purge_acl = [\"10.42.0.0/16 ; evil\"]\n")).find("'stack.sites[].purge_acl' each entry must be") !=
+    CHECK(error_of(dir, site_profile(dir, "purge_acl = [\"198.18.0.0/15 ; evil\"]\n")).find("'stack.sites[].purge_acl' each entry must be") !=
           std::string::npos);
     CHECK(error_of(dir, site_profile(dir, "", "[stack.sites.resources.magento]\ncpu_request = \"lots\"\n"))
               .find("'stack.sites[].resources.magento.cpu_request' must be a CPU quantity") != std::string::npos);
