@@ -79,6 +79,21 @@ use_site_profile() {
   KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 }
 
+# write_hardening_profile FILE: every hardening group on, the run's key for the admin user, a 60 s
+# rollback, apt through the run's proxy (the hardening suites' common profile).
+write_hardening_profile() {
+  cat >"$1" <<EOF
+[base]
+apt_proxy = "$NODECTL_TEST_APT_PROXY"
+
+[harden]
+rollback_seconds = 60
+
+[harden.accounts]
+admin_keys = ["$(cat "$NODECTL_TEST_KEY.pub")"]
+EOF
+}
+
 # nodectl ARGS...: the binary under test, with the run's known_hosts.
 nodectl() { "$NODECTL" "$@"; }
 

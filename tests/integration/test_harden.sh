@@ -9,7 +9,6 @@ A=${ADDRS[0]}   # fully hardened
 B=${ADDRS[1]}   # lockout guards
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 ID=(--identity "$NODECTL_TEST_KEY")
-PUB=$(cat "$NODECTL_TEST_KEY.pub")
 # The test's own OpenSSH client, for what nodectl must not be relied on to judge itself.
 SSH=(ssh -F /dev/null -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$NODECTL_TEST_KNOWN_HOSTS"
      -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=5)
@@ -18,16 +17,7 @@ reachable() { timeout 4 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 NFT_SHIPPED='[ "$(md5sum </etc/nftables.conf | cut -c1-32)" = "$(dpkg-query -W -f="\${Conffiles}\n" nftables | awk "\$1 == \"/etc/nftables.conf\" { print \$2 }")" ] && echo shipped'
 
 
-cat >"$WORK/hard.toml" <<EOF
-[base]
-apt_proxy = "$NODECTL_TEST_APT_PROXY"
-
-[harden]
-rollback_seconds = 60
-
-[harden.accounts]
-admin_keys = ["$PUB"]
-EOF
+write_hardening_profile "$WORK/hard.toml"
 
 echo "# before: a second sshd on 2222 stands for any service the profile does not open"
 node 1 '/usr/sbin/sshd -p 2222'

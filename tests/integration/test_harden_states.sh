@@ -11,7 +11,6 @@ A=${ADDRS[0]}
 B=${ADDRS[1]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 ID=(--identity "$NODECTL_TEST_KEY")
-PUB=$(cat "$NODECTL_TEST_KEY.pub")
 SSH=(ssh -F /dev/null -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$NODECTL_TEST_KNOWN_HOSTS"
      -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=5)
 node_admin() { "${SSH[@]}" "admin@$A" "sudo -n sh -c $(printf '%q' "$1")"; }
@@ -57,16 +56,7 @@ printf '%s\n' "$DOCKER_TABLES" | node 1 'nft -f -'
 docker_tables 1 >"$WORK/docker1.before"
 check "Docker-like tables are loaded" grep -q 'masquerade' "$WORK/docker1.before"
 
-cat >"$WORK/hard.toml" <<EOF
-[base]
-apt_proxy = "$NODECTL_TEST_APT_PROXY"
-
-[harden]
-rollback_seconds = 60
-
-[harden.accounts]
-admin_keys = ["$PUB"]
-EOF
+write_hardening_profile "$WORK/hard.toml"
 "$NODECTL" plan -p "$WORK/hard.toml" "${KH[@]}" "${ID[@]}" "root@$A" >"$WORK/plan.out" 2>&1
 expect_rc_out "plan" 0 $? "$WORK/plan.out"
 contains_text "plan says the admin's /etc/nftables.conf is kept" "$WORK/plan.out" "/etc/nftables.conf holds rules of the admin's: kept"

@@ -28,7 +28,6 @@ took() { echo "      $1 took $((SECONDS - T0)) s"; T0=$SECONDS; }
 nodes_up 1 198.18.13
 N=${ADDRS[0]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
-PUB=$(cat "$NODECTL_TEST_KEY.pub")
 SSH=(ssh -F /dev/null -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$NODECTL_TEST_KNOWN_HOSTS"
      -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=5)
 
@@ -110,14 +109,7 @@ else
 fi
 
 # --- the full hardening -------------------------------------------------------------------------
-cat >"$WORK/hard.toml" <<T
-[base]
-apt_proxy = "$NODECTL_TEST_APT_PROXY"
-[harden]
-rollback_seconds = 60
-[harden.accounts]
-admin_keys = ["$PUB"]
-T
+write_hardening_profile "$WORK/hard.toml"
 nodectl apply -p "$WORK/hard.toml" "root@$N" "${KH[@]}" >"$WORK/h1.out" 2>"$WORK/h1.err"
 rc=$?
 cat "$WORK/h1.out" >>"$WORK/h1.err"
