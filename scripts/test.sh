@@ -6,9 +6,21 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 scripts/setup.sh
+# The node root filesystems (Debian 12 and 13) are fetched while the binaries compile: one waits
+# on the network, the other on the CPU.
+ROOTFS_LOG=$(mktemp /tmp/nodectl-rootfs.XXXXXX.log)
+(scripts/testnodes.sh rootfs && NODECTL_TEST_SUITE=trixie scripts/testnodes.sh rootfs) >"$ROOTFS_LOG" 2>&1 &
+ROOTFS_PID=$!
 scripts/build.sh dynamic >/dev/null
 NODECTL_STATIC_BIN=$(scripts/build.sh static) || { echo "test.sh: static build failed" >&2; exit 1; }
 export NODECTL_STATIC_BIN
-scripts/testnodes.sh rootfs
+if ! wait "$ROOTFS_PID"; then
+  cat "$ROOTFS_LOG" >&2
+  echo "test.sh: building the test nodes' root filesystems failed" >&2
+  exit 1
+fi
+rm -f "$ROOTFS_LOG"
+# The suites run side by side (tests/CMakeLists.txt says which must run alone):
+# NODECTL_TEST_JOBS=1 runs them one after the other.
 cd build
-ctest --output-on-failure --timeout 900 "$@"
+ctest --output-on-failure --timeout 1500 -j "${NODECTL_TEST_JOBS:-4}" "$@"
