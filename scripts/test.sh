@@ -21,6 +21,6 @@ if ! wait "$ROOTFS_PID"; then
 fi
 rm -f "$ROOTFS_LOG"
 # The suites run side by side (tests/CMakeLists.txt says which must run alone):
-# NODECTL_TEST_JOBS=1 runs them one after the other.
+# NODECTL_TEST_JOBS (default 3) sets how many; 1 runs them one after the other.
 cd build
-ctest --output-on-failure --timeout 1500 -j "${NODECTL_TEST_JOBS:-4}" "$@"
+ctest --output-on-failure --timeout 2400 -j "${NODECTL_TEST_JOBS:-3}" "$@"
