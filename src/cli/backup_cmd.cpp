@@ -4,6 +4,7 @@
 #include "util/json.hpp"
 #include "core/log.hpp"
 #include "modules/backup/backup.hpp"
+#include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -66,15 +67,6 @@ std::string human(uint64_t n) {
     }
     char buf[32];
     std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-    return buf;
-}
-
-std::string when(std::chrono::sys_seconds t) {
-    std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
     return buf;
 }
 
@@ -183,12 +175,12 @@ int run_backup(CLI::App& app, Context& ctx) {
             nlohmann::json out = nlohmann::json::array();
             for (const auto& a : *l) {
                 out.push_back({{"target", a.target}, {"id", a.stored.id}, {"object", a.stored.object},
-                               {"size", a.stored.size}, {"time", when(a.stored.time)}, {"encrypted", a.stored.encrypted}});
+                               {"size", a.stored.size}, {"time", util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ")}, {"encrypted", a.stored.encrypted}});
             }
             std::cout << util::json_text(out, 2) << "\n";
         } else {
             for (const auto& a : *l) {
-                std::cout << a.target << "  " << a.stored.id << "  " << when(a.stored.time) << "  " << human(a.stored.size)
+                std::cout << a.target << "  " << a.stored.id << "  " << util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ") << "  " << human(a.stored.size)
                           << (a.stored.encrypted ? "  encrypted" : "") << "\n";
             }
         }

@@ -4,6 +4,7 @@
 #include "config/validate.hpp"
 #include "nodectl/config.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <filesystem>
 #include <regex>
@@ -99,11 +100,11 @@ std::optional<SshDestination> parse_ssh_destination(std::string_view s) {
         return std::nullopt;
     }
     if (m[4].matched) {
-        int port = std::stoi(m[4].str());  // at most 5 digits
-        if (port < 1 || port > 65535) {
+        auto port = util::parse_uint(m[4].str(), {.max = 65535});
+        if (!port || *port == 0) {
             return std::nullopt;
         }
-        d.port = port;
+        d.port = static_cast<int>(*port);
     }
     return d;
 }

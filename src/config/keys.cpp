@@ -7,6 +7,7 @@
 
 #include "util/net.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -215,8 +216,9 @@ std::string port_or_range(const toml::node& n) {
     if (!std::regex_match(s, m, k_re)) {
         return "must be a port or a range such as \"8080\" or \"51820-51821\"";
     }
-    long a = std::stol(m[1]), b = m[3].matched ? std::stol(m[3]) : a;
-    return a >= 1 && b <= 65535 && a <= b ? "" : "must be ports between 1 and 65535, low-high";
+    auto a = util::parse_uint(m[1].str(), {.max = 65535});
+    auto b = m[3].matched ? util::parse_uint(m[3].str(), {.max = 65535}) : a;
+    return a && b && *a >= 1 && *a <= *b ? "" : "must be ports between 1 and 65535, low-high";
 }
 
 std::string cidrs(const toml::node& n) {
@@ -316,8 +318,7 @@ std::string k3s_server_url(const toml::node& n) {
         return "";
     }
     if (std::regex_match(s, m, k_re) && util::is_host(m[1].str())) {
-        int p = std::stoi(m[2].str());
-        if (p >= 1 && p <= 65535) {
+        if (auto p = util::parse_uint(m[2].str(), {.max = 65535}); p && *p >= 1) {
             return "";
         }
     }

@@ -3,18 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <ctime>
-
 namespace nodectl {
-
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 std::string Journal::to_json() const {
     nlohmann::json j = {{"run_id", run_id}, {"profile", profile_digest}, {"state", state},

@@ -26,6 +26,4 @@ struct Journal {
     static Journal from_json(const std::string& text);
 };
 
-std::string utc_now();
-
 } // namespace nodectl

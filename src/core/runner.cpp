@@ -3,6 +3,7 @@
 #include "core/journal.hpp"
 #include "core/log.hpp"
 #include "target/read_only_target.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -126,7 +127,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
         return report;
     };
     if (options.mode == RunMode::apply) {
-        auto l = target.lock("run " + options.run_id + " by " + options.operator_name + " started " + utc_now());
+        auto l = target.lock("run " + options.run_id + " by " + options.operator_name + " started " + util::utc_now());
         if (!l) {
             return fail(l.error().message);
         }
@@ -145,7 +146,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
         journal.run_id = options.run_id;
         journal.profile_digest = options.profile_digest;
         journal.state = "running";
-        journal.started = utc_now();
+        journal.started = util::utc_now();
         if (auto w = journal.write(target); !w) {
             return fail("writing the journal: " + w.error().message);
         }
@@ -189,7 +190,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     }
     if (options.mode == RunMode::apply) {
         journal.state = failed ? "failed" : "complete";
-        journal.finished = utc_now();
+        journal.finished = util::utc_now();
         if (auto w = journal.write(target); !w && !failed) {
             return fail("writing the journal: " + w.error().message);
         }

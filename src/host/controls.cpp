@@ -1,6 +1,7 @@
 #include "host/controls.hpp"
 
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <set>
@@ -11,16 +12,6 @@ namespace {
 
 constexpr std::string_view k_mark = "@@nodectl-control ";
 constexpr std::string_view k_na_mark = "@@nodectl-na ";
-
-std::optional<long> number(const std::string& s) {
-    try {
-        size_t used = 0;
-        long v = std::stol(s, &used);
-        return used == s.size() ? std::optional<long>(v) : std::nullopt;
-    } catch (...) {
-        return std::nullopt;
-    }
-}
 
 std::set<std::string> items_of(const std::string& list) {
     std::set<std::string> out;
@@ -46,14 +37,14 @@ Expect same_set(std::vector<std::string> items) {
 
 Expect at_least(long value) {
     return {">= " + std::to_string(value), [value](const std::string& s) {
-                auto n = number(s);
+                auto n = util::parse_int(s);
                 return n && *n >= value;
             }};
 }
 
 Expect at_most(long value) {
     return {"<= " + std::to_string(value), [value](const std::string& s) {
-                auto n = number(s);
+                auto n = util::parse_int(s);
                 return n && *n <= value;
             }};
 }
@@ -91,7 +82,7 @@ Result<std::vector<ControlResult>> evaluate(Target& target, const std::string& p
     for (const auto& line : util::split_lines(r.out)) {
         if (util::starts_with(line, k_mark) || util::starts_with(line, k_na_mark)) {
             bool is_na = util::starts_with(line, k_na_mark);
-            auto idx = number(line.substr(is_na ? k_na_mark.size() : k_mark.size()));
+            auto idx = util::parse_int(line.substr(is_na ? k_na_mark.size() : k_mark.size()));
             if (idx && *idx >= 0 && static_cast<size_t>(*idx) < controls.size()) {
                 into = is_na ? &na[*idx] : &observed[*idx];
                 seen[*idx] = true;

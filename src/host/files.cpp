@@ -19,8 +19,8 @@ Result<FileState> file_state(Target& target, const std::string& path) {
         return st;
     }
     auto f = util::split(lines[0], ' ');
-    auto mode = f.size() == 3 ? util::parse_unsigned(f[0], 8) : std::nullopt;
-    if (!mode || *mode > 07777) {
+    auto mode = f.size() == 3 ? util::parse_uint(f[0], {.max = 07777, .base = 8}) : std::nullopt;
+    if (!mode) {
         return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(lines[0].substr(0, 200)));
     }
     st.exists = true;
@@ -54,9 +54,9 @@ Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const
             out.emplace_back();
             continue;
         }
-        auto mode = header.size() == 5 && header[0] == "F" ? util::parse_unsigned(header[1], 8) : std::nullopt;
-        auto size = header.size() == 5 ? util::parse_unsigned(header[4]) : std::nullopt;
-        if (!mode || *mode > 07777 || !size) {
+        auto mode = header.size() == 5 && header[0] == "F" ? util::parse_uint(header[1], {.max = 07777, .base = 8}) : std::nullopt;
+        auto size = header.size() == 5 ? util::parse_uint(header[4]) : std::nullopt;
+        if (!mode || !size) {
             return make_error(ErrorCode::command, "unexpected output reading " + path);
         }
         if (*size > r.out.size() - pos) {

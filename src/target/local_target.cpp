@@ -1,5 +1,6 @@
 #include "target/local_target.hpp"
 
+#include "util/fd.hpp"
 #include "util/text.hpp"
 
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -37,9 +37,8 @@ std::optional<unsigned> user_id(const std::string& name) {
     if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found) {
         return found->pw_uid;
     }
-    unsigned id = 0;
-    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-    return ec == std::errc() && end == name.data() + name.size() && !name.empty() ? std::optional<unsigned>(id) : std::nullopt;
+    auto id = util::parse_uint(name, {.max = UINT32_MAX});
+    return id ? std::optional<unsigned>(static_cast<unsigned>(*id)) : std::nullopt;
 }
 
 std::optional<unsigned> group_id(const std::string& name) {
@@ -48,17 +47,21 @@ std::optional<unsigned> group_id(const std::string& name) {
     if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found) {
         return found->gr_gid;
     }
-    unsigned id = 0;
-    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-    return ec == std::errc() && end == name.data() + name.size() && !name.empty() ? std::optional<unsigned>(id) : std::nullopt;
+    auto id = util::parse_uint(name, {.max = UINT32_MAX});
+    return id ? std::optional<unsigned>(static_cast<unsigned>(*id)) : std::nullopt;
 }
 
-struct Fd {
-    int fd = -1;
-    ~Fd() {
-        if (fd >= 0) {
-            close(fd);
+// Both ends of a pipe (O_CLOEXEC), closed on destruction; false when pipe2 fails.
+struct Pipe {
+    util::Fd read, write;
+    bool open() {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) {
+            return false;
         }
+        read.reset(fds[0]);
+        write.reset(fds[1]);
+        return true;
     }
 };
 
@@ -66,8 +69,8 @@ struct Fd {
 
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   std::chrono::seconds timeout) {
-    int in_pipe[2], out_pipe[2], err_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
+    Pipe in_pipe, out_pipe, err_pipe;
+    if (!in_pipe.open() || !out_pipe.open() || !err_pipe.open()) {
         return sys_error("pipe");
     }
     pid_t pid = fork();
@@ -76,9 +79,9 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
     }
     if (pid == 0) {
         setpgid(0, 0);  // own process group, so a timeout kills the whole tree
-        dup2(in_pipe[0], 0);
-        dup2(out_pipe[1], 1);
-        dup2(err_pipe[1], 2);
+        dup2(in_pipe.read.get(), 0);
+        dup2(out_pipe.write.get(), 1);
+        dup2(err_pipe.write.get(), 2);
         std::vector<char*> args;
         for (const auto& a : argv) {
             args.push_back(const_cast<char*>(a.c_str()));
@@ -89,17 +92,16 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
         _exit(127);
     }
     setpgid(pid, pid);
-    close(in_pipe[0]);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+    in_pipe.read.reset();
+    out_pipe.write.reset();
+    err_pipe.write.reset();
+    fcntl(in_pipe.write.get(), F_SETFL, O_NONBLOCK);
 
     CommandResult result;
     size_t written = 0;
-    int in_fd = in_pipe[1];
+    util::Fd& in_fd = in_pipe.write;
     if (input.empty()) {
-        close(in_fd);
-        in_fd = -1;
+        in_fd.reset();
     }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     bool timed_out = false;
@@ -113,8 +115,8 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
             kill(-pid, SIGKILL);
             break;
         }
-        pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
-        int n = poll(fds, in_fd >= 0 ? 3 : 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+        pollfd fds[3] = {{out_pipe.read.get(), POLLIN, 0}, {err_pipe.read.get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
+        int n = poll(fds, in_fd ? 3 : 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
         if (n < 0 && errno != EINTR) {
             return sys_error("poll");
         }
@@ -129,14 +131,13 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                         kill(-pid, SIGKILL);
                     }
                 } else if (r == 0 || errno != EAGAIN) {
-                    close(fds[i].fd);
-                    (i == 0 ? out_pipe[0] : err_pipe[0]) = -1;
+                    (i == 0 ? out_pipe : err_pipe).read.reset();
                     --open_outputs;
                 }
             }
         }
-        if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t w = write(in_fd, input.data() + written, input.size() - written);
+        if (in_fd && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(in_fd.get(), input.data() + written, input.size() - written);
             if (w > 0) {
                 written += static_cast<size_t>(w);
             }
@@ -144,16 +145,13 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                 written = input.size();  // the command stopped reading; that is its business
             }
             if (written == input.size()) {
-                close(in_fd);
-                in_fd = -1;
+                in_fd.reset();
             }
         }
     }
-    for (int fd : {in_fd, out_pipe[0], err_pipe[0]}) {
-        if (fd >= 0) {
-            close(fd);
-        }
-    }
+    in_fd.reset();
+    out_pipe.read.reset();
+    err_pipe.read.reset();
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -192,20 +190,20 @@ Result<void> LocalTarget::write_file(const FileSpec& file) {
     }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);  // like mkdir -p; errors show up at open
-    Fd d{open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
-    if (d.fd < 0) {
+    util::Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!d) {
         return fail(errno == ELOOP || errno == ENOTDIR ? "opening " + dir + " (not a directory, or a symbolic link)" : "opening " + dir);
     }
     struct stat dir_st {};
-    if (fstat(d.fd, &dir_st) != 0) {
+    if (fstat(d.get(), &dir_st) != 0) {
         return fail("stat " + dir);
     }
     if (dir_st.st_mode & 022) {  // as the SSH targets' script: such directories are refused
         return make_error(ErrorCode::io, "writing " + file.path + ": refusing, " + dir + " is writable by group or others");
     }
     std::string tmp = ".nodectl." + util::random_hex(8);
-    Fd f{openat(d.fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
-    if (f.fd < 0) {
+    util::Fd f(openat(d.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!f) {
         return fail("creating a temporary file in " + dir);
     }
     struct Unlink {
@@ -217,9 +215,9 @@ Result<void> LocalTarget::write_file(const FileSpec& file) {
                 unlinkat(dir, name.c_str(), 0);
             }
         }
-    } unlink_tmp{d.fd, tmp};
+    } unlink_tmp{d.get(), tmp};
     for (size_t off = 0; off < file.content.size();) {
-        ssize_t n = ::write(f.fd, file.content.data() + off, file.content.size() - off);
+        ssize_t n = ::write(f.get(), file.content.data() + off, file.content.size() - off);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -228,20 +226,20 @@ Result<void> LocalTarget::write_file(const FileSpec& file) {
         }
         off += static_cast<size_t>(n);
     }
-    if (fchown(f.fd, *uid, *gid) != 0) {
+    if (fchown(f.get(), *uid, *gid) != 0) {
         return fail("chown " + file.owner + ":" + file.group);
     }
-    if (fchmod(f.fd, file.mode) != 0) {
+    if (fchmod(f.get(), file.mode) != 0) {
         return fail("chmod");
     }
-    if (fsync(f.fd) != 0) {
+    if (fsync(f.get()) != 0) {
         return fail("fsync");
     }
-    if (renameat(d.fd, tmp.c_str(), d.fd, name.c_str()) != 0) {
+    if (renameat(d.get(), tmp.c_str(), d.get(), name.c_str()) != 0) {
         return fail("renaming into place");
     }
     unlink_tmp.armed = false;
-    fsync(d.fd);
+    fsync(d.get());
     return Ok{};
 }
 
@@ -249,11 +247,10 @@ namespace {
 
 class LocalLock final : public HostLock {
 public:
-    explicit LocalLock(int fd) : m_fd(fd) {}
-    ~LocalLock() override { close(m_fd); }
+    explicit LocalLock(util::FileLock lock) : m_lock(std::move(lock)) {}
 
 private:
-    int m_fd;
+    util::FileLock m_lock;
 };
 
 } // namespace
@@ -263,20 +260,20 @@ Result<std::unique_ptr<HostLock>> LocalTarget::lock(const std::string& holder) {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         return sys_error(std::string("mkdir ") + dir);
     }
-    int fd = open("/var/lib/nodectl/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return sys_error("open /var/lib/nodectl/lock");
-    }
     // flock is released by the kernel when the holder dies, so a killed run leaves no stale lock.
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
+    std::string why;
+    auto lock = util::FileLock::take("/var/lib/nodectl/lock", 0600, util::FileLock::Wait::no, &why);
+    if (!lock && errno != EWOULDBLOCK) {
+        return make_error(ErrorCode::io, why);
+    }
+    if (!lock) {
         std::ifstream owner("/var/lib/nodectl/lock.owner");
         std::string who;
         std::getline(owner, who);
         return make_error(ErrorCode::locked, "another nodectl run holds /var/lib/nodectl/lock (" + who + ")");
     }
     std::ofstream("/var/lib/nodectl/lock.owner", std::ios::trunc) << holder << "\n";
-    return std::unique_ptr<HostLock>(new LocalLock(fd));
+    return std::unique_ptr<HostLock>(new LocalLock(std::move(*lock)));
 }
 
 } // namespace nodectl

@@ -78,9 +78,9 @@ Result<FileStat> Target::stat(const std::string& path) {
     }
     auto lines = util::split_lines(r.out);
     auto f = lines.empty() ? std::vector<std::string>() : util::split(lines[0], '|');
-    auto mode = f.size() == 5 ? util::parse_unsigned(f[1], 8) : std::nullopt;
-    auto size = f.size() == 5 ? util::parse_unsigned(f[4]) : std::nullopt;
-    if (!mode || *mode > 07777 || !size) {
+    auto mode = f.size() == 5 ? util::parse_uint(f[1], {.max = 07777, .base = 8}) : std::nullopt;
+    auto size = f.size() == 5 ? util::parse_uint(f[4]) : std::nullopt;
+    if (!mode || !size) {
         return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(r.out.substr(0, 200)));
     }
     st.exists = true;

@@ -1,4 +1,5 @@
 #include "util/file.hpp"
+#include "util/fd.hpp"
 #include "util/file_at.hpp"
 
 #include <fcntl.h>
@@ -44,42 +45,37 @@ std::optional<std::string> read_file_at(int dir_fd, const std::string& name, siz
         return fail(EINVAL, "not a file name");
     }
     // O_NONBLOCK: a FIFO planted there must not hang the open; it is refused just below.
-    int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
+    Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd) {
         int err = errno;
         return fail(err, err == ELOOP ? "a symbolic link (refused)" : std::strerror(err));
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return fail(EINVAL, "not a regular file (refused)");
     }
     if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-        ::close(fd);
         return fail(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
     }
     std::string out;
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
             int err = errno;
-            ::close(fd);
             return fail(err, std::strerror(err));
         }
         if (n == 0) {
             break;
         }
         if (out.size() + static_cast<size_t>(n) > max_bytes) {
-            ::close(fd);
             return fail(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
         }
         out.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
     return out;
 }
 
@@ -98,33 +94,31 @@ std::string write_file_atomic_at(int dir_fd, const std::string& name, std::strin
     }
     std::random_device rd;
     std::string tmp;
-    int fd = -1;
-    for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    Fd fd;
+    for (int attempt = 0; attempt < 100 && !fd; ++attempt) {
         char suffix[16];
         std::snprintf(suffix, sizeof suffix, ".tmp.%08x", rd());
         tmp = name + suffix;
         // Created 0600: content that must stay private never exists readable.
-        fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST) {
+        fd.reset(::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd && errno != EEXIST) {
             break;
         }
     }
-    if (fd < 0) {
+    if (!fd) {
         return "cannot create a temporary file for " + name + ": " + std::strerror(errno);
     }
     auto fail = [&](const std::string& what) {
         std::string why = what + ": " + std::strerror(errno);
-        if (fd >= 0) {
-            ::close(fd);
-        }
+        fd.reset();
         ::unlinkat(dir_fd, tmp.c_str(), 0);
         return why;
     };
-    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+    if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
         return fail("cannot set the mode of " + tmp);
     }
     while (!content.empty()) {
-        ssize_t n = ::write(fd, content.data(), content.size());
+        ssize_t n = ::write(fd.get(), content.data(), content.size());
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -133,12 +127,11 @@ std::string write_file_atomic_at(int dir_fd, const std::string& name, std::strin
         }
         content.remove_prefix(static_cast<size_t>(n));
     }
-    if (::fsync(fd) != 0) {
+    if (::fsync(fd.get()) != 0) {
         return fail("cannot sync " + tmp);
     }
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) {
+    // The one close whose error matters (NFS reports a failed write there): checked, not left to Fd.
+    if (::close(fd.release()) != 0) {
         return fail("cannot write " + tmp);
     }
     // A rename replaces a symbolic link at `name` itself; it never writes where the link points.
@@ -161,12 +154,11 @@ std::string write_file_atomic(const std::string& path, std::string_view content,
         }
     }
     std::filesystem::path dir = dest.parent_path().empty() ? std::filesystem::path(".") : dest.parent_path();
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
+    Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd) {
         return "cannot open the directory " + dir.string() + ": " + std::strerror(errno);
     }
-    std::string why = write_file_atomic_at(dfd, dest.filename().string(), content, mode);
-    ::close(dfd);
+    std::string why = write_file_atomic_at(dfd.get(), dest.filename().string(), content, mode);
     if (!why.empty() && why.find(dir.string()) == std::string::npos) {
         why = dir.string() + "/" + why;
     }

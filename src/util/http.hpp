@@ -35,7 +35,7 @@ struct HttpOptions {
     std::function<void(std::uint64_t now, std::uint64_t total)> progress;
 };
 
-struct HttpResponse {
+struct [[nodiscard]] HttpResponse {
     bool ok = false;
     std::string error;          // what went wrong, naming the URL; empty when ok
     long status = 0;            // HTTP status of the last response (0 when none arrived)

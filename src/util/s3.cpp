@@ -2,6 +2,7 @@
 
 #include "util/digest.hpp"
 #include "util/sigv4.hpp"
+#include "util/text.hpp"
 
 #include <curl/curl.h>
 #include <sys/stat.h>
@@ -90,9 +91,14 @@ std::string xml_unescape(std::string_view s) {
             out += '\'';
         } else if (ent.size() > 1 && ent[0] == '#') {
             numeric = true;
-            std::string num(ent.substr(1));
-            cp = (num[0] == 'x' || num[0] == 'X') ? std::strtoul(num.c_str() + 1, nullptr, 16)
-                                                  : std::strtoul(num.c_str(), nullptr, 10);
+            const bool hex = ent[1] == 'x' || ent[1] == 'X';
+            // A code point Unicode has (up to U+10FFFF); anything else stays as it was written.
+            auto n = parse_uint(ent.substr(hex ? 2 : 1), {.max = 0x10FFFF, .base = hex ? 16 : 10});
+            if (!n) {
+                out += s[i];
+                continue;
+            }
+            cp = static_cast<unsigned long>(*n);
         } else {
             out += s[i];
             continue;
@@ -712,7 +718,9 @@ public:
         if (m_state == State::finished || m_state == State::aborted) {
             return;
         }
-        abort_multipart();
+        // abort() cannot fail: an upload S3 refuses to abort is left to the bucket's lifecycle
+        // rule (and `nodectl backup prune` lists it); the upload is over for us either way.
+        (void)abort_multipart();
         m_state = State::aborted;
     }
 
@@ -977,7 +985,13 @@ Status Client::head(const std::string& key, ObjectInfo& out) {
     Status st = m_impl->perform(req, resp, "HEAD " + m_impl->where(key));
     if (st.ok) {
         out.key = key;
-        out.size = std::strtoull(resp.headers["content-length"].c_str(), nullptr, 10);
+        auto size = parse_uint(resp.headers["content-length"]);
+        if (!size) {
+            st.ok = false;
+            st.error = "S3 HEAD " + m_impl->where(key) + ": the answer has no valid Content-Length";
+            return st;
+        }
+        out.size = *size;
         out.etag = resp.headers["etag"];
         out.last_modified = resp.headers["last-modified"];
     } else if (st.http_status == 404) {
@@ -1004,7 +1018,11 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
         for (auto contents : xml_all(resp.body, "Contents")) {
             ObjectInfo info;
             info.key = xml_text(contents, "Key");
-            info.size = std::strtoull(xml_text(contents, "Size").c_str(), nullptr, 10);
+            auto size = parse_uint(xml_text(contents, "Size"));
+            if (!size) {
+                return {false, "S3 LIST " + m_impl->where(prefix) + ": an object without a valid <Size>", st.http_status};
+            }
+            info.size = *size;
             info.etag = xml_text(contents, "ETag");
             info.last_modified = xml_text(contents, "LastModified");
             out.push_back(std::move(info));

@@ -42,7 +42,7 @@ struct Config {
     std::function<void(const std::string&)> log;
 };
 
-struct Status {                      // ok, or what failed (never contains a secret)
+struct [[nodiscard]] Status {                      // ok, or what failed (never contains a secret)
     bool ok = true;
     std::string error;
     long http_status = 0;            // of the last response; 0 when none arrived

@@ -2,13 +2,13 @@
 #include "util/strings.hpp"
 
 #include "util/digest.hpp"
+#include "util/time.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cctype>
-#include <ctime>
 #include <map>
 
 namespace util::sigv4 {
@@ -162,12 +162,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
 }
 
 std::string amz_date(long long unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return buf;
+    return format_utc(unix_seconds, k_utc_compact);
 }
 
 Signed sign(const Request& request, const Params& params) {

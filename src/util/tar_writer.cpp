@@ -1,6 +1,8 @@
 #include "util/tar_writer.hpp"
 
 #include "util/digest.hpp"
+#include "util/fd.hpp"
+#include "util/text.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -22,9 +24,8 @@ int64_t source_date_epoch() {
     if (!v || !*v) {
         return -1;
     }
-    char* end = nullptr;
-    long long n = std::strtoll(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : -1;
+    auto n = parse_uint(v, {.max = INT64_MAX});
+    return n ? static_cast<int64_t>(*n) : -1;
 }
 
 namespace {
@@ -149,25 +150,22 @@ std::string TarWriter::data(const void* data, size_t n) {
 }
 
 std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
-    int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    Fd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
         return source + ": " + std::strerror(errno);
     }
     if (auto err = add(e); !err.empty()) {
-        ::close(fd);
         return err;
     }
     std::vector<char> buf(1 << 20);
     uint64_t total = 0;
     for (;;) {
-        ssize_t n = ::read(fd, buf.data(), buf.size());
+        ssize_t n = ::read(fd.get(), buf.data(), buf.size());
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
-            std::string err = source + ": " + std::strerror(errno);
-            ::close(fd);
-            return err;
+            return source + ": " + std::strerror(errno);
         }
         if (n == 0) {
             break;
@@ -177,11 +175,9 @@ std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
             break;
         }
         if (auto err = data(buf.data(), static_cast<size_t>(n)); !err.empty()) {
-            ::close(fd);
             return err;
         }
     }
-    ::close(fd);
     if (total != e.size) {
         return source + " changed while it was being archived";
     }
@@ -201,16 +197,13 @@ std::string TarWriter::close() {
 
 struct CompressedSink::State {
     archive* a = nullptr;
-    int fd = -1;
+    Fd fd; // closed after the archive is freed (members go after the destructor's body)
     Sha256 sha;
     uint64_t size = 0;
     bool failed = false;
     ~State() {
         if (a) {
             archive_write_free(a);
-        }
-        if (fd >= 0) {
-            ::close(fd);
         }
     }
 };
@@ -222,7 +215,7 @@ la_ssize_t file_write(archive*, void* client, const void* buf, size_t n) {
     const char* p = static_cast<const char*>(buf);
     size_t left = n;
     while (left > 0) {
-        ssize_t w = ::write(s->fd, p, left);
+        ssize_t w = ::write(s->fd.get(), p, left);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -245,8 +238,8 @@ CompressedSink::~CompressedSink() = default;
 
 std::string CompressedSink::open(const std::string& path, Compression compression) {
     m_state = std::make_unique<State>();
-    m_state->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (m_state->fd < 0) {
+    m_state->fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!m_state->fd) {
         return m_error = path + ": " + std::strerror(errno);
     }
     archive* a = m_state->a = archive_write_new();
@@ -294,11 +287,10 @@ std::string CompressedSink::close() {
     }
     archive_write_free(m_state->a);
     m_state->a = nullptr;
-    if (::fsync(m_state->fd) != 0 || ::close(m_state->fd) != 0) {
-        m_state->fd = -1;
+    // fsync and close checked here: either can be where a failed write shows.
+    if (::fsync(m_state->fd.get()) != 0 || ::close(m_state->fd.release()) != 0) {
         return m_error = std::string("cannot write the compressed file: ") + std::strerror(errno);
     }
-    m_state->fd = -1;
     m_size = m_state->size;
     m_sha256 = m_state->sha.final_hex();
     return {};

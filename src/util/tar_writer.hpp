@@ -48,13 +48,13 @@ public:
     TarWriter& operator=(TarWriter&&) noexcept;
 
     // Each returns "" on success, else why it failed.
-    std::string open(Sink sink);
-    std::string open_fd(int fd);
-    std::string add(const TarEntry& entry);  // header only (and nothing more for non-files)
-    std::string data(const void* data, size_t size);
+    [[nodiscard]] std::string open(Sink sink);
+    [[nodiscard]] std::string open_fd(int fd);
+    [[nodiscard]] std::string add(const TarEntry& entry);  // header only (and nothing more for non-files)
+    [[nodiscard]] std::string data(const void* data, size_t size);
     // Header plus the content of `source`, which must be exactly entry.size bytes.
-    std::string add_file(const TarEntry& entry, const std::string& source);
-    std::string close();
+    [[nodiscard]] std::string add_file(const TarEntry& entry, const std::string& source);
+    [[nodiscard]] std::string close();
 
 private:
     struct State;
@@ -71,9 +71,9 @@ public:
     CompressedSink(const CompressedSink&) = delete;
     CompressedSink& operator=(const CompressedSink&) = delete;
 
-    std::string open(const std::string& path, Compression compression);
-    bool write(const void* data, size_t size);
-    std::string close();  // flushes, fsyncs; then size()/sha256() are final
+    [[nodiscard]] std::string open(const std::string& path, Compression compression);
+    [[nodiscard]] bool write(const void* data, size_t size);
+    [[nodiscard]] std::string close();  // flushes, fsyncs; then size()/sha256() are final
     const std::string& error() const { return m_error; }
     uint64_t size() const { return m_size; }
     const std::string& sha256() const { return m_sha256; }

@@ -9,10 +9,19 @@
 
 namespace util {
 
-std::optional<uint64_t> parse_unsigned(std::string_view s, int base) {
+std::optional<uint64_t> parse_uint(std::string_view s, UintFormat format) {
     uint64_t v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, format.base);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v > format.max) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<int64_t> parse_int(std::string_view s, int64_t min, int64_t max) {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
         return std::nullopt;
     }
     return v;

@@ -10,9 +10,18 @@
 
 namespace util {
 
-// The whole of `s` as an unsigned number in `base` (digits only, no sign or spaces); nullopt for
-// anything else, overflow included. For numbers a host prints: never throws.
-std::optional<uint64_t> parse_unsigned(std::string_view s, int base = 10);
+// How parse_uint reads a number: its largest accepted value and its base.
+struct UintFormat {
+    uint64_t max = UINT64_MAX;
+    int base = 10;
+};
+// The whole of `s` as an unsigned number (digits of `format.base` only: no sign, spaces, prefix or
+// unit) no larger than `format.max`; nullopt for anything else, overflow included. The one way
+// nodectl reads a number from text, trusted or not (a host's output, a server's header): it never
+// throws, so odd output cannot end a runner thread. Example: parse_uint(mode, {.max = 07777, .base = 8}).
+[[nodiscard]] std::optional<uint64_t> parse_uint(std::string_view s, UintFormat format = {});
+// The same for a number that may be negative ("-" then digits), between `min` and `max`.
+[[nodiscard]] std::optional<int64_t> parse_int(std::string_view s, int64_t min = INT64_MIN, int64_t max = INT64_MAX);
 // `s` safe to print on a terminal: control characters (C0 but newline and tab, DEL, and C1 as
 // UTF-8) become \xHH, so text a host sent cannot move the cursor, retitle the window or hide lines.
 std::string printable(std::string_view s);

@@ -172,6 +172,13 @@ TEST_CASE("firstboot: sizes") {
     CHECK_FALSE(firstboot::parse_size("2T"));
     CHECK_FALSE(firstboot::parse_size("big"));
     CHECK_FALSE(firstboot::parse_size(""));
+    // Before parse_uint: std::stoull took "-1" as 16 EiB and let a count times its unit wrap around.
+    CHECK_FALSE(firstboot::parse_size("-1"));
+    CHECK_FALSE(firstboot::parse_size(" 1G"));
+    CHECK_FALSE(firstboot::parse_size("17179869184G")); // 2^34 GiB = 2^64 bytes: wrapped to 0
+    CHECK_FALSE(firstboot::parse_size("99999999999999999999"));
+    CHECK_FALSE(firstboot::parse_size("G"));
+    CHECK(firstboot::parse_size("17179869183G").value() == 17179869183ULL << 30);
 }
 
 TEST_CASE("firstboot: node profile keeps secrets as references unless asked") {

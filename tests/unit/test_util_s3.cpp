@@ -81,6 +81,13 @@ TEST_CASE("s3: S3's XML: entities, empty elements, <Key> not confused with <KeyM
     CHECK(empty[0].empty());
 }
 
+TEST_CASE("s3: a numeric entity that is no code point stays as written") {
+    // strtoul turned &#x110000; and an overflowing &#...; into bytes that are not UTF-8, &#x; into a NUL.
+    auto keys = s3::detail::xml_texts("<Key>&#x110000;|&#99999999;|&#x;|&#x10FFFF;</Key>", "Key");
+    REQUIRE(keys.size() == 1);
+    CHECK(keys[0] == "&#x110000;|&#99999999;|&#x;|\xF4\x8F\xBF\xBF");
+}
+
 TEST_CASE("s3: credentials from awscli's file, KEY=VALUE lines, s3fs's format and the environment") {
     nodectl::testing::TempDir dir;
     s3::Credentials c;

@@ -7,6 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <stdexcept>
+#include <string>
+
 using nodectl::testing::TempDir;
 
 TEST_CASE("levenshtein: edit distance") {
@@ -69,13 +72,48 @@ TEST_CASE("printable: terminal control sequences from a host are shown, not obey
     CHECK(util::printable("csi \xc2\x9b" "31m, not \xc3\xa9") == "csi \\xc2\\x9b31m, not \xc3\xa9");
 }
 
-TEST_CASE("parse_unsigned: digits only, in range, never throws") {
-    CHECK(util::parse_unsigned("644", 8) == std::optional<uint64_t>(0644));
-    CHECK(util::parse_unsigned("18446744073709551615") == std::optional<uint64_t>(18446744073709551615ull));
-    CHECK_FALSE(util::parse_unsigned("18446744073709551616").has_value());
-    CHECK_FALSE(util::parse_unsigned("9", 8).has_value());
-    CHECK_FALSE(util::parse_unsigned("").has_value());
-    CHECK_FALSE(util::parse_unsigned("-1").has_value());
-    CHECK_FALSE(util::parse_unsigned("12 ").has_value());
+TEST_CASE("parse_uint: digits only, in range, never throws") {
+    CHECK(util::parse_uint("644", {.base = 8}) == std::optional<uint64_t>(0644));
+    CHECK(util::parse_uint("18446744073709551615") == std::optional<uint64_t>(18446744073709551615ull));
+    CHECK_FALSE(util::parse_uint("18446744073709551616").has_value());
+    CHECK_FALSE(util::parse_uint("9", {.base = 8}).has_value());
+    CHECK_FALSE(util::parse_uint("").has_value());
+    CHECK_FALSE(util::parse_uint("-1").has_value());
+    CHECK_FALSE(util::parse_uint("12 ").has_value());
+}
+
+// Text that std::stoul/stoi/stoll turned into an exception (out_of_range, invalid_argument) or
+// into a wrong number: parse_uint and parse_int refuse it, and never throw.
+TEST_CASE("parse_uint/parse_int: garbage and overflow from a host are refused, never thrown") {
+    const char* garbage[] = {"", " ", "abc", "0x1f", "+5", " 5", "5\n", "1e3", "12abc", "-", "--1", "\xff"};
+    for (const char* s : garbage) {
+        CAPTURE(s);
+        CHECK_NOTHROW((void)util::parse_uint(s));
+        CHECK_FALSE(util::parse_uint(s).has_value());
+        CHECK_FALSE(util::parse_int(s).has_value());
+    }
+    CHECK_THROWS_AS((void)std::stoul("abc"), std::invalid_argument);            // what the old code did
+    CHECK_THROWS_AS((void)std::stoi("99999999999"), std::out_of_range);          // a port, a size, an index
+    CHECK_THROWS_AS((void)std::stoul("99999999999999999999"), std::out_of_range);
+    CHECK(std::stoull("-1") == UINT64_MAX);                                        // a sign accepted: wrong
+    CHECK_FALSE(util::parse_uint("-1").has_value());
+    CHECK_FALSE(util::parse_uint("99999999999999999999").has_value());
+    CHECK_FALSE(util::parse_int("99999999999999999999").has_value());
+    CHECK_FALSE(util::parse_int("-99999999999999999999").has_value());
+}
+
+TEST_CASE("parse_uint/parse_int: bounds and bases") {
+    CHECK(util::parse_uint("65535", {.max = 65535}) == std::optional<uint64_t>(65535));
+    CHECK_FALSE(util::parse_uint("65536", {.max = 65535}).has_value());
+    CHECK(util::parse_uint("7777", {.max = 07777, .base = 8}) == std::optional<uint64_t>(07777));
+    CHECK_FALSE(util::parse_uint("10000", {.max = 07777, .base = 8}).has_value());
+    CHECK(util::parse_uint("10FFFF", {.max = 0x10FFFF, .base = 16}) == std::optional<uint64_t>(0x10FFFF));
+    CHECK_FALSE(util::parse_uint("110000", {.max = 0x10FFFF, .base = 16}).has_value());
+    CHECK(util::parse_uint("007") == std::optional<uint64_t>(7));
+    CHECK(util::parse_int("-42") == std::optional<int64_t>(-42));
+    CHECK(util::parse_int("42", 0, 42) == std::optional<int64_t>(42));
+    CHECK_FALSE(util::parse_int("43", 0, 42).has_value());
+    CHECK_FALSE(util::parse_int("-1", 0, 42).has_value());
+    CHECK(util::parse_int("-9223372036854775808") == std::optional<int64_t>(INT64_MIN));
 }
 

@@ -5,6 +5,7 @@
 // keeps stays; with no rule set nothing is ever deleted.
 #include "modules/backup/backup.hpp"
 #include "core/log.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -15,12 +16,7 @@
 namespace nodectl::backup {
 
 std::string make_id(const std::string& name, std::chrono::sys_seconds time) {
-    std::time_t t = std::chrono::system_clock::to_time_t(time);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return name + "-" + buf;
+    return name + "-" + util::format_utc(time, util::k_utc_compact);
 }
 
 std::optional<Stored> parse_object_name(const std::string& object) {
@@ -60,36 +56,21 @@ std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Ret
     for (int i = 0; i < retention.keep_last && i < static_cast<int>(sorted.size()); ++i) {
         keep.insert(sorted[static_cast<size_t>(i)]->object);
     }
-    using Bucket = std::string (*)(const std::tm&);
-    auto apply = [&](int count, Bucket bucket) {
+    // An archive is kept when it is the newest of its day, week or month (named by a strftime format).
+    auto apply = [&](int count, const char* bucket_format) {
         std::set<std::string> buckets;
         for (const auto* a : sorted) {
             if (static_cast<int>(buckets.size()) >= count) {
                 break;
             }
-            std::time_t t = std::chrono::system_clock::to_time_t(a->time);
-            std::tm tm{};
-            gmtime_r(&t, &tm);
-            if (buckets.insert(bucket(tm)).second) {
+            if (buckets.insert(util::format_utc(a->time, bucket_format)).second) {
                 keep.insert(a->object);
             }
         }
     };
-    apply(retention.keep_daily, +[](const std::tm& tm) {
-        char buf[16];
-        std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-        return std::string(buf);
-    });
-    apply(retention.keep_weekly, +[](const std::tm& tm) {
-        char buf[16];
-        std::strftime(buf, sizeof buf, "%G-W%V", &tm);  // ISO year and week: 2024-12-30 is in 2025-W01
-        return std::string(buf);
-    });
-    apply(retention.keep_monthly, +[](const std::tm& tm) {
-        char buf[16];
-        std::strftime(buf, sizeof buf, "%Y-%m", &tm);
-        return std::string(buf);
-    });
+    apply(retention.keep_daily, "%Y-%m-%d");
+    apply(retention.keep_weekly, "%G-W%V"); // ISO year and week: 2024-12-30 is in 2025-W01
+    apply(retention.keep_monthly, "%Y-%m");
     std::vector<std::string> out;
     for (const auto& a : archives) {
         if (!keep.contains(a.object)) {

@@ -6,6 +6,7 @@
 #include "util/json.hpp"
 #include "core/log.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -36,15 +37,6 @@ int RunReport::ok_count() const {
 namespace {
 
 constexpr const char* k_log = "backup";
-
-std::string iso_time(std::chrono::system_clock::time_point tp) {
-    std::time_t t = std::chrono::system_clock::to_time_t(tp);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // Every live upload gets every byte; one that fails is aborted and dropped.
 class FanoutSink : public Sink {
@@ -569,7 +561,7 @@ RunReport run(const Settings& s, const RunOptions& options) {
                                    {"id", report.id},
                                    {"name", s.name},
                                    {"host", s.host},
-                                   {"created", iso_time(started_wall)},
+                                   {"created", util::format_utc(started_wall)},
                                    {"nodectl_version", NODECTL_VERSION},
                                    {"encrypted", encrypt},
                                    {"compression", "zstd level " + std::to_string(s.compression_level)},

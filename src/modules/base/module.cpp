@@ -10,6 +10,7 @@
 // (`apt_proxy = ""` removes the proxy drop-in, `packages_absent` removes packages).
 #include "modules/base/base.hpp"
 #include "modules/base/steps.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 
@@ -72,7 +73,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
     for (const auto& ft : cfg.tables("files")) {
         ManagedFile f;
         f.spec.path = ft.str("path");
-        f.spec.mode = static_cast<uint32_t>(std::stoul(ft.str("mode"), nullptr, 8));
+        // The key table has checked the mode ("^0?[0-7]{3,4}$"): 0644 stands only for what cannot occur.
+        f.spec.mode = static_cast<uint32_t>(util::parse_uint(ft.str("mode"), {.max = 07777, .base = 8}).value_or(0644));
         f.spec.owner = ft.str("owner");
         f.spec.group = ft.str("group");
         f.sensitive = ft.boolean("sensitive");

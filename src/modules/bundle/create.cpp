@@ -13,6 +13,7 @@
 #include "util/digest.hpp"
 #include "util/file.hpp"
 #include "util/tar_writer.hpp"
+#include "util/time.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -255,15 +256,6 @@ Result<std::vector<Staged>> stage_debs(const std::vector<std::string>& packages,
     return out;
 }
 
-std::string iso8601(int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 Result<void> tar_status(const std::string& err) {
     if (!err.empty()) {
         return make_error(ErrorCode::io, err);
@@ -367,7 +359,7 @@ Result<Manifest> create(const CreateOptions& o) {
     Manifest m;
     m.nodectl_version = NODECTL_VERSION;
     int64_t epoch = util::source_date_epoch();
-    m.created = iso8601(epoch >= 0 ? epoch : static_cast<int64_t>(std::time(nullptr)));
+    m.created = util::format_utc(epoch >= 0 ? epoch : static_cast<int64_t>(std::time(nullptr)));
     int64_t mtime = epoch >= 0 ? epoch : 0;
 
     std::vector<Staged> staged;

@@ -10,8 +10,10 @@
 #include "modules/firstboot/firstboot.hpp"
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/time.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -45,39 +47,31 @@ std::string new_run_id() {
 
 // Held for the whole run (and by a second `nodectl firstboot`, say cloud-init's runcmd while the
 // unit runs, which waits and then finds the machine done). The kernel drops it if we die.
-class FirstbootLock {
-public:
-    ~FirstbootLock() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
+Result<util::FileLock> lock_firstboot(int wait_seconds) {
+    std::error_code ec;
+    std::filesystem::create_directories(k_state_dir, ec);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+    bool told = false;
+    while (true) {
+        std::string why;
+        auto lock = util::FileLock::take(k_lock_file, 0600, util::FileLock::Wait::no, &why);
+        if (lock) {
+            return std::move(*lock);
         }
+        if (errno != EWOULDBLOCK) {
+            return make_error(ErrorCode::io, why);
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            return make_error(ErrorCode::locked,
+                              "another nodectl firstboot still runs after " + std::to_string(wait_seconds) + " s");
+        }
+        if (!told) {
+            log::info("firstboot", "another nodectl firstboot is running; waiting for it to finish");
+            told = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
-    Result<void> take(int wait_seconds) {
-        std::error_code ec;
-        std::filesystem::create_directories(k_state_dir, ec);
-        m_fd = ::open(k_lock_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (m_fd < 0) {
-            return make_error(ErrorCode::io, std::string("open ") + k_lock_file + ": " + std::strerror(errno));
-        }
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
-        bool told = false;
-        while (::flock(m_fd, LOCK_EX | LOCK_NB) != 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                return make_error(ErrorCode::locked, "another nodectl firstboot still runs after " +
-                                                         std::to_string(wait_seconds) + " s");
-            }
-            if (!told) {
-                log::info("firstboot", "another nodectl firstboot is running; waiting for it to finish");
-                told = true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        }
-        return Ok{};
-    }
-
-private:
-    int m_fd = -1;
-};
+}
 
 std::string result_name(StepStatus s) {
     return std::string(status_name(s));
@@ -328,9 +322,9 @@ int run(const RunOptions& options) {
     if (options.dry_run) {
         return dry_run(options);
     }
-    FirstbootLock lock;
-    if (auto l = lock.take(options.lock_wait_seconds); !l) {
-        std::cerr << "nodectl firstboot: " << l.error().message << "\n";
+    auto lock = lock_firstboot(options.lock_wait_seconds);
+    if (!lock) {
+        std::cerr << "nodectl firstboot: " << lock.error().message << "\n";
         return k_exit_step_failed;
     }
 
@@ -352,7 +346,7 @@ int run(const RunOptions& options) {
     bool was_running = status.state == "running";
     if (status.started.empty() || options.force) {
         status = Status{};
-        status.started = utc_now();
+        status.started = util::utc_now();
     }
     status.state = "running";
     status.error.clear();
@@ -371,7 +365,7 @@ int run(const RunOptions& options) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - attempt_t0).count();
     };
     Attempt attempt;
-    attempt.started = utc_now();
+    attempt.started = util::utc_now();
     attempt.run_id = new_run_id();
     status.attempts.push_back(attempt);
     const std::string host = hostname();
@@ -388,7 +382,7 @@ int run(const RunOptions& options) {
     auto refuse = [&](const std::string& why) {
         status.state = "failed";
         status.error = why;
-        status.finished = utc_now();
+        status.finished = util::utc_now();
         status.attempts.back().finished = status.finished;
         status.attempts.back().seconds = attempt_seconds();
         status.attempts.back().error = "refused: " + why;
@@ -460,7 +454,7 @@ int run(const RunOptions& options) {
     log::info("firstboot", "applying {} ({} steps, run {})", src.shown, steps.size(), ro.run_id);
     HostReport report = run_steps(target, steps, ro);
     fill_steps(status.attempts.back(), report);
-    status.finished = utc_now();
+    status.finished = util::utc_now();
     status.attempts.back().finished = status.finished;
     status.attempts.back().seconds = attempt_seconds();  // discovery and bundle check included
     if (report.ok) {

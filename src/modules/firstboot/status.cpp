@@ -2,6 +2,7 @@
 // error), and the human-readable report made from it for the technician.
 #include "modules/firstboot/firstboot.hpp"
 #include "util/json.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 
 #include <nlohmann/json.hpp>
@@ -224,13 +225,7 @@ Observed observe(const std::string& root) {
         out.state = State::failed;
     } else if (s == "running") {
         // The lock tells whether the writer still works: a dead process holds no flock.
-        int fd = ::open((root + k_lock_file).c_str(), O_RDONLY | O_CLOEXEC);
-        bool held = false;
-        if (fd >= 0) {
-            held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-            ::close(fd);
-        }
-        out.state = held ? State::running : State::interrupted;
+        out.state = util::FileLock::held_by_other(root + k_lock_file) ? State::running : State::interrupted;
     } else {
         out.state = State::not_started;
     }

@@ -9,6 +9,7 @@
 #include "target/local_target.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <elf.h>
 #include <sys/stat.h>
@@ -149,14 +150,8 @@ Result<uint64_t> parse_size(const std::string& text) {
     if (text.empty()) {
         return make_error(ErrorCode::usage, "empty size");
     }
-    size_t used = 0;
-    unsigned long long n = 0;
-    try {
-        n = std::stoull(text, &used);
-    } catch (const std::exception&) {
-        return make_error(ErrorCode::usage, "size '" + text + "' is not a number with an optional K, M or G");
-    }
-    std::string unit = text.substr(used);
+    const size_t digits = std::min(text.find_first_not_of("0123456789"), text.size());
+    const std::string unit = text.substr(digits);
     uint64_t mult = 1;
     if (unit == "K" || unit == "k" || unit == "KiB") {
         mult = 1024;
@@ -167,7 +162,11 @@ Result<uint64_t> parse_size(const std::string& text) {
     } else if (!unit.empty()) {
         return make_error(ErrorCode::usage, "size '" + text + "': unknown unit '" + unit + "' (K, M or G)");
     }
-    return static_cast<uint64_t>(n) * mult;
+    auto n = util::parse_uint(std::string_view(text).substr(0, digits), {.max = UINT64_MAX / mult});
+    if (!n) {
+        return make_error(ErrorCode::usage, "size '" + text + "' is not a number of bytes (below 16 EiB) with an optional K, M or G");
+    }
+    return *n * mult;
 }
 
 std::string refuse_device(const std::string& device) {

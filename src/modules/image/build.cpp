@@ -25,9 +25,11 @@
 #include "nodectl/target.hpp"
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/tar_writer.hpp"
+#include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -65,15 +67,6 @@ double since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::string iso8601(int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 std::string oci_arch() {
     auto r = run_process({"dpkg", "--print-architecture"}, "", std::chrono::seconds(10));
     std::string a = r && r->exit_code == 0 ? util::trim(r->out) : "amd64";
@@ -86,35 +79,23 @@ std::string oci_arch() {
     return a;
 }
 
-// An exclusive flock held until destruction: two builds sharing a cache take turns instead of
-// writing the same apt lists or the same layer at once.
-class DirLock {
-public:
-    static Result<std::unique_ptr<DirLock>> take(const fs::path& dir) {
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        std::string file = (dir / ".lock").string();
-        int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            return make_error(ErrorCode::io, "cannot open " + file + ": " + std::strerror(errno));
-        }
-        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            log::info(k_log, "waiting for another build using {}", dir.string());
-            if (::flock(fd, LOCK_EX) != 0) {
-                ::close(fd);
-                return make_error(ErrorCode::io, "cannot lock " + file + ": " + std::strerror(errno));
-            }
-        }
-        return std::unique_ptr<DirLock>(new DirLock(fd));
+// `dir`/.lock, held until destruction: two builds sharing a cache take turns instead of writing
+// the same apt lists or the same layer at once.
+Result<util::FileLock> lock_dir(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const std::string file = (dir / ".lock").string();
+    std::string why;
+    auto lock = util::FileLock::take(file, 0644, util::FileLock::Wait::no, &why);
+    if (!lock && errno == EWOULDBLOCK) {
+        log::info(k_log, "waiting for another build using {}", dir.string());
+        lock = util::FileLock::take(file, 0644, util::FileLock::Wait::yes, &why);
     }
-    ~DirLock() { ::close(m_fd); }
-    DirLock(const DirLock&) = delete;
-    DirLock& operator=(const DirLock&) = delete;
-
-private:
-    explicit DirLock(int fd) : m_fd(fd) {}
-    int m_fd;
-};
+    if (!lock) {
+        return make_error(ErrorCode::io, why);
+    }
+    return std::move(*lock);
+}
 
 // ---- apt on the operator's machine, with its own lists, status and .deb cache -----------------
 
@@ -202,7 +183,10 @@ struct Apt {
         if (!memo.empty()) {
             std::error_code ec;
             fs::create_directories(root / "resolved", ec);
-            util::write_file_atomic(memo, util::join(out, "\n") + "\n", 0644);
+            // A memo only saves the next build a resolve: one that cannot be written is resolved again.
+            if (auto err = util::write_file_atomic(memo, util::join(out, "\n") + "\n", 0644); !err.empty()) {
+                log::warn(k_log, "cannot keep the resolved package list: {}", err);
+            }
         }
         return out;
     }
@@ -703,7 +687,9 @@ Result<BaseResult> build_base(Ctx& c, const Recipe& r) {
     argv.insert(argv.end(), {r.suite, tmp.string(), apt->sources_line()});
     TRY_VOID(run_logged(argv, std::string(k_log) + " " + r.name, {{"SOURCE_DATE_EPOCH", std::to_string(c.epoch)}}));
     // What mmdebstrap copies from this machine: a container gets its own.
-    util::write_file_atomic((tmp / "etc/hostname").string(), "localhost\n", 0644);
+    if (auto err = util::write_file_atomic((tmp / "etc/hostname").string(), "localhost\n", 0644); !err.empty()) {
+        return make_error(ErrorCode::io, err);
+    }
     fs::remove(tmp / "etc/resolv.conf", ec);
     if (!r.users.empty() || !r.files.empty() || !r.runs.empty()) {
         Stage s;
@@ -864,11 +850,11 @@ json image_config(const ImageConfig& base, const ImageConfig& own, bool has_base
     json diff_ids = json::array(), history = json::array();
     for (const auto& l : layers) {
         diff_ids.push_back(l.blob.diff_id);
-        history.push_back({{"created", iso8601(epoch)}, {"created_by", l.created_by}});
+        history.push_back({{"created", util::format_utc(epoch)}, {"created_by", l.created_by}});
     }
     return {{"architecture", arch},
             {"os", "linux"},
-            {"created", iso8601(epoch)},
+            {"created", util::format_utc(epoch)},
             {"config", cfg},
             {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
             {"history", history}};
@@ -909,12 +895,12 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
     }
     std::sort(blobs.begin(), blobs.end());
     std::string part = out + ".part";
-    int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    util::Fd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
         return make_error(ErrorCode::io, "cannot write " + part + ": " + std::strerror(errno));
     }
     util::TarWriter tar;
-    std::string err = tar.open_fd(fd);
+    std::string err = tar.open_fd(fd.get());
     auto dir_entry = [&](const std::string& p) {
         util::TarEntry e;
         e.path = p;
@@ -928,7 +914,11 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
         e.path = p;
         e.mode = 0644;
         e.mtime = epoch;
-        e.size = fs::file_size(layout / p);
+        std::error_code size_ec;
+        e.size = fs::file_size(layout / p, size_ec);
+        if (size_ec) {
+            return (layout / p).string() + ": " + size_ec.message();
+        }
         return tar.add_file(e, (layout / p).string());
     };
     if (err.empty()) {
@@ -951,10 +941,11 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
     if (err.empty()) {
         err = tar.close();
     }
-    if (err.empty() && ::fsync(fd) != 0) {
-        err = std::string("cannot sync: ") + std::strerror(errno);
+    // fsync and close checked here (a failed write can show at either); on error Fd closes it.
+    if (err.empty() && (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0)) {
+        err = std::string("cannot write: ") + std::strerror(errno);
     }
-    ::close(fd);
+    fd.reset();
     if (err.empty() && ::rename(part.c_str(), out.c_str()) != 0) {
         err = std::string("cannot rename: ") + std::strerror(errno);
     }
@@ -1130,8 +1121,8 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
     if (ec) {
         return io("cannot create " + c.cache.string(), ec);
     }
-    auto cache_lock = TRY(DirLock::take(c.cache));
-    auto apt_lock = TRY(DirLock::take(c.apt_root));
+    auto cache_lock = TRY(lock_dir(c.cache));
+    auto apt_lock = TRY(lock_dir(c.apt_root));
     std::string arch = oci_arch();
 
     // Bases first (each once), then the images in the order asked.

@@ -8,6 +8,7 @@
 #include "config/validate.hpp"
 #include "nodectl/config.hpp"
 #include "util/file.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -30,8 +31,9 @@ std::vector<std::string> arg_refs(const std::string& text) {
     return out;
 }
 
+// The key table has checked the mode ("^0?[0-7]{3,4}$"): 0644 stands only for what cannot occur.
 unsigned parse_mode(const std::string& s) {
-    return static_cast<unsigned>(std::stoul(s, nullptr, 8));
+    return static_cast<unsigned>(util::parse_uint(s, {.max = 07777, .base = 8}).value_or(0644));
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 
 #include "util/net.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -118,11 +119,11 @@ Result<std::string> server_port(const std::string& server, const std::string& co
     if (!m[3].matched) {
         return std::string();
     }
-    int port = std::stoi(m[3].str());
-    if (port < 1 || port > 65535) {
+    auto port = util::parse_uint(m[3].str(), {.max = 65535});
+    if (!port || *port == 0) {
         return make_error(ErrorCode::config, "the server " + server + " has no valid port");
     }
-    return ":" + std::to_string(port);
+    return ":" + std::to_string(*port);
 }
 
 } // namespace

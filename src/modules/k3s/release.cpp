@@ -10,6 +10,7 @@
 #include "modules/k3s/release.hpp"
 
 #include "util/digest.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
@@ -82,29 +83,6 @@ std::string last_path_component(std::string url) {
     auto slash = url.rfind('/');
     return percent_decode(slash == std::string::npos ? url : url.substr(slash + 1));
 }
-
-// An exclusive flock held while one thread or process fills a cache directory: hosts run in
-// parallel and may ask for the same release at the same time.
-class CacheLock {
-public:
-    explicit CacheLock(const std::string& path) {
-        m_fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-        if (m_fd >= 0) {
-            while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
-            }
-        }
-    }
-    ~CacheLock() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    CacheLock(const CacheLock&) = delete;
-    CacheLock& operator=(const CacheLock&) = delete;
-
-private:
-    int m_fd = -1;
-};
 
 bool is_file_url(const std::string& url) {
     return util::starts_with(url, "file://");
@@ -308,7 +286,14 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
     if (ec) {
         return make_error(ErrorCode::io, "cannot create " + dir.string() + ": " + ec.message());
     }
-    CacheLock lock((dir.parent_path() / ("." + request.arch + ".lock")).string());
+    // Held while this thread or process fills the cache directory: hosts run in parallel and may
+    // ask for the same release at the same time.
+    std::string lock_error;
+    auto lock = util::FileLock::take((dir.parent_path() / ("." + request.arch + ".lock")).string(), 0644,
+                                     util::FileLock::Wait::yes, &lock_error);
+    if (!lock) {
+        return make_error(ErrorCode::io, "k3s release cache: " + lock_error);
+    }
 
     const util::HttpOptions http = transfer_options(request);
     const std::string base = without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/";

@@ -1,0 +1,48 @@
+#include "util/fd.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace util {
+
+void Fd::reset(int fd) {
+    if (m_fd >= 0) {
+        // A close error on a descriptor only read or locked loses nothing; writers fsync first.
+        (void)::close(m_fd);
+    }
+    m_fd = fd;
+}
+
+std::optional<FileLock> FileLock::take(const std::string& path, unsigned mode, Wait wait, std::string* why) {
+    auto fail = [&](const char* what) -> std::optional<FileLock> {
+        int e = errno;
+        if (why) {
+            *why = std::string(what) + " " + path + ": " + std::strerror(e);
+        }
+        errno = e;
+        return std::nullopt;
+    };
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode));
+    if (!fd) {
+        return fail("cannot open");
+    }
+    const int op = LOCK_EX | (wait == Wait::no ? LOCK_NB : 0);
+    int rc;
+    while ((rc = ::flock(fd.get(), op)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+        return fail(errno == EWOULDBLOCK ? "another process holds" : "cannot lock");
+    }
+    return FileLock(std::move(fd));
+}
+
+bool FileLock::held_by_other(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    return fd && ::flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+}
+
+} // namespace util
