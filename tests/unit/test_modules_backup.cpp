@@ -672,7 +672,6 @@ TEST_CASE("backup files: a directory swapped for a symbolic link during the walk
         CHECK(content.find("SECRET") == std::string::npos);
         CHECK(content == "original\n");
     }
-    CHECK(files.size() >= k_files - 1);  // at most the file whose lease was broken is skipped
 }
 
 TEST_CASE("backup files: a file swapped for a FIFO or a device node during the walk is skipped; the run never blocks") {
