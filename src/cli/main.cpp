@@ -1,5 +1,6 @@
 #include "cli/cli.hpp"
 #include "core/log.hpp"
+#include "util/text.hpp"
 
 #include <libssh/libssh.h>
 
@@ -18,9 +19,29 @@ constexpr const char* k_footer =
     "Logs go to stderr (one line per event, prefixed with the host); results go to stdout.\n"
     "Run `nodectl COMMAND --help` for a command's options.";
 
+// While the command runs, everything it writes to std::cerr leaves through util::printable: error
+// messages carry text from hosts, bundles, sticks and backup targets (names, command output), and
+// none of it may move the cursor, retitle the terminal or hide lines. The log's own sink does the
+// same (core/log.cpp); stdout is escaped where host output is printed (hosts_cmd.cpp, util::json_text).
+class PrintableStderr {
+public:
+    PrintableStderr() : m_buf(std::cerr.rdbuf()), m_old(std::cerr.rdbuf(&m_buf)) {}
+    ~PrintableStderr() {
+        std::cerr.flush();
+        std::cerr.rdbuf(m_old);
+    }
+    PrintableStderr(const PrintableStderr&) = delete;
+    PrintableStderr& operator=(const PrintableStderr&) = delete;
+
+private:
+    util::PrintableBuf m_buf;
+    std::streambuf* m_old;
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
+    PrintableStderr printable_stderr;
     std::signal(SIGPIPE, SIG_IGN);
     log::init();
     ssh_init();

@@ -50,6 +50,35 @@ std::string printable(std::string_view s) {
     return out;
 }
 
+PrintableBuf::int_type PrintableBuf::overflow(int_type c) {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+        m_pending.push_back(traits_type::to_char_type(c));
+        if (m_pending.size() >= 4096) {
+            sync();
+        }
+    }
+    return traits_type::not_eof(c);
+}
+
+std::streamsize PrintableBuf::xsputn(const char* s, std::streamsize n) {
+    m_pending.append(s, static_cast<size_t>(n));
+    if (m_pending.size() >= 4096) {
+        sync();
+    }
+    return n;
+}
+
+int PrintableBuf::sync() {
+    if (!m_pending.empty()) {
+        std::string text = printable(m_pending);
+        m_pending.clear();
+        if (m_out->sputn(text.data(), static_cast<std::streamsize>(text.size())) != static_cast<std::streamsize>(text.size())) {
+            return -1;
+        }
+    }
+    return m_out->pubsync();
+}
+
 std::string random_hex(std::size_t bytes) {
     std::vector<unsigned char> raw(bytes);
     if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {

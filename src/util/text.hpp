@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <streambuf>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,23 @@ struct UintFormat {
 // `s` safe to print on a terminal: control characters (C0 but newline and tab, DEL, and C1 as
 // UTF-8) become \xHH, so text a host sent cannot move the cursor, retitle the window or hide lines.
 std::string printable(std::string_view s);
+// A stream buffer that passes everything written to it through printable() on its way to `out`
+// (at every flush: std::cerr flushes after each insertion). Installed on a stream, it makes all
+// of that stream's text printable, whichever code wrote it.
+class PrintableBuf final : public std::streambuf {
+public:
+    explicit PrintableBuf(std::streambuf* out) : m_out(out) {}
+    ~PrintableBuf() override { sync(); }
+
+protected:
+    int_type overflow(int_type c) override;
+    std::streamsize xsputn(const char* s, std::streamsize n) override;
+    int sync() override;
+
+private:
+    std::streambuf* m_out;
+    std::string m_pending;
+};
 // `bytes` random bytes (OpenSSL's generator) as lower-case hex: names and markers nobody can guess.
 // Aborts when the generator has no entropy: nothing sensible can go on without it.
 std::string random_hex(std::size_t bytes);

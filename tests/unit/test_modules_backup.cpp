@@ -7,16 +7,24 @@
 
 #include <doctest/doctest.h>
 
+#include <archive_entry.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
+#include <thread>
 
 using namespace nodectl;
 using namespace nodectl::backup;
@@ -562,4 +570,187 @@ TEST_CASE("failure webhook: its URL (and token) never reaches the error message"
     CHECK(err.find("SECRET") == std::string::npos);
     CHECK(err.find("pw-secret") == std::string::npos);
     CHECK(err.find("127.0.0.1:1/...") != std::string::npos);
+}
+
+// ---- the file walk: entries swapped while the walk runs (a node's local users own parts of the tree) ----
+
+namespace {
+
+// Every regular file of the archive `object` in `store`, by archive path.
+std::map<std::string, std::string> archived_files(const std::string& store, const std::string& object) {
+    TargetSettings ts;
+    ts.name = "shared";
+    ts.path = store;
+    auto target = make_directory_target(ts);
+    auto src = target->open(object);
+    REQUIRE(src);
+    std::map<std::string, std::string> out;
+    ReadCallbacks cb;
+    cb.on_entry = [&](const ReadEntry& e) -> Result<void> {
+        if (e.type == AE_IFREG) {
+            out[e.path];
+        }
+        return Ok{};
+    };
+    cb.on_data = [&](const ReadEntry& e, const char* p, size_t n) -> Result<void> {
+        out[e.path].append(p, n);
+        return Ok{};
+    };
+    cb.on_end = [](const ReadEntry&) -> Result<void> { return Ok{}; };
+    REQUIRE(read_archive(**src, cb));
+    return out;
+}
+
+// Ignores SIGIO (a broken file lease signals its holder) while alive.
+struct IgnoreSigio {
+    struct sigaction old{};
+    IgnoreSigio() {
+        struct sigaction ign{};
+        ign.sa_handler = SIG_IGN;
+        ::sigaction(SIGIO, &ign, &old);
+    }
+    ~IgnoreSigio() { ::sigaction(SIGIO, &old, nullptr); }
+};
+
+} // namespace
+
+TEST_CASE("backup files: a directory swapped for a symbolic link during the walk is not followed out of the tree") {
+    // tree/a/f0..f7 hold "original"; outside/f0..f7 hold "SECRET". Each tree/a/fN carries a write
+    // lease: the walk's first open of one of them waits (or, non-blocking, fails) until the lease
+    // is given back, and before giving it back this test swaps tree/a for a link to outside/. What
+    // the walk reads after that must still come from the tree, never from outside/.
+    TempDir tmp;
+    std::string tree = tmp.path + "/tree", outside = tmp.path + "/outside", store = tmp.path + "/store";
+    REQUIRE(fs::create_directories(tree + "/a"));
+    REQUIRE(fs::create_directories(outside));
+    REQUIRE(fs::create_directories(store));
+    constexpr int k_files = 8;
+    std::vector<int> leased;
+    for (int i = 0; i < k_files; ++i) {
+        std::string f = "/f" + std::to_string(i);
+        put(tree + "/a" + f, "original\n");
+        put(outside + f, "SECRET\n");
+    }
+    IgnoreSigio ignore;
+    for (int i = 0; i < k_files; ++i) {
+        int fd = ::open((tree + "/a/f" + std::to_string(i)).c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE_MESSAGE(::fcntl(fd, F_SETLEASE, F_WRLCK) == 0, "file leases: ", std::strerror(errno));
+        leased.push_back(fd);
+    }
+    std::atomic<bool> swapped{false}, stop{false};
+    std::thread holder([&] {
+        while (!stop) {
+            for (int fd : leased) {
+                if (::fcntl(fd, F_GETLEASE) != F_WRLCK) {  // somebody opens it: the lease is being broken
+                    swapped = ::rename((tree + "/a").c_str(), (tree + "/a.away").c_str()) == 0 &&
+                              ::symlink(outside.c_str(), (tree + "/a").c_str()) == 0;
+                    for (int l : leased) {
+                        ::close(l);
+                    }
+                    return;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        for (int l : leased) {
+            ::close(l);
+        }
+    });
+    auto s = dir_settings(store);
+    s.files.push_back({"t", tree, {}, {}});
+    RunOptions o;
+    o.prune = false;
+    auto report = run(s, o);
+    stop = true;
+    holder.join();
+    REQUIRE(swapped);
+    REQUIRE(report.ok_count() == 1);
+    auto files = archived_files(store, report.id + ".tar.zst");
+    for (const auto& [path, content] : files) {
+        INFO(path);
+        CHECK(content.find("SECRET") == std::string::npos);
+        CHECK(content == "original\n");
+    }
+}
+
+TEST_CASE("backup files: a file swapped for a FIFO or a device node during the walk is skipped; the run never blocks") {
+    // tree/x is flipped, as fast as the test can, between a regular file and a FIFO (or a
+    // character device) by renaming hard links of two fixed files over it. A long include list
+    // widens the gap between the walk's stat and its open of x, so the swap lands in it. What is
+    // archived as x must always be the regular file's content; an open that blocks on the FIFO is
+    // released after 2 s by opening the FIFO for writing (and counted).
+    for (bool fifo : {true, false}) {
+        CAPTURE(fifo);
+        TempDir tmp;
+        std::string tree = tmp.path + "/tree", spare = tmp.path + "/spare";
+        REQUIRE(fs::create_directories(tree));
+        REQUIRE(fs::create_directories(spare));
+        put(spare + "/reg", "regular\n");
+        int made = fifo ? ::mkfifo((spare + "/special").c_str(), 0644)
+                        : ::mknod((spare + "/special").c_str(), S_IFCHR | 0644, ::makedev(1, 3));  // like /dev/null
+        if (made != 0 && !fifo) {
+            MESSAGE("cannot make a device node here (" << std::strerror(errno) << "): device case skipped");
+            continue;
+        }
+        REQUIRE(made == 0);
+        REQUIRE(::link((spare + "/reg").c_str(), (tree + "/x").c_str()) == 0);
+
+        std::atomic<bool> stop{false}, blocked{false};
+        std::atomic<int64_t> run_started{0};
+        auto now_ms = [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                .count();
+        };
+        std::thread flipper([&] {
+            bool special = false;
+            while (!stop) {
+                special = !special;
+                std::string from = spare + (special ? "/special" : "/reg"), tmp_link = spare + "/next";
+                if (::link(from.c_str(), tmp_link.c_str()) == 0) {
+                    ::rename(tmp_link.c_str(), (tree + "/x").c_str());
+                    ::unlink(tmp_link.c_str());
+                }
+                int64_t started = run_started;
+                if (fifo && started != 0 && now_ms() - started > 2000) {
+                    int w = ::open((spare + "/special").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+                    if (w >= 0) {  // only succeeds while a reader has the FIFO open
+                        blocked = true;
+                        ::close(w);
+                    }
+                }
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            }
+            ::link((spare + "/reg").c_str(), (spare + "/next").c_str());
+            ::rename((spare + "/next").c_str(), (tree + "/x").c_str());
+        });
+        FileTree t{"t", tree, {}, {}};
+        for (int i = 0; i < 20000; ++i) {
+            t.include.push_back("nothing-matches-" + std::to_string(i));
+        }
+        t.include.push_back("x");
+        int archived = 0;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+        for (int i = 0; i < 40 && std::chrono::steady_clock::now() < deadline && !blocked; ++i) {
+            std::string store = tmp.path + "/store" + std::to_string(i);
+            REQUIRE(fs::create_directories(store));
+            auto s = dir_settings(store);
+            s.files = {t};
+            RunOptions o;
+            o.prune = false;
+            run_started = now_ms();
+            auto report = run(s, o);
+            run_started = 0;
+            REQUIRE(report.ok_count() == 1);
+            auto files = archived_files(store, report.id + ".tar.zst");
+            if (auto x = files.find("files/t/x"); x != files.end()) {
+                CHECK(x->second == "regular\n");
+                ++archived;
+            }
+        }
+        stop = true;
+        flipper.join();
+        CHECK_FALSE(blocked);
+        MESSAGE("x archived in " << archived << " runs");
+    }
 }
