@@ -3,7 +3,9 @@
 # binary, the profile and nodectl-backup.{service,timer} on the node; systemd lists the timer, and
 # `systemctl start nodectl-backup.service` runs a files-only backup to a directory on the node
 # under the unit's sandbox. A re-apply changes nothing; `enabled = false` removes the timer.
-# Needs the static binary (scripts/build.sh static, or NODECTL_STATIC_BIN).
+# Needs the static binary (scripts/build.sh static, or NODECTL_STATIC_BIN). The node is of the
+# release NODECTL_TEST_SUITE names (Debian 12 by default; test_trixie_node.sh runs this suite on
+# Debian 13), on subnet NODECTL_BACKUP_NODE_SUBNET (default 198.18.65).
 source "$(dirname "$0")/lib.sh"
 
 export NODECTL_STATIC_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
@@ -15,7 +17,7 @@ if [ ! -x "$NODECTL_STATIC_BIN" ]; then
   NEED_LIBS=1
 fi
 
-nodes_up 1 198.18.65
+nodes_up 1 "${NODECTL_BACKUP_NODE_SUBNET:-198.18.65}"
 N=${ADDRS[0]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
 if [ $NEED_LIBS = 1 ]; then

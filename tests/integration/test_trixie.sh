@@ -7,7 +7,7 @@
 #   the backup timer and one backup run under its unit (static binary, as in test_backup_node.sh);
 #   the full hardening: apply as root, a fresh login as admin, check with no drift, a re-run as
 #   admin that changes nothing, and what a client sees (root and passwords refused).
-# Debian 11 (bullseye) is best effort and not run here (see docs/releases.md).
+# Debian 11 (bullseye) is best effort: test_bullseye.sh (see docs/releases.md).
 export NODECTL_TEST_SUITE=trixie
 source "$(dirname "$0")/lib.sh"
 
@@ -140,26 +140,5 @@ contains "harden: the server offers public keys only" "$WORK/pw.err" "Permission
 contains "harden: a client limited to ecdh-sha2-nistp256 fails on the key exchange" "$WORK/kex.err" "no matching key exchange method"
 "${SSH[@]}" "admin@$N" 'sudo -n sshd -T 2>/dev/null | grep -E "^(kexalgorithms|hostkeyalgorithms) "' >"$WORK/sshdT" 2>&1
 contains "harden: sshd runs the drop-in's algorithms" "$WORK/sshdT" '^kexalgorithms sntrup761x25519-sha512@openssh.com,'
-
-# --- Debian 11 (bullseye), best effort and only when asked: outcomes are notes, never failures ---
-if [ "${NODECTL_TEST_BULLSEYE:-0}" = 1 ]; then
-  "$TESTNODES" down "$RUN" >/dev/null 2>&1
-  RUN=""
-  export NODECTL_TEST_SUITE=bullseye
-  nodes_up 1 198.18.13
-  B=${ADDRS[0]}
-  KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
-  echo "# bullseye node: $(node 1 'ssh -V 2>&1; systemctl --version | head -n1' | tr '\n' ' ')"
-  sed -i "s#^apt_proxy = .*#apt_proxy = \"$NODECTL_TEST_APT_PROXY\"#" "$WORK/hard.toml"
-  nodectl apply -p "$WORK/hard.toml" "root@$B" "${KH[@]}" >"$WORK/bh1.out" 2>&1
-  rc=$?
-  echo "note: bullseye: hardening apply exited $rc"
-  grep -E 'FAIL|failed|error|invalid|left out|Unsupported' "$WORK/bh1.out" | head -10 | sed 's/^/note: bullseye:   /'
-  if [ $rc = 0 ]; then
-    nodectl check -p "$WORK/hard.toml" "${KH[@]}" --sudo nopasswd "admin@$B" >"$WORK/bhc.out" 2>&1
-    echo "note: bullseye: check exited $?: $(grep -E 'passed, [0-9]+ failed' "$WORK/bhc.out")"
-    grep -E '^ *FAIL' "$WORK/bhc.out" | head -10 | sed 's/^/note: bullseye:   /'
-  fi
-fi
 
 finish
