@@ -38,8 +38,8 @@ void Renderer::namespace_object() {
 
 } // namespace detail
 
-Result<std::string> render_site(const Site& site, SecretValues values) {
-    detail::Renderer r{site, values, {}, {}};
+Result<std::string> render_site(const Site& site, SecretValues values, const NodeSecrets& node) {
+    detail::Renderer r{site, values, {}, {}, &node};
     r.out = "# nodectl-" + site.name + ".yaml: the Magento stack of site " + site.name +
             ", rendered by `nodectl stack render` (do not edit: it is rendered again)\n";
     if (values == SecretValues::placeholders) {

@@ -13,7 +13,11 @@ std::string Renderer::secret_value(const std::optional<SecretRef>& ref, const st
         return k_placeholder;
     }
     if (!ref) {
-        problems.push_back(what + ": no secret reference");
+        if (auto it = node->find(what); it != node->end()) {
+            return it->second;
+        }
+        problems.push_back(what + ": no secret reference; `nodectl apply` generates it once on the k3s server node "
+                                  "(`stack render --out` needs a reference, or --placeholders)");
         return "";
     }
     auto v = resolve_secret(*ref);
@@ -40,8 +44,11 @@ std::string Renderer::tls_certificate() {
         return k_placeholder;
     }
     if (site.tls_cert_file.empty()) {
+        if (auto it = node->find("tls.crt"); it != node->end()) {
+            return it->second;
+        }
         problems.push_back("site " + site.name +
-                           ": tls is self-signed; the pair is made on the server node by `nodectl apply`, which is not built yet: "
+                           ": tls is self-signed; the pair is made once on the k3s server node by `nodectl apply`: "
                            "give tls.cert_file and tls.key, or render with --placeholders");
         return "";
     }
@@ -63,10 +70,21 @@ void Renderer::secrets() {
         emit(secret("backup", "Opaque",
                     J{{"s3-credentials", secret_value(site.backup.credentials, "backup.credentials")}}));
     }
-    std::string key = values == SecretValues::placeholders || site.tls_cert_file.empty()
-                          ? std::string(k_placeholder)
-                          : secret_value(site.tls_key, "tls.key");
-    emit(secret("tls", "kubernetes.io/tls", J{{"tls.crt", tls_certificate()}, {"tls.key", key}}));
+    std::string key;
+    if (values == SecretValues::placeholders) {
+        key = k_placeholder;
+    } else if (site.tls_cert_file.empty()) {
+        auto it = node->find("tls.key");  // missing: tls_certificate() says why
+        key = it == node->end() ? std::string() : it->second;
+    } else {
+        key = secret_value(site.tls_key, "tls.key");
+    }
+    J tls = secret("tls", "kubernetes.io/tls", J{{"tls.crt", tls_certificate()}, {"tls.key", key}});
+    if (site.tls_cert_file.empty()) {
+        tls["metadata"]["annotations"]["nodectl.io/self-signed"] =
+            "true: no tls.cert_file in the profile; the pair is made once on the k3s server node by nodectl apply";
+    }
+    emit(tls);
 }
 
 void Renderer::config_maps() {

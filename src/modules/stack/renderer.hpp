@@ -30,6 +30,7 @@ struct Renderer {
     SecretValues values;
     std::vector<std::string> problems;
     std::string out;
+    const NodeSecrets* node = nullptr;  // values generated on the server node (delivery)
 
     void emit(const J& doc) {
         out += "---\n" + util::json_text(doc, 2) + "\n";
