@@ -6,7 +6,7 @@
 # What is real: a booted Debian node over SSH, the k3s install (start = false), the manifests in
 # /var/lib/rancher/k3s/server/manifests (modes, owner, atomic writes through nodectl's file
 # steps), the secrets made once on the node (0600, stable across applies, never in the output or
-# a world-readable file), the self-signed TLS pair (checked with openssl on the node), the plan's
+# a world-readable file), the self-signed TLS pair (checked with openssl), the plan's
 # diff with the Secret values masked, removal of a site (its manifest replaced by one without
 # objects, its secrets removed, files nodectl never wrote left alone), and the delivered YAML
 # validated by tests/tools/k8s_check.py (Kubernetes v1.32.2 schemas and cross-references).
@@ -97,7 +97,10 @@ lacks "apply output shows no S3 secret" "$WORK/a1.out" "$S3_SECRET"
 node 1 "grep -rlF '$PW' /etc /var /root /tmp /run 2>/dev/null | xargs -r stat -c '%a %n'" >"$WORK/holders"
 check "the password is in files (manifest, store, rollback copies)" test -s "$WORK/holders"
 lacks "no world- or group-readable file holds the password" "$WORK/holders" '^[0-7][1-7][0-7] |^[0-7][0-7][1-7] '
-node 1 "openssl x509 -in $ST/shop/tls.crt -noout -subject -ext subjectAltName; openssl x509 -in $ST/shop/tls.crt -noout -pubkey | sha256sum; openssl pkey -in $ST/shop/tls.key -pubout | sha256sum" >"$WORK/tls" 2>&1
+# The node has no openssl: the pair is checked here (the test's copy is 0600 in its own directory).
+(umask 077; node 1 cat "$ST/shop/tls.crt" >"$WORK/tls.crt"; node 1 cat "$ST/shop/tls.key" >"$WORK/tls.key")
+{ openssl x509 -in "$WORK/tls.crt" -noout -subject -ext subjectAltName; openssl x509 -in "$WORK/tls.crt" -noout -pubkey | sha256sum
+  openssl pkey -in "$WORK/tls.key" -pubout | sha256sum; } >"$WORK/tls" 2>&1
 contains_text "self-signed certificate names the hosts" "$WORK/tls" "DNS:www.shop.example.org"
 check "the key is the certificate's" test "$(sed -n '$p' "$WORK/tls")" = "$(sed -n 'x;$p' "$WORK/tls")"
 
