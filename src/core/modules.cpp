@@ -5,6 +5,7 @@
 #include "modules/k3s/k3s.hpp"
 #include "modules/mounts/mounts.hpp"
 #include "modules/runtime/runtime.hpp"
+#include "modules/stack/stack.hpp"
 #include "nodectl/module.hpp"
 
 namespace nodectl {
@@ -15,6 +16,7 @@ std::span<const Module> modules() {
         {"harden", "host hardening: sshd, kernel, nftables, accounts, auditd/fail2ban/updates, mounts and permissions", &harden::steps},
         {"runtime", "containerd, runc and the CNI plugins, configured for Kubernetes", &runtime::steps},
         {"k3s", "k3s server (or agent): binary checked against its release, config.yaml, units, started and Ready", &k3s::steps},
+        {"stack", "the Magento stack on a k3s server: one manifest per site for k3s's deploy controller, secrets made once on the node", &stack::steps},
         {"mounts", "NFS mounts (.mount + .automount) and s3fs mounts with a 0600 credentials file", &mounts::steps},
         {"backup", "nightly backups on the node: the nodectl binary, its profile, nodectl-backup.service and .timer", &backup::steps},
     };

@@ -6,7 +6,8 @@
 #   2. --out: the file is 0600, holds the real secrets, passes the same checks, and a second render
 #      gives the same bytes;
 #   3. mutations of the rendered manifests (a misspelt field, a broken selector, ...) MUST make the
-#      checker fail, so a checker that passes everything is caught.
+#      checker fail, so a checker that passes everything is caught;
+#   4. no source file of the stack module is over 600 lines (the renderer is split by object kind).
 # Usage: test_stack_render.sh [NODECTL_BINARY]   (ctest: repo/stack_render)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -126,4 +127,9 @@ mutate foreign-image "is not one the profile builds or names" \
   "find('Deployment', 'varnish')$pod['containers'][0]['image'] = 'docker.io/library/varnish:7'"
 mutate middleware-ref "is not a rendered Middleware" \
   "find('Middleware', 'redirect-https')['metadata']['name'] = 'redirect'"
+# 4. source size
+for f in "$REPO"/src/modules/stack/*; do
+  n=$(wc -l <"$f")
+  [ "$n" -le 600 ] || fail "$f has $n lines (at most 600: split it by component or object kind)"
+done
 echo "test_stack_render: ok"

@@ -5,9 +5,11 @@
 #pragma once
 
 #include "nodectl/config.hpp"
+#include "nodectl/module.hpp"
 #include "nodectl/result.hpp"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,11 +67,46 @@ enum class SecretValues {
 constexpr const char* k_placeholder = "NODECTL-PLACEHOLDER-NOT-A-SECRET";
 constexpr const char* k_placeholder_annotation = "nodectl.io/placeholder-values";
 
+// Secret values that do not come from the site's references: generated once on the server node
+// and kept there (see delivery_group). Keys: "secrets.db_password", "secrets.replication_password",
+// "secrets.redis_password", "secrets.crypt_key", "tls.crt", "tls.key".
+using NodeSecrets = std::map<std::string, std::string>;
+
 // The site's objects as one multi-document YAML stream (each document JSON, which is YAML),
-// in a fixed order with fixed key order: the same inputs give the same bytes.
-Result<std::string> render_site(const Site& site, SecretValues values);
+// in a fixed order with fixed key order: the same inputs give the same bytes. With
+// SecretValues::resolve, a value in `node` wins over a missing reference.
+Result<std::string> render_site(const Site& site, SecretValues values, const NodeSecrets& node = {});
 
 // The TOML profile the backup CronJob's `nodectl backup run` reads (in a ConfigMap).
 std::string backup_profile(const Site& site);
+
+// --- delivery to a k3s server node (`nodectl apply`) ----------------------------------------------
+
+constexpr const char* k_manifests_dir = "/var/lib/rancher/k3s/server/manifests";  // k3s's deploy controller reads it
+constexpr const char* k_state_dir = "/var/lib/nodectl/stack";                     // SITE/NAME: values generated on the node (0600)
+constexpr const char* k_delivered = "/var/lib/nodectl/stack/delivered";           // the sites whose manifest nodectl wrote
+
+// /var/lib/rancher/k3s/server/manifests/nodectl-stack-SITE.yaml
+std::string manifest_path(const std::string& site);
+// What replaces the manifest of a site that left the profile: no object at all, so that k3s's deploy
+// controller deletes every object it applied from the file (deleting the file would leave them).
+std::string removed_manifest(const std::string& site);
+// The manifest with every Secret value replaced by "(hidden)": what plans show.
+std::string masked_manifest(const std::string& content);
+
+// The step that writes each site's manifest (0600 root, atomically) on the server node, generates
+// the secrets no reference gives once (kept under k_state_dir), and empties the manifests of the
+// sites that left the profile. `root` prefixes every path (unit tests); "" on a node.
+std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, const std::string& root = "");
+// [stack] of a profile applied to a k3s server node (and a k3s server's leftovers once [stack] is gone).
+Result<StepList> steps(const ModuleContext& ctx);
+
+// A self-signed certificate for `hosts` (the first is the subject) and its key, PEM.
+struct TlsPair {
+    std::string cert_pem, key_pem;
+};
+Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days = 825);
+// Both PEMs parse (each at most 64 KiB) and the key is the certificate's.
+bool tls_pair_valid(const TlsPair& pair);
 
 } // namespace nodectl::stack

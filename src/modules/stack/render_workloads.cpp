@@ -1,0 +1,180 @@
+// A site's Services and workloads: MariaDB master and replica StatefulSets, Redis, Varnish, and
+// Magento with its HorizontalPodAutoscaler and PodDisruptionBudget.
+#include "modules/stack/renderer.hpp"
+
+#include "util/strings.hpp"
+
+namespace nodectl::stack::detail {
+
+void Renderer::service(const std::string& name, const std::string& component, int port, const char* target, bool headless) {
+    J s = object("v1", "Service", name, component);
+    J spec = J::object();
+    if (headless) {
+        spec["clusterIP"] = "None";
+    }
+    spec["selector"] = selector(component);
+    spec["ports"] = J::array({J{{"name", target}, {"port", port}, {"targetPort", target}, {"protocol", "TCP"}}});
+    s["spec"] = std::move(spec);
+    emit(s);
+}
+
+void Renderer::services() {
+    service("mariadb-master", "mariadb-master", k_mysql_port, "mysql", true);
+    if (site.mariadb_replicas > 0) {
+        service("mariadb-replica", "mariadb-replica", k_mysql_port, "mysql", true);
+    }
+    service("redis", "redis", k_redis_port, "redis", false);
+    service("varnish", "varnish", 80, "http", false);
+    service("magento", "magento", k_apache_port, "http", false);
+}
+
+// MiB of a quantity the key table accepted ("512Mi", "2Gi").
+long Renderer::mib(const std::string& q) {
+    long n = std::stol(q);
+    if (q.ends_with("Ki")) return std::max(1L, n / 1024);
+    if (q.ends_with("Gi")) return n * 1024;
+    if (q.ends_with("Ti")) return n * 1024 * 1024;
+    return n;
+}
+
+J Renderer::mariadb_container(bool master) const {
+    J env_list = J::array();
+    if (master) {
+        env_list.push_back(env("MYSQL_SERVER_ID", "1"));
+        env_list.push_back(env("MYSQL_DATABASE", site.database));
+        env_list.push_back(env("MYSQL_USER", site.database_user));
+        env_list.push_back(env("MYSQL_PASSWORD_FILE", "/run/secrets/db/password"));
+    } else {
+        env_list.push_back(J{{"name", "POD_INDEX"},
+                             {"valueFrom", J{{"fieldRef", J{{"fieldPath", "metadata.labels['apps.kubernetes.io/pod-index']"}}}}}});
+        env_list.push_back(env("MYSQL_MASTER_HOST", "mariadb-master"));
+        env_list.push_back(env("MYSQL_MASTER_PORT", std::to_string(k_mysql_port)));
+    }
+    env_list.push_back(env("MYSQL_REPLICATION_PASSWORD_FILE", "/run/secrets/db/replication-password"));
+    // Half the memory limit for InnoDB's buffer pool leaves room for connections and sorts.
+    env_list.push_back(env("MYSQL_INNODB_BUFFER_POOL_SIZE", std::to_string(mib(site.resources.at("mariadb").memory_limit) / 2) + "M"));
+    J c = J{{"name", "mariadb"}, {"image", master ? site.images.mariadb_master : site.images.mariadb_replica},
+            {"imagePullPolicy", site.images.pull_policy}};
+    if (!master) {
+        // Each replica needs its own server id: 100 + the StatefulSet's pod index. ($$ is a
+        // literal $ for Kubernetes' own $(VAR) expansion.)
+        c["command"] = J::array({"/usr/bin/tini", "--", "/bin/sh", "-c",
+                                 "export MYSQL_SERVER_ID=$$((100 + POD_INDEX)) && exec /usr/local/bin/docker-entrypoint.sh mariadbd"});
+    }
+    c["env"] = std::move(env_list);
+    c["ports"] = J::array({port("mysql", k_mysql_port)});
+    c["resources"] = resources("mariadb");
+    // A first start initialises the datadir (a replica first waits for its master).
+    c["startupProbe"] = tcp_probe("mysql", 5, 120);
+    c["readinessProbe"] = tcp_probe("mysql", 10, 3);
+    c["livenessProbe"] = tcp_probe("mysql", 20, 6);
+    c["securityContext"] = security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}, true, false);
+    c["volumeMounts"] = J::array({mount("data", "/var/lib/mysql"), mount("run", "/run/mysqld"), mount("tmp", "/tmp"),
+                                  mount("db-secret", "/run/secrets/db", true)});
+    return c;
+}
+
+void Renderer::stateful_set(bool master) {
+    const std::string name = master ? "mariadb-master" : "mariadb-replica";
+    J volumes = J::array({empty_dir("run"), empty_dir("tmp", "1Gi"),
+                          secret_volume("db-secret", "db", master ? std::vector<std::string>{"password", "replication-password"}
+                                                                  : std::vector<std::string>{"replication-password"})});
+    J claim = J{{"metadata", J{{"name", "data"}, {"labels", labels(name)}}},
+                {"spec", J{{"accessModes", J::array({"ReadWriteOnce"})},
+                           {"storageClassName", "local-path"},
+                           {"resources", J{{"requests", J{{"storage", master ? site.storage_mariadb : site.storage_replica}}}}}}}};
+    J pod = pod_spec(J::array({mariadb_container(master)}), std::move(volumes));
+    pod["terminationGracePeriodSeconds"] = 60;
+    J s = object("apps/v1", "StatefulSet", name, name);
+    s["spec"] = J{{"serviceName", name},
+                  {"replicas", master ? 1 : site.mariadb_replicas},
+                  {"podManagementPolicy", "OrderedReady"},
+                  {"selector", J{{"matchLabels", selector(name)}}},
+                  {"template", pod_template(name, std::move(pod))},
+                  {"volumeClaimTemplates", J::array({claim})}};
+    emit(s);
+}
+
+J Renderer::deployment(const std::string& name, int replicas, J pod, bool recreate) const {
+    J d = object("apps/v1", "Deployment", name, name);
+    J spec = J{{"replicas", replicas}, {"selector", J{{"matchLabels", selector(name)}}}};
+    if (recreate) {
+        spec["strategy"] = J{{"type", "Recreate"}};
+    }
+    spec["template"] = pod_template(name, std::move(pod));
+    d["spec"] = std::move(spec);
+    return d;
+}
+
+void Renderer::redis() {
+    J c = J{{"name", "redis"}, {"image", site.images.redis}, {"imagePullPolicy", site.images.pull_policy},
+            {"env", J::array({env("REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
+                              // Sessions and cache only, in an emptyDir: no persistence to disk.
+                              env("REDIS_PERSISTENCE", "none"),
+                              env("REDIS_MAXMEMORY", std::to_string(mib(site.resources.at("redis").memory_limit) * 3 / 4) + "mb")})},
+            {"ports", J::array({port("redis", k_redis_port)})},
+            {"resources", resources("redis")},
+            {"readinessProbe", tcp_probe("redis", 10, 3)},
+            {"livenessProbe", tcp_probe("redis", 20, 6)},
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"}, true, false)},
+            {"volumeMounts", J::array({mount("data", "/data"), mount("run", "/run/redis"),
+                                       mount("redis-secret", "/run/secrets/redis", true)})}};
+    J volumes = J::array({empty_dir("data", "1Gi"), empty_dir("run"), secret_volume("redis-secret", "redis", {"password"})});
+    emit(deployment("redis", 1, pod_spec(J::array({c}), std::move(volumes)), true));
+}
+
+void Renderer::varnish() {
+    J c = J{{"name", "varnish"}, {"image", site.images.varnish}, {"imagePullPolicy", site.images.pull_policy},
+            {"env", J::array({env("VARNISH_BACKEND_HOST", "magento"), env("VARNISH_BACKEND_PORT", std::to_string(k_apache_port)),
+                              env("VARNISH_PURGE_ACL", util::join(site.purge_acl, " ")),
+                              env("VARNISH_PORT", std::to_string(k_varnish_port)),
+                              env("VARNISH_STORAGE_SIZE", std::to_string(mib(site.resources.at("varnish").memory_limit) / 2) + "m")})},
+            {"ports", J::array({port("http", k_varnish_port)})},
+            {"resources", resources("varnish")},
+            {"readinessProbe", tcp_probe("http", 10, 3)},
+            {"livenessProbe", tcp_probe("http", 20, 6)},
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
+            {"volumeMounts", J::array({mount("run", "/run/varnish"), mount("work", "/var/lib/varnish"), mount("tmp", "/tmp")})}};
+    J volumes = J::array({empty_dir("run"), empty_dir("work", "256Mi"), empty_dir("tmp")});
+    emit(deployment("varnish", site.varnish_replicas, pod_spec(J::array({c}), std::move(volumes)), false));
+}
+
+void Renderer::magento() {
+    J c = J{{"name", "magento"}, {"image", site.images.magento}, {"imagePullPolicy", site.images.pull_policy},
+            {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
+            {"env", J::array({env("MAGENTO_DB_PASSWORD_FILE", "/run/secrets/db/password"),
+                              env("MAGENTO_REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
+                              env("MAGENTO_CRYPT_KEY_FILE", "/run/secrets/magento/crypt-key")})},
+            {"ports", J::array({port("http", k_apache_port)})},
+            {"resources", resources("magento")},
+            // Up to 15 minutes for a first start (setup, caches); then the usual probes.
+            {"startupProbe", http_probe("/health_check.php", "http", 10, 90)},
+            {"readinessProbe", http_probe("/health_check.php", "http", 10, 3)},
+            // Liveness asks only whether Apache answers: a database outage must not restart every pod.
+            {"livenessProbe", tcp_probe("http", 20, 6)},
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
+            {"volumeMounts", J::array({mount("media", "/var/www/html/pub/media"), mount("db-secret", "/run/secrets/db", true),
+                                       mount("redis-secret", "/run/secrets/redis", true),
+                                       mount("magento-secret", "/run/secrets/magento", true)})}};
+    J media = site.media_host_path.empty()
+                  ? empty_dir("media", "10Gi")
+                  : J{{"name", "media"}, {"hostPath", J{{"path", site.media_host_path}, {"type", "Directory"}}}};
+    J volumes = J::array({media, secret_volume("db-secret", "db", {"password"}),
+                          secret_volume("redis-secret", "redis", {"password"}),
+                          secret_volume("magento-secret", "magento", {"crypt-key"})});
+    emit(deployment("magento", site.hpa_min, pod_spec(J::array({c}), std::move(volumes)), false));
+
+    J hpa = object("autoscaling/v2", "HorizontalPodAutoscaler", "magento", "magento");
+    hpa["spec"] = J{{"scaleTargetRef", J{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "magento"}}},
+                    {"minReplicas", site.hpa_min},
+                    {"maxReplicas", site.hpa_max},
+                    {"metrics", J::array({J{{"type", "Resource"},
+                                            {"resource", J{{"name", "cpu"},
+                                                           {"target", J{{"type", "Utilization"}, {"averageUtilization", site.cpu_percent}}}}}}})}};
+    emit(hpa);
+    J pdb = object("policy/v1", "PodDisruptionBudget", "magento", "magento");
+    pdb["spec"] = J{{"maxUnavailable", 1}, {"selector", J{{"matchLabels", selector("magento")}}}};
+    emit(pdb);
+}
+
+} // namespace nodectl::stack::detail

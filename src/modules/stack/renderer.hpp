@@ -1,0 +1,161 @@
+// The Renderer that builds one site's objects (render_site in render.cpp). The shared helpers
+// (metadata, container pieces) are here; the objects are defined by kind in render_config.cpp
+// (Secrets, ConfigMaps), render_workloads.cpp (Services, StatefulSets, Deployments, HPA, PDB),
+// render_network.cpp (Ingress, Middleware, NetworkPolicies) and render_backup.cpp (the backup
+// CronJob and its profile). Internal to the stack module.
+#pragma once
+
+#include "modules/stack/stack.hpp"
+
+#include "util/json.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace nodectl::stack::detail {
+
+using J = nlohmann::ordered_json;
+
+constexpr int k_mysql_port = 3306;
+constexpr int k_redis_port = 6379;
+constexpr int k_varnish_port = 6081;
+constexpr int k_apache_port = 8080;
+
+J strings(const std::vector<std::string>& v);
+
+struct Renderer {
+    const Site& site;
+    SecretValues values;
+    std::vector<std::string> problems;
+    std::string out;
+    const NodeSecrets* node = nullptr;  // values generated on the server node (delivery)
+
+    void emit(const J& doc) {
+        out += "---\n" + util::json_text(doc, 2) + "\n";
+    }
+
+    // --- metadata and labels -------------------------------------------------------------------
+    J selector(const std::string& component) const {
+        return J{{"app.kubernetes.io/name", component}, {"app.kubernetes.io/instance", site.name}};
+    }
+    J labels(const std::string& component) const {
+        J l = selector(component);
+        l["app.kubernetes.io/part-of"] = "magento";
+        l["app.kubernetes.io/managed-by"] = "nodectl";
+        return l;
+    }
+    J meta(const std::string& name, const std::string& component) const {
+        return J{{"name", name}, {"namespace", site.name}, {"labels", labels(component)}};
+    }
+    J object(const char* api, const char* kind, const std::string& name, const std::string& component) const {
+        return J{{"apiVersion", api}, {"kind", kind}, {"metadata", meta(name, component)}};
+    }
+
+
+    // --- containers ------------------------------------------------------------------------------
+    J resources(const std::string& component) const {
+        const auto& r = site.resources.at(component);
+        return J{{"requests", J{{"cpu", r.cpu_request}, {"memory", r.memory_request}}},
+                 {"limits", J{{"cpu", r.cpu_limit}, {"memory", r.memory_limit}}}};
+    }
+
+    static J security(const std::vector<std::string>& add, bool read_only_root, bool non_root) {
+        J caps = J{{"drop", J::array({"ALL"})}};
+        if (!add.empty()) {
+            caps["add"] = strings(add);
+        }
+        J s = J{{"allowPrivilegeEscalation", false}, {"privileged", false}, {"readOnlyRootFilesystem", read_only_root}};
+        if (non_root) {
+            s["runAsNonRoot"] = true;
+        }
+        s["capabilities"] = std::move(caps);
+        s["seccompProfile"] = J{{"type", "RuntimeDefault"}};
+        return s;
+    }
+
+    static J env(const std::string& name, const std::string& value) {
+        return J{{"name", name}, {"value", value}};
+    }
+    static J port(const char* name, int number) {
+        return J{{"name", name}, {"containerPort", number}, {"protocol", "TCP"}};
+    }
+    static J mount(const std::string& name, const std::string& path, bool read_only = false) {
+        J m = J{{"name", name}, {"mountPath", path}};
+        if (read_only) {
+            m["readOnly"] = true;
+        }
+        return m;
+    }
+    static J empty_dir(const std::string& name, const std::string& limit = "64Mi") {
+        return J{{"name", name}, {"emptyDir", J{{"sizeLimit", limit}}}};
+    }
+    // A Secret's keys as files, readable by their owner only (root: the entrypoints read them
+    // before dropping privileges).
+    static J secret_volume(const std::string& volume, const std::string& secret, const std::vector<std::string>& keys) {
+        J items = J::array();
+        for (const auto& k : keys) {
+            items.push_back(J{{"key", k}, {"path", k}});
+        }
+        return J{{"name", volume}, {"secret", J{{"secretName", secret}, {"items", items}, {"defaultMode", 0400}}}};
+    }
+    static J tcp_probe(const char* port_name, int period, int failures) {
+        return J{{"tcpSocket", J{{"port", port_name}}}, {"periodSeconds", period}, {"timeoutSeconds", 5},
+                 {"failureThreshold", failures}};
+    }
+    static J http_probe(const char* path, const char* port_name, int period, int failures) {
+        return J{{"httpGet", J{{"path", path}, {"port", port_name}}}, {"periodSeconds", period}, {"timeoutSeconds", 5},
+                 {"failureThreshold", failures}};
+    }
+
+    J pod_spec(J containers, J volumes) const {
+        J spec = J{{"automountServiceAccountToken", false},
+                   {"enableServiceLinks", false},
+                   {"securityContext", J{{"seccompProfile", J{{"type", "RuntimeDefault"}}}}},
+                   {"containers", std::move(containers)}};
+        if (!volumes.empty()) {
+            spec["volumes"] = std::move(volumes);
+        }
+        return spec;
+    }
+    J pod_template(const std::string& component, J spec) const {
+        return J{{"metadata", J{{"labels", labels(component)}}}, {"spec", std::move(spec)}};
+    }
+
+    // --- objects (render.cpp) -------------------------------------------------------------------
+    void namespace_object();
+    // --- secrets and configuration (render_config.cpp) ------------------------------------------
+    std::string secret_value(const std::optional<SecretRef>& ref, const std::string& what);
+    J secret(const std::string& name, const char* type, J string_data) const;
+    std::string tls_certificate();
+    void secrets();
+    void config_maps();
+    // --- services and workloads (render_workloads.cpp) ------------------------------------------
+    void service(const std::string& name, const std::string& component, int port, const char* target, bool headless);
+    void services();
+    // MiB of a quantity the key table accepted ("512Mi", "2Gi").
+    static long mib(const std::string& q);
+    J mariadb_container(bool master) const;
+    void stateful_set(bool master);
+    J deployment(const std::string& name, int replicas, J pod, bool recreate) const;
+    void redis();
+    void varnish();
+    void magento();
+    // --- ingress and network policies (render_network.cpp) --------------------------------------
+    J ingress_rules() const;
+    void ingress();
+    J peer(const std::string& component) const;
+    static J tcp_ports(int p);
+    J policy(const std::string& component, J ingress_rules, J egress_rules) const;
+    J from(std::vector<std::string> components, int p) const;
+    J to(std::vector<std::string> components, int p) const;
+    // Egress to a port anywhere (S3, the search engine: outside the namespace, often outside the cluster).
+    static J to_anywhere(int p);
+    void network_policies();
+    int search_port() const;
+    // --- backup (render_backup.cpp) --------------------------------------------------------------
+    void backup_cron_job();
+};
+
+} // namespace nodectl::stack::detail
