@@ -44,6 +44,9 @@ min_free_mib = 1
 listen_address = "\${host.address}"
 T
 
+nodectl profile validate "$WORK/mon.toml" >"$WORK/validate.out" 2>&1
+expect_rc_out "profile validate takes listen_address = \${host.address}" 0 $? "$WORK/validate.out"
+
 echo "# a dry run on the fresh node"
 node 1 'ls /etc/default; systemctl list-unit-files --no-pager | grep -c . ' >"$WORK/before"
 nodectl apply --dry-run -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/plan.out" 2>&1
