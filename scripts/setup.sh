@@ -39,6 +39,8 @@ test_pkgs=(
   cloud-init dosfstools mtools
   # k8s manifests of `nodectl stack render` are checked against JSON schemas (tests/tools/k8s_check.py)
   python3-jsonschema python3-yaml
+  # promtool (package prometheus): the alert rules' unit tests (tests/repo/test_alert_rules.sh)
+  prometheus
   # npm, for s3rver (any node/npm will do: a nodejs package that brings its own npm is kept)
   nodejs npm
 )
@@ -78,7 +80,7 @@ if [ ${#missing[@]} -gt 0 ] || [ "$need_update" = 1 ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup.sh: installing ${missing[*]}" >&2
-  # Service packages (apt-cacher-ng, mariadb, redis, varnish, apache2) would start their own
+  # Service packages (apt-cacher-ng, mariadb, redis, varnish, apache2, prometheus) would start their own
   # instances on the standard ports; tests run their own on free ports. policy-rc.d keeps
   # invoke-rc.d from starting them during the install, and they are disabled afterwards.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -86,7 +88,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
-  for unit in apt-cacher-ng mariadb redis-server varnish apache2 cloud-init cloud-init-local cloud-config cloud-final; do
+  for unit in apt-cacher-ng mariadb redis-server varnish apache2 prometheus cloud-init cloud-init-local cloud-config cloud-final; do
     if systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
     systemctl disable "$unit" >/dev/null 2>&1 || true
   done

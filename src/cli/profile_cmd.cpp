@@ -54,8 +54,10 @@ int run_profile(CLI::App& app, Context& ctx) {
         return k_exit_config;
     }
     // Step building catches what only the modules know (e.g. a package both wanted and unwanted).
+    // Its address is an IP address (never contacted), so that keys taking one may say ${host.address}.
     HostSpec placeholder;
-    placeholder.name = placeholder.address = "validate";
+    placeholder.name = "validate";
+    placeholder.address = "198.18.0.1";
     auto steps = build_steps(*profile, placeholder);
     if (!steps && steps.error().message.find("unknown variable") == std::string::npos) {
         std::cerr << steps.error().message << "\n";

@@ -504,6 +504,15 @@ std::string node_path_or_empty(const toml::node& n) {
     return str_of(n).empty() ? "" : absolute_path(n);
 }
 
+// [monitoring] listen_address: an IP address, or "" for all; ${...} is checked after expansion.
+std::string listen_address(const toml::node& n) {
+    auto s = str_of(n);
+    if (s.empty() || s.find("${") != std::string::npos) {
+        return "";
+    }
+    return util::is_ip_address(s) ? "" : "must be an IPv4 or IPv6 address (no brackets), or \"\" for all addresses";
+}
+
 std::vector<KeySpec> build_table() {
     std::vector<KeySpec> keys = {
         {"extends", P, string, "", not_empty, "parent profile this one refines (path relative to this file); merged first"},
@@ -743,6 +752,12 @@ std::vector<KeySpec> build_table() {
         {"backup.targets[].keep_daily", P, integer, "0", non_negative, "retention: keep the newest archive of each of the newest N days (UTC)"},
         {"backup.targets[].keep_weekly", P, integer, "0", non_negative, "retention: ... of each of the newest N ISO weeks"},
         {"backup.targets[].keep_monthly", P, integer, "0", non_negative, "retention: ... of each of the newest N months; with no keep_* set nothing is deleted"},
+        {"monitoring", P, section, "", nullptr, "host monitoring: Debian's prometheus-node-exporter, its textfile collector reading `nodectl backup`'s metrics (docs/monitoring.md)"},
+        {"monitoring.enabled", P, boolean, "true", nullptr, "install and run the node exporter (false: its /etc/default file is put back as nodectl found it, the service stopped and disabled; the package stays)"},
+        {"monitoring.listen_address", P, string, "\"\"", listen_address, "IP address the exporter listens on, e.g. \"${host.address}\"; \"\": all addresses (nodectl's firewall opens the port only to allow_from)"},
+        {"monitoring.port", P, integer, "9100", port, "TCP port of the node exporter"},
+        {"monitoring.allow_from", P, string_list, "[]", cidrs, "networks [harden.firewall] opens the port to (Prometheus' networks); []: harden.firewall.cluster_networks"},
+        {"monitoring.textfile_directory", P, string, "\"\"", plain_path, "directory of the textfile collector; \"\": the directory of backup.metrics_file, else Debian's /var/lib/prometheus/node-exporter"},
         // Image recipes: images/<name>/recipe.toml (docs/images.md, "Recipe format"). "*" is any name.
         {"name", R, string, "", image_name, "image name; must equal the recipe's folder name (required)"},
         {"suite", R, string, "", not_empty, "Debian suite for mmdebstrap, e.g. \"bookworm\" (required in a base recipe; an image inherits its base's)"},

@@ -3,6 +3,7 @@
 #include "modules/base/base.hpp"
 #include "modules/harden/harden.hpp"
 #include "modules/k3s/k3s.hpp"
+#include "modules/monitoring/monitoring.hpp"
 #include "modules/mounts/mounts.hpp"
 #include "modules/runtime/runtime.hpp"
 #include "modules/stack/stack.hpp"
@@ -19,6 +20,7 @@ std::span<const Module> modules() {
         {"stack", "the Magento stack on a k3s server: one manifest per site for k3s's deploy controller, secrets made once on the node", &stack::steps},
         {"mounts", "NFS mounts (.mount + .automount) and s3fs mounts with a 0600 credentials file", &mounts::steps},
         {"backup", "nightly backups on the node: the nodectl binary, its profile, nodectl-backup.service and .timer", &backup::steps},
+        {"monitoring", "Debian's prometheus-node-exporter, its textfile collector serving the backup's metrics", &monitoring::steps},
     };
     return k_modules;
 }

@@ -1,6 +1,7 @@
 // Firewall: one nftables table of nodectl's own (`inet nodectl`), replaced atomically by one
 // `nft -f` transaction: input policy drop, with loopback, established traffic, the ICMP that
-// networks need, rate-limited SSH, the role's ports (from the cluster's networks only), http(s)
+// networks need, rate-limited SSH, the role's ports (from the cluster's networks only), the node
+// exporter's port ([monitoring], from monitoring.allow_from or the cluster's networks), http(s)
 // where the node serves it, and the profile's extra rules. Other tables (fail2ban's, k3s's
 // kube-proxy and flannel rules) are left alone: the file deletes only its own table, never
 // `flush ruleset`. Checked with `nft -c` first, persisted as /etc/nftables.conf (nftables.service),
@@ -113,6 +114,9 @@ Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
         } else {
             body += allow("udp", "8472", cluster, "flannel vxlan");
         }
+    }
+    if (s.node_exporter_port != 0) {
+        body += allow("tcp", std::to_string(s.node_exporter_port), split_families(s.node_exporter_from), "node exporter ([monitoring])");
     }
     if (fw.boolean("serve_http")) {
         body += allow("tcp", "{ 80, 443 }", {}, "http, https");

@@ -23,6 +23,9 @@ struct Settings {
     std::string admin_user;          // "" when accounts are not managed
     bool root_login_disabled = false;
     std::vector<std::string> cluster_networks;
+    // [monitoring]'s node exporter: its port, opened only to these networks (0: no exporter).
+    int node_exporter_port = 0;
+    std::vector<std::string> node_exporter_from;
 };
 
 // sshd: drop-in, banner, moduli, host keys.

@@ -15,6 +15,7 @@
 
 #include "modules/base/steps.hpp"
 #include "modules/harden/groups.hpp"
+#include "modules/monitoring/monitoring.hpp"
 
 
 namespace nodectl::harden {
@@ -35,6 +36,13 @@ Result<StepList> steps(const ModuleContext& ctx) {
     s.root_login_disabled = ssh.boolean("enabled") && ssh.str("permit_root_login") == "no";
     if (acc.boolean("enabled") && !acc.strings("admin_keys").empty()) {
         s.admin_user = acc.str("admin_user");
+    }
+
+    if (fw.boolean("enabled")) {
+        if (auto opening = TRY(monitoring::firewall_opening(ctx.profile))) {
+            s.node_exporter_port = opening->port;
+            s.node_exporter_from = opening->from;
+        }
     }
 
     std::vector<std::string> present, absent;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# [monitoring] on a booted Debian 12 node: a dry run changes nothing; `apply` installs Debian's
+# prometheus-node-exporter listening on the node's address only, with its textfile collector on
+# the directory `nodectl backup` writes its metrics to; this machine fetches /metrics and finds the
+# node's metrics and the backup's (after a backup run by the timer's service); a re-apply changes
+# nothing; `check` passes, and reports drift after the ARGS file is changed by hand.
+# Uses the static binary (scripts/build.sh static, or NODECTL_STATIC_BIN), which [backup] puts on the node.
+source "$(dirname "$0")/lib.sh"
+
+export NODECTL_STATIC_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
+NEED_LIBS=0
+if [ ! -x "$NODECTL_STATIC_BIN" ]; then
+  # Without the static build, the dynamic one runs on the node with its libraries from apt.
+  echo "note: no static binary ($NODECTL_STATIC_BIN); using $NODECTL and installing its shared libraries on the node"
+  strip -o "$WORK/nodectl" "$NODECTL" && export NODECTL_STATIC_BIN=$WORK/nodectl
+  NEED_LIBS=1
+fi
+
+nodes_up 1 198.18.40
+N=${ADDRS[0]}
+KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
+if [ $NEED_LIBS = 1 ]; then
+  node 1 "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
+           apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+           libssh-4 libcurl4 libarchive13 libyaml-cpp0.7 >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
+    >"$WORK/libs.out" 2>&1 || { fail "installing the dynamic binary's libraries on the node"; cat "$WORK/libs.out"; }
+fi
+node 1 'mkdir -p /srv/site /var/backups/nodectl && echo hello >/srv/site/a.txt'
+cat >"$WORK/mon.toml" <<T
+[base]
+apt_proxy = "$NODECTL_TEST_APT_PROXY"
+
+[backup]
+name = "node1"
+metrics_file = "/var/lib/nodectl-metrics/backup.prom"
+[[backup.files]]
+path = "/srv/site"
+[[backup.targets]]
+name = "local"
+path = "/var/backups/nodectl"
+min_free_mib = 1
+
+[monitoring]
+listen_address = "\${host.address}"
+T
+
+nodectl profile validate "$WORK/mon.toml" >"$WORK/validate.out" 2>&1
+expect_rc_out "profile validate takes listen_address = \${host.address}" 0 $? "$WORK/validate.out"
+
+echo "# a dry run on the fresh node"
+node 1 'ls /etc/default; systemctl list-unit-files --no-pager | grep -c . ' >"$WORK/before"
+nodectl apply --dry-run -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/plan.out" 2>&1
+expect_rc_out "apply --dry-run" 0 $? "$WORK/plan.out"
+contains "... plans the package" "$WORK/plan.out" 'prometheus-node-exporter'
+contains "... and the ARGS file" "$WORK/plan.out" 'ARGS="--web.listen-address=198\.18\.40\.[0-9]+:9100 --collector\.textfile\.directory=/var/lib/nodectl-metrics"'
+node 1 'ls /etc/default; systemctl list-unit-files --no-pager | grep -c . ' >"$WORK/after"
+check "... and changes nothing on the node" cmp -s "$WORK/before" "$WORK/after"
+
+echo "# apply"
+nodectl apply -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/apply1.out" 2>&1
+expect_rc_out "apply installs and starts the node exporter" 0 $? "$WORK/apply1.out"
+lacks "... and the host does not differ afterwards" "$WORK/apply1.out" "still differs"
+node 1 'systemctl start nodectl-backup.service' >"$WORK/backup.out" 2>&1
+expect_rc_out "a backup run (nodectl-backup.service) writes its metrics" 0 $? "$WORK/backup.out"
+curl -sS --max-time 10 "http://$N:9100/metrics" >"$WORK/metrics" 2>&1
+expect_rc_out "this machine fetches http://$N:9100/metrics" 0 $? "$WORK/metrics"
+contains "node metrics are served" "$WORK/metrics" '^node_filesystem_avail_bytes\{'
+contains "... the node exporter's own build info" "$WORK/metrics" '^node_exporter_build_info\{'
+contains "the backup's textfile metric is served" "$WORK/metrics" '^nodectl_backup_last_outcome\{target="local"\} 1$'
+contains "... with its last success time" "$WORK/metrics" '^nodectl_backup_last_success_timestamp_seconds\{target="local"\} [1-9][0-9.e+]*$'
+contains "the textfile collector read it without error" "$WORK/metrics" '^node_textfile_scrape_error 0$'
+node 1 'ss -Hltn "sport = :9100"' >"$WORK/ss.out" 2>&1
+contains "it listens on the node's address" "$WORK/ss.out" "$N:9100"
+lacks "... and nowhere else" "$WORK/ss.out" '(\*|0\.0\.0\.0|\[::\]|127\.0\.0\.1):9100'
+
+echo "# re-apply, check"
+node 1 'systemctl show -p MainPID --value prometheus-node-exporter.service' >"$WORK/pid1"
+nodectl apply -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/apply2.out" 2>&1
+expect_rc_out "a re-apply" 0 $? "$WORK/apply2.out"
+contains "... changes nothing" "$WORK/apply2.out" '(^|[^0-9])0 changed'
+node 1 'systemctl show -p MainPID --value prometheus-node-exporter.service' >"$WORK/pid2"
+check "... and does not restart the exporter" cmp -s "$WORK/pid1" "$WORK/pid2"
+nodectl check -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/check1.out" 2>&1
+expect_rc_out "check passes" 0 $? "$WORK/check1.out"
+for c in monitoring.node_exporter monitoring.arguments monitoring.listen monitoring.textfile_directory; do
+  contains_text "  ... $c passes" "$WORK/check1.out" "PASS  $c"
+done
+
+echo "# the ARGS file changed by hand"
+node 1 "sed -i 's/^ARGS=.*/ARGS=\"\"/' /etc/default/prometheus-node-exporter && systemctl restart prometheus-node-exporter.service"
+nodectl check -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/check2.out" 2>&1
+expect_rc_out "check fails" 7 $? "$WORK/check2.out"
+contains "... on the file" "$WORK/check2.out" 'FAIL +monitoring/node_exporter'
+contains "... on the exporter's arguments" "$WORK/check2.out" 'FAIL +monitoring\.arguments'
+contains "... and on where it listens" "$WORK/check2.out" 'FAIL +monitoring\.listen'
+nodectl apply -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/apply3.out" 2>&1
+expect_rc_out "apply puts it back" 0 $? "$WORK/apply3.out"
+nodectl check -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/check3.out" 2>&1
+expect_rc_out "check passes again" 0 $? "$WORK/check3.out"
+curl -sS --max-time 10 "http://$N:9100/metrics" >"$WORK/metrics3" 2>&1
+contains "the backup metric is served again" "$WORK/metrics3" '^nodectl_backup_last_outcome\{target="local"\} 1$'
+finish
