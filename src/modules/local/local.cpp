@@ -655,7 +655,9 @@ Result<void> wait_ssh(const Environment& env, int timeout_s) {
             if (up[i]) {
                 continue;
             }
-            if (node_procs(env, i).launchers.empty() && !node_running(env, i)) {
+            // (a node just started may not show its processes yet: `setsid -f` returns before the exec)
+            if (std::chrono::steady_clock::now() - start > 5s && node_procs(env, i).launchers.empty() &&
+                !node_running(env, i)) {
                 auto log = util::read_file(node_dir(env, i) + "/console.log").value_or("");
                 if (log.size() > 3000) {
                     log = "..." + log.substr(log.size() - 3000);
