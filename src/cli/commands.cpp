@@ -34,6 +34,8 @@ void configure_image(CLI::App& app, Context& ctx);
 int run_image(CLI::App& app, Context& ctx);
 void configure_stack(CLI::App& app, Context& ctx);
 int run_stack(CLI::App& app, Context& ctx);
+void configure_local(CLI::App& app, Context& ctx);
+int run_local(CLI::App& app, Context& ctx);
 
 namespace {
 
@@ -246,7 +248,31 @@ const CommandSpec k_commands[] = {
      "  nodectl stack render -p profiles/stack.toml | less\n"
      "  nodectl stack render -p profiles/stack.toml --site shop --out /root/manifests",
      &configure_stack, &run_stack},
-    {"local", "(not available yet) create a local test node", "", nullptr, nullptr},
+    {"local", "Throw-away Debian nodes on this machine (systemd-nspawn, systemd as PID 1), ready for apply",
+     "  nodectl local up NAME [--nodes N] [--suite bookworm|trixie] [--subnet CIDR] [--memory M] [--cpus C]\n"
+     "                        [--profile P] [--rootfs DIR] [--dry-run]\n"
+     "  nodectl local down NAME | list | status NAME | ssh NAME [NODE] [COMMAND...] | inventory NAME\n"
+     "up boots N containers NAME-1..N with systemd as PID 1, each on its own overlay of one Debian root filesystem\n"
+     "(made once with mmdebstrap, cached in /var/cache/nodectl/local by release and package set; --rootfs or\n"
+     "$NODECTL_LOCAL_ROOTFS uses a ready one instead), on a bridge of their own: the host is the subnet's .1, the\n"
+     "nodes .2, .3, ... (no default route: nodes reach the host and each other only). nodectl makes each node's SSH\n"
+     "host key before boot, so known_hosts is exact from the first login (no trust on first use), and one key pair\n"
+     "per environment. It waits until every node answers SSH as root, then writes an inventory (root, the key), so\n"
+     "`nodectl apply -p P -i INVENTORY --known-hosts STATE/known_hosts` works (--profile does it for you).\n"
+     "--memory and --cpus limit each node (MemoryMax/CPUQuota of a transient unit; cgroups where no systemd runs).\n"
+     "Running up again completes what is missing (after Ctrl-C, a killed node) and changes nothing otherwise.\n"
+     "down stops the nodes and removes what up made: processes, overlays, bridge, cgroups, keys, inventory, state.\n"
+     "State lives in /var/lib/nodectl/local/NAME (0700). Needs root, systemd-container and openssh-client\n"
+     "(mmdebstrap to build the root filesystem). See docs/local.md.\n"
+     "Exit status: 0 done, 2 usage (bad name, subnet in use, other settings), 3 no such environment or a bad\n"
+     "profile, 4/5 status: some/all nodes not reachable, 1 other errors (the message says what).\n"
+     "Examples:\n"
+     "  nodectl local up dev --nodes 3 --subnet 198.18.50.0/24 --memory 1G --cpus 1\n"
+     "  nodectl apply -p profiles/hardened.toml -i $(nodectl local inventory dev) \\\n"
+     "                --known-hosts /var/lib/nodectl/local/dev/known_hosts\n"
+     "  nodectl local ssh dev 2 'systemctl is-system-running --wait'   (quote a command that has options)\n"
+     "  nodectl local down dev",
+     &configure_local, &run_local},
 };
 
 } // namespace

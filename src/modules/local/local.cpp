@@ -1,0 +1,995 @@
+#include "modules/local/local.hpp"
+
+#include "core/log.hpp"
+#include "target/local_target.hpp"
+#include "target/ssh_target.hpp"
+#include "util/digest.hpp"
+#include "util/file.hpp"
+#include "util/json.hpp"
+#include "util/strings.hpp"
+#include "util/text.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace nodectl::local {
+
+// ---------------------------------------------------------------- pure helpers
+
+std::string Subnet::text() const {
+    return address(0) + "/" + std::to_string(prefix);
+}
+
+std::string Subnet::address(uint32_t i) const {
+    in_addr a{htonl(network + i)};
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a, buf, sizeof buf);
+    return buf;
+}
+
+bool Subnet::overlaps(const Subnet& o) const {
+    int p = std::min(prefix, o.prefix);
+    uint32_t mask = p == 0 ? 0 : ~uint32_t(0) << (32 - p);
+    return (network & mask) == (o.network & mask);
+}
+
+Result<Subnet> parse_subnet(std::string_view cidr) {
+    auto bad = [&](const std::string& why) {
+        return make_error(ErrorCode::usage, "subnet '" + std::string(cidr) + "' " + why);
+    };
+    auto slash = cidr.find('/');
+    if (slash == std::string_view::npos) {
+        return bad("is not in CIDR form (for example 198.18.50.0/24)");
+    }
+    std::string addr(cidr.substr(0, slash));
+    in_addr a{};
+    if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
+        return bad("does not start with an IPv4 address");
+    }
+    auto p = util::parse_unsigned(cidr.substr(slash + 1));
+    if (!p || *p > 32) {
+        return bad("has no prefix length between 0 and 32");
+    }
+    Subnet s;
+    s.network = ntohl(a.s_addr);
+    s.prefix = static_cast<int>(*p);
+    if (s.prefix < 16 || s.prefix > 29) {
+        return bad("must have a prefix length between /16 and /29");
+    }
+    if (s.network & (s.size() - 1)) {
+        return bad("has host bits set (the network of " + addr + "/" + std::to_string(s.prefix) + " is " +
+                   Subnet{s.network & ~(s.size() - 1), s.prefix}.text() + ")");
+    }
+    return s;
+}
+
+std::vector<Subnet> used_subnets(std::string_view ip_addr_out, std::string_view ip_route_out) {
+    std::vector<Subnet> out;
+    auto add = [&](const std::string& word) {
+        auto slash = word.find('/');
+        std::string addr = word.substr(0, slash);
+        in_addr a{};
+        if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
+            return;
+        }
+        int prefix = 32;
+        if (slash != std::string::npos) {
+            auto p = util::parse_unsigned(std::string_view(word).substr(slash + 1));
+            if (!p || *p > 32) {
+                return;
+            }
+            prefix = static_cast<int>(*p);
+        }
+        uint32_t mask = prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix);
+        out.push_back({ntohl(a.s_addr) & mask, prefix});
+    };
+    for (const auto& line : util::split_lines(ip_addr_out)) {
+        auto words = util::split(line, ' ');
+        words.erase(std::remove(words.begin(), words.end(), ""), words.end());
+        for (size_t i = 0; i + 1 < words.size(); ++i) {
+            if (words[i] == "inet") {
+                add(words[i + 1]);
+            }
+        }
+    }
+    for (const auto& line : util::split_lines(ip_route_out)) {
+        auto words = util::split(util::trim(line), ' ');
+        if (words.empty()) {
+            continue;
+        }
+        // "198.18.3.0/24 dev ...", or "local 127.0.0.1 dev lo table local ...", "broadcast ..."
+        size_t i = words[0] == "local" || words[0] == "broadcast" || words[0] == "unicast" || words[0] == "blackhole" ||
+                           words[0] == "unreachable" || words[0] == "prohibit" || words[0] == "throw"
+                       ? 1
+                       : 0;
+        if (i < words.size() && words[i] != "default") {
+            add(words[i]);
+        }
+    }
+    return out;
+}
+
+std::optional<uint64_t> parse_memory(std::string_view s) {
+    if (s.empty()) {
+        return std::nullopt;
+    }
+    uint64_t mult = 1;
+    switch (s.back()) {
+    case 'K': case 'k': mult = 1ull << 10; break;
+    case 'M': case 'm': mult = 1ull << 20; break;
+    case 'G': case 'g': mult = 1ull << 30; break;
+    case 'T': case 't': mult = 1ull << 40; break;
+    default: break;
+    }
+    if (mult != 1) {
+        s.remove_suffix(1);
+    }
+    auto n = util::parse_unsigned(s);
+    if (!n || *n > (1ull << 50) / mult || *n * mult < (64ull << 20)) {
+        return std::nullopt;
+    }
+    return *n * mult;
+}
+
+std::optional<unsigned> parse_cpus(std::string_view s) {
+    static const std::regex k_re("^[0-9]{1,4}(\\.[0-9]{1,2})?$");
+    std::string str(s);
+    if (!std::regex_match(str, k_re)) {
+        return std::nullopt;
+    }
+    auto dot = str.find('.');
+    unsigned whole = static_cast<unsigned>(std::stoul(str.substr(0, dot)));
+    unsigned frac = 0;
+    if (dot != std::string::npos) {
+        std::string f = str.substr(dot + 1);
+        frac = static_cast<unsigned>(std::stoul(f)) * (f.size() == 1 ? 10 : 1);
+    }
+    unsigned pct = whole * 100 + frac;
+    return pct >= 1 && pct <= 102400 ? std::optional<unsigned>(pct) : std::nullopt;
+}
+
+bool valid_name(std::string_view name) {
+    static const std::regex k_re("^[a-z][a-z0-9-]{0,19}$");
+    return std::regex_match(std::string(name), k_re) && name.back() != '-';
+}
+
+std::string bridge_name(std::string_view name) {
+    return "nlbr-" + util::sha256_hex(name).substr(0, 10);
+}
+
+const std::vector<std::string>& rootfs_packages() {
+    static const std::vector<std::string> k_packages = {"systemd", "systemd-sysv", "dbus",   "openssh-server",
+                                                        "iproute2", "sudo",        "tzdata"};
+    return k_packages;
+}
+
+std::string rootfs_key(const std::string& suite, const std::vector<std::string>& packages) {
+    auto sorted = packages;
+    std::sort(sorted.begin(), sorted.end());
+    return suite + "-" + util::sha256_hex(util::join(sorted, ",")).substr(0, 12);
+}
+
+std::string state_root() {
+    const char* e = std::getenv("NODECTL_LOCAL_STATE_DIR");
+    return e && *e ? e : "/var/lib/nodectl/local";
+}
+
+std::string cache_root() {
+    const char* e = std::getenv("NODECTL_LOCAL_CACHE_DIR");
+    return e && *e ? e : "/var/cache/nodectl/local";
+}
+
+// ---------------------------------------------------------------- the host
+
+namespace {
+
+constexpr const char* k_who = "local";
+
+LocalTarget& host() {
+    static LocalTarget t("local");
+    return t;
+}
+
+Result<CommandResult> sh(const std::string& script, const std::string& what, std::chrono::seconds timeout = 120s) {
+    Command c;
+    c.script = script;
+    c.timeout = timeout;
+    return host().run_checked(c, what);
+}
+
+Result<void> write(const std::string& path, const std::string& content, uint32_t mode) {
+    FileSpec f;
+    f.path = path;
+    f.content = content;
+    f.mode = mode;
+    return host().write_file(f);
+}
+
+bool systemd_runs_host() {
+    return fs::is_directory("/run/systemd/system");  // sd_booted()
+}
+
+// Whole /proc/PID/cmdline, split at NULs.
+std::vector<std::string> cmdline(const std::string& pid) {
+    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+        if (all[i] == '\0') {
+            out.push_back(all.substr(start, i - start));
+            start = i + 1;
+        }
+    }
+    return out;
+}
+
+std::string parent_of(const std::string& pid) {
+    auto stat = util::read_file("/proc/" + pid + "/stat");
+    if (!stat) {
+        return "";
+    }
+    auto close = stat->rfind(')');  // comm may hold spaces and parentheses
+    if (close == std::string::npos) {
+        return "";
+    }
+    auto words = util::split(stat->substr(close + 2), ' ');
+    return words.size() > 1 ? words[1] : "";
+}
+
+std::vector<std::string> all_pids() {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+        auto n = e.path().filename().string();
+        if (!n.empty() && std::all_of(n.begin(), n.end(), ::isdigit)) {
+            out.push_back(n);
+        }
+    }
+    return out;
+}
+
+// The processes of a node: its boot script (argv "/bin/sh BOOT") and systemd-nspawn
+// (--directory=ROOT). The command line identifies them; a recycled pid does not match.
+struct NodeProcs {
+    std::vector<std::string> launchers, nspawns;
+};
+
+std::string node_dir(const Environment& env, size_t i) {
+    return env.dir + "/nodes/" + std::to_string(i + 1);
+}
+
+NodeProcs node_procs(const Environment& env, size_t i) {
+    NodeProcs p;
+    std::string boot = node_dir(env, i) + "/boot.sh";
+    std::string root_arg = "--directory=" + node_dir(env, i) + "/root";
+    for (const auto& pid : all_pids()) {
+        auto argv = cmdline(pid);
+        if (argv.size() >= 2 && argv[1] == boot) {
+            p.launchers.push_back(pid);
+        } else if (!argv.empty() && argv[0].ends_with("systemd-nspawn") &&
+                   std::find(argv.begin(), argv.end(), root_arg) != argv.end()) {
+            p.nspawns.push_back(pid);
+        }
+    }
+    return p;
+}
+
+std::vector<std::string> descendants(const std::vector<std::string>& roots) {
+    std::vector<std::pair<std::string, std::string>> parent;
+    for (const auto& pid : all_pids()) {
+        parent.emplace_back(pid, parent_of(pid));
+    }
+    std::vector<std::string> out = roots;
+    for (size_t k = 0; k < out.size(); ++k) {
+        for (const auto& [pid, ppid] : parent) {
+            if (ppid == out[k] && std::find(out.begin(), out.end(), pid) == out.end()) {
+                out.push_back(pid);
+            }
+        }
+    }
+    return out;
+}
+
+void signal_all(const std::vector<std::string>& pids, int sig) {
+    for (const auto& p : pids) {
+        kill(static_cast<pid_t>(std::stol(p)), sig);
+    }
+}
+
+std::string unit_name(const Node& n) {
+    return "nodectl-local-" + n.name + ".service";
+}
+
+// cgroup directories holding a node's limits when no systemd runs the host (v1: one per
+// controller; v2: one).
+std::vector<std::string> cgroup_dirs(const Node& n) {
+    if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+        return {"/sys/fs/cgroup/nodectl-local/" + n.name};
+    }
+    return {"/sys/fs/cgroup/memory/nodectl-local/" + n.name, "/sys/fs/cgroup/cpu/nodectl-local/" + n.name};
+}
+
+// ---------------------------------------------------------------- state
+
+nlohmann::json to_json(const Environment& e) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& n : e.nodes) {
+        nodes.push_back({{"name", n.name}, {"address", n.address}});
+    }
+    return {{"name", e.name},     {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
+            {"suite", e.suite},   {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
+            {"launcher", e.launcher}, {"nodes", nodes}};
+}
+
+Result<void> save(const Environment& e) {
+    auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(to_json(e), 2) + "\n", 0600);
+    if (!err.empty()) {
+        return make_error(ErrorCode::io, err);
+    }
+    return Ok{};
+}
+
+// One `up` or `down` at a time on this machine: choosing a free subnet and claiming it (the
+// bridge address) must be one step. The lock dies with the process (flock).
+class StateLock {
+public:
+    static Result<StateLock> take(const std::string& root) {
+        std::error_code ec;
+        fs::create_directories(root, ec);
+        ::chmod(root.c_str(), 0700);
+        int fd = ::open((root + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+            return make_error(ErrorCode::io, "cannot lock " + root + "/.lock: " + std::strerror(errno));
+        }
+        return StateLock(fd);
+    }
+    StateLock(StateLock&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
+    ~StateLock() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+
+private:
+    explicit StateLock(int fd) : m_fd(fd) {}
+    int m_fd;
+};
+
+Result<void> need_root() {
+    if (geteuid() != 0) {
+        return make_error(ErrorCode::auth, "nodectl local must run as root (it mounts, makes a bridge and boots containers)");
+    }
+    return Ok{};
+}
+
+Result<void> need_tool(const char* tool, const char* package) {
+    auto r = TRY(host().run(Command{std::string("command -v ") + tool, "", 10s, false}));
+    if (r.exit_code != 0) {
+        return make_error(ErrorCode::unsupported,
+                          std::string(tool) + " is not installed: install the Debian package " + package + " (apt-get install " + package + ")");
+    }
+    return Ok{};
+}
+
+// ---------------------------------------------------------------- rootfs
+
+// The root filesystem every node of `suite` starts from: --rootfs / $NODECTL_LOCAL_ROOTFS when
+// given, else the cache's, built once with mmdebstrap (in a temporary directory renamed into
+// place, so a killed build never leaves half a tree).
+Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build) {
+    std::string given = o.rootfs;
+    if (given.empty()) {
+        const char* e = std::getenv("NODECTL_LOCAL_ROOTFS");
+        given = e ? e : "";
+    }
+    if (!given.empty()) {
+        std::error_code ec;
+        auto abs = fs::weakly_canonical(given, ec);
+        if (ec || !fs::is_directory(abs / "etc") || !fs::exists(abs / "usr/bin/systemctl") ||
+            !fs::exists(abs / "usr/sbin/sshd")) {
+            return make_error(ErrorCode::usage, "--rootfs " + given + " is not a Debian root filesystem with systemd and openssh-server");
+        }
+        // It becomes an overlayfs option: no ',' ':' or '\\' (and nothing a shell would care about).
+        static const std::regex k_safe("^/[A-Za-z0-9._/+@-]*$");
+        if (!std::regex_match(abs.string(), k_safe)) {
+            return make_error(ErrorCode::usage, "--rootfs " + abs.string() + ": the path may hold only letters, digits and . _ / + @ -");
+        }
+        needs_build = false;
+        return abs.string();
+    }
+    std::string path = cache_root() + "/rootfs-" + rootfs_key(o.suite, rootfs_packages());
+    needs_build = !fs::is_directory(path);
+    return path;
+}
+
+Result<void> build_rootfs(const std::string& path, const std::string& suite) {
+    TRY_VOID(need_tool("mmdebstrap", "mmdebstrap"));
+    std::string script =
+        "set -e\n"
+        "mkdir -p " + shell_quote(cache_root()) + "\n"
+        "exec 7>" + shell_quote(path + ".lock") + "\n"
+        "flock 7\n"
+        "[ -d " + shell_quote(path) + " ] && exit 0\n"
+        "for old in " + shell_quote(path) + ".tmp.*; do [ -d \"$old\" ] && rm -rf --one-file-system \"$old\"; done\n"
+        "tmp=$(mktemp -d " + shell_quote(path + ".tmp.XXXXXX") + ")\n"
+        "mmdebstrap --variant=minbase --include=" + shell_quote(util::join(rootfs_packages(), ",")) + " " +
+        shell_quote(suite) + " \"$tmp\" >&2\n"
+        // Nothing per node in the shared tree: host keys and machine-id are written per node.
+        "rm -f \"$tmp\"/etc/ssh/ssh_host_*\n"
+        ": >\"$tmp/etc/machine-id\"\n"
+        "mv -T \"$tmp\" " + shell_quote(path) + "\n";
+    log::info(k_who, "building the {} root filesystem with mmdebstrap (once; cached in {})", suite, path);
+    TRY(sh(script, "mmdebstrap " + suite, 1800s));
+    return Ok{};
+}
+
+// ---------------------------------------------------------------- nodes
+
+bool node_running(const Environment& env, size_t i) {
+    return !node_procs(env, i).nspawns.empty();
+}
+
+std::string boot_script(const Environment& env, size_t i) {
+    const Node& n = env.nodes[i];
+    std::string d = node_dir(env, i);
+    std::string s =
+        "#!/bin/sh\n"
+        "# nodectl local: boots node " + n.name + " of environment " + env.name + " (written by nodectl;\n"
+        "# `nodectl local down " + env.name + "` stops it and removes everything).\n"
+        "set -u\n";
+    if (env.launcher == "direct" && (!env.memory.empty() || !env.cpus.empty())) {
+        // No systemd runs this host: the limits go into cgroups of our own, and this script (and so
+        // systemd-nspawn and the node) into them. A limit that cannot be set stops the boot.
+        uint64_t bytes = env.memory.empty() ? 0 : parse_memory(env.memory).value_or(0);
+        unsigned pct = env.cpus.empty() ? 0 : parse_cpus(env.cpus).value_or(0);
+        auto dirs = cgroup_dirs(n);
+        s += "set -e\n";
+        if (dirs.size() == 1) {
+            s += "echo '+memory +cpu' >/sys/fs/cgroup/cgroup.subtree_control\n"
+                 "mkdir -p /sys/fs/cgroup/nodectl-local " + shell_quote(dirs[0]) + "\n"
+                 "echo '+memory +cpu' >/sys/fs/cgroup/nodectl-local/cgroup.subtree_control\n";
+            if (bytes) {
+                s += "echo " + std::to_string(bytes) + " >" + shell_quote(dirs[0] + "/memory.max") + "\n";
+            }
+            if (pct) {
+                s += "echo '" + std::to_string(pct * 1000) + " 100000' >" + shell_quote(dirs[0] + "/cpu.max") + "\n";
+            }
+            s += "echo $$ >" + shell_quote(dirs[0] + "/cgroup.procs") + "\n";
+        } else {
+            if (bytes) {
+                s += "mkdir -p " + shell_quote(dirs[0]) + "\n"
+                     "echo " + std::to_string(bytes) + " >" + shell_quote(dirs[0] + "/memory.limit_in_bytes") + "\n"
+                     "echo $$ >" + shell_quote(dirs[0] + "/cgroup.procs") + "\n";
+            }
+            if (pct) {
+                s += "mkdir -p " + shell_quote(dirs[1]) + "\n"
+                     "echo 100000 >" + shell_quote(dirs[1] + "/cpu.cfs_period_us") + "\n"
+                     "echo " + std::to_string(pct * 1000) + " >" + shell_quote(dirs[1] + "/cpu.cfs_quota_us") + "\n"
+                     "echo $$ >" + shell_quote(dirs[1] + "/cgroup.procs") + "\n";
+            }
+        }
+        s += "set +e\n";
+    }
+    s += "while :; do\n"
+         "  [ -e " + shell_quote(env.dir + "/stopping") + " ] && exit 0\n"
+         "  echo \"=== nodectl: booting " + n.name + " ($(date -Is))\"\n"
+         "  systemd-nspawn --quiet --boot --directory=" + shell_quote(d + "/root") + " --machine=" + n.name +
+         " --register=no --keep-unit --network-bridge=" + env.bridge +
+         " --console=read-only --resolv-conf=off --timezone=off --link-journal=no </dev/null\n"
+         "  rc=$?\n"
+         "  echo \"=== nodectl: " + n.name + " stopped, systemd-nspawn exit status $rc ($(date -Is))\"\n"
+         "  [ \"$rc\" -eq 133 ] || exit \"$rc\"   # 133: the node rebooted\n"
+         "done\n";
+    return s;
+}
+
+std::string hosts_file(const Environment& env) {
+    std::string s = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n";
+    for (const auto& n : env.nodes) {
+        s += n.address + "\t" + n.name + "\n";
+    }
+    return s;
+}
+
+bool mounted(const std::string& path) {
+    auto r = host().run(Command{"findmnt -rn --mountpoint " + shell_quote(path) + " >/dev/null", "", 10s, false});
+    return r && r->exit_code == 0;
+}
+
+// The node's overlay mounted and its per-node files written (host key, address, names, the
+// environment's key for root). Writing them again on a re-run changes nothing.
+Result<void> prepare_node(const Environment& env, size_t i, std::string& known_hosts) {
+    const Node& n = env.nodes[i];
+    std::string d = node_dir(env, i), root = d + "/root";
+    std::string key = d + "/ssh_host_ed25519_key";
+    if (!fs::exists(key)) {
+        TRY(sh("rm -f " + shell_quote(key) + " " + shell_quote(key + ".pub") + " && ssh-keygen -q -t ed25519 -N '' -C " +
+                   shell_quote("root@" + n.name) + " -f " + shell_quote(key),
+               "ssh-keygen (host key of " + n.name + ")"));
+    }
+    auto pub = util::read_file(key + ".pub");
+    auto words = util::split(util::trim(pub.value_or("")), ' ');
+    if (words.size() < 2) {
+        return make_error(ErrorCode::io, "cannot read " + key + ".pub");
+    }
+    known_hosts += n.address + " " + words[0] + " " + words[1] + "\n";
+    if (node_running(env, i)) {
+        return Ok{};  // a re-run: a running node was prepared before it booted
+    }
+
+    if (!mounted(root)) {
+        TRY(sh("mkdir -p " + shell_quote(d + "/upper") + " " + shell_quote(d + "/work") + " " + shell_quote(root) +
+                   " && mount -t overlay overlay -o " +
+                   shell_quote("lowerdir=" + env.rootfs + ",upperdir=" + d + "/upper,workdir=" + d + "/work") + " " +
+                   shell_quote(root),
+               "mounting the overlay of " + n.name));
+    }
+    // Host keys: only the one nodectl made, so the known_hosts line is exact from the first login.
+    TRY(sh("set -e; cd " + shell_quote(root) +
+               "; rm -f etc/ssh/ssh_host_*_key etc/ssh/ssh_host_*_key.pub etc/resolv.conf"
+               "; mkdir -p etc/ssh/sshd_config.d etc/systemd/network; install -d -m 700 root/.ssh"
+               "; install -m 600 " + shell_quote(key) + " etc/ssh/ssh_host_ed25519_key"
+               "; install -m 644 " + shell_quote(key + ".pub") + " etc/ssh/ssh_host_ed25519_key.pub"
+               "; systemctl --root=. --quiet enable ssh.service systemd-networkd.service 2>/dev/null || "
+               "systemctl --root=. enable ssh.service systemd-networkd.service",
+           "preparing " + n.name));
+    TRY_VOID(write(root + "/etc/ssh/sshd_config.d/nodectl-local.conf",
+                   "# nodectl local: the host key nodectl made (its line is in the environment's known_hosts).\n"
+                   "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+                   0644));
+    TRY_VOID(write(root + "/root/.ssh/authorized_keys", util::read_file(env.key() + ".pub").value_or(""), 0600));
+    TRY_VOID(write(root + "/etc/systemd/network/10-nodectl-local.network",
+                   "# nodectl local: the node's address on bridge " + env.bridge + " (no default route).\n"
+                   "[Match]\nName=host0\n\n[Network]\nAddress=" + n.address + "/" +
+                       util::split(env.subnet, '/').back() +
+                       "\nDHCP=no\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                   0644));
+    TRY_VOID(write(root + "/etc/hostname", n.name + "\n", 0644));
+    TRY_VOID(write(root + "/etc/hosts", hosts_file(env), 0644));
+    TRY_VOID(write(root + "/etc/resolv.conf", "# nodectl local: no DNS server in local nodes\n", 0644));
+    auto mid = util::read_file(root + "/etc/machine-id").value_or("");
+    if (util::trim(mid).size() != 32) {
+        TRY_VOID(write(root + "/etc/machine-id", util::random_hex(16) + "\n", 0444));
+    }
+    TRY_VOID(write(d + "/boot.sh", boot_script(env, i), 0700));
+    return Ok{};
+}
+
+Result<void> start_node(const Environment& env, size_t i) {
+    const Node& n = env.nodes[i];
+    std::string d = node_dir(env, i);
+    auto procs = node_procs(env, i);
+    if (!procs.launchers.empty() || !procs.nspawns.empty()) {
+        return Ok{};
+    }
+    std::string log = shell_quote(d + "/console.log");
+    if (env.launcher == "systemd") {
+        std::string props;
+        if (!env.memory.empty()) {
+            props += " --property=MemoryMax=" + std::to_string(*parse_memory(env.memory));
+        }
+        if (!env.cpus.empty()) {
+            props += " --property=CPUQuota=" + std::to_string(*parse_cpus(env.cpus)) + "%";
+        }
+        TRY(sh("systemctl reset-failed " + unit_name(n) + " 2>/dev/null; systemd-run --quiet --collect --unit=" +
+                   unit_name(n) + " --description=" + shell_quote("nodectl local node " + n.name) +
+                   " --property=Delegate=yes --property=KillMode=mixed --property=StandardOutput=append:" + d +
+                   "/console.log --property=StandardError=append:" + d + "/console.log" + props + " /bin/sh " +
+                   shell_quote(d + "/boot.sh"),
+               "systemd-run (" + n.name + ")"));
+    } else {
+        TRY(sh("setsid -f /bin/sh " + shell_quote(d + "/boot.sh") + " </dev/null >>" + log + " 2>&1",
+               "starting " + n.name));
+    }
+    return Ok{};
+}
+
+Result<void> stop_node(const Environment& env, size_t i) {
+    const Node& n = env.nodes[i];
+    // SIGTERM makes systemd-nspawn shut the node down cleanly (the boot script then ends: the
+    // `stopping` mark is set); bounded, then SIGKILL for the node's whole process tree.
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    for (auto p = node_procs(env, i); !p.launchers.empty() || !p.nspawns.empty(); p = node_procs(env, i)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            log::warn(k_who, "{} did not stop within 15 s, killing it", n.name);
+            std::vector<std::string> roots = p.launchers;
+            roots.insert(roots.end(), p.nspawns.begin(), p.nspawns.end());
+            auto all = descendants(roots);
+            signal_all(all, SIGKILL);
+            std::this_thread::sleep_for(500ms);
+            break;
+        }
+        signal_all(p.nspawns, SIGTERM);
+        std::this_thread::sleep_for(200ms);
+    }
+    if (env.launcher == "systemd") {  // the unit ended with its script; forget a failed one too
+        (void)host().run(Command{"systemctl stop " + unit_name(n) + " 2>/dev/null; systemctl reset-failed " +
+                                     unit_name(n) + " 2>/dev/null; true",
+                                 "", 60s});
+    }
+    return Ok{};
+}
+
+Result<void> ssh_check(const Environment& env, const Node& n, std::chrono::seconds timeout) {
+    HostSpec h;
+    h.name = n.name;
+    h.address = n.address;
+    h.user = "root";
+    h.identity = env.key();
+    SshOptions o;
+    o.known_hosts = env.known_hosts();
+    o.ssh_config = "/dev/null";
+    o.connect_timeout = timeout;
+    auto t = TRY(SshTarget::connect(h, o));  // connected, host key exact, root: it answers
+    (void)t;
+    return Ok{};
+}
+
+Result<void> wait_ssh(const Environment& env, int timeout_s) {
+    auto start = std::chrono::steady_clock::now();
+    auto deadline = start + std::chrono::seconds(timeout_s);
+    std::vector<bool> up(env.nodes.size(), false);
+    while (true) {
+        bool all = true;
+        for (size_t i = 0; i < env.nodes.size(); ++i) {
+            if (up[i]) {
+                continue;
+            }
+            // (a node just started may not show its processes yet: `setsid -f` returns before the exec)
+            if (std::chrono::steady_clock::now() - start > 5s && node_procs(env, i).launchers.empty() &&
+                !node_running(env, i)) {
+                auto log = util::read_file(node_dir(env, i) + "/console.log").value_or("");
+                if (log.size() > 3000) {
+                    log = "..." + log.substr(log.size() - 3000);
+                }
+                return make_error(ErrorCode::command, env.nodes[i].name + " stopped while booting; its console (" +
+                                                          node_dir(env, i) + "/console.log):\n" + util::printable(log));
+            }
+            auto r = ssh_check(env, env.nodes[i], 2s);
+            if (r) {
+                up[i] = true;
+                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+                log::info(k_who, "{} ({}) answers SSH after {:.1f} s", env.nodes[i].name, env.nodes[i].address,
+                          ms.count() / 1000.0);
+            } else if (r.error().code == ErrorCode::host_key) {
+                return r.error();  // never a wait-and-see: the key is not the one nodectl made
+            } else {
+                all = false;
+            }
+        }
+        if (all) {
+            return Ok{};
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            std::string left;
+            for (size_t i = 0; i < env.nodes.size(); ++i) {
+                left += up[i] ? "" : " " + env.nodes[i].name;
+            }
+            return make_error(ErrorCode::timeout, "nodes" + left + " do not answer SSH after " + std::to_string(timeout_s) +
+                                                      " s (consoles: " + env.dir + "/nodes/*/console.log)");
+        }
+        std::this_thread::sleep_for(250ms);
+    }
+}
+
+Result<Environment> from_json(const std::string& dir) {
+    auto text = util::read_file(dir + "/env.json");
+    if (!text) {
+        return make_error(ErrorCode::io, "cannot read " + dir + "/env.json");
+    }
+    try {
+        auto j = nlohmann::json::parse(*text);
+        Environment e;
+        e.dir = dir;
+        e.name = j.at("name").get<std::string>();
+        e.subnet = j.at("subnet").get<std::string>();
+        e.bridge = j.at("bridge").get<std::string>();
+        e.gateway = j.at("gateway").get<std::string>();
+        e.suite = j.at("suite").get<std::string>();
+        e.rootfs = j.at("rootfs").get<std::string>();
+        e.memory = j.at("memory").get<std::string>();
+        e.cpus = j.at("cpus").get<std::string>();
+        e.launcher = j.at("launcher").get<std::string>();
+        for (const auto& n : j.at("nodes")) {
+            e.nodes.push_back({n.at("name").get<std::string>(), n.at("address").get<std::string>()});
+        }
+        if (!valid_name(e.name) || e.bridge != bridge_name(e.name)) {
+            return make_error(ErrorCode::io, dir + "/env.json does not describe an environment nodectl made");
+        }
+        return e;
+    } catch (const std::exception& ex) {
+        return make_error(ErrorCode::io, dir + "/env.json: " + ex.what());
+    }
+}
+
+Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used) {
+    auto fits = [&](const Subnet& s) {
+        return std::none_of(used.begin(), used.end(), [&](const Subnet& u) { return u.overlaps(s); });
+    };
+    if (!o.subnet.empty()) {
+        auto s = TRY(parse_subnet(o.subnet));
+        if (static_cast<uint64_t>(o.nodes) + 3 > s.size()) {
+            return make_error(ErrorCode::usage, "subnet " + s.text() + " has no room for " + std::to_string(o.nodes) + " nodes");
+        }
+        for (const auto& u : used) {
+            if (u.overlaps(s)) {
+                return make_error(ErrorCode::usage, "subnet " + s.text() + " overlaps " + u.text() +
+                                                        ", which this host already uses (an address or a route): pass "
+                                                        "another --subnet");
+            }
+        }
+        return s;
+    }
+    Subnet base = *parse_subnet("10.213.0.0/16");
+    for (uint32_t k = 0; k < 256; ++k) {
+        Subnet s{base.network + (k << 8), 24};
+        if (fits(s)) {
+            return s;
+        }
+    }
+    return make_error(ErrorCode::usage, "no free /24 in 10.213.0.0/16 on this host: pass --subnet CIDR");
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- commands
+
+std::vector<std::string> ssh_argv(const Environment& env, const Node& node) {
+    return {"ssh", "-F", "/dev/null", "-i", env.key(), "-o", "IdentitiesOnly=yes",
+            "-o", "UserKnownHostsFile=" + env.known_hosts(), "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "root@" + node.address};
+}
+
+Result<Environment> load(const std::string& name) {
+    if (!valid_name(name)) {
+        return make_error(ErrorCode::usage, "'" + name + "' is not an environment name (a-z, 0-9, '-', at most 20)");
+    }
+    std::string dir = state_root() + "/" + name;
+    if (!fs::exists(dir + "/env.json")) {
+        return make_error(ErrorCode::config, "no local environment '" + name + "' (see `nodectl local list`)");
+    }
+    return from_json(dir);
+}
+
+Result<std::vector<Environment>> list() {
+    std::vector<Environment> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state_root(), ec)) {
+        auto name = e.path().filename().string();
+        if (valid_name(name) && fs::exists(e.path() / "env.json")) {
+            if (auto env = from_json(e.path().string())) {
+                out.push_back(std::move(*env));
+            }
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
+Result<std::vector<NodeStatus>> status(const Environment& env, bool check_ssh) {
+    std::vector<NodeStatus> out;
+    for (size_t i = 0; i < env.nodes.size(); ++i) {
+        NodeStatus s;
+        s.node = env.nodes[i];
+        s.running = node_running(env, i);
+        if (s.running && check_ssh) {
+            auto r = ssh_check(env, s.node, 3s);
+            s.ssh = r.ok();
+            if (!r) {
+                s.ssh_error = r.error().message;
+            }
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+Result<Environment> up(const UpOptions& o, std::ostream& plan) {
+    if (!valid_name(o.name)) {
+        return make_error(ErrorCode::usage, "'" + o.name + "' is not an environment name: a lower-case letter, then "
+                                                           "letters, digits or '-', at most 20 characters");
+    }
+    if (o.nodes < 1 || o.nodes > 64) {
+        return make_error(ErrorCode::usage, "--nodes must be between 1 and 64");
+    }
+    if (o.suite != "bookworm" && o.suite != "trixie") {
+        return make_error(ErrorCode::usage, "--suite must be bookworm or trixie");
+    }
+    if (!o.memory.empty() && !parse_memory(o.memory)) {
+        return make_error(ErrorCode::usage, "--memory '" + o.memory + "' is not a size of at least 64M (e.g. 512M, 2G)");
+    }
+    if (!o.cpus.empty() && !parse_cpus(o.cpus)) {
+        return make_error(ErrorCode::usage, "--cpus '" + o.cpus + "' is not a number of CPUs (e.g. 1, 0.5, 2.25)");
+    }
+    if (!o.dry_run) {
+        TRY_VOID(need_root());
+    }
+    TRY_VOID(need_tool("systemd-nspawn", "systemd-container"));
+    TRY_VOID(need_tool("ssh-keygen", "openssh-client"));
+    std::optional<StateLock> lock;
+    if (!o.dry_run) {
+        lock.emplace(TRY(StateLock::take(state_root())));
+    }
+
+    Environment env;
+    env.name = o.name;
+    env.dir = state_root() + "/" + o.name;
+    bool exists = fs::exists(env.dir + "/env.json");
+    bool build = false;
+    std::string rootfs = TRY(rootfs_path(o, build));
+    if (exists) {
+        // A re-run: the same environment, completed where it is not (interrupted `up`, a node stopped).
+        env = TRY(from_json(env.dir));
+        if (static_cast<int>(env.nodes.size()) != o.nodes || (!o.subnet.empty() && o.subnet != env.subnet) ||
+            env.suite != o.suite || env.memory != o.memory || env.cpus != o.cpus) {
+            return make_error(ErrorCode::usage, "environment '" + o.name + "' exists with other settings (" +
+                                                    std::to_string(env.nodes.size()) + " nodes, " + env.subnet + ", " +
+                                                    env.suite + "): `nodectl local down " + o.name + "` first");
+        }
+        build = build && env.rootfs == rootfs;
+    } else {
+        auto addrs = TRY(host().run(Command{"ip -4 -o addr show; echo ---; ip -4 route show table all", "", 10s, false}));
+        auto parts = addrs.out.find("---");
+        auto used = used_subnets(addrs.out.substr(0, parts), parts == std::string::npos ? "" : addrs.out.substr(parts));
+        auto subnet = TRY(choose_subnet(o, used));
+        env.subnet = subnet.text();
+        env.bridge = bridge_name(o.name);
+        env.gateway = subnet.address(1);
+        env.suite = o.suite;
+        env.rootfs = rootfs;
+        env.memory = o.memory;
+        env.cpus = o.cpus;
+        env.launcher = systemd_runs_host() ? "systemd" : "direct";
+        for (int i = 1; i <= o.nodes; ++i) {
+            env.nodes.push_back({o.name + "-" + std::to_string(i), subnet.address(1 + static_cast<uint32_t>(i))});
+        }
+    }
+
+    if (o.dry_run) {
+        plan << "environment " << env.name << (exists ? " (exists: up completes it, changes nothing when complete)" : "") << "\n"
+             << "  state      " << env.dir << " (0700: env.json, id_ed25519, known_hosts, inventory.toml, nodes/)\n"
+             << "  rootfs     " << env.rootfs << (build ? " (built now with mmdebstrap, " + env.suite + ")" : " (present)") << "\n"
+             << "  bridge     " << env.bridge << " " << env.gateway << "/" << util::split(env.subnet, '/').back()
+             << " (subnet " << env.subnet << "; nodes get no default route)\n"
+             << "  launcher   "
+             << (env.launcher == "systemd" ? "transient units nodectl-local-NAME-I.service (systemd-run)"
+                                           : "setsid /bin/sh nodes/I/boot.sh (no systemd on this host; limits in cgroups)")
+             << "\n"
+             << "  limits     memory " << (env.memory.empty() ? "none" : env.memory) << ", cpus "
+             << (env.cpus.empty() ? "none" : env.cpus) << " (per node)\n";
+        for (const auto& n : env.nodes) {
+            plan << "  node       " << n.name << " " << n.address
+                 << " (overlay on the rootfs, ed25519 host key made by nodectl, systemd-nspawn --boot)\n";
+        }
+        plan << "  inventory  " << env.inventory() << "\n";
+        return env;
+    }
+
+    if (!exists) {
+        log::info(k_who, "making environment {}: {} node(s) on {} ({})", env.name, env.nodes.size(), env.subnet, env.bridge);
+    } else {
+        log::info(k_who, "environment {} exists: checking it", env.name);
+    }
+    if (build) {
+        TRY_VOID(build_rootfs(env.rootfs, env.suite));
+    }
+    std::error_code ec;
+    fs::create_directories(env.dir + "/nodes", ec);
+    ::chmod(env.dir.c_str(), 0700);
+    // Recorded before anything is made, so `down` removes a half-made environment too.
+    TRY_VOID(save(env));
+    if (!fs::exists(env.key())) {
+        TRY(sh("rm -f " + shell_quote(env.key()) + " " + shell_quote(env.key() + ".pub") + " && ssh-keygen -q -t ed25519 -N '' -C " +
+                   shell_quote("nodectl-local@" + env.name) + " -f " + shell_quote(env.key()),
+               "ssh-keygen (the environment's key)"));
+    }
+    auto prefix = util::split(env.subnet, '/').back();
+    TRY(sh("set -e; b=" + env.bridge + "\n"
+           "ip link show \"$b\" >/dev/null 2>&1 || ip link add \"$b\" type bridge\n"
+           "echo 1 >/proc/sys/net/ipv6/conf/$b/disable_ipv6 2>/dev/null || true\n"
+           "ip addr replace " + env.gateway + "/" + prefix + " dev \"$b\"\n"
+           "ip link set \"$b\" up\n",
+           "making bridge " + env.bridge));
+    if (env.launcher == "direct") {
+        // systemd-nspawn wants /run/systemd/nspawn on a tmpfs, which only systemd would provide.
+        TRY(sh("mkdir -p /run/systemd/nspawn && { [ \"$(findmnt -n -o FSTYPE --mountpoint /run/systemd/nspawn)\" = tmpfs ] "
+               "|| mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn; }",
+               "mounting /run/systemd/nspawn"));
+    }
+    ::unlink((env.dir + "/stopping").c_str());
+    std::string known_hosts;
+    for (size_t i = 0; i < env.nodes.size(); ++i) {
+        fs::create_directories(node_dir(env, i), ec);
+        TRY_VOID(prepare_node(env, i, known_hosts));
+    }
+    TRY_VOID(write(env.known_hosts(), known_hosts, 0600));
+    std::string inv = "# nodectl local environment " + env.name + ":\n#   nodectl apply -p PROFILE -i " + env.inventory() +
+                      " --known-hosts " + env.known_hosts() + "\n[defaults]\nuser = \"root\"\nidentity = \"" +
+                      env.key() + "\"\n";
+    for (const auto& n : env.nodes) {
+        inv += "\n[[hosts]]\nname = \"" + n.name + "\"\naddress = \"" + n.address + "\"\n";
+    }
+    TRY_VOID(write(env.inventory(), inv, 0600));
+    size_t started = 0;
+    for (size_t i = 0; i < env.nodes.size(); ++i) {
+        started += !node_running(env, i);
+        TRY_VOID(start_node(env, i));
+    }
+    if (started) {
+        log::info(k_who, "booting {} node(s)", started);
+    }
+    TRY_VOID(wait_ssh(env, o.boot_timeout));
+    return env;
+}
+
+Result<void> down(const std::string& name) {
+    if (!valid_name(name)) {
+        return make_error(ErrorCode::usage, "'" + name + "' is not an environment name");
+    }
+    TRY_VOID(need_root());
+    auto lock = TRY(StateLock::take(state_root()));
+    std::string dir = state_root() + "/" + name;
+    if (!fs::exists(dir)) {
+        log::info(k_who, "no environment {}: nothing to remove", name);
+        return Ok{};
+    }
+    Environment env;
+    if (auto e = from_json(dir)) {
+        env = std::move(*e);
+    } else {
+        // Not even env.json was written: only the directory (and perhaps a key) exists.
+        env.name = name;
+        env.dir = dir;
+        env.bridge = bridge_name(name);
+    }
+    ::close(::open((dir + "/stopping").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    for (size_t i = 0; i < env.nodes.size(); ++i) {
+        TRY_VOID(stop_node(env, i));
+    }
+    // Mounts below the state directory (the overlays), deepest first; lazily as a last resort.
+    TRY(sh("findmnt -rn -o TARGET | grep -F " + shell_quote(dir + "/") +
+               " | sort -r | while read -r m; do umount \"$m\" 2>/dev/null || umount -l \"$m\"; done; true",
+           "unmounting the overlays of " + name));
+    // veths of the nodes vanish with their network namespaces; stragglers first, then the bridge.
+    TRY(sh("b=" + env.bridge + "\nif ip link show \"$b\" >/dev/null 2>&1; then\n"
+           "  for l in $(ip -o link show master \"$b\" | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del \"$l\" || true; done\n"
+           "  ip link del \"$b\"\nfi\n",
+           "removing bridge " + env.bridge));
+    if (env.launcher == "direct") {
+        for (const auto& n : env.nodes) {
+            for (const auto& d : cgroup_dirs(n)) {
+                ::rmdir(d.c_str());
+                ::rmdir(fs::path(d).parent_path().c_str());  // nodectl-local, when it was the last
+            }
+        }
+    }
+    auto left = TRY(host().run(Command{"findmnt -rn -o TARGET | grep -F " + shell_quote(dir + "/"), "", 10s, false}));
+    if (!util::trim(left.out).empty()) {
+        return make_error(ErrorCode::io, "mounts below " + dir + " remain (" + util::trim(left.out) + "): not removing it");
+    }
+    TRY(sh("rm -rf --one-file-system " + shell_quote(dir), "removing " + dir));
+    log::info(k_who, "environment {} removed", name);
+    return Ok{};
+}
+
+} // namespace nodectl::local

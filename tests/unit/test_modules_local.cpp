@@ -1,0 +1,89 @@
+// `nodectl local`: the pure parts (subnets, limits, names). Booting is tested for real in
+// tests/integration/test_local.sh.
+#include "modules/local/local.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace nodectl;
+using namespace nodectl::local;
+
+TEST_CASE("local: a subnet is parsed, its addresses numbered, bad ones refused with the reason") {
+    auto s = parse_subnet("198.18.50.0/24");
+    REQUIRE(s.ok());
+    CHECK(s->text() == "198.18.50.0/24");
+    CHECK(s->address(1) == "198.18.50.1");
+    CHECK(s->address(3) == "198.18.50.3");
+    CHECK(s->size() == 256);
+    CHECK(parse_subnet("198.18.50.0/28")->size() == 16);
+
+    auto host_bits = parse_subnet("198.18.50.7/24");
+    REQUIRE_FALSE(host_bits.ok());
+    CHECK(host_bits.error().message.find("198.18.50.0/24") != std::string::npos);
+    CHECK_FALSE(parse_subnet("198.18.50.0").ok());
+    CHECK_FALSE(parse_subnet("198.18.50.0/33").ok());
+    CHECK_FALSE(parse_subnet("198.18.0.0/8").ok());    // too wide
+    CHECK_FALSE(parse_subnet("198.18.50.0/30").ok());  // too narrow
+    CHECK_FALSE(parse_subnet("example.org/24").ok());
+}
+
+TEST_CASE("local: overlaps with the host's addresses and routes are found") {
+    Subnet a = *parse_subnet("198.18.50.0/24");
+    CHECK(a.overlaps(*parse_subnet("198.18.0.0/16")));
+    CHECK(parse_subnet("198.18.0.0/16")->overlaps(a));
+    CHECK_FALSE(a.overlaps(*parse_subnet("198.18.51.0/24")));
+
+    auto used = used_subnets("2: eth0    inet 198.18.7.9/24 brd 198.18.7.255 scope global eth0\\       valid_lft forever\n"
+                             "1: lo    inet 127.0.0.1/8 scope host lo\n",
+                             "default via 198.18.7.1 dev eth0\n198.18.60.0/23 dev nlbr-x proto kernel scope link\n"
+                             "local 198.18.7.9 dev eth0 table local proto kernel scope host src 198.18.7.9\n"
+                             "broadcast 198.18.7.255 dev eth0 table local\n");
+    REQUIRE(used.size() == 5);
+    CHECK(used[0].text() == "198.18.7.0/24");
+    CHECK(used[1].text() == "127.0.0.0/8");
+    CHECK(used[2].text() == "198.18.60.0/23");
+    CHECK(used[3].text() == "198.18.7.9/32");
+    auto overlaps_any = [&](const char* cidr) {
+        Subnet s = *parse_subnet(cidr);
+        for (const auto& u : used) {
+            if (u.overlaps(s)) {
+                return true;
+            }
+        }
+        return false;
+    };
+    CHECK(overlaps_any("198.18.61.0/24"));   // inside the /23 route
+    CHECK(overlaps_any("198.18.7.0/28"));
+    CHECK_FALSE(overlaps_any("198.18.62.0/24"));
+}
+
+TEST_CASE("local: memory and CPU limits") {
+    CHECK(parse_memory("512M") == 512ull << 20);
+    CHECK(parse_memory("2G") == 2ull << 30);
+    CHECK(parse_memory("1073741824") == 1ull << 30);
+    CHECK_FALSE(parse_memory("1M"));    // below 64 MiB nothing boots
+    CHECK_FALSE(parse_memory("lots"));
+    CHECK_FALSE(parse_memory("-1G"));
+    CHECK_FALSE(parse_memory(""));
+    CHECK(parse_cpus("1") == 100u);
+    CHECK(parse_cpus("0.5") == 50u);
+    CHECK(parse_cpus("2.25") == 225u);
+    CHECK_FALSE(parse_cpus("0"));
+    CHECK_FALSE(parse_cpus("1.234"));
+    CHECK_FALSE(parse_cpus("1e3"));
+}
+
+TEST_CASE("local: names, bridges and the rootfs cache key") {
+    CHECK(valid_name("dev"));
+    CHECK(valid_name("ci-2"));
+    CHECK_FALSE(valid_name("Dev"));
+    CHECK_FALSE(valid_name("2dev"));
+    CHECK_FALSE(valid_name("dev-"));
+    CHECK_FALSE(valid_name("a/b"));
+    CHECK_FALSE(valid_name("abcdefghijklmnopqrstu"));  // 21
+    CHECK(bridge_name("dev").size() == 15);             // IFNAMSIZ - 1
+    CHECK(bridge_name("dev") != bridge_name("dev2"));
+    CHECK(bridge_name("dev").starts_with("nlbr-"));
+    CHECK(rootfs_key("bookworm", {"a", "b"}) == rootfs_key("bookworm", {"b", "a"}));
+    CHECK(rootfs_key("bookworm", {"a"}) != rootfs_key("trixie", {"a"}));
+    CHECK(rootfs_key("bookworm", {"a"}) != rootfs_key("bookworm", {"a", "b"}));
+}
