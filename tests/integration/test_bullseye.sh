@@ -6,15 +6,21 @@
 # changes nothing; sshd runs the cut-down lists.
 # The bullseye rootfs is made from Debian's archive (NODECTL_TEST_SUITE=bullseye
 # scripts/testnodes.sh rootfs, cached in build/testcache/rootfs-bullseye). When it cannot be made
-# (no network to the archive) the suite says so and is skipped with exit 0; any later failure is a
-# failure.
+# (no network to the archive) the suite says so and is skipped (exit 77, which ctest reports as
+# skipped); any later failure is a failure.
+# Debian 11 is best effort and its rootfs costs about 8 minutes to make, so the suite runs only
+# when asked: NODECTL_TEST_BULLSEYE=1 (scripts/test.sh and CI skip it otherwise).
+if [ "${NODECTL_TEST_BULLSEYE:-0}" != 1 ]; then
+  echo "SKIP: Debian 11 is best effort; run with NODECTL_TEST_BULLSEYE=1"
+  exit 77
+fi
 export NODECTL_TEST_SUITE=bullseye
 source "$(dirname "$0")/lib.sh"
 
 if ! "$TESTNODES" rootfs >"$WORK/rootfs.log" 2>&1; then
   tail -5 "$WORK/rootfs.log" | sed 's/^/      | /'
   echo "SKIP: the Debian 11 (bullseye) rootfs cannot be made here (mmdebstrap needs Debian's archive); nothing was tested"
-  exit 0
+  exit 77
 fi
 nodes_up 1 198.18.16
 N=${ADDRS[0]}
