@@ -86,11 +86,13 @@ Status Status::from_json(const std::string& text) {
     out.bundle_digest = str(j, "bundle_digest");
     out.profile_digest = str(j, "profile_digest");
     out.signature = str(j, "signature");
-    out.signature_required = j.value("signature_required", false) == true;
+    auto required = j.find("signature_required");  // a wrong type is "not required", never a throw
+    out.signature_required = required != j.end() && required->is_boolean() && required->get<bool>();
     out.started = str(j, "started");
     out.finished = str(j, "finished");
     out.error = str(j, "error");
-    out.pid = static_cast<long>(num(j, "pid"));
+    double pid = num(j, "pid");  // a pid out of range would be undefined behaviour to convert
+    out.pid = pid >= 1 && pid <= 4194304 ? static_cast<long>(pid) : 0;
     if (auto it = j.find("attempts"); it != j.end() && it->is_array()) {
         for (const auto& aj : *it) {
             if (!aj.is_object()) {

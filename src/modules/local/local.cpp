@@ -65,7 +65,7 @@ Result<Subnet> parse_subnet(std::string_view cidr) {
     if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
         return bad("does not start with an IPv4 address");
     }
-    auto p = util::parse_unsigned(cidr.substr(slash + 1));
+    auto p = util::parse_uint(cidr.substr(slash + 1));
     if (!p || *p > 32) {
         return bad("has no prefix length between 0 and 32");
     }
@@ -93,7 +93,7 @@ std::vector<Subnet> used_subnets(std::string_view ip_addr_out, std::string_view 
         }
         int prefix = 32;
         if (slash != std::string::npos) {
-            auto p = util::parse_unsigned(std::string_view(word).substr(slash + 1));
+            auto p = util::parse_uint(std::string_view(word).substr(slash + 1));
             if (!p || *p > 32) {
                 return;
             }
@@ -143,7 +143,7 @@ std::optional<uint64_t> parse_memory(std::string_view s) {
     if (mult != 1) {
         s.remove_suffix(1);
     }
-    auto n = util::parse_unsigned(s);
+    auto n = util::parse_uint(s);
     if (!n || *n > (1ull << 50) / mult || *n * mult < (64ull << 20)) {
         return std::nullopt;
     }
