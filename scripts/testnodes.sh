@@ -6,7 +6,11 @@
 #   NODECTL_TEST_SUITE=trixie testnodes.sh rootfs|up ...
 #                                           nodes of another Debian release: bookworm (default),
 #                                           trixie or bullseye; one cached rootfs per release
-#   testnodes.sh up N [--subnet 198.18.X]   boot N nodes, print the run dir
+#   testnodes.sh up N [--subnet 198.18.X] [--owner PID]   boot N nodes, print the run dir
+#     --owner: the run belongs to process PID (a test script). A later `up` on the same subnet
+#     tears the run down once that process is gone (a suite killed by ctest's timeout cannot run
+#     its own clean-up). Runs without an owner are never taken over.
+#     Exits 3 when the subnet is in use by something else.
 #   testnodes.sh down RUN                   stop everything of a run, remove the run dir
 #   testnodes.sh ssh RUN I [cmd...]         ssh as root into node I (1-based)
 #   testnodes.sh start RUN I                boot node I again after it was killed / powered off
@@ -382,11 +386,12 @@ up_failed() {
 }
 
 cmd_up() {
-  local n="" subnet=198.18.0
+  local n="" subnet=198.18.0 owner=""
   while [ $# -gt 0 ]; do
     case $1 in
       --subnet) [ $# -ge 2 ] || die "--subnet needs a value"; subnet=$2; shift 2 ;;
       --subnet=*) subnet=${1#*=}; shift ;;
+      --owner) [ $# -ge 2 ] || die "--owner needs a value"; owner=$2; shift 2 ;;
       -*) die "unknown option $1" ;;
       *) [ -z "$n" ] || die "unexpected argument $1"; n=$1; shift ;;
     esac
@@ -403,14 +408,20 @@ cmd_up() {
   # Checking the subnet and claiming it (bridge address) is one step for concurrent `up`s.
   exec 6>"$CACHE/up.lock"
   flock 6
-  if ip -4 -o addr show | grep -qF " $subnet.1/" || ip -4 route show | grep -q "^$subnet\.0/24 "; then
-    die "subnet $subnet.0/24 is in use on this host (another run?); pass --subnet 198.18.X"
+  if subnet_in_use "$subnet"; then reclaim_stale_run "$subnet"; fi
+  if subnet_in_use "$subnet"; then
+    log "error: subnet $subnet.0/24 is in use on this host (another run?); pass --subnet 198.18.X"
+    exit 3
   fi
 
   local start=$SECONDS id bridge i
   exec 9>&2    # our stderr, for up_failed; daemons are started with 9>&- (see start_*)
   RUN=$(mktemp -d /tmp/nodectl-nodes.XXXXXX)
   touch "$RUN/.testnodes"
+  if [ -n "$owner" ]; then
+    [[ $owner =~ ^[0-9]+$ ]] && [ -d "/proc/$owner" ] || die "--owner $owner: no such process"
+    write_pidfile "$owner" "$RUN/owner"
+  fi
   trap up_failed EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -503,6 +514,25 @@ cmd_start() {
   start_node "$i"
   wait_nodes "$i"
   write_env
+}
+
+# ---------------------------------------------------------------- stale runs
+
+subnet_in_use() {
+  ip -4 -o addr show | grep -qF " $1.1/" || ip -4 route show | grep -q "^${1//./\\.}\\.0/24 "
+}
+
+# A run on SUBNET whose owner process is gone is torn down (the suite that owned it was
+# killed before its clean-up ran). A run without an owner file, or whose owner lives, stays.
+reclaim_stale_run() {
+  local subnet=$1 dir
+  for dir in /tmp/nodectl-nodes.??????; do
+    [ -f "$dir/.testnodes" ] && [ -f "$dir/owner" ] && [ ! -L "$dir" ] || continue
+    [ "$(cat "$dir/subnet" 2>/dev/null)" = "$subnet" ] || continue
+    if live_pid "$dir/owner" >/dev/null; then continue; fi
+    log "subnet $subnet.0/24: run $dir outlived its owner (pid $(cut -d' ' -f1 "$dir/owner")); tearing it down"
+    ( cmd_down "$dir" ) >&2 || log "tearing down $dir failed"
+  done
 }
 
 # ---------------------------------------------------------------- down

@@ -32,6 +32,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -263,6 +264,18 @@ std::vector<pid_t> processes_with(const std::string& needle) {
         }
     }
     return out;
+}
+
+// True once no process has `needle` in its command line. A killed process takes a moment to die
+// on a loaded machine, so this waits (bounded: 10 s) instead of looking once.
+bool processes_gone(const std::string& needle) {
+    for (int i = 0; i < 100; ++i) {
+        if (processes_with(needle).empty()) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
 }
 
 // The rollback timer of a guarded set on a host without systemd is `sleep <seconds>`: tests use
@@ -1656,7 +1669,7 @@ TEST_CASE("harden regression: cancelling the fallback rollback timer leaves no s
     spec.rollback_after = std::chrono::seconds(timers.seconds);
     ApplyConfigSet step(spec);
     apply_ok(step, t, probe_ok(step, t));
-    CHECK(processes_with(timers.marker()).empty());
+    CHECK(processes_gone(timers.marker()));
 }
 
 TEST_CASE("harden regression: a failed fresh login also cancels the fallback rollback timer") {
@@ -1676,5 +1689,5 @@ TEST_CASE("harden regression: a failed fresh login also cancels the fallback rol
     spec.rollback_after = std::chrono::seconds(timers.seconds);
     ApplyConfigSet step(spec);
     REQUIRE_FALSE(step.apply(t, probe_ok(step, t)).ok());
-    CHECK(processes_with(timers.marker()).empty());
+    CHECK(processes_gone(timers.marker()));
 }

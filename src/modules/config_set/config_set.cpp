@@ -231,7 +231,10 @@ Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
                    "  systemd-run --quiet " + shell_quote("--unit=" + unit) + " --on-active=" + secs + " /bin/sh " + restore_sh + "\n"
                    "else\n"
                    "  setsid sh -c " + shell_quote(sleeper) + " </dev/null >/dev/null 2>&1 &\n"
-                   "  for i in 1 2 3 4 5 6 7 8 9 10; do [ -s " + pid + " ] && break; sleep 0.1; done\n"
+                   // Disarming kills the group named in the pid file: arming is done only once it
+                   // is there (a loaded host can take more than a second to start the shell).
+                   "  i=0; while [ ! -s " + pid + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done\n"
+                   "  [ -s " + pid + " ] || { echo 'the fallback rollback timer did not start within 10 s' >&2; exit 1; }\n"
                    "fi",
                    "arming the rollback timer"));
     log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
