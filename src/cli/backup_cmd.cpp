@@ -16,8 +16,6 @@ namespace nodectl::cli {
 
 namespace {
 
-constexpr int k_exit_damaged = 8;
-
 struct BackupOptions {
     std::string profile = "/etc/nodectl/profile.toml";
     std::string id;

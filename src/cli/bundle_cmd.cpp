@@ -14,9 +14,6 @@ namespace nodectl::cli {
 
 namespace {
 
-// A bundle that does not match its manifest (damaged, tampered, incomplete, not a bundle).
-constexpr int k_exit_bundle_damaged = 8;
-
 // The command's own options; CLI11 binds them once, at configure time, and they outlive the parse.
 struct BundleOptions {
     bundle::CreateOptions create;
@@ -104,7 +101,7 @@ int report_error(const Error& e, int code) {
 
 // Reading the bundle failed: was it what is in it (exit 8) or the file system (exit 1)?
 int read_failure(const Error& e) {
-    return report_error(e, bundle::is_damaged(e) ? k_exit_bundle_damaged : k_exit_internal);
+    return report_error(e, bundle::is_damaged(e) ? k_exit_damaged : k_exit_internal);
 }
 
 } // namespace

@@ -22,6 +22,7 @@ enum Exit : int {
     k_exit_partial = 4,     // some hosts failed
     k_exit_all_failed = 5,  // every host failed
     k_exit_drift = 7,       // check: hosts differ from the profile
+    k_exit_damaged = 8,     // a bundle or backup archive that does not match its manifest
     k_exit_unavailable = 69,
 };
 

@@ -69,7 +69,7 @@ const CommandSpec k_commands[] = {
      "Connects to each host (over SSH, or --local), probes every step of the profile, and changes what differs.\n"
      "Hosts run in parallel (--parallel), steps in order. A re-run on a converged host changes nothing.\n"
      "Examples:\n"
-     "  nodectl apply -p profiles/base.toml root@web1 admin@web2:2222 --sudo nopasswd\n"
+     "  nodectl apply -p profiles/example.toml root@web1 admin@web2:2222 --sudo nopasswd\n"
      "  nodectl apply -p site.toml -i inventory.toml --dry-run\n"
      "  nodectl apply -p site.toml --local",
      &configure_apply, &run_apply},
@@ -128,7 +128,7 @@ const CommandSpec k_commands[] = {
      "(runtime, hardening), the same k3s release as the server, config.yaml with server and token (0600)\n"
      "and k3s-agent.service; and waits until the server reports each node Ready. A joined node is a no-op.\n"
      "Examples:\n"
-     "  nodectl join root@198.18.0.3 root@198.18.0.4 --server root@198.18.0.2 -p profiles/k3s-agent.toml\n"
+     "  nodectl join root@198.18.0.3 root@198.18.0.4 --server root@198.18.0.2 -p profiles/hardened.toml\n"
      "  nodectl join -i workers.toml --server admin@198.18.0.2 --sudo nopasswd --dry-run",
      &configure_join, &run_join},
     {"reset", "Remove k3s from hosts (--k3s)",
