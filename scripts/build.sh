@@ -10,7 +10,7 @@ kind=${1:-dynamic}
 jobs=$(nproc)
 case "$kind" in
   dynamic)
-    cmake -S "$REPO" -B "$REPO/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake -S "$REPO" -B "$REPO/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$REPO/build" -j "$jobs"
     echo "$REPO/build/nodectl"
     ;;

@@ -3,6 +3,7 @@
 #include "util/text.hpp"
 
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/spdlog.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <unistd.h>
@@ -10,6 +11,17 @@
 namespace nodectl::log {
 
 namespace {
+
+spdlog::level::level_enum to_spdlog(Level level) {
+    switch (level) {
+    case Level::trace: return spdlog::level::trace;
+    case Level::debug: return spdlog::level::debug;
+    case Level::info: return spdlog::level::info;
+    case Level::warn: return spdlog::level::warn;
+    case Level::error: return spdlog::level::err;
+    }
+    return spdlog::level::err;
+}
 
 // %* : the message made printable (util::printable); messages often quote what a host sent, which
 // must not drive the operator's terminal.
@@ -41,6 +53,14 @@ bool set_level(std::string_view level) {
     }
     spdlog::set_level(l);
     return true;
+}
+
+bool enabled(Level level) {
+    return spdlog::should_log(to_spdlog(level));
+}
+
+void write(Level level, std::string_view host, std::string_view message) {
+    spdlog::log(to_spdlog(level), "{}: {}", host, message);
 }
 
 } // namespace nodectl::log
