@@ -121,6 +121,7 @@ struct HostSpec {
     std::optional<int> port;
     std::optional<std::string> user;
     std::optional<std::string> identity;
+    std::optional<std::string> known_hosts;  // from the inventory; --known-hosts wins
     std::optional<std::string> proxy_jump;
     SudoMode sudo = SudoMode::none;
     std::optional<SecretRef> sudo_password;

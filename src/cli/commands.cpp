@@ -257,8 +257,8 @@ const CommandSpec k_commands[] = {
      "$NODECTL_LOCAL_ROOTFS uses a ready one instead), on a bridge of their own: the host is the subnet's .1, the\n"
      "nodes .2, .3, ... (no default route: nodes reach the host and each other only). nodectl makes each node's SSH\n"
      "host key before boot, so known_hosts is exact from the first login (no trust on first use), and one key pair\n"
-     "per environment. It waits until every node answers SSH as root, then writes an inventory (root, the key), so\n"
-     "`nodectl apply -p P -i INVENTORY --known-hosts STATE/known_hosts` works (--profile does it for you).\n"
+     "per environment. It waits until every node answers SSH as root, then writes an inventory (root, the key, the\n"
+     "known_hosts file), so `nodectl apply -p P -i INVENTORY` just works (--profile does it for you).\n"
      "--memory and --cpus limit each node (MemoryMax/CPUQuota of a transient unit; cgroups where no systemd runs).\n"
      "Running up again completes what is missing (after Ctrl-C, a killed node) and changes nothing otherwise.\n"
      "down stops the nodes and removes what up made: processes, overlays, bridge, cgroups, keys, inventory, state.\n"
@@ -268,8 +268,8 @@ const CommandSpec k_commands[] = {
      "profile, 4/5 status: some/all nodes not reachable, 1 other errors (the message says what).\n"
      "Examples:\n"
      "  nodectl local up dev --nodes 3 --subnet 198.18.50.0/24 --memory 1G --cpus 1\n"
-     "  nodectl apply -p profiles/hardened.toml -i $(nodectl local inventory dev) \\\n"
-     "                --known-hosts /var/lib/nodectl/local/dev/known_hosts\n"
+     "  nodectl local up web --publish 8443:443     (127.0.0.1:8443 on this machine reaches web-1's port 443)\n"
+     "  nodectl apply -p profiles/hardened.toml -i $(nodectl local inventory dev)\n"
      "  nodectl local ssh dev 2 'systemctl is-system-running --wait'   (quote a command that has options)\n"
      "  nodectl local down dev",
      &configure_local, &run_local},

@@ -65,7 +65,6 @@ int run_up(Context& ctx) {
         CLI::App unused;
         ctx.host.profile = o.profile;
         ctx.host.inventory = env->inventory();
-        ctx.host.ssh.known_hosts = env->known_hosts();
         int rc = run_on_hosts(unused, ctx, static_cast<int>(RunMode::apply));
         if (rc != k_exit_ok) {
             std::cerr << "nodectl local up: the nodes are up, but applying " << o.profile << " failed (exit " << rc
@@ -87,8 +86,11 @@ int run_up(Context& ctx) {
         for (const auto& n : env->nodes) {
             std::cout << "  " << n.name << "  " << n.address << "\n";
         }
+        for (const auto& p : env->publish) {
+            std::cout << "  " << p.address << ":" << p.host_port << " -> " << env->nodes.front().name << ":" << p.node_port << "\n";
+        }
         std::cout << "  nodectl local ssh " << env->name << " [NODE]\n"
-                  << "  nodectl apply -p PROFILE -i " << env->inventory() << " --known-hosts " << env->known_hosts() << "\n"
+                  << "  nodectl apply -p PROFILE -i " << env->inventory() << "\n"
                   << "  nodectl local down " << env->name << "\n";
     }
     return k_exit_ok;
@@ -195,6 +197,9 @@ void configure_local(CLI::App& app, Context&) {
     up->add_option("--rootfs", o.up.rootfs,
                    "Use this root filesystem (read-only, e.g. one mmdebstrap made) instead of the cache; also "
                    "$NODECTL_LOCAL_ROOTFS");
+    up->add_option("--publish", o.up.publish,
+                   "[ADDRESS:]HOST_PORT:NODE_PORT: forward a port of this machine (ADDRESS default 127.0.0.1) to node 1; "
+                   "repeatable");
     up->add_option("--profile,-p", o.profile, "Apply this profile to every node once they are up (as nodectl apply)");
     up->add_option("--boot-timeout", o.up.boot_timeout, "Seconds until every node must answer SSH")->capture_default_str();
     up->add_flag("--dry-run", o.up.dry_run, "Print what would be made, and make nothing");

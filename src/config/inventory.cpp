@@ -49,10 +49,16 @@ Result<std::vector<HostSpec>> load_inventory(const std::string& path) {
         if (pick("user").has("user")) {
             spec.user = pick("user").str("user");
         }
-        if (pick("identity").has("identity")) {
-            auto id = std::filesystem::path(pick("identity").str("identity"));
-            spec.identity = (id.is_absolute() || id.string().starts_with("~") ? id : dir / id).string();
-        }
+        // File names are relative to the inventory's directory.
+        auto file = [&](std::string_view key) -> std::optional<std::string> {
+            if (!pick(key).has(key)) {
+                return std::nullopt;
+            }
+            auto p = std::filesystem::path(pick(key).str(key));
+            return (p.is_absolute() || p.string().starts_with("~") ? p : dir / p).string();
+        };
+        spec.identity = file("identity");
+        spec.known_hosts = file("known_hosts");
         if (pick("proxy_jump").has("proxy_jump")) {
             spec.proxy_jump = pick("proxy_jump").str("proxy_jump");
         }

@@ -811,6 +811,7 @@ std::vector<KeySpec> build_table() {
         {"port", I, integer, "22", port, "SSH port"},
         {"user", I, string, "", not_empty, "SSH user; without it: User from ~/.ssh/config, else the local user (as ssh does)"},
         {"identity", I, string, "", not_empty, "private key file; without it ssh-agent and ~/.ssh/id_* are tried"},
+        {"known_hosts", I, string, "", not_empty, "known_hosts file the host's key is checked against (relative to the inventory); --known-hosts wins, default ~/.ssh/known_hosts"},
         {"proxy_jump", I, string, "", ssh_jump, "jump host, \"[user@]host[:port]\" (like ssh -J)"},
         {"sudo", I, string, "\"none\"", sudo_mode, "how to become root: none (log in as root), nopasswd, password"},
         {"sudo_password", I, secret, "", nullptr, "sudo password: { file = \"PATH\" } or { env = \"VAR\" }"},

@@ -205,7 +205,12 @@ Result<std::string> proxy_command(const std::string& jump, const std::string& ad
 
 } // namespace
 
-Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, const SshOptions& options) {
+Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, const SshOptions& given) {
+    // --known-hosts wins over the inventory's known_hosts, which wins over ~/.ssh/known_hosts.
+    SshOptions options = given;
+    if (options.known_hosts.empty() && host.known_hosts) {
+        options.known_hosts = *host.known_hosts;
+    }
     SessionGuard g{ssh_new()};
     ssh_session s = g.s;
     if (!s) {

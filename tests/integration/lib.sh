@@ -63,6 +63,9 @@ nodes_up() {
 }
 reload_env() { source "$RUN/env"; }
 
+# free_port: a TCP port on 127.0.0.1 nothing listens on right now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # node I CMD...: run a command on node I as root (with the test's own ssh, not nodectl).
 node() { local i=$1; shift; "$TESTNODES" ssh "$RUN" "$i" "$@"; }
 

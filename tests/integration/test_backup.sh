@@ -13,7 +13,6 @@ for t in mariadbd mariadb-install-db mariadb mariadb-dump; do
 done
 [ -x "$S3RVER" ] || { echo "missing s3rver (scripts/setup.sh)"; exit 1; }
 [ -x "$AWS" ] || { echo "missing awscli (scripts/setup.sh)"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 PIDS=()
 TMPFS=""

@@ -3,7 +3,7 @@
 # product itself, from the cached test rootfs (no network). Subnets 198.18.50.0/24 and 198.18.51.0/24.
 #   dry run makes nothing; refusals (bad name, overlapping subnet); up of 2 nodes with limits;
 #   status; ssh with exact known_hosts; apply through the written inventory; idempotent re-run;
-#   a killed node brought back by up; up --profile; down leaves no machine, bridge, veth, mount,
+#   a killed node brought back by up; up --profile --publish (127.0.0.1:PORT reaches node 1); down leaves no machine, bridge, veth, mount,
 #   cgroup, process or state; down of an up killed half-way.
 source "$(dirname "$0")/lib.sh"
 
@@ -97,8 +97,11 @@ fi
 # ---------------------------------------------------------------- apply through the inventory
 INV=$("$NODECTL" local inventory $A)
 check "inventory is a file in the state dir" test "$INV" = "$STATE/$A/inventory.toml" -a -f "$INV"
-"$NODECTL" apply -p "$DATA/motd.toml" -i "$INV" --known-hosts "$STATE/$A/known_hosts" >"$WORK/apply" 2>&1
-expect_rc_out "apply -p motd.toml -i \$(nodectl local inventory)" 0 $? "$WORK/apply"
+check "the inventory names the environment's known_hosts" grep -qx "known_hosts = \"$STATE/$A/known_hosts\"" "$INV"
+# No --known-hosts: the inventory's file is what the host keys are checked against (HOME has none).
+mkdir -p "$WORK/emptyhome"
+HOME=$WORK/emptyhome "$NODECTL" apply -p "$DATA/motd.toml" -i "$INV" >"$WORK/apply" 2>&1
+expect_rc_out "apply -p motd.toml -i \$(nodectl local inventory), nothing else" 0 $? "$WORK/apply"
 out=$("$NODECTL" local ssh $A 2 cat /etc/motd 2>&1)
 check "the profile's file is on node 2" test "$out" = "Hello from $A-2."
 
@@ -134,12 +137,23 @@ expect_rc_out "up after a node was killed" 0 $? "$WORK/up3"
 out=$("$NODECTL" local ssh $A 2 cat /etc/motd 2>&1)
 check "node 2 is back with its files" test "$out" = "Hello from $A-2."
 
-# ---------------------------------------------------------------- up --profile
-"$NODECTL" local up $B --nodes 1 --subnet 198.18.51.0/24 --rootfs "$ROOTFS" -p "$DATA/motd.toml" >"$WORK/upb" 2>&1
-expect_rc_out "up --profile" 0 $? "$WORK/upb"
+# ---------------------------------------------------------------- up --profile --publish
+PB=$(free_port)
+"$NODECTL" local up $B --subnet 198.18.51.0/24 --rootfs "$ROOTFS" --publish "$PB:22" --publish "127.0.0.1:$PB:80" >"$WORK/out" 2>&1
+expect_rc_out "two --publish on one host port are refused" 2 $? "$WORK/out"
+"$NODECTL" local up $B --nodes 1 --subnet 198.18.51.0/24 --rootfs "$ROOTFS" -p "$DATA/motd.toml" --publish "127.0.0.1:$PB:22" >"$WORK/upb" 2>&1
+expect_rc_out "up --profile --publish" 0 $? "$WORK/upb"
 out=$("$NODECTL" local ssh $B cat /etc/motd 2>&1)
 check "up --profile applied the profile" test "$out" = "Hello from $B-1."
 BRB=$(bridge_of $B)
+contains "up names the published port" "$WORK/upb" "127\.0\.0\.1:$PB -> $B-1:22"
+# What answers on 127.0.0.1:PB is node 1's sshd: its host key is the one nodectl made for $B-1.
+ssh-keyscan -T 5 -t ed25519 -p "$PB" 127.0.0.1 2>/dev/null | awk '{print $2, $3}' >"$WORK/scanned"
+node_key=$(awk '$1 == "198.18.51.2" && $2 == "ssh-ed25519" {print $2, $3}' "$STATE/$B/known_hosts")
+check "127.0.0.1:$PB reaches $B-1's sshd (its host key)" test -n "$node_key" -a "$(cat "$WORK/scanned")" = "$node_key"
+"$NODECTL" local up $B --nodes 1 --subnet 198.18.51.0/24 --rootfs "$ROOTFS" --publish "127.0.0.1:$PB:22" >"$WORK/upb2" 2>&1
+expect_rc_out "re-run of up --publish" 0 $? "$WORK/upb2"
+check "the re-run kept one proxy" test "$(pgrep -fc -- "systemd-socket-(activate|proxyd) .*198\.18\.51\.2:22$")" = 1
 
 # ---------------------------------------------------------------- down
 "$NODECTL" local down $A >"$WORK/down" 2>&1
@@ -153,6 +167,7 @@ expect_rc "the other environment still runs" 0 $?
 expect_rc_out "down of the second environment" 0 $? "$WORK/down"
 leftovers $B "$BRB" >"$WORK/left"
 check "down left nothing of $B behind" test ! -s "$WORK/left"
+check "down stopped the proxy of the published port" bash -c "! pgrep -f -- 'systemd-socket-(activate|proxyd) .*198\.18\.51\.2:22\$' && [ -z \"\$(ss -Hltn 'sport = :$PB')\" ]"
 "$NODECTL" local down $A >"$WORK/down" 2>&1
 expect_rc_out "down again: nothing to do" 0 $? "$WORK/down"
 

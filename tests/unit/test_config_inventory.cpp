@@ -32,6 +32,7 @@ user = "admin"
 port = 2222
 sudo = "nopasswd"
 identity = "keys/id_ed25519"
+known_hosts = "keys/known_hosts"
 proxy_jump = "bastion.example.org"
 
 [[hosts]]
@@ -44,6 +45,7 @@ user = "root"
 port = 22
 sudo = "none"
 identity = "/etc/nodectl/db.key"
+known_hosts = "/etc/nodectl/known_hosts"
 roles = ["db", "backup"]
 vars = { site = "fra", rack = "3" }
 )");
@@ -58,6 +60,7 @@ vars = { site = "fra", rack = "3" }
     CHECK(a.port == std::optional<int>(2222));
     CHECK(a.sudo == SudoMode::nopasswd);
     CHECK(a.identity == std::optional<std::string>((dir.path() / "keys/id_ed25519").string()));  // relative to the file
+    CHECK(a.known_hosts == std::optional<std::string>((dir.path() / "keys/known_hosts").string()));
     CHECK(a.proxy_jump == std::optional<std::string>("bastion.example.org"));
     CHECK(a.roles.empty());
 
@@ -67,6 +70,7 @@ vars = { site = "fra", rack = "3" }
     CHECK(db.port == std::optional<int>(22));
     CHECK(db.sudo == SudoMode::none);
     CHECK(db.identity == std::optional<std::string>("/etc/nodectl/db.key"));
+    CHECK(db.known_hosts == std::optional<std::string>("/etc/nodectl/known_hosts"));
     CHECK(db.proxy_jump == std::optional<std::string>("bastion.example.org"));
     CHECK(db.roles == std::vector<std::string>{"db", "backup"});
     CHECK(db.vars == std::map<std::string, std::string>{{"site", "fra"}, {"rack", "3"}});
@@ -82,6 +86,7 @@ TEST_CASE("inventory: without [defaults], a host needs only its address") {
     CHECK((*inv)[0].sudo == SudoMode::none);
     CHECK_FALSE((*inv)[0].port.has_value());  // left to ssh and ~/.ssh/config
     CHECK_FALSE((*inv)[0].identity.has_value());
+    CHECK_FALSE((*inv)[0].known_hosts.has_value());
     CHECK_FALSE((*inv)[0].sudo_password.has_value());
 }
 

@@ -87,3 +87,23 @@ TEST_CASE("local: names, bridges and the rootfs cache key") {
     CHECK(rootfs_key("bookworm", {"a"}) != rootfs_key("trixie", {"a"}));
     CHECK(rootfs_key("bookworm", {"a"}) != rootfs_key("bookworm", {"a", "b"}));
 }
+
+TEST_CASE("local: --publish [ADDRESS:]HOST_PORT:NODE_PORT") {
+    auto p = parse_publish("8443:443");
+    REQUIRE(p.ok());
+    CHECK(p->address == "127.0.0.1");  // this machine only, unless asked
+    CHECK(p->host_port == 8443);
+    CHECK(p->node_port == 443);
+    CHECK(p->text() == "127.0.0.1:8443:443");
+    auto all = parse_publish("0.0.0.0:8080:80");
+    REQUIRE(all.ok());
+    CHECK(all->address == "0.0.0.0");
+    CHECK(parse_publish(all->text()).value() == *all);  // env.json round trip
+    for (const char* bad : {"", "80", "a:80", "80:0", "0:80", "65536:80", "1:2:3:4", "example.org:80:80",
+                            "198.18.0.1:80", "-1:80", "80:80 ", ":80"}) {
+        CAPTURE(bad);
+        auto r = parse_publish(bad);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message.find("HOST_PORT:NODE_PORT") != std::string::npos);
+    }
+}

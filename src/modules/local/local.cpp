@@ -1,32 +1,21 @@
+// `nodectl local`: up, down, list, status of environments of nspawn nodes (see local.hpp).
 #include "modules/local/local.hpp"
 
 #include "core/log.hpp"
-#include "target/local_target.hpp"
+#include "modules/local/detail.hpp"
 #include "target/ssh_target.hpp"
-#include "util/digest.hpp"
 #include "util/file.hpp"
-#include "util/json.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"
 
-#include <nlohmann/json.hpp>
-
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <regex>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -34,240 +23,9 @@ using namespace std::chrono_literals;
 
 namespace nodectl::local {
 
-// ---------------------------------------------------------------- pure helpers
-
-std::string Subnet::text() const {
-    return address(0) + "/" + std::to_string(prefix);
-}
-
-std::string Subnet::address(uint32_t i) const {
-    in_addr a{htonl(network + i)};
-    char buf[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a, buf, sizeof buf);
-    return buf;
-}
-
-bool Subnet::overlaps(const Subnet& o) const {
-    int p = std::min(prefix, o.prefix);
-    uint32_t mask = p == 0 ? 0 : ~uint32_t(0) << (32 - p);
-    return (network & mask) == (o.network & mask);
-}
-
-Result<Subnet> parse_subnet(std::string_view cidr) {
-    auto bad = [&](const std::string& why) {
-        return make_error(ErrorCode::usage, "subnet '" + std::string(cidr) + "' " + why);
-    };
-    auto slash = cidr.find('/');
-    if (slash == std::string_view::npos) {
-        return bad("is not in CIDR form (for example 198.18.50.0/24)");
-    }
-    std::string addr(cidr.substr(0, slash));
-    in_addr a{};
-    if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
-        return bad("does not start with an IPv4 address");
-    }
-    auto p = util::parse_uint(cidr.substr(slash + 1));
-    if (!p || *p > 32) {
-        return bad("has no prefix length between 0 and 32");
-    }
-    Subnet s;
-    s.network = ntohl(a.s_addr);
-    s.prefix = static_cast<int>(*p);
-    if (s.prefix < 16 || s.prefix > 29) {
-        return bad("must have a prefix length between /16 and /29");
-    }
-    if (s.network & (s.size() - 1)) {
-        return bad("has host bits set (the network of " + addr + "/" + std::to_string(s.prefix) + " is " +
-                   Subnet{s.network & ~(s.size() - 1), s.prefix}.text() + ")");
-    }
-    return s;
-}
-
-std::vector<Subnet> used_subnets(std::string_view ip_addr_out, std::string_view ip_route_out) {
-    std::vector<Subnet> out;
-    auto add = [&](const std::string& word) {
-        auto slash = word.find('/');
-        std::string addr = word.substr(0, slash);
-        in_addr a{};
-        if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
-            return;
-        }
-        int prefix = 32;
-        if (slash != std::string::npos) {
-            auto p = util::parse_uint(std::string_view(word).substr(slash + 1));
-            if (!p || *p > 32) {
-                return;
-            }
-            prefix = static_cast<int>(*p);
-        }
-        uint32_t mask = prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix);
-        out.push_back({ntohl(a.s_addr) & mask, prefix});
-    };
-    for (const auto& line : util::split_lines(ip_addr_out)) {
-        auto words = util::split(line, ' ');
-        words.erase(std::remove(words.begin(), words.end(), ""), words.end());
-        for (size_t i = 0; i + 1 < words.size(); ++i) {
-            if (words[i] == "inet") {
-                add(words[i + 1]);
-            }
-        }
-    }
-    for (const auto& line : util::split_lines(ip_route_out)) {
-        auto words = util::split(util::trim(line), ' ');
-        if (words.empty()) {
-            continue;
-        }
-        // "198.18.3.0/24 dev ...", or "local 127.0.0.1 dev lo table local ...", "broadcast ..."
-        size_t i = words[0] == "local" || words[0] == "broadcast" || words[0] == "unicast" || words[0] == "blackhole" ||
-                           words[0] == "unreachable" || words[0] == "prohibit" || words[0] == "throw"
-                       ? 1
-                       : 0;
-        if (i < words.size() && words[i] != "default") {
-            add(words[i]);
-        }
-    }
-    return out;
-}
-
-std::optional<uint64_t> parse_memory(std::string_view s) {
-    if (s.empty()) {
-        return std::nullopt;
-    }
-    uint64_t mult = 1;
-    switch (s.back()) {
-    case 'K': case 'k': mult = 1ull << 10; break;
-    case 'M': case 'm': mult = 1ull << 20; break;
-    case 'G': case 'g': mult = 1ull << 30; break;
-    case 'T': case 't': mult = 1ull << 40; break;
-    default: break;
-    }
-    if (mult != 1) {
-        s.remove_suffix(1);
-    }
-    auto n = util::parse_uint(s);
-    if (!n || *n > (1ull << 50) / mult || *n * mult < (64ull << 20)) {
-        return std::nullopt;
-    }
-    return *n * mult;
-}
-
-std::optional<unsigned> parse_cpus(std::string_view s) {
-    static const std::regex k_re("^[0-9]{1,4}(\\.[0-9]{1,2})?$");
-    std::string str(s);
-    if (!std::regex_match(str, k_re)) {
-        return std::nullopt;
-    }
-    auto dot = str.find('.');
-    unsigned whole = static_cast<unsigned>(std::stoul(str.substr(0, dot)));
-    unsigned frac = 0;
-    if (dot != std::string::npos) {
-        std::string f = str.substr(dot + 1);
-        frac = static_cast<unsigned>(std::stoul(f)) * (f.size() == 1 ? 10 : 1);
-    }
-    unsigned pct = whole * 100 + frac;
-    return pct >= 1 && pct <= 102400 ? std::optional<unsigned>(pct) : std::nullopt;
-}
-
-bool valid_name(std::string_view name) {
-    static const std::regex k_re("^[a-z][a-z0-9-]{0,19}$");
-    return std::regex_match(std::string(name), k_re) && name.back() != '-';
-}
-
-std::string bridge_name(std::string_view name) {
-    return "nlbr-" + util::sha256_hex(name).substr(0, 10);
-}
-
-const std::vector<std::string>& rootfs_packages() {
-    static const std::vector<std::string> k_packages = {"systemd", "systemd-sysv", "dbus",   "openssh-server",
-                                                        "iproute2", "sudo",        "tzdata"};
-    return k_packages;
-}
-
-std::string rootfs_key(const std::string& suite, const std::vector<std::string>& packages) {
-    auto sorted = packages;
-    std::sort(sorted.begin(), sorted.end());
-    return suite + "-" + util::sha256_hex(util::join(sorted, ",")).substr(0, 12);
-}
-
-std::string state_root() {
-    const char* e = std::getenv("NODECTL_LOCAL_STATE_DIR");
-    return e && *e ? e : "/var/lib/nodectl/local";
-}
-
-std::string cache_root() {
-    const char* e = std::getenv("NODECTL_LOCAL_CACHE_DIR");
-    return e && *e ? e : "/var/cache/nodectl/local";
-}
-
-// ---------------------------------------------------------------- the host
+using namespace detail;
 
 namespace {
-
-constexpr const char* k_who = "local";
-
-LocalTarget& host() {
-    static LocalTarget t("local");
-    return t;
-}
-
-Result<CommandResult> sh(const std::string& script, const std::string& what, std::chrono::seconds timeout = 120s) {
-    Command c;
-    c.script = script;
-    c.timeout = timeout;
-    return host().run_checked(c, what);
-}
-
-Result<void> write(const std::string& path, const std::string& content, uint32_t mode) {
-    FileSpec f;
-    f.path = path;
-    f.content = content;
-    f.mode = mode;
-    return host().write_file(f);
-}
-
-bool systemd_runs_host() {
-    return fs::is_directory("/run/systemd/system");  // sd_booted()
-}
-
-// Whole /proc/PID/cmdline, split at NULs.
-std::vector<std::string> cmdline(const std::string& pid) {
-    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> out;
-    size_t start = 0;
-    for (size_t i = 0; i < all.size(); ++i) {
-        if (all[i] == '\0') {
-            out.push_back(all.substr(start, i - start));
-            start = i + 1;
-        }
-    }
-    return out;
-}
-
-std::string parent_of(const std::string& pid) {
-    auto stat = util::read_file("/proc/" + pid + "/stat");
-    if (!stat) {
-        return "";
-    }
-    auto close = stat->rfind(')');  // comm may hold spaces and parentheses
-    if (close == std::string::npos) {
-        return "";
-    }
-    auto words = util::split(stat->substr(close + 2), ' ');
-    return words.size() > 1 ? words[1] : "";
-}
-
-std::vector<std::string> all_pids() {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/proc", ec)) {
-        auto n = e.path().filename().string();
-        if (!n.empty() && std::all_of(n.begin(), n.end(), ::isdigit)) {
-            out.push_back(n);
-        }
-    }
-    return out;
-}
 
 // The processes of a node: its boot script (argv "/bin/sh BOOT") and systemd-nspawn
 // (--directory=ROOT). The command line identifies them; a recycled pid does not match.
@@ -295,27 +53,7 @@ NodeProcs node_procs(const Environment& env, size_t i) {
     return p;
 }
 
-std::vector<std::string> descendants(const std::vector<std::string>& roots) {
-    std::vector<std::pair<std::string, std::string>> parent;
-    for (const auto& pid : all_pids()) {
-        parent.emplace_back(pid, parent_of(pid));
-    }
-    std::vector<std::string> out = roots;
-    for (size_t k = 0; k < out.size(); ++k) {
-        for (const auto& [pid, ppid] : parent) {
-            if (ppid == out[k] && std::find(out.begin(), out.end(), pid) == out.end()) {
-                out.push_back(pid);
-            }
-        }
-    }
-    return out;
-}
 
-void signal_all(const std::vector<std::string>& pids, int sig) {
-    for (const auto& p : pids) {
-        kill(static_cast<pid_t>(std::stol(p)), sig);
-    }
-}
 
 std::string unit_name(const Node& n) {
     return "nodectl-local-" + n.name + ".service";
@@ -330,119 +68,6 @@ std::vector<std::string> cgroup_dirs(const Node& n) {
     return {"/sys/fs/cgroup/memory/nodectl-local/" + n.name, "/sys/fs/cgroup/cpu/nodectl-local/" + n.name};
 }
 
-// ---------------------------------------------------------------- state
-
-nlohmann::json to_json(const Environment& e) {
-    nlohmann::json nodes = nlohmann::json::array();
-    for (const auto& n : e.nodes) {
-        nodes.push_back({{"name", n.name}, {"address", n.address}});
-    }
-    return {{"name", e.name},     {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
-            {"suite", e.suite},   {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
-            {"launcher", e.launcher}, {"nodes", nodes}};
-}
-
-Result<void> save(const Environment& e) {
-    auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(to_json(e), 2) + "\n", 0600);
-    if (!err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
-    return Ok{};
-}
-
-// One `up` or `down` at a time on this machine: choosing a free subnet and claiming it (the
-// bridge address) must be one step. The lock dies with the process (flock).
-class StateLock {
-public:
-    static Result<StateLock> take(const std::string& root) {
-        std::error_code ec;
-        fs::create_directories(root, ec);
-        ::chmod(root.c_str(), 0700);
-        int fd = ::open((root + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-            return make_error(ErrorCode::io, "cannot lock " + root + "/.lock: " + std::strerror(errno));
-        }
-        return StateLock(fd);
-    }
-    StateLock(StateLock&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-    ~StateLock() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-
-private:
-    explicit StateLock(int fd) : m_fd(fd) {}
-    int m_fd;
-};
-
-Result<void> need_root() {
-    if (geteuid() != 0) {
-        return make_error(ErrorCode::auth, "nodectl local must run as root (it mounts, makes a bridge and boots containers)");
-    }
-    return Ok{};
-}
-
-Result<void> need_tool(const char* tool, const char* package) {
-    auto r = TRY(host().run(Command{std::string("command -v ") + tool, "", 10s, false}));
-    if (r.exit_code != 0) {
-        return make_error(ErrorCode::unsupported,
-                          std::string(tool) + " is not installed: install the Debian package " + package + " (apt-get install " + package + ")");
-    }
-    return Ok{};
-}
-
-// ---------------------------------------------------------------- rootfs
-
-// The root filesystem every node of `suite` starts from: --rootfs / $NODECTL_LOCAL_ROOTFS when
-// given, else the cache's, built once with mmdebstrap (in a temporary directory renamed into
-// place, so a killed build never leaves half a tree).
-Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build) {
-    std::string given = o.rootfs;
-    if (given.empty()) {
-        const char* e = std::getenv("NODECTL_LOCAL_ROOTFS");
-        given = e ? e : "";
-    }
-    if (!given.empty()) {
-        std::error_code ec;
-        auto abs = fs::weakly_canonical(given, ec);
-        if (ec || !fs::is_directory(abs / "etc") || !fs::exists(abs / "usr/bin/systemctl") ||
-            !fs::exists(abs / "usr/sbin/sshd")) {
-            return make_error(ErrorCode::usage, "--rootfs " + given + " is not a Debian root filesystem with systemd and openssh-server");
-        }
-        // It becomes an overlayfs option: no ',' ':' or '\\' (and nothing a shell would care about).
-        static const std::regex k_safe("^/[A-Za-z0-9._/+@-]*$");
-        if (!std::regex_match(abs.string(), k_safe)) {
-            return make_error(ErrorCode::usage, "--rootfs " + abs.string() + ": the path may hold only letters, digits and . _ / + @ -");
-        }
-        needs_build = false;
-        return abs.string();
-    }
-    std::string path = cache_root() + "/rootfs-" + rootfs_key(o.suite, rootfs_packages());
-    needs_build = !fs::is_directory(path);
-    return path;
-}
-
-Result<void> build_rootfs(const std::string& path, const std::string& suite) {
-    TRY_VOID(need_tool("mmdebstrap", "mmdebstrap"));
-    std::string script =
-        "set -e\n"
-        "mkdir -p " + shell_quote(cache_root()) + "\n"
-        "exec 7>" + shell_quote(path + ".lock") + "\n"
-        "flock 7\n"
-        "[ -d " + shell_quote(path) + " ] && exit 0\n"
-        "for old in " + shell_quote(path) + ".tmp.*; do [ -d \"$old\" ] && rm -rf --one-file-system \"$old\"; done\n"
-        "tmp=$(mktemp -d " + shell_quote(path + ".tmp.XXXXXX") + ")\n"
-        "mmdebstrap --variant=minbase --include=" + shell_quote(util::join(rootfs_packages(), ",")) + " " +
-        shell_quote(suite) + " \"$tmp\" >&2\n"
-        // Nothing per node in the shared tree: host keys and machine-id are written per node.
-        "rm -f \"$tmp\"/etc/ssh/ssh_host_*\n"
-        ": >\"$tmp/etc/machine-id\"\n"
-        "mv -T \"$tmp\" " + shell_quote(path) + "\n";
-    log::info(k_who, "building the {} root filesystem with mmdebstrap (once; cached in {})", suite, path);
-    TRY(sh(script, "mmdebstrap " + suite, 1800s));
-    return Ok{};
-}
 
 // ---------------------------------------------------------------- nodes
 
@@ -513,7 +138,7 @@ std::string hosts_file(const Environment& env) {
 }
 
 bool mounted(const std::string& path) {
-    auto r = host().run(Command{"findmnt -rn --mountpoint " + shell_quote(path) + " >/dev/null", "", 10s, false});
+    auto r = run("findmnt -rn --mountpoint " + shell_quote(path) + " >/dev/null");
     return r && r->exit_code == 0;
 }
 
@@ -624,9 +249,9 @@ Result<void> stop_node(const Environment& env, size_t i) {
         std::this_thread::sleep_for(200ms);
     }
     if (env.launcher == "systemd") {  // the unit ended with its script; forget a failed one too
-        (void)host().run(Command{"systemctl stop " + unit_name(n) + " 2>/dev/null; systemctl reset-failed " +
-                                     unit_name(n) + " 2>/dev/null; true",
-                                 "", 60s});
+        (void)run("systemctl stop " + unit_name(n) + " 2>/dev/null; systemctl reset-failed " + unit_name(n) +
+                      " 2>/dev/null; true",
+                  60s);
     }
     return Ok{};
 }
@@ -693,35 +318,6 @@ Result<void> wait_ssh(const Environment& env, int timeout_s) {
     }
 }
 
-Result<Environment> from_json(const std::string& dir) {
-    auto text = util::read_file(dir + "/env.json");
-    if (!text) {
-        return make_error(ErrorCode::io, "cannot read " + dir + "/env.json");
-    }
-    try {
-        auto j = nlohmann::json::parse(*text);
-        Environment e;
-        e.dir = dir;
-        e.name = j.at("name").get<std::string>();
-        e.subnet = j.at("subnet").get<std::string>();
-        e.bridge = j.at("bridge").get<std::string>();
-        e.gateway = j.at("gateway").get<std::string>();
-        e.suite = j.at("suite").get<std::string>();
-        e.rootfs = j.at("rootfs").get<std::string>();
-        e.memory = j.at("memory").get<std::string>();
-        e.cpus = j.at("cpus").get<std::string>();
-        e.launcher = j.at("launcher").get<std::string>();
-        for (const auto& n : j.at("nodes")) {
-            e.nodes.push_back({n.at("name").get<std::string>(), n.at("address").get<std::string>()});
-        }
-        if (!valid_name(e.name) || e.bridge != bridge_name(e.name)) {
-            return make_error(ErrorCode::io, dir + "/env.json does not describe an environment nodectl made");
-        }
-        return e;
-    } catch (const std::exception& ex) {
-        return make_error(ErrorCode::io, dir + "/env.json: " + ex.what());
-    }
-}
 
 Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used) {
     auto fits = [&](const Subnet& s) {
@@ -751,7 +347,9 @@ Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used
     return make_error(ErrorCode::usage, "no free /24 in 10.213.0.0/16 on this host: pass --subnet CIDR");
 }
 
+
 } // namespace
+
 
 // ---------------------------------------------------------------- commands
 
@@ -822,6 +420,17 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     if (!o.cpus.empty() && !parse_cpus(o.cpus)) {
         return make_error(ErrorCode::usage, "--cpus '" + o.cpus + "' is not a number of CPUs (e.g. 1, 0.5, 2.25)");
     }
+    std::vector<Publish> publish;
+    for (const auto& text : o.publish) {
+        auto p = TRY(parse_publish(text));
+        for (const auto& q : publish) {
+            if (q.host_port == p.host_port || q.node_port == p.node_port) {
+                return make_error(ErrorCode::usage, "--publish " + p.text() + " and " + q.text() +
+                                                        " share a port: each host port and node port is published once");
+            }
+        }
+        publish.push_back(p);
+    }
     if (!o.dry_run) {
         TRY_VOID(need_root());
     }
@@ -842,14 +451,14 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         // A re-run: the same environment, completed where it is not (interrupted `up`, a node stopped).
         env = TRY(from_json(env.dir));
         if (static_cast<int>(env.nodes.size()) != o.nodes || (!o.subnet.empty() && o.subnet != env.subnet) ||
-            env.suite != o.suite || env.memory != o.memory || env.cpus != o.cpus) {
+            env.suite != o.suite || env.memory != o.memory || env.cpus != o.cpus || env.publish != publish) {
             return make_error(ErrorCode::usage, "environment '" + o.name + "' exists with other settings (" +
                                                     std::to_string(env.nodes.size()) + " nodes, " + env.subnet + ", " +
                                                     env.suite + "): `nodectl local down " + o.name + "` first");
         }
         build = build && env.rootfs == rootfs;
     } else {
-        auto addrs = TRY(host().run(Command{"ip -4 -o addr show; echo ---; ip -4 route show table all", "", 10s, false}));
+        auto addrs = TRY(run("ip -4 -o addr show; echo ---; ip -4 route show table all"));
         auto parts = addrs.out.find("---");
         auto used = used_subnets(addrs.out.substr(0, parts), parts == std::string::npos ? "" : addrs.out.substr(parts));
         auto subnet = TRY(choose_subnet(o, used));
@@ -861,6 +470,7 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         env.memory = o.memory;
         env.cpus = o.cpus;
         env.launcher = systemd_runs_host() ? "systemd" : "direct";
+        env.publish = publish;
         for (int i = 1; i <= o.nodes; ++i) {
             env.nodes.push_back({o.name + "-" + std::to_string(i), subnet.address(1 + static_cast<uint32_t>(i))});
         }
@@ -881,6 +491,10 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         for (const auto& n : env.nodes) {
             plan << "  node       " << n.name << " " << n.address
                  << " (overlay on the rootfs, ed25519 host key made by nodectl, systemd-nspawn --boot)\n";
+        }
+        for (const auto& p : env.publish) {
+            plan << "  publish    " << p.address << ":" << p.host_port << " -> " << env.nodes.front().name << ":" << p.node_port
+                 << " (systemd-socket-proxyd)\n";
         }
         plan << "  inventory  " << env.inventory() << "\n";
         return env;
@@ -925,8 +539,8 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     }
     TRY_VOID(write(env.known_hosts(), known_hosts, 0600));
     std::string inv = "# nodectl local environment " + env.name + ":\n#   nodectl apply -p PROFILE -i " + env.inventory() +
-                      " --known-hosts " + env.known_hosts() + "\n[defaults]\nuser = \"root\"\nidentity = \"" +
-                      env.key() + "\"\n";
+                      "\n[defaults]\nuser = \"root\"\nidentity = \"" + env.key() + "\"\nknown_hosts = \"" +
+                      env.known_hosts() + "\"\n";
     for (const auto& n : env.nodes) {
         inv += "\n[[hosts]]\nname = \"" + n.name + "\"\naddress = \"" + n.address + "\"\n";
     }
@@ -940,6 +554,7 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         log::info(k_who, "booting {} node(s)", started);
     }
     TRY_VOID(wait_ssh(env, o.boot_timeout));
+    TRY_VOID(start_publishes(env));
     return env;
 }
 
@@ -964,6 +579,7 @@ Result<void> down(const std::string& name) {
         env.bridge = bridge_name(name);
     }
     ::close(::open((dir + "/stopping").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    stop_publishes(env);
     for (size_t i = 0; i < env.nodes.size(); ++i) {
         TRY_VOID(stop_node(env, i));
     }
@@ -984,7 +600,7 @@ Result<void> down(const std::string& name) {
             }
         }
     }
-    auto left = TRY(host().run(Command{"findmnt -rn -o TARGET | grep -F " + shell_quote(dir + "/"), "", 10s, false}));
+    auto left = TRY(run("findmnt -rn -o TARGET | grep -F " + shell_quote(dir + "/")));
     if (!util::trim(left.out).empty()) {
         return make_error(ErrorCode::io, "mounts below " + dir + " remain (" + util::trim(left.out) + "): not removing it");
     }

@@ -51,6 +51,19 @@ std::string rootfs_key(const std::string& suite, const std::vector<std::string>&
 // The packages every node's root filesystem holds.
 const std::vector<std::string>& rootfs_packages();
 
+// A port of this machine forwarded to node 1: --publish [ADDRESS:]HOST_PORT:NODE_PORT. The host
+// listens on ADDRESS (default 127.0.0.1; 0.0.0.0 for every address) through a proxy process
+// (systemd-socket-proxyd) that `down` stops.
+struct Publish {
+    std::string address = "127.0.0.1";
+    uint16_t host_port = 0;
+    uint16_t node_port = 0;
+
+    std::string text() const;  // "127.0.0.1:8080:80"
+    bool operator==(const Publish&) const = default;
+};
+Result<Publish> parse_publish(std::string_view text);
+
 struct UpOptions {
     std::string name;
     int nodes = 1;
@@ -59,6 +72,7 @@ struct UpOptions {
     std::string memory;        // empty: no limit
     std::string cpus;          // empty: no limit
     std::string rootfs;        // a ready root filesystem to use instead of the cache
+    std::vector<std::string> publish;  // [ADDRESS:]HOST_PORT:NODE_PORT, each to node 1
     bool dry_run = false;
     int boot_timeout = 120;    // seconds until every node answers SSH
 };
@@ -80,6 +94,7 @@ struct Environment {
     std::string cpus;
     std::string launcher;   // "systemd" (transient units) or "direct" (no systemd on this host)
     std::vector<Node> nodes;
+    std::vector<Publish> publish;
 
     std::string key() const { return dir + "/id_ed25519"; }
     std::string known_hosts() const { return dir + "/known_hosts"; }

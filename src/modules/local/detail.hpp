@@ -1,0 +1,66 @@
+// What the files of `nodectl local` share, and nothing outside src/modules/local uses: commands
+// and processes on this machine, the environment's state file and lock, the root filesystem.
+#pragma once
+
+#include "modules/local/local.hpp"
+#include "nodectl/target.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nodectl::local::detail {
+
+inline constexpr const char* k_who = "local";
+
+// ---- this machine (machine.cpp)
+// Runs a shell script as this process (root); fails with `what` in the message unless it exits 0.
+Result<CommandResult> sh(const std::string& script, const std::string& what,
+                         std::chrono::seconds timeout = std::chrono::seconds(120));
+// Runs a script whose exit code the caller reads.
+Result<CommandResult> run(const std::string& script, std::chrono::seconds timeout = std::chrono::seconds(10));
+// Writes a file atomically (no links followed) with `mode`.
+Result<void> write(const std::string& path, const std::string& content, uint32_t mode);
+bool systemd_runs_host();
+Result<void> need_root();
+// Refuses with the Debian package to install when `tool` is not on PATH.
+Result<void> need_tool(const char* tool, const char* package);
+// Processes, as /proc names them: their pids, a command line split at NULs, every descendant.
+std::vector<std::string> all_pids();
+std::vector<std::string> cmdline(const std::string& pid);
+std::vector<std::string> descendants(const std::vector<std::string>& roots);
+void signal_all(const std::vector<std::string>& pids, int sig);
+
+// ---- state (state.cpp)
+// env.json, written atomically (0600) before anything it names is made.
+Result<void> save(const Environment& e);
+Result<Environment> from_json(const std::string& dir);
+
+// One `up` or `down` at a time on this machine: choosing a free subnet and claiming it (the
+// bridge address) must be one step. The lock dies with the process (flock).
+class StateLock {
+public:
+    static Result<StateLock> take(const std::string& root);
+    StateLock(StateLock&& o) noexcept;
+    ~StateLock();
+
+private:
+    explicit StateLock(int fd) : m_fd(fd) {}
+    int m_fd;
+};
+
+// ---- root filesystem (rootfs.cpp)
+// The root filesystem every node of `suite` starts from: --rootfs / $NODECTL_LOCAL_ROOTFS when
+// given, else the cache's; needs_build says whether it must be made first.
+Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build);
+// Builds it once with mmdebstrap, in a temporary directory renamed into place.
+Result<void> build_rootfs(const std::string& path, const std::string& suite);
+
+// ---- published ports (publish.cpp)
+// Starts a proxy for each of env.publish that is not running; fails when one cannot listen.
+Result<void> start_publishes(const Environment& env);
+void stop_publishes(const Environment& env);
+
+} // namespace nodectl::local::detail
