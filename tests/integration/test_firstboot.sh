@@ -293,6 +293,42 @@ openssl pkeyutl -sign -inkey "$WORK/fleet.key" -rawin -in "$WORK/bad.toml" -out 
 node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/bad.toml"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/bad.toml.sig"
 refused "a malformed (signed) profile" 'profile.toml:3:[0-9]+'
+# The config is read once: the signature is checked over the very bytes that are parsed. A file
+# lease held from this host (the node's root is an overlay mounted here) lets the first open of the
+# config read the signed bytes, and renames another, unsigned config over it before any later open.
+# The signed one pins a bundle that is not there, so it is refused; the other would provision.
+cat >"$WORK/swap_on_open.py" <<'PY'
+import fcntl, os, signal, sys, time
+F_SETLEASE, F_GETLEASE = 1024, 1025  # linux/fcntl.h
+path, new, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+signal.signal(signal.SIGIO, signal.SIG_IGN)  # a breaking lease signals its holder
+fd = os.open(path, os.O_RDONLY)
+fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
+print("leased", flush=True)
+end = time.time() + timeout
+while time.time() < end:
+    if fcntl.fcntl(fd, F_GETLEASE) != fcntl.F_WRLCK:  # somebody opens it: swap, then let the open go on
+        os.rename(new, path)
+        fcntl.fcntl(fd, F_SETLEASE, fcntl.F_UNLCK)
+        print("swapped", flush=True)
+        sys.exit(0)
+    time.sleep(0.001)
+sys.exit(1)
+PY
+printf '[[base.files]]\npath = "/etc/motd"\ncontent = "signed\\n"\n[firstboot]\nbundle_sha256 = "%s"\n' \
+  "$(printf '%064d' 0 | tr 0 a)" >"$WORK/once.toml"
+openssl pkeyutl -sign -inkey "$WORK/fleet.key" -rawin -in "$WORK/once.toml" -out "$WORK/once.toml.sig"
+node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/once.toml"
+node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/once.toml.sig"
+printf '[[base.files]]\npath = "/etc/motd"\ncontent = "from a second read\\n"\n' | node 2 "cat >/etc/nodectl/second.toml"
+python3 "$WORK/swap_on_open.py" "$(root_of 2)/etc/nodectl/profile.toml" "$(root_of 2)/etc/nodectl/second.toml" 60 \
+  >"$WORK/swap.out" 2>&1 &
+swapper=$!
+for _ in $(seq 50); do grep -q leased "$WORK/swap.out" && break; sleep 0.1; done
+refused "a config whose second read would differ" 'pins the bundle'
+wait $swapper
+contains "... the config was swapped right after its first open" "$WORK/swap.out" '^swapped$'
+node 2 rm -f /etc/nodectl/second.toml
 # A reusable signed config that pins no bundle, with a bundle the attacker chose: refused.
 node 2 "cat >/etc/nodectl/profile.toml" <"$WORK/p2.toml"
 node 2 "cat >/etc/nodectl/profile.toml.sig" <"$WORK/p2.toml.sig"

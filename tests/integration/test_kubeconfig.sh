@@ -177,6 +177,26 @@ check "the client key pair still came through" test "$(kubectl config view --raw
   -o jsonpath="{.users[?(@.name==\"nodectl-$A\")].user.client-key-data}")" = "$KEY_DATA"
 kubectl --kubeconfig "$KH_FILE" --request-timeout=3s get --raw /version >/dev/null 2>&1
 check "kubectl ran nothing the server asked for" test ! -e "$WORK/pwned"
+# The file above packs so many credentials that kubectl refuses it whole ("more than one
+# authentication method"), and with a client certificate kubectl never asks an exec plugin: the
+# check before it cannot fail. The plausible attack is a user with an exec plugin and nothing else.
+cat >"$WORK/make-exec-only.py" <<'EOF'
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+c["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh",
+                                  "args": ["-c", "touch " + sys.argv[2]], "interactiveMode": "Never"}}
+yaml.safe_dump(c, sys.stdout)
+EOF
+python3 "$WORK/make-exec-only.py" "$WORK/k3s.yaml" "$WORK/pwned-exec" >"$WORK/exec-only.yaml"
+node 1 "umask 077 && cat > $K3S_YAML" <"$WORK/exec-only.yaml"
+KX_FILE=$WORK/exec-only-merged.yaml
+"$NODECTL" kubeconfig "root@$A" "${CONN[@]}" --merge --kubeconfig "$KX_FILE" >"$WORK/exec-only.out" 2>&1
+rc=$?
+check "a server's user with only an exec plugin is refused (exit $rc)" test "$rc" -ne 0
+if [ -e "$KX_FILE" ]; then
+  kubectl --kubeconfig "$KX_FILE" --request-timeout=3s get --raw /version >/dev/null 2>&1
+fi
+check "kubectl ran no exec plugin of the server's" test ! -e "$WORK/pwned-exec"
 
 sed "s#server: https://127.0.0.1:6443#server: https://198.18.42.66:6443#" "$WORK/k3s.yaml" |
   node 1 "umask 077 && cat > $K3S_YAML"
