@@ -829,6 +829,7 @@ std::vector<KeySpec> build_table() {
         {"redis", "\"100m\"", "\"256Mi\"", "\"500m\"", "\"1280Mi\""},
         {"mariadb", "\"250m\"", "\"512Mi\"", "\"2\"", "\"2Gi\""},
         {"backup", "\"100m\"", "\"128Mi\"", "\"1\"", "\"512Mi\""},
+        {"cron", "\"200m\"", "\"512Mi\"", "\"1\"", "\"2Gi\""},
     };
     static std::vector<std::string> names;  // owns the generated names for the string_views
     names.reserve(std::size(connection) * 2 + std::size(components) * 5);

@@ -56,6 +56,7 @@ Result<std::string> render_site(const Site& site, SecretValues values, const Nod
     r.redis();
     r.varnish();
     r.magento();
+    r.magento_cron();
     r.ingress();
     r.network_policies();
     r.backup_cron_job();

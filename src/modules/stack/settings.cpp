@@ -9,7 +9,7 @@ namespace nodectl::stack {
 
 namespace {
 
-const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup"};
+const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup", "cron"};
 
 struct Reader {
     std::vector<std::string> problems;
