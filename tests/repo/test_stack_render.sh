@@ -144,6 +144,10 @@ mutate cron-no-limit "container cron: no resources.limits.cpu" \
   "del find('StatefulSet', 'magento-cron')$pod['containers'][0]['resources']['limits']['cpu']"
 mutate backup-concurrent "single backup: concurrencyPolicy is Allow, want Forbid" \
   "find('CronJob', 'backup')['spec']['concurrencyPolicy'] = 'Allow'"
+mutate limitrange-field "Additional properties are not allowed ('defaultRequests' was unexpected)" \
+  "l = find('LimitRange', 'containers')['spec']['limits'][0]; l['defaultRequests'] = l.pop('defaultRequest')"
+mutate quota-field "Additional properties are not allowed ('hardd' was unexpected)" \
+  "q = find('ResourceQuota', 'site')['spec']; q['hardd'] = q.pop('hard')"
 # 4. source size
 for f in "$REPO"/src/modules/stack/*; do
   n=$(wc -l <"$f")

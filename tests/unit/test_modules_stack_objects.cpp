@@ -120,3 +120,58 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     auto cdocs = documents(custom->front());
     CHECK(find(cdocs, "StatefulSet", "magento-cron")->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
 }
+
+TEST_CASE("stack: Kubernetes quantities are read with apimachinery's suffixes") {
+    CHECK(*stack::quantity_value("500m") == doctest::Approx(0.5));
+    CHECK(*stack::quantity_value("2") == doctest::Approx(2));
+    CHECK(*stack::quantity_value("1.5Gi") == doctest::Approx(1.5 * 1024 * 1024 * 1024));
+    CHECK(*stack::quantity_value("4G") == doctest::Approx(4e9));
+    CHECK(*stack::quantity_value("12e3") == doctest::Approx(12000));
+    CHECK(*stack::quantity_value(".5") == doctest::Approx(0.5));
+    CHECK(*stack::quantity_value("1E") == doctest::Approx(1e18));
+    for (const char* bad : {"", "-1", "1 Gi", "1GB", "Gi", "1.2.3", "0x10", "1e", "1Gi\n"}) {
+        CHECK_MESSAGE(!stack::quantity_value(bad), bad);
+    }
+}
+
+TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, validated against the stack's needs") {
+    testing::TempDir dir;
+    auto plain = sites_of(dir, profile_text());
+    REQUIRE(plain);
+    auto docs = documents(plain->front());
+    CHECK_FALSE(find(docs, "ResourceQuota", "site"));
+    CHECK_FALSE(find(docs, "LimitRange", "containers"));
+
+    auto only_pods = sites_of(dir, profile_text("", "[stack.sites.quota]\npods = 40\n"));
+    REQUIRE(only_pods);
+    docs = documents(only_pods->front());
+    REQUIRE(find(docs, "ResourceQuota", "site"));
+    CHECK(find(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"pods", "40"}});
+    CHECK_FALSE(find(docs, "LimitRange", "containers"));
+
+    auto both = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
+                                               "[stack.sites.limit_range]\ndefault_cpu_request = \"100m\"\nmax_memory = \"4Gi\"\n"));
+    REQUIRE_MESSAGE(both, (both ? "" : both.error().message));
+    docs = documents(both->front());
+    CHECK(find(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"requests.cpu", "8"}, {"limits.memory", "64Gi"}});
+    CHECK(find(docs, "LimitRange", "containers")->at("spec")["limits"] ==
+          json::array({json{{"type", "Container"}, {"defaultRequest", {{"cpu", "100m"}}}, {"max", {{"memory", "4Gi"}}}}}));
+    CHECK(docs[1]["kind"] == "ResourceQuota");  // right after the Namespace
+    CHECK(docs[2]["kind"] == "LimitRange");
+
+    auto bad = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_memory = \"16 GiB\"\n"));
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("p.toml:11:19: 'stack.sites[].quota.requests_memory' must be a Kubernetes quantity") != std::string::npos);
+
+    // autoscaling.max = 6 Magento pods at 500m, then varnish, redis, 2 mariadb, cron, backup: 4 CPU requested; 12 pods.
+    auto small = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"3.9\"\npods = 11\n"
+                                                "[stack.sites.limit_range]\nmax_cpu = \"1500m\"\n"
+                                                "default_memory_request = \"1Gi\"\ndefault_memory_limit = \"512Mi\"\n"));
+    REQUIRE_FALSE(small);
+    const auto& msg = small.error().message;
+    CHECK(msg.find("quota.requests_cpu = \"3.9\" is less than the 4 CPU the stack needs at autoscaling.max") != std::string::npos);
+    CHECK(msg.find("quota.pods = 11 is less than the 12 pods") != std::string::npos);
+    CHECK(msg.find("limit_range.max_cpu = \"1500m\" is below resources.magento.cpu_limit (\"2\")") != std::string::npos);
+    CHECK(msg.find("limit_range.default_memory_request (\"1Gi\") is larger than limit_range.default_memory_limit") != std::string::npos);
+    CHECK(sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"4\"\npods = 12\n")));
+}

@@ -131,6 +131,7 @@ struct Renderer {
 
     // --- objects (render.cpp) -------------------------------------------------------------------
     void namespace_object();
+    void quota_and_limits();
     // --- secrets and configuration (render_config.cpp) ------------------------------------------
     std::string secret_value(const std::optional<SecretRef>& ref, const std::string& what);
     J secret(const std::string& name, const char* type, J string_data) const;

@@ -1,4 +1,5 @@
 // [[stack.sites]] read from a profile, with the rules that span keys.
+#include "modules/stack/limits.hpp"
 #include "modules/stack/stack.hpp"
 
 #include "util/strings.hpp"
@@ -84,6 +85,12 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
             auto rc = res.section(c);
             s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
         }
+        auto quota = v.section("quota");
+        s.quota = {quota.str("requests_cpu"), quota.str("requests_memory"), quota.str("limits_cpu"), quota.str("limits_memory"),
+                   quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
+        auto lr = v.section("limit_range");
+        s.limit_range = {lr.str("default_cpu_request"), lr.str("default_memory_request"), lr.str("default_cpu_limit"),
+                         lr.str("default_memory_limit"), lr.str("max_cpu"), lr.str("max_memory")};
         auto storage = v.section("storage");
         s.storage_mariadb = storage.str("mariadb");
         s.storage_replica = storage.str("mariadb_replica");
@@ -132,6 +139,9 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
                 }
             }
             r.required_secret(b, "credentials", what + " backup");
+        }
+        for (auto& p : detail::limit_problems(s, quota, lr)) {
+            r.problems.push_back(std::move(p));
         }
         sites.push_back(std::move(s));
     }

@@ -34,6 +34,27 @@ struct BackupSettings {
     std::optional<SecretRef> credentials;
 };
 
+// The namespace's ResourceQuota and LimitRange: "" (or 0 pods) is not set; neither object is
+// rendered when none of its values is set.
+struct Quota {
+    std::string requests_cpu, requests_memory, limits_cpu, limits_memory, requests_storage;
+    int pods = 0;
+    bool set() const {
+        return pods > 0 || !(requests_cpu + requests_memory + limits_cpu + limits_memory + requests_storage).empty();
+    }
+};
+
+struct LimitRange {
+    std::string default_cpu_request, default_memory_request, default_cpu_limit, default_memory_limit, max_cpu, max_memory;
+    bool set() const {
+        return !(default_cpu_request + default_memory_request + default_cpu_limit + default_memory_limit + max_cpu + max_memory).empty();
+    }
+};
+
+// The value of a Kubernetes quantity the key table accepted ("500m" = 0.5, "2Gi" = 2^31), or
+// nullopt for anything else.
+std::optional<long double> quantity_value(const std::string& q);
+
 struct Site {
     std::string name;  // the namespace
     std::vector<std::string> hosts;
@@ -45,7 +66,9 @@ struct Site {
     int varnish_replicas = 1;
     int mariadb_replicas = 1;
     int hpa_min = 2, hpa_max = 6, cpu_percent = 70;
-    std::map<std::string, Resources> resources;  // magento, varnish, redis, mariadb, backup
+    std::map<std::string, Resources> resources;  // magento, varnish, redis, mariadb, backup, cron
+    Quota quota;
+    LimitRange limit_range;
     std::string storage_mariadb, storage_replica;
     std::string media_host_path;  // "" : emptyDir
     std::string search_endpoint;
