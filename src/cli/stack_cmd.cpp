@@ -2,6 +2,7 @@
 #include "cli/cli.hpp"
 #include "modules/stack/stack.hpp"
 #include "util/file.hpp"
+#include "util/strings.hpp"
 
 #include <sys/stat.h>
 
@@ -66,6 +67,10 @@ int run_stack(CLI::App&, Context& ctx) {
     for (const auto& s : *sites) {
         if (!g_stack.site.empty() && s.name != g_stack.site) {
             continue;
+        }
+        if (auto unpinned = stack::unpinned_images(s); !unpinned.empty()) {
+            std::cerr << "site " << s.name << ": images not pinned by digest: " << util::join(unpinned, ", ")
+                      << " (images.digests_from names the `nodectl image build --out` directory)\n";
         }
         auto yaml = stack::render_site(s, values);
         if (!yaml) {

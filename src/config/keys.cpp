@@ -663,6 +663,7 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].images.mariadb_master", P, string, "\"localhost/nodectl/mysql-master:latest\"", image_reference, "MariaDB master (images/mysql-master)"},
         {"stack.sites[].images.mariadb_replica", P, string, "\"localhost/nodectl/mysql-replica:latest\"", image_reference, "MariaDB replica (images/mysql-replica)"},
         {"stack.sites[].images.backup", P, string, "\"localhost/nodectl/nodectl:latest\"", image_reference, "the static nodectl binary, for the backup CronJob"},
+        {"stack.sites[].images.digests_from", P, string, "\"\"", nullptr, "the --out directory of `nodectl image build` (relative: to the profile's folder): each reference above without a digest that one of its DIR/NAME/index.json names is pinned as REF@sha256:MANIFEST; references left unpinned are reported by render and plan"},
         {"stack.sites[].images.pull_policy", P, string, "\"IfNotPresent\"", image_pull_policy, "imagePullPolicy: IfNotPresent, Never (imported images only) or Always"},
         {"stack.sites[].replicas", P, section, "", nullptr, "how many pods of each component"},
         {"stack.sites[].replicas.varnish", P, integer, "1", positive, "Varnish pods"},

@@ -74,6 +74,17 @@ set -e
 [ "$rc" = 3 ] || fail "a missing secret exited $rc, want 3"
 [ ! -e "$tmp/missing/nodectl-shop.yaml" ] || fail "a file was written although a secret is missing"
 
+# 2b. images pinned by the digests an image build recorded (tests/data/image-build-out: redis only);
+#     the others are reported on stderr and in the file.
+sed "s|^\[stack.sites.storage\]|[stack.sites.images]\ndigests_from = \"$REPO/tests/data/image-build-out\"\n\n[stack.sites.storage]|" \
+  "$REPO/profiles/stack.toml" >"$tmp/pinned.toml"
+"$NODECTL" stack render -p "$tmp/pinned.toml" >"$tmp/pinned.yaml" 2>"$tmp/pinned.log"
+grep -q -F '"image": "localhost/nodectl/redis:latest@sha256:9888ce1542cf57e748f227b94e21cfda122bea070d253bad845653ed457508ff"' "$tmp/pinned.yaml" \
+  || fail "redis is not pinned by the recorded digest"
+grep -q -F "images not pinned by digest: localhost/nodectl/magento:latest" "$tmp/pinned.log" || fail "stderr does not report the unpinned images"
+! grep -q -F "pinned by digest: localhost/nodectl/redis" "$tmp/pinned.log" "$tmp/pinned.yaml" || fail "redis reported as unpinned"
+$CHECK --expect-paths "$tmp/paths" "$tmp/pinned.yaml"
+
 # 3. mutations: each one MUST fail the checker, with the expected reason.
 mutate() {  # NAME EXPECTED PYTHON-STATEMENTS (on `docs`, a list of dicts; find(kind, name) helps)
   local name=$1 expected=$2 code=$3

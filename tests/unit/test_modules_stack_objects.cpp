@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -174,4 +175,66 @@ TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, valid
     CHECK(msg.find("limit_range.max_cpu = \"1500m\" is below resources.magento.cpu_limit (\"2\")") != std::string::npos);
     CHECK(msg.find("limit_range.default_memory_request (\"1Gi\") is larger than limit_range.default_memory_limit") != std::string::npos);
     CHECK(sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"4\"\npods = 12\n")));
+}
+
+TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` recorded; the rest are reported") {
+    testing::TempDir dir;
+    const std::string out = std::string(NODECTL_SOURCE_DIR) + "/tests/data/image-build-out";
+    const std::string redis_digest = "sha256:9888ce1542cf57e748f227b94e21cfda122bea070d253bad845653ed457508ff";
+    auto sites = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"" + out + "\"\n"
+                                                "varnish = \"localhost/nodectl/varnish:7@sha256:" + std::string(64, 'a') + "\"\n"));
+    REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
+    const auto& site = sites->front();
+    CHECK(site.images.redis == "localhost/nodectl/redis:latest@" + redis_digest);
+    CHECK(site.images.varnish == "localhost/nodectl/varnish:7@sha256:" + std::string(64, 'a'));  // given: kept
+    CHECK(site.images.magento == "localhost/nodectl/magento:latest");                            // not in the directory
+    auto unpinned = stack::unpinned_images(site);
+    CHECK(unpinned == std::vector<std::string>{"localhost/nodectl/magento:latest", "localhost/nodectl/mysql-master:latest",
+                                               "localhost/nodectl/mysql-replica:latest", "localhost/nodectl/nodectl:latest"});
+    auto docs = documents(site);
+    CHECK(find(docs, "Deployment", "redis")->at("spec")["template"]["spec"]["containers"][0]["image"] ==
+          "localhost/nodectl/redis:latest@" + redis_digest);
+    auto text = stack::render_site(site, stack::SecretValues::placeholders);
+    REQUIRE(text);
+    CHECK(text->find("# image not pinned by digest: localhost/nodectl/magento:latest") != std::string::npos);
+    CHECK(text->find("# image not pinned by digest: localhost/nodectl/redis") == std::string::npos);
+
+    // Relative to the profile's folder.
+    std::filesystem::create_directories(dir.file("build/images/redis"));
+    std::filesystem::copy_file(out + "/redis/index.json", dir.file("build/images/redis/index.json"));
+    auto relative = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"build/images\"\n"));
+    REQUIRE_MESSAGE(relative, (relative ? "" : relative.error().message));
+    CHECK(relative->front().images.redis == "localhost/nodectl/redis:latest@" + redis_digest);
+}
+
+TEST_CASE("stack: a missing or malformed image build directory is an error, never a throw") {
+    testing::TempDir dir;
+    auto missing = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"/nonexistent/nodectl-images\"\n"));
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message.find("cannot read /nonexistent/nodectl-images") != std::string::npos);
+    CHECK(missing.error().message.find("p.toml:11:16:") != std::string::npos);
+
+    const std::pair<const char*, const char*> hostile[] = {
+        {"not json", "not an OCI image index"},
+        {"[1,2]", "not an OCI image index"},
+        {"{\"manifests\": 7}", "not an OCI image index"},
+        {"{\"manifests\": [{\"annotations\": {\"io.containerd.image.name\": \"localhost/nodectl/redis:latest\"}, "
+         "\"digest\": \"sha256:../../etc\"}]}", "is not sha256:<64 hex digits>"},
+    };
+    for (const auto& [index, why] : hostile) {
+        std::filesystem::create_directories(dir.file("out/redis"));
+        dir.write("out/redis/index.json", index);
+        auto r = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+        REQUIRE_FALSE(r);
+        CHECK_MESSAGE(r.error().message.find(why) != std::string::npos, r.error().message);
+    }
+    // Wrong types inside a manifest entry are skipped: nothing is pinned, nothing thrown.
+    dir.write("out/redis/index.json", "{\"manifests\": [1, {\"annotations\": []}, {\"annotations\": {\"io.containerd.image.name\": 5}, \"digest\": 1}]}");
+    auto skipped = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+    REQUIRE(skipped);
+    CHECK(skipped->front().images.redis == "localhost/nodectl/redis:latest");
+    dir.write("out/redis/index.json", std::string(70 * 1024, ' '));
+    auto huge = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+    REQUIRE_FALSE(huge);
+    CHECK(huge.error().message.find("larger than 64 KiB") != std::string::npos);
 }

@@ -87,6 +87,9 @@ Result<std::string> render_site(const Site& site, SecretValues values, const Nod
     if (values == SecretValues::placeholders) {
         r.out += "# Secret values are placeholders (" + std::string(k_placeholder) + "): this file is not deployable as it is.\n";
     }
+    for (const auto& ref : unpinned_images(site)) {
+        r.out += "# image not pinned by digest: " + ref + " (the node runs whatever image has that name)\n";
+    }
     r.namespace_object();
     r.quota_and_limits();
     r.secrets();

@@ -4,6 +4,7 @@
 
 #include "util/strings.hpp"
 
+#include <filesystem>
 #include <set>
 
 namespace nodectl::stack {
@@ -68,7 +69,17 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         }
         auto img = v.section("images");
         s.images = {img.str("magento"), img.str("varnish"), img.str("redis"), img.str("mariadb_master"),
-                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy")};
+                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy"), img.str("digests_from")};
+        if (!s.images.digests_from.empty()) {
+            // Relative to the profile's folder, like `extends`.
+            if (s.images.digests_from.front() != '/' && !profile.files().empty()) {
+                auto base = std::filesystem::path(profile.files().back()).parent_path();
+                s.images.digests_from = (base / s.images.digests_from).lexically_normal().string();
+            }
+            if (auto pinned = pin_images(s.images, s.images.digests_from); !pinned) {
+                r.problems.push_back(img.where("digests_from") + ": " + what + " " + pinned.error().message);
+            }
+        }
         auto rep = v.section("replicas");
         s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
         s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));

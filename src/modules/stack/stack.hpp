@@ -23,7 +23,13 @@ struct Resources {
 struct Images {
     std::string magento, varnish, redis, mariadb_master, mariadb_replica, backup;
     std::string pull_policy;
+    std::string digests_from;  // `nodectl image build --out` directory, absolute ("" : none)
 };
+
+// Each reference without a digest that DIR/*/index.json (the OCI layouts `nodectl image build
+// --out DIR` writes) names gets "@sha256:..." of that manifest. An unreadable DIR or a malformed
+// index is an error; a reference DIR does not hold stays as it is (see unpinned_images).
+Result<void> pin_images(Images& images, const std::string& digests_from);
 
 struct BackupSettings {
     bool enabled = true;
@@ -80,6 +86,9 @@ struct Site {
 // unique names, min <= max, the media path is an s3fs mount of the same profile). All problems at
 // once, each as "file:line:col: reason".
 Result<std::vector<Site>> sites_from(const Profile& profile);
+
+// The site's image references that carry no digest (each once), in the order of Images.
+std::vector<std::string> unpinned_images(const Site& site);
 
 // Where the values of the rendered Secrets come from.
 enum class SecretValues {
