@@ -40,17 +40,6 @@ std::string default_kubeconfig() {
     return dir + "/.kube/config";
 }
 
-Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
-    if (!ctx.host.inventory.empty()) {
-        for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
-            if (h.name == arg) {
-                return h;
-            }
-        }
-    }
-    return host_from_arg(arg, ctx.host);
-}
-
 // k3s's admin kubeconfig as the node sends it, at most k3s::k_max_kubeconfig_bytes of it.
 Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {
     log::debug(h.name, "connecting to {}", h.address);
@@ -120,6 +109,17 @@ Result<std::string> merge_into(const std::string& path, const std::string& kubec
 }
 
 } // namespace
+
+Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
+    if (!ctx.host.inventory.empty()) {
+        for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
+            if (h.name == arg) {
+                return h;
+            }
+        }
+    }
+    return host_from_arg(arg, ctx.host);
+}
 
 void configure_kubeconfig(CLI::App& app, Context& ctx) {
     auto& k = ctx.kubeconfig;
