@@ -114,7 +114,7 @@ TEST_CASE("stack status: what is not a List, or too large, or deeply nested, is 
     std::string big = "{\"items\": [" + std::string(stack::k_max_status_bytes, ' ') + "]}";
     auto r = stack::parse_status(big, {});
     REQUIRE_FALSE(r);
-    CHECK(r.error().message.find("larger than 32 MiB") != std::string::npos);
+    CHECK(r.error().message.find("larger than 12 MiB") != std::string::npos);
     std::string deep = "{\"items\": [" + std::string(100000, '[') + std::string(100000, ']') + "]}";
     auto d = stack::parse_status(deep, {});
     REQUIRE(d);

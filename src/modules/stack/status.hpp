@@ -13,7 +13,8 @@
 
 namespace nodectl::stack {
 
-constexpr size_t k_max_status_bytes = 32 * 1024 * 1024;  // 32 MiB of kubectl JSON, then refused
+// 12 MiB of kubectl JSON (about 1000 pods), then refused; below the Target's own 16 MiB cap on output.
+constexpr size_t k_max_status_bytes = 12 * 1024 * 1024;
 
 struct HpaStatus {
     std::string name;
