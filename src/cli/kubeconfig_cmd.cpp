@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 namespace nodectl::cli {
 
@@ -111,14 +112,24 @@ Result<std::string> merge_into(const std::string& path, const std::string& kubec
 } // namespace
 
 Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
+    std::optional<HostSpec> found;
     if (!ctx.host.inventory.empty()) {
         for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
             if (h.name == arg) {
-                return h;
+                found = std::move(h);
+                break;
             }
         }
     }
-    return host_from_arg(arg, ctx.host);
+    HostSpec host = found ? std::move(*found) : TRY(host_from_arg(arg, ctx.host));
+    TRY_VOID(apply_connection_defaults(host, ctx.host));
+    return host;
+}
+
+SshOptions ssh_options(const Context& ctx) {
+    SshOptions ssh = ctx.host.ssh;
+    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+    return ssh;
 }
 
 void configure_kubeconfig(CLI::App& app, Context& ctx) {
@@ -143,18 +154,11 @@ int run_kubeconfig(CLI::App&, Context& ctx) {
     const auto& k = ctx.kubeconfig;
     const std::string& arg = ctx.args.front();
     auto host = find_host(ctx, arg);
-    if (host) {
-        auto defaults = apply_connection_defaults(*host, ctx.host);
-        if (!defaults) {
-            host = std::move(defaults).error();
-        }
-    }
     if (!host) {
         std::cerr << "nodectl: " << host.error().message << "\n";
         return host.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
     }
-    SshOptions ssh = ctx.host.ssh;
-    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+    SshOptions ssh = ssh_options(ctx);
 
     auto admin = fetch(*host, ssh);
     if (!admin) {

@@ -63,6 +63,7 @@ Result<HostSpec> status_server(const Context& ctx) {
         return make_error(ErrorCode::usage, ctx.host.inventory + " has " + std::to_string(servers.size()) +
                                                 " hosts with role \"server\": name the one to ask (HOST)");
     }
+    TRY_VOID(apply_connection_defaults(servers.front(), ctx.host));
     return servers.front();
 }
 
@@ -80,18 +81,11 @@ int run_status(Context& ctx) {
         }
     }
     auto host = status_server(ctx);
-    if (host) {
-        if (auto defaults = apply_connection_defaults(*host, ctx.host); !defaults) {
-            host = std::move(defaults).error();
-        }
-    }
     if (!host) {
         std::cerr << "nodectl stack status: " << host.error().message << "\n";
         return host.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
     }
-    SshOptions ssh = ctx.host.ssh;
-    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
-    auto target = SshTarget::connect(*host, ssh);
+    auto target = SshTarget::connect(*host, ssh_options(ctx));
     auto text = target ? stack::read_cluster_status(**target) : Result<std::string>(target.error());
     auto sites = text ? stack::parse_status(*text, names) : Result<std::vector<stack::SiteStatus>>(text.error());
     if (!sites) {
