@@ -21,6 +21,7 @@ enum Exit : int {
     k_exit_config = 3,
     k_exit_partial = 4,     // some hosts failed
     k_exit_all_failed = 5,  // every host failed
+    k_exit_not_ready = 6,   // stack status: a site is not ready
     k_exit_drift = 7,       // check: hosts differ from the profile
     k_exit_damaged = 8,     // a bundle or backup archive that does not match its manifest
     k_exit_unavailable = 69,
@@ -85,6 +86,11 @@ void add_host_options(CLI::App& app, Context& ctx, bool profile_required = true)
 void add_connection_options(CLI::App& app, Context& ctx);
 // A user@host[:port] argument with the command line's --sudo.
 Result<HostSpec> host_from_arg(const std::string& arg, const HostOptions& o);
+// HOST as a host name of --inventory, else as user@host[:port], with the command line's connection
+// defaults (kubeconfig, stack status).
+Result<HostSpec> find_host(const Context& ctx, const std::string& arg);
+// The command line's SSH options with its --connect-timeout.
+SshOptions ssh_options(const Context& ctx);
 // The command line's --identity and sudo password source, for a host that does not set its own.
 Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o);
 int run_on_hosts(CLI::App& app, Context& ctx, int mode);

@@ -231,8 +231,9 @@ const CommandSpec k_commands[] = {
      "  nodectl image build magento --arg project_dir=$PWD/shop --secret composer_auth=auth.json\n"
      "  nodectl image build redis --import containerd=/run/containerd/containerd.sock",
      &configure_image, &run_image},
-    {"stack", "Render the Magento stack of a profile's [[stack.sites]] as Kubernetes manifests (render)",
+    {"stack", "Render the Magento stack of a profile's [[stack.sites]] as Kubernetes manifests (render); its state on k3s (status)",
      "  nodectl stack render -p PROFILE [--site NAME] [--out DIR [--placeholders]]\n"
+     "  nodectl stack status [-p PROFILE] [-i INVENTORY | HOST] [--json]\n"
      "Each site becomes one file of Kubernetes v1.32 objects, nodectl-NAME.yaml: its Namespace, Secrets,\n"
      "ConfigMaps, MariaDB master and replica StatefulSets (local-path volumes), Redis with AUTH, Varnish,\n"
      "Magento with probes, HorizontalPodAutoscaler and PodDisruptionBudget, Ingress (class traefik, TLS) with\n"
@@ -244,8 +245,13 @@ const CommandSpec k_commands[] = {
      "The output is deterministic: the same profile and secrets give the same bytes. docs/stack.md says\n"
      "what the manifests contain and what is verified offline and what only a real k3s can show.\n"
      "Exit status: 0 rendered, 2 usage (unknown --site), 3 invalid profile or missing secret, 1 write error.\n"
+     "status runs `k3s kubectl get pods,hpa,ingress -A -o json` on the k3s server node (SSH, read-only) and\n"
+     "prints per site: pods ready/total and restarts, each autoscaler's current/desired/max replicas, the\n"
+     "ingress hosts. Exit status: 0 every site ready, 6 a site is not ready (or one of -p is missing),\n"
+     "5 the server cannot be asked or answers nonsense, 2 usage, 3 invalid profile.\n"
      "Examples:\n"
      "  nodectl stack render -p profiles/stack.toml | less\n"
+     "  nodectl stack status -p profiles/stack.toml -i inventory.toml --json\n"
      "  nodectl stack render -p profiles/stack.toml --site shop --out /root/manifests",
      &configure_stack, &run_stack},
     {"local", "Throw-away Debian nodes on this machine (systemd-nspawn, systemd as PID 1), ready for apply",

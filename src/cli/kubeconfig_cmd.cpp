@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 namespace nodectl::cli {
 
@@ -38,17 +39,6 @@ std::string default_kubeconfig() {
         dir = pw ? pw->pw_dir : ".";
     }
     return dir + "/.kube/config";
-}
-
-Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
-    if (!ctx.host.inventory.empty()) {
-        for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
-            if (h.name == arg) {
-                return h;
-            }
-        }
-    }
-    return host_from_arg(arg, ctx.host);
 }
 
 // k3s's admin kubeconfig as the node sends it, at most k3s::k_max_kubeconfig_bytes of it.
@@ -121,6 +111,27 @@ Result<std::string> merge_into(const std::string& path, const std::string& kubec
 
 } // namespace
 
+Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
+    std::optional<HostSpec> found;
+    if (!ctx.host.inventory.empty()) {
+        for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
+            if (h.name == arg) {
+                found = std::move(h);
+                break;
+            }
+        }
+    }
+    HostSpec host = found ? std::move(*found) : TRY(host_from_arg(arg, ctx.host));
+    TRY_VOID(apply_connection_defaults(host, ctx.host));
+    return host;
+}
+
+SshOptions ssh_options(const Context& ctx) {
+    SshOptions ssh = ctx.host.ssh;
+    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+    return ssh;
+}
+
 void configure_kubeconfig(CLI::App& app, Context& ctx) {
     auto& k = ctx.kubeconfig;
     app.add_option("host", ctx.args, "The k3s server: user@host[:port], or a host name of --inventory")
@@ -143,18 +154,11 @@ int run_kubeconfig(CLI::App&, Context& ctx) {
     const auto& k = ctx.kubeconfig;
     const std::string& arg = ctx.args.front();
     auto host = find_host(ctx, arg);
-    if (host) {
-        auto defaults = apply_connection_defaults(*host, ctx.host);
-        if (!defaults) {
-            host = std::move(defaults).error();
-        }
-    }
     if (!host) {
         std::cerr << "nodectl: " << host.error().message << "\n";
         return host.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
     }
-    SshOptions ssh = ctx.host.ssh;
-    ssh.connect_timeout = std::chrono::seconds(ctx.host.connect_timeout);
+    SshOptions ssh = ssh_options(ctx);
 
     auto admin = fetch(*host, ssh);
     if (!admin) {

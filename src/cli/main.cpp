@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char* k_footer =
     "\nExit codes: 0 ok, 2 usage error, 3 invalid profile or inventory, 4 some hosts failed,\n"
-    "5 every host failed, 7 check found drift, 8 not an intact bundle, 10/11/12 status: first boot running/\n"
+    "5 every host failed, 6 stack status: a site not ready, 7 check found drift, 8 not an intact bundle,\n"
+    "10/11/12 status: first boot running/"
     "failed/not started, 69 command not available yet, 1 internal error.\n"
     "`backup run`: 4 some targets failed, 5 every target failed; 8 also a damaged backup archive.\n"
     "Logs go to stderr (one line per event, prefixed with the host); results go to stdout.\n"

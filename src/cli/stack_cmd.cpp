@@ -1,10 +1,14 @@
 // `nodectl stack render`: a profile's [[stack.sites]] as Kubernetes manifests, with no node at all.
+// `nodectl stack status`: the sites' pods, autoscalers and ingress hosts as k3s reports them.
 #include "cli/cli.hpp"
 #include "modules/stack/stack.hpp"
+#include "modules/stack/status.hpp"
 #include "util/file.hpp"
+#include "util/strings.hpp"
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -32,9 +36,77 @@ void configure_stack(CLI::App& app, Context& ctx) {
                        "Write DIR/nodectl-SITE.yaml (mode 0600, atomically) with the real secret values instead of printing");
     render->add_flag("--placeholders", g_stack.placeholders,
                      "With --out: write placeholder secret values instead of reading the secret references");
+    auto* status = app.add_subcommand("status", "Pods ready/total and restarts, autoscalers and ingress hosts of each site, read "
+                                                "on the k3s server node through SSH");
+    status->add_option("host", ctx.args, "The k3s server: user@host[:port], or a host name of --inventory")->expected(0, 1);
+    status->add_option("--profile,-p", ctx.host.profile, "Profile whose [[stack.sites]] must all be there (default: every site nodectl made)");
+    status->add_option("--inventory,-i", ctx.host.inventory, "Inventory: HOST is looked up by name; without HOST, its host with role \"server\"");
+    add_connection_options(*status, ctx);
 }
 
-int run_stack(CLI::App&, Context& ctx) {
+namespace {
+
+Result<HostSpec> status_server(const Context& ctx) {
+    if (!ctx.args.empty()) {
+        return find_host(ctx, ctx.args.front());
+    }
+    if (ctx.host.inventory.empty()) {
+        return make_error(ErrorCode::usage, "name the k3s server: HOST, or --inventory with a host of role \"server\"");
+    }
+    std::vector<HostSpec> servers;
+    for (auto& h : TRY(load_inventory(ctx.host.inventory))) {
+        if (std::find(h.roles.begin(), h.roles.end(), "server") != h.roles.end()) {
+            servers.push_back(std::move(h));
+        }
+    }
+    if (servers.size() != 1) {
+        return make_error(ErrorCode::usage, ctx.host.inventory + " has " + std::to_string(servers.size()) +
+                                                " hosts with role \"server\": name the one to ask (HOST)");
+    }
+    TRY_VOID(apply_connection_defaults(servers.front(), ctx.host));
+    return servers.front();
+}
+
+int run_status(Context& ctx) {
+    std::vector<std::string> names;
+    if (!ctx.host.profile.empty()) {
+        auto profile = load_profile(ctx.host.profile);
+        auto sites = profile ? stack::sites_from(*profile) : Result<std::vector<stack::Site>>(profile.error());
+        if (!sites) {
+            std::cerr << sites.error().message << "\n";
+            return k_exit_config;
+        }
+        for (const auto& s : *sites) {
+            names.push_back(s.name);
+        }
+    }
+    auto host = status_server(ctx);
+    if (!host) {
+        std::cerr << "nodectl stack status: " << host.error().message << "\n";
+        return host.error().code == ErrorCode::usage ? k_exit_usage : k_exit_config;
+    }
+    auto target = SshTarget::connect(*host, ssh_options(ctx));
+    auto text = target ? stack::read_cluster_status(**target) : Result<std::string>(target.error());
+    auto sites = text ? stack::parse_status(*text, names) : Result<std::vector<stack::SiteStatus>>(text.error());
+    if (!sites) {
+        std::cerr << "nodectl stack status: " << host->name << ": " << sites.error().message << "\n";
+        return k_exit_all_failed;
+    }
+    std::cout << (ctx.global.json ? stack::status_json(*sites) : stack::format_status(*sites));
+    if (sites->empty()) {
+        std::cerr << "nodectl stack status: no site of nodectl's on " << host->name << "\n";
+        return k_exit_not_ready;
+    }
+    bool all_ready = std::all_of(sites->begin(), sites->end(), [](const auto& s) { return s.ready(); });
+    return all_ready ? k_exit_ok : k_exit_not_ready;
+}
+
+} // namespace
+
+int run_stack(CLI::App& app, Context& ctx) {
+    if (app.got_subcommand("status")) {
+        return run_status(ctx);
+    }
     auto profile = load_profile(ctx.host.profile);
     if (!profile) {
         std::cerr << profile.error().message << "\n";
@@ -66,6 +138,10 @@ int run_stack(CLI::App&, Context& ctx) {
     for (const auto& s : *sites) {
         if (!g_stack.site.empty() && s.name != g_stack.site) {
             continue;
+        }
+        if (auto unpinned = stack::unpinned_images(s); !unpinned.empty()) {
+            std::cerr << "site " << s.name << ": images not pinned by digest: " << util::join(unpinned, ", ")
+                      << " (images.digests_from names the `nodectl image build --out` directory)\n";
         }
         auto yaml = stack::render_site(s, values);
         if (!yaml) {

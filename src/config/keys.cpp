@@ -480,6 +480,16 @@ std::string memory_quantity(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a size such as \"512Mi\" or \"10Gi\"";
 }
 
+// A Kubernetes resource quantity (apimachinery's grammar: a non-negative decimal number, then a
+// binary-SI suffix Ki..Ei, a decimal-SI suffix n u m k M G T P E, or an exponent e3/E-2), or "".
+std::string k8s_quantity(const toml::node& n) {
+    static const std::regex k_re("^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$");
+    auto s = str_of(n);
+    return s.empty() || (s.size() <= 64 && std::regex_match(s, k_re))
+               ? ""
+               : "must be a Kubernetes quantity such as \"500m\", \"2\", \"1.5Gi\" or \"4G\" (or \"\" for none)";
+}
+
 std::string percent(const toml::node& n) {
     auto v = n.value<int64_t>().value_or(0);
     return v >= 1 && v <= 100 ? "" : "must be a percentage between 1 and 100";
@@ -653,6 +663,7 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].images.mariadb_master", P, string, "\"localhost/nodectl/mysql-master:latest\"", image_reference, "MariaDB master (images/mysql-master)"},
         {"stack.sites[].images.mariadb_replica", P, string, "\"localhost/nodectl/mysql-replica:latest\"", image_reference, "MariaDB replica (images/mysql-replica)"},
         {"stack.sites[].images.backup", P, string, "\"localhost/nodectl/nodectl:latest\"", image_reference, "the static nodectl binary, for the backup CronJob"},
+        {"stack.sites[].images.digests_from", P, string, "\"\"", nullptr, "the --out directory of `nodectl image build` (relative: to the profile's folder): each reference above without a digest that one of its DIR/NAME/index.json names is pinned as REF@sha256:MANIFEST; references left unpinned are reported by render and plan"},
         {"stack.sites[].images.pull_policy", P, string, "\"IfNotPresent\"", image_pull_policy, "imagePullPolicy: IfNotPresent, Never (imported images only) or Always"},
         {"stack.sites[].replicas", P, section, "", nullptr, "how many pods of each component"},
         {"stack.sites[].replicas.varnish", P, integer, "1", positive, "Varnish pods"},
@@ -665,6 +676,20 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].storage", P, section, "", nullptr, "volume sizes (PersistentVolumeClaims on k3s's local-path class)"},
         {"stack.sites[].storage.mariadb", P, string, "\"10Gi\"", memory_quantity, "the master's data volume"},
         {"stack.sites[].storage.mariadb_replica", P, string, "\"10Gi\"", memory_quantity, "each replica's data volume"},
+        {"stack.sites[].quota", P, section, "", nullptr, "the namespace's ResourceQuota, rendered only when one of its keys is set (totals over every pod of the site)"},
+        {"stack.sites[].quota.requests_cpu", P, string, "\"\"", k8s_quantity, "hard requests.cpu, e.g. \"8\""},
+        {"stack.sites[].quota.requests_memory", P, string, "\"\"", k8s_quantity, "hard requests.memory, e.g. \"16Gi\""},
+        {"stack.sites[].quota.limits_cpu", P, string, "\"\"", k8s_quantity, "hard limits.cpu"},
+        {"stack.sites[].quota.limits_memory", P, string, "\"\"", k8s_quantity, "hard limits.memory"},
+        {"stack.sites[].quota.requests_storage", P, string, "\"\"", k8s_quantity, "hard requests.storage (every PersistentVolumeClaim)"},
+        {"stack.sites[].quota.pods", P, integer, "0", non_negative, "hard pods (0: no limit); must leave room for autoscaling.max"},
+        {"stack.sites[].limit_range", P, section, "", nullptr, "the namespace's LimitRange for containers, rendered only when one of its keys is set"},
+        {"stack.sites[].limit_range.default_cpu_request", P, string, "\"\"", k8s_quantity, "defaultRequest cpu of a container that sets none (nodectl's own set theirs)"},
+        {"stack.sites[].limit_range.default_memory_request", P, string, "\"\"", k8s_quantity, "defaultRequest memory"},
+        {"stack.sites[].limit_range.default_cpu_limit", P, string, "\"\"", k8s_quantity, "default cpu limit"},
+        {"stack.sites[].limit_range.default_memory_limit", P, string, "\"\"", k8s_quantity, "default memory limit"},
+        {"stack.sites[].limit_range.max_cpu", P, string, "\"\"", k8s_quantity, "max cpu limit of one container (checked against resources.*)"},
+        {"stack.sites[].limit_range.max_memory", P, string, "\"\"", k8s_quantity, "max memory limit of one container (checked against resources.*)"},
         {"stack.sites[].media_host_path", P, string, "\"\"", node_path_or_empty, "pub/media from the node: the `where` of a [[mounts.s3fs]] (allow_other, uid=33) mounted on every node; empty: an emptyDir per pod (one Magento pod only)"},
         {"stack.sites[].search_endpoint", P, string, "", any_url, "OpenSearch/Elasticsearch URL Magento 2.4 needs, e.g. http://opensearch.search:9200 (required; nodectl builds no search image)"},
         {"stack.sites[].secrets", P, section, "", nullptr, "the site's secrets, as references ({ file = \"PATH\" } 0600 or { env = \"VAR\" }); one not given is generated once on the k3s server node by `nodectl apply` and kept there (0600); render never prints them"},
@@ -830,6 +855,7 @@ std::vector<KeySpec> build_table() {
         {"redis", "\"100m\"", "\"256Mi\"", "\"500m\"", "\"1280Mi\""},
         {"mariadb", "\"250m\"", "\"512Mi\"", "\"2\"", "\"2Gi\""},
         {"backup", "\"100m\"", "\"128Mi\"", "\"1\"", "\"512Mi\""},
+        {"cron", "\"200m\"", "\"512Mi\"", "\"1\"", "\"2Gi\""},
     };
     static std::vector<std::string> names;  // owns the generated names for the string_views
     names.reserve(std::size(connection) * 2 + std::size(components) * 5);

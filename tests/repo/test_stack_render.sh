@@ -12,7 +12,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NODECTL=${1:-${NODECTL:-$REPO/build/nodectl}}
-CHECK="python3 $REPO/tests/tools/k8s_check.py --image-prefix localhost/nodectl/"
+CHECK="python3 $REPO/tests/tools/k8s_check.py --image-prefix localhost/nodectl/ --single magento-cron --single backup"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "test_stack_render: FAIL: $*" >&2; exit 1; }
@@ -35,6 +35,9 @@ magento -> redis:6379
 mariadb-replica -> mariadb-master:3306
 backup -> mariadb-master:3306
 backup -> mariadb-replica:3306
+magento-cron -> mariadb-master:3306
+magento-cron -> redis:6379
+magento-cron -> varnish:6081
 EOF
 
 # 1. stdout
@@ -70,6 +73,17 @@ env -u SHOP_REDIS_PASSWORD "$NODECTL" stack render -p "$tmp/stack.toml" --out "$
 set -e
 [ "$rc" = 3 ] || fail "a missing secret exited $rc, want 3"
 [ ! -e "$tmp/missing/nodectl-shop.yaml" ] || fail "a file was written although a secret is missing"
+
+# 2b. images pinned by the digests an image build recorded (tests/data/image-build-out: redis only);
+#     the others are reported on stderr and in the file.
+sed "s|^\[stack.sites.storage\]|[stack.sites.images]\ndigests_from = \"$REPO/tests/data/image-build-out\"\n\n[stack.sites.storage]|" \
+  "$REPO/profiles/stack.toml" >"$tmp/pinned.toml"
+"$NODECTL" stack render -p "$tmp/pinned.toml" >"$tmp/pinned.yaml" 2>"$tmp/pinned.log"
+grep -q -F '"image": "localhost/nodectl/redis:latest@sha256:9888ce1542cf57e748f227b94e21cfda122bea070d253bad845653ed457508ff"' "$tmp/pinned.yaml" \
+  || fail "redis is not pinned by the recorded digest"
+grep -q -F "images not pinned by digest: localhost/nodectl/magento:latest" "$tmp/pinned.log" || fail "stderr does not report the unpinned images"
+! grep -q -F "pinned by digest: localhost/nodectl/redis" "$tmp/pinned.log" "$tmp/pinned.yaml" || fail "redis reported as unpinned"
+$CHECK --expect-paths "$tmp/paths" "$tmp/pinned.yaml"
 
 # 3. mutations: each one MUST fail the checker, with the expected reason.
 mutate() {  # NAME EXPECTED PYTHON-STATEMENTS (on `docs`, a list of dicts; find(kind, name) helps)
@@ -127,6 +141,24 @@ mutate foreign-image "is not one the profile builds or names" \
   "find('Deployment', 'varnish')$pod['containers'][0]['image'] = 'docker.io/library/varnish:7'"
 mutate middleware-ref "is not a rendered Middleware" \
   "find('Middleware', 'redirect-https')['metadata']['name'] = 'redirect'"
+mutate cron-twice "single magento-cron: replicas is 2, want 1" \
+  "find('StatefulSet', 'magento-cron')['spec']['replicas'] = 2"
+mutate cron-deployment "single magento-cron: a Deployment may run two pods" \
+  "d = find('StatefulSet', 'magento-cron'); d['kind'] = 'Deployment'; d['spec'].pop('serviceName'); d['spec'].pop('podManagementPolicy'); d['spec'].pop('updateStrategy')"
+mutate cron-to-replica "path magento-cron -> mariadb-replica:3306 is allowed but not needed" \
+  "find('NetworkPolicy', 'magento-cron')['spec']['egress'][0]['to'].append({'podSelector': {'matchLabels': {'app.kubernetes.io/name': 'mariadb-replica'}}}); find('NetworkPolicy', 'mariadb-replica')['spec']['ingress'][0]['from'].append({'podSelector': {'matchLabels': {'app.kubernetes.io/name': 'magento-cron'}}})"
+mutate cron-no-redis "path magento-cron -> redis:6379 is needed but not allowed" \
+  "find('NetworkPolicy', 'redis')['spec']['ingress'][0]['from'].pop(1)"
+mutate cron-seccomp "container cron: seccompProfile is not RuntimeDefault" \
+  "del find('StatefulSet', 'magento-cron')$pod['containers'][0]['securityContext']['seccompProfile']"
+mutate cron-no-limit "container cron: no resources.limits.cpu" \
+  "del find('StatefulSet', 'magento-cron')$pod['containers'][0]['resources']['limits']['cpu']"
+mutate backup-concurrent "single backup: concurrencyPolicy is Allow, want Forbid" \
+  "find('CronJob', 'backup')['spec']['concurrencyPolicy'] = 'Allow'"
+mutate limitrange-field "Additional properties are not allowed ('defaultRequests' was unexpected)" \
+  "l = find('LimitRange', 'containers')['spec']['limits'][0]; l['defaultRequests'] = l.pop('defaultRequest')"
+mutate quota-field "Additional properties are not allowed ('hardd' was unexpected)" \
+  "q = find('ResourceQuota', 'site')['spec']; q['hardd'] = q.pop('hard')"
 # 4. source size
 for f in "$REPO"/src/modules/stack/*; do
   n=$(wc -l <"$f")

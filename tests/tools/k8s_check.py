@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline checks of Kubernetes manifests (what `nodectl stack render` writes).
 
-  k8s_check.py [--schemas DIR] [--expect-paths FILE] [--image-prefix P]... FILE.yaml...
+  k8s_check.py [--schemas DIR] [--expect-paths FILE] [--image-prefix P]... [--single NAME]... FILE.yaml...
 
 1. Schemas: every document validates (Draft 7) against the standalone-strict Kubernetes v1.32.2
    schema of its kind (tests/data/k8s/), so an unknown or misspelt field fails; a kind without a
@@ -20,6 +20,9 @@
 4. With --expect-paths: the pod-to-pod paths the NetworkPolicies allow inside the namespace
    (ingress at the destination AND egress at the source) are exactly the lines of FILE,
    "SRC -> DST:PORT" (app.kubernetes.io/name labels).
+5. With --single NAME: the workload whose pods are app.kubernetes.io/name=NAME can never run two
+   pods at once: a StatefulSet of exactly one replica (its controller starts a successor only once
+   the old pod is gone) or a CronJob with concurrencyPolicy Forbid; and exactly one such workload.
 
 Exit 0 when all pass, 1 with one line per problem.
 """
@@ -307,6 +310,24 @@ def network_paths(ns):
     return out
 
 
+def check_single(ns, name):
+    owners = [d for d, t in ns.templates if t.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == name]
+    if len(owners) != 1:
+        problems.append(f"single {name}: {len(owners)} workloads run its pods, want exactly 1")
+        return
+    d = owners[0]
+    if d["kind"] == "StatefulSet":
+        if d["spec"].get("replicas") != 1:
+            problem(d, f"single {name}: replicas is {d['spec'].get('replicas')}, want 1")
+        if d["spec"].get("updateStrategy", {}).get("type", "RollingUpdate") != "RollingUpdate":
+            problem(d, f"single {name}: updateStrategy {d['spec']['updateStrategy'].get('type')} does not replace the pod itself")
+    elif d["kind"] == "CronJob":
+        if d["spec"].get("concurrencyPolicy") != "Forbid":
+            problem(d, f"single {name}: concurrencyPolicy is {d['spec'].get('concurrencyPolicy')}, want Forbid")
+    else:
+        problem(d, f"single {name}: a {d['kind']} may run two pods (a successor starts before a lost node's pod is gone)")
+
+
 def check_namespace(ns, args):
     for d in ns.docs:
         if d.get("kind") in WORKLOADS and pod_template(d):
@@ -328,6 +349,9 @@ def check_namespace(ns, args):
             check_network_policy(ns, d)
         elif kind == "PersistentVolumeClaim" and d["spec"].get("storageClassName") not in K3S_STORAGE_CLASSES:
             problem(d, "storage class is not one a k3s node has")
+    if ns.templates:
+        for name in args.single:
+            check_single(ns, name)
     if args.expect_paths and ns.templates:
         with open(args.expect_paths) as f:
             expected = {line.strip() for line in f if line.strip() and not line.startswith("#")}
@@ -343,6 +367,7 @@ def main():
     ap.add_argument("--schemas", default=DEFAULT_SCHEMAS)
     ap.add_argument("--expect-paths")
     ap.add_argument("--image-prefix", action="append", default=[])
+    ap.add_argument("--single", action="append", default=[])
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
 

@@ -143,6 +143,10 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
             files.push_back({stored_path(root, site.name, f), std::nullopt});
         }
     }
+    if (auto unpinned = unpinned_images(site); !unpinned.empty()) {
+        log::warn(node_name, "site {}: images not pinned by digest: {} (images.digests_from names the `nodectl image build --out` directory)",
+                  site.name, util::join(unpinned, ", "));
+    }
     auto manifest = TRY(render_site(site, SecretValues::resolve, node));
     files.push_back({root + manifest_path(site.name), std::move(manifest), Wanted::Show::masked});
     return Ok{};

@@ -36,6 +36,48 @@ void Renderer::namespace_object() {
     emit(ns);
 }
 
+// The namespace's ResourceQuota and LimitRange, each only when the profile sets one of its values.
+void Renderer::quota_and_limits() {
+    if (site.quota.set()) {
+        J hard = J::object();
+        const std::pair<const char*, const std::string*> hard_values[] = {
+            {"requests.cpu", &site.quota.requests_cpu}, {"requests.memory", &site.quota.requests_memory},
+            {"limits.cpu", &site.quota.limits_cpu},     {"limits.memory", &site.quota.limits_memory},
+            {"requests.storage", &site.quota.requests_storage}};
+        for (const auto& [name, value] : hard_values) {
+            if (!value->empty()) {
+                hard[name] = *value;
+            }
+        }
+        if (site.quota.pods > 0) {
+            hard["pods"] = std::to_string(site.quota.pods);
+        }
+        J q = object("v1", "ResourceQuota", "site", "magento");
+        q["spec"] = J{{"hard", std::move(hard)}};
+        emit(q);
+    }
+    if (site.limit_range.set()) {
+        const auto& lr = site.limit_range;
+        J limit = J{{"type", "Container"}};
+        auto pair = [](const std::string& cpu, const std::string& memory) {
+            J o = J::object();
+            if (!cpu.empty()) o["cpu"] = cpu;
+            if (!memory.empty()) o["memory"] = memory;
+            return o;
+        };
+        for (const auto& [name, value] : {std::pair{"default", pair(lr.default_cpu_limit, lr.default_memory_limit)},
+                                          std::pair{"defaultRequest", pair(lr.default_cpu_request, lr.default_memory_request)},
+                                          std::pair{"max", pair(lr.max_cpu, lr.max_memory)}}) {
+            if (!value.empty()) {
+                limit[name] = value;
+            }
+        }
+        J l = object("v1", "LimitRange", "containers", "magento");
+        l["spec"] = J{{"limits", J::array({limit})}};
+        emit(l);
+    }
+}
+
 } // namespace detail
 
 Result<std::string> render_site(const Site& site, SecretValues values, const NodeSecrets& node) {
@@ -45,7 +87,11 @@ Result<std::string> render_site(const Site& site, SecretValues values, const Nod
     if (values == SecretValues::placeholders) {
         r.out += "# Secret values are placeholders (" + std::string(k_placeholder) + "): this file is not deployable as it is.\n";
     }
+    for (const auto& ref : unpinned_images(site)) {
+        r.out += "# image not pinned by digest: " + ref + " (the node runs whatever image has that name)\n";
+    }
     r.namespace_object();
+    r.quota_and_limits();
     r.secrets();
     r.config_maps();
     r.services();
@@ -56,6 +102,7 @@ Result<std::string> render_site(const Site& site, SecretValues values, const Nod
     r.redis();
     r.varnish();
     r.magento();
+    r.magento_cron();
     r.ingress();
     r.network_policies();
     r.backup_cron_job();

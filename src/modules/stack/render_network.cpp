@@ -106,12 +106,20 @@ void Renderer::network_policies() {
     J traefik = J{{"from", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
                                        {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "traefik"}}}}}}})},
                   {"ports", tcp_ports(k_varnish_port)}};
-    emit(policy("varnish", J::array({traefik, from({"magento"}, k_varnish_port)}), J::array({to({"magento"}, k_apache_port)})));
+    // Magento and its cron send PURGE to Varnish (the cron when indexers invalidate pages).
+    emit(policy("varnish", J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}),
+                J::array({to({"magento"}, k_apache_port)})));
     J magento_egress = J::array({to(databases, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
                                  to_anywhere(search_port())});
     emit(policy("magento", J::array({from({"varnish"}, k_apache_port)}), magento_egress));
-    emit(policy("redis", J::array({from({"magento"}, k_redis_port)}), J::array()));
+    // The cron reaches only the master (its env names no replica), Redis, Varnish and the search
+    // engine (indexers); nothing connects to it.
+    J cron_egress = J::array({to({"mariadb-master"}, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
+                              to_anywhere(search_port())});
+    emit(policy("magento-cron", J::array(), cron_egress));
+    emit(policy("redis", J::array({from({"magento", "magento-cron"}, k_redis_port)}), J::array()));
     std::vector<std::string> master_clients = db_clients;
+    master_clients.push_back("magento-cron");
     if (site.mariadb_replicas > 0) {
         master_clients.push_back("mariadb-replica");
     }

@@ -26,6 +26,10 @@ void Renderer::services() {
     service("redis", "redis", k_redis_port, "redis", false);
     service("varnish", "varnish", 80, "http", false);
     service("magento", "magento", k_apache_port, "http", false);
+    // The cron StatefulSet's governing Service: headless, no port (nothing connects to the cron).
+    J cron = object("v1", "Service", "magento-cron", "magento-cron");
+    cron["spec"] = J{{"clusterIP", "None"}, {"selector", selector("magento-cron")}};
+    emit(cron);
 }
 
 // MiB of a quantity the key table accepted ("512Mi", "2Gi").
@@ -139,12 +143,29 @@ void Renderer::varnish() {
     emit(deployment("varnish", site.varnish_replicas, pod_spec(J::array({c}), std::move(volumes)), false));
 }
 
+J Renderer::magento_env() const {
+    return J::array({env("MAGENTO_DB_PASSWORD_FILE", "/run/secrets/db/password"),
+                     env("MAGENTO_REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
+                     env("MAGENTO_CRYPT_KEY_FILE", "/run/secrets/magento/crypt-key")});
+}
+
+J Renderer::magento_mounts() const {
+    return J::array({mount("media", "/var/www/html/pub/media"), mount("db-secret", "/run/secrets/db", true),
+                     mount("redis-secret", "/run/secrets/redis", true), mount("magento-secret", "/run/secrets/magento", true)});
+}
+
+J Renderer::magento_volumes() const {
+    J media = site.media_host_path.empty()
+                  ? empty_dir("media", "10Gi")
+                  : J{{"name", "media"}, {"hostPath", J{{"path", site.media_host_path}, {"type", "Directory"}}}};
+    return J::array({media, secret_volume("db-secret", "db", {"password"}), secret_volume("redis-secret", "redis", {"password"}),
+                     secret_volume("magento-secret", "magento", {"crypt-key"})});
+}
+
 void Renderer::magento() {
     J c = J{{"name", "magento"}, {"image", site.images.magento}, {"imagePullPolicy", site.images.pull_policy},
             {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
-            {"env", J::array({env("MAGENTO_DB_PASSWORD_FILE", "/run/secrets/db/password"),
-                              env("MAGENTO_REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
-                              env("MAGENTO_CRYPT_KEY_FILE", "/run/secrets/magento/crypt-key")})},
+            {"env", magento_env()},
             {"ports", J::array({port("http", k_apache_port)})},
             {"resources", resources("magento")},
             // Up to 15 minutes for a first start (setup, caches); then the usual probes.
@@ -153,16 +174,8 @@ void Renderer::magento() {
             // Liveness asks only whether Apache answers: a database outage must not restart every pod.
             {"livenessProbe", tcp_probe("http", 20, 6)},
             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
-            {"volumeMounts", J::array({mount("media", "/var/www/html/pub/media"), mount("db-secret", "/run/secrets/db", true),
-                                       mount("redis-secret", "/run/secrets/redis", true),
-                                       mount("magento-secret", "/run/secrets/magento", true)})}};
-    J media = site.media_host_path.empty()
-                  ? empty_dir("media", "10Gi")
-                  : J{{"name", "media"}, {"hostPath", J{{"path", site.media_host_path}, {"type", "Directory"}}}};
-    J volumes = J::array({media, secret_volume("db-secret", "db", {"password"}),
-                          secret_volume("redis-secret", "redis", {"password"}),
-                          secret_volume("magento-secret", "magento", {"crypt-key"})});
-    emit(deployment("magento", site.hpa_min, pod_spec(J::array({c}), std::move(volumes)), false));
+            {"volumeMounts", magento_mounts()}};
+    emit(deployment("magento", site.hpa_min, pod_spec(J::array({c}), magento_volumes()), false));
 
     J hpa = object("autoscaling/v2", "HorizontalPodAutoscaler", "magento", "magento");
     hpa["spec"] = J{{"scaleTargetRef", J{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "magento"}}},
@@ -175,6 +188,40 @@ void Renderer::magento() {
     J pdb = object("policy/v1", "PodDisruptionBudget", "magento", "magento");
     pdb["spec"] = J{{"maxUnavailable", 1}, {"selector", J{{"matchLabels", selector("magento")}}}};
     emit(pdb);
+}
+
+} // namespace nodectl::stack::detail
+
+namespace nodectl::stack::detail {
+
+// Magento's cron: `bin/magento cron:run` once a minute, in one pod that cannot run twice. A
+// StatefulSet of one replica, not a Deployment or a CronJob: its controller creates the pod
+// again only once the old one is confirmed gone (also on a node that stopped answering, where a
+// Deployment's ReplicaSet would start a second pod after the eviction timeout), and an update
+// deletes the pod before creating its successor. The loop finishes the run in progress on
+// SIGTERM (tini forwards it to the shell only), then exits.
+void Renderer::magento_cron() {
+    J env_list = magento_env();
+    // Reads and writes on the master only: the cron's NetworkPolicy opens no path to the replicas.
+    env_list.push_back(env("MAGENTO_DB_REPLICA_HOST", ""));
+    J c = J{{"name", "cron"}, {"image", site.images.magento}, {"imagePullPolicy", site.images.pull_policy},
+            {"args", J::array({"/bin/sh", "-c", k_cron_loop})},
+            {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
+            {"env", std::move(env_list)},
+            {"resources", resources("cron")},
+            // The entrypoint writes app/etc/env.php as root (root stays writable), then setpriv to www-data.
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}, false, false)},
+            {"volumeMounts", magento_mounts()}};
+    J pod = pod_spec(J::array({c}), magento_volumes());
+    pod["terminationGracePeriodSeconds"] = k_cron_grace_seconds;
+    J s = object("apps/v1", "StatefulSet", "magento-cron", "magento-cron");
+    s["spec"] = J{{"serviceName", "magento-cron"},
+                  {"replicas", 1},
+                  {"podManagementPolicy", "OrderedReady"},
+                  {"updateStrategy", J{{"type", "RollingUpdate"}}},
+                  {"selector", J{{"matchLabels", selector("magento-cron")}}},
+                  {"template", pod_template("magento-cron", std::move(pod))}};
+    emit(s);
 }
 
 } // namespace nodectl::stack::detail

@@ -22,6 +22,12 @@ constexpr int k_mysql_port = 3306;
 constexpr int k_redis_port = 6379;
 constexpr int k_varnish_port = 6081;
 constexpr int k_apache_port = 8080;
+// Magento's cron loop (run through the image's entrypoint as www-data): one `cron:run` a minute;
+// SIGTERM lets the run in progress finish, then ends the loop.
+constexpr const char* k_cron_loop =
+    "stop=0; trap 'stop=1' TERM INT; while [ \"$stop\" = 0 ]; do php bin/magento cron:run; "
+    "[ \"$stop\" = 0 ] || break; sleep 60 & wait $!; done";
+constexpr int k_cron_grace_seconds = 600;  // a cron run (reindex) may take minutes
 
 J strings(const std::vector<std::string>& v);
 
@@ -125,6 +131,7 @@ struct Renderer {
 
     // --- objects (render.cpp) -------------------------------------------------------------------
     void namespace_object();
+    void quota_and_limits();
     // --- secrets and configuration (render_config.cpp) ------------------------------------------
     std::string secret_value(const std::optional<SecretRef>& ref, const std::string& what);
     J secret(const std::string& name, const char* type, J string_data) const;
@@ -141,7 +148,11 @@ struct Renderer {
     J deployment(const std::string& name, int replicas, J pod, bool recreate) const;
     void redis();
     void varnish();
+    J magento_env() const;
+    J magento_mounts() const;
+    J magento_volumes() const;
     void magento();
+    void magento_cron();
     // --- ingress and network policies (render_network.cpp) --------------------------------------
     J ingress_rules() const;
     void ingress();

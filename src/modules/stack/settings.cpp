@@ -1,15 +1,17 @@
 // [[stack.sites]] read from a profile, with the rules that span keys.
+#include "modules/stack/limits.hpp"
 #include "modules/stack/stack.hpp"
 
 #include "util/strings.hpp"
 
+#include <filesystem>
 #include <set>
 
 namespace nodectl::stack {
 
 namespace {
 
-const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup"};
+const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup", "cron"};
 
 struct Reader {
     std::vector<std::string> problems;
@@ -67,7 +69,17 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         }
         auto img = v.section("images");
         s.images = {img.str("magento"), img.str("varnish"), img.str("redis"), img.str("mariadb_master"),
-                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy")};
+                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy"), img.str("digests_from")};
+        if (!s.images.digests_from.empty()) {
+            // Relative to the profile's folder, like `extends`.
+            if (s.images.digests_from.front() != '/' && !profile.files().empty()) {
+                auto base = std::filesystem::path(profile.files().back()).parent_path();
+                s.images.digests_from = (base / s.images.digests_from).lexically_normal().string();
+            }
+            if (auto pinned = pin_images(s.images, s.images.digests_from); !pinned) {
+                r.problems.push_back(img.where("digests_from") + ": " + what + " " + pinned.error().message);
+            }
+        }
         auto rep = v.section("replicas");
         s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
         s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));
@@ -84,6 +96,12 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
             auto rc = res.section(c);
             s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
         }
+        auto quota = v.section("quota");
+        s.quota = {quota.str("requests_cpu"), quota.str("requests_memory"), quota.str("limits_cpu"), quota.str("limits_memory"),
+                   quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
+        auto lr = v.section("limit_range");
+        s.limit_range = {lr.str("default_cpu_request"), lr.str("default_memory_request"), lr.str("default_cpu_limit"),
+                         lr.str("default_memory_limit"), lr.str("max_cpu"), lr.str("max_memory")};
         auto storage = v.section("storage");
         s.storage_mariadb = storage.str("mariadb");
         s.storage_replica = storage.str("mariadb_replica");
@@ -132,6 +150,9 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
                 }
             }
             r.required_secret(b, "credentials", what + " backup");
+        }
+        for (auto& p : detail::limit_problems(s, quota, lr)) {
+            r.problems.push_back(std::move(p));
         }
         sites.push_back(std::move(s));
     }

@@ -23,7 +23,13 @@ struct Resources {
 struct Images {
     std::string magento, varnish, redis, mariadb_master, mariadb_replica, backup;
     std::string pull_policy;
+    std::string digests_from;  // `nodectl image build --out` directory, absolute ("" : none)
 };
+
+// Each reference without a digest that DIR/*/index.json (the OCI layouts `nodectl image build
+// --out DIR` writes) names gets "@sha256:..." of that manifest. An unreadable DIR or a malformed
+// index is an error; a reference DIR does not hold stays as it is (see unpinned_images).
+Result<void> pin_images(Images& images, const std::string& digests_from);
 
 struct BackupSettings {
     bool enabled = true;
@@ -33,6 +39,27 @@ struct BackupSettings {
     int keep_last = 14;
     std::optional<SecretRef> credentials;
 };
+
+// The namespace's ResourceQuota and LimitRange: "" (or 0 pods) is not set; neither object is
+// rendered when none of its values is set.
+struct Quota {
+    std::string requests_cpu, requests_memory, limits_cpu, limits_memory, requests_storage;
+    int pods = 0;
+    bool set() const {
+        return pods > 0 || !(requests_cpu + requests_memory + limits_cpu + limits_memory + requests_storage).empty();
+    }
+};
+
+struct LimitRange {
+    std::string default_cpu_request, default_memory_request, default_cpu_limit, default_memory_limit, max_cpu, max_memory;
+    bool set() const {
+        return !(default_cpu_request + default_memory_request + default_cpu_limit + default_memory_limit + max_cpu + max_memory).empty();
+    }
+};
+
+// The value of a Kubernetes quantity the key table accepted ("500m" = 0.5, "2Gi" = 2^31), or
+// nullopt for anything else.
+std::optional<long double> quantity_value(const std::string& q);
 
 struct Site {
     std::string name;  // the namespace
@@ -45,7 +72,9 @@ struct Site {
     int varnish_replicas = 1;
     int mariadb_replicas = 1;
     int hpa_min = 2, hpa_max = 6, cpu_percent = 70;
-    std::map<std::string, Resources> resources;  // magento, varnish, redis, mariadb, backup
+    std::map<std::string, Resources> resources;  // magento, varnish, redis, mariadb, backup, cron
+    Quota quota;
+    LimitRange limit_range;
     std::string storage_mariadb, storage_replica;
     std::string media_host_path;  // "" : emptyDir
     std::string search_endpoint;
@@ -57,6 +86,9 @@ struct Site {
 // unique names, min <= max, the media path is an s3fs mount of the same profile). All problems at
 // once, each as "file:line:col: reason".
 Result<std::vector<Site>> sites_from(const Profile& profile);
+
+// The site's image references that carry no digest (each once), in the order of Images.
+std::vector<std::string> unpinned_images(const Site& site);
 
 // Where the values of the rendered Secrets come from.
 enum class SecretValues {
