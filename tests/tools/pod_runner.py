@@ -11,6 +11,7 @@ under containerd with `ctr run`, with exactly the values the manifest gives.
                            until it succeeds or failureThreshold * periodSeconds pass; exit 0/1
       run-job CRONJOB [--name N] [-- CMD...]  one Job pod of the CronJob, to completion; exit code
                            is the container's (CMD replaces the container's command: restores)
+      endpoint SVC PORT    the pod address and target port a Service port leads to (kube-proxy's job)
       stop POD... | stop-all
 
 What the manifest gives and the runner reproduces, per container: the image; command/args over the
@@ -449,6 +450,15 @@ def main():
     if a.cmd == "plan":
         print(json.dumps([{"name": p["name"], "ip": p["ip"], "kind": p["kind"],
                            "containers": [c["name"] for c in p["spec"]["containers"]]} for p in s.pods], indent=1))
+    elif a.cmd == "endpoint":     # SERVICE PORT -> POD_IP:TARGETPORT, what kube-proxy would pick
+        svc = s.objs.get(("Service", a.rest[0])) or die(f"no Service {a.rest[0]}")
+        sp = next((x for x in svc["spec"]["ports"] if str(x["port"]) == a.rest[1] or x.get("name") == a.rest[1]), None) \
+            or die(f"Service {a.rest[0]} has no port {a.rest[1]}")
+        pod = next(p for p in s.pods if p["ip"] == s.service_ip(svc))
+        tp = sp.get("targetPort", sp["port"])
+        if not isinstance(tp, int):
+            tp = next(x["containerPort"] for c in pod["spec"]["containers"] for x in c.get("ports", []) if x.get("name") == tp)
+        print(f"{pod['ip']}:{tp}")
     elif a.cmd == "hosts":
         sys.stdout.write(s.hosts_file())
     elif a.cmd == "net-up":
