@@ -4,7 +4,7 @@
 #   build_stack_images IMAGE...     nodectl image build into $OUT (build/test-images or
 #                                   NODECTL_TEST_IMAGES_OUT), cache in the test cache; the magento
 #                                   image gets the stand-in project, nodectl the static binary
-#                                   ($NODECTL_STATIC, default build/static/nodectl)
+#                                   ($NODECTL_STATIC_BIN, default build/static/nodectl)
 #   ctrd_start                      containerd with root/state/socket in $WORK/ctrd (C), its own
 #                                   session; namespace NS (nodectl-<suite>-PID); ctr_ ARGS... uses it
 #   ctrd_import IMAGE...            ctr images import $OUT/IMAGE.oci.tar (a check each)
@@ -49,9 +49,9 @@ build_stack_images() {
         nodectl image build magento "${args[@]}" --arg "project_dir=$DATA/magento-app" >"$WORK/build-magento.out" 2>&1
         expect_rc_out "nodectl image build magento --arg project_dir=(the stand-in project)" 0 $? "$WORK/build-magento.out" ;;
       nodectl)
-        local bin=${NODECTL_STATIC:-$SRC/build/static/nodectl}
+        local bin=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
         if ! file -L "$bin" 2>/dev/null | grep -q 'statically linked'; then
-          fail "no static nodectl at $bin (scripts/build.sh static, or NODECTL_STATIC=PATH)"
+          fail "no static nodectl at $bin (scripts/build.sh static, or NODECTL_STATIC_BIN=PATH)"
           continue
         fi
         nodectl image build nodectl "${args[@]}" --arg "binary=$bin" >"$WORK/build-nodectl.out" 2>&1

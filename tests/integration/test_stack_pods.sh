@@ -247,5 +247,18 @@ for t in probe big; do
     sh -c "[ -s '$WORK/ck-master-$t' ] && cmp -s '$WORK/ck-master-$t' '$WORK/ck-fresh-$t'"
 done
 
+# --- SIGTERM (what kubelet sends first) stops every pod cleanly, within its grace period -----------
+# tini (root) forwards the signal to the service (another user): without CAP_KILL it cannot, dies,
+# and the service is killed outright.
+for pc in mariadb-replica-0/mariadb mariadb-master-0/mariadb redis/redis varnish/varnish magento/magento; do
+  pod=${pc%/*} c=${pc#*/}
+  ctr_ task kill "$PRE-$pod-$c" >/dev/null 2>&1
+  wait_for 60 sh -c "ctr -a '$C/sock' -n '$NS' task ls | awk '\$1 == \"$PRE-$pod-$c\" && \$3 == \"RUNNING\" {r = 1} END {exit r}'"
+  check "$pod: SIGTERM stops it within its grace period" test $? = 0
+  lacks "$pod: ... tini forwarded the signal (no 'Operation not permitted')" "$ST/logs/${pod}_$c.log" "FATAL tini|forwarding signal"
+done
+contains_text "mariadb-master-0: ... and MariaDB shut down cleanly" "$ST/logs/mariadb-master-0_mariadb.log" "Shutdown complete"
+contains_text "redis: ... and Redis shut down cleanly" "$ST/logs/redis_redis.log" "ready to exit, bye bye"
+
 echo "# suite ran in $(($(date +%s) - T0)) s; first request through Varnish after $FIRST s"
 finish
