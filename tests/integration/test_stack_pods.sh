@@ -169,8 +169,9 @@ contains "magento: envFrom the magento ConfigMap (MAGENTO_DB_HOST=mariadb-master
 lacks "magento: no secret value in the environment (they are files)" "$WORK/magento-env" "$(cat "$WORK/secrets/db")"
 
 # --- HTTPS -> Varnish -> Magento ----------------------------------------------------------------------
-https -D "$WORK/h1" -o "$WORK/b1" https://shop.test:$HP/cacheable.php
-https -D "$WORK/h2" -o "$WORK/b2" https://shop.test:$HP/cacheable.php
+PAGE=/cacheable.php?page=$RANDOM   # not the URL the wait above may have cached
+https -D "$WORK/h1" -o "$WORK/b1" "https://shop.test:$HP$PAGE"
+https -D "$WORK/h2" -o "$WORK/b2" "https://shop.test:$HP$PAGE"
 contains "HTTPS (the Ingress's certificate, verified) -> Varnish -> Magento: 200" "$WORK/h1" '^HTTP/1.1 200'
 contains_text "... rendered by PHP in the magento pod" "$WORK/b1" "rendered "
 contains "... the first request a miss" "$WORK/h1" '^X-Cache: MISS'
@@ -203,18 +204,21 @@ sql "$REPLICA" "SELECT note FROM probe WHERE id = 2" >"$WORK/replica.out" 2>&1
 contains "... appears on the replica" "$WORK/replica.out" '^second$'
 sql "$REPLICA" "SELECT @@server_id, @@read_only" >"$WORK/replica-id.out" 2>&1
 contains "the replica's server id is 100 + its pod index (\$\$ and fieldRef as Kubernetes expands them), read-only" "$WORK/replica-id.out" $'^100\t1$'
-jq -e '.master.ok and .replica.ok' "$WORK/s2.json" >/dev/null
-check "the magento pod reached the master and the replica by their Service names" test $? = 0
+https -c "$WORK/jar" -b "$WORK/jar" "https://shop.test:$HP/" >"$WORK/s3.json"
+check "the magento pod reads the rows from the master and the replica by their Service names" \
+  test "$(jq -c '[.master.rows, .replica.rows]' "$WORK/s3.json")" = '[["first","second"],["first","second"]]'
 
 # --- PURGE: accepted from the pod network, refused from elsewhere ------------------------------------------
 V=http://$VARNISH_EP
-ip netns exec "$PRE-magento" curl -s -o /dev/null -w '%{http_code}\n' -X PURGE "$V/cacheable.php" >"$WORK/purge-pod"
+# The same Host header as the page's requests: Varnish's cache key is host + URL.
+purge() { curl -s -o /dev/null -w '%{http_code}\n' -X PURGE -H "Host: shop.test:$HP" "$V$PAGE"; }
+ip netns exec "$PRE-magento" bash -c "$(declare -f purge); HP=$HP V=$V PAGE='$PAGE' purge" >"$WORK/purge-pod"
 contains "PURGE from the magento pod ($MAGENTO, in purge_acl $NET.64/26) is accepted (200)" "$WORK/purge-pod" '^200$'
-https -D "$WORK/h3" -o /dev/null https://shop.test:$HP/cacheable.php
+https -D "$WORK/h3" -o /dev/null "https://shop.test:$HP$PAGE"
 contains "... the next request is a miss" "$WORK/h3" '^X-Cache: MISS'
-curl -s -o /dev/null -w '%{http_code}\n' -X PURGE "$V/cacheable.php" >"$WORK/purge-host"
+purge >"$WORK/purge-host"
 contains "PURGE from the host ($NET.1, outside the pod network) is refused (405)" "$WORK/purge-host" '^405$'
-https -D "$WORK/h4" -o /dev/null https://shop.test:$HP/cacheable.php
+https -D "$WORK/h4" -o /dev/null "https://shop.test:$HP$PAGE"
 contains "... and the page stays cached" "$WORK/h4" '^X-Cache: HIT'
 
 # --- the backup CronJob's container: to s3rver, restored into a fresh MariaDB --------------------------------
@@ -232,8 +236,7 @@ find "$WORK/s3" -type f | grep -q "shop/$ID"
 check "... the archive $ID is in the s3rver bucket" test $? = 0
 runner start mariadb-master-0 --as mariadb-fresh >"$WORK/fresh.out" 2>&1
 expect_rc_out "a fresh MariaDB from the master's template (new volume)" 0 $? "$WORK/fresh.out"
-FRESH=$(awk 'NF == 1 && /^[0-9.]+$/' "$WORK/fresh.out" | tail -1)
-FRESH=${FRESH:-$(tail -1 "$WORK/fresh.out" | awk '{print $NF}')}
+FRESH=$(tail -1 "$WORK/fresh.out" | awk '{print $NF}')   # "CONTAINER ADDRESS"
 wait_for 120 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $FRESH --batch -e 'SELECT 1' magento"
 sql "$FRESH" "SHOW TABLES" >"$WORK/fresh-tables" 2>&1
 check "... which starts empty" test ! -s "$WORK/fresh-tables"

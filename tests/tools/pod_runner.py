@@ -116,6 +116,7 @@ class Site:
                              "spec": t["spec"], "claims": [], "job": True})
         for i, p in enumerate(pods):
             p["ip"] = f"{self.a.subnet}.{POD_BASE + 1 + i}"
+            p["netns"] = self.netns_name(p["name"])
         return pods
 
     def pod(self, name):
@@ -308,8 +309,13 @@ class Site:
             argv = override
         return cid, opts + [c["image"], cid] + argv, env
 
-    def netns(self, pod):
-        return f"{self.a.prefix}-{pod['name']}"[:40]
+    def netns_name(self, name):
+        return f"{self.a.prefix}-{name}"[:40]
+
+    @staticmethod
+    def netns(pod):
+        """A Job's pods (run-job --name) share the CronJob pod's namespace and address."""
+        return pod["netns"]
 
     def start(self, pod, override=None, wait=False):
         """Starts the pod's containers (detached), or with wait runs its one container to the end
@@ -374,11 +380,14 @@ class Site:
                 self.sh("ip", "netns", "del", name, check=False)
         self.sh("ip", "link", "del", f"{self.a.prefix}h", check=False)
 
+    def running(self, cid):
+        r = self.ctr("task", "ls", check=False).stdout.decode().splitlines()
+        return any(l.split()[0] == cid and "RUNNING" in l for l in r[1:])
+
     def stop(self, cid):
         self.ctr("task", "kill", cid, check=False)
         for _ in range(60):
-            r = self.ctr("task", "ls", check=False).stdout.decode().splitlines()
-            if not any(l.split()[0] == cid and "RUNNING" in l for l in r[1:]):
+            if not self.running(cid):
                 break
             time.sleep(0.5)
         self.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
@@ -427,6 +436,9 @@ class Site:
                 if time.monotonic() >= deadline:
                     print(f"{pod['name']}/{c['name']}: {kind} probe failed {n} times")
                     return False
+                if not self.running(f"{self.a.prefix}-{pod['name']}-{c['name']}"):
+                    print(f"{pod['name']}/{c['name']}: {kind} probe failed {n} times; the container has exited")
+                    return False
                 time.sleep(min(p.get("periodSeconds", 10), 1.0))   # faster than kubelet; same verdict
         return True
 
@@ -467,7 +479,8 @@ def main():
         s.net_down()
     elif a.cmd == "start":
         if a.rest[1:2] == ["--as"]:       # one more pod of the same template, its own name, address, volumes
-            pod = dict(s.pod(a.rest[0]), name=a.rest[2], ip=f"{a.subnet}.{POD_BASE + 1 + len(s.pods)}")
+            pod = dict(s.pod(a.rest[0]), name=a.rest[2], ip=f"{a.subnet}.{POD_BASE + 1 + len(s.pods)}",
+                       netns=s.netns_name(a.rest[2]))
             print("\n".join(s.start(pod)), pod["ip"])
         else:
             for name in a.rest:
