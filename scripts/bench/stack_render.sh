@@ -28,25 +28,11 @@ hosts = ["shop$i.test", "www.shop$i.test"]
 purge_acl = ["10.42.0.0/16"]
 media_host_path = "/srv/shop$i/media"
 search_endpoint = "http://opensearch.search.svc.cluster.local:9200"
-[stack.sites.tls]
-cert_file = "$W/tls.crt"
-key = { file = "$W/tls.key" }
-[stack.sites.replicas]
-varnish = 2
-mariadb_replicas = 1
-[stack.sites.autoscaling]
-min = 2
-max = 6
-[stack.sites.secrets]
-db_password = { file = "$W/db" }
-replication_password = { file = "$W/repl" }
-redis_password = { file = "$W/redis" }
-crypt_key = { file = "$W/crypt" }
-[stack.sites.backup]
-schedule = "30 2 * * *"
-endpoint = "https://s3.example.net"
-bucket = "backups"
-credentials = { file = "$W/s3" }
+tls = { cert_file = "$W/tls.crt", key = { file = "$W/tls.key" } }
+replicas = { varnish = 2, mariadb_replicas = 1 }
+autoscaling = { min = 2, max = 6 }
+secrets = { db_password = { file = "$W/db" }, replication_password = { file = "$W/repl" }, redis_password = { file = "$W/redis" }, crypt_key = { file = "$W/crypt" } }
+backup = { schedule = "30 2 * * *", endpoint = "https://s3.example.net", bucket = "backups", credentials = { file = "$W/s3" } }
 T
   done
 }
