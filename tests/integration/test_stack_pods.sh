@@ -139,7 +139,7 @@ task_pid() { ctr_ task ls | awk -v n="$PRE-$1" '$1 == n {print $2}'; }
 for pc in mariadb-master-0/mariadb mariadb-replica-0/mariadb redis/redis varnish/varnish magento/magento; do
   pod=${pc%/*} c=${pc#*/}
   pid=$(task_pid "$pod-$c")
-  want=$(python3 -c "
+  want=$(python3 -B -c "
 import sys, yaml
 sys.path.insert(0, '$SRC/tests/tools')
 from pod_runner import ALL_CAPS

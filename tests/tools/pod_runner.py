@@ -317,27 +317,29 @@ class Site:
         """A Job's pods (run-job --name) share the CronJob pod's namespace and address."""
         return pod["netns"]
 
+    def run_to_end(self, pod, c, override=None):
+        """Runs one container to its end (a Job's or an init container): its exit status."""
+        _, argv, _ = self.container_args(pod, c, override)
+        argv = ["--rm" if x == "-d" else x for x in argv]
+        k = argv.index("--log-uri")
+        del argv[k:k + 2]
+        with open(os.path.join(self.a.state, "logs", f"{pod['name']}_{c['name']}.log"), "ab") as f:
+            return self.ctr(*argv, check=False, capture=False, stdout=f, stderr=f, timeout=self.a.limit).returncode
+
     def start(self, pod, override=None, wait=False):
-        """Starts the pod's containers (detached), or with wait runs its one container to the end
-        and returns its exit status (a Job's pod)."""
+        """Starts the pod's containers (detached) after its init containers, or with wait runs its
+        one container to the end and returns its exit status (a Job's pod)."""
         os.makedirs(os.path.join(self.a.state, "logs"), exist_ok=True)
         self.pod_net(pod)
-        started = []
         for c in pod["spec"].get("initContainers", []):
-            cid, argv, _ = self.container_args(pod, c)
-            self.ctr(*(a for a in argv if a != "-d"), capture=False, check=True,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.ctr("container", "rm", cid, check=False)
+            rc = self.run_to_end(pod, c)
+            if rc != 0:
+                die(f"{pod['name']}: init container {c['name']} exited {rc}")
+        if wait:
+            return self.run_to_end(pod, pod["spec"]["containers"][0], override)
+        started = []
         for c in pod["spec"]["containers"]:
             cid, argv, _ = self.container_args(pod, c, override)
-            if wait:
-                log = os.path.join(self.a.state, "logs", f"{pod['name']}_{c['name']}.log")
-                argv = ["--rm" if x == "-d" else x for x in argv]
-                i = argv.index("--log-uri")
-                del argv[i:i + 2]
-                with open(log, "ab") as f:
-                    return self.ctr(*argv, check=False, capture=False, stdout=f, stderr=f,
-                                    timeout=self.a.limit).returncode
             self.ctr(*argv)
             started.append(cid)
         return started
