@@ -39,6 +39,8 @@ test_pkgs=(
   cloud-init dosfstools mtools
   # k8s manifests of `nodectl stack render` are checked against JSON schemas (tests/tools/k8s_check.py)
   python3-jsonschema python3-yaml
+  # test_stack_pods.sh: socat terminates TLS in Traefik's place, file checks the static binary
+  socat file
   # promtool (package prometheus): the alert rules' unit tests (tests/repo/test_alert_rules.sh)
   prometheus
   # npm, for s3rver (any node/npm will do: a nodejs package that brings its own npm is kept)

@@ -14,24 +14,18 @@
 # Images are built into NODECTL_TEST_IMAGES_OUT (default build/test-images), reused across runs:
 # the builder's cache makes an unchanged rebuild quick.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_ctrd.sh"
 
 for p in containerd runc redis-tools mariadb-client curl jq; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || { echo "missing $p (scripts/setup.sh)"; exit 1; }
 done
 
-OUT=${NODECTL_TEST_IMAGES_OUT:-$SRC/build/test-images}
-APP=$DATA/magento-app
-# A namespace of this run's own: runc keeps container state under /run/containerd/runc/<namespace>,
-# outside containerd's --state, so a name shared with another run could collide.
-NS=nodectl-images-$$
-C=$WORK/ctrd
-mkdir -p "$C" "$WORK/logs" "$WORK/secrets"
-CTRD=""
+# A namespace of this run's own (NS, lib_ctrd.sh): runc keeps container state under
+# /run/containerd/runc/<namespace>, outside containerd's --state, so a shared name could collide.
+mkdir -p "$WORK/logs" "$WORK/secrets"
 S3PID=""
 RUNNING=()   # containers to stop at exit
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-ctr_() { ctr -a "$C/sock" -n "$NS" "$@"; }
 # exec_ CONTAINER CMD...: run CMD in the running container (stdout; stderr to $WORK/exec.err).
 # ctr sometimes returns before a short-lived exec's output is copied: one retry on empty output.
 EXEC_N=0
@@ -72,17 +66,6 @@ stop() {
   for r in "${RUNNING[@]}"; do [ "$r" = "$name" ] || keep+=("$r"); done
   RUNNING=("${keep[@]}")
 }
-# wait_for SECONDS COMMAND...: true once the command succeeds (polled every 0.5 s)
-wait_for() {
-  local n=$(($1 * 2))
-  shift
-  while [ "$n" -gt 0 ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    n=$((n - 1))
-    sleep 0.5
-  done
-  return 1
-}
 stop_all() {
   local r f
   if [ "$FAILED" -gt 0 ]; then
@@ -92,59 +75,15 @@ stop_all() {
   fi
   for r in "${RUNNING[@]}"; do stop "$r"; done
   [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
-  if [ -n "$CTRD" ]; then
-    kill "$CTRD" 2>/dev/null
-    wait "$CTRD" 2>/dev/null
-  fi
-  # Last resort, if containerd died first: this run's shims (they name this run's socket) and
-  # their containers, by pid.
-  local shim child
-  for shim in $(pgrep -f -- "-address $C/sock" 2>/dev/null); do
-    for child in $(ps -o pid= --ppid "$shim" 2>/dev/null); do kill -9 "$child" 2>/dev/null; done
-    kill -9 "$shim" 2>/dev/null
-  done
-  for m in $(awk -v d="$C/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do umount "$m" 2>/dev/null; done
-  rm -rf "/run/containerd/runc/$NS"
-  for d in /sys/fs/cgroup/*/"$NS"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  true
+  ctrd_stop
 }
 trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
 
 # --- build and import --------------------------------------------------------------------------
 T0=$(date +%s)
-# The build cache and downloaded .debs live in the test cache (like the node rootfs), never in
-# root's ~/.cache; a later run (or test_image_build's apt cache) makes the build warm.
-TEST_CACHE=${NODECTL_TEST_CACHE:-$SRC/build/testcache}
-CACHE_ARGS=(--cache "$TEST_CACHE/images" --apt-cache "$TEST_CACHE/image-apt")
-mkdir -p "$TEST_CACHE/images" "$TEST_CACHE/image-apt"
-nodectl image build redis varnish mysql-master mysql-replica --recipes "$SRC/images" --out "$OUT" "${CACHE_ARGS[@]}" \
-  >"$WORK/build.out" 2>&1
-expect_rc_out "nodectl image build redis varnish mysql-master mysql-replica" 0 $? "$WORK/build.out"
-nodectl image build magento --recipes "$SRC/images" --out "$OUT" "${CACHE_ARGS[@]}" --arg "project_dir=$APP" \
-  >"$WORK/build-magento.out" 2>&1
-expect_rc_out "nodectl image build magento --arg project_dir=(the stand-in project)" 0 $? "$WORK/build-magento.out"
-echo "# images built in $(($(date +%s) - T0)) s"
-
-cat >"$C/config.toml" <<'T'
-version = 2
-# this suite needs no CRI (no Kubernetes): images, snapshots, tasks only
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-T
-# Its own session: a Ctrl-C (or timeout's signal to the process group) must not kill containerd
-# before the exit trap has stopped the containers through it.
-setsid containerd --config "$C/config.toml" --root "$C/root" --state "$C/state" --address "$C/sock" >"$C/log" 2>&1 &
-CTRD=$!
-wait_for 20 test -S "$C/sock" || { echo "containerd did not start:"; cat "$C/log"; exit 1; }
-for n in redis varnish mysql-master mysql-replica magento; do
-  ctr_ images import "$OUT/$n.oci.tar" >"$WORK/import-$n.out" 2>&1
-  expect_rc_out "ctr images import $n.oci.tar" 0 $? "$WORK/import-$n.out"
-done
-ctr_ images ls -q >"$WORK/images.ls"
-for n in redis varnish mysql-master mysql-replica magento; do
-  contains_text "containerd has localhost/nodectl/$n:latest" "$WORK/images.ls" "localhost/nodectl/$n:latest"
-done
+build_stack_images redis varnish mysql-master mysql-replica magento
+ctrd_start || exit 1
+ctrd_import redis varnish mysql-master mysql-replica magento
 
 # secrets: files 0600, bind-mounted read-only at /run/secrets/<name>
 secret() { printf '%s' "$2" >"$WORK/secrets/$1"; chmod 0600 "$WORK/secrets/$1"; }

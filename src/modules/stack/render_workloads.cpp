@@ -72,7 +72,9 @@ J Renderer::mariadb_container(bool master) const {
     c["startupProbe"] = tcp_probe("mysql", 5, 120);
     c["readinessProbe"] = tcp_probe("mysql", 10, 3);
     c["livenessProbe"] = tcp_probe("mysql", 20, 6);
-    c["securityContext"] = security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}, true, false);
+    // KILL: the entrypoint (root) checks its temporary server (user mysql) with kill -0, and tini
+    // (root) forwards SIGTERM to mariadbd (user mysql): without it a stop is a SIGKILL.
+    c["securityContext"] = security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false);
     c["volumeMounts"] = J::array({mount("data", "/var/lib/mysql"), mount("run", "/run/mysqld"), mount("tmp", "/tmp"),
                                   mount("db-secret", "/run/secrets/db", true)});
     return c;
@@ -120,7 +122,9 @@ void Renderer::redis() {
             {"resources", resources("redis")},
             {"readinessProbe", tcp_probe("redis", 10, 3)},
             {"livenessProbe", tcp_probe("redis", 20, 6)},
-            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID"}, true, false)},
+            // FOWNER: the entrypoint chmods /run/redis after giving it to redis; KILL: tini (root)
+            // forwards SIGTERM to redis-server (user redis). Both seen missing under containerd.
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
             {"volumeMounts", J::array({mount("data", "/data"), mount("run", "/run/redis"),
                                        mount("redis-secret", "/run/secrets/redis", true)})}};
     J volumes = J::array({empty_dir("data", "1Gi"), empty_dir("run"), secret_volume("redis-secret", "redis", {"password"})});
