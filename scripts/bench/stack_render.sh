@@ -25,7 +25,7 @@ profile() {  # profile N: N sites
 [[stack.sites]]
 name = "shop$i"
 hosts = ["shop$i.test", "www.shop$i.test"]
-purge_acl = ["10.42.0.0/16"]
+purge_acl = ["198.19.0.0/16"]  # the test range; on a real k3s cluster, its pod network
 media_host_path = "/srv/shop$i/media"
 search_endpoint = "http://opensearch.search.svc.cluster.local:9200"
 tls = { cert_file = "$W/tls.crt", key = { file = "$W/tls.key" } }
