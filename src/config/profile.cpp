@@ -39,7 +39,13 @@ struct Loader {
 
     // `text`: the top-level file's bytes, already read (nullptr: read the file).
     void load(const fs::path& path, const std::string& referenced_at, toml::table& out, const std::string* text = nullptr) {
-        std::string canonical = fs::weakly_canonical(path).string();
+        // A pipe (`-p <(...)`, /dev/fd/N) links to "pipe:[N]", which has no canonical form: it
+        // is then named as given (it cannot be included again anyway).
+        std::error_code ec;
+        std::string canonical = fs::weakly_canonical(path, ec).string();
+        if (ec) {
+            canonical = fs::absolute(path, ec).lexically_normal().string();
+        }
         for (const auto& s : stack) {
             if (s == canonical) {
                 diags.push_back(referenced_at + ": profile includes itself: " + util::join(stack, " -> ") + " -> " +

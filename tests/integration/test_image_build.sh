@@ -83,14 +83,17 @@ if [ "$(digest_of "$WORK/out1/hello")" != "$(digest_of "$WORK/out2/hello")" ]; t
 fi
 
 # --- 3. the layout: skopeo, umoci, the config -----------------------------------------------------
-skopeo inspect "oci:$WORK/out1/hello" >"$WORK/inspect.json" 2>&1
+# The index names the manifest twice (tag, and NAME@DIGEST for pods pinned by digest): skopeo wants
+# the name when a layout holds more than one.
+REF=localhost/nodectl/hello:latest
+skopeo inspect "oci:$WORK/out1/hello:$REF" >"$WORK/inspect.json" 2>&1
 expect_rc_out "skopeo inspect accepts the layout" 0 $? "$WORK/inspect.json"
 check "skopeo: two layers, the first is the base image's only layer" \
   test "$(jq -r '.Layers | length' "$WORK/inspect.json")" = 2 -a \
        "$(jq -r '.Layers[0]' "$WORK/inspect.json")" = "$(jq -r '.layers[0].digest' "$(manifest_of "$WORK/out1/base")")"
-skopeo inspect "oci-archive:$WORK/out1/hello.oci.tar" >"$WORK/inspect-archive.json" 2>&1
+skopeo inspect "oci-archive:$WORK/out1/hello.oci.tar:$REF" >"$WORK/inspect-archive.json" 2>&1
 expect_rc_out "skopeo inspect accepts the oci-archive" 0 $? "$WORK/inspect-archive.json"
-skopeo inspect --config "oci:$WORK/out1/hello" >"$WORK/config.json" 2>&1
+skopeo inspect --config "oci:$WORK/out1/hello:$REF" >"$WORK/config.json" 2>&1
 check "config: user, workdir, cmd, entrypoint inherited from the base" \
   test "$(jq -c '[.config.User, .config.WorkingDir, .config.Cmd, .config.Entrypoint]' "$WORK/config.json")" = \
        '["app","/data",["/usr/local/bin/hello"],["/usr/bin/tini","--"]]'
@@ -101,6 +104,9 @@ check "config: diff_ids and history for both layers" \
   test "$(jq -r '[(.rootfs.diff_ids|length), (.history|length)] | @csv' "$WORK/config.json")" = "2,2"
 contains_text "index.json names the image localhost/nodectl/hello:latest" "$WORK/out1/hello/index.json" \
   '"io.containerd.image.name":"localhost/nodectl/hello:latest"'
+check "index.json also names it localhost/nodectl/hello@DIGEST (the name the CRI looks a digest-pinned image up by)" \
+  test "$(jq -r '[.manifests[] | .annotations["io.containerd.image.name"] + " " + .digest] | join(",")' "$WORK/out1/hello/index.json")" = \
+       "$REF $(digest_of "$WORK/out1/hello"),localhost/nodectl/hello@$(digest_of "$WORK/out1/hello") $(digest_of "$WORK/out1/hello")"
 
 umoci unpack --image "$WORK/out1/hello:localhost/nodectl/hello:latest" "$WORK/bundle" >"$WORK/umoci.out" 2>&1
 expect_rc_out "umoci unpack (as root) accepts the layout" 0 $? "$WORK/umoci.out"
@@ -187,10 +193,10 @@ check "  ... and the image digest changed" test "$(digest_of "$WORK/out4/hello")
 nodectl image build hello --recipes "$RECIPES" --cache "$WORK/cache1" --apt-cache "$APT_CACHE" --out "$WORK/outz" \
   --secret token="$WORK/token" --arg greeting=hi --compression zstd >"$WORK/buildz.out" 2>"$WORK/buildz.err"
 expect_rc_out "zstd build from the cached layers" 0 $? "$WORK/buildz.err"
-skopeo inspect --raw "oci:$WORK/outz/hello" >"$WORK/zmanifest.json" 2>&1
+skopeo inspect --raw "oci:$WORK/outz/hello:$REF" >"$WORK/zmanifest.json" 2>&1
 check "zstd: layer media types are tar+zstd" \
   test "$(jq -r '[.layers[].mediaType] | unique | .[]' "$WORK/zmanifest.json")" = "application/vnd.oci.image.layer.v1.tar+zstd"
-skopeo inspect --config "oci:$WORK/outz/hello" >"$WORK/zconfig.json" 2>&1
+skopeo inspect --config "oci:$WORK/outz/hello:$REF" >"$WORK/zconfig.json" 2>&1
 check "zstd: same diff_ids as the gzip image (same tars)" \
   test "$(jq -c .rootfs.diff_ids "$WORK/zconfig.json")" = "$(jq -c .rootfs.diff_ids "$WORK/config.json")"
 
@@ -222,6 +228,8 @@ expect_rc_out "build --import containerd=SOCKET (ctr images import of the oci-ar
 ctr -a "$C/sock" -n nodectl-test images ls >"$WORK/images.lst" 2>&1
 contains "containerd lists localhost/nodectl/hello:latest with the manifest digest" "$WORK/images.lst" \
   "localhost/nodectl/hello:latest .*$(digest_of "$WORK/out1/hello")"
+contains "... and localhost/nodectl/hello@DIGEST, so a pod pinned by digest finds it offline" "$WORK/images.lst" \
+  "^localhost/nodectl/hello@$(digest_of "$WORK/out1/hello") .*$(digest_of "$WORK/out1/hello")"
 timeout 60 ctr -a "$C/sock" -n nodectl-test run --rm --net-host localhost/nodectl/hello:latest hello1 >"$WORK/run.out" 2>&1
 expect_rc_out "the image runs under containerd + runc (tini, then the recipe's cmd)" 0 $? "$WORK/run.out"
 contains_text "  ... as the recipe's user, in its workdir, with its env" "$WORK/run.out" "hello from nodectl as app in /data"

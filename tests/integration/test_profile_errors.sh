@@ -35,6 +35,14 @@ nodectl plan -p "$DATA/motd.toml" -i "$WORK/inv.toml" >"$WORK/6.out" 2>&1
 expect_rc "inventory error" 3 $?
 contains "out-of-range port with location" "$WORK/6.out" "inv.toml:3:8: 'hosts\\[\\].port' must be a TCP port between 1 and 65535"
 
+# A profile on a pipe (/dev/fd/N links to "pipe:[N]", which has no canonical path): read, not a crash.
+nodectl profile validate <(printf '[base]\ntimezone = "Etc/UTC"\n') >"$WORK/pipe.out" 2>&1
+expect_rc "a profile read from a pipe (<(...)) validates" 0 $?
+nodectl profile validate <(printf '[base]\nhostnme = "x"\n') >"$WORK/pipe2.out" 2>&1
+expect_rc "... and one with an error on a pipe is a config error" 3 $?
+contains "... named /dev/fd/N:line:col" "$WORK/pipe2.out" "/dev/fd/[0-9]+:2:1: unknown key 'base.hostnme'"
+lacks "... no uncaught exception" "$WORK/pipe2.out" "terminate called|filesystem error"
+
 for p in "$SRC"/profiles/*.toml; do
   nodectl profile validate "$p" >"$WORK/v.out" 2>&1
   expect_rc "shipped profile $(basename "$p") validates" 0 $?

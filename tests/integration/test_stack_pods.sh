@@ -67,6 +67,8 @@ name = "shop"
 hosts = ["shop.test"]
 purge_acl = ["$NET.64/26"]
 search_endpoint = "http://$NET.1:9200"
+[stack.sites.images]
+digests_from = "$OUT"
 [stack.sites.tls]
 cert_file = "$WORK/tls.crt"
 key = { file = "$WORK/secrets/tls.key" }
@@ -91,6 +93,23 @@ credentials = { file = "$WORK/secrets/s3" }
 T
 nodectl stack render -p "$WORK/stack.toml" --out "$WORK/out" >"$WORK/render.out" 2>&1
 expect_rc_out "stack render --out with the secrets from files" 0 $? "$WORK/render.out"
+python3 - "$WORK/out/nodectl-shop.yaml" "$OUT" >"$WORK/pins.out" 2>&1 <<'P'
+import json, os, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+refs = set()
+for d in docs:
+    spec = d.get("spec", {})
+    spec = spec.get("jobTemplate", {}).get("spec", spec)
+    pod = spec.get("template", {}).get("spec", {})
+    refs |= {c["image"] for c in pod.get("initContainers", []) + pod.get("containers", [])}
+for ref in sorted(refs):
+    name, digest = ref.split("@")
+    index = json.load(open(os.path.join(sys.argv[2], name.split("/")[-1].split(":")[0], "index.json")))
+    assert digest == index["manifests"][0]["digest"], f"{ref}: not the built manifest"
+print(len(refs), "images, each pinned to the manifest its build recorded")
+P
+expect_rc_out "images.digests_from: every image of the site is pinned to the digest of its build" 0 $? "$WORK/pins.out"
+contains "... the six images (magento, varnish, redis, mariadb master and replica, nodectl)" "$WORK/pins.out" '^6 images'
 runner plan >"$WORK/plan.json"
 expect_rc_out "pod_runner plan reads the rendered site" 0 $? "$WORK/plan.json"
 ip_of() { jq -r --arg n "$1" '.[] | select(.name == $n) | .ip' "$WORK/plan.json"; }
@@ -208,6 +227,17 @@ https -c "$WORK/jar" -b "$WORK/jar" "https://shop.test:$HP/" >"$WORK/s3.json"
 check "the magento pod reads the rows from the master and the replica by their Service names" \
   test "$(jq -c '[.master.rows, .replica.rows]' "$WORK/s3.json")" = '[["first","second"],["first","second"]]'
 
+# --- Magento's cron: the magento-cron StatefulSet's one pod -------------------------------------------------
+# Its container loops `php bin/magento cron:run` (the stand-in records each run on the master) every 60 s.
+runner start magento-cron-0 >"$WORK/cron-start.log" 2>&1
+expect_rc_out "pod_runner starts magento-cron-0 (image pinned by digest, found under NAME@DIGEST)" 0 $? "$WORK/cron-start.log"
+wait_for 90 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $MASTER --batch --skip-column-names magento \
+  -e 'SELECT COUNT(*) FROM cron_runs WHERE finished IS NOT NULL' 2>/dev/null | grep -qx 1"
+sql "$MASTER" "SELECT who, finished IS NOT NULL FROM cron_runs" >"$WORK/cron-runs" 2>&1
+contains "... its cron:run ran to the end on the master, as www-data, with no replica in env.php" "$WORK/cron-runs" \
+  $'^www-data replica=none\t1$'
+check "... once: the loop waits 60 s before the next run" test "$(wc -l <"$WORK/cron-runs")" = 1
+
 # --- PURGE: accepted from the pod network, refused from elsewhere ------------------------------------------
 V=http://$VARNISH_EP
 # The same Host header as the page's requests: Varnish's cache key is host + URL.
@@ -253,7 +283,7 @@ done
 # --- SIGTERM (what kubelet sends first) stops every pod cleanly, within its grace period -----------
 # tini (root) forwards the signal to the service (another user): without CAP_KILL it cannot, dies,
 # and the service is killed outright.
-for pc in mariadb-replica-0/mariadb mariadb-master-0/mariadb redis/redis varnish/varnish magento/magento; do
+for pc in magento-cron-0/cron mariadb-replica-0/mariadb mariadb-master-0/mariadb redis/redis varnish/varnish magento/magento; do
   pod=${pc%/*} c=${pc#*/}
   ctr_ task kill "$PRE-$pod-$c" >/dev/null 2>&1
   wait_for 60 sh -c "ctr -a '$C/sock' -n '$NS' task ls | awk '\$1 == \"$PRE-$pod-$c\" && \$3 == \"RUNNING\" {r = 1} END {exit r}'"

@@ -71,6 +71,19 @@ def die(msg):
     sys.exit(2)
 
 
+def cri_name(ref):
+    """The name containerd's CRI looks an image up by: a reference with both a tag and a digest
+    loses the tag (containerd's docker.ParseDockerRef), so NAME:TAG@sha256:D is found only as
+    NAME@sha256:D; without a digest the reference is used as written (these are fully qualified)."""
+    if "@" not in ref:
+        return ref
+    name, digest = ref.split("@", 1)
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return f"{name}@{digest}"
+
+
 def quantity(q, cpu=False):
     """Kubernetes quantity -> bytes (memory) or cores (cpu)."""
     s = str(q)
@@ -250,6 +263,8 @@ class Site:
     def image_config(self, ref):
         ls = self.ctr("images", "ls").stdout.decode().splitlines()
         digest = next((l.split()[2] for l in ls[1:] if l.split()[0] == ref), None) or die(f"image {ref} is not in containerd")
+        if "@" in ref and digest != ref.split("@", 1)[1]:
+            die(f"image {ref} is in containerd with another manifest ({digest})")
         blob = json.loads(self.ctr("content", "get", digest).stdout)
         if "manifests" in blob:       # an index: this machine's platform
             blob = json.loads(self.ctr("content", "get", blob["manifests"][0]["digest"]).stdout)
@@ -301,13 +316,14 @@ class Site:
         for k in sorted(env):
             opts += ["--env", f"{k}={env[k]}"]
         # Kubernetes: command replaces the image's entrypoint (and drops its cmd), args its cmd.
-        img = self.image_config(c["image"])
+        image = cri_name(c["image"])
+        img = self.image_config(image)
         entry = c["command"] if "command" in c else img.get("Entrypoint") or []
         cargs = c["args"] if "args" in c else ([] if "command" in c else img.get("Cmd") or [])
         argv = [self.expand(x, env) for x in entry] + [self.expand(x, env) for x in cargs]
         if override:
             argv = override
-        return cid, opts + [c["image"], cid] + argv, env
+        return cid, opts + [image, cid] + argv, env
 
     def netns_name(self, name):
         return f"{self.a.prefix}-{name}"[:40]

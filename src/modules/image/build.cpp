@@ -993,15 +993,18 @@ Result<BuiltImage> write_image(Ctx& c, const Recipe& r, const std::vector<Layer>
                      {"layers", jlayers}};
     std::string manifest_text = util::json_text(manifest);
     img.manifest_digest = TRY(put_json_blob(blobs, manifest));
-    json index = {{"schemaVersion", 2},
-                  {"mediaType", "application/vnd.oci.image.index.v1+json"},
-                  {"manifests",
-                   {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                     {"digest", img.manifest_digest},
-                     {"size", manifest_text.size()},
-                     {"annotations",
-                      {{"io.containerd.image.name", img.reference},
-                       {"org.opencontainers.image.ref.name", img.reference}}}}}}};
+    // Two names for the one manifest: the tag, and NAME@DIGEST. A pod that pins the image by
+    // digest (`stack.sites[].images.digests_from`) is looked up by the CRI under NAME@DIGEST (the
+    // tag dropped), the name a registry pull would have recorded; an import names images only
+    // after these annotations, so without it a pinned pod would find no image offline.
+    json index = {{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"}, {"manifests", json::array()}};
+    std::string repository = img.reference.substr(0, img.reference.rfind(':'));
+    for (const std::string& name : {img.reference, repository + "@" + img.manifest_digest}) {
+        index["manifests"].push_back({{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                                      {"digest", img.manifest_digest},
+                                      {"size", manifest_text.size()},
+                                      {"annotations", {{"io.containerd.image.name", name}, {"org.opencontainers.image.ref.name", name}}}});
+    }
     for (const auto& [file, text] : {std::pair<std::string, std::string>{"index.json", util::json_text(index) + "\n"},
                                      {"oci-layout", util::json_text(json{{"imageLayoutVersion", "1.0.0"}}) + "\n"}}) {
         if (auto err = util::write_file_atomic((tmp / file).string(), text, 0644); !err.empty()) {
