@@ -213,8 +213,10 @@ void Renderer::magento_cron() {
             {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
             {"env", std::move(env_list)},
             {"resources", resources("cron")},
-            // The entrypoint writes app/etc/env.php as root (root stays writable), then setpriv to www-data.
-            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}, false, false)},
+            // The entrypoint writes app/etc/env.php as root (root stays writable), then setpriv to
+            // www-data. KILL: tini (root) forwards SIGTERM to the www-data loop; without it tini
+            // fails with EPERM and the stop becomes a SIGKILL in the middle of a run.
+            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
             {"volumeMounts", magento_mounts()}};
     J pod = pod_spec(J::array({c}), magento_volumes());
     pod["terminationGracePeriodSeconds"] = k_cron_grace_seconds;
