@@ -1,10 +1,11 @@
 // HTTP(S) downloads over libcurl. Knows nothing of nodectl.
 //
 // Every transfer follows redirects (bounded, to https only unless HttpOptions::redirect_protocols
-// says otherwise), treats HTTP >= 400 as a failure, aborts a stalled
-// transfer (low-speed limit), and retries transient failures (connection errors, time-outs,
-// truncated bodies, HTTP 408/429/5xx) with exponential backoff. Other failures (404, too many
-// redirects, a local write error) are not retried. Safe to call from several threads at once.
+// says otherwise), treats HTTP >= 400 as a failure, aborts a stalled transfer (low-speed limit),
+// and retries transient failures with exponential backoff under the one retry policy of
+// util/http_engine.hpp (connection errors, time-outs, truncated bodies, HTTP 408/429 and 5xx but
+// 501/505). Other failures (404, too many redirects, a local write error) are not retried. Safe to
+// call from several threads at once.
 #pragma once
 
 #include <chrono>
@@ -15,7 +16,8 @@
 namespace util {
 
 struct HttpOptions {
-    int attempts = 4;                                  // total tries, at least 1
+    // The retry policy's bounds (util/http_engine.hpp: RetryPolicy).
+    int attempts = 4;                                  // total tries, 1 to 20
     std::chrono::milliseconds initial_backoff{1000};   // doubled after every failed try
     std::chrono::milliseconds max_backoff{30000};
     long connect_timeout_seconds = 20;
@@ -53,7 +55,7 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
 HttpResponse fetch_text(const std::string& url, const HttpOptions& options = {});
 
 // POSTs `body` with a Content-Type header; a reply body (up to options.max_text_bytes) is in
-// HttpResponse::body. Retried like a GET (connection errors, 408/429/5xx): use it for idempotent
+// HttpResponse::body. Retried like a GET (the same policy): use it for idempotent
 // notifications such as webhooks.
 HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
                   const HttpOptions& options = {});
