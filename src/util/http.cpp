@@ -1,7 +1,5 @@
 #include "util/http.hpp"
 
-#include "util/http_engine.hpp"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,19 +67,6 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
     return 0;
 }
 
-http::Transport transport_of(const HttpOptions& o) {
-    http::Transport t;
-    t.protocols = o.protocols;
-    t.max_redirects = o.max_redirects;
-    t.redirect_protocols = o.redirect_protocols;
-    t.connect_timeout_seconds = o.connect_timeout_seconds;
-    t.low_speed_limit_bytes = o.low_speed_limit_bytes;
-    t.low_speed_time_seconds = o.low_speed_time_seconds;
-    t.timeout_seconds = o.timeout_seconds;
-    t.user_agent = o.user_agent;
-    return t;
-}
-
 // Sets what a try of this file adds to the engine's transport: the sink, a POST body, progress.
 std::string set_transfer(CURL* curl, Transfer& t, curl_slist* headers) {
     http::Options o(curl);
@@ -114,7 +99,7 @@ http::Try perform_once(CURL* curl, const std::string& url, Transfer& t, HttpResp
             return {false, false, "out of memory for a request header"};
         }
     }
-    std::string setup = http::prepare(curl, url, transport_of(o), errbuf);
+    std::string setup = http::prepare(curl, url, o, errbuf);
     if (setup.empty()) {
         setup = set_transfer(curl, t, headers.get());
     }
@@ -177,7 +162,7 @@ HttpResponse with_retries(const std::string& url, const HttpOptions& options, Si
     bool is_post = false;
     std::uint64_t bytes = 0;
     http::Retried r = http::with_retries(
-        {options.attempts, options.initial_backoff, options.max_backoff}, [&](int) -> http::Try {
+        options, [&](int) -> http::Try {
             Transfer t;
             t.sink = sink;
             t.options = &options;

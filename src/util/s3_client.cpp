@@ -86,6 +86,18 @@ std::string Client::Impl::path(const std::string& key) const {
     return p;
 }
 
+Status Client::Impl::put_object(const std::string& key, std::string_view body) {
+    Request req;
+    req.method = "PUT";
+    req.key = key;
+    req.body = body;
+    req.has_body = true;
+    req.headers.emplace_back("Content-Type", "application/octet-stream");
+    add_storage_class(req);
+    Response resp;
+    return perform(req, resp, "PUT " + where(key));
+}
+
 void Client::Impl::add_storage_class(Request& req) const {
     if (!config.storage_class.empty()) {
         req.headers.emplace_back("x-amz-storage-class", config.storage_class);
@@ -105,15 +117,7 @@ std::string Client::url(const std::string& key) const {
 }
 
 Status Client::put(const std::string& key, std::string_view body) {
-    Request req;
-    req.method = "PUT";
-    req.key = key;
-    req.body = body;
-    req.has_body = true;
-    req.headers.emplace_back("Content-Type", "application/octet-stream");
-    m_impl->add_storage_class(req);
-    Response resp;
-    return m_impl->perform(req, resp, "PUT " + m_impl->where(key));
+    return m_impl->put_object(key, body);
 }
 
 Status Client::get(const std::string& key, const std::function<bool(const char*, std::size_t)>& sink) {

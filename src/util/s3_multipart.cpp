@@ -57,15 +57,7 @@ public:
             return closed_status();
         }
         if (m_upload_id.empty()) {   // smaller than one part: a single PUT
-            Request req;
-            req.method = "PUT";
-            req.key = m_key;
-            req.body = m_buffer;
-            req.has_body = true;
-            req.headers.emplace_back("Content-Type", "application/octet-stream");
-            m_impl.add_storage_class(req);
-            Response resp;
-            Status st = m_impl.perform(req, resp, "PUT " + m_impl.where(m_key));
+            Status st = m_impl.put_object(m_key, m_buffer);
             m_state = st.ok ? State::finished : State::failed;
             m_failure = st;
             std::string().swap(m_buffer);

@@ -68,6 +68,8 @@ struct Client::Impl {
     std::string host() const;
     std::string path(const std::string& key) const;
     void add_storage_class(Request& req) const;
+    // One PUT of a whole object (s3_client.cpp).
+    Status put_object(const std::string& key, std::string_view body);
 
     // Requests (s3_request.cpp). Tries under the engine's retry policy until one succeeds or a
     // failure is not transient; `what` ("PUT s3://b/k") starts every message. A GET into a sink

@@ -179,18 +179,21 @@ TEST_CASE("s3: the retry policy on the wire: 503, 500 and S3's transient codes a
         CHECK(st.error.find("after 1 attempt)") != std::string::npos);
         CHECK(server.requests(std::string("/status/") + code) == 1);
     }
-    // S3 names RequestTimeout under 400 and SlowDown under 503; an unknown code under 400 is final.
+    // S3 names RequestTimeout under 400 and SlowDown under 503; other codes go by their status.
     auto s3error = client_for("s3error");
-    auto timeout = get(*s3error, "400/RequestTimeout");
-    CHECK(timeout.error.find("HTTP 400 RequestTimeout: injected") != std::string::npos);
-    CHECK(server.requests("/s3error/400/RequestTimeout") == 3);
-    auto slow = get(*s3error, "503/SlowDown");
-    CHECK(slow.error.find("after 3 attempts)") != std::string::npos);
-    CHECK(server.requests("/s3error/503/SlowDown") == 3);
-    auto digest = get(*s3error, "400/BadDigest");
-    CHECK(digest.error.find("HTTP 400 BadDigest") != std::string::npos);
-    CHECK(server.requests("/s3error/400/BadDigest") == 1);
-    auto denied = get(*s3error, "403/AccessDenied");
-    CHECK(denied.error.find("after 1 attempt)") != std::string::npos);
-    CHECK(server.requests("/s3error/403/AccessDenied") == 1);
+    struct Case {
+        const char* key;
+        int requests;
+        const char* says;
+    };
+    for (const Case& c : {Case{"400/RequestTimeout", 3, "HTTP 400 RequestTimeout: injected (after 3 attempts)"},
+                          Case{"503/SlowDown", 3, "HTTP 503 SlowDown: injected (after 3 attempts)"},
+                          Case{"400/BadDigest", 1, "HTTP 400 BadDigest: injected (after 1 attempt)"},
+                          Case{"403/AccessDenied", 1, "HTTP 403 AccessDenied: injected (after 1 attempt)"}}) {
+        CAPTURE(c.key);
+        auto st = get(*s3error, c.key);
+        CHECK_FALSE(st.ok);
+        CHECK(st.error.find(c.says) != std::string::npos);
+        CHECK(server.requests(std::string("/s3error/") + c.key) == c.requests);
+    }
 }
