@@ -1,6 +1,5 @@
 #include "util/http.hpp"
 
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,18 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 namespace util {
 
 namespace {
-
-// curl_global_init is not thread-safe in every libcurl build; hosts run in parallel threads.
-void global_init() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 enum class Sink { file, text, headers_only };
 
@@ -43,8 +34,7 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
     size_t len = size * count;
     switch (t->sink) {
     case Sink::headers_only: {
-        long code = 0;
-        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+        long code = http::response_status(t->curl);
         if (code >= 300 && code < 400) {
             return len;
         }
@@ -77,86 +67,49 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
     return 0;
 }
 
-struct Attempt {
-    bool ok = false;
-    bool retry = false;
-    std::string error;
-};
-
-bool retryable_status(long status) {
-    return status == 408 || status == 429 || status >= 500;
-}
-
-bool retryable_code(CURLcode rc) {
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return true;
-    default:
-        return false;
+// Sets what a try of this file adds to the engine's transport: the sink, a POST body, progress.
+std::string set_transfer(CURL* curl, Transfer& t, curl_slist* headers) {
+    http::Options o(curl);
+    o.set(CURLOPT_FAILONERROR, 1L);
+    o.set(CURLOPT_WRITEFUNCTION, &on_write);
+    o.set(CURLOPT_WRITEDATA, &t);
+    if (t.post_body) {
+        o.set(CURLOPT_POSTFIELDS, t.post_body->data());
+        o.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.post_body->size()));
+        o.set(CURLOPT_HTTPHEADER, headers);
     }
+    if (t.options->progress) {
+        o.set(CURLOPT_NOPROGRESS, 0L);
+        o.set(CURLOPT_XFERINFOFUNCTION, &on_progress);
+        o.set(CURLOPT_XFERINFODATA, &t);
+    }
+    return o.error();
 }
 
-using CurlHandle = std::unique_ptr<CURL, decltype(&curl_easy_cleanup)>;
+using SlistPtr = std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)>;
 
-Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response) {
+http::Try perform_once(CURL* curl, const std::string& url, Transfer& t, HttpResponse& response) {
     const HttpOptions& o = *t.options;
-    CurlHandle handle(curl_easy_init(), &curl_easy_cleanup);
-    if (!handle) {
-        return {false, false, "curl_easy_init failed"};
-    }
-    CURL* curl = handle.get();
     t.curl = curl;
     char errbuf[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, o.max_redirects);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    if (curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, o.protocols.c_str()) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, o.redirect_protocols.c_str()) != CURLE_OK) {
-        return {false, false, "unknown protocol in '" + o.protocols + "' or '" + o.redirect_protocols + "'"};
-    }
-#else
-#error "libcurl 7.85 or later is needed (CURLOPT_PROTOCOLS_STR)"
-#endif
-    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, o.connect_timeout_seconds);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, o.low_speed_limit_bytes);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, o.low_speed_time_seconds);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, o.timeout_seconds);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-    if (!o.user_agent.empty()) {
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, o.user_agent.c_str());
-    }
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, &curl_slist_free_all);
+    SlistPtr headers(nullptr, &curl_slist_free_all);
     if (t.post_body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, t.post_body->data());
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t.post_body->size()));
         headers.reset(curl_slist_append(nullptr, ("Content-Type: " + *t.content_type).c_str()));
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+        if (!headers) {
+            return {false, false, "out of memory for a request header"};
+        }
     }
-    if (o.progress) {
-        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
-        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+    std::string setup = http::prepare(curl, url, o, errbuf);
+    if (setup.empty()) {
+        setup = set_transfer(curl, t, headers.get());
+    }
+    if (!setup.empty()) {
+        return {false, false, setup};
     }
 
     CURLcode rc = curl_easy_perform(curl);
 
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    long status = http::response_status(curl);
     response.status = status;
     char* effective = nullptr;
     if (curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective) {
@@ -167,11 +120,9 @@ Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response
                             : " (redirected to " + response.effective_url + ")";
 
     if (rc == CURLE_OK) {
-        curl_off_t length = -1;
-        curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-        if (t.sink != Sink::headers_only && length >= 0 && t.bytes != static_cast<std::uint64_t>(length)) {
-            return {false, true,
-                    "truncated body: " + std::to_string(t.bytes) + " of " + std::to_string(length) + " bytes" + where};
+        std::string truncated = t.sink == Sink::headers_only ? std::string() : http::truncation(curl, t.bytes);
+        if (!truncated.empty()) {
+            return {false, true, truncated + where};
         }
         return {true, false, {}};
     }
@@ -179,7 +130,7 @@ Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response
         return {true, false, {}};
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
-        return {false, retryable_status(status), "HTTP " + std::to_string(status) + where};
+        return {false, http::transient(rc, status), "HTTP " + std::to_string(status) + where};
     }
     if (t.over_limit) {
         return {false, false, "body larger than " + std::to_string(o.max_text_bytes) + " bytes" + where};
@@ -187,49 +138,55 @@ Attempt perform_once(const std::string& url, Transfer& t, HttpResponse& response
     if (t.write_errno != 0) {
         return {false, false, std::string("cannot write the download: ") + std::strerror(t.write_errno)};
     }
-    std::string reason = curl_easy_strerror(rc);
-    if (errbuf[0] != '\0') {
-        reason += std::string(": ") + errbuf;
-    }
+    std::string reason = http::describe(rc, errbuf);
     if (rc == CURLE_PARTIAL_FILE) {
         reason = "truncated body: " + reason;
     }
-    return {false, retryable_code(rc), reason + where};
+    return {false, http::transient(rc, status), reason + where};
 }
 
-// Runs tries until one succeeds, a failure is not worth retrying, or the attempts are spent.
-// `prepare` readies the sink before each try; `discard` cleans up after a failed one.
+// Runs tries under the engine's retry policy on one handle (reused between tries).
+// `prepare` readies the sink before each try (an error ends the call, not retried); `discard`
+// cleans up after a failed one.
 template <class Prepare, class Discard>
 HttpResponse with_retries(const std::string& url, const HttpOptions& options, Sink sink, Prepare prepare,
                           Discard discard) {
-    global_init();
     HttpResponse response;
-    int attempts = std::max(options.attempts, 1);
-    auto backoff = options.initial_backoff;
-    for (int i = 1; i <= attempts; ++i) {
-        Transfer t;
-        t.sink = sink;
-        t.options = &options;
-        response.attempts = i;
-        std::string setup_error = prepare(t);
-        if (!setup_error.empty()) {
-            response.error = setup_error;
-            return response;
-        }
-        Attempt a = perform_once(url, t, response);
-        if (a.ok) {
-            response.bytes = t.bytes;
-            response.ok = true;
-            return response;
-        }
-        discard(t);
-        response.error = std::string(t.post_body ? "POST " : "GET ") + url + ": " + a.error + " (after " + std::to_string(i) +
-                         (i == 1 ? " attempt)" : " attempts)");
-        if (!a.retry || i == attempts) {
-            break;
-        }
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, options.max_backoff);
+    http::HandlePool pool;
+    CURL* curl = pool.acquire();
+    if (!curl) {
+        response.error = "GET " + url + ": curl_easy_init failed";
+        return response;
+    }
+    std::string setup_error;
+    bool is_post = false;
+    std::uint64_t bytes = 0;
+    http::Retried r = http::with_retries(
+        options, [&](int) -> http::Try {
+            Transfer t;
+            t.sink = sink;
+            t.options = &options;
+            setup_error = prepare(t);
+            if (!setup_error.empty()) {
+                return {false, false, setup_error};
+            }
+            is_post = t.post_body != nullptr;
+            http::Try a = perform_once(curl, url, t, response);
+            bytes = t.bytes;
+            if (!a.ok) {
+                discard(t);
+            }
+            return a;
+        });
+    pool.release(curl);
+    response.attempts = r.attempts;
+    response.ok = r.ok;
+    if (r.ok) {
+        response.bytes = bytes;
+    } else if (!setup_error.empty()) {
+        response.error = setup_error;
+    } else {
+        response.error = std::string(is_post ? "POST " : "GET ") + url + ": " + r.error + http::after_attempts(r.attempts);
     }
     return response;
 }
@@ -239,11 +196,14 @@ HttpResponse with_retries(const std::string& url, const HttpOptions& options, Si
 HttpResponse download(const std::string& url, const std::string& dest_path, const HttpOptions& options) {
     const std::string part = dest_path + ".part";
     std::FILE* file = nullptr;
-    auto close_file = [&] {
+    // After a failed try: the partial file is thrown away, so neither closing it nor removing it
+    // can lose anything (a .part that cannot be removed is overwritten by the next try).
+    auto drop_part = [&] {
         if (file) {
-            std::fclose(file);
+            (void)std::fclose(file);
             file = nullptr;
         }
+        (void)std::remove(part.c_str());
     };
     HttpResponse response = with_retries(
         url, options, Sink::file,
@@ -255,13 +215,9 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
             t.file = file;
             return {};
         },
-        [&](Transfer&) {
-            close_file();
-            std::remove(part.c_str());
-        });
+        [&](Transfer&) { drop_part(); });
     if (!response.ok) {
-        close_file();
-        std::remove(part.c_str());
+        drop_part();
         return response;
     }
     // The bytes are on disk before the name says the file is complete.
@@ -271,7 +227,7 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
     file = nullptr;
     if (!flushed || std::rename(part.c_str(), dest_path.c_str()) != 0) {
         err = flushed ? errno : err;
-        std::remove(part.c_str());
+        (void)std::remove(part.c_str());   // the error reported is the write's, not the clean-up's
         response.ok = false;
         response.error = "cannot write " + dest_path + ": " + std::strerror(err);
     }

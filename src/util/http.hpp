@@ -1,11 +1,14 @@
 // HTTP(S) downloads over libcurl. Knows nothing of nodectl.
 //
 // Every transfer follows redirects (bounded, to https only unless HttpOptions::redirect_protocols
-// says otherwise), treats HTTP >= 400 as a failure, aborts a stalled
-// transfer (low-speed limit), and retries transient failures (connection errors, time-outs,
-// truncated bodies, HTTP 408/429/5xx) with exponential backoff. Other failures (404, too many
-// redirects, a local write error) are not retried. Safe to call from several threads at once.
+// says otherwise), treats HTTP >= 400 as a failure, aborts a stalled transfer (low-speed limit),
+// and retries transient failures with exponential backoff under the one retry policy of
+// util/http_engine.hpp (connection errors, time-outs, truncated bodies, HTTP 408/429 and 5xx but
+// 501/505). Other failures (404, too many redirects, a local write error) are not retried. Safe to
+// call from several threads at once.
 #pragma once
+
+#include "util/http_engine.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -14,22 +17,17 @@
 
 namespace util {
 
-struct HttpOptions {
-    int attempts = 4;                                  // total tries, at least 1
-    std::chrono::milliseconds initial_backoff{1000};   // doubled after every failed try
-    std::chrono::milliseconds max_backoff{30000};
-    long connect_timeout_seconds = 20;
-    long low_speed_limit_bytes = 1024;                 // abort when slower than this ...
-    long low_speed_time_seconds = 30;                  // ... for this long
-    long timeout_seconds = 0;                          // whole transfer; 0 = none
-    long max_redirects = 10;
+// The engine's retry policy (attempts 4, backoff 1 s doubling to 30 s) and transport (schemes,
+// redirects, time limits: util/http_engine.hpp), with a download's defaults: up to 10 redirects,
+// a transfer slower than 1 KiB/s for 30 s is aborted. A redirect leads to https only unless the
+// caller says otherwise (redirect_protocols): it never downgrades a transfer to plain http.
+struct HttpOptions : http::RetryPolicy, http::Transport {
+    HttpOptions() {
+        max_redirects = 10;
+        low_speed_limit_bytes = 1024;
+        low_speed_time_seconds = 30;
+    }
     std::uint64_t max_text_bytes = 1 << 20;            // fetch_text refuses larger bodies
-    std::string user_agent;                            // empty: libcurl sends none
-    // Schemes the URL may use, and schemes a redirect may lead to (libcurl's protocol lists, such
-    // as "https,file"). A redirect leads to https only unless the caller says otherwise: it never
-    // downgrades a transfer to plain http.
-    std::string protocols = "http,https";
-    std::string redirect_protocols = "https";
     // Called during a transfer with the bytes received so far and the expected total (0 when
     // unknown).
     std::function<void(std::uint64_t now, std::uint64_t total)> progress;
@@ -53,7 +51,7 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
 HttpResponse fetch_text(const std::string& url, const HttpOptions& options = {});
 
 // POSTs `body` with a Content-Type header; a reply body (up to options.max_text_bytes) is in
-// HttpResponse::body. Retried like a GET (connection errors, 408/429/5xx): use it for idempotent
+// HttpResponse::body. Retried like a GET (the same policy): use it for idempotent
 // notifications such as webhooks.
 HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
                   const HttpOptions& options = {});

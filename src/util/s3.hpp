@@ -3,10 +3,11 @@
 // Requests: PUT, GET (streamed into a sink), HEAD, LIST (ListObjectsV2, every page), DELETE, and a
 // streaming multipart upload (CreateMultipartUpload / UploadPart / CompleteMultipartUpload /
 // AbortMultipartUpload) with `parallel_parts` parts in flight on worker threads, each with its own
-// curl handle. Every request is retried with exponential backoff on transient failures
-// (connection errors, time-outs, truncated bodies, HTTP 5xx, 429, 408). Error messages name the
-// operation, bucket/key and the HTTP status and S3 error code; they never contain the secret key
-// or a signature. A Client is safe to use from several threads at once.
+// curl handle. Requests go through the HTTP engine shared with downloads (util/http_engine.hpp)
+// and are retried under its one retry policy (connection errors, time-outs, truncated bodies,
+// HTTP 408, 429 and 5xx but 501/505, and S3's RequestTimeout, SlowDown and InternalError codes).
+// Error messages name the operation, bucket/key and the HTTP status and S3 error code; they never
+// contain the secret key or a signature. A Client is safe to use from several threads at once.
 #pragma once
 
 #include <chrono>
@@ -30,7 +31,7 @@ struct Config {
     bool path_style = false;         // true for S3-compatible stores (endpoint/bucket/key)
     std::string storage_class;       // empty: the bucket's default (sent as x-amz-storage-class)
     Credentials credentials;
-    int attempts = 5;                // per request, with exponential backoff
+    int attempts = 5;                // per request (1 to 20), with exponential backoff
     std::chrono::milliseconds initial_backoff{500};
     std::chrono::milliseconds max_backoff{20000};
     int parallel_parts = 2;          // parts in flight during a multipart upload

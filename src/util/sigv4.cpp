@@ -19,12 +19,6 @@ bool unreserved(unsigned char c) {
     return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
-
 std::string uri_decode(std::string_view s) {
     std::string out;
     out.reserve(s.size());
@@ -185,7 +179,7 @@ Signed sign(const Request& request, const Params& params) {
     // name -> values in the order given (duplicates joined with ',').
     std::map<std::string, std::string> canonical;
     for (const auto& [name, value] : headers) {
-        std::string key = lower(name);
+        std::string key = to_lower(name);
         std::string v = canonical_value(value);
         auto it = canonical.find(key);
         if (it == canonical.end()) {

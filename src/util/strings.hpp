@@ -10,6 +10,8 @@ namespace util {
 std::vector<std::string> split(std::string_view s, char sep);
 std::vector<std::string> split_lines(std::string_view s);
 std::string trim(std::string_view s);
+// ASCII letters in lower case (header names, keys); other bytes as they are.
+std::string to_lower(std::string_view s);
 bool starts_with(std::string_view s, std::string_view prefix);
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
 // Edit distance, for "did you mean" suggestions.

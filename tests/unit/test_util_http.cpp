@@ -6,12 +6,14 @@
 #include "util/digest.hpp"
 #include "util/file.hpp"
 #include "util/http.hpp"
+#include "util/http_engine.hpp"
 
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 using nodectl::testing::fast_http;
 using nodectl::testing::ReleaseServer;
@@ -300,4 +302,87 @@ TEST_CASE("effective_url: follows the channel redirect to the release tag") {
     auto unknown = util::effective_url(server.url("/channels/nope"), fast_http());
     CHECK_FALSE(unknown.ok);
     CHECK(unknown.error.find("HTTP 404") != std::string::npos);
+}
+
+// The one retry policy (util/http_engine.hpp) that downloads and S3 share: which statuses and
+// libcurl failures are worth another try. A change here changes both.
+TEST_CASE("retry policy: transient statuses and libcurl failures, and nothing else") {
+    for (long status : {408L, 429L, 500L, 502L, 503L, 504L, 507L, 599L}) {
+        CAPTURE(status);
+        CHECK(util::http::transient_status(status));
+        CHECK(util::http::transient(CURLE_HTTP_RETURNED_ERROR, status));
+        CHECK(util::http::transient(CURLE_OK, status));
+    }
+    for (long status : {0L, 200L, 204L, 206L, 301L, 400L, 401L, 403L, 404L, 409L, 412L, 416L, 501L, 505L, 600L}) {
+        CAPTURE(status);
+        CHECK_FALSE(util::http::transient_status(status));
+        CHECK_FALSE(util::http::transient(CURLE_HTTP_RETURNED_ERROR, status));
+    }
+    for (CURLcode rc : {CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT,
+                        CURLE_OPERATION_TIMEDOUT, CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
+                        CURLE_GOT_NOTHING, CURLE_SSL_CONNECT_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM}) {
+        CAPTURE(rc);
+        CHECK(util::http::transient(rc, 0));
+    }
+    for (CURLcode rc : {CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT, CURLE_TOO_MANY_REDIRECTS, CURLE_WRITE_ERROR,
+                        CURLE_ABORTED_BY_CALLBACK, CURLE_PEER_FAILED_VERIFICATION, CURLE_FAILED_INIT,
+                        CURLE_OUT_OF_MEMORY}) {
+        CAPTURE(rc);
+        CHECK_FALSE(util::http::transient(rc, 0));
+    }
+}
+
+TEST_CASE("retry policy: backoff doubles up to its cap, attempts are bounded, a cancel ends the wait") {
+    using std::chrono::milliseconds;
+    std::vector<milliseconds> waits;
+    int tries = 0;
+    auto r = util::http::with_retries(
+        {5, milliseconds(1), milliseconds(4)},
+        [&](int n) -> util::http::Try {
+            tries = n;
+            return {false, true, "try " + std::to_string(n)};
+        },
+        [&](const std::string&, milliseconds wait) { waits.push_back(wait); });
+    CHECK_FALSE(r.ok);
+    CHECK(r.attempts == 5);
+    CHECK(tries == 5);
+    CHECK(r.error == "try 5");
+    CHECK(waits == std::vector<milliseconds>{milliseconds(1), milliseconds(2), milliseconds(4), milliseconds(4)});
+
+    auto many = util::http::with_retries({1000, milliseconds(0), milliseconds(0)},
+                                         [](int) -> util::http::Try { return {false, true, "again"}; });
+    CHECK(many.attempts == util::http::k_max_attempts);
+
+    auto permanent = util::http::with_retries({5, milliseconds(0), milliseconds(0)},
+                                              [](int) -> util::http::Try { return {false, false, "no"}; });
+    CHECK(permanent.attempts == 1);
+
+    std::atomic<bool> cancel{true};
+    auto start = std::chrono::steady_clock::now();
+    auto cancelled = util::http::with_retries(
+        {5, milliseconds(60000), milliseconds(60000)}, [](int) -> util::http::Try { return {false, true, "x"}; }, {},
+        &cancel);
+    CHECK(cancelled.cancelled);
+    CHECK(cancelled.attempts == 1);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+}
+
+TEST_CASE("download: the retry policy on the wire: 429 and 502 are retried; 403, 501 and 505 are not") {
+    Served s;
+    ReleaseServer server(s.args());
+    for (int status : {429, 502}) {
+        CAPTURE(status);
+        auto r = util::fetch_text(server.url("/status/" + std::to_string(status)), fast_http(3));
+        CHECK_FALSE(r.ok);
+        CHECK(r.attempts == 3);
+        CHECK(server.requests("/status/" + std::to_string(status)) == 3);
+    }
+    for (int status : {403, 501, 505}) {
+        CAPTURE(status);
+        auto r = util::fetch_text(server.url("/status/" + std::to_string(status)), fast_http(3));
+        CHECK_FALSE(r.ok);
+        CHECK(r.attempts == 1);
+        CHECK(r.error.find("after 1 attempt)") != std::string::npos);
+        CHECK(server.requests("/status/" + std::to_string(status)) == 1);
+    }
 }

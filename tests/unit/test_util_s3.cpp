@@ -1,13 +1,17 @@
-// util::s3 without a server: the part-size rule (10,000 parts always suffice), key encoding and
-// URLs in both addressing styles, S3's XML, credentials files and the environment. The client
-// against a real store is tests/integration/test_s3.sh (s3rver + awscli).
+// util::s3 without a store: the part-size rule (10,000 parts always suffice), key encoding and
+// URLs in both addressing styles, S3's XML, credentials files and the environment, and the retry
+// policy against release_server.py. The client against a real store is
+// tests/integration/test_s3.sh (s3rver + awscli).
 #include "util/s3.hpp"
 
+#include "release_server.hpp"
 #include "test_support.hpp"
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <memory>
 
 namespace s3 = util::s3;
 
@@ -134,4 +138,62 @@ TEST_CASE("s3: credentials from awscli's file, KEY=VALUE lines, s3fs's format an
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
     CHECK_FALSE(s3::credentials_from_environment(c).ok);
     ::unsetenv("AWS_ACCESS_KEY_ID");
+}
+
+// The client on the wire, against release_server.py on 127.0.0.1 (path-style bucket "status" or
+// "s3error": GET /status/<code> answers that status, GET /s3error/<code>/<S3 code> adds S3's XML
+// error body): S3 requests are retried under the HTTP engine's one policy, like downloads.
+TEST_CASE("s3: the retry policy on the wire: 503, 500 and S3's transient codes are retried; 403, 404, 501 are not") {
+    nodectl::testing::TempDir dir;
+    nodectl::testing::ReleaseServer server({"--root", dir.path().string()});
+    std::vector<std::string> lines;
+    auto client_for = [&](const std::string& bucket) {
+        s3::Config c;
+        c.endpoint = server.url("");
+        c.bucket = bucket;
+        c.path_style = true;
+        c.credentials = {"AK", "SK", ""};
+        c.attempts = 3;
+        c.initial_backoff = std::chrono::milliseconds(10);
+        c.max_backoff = std::chrono::milliseconds(20);
+        c.log = [&](const std::string& line) { lines.push_back(line); };
+        return std::make_unique<s3::Client>(c);
+    };
+    auto get = [](s3::Client& client, const std::string& key) {
+        return client.get(key, [](const char*, std::size_t) { return true; });
+    };
+    auto status = client_for("status");
+    for (const char* code : {"503", "500", "429"}) {
+        CAPTURE(code);
+        auto st = get(*status, code);
+        CHECK_FALSE(st.ok);
+        CHECK(st.error.find("after 3 attempts)") != std::string::npos);
+        CHECK(server.requests(std::string("/status/") + code) == 3);
+    }
+    CHECK(lines.size() == 6);   // two "retrying in" lines per retried request
+    for (const char* code : {"403", "404", "501"}) {
+        CAPTURE(code);
+        auto st = get(*status, code);
+        CHECK_FALSE(st.ok);
+        CHECK(st.http_status == std::atoi(code));
+        CHECK(st.error.find("after 1 attempt)") != std::string::npos);
+        CHECK(server.requests(std::string("/status/") + code) == 1);
+    }
+    // S3 names RequestTimeout under 400 and SlowDown under 503; other codes go by their status.
+    auto s3error = client_for("s3error");
+    struct Case {
+        const char* key;
+        int requests;
+        const char* says;
+    };
+    for (const Case& c : {Case{"400/RequestTimeout", 3, "HTTP 400 RequestTimeout: injected (after 3 attempts)"},
+                          Case{"503/SlowDown", 3, "HTTP 503 SlowDown: injected (after 3 attempts)"},
+                          Case{"400/BadDigest", 1, "HTTP 400 BadDigest: injected (after 1 attempt)"},
+                          Case{"403/AccessDenied", 1, "HTTP 403 AccessDenied: injected (after 1 attempt)"}}) {
+        CAPTURE(c.key);
+        auto st = get(*s3error, c.key);
+        CHECK_FALSE(st.ok);
+        CHECK(st.error.find(c.says) != std::string::npos);
+        CHECK(server.requests(std::string("/s3error/") + c.key) == c.requests);
+    }
 }

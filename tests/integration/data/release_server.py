@@ -12,6 +12,7 @@ Prints the port it listens on as the first line of stdout, then serves until kil
   GET /redirect/<path>                     302 to /<path>
   GET /loop                                302 to /loop, forever
   GET /status/<code>                       an empty response with that HTTP status
+  GET /s3error/<code>/<S3 code>            that HTTP status with an S3 XML error body naming <S3 code>
   GET /stall/<bytes>                       announces <bytes>, sends half, then sends nothing more
   GET /_stats                              "total N" then "<count> <path>" lines: every request
                                            except /_stats itself
@@ -94,6 +95,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.redirect("/loop")
         elif path.startswith("/status/") and parts[2].isdigit():
             self.send_body(int(parts[2]), b"", "text/plain")
+        elif path.startswith("/s3error/") and len(parts) == 4 and parts[2].isdigit():
+            body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>injected</Message></Error>"
+            self.send_body(int(parts[2]), (body % parts[3]).encode(), "application/xml")
         elif path.startswith("/stall/") and parts[2].isdigit():
             size = int(parts[2])
             self.send_response(200)

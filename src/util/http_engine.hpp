@@ -1,0 +1,142 @@
+// The one libcurl engine under util/http.hpp (downloads) and util/s3.hpp (S3): handle setup,
+// handle reuse, and the single retry policy. Knows nothing of nodectl.
+//
+// A caller builds one try (its own callbacks, headers and body) on a handle that prepare() has
+// reset and configured, judges the result with transient(), and lets with_retries() run the tries.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace util::http {
+
+// ---- The retry policy (the only one: downloads and S3 both use it) ----
+//
+// Retried (transient):
+//   - libcurl failures of the network or of a transfer cut short: could not resolve the host or
+//     the proxy, could not connect, timed out (connect time-out or the low-speed limit: a stalled
+//     transfer), partial file (a truncated body, also detected by comparing Content-Length with
+//     the bytes received), send/receive errors, an empty reply, a failed TLS handshake, HTTP/2
+//     framing and stream errors.
+//   - HTTP 408 Request Timeout, 429 Too Many Requests, and every 5xx but 501 Not Implemented and
+//     505 HTTP Version Not Supported (those two will not change on a retry).
+//   - S3 names some of these statuses in its XML error body, also with another status or with
+//     200 (CompleteMultipartUpload): RequestTimeout (408), SlowDown (503) and InternalError (500)
+//     are judged as the status they stand for (util/s3_request.cpp).
+// Not retried: everything else (4xx such as 400/403/404, 3xx after the redirect limit, a
+// protocol that is not allowed, a local write error, a receiver that stopped the transfer, a
+// cancelled transfer).
+// Backoff and bounds: at most `attempts` tries (clamped to 1..k_max_attempts); before try n+1 the
+// caller waits initial_backoff * 2^(n-1), at most max_backoff (clamped to k_max_backoff), so the
+// waiting adds up to at most (attempts - 1) * max_backoff. Each try is bounded in time by the
+// connect time-out, the low-speed limit (a transfer that stalls is aborted) and, when set, a
+// whole-transfer time-out (Transport). A cancel flag ends the waiting at once.
+struct RetryPolicy {
+    int attempts = 4;
+    std::chrono::milliseconds initial_backoff{1000};
+    std::chrono::milliseconds max_backoff{30000};
+};
+constexpr int k_max_attempts = 20;
+constexpr std::chrono::milliseconds k_max_backoff{5 * 60 * 1000};
+
+[[nodiscard]] bool transient_curl_code(CURLcode rc);
+[[nodiscard]] bool transient_status(long status);
+// The verdict on one finished try: a libcurl failure by its code (CURLE_HTTP_RETURNED_ERROR, from
+// CURLOPT_FAILONERROR, by its status), else a status outside 2xx by the status.
+[[nodiscard]] bool transient(CURLcode rc, long status);
+
+// ---- Handles ----
+
+// Easy handles kept for reuse, so that the tries of a request and the requests of a client share
+// connections. acquire() gives a pooled handle or a new one (nullptr when libcurl cannot make
+// one); release() takes it back. Safe to use from several threads at once.
+class HandlePool {
+public:
+    HandlePool() = default;
+    ~HandlePool();
+    HandlePool(const HandlePool&) = delete;
+    HandlePool& operator=(const HandlePool&) = delete;
+    [[nodiscard]] CURL* acquire();
+    void release(CURL* curl);
+
+private:
+    std::mutex m_mutex;
+    std::vector<CURL*> m_handles;
+};
+
+// How a try reaches its server: schemes, redirects, time limits.
+struct Transport {
+    std::string protocols = "http,https";    // schemes the URL may use (libcurl's list)
+    long max_redirects = 0;                  // redirects followed; 0: none
+    std::string redirect_protocols = "https";  // schemes a redirect may lead to
+    long connect_timeout_seconds = 20;
+    long low_speed_limit_bytes = 1;          // abort when slower than this ...
+    long low_speed_time_seconds = 60;        // ... for this long
+    long timeout_seconds = 0;                // whole transfer; 0 = none
+    std::string user_agent;                  // empty: libcurl sends none
+    bool path_as_is = false;                 // keep "." and ".." path segments (S3 keys)
+};
+
+// Sets options on one handle and remembers the first one libcurl refused.
+class Options {
+public:
+    explicit Options(CURL* curl) : m_curl(curl) {}
+    template <class T> void set(CURLoption option, T value) {
+        CURLcode rc = curl_easy_setopt(m_curl, option, value);
+        if (rc != CURLE_OK && m_failed == CURLE_OK) {
+            m_failed = rc;
+        }
+    }
+    // Empty when every option was taken, else why not.
+    [[nodiscard]] std::string error() const;
+
+private:
+    CURL* m_curl;
+    CURLcode m_failed = CURLE_OK;
+};
+
+// Resets `curl` (a reused handle keeps its connections only) and sets the URL, the error buffer
+// (CURL_ERROR_SIZE bytes), no signals, and `transport`. Empty on success, else the reason.
+[[nodiscard]] std::string prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf);
+
+// The response status of the last response on `curl`; 0 when none arrived.
+[[nodiscard]] long response_status(CURL* curl);
+// "truncated body: X of Y bytes" when the response's Content-Length differs from `received`;
+// empty when they agree or no length was announced.
+[[nodiscard]] std::string truncation(CURL* curl, std::uint64_t received);
+// libcurl's text for `rc` and, when set, the error buffer's detail.
+[[nodiscard]] std::string describe(CURLcode rc, const char* errbuf);
+
+// ---- Tries ----
+
+struct [[nodiscard]] Try {
+    bool ok = false;
+    bool retry = false;   // worth another try (transient(), or a caller's own judgement)
+    std::string error;    // empty when ok
+};
+
+struct [[nodiscard]] Retried {
+    bool ok = false;
+    bool cancelled = false;   // the cancel flag was set while waiting
+    int attempts = 0;         // tries made
+    std::string error;        // the last try's error
+};
+
+// Runs `attempt(n)` (n from 1) until a try succeeds, fails for good, or the attempts are spent,
+// waiting between tries as the policy says. `on_retry(error, wait)` is called before each wait;
+// `cancel`, when set during a wait, ends it with Retried::cancelled.
+Retried with_retries(const RetryPolicy& policy, const std::function<Try(int)>& attempt,
+                     const std::function<void(const std::string&, std::chrono::milliseconds)>& on_retry = {},
+                     const std::atomic<bool>* cancel = nullptr);
+
+// " (after 1 attempt)" / " (after 3 attempts)", for messages.
+std::string after_attempts(int attempts);
+
+} // namespace util::http

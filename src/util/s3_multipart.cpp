@@ -1,0 +1,337 @@
+// util::s3's streaming upload: one PUT for a small object, else a multipart upload
+// (CreateMultipartUpload / UploadPart / CompleteMultipartUpload, AbortMultipartUpload on any
+// failure) with `parallel_parts` parts in flight on worker threads, each with its own handle.
+#include "util/s3.hpp"
+
+#include "util/s3_request.hpp"
+#include "util/s3_xml.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace util::s3 {
+
+namespace {
+
+class StreamingUpload : public Upload {
+public:
+    StreamingUpload(Client::Impl& impl, std::string key, std::uint64_t size_hint)
+        : m_impl(impl), m_key(std::move(key)), m_hint(size_hint) {
+        m_part_size = Client::part_size_for(m_impl.config.min_part_size, m_hint, 1);
+        m_buffer.reserve(m_part_size);
+    }
+    ~StreamingUpload() override {
+        if (m_state == State::open || m_state == State::failed) {
+            abort();
+        }
+    }
+
+    Status write(const void* data, std::size_t size) override {
+        if (m_state != State::open) {
+            return closed_status();
+        }
+        const char* p = static_cast<const char*>(data);
+        while (size > 0) {
+            std::size_t take = std::min<std::size_t>(size, m_part_size - m_buffer.size());
+            m_buffer.append(p, take);
+            p += take;
+            size -= take;
+            m_bytes += take;
+            if (m_buffer.size() >= m_part_size) {
+                Status st = send_buffer();
+                if (!st.ok) {
+                    return fail(st);
+                }
+            }
+        }
+        return {};
+    }
+
+    Status finish() override {
+        if (m_state != State::open) {
+            return closed_status();
+        }
+        if (m_upload_id.empty()) {   // smaller than one part: a single PUT
+            Status st = m_impl.put_object(m_key, m_buffer);
+            m_state = st.ok ? State::finished : State::failed;
+            m_failure = st;
+            std::string().swap(m_buffer);
+            return st;
+        }
+        if (!m_buffer.empty()) {
+            Status st = send_buffer();
+            if (!st.ok) {
+                return fail(st);
+            }
+        }
+        {
+            std::unique_lock lock(m_mutex);
+            m_space.wait(lock, [&] { return m_in_flight == 0 || m_failed; });
+            if (m_failed) {
+                Status st = m_part_failure;
+                lock.unlock();
+                return fail(st);
+            }
+        }
+        stop_workers();
+        std::string xml = "<CompleteMultipartUpload>";
+        for (const auto& [number, etag] : m_etags) {
+            xml += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" + xml::escape(etag) +
+                   "</ETag></Part>";
+        }
+        xml += "</CompleteMultipartUpload>";
+        Request req;
+        req.method = "POST";
+        req.key = m_key;
+        req.query = {{"uploadId", m_upload_id}};
+        req.body = xml;
+        req.has_body = true;
+        Response resp;
+        Status st = m_impl.perform(req, resp, "CompleteMultipartUpload " + m_impl.where(m_key));
+        if (!st.ok) {
+            return fail(st);
+        }
+        m_state = State::finished;
+        return st;
+    }
+
+    void abort() override {
+        if (m_state == State::finished || m_state == State::aborted) {
+            return;
+        }
+        // abort() cannot fail: an upload S3 refuses to abort is left to the bucket's lifecycle
+        // rule (and `nodectl backup prune` lists it); the upload is over for us either way.
+        (void)abort_multipart();
+        m_state = State::aborted;
+    }
+
+    std::uint64_t bytes_written() const override { return m_bytes; }
+    int parts() const override { return m_upload_id.empty() ? 0 : m_next_part - 1; }
+
+private:
+    enum class State { open, finished, failed, aborted };
+    struct Part {
+        int number = 0;
+        std::string data;
+    };
+
+    Status closed_status() const {
+        if (m_state == State::failed || m_state == State::aborted) {
+            Status st = m_failure;
+            st.ok = false;
+            if (st.error.empty()) {
+                st.error = "S3 upload " + m_impl.where(m_key) + " was aborted";
+            }
+            return st;
+        }
+        return {false, "S3 upload " + m_impl.where(m_key) + " is already finished", 0};
+    }
+
+    // A failure: abort the multipart upload, and say in the message whether that worked.
+    Status fail(Status st) {
+        st.ok = false;
+        if (!m_upload_id.empty()) {
+            Status ab = abort_multipart();
+            st.error += ab.ok ? "; the multipart upload was aborted, no object and no parts remain"
+                              : "; " + ab.error + " (upload " + m_upload_id + " of " + m_key +
+                                    " may stay open until a lifecycle rule or abort_upload removes it; no object "
+                                    "was completed)";
+        }
+        m_failure = st;
+        m_state = State::aborted;
+        return st;
+    }
+
+    Status abort_multipart() {
+        m_cancel = true;   // parts in flight stop at once (progress callback)
+        stop_workers();
+        std::string().swap(m_buffer);
+        if (m_upload_id.empty() || m_abort_sent) {
+            return m_abort_status;
+        }
+        m_abort_sent = true;
+        Request req;
+        req.method = "DELETE";
+        req.key = m_key;
+        req.query = {{"uploadId", m_upload_id}};
+        Response resp;
+        m_abort_status = m_impl.perform(req, resp, "AbortMultipartUpload " + m_impl.where(m_key));
+        if (!m_abort_status.ok && resp.status == 404) {   // already gone
+            m_abort_status = {};
+        }
+        if (!m_abort_status.ok && m_impl.config.log) {
+            m_impl.config.log(m_abort_status.error + "; upload " + m_upload_id + " may stay open (no object was completed)");
+        }
+        return m_abort_status;
+    }
+
+    Status start_multipart() {
+        Request req;
+        req.method = "POST";
+        req.key = m_key;
+        req.query = {{"uploads", ""}};
+        req.has_body = true;   // an empty body
+        req.headers.emplace_back("Content-Type", "application/octet-stream");
+        m_impl.add_storage_class(req);
+        Response resp;
+        Status st = m_impl.perform(req, resp, "CreateMultipartUpload " + m_impl.where(m_key));
+        if (!st.ok) {
+            return st;
+        }
+        m_upload_id = xml::text(resp.body, "UploadId");
+        if (m_upload_id.empty()) {
+            return {false, "S3 CreateMultipartUpload " + m_impl.where(m_key) + ": no UploadId in the answer", resp.status};
+        }
+        int workers = m_impl.config.parallel_parts;
+        for (int i = 0; i < workers; ++i) {
+            m_workers.emplace_back([this] { work(); });
+        }
+        return {};
+    }
+
+    // Queues the full buffer as the next part; blocks while parallel_parts parts are in flight.
+    Status send_buffer() {
+        if (m_upload_id.empty()) {
+            Status started = start_multipart();
+            if (!started.ok) {
+                return started;
+            }
+        }
+        if (m_next_part > k_max_parts) {
+            return {false, "S3 upload " + m_impl.where(m_key) + ": more than 10,000 parts", 0};
+        }
+        {
+            std::unique_lock lock(m_mutex);
+            m_space.wait(lock, [&] { return m_in_flight < m_impl.config.parallel_parts || m_failed; });
+            if (m_failed) {
+                return m_part_failure;
+            }
+            m_queue.push_back(Part{m_next_part++, std::move(m_buffer)});
+            ++m_in_flight;
+        }
+        m_work.notify_one();
+        m_part_size = Client::part_size_for(m_impl.config.min_part_size, m_hint, m_next_part);
+        m_buffer = std::string();
+        m_buffer.reserve(m_part_size);
+        return {};
+    }
+
+    void work() {
+        CURL* curl = m_impl.handles.acquire();
+        for (;;) {
+            Part part;
+            {
+                std::unique_lock lock(m_mutex);
+                m_work.wait(lock, [&] { return !m_queue.empty() || m_stop; });
+                if (m_queue.empty()) {
+                    break;
+                }
+                part = std::move(m_queue.front());
+                m_queue.pop_front();
+            }
+            Status st;
+            std::string etag;
+            if (!m_cancel.load()) {
+                Request req;
+                req.method = "PUT";
+                req.key = m_key;
+                req.query = {{"partNumber", std::to_string(part.number)}, {"uploadId", m_upload_id}};
+                req.body = part.data;
+                req.has_body = true;
+                req.cancel = &m_cancel;
+                Response resp;
+                st = curl ? m_impl.perform(curl, req, resp,
+                                           "UploadPart " + std::to_string(part.number) + " of " + m_impl.where(m_key))
+                          : Status{false, "curl_easy_init failed", 0};
+                etag = resp.headers["etag"];
+                if (st.ok && etag.empty()) {
+                    st = {false, "S3 UploadPart " + std::to_string(part.number) + ": no ETag in the answer", resp.status};
+                }
+            } else {
+                st = {false, "cancelled", 0};
+            }
+            std::string().swap(part.data);   // the memory goes back before the next part is taken
+            {
+                std::lock_guard lock(m_mutex);
+                if (st.ok) {
+                    m_etags[part.number] = etag;
+                } else if (!m_failed) {
+                    m_failed = true;
+                    m_part_failure = st;
+                    m_cancel = true;
+                }
+                --m_in_flight;
+            }
+            m_space.notify_all();
+        }
+        m_impl.handles.release(curl);
+    }
+
+    void stop_workers() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_work.notify_all();
+        for (auto& t : m_workers) {
+            t.join();
+        }
+        m_workers.clear();
+    }
+
+    Client::Impl& m_impl;
+    std::string m_key;
+    std::uint64_t m_hint = 0;
+    std::uint64_t m_part_size = 0;
+    std::uint64_t m_bytes = 0;
+    std::string m_buffer;
+    std::string m_upload_id;
+    int m_next_part = 1;
+    State m_state = State::open;
+    Status m_failure;
+    Status m_abort_status;
+    bool m_abort_sent = false;
+
+    std::mutex m_mutex;
+    std::condition_variable m_space;
+    std::condition_variable m_work;
+    std::deque<Part> m_queue;
+    int m_in_flight = 0;
+    bool m_failed = false;
+    bool m_stop = false;
+    Status m_part_failure;
+    std::map<int, std::string> m_etags;
+    std::atomic<bool> m_cancel{false};
+    std::vector<std::thread> m_workers;
+};
+
+} // namespace
+
+std::uint64_t Client::part_size_for(std::uint64_t min_part_size, std::uint64_t size_hint, int part_number) {
+    std::uint64_t base = std::clamp(min_part_size, k_min_s3_part, k_max_s3_part);
+    if (size_hint > 0) {
+        // 9,000 parts for the hinted size, leaving room for a hint that is too small.
+        std::uint64_t need = (size_hint + 8999) / 9000;
+        need = (need + (1 << 20) - 1) & ~((1ull << 20) - 1);
+        base = std::max(base, need);
+    }
+    // Unknown or underestimated size: double every 1,000 parts. With 8 MiB that holds ~8 TiB in
+    // 10,000 parts (S3's object limit is 5 TiB).
+    int tier = std::clamp((part_number - 1) / 1000, 0, 20);
+    std::uint64_t size = base;
+    for (int i = 0; i < tier && size < k_max_s3_part; ++i) {
+        size *= 2;
+    }
+    return std::min(size, k_max_s3_part);
+}
+
+std::unique_ptr<Upload> Client::upload(const std::string& key, std::uint64_t size_hint) {
+    return std::make_unique<StreamingUpload>(*m_impl, key, size_hint);
+}
+
+} // namespace util::s3
