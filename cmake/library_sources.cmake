@@ -8,11 +8,17 @@
 # field appended to struct sftp_session_struct that the rebuilt 0.10.6-0+deb12u2 lacks), and an
 # object compiled against one must not be linked with the other.
 #
-# The split is sound only if the library headers are included from .cpp files alone; a project
-# header that includes one would carry it into objects that are shared. That is refused here.
+# The split is sound only if every source that sees a library header is found. A project header
+# may include one only when its name says so: it ends in _curl.hpp, _ssh.hpp or _archive.hpp
+# (util/http_curl.hpp), and a source that includes such a header counts as one that includes the
+# library's. Any other project header that includes one would carry it into objects that are
+# shared: that is refused here.
 # Used at configure time (include()) and before the static link (cmake/check_static_build.cmake).
 
-set(NODECTL_LIBRARY_INCLUDE_REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](libssh/|curl/|archive\\.h|archive_entry\\.h)")
+set(NODECTL_LIBRARY_INCLUDE_REGEX
+    "^[ \t]*#[ \t]*include[ \t]*([<\"](libssh/|curl/|archive\\.h|archive_entry\\.h)|\"[^\"]*_(curl|ssh|archive)\\.hpp\")")
+# Project headers allowed to include a library header (NODECTL_LIBRARY_INCLUDE_REGEX's last part).
+set(NODECTL_LIBRARY_HEADER_NAME_REGEX "_(curl|ssh|archive)\\.hpp$")
 
 # nodectl_library_sources(OUT_VAR SOURCE_DIR SOURCES...): the SOURCES that include a library header.
 # Fails when a header under SOURCE_DIR/src or SOURCE_DIR/include includes one.
@@ -21,10 +27,10 @@ function(nodectl_library_sources out_var source_dir)
        "${source_dir}/include/*.h")
   foreach(header ${headers})
     file(STRINGS "${header}" hits REGEX "${NODECTL_LIBRARY_INCLUDE_REGEX}")
-    if(hits)
+    if(hits AND NOT header MATCHES "${NODECTL_LIBRARY_HEADER_NAME_REGEX}")
       list(GET hits 0 first)
       message(FATAL_ERROR "${header}: '${first}': include the headers of libssh, libcurl and libarchive "
-        "only from .cpp files. Those files are compiled once per header set (Debian's and the static "
+        "only from .cpp files, or from a header named *_curl.hpp, *_ssh.hpp or *_archive.hpp. Those files are compiled once per header set (Debian's and the static "
         "rebuild's); every other object is shared by build/nodectl and the static binary "
         "(cmake/library_sources.cmake).")
     endif()

@@ -1,4 +1,5 @@
 #include "util/http.hpp"
+#include "util/http_curl.hpp"
 
 #include <unistd.h>
 

@@ -3,12 +3,12 @@
 // Every transfer follows redirects (bounded, to https only unless HttpOptions::redirect_protocols
 // says otherwise), treats HTTP >= 400 as a failure, aborts a stalled transfer (low-speed limit),
 // and retries transient failures with exponential backoff under the one retry policy of
-// util/http_engine.hpp (connection errors, time-outs, truncated bodies, HTTP 408/429 and 5xx but
+// util/http_retry.hpp (connection errors, time-outs, truncated bodies, HTTP 408/429 and 5xx but
 // 501/505). Other failures (404, too many redirects, a local write error) are not retried. Safe to
 // call from several threads at once.
 #pragma once
 
-#include "util/http_engine.hpp"
+#include "util/http_retry.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -18,7 +18,7 @@
 namespace util {
 
 // The engine's retry policy (attempts 4, backoff 1 s doubling to 30 s) and transport (schemes,
-// redirects, time limits: util/http_engine.hpp), with a download's defaults: up to 10 redirects,
+// redirects, time limits: util/http_retry.hpp), with a download's defaults: up to 10 redirects,
 // a transfer slower than 1 KiB/s for 30 s is aborted. A redirect leads to https only unless the
 // caller says otherwise (redirect_protocols): it never downgrades a transfer to plain http.
 struct HttpOptions : http::RetryPolicy, http::Transport {

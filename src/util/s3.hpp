@@ -3,7 +3,7 @@
 // Requests: PUT, GET (streamed into a sink), HEAD, LIST (ListObjectsV2, every page), DELETE, and a
 // streaming multipart upload (CreateMultipartUpload / UploadPart / CompleteMultipartUpload /
 // AbortMultipartUpload) with `parallel_parts` parts in flight on worker threads, each with its own
-// curl handle. Requests go through the HTTP engine shared with downloads (util/http_engine.hpp)
+// curl handle. Requests go through the HTTP engine shared with downloads (util/http_retry.hpp, util/http_curl.hpp)
 // and are retried under its one retry policy (connection errors, time-outs, truncated bodies,
 // HTTP 408, 429 and 5xx but 501/505, and S3's RequestTimeout, SlowDown and InternalError codes).
 // Error messages name the operation, bucket/key and the HTTP status and S3 error code; they never

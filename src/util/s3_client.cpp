@@ -2,7 +2,7 @@
 // bucket requests. One request is made by s3_request.cpp, the streaming upload by s3_multipart.cpp.
 #include "util/s3.hpp"
 
-#include "util/s3_request.hpp"
+#include "util/s3_request_curl.hpp"
 #include "util/s3_xml.hpp"
 #include "util/sigv4.hpp"
 #include "util/strings.hpp"

@@ -3,7 +3,7 @@
 // failure) with `parallel_parts` parts in flight on worker threads, each with its own handle.
 #include "util/s3.hpp"
 
-#include "util/s3_request.hpp"
+#include "util/s3_request_curl.hpp"
 #include "util/s3_xml.hpp"
 
 #include <algorithm>

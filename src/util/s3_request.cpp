@@ -1,6 +1,6 @@
 // One signed S3 request over the HTTP engine: SigV4 headers, libcurl callbacks, the verdict on a
 // try (S3's error codes judged by the engine's retry policy), and the tries.
-#include "util/s3_request.hpp"
+#include "util/s3_request_curl.hpp"
 
 #include "util/digest.hpp"
 #include "util/s3_xml.hpp"

@@ -1,7 +1,7 @@
 // The little XML util::s3 reads and writes: S3's answers are flat elements whose text is
 // entity-escaped. Not a general XML parser. Bounded: the scanner reads each byte of its input a
 // bounded number of times (no recursion, no backtracking), and the request layer caps what it
-// hands over (s3_request.hpp: k_max_text_body, k_max_error_body). Knows nothing of nodectl.
+// hands over (s3_request_curl.hpp: k_max_text_body, k_max_error_body). Knows nothing of nodectl.
 #pragma once
 
 #include <string>

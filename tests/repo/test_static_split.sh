@@ -50,12 +50,20 @@ expect_refusal "a project header that includes libarchive" "b.hpp: [^:]*: includ
 printf '#pragma once\n' >"$tree/src/x/b.hpp"
 printf '#include <archive_entry.h>\n' >"$tree/include/nodectl/c.hpp"
 expect_refusal "a public header that includes libarchive" "c.hpp: [^:]*: include the headers of libssh, libcurl and libarchive only from .cpp files" "$tree/src/a.cpp" "$TMP/libssh.a"
+printf '#pragma once\n' >"$tree/include/nodectl/c.hpp"
+# A header named *_curl.hpp may include libcurl's; a source that includes it is a library source.
+printf '#pragma once\n#include <curl/curl.h>\n' >"$tree/src/x/engine_curl.hpp"
+printf '#include "x/engine_curl.hpp"\n' >"$tree/src/d.cpp"
+if check "$tree/src/a.cpp;$tree/src/d.cpp" "$TMP/libssh.a"; then ok "a header named *_curl.hpp may include libcurl's"; else bad "*_curl.hpp was refused:"; cat "$TMP/out" >&2; fi
+expect_refusal "a source that includes a *_curl.hpp header but was configured as shared" "src/d.cpp now include(s) a libssh/libcurl/libarchive header" "$tree/src/a.cpp" "$TMP/libssh.a"
+printf '#pragma once\n#include "x/engine_curl.hpp"\n' >"$tree/src/x/b.hpp"
+expect_refusal "a header not named *_curl.hpp that includes one that is" "b.hpp: [^:]*: include the headers of libssh, libcurl and libarchive only from .cpp files" "$tree/src/a.cpp;$tree/src/d.cpp" "$TMP/libssh.a"
 
 # The real tree: the split CMake made is the one the check finds (what the build relies on).
-mapfile -t real < <(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"](libssh/|curl/|archive\.h|archive_entry\.h)' "$REPO/src" --include='*.cpp' | sort)
+mapfile -t real < <(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*([<"](libssh/|curl/|archive\.h|archive_entry\.h)|"[^"]*_(curl|ssh|archive)\.hpp")' "$REPO/src" --include='*.cpp' | sort)
 tree=$REPO
 if [ "${#real[@]}" -gt 0 ] && check "$(IFS=';'; echo "${real[*]}")" ""; then
-  ok "this repository: ${#real[@]} sources include the libraries' headers, no header does"
+  ok "this repository: ${#real[@]} sources include the libraries' headers, no header but one named *_curl.hpp, *_ssh.hpp or *_archive.hpp does"
 else
   bad "this repository does not pass the check:"; cat "$TMP/out" >&2
 fi

@@ -6,7 +6,7 @@
 #include "util/digest.hpp"
 #include "util/file.hpp"
 #include "util/http.hpp"
-#include "util/http_engine.hpp"
+#include "util/http_curl.hpp"
 
 #include <doctest/doctest.h>
 
@@ -304,7 +304,7 @@ TEST_CASE("effective_url: follows the channel redirect to the release tag") {
     CHECK(unknown.error.find("HTTP 404") != std::string::npos);
 }
 
-// The one retry policy (util/http_engine.hpp) that downloads and S3 share: which statuses and
+// The one retry policy (util/http_curl.hpp) that downloads and S3 share: which statuses and
 // libcurl failures are worth another try. A change here changes both.
 TEST_CASE("retry policy: transient statuses and libcurl failures, and nothing else") {
     for (long status : {408L, 429L, 500L, 502L, 503L, 504L, 507L, 599L}) {

@@ -1,9 +1,9 @@
 // Inside util::s3 (not for other callers): one signed S3 request over the HTTP engine
-// (util/http_engine.hpp), and the state a Client shares with its uploads. The requests are made
+// (util/http_curl.hpp), and the state a Client shares with its uploads. The requests are made
 // by s3_request.cpp, addressed by s3_client.cpp and used by s3_multipart.cpp.
 #pragma once
 
-#include "util/http_engine.hpp"
+#include "util/http_curl.hpp"
 #include "util/s3.hpp"
 
 #include <atomic>

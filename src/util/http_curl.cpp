@@ -1,4 +1,4 @@
-#include "util/http_engine.hpp"
+#include "util/http_curl.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -35,13 +35,6 @@ bool transient_curl_code(CURLcode rc) {
     default:
         return false;
     }
-}
-
-bool transient_status(long status) {
-    if (status == 408 || status == 429) {
-        return true;
-    }
-    return status >= 500 && status <= 599 && status != 501 && status != 505;
 }
 
 bool transient(CURLcode rc, long status) {
@@ -142,44 +135,6 @@ std::string describe(CURLcode rc, const char* errbuf) {
         reason += std::string(": ") + errbuf;
     }
     return reason;
-}
-
-Retried with_retries(const RetryPolicy& policy, const std::function<Try(int)>& attempt,
-                     const std::function<void(const std::string&, std::chrono::milliseconds)>& on_retry,
-                     const std::atomic<bool>* cancel) {
-    const int attempts = std::clamp(policy.attempts, 1, k_max_attempts);
-    const auto max_backoff = std::clamp(policy.max_backoff, std::chrono::milliseconds(0), k_max_backoff);
-    auto backoff = std::clamp(policy.initial_backoff, std::chrono::milliseconds(0), max_backoff);
-    Retried out;
-    for (int i = 1; i <= attempts; ++i) {
-        out.attempts = i;
-        Try t = attempt(i);
-        out.ok = t.ok;
-        out.error = std::move(t.error);
-        if (t.ok || !t.retry || i == attempts) {
-            break;
-        }
-        if (on_retry) {
-            on_retry(out.error, backoff);
-        }
-        // Waits in short steps so that a cancel flag ends the wait at once.
-        const auto until = std::chrono::steady_clock::now() + backoff;
-        while (std::chrono::steady_clock::now() < until) {
-            if (cancel && cancel->load()) {
-                out.cancelled = true;
-                return out;
-            }
-            std::this_thread::sleep_for(
-                std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20),
-                                                              until - std::chrono::steady_clock::now()));
-        }
-        backoff = std::min(backoff * 2, max_backoff);
-    }
-    return out;
-}
-
-std::string after_attempts(int attempts) {
-    return " (after " + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
 }
 
 } // namespace util::http

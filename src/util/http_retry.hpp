@@ -1,19 +1,13 @@
-// The one libcurl engine under util/http.hpp (downloads) and util/s3.hpp (S3): handle setup,
-// handle reuse, and the single retry policy. Knows nothing of nodectl.
-//
-// A caller builds one try (its own callbacks, headers and body) on a handle that prepare() has
-// reset and configured, judges the result with transient(), and lets with_retries() run the tries.
+// The retry policy and the try loop of util/http (downloads) and util/s3 (S3): what is worth
+// another try, how long to wait, how a transfer is bounded. No libcurl here: a header that includes
+// libcurl's is named *_curl.hpp and only those sources include it (cmake/library_sources.cmake).
 #pragma once
-
-#include <curl/curl.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
-#include <vector>
 
 namespace util::http {
 
@@ -46,30 +40,8 @@ struct RetryPolicy {
 constexpr int k_max_attempts = 20;
 constexpr std::chrono::milliseconds k_max_backoff{5 * 60 * 1000};
 
-[[nodiscard]] bool transient_curl_code(CURLcode rc);
+// HTTP statuses worth another try (above).
 [[nodiscard]] bool transient_status(long status);
-// The verdict on one finished try: a libcurl failure by its code (CURLE_HTTP_RETURNED_ERROR, from
-// CURLOPT_FAILONERROR, by its status), else a status outside 2xx by the status.
-[[nodiscard]] bool transient(CURLcode rc, long status);
-
-// ---- Handles ----
-
-// Easy handles kept for reuse, so that the tries of a request and the requests of a client share
-// connections. acquire() gives a pooled handle or a new one (nullptr when libcurl cannot make
-// one); release() takes it back. Safe to use from several threads at once.
-class HandlePool {
-public:
-    HandlePool() = default;
-    ~HandlePool();
-    HandlePool(const HandlePool&) = delete;
-    HandlePool& operator=(const HandlePool&) = delete;
-    [[nodiscard]] CURL* acquire();
-    void release(CURL* curl);
-
-private:
-    std::mutex m_mutex;
-    std::vector<CURL*> m_handles;
-};
 
 // How a try reaches its server: schemes, redirects, time limits.
 struct Transport {
@@ -83,36 +55,6 @@ struct Transport {
     std::string user_agent;                  // empty: libcurl sends none
     bool path_as_is = false;                 // keep "." and ".." path segments (S3 keys)
 };
-
-// Sets options on one handle and remembers the first one libcurl refused.
-class Options {
-public:
-    explicit Options(CURL* curl) : m_curl(curl) {}
-    template <class T> void set(CURLoption option, T value) {
-        CURLcode rc = curl_easy_setopt(m_curl, option, value);
-        if (rc != CURLE_OK && m_failed == CURLE_OK) {
-            m_failed = rc;
-        }
-    }
-    // Empty when every option was taken, else why not.
-    [[nodiscard]] std::string error() const;
-
-private:
-    CURL* m_curl;
-    CURLcode m_failed = CURLE_OK;
-};
-
-// Resets `curl` (a reused handle keeps its connections only) and sets the URL, the error buffer
-// (CURL_ERROR_SIZE bytes), no signals, and `transport`. Empty on success, else the reason.
-[[nodiscard]] std::string prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf);
-
-// The response status of the last response on `curl`; 0 when none arrived.
-[[nodiscard]] long response_status(CURL* curl);
-// "truncated body: X of Y bytes" when the response's Content-Length differs from `received`;
-// empty when they agree or no length was announced.
-[[nodiscard]] std::string truncation(CURL* curl, std::uint64_t received);
-// libcurl's text for `rc` and, when set, the error buffer's detail.
-[[nodiscard]] std::string describe(CURLcode rc, const char* errbuf);
 
 // ---- Tries ----
 
