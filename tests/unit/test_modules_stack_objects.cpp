@@ -93,7 +93,8 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     CHECK(c["resources"]["limits"]["memory"] == "2Gi");
     CHECK(c["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault");
     CHECK(c["securityContext"]["capabilities"]["drop"] == json::array({"ALL"}));
-    CHECK(c["securityContext"]["capabilities"]["add"] == json::array({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}));
+    // KILL: tini (root) forwards SIGTERM to the www-data loop (test_stack_pods stops the pod).
+    CHECK(c["securityContext"]["capabilities"]["add"] == json::array({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}));
     CHECK(c["securityContext"]["allowPrivilegeEscalation"] == false);
     bool no_replica = false;
     for (const auto& e : c["env"]) {
