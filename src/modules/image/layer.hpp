@@ -22,6 +22,14 @@ struct LayerBlob {
     uint64_t entries = 0;
 };
 
+// A layer as an image uses it: the blob, the file that holds it, its line in the image's history.
+struct Layer {
+    LayerBlob blob;
+    std::string blob_path;
+    std::string created_by;
+    bool cached = false;  // taken from the build cache
+};
+
 // The tree's entries in the order and with the metadata they get in the layer: depth first,
 // names in byte order, numeric owners, mtimes clamped to `epoch`, no atime/ctime, only the
 // security.capability xattr, hard links as links to the first path. For an upper directory,
