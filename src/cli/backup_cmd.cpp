@@ -26,7 +26,7 @@ struct BackupOptions {
     backup::RestoreOptions restore;
 };
 
-BackupOptions& options() {
+BackupOptions& backup_options() {
     static BackupOptions o;
     return o;
 }
@@ -69,7 +69,7 @@ std::string human(uint64_t n) {
 }
 
 int do_run(const Context& ctx, const backup::Settings& s) {
-    auto& o = options();
+    auto& o = backup_options();
     auto report = backup::run(s, {o.targets, !o.no_prune});
     int ok = report.ok_count();
     int total = static_cast<int>(report.targets.size());
@@ -118,7 +118,7 @@ int do_run(const Context& ctx, const backup::Settings& s) {
 } // namespace
 
 void configure_backup(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = backup_options();
     app.require_subcommand(1);
     app.add_option("-p,--profile", o.profile, "Profile with [backup] (default /etc/nodectl/profile.toml)");
     auto* run = app.add_subcommand("run", "Make a backup now, to every target (or --target)");
@@ -147,7 +147,7 @@ void configure_backup(CLI::App& app, Context&) {
 }
 
 int run_backup(CLI::App& app, Context& ctx) {
-    auto& o = options();
+    auto& o = backup_options();
     auto profile = load_profile(o.profile);
     if (!profile) {
         return fail(profile.error(), k_exit_config);

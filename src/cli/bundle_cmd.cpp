@@ -23,7 +23,7 @@ struct BundleOptions {
     std::string dest;
 };
 
-BundleOptions& options() {
+BundleOptions& bundle_options() {
     static BundleOptions o;
     return o;
 }
@@ -107,7 +107,7 @@ int read_failure(const Error& e) {
 } // namespace
 
 void configure_bundle(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = bundle_options();
     app.require_subcommand(1);
     auto* create = app.add_subcommand("create", "Write an offline bundle: k3s, the .deb closure, images, the profile");
     create->add_option("-p,--profile", o.create.profile, "Profile (TOML); stored with its includes")->required();
@@ -129,7 +129,7 @@ void configure_bundle(CLI::App& app, Context&) {
 }
 
 int run_bundle(CLI::App& app, Context& ctx) {
-    auto& o = options();
+    auto& o = bundle_options();
     if (app.got_subcommand("create")) {
         if (o.no_packages) {
             o.create.packages = std::vector<std::string>{};

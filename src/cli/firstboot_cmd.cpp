@@ -32,7 +32,7 @@ struct FirstbootCliOptions {
     firstboot::UsbOptions usb;
 };
 
-FirstbootCliOptions& options() {
+FirstbootCliOptions& firstboot_options() {
     static FirstbootCliOptions o;
     return o;
 }
@@ -57,7 +57,7 @@ int status_code(firstboot::State s) {
 } // namespace
 
 void configure_firstboot(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     app.require_subcommand(0, 1);
     app.add_option("--config,-c", o.run.config, "Profile to use (skips discovery)");
     app.add_option("--bundle", o.run.bundle, "Offline bundle (default: the stick's bundle/*.bundle, if any)");
@@ -87,7 +87,7 @@ void configure_firstboot(CLI::App& app, Context&) {
 }
 
 int run_firstboot(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     if (app.got_subcommand("install")) {
         auto did = firstboot::install(o.install);
         if (!did) {
@@ -128,13 +128,13 @@ int run_firstboot(CLI::App& app, Context&) {
 }
 
 void configure_status(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     app.add_flag("--wait", o.wait, "Wait until first boot is done or failed");
     app.add_option("--timeout", o.timeout, "Seconds --wait waits at most")->capture_default_str();
 }
 
 int run_status(CLI::App&, Context& ctx) {
-    auto& o = options();
+    auto& o = firstboot_options();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout);
     firstboot::Observed seen = firstboot::observe();
     while (o.wait && seen.state != firstboot::State::done && seen.state != firstboot::State::failed &&
@@ -168,7 +168,7 @@ int run_status(CLI::App&, Context& ctx) {
 }
 
 void configure_cloud_init(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     app.require_subcommand(1);
     auto* render = app.add_subcommand("render", "Print #cloud-config user-data that provisions a machine with a profile");
     render->add_option("-p,--profile", o.render.profile, "Profile (TOML); its includes are merged into one file")->required();
@@ -186,7 +186,7 @@ void configure_cloud_init(CLI::App& app, Context&) {
 }
 
 int run_cloud_init(CLI::App&, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     if (o.render.binary_url.empty() && !o.render.binary_preinstalled) {
         std::cerr << "nodectl cloud-init render: give --binary-url URL --binary-sha256 HEX, or --binary-preinstalled\n";
         return k_exit_usage;
@@ -201,7 +201,7 @@ int run_cloud_init(CLI::App&, Context&) {
 }
 
 void configure_usb(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     app.require_subcommand(1);
     auto* prep = app.add_subcommand("prepare", "Write a NODECTL stick (or image): binary, profile, bundle, README");
     auto* img = prep->add_option("--image", o.usb.image, "Write a stick image file");
@@ -218,7 +218,7 @@ void configure_usb(CLI::App& app, Context&) {
 }
 
 int run_usb(CLI::App&, Context&) {
-    auto& o = options();
+    auto& o = firstboot_options();
     if (o.usb.image.empty() == o.usb.device.empty()) {
         std::cerr << "nodectl usb prepare: give exactly one of --image FILE or --device /dev/X\n";
         return k_exit_usage;

@@ -19,7 +19,7 @@ struct ImageOptions {
     std::string recipes = "images";
 };
 
-ImageOptions& options() {
+ImageOptions& image_options() {
     static ImageOptions o;
     return o;
 }
@@ -46,7 +46,7 @@ bool split_pairs(const std::vector<std::string>& in, const char* flag, std::map<
 }
 
 int run_check(Context& ctx) {
-    auto& o = options();
+    auto& o = image_options();
     auto recipes = image::load_recipes(o.recipes);
     if (!recipes) {
         std::cerr << recipes.error().message << "\n";
@@ -88,7 +88,7 @@ int run_check(Context& ctx) {
 } // namespace
 
 void configure_image(CLI::App& app, Context& ctx) {
-    auto& o = options();
+    auto& o = image_options();
     app.require_subcommand(1);
     auto* build = app.add_subcommand("build", "Build images: OUT/NAME/ (OCI layout) and OUT/NAME.oci.tar");
     build->add_option("names", o.build.names, "Recipes to build (images/NAME/recipe.toml)");
@@ -120,7 +120,7 @@ void configure_image(CLI::App& app, Context& ctx) {
 }
 
 int run_image(CLI::App& app, Context& ctx) {
-    auto& o = options();
+    auto& o = image_options();
     if (app.got_subcommand("keys")) {
         for (const auto& k : config_keys()) {
             if (k.file != ConfigFile::recipe) {

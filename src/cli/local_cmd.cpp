@@ -22,7 +22,7 @@ struct LocalOptions {
     std::vector<std::string> words;  // ssh: NAME [NODE] [COMMAND...]
 };
 
-LocalOptions& options() {
+LocalOptions& local_options() {
     static LocalOptions o;
     return o;
 }
@@ -41,7 +41,7 @@ int fail(const Error& e, const std::string& what) {
 }
 
 int run_up(Context& ctx) {
-    auto& o = options();
+    auto& o = local_options();
     if (!o.profile.empty() && !o.up.dry_run) {
         // The profile is checked before anything is made: an error costs no boot.
         auto profile = load_profile(o.profile);
@@ -96,8 +96,8 @@ int run_up(Context& ctx) {
     return k_exit_ok;
 }
 
-int run_status(Context& ctx) {
-    auto env = local::load(options().name);
+int run_local_status(Context& ctx) {
+    auto env = local::load(local_options().name);
     if (!env) {
         return fail(env.error(), "status");
     }
@@ -147,7 +147,7 @@ int run_list(Context& ctx) {
 }
 
 int run_ssh() {
-    auto& w = options().words;
+    auto& w = local_options().words;
     auto env = local::load(w.at(0));
     if (!env) {
         return fail(env.error(), "ssh");
@@ -181,7 +181,7 @@ int run_ssh() {
 } // namespace
 
 void configure_local(CLI::App& app, Context&) {
-    auto& o = options();
+    auto& o = local_options();
     app.require_subcommand(1);
     auto* up = app.add_subcommand("up", "Boot (or complete) environment NAME and wait until every node answers SSH");
     up->add_option("name", o.up.name, "Environment name (a-z, 0-9, '-'; nodes are NAME-1, NAME-2, ...)")->required();
@@ -219,19 +219,19 @@ int run_local(CLI::App& app, Context& ctx) {
         return run_up(ctx);
     }
     if (app.got_subcommand("down")) {
-        auto r = local::down(options().name);
+        auto r = local::down(local_options().name);
         return r ? k_exit_ok : fail(r.error(), "down");
     }
     if (app.got_subcommand("list")) {
         return run_list(ctx);
     }
     if (app.got_subcommand("status")) {
-        return run_status(ctx);
+        return run_local_status(ctx);
     }
     if (app.got_subcommand("ssh")) {
         return run_ssh();
     }
-    auto env = local::load(options().name);
+    auto env = local::load(local_options().name);
     if (!env) {
         return fail(env.error(), "inventory");
     }

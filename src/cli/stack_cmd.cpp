@@ -67,7 +67,7 @@ Result<HostSpec> status_server(const Context& ctx) {
     return servers.front();
 }
 
-int run_status(Context& ctx) {
+int run_stack_status(Context& ctx) {
     std::vector<std::string> names;
     if (!ctx.host.profile.empty()) {
         auto profile = load_profile(ctx.host.profile);
@@ -105,7 +105,7 @@ int run_status(Context& ctx) {
 
 int run_stack(CLI::App& app, Context& ctx) {
     if (app.got_subcommand("status")) {
-        return run_status(ctx);
+        return run_stack_status(ctx);
     }
     auto profile = load_profile(ctx.host.profile);
     if (!profile) {
