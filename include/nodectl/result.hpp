@@ -37,6 +37,10 @@ struct Error {
 
 Error make_error(ErrorCode code, std::string message);
 
+// An I/O error for a failed system call: "WHAT: " and strerror(errno). Call it before anything
+// that may change errno.
+Error errno_error(const std::string& what);
+
 template <class T>
 class [[nodiscard]] Result {
 public:

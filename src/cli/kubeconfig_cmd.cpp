@@ -84,7 +84,7 @@ Result<std::string> merge_into(const std::string& path, const std::string& kubec
     if (exists) {
         auto text = util::read_file(path);
         if (!text) {
-            return make_error(ErrorCode::io, "cannot read " + path + ": " + std::strerror(errno));
+            return errno_error("cannot read " + path);
         }
         existing = std::move(*text);
     } else {

@@ -1,5 +1,8 @@
 #include "nodectl/result.hpp"
 
+#include <cerrno>
+#include <cstring>
+
 namespace nodectl {
 
 Error make_error(ErrorCode code, std::string message) {
@@ -7,6 +10,10 @@ Error make_error(ErrorCode code, std::string message) {
     e.code = code;
     e.message = std::move(message);
     return e;
+}
+
+Error errno_error(const std::string& what) {
+    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
 }
 
 std::string Error::describe() const {

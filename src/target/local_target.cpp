@@ -26,10 +26,6 @@ const char* const k_script_prologue =
 
 namespace {
 
-Error sys_error(const std::string& what) {
-    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
-}
-
 // A user or group name (or a number) to its id.
 std::optional<unsigned> user_id(const std::string& name) {
     std::vector<char> buf(16384);
@@ -71,11 +67,11 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                                   std::chrono::seconds timeout) {
     Pipe in_pipe, out_pipe, err_pipe;
     if (!in_pipe.open() || !out_pipe.open() || !err_pipe.open()) {
-        return sys_error("pipe");
+        return errno_error("pipe");
     }
     pid_t pid = fork();
     if (pid < 0) {
-        return sys_error("fork");
+        return errno_error("fork");
     }
     if (pid == 0) {
         setpgid(0, 0);  // own process group, so a timeout kills the whole tree
@@ -118,7 +114,7 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
         pollfd fds[3] = {{out_pipe.read.get(), POLLIN, 0}, {err_pipe.read.get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
         int n = poll(fds, in_fd ? 3 : 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
         if (n < 0 && errno != EINTR) {
-            return sys_error("poll");
+            return errno_error("poll");
         }
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -175,7 +171,7 @@ Result<CommandResult> LocalTarget::run(const Command& cmd) {
 
 Result<void> LocalTarget::write_file(const FileSpec& file) {
     auto fail = [&](const std::string& what) {
-        return make_error(ErrorCode::io, "writing " + file.path + ": " + what + ": " + std::strerror(errno));
+        return errno_error("writing " + file.path + ": " + what);
     };
     auto uid = user_id(file.owner);
     auto gid = group_id(file.group);
@@ -258,7 +254,7 @@ private:
 Result<std::unique_ptr<HostLock>> LocalTarget::lock(const std::string& holder) {
     const char* dir = "/var/lib/nodectl";
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        return sys_error(std::string("mkdir ") + dir);
+        return errno_error(std::string("mkdir ") + dir);
     }
     // flock is released by the kernel when the holder dies, so a killed run leaves no stale lock.
     std::string why;

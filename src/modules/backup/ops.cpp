@@ -166,7 +166,7 @@ Result<void> write_fd(int fd, const char* p, size_t n, const std::string& what) 
             continue;
         }
         if (w < 0) {
-            return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
+            return errno_error(what);
         }
         p += w;
         n -= static_cast<size_t>(w);
@@ -308,7 +308,7 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
     std::string work = dest + ".partial-" + std::to_string(::getpid());
     fs::remove_all(work, ec);
     if (::mkdir(work.c_str(), 0700) != 0) {
-        return make_error(ErrorCode::io, "cannot create " + work + ": " + std::strerror(errno));
+        return errno_error("cannot create " + work);
     }
     UniqueFd root_dir(::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root_dir) {
@@ -351,21 +351,21 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
             if (::mkdirat(parent, leaf, 0700) != 0) {
                 struct stat st{};
                 if (errno != EEXIST || ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
-                    return make_error(ErrorCode::io, "cannot create " + current + ": " + std::strerror(errno));
+                    return errno_error("cannot create " + current);
                 }
             }
             chown_leaf();
             dirs.push_back({*parts, e.mtime, e.mode});
         } else if (e.type == AE_IFLNK) {
             if (::symlinkat(e.symlink.c_str(), parent, leaf) != 0) {
-                return make_error(ErrorCode::io, "cannot create link " + current + ": " + std::strerror(errno));
+                return errno_error("cannot create link " + current);
             }
             chown_leaf();
             ++count;
         } else if (e.type == AE_IFREG) {
             fd = UniqueFd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
             if (!fd) {
-                return make_error(ErrorCode::io, "cannot create " + current + ": " + std::strerror(errno));
+                return errno_error("cannot create " + current);
             }
             ++count;
         } else {

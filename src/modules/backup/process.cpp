@@ -22,10 +22,6 @@ namespace nodectl::backup {
 
 namespace {
 
-Error sys_error(const std::string& what) {
-    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
-}
-
 std::string tmp_root() {
     const char* t = std::getenv("TMPDIR");
     return t && *t ? t : "/tmp";
@@ -95,15 +91,15 @@ Result<void> Child::start(const std::vector<std::string>& argv, bool pipe_stdin,
     m_name = argv.at(0);
     int in[2] = {-1, -1}, out[2] = {-1, -1};
     if (pipe_stdin && pipe2(in, O_CLOEXEC) != 0) {
-        return sys_error("pipe");
+        return errno_error("pipe");
     }
     if (pipe_stdout && pipe2(out, O_CLOEXEC) != 0) {
-        return sys_error("pipe");
+        return errno_error("pipe");
     }
     // stderr goes to an unnamed temporary file, read back when the child failed.
     m_err = ::open(tmp_root().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (m_err < 0) {
-        return sys_error("temporary file in " + tmp_root());
+        return errno_error("temporary file in " + tmp_root());
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -157,7 +153,7 @@ Result<void> Child::start(const std::vector<std::string>& argv, bool pipe_stdin,
     if (rc != 0) {
         m_pid = -1;
         errno = rc;
-        return sys_error("cannot run " + m_name);
+        return errno_error("cannot run " + m_name);
     }
     return Ok{};
 }
@@ -184,7 +180,7 @@ Result<void> Child::wait() {
     int st = 0;
     while (waitpid(m_pid, &st, 0) < 0) {
         if (errno != EINTR) {
-            return sys_error("waitpid " + m_name);
+            return errno_error("waitpid " + m_name);
         }
     }
     m_pid = -1;
@@ -283,20 +279,20 @@ Result<void> ClientOptionFile::create(const std::string& host, int port, const s
     std::string tmpl = tmp_root() + "/nodectl-db-XXXXXX";
     if (!mkdtemp(tmpl.data())) {
         std::fill(text.begin(), text.end(), '\0');
-        return sys_error("mkdtemp " + tmpl);
+        return errno_error("mkdtemp " + tmpl);
     }
     m_dir = tmpl;
     m_file = m_dir + "/client.cnf";
     int fd = ::open(m_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         std::fill(text.begin(), text.end(), '\0');
-        return sys_error("cannot create " + m_file);
+        return errno_error("cannot create " + m_file);
     }
     ssize_t w = ::write(fd, text.data(), text.size());
     ::close(fd);
     std::fill(text.begin(), text.end(), '\0');
     if (w < 0) {
-        return sys_error("cannot write " + m_file);
+        return errno_error("cannot write " + m_file);
     }
     return Ok{};
 }

@@ -356,7 +356,7 @@ struct TreeWalk {
                 if (copy >= 0) {
                     ::close(copy);
                 }
-                return make_error(ErrorCode::io, "cannot read " + t.path + "/" + rel + ": " + std::strerror(errno));
+                return errno_error("cannot read " + t.path + "/" + rel);
             }
             while (auto* e = ::readdir(d)) {
                 std::string n = e->d_name;

@@ -18,10 +18,6 @@ namespace nodectl::backup {
 
 namespace {
 
-Error io_error(const std::string& what) {
-    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
-}
-
 class DirUpload : public Upload {
 public:
     DirUpload(std::string dir, std::string object, int fd, std::string temp)
@@ -35,7 +31,7 @@ public:
                 continue;
             }
             if (w < 0) {
-                return io_error("cannot write " + m_temp);
+                return errno_error("cannot write " + m_temp);
             }
             data += w;
             size -= static_cast<size_t>(w);
@@ -45,16 +41,16 @@ public:
 
     Result<void> commit() override {
         if (::fsync(m_fd) != 0) {
-            return io_error("fsync " + m_temp);
+            return errno_error("fsync " + m_temp);
         }
         if (::close(m_fd) != 0) {
             m_fd = -1;
-            return io_error("close " + m_temp);
+            return errno_error("close " + m_temp);
         }
         m_fd = -1;
         std::string final_path = m_dir + "/" + m_object;
         if (::rename(m_temp.c_str(), final_path.c_str()) != 0) {
-            return io_error("rename " + m_temp + " to " + final_path);
+            return errno_error("rename " + m_temp + " to " + final_path);
         }
         m_temp.clear();
         int dfd = ::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -62,7 +58,7 @@ public:
             int r = ::fsync(dfd);
             ::close(dfd);
             if (r != 0) {
-                return io_error("fsync " + m_dir);
+                return errno_error("fsync " + m_dir);
             }
         }
         return Ok{};
@@ -96,7 +92,7 @@ public:
                 continue;
             }
             if (n < 0) {
-                return io_error("cannot read " + m_path);
+                return errno_error("cannot read " + m_path);
             }
             return static_cast<size_t>(n);
         }
@@ -120,7 +116,7 @@ public:
         }
         struct statvfs vfs{};
         if (::statvfs(m_s.path.c_str(), &vfs) != 0) {
-            return io_error("statvfs " + m_s.path);
+            return errno_error("statvfs " + m_s.path);
         }
         uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
         uint64_t need = m_s.min_free_bytes;
@@ -144,7 +140,7 @@ public:
         std::string temp = m_s.path + "/." + object + ".partial-" + std::to_string(::getpid()) + "-XXXXXX";
         int fd = ::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
-            return io_error("cannot create " + temp);
+            return errno_error("cannot create " + temp);
         }
         return std::unique_ptr<Upload>(std::make_unique<DirUpload>(m_s.path, object, fd, temp));
     }
@@ -153,7 +149,7 @@ public:
         std::vector<Stored> out;
         DIR* d = ::opendir(m_s.path.c_str());
         if (!d) {
-            return io_error("cannot list " + m_s.path);
+            return errno_error("cannot list " + m_s.path);
         }
         while (auto* e = ::readdir(d)) {
             auto s = parse_object_name(e->d_name);
@@ -174,7 +170,7 @@ public:
         std::string path = m_s.path + "/" + object;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
-            return io_error("cannot open " + path);
+            return errno_error("cannot open " + path);
         }
         struct stat st{};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -187,7 +183,7 @@ public:
     Result<void> remove(const std::string& object) override {
         std::string path = m_s.path + "/" + object;
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            return io_error("cannot remove " + path);
+            return errno_error("cannot remove " + path);
         }
         return Ok{};
     }

@@ -47,17 +47,13 @@ struct Staged {
     bool executable = false;
 };
 
-Error io_error(const std::string& what) {
-    return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
-}
-
 // A directory removed with everything in it when it goes out of scope.
 class ScratchDir {
 public:
     static Result<ScratchDir> make(const fs::path& parent, const std::string& prefix) {
         std::string pattern = (parent / (prefix + ".XXXXXX")).string();
         if (!::mkdtemp(pattern.data())) {
-            return io_error("cannot create a temporary dir in " + parent.string());
+            return errno_error("cannot create a temporary dir in " + parent.string());
         }
         return ScratchDir(pattern);
     }
@@ -279,7 +275,7 @@ Result<void> write_piece(util::TarWriter& tar, const Staged& s, int64_t mtime) {
     }
     std::ifstream in(s.source, std::ios::binary);
     if (!in) {
-        return io_error(s.source);
+        return errno_error(s.source);
     }
     util::Sha256 sha;
     uint64_t total = 0;
@@ -413,11 +409,11 @@ Result<Manifest> create(const CreateOptions& o) {
     std::string part = out.string() + ".part";
     int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return io_error("cannot write " + part);
+        return errno_error("cannot write " + part);
     }
     auto written = write_archive(fd, part, manifest, staged, mtime);
     if (written && ::fsync(fd) != 0) {
-        written = io_error("cannot sync " + part);
+        written = errno_error("cannot sync " + part);
     }
     ::close(fd);
     if (!written) {
@@ -425,7 +421,7 @@ Result<Manifest> create(const CreateOptions& o) {
         return std::move(written).error();
     }
     if (::rename(part.c_str(), out.c_str()) != 0) {
-        auto e = io_error("cannot rename " + part + " to " + out.string());
+        auto e = errno_error("cannot rename " + part + " to " + out.string());
         ::unlink(part.c_str());
         return e;
     }

@@ -77,7 +77,7 @@ Result<void> write_all(int fd, const char* data, size_t n, const std::string& pa
             continue;
         }
         if (w <= 0) {
-            return make_error(ErrorCode::io, "cannot write " + path + ": " + std::strerror(errno));
+            return errno_error("cannot write " + path);
         }
         data += w;
         n -= static_cast<size_t>(w);
@@ -109,7 +109,7 @@ Result<Opened> open_bundle(const std::string& file) {
     // Opened here, so that a file that cannot be read is told apart from one that is no bundle.
     o.fd = std::make_unique<FdCloser>(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
     if (o.fd->get() < 0) {
-        return make_error(ErrorCode::io, "cannot read " + file + ": " + std::strerror(errno));
+        return errno_error("cannot read " + file);
     }
     o.a.reset(archive_read_new());
     archive_read_support_format_tar(o.a.get());
@@ -181,7 +181,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
         FdCloser fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
         if (fd.get() < 0) {
-            return make_error(ErrorCode::io, "cannot write " + path + ": " + std::strerror(errno));
+            return errno_error("cannot write " + path);
         }
         TRY_VOID(write_all(fd.get(), o.manifest_text.data(), o.manifest_text.size(), path));
     }
@@ -230,7 +230,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         FdCloser out(root.empty() ? -1
                                   : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (!root.empty() && out.get() < 0) {
-            return make_error(ErrorCode::io, "cannot write " + out_path + ": " + std::strerror(errno));
+            return errno_error("cannot write " + out_path);
         }
         util::Sha256 sha;
         uint64_t size = 0;
@@ -263,7 +263,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
                                      digest.substr(0, 12) + "…, manifest " + piece.sha256.substr(0, 12) + "…)");
         }
         if (out.get() >= 0 && ::fsync(out.get()) != 0) {
-            return make_error(ErrorCode::io, "cannot sync " + out_path + ": " + std::strerror(errno));
+            return errno_error("cannot sync " + out_path);
         }
     }
     if (!pending.empty()) {
@@ -351,13 +351,13 @@ Result<Manifest> extract(const std::string& file, const std::string& dest_dir) {
     if (exists) {
         // Swap in one step, so dest_dir is at every moment either the old or the new content.
         if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_EXCHANGE) != 0) {
-            auto e = make_error(ErrorCode::io, "cannot replace " + dest.string() + ": " + std::strerror(errno));
+            auto e = errno_error("cannot replace " + dest.string());
             remove_tmp();
             return e;
         }
         remove_tmp();  // now the old content
     } else if (::rename(tmp.c_str(), dest.c_str()) != 0) {
-        auto e = make_error(ErrorCode::io, "cannot rename into " + dest.string() + ": " + std::strerror(errno));
+        auto e = errno_error("cannot rename into " + dest.string());
         remove_tmp();
         return e;
     }

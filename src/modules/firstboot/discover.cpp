@@ -140,7 +140,7 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
     name.clear();
     Fd top(util::open_dir_nofollow(dir));
     if (top.get() < 0) {
-        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+        return errno_error(dir);
     }
     Fd bdir(::openat(top.get(), "bundle", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (bdir.get() < 0) {
@@ -201,7 +201,7 @@ Result<ConfigBytes> read_config(const Source& source) {
     std::string dir = stick_dir(source);
     Fd dfd(util::open_dir_nofollow(dir));
     if (dfd.get() < 0) {
-        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+        return errno_error(dir);
     }
     std::string why;
     auto text = util::read_file_at(dfd.get(), k_stick_config, k_max_config, &why);
@@ -219,7 +219,7 @@ Result<ConfigBytes> read_config(const Source& source) {
 Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json) {
     Fd dfd(util::open_dir_nofollow(dir));
     if (dfd.get() < 0) {
-        return make_error(ErrorCode::io, dir + ": " + std::strerror(errno));
+        return errno_error(dir);
     }
     std::string why = util::write_file_atomic_at(dfd.get(), k_stick_report, text, 0644);
     if (why.empty()) {

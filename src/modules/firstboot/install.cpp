@@ -65,7 +65,7 @@ Result<std::vector<std::string>> install(const InstallOptions& o) {
     const std::string bin = o.binary.empty() ? self_exe() : o.binary;
     auto content = util::read_file(bin);
     if (!content) {
-        return make_error(ErrorCode::io, "reading the binary " + bin + ": " + std::strerror(errno));
+        return errno_error("reading the binary " + bin);
     }
     std::error_code ec;
     auto ensure_dir = [&](const std::string& d) -> Result<void> {

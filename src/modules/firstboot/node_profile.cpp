@@ -104,7 +104,7 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
     if (!rewritten) {
         auto text = util::read_file(path);
         if (!text) {
-            return make_error(ErrorCode::io, path + ": " + std::strerror(errno));
+            return errno_error(path);
         }
         out.text = *text;
         out.verbatim = true;
@@ -119,7 +119,7 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
     const char* tmpdir = std::getenv("TMPDIR");
     std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/nodectl-render.XXXXXX";
     if (!::mkdtemp(tmpl.data())) {
-        return make_error(ErrorCode::io, "mkdtemp " + tmpl + ": " + std::strerror(errno));
+        return errno_error("mkdtemp " + tmpl);
     }
     struct RemoveDir {
         std::string dir;

@@ -94,7 +94,7 @@ public:
         std::filesystem::create_directories(parent, ec);
         std::string tmpl = parent + "/firstboot-pinned.XXXXXX";
         if (!::mkdtemp(tmpl.data())) {
-            return make_error(ErrorCode::io, "mkdtemp in " + parent + ": " + std::strerror(errno));
+            return errno_error("mkdtemp in " + parent);
         }
         return std::shared_ptr<PrivateDir>(new PrivateDir(tmpl));
     }

@@ -176,7 +176,7 @@ Result<std::optional<Status>> read_status(const std::string& root) {
         if (errno == ENOENT) {
             return std::optional<Status>{};
         }
-        return make_error(ErrorCode::io, root + k_status_file + ": " + std::strerror(errno));
+        return errno_error(root + k_status_file);
     }
     return std::optional<Status>{Status::from_json(*text)};
 }

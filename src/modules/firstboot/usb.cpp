@@ -299,7 +299,7 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
     // Staging dir: what goes onto the stick, laid out as it will be there.
     char tmpl[] = "/tmp/nodectl-usb.XXXXXX";
     if (!mkdtemp(tmpl)) {
-        return make_error(ErrorCode::io, std::string("mkdtemp: ") + std::strerror(errno));
+        return errno_error("mkdtemp");
     }
     std::string stage = tmpl;
     struct Cleanup {

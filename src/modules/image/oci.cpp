@@ -65,7 +65,7 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
     std::string part = out + ".part";
     util::Fd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) {
-        return make_error(ErrorCode::io, "cannot write " + part + ": " + std::strerror(errno));
+        return errno_error("cannot write " + part);
     }
     util::TarWriter tar;
     std::string err = tar.open_fd(fd.get());

@@ -17,11 +17,11 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
                         const std::map<std::string, std::string>& env) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) {
-        return make_error(ErrorCode::io, std::string("pipe: ") + std::strerror(errno));
+        return errno_error("pipe");
     }
     pid_t pid = ::fork();
     if (pid < 0) {
-        return make_error(ErrorCode::io, std::string("fork: ") + std::strerror(errno));
+        return errno_error("fork");
     }
     if (pid == 0) {
         int devnull = ::open("/dev/null", O_RDONLY);

@@ -321,7 +321,7 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
         }
         auto text = util::read_file(sums_path);
         if (!text) {
-            return make_error(ErrorCode::io, "cannot read " + sums_path + ": " + std::strerror(errno));
+            return errno_error("cannot read " + sums_path);
         }
         auto parsed = parse_sha256sums(*text);
         if (!parsed) {
