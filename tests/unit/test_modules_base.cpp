@@ -16,29 +16,17 @@ using namespace nodectl;
 using namespace nodectl::base;
 using nodectl::testing::FakeHost;
 using nodectl::testing::FakeTarget;
+using nodectl::testing::probe_ok;
 using nodectl::testing::QuietLogs;
+using nodectl::testing::summaries;
 using nodectl::testing::TempDir;
 
 namespace {
 
 using StepFactory = std::function<std::unique_ptr<Step>()>;
 
-std::vector<std::string> summaries(const Plan& plan) {
-    std::vector<std::string> out;
-    for (const auto& c : plan.changes) {
-        out.push_back(c.summary);
-    }
-    return out;
-}
-
 bool mentions(const std::vector<std::string>& lines, const std::string& part) {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
-}
-
-Plan probe_ok(Step& step, Target& target) {
-    auto plan = step.probe(target);
-    REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
-    return *plan;
 }
 
 // Applies as the runner does (apply, then re-probe) and returns the plan that was applied.
