@@ -28,6 +28,9 @@
 #include <thread>
 
 using namespace nodectl;
+// nodectl::backup's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace backup_test {
 using namespace nodectl::backup;
 using nodectl::testing::TempDir;
 namespace fs = std::filesystem;
@@ -743,3 +746,5 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
         MESSAGE("x archived in " << archived << " runs");
     }
 }
+
+} // namespace backup_test

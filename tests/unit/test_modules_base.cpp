@@ -13,6 +13,9 @@
 #include <functional>
 
 using namespace nodectl;
+// nodectl::base's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace base_test {
 using namespace nodectl::base;
 using nodectl::testing::FakeHost;
 using nodectl::testing::FakeTarget;
@@ -679,3 +682,5 @@ TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not trun
     CHECK(plan.error().message.find("no '# END nodectl base.hosts_entries'") != std::string::npos);
     CHECK(t.host().content("/etc/hosts") == hosts);
 }
+
+} // namespace base_test

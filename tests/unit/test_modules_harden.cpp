@@ -36,6 +36,9 @@
 #include <unistd.h>
 
 using namespace nodectl;
+// nodectl::harden's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace harden_test {
 using namespace nodectl::harden;
 using nodectl::testing::contains;
 using nodectl::testing::lines_with;
@@ -1653,3 +1656,5 @@ TEST_CASE("harden regression: a failed fresh login also cancels the fallback rol
     REQUIRE_FALSE(step.apply(t, probe_ok(step, t)).ok());
     CHECK(processes_gone(timers.marker()));
 }
+
+} // namespace harden_test

@@ -12,6 +12,9 @@
 #include <vector>
 
 using namespace nodectl;
+// `json` unqualified in this file only: its own namespace keeps the name out of the test files
+// compiled together with this one (unity build).
+namespace stack_objects_test {
 using nlohmann::json;
 using nodectl::testing::load_sites;
 
@@ -232,3 +235,5 @@ TEST_CASE("stack: a missing or malformed image build directory is an error, neve
     REQUIRE_FALSE(huge);
     CHECK(huge.error().message.find("larger than 64 KiB") != std::string::npos);
 }
+
+} // namespace stack_objects_test
