@@ -121,6 +121,9 @@ private:
     int m_port = 0;
 };
 
+// The k3s version the tests' release trees (srv/<version>/) serve.
+inline const std::string k_release_version = "v1.31.4+k3s1";
+
 // Short backoff and time-outs: every test talks to 127.0.0.1 only.
 inline util::HttpOptions fast_http(int attempts = 4) {
     util::HttpOptions o;

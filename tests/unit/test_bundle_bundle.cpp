@@ -18,6 +18,7 @@
 #include <fstream>
 
 namespace fs = std::filesystem;
+using nodectl::testing::contains;
 using nodectl::testing::TempDir;
 namespace bundle = nodectl::bundle;
 
@@ -25,10 +26,6 @@ namespace {
 
 const std::string k_k3s_bytes = "#!/bin/sh\necho fake k3s binary\n";
 const std::string k_image_bytes = "an OCI image archive, for the test only: 0123456789abcdef";
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 // Inputs of a bundle: a profile with an include, a k3s release dir, an image.
 struct Inputs {
@@ -107,7 +104,8 @@ void write_entries(const std::string& file, const std::vector<Entry>& entries, b
     archive_write_free(a);
 }
 
-std::string slurp(const std::string& path) {
+// A file's bytes; the file must be readable.
+std::string read_file_ok(const std::string& path) {
     auto text = util::read_file(path);
     REQUIRE(text.has_value());
     return *text;
@@ -184,10 +182,10 @@ TEST_CASE("bundle: create, verify and extract round trip") {
     auto x = bundle::extract(file, dest);
     REQUIRE_MESSAGE(x.ok(), x.error().message);
     CHECK(x->digest == m.digest);
-    CHECK(slurp(dest + "/images/app.tar") == k_image_bytes);
-    CHECK(slurp(dest + "/k3s/k3s") == k_k3s_bytes);
-    CHECK(slurp(dest + "/manifest.json") == entries[0].data);
-    CHECK(slurp(dest + "/profile/main.toml") == slurp(in.profile));
+    CHECK(read_file_ok(dest + "/images/app.tar") == k_image_bytes);
+    CHECK(read_file_ok(dest + "/k3s/k3s") == k_k3s_bytes);
+    CHECK(read_file_ok(dest + "/manifest.json") == entries[0].data);
+    CHECK(read_file_ok(dest + "/profile/main.toml") == read_file_ok(in.profile));
     CHECK((fs::status(dest + "/k3s/k3s").permissions() & fs::perms::owner_exec) != fs::perms::none);
     CHECK(listing(out.file("x")) == std::vector<std::string>{"dest"});
     // The extracted profile loads, include and all.
@@ -205,7 +203,7 @@ TEST_CASE("bundle: the same inputs and SOURCE_DATE_EPOCH give the same bytes, da
     REQUIRE(a.ok());
     REQUIRE(b.ok());
     CHECK(a->created == "2023-11-14T22:13:20Z");
-    CHECK(slurp(out.file("a.tar")) == slurp(out.file("b.tar")));
+    CHECK(read_file_ok(out.file("a.tar")) == read_file_ok(out.file("b.tar")));
 
     archive* ar = archive_read_new();
     archive_read_support_format_tar(ar);
@@ -225,7 +223,7 @@ TEST_CASE("bundle: a changed byte in a piece is refused, naming the piece; extra
     TempDir out;
     std::string file = out.file("b.tar");
     REQUIRE(bundle::create(in.options(file)).ok());
-    std::string bytes = slurp(file);
+    std::string bytes = read_file_ok(file);
     auto pos = bytes.find(k_image_bytes);
     REQUIRE(pos != std::string::npos);
     bytes[pos + 10] ^= 0x01;
@@ -328,7 +326,7 @@ TEST_CASE("bundle: an existing extract of the same bundle is reused; another bun
     fs::remove(dest + "/k3s/version");
     REQUIRE(bundle::extract(file, dest).ok());
     CHECK_FALSE(fs::exists(marker));
-    CHECK(slurp(dest + "/k3s/version") == "v1.30.2+k3s1\n");
+    CHECK(read_file_ok(dest + "/k3s/version") == "v1.30.2+k3s1\n");
     std::ofstream(marker).close();
 
     // A different bundle replaces the old extract as a whole.
@@ -338,14 +336,14 @@ TEST_CASE("bundle: an existing extract of the same bundle is reused; another bun
     auto replaced = bundle::extract(file2, dest);
     REQUIRE_MESSAGE(replaced.ok(), replaced.error().message);
     CHECK_FALSE(fs::exists(marker));
-    CHECK(slurp(dest + "/images/app.tar") == "a newer image");
+    CHECK(read_file_ok(dest + "/images/app.tar") == "a newer image");
 
     // A damaged bundle leaves the existing extract as it was.
-    std::string bytes = slurp(file);
+    std::string bytes = read_file_ok(file);
     bytes[bytes.find(k_image_bytes) + 3] ^= 0x20;
     std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
     REQUIRE_FALSE(bundle::extract(file, dest).ok());
-    CHECK(slurp(dest + "/images/app.tar") == "a newer image");
+    CHECK(read_file_ok(dest + "/images/app.tar") == "a newer image");
     CHECK(listing(out.path()) == std::vector<std::string>{"b.tar", "b2.tar", "dest"});
 }
 
@@ -501,7 +499,7 @@ TEST_CASE("bundle: .debs from a dir become debs/NAME with an index the manifest 
     CHECK(v->find("debs/Packages")->kind == bundle::PieceKind::index);
     TempDir x;
     REQUIRE(bundle::extract(o.out, x.file("d")).ok());
-    std::string index = slurp(x.file("d/debs/Packages"));
+    std::string index = read_file_ok(x.file("d/debs/Packages"));
     CHECK(contains(index, "Filename: ./nodectl-test-a_1.0-1_all.deb\n"));
     CHECK(contains(index, "Filename: ./nodectl-test-b_2.0_all.deb\n"));
     CHECK(index.find("nodectl-test-a") < index.find("nodectl-test-b"));

@@ -8,19 +8,17 @@
 #include <doctest/doctest.h>
 
 using namespace nodectl;
+using nodectl::testing::contains;
 using nodectl::testing::TempDir;
 
 namespace {
 
-std::string load_error(const std::string& path) {
+// The error message of an inventory that must not load.
+std::string inventory_error(const std::string& path) {
     auto inv = load_inventory(path);
     REQUIRE_FALSE(inv.ok());
     CHECK(inv.error().code == ErrorCode::config);
     return inv.error().message;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
 }
 
 } // namespace
@@ -111,43 +109,43 @@ TEST_CASE("inventory: errors name file:line:col") {
     TempDir dir;
     SUBCASE("port out of range") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nport = 70000\n");
-        CHECK(load_error(path) == path + ":3:8: 'hosts[].port' must be a TCP port between 1 and 65535");
+        CHECK(inventory_error(path) == path + ":3:8: 'hosts[].port' must be a TCP port between 1 and 65535");
     }
     SUBCASE("port 0 in [defaults]") {
         std::string path = dir.write("hosts.toml", "[defaults]\nport = 0\n");
-        CHECK(contains(load_error(path), path + ":2:8: 'defaults.port' must be a TCP port"));
+        CHECK(contains(inventory_error(path), path + ":2:8: 'defaults.port' must be a TCP port"));
     }
     SUBCASE("unknown sudo mode") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nsudo = \"yes\"\n");
-        CHECK(contains(load_error(path), ":3:8: 'hosts[].sudo' must be one of \"none\", \"nopasswd\", \"password\""));
+        CHECK(contains(inventory_error(path), ":3:8: 'hosts[].sudo' must be one of \"none\", \"nopasswd\", \"password\""));
     }
     SUBCASE("misspelled key") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\nadress = \"h1\"\n");
-        CHECK(contains(load_error(path), ":2:1: unknown key 'hosts[].adress'; did you mean 'address'?"));
+        CHECK(contains(inventory_error(path), ":2:1: unknown key 'hosts[].adress'; did you mean 'address'?"));
     }
     SUBCASE("secret in the wrong shape") {
         std::string path = dir.write("hosts.toml", "[defaults]\nsudo_password = \"hunter2\"\n");
-        CHECK(contains(load_error(path), "'defaults.sudo_password' must be a secret ({ file = \"PATH\" } or { env = \"VAR\" }), not string"));
+        CHECK(contains(inventory_error(path), "'defaults.sudo_password' must be a secret ({ file = \"PATH\" } or { env = \"VAR\" }), not string"));
     }
     SUBCASE("host without address") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\nname = \"x\"\n");
-        CHECK(contains(load_error(path), path + ":1:1: [[hosts]] needs 'address'"));
+        CHECK(contains(inventory_error(path), path + ":1:1: [[hosts]] needs 'address'"));
     }
     SUBCASE("sudo = password without a password") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nsudo = \"password\"\n");
-        CHECK(contains(load_error(path), "host 'h1' has sudo = \"password\" but no sudo_password"));
+        CHECK(contains(inventory_error(path), "host 'h1' has sudo = \"password\" but no sudo_password"));
     }
     SUBCASE("a proxy_jump that is an ssh option") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nproxy_jump = \"-oProxyCommand=touch /tmp/x\"\n");
-        CHECK(contains(load_error(path), ":3:14: 'hosts[].proxy_jump' must be \"[user@]host[:port]\""));
+        CHECK(contains(inventory_error(path), ":3:14: 'hosts[].proxy_jump' must be \"[user@]host[:port]\""));
     }
     SUBCASE("an address with shell syntax") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1'$(id)'\"\n");
-        CHECK(contains(load_error(path), ":2:11: 'hosts[].address' must be a host name or an IP address"));
+        CHECK(contains(inventory_error(path), ":2:11: 'hosts[].address' must be a host name or an IP address"));
     }
     SUBCASE("the same name twice") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"198.18.99.1\"\n");
-        CHECK(contains(load_error(path), path + ":3:1: host name 'h1' is used twice"));
+        CHECK(contains(inventory_error(path), path + ":3:1: host name 'h1' is used twice"));
     }
 }
 

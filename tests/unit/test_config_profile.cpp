@@ -11,41 +11,29 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 using namespace nodectl;
+using nodectl::testing::contains;
+using nodectl::testing::load_profile_ok;
+using nodectl::testing::read_text;
 using nodectl::testing::TempDir;
 
 namespace {
 
 // The error message of a profile that must not load.
-std::string load_error(const std::string& path) {
+std::string profile_error(const std::string& path) {
     auto p = load_profile(path);
     REQUIRE_FALSE(p.ok());
     CHECK(p.error().code == ErrorCode::config);
     return p.error().message;
 }
 
-Profile load_ok(const std::string& path) {
-    auto p = load_profile(path);
-    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
-    return std::move(p).value();
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
-
 // The NAMEs of every ${vars.NAME} written in these files.
 std::set<std::string> referenced_vars(const std::vector<std::string>& files) {
     std::set<std::string> out;
     for (const auto& f : files) {
-        std::ifstream in(f);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        std::string text = ss.str();
+        std::string text = read_text(f);
         for (size_t pos = text.find("${vars."); pos != std::string::npos; pos = text.find("${vars.", pos + 1)) {
             size_t end = text.find('}', pos);
             if (end != std::string::npos) {
@@ -61,14 +49,14 @@ std::set<std::string> referenced_vars(const std::vector<std::string>& files) {
 TEST_CASE("profile: an unknown key names file:line:col and suggests the key that was meant") {
     TempDir dir;
     std::string path = dir.write("web.toml", "# web servers\n[base]\ntimezone = \"Etc/UTC\"\nhostnme = \"web1\"\n");
-    std::string msg = load_error(path);
+    std::string msg = profile_error(path);
     CHECK(msg == path + ":4:1: unknown key 'base.hostnme'; did you mean 'hostname'?");
 }
 
 TEST_CASE("profile: an unknown top-level key with nothing close points at `profile keys`") {
     TempDir dir;
     std::string path = dir.write("p.toml", "frobnicator = true\n");
-    std::string msg = load_error(path);
+    std::string msg = profile_error(path);
     CHECK(contains(msg, path + ":1:1: unknown key 'frobnicator'"));
     CHECK(contains(msg, "nodectl profile keys"));
     CHECK_FALSE(contains(msg, "did you mean"));
@@ -77,13 +65,13 @@ TEST_CASE("profile: an unknown top-level key with nothing close points at `profi
 TEST_CASE("profile: a value of the wrong type names its position, the expected and the actual type") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\npackages = 3\n");
-    CHECK(load_error(path) == path + ":2:12: 'base.packages' must be a list of strings, not integer");
+    CHECK(profile_error(path) == path + ":2:12: 'base.packages' must be a list of strings, not integer");
 }
 
 TEST_CASE("profile: every problem of a file is reported at once, one per line") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\nhostnme = \"a\"\npackages = 3\ntimezone = \"Not A Zone\"\n");
-    std::string msg = load_error(path);
+    std::string msg = profile_error(path);
     CHECK(std::count(msg.begin(), msg.end(), '\n') == 2);
     CHECK(contains(msg, path + ":2:1: unknown key 'base.hostnme'"));
     CHECK(contains(msg, path + ":3:12: 'base.packages' must be a list of strings"));
@@ -94,40 +82,40 @@ TEST_CASE("profile: value checks from the key table") {
     TempDir dir;
     SUBCASE("bad file mode") {
         std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = \"0999\"\n");
-        CHECK(load_error(path) ==
+        CHECK(profile_error(path) ==
               path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
     }
     SUBCASE("mode given as a number") {
         std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = 644\n");
-        CHECK(contains(load_error(path), ":4:8: 'base.files[].mode' must be a string, not integer"));
+        CHECK(contains(profile_error(path), ":4:8: 'base.files[].mode' must be a string, not integer"));
     }
     SUBCASE("relative file path") {
         std::string path = dir.write("p.toml", "[[base.files]]\npath = \"etc/x\"\ncontent = \"\"\n");
-        CHECK(contains(load_error(path), ":2:8: 'base.files[].path' must be an absolute path"));
+        CHECK(contains(profile_error(path), ":2:8: 'base.files[].path' must be an absolute path"));
     }
     SUBCASE("path with ..") {
         std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/../root/x\"\ncontent = \"\"\n");
-        CHECK(contains(load_error(path), "must not contain '..'"));
+        CHECK(contains(profile_error(path), "must not contain '..'"));
     }
     SUBCASE("bad host name") {
         std::string path = dir.write("p.toml", "[base]\nhostname = \"web_1\"\n");
-        CHECK(contains(load_error(path), ":2:12: 'base.hostname' must be a valid host name"));
+        CHECK(contains(profile_error(path), ":2:12: 'base.hostname' must be a valid host name"));
     }
     SUBCASE("unit without suffix") {
         std::string path = dir.write("p.toml", "[base]\nunits_enabled = [\"ssh\"]\n");
-        CHECK(contains(load_error(path), "systemd unit name with its suffix"));
+        CHECK(contains(profile_error(path), "systemd unit name with its suffix"));
     }
     SUBCASE("bad package name") {
         std::string path = dir.write("p.toml", "[base]\npackages = [\"Curl\"]\n");
-        CHECK(contains(load_error(path), "got \"Curl\""));
+        CHECK(contains(profile_error(path), "got \"Curl\""));
     }
     SUBCASE("apt proxy that is not a URL") {
         std::string path = dir.write("p.toml", "[base]\napt_proxy = \"cache:3142\"\n");
-        CHECK(contains(load_error(path), "'base.apt_proxy' must be an http:// or https:// URL"));
+        CHECK(contains(profile_error(path), "'base.apt_proxy' must be an http:// or https:// URL"));
     }
     SUBCASE("unknown key inside [[base.files]]") {
         std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/x\"\ncontent = \"\"\nowner_ = \"root\"\n");
-        CHECK(contains(load_error(path), ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"));
+        CHECK(contains(profile_error(path), ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"));
     }
 }
 
@@ -135,26 +123,26 @@ TEST_CASE("profile: a newline or control character is refused in every one-line 
     TempDir dir;
     SUBCASE("schedule: a newline would add a directive to the timer unit") {
         std::string path = dir.write("p.toml", "[backup]\nschedule = \"daily\\nOnCalendar=minutely\"\n");
-        CHECK(load_error(path) ==
+        CHECK(profile_error(path) ==
               path + ":2:12: 'backup.schedule' must be one line without control characters (found byte 0x0a)");
     }
     SUBCASE("s3fs bucket, in a list of tables") {
         std::string path = dir.write("p.toml", "[[mounts.s3fs]]\nbucket = \"b\\rx\"\nwhere = \"/m\"\n");
-        CHECK(contains(load_error(path), ":2:10: 'mounts.s3fs[].bucket' must be one line without control characters (found byte 0x0d)"));
+        CHECK(contains(profile_error(path), ":2:10: 'mounts.s3fs[].bucket' must be one line without control characters (found byte 0x0d)"));
     }
     SUBCASE("a map's key and a map's value") {
         std::string key = dir.write("k.toml", "[k3s.env]\n\"A\\nB\" = \"1\"\n");
-        CHECK(contains(load_error(key), "'k3s.env' has a key that must be one line"));
+        CHECK(contains(profile_error(key), "'k3s.env' has a key that must be one line"));
         std::string value = dir.write("v.toml", "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\\nkernel.x = 1\"\n");
-        CHECK(contains(load_error(value), "'harden.kernel.sysctl' must be one line"));
+        CHECK(contains(profile_error(value), "'harden.kernel.sysctl' must be one line"));
     }
     SUBCASE("an escape sequence in a list entry") {
         std::string path = dir.write("p.toml", "[k3s]\ntls_san = [\"a\\u001b[2J\"]\n");
-        CHECK(contains(load_error(path), "(found byte 0x1b)"));
+        CHECK(contains(profile_error(path), "(found byte 0x1b)"));
     }
     SUBCASE("multi-line text keys keep their newlines") {
         std::string path = dir.write("p.toml", "description = \"two\\nlines\"\n[[base.files]]\npath = \"/etc/x\"\ncontent = \"a\\n\\tb\\n\"\n");
-        load_ok(path);
+        load_profile_ok(path);
     }
     SUBCASE("after ${...} expansion too") {
         CHECK(check_expanded(ConfigFile::profile, "base.hostname", "web1\nx") ==
@@ -168,7 +156,7 @@ TEST_CASE("profile: values written into scripts, units and apt configuration kee
     auto refused = [&](const std::string& text, const std::string& key) {
         CAPTURE(text);
         std::string path = dir.write("p.toml", text);
-        CHECK(contains(load_error(path), "'" + key + "' must be"));
+        CHECK(contains(profile_error(path), "'" + key + "' must be"));
     };
     refused("[base]\napt_proxy = \"http://x\\\";Acquire::http::Proxy::x\\\"y\"\n", "base.apt_proxy");
     refused("[base]\napt_proxy = \"http://x;y\"\n", "base.apt_proxy");
@@ -215,13 +203,13 @@ prefix = "nodes/web1/"
 name = "nfs"
 path = "/mnt/backup/nodes"
 )");
-    load_ok(ok);
+    load_profile_ok(ok);
 }
 
 TEST_CASE("profile: a TOML syntax error names file:line:col") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\nhostname = \"web1\nx = 1\n");
-    CHECK(load_error(path).rfind(path + ":2:", 0) == 0);
+    CHECK(profile_error(path).rfind(path + ":2:", 0) == 0);
 }
 
 TEST_CASE("profile: extends and include merge in order, the later file winning, plain lists replaced") {
@@ -242,7 +230,7 @@ include = ["common/extra.toml"]
 [base]
 hostname = "web1"
 )");
-    Profile p = load_ok(main);
+    Profile p = load_profile_ok(main);
     ConfigView base = p.section("base");
     CHECK(base.str("hostname") == "web1");             // the profile itself wins
     CHECK(base.str("timezone") == "Europe/Berlin");    // an include wins over what it extends
@@ -265,11 +253,11 @@ TEST_CASE("profile: the digest depends on the merged content only") {
     std::string a = dir.write("a.toml", "[base]\nhostname = \"web1\"\n");
     std::string b = dir.write("b.toml", "# same thing, written differently\n[base]\n  hostname   =   \"web1\"\n");
     std::string c = dir.write("c.toml", "[base]\nhostname = \"web2\"\n");
-    std::string da = load_ok(a).digest();
+    std::string da = load_profile_ok(a).digest();
     CHECK(da.size() == 64);
     CHECK(da.find_first_not_of("0123456789abcdef") == std::string::npos);
-    CHECK(load_ok(b).digest() == da);
-    CHECK(load_ok(c).digest() != da);
+    CHECK(load_profile_ok(b).digest() == da);
+    CHECK(load_profile_ok(c).digest() != da);
 }
 
 TEST_CASE("profile: include cycles are reported, not followed") {
@@ -277,13 +265,13 @@ TEST_CASE("profile: include cycles are reported, not followed") {
     SUBCASE("two files including each other") {
         dir.write("b.toml", "include = [\"a.toml\"]\n");
         std::string a = dir.write("a.toml", "include = [\"b.toml\"]\n");
-        std::string msg = load_error(a);
+        std::string msg = profile_error(a);
         CHECK(contains(msg, "b.toml:1:12: profile includes itself"));
         CHECK(contains(msg, "a.toml -> "));
     }
     SUBCASE("a profile extending itself") {
         std::string a = dir.write("a.toml", "extends = \"a.toml\"\n");
-        CHECK(contains(load_error(a), "a.toml:1:11: profile includes itself"));
+        CHECK(contains(profile_error(a), "a.toml:1:11: profile includes itself"));
     }
 }
 
@@ -291,7 +279,7 @@ TEST_CASE("profile: an error inside an included file names that file and line") 
     TempDir dir;
     std::string inc = dir.write("inc/common.toml", "[base]\ntimezone = \"Etc/UTC\"\npackagez = [\"curl\"]\n");
     std::string main = dir.write("main.toml", "include = [\"inc/common.toml\"]\n[base]\nhostname = \"h\"\n");
-    std::string msg = load_error(main);
+    std::string msg = profile_error(main);
     CHECK(contains(msg, inc + ":3:1: unknown key 'base.packagez'; did you mean 'packages'?"));
     CHECK_FALSE(contains(msg, "main.toml:"));
 }
@@ -299,7 +287,7 @@ TEST_CASE("profile: an error inside an included file names that file and line") 
 TEST_CASE("profile: a missing included file is reported at the include line") {
     TempDir dir;
     std::string main = dir.write("main.toml", "description = \"x\"\ninclude = [\"nope.toml\"]\n");
-    std::string msg = load_error(main);
+    std::string msg = profile_error(main);
     CHECK(contains(msg, main + ":2:12: included profile "));
     CHECK(contains(msg, "nope.toml does not exist"));
 }
@@ -309,21 +297,21 @@ TEST_CASE("profile: [[base.files]] needs exactly one of content or source, and a
     dir.write("motd", "hi\n");
     SUBCASE("both") {
         std::string p = dir.write("p.toml", "[base]\n\n[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
-        std::string msg = load_error(p);
+        std::string msg = profile_error(p);
         CHECK(contains(msg, p + ":3:1: [[base.files]] needs exactly one of 'content' or 'source'"));
     }
     SUBCASE("neither") {
         std::string p = dir.write("p.toml", "[[base.files]]\npath = \"/etc/motd\"\n");
-        CHECK(contains(load_error(p), "needs exactly one of 'content' or 'source'"));
+        CHECK(contains(profile_error(p), "needs exactly one of 'content' or 'source'"));
     }
     SUBCASE("no path") {
         std::string p = dir.write("p.toml", "[[base.files]]\ncontent = \"x\"\n");
-        CHECK(contains(load_error(p), p + ":1:1: [[base.files]] needs 'path'"));
+        CHECK(contains(profile_error(p), p + ":1:1: [[base.files]] needs 'path'"));
     }
     SUBCASE("in an included file, the included file is named") {
         std::string inc = dir.write("inc.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
         std::string p = dir.write("p.toml", "include = [\"inc.toml\"]\n");
-        CHECK(contains(load_error(p), inc + ":1:1: [[base.files]] needs exactly one of"));
+        CHECK(contains(profile_error(p), inc + ":1:1: [[base.files]] needs exactly one of"));
     }
 }
 
@@ -332,19 +320,19 @@ TEST_CASE("profile: a file source is relative to the profile naming it, and must
     std::string motd = dir.write("inc/files/motd", "hi\n");
     dir.write("inc/common.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"files/motd\"\n");
     std::string main = dir.write("main.toml", "include = [\"inc/common.toml\"]\n");
-    Profile p = load_ok(main);
+    Profile p = load_profile_ok(main);
     auto files = p.section("base").tables("files");
     REQUIRE(files.size() == 1);
     CHECK(std::filesystem::path(files[0].str("source")) == std::filesystem::path(motd));
 
     std::string bad = dir.write("bad.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"files/none\"\n");
-    std::string msg = load_error(bad);
+    std::string msg = profile_error(bad);
     CHECK(contains(msg, bad + ":3:10: 'base.files[].source' file "));
     CHECK(contains(msg, "files/none does not exist"));
 }
 
 TEST_CASE("profile: a profile file that does not exist") {
-    std::string msg = load_error("/nonexistent/nodectl-unit/p.toml");
+    std::string msg = profile_error("/nonexistent/nodectl-unit/p.toml");
     CHECK(contains(msg, "/nonexistent/nodectl-unit/p.toml: cannot read file"));
 }
 

@@ -9,17 +9,8 @@
 #include <stdexcept>
 
 using namespace nodectl;
+using nodectl::testing::load_profile_ok;
 using nodectl::testing::TempDir;
-
-namespace {
-
-Profile load_ok(const std::string& path) {
-    auto p = load_profile(path);
-    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
-    return std::move(p).value();
-}
-
-} // namespace
 
 TEST_CASE("ConfigView: [[base.files]] defaults: mode 0644, root:root, not sensitive") {
     TempDir dir;
@@ -35,7 +26,7 @@ owner = "www-data"
 group = "adm"
 sensitive = true
 )");
-    Profile p = load_ok(path);
+    Profile p = load_profile_ok(path);
     auto files = p.section("base").tables("files");
     REQUIRE(files.size() == 2);
 
@@ -61,7 +52,7 @@ sensitive = true
 TEST_CASE("ConfigView: absent keys and sections read as their defaults") {
     TempDir dir;
     std::string path = dir.write("p.toml", "description = \"nothing else\"\n");
-    Profile p = load_ok(path);
+    Profile p = load_profile_ok(path);
     ConfigView base = p.section("base");
     CHECK_FALSE(base.has("hostname"));
     CHECK(base.str("hostname").empty());
@@ -97,7 +88,7 @@ vars = { a = "1" }
 
 TEST_CASE("ConfigView: reading a key that is not in the key table is a programming error") {
     TempDir dir;
-    Profile p = load_ok(dir.write("p.toml", "[base]\nhostname = \"h\"\n"));
+    Profile p = load_profile_ok(dir.write("p.toml", "[base]\nhostname = \"h\"\n"));
     CHECK_THROWS_AS(p.section("base").str("hostnme"), std::logic_error);
     CHECK_THROWS_AS(p.section("base").strings("files.path"), std::logic_error);
 }

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 using namespace nodectl;
+using nodectl::testing::contains;
 using nodectl::testing::TempDir;
 
 namespace {
@@ -17,10 +18,6 @@ std::string recipe_error(const std::string& path) {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::config);
     return r.error().message;
-}
-
-bool has(const std::string& s, const std::string& needle) {
-    return s.find(needle) != std::string::npos;
 }
 
 } // namespace
@@ -87,24 +84,24 @@ TEST_CASE("image recipe: errors name file, line, column and the key") {
     TempDir t;
     auto file = t.write("images/app/recipe.toml", "name = \"app\"\nbase = \"base\"\npakages = [\"x\"]\n\n[[files]]\nsrc = \"missing.txt\"\ndest = \"etc/x\"\nmode = \"rw\"\n");
     auto msg = recipe_error(file);
-    CHECK(has(msg, file + ":3:1: unknown key 'pakages'; did you mean 'packages'?"));
-    CHECK(has(msg, file + ":7:8: 'files[].dest' must be an absolute path"));
-    CHECK(has(msg, file + ":8:8: 'files[].mode' must be an octal file mode"));
+    CHECK(contains(msg, file + ":3:1: unknown key 'pakages'; did you mean 'packages'?"));
+    CHECK(contains(msg, file + ":7:8: 'files[].dest' must be an absolute path"));
+    CHECK(contains(msg, file + ":8:8: 'files[].mode' must be an octal file mode"));
 
     auto typo = t.write("images/b/recipe.toml", "name = \"b\"\nsuite = \"bookworm\"\n[args.x]\ndefualt = \"1\"\n");
-    CHECK(has(recipe_error(typo), typo + ":4:1: unknown key 'args.x.defualt'; did you mean 'default'?"));
+    CHECK(contains(recipe_error(typo), typo + ":4:1: unknown key 'args.x.defualt'; did you mean 'default'?"));
 
     auto syntax = t.write("images/c/recipe.toml", "name = \"c\"\nsuite = bookworm\n");
-    CHECK(has(recipe_error(syntax), syntax + ":2:"));
+    CHECK(contains(recipe_error(syntax), syntax + ":2:"));
 }
 
 TEST_CASE("image recipe: what only the image module can check") {
     TempDir t;
     auto folder = t.write("images/x/recipe.toml", "name = \"y\"\nsuite = \"bookworm\"\n");
-    CHECK(has(recipe_error(folder), folder + ":1:8: 'name' is \"y\" but the recipe's folder is \"x\""));
+    CHECK(contains(recipe_error(folder), folder + ":1:8: 'name' is \"y\" but the recipe's folder is \"x\""));
 
     auto nosuite = t.write("images/base/recipe.toml", "name = \"base\"\n");
-    CHECK(has(recipe_error(nosuite), "'suite' is required"));
+    CHECK(contains(recipe_error(nosuite), "'suite' is required"));
 
     auto refs = t.write("images/app/recipe.toml", R"(name = "app"
 base = "base"
@@ -115,10 +112,10 @@ secrets = ["undeclared"]
 when = "args.other"
 )");
     auto msg = recipe_error(refs);
-    CHECK(has(msg, refs + ":3:11: 'variant' belongs in a base recipe"));
-    CHECK(has(msg, refs + ":5:11: 'run[].command' uses ${args.nope} but [args.nope] is not declared"));
-    CHECK(has(msg, "'run[].secrets' names 'undeclared' but [secrets.undeclared] is not declared"));
-    CHECK(has(msg, "'run[].when' names 'args.other'"));
+    CHECK(contains(msg, refs + ":3:11: 'variant' belongs in a base recipe"));
+    CHECK(contains(msg, refs + ":5:11: 'run[].command' uses ${args.nope} but [args.nope] is not declared"));
+    CHECK(contains(msg, "'run[].secrets' names 'undeclared' but [secrets.undeclared] is not declared"));
+    CHECK(contains(msg, "'run[].when' names 'args.other'"));
 }
 
 TEST_CASE("image recipe: load_recipes resolves bases") {
@@ -134,8 +131,8 @@ TEST_CASE("image recipe: load_recipes resolves bases") {
     t.write("images/lost/recipe.toml", "name = \"lost\"\nbase = \"nothere\"\n");
     auto bad = image::load_recipes(t.file("images"));
     REQUIRE_FALSE(bad.ok());
-    CHECK(has(bad.error().message, "'base' names \"app\", which builds on \"base\" itself"));
-    CHECK(has(bad.error().message, "'base' names \"nothere\", which has no recipe"));
+    CHECK(contains(bad.error().message, "'base' names \"app\", which builds on \"base\" itself"));
+    CHECK(contains(bad.error().message, "'base' names \"nothere\", which has no recipe"));
 }
 
 TEST_CASE("image recipe: ${args.NAME} substitution") {

@@ -13,7 +13,10 @@
 #include <filesystem>
 
 using nodectl::ErrorCode;
+using nodectl::testing::contains;
 using nodectl::testing::fast_http;
+using nodectl::testing::k_release_version;
+using nodectl::testing::pattern_bytes;
 using nodectl::testing::ReleaseServer;
 using nodectl::testing::TempDir;
 namespace fs = std::filesystem;
@@ -21,24 +24,7 @@ namespace k3s = nodectl::k3s;
 
 namespace {
 
-const std::string k_version = "v1.31.4+k3s1";
 const std::string k_base = "/releases/download/v1.31.4%2Bk3s1/";
-
-std::string pattern_bytes(size_t n, uint32_t seed) {
-    std::string s(n, '\0');
-    uint32_t x = seed;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x & 0xff);
-    }
-    return s;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 // A release on the server side (srv/<version>/) and an empty cache.
 struct Fixture {
@@ -48,10 +34,10 @@ struct Fixture {
     std::string binary_sha = util::sha256_hex(binary);
     std::string images_sha = util::sha256_hex(images);
     std::string cache = tmp.file("cache");
-    std::string cache_dir = tmp.file("cache/" + k_version + "/amd64");
+    std::string cache_dir = tmp.file("cache/" + k_release_version + "/amd64");
 
     Fixture() {
-        std::string dir = "srv/" + k_version + "/";
+        std::string dir = "srv/" + k_release_version + "/";
         tmp.write(dir + "k3s", binary, 0755);
         tmp.write(dir + "k3s-airgap-images-amd64.tar.zst", images);
         tmp.write(dir + "sha256sum-amd64.txt", binary_sha + "  k3s\n" + images_sha +
@@ -59,13 +45,13 @@ struct Fixture {
                                                    util::sha256_hex("images list") + "  k3s-images.txt\n");
     }
     std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_version};
+        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_release_version};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
     k3s::ReleaseRequest request(const ReleaseServer& server, int attempts = 4) const {
         k3s::ReleaseRequest r;
-        r.version = k_version;
+        r.version = k_release_version;
         r.arch = "amd64";
         r.release_url = server.url("/releases/download");
         r.channel_url = server.url("/channels");
@@ -92,7 +78,7 @@ TEST_CASE("fetch_release: a good checksum installs the binary in the cache") {
     ReleaseServer server(f.args());
     auto r = k3s::fetch_release(f.request(server));
     REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_version);
+    CHECK(r->version == k_release_version);
     CHECK(r->arch == "amd64");
     CHECK(r->binary_path == f.cache_dir + "/k3s");
     CHECK(r->binary_sha256 == f.binary_sha);
@@ -169,12 +155,12 @@ TEST_CASE("resolve_version: a channel resolves through its redirect") {
     req.channel = "stable";
     auto v = k3s::resolve_version(req);
     REQUIRE_MESSAGE(v.ok(), v.error().message);
-    CHECK(*v == k_version);
+    CHECK(*v == k_release_version);
     CHECK(server.requests("/channels/stable") == 1);
 
     auto r = k3s::fetch_release(req);
     REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_version);
+    CHECK(r->version == k_release_version);
     CHECK(util::read_file(f.cache_dir + "/k3s") == f.binary);
 }
 
@@ -236,7 +222,7 @@ TEST_CASE("fetch_release: a second fetch with the cache present makes no request
     CHECK(second->binary_sha256 == f.binary_sha);
 
     // A damaged cached binary is fetched again (only it), and the cache is whole afterwards.
-    f.tmp.write("cache/" + k_version + "/amd64/k3s", "damaged");
+    f.tmp.write("cache/" + k_release_version + "/amd64/k3s", "damaged");
     auto third = k3s::fetch_release(req);
     REQUIRE_MESSAGE(third.ok(), third.error().message);
     CHECK(server.total_requests() == after_first + 1);
@@ -274,14 +260,14 @@ TEST_CASE("fetch_release: request errors are found before any download") {
 TEST_CASE("fetch_release: other architectures use their release names") {
     Fixture f;
     std::string arm = pattern_bytes(5000, 42u);
-    f.tmp.write("srv/" + k_version + "/k3s-armhf", arm);
-    f.tmp.write("srv/" + k_version + "/sha256sum-arm.txt", util::sha256_hex(arm) + " *k3s-armhf\n");
+    f.tmp.write("srv/" + k_release_version + "/k3s-armhf", arm);
+    f.tmp.write("srv/" + k_release_version + "/sha256sum-arm.txt", util::sha256_hex(arm) + " *k3s-armhf\n");
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.arch = "arm";
     auto r = k3s::fetch_release(req);
     REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->binary_path == f.cache + "/" + k_version + "/arm/k3s-armhf");
+    CHECK(r->binary_path == f.cache + "/" + k_release_version + "/arm/k3s-armhf");
     CHECK(util::read_file(r->binary_path) == arm);
 
     // Airgap images this release does not list: a configuration error, nothing downloaded.
@@ -303,7 +289,7 @@ TEST_CASE("release_from_dir: a cache directory reads back as a release") {
     }
     auto r = k3s::release_from_dir(f.cache_dir, "amd64");
     REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_version);
+    CHECK(r->version == k_release_version);
     CHECK(r->arch == "amd64");
     CHECK(r->binary_path == f.cache_dir + "/k3s");
     CHECK(r->binary_sha256 == f.binary_sha);
@@ -320,7 +306,7 @@ TEST_CASE("release_from_dir: a cache directory reads back as a release") {
     CHECK(util::read_file(bundle->binary_path) == f.binary);
 
     SUBCASE("a tampered binary is refused") {
-        f.tmp.write("cache/" + k_version + "/amd64/k3s", f.binary + "x");
+        f.tmp.write("cache/" + k_release_version + "/amd64/k3s", f.binary + "x");
         auto t = k3s::release_from_dir(f.cache_dir, "amd64");
         REQUIRE_FALSE(t.ok());
         CHECK(t.error().code == ErrorCode::io);
@@ -329,7 +315,7 @@ TEST_CASE("release_from_dir: a cache directory reads back as a release") {
         CHECK(contains(t.error().message, util::sha256_hex(f.binary + "x")));
     }
     SUBCASE("tampered airgap images are refused") {
-        f.tmp.write("cache/" + k_version + "/amd64/k3s-airgap-images-amd64.tar.zst", "zz");
+        f.tmp.write("cache/" + k_release_version + "/amd64/k3s-airgap-images-amd64.tar.zst", "zz");
         auto t = k3s::release_from_dir(f.cache_dir, "amd64");
         REQUIRE_FALSE(t.ok());
         CHECK(contains(t.error().message, "k3s-airgap-images-amd64.tar.zst"));
@@ -417,7 +403,7 @@ TEST_CASE("fetch_release: plain http is refused unless allowed, before any reque
 TEST_CASE("fetch_release: a file:// mirror is copied and verified") {
     Fixture f;
     k3s::ReleaseRequest req;
-    req.version = k_version;
+    req.version = k_release_version;
     req.arch = "amd64";
     req.release_url = "file://" + f.tmp.file("srv");
     req.cache_dir = f.cache;
@@ -427,7 +413,7 @@ TEST_CASE("fetch_release: a file:// mirror is copied and verified") {
     CHECK(util::read_file(r->binary_path) == f.binary);
     CHECK(r->airgap_images_sha256 == f.images_sha);
 
-    f.tmp.write("srv/" + k_version + "/k3s", "tampered", 0755);
+    f.tmp.write("srv/" + k_release_version + "/k3s", "tampered", 0755);
     fs::remove(r->binary_path);
     auto bad = k3s::fetch_release(req);
     REQUIRE_FALSE(bad.ok());
@@ -447,8 +433,8 @@ TEST_CASE("fetch_release: a sha256sum file cached from another URL is not truste
     }
     // The same version from another mirror publishes another binary: its own sums decide.
     std::string new_binary = pattern_bytes(120000, 7u);
-    f.tmp.write("srv/" + k_version + "/k3s", new_binary, 0755);
-    f.tmp.write("srv/" + k_version + "/sha256sum-amd64.txt", util::sha256_hex(new_binary) + "  k3s\n");
+    f.tmp.write("srv/" + k_release_version + "/k3s", new_binary, 0755);
+    f.tmp.write("srv/" + k_release_version + "/sha256sum-amd64.txt", util::sha256_hex(new_binary) + "  k3s\n");
     ReleaseServer second(f.args());
     auto r = k3s::fetch_release(f.request(second));
     REQUIRE_MESSAGE(r.ok(), r.error().message);
@@ -500,7 +486,7 @@ TEST_CASE("InstallK3sRelease: the cached binary is hashed again right before it 
     ReleaseServer server(f.args());
     REQUIRE(k3s::fetch_release(f.request(server)).ok());
     k3s::Settings s;
-    s.version = k_version;
+    s.version = k_release_version;
     s.release_dir = f.cache_dir;
     k3s::InstallK3sRelease step(s);
     RecordingTarget node("arch=x86_64\nbinary=\nrecord=\n");
@@ -509,13 +495,13 @@ TEST_CASE("InstallK3sRelease: the cached binary is hashed again right before it 
     REQUIRE_FALSE(plan->changes.empty());
 
     // Between the plan and the apply, the cache changes under nodectl.
-    f.tmp.write("cache/" + k_version + "/amd64/k3s", "replaced after it was verified", 0755);
+    f.tmp.write("cache/" + k_release_version + "/amd64/k3s", "replaced after it was verified", 0755);
     auto applied = step.apply(node, *plan);
     REQUIRE_FALSE(applied.ok());
     CHECK(contains(applied.error().message, "refusing to install"));
     CHECK(node.uploads.empty());
 
-    f.tmp.write("cache/" + k_version + "/amd64/k3s", f.binary, 0755);
+    f.tmp.write("cache/" + k_release_version + "/amd64/k3s", f.binary, 0755);
     auto again = step.apply(node, *plan);
     REQUIRE_MESSAGE(again.ok(), again.error().message);
     CHECK(node.uploads == std::vector<std::string>{"/usr/local/bin/k3s " + f.binary_sha});

@@ -3,6 +3,7 @@
 // truncated chunks, wrong key), and the archive + manifest round trip with a damaged entry.
 #include "modules/backup/detail.hpp"
 #include "modules/backup/module.hpp"
+#include "test_support.hpp"
 #include "util/file.hpp"
 
 #include <doctest/doctest.h>
@@ -27,7 +28,12 @@
 #include <thread>
 
 using namespace nodectl;
+// nodectl::backup's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace backup_test {
 using namespace nodectl::backup;
+using nodectl::testing::TempDir;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -320,21 +326,6 @@ TEST_CASE("backup units: the files in systemd/ are what apply renders with the d
 
 namespace {
 
-namespace fs = std::filesystem;
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        std::string t = fs::temp_directory_path().string() + "/nodectl-backup-XXXXXX";
-        REQUIRE(::mkdtemp(t.data()));
-        path = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
-
 // A valid archive: what `fill` wrote, then a manifest listing it (plus `sources`).
 std::string make_archive(const std::function<void(ArchiveWriter&)>& fill,
                          const nlohmann::json& sources = nlohmann::json::object()) {
@@ -374,7 +365,8 @@ Settings dir_settings(const std::string& store) {
     return s;
 }
 
-unsigned mode_of(const std::string& path) {
+// The permission bits of `path` itself (lstat: a symbolic link is not followed).
+unsigned lstat_mode(const std::string& path) {
     struct stat st{};
     REQUIRE(::lstat(path.c_str(), &st) == 0);
     return st.st_mode & 07777;
@@ -384,7 +376,7 @@ unsigned mode_of(const std::string& path) {
 
 TEST_CASE("restore --files: a symbolic link of the archive never leads a later entry outside --to") {
     TempDir tmp;
-    std::string store = tmp.path + "/store", outside = tmp.path + "/outside";
+    std::string store = tmp.file("store"), outside = tmp.file("outside");
     REQUIRE(fs::create_directories(store));
     REQUIRE(fs::create_directories(outside + "/keep"));
     ::chmod((outside + "/keep").c_str(), 0700);
@@ -397,19 +389,19 @@ TEST_CASE("restore --files: a symbolic link of the archive never leads a later e
     RestoreOptions o;
     o.id = "web1-20260101T000000Z";
     o.files = true;
-    o.to = tmp.path + "/restored";
+    o.to = tmp.file("restored");
     auto r = restore(dir_settings(store), o);
     REQUIRE_FALSE(r);
     CHECK(r.error().message.find("symbolic link is never followed") != std::string::npos);
     CHECK_FALSE(fs::exists(outside + "/planted"));
-    CHECK(mode_of(outside + "/keep") == 0700);  // not chmodded
+    CHECK(lstat_mode(outside + "/keep") == 0700);  // not chmodded
     CHECK_FALSE(fs::exists(o.to));
     CHECK_FALSE(fs::exists(o.to + ".partial-" + std::to_string(::getpid())));
 }
 
 TEST_CASE("restore --files: setuid/setgid bits only with --keep-setid; links restored as links") {
     TempDir tmp;
-    std::string store = tmp.path + "/store";
+    std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
     put(store + "/web1-20260101T000000Z.tar.zst", make_archive([&](ArchiveWriter& w) {
             REQUIRE(w.add_directory("files/t", mode(0755)));
@@ -420,25 +412,25 @@ TEST_CASE("restore --files: setuid/setgid bits only with --keep-setid; links res
     RestoreOptions o;
     o.id = "web1-20260101T000000Z";
     o.files = true;
-    o.to = tmp.path + "/plain";
+    o.to = tmp.file("plain");
     REQUIRE(restore(dir_settings(store), o));
-    CHECK(mode_of(o.to + "/t/tool") == 0755);
-    CHECK(mode_of(o.to + "/t/shared") == 0775);
+    CHECK(lstat_mode(o.to + "/t/tool") == 0755);
+    CHECK(lstat_mode(o.to + "/t/shared") == 0775);
     CHECK(fs::read_symlink(o.to + "/t/etc") == "/etc");
-    o.to = tmp.path + "/kept";
+    o.to = tmp.file("kept");
     o.keep_setid = true;
     REQUIRE(restore(dir_settings(store), o));
-    CHECK(mode_of(o.to + "/t/tool") == 04755);
-    CHECK(mode_of(o.to + "/t/shared") == 02775);
+    CHECK(lstat_mode(o.to + "/t/tool") == 04755);
+    CHECK(lstat_mode(o.to + "/t/shared") == 02775);
 }
 
 TEST_CASE("with a key configured, an unencrypted archive is not listed, verified or restored") {
     TempDir tmp;
-    std::string store = tmp.path + "/store";
+    std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
-    put(tmp.path + "/key", std::string(64, 'a') + "\n");
+    put(tmp.file("key"), std::string(64, 'a') + "\n");
     auto s = dir_settings(store);
-    s.encryption_key_file = tmp.path + "/key";
+    s.encryption_key_file = tmp.file("key");
     auto plain = make_archive([&](ArchiveWriter& w) {
         REQUIRE(w.add_directory("files/t", mode(0755)));
         REQUIRE(w.add_buffer("files/t/cron", "* * * * * root evil\n", mode(0644)));
@@ -455,7 +447,7 @@ TEST_CASE("with a key configured, an unencrypted archive is not listed, verified
     RestoreOptions o;
     o.id = "web1-20260102T000000Z";
     o.files = true;
-    o.to = tmp.path + "/restored";
+    o.to = tmp.file("restored");
     CHECK_FALSE(restore(s, o));
     CHECK_FALSE(fs::exists(o.to));
     CHECK(verify(s, "web1-20260101T000000Z", ""));
@@ -468,7 +460,7 @@ TEST_CASE("with a key configured, an unencrypted archive is not listed, verified
 
 TEST_CASE("retention prunes only this backup's archives: not another host's, not future-dated ones") {
     TempDir tmp;
-    std::string store = tmp.path + "/store";
+    std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
     for (const char* n : {"web1-20260101T020000Z.tar.zst", "web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst",
                           "web2-20260101T020000Z.tar.zst", "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst",
@@ -495,7 +487,7 @@ TEST_CASE("retention prunes only this backup's archives: not another host's, not
 
 TEST_CASE("directory target: a link planted in the shared directory is neither written through nor listed") {
     TempDir tmp;
-    std::string store = tmp.path + "/store", victim = tmp.path + "/victim";
+    std::string store = tmp.file("store"), victim = tmp.file("victim");
     REQUIRE(fs::create_directories(store));
     put(victim, "precious");
     std::string object = "web1-20260101T000000Z.tar.zst";
@@ -527,7 +519,7 @@ TEST_CASE("MariaDB option file: a newline in the password cannot add an option l
     auto text = util::read_file(file);
     REQUIRE(text);
     CHECK(text->find("\nhost=") == std::string::npos);
-    CHECK(mode_of(file) == 0600);
+    CHECK(lstat_mode(file) == 0600);
     // MariaDB's own option-file reader reads the password back exactly.
     if (fs::exists("/usr/bin/my_print_defaults")) {
         auto out = run_capture({"/usr/bin/my_print_defaults", "--defaults-file=" + file, "client"});
@@ -540,7 +532,7 @@ TEST_CASE("MariaDB option file: a newline in the password cannot add an option l
 
 TEST_CASE("restore --db: a manifest's character set or collation that is not a plain name is refused") {
     TempDir tmp;
-    std::string store = tmp.path + "/store";
+    std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
     std::string dump = "CREATE TABLE t (i INT);\n";
     nlohmann::json sources = {{"mariadb",
@@ -552,7 +544,7 @@ TEST_CASE("restore --db: a manifest's character set or collation that is not a p
     put(store + "/web1-20260101T000000Z.tar.zst",
         make_archive([&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, mode(0600))); }, sources));
     auto s = dir_settings(store);
-    s.mariadb.client_command = tmp.path + "/no-such-client";
+    s.mariadb.client_command = tmp.file("no-such-client");
     RestoreOptions o;
     o.id = "web1-20260101T000000Z";
     o.db = "shop";
@@ -620,7 +612,7 @@ TEST_CASE("backup files: a directory swapped for a symbolic link during the walk
     // is given back, and before giving it back this test swaps tree/a for a link to outside/. What
     // the walk reads after that must still come from the tree, never from outside/.
     TempDir tmp;
-    std::string tree = tmp.path + "/tree", outside = tmp.path + "/outside", store = tmp.path + "/store";
+    std::string tree = tmp.file("tree"), outside = tmp.file("outside"), store = tmp.file("store");
     REQUIRE(fs::create_directories(tree + "/a"));
     REQUIRE(fs::create_directories(outside));
     REQUIRE(fs::create_directories(store));
@@ -659,7 +651,7 @@ TEST_CASE("backup files: a directory swapped for a symbolic link during the walk
     });
     auto s = dir_settings(store);
     s.files.push_back({"t", tree, {}, {}});
-    RunOptions o;
+    backup::RunOptions o;
     o.prune = false;
     auto report = run(s, o);
     stop = true;
@@ -683,7 +675,7 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
     for (bool fifo : {true, false}) {
         CAPTURE(fifo);
         TempDir tmp;
-        std::string tree = tmp.path + "/tree", spare = tmp.path + "/spare";
+        std::string tree = tmp.file("tree"), spare = tmp.file("spare");
         REQUIRE(fs::create_directories(tree));
         REQUIRE(fs::create_directories(spare));
         put(spare + "/reg", "regular\n");
@@ -732,11 +724,11 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
         int archived = 0;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(6);
         for (int i = 0; i < 40 && std::chrono::steady_clock::now() < deadline && !blocked; ++i) {
-            std::string store = tmp.path + "/store" + std::to_string(i);
+            std::string store = tmp.file("store" + std::to_string(i));
             REQUIRE(fs::create_directories(store));
             auto s = dir_settings(store);
             s.files = {t};
-            RunOptions o;
+            backup::RunOptions o;
             o.prune = false;
             run_started = now_ms();
             auto report = run(s, o);
@@ -754,3 +746,5 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
         MESSAGE("x archived in " << archived << " runs");
     }
 }
+
+} // namespace backup_test

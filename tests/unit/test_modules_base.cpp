@@ -13,32 +13,23 @@
 #include <functional>
 
 using namespace nodectl;
+// nodectl::base's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace base_test {
 using namespace nodectl::base;
 using nodectl::testing::FakeHost;
 using nodectl::testing::FakeTarget;
+using nodectl::testing::probe_ok;
 using nodectl::testing::QuietLogs;
+using nodectl::testing::summaries;
 using nodectl::testing::TempDir;
 
 namespace {
 
 using StepFactory = std::function<std::unique_ptr<Step>()>;
 
-std::vector<std::string> summaries(const Plan& plan) {
-    std::vector<std::string> out;
-    for (const auto& c : plan.changes) {
-        out.push_back(c.summary);
-    }
-    return out;
-}
-
 bool mentions(const std::vector<std::string>& lines, const std::string& part) {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
-}
-
-Plan probe_ok(Step& step, Target& target) {
-    auto plan = step.probe(target);
-    REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
-    return *plan;
 }
 
 // Applies as the runner does (apply, then re-probe) and returns the plan that was applied.
@@ -691,3 +682,5 @@ TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not trun
     CHECK(plan.error().message.find("no '# END nodectl base.hosts_entries'") != std::string::npos);
     CHECK(t.host().content("/etc/hosts") == hosts);
 }
+
+} // namespace base_test

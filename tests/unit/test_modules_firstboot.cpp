@@ -24,6 +24,7 @@
 #include <tuple>
 
 using namespace nodectl;
+using nodectl::testing::contains;
 using nodectl::testing::TempDir;
 
 namespace {
@@ -431,10 +432,6 @@ struct SignedStick {
     }
 };
 
-bool has(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
 } // namespace
 
 TEST_CASE("firstboot: a signed config uses only the bundle it pins; an unpinned or other bundle is refused") {
@@ -449,7 +446,7 @@ TEST_CASE("firstboot: a signed config uses only the bundle it pins; an unpinned 
     firstboot::Status st;
     auto r = s.check(st);
     REQUIRE_FALSE(r);
-    CHECK(has(r.error().message, "pins no bundle"));
+    CHECK(contains(r.error().message, "pins no bundle"));
     CHECK(st.signature_required);
 
     // The config pins the good bundle: the crafted one is refused before it is unpacked.
@@ -457,7 +454,7 @@ TEST_CASE("firstboot: a signed config uses only the bundle it pins; an unpinned 
     firstboot::Status st2;
     auto other = s.check(st2);
     REQUIRE_FALSE(other);
-    CHECK(has(other.error().message, "the config pins " + good_digest));
+    CHECK(contains(other.error().message, "the config pins " + good_digest));
     CHECK_FALSE(std::filesystem::exists(s.d.file("cache/bundles/" + evil_digest.substr(0, 16))));
 
     s.put_on_stick(good);
@@ -476,7 +473,7 @@ TEST_CASE("firstboot: a signed config uses only the bundle it pins; an unpinned 
     firstboot::Status st4;
     auto absent = s.check(st4);
     REQUIRE_FALSE(absent);
-    CHECK(has(absent.error().message, "pins the bundle"));
+    CHECK(contains(absent.error().message, "pins the bundle"));
 
     // Without a trust key nothing is required (the stick is the operator's word).
     s.config("[base]\ntimezone = \"Etc/UTC\"\n", false);
@@ -495,7 +492,7 @@ TEST_CASE("firstboot: a signed config's source files are pinned by sha256 and us
     firstboot::Status st;
     auto unpinned = s.check(st);
     REQUIRE_FALSE(unpinned);
-    CHECK(has(unpinned.error().message, "no sha256 pin"));
+    CHECK(contains(unpinned.error().message, "no sha256 pin"));
 
     std::string sum = util::sha256_hex("welcome\n");
     s.config(file_entry + "sha256 = \"" + sum + "\"\n");
@@ -520,7 +517,7 @@ TEST_CASE("firstboot: a signed config's source files are pinned by sha256 and us
     firstboot::Status st3;
     auto tampered = s.check(st3);
     REQUIRE_FALSE(tampered);
-    CHECK(has(tampered.error().message, "not the pinned " + sum));
+    CHECK(contains(tampered.error().message, "not the pinned " + sum));
 }
 
 TEST_CASE("firstboot: sign pins the bundle into the config and requires source pins") {
@@ -535,7 +532,7 @@ TEST_CASE("firstboot: sign pins the bundle into the config and requires source p
     auto cfg = d.write("site.toml", "# site\n[base]\ntimezone = \"Etc/UTC\"\n");
     auto pinned = firstboot::pin_for_signing(cfg, o.out);
     REQUIRE_MESSAGE(pinned, (pinned ? "" : pinned.error().message));
-    CHECK(has(*pinned, "# site\n[base]\n"));
+    CHECK(contains(*pinned, "# site\n[base]\n"));
     CHECK(slurp_file(cfg) == *pinned);
     auto p = load_profile(cfg);
     REQUIRE(p);
@@ -548,12 +545,12 @@ TEST_CASE("firstboot: sign pins the bundle into the config and requires source p
     auto with_source = d.write("src.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"motd.txt\"\n");
     auto refused = firstboot::pin_for_signing(with_source, "");
     REQUIRE_FALSE(refused);
-    CHECK(has(refused.error().message, "sha256 = \"" + util::sha256_hex("hi\n") + "\""));
+    CHECK(contains(refused.error().message, "sha256 = \"" + util::sha256_hex("hi\n") + "\""));
     auto wrong = d.write("wrong.toml", "[[base.files]]\npath = \"/etc/motd\"\nsource = \"motd.txt\"\nsha256 = \"" +
                                            std::string(64, 'a') + "\"\n");
     auto bad = load_profile(wrong);
     REQUIRE_FALSE(bad);
-    CHECK(has(bad.error().message, "not the pinned"));
+    CHECK(contains(bad.error().message, "not the pinned"));
     ::unsetenv("NODECTL_CACHE_DIR");
 }
 
@@ -577,6 +574,6 @@ TEST_CASE("firstboot: usb prepare stops when a stick file cannot be written") {
     ::setrlimit(RLIMIT_FSIZE, &old);
     std::signal(SIGXFSZ, old_handler);
     REQUIRE_FALSE(r);
-    CHECK(has(r.error().message, "staging nodectl.toml for the stick"));
+    CHECK(contains(r.error().message, "staging nodectl.toml for the stick"));
     CHECK_FALSE(std::filesystem::exists(o.image));
 }

@@ -25,21 +25,29 @@
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace nodectl;
+// nodectl::harden's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace harden_test {
 using namespace nodectl::harden;
+using nodectl::testing::contains;
+using nodectl::testing::lines_with;
+using nodectl::testing::load_profile_ok;
+using nodectl::testing::mode_of;
+using nodectl::testing::probe_ok;
 using nodectl::testing::QuietLogs;
+using nodectl::testing::read_text;
+using nodectl::testing::summaries;
 using nodectl::testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -48,18 +56,13 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-Profile load_ok(const TempDir& dir, const std::string& toml, const std::string& name = "profile.toml") {
-    auto p = load_profile(dir.write(name, toml));
-    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
-    return std::move(p).value();
+// The profile `toml`, written to `dir`/`name`; it must load.
+Profile written_profile(const TempDir& dir, const std::string& toml, const std::string& name = "profile.toml") {
+    return load_profile_ok(dir.write(name, toml));
 }
 
 ConfigView harden_view(const Profile& p, const char* group) {
     return p.section("harden").section(group);
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
 }
 
 size_t count_of(const std::string& haystack, const std::string& needle) {
@@ -75,17 +78,6 @@ bool has_line(const std::string& text, const std::string& line) {
     return std::find(lines.begin(), lines.end(), line) != lines.end();
 }
 
-// The lines of `text` that contain `part`.
-std::vector<std::string> lines_with(const std::string& text, const std::string& part) {
-    std::vector<std::string> out;
-    for (const auto& l : util::split_lines(text)) {
-        if (contains(l, part)) {
-            out.push_back(l);
-        }
-    }
-    return out;
-}
-
 std::string value_of(const std::vector<std::pair<std::string, std::string>>& kv, const std::string& key) {
     std::string out;
     size_t seen = 0;
@@ -97,33 +89,6 @@ std::string value_of(const std::vector<std::pair<std::string, std::string>>& kv,
     }
     CHECK_MESSAGE(seen <= 1, key << " appears " << seen << " times");
     return seen ? out : "<absent>";
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-unsigned mode_of(const std::string& path) {
-    struct stat st {};
-    REQUIRE(::stat(path.c_str(), &st) == 0);
-    return st.st_mode & 07777;
-}
-
-std::vector<std::string> summaries(const Plan& plan) {
-    std::vector<std::string> out;
-    for (const auto& c : plan.changes) {
-        out.push_back(c.summary);
-    }
-    return out;
-}
-
-Plan probe_ok(Step& step, Target& target) {
-    auto plan = step.probe(target);
-    REQUIRE_MESSAGE(plan.ok(), (plan.ok() ? "" : plan.error().message));
-    return *plan;
 }
 
 void apply_ok(Step& step, Target& target, const Plan& plan) {
@@ -305,7 +270,7 @@ const std::string k_admin_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh0ZXN0a2V
 
 TEST_CASE("harden sshd: the drop-in has the exact algorithm lists, the profile's root login, and no password logins") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nmax_auth_tries = 2\n");
+    auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nmax_auth_tries = 2\n");
     Settings s;
     auto text = render_sshd_dropin(harden_view(p, "ssh"), s);
 
@@ -335,13 +300,13 @@ TEST_CASE("harden sshd: the drop-in has the exact algorithm lists, the profile's
     }
 
     TempDir dir2;
-    auto defaults = load_ok(dir2, "[harden]\n");
+    auto defaults = written_profile(dir2, "[harden]\n");
     CHECK(has_line(render_sshd_dropin(harden_view(defaults, "ssh"), s), "PermitRootLogin no"));
 }
 
 TEST_CASE("harden sshd: AllowGroups lists exactly the profile's allow_groups, and is left out when they are empty") {
     TempDir dir;
-    auto with_groups = load_ok(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\", \"ops\"]\n");
+    auto with_groups = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\", \"ops\"]\n");
     Settings root_may_log_in;
     CHECK(lines_with(render_sshd_dropin(harden_view(with_groups, "ssh"), root_may_log_in), "AllowGroups") ==
           std::vector<std::string>{"AllowGroups ssh-users ops"});
@@ -352,12 +317,12 @@ TEST_CASE("harden sshd: AllowGroups lists exactly the profile's allow_groups, an
           std::vector<std::string>{"AllowGroups ssh-users ops"});
 
     TempDir dir2;
-    auto no_groups = load_ok(dir2, "[harden.ssh]\nallow_groups = []\n");
+    auto no_groups = written_profile(dir2, "[harden.ssh]\nallow_groups = []\n");
     CHECK(lines_with(render_sshd_dropin(harden_view(no_groups, "ssh"), root_may_log_in), "AllowGroups").empty());
     CHECK(lines_with(render_sshd_dropin(harden_view(no_groups, "ssh"), root_off), "AllowGroups").empty());
 
     TempDir dir3;
-    auto defaults = load_ok(dir3, "[harden]\n");
+    auto defaults = written_profile(dir3, "[harden]\n");
     CHECK(lines_with(render_sshd_dropin(harden_view(defaults, "ssh"), root_off), "AllowGroups") ==
           std::vector<std::string>{"AllowGroups ssh-users"});
 }
@@ -369,7 +334,7 @@ TEST_CASE("harden sshd: the real sshd accepts the drop-in, and the group's contr
         return;
     }
     TempDir dir;
-    auto p = load_ok(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\"]\n");
+    auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\"]\n");
     Settings s;
     auto ssh = harden_view(p, "ssh");
     auto text = render_sshd_dropin(ssh, s);
@@ -488,7 +453,7 @@ TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH s
 TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, checks and compares only what it supports") {
     TempDir dir;
     QuietLogs quiet;
-    auto p = load_ok(dir, "[harden]\n");
+    auto p = written_profile(dir, "[harden]\n");
     Settings s;
     auto spec = sshd_group(harden_view(p, "ssh"), s);
     auto full_dropin = spec.files[0].content;
@@ -543,7 +508,7 @@ TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, ch
     CHECK(full.files[0].content == full_dropin);
 
     // Switched off: nothing to ask.
-    auto off_profile = load_ok(dir, "[harden.ssh]\nenabled = false\n", "off.toml");
+    auto off_profile = written_profile(dir, "[harden.ssh]\nenabled = false\n", "off.toml");
     auto off = sshd_group(harden_view(off_profile, "ssh"), s);
     nodectl::testing::FakeTarget untouched;
     REQUIRE(off.prepare(untouched, off).ok());
@@ -593,7 +558,7 @@ TEST_CASE("harden sshd: filter_moduli drops groups under 3071 bits, keeps commen
 
 TEST_CASE("harden sshd: the group is guarded and proves the admin user's login when root's is turned off") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrollback_seconds = 45\n[harden.ssh]\nallow_groups = [\"ssh-users\"]\n");
+    auto p = written_profile(dir, "[harden]\nrollback_seconds = 45\n[harden.ssh]\nallow_groups = [\"ssh-users\"]\n");
     Settings s;
     s.root_login_disabled = true;
     s.admin_user = "admin";
@@ -652,7 +617,7 @@ TEST_CASE("harden accounts: edit_login_defs replaces keys, disables duplicates, 
 
 TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, and edits login.defs from the profile") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.accounts]\npass_max_days = 90\numask = \"0077\"\n");
+    auto p = written_profile(dir, "[harden.accounts]\npass_max_days = 90\numask = \"0077\"\n");
     Settings s;
     s.root_login_disabled = true;
     auto err = accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), s, HostSpec{});
@@ -723,7 +688,7 @@ TEST_CASE("harden filesystem: set_fstab_entries adds the /dev/shm line once, rep
 
 TEST_CASE("harden kernel: standalone nodes forward nothing and get no bridge or k3s settings") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\n");
+    auto p = written_profile(dir, "[harden]\n");
     auto v = sysctl_values(harden_view(p, "kernel"), Role::standalone);
     CHECK(value_of(v, "net.ipv4.ip_forward") == "0");
     CHECK(value_of(v, "net.ipv6.conf.all.forwarding") == "0");
@@ -739,7 +704,7 @@ TEST_CASE("harden kernel: standalone nodes forward nothing and get no bridge or 
 
 TEST_CASE("harden kernel: k3s roles forward, keep bridge netfilter on and get k3s's protect-kernel-defaults values") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrole = \"k3s-server\"\n");
+    auto p = written_profile(dir, "[harden]\nrole = \"k3s-server\"\n");
     for (auto role : {Role::k3s_server, Role::k3s_server_ha, Role::k3s_agent}) {
         auto v = sysctl_values(harden_view(p, "kernel"), role);
         CHECK(value_of(v, "net.ipv4.ip_forward") == "1");
@@ -762,8 +727,8 @@ TEST_CASE("harden kernel: k3s roles forward, keep bridge netfilter on and get k3
 
 TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place and adds new keys") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.kernel.sysctl]\n\"kernel.sysrq\" = \"176\"\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.ip_forward\" = \"1\"\n");
-    auto defaults = sysctl_values(harden_view(load_ok(dir, "[harden]\n", "plain.toml"), "kernel"), Role::standalone);
+    auto p = written_profile(dir, "[harden.kernel.sysctl]\n\"kernel.sysrq\" = \"176\"\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.ip_forward\" = \"1\"\n");
+    auto defaults = sysctl_values(harden_view(written_profile(dir, "[harden]\n", "plain.toml"), "kernel"), Role::standalone);
     auto v = sysctl_values(harden_view(p, "kernel"), Role::standalone);
     CHECK(value_of(v, "kernel.sysrq") == "176");
     CHECK(value_of(v, "net.ipv4.ip_forward") == "1");
@@ -792,7 +757,7 @@ TEST_CASE("harden kernel: forwarding keys are written first, live and in the sys
     CHECK_FALSE(is_forwarding_key("net.ipv6.conf.all.forwarding_extra"));
 
     TempDir dir;
-    auto p = load_ok(dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
+    auto p = written_profile(dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
     for (auto role : {Role::standalone, Role::k3s_server}) {
         auto v = sysctl_values(harden_view(p, "kernel"), role);
         // Every forwarding key comes before every other key; the rest keep their order.
@@ -832,7 +797,7 @@ TEST_CASE("harden kernel: forwarding keys are written first, live and in the sys
 
 TEST_CASE("harden firewall: input policy drop, only nodectl's own table is replaced, ssh is rate limited on its port") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.firewall]\nssh_port = 2222\nssh_rate_per_minute = 12\n");
+    auto p = written_profile(dir, "[harden.firewall]\nssh_port = 2222\nssh_rate_per_minute = 12\n");
     Settings s;
     s.ssh_port = 2222;
     auto r = render_ruleset(harden_view(p, "firewall"), s);
@@ -873,7 +838,7 @@ TEST_CASE("harden firewall: input policy drop, only nodectl's own table is repla
 
 TEST_CASE("harden firewall: a k3s role without cluster_networks is a config error naming the profile file and line") {
     TempDir dir;
-    auto p = load_ok(dir, "# a comment\n[harden]\nrole = \"k3s-agent\"\n\n[harden.firewall]\nssh_port = 22\n");
+    auto p = written_profile(dir, "# a comment\n[harden]\nrole = \"k3s-agent\"\n\n[harden.firewall]\nssh_port = 22\n");
     for (auto role : {Role::k3s_server, Role::k3s_server_ha, Role::k3s_agent}) {
         Settings s;
         s.role = role;
@@ -890,7 +855,7 @@ TEST_CASE("harden firewall: a k3s role without cluster_networks is a config erro
 
 TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster's networks, split into IPv4 and IPv6") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrole = \"k3s-server\"\n[harden.firewall]\n"
+    auto p = written_profile(dir, "[harden]\nrole = \"k3s-server\"\n[harden.firewall]\n"
                           "cluster_networks = [\"198.18.0.0/16\", \"::1/128\", \"198.19.1.0/24\"]\n");
     Settings s;
     s.role = parse_role(p.section("harden").str("role"));
@@ -914,7 +879,7 @@ TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster'
 
 TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd; wireguard replaces vxlan") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\n");
+    auto p = written_profile(dir, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\n");
     Settings s;
 
     s.role = Role::k3s_agent;
@@ -933,7 +898,7 @@ TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd;
     CHECK(lines_with(*ha, "tcp dport 6443 ").size() == 1);
 
     TempDir dir2;
-    auto wg = load_ok(dir2, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\ncni = \"wireguard\"\n");
+    auto wg = written_profile(dir2, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\ncni = \"wireguard\"\n");
     s.role = Role::k3s_server;
     auto w = render_ruleset(harden_view(wg, "firewall"), s);
     REQUIRE(w.ok());
@@ -943,7 +908,7 @@ TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd;
 
 TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules with and without `from`") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.firewall]\nserve_http = true\n"
+    auto p = written_profile(dir, "[harden.firewall]\nserve_http = true\n"
                           "[[harden.firewall.rules]]\nport = \"9100\"\nfrom = [\"198.18.5.0/24\", \"::1/128\"]\ncomment = \"node exporter\"\n"
                           "[[harden.firewall.rules]]\nport = \"30000-32767\"\nproto = \"udp\"\n");
     Settings s;
@@ -959,7 +924,7 @@ TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules
     CHECK(r->find("dport 30000-32767") < r->find("chain forward"));
 
     TempDir dir2;
-    auto off = load_ok(dir2, "[harden.firewall]\nserve_http = false\n");
+    auto off = written_profile(dir2, "[harden.firewall]\nserve_http = false\n");
     auto r2 = render_ruleset(harden_view(off, "firewall"), s);
     REQUIRE(r2.ok());
     CHECK(lines_with(*r2, " 80").empty());
@@ -968,7 +933,7 @@ TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules
 
 TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.conf and marks the live table with the ruleset's digest") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.firewall]\nssh_port = 2200\n");
+    auto p = written_profile(dir, "[harden.firewall]\nssh_port = 2200\n");
     Settings s;
     s.ssh_port = 2200;
     auto spec = firewall_group(harden_view(p, "firewall"), s);
@@ -992,7 +957,7 @@ TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.con
 
 TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includes nodectl's table; only nodectl's files are reloaded") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\n");
+    auto p = written_profile(dir, "[harden]\n");
     Settings s;
     auto spec = firewall_group(harden_view(p, "firewall"), s);
     REQUIRE(spec.ok());
@@ -1024,7 +989,7 @@ TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includ
     CHECK(ruleset.find("# Managed by nodectl (harden.firewall)") == ruleset.find('\n') + 1);
 
     // Turned off, both places nodectl may have written are reverted.
-    auto off = firewall_group(harden_view(load_ok(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
+    auto off = firewall_group(harden_view(written_profile(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
     REQUIRE(off.ok());
     REQUIRE(off->files.size() == 2);
     CHECK(off->files[1].path == "/etc/nodectl/nftables.nft");
@@ -1035,7 +1000,7 @@ TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includ
 
 TEST_CASE("harden steps: a profile without [harden] has no harden steps") {
     TempDir dir;
-    auto p = load_ok(dir, "[base]\npackages = [\"less\"]\n");
+    auto p = written_profile(dir, "[base]\npackages = [\"less\"]\n");
     HostSpec host;
     host.name = host.address = "test-host";
     auto steps = harden::steps({p, host});
@@ -1052,7 +1017,7 @@ TEST_CASE("harden steps: a profile without [harden] has no harden steps") {
 
 TEST_CASE("harden steps: the defaults turn root login off, so a profile without admin keys is a config error") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrole = \"standalone\"\n");
+    auto p = written_profile(dir, "[harden]\nrole = \"standalone\"\n");
     HostSpec host;
     host.name = host.address = "test-host";
     auto steps = harden::steps({p, host});
@@ -1066,14 +1031,14 @@ TEST_CASE("harden steps: the defaults turn root login off, so a profile without 
 
     // Root may still log in with a key: then no admin keys are needed.
     TempDir dir2;
-    auto root_key = load_ok(dir2, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto root_key = written_profile(dir2, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     auto ok = harden::steps({root_key, host});
     REQUIRE_MESSAGE(ok.ok(), (ok.ok() ? "" : ok.error().message));
     CHECK(ok->size() == 7);
 
     // Accounts off: no admin user can be made, so root login must stay.
     TempDir dir3;
-    auto acc_off = load_ok(dir3, "[harden.accounts]\nenabled = false\nadmin_keys = [\"" + k_admin_key + "\"]\n");
+    auto acc_off = written_profile(dir3, "[harden.accounts]\nenabled = false\nadmin_keys = [\"" + k_admin_key + "\"]\n");
     auto err = harden::steps({acc_off, host});
     REQUIRE_FALSE(err.ok());
     CHECK(contains(err.error().message, "harden.accounts.admin_keys"));
@@ -1081,7 +1046,7 @@ TEST_CASE("harden steps: the defaults turn root login off, so a profile without 
 
 TEST_CASE("harden steps: with admin keys, packages then six config sets in order accounts, sshd, kernel, firewall, services, filesystem") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrollback_seconds = 90\n[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" + k_admin_key + "\"]\n");
+    auto p = written_profile(dir, "[harden]\nrollback_seconds = 90\n[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" + k_admin_key + "\"]\n");
     HostSpec host;
     host.name = host.address = "test-host";
     auto steps = harden::steps({p, host});
@@ -1118,7 +1083,7 @@ TEST_CASE("harden steps: with admin keys, packages then six config sets in order
 
 TEST_CASE("harden steps: a group switched off still has its step (to revert), and packages follow the groups that need them") {
     TempDir dir;
-    auto p = load_ok(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n"
+    auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n"
                           "[harden.accounts]\nenabled = false\n[harden.firewall]\nenabled = false\n[harden.services]\nenabled = false\n");
     HostSpec host;
     auto steps = harden::steps({p, host});
@@ -1135,7 +1100,7 @@ TEST_CASE("harden steps: a group switched off still has its step (to revert), an
 
     // A k3s role without cluster networks stops the module before any host is contacted.
     TempDir dir2;
-    auto k3s = load_ok(dir2, "[harden]\nrole = \"k3s-server\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto k3s = written_profile(dir2, "[harden]\nrole = \"k3s-server\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     auto err = harden::steps({k3s, host});
     REQUIRE_FALSE(err.ok());
     CHECK(contains(err.error().message, "harden.firewall.cluster_networks"));
@@ -1592,14 +1557,14 @@ TEST_CASE("harden config set: audit reports the files first (failing before, pas
 TEST_CASE("harden regression: a config error about a group the profile does not spell out still names the profile file and line") {
     // ConfigView::where() of a missing section is the location of an empty table: "<input>:0:0".
     TempDir dir;
-    auto p = load_ok(dir, "[harden]\nrole = \"k3s-agent\"\n");
+    auto p = written_profile(dir, "[harden]\nrole = \"k3s-agent\"\n");
     HostSpec host;
     auto root_off = harden::steps({p, host});
     REQUIRE_FALSE(root_off.ok());
     CHECK(root_off.error().message.starts_with(dir.file("profile.toml") + ":"));
 
     TempDir dir2;
-    auto p2 = load_ok(dir2, "[harden]\nrole = \"k3s-agent\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto p2 = written_profile(dir2, "[harden]\nrole = \"k3s-agent\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     auto no_networks = harden::steps({p2, host});
     REQUIRE_FALSE(no_networks.ok());
     CHECK(contains(no_networks.error().message, "harden.firewall.cluster_networks"));
@@ -1641,7 +1606,7 @@ TEST_CASE("harden regression: step ids are unique when both base and harden inst
     // harden's EnsurePackages is "base/packages" too; the journal keys steps by id, so a resumed run
     // that finished base's package step skips harden's as done.
     TempDir dir;
-    auto p = load_ok(dir, "[base]\npackages = [\"less\"]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto p = written_profile(dir, "[base]\npackages = [\"less\"]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     HostSpec host;
     host.name = host.address = "test-host";
     auto steps = build_steps(p, host);
@@ -1691,3 +1656,5 @@ TEST_CASE("harden regression: a failed fresh login also cancels the fallback rol
     REQUIRE_FALSE(step.apply(t, probe_ok(step, t)).ok());
     CHECK(processes_gone(timers.marker()));
 }
+
+} // namespace harden_test

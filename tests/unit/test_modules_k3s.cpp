@@ -12,6 +12,7 @@
 #include <fstream>
 
 using namespace nodectl;
+using nodectl::testing::CannedTarget;
 
 namespace {
 
@@ -22,25 +23,6 @@ std::vector<std::string> seq(const YAML::Node& n) {
     }
     return out;
 }
-
-// Answers every script with `out` and remembers the scripts: for what a node sends back.
-class CannedTarget final : public Target {
-public:
-    explicit CannedTarget(std::string out) : m_out(std::move(out)) {}
-    const std::string& name() const override { return m_name; }
-    Result<CommandResult> run(const Command& cmd) override {
-        scripts.push_back(cmd.script);
-        return CommandResult{0, m_out, ""};
-    }
-    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
-        return make_error(ErrorCode::internal, "not locked in this test");
-    }
-    std::vector<std::string> scripts;
-
-private:
-    std::string m_name = "canned";
-    std::string m_out;
-};
 
 } // namespace
 

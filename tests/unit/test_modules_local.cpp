@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 using namespace nodectl;
+// nodectl::local's names unqualified in this file only: its own namespace keeps the using-directive
+// out of the test files compiled together with this one (unity build).
+namespace local_test {
 using namespace nodectl::local;
 
 TEST_CASE("local: a subnet is parsed, its addresses numbered, bad ones refused with the reason") {
@@ -107,3 +110,5 @@ TEST_CASE("local: --publish [ADDRESS:]HOST_PORT:NODE_PORT") {
         CHECK(r.error().message.find("HOST_PORT:NODE_PORT") != std::string::npos);
     }
 }
+
+} // namespace local_test

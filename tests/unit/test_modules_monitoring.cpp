@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 using namespace nodectl;
+using nodectl::testing::lines_with;
 using nodectl::testing::profile_from;
 using nodectl::testing::try_profile;
 
@@ -29,16 +30,6 @@ const ConfigSetSpec* find_set(const StepList& steps, const std::string& id) {
         }
     }
     return nullptr;
-}
-
-std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
-    std::vector<std::string> out;
-    for (const auto& l : util::split_lines(text)) {
-        if (l.find(needle) != std::string::npos) {
-            out.push_back(l);
-        }
-    }
-    return out;
 }
 
 } // namespace

@@ -9,7 +9,6 @@
 #include "modules/mounts/mounts.hpp"
 #include "nodectl/module.hpp"
 #include "target/local_target.hpp"
-#include "util/file.hpp"
 
 #include <doctest/doctest.h>
 
@@ -23,17 +22,11 @@
 #include <random>
 
 using namespace nodectl;
+using nodectl::testing::contains;
+using nodectl::testing::read_text;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const std::string& path) {
-    return util::read_file(path).value_or("");
-}
-
-bool has(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 std::string run_out(const std::string& cmd) {
     std::string out;
@@ -93,39 +86,39 @@ TEST_CASE("mounts: unit names are systemd's escaping of the mount point") {
 TEST_CASE("mounts: the NFS .mount and .automount units") {
     auto m = sample_nfs();
     auto unit = mounts::render_nfs_mount(m);
-    CHECK(has(unit, "What=198.18.60.1:/export/backup\n"));
-    CHECK(has(unit, "Where=/mnt/backup\n"));
-    CHECK(has(unit, "Type=nfs\n"));
-    CHECK(has(unit, "Options=nfsvers=4.2,_netdev,noatime\n"));
-    CHECK(has(unit, "Before=nodectl-backup.service\n"));
-    CHECK(has(unit, "After=network-online.target\n"));
-    CHECK_FALSE(has(unit, "[Install]"));  // the automount is what gets enabled
+    CHECK(contains(unit, "What=198.18.60.1:/export/backup\n"));
+    CHECK(contains(unit, "Where=/mnt/backup\n"));
+    CHECK(contains(unit, "Type=nfs\n"));
+    CHECK(contains(unit, "Options=nfsvers=4.2,_netdev,noatime\n"));
+    CHECK(contains(unit, "Before=nodectl-backup.service\n"));
+    CHECK(contains(unit, "After=network-online.target\n"));
+    CHECK_FALSE(contains(unit, "[Install]"));  // the automount is what gets enabled
     auto au = mounts::render_nfs_automount(m);
-    CHECK(has(au, "[Automount]\nWhere=/mnt/backup\nTimeoutIdleSec=600\n"));
-    CHECK(has(au, "Before=nodectl-backup.service\n"));
-    CHECK(has(au, "WantedBy=remote-fs.target\n"));
+    CHECK(contains(au, "[Automount]\nWhere=/mnt/backup\nTimeoutIdleSec=600\n"));
+    CHECK(contains(au, "Before=nodectl-backup.service\n"));
+    CHECK(contains(au, "WantedBy=remote-fs.target\n"));
     m.automount = false;
-    CHECK(has(mounts::render_nfs_mount(m), "[Install]\nWantedBy=remote-fs.target\n"));
+    CHECK(contains(mounts::render_nfs_mount(m), "[Install]\nWantedBy=remote-fs.target\n"));
 
     auto spec = mounts::nfs_group(sample_nfs());
     REQUIRE(spec.files.size() == 2);
     CHECK(spec.files[0].path == "/etc/systemd/system/mnt-backup.mount");
     CHECK(spec.files[1].path == "/etc/systemd/system/mnt-backup.automount");
-    CHECK(has(spec.activate, "systemctl enable --quiet 'mnt-backup.automount'"));
-    CHECK(has(spec.activate, "systemctl start 'mnt-backup.automount'"));
-    CHECK(has(spec.validate, "systemd-analyze verify"));
+    CHECK(contains(spec.activate, "systemctl enable --quiet 'mnt-backup.automount'"));
+    CHECK(contains(spec.activate, "systemctl start 'mnt-backup.automount'"));
+    CHECK(contains(spec.validate, "systemd-analyze verify"));
 }
 
 TEST_CASE("mounts: the s3fs unit has _netdev and the profile's options; the credentials file is 0600 and hidden") {
     auto m = sample_s3fs();
     auto unit = mounts::render_s3fs_mount(m);
-    CHECK(has(unit, "What=media\n"));
-    CHECK(has(unit, "Where=/var/www/media\n"));
-    CHECK(has(unit, "Type=fuse.s3fs\n"));
-    CHECK(has(unit, "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://198.18.60.1:4568,"
+    CHECK(contains(unit, "What=media\n"));
+    CHECK(contains(unit, "Where=/var/www/media\n"));
+    CHECK(contains(unit, "Type=fuse.s3fs\n"));
+    CHECK(contains(unit, "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://198.18.60.1:4568,"
                     "use_path_request_style,use_cache=/var/cache/s3fs,stat_cache_expire=900,max_stat_cache_size=100000,"
                     "allow_other,uid=33\n"));
-    CHECK_FALSE(has(unit, "SECRETEXAMPLE"));
+    CHECK_FALSE(contains(unit, "SECRETEXAMPLE"));
     auto spec = mounts::s3fs_group(m);
     REQUIRE(spec.files.size() == 2);
     CHECK(spec.files[0].path == "/etc/nodectl/s3fs/var-www-media.passwd");
@@ -187,7 +180,7 @@ credentials = { file = ")" + creds + R"(" }
     auto* s3 = dynamic_cast<ApplyConfigSet*>((*steps)[2].get());
     REQUIRE(nfs);
     REQUIRE(s3);
-    CHECK(has(nfs->spec().files[0].content, "Options=nfsvers=4.2,_netdev,noatime\n"));  // the defaults
+    CHECK(contains(nfs->spec().files[0].content, "Options=nfsvers=4.2,_netdev,noatime\n"));  // the defaults
     CHECK(s3->spec().files[0].content == "AKX:SKX\n");
 
     auto none = testing::profile_from("[base]\n");
@@ -199,10 +192,10 @@ credentials = { file = ")" + creds + R"(" }
 TEST_CASE("mounts: profile errors name the file and line") {
     auto bad_what = testing::try_profile("[[mounts.nfs]]\nwhat = \"no-colon\"\nwhere = \"/mnt/x\"\n");
     REQUIRE_FALSE(bad_what.ok());
-    CHECK(has(bad_what.error().message, ":2:"));
+    CHECK(contains(bad_what.error().message, ":2:"));
     auto bad_opt = testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x\"\noptions = [\"a,b\"]\n");
     REQUIRE_FALSE(bad_opt.ok());
-    CHECK(has(bad_opt.error().message, "options"));
+    CHECK(contains(bad_opt.error().message, "options"));
 
     HostSpec host;
     host.name = "n1";
@@ -210,26 +203,26 @@ TEST_CASE("mounts: profile errors name the file and line") {
     auto no_creds = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\n");
     auto r = mounts::steps(ModuleContext{no_creds, host});
     REQUIRE_FALSE(r);
-    CHECK(has(r.error().message, "needs credentials"));
+    CHECK(contains(r.error().message, "needs credentials"));
     std::string open_creds = dir.write("open.creds", "AK:SK\n", 0644);
     auto world = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\ncredentials = { file = \"" +
                                        open_creds + "\" }\n");
     auto w = mounts::steps(ModuleContext{world, host});
     REQUIRE_FALSE(w);
-    CHECK(has(w.error().message, "readable by group or others"));
+    CHECK(contains(w.error().message, "readable by group or others"));
     std::string one_part = dir.write("one.creds", "only-a-key\n", 0600);
     auto shape = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\ncredentials = { file = \"" +
                                        one_part + "\" }\n");
     auto sh = mounts::steps(ModuleContext{shape, host});
     REQUIRE_FALSE(sh);
-    CHECK(has(sh.error().message, "ACCESS_KEY_ID:SECRET_ACCESS_KEY"));
-    CHECK_FALSE(has(sh.error().message, "only-a-key"));
+    CHECK(contains(sh.error().message, "ACCESS_KEY_ID:SECRET_ACCESS_KEY"));
+    CHECK_FALSE(contains(sh.error().message, "only-a-key"));
     auto twice = testing::profile_from("[[mounts.nfs]]\nwhat = \"h:/a\"\nwhere = \"/mnt/a\"\n"
                                        "[[mounts.nfs]]\nwhat = \"h:/b\"\nwhere = \"/mnt/a\"\n");
     auto t = mounts::steps(ModuleContext{twice, host});
     REQUIRE_FALSE(t);
-    CHECK(has(t.error().message, "used by two mounts"));
-    CHECK(has(t.error().message, ":6:"));
+    CHECK(contains(t.error().message, "used by two mounts"));
+    CHECK(contains(t.error().message, ":6:"));
 }
 
 TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); a second run changes nothing") {
@@ -264,7 +257,7 @@ TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); 
     auto plan = step.probe(target);
     REQUIRE(plan);
     REQUIRE(plan->changes.size() == 2);
-    CHECK(has(plan->changes[0].summary, "holds a secret: content hidden"));
+    CHECK(contains(plan->changes[0].summary, "holds a secret: content hidden"));
     CHECK(plan->changes[0].diff.empty());
     REQUIRE(step.apply(target, *plan));
     struct stat st {};
@@ -277,7 +270,7 @@ TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); 
     CHECK(fs::is_directory(m.where));
     CHECK(fs::is_directory(m.use_cache));
     std::string unit = read_text(dir.file("units") + "/" + mounts::unit_name_for(m.where, "mount"));
-    CHECK(has(unit, "passwd_file=" + passwd + ","));
+    CHECK(contains(unit, "passwd_file=" + passwd + ","));
     CHECK(read_text(log) == "activated\n");
 
     ApplyConfigSet again(spec);
@@ -299,7 +292,7 @@ TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or app
     m.where = dir.file("media';touch " + pwned_sq + ";'\";touch " + pwned_dq + ";\"");
     m.use_cache = dir.file("cache");
     auto spec = mounts::s3fs_group(m, dir.file("units"), dir.file("passwd"));
-    CHECK(has(spec.drift, shell_quote("mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")")));
+    CHECK(contains(spec.drift, shell_quote("mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")")));
     std::string rollback = "/var/lib/nodectl/rollback/" + std::string("test-mounts-hostile-") + std::to_string(rd());
     spec.id = "test/" + rollback.substr(rollback.rfind('/') + 1);
     spec.validate = "true";
@@ -329,7 +322,7 @@ TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or app
     // The profile refuses such a mount point before any of this.
     auto bad = testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x';touch /tmp/p;'\"\n");
     REQUIRE_FALSE(bad.ok());
-    CHECK(has(bad.error().message, "'mounts.nfs[].where' must be an absolute path of letters, digits"));
+    CHECK(contains(bad.error().message, "'mounts.nfs[].where' must be an absolute path of letters, digits"));
 }
 
 // Audit: ApplyConfigSet's rollback scripts put its id (the timer unit's name, the rollback

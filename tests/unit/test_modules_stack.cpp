@@ -8,6 +8,7 @@
 #include <string>
 
 using namespace nodectl;
+using nodectl::testing::load_sites;
 
 namespace {
 
@@ -31,15 +32,6 @@ std::string site_profile(const testing::TempDir& dir, const std::string& extra =
            "redis_password = { file = \"" + redis + "\" }\ncrypt_key = { file = \"" + crypt + "\" }\n"
            "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\n"
            "credentials = { file = \"" + s3 + "\" }\n" + tail;
-}
-
-Result<std::vector<stack::Site>> load_sites(const testing::TempDir& dir, const std::string& text) {
-    auto path = dir.write("p.toml", text);
-    auto profile = load_profile(path);
-    if (!profile) {
-        return profile.error();
-    }
-    return stack::sites_from(*profile);
 }
 
 std::string error_of(const testing::TempDir& dir, const std::string& text) {

@@ -6,33 +6,17 @@
 
 #include <doctest/doctest.h>
 
-#include <sys/stat.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 using namespace nodectl;
+using nodectl::testing::contains;
+using nodectl::testing::mode_of;
+using nodectl::testing::read_text;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool has(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-uint32_t mode_of(const std::string& path) {
-    struct stat st {};
-    REQUIRE(::stat(path.c_str(), &st) == 0);
-    return st.st_mode & 0777;
-}
 
 // A site with no secret reference and no certificate: everything comes from the node.
 std::string bare_site(const std::string& name, const std::string& s3) {
@@ -42,7 +26,8 @@ std::string bare_site(const std::string& name, const std::string& s3) {
            "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { file = \"" + s3 + "\" }\n";
 }
 
-std::vector<stack::Site> sites_of(const testing::TempDir& dir, const std::string& text) {
+// The sites of the profile `text`, which must load.
+std::vector<stack::Site> sites_ok(const testing::TempDir& dir, const std::string& text) {
     auto profile = load_profile(dir.write("p.toml", text));
     REQUIRE_MESSAGE(profile, (profile ? "" : profile.error().message));
     auto sites = stack::sites_from(*profile);
@@ -70,7 +55,7 @@ TEST_CASE("stack delivery: secrets are made once on the node, kept 0600, and sta
     testing::TempDir dir;
     std::string s3 = dir.write("s3.creds", "AWS_ACCESS_KEY_ID=AK\nAWS_SECRET_ACCESS_KEY=s3-secret-7c1d\n", 0600);
     std::string root = dir.file("node");
-    auto sites = sites_of(dir, bare_site("shop", s3));
+    auto sites = sites_ok(dir, bare_site("shop", s3));
     LocalTarget target("local");
 
     Delivery first(sites, root);
@@ -78,31 +63,31 @@ TEST_CASE("stack delivery: secrets are made once on the node, kept 0600, and sta
     REQUIRE_MESSAGE(plan, (plan ? "" : plan.error().message));
     std::string manifest = root + stack::manifest_path("shop");
     CHECK(manifest == root + "/var/lib/rancher/k3s/server/manifests/nodectl-stack-shop.yaml");
-    CHECK(mode_of(manifest) == 0600);
+    CHECK((mode_of(manifest) & 0777) == 0600);
     std::string yaml = read_text(manifest);
     std::string state = root + "/var/lib/nodectl/stack/shop/";
     for (const char* name : {"db_password", "replication_password", "redis_password", "crypt_key", "tls.crt", "tls.key"}) {
-        CHECK_MESSAGE(mode_of(state + name) == 0600, name);
+        CHECK_MESSAGE((mode_of(state + name) & 0777) == 0600, name);
     }
     auto db = read_text(state + "db_password");
     REQUIRE(db.size() == 49);  // 24 random bytes in hex, and a newline
-    CHECK(has(yaml, db.substr(0, 48)));
+    CHECK(contains(yaml, db.substr(0, 48)));
     CHECK(read_text(state + "crypt_key").size() == 33);
-    CHECK(has(yaml, "s3-secret-7c1d"));
+    CHECK(contains(yaml, "s3-secret-7c1d"));
     CHECK(stack::tls_pair_valid({read_text(state + "tls.crt"), read_text(state + "tls.key")}));
-    CHECK(has(yaml, "nodectl.io/self-signed"));
+    CHECK(contains(yaml, "nodectl.io/self-signed"));
     CHECK(read_text(root + stack::k_delivered) == "shop\n");
     // The plan never shows a secret: the manifest's diff has the Secrets' values masked.
     bool manifest_diff = false;
     for (const auto& c : plan->changes) {
-        CHECK_FALSE(has(c.summary + c.diff, db.substr(0, 48)));
-        CHECK_FALSE(has(c.summary + c.diff, "s3-secret-7c1d"));
-        CHECK_FALSE(has(c.summary + c.diff, "PRIVATE KEY"));
-        if (has(c.summary, "nodectl-stack-shop.yaml")) {
+        CHECK_FALSE(contains(c.summary + c.diff, db.substr(0, 48)));
+        CHECK_FALSE(contains(c.summary + c.diff, "s3-secret-7c1d"));
+        CHECK_FALSE(contains(c.summary + c.diff, "PRIVATE KEY"));
+        if (contains(c.summary, "nodectl-stack-shop.yaml")) {
             manifest_diff = true;
-            CHECK(has(c.summary, "secret values hidden"));
-            CHECK(has(c.diff, "\"kind\": \"StatefulSet\""));
-            CHECK(has(c.diff, "(hidden)"));
+            CHECK(contains(c.summary, "secret values hidden"));
+            CHECK(contains(c.diff, "\"kind\": \"StatefulSet\""));
+            CHECK(contains(c.diff, "(hidden)"));
         }
     }
     CHECK(manifest_diff);
@@ -119,8 +104,8 @@ TEST_CASE("stack delivery: secrets are made once on the node, kept 0600, and sta
     Delivery bad(sites, root);
     auto refused = bad.run(target, false);
     REQUIRE_FALSE(refused);
-    CHECK(has(refused.error().message, "redis_password"));
-    CHECK(has(refused.error().message, "is not a value nodectl generated"));
+    CHECK(contains(refused.error().message, "redis_password"));
+    CHECK(contains(refused.error().message, "is not a value nodectl generated"));
 }
 
 TEST_CASE("stack delivery: a site that leaves the profile gets an empty manifest and loses its secrets") {
@@ -129,19 +114,19 @@ TEST_CASE("stack delivery: a site that leaves the profile gets an empty manifest
     std::string root = dir.file("node");
     LocalTarget target("local");
     {
-        Delivery both(sites_of(dir, bare_site("shop", s3) + bare_site("blog", s3)), root);
+        Delivery both(sites_ok(dir, bare_site("shop", s3) + bare_site("blog", s3)), root);
         REQUIRE(both.run(target, true));
     }
     CHECK(read_text(root + stack::k_delivered) == "shop\nblog\n");
     // A file nodectl never wrote is left alone.
     dir.write("node/var/lib/rancher/k3s/server/manifests/someone-else.yaml", "kind: ConfigMap\n");
 
-    Delivery one(sites_of(dir, bare_site("shop", s3)), root);
+    Delivery one(sites_ok(dir, bare_site("shop", s3)), root);
     auto plan = one.run(target, true);
     REQUIRE(plan);
     std::string blog = root + stack::manifest_path("blog");
     CHECK(read_text(blog) == stack::removed_manifest("blog"));
-    CHECK(mode_of(blog) == 0600);
+    CHECK((mode_of(blog) & 0777) == 0600);
     CHECK_FALSE(fs::exists(root + "/var/lib/nodectl/stack/blog/db_password"));
     CHECK_FALSE(fs::exists(root + "/var/lib/nodectl/stack/blog/tls.key"));
     CHECK(fs::exists(root + "/var/lib/nodectl/stack/shop/db_password"));
@@ -149,7 +134,7 @@ TEST_CASE("stack delivery: a site that leaves the profile gets an empty manifest
     CHECK(read_text(root + stack::k_delivered) == "shop\n");
     bool removal = false;
     for (const auto& c : plan->changes) {
-        removal = removal || (has(c.summary, "remove ") && has(c.summary, "blog/db_password"));
+        removal = removal || (contains(c.summary, "remove ") && contains(c.summary, "blog/db_password"));
     }
     CHECK(removal);
     // The empty manifest has no object (k3s's deploy controller then deletes what it applied).
@@ -164,16 +149,16 @@ TEST_CASE("stack delivery: a site that leaves the profile gets an empty manifest
 
     // A record line that is not a site name (it would become a path) is refused.
     dir.write("node/var/lib/nodectl/stack/delivered", "shop\n../../etc\n", 0600);
-    Delivery bad(sites_of(dir, bare_site("shop", s3)), root);
+    Delivery bad(sites_ok(dir, bare_site("shop", s3)), root);
     auto refused = bad.run(target, false);
     REQUIRE_FALSE(refused);
-    CHECK(has(refused.error().message, "not a site name"));
+    CHECK(contains(refused.error().message, "not a site name"));
 }
 
 TEST_CASE("stack delivery: masked manifests hide every Secret value and keep everything else") {
     testing::TempDir dir;
     std::string s3 = dir.write("s3.creds", "AWS_SECRET_ACCESS_KEY=masked-s3-5e2a\n", 0600);
-    auto sites = sites_of(dir, bare_site("shop", s3));
+    auto sites = sites_ok(dir, bare_site("shop", s3));
     auto pair = stack::make_self_signed({"shop.example.org"});
     REQUIRE(pair);
     stack::NodeSecrets node{{"secrets.db_password", "masked-db-11aa"}, {"secrets.replication_password", "masked-repl-22bb"},
@@ -184,21 +169,21 @@ TEST_CASE("stack delivery: masked manifests hide every Secret value and keep eve
     auto masked = stack::masked_manifest(*yaml);
     for (const char* secret : {"masked-db-11aa", "masked-repl-22bb", "masked-redis-33cc", "masked-crypt-44dd", "masked-s3-5e2a", "PRIVATE KEY",
                                "BEGIN CERTIFICATE"}) {
-        CHECK_MESSAGE(has(*yaml, secret), secret);
-        CHECK_FALSE_MESSAGE(has(masked, secret), secret);
+        CHECK_MESSAGE(contains(*yaml, secret), secret);
+        CHECK_FALSE_MESSAGE(contains(masked, secret), secret);
     }
-    CHECK(has(masked, "\"password\": \"(hidden)\""));
-    CHECK(has(masked, "\"kind\": \"HorizontalPodAutoscaler\""));
-    CHECK(has(masked, "# nodectl-shop.yaml"));
+    CHECK(contains(masked, "\"password\": \"(hidden)\""));
+    CHECK(contains(masked, "\"kind\": \"HorizontalPodAutoscaler\""));
+    CHECK(contains(masked, "# nodectl-shop.yaml"));
     // A document that is not JSON (hand-edited YAML) is hidden whole.
     auto edited = stack::masked_manifest("# c\n---\nkind: Secret\nstringData:\n  password: hand-edited-99\n");
-    CHECK_FALSE(has(edited, "hand-edited-99"));
-    CHECK(has(edited, "cannot read: hidden"));
+    CHECK_FALSE(contains(edited, "hand-edited-99"));
+    CHECK(contains(edited, "cannot read: hidden"));
 
     // Without the node's values and without references, a render with real values is refused.
     auto refused = stack::render_site(sites.front(), stack::SecretValues::resolve);
     REQUIRE_FALSE(refused);
-    CHECK(has(refused.error().message, "generates it once on the k3s server node"));
+    CHECK(contains(refused.error().message, "generates it once on the k3s server node"));
 }
 
 TEST_CASE("stack delivery: the self-signed pair is a certificate for the hosts with its key") {
@@ -206,8 +191,8 @@ TEST_CASE("stack delivery: the self-signed pair is a certificate for the hosts w
     auto b = stack::make_self_signed({"shop.example.org"});
     REQUIRE(a);
     REQUIRE(b);
-    CHECK(has(a->cert_pem, "BEGIN CERTIFICATE"));
-    CHECK(has(a->key_pem, "PRIVATE KEY"));
+    CHECK(contains(a->cert_pem, "BEGIN CERTIFICATE"));
+    CHECK(contains(a->key_pem, "PRIVATE KEY"));
     CHECK(stack::tls_pair_valid(*a));
     CHECK_FALSE(stack::tls_pair_valid({a->cert_pem, b->key_pem}));  // another key
     CHECK_FALSE(stack::tls_pair_valid({"not a certificate", a->key_pem}));
@@ -226,7 +211,7 @@ TEST_CASE("stack delivery: steps only for a k3s server") {
     };
     auto agent = steps_for("[k3s]\nrole = \"agent\"\nserver_url = \"https://198.18.30.1:6443\"\n" + bare_site("shop", s3));
     REQUIRE_FALSE(agent);
-    CHECK(has(agent.error().message, "delivered to a k3s server node"));
+    CHECK(contains(agent.error().message, "delivered to a k3s server node"));
     auto none = steps_for("[base]\n");
     REQUIRE(none);
     CHECK(none->empty());

@@ -12,7 +12,11 @@
 #include <vector>
 
 using namespace nodectl;
+// `json` unqualified in this file only: its own namespace keeps the name out of the test files
+// compiled together with this one (unity build).
+namespace stack_objects_test {
 using nlohmann::json;
+using nodectl::testing::load_sites;
 
 namespace {
 
@@ -22,14 +26,6 @@ std::string profile_text(const std::string& extra = "", const std::string& tail 
     return "[[stack.sites]]\nname = \"shop\"\nhosts = [\"shop.example.org\"]\nmedia_host_path = \"/srv/media\"\n"
            "search_endpoint = \"https://search.example.net:9243\"\n" + extra +
            "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { env = \"UNSET_FOR_UNIT\" }\n" + tail;
-}
-
-Result<std::vector<stack::Site>> sites_of(const testing::TempDir& dir, const std::string& text) {
-    auto profile = load_profile(dir.write("p.toml", text));
-    if (!profile) {
-        return profile.error();
-    }
-    return stack::sites_from(*profile);
 }
 
 // The rendered documents (each is JSON).
@@ -71,7 +67,7 @@ bool selects(const json& policy_peers, const std::string& component) {
 
 TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image and env, reaching master, Redis, Varnish") {
     testing::TempDir dir;
-    auto sites = sites_of(dir, profile_text());
+    auto sites = load_sites(dir, profile_text());
     REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
     auto docs = documents(sites->front());
     const json* cron = find(docs, "StatefulSet", "magento-cron");
@@ -117,7 +113,7 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     CHECK_FALSE(selects(find(docs, "NetworkPolicy", "mariadb-replica")->at("spec")["ingress"][0]["from"], "magento-cron"));
     CHECK(selects(find(docs, "NetworkPolicy", "redis")->at("spec")["ingress"][0]["from"], "magento-cron"));
 
-    auto custom = sites_of(dir, profile_text("", "[stack.sites.resources.cron]\ncpu_limit = \"1500m\"\n"));
+    auto custom = load_sites(dir, profile_text("", "[stack.sites.resources.cron]\ncpu_limit = \"1500m\"\n"));
     REQUIRE(custom);
     auto cdocs = documents(custom->front());
     CHECK(find(cdocs, "StatefulSet", "magento-cron")->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
@@ -138,20 +134,20 @@ TEST_CASE("stack: Kubernetes quantities are read with apimachinery's suffixes") 
 
 TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, validated against the stack's needs") {
     testing::TempDir dir;
-    auto plain = sites_of(dir, profile_text());
+    auto plain = load_sites(dir, profile_text());
     REQUIRE(plain);
     auto docs = documents(plain->front());
     CHECK_FALSE(find(docs, "ResourceQuota", "site"));
     CHECK_FALSE(find(docs, "LimitRange", "containers"));
 
-    auto only_pods = sites_of(dir, profile_text("", "[stack.sites.quota]\npods = 40\n"));
+    auto only_pods = load_sites(dir, profile_text("", "[stack.sites.quota]\npods = 40\n"));
     REQUIRE(only_pods);
     docs = documents(only_pods->front());
     REQUIRE(find(docs, "ResourceQuota", "site"));
     CHECK(find(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"pods", "40"}});
     CHECK_FALSE(find(docs, "LimitRange", "containers"));
 
-    auto both = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
+    auto both = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
                                                "[stack.sites.limit_range]\ndefault_cpu_request = \"100m\"\nmax_memory = \"4Gi\"\n"));
     REQUIRE_MESSAGE(both, (both ? "" : both.error().message));
     docs = documents(both->front());
@@ -161,12 +157,12 @@ TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, valid
     CHECK(docs[1]["kind"] == "ResourceQuota");  // right after the Namespace
     CHECK(docs[2]["kind"] == "LimitRange");
 
-    auto bad = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_memory = \"16 GiB\"\n"));
+    auto bad = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_memory = \"16 GiB\"\n"));
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("p.toml:11:19: 'stack.sites[].quota.requests_memory' must be a Kubernetes quantity") != std::string::npos);
 
     // autoscaling.max = 6 Magento pods at 500m, then varnish, redis, 2 mariadb, cron, backup: 4 CPU requested; 12 pods.
-    auto small = sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"3.9\"\npods = 11\n"
+    auto small = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"3.9\"\npods = 11\n"
                                                 "[stack.sites.limit_range]\nmax_cpu = \"1500m\"\n"
                                                 "default_memory_request = \"1Gi\"\ndefault_memory_limit = \"512Mi\"\n"));
     REQUIRE_FALSE(small);
@@ -175,14 +171,14 @@ TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, valid
     CHECK(msg.find("quota.pods = 11 is less than the 12 pods") != std::string::npos);
     CHECK(msg.find("limit_range.max_cpu = \"1500m\" is below resources.magento.cpu_limit (\"2\")") != std::string::npos);
     CHECK(msg.find("limit_range.default_memory_request (\"1Gi\") is larger than limit_range.default_memory_limit") != std::string::npos);
-    CHECK(sites_of(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"4\"\npods = 12\n")));
+    CHECK(load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"4\"\npods = 12\n")));
 }
 
 TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` recorded; the rest are reported") {
     testing::TempDir dir;
     const std::string out = std::string(NODECTL_SOURCE_DIR) + "/tests/data/image-build-out";
     const std::string redis_digest = "sha256:9888ce1542cf57e748f227b94e21cfda122bea070d253bad845653ed457508ff";
-    auto sites = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"" + out + "\"\n"
+    auto sites = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"" + out + "\"\n"
                                                 "varnish = \"localhost/nodectl/varnish:7@sha256:" + std::string(64, 'a') + "\"\n"));
     REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
     const auto& site = sites->front();
@@ -203,14 +199,14 @@ TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` r
     // Relative to the profile's folder.
     std::filesystem::create_directories(dir.file("build/images/redis"));
     std::filesystem::copy_file(out + "/redis/index.json", dir.file("build/images/redis/index.json"));
-    auto relative = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"build/images\"\n"));
+    auto relative = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"build/images\"\n"));
     REQUIRE_MESSAGE(relative, (relative ? "" : relative.error().message));
     CHECK(relative->front().images.redis == "localhost/nodectl/redis:latest@" + redis_digest);
 }
 
 TEST_CASE("stack: a missing or malformed image build directory is an error, never a throw") {
     testing::TempDir dir;
-    auto missing = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"/nonexistent/nodectl-images\"\n"));
+    auto missing = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"/nonexistent/nodectl-images\"\n"));
     REQUIRE_FALSE(missing);
     CHECK(missing.error().message.find("cannot read /nonexistent/nodectl-images") != std::string::npos);
     CHECK(missing.error().message.find("p.toml:11:16:") != std::string::npos);
@@ -225,17 +221,19 @@ TEST_CASE("stack: a missing or malformed image build directory is an error, neve
     for (const auto& [index, why] : hostile) {
         std::filesystem::create_directories(dir.file("out/redis"));
         dir.write("out/redis/index.json", index);
-        auto r = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+        auto r = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
         REQUIRE_FALSE(r);
         CHECK_MESSAGE(r.error().message.find(why) != std::string::npos, r.error().message);
     }
     // Wrong types inside a manifest entry are skipped: nothing is pinned, nothing thrown.
     dir.write("out/redis/index.json", "{\"manifests\": [1, {\"annotations\": []}, {\"annotations\": {\"io.containerd.image.name\": 5}, \"digest\": 1}]}");
-    auto skipped = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+    auto skipped = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
     REQUIRE(skipped);
     CHECK(skipped->front().images.redis == "localhost/nodectl/redis:latest");
     dir.write("out/redis/index.json", std::string(70 * 1024, ' '));
-    auto huge = sites_of(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
+    auto huge = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
     REQUIRE_FALSE(huge);
     CHECK(huge.error().message.find("larger than 64 KiB") != std::string::npos);
 }
+
+} // namespace stack_objects_test

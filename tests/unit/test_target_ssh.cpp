@@ -3,6 +3,7 @@
 // nobody can predict, so a link planted by a node's user is never written through (the
 // sftp-server logs every open, flags and mode).
 #include "target/ssh_target.hpp"
+#include "test_support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -16,21 +17,14 @@
 #include <fstream>
 #include <functional>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 
 using namespace nodectl;
+using nodectl::testing::read_text;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 void spit(const std::string& path, const std::string& data, mode_t mode = 0644) {
     std::ofstream(path, std::ios::binary) << data;
@@ -77,8 +71,8 @@ struct LoopbackSshd {
                 continue;
             }
             for (int i = 0; i < 50 && !up; ++i) {
-                up = slurp(dir + "/sshd.log").find("Server listening") != std::string::npos;
-                if (slurp(dir + "/sshd.log").find("Bind to port") != std::string::npos) {
+                up = read_text(dir + "/sshd.log").find("Server listening") != std::string::npos;
+                if (read_text(dir + "/sshd.log").find("Bind to port") != std::string::npos) {
                     break;
                 }
                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -87,12 +81,12 @@ struct LoopbackSshd {
                 stop();
             }
         }
-        std::string host_key = slurp(dir + "/host_key.pub");
+        std::string host_key = read_text(dir + "/host_key.pub");
         host_key = host_key.substr(0, host_key.rfind(' '));  // drop the comment
         spit(known_hosts, "[127.0.0.1]:" + std::to_string(port) + " " + host_key + "\n");
     }
     void stop() {
-        std::string pid = slurp(dir + "/sshd.pid");
+        std::string pid = read_text(dir + "/sshd.pid");
         if (!pid.empty()) {
             ::kill(static_cast<pid_t>(std::stol(pid)), SIGTERM);
             fs::remove(dir + "/sshd.pid");
@@ -145,14 +139,14 @@ TEST_CASE("SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredi
     for (int round = 0; round < 2; ++round) {
         REQUIRE_MESSAGE((*target)->upload(local, {dest, "", 0640, "root", "root"}), "upload " << round);
     }
-    CHECK(slurp(victim) == "victim\n");  // never written through the planted link
-    CHECK(slurp(dest) == "payload\n");
+    CHECK(read_text(victim) == "victim\n");  // never written through the planted link
+    CHECK(read_text(dest) == "payload\n");
     struct stat st{};
     REQUIRE(::stat(dest.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0640);
 
     // The server's own log of the opens: a new file each time, 0600, under a fresh random name.
-    std::string log = slurp(sshd.sftp_log);
+    std::string log = read_text(sshd.sftp_log);
     std::regex open_line(R"re(open "([^"]*\.nodectl-upload-[^"]*)" flags (\S+) mode (0\d+))re");
     std::vector<std::string> names;
     for (std::sregex_iterator it(log.begin(), log.end(), open_line), end; it != end; ++it) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 using namespace nodectl;
+using nodectl::testing::CannedTarget;
 using nodectl::testing::TempDir;
 
 namespace fs = std::filesystem;
@@ -39,21 +40,6 @@ std::vector<std::string> leftovers(const fs::path& dir) {
     }
     return out;
 }
-
-// Answers every command with the same output: what a hostile host can send back.
-class CannedTarget final : public Target {
-public:
-    explicit CannedTarget(std::string out) : m_out(std::move(out)) {}
-    const std::string& name() const override { return m_name; }
-    Result<CommandResult> run(const Command&) override { return CommandResult{0, m_out, ""}; }
-    Result<std::unique_ptr<HostLock>> lock(const std::string&) override {
-        return make_error(ErrorCode::internal, "no lock");
-    }
-
-private:
-    std::string m_name = "canned";
-    std::string m_out;
-};
 
 // The base class's file operations, built on shell scripts: what an SSH target runs.
 class ShellTarget final : public Target {

@@ -16,37 +16,25 @@
 #include <vector>
 
 using nodectl::testing::fast_http;
+using nodectl::testing::k_release_version;
+using nodectl::testing::pattern_bytes;
 using nodectl::testing::ReleaseServer;
 using nodectl::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string k_version = "v1.31.4+k3s1";
 const std::string k_asset_path = "/releases/download/v1.31.4%2Bk3s1/k3s";
-
-// Deterministic bytes that are not all alike, so a truncation or a flipped byte shows.
-std::string pattern_bytes(size_t n) {
-    std::string s(n, '\0');
-    uint32_t x = 2463534242u;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        c = static_cast<char>(x & 0xff);
-    }
-    return s;
-}
 
 struct Served {
     TempDir tmp;
     std::string body = pattern_bytes(200000);
     Served() {
-        tmp.write("srv/" + k_version + "/k3s", body);
-        tmp.write("srv/" + k_version + "/sha256sum-amd64.txt", util::sha256_hex(body) + "  k3s\n");
+        tmp.write("srv/" + k_release_version + "/k3s", body);
+        tmp.write("srv/" + k_release_version + "/sha256sum-amd64.txt", util::sha256_hex(body) + "  k3s\n");
     }
     std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_version};
+        std::vector<std::string> a = {"--root", tmp.file("srv"), "--channel", "stable=" + k_release_version};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -291,13 +279,13 @@ TEST_CASE("effective_url: follows the channel redirect to the release tag") {
     ReleaseServer server(s.args());
     auto r = util::effective_url(server.url("/channels/stable"), fast_http());
     REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.effective_url == server.url("/releases/tag/" + k_version));
+    CHECK(r.effective_url == server.url("/releases/tag/" + k_release_version));
     CHECK(r.status == 200);
     CHECK(server.requests("/channels/stable") == 1);
 
-    auto plain = util::effective_url(server.url("/releases/tag/" + k_version), fast_http());
+    auto plain = util::effective_url(server.url("/releases/tag/" + k_release_version), fast_http());
     REQUIRE_MESSAGE(plain.ok, plain.error);
-    CHECK(plain.effective_url == server.url("/releases/tag/" + k_version));
+    CHECK(plain.effective_url == server.url("/releases/tag/" + k_release_version));
 
     auto unknown = util::effective_url(server.url("/channels/nope"), fast_http());
     CHECK_FALSE(unknown.ok);

@@ -1,6 +1,7 @@
 // util::sigv4 against AWS's published SigV4 test suite (tests/data/aws-sigv4, provenance in its
 // NOTICE.md): for every case the canonical request, the string to sign and the signature must
 // match byte for byte. Missing vectors are a failure, not a skip.
+#include "test_support.hpp"
 #include "util/digest.hpp"
 #include "util/sigv4.hpp"
 
@@ -9,23 +10,15 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 namespace fs = std::filesystem;
+using nodectl::testing::read_text;
 
 namespace {
 
 fs::path vectors_dir() {
     return fs::path(NODECTL_SOURCE_DIR) / "tests" / "data" / "aws-sigv4";
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
 }
 
 // request.txt: "METHOD PATH HTTP/1.1", header lines ("Name:value", continuation lines start with
@@ -90,9 +83,9 @@ TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to s
     int passed = 0;
     for (const auto& c : cases) {
         CAPTURE(c.filename().string());
-        auto ctx = nlohmann::json::parse(slurp(c / "context.json"));
+        auto ctx = nlohmann::json::parse(read_text(c / "context.json"));
         std::string body;
-        util::sigv4::Request request = parse_request(slurp(c / "request.txt"), body);
+        util::sigv4::Request request = parse_request(read_text(c / "request.txt"), body);
         request.payload_hash = util::sha256_hex(body);
         util::sigv4::Params params;
         params.access_key_id = ctx["credentials"]["access_key_id"];
@@ -106,14 +99,14 @@ TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to s
         params.omit_session_token = ctx.value("omit_session_token", false);
         util::sigv4::Signed s = util::sigv4::sign(request, params);
         bool ok = true;
-        ok &= s.canonical_request == slurp(c / "header-canonical-request.txt");
-        CHECK(s.canonical_request == slurp(c / "header-canonical-request.txt"));
-        ok &= s.string_to_sign == slurp(c / "header-string-to-sign.txt");
-        CHECK(s.string_to_sign == slurp(c / "header-string-to-sign.txt"));
-        ok &= s.signature == slurp(c / "header-signature.txt");
-        CHECK(s.signature == slurp(c / "header-signature.txt"));
+        ok &= s.canonical_request == read_text(c / "header-canonical-request.txt");
+        CHECK(s.canonical_request == read_text(c / "header-canonical-request.txt"));
+        ok &= s.string_to_sign == read_text(c / "header-string-to-sign.txt");
+        CHECK(s.string_to_sign == read_text(c / "header-string-to-sign.txt"));
+        ok &= s.signature == read_text(c / "header-signature.txt");
+        CHECK(s.signature == read_text(c / "header-signature.txt"));
         // The signed request carries the same Authorization line.
-        CHECK(slurp(c / "header-signed-request.txt").find("Authorization:" + s.authorization + "\n") != std::string::npos);
+        CHECK(read_text(c / "header-signed-request.txt").find("Authorization:" + s.authorization + "\n") != std::string::npos);
         passed += ok ? 1 : 0;
     }
     CHECK(passed == static_cast<int>(cases.size()));
