@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds nodectl. Usage: scripts/build.sh [dynamic|static|sanitize]
-#   dynamic   (default) build/nodectl and the unit tests, linked against Debian's shared libraries
+# Builds nodectl. Usage: scripts/build.sh [dynamic [TARGET]|static|sanitize]
+#   dynamic   (default) build/nodectl and the unit tests, linked against Debian's shared libraries;
+#             with TARGET only that CMake target (e.g. nodectl)
 #   static    build/static/nodectl: one fully static x86_64 binary (rebuilds libssh, libcurl and
 #             libarchive from Debian source packages first, cached in build/static-deps). The same
 #             build tree as dynamic: the objects both builds share are compiled once.
@@ -12,7 +13,7 @@ jobs=$(nproc)
 case "$kind" in
   dynamic)
     cmake -S "$REPO" -B "$REPO/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$REPO/build" -j "$jobs"
+    cmake --build "$REPO/build" -j "$jobs" ${2:+--target "$2"}
     echo "$REPO/build/nodectl"
     ;;
   static)

@@ -37,20 +37,25 @@ scripts/setup.sh
 phase setup "$started"
 
 # Three things run side by side, so that the CPU is not idle while the network is waited on:
-# - the node root filesystems (Debian 12 and 13): mostly the network;
 # - the minimal static libssh/libcurl/libarchive (cached in build/static-deps): downloads and
 #   configure scripts, about one core;
-# - the build of nodectl, the unit tests and the fuzz replays: both cores.
+# - the build of nodectl, the unit tests and the fuzz replays: both cores;
+# - once nodectl itself is built, the node root filesystems (Debian 12 and 13), which the suites'
+#   nodes boot from: `nodectl local rootfs`, mostly the network.
 # The static binary is linked from the same build tree once the static libraries are there.
-background rootfs "$TMP/rootfs.log" \
-  bash -c 'scripts/testnodes.sh rootfs && NODECTL_TEST_SUITE=trixie scripts/testnodes.sh rootfs'
-ROOTFS_PID=$!
 background "static deps" "$TMP/static-deps.log" scripts/build-static-deps.sh "$REPO/build/static-deps"
 STATIC_DEPS_PID=$!
 
 started=$SECONDS
+scripts/build.sh dynamic nodectl >/dev/null
+phase "build (nodectl)" "$started"
+export NODECTL_LOCAL_CACHE_DIR=${NODECTL_TEST_CACHE:-$REPO/build/testcache}
+background rootfs "$TMP/rootfs.log" \
+  bash -c 'build/nodectl local rootfs --suite bookworm && build/nodectl local rootfs --suite trixie'
+ROOTFS_PID=$!
+started=$SECONDS
 scripts/build.sh dynamic >/dev/null
-phase "build (nodectl, unit tests, fuzz replays)" "$started"
+phase "build (unit tests, fuzz replays, tools)" "$started"
 await "static deps" "$STATIC_DEPS_PID" "$TMP/static-deps.log"
 started=$SECONDS
 NODECTL_STATIC_BIN=$(scripts/build.sh static) || { echo "test.sh: static build failed" >&2; exit 1; }

@@ -14,12 +14,12 @@ scripts/setup.sh
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ansible-core >/dev/null
 NODECTL=$(scripts/build.sh dynamic | tail -n 1)
 STATIC=$(scripts/build.sh static | tail -n 1)
-scripts/testnodes.sh rootfs
-RUN=$(scripts/testnodes.sh up 4 --subnet 198.18.20)
-trap 'scripts/testnodes.sh down "$RUN"' EXIT
-source "$RUN/env"
-read -r -a ADDRS <<<"$NODECTL_TEST_ADDRS"
-OUT=$RUN/bench
+SRC=$REPO
+WORK=$(mktemp -d /tmp/nodectl-bench.XXXXXX)
+source scripts/lib/nodes.sh
+trap 'nodes_down; rm -rf "$WORK"' EXIT
+nodes_up 4 198.18.20
+OUT=$WORK/bench
 mkdir -p "$OUT"
 
 inventory() {  # inventory N: the first N nodes
@@ -39,7 +39,7 @@ echo "# converging the nodes once (installs packages through the apt proxy)"
 
 echo "# Ansible needs python3 on the nodes; apt's daily timers must not take dpkg's lock mid-measurement"
 for i in 1 2 3 4; do
-  scripts/testnodes.sh ssh "$RUN" "$i" "apt-get install -y -qq python3 python3-apt >/dev/null &&
+  node "$i" "apt-get install -y -qq python3 python3-apt >/dev/null &&
     systemctl stop apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service"
 done
 {

@@ -27,17 +27,17 @@ if [ ! -x "$BIN" ]; then
   echo "# no static binary: using the dynamic one, stripped, with its libraries installed on the nodes"
   strip -o "$OUT/nodectl" "$NODECTL"; BIN=$OUT/nodectl; NEED_LIBS=1
 fi
-scripts/testnodes.sh rootfs
+SRC=$REPO
+WORK=$OUT
+source scripts/lib/nodes.sh
 LOOPS=()
-RUN=""
 finish() {
-  if [ -n "$RUN" ]; then scripts/testnodes.sh down "$RUN" >/dev/null 2>&1 || true; fi
+  nodes_down
   for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
   rm -rf "$OUT"
 }
 trap finish EXIT
 mono() { python3 -c 'import time; print(int(time.monotonic() * 1e6))'; }
-node() { scripts/testnodes.sh ssh "$RUN" "$@"; }
 
 echo "# the hardening profile and its bundle"
 ssh-keygen -q -t ed25519 -N '' -f "$OUT/admin" -C bench-admin
@@ -65,8 +65,7 @@ cp "$OUT/nodectl.toml" "$OUT/stick/"
 bundle_mb=$(( $(stat -c %s "$OUT/stick/bundle/site.bundle") / 1000000 ))
 echo "  bundle: $bundle_mb MB"
 
-RUN=$(scripts/testnodes.sh up "$N" --subnet 198.18.82)
-source "$RUN/env"
+nodes_up "$N" 198.18.82
 pid_of() { local v="NODECTL_TEST_PID_$1"; echo "${!v}"; }
 root_of() { local v="NODECTL_TEST_ROOT_$1"; echo "${!v}"; }
 echo "# installing the unit and the binary on $N nodes"
@@ -83,8 +82,7 @@ done
 
 boot_with_stick() {  # boot_with_stick I: power the node off, boot it with its stick
   kill -KILL "$(pid_of "$1")"; sleep 1
-  NODECTL_TEST_NSPAWN_ARGS="--bind=${LOOPS[$(($1 - 1))]}" scripts/testnodes.sh start "$RUN" "$1" >/dev/null 2>&1
-  source "$RUN/env"
+  node_start "$1" --bind "${LOOPS[$(($1 - 1))]}"
 }
 service_times() {  # service_times I: "START DONE" (monotonic usec): activating -> active (oneshot finished)
   node "$1" systemctl show -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic nodectl-firstboot.service |
@@ -114,8 +112,7 @@ for i in $(seq $((CLEAN + 1)) "$N"); do
   cut=$(mono)
   kill -KILL "$(pid_of "$i")"
   sleep 1
-  NODECTL_TEST_NSPAWN_ARGS="--bind=${LOOPS[$((i - 1))]}" scripts/testnodes.sh start "$RUN" "$i" >/dev/null 2>&1
-  source "$RUN/env"
+  node_start "$i" --bind "${LOOPS[$((i - 1))]}"
   node "$i" nodectl status --wait --timeout 900 >"$OUT/status$i.txt" || { cat "$OUT/status$i.txt"; exit 1; }
   read -r s2 e2 <<<"$(service_times "$i")"
   [ "${s2:-0}" -gt 0 ] && [ "${e2:-0}" -gt "$s2" ] || { echo "no service timestamps from node $i" >&2; exit 1; }

@@ -16,18 +16,17 @@ RUNS=${1:-10}
 cd "$REPO"
 scripts/setup.sh
 NODECTL=$(scripts/build.sh dynamic | tail -n 1)
-scripts/testnodes.sh rootfs
+SRC=$REPO
+WORK=$(mktemp -d /tmp/nodectl-bench.XXXXXX)
+source scripts/lib/nodes.sh
+trap 'nodes_down; rm -rf "$WORK"' EXIT
 if [ "${NODECTL_BENCH_READONLY_SYSCTL:-0}" = 1 ]; then
-  RUN=$(scripts/testnodes.sh up 5 --subnet 198.18.23)
+  nodes_up 5 198.18.23
 else
-  RUN=$(SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 scripts/testnodes.sh up 5 --subnet 198.18.23)
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 nodes_up 5 198.18.23
 fi
-trap 'scripts/testnodes.sh down "$RUN"' EXIT
-source "$RUN/env"
-read -r -a ADDRS <<<"$NODECTL_TEST_ADDRS"
-OUT=$RUN/bench
+OUT=$WORK/bench
 mkdir -p "$OUT"
-node() { local i=$1; shift; scripts/testnodes.sh ssh "$RUN" "$i" "$@"; }
 
 # inventory FILE USER FIRST LAST
 inventory() {

@@ -102,6 +102,19 @@ int open_bundle(const Context& ctx, std::optional<bundle::Opened>& opened);
 int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
              std::vector<HostReport>* reports = nullptr);
 
+// `nodectl join`: the hosts of ctx.host join the k3s server as agents (the profile's other
+// sections too); the exit code.
+struct JoinOptions {
+    std::string server;          // user@host[:port] of the server, for SSH
+    std::string server_address;  // address the agents use for the API (default: the server's SSH address)
+    int api_port = 6443;
+};
+int join_nodes(Context& ctx, const JoinOptions& join);
+// `nodectl kubeconfig` with ctx.args = {HOST} and ctx.kubeconfig's options; the exit code.
+int run_kubeconfig(CLI::App& app, Context& ctx);
+// Where kubectl looks first: the first entry of $KUBECONFIG, else ~/.kube/config.
+std::string default_kubeconfig();
+
 int main(int argc, char** argv);
 
 } // namespace nodectl::cli

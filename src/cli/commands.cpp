@@ -19,7 +19,6 @@ int run_runtime(CLI::App& app, Context& ctx);
 void configure_bundle(CLI::App& app, Context& ctx);
 int run_bundle(CLI::App& app, Context& ctx);
 void configure_kubeconfig(CLI::App& app, Context& ctx);
-int run_kubeconfig(CLI::App& app, Context& ctx);
 void configure_firstboot(CLI::App& app, Context& ctx);
 int run_firstboot(CLI::App& app, Context& ctx);
 void configure_status(CLI::App& app, Context& ctx);
@@ -255,11 +254,15 @@ const CommandSpec k_commands[] = {
      "  nodectl stack render -p profiles/stack.toml --site shop --out /root/manifests",
      &configure_stack, &run_stack},
     {"local", "Throw-away Debian nodes on this machine (systemd-nspawn, systemd as PID 1), ready for apply",
-     "  nodectl local up NAME [--nodes N] [--suite bookworm|trixie] [--subnet CIDR] [--memory M] [--cpus C]\n"
-     "                        [--profile P] [--rootfs DIR] [--dry-run]\n"
+     "  nodectl local up NAME [--nodes N] [--suite bookworm|trixie|bullseye] [--subnet CIDR] [--memory M]\n"
+     "                        [--cpus C] [--publish [ADDR:]HPORT:NPORT]... [--bind SRC[:DST]]... [--profile P]\n"
+     "                        [--images NAME.oci.tar]... [--rootfs DIR] [--dry-run]\n"
+     "  nodectl local load NAME NAME.oci.tar...   (images from `nodectl image build` into every node's runtime)\n"
      "  nodectl local down NAME | list | status NAME | ssh NAME [NODE] [COMMAND...] | inventory NAME\n"
+     "  nodectl local rootfs [--suite S]   (build the cached root filesystem ahead of up; prints its path)\n"
      "up boots N containers NAME-1..N with systemd as PID 1, each on its own overlay of one Debian root filesystem\n"
-     "(made once with mmdebstrap, cached in /var/cache/nodectl/local by release and package set; --rootfs or\n"
+     "(made once with mmdebstrap from this host's Debian mirror, cached in /var/cache/nodectl/local by release and\n"
+     "package set; --rootfs or\n"
      "$NODECTL_LOCAL_ROOTFS uses a ready one instead), on a bridge of their own: the host is the subnet's .1, the\n"
      "nodes .2, .3, ... (no default route: nodes reach the host and each other only). nodectl makes each node's SSH\n"
      "host key before boot, so known_hosts is exact from the first login (no trust on first use), and one key pair\n"
@@ -267,6 +270,7 @@ const CommandSpec k_commands[] = {
      "known_hosts file), so `nodectl apply -p P -i INVENTORY` just works (--profile does it for you).\n"
      "--memory and --cpus limit each node (MemoryMax/CPUQuota of a transient unit; cgroups where no systemd runs).\n"
      "Running up again completes what is missing (after Ctrl-C, a killed node) and changes nothing otherwise.\n"
+     "--bind applies to the nodes that call boots (e.g. a node killed, booted again with a device bound in).\n"
      "down stops the nodes and removes what up made: processes, overlays, bridge, cgroups, keys, inventory, state.\n"
      "State lives in /var/lib/nodectl/local/NAME (0700). Needs root, systemd-container and openssh-client\n"
      "(mmdebstrap to build the root filesystem). See docs/local.md.\n"
@@ -275,6 +279,7 @@ const CommandSpec k_commands[] = {
      "Examples:\n"
      "  nodectl local up dev --nodes 3 --subnet 198.18.50.0/24 --memory 1G --cpus 1\n"
      "  nodectl local up web --publish 8443:443     (127.0.0.1:8443 on this machine reaches web-1's port 443)\n"
+     "  nodectl local up shop -p profiles/stack.toml --images build/images/redis.oci.tar\n"
      "  nodectl apply -p profiles/hardened.toml -i $(nodectl local inventory dev)\n"
      "  nodectl local ssh dev 2 'systemctl is-system-running --wait'   (quote a command that has options)\n"
      "  nodectl local down dev",

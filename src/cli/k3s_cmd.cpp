@@ -14,14 +14,8 @@ namespace nodectl::cli {
 
 namespace {
 
-struct JoinOptions {
-    std::string server;          // user@host[:port] of the server, for SSH
-    std::string server_address;  // address the agents use for the API (default: the server's SSH address)
-    int api_port = 6443;
-    bool k3s = false;            // reset --k3s
-};
-
 JoinOptions g_join;
+bool g_reset_k3s = false;  // reset --k3s
 
 Result<Profile> profile_or_empty(const std::string& path) {
     if (path.empty()) {
@@ -41,13 +35,17 @@ void configure_join(CLI::App& app, Context& ctx) {
 }
 
 int run_join(CLI::App&, Context& ctx) {
+    return join_nodes(ctx, g_join);
+}
+
+int join_nodes(Context& ctx, const JoinOptions& join) {
     auto profile = profile_or_empty(ctx.host.profile);
     if (!profile) {
         std::cerr << profile.error().message << "\nnothing was changed: the profile has errors\n";
         return k_exit_config;
     }
     auto nodes = collect_hosts(ctx.host);
-    auto server_spec = host_from_arg(g_join.server, ctx.host);
+    auto server_spec = host_from_arg(join.server, ctx.host);
     if (!nodes || !server_spec) {
         std::cerr << "nodectl join: " << (!nodes ? nodes.error().message : server_spec.error().message) << "\n";
         return k_exit_usage;
@@ -61,11 +59,11 @@ int run_join(CLI::App&, Context& ctx) {
     // 1. The server: its k3s version, its secure join token (pins its CA), its URL.
     auto server = make_connect(ctx, RunMode::plan)(*server_spec);
     if (!server) {
-        std::cerr << "nodectl join: cannot reach the server " << g_join.server << ": " << server.error().message << "\n";
+        std::cerr << "nodectl join: cannot reach the server " << join.server << ": " << server.error().message << "\n";
         return k_exit_all_failed;
     }
-    auto info = k3s::read_server_info(**server, g_join.server_address.empty() ? server_spec->address : g_join.server_address,
-                                      g_join.api_port);
+    auto info = k3s::read_server_info(**server, join.server_address.empty() ? server_spec->address : join.server_address,
+                                      join.api_port);
     if (!info) {
         std::cerr << "nodectl join: " << info.error().message << "\nnothing was changed\n";
         return info.error().code == ErrorCode::usage ? k_exit_usage : k_exit_all_failed;
@@ -154,7 +152,7 @@ int run_join(CLI::App&, Context& ctx) {
 
 void configure_reset(CLI::App& app, Context& ctx) {
     add_host_options(app, ctx, false);
-    app.add_flag("--k3s", g_join.k3s, "Remove k3s: units, binary and links, /etc/rancher/k3s, /var/lib/rancher/k3s, kubelet data")->required();
+    app.add_flag("--k3s", g_reset_k3s, "Remove k3s: units, binary and links, /etc/rancher/k3s, /var/lib/rancher/k3s, kubelet data")->required();
     app.add_flag("--dry-run,-n", ctx.host.dry_run, "List what would be removed; change nothing");
 }
 

@@ -22,7 +22,8 @@ namespace {
 
 constexpr unsigned k_private = 0600;
 
-// Where `kubectl` itself looks first: the first entry of $KUBECONFIG, else ~/.kube/config.
+} // namespace
+
 std::string default_kubeconfig() {
     const char* env = std::getenv("KUBECONFIG");
     if (env) {
@@ -40,6 +41,8 @@ std::string default_kubeconfig() {
     }
     return dir + "/.kube/config";
 }
+
+namespace {
 
 // k3s's admin kubeconfig as the node sends it, at most k3s::k_max_kubeconfig_bytes of it.
 Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {

@@ -1,6 +1,9 @@
-// `nodectl local up|down|list|status|ssh|inventory`: throw-away nodes on this machine
+// `nodectl local up|down|load|rootfs|list|status|ssh|inventory`: throw-away nodes on this machine
 // (src/modules/local/).
 #include "cli/cli.hpp"
+#include "core/log.hpp"
+#include "modules/k3s/k3s.hpp"
+#include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/local.hpp"
 #include "nodectl/config.hpp"
 #include "util/json.hpp"
@@ -20,6 +23,7 @@ struct LocalOptions {
     std::string profile;
     std::string name;
     std::vector<std::string> words;  // ssh: NAME [NODE] [COMMAND...]
+    std::vector<std::string> images;  // up --images, load: OCI archives
 };
 
 LocalOptions& local_options() {
@@ -40,35 +44,137 @@ int fail(const Error& e, const std::string& what) {
     return exit_for(e);
 }
 
+// Loads the archives into every node of env; prints a line per node.
+int load_archives(const local::Environment& env, const std::vector<std::string>& archives, const char* what) {
+    auto runtimes = local::load_images(env, archives);
+    if (!runtimes) {
+        return fail(runtimes.error(), what);
+    }
+    for (size_t i = 0; i < env.nodes.size(); ++i) {
+        std::cout << "  " << env.nodes[i].name << ": " << archives.size() << " image archive(s) loaded into "
+                  << (*runtimes)[i] << "\n";
+    }
+    return k_exit_ok;
+}
+
+// With a profile whose [k3s] makes a server, `up --profile` makes a cluster: node 1 is the server
+// (`nodectl apply`), the other nodes join it as agents (`nodectl join`, which also applies the
+// profile's other sections to them), and the server's kubeconfig is merged as context
+// nodectl-NAME (`nodectl kubeconfig --merge`), which `local down` removes again. With
+// k3s.start = false nothing has written a kubeconfig yet: that is said, not an error.
+int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) {
+    CLI::App unused;
+    ctx.host.inventory.clear();
+    ctx.host.identity = env.key();
+    ctx.host.ssh.known_hosts = env.known_hosts();
+    const std::string server = "root@" + env.nodes.front().address;
+    ctx.host.hosts = {server};
+    log::info("local", "{}: k3s server (nodectl apply)", env.nodes.front().name);
+    if (int rc = run_on_hosts(unused, ctx, static_cast<int>(RunMode::apply)); rc != k_exit_ok) {
+        std::cerr << "nodectl local up: the nodes are up, but the k3s server " << env.nodes.front().name
+                  << " could not be set up (exit " << rc << ")\n";
+        return rc;
+    }
+    if (env.nodes.size() > 1) {
+        ctx.host.hosts.clear();
+        for (size_t i = 1; i < env.nodes.size(); ++i) {
+            ctx.host.hosts.push_back("root@" + env.nodes[i].address);
+        }
+        log::info("local", "{} node(s) join {} as k3s agents (nodectl join)", env.nodes.size() - 1, env.nodes.front().name);
+        if (int rc = join_nodes(ctx, JoinOptions{.server = server, .api_port = k3s.api_port}); rc != k_exit_ok) {
+            std::cerr << "nodectl local up: the server is set up, but the agents could not join it (exit " << rc
+                      << "); `nodectl local up` again retries\n";
+            return rc;
+        }
+    }
+    if (!k3s.start) {
+        auto spec = host_from_arg(server, ctx.host);
+        auto target = spec ? make_connect(ctx, RunMode::plan)(*spec) : Result<std::unique_ptr<Target>>(spec.error());
+        Command probe{.script = std::string("test -e ") + k3s::k_admin_kubeconfig_path, .mutates = false};
+        auto found = target ? (*target)->run(probe) : Result<CommandResult>(target.error());
+        if (found && found->exit_code != 0) {
+            std::cout << "  k3s.start = false: k3s has not run, so there is no kubeconfig to merge yet\n";
+            return k_exit_ok;
+        }
+    }
+    ctx.args = {server};
+    ctx.kubeconfig.merge = true;
+    ctx.kubeconfig.context = env.name;
+    ctx.kubeconfig.kubeconfig = default_kubeconfig();
+    if (int rc = run_kubeconfig(unused, ctx); rc != k_exit_ok) {
+        return rc;
+    }
+    if (auto r = local::remember_kubeconfig(env, ctx.kubeconfig.kubeconfig); !r) {
+        return fail(r.error(), "up");
+    }
+    std::cout << "  kubectl --context nodectl-" << env.name << " (merged into " << ctx.kubeconfig.kubeconfig << ")\n";
+    return k_exit_ok;
+}
+
+// The [k3s] settings when the profile makes a k3s server, else nullopt.
+Result<std::optional<k3s::Settings>> k3s_server(const Profile& profile) {
+    if (!profile.table().contains("k3s")) {
+        return std::optional<k3s::Settings>();
+    }
+    auto s = TRY(k3s::settings_from(profile.section("k3s")));
+    return s.role == k3s::Role::server ? std::optional(s) : std::nullopt;
+}
+
 int run_up(Context& ctx) {
     auto& o = local_options();
-    if (!o.profile.empty() && !o.up.dry_run) {
+    for (const auto& a : o.images) {
+        if (auto r = local::check_archive(a); !r) {
+            return fail(r.error(), "up");  // before anything is made
+        }
+    }
+    std::optional<k3s::Settings> cluster;
+    if (!o.profile.empty()) {
         // The profile is checked before anything is made: an error costs no boot.
         auto profile = load_profile(o.profile);
-        if (!profile) {
-            std::cerr << profile.error().message << "\nnothing was made: the profile has errors\n";
+        auto k3s = profile ? k3s_server(*profile) : Result<std::optional<k3s::Settings>>(profile.error());
+        if (!k3s) {
+            std::cerr << k3s.error().message << "\nnothing was made: the profile has errors\n";
             return k_exit_config;
         }
+        cluster = *k3s;
     }
     auto env = local::up(o.up, std::cout);
     if (!env) {
         return fail(env.error(), "up");
     }
     if (o.up.dry_run) {
-        if (!o.profile.empty()) {
+        if (cluster) {
+            std::cout << "  k3s        " << env->nodes.front().name << " the server (nodectl apply -p " << o.profile << ")";
+            if (env->nodes.size() > 1) {
+                std::cout << ", " << env->nodes.size() - 1 << " node(s) join it as agents (nodectl join)";
+            }
+            std::cout << "; context nodectl-" << env->name << " merged into " << default_kubeconfig() << "\n";
+        } else if (!o.profile.empty()) {
             std::cout << "  profile    " << o.profile << " applied to every node (nodectl apply -i the inventory)\n";
+        }
+        for (const auto& a : o.images) {
+            std::cout << "  image      " << a << " loaded into every node's container runtime (over SSH)\n";
         }
         return k_exit_ok;
     }
-    if (!o.profile.empty()) {
+    ctx.host.profile = o.profile;
+    if (cluster) {
+        if (int rc = up_cluster(ctx, *env, *cluster); rc != k_exit_ok) {
+            return rc;
+        }
+    } else if (!o.profile.empty()) {
         // The same path as `nodectl apply -p P -i INVENTORY`.
         CLI::App unused;
-        ctx.host.profile = o.profile;
         ctx.host.inventory = env->inventory();
         int rc = run_on_hosts(unused, ctx, static_cast<int>(RunMode::apply));
         if (rc != k_exit_ok) {
             std::cerr << "nodectl local up: the nodes are up, but applying " << o.profile << " failed (exit " << rc
                       << "); fix it and run `nodectl apply -p " << o.profile << " -i " << env->inventory() << "`\n";
+            return rc;
+        }
+    }
+    if (!o.images.empty()) {
+        if (int rc = load_archives(*env, o.images, "up --images"); rc != k_exit_ok) {
             return rc;
         }
     }
@@ -186,8 +292,7 @@ void configure_local(CLI::App& app, Context&) {
     auto* up = app.add_subcommand("up", "Boot (or complete) environment NAME and wait until every node answers SSH");
     up->add_option("name", o.up.name, "Environment name (a-z, 0-9, '-'; nodes are NAME-1, NAME-2, ...)")->required();
     up->add_option("--nodes,-n", o.up.nodes, "Number of nodes")->capture_default_str();
-    up->add_option("--suite", o.up.suite, "Debian release of the nodes")
-        ->check(CLI::IsMember({"bookworm", "trixie"}))
+    up->add_option("--suite", o.up.suite, "Debian release of the nodes: bookworm, trixie, bullseye (best effort)")
         ->capture_default_str();
     up->add_option("--subnet", o.up.subnet,
                    "IPv4 network of the bridge, CIDR (/16 to /29): .1 is the host, .2... the nodes "
@@ -200,9 +305,23 @@ void configure_local(CLI::App& app, Context&) {
     up->add_option("--publish", o.up.publish,
                    "[ADDRESS:]HOST_PORT:NODE_PORT: forward a port of this machine (ADDRESS default 127.0.0.1) to node 1; "
                    "repeatable");
+    up->add_option("--bind", o.up.binds,
+                   "SOURCE[:TARGET]: bind a file, directory or device of this machine into the nodes this call boots "
+                   "(systemd-nspawn --bind), e.g. a loop device as a USB stick; repeatable; not kept as a setting");
+    up->add_option("--images", o.images,
+                   "OCI archives from `nodectl image build` (NAME.oci.tar) to load into every node's containerd or "
+                   "k3s once the nodes are up and the profile applied (as `kind load`); repeatable");
     up->add_option("--profile,-p", o.profile, "Apply this profile to every node once they are up (as nodectl apply)");
     up->add_option("--boot-timeout", o.up.boot_timeout, "Seconds until every node must answer SSH")->capture_default_str();
     up->add_flag("--dry-run", o.up.dry_run, "Print what would be made, and make nothing");
+    auto* rootfs = app.add_subcommand("rootfs", "Build the root filesystem nodes start from (once, with mmdebstrap, "
+                                                "from this host's Debian mirror) and print its path");
+    rootfs->add_option("--suite", o.up.suite, "Debian release: bookworm, trixie, bullseye (best effort)")
+        ->capture_default_str();
+    auto* ld = app.add_subcommand("load", "Load OCI archives (`nodectl image build` output) into every node's "
+                                          "container runtime (containerd k8s.io namespace, or k3s), like `kind load`");
+    ld->add_option("name", o.name, "Environment name")->required();
+    ld->add_option("archives", o.images, "NAME.oci.tar files")->required()->check(CLI::ExistingFile);
     auto* down = app.add_subcommand("down", "Stop and remove everything environment NAME has (nodes, bridge, overlays, state)");
     down->add_option("name", o.name, "Environment name")->required();
     app.add_subcommand("list", "List the environments on this machine");
@@ -224,6 +343,18 @@ int run_local(CLI::App& app, Context& ctx) {
     }
     if (app.got_subcommand("list")) {
         return run_list(ctx);
+    }
+    if (app.got_subcommand("load")) {
+        auto env = local::load(local_options().name);
+        return env ? load_archives(*env, local_options().images, "load") : fail(env.error(), "load");
+    }
+    if (app.got_subcommand("rootfs")) {
+        auto path = local::cached_rootfs(local_options().up.suite);
+        if (!path) {
+            return fail(path.error(), "rootfs");
+        }
+        std::cout << *path << "\n";
+        return k_exit_ok;
     }
     if (app.got_subcommand("status")) {
         return run_local_status(ctx);

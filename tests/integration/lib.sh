@@ -1,16 +1,17 @@
 # Shared helpers for the integration suites: assertions that count, and a fleet of real booted
-# Debian nodes (scripts/testnodes.sh) that is always torn down, whatever happens.
+# Debian nodes (`nodectl local`, scripts/lib/nodes.sh) that is always torn down, whatever
+# happens.
 # Each suite: `source lib.sh`, `nodes_up N SUBNET`, run cases, `finish`.
 set -uo pipefail
 
 SRC=${NODECTL_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 NODECTL=${NODECTL:-$SRC/build/nodectl}
 DATA=$SRC/tests/integration/data
-TESTNODES=$SRC/scripts/testnodes.sh
 PASSED=0
 FAILED=0
-RUN=""
 WORK=$(mktemp -d /tmp/nodectl-it.XXXXXX)
+# shellcheck source=../../scripts/lib/nodes.sh
+source "$SRC/scripts/lib/nodes.sh"
 
 pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
@@ -37,37 +38,15 @@ lacks() {
 
 cleanup() {
   local rc=$?
-  if [ -n "$RUN" ]; then "$TESTNODES" down "$RUN" >/dev/null 2>&1 || true; fi
+  nodes_down
   rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# nodes_up N SUBNET: boots N nodes on SUBNET (e.g. 198.18.3) and loads their env.
-nodes_up() {
-  "$TESTNODES" rootfs >&2 || { echo "cannot build the node rootfs" >&2; exit 1; }
-  local rc=0
-  RUN=$("$TESTNODES" up "$1" --subnet "$2" --owner $$) || rc=$?
-  if [ "$rc" -eq 3 ] && [[ $2 == 198.18.* ]]; then
-    # Something else on this host holds the suite's subnet: its twin in 198.19/16 (no suite uses
-    # those as node subnets). Suites that name addresses of their subnet only use unreachable ones.
-    echo "nodes_up: $2.0/24 is in use here; using ${2/198.18./198.19.}.0/24" >&2
-    rc=0
-    RUN=$("$TESTNODES" up "$1" --subnet "${2/198.18./198.19.}" --owner $$) || rc=$?
-  fi
-  [ "$rc" -eq 0 ] || { echo "cannot boot test nodes" >&2; exit 1; }
-  # shellcheck disable=SC1091
-  source "$RUN/env"
-  read -r -a ADDRS <<<"$NODECTL_TEST_ADDRS"
-}
-reload_env() { source "$RUN/env"; }
-
 # free_port: a TCP port on 127.0.0.1 nothing listens on right now.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# node I CMD...: run a command on node I as root (with the test's own ssh, not nodectl).
-node() { local i=$1; shift; "$TESTNODES" ssh "$RUN" "$i" "$@"; }
 
 # inventory FILE [extra host lines]: an inventory of all nodes with the run's key.
 write_inventory() {

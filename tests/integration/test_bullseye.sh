@@ -4,8 +4,8 @@
 # the apply keeps the ones the host's sshd offers (`sshd -Q`), names the ones it left out, and
 # succeeds; `check` as the admin passes with no failed control and names them too; a re-apply
 # changes nothing; sshd runs the cut-down lists.
-# The bullseye rootfs is made from Debian's archive (NODECTL_TEST_SUITE=bullseye
-# scripts/testnodes.sh rootfs, cached in build/testcache/rootfs-bullseye). When it cannot be made
+# The bullseye rootfs is made from Debian's archive (`nodectl local rootfs --suite bullseye`,
+# cached in build/testcache). When it cannot be made
 # (no network to the archive) the suite says so and is skipped (exit 77, which ctest reports as
 # skipped); any later failure is a failure.
 # Debian 11 is best effort and its rootfs costs about 8 minutes to make, so the suite runs only
@@ -17,7 +17,7 @@ fi
 export NODECTL_TEST_SUITE=bullseye
 source "$(dirname "$0")/lib.sh"
 
-if ! "$TESTNODES" rootfs >"$WORK/rootfs.log" 2>&1; then
+if ! test_rootfs >"$WORK/rootfs.log" 2>&1; then
   tail -5 "$WORK/rootfs.log" | sed 's/^/      | /'
   echo "SKIP: the Debian 11 (bullseye) rootfs cannot be made here (mmdebstrap needs Debian's archive); nothing was tested"
   exit 77

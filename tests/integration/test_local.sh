@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # nodectl local: environments of real booted nodes (systemd-nspawn, systemd as PID 1) made by the
-# product itself, from the cached test rootfs (no network). Subnets 198.18.50.0/24 and 198.18.51.0/24.
+# product itself, from the cached test rootfs (`nodectl local rootfs`, as every suite's nodes).
+# Subnets 198.18.50.0/24 and 198.18.51.0/24.
 #   dry run makes nothing; refusals (bad name, overlapping subnet); up of 2 nodes with limits;
 #   status; ssh with exact known_hosts; apply through the written inventory; idempotent re-run;
 #   a killed node brought back by up; up --profile --publish (127.0.0.1:PORT reaches node 1); down leaves no machine, bridge, veth, mount,
 #   cgroup, process or state; down of an up killed half-way.
 source "$(dirname "$0")/lib.sh"
 
-ROOTFS=$SRC/build/testcache/rootfs-bookworm
-"$TESTNODES" rootfs >&2 || { echo "cannot build the node rootfs" >&2; exit 1; }
-STATE=${NODECTL_LOCAL_STATE_DIR:-/var/lib/nodectl/local}
+ROOTFS=$(test_rootfs) || { echo "cannot build the node rootfs" >&2; exit 1; }
+STATE=$NODECTL_LOCAL_STATE_DIR
 A=itlocal
 B=itlocal2
 C=itlocal3
@@ -125,17 +125,29 @@ expect_rc_out "an overlapping subnet is refused" 2 $? "$WORK/out"
 contains "the refusal names what it overlaps" "$WORK/out" "overlaps 198\.18\.50\.0/24"
 check "the refused environment left no state" test ! -e "$STATE/$B"
 
-# A killed node (its systemd, PID 1 in the node, gets SIGKILL): up brings it back.
+# A killed node (its systemd, PID 1 in the node, gets SIGKILL): up brings it back, with what was
+# written on it kept (nodectl writes its per-node files once), and with --bind for this boot.
+"$NODECTL" local ssh $A 2 'echo "198.18.50.99 from-the-profile" >>/etc/hosts;' >/dev/null 2>&1
+mkdir -p "$WORK/shared" && echo "from this machine" >"$WORK/shared/note"
 nspawn=$(pgrep -f -- "--machine=$A-2 " | head -n1)
 kill -KILL $(pgrep -P "$nspawn") 2>/dev/null
 for _ in $(seq 1 50); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
 "$NODECTL" local status $A >"$WORK/status" 2>&1
 expect_rc_out "status with node 2 killed" 4 $? "$WORK/status"
 contains "status: node 2 stopped" "$WORK/status" "^$A-2 .* stopped"
-"$NODECTL" local up $A --nodes 2 --subnet 198.18.50.0/24 --rootfs "$ROOTFS" --memory 512M --cpus 1 >"$WORK/up3" 2>&1
+"$NODECTL" local up $A --nodes 2 --subnet 198.18.50.0/24 --rootfs "$ROOTFS" --memory 512M --cpus 1 --bind "relative" >"$WORK/out" 2>&1
+expect_rc_out "--bind of a relative path is refused" 2 $? "$WORK/out"
+"$NODECTL" local up $A --nodes 2 --subnet 198.18.50.0/24 --rootfs "$ROOTFS" --memory 512M --cpus 1 \
+  --bind "$WORK/shared:/mnt/shared" >"$WORK/up3" 2>&1
 expect_rc_out "up after a node was killed" 0 $? "$WORK/up3"
 out=$("$NODECTL" local ssh $A 2 cat /etc/motd 2>&1)
 check "node 2 is back with its files" test "$out" = "Hello from $A-2."
+"$NODECTL" local ssh $A 2 cat /etc/hosts >"$WORK/hosts2" 2>&1
+contains "  ... and /etc/hosts as the node left it (not written again)" "$WORK/hosts2" "from-the-profile"
+out=$("$NODECTL" local ssh $A 2 cat /mnt/shared/note 2>&1)
+check "  ... with the --bind of this boot" test "$out" = "from this machine"
+out=$("$NODECTL" local ssh $A 1 'test -e /mnt/shared/note && echo bound || echo not-bound' 2>&1)
+check "  ... which the running node 1 did not get" test "$out" = "not-bound"
 
 # ---------------------------------------------------------------- up --profile --publish
 PB=$(free_port)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # containerd from [runtime]: the configuration nodectl renders runs a real container on this host
 # (containerd started by hand: the host has no systemd), and `nodectl apply` gives a booted node a
-# containerd that runs a container, restarts only when its configuration changes, and passes check.
+# containerd that runs a container (loaded with `nodectl local load`), restarts only when its
+# configuration changes, and passes check.
 # The image is made here from busybox-static (tests/integration/lib_oci.sh).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_oci.sh"
@@ -51,7 +52,7 @@ N=${ADDRS[0]}
 node 1 'for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
           [ -d /sys/fs/cgroup/$c ] && mount -o remount,bind,rw /sys/fs/cgroup/$c; done; true'
 cleanup_cgroups() {
-  "$TESTNODES" down "$RUN" >/dev/null 2>&1
+  nodes_down
   for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
     for d in default system.slice; do
       [ -d /sys/fs/cgroup/$c/$d ] && find /sys/fs/cgroup/$c/$d -depth -type d -exec rmdir {} \; 2>/dev/null
@@ -79,11 +80,22 @@ node 1 'ctr plugins ls' >"$WORK/node-plugins" 2>&1
 contains "node: the CRI plugin loaded" "$WORK/node-plugins" 'io.containerd.grpc.v1 +cri +[^ ]+ +ok'
 pid1=$(node 1 systemctl show -p MainPID --value containerd)
 
-"$TESTNODES" ssh "$RUN" 1 'cat > /root/busybox.tar' <"$WORK/busybox.tar"
-node 1 'ctr images import --snapshotter native /root/busybox.tar >/dev/null &&
-        ctr run --rm --net-host --snapshotter native localhost/nodectl-busybox:test t1 /bin/busybox echo hello-from-node' \
+# `nodectl local load` (as `kind load`): the archive over SSH into the node's containerd, namespace
+# k8s.io (the CRI's), unpacked with the snapshotter the node's config names.
+cp "$WORK/busybox.tar" "$WORK/busybox.oci.tar"
+"$NODECTL" local load "$ENV_NAME" "$WORK/busybox.oci.tar" >"$WORK/load.out" 2>&1
+expect_rc_out "node: nodectl local load" 0 $? "$WORK/load.out"
+contains "  ... says where it went" "$WORK/load.out" "$ENV_NAME-1: 1 image archive\(s\) loaded into containerd"
+node 1 'ctr -n k8s.io images ls -q; ctr -n k8s.io snapshots --snapshotter native ls | wc -l; ls /var/lib/nodectl/images' \
+  >"$WORK/load-ls.out" 2>&1
+contains "  ... the image is in the k8s.io namespace" "$WORK/load-ls.out" '^localhost/nodectl-busybox:test$'
+contains "  ... unpacked with the native snapshotter (a layer snapshot)" "$WORK/load-ls.out" '^[2-9]$'
+lacks "  ... and its upload removed" "$WORK/load-ls.out" 'busybox'"\.oci"
+node 1 'ctr -n k8s.io run --rm --net-host --snapshotter native localhost/nodectl-busybox:test t1 /bin/busybox echo hello-from-node' \
   >"$WORK/node-run.out" 2>&1
 contains_text "node: a container ran under the configured containerd" "$WORK/node-run.out" "hello-from-node"
+"$NODECTL" local load "$ENV_NAME" "$WORK/busybox.tar.gz" >"$WORK/load2.out" 2>&1
+expect_rc_out "node: local load of a missing file is refused" 2 $? "$WORK/load2.out"
 
 nodectl apply -p "$WORK/node.toml" "root@$N" "${KH[@]}" >"$WORK/apply2.out" 2>&1
 expect_rc "node: second apply" 0 $?
@@ -100,7 +112,7 @@ nodectl apply -p "$WORK/node.toml" "root@$N" "${KH[@]}" >"$WORK/apply3.out" 2>&1
 expect_rc "node: changed config applies" 0 $?
 pid3=$(node 1 systemctl show -p MainPID --value containerd)
 check "node: changed config restarts containerd ($pid2 -> $pid3)" test "$pid3" != "$pid2" -a "$pid3" != 0
-node 1 'ctr run --rm --net-host --snapshotter native localhost/nodectl-busybox:test t2 /bin/busybox echo again' >"$WORK/node-run2.out" 2>&1
+node 1 'ctr -n k8s.io run --rm --net-host --snapshotter native localhost/nodectl-busybox:test t2 /bin/busybox echo again' >"$WORK/node-run2.out" 2>&1
 contains_text "node: containers still run after the restart" "$WORK/node-run2.out" "again"
 
 finish

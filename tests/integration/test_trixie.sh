@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian 13 (trixie): the main paths on one booted trixie node (OpenSSH 10 with sshd-session,
 # systemd 257, deb822 apt sources). The other suites boot Debian 12; this one builds and boots a
-# trixie rootfs (NODECTL_TEST_SUITE=trixie scripts/testnodes.sh rootfs) and runs, in this order:
+# trixie rootfs (`nodectl local rootfs --suite trixie`) and runs, in this order:
 #   containerd from [runtime]: apply, re-apply without change, check;
 #   k3s server configuration (start = false) from a release served on loopback, as in test_k3s.sh;
 #   the backup timer and one backup run under its unit (static binary, as in test_backup_node.sh);

@@ -8,6 +8,7 @@
 
 using nodectl::k3s::kubeconfig_entry_name;
 using nodectl::k3s::merge_kubeconfig;
+using nodectl::k3s::remove_kubeconfig_entry;
 using nodectl::k3s::rewrite_kubeconfig;
 
 namespace {
@@ -311,6 +312,47 @@ TEST_CASE("merge_kubeconfig: the operator's entries are kept, nodectl's replaced
     CHECK(y3["contexts"].size() == 3);
     CHECK(y3["current-context"].as<std::string>() == "nodectl-lab2");
     CHECK(entry(y3, "clusters", "nodectl-lab")["cluster"]["server"].as<std::string>() == "https://198.18.0.2:6443");
+}
+
+TEST_CASE("remove_kubeconfig_entry: only the named nodectl- entries go, the operator's stay") {
+    const std::string existing = "apiVersion: v1\nkind: Config\n"
+                                 "clusters:\n- name: lab\n  cluster:\n    server: https://198.18.0.8:6443\n"
+                                 "contexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n"
+                                 "users:\n- name: lab\n  user:\n    token: mine\n"
+                                 "current-context: lab\n";
+    auto a = rewrite(k3s_yaml(), "198.18.0.2", "dev");
+    auto b = rewrite(k3s_yaml(), "198.18.0.3", "dev2");
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    auto both = merge_kubeconfig(*merge_kubeconfig(existing, *a), *b);
+    REQUIRE(both.ok());
+
+    auto removed = remove_kubeconfig_entry(*both, "nodectl-dev2");  // the current context
+    REQUIRE(removed.ok());
+    auto y = load(*removed);
+    CHECK_FALSE(y["current-context"].IsDefined());
+    for (const char* list : {"clusters", "contexts", "users"}) {
+        CAPTURE(list);
+        CHECK(y[list].size() == 2);
+        CHECK_FALSE(entry(y, list, "nodectl-dev2").IsDefined());
+        CHECK(entry(y, list, "nodectl-dev").IsDefined());
+        CHECK(entry(y, list, "lab").IsDefined());
+    }
+    CHECK(entry(y, "users", "lab")["user"]["token"].as<std::string>() == "mine");
+
+    auto other = remove_kubeconfig_entry(*merge_kubeconfig(existing, *a), "nodectl-dev");  // not current
+    REQUIRE(other.ok());
+    CHECK(load(*other)["current-context"].IsDefined() == true);
+    CHECK(load(*other)["clusters"].size() == 1);
+
+    auto again = remove_kubeconfig_entry(*removed, "nodectl-dev2");  // gone already: nothing changes
+    REQUIRE(again.ok());
+    CHECK(load(*again)["clusters"].size() == 2);
+
+    auto refused = remove_kubeconfig_entry(existing, "lab");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("nodectl-") != std::string::npos);
+    CHECK_FALSE(remove_kubeconfig_entry("- a\n- list\n", "nodectl-dev").ok());
 }
 
 TEST_CASE("merge_kubeconfig: entries not named nodectl-* are never merged") {

@@ -1,8 +1,12 @@
 // `nodectl local`: the pure parts (subnets, limits, names). Booting is tested for real in
 // tests/integration/test_local.sh.
+#include "modules/local/detail.hpp"
 #include "modules/local/local.hpp"
+#include "test_support.hpp"
 
 #include <doctest/doctest.h>
+
+#include <fstream>
 
 using namespace nodectl;
 // nodectl::local's names unqualified in this file only: its own namespace keeps the using-directive
@@ -109,6 +113,53 @@ TEST_CASE("local: --publish [ADDRESS:]HOST_PORT:NODE_PORT") {
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().message.find("HOST_PORT:NODE_PORT") != std::string::npos);
     }
+}
+
+TEST_CASE("local: --suite and --bind are checked before anything is made") {
+    for (const char* s : {"bookworm", "trixie", "bullseye"}) {
+        CHECK(check_suite(s).ok());
+    }
+    for (const char* s : {"", "sid", "Bookworm", "bookworm "}) {
+        CAPTURE(s);
+        auto r = check_suite(s);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message.find("bookworm, trixie or bullseye") != std::string::npos);
+    }
+    CHECK(check_bind("/dev/null").ok());
+    CHECK(check_bind("/tmp:/mnt/host-tmp").ok());
+    for (const char* b : {"", "relative", "dev/null", "/dev/null:", "/dev/null:mnt", "/dev/null:/a:/b", "/dev/null,ro",
+                          "/tmp/a b", "/tmp/$(id)", "/tmp;true"}) {
+        CAPTURE(b);
+        auto r = check_bind(b);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message.find("SOURCE[:TARGET]") != std::string::npos);
+    }
+    auto missing = check_bind("/nonexistent/nodectl-test-device");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().message.find("does not exist") != std::string::npos);
+}
+
+TEST_CASE("local: the Debian mirror comes from the host's apt sources") {
+    testing::TempDir dir;
+    auto put = [&](const std::string& name, const std::string& text) {
+        std::ofstream(dir.file(name)) << text;
+        return dir.file(name);
+    };
+    auto deb822 = put("debian.sources", "Types: deb\n# a comment\nURIs: http://mirror.example/debian\n"
+                                        "Suites: bookworm\n\nTypes: deb\nURIs: http://security.example/debian-security\n");
+    auto security_first = put("sec.sources", "URIs: http://deb.example/debian-security https://deb.example/debian\n");
+    auto one_line = put("sources.list", "# deb http://commented.example/debian bookworm main\n"
+                                        "deb http://security.example/debian-security bookworm-security main\n"
+                                        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n");
+    auto src_only = put("src.list", "deb-src http://src.example/debian bookworm main\n");
+    using detail::debian_mirror;
+    CHECK(debian_mirror({deb822}) == "http://mirror.example/debian");
+    CHECK(debian_mirror({security_first}) == "https://deb.example/debian");
+    CHECK(debian_mirror({one_line}) == "http://one.example/debian");
+    CHECK(debian_mirror({src_only, dir.file("missing.list"), one_line}) == "http://one.example/debian");
+    CHECK(debian_mirror({one_line, deb822}) == "http://one.example/debian");  // the first file that names one
+    CHECK(debian_mirror({src_only}) == "http://deb.debian.org/debian");
+    CHECK(debian_mirror({}) == "http://deb.debian.org/debian");
 }
 
 } // namespace local_test

@@ -282,4 +282,32 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
     }
 }
 
+Result<std::string> remove_kubeconfig_entry(const std::string& existing_yaml, const std::string& name) {
+    if (!util::starts_with(name, k_kubeconfig_name_prefix)) {
+        return make_error(ErrorCode::usage, "\"" + name + "\" is not named " + k_kubeconfig_name_prefix + "...: not removing it");
+    }
+    auto base = TRY(parse(existing_yaml));
+    try {
+        for (const char* key : k_lists) {
+            YAML::Node have = get(base, key);
+            if (!have.IsSequence()) {
+                continue;
+            }
+            YAML::Node kept(YAML::NodeType::Sequence);
+            for (const YAML::Node& entry : have) {
+                if (!(entry.IsMap() && scalar(entry, "name") == name)) {
+                    kept.push_back(entry);
+                }
+            }
+            base[key] = kept;
+        }
+        if (scalar(base, "current-context") == name) {
+            base.remove("current-context");
+        }
+        return emit(base);
+    } catch (const YAML::Exception& e) {
+        return make_error(ErrorCode::config, std::string("cannot edit the kubeconfig: ") + e.what());
+    }
+}
+
 } // namespace nodectl::k3s

@@ -47,4 +47,10 @@ Result<std::string> rewrite_kubeconfig(const std::string& yaml_text, const std::
 // holds another. Merging the same kubeconfig twice gives the same text.
 Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std::string& new_yaml);
 
+// `existing_yaml` without the cluster, user and context named `name` (which must start with
+// "nodectl-": the operator's own entries are never touched); current-context is dropped when it
+// was `name`. Every other entry is kept. Removing a name that is not there gives the text back
+// unchanged in meaning. ErrorCode::config when the text is not a kubeconfig.
+Result<std::string> remove_kubeconfig_entry(const std::string& existing_yaml, const std::string& name);
+
 } // namespace nodectl::k3s

@@ -4,6 +4,7 @@
 
 #include "modules/local/local.hpp"
 #include "nodectl/target.hpp"
+#include "target/ssh_target.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,9 @@ std::vector<std::string> cmdline(const std::string& pid);
 std::vector<std::string> descendants(const std::vector<std::string>& roots);
 void signal_all(const std::vector<std::string>& pids, int sig);
 
+// A root login on node n with the environment's key, host key checked against its known_hosts.
+Result<std::unique_ptr<SshTarget>> connect_node(const Environment& env, const Node& n, std::chrono::seconds timeout);
+
 // ---- state (state.cpp)
 // env.json, written atomically (0600) before anything it names is made.
 Result<void> save(const Environment& e);
@@ -55,7 +59,11 @@ private:
 // The root filesystem every node of `suite` starts from: --rootfs / $NODECTL_LOCAL_ROOTFS when
 // given, else the cache's; needs_build says whether it must be made first.
 Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build);
-// Builds it once with mmdebstrap, in a temporary directory renamed into place.
+// The Debian archive of this host's apt sources: the first URI of a deb822 `URIs:` field or a
+// one-line `deb` entry that is not the security archive, in the order of `sources_files`;
+// http://deb.debian.org/debian when there is none. Node root filesystems come from it.
+std::string debian_mirror(const std::vector<std::string>& sources_files);
+// Builds it once with mmdebstrap from debian_mirror(), in a temporary directory renamed into place.
 Result<void> build_rootfs(const std::string& path, const std::string& suite);
 
 // ---- published ports (publish.cpp)

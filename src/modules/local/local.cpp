@@ -2,6 +2,7 @@
 #include "modules/local/local.hpp"
 
 #include "core/log.hpp"
+#include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/detail.hpp"
 #include "target/ssh_target.hpp"
 #include "util/file.hpp"
@@ -75,7 +76,7 @@ bool node_running(const Environment& env, size_t i) {
     return !node_procs(env, i).nspawns.empty();
 }
 
-std::string boot_script(const Environment& env, size_t i) {
+std::string boot_script(const Environment& env, size_t i, const std::vector<std::string>& binds) {
     const Node& n = env.nodes[i];
     std::string d = node_dir(env, i);
     std::string s =
@@ -121,7 +122,11 @@ std::string boot_script(const Environment& env, size_t i) {
          "  echo \"=== nodectl: booting " + n.name + " ($(date -Is))\"\n"
          "  systemd-nspawn --quiet --boot --directory=" + shell_quote(d + "/root") + " --machine=" + n.name +
          " --register=no --keep-unit --network-bridge=" + env.bridge +
-         " --console=read-only --resolv-conf=off --timezone=off --link-journal=no </dev/null\n"
+         " --console=read-only --resolv-conf=off --timezone=off --link-journal=no";
+    for (const auto& b : binds) {
+        s += " --bind=" + shell_quote(b);
+    }
+    s += " </dev/null\n"
          "  rc=$?\n"
          "  echo \"=== nodectl: " + n.name + " stopped, systemd-nspawn exit status $rc ($(date -Is))\"\n"
          "  [ \"$rc\" -eq 133 ] || exit \"$rc\"   # 133: the node rebooted\n"
@@ -143,8 +148,9 @@ bool mounted(const std::string& path) {
 }
 
 // The node's overlay mounted and its per-node files written (host key, address, names, the
-// environment's key for root). Writing them again on a re-run changes nothing.
-Result<void> prepare_node(const Environment& env, size_t i, std::string& known_hosts) {
+// environment's key for root), once: a node booted again (killed, powered off) keeps its files.
+Result<void> prepare_node(const Environment& env, size_t i, const std::vector<std::string>& binds,
+                          std::string& known_hosts) {
     const Node& n = env.nodes[i];
     std::string d = node_dir(env, i), root = d + "/root";
     std::string key = d + "/ssh_host_ed25519_key";
@@ -169,6 +175,12 @@ Result<void> prepare_node(const Environment& env, size_t i, std::string& known_h
                    shell_quote("lowerdir=" + env.rootfs + ",upperdir=" + d + "/upper,workdir=" + d + "/work") + " " +
                    shell_quote(root),
                "mounting the overlay of " + n.name));
+    }
+    TRY_VOID(write(d + "/boot.sh", boot_script(env, i, binds), 0700));
+    if (fs::exists(d + "/prepared")) {
+        // Booted before: what runs on the node owns its files now (a profile may have changed
+        // /etc/hosts or root's keys); booting it again must not undo that.
+        return Ok{};
     }
     // Host keys: only the one nodectl made, so the known_hosts line is exact from the first login.
     TRY(sh("set -e; cd " + shell_quote(root) +
@@ -197,7 +209,7 @@ Result<void> prepare_node(const Environment& env, size_t i, std::string& known_h
     if (util::trim(mid).size() != 32) {
         TRY_VOID(write(root + "/etc/machine-id", util::random_hex(16) + "\n", 0444));
     }
-    TRY_VOID(write(d + "/boot.sh", boot_script(env, i), 0700));
+    TRY_VOID(write(d + "/prepared", "", 0600));
     return Ok{};
 }
 
@@ -257,17 +269,7 @@ Result<void> stop_node(const Environment& env, size_t i) {
 }
 
 Result<void> ssh_check(const Environment& env, const Node& n, std::chrono::seconds timeout) {
-    HostSpec h;
-    h.name = n.name;
-    h.address = n.address;
-    h.user = "root";
-    h.identity = env.key();
-    SshOptions o;
-    o.known_hosts = env.known_hosts();
-    o.ssh_config = "/dev/null";
-    o.connect_timeout = timeout;
-    auto t = TRY(SshTarget::connect(h, o));  // connected, host key exact, root: it answers
-    (void)t;
+    TRY(connect_node(env, n, timeout));  // connected, host key exact, root: it answers
     return Ok{};
 }
 
@@ -411,8 +413,9 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     if (o.nodes < 1 || o.nodes > 64) {
         return make_error(ErrorCode::usage, "--nodes must be between 1 and 64");
     }
-    if (o.suite != "bookworm" && o.suite != "trixie") {
-        return make_error(ErrorCode::usage, "--suite must be bookworm or trixie");
+    TRY_VOID(check_suite(o.suite));
+    for (const auto& b : o.binds) {
+        TRY_VOID(check_bind(b));
     }
     if (!o.memory.empty() && !parse_memory(o.memory)) {
         return make_error(ErrorCode::usage, "--memory '" + o.memory + "' is not a size of at least 64M (e.g. 512M, 2G)");
@@ -436,6 +439,14 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     }
     TRY_VOID(need_tool("systemd-nspawn", "systemd-container"));
     TRY_VOID(need_tool("ssh-keygen", "openssh-client"));
+    bool build = false;
+    std::string rootfs = TRY(rootfs_path(o, build));
+    if (build && !o.dry_run && !fs::exists(state_root() + "/" + o.name + "/env.json")) {
+        // Minutes of mmdebstrap: before the lock, so other environments are not held up by it
+        // (the build has a lock of its own).
+        TRY_VOID(build_rootfs(rootfs, o.suite));
+        build = false;
+    }
     std::optional<StateLock> lock;
     if (!o.dry_run) {
         lock.emplace(TRY(StateLock::take(state_root())));
@@ -445,8 +456,6 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     env.name = o.name;
     env.dir = state_root() + "/" + o.name;
     bool exists = fs::exists(env.dir + "/env.json");
-    bool build = false;
-    std::string rootfs = TRY(rootfs_path(o, build));
     if (exists) {
         // A re-run: the same environment, completed where it is not (interrupted `up`, a node stopped).
         env = TRY(from_json(env.dir));
@@ -535,7 +544,7 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     std::string known_hosts;
     for (size_t i = 0; i < env.nodes.size(); ++i) {
         fs::create_directories(node_dir(env, i), ec);
-        TRY_VOID(prepare_node(env, i, known_hosts));
+        TRY_VOID(prepare_node(env, i, o.binds, known_hosts));
     }
     TRY_VOID(write(env.known_hosts(), known_hosts, 0600));
     std::string inv = "# nodectl local environment " + env.name + ":\n#   nodectl apply -p PROFILE -i " + env.inventory() +
@@ -553,10 +562,49 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     if (started) {
         log::info(k_who, "booting {} node(s)", started);
     }
+    lock.reset();  // the subnet is claimed (the bridge holds it): other `up`s may go on while these boot
     TRY_VOID(wait_ssh(env, o.boot_timeout));
     TRY_VOID(start_publishes(env));
     return env;
 }
+
+Result<void> remember_kubeconfig(Environment& env, const std::string& kubeconfig_path) {
+    env.kubeconfig = fs::absolute(kubeconfig_path).string();
+    return save(env);
+}
+
+namespace {
+
+// The environment's context (nodectl-NAME) out of the kubeconfig it was merged into, the rest
+// kept; the previous file as .bak, as `nodectl kubeconfig --merge` does. A file that is gone or
+// no longer a kubeconfig is left alone, with a warning: `down` still removes the nodes.
+void forget_kubeconfig(const Environment& env) {
+    if (env.kubeconfig.empty() || !fs::exists(env.kubeconfig)) {
+        return;
+    }
+    auto text = util::read_file(env.kubeconfig);
+    auto context = k3s::kubeconfig_entry_name(env.name);
+    auto edited = text && context ? k3s::remove_kubeconfig_entry(*text, *context)
+                                  : Result<std::string>(make_error(ErrorCode::io, "cannot read it"));
+    if (!edited) {
+        log::warn(k_who, "{}: context of {} not removed: {}", env.kubeconfig, env.name, edited.error().message);
+        return;
+    }
+    if (*edited == *text) {
+        return;
+    }
+    auto why = util::write_file_atomic(env.kubeconfig + ".bak", *text, 0600);
+    if (why.empty()) {
+        why = util::write_file_atomic(env.kubeconfig, *edited, 0600);
+    }
+    if (!why.empty()) {
+        log::warn(k_who, "{}: context of {} not removed: {}", env.kubeconfig, env.name, why);
+        return;
+    }
+    log::info(k_who, "removed context {} from {}", *context, env.kubeconfig);
+}
+
+} // namespace
 
 Result<void> down(const std::string& name) {
     if (!valid_name(name)) {
@@ -580,6 +628,7 @@ Result<void> down(const std::string& name) {
     }
     ::close(::open((dir + "/stopping").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     stop_publishes(env);
+    forget_kubeconfig(env);
     for (size_t i = 0; i < env.nodes.size(); ++i) {
         TRY_VOID(stop_node(env, i));
     }
@@ -610,3 +659,19 @@ Result<void> down(const std::string& name) {
 }
 
 } // namespace nodectl::local
+namespace nodectl::local::detail {
+
+Result<std::unique_ptr<SshTarget>> connect_node(const Environment& env, const Node& n, std::chrono::seconds timeout) {
+    HostSpec h;
+    h.name = n.name;
+    h.address = n.address;
+    h.user = "root";
+    h.identity = env.key();
+    SshOptions o;
+    o.known_hosts = env.known_hosts();
+    o.ssh_config = "/dev/null";
+    o.connect_timeout = timeout;
+    return SshTarget::connect(h, o);
+}
+
+} // namespace nodectl::local::detail

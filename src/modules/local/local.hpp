@@ -48,6 +48,11 @@ std::string bridge_name(std::string_view name);
 // The cache key of a root filesystem: suite and package set.
 std::string rootfs_key(const std::string& suite, const std::vector<std::string>& packages);
 
+// The Debian releases nodes can run: bookworm (the default), trixie, and bullseye (best effort).
+Result<void> check_suite(const std::string& suite);
+// --bind SOURCE[:TARGET]: absolute paths of letters, digits and . _ / + @ -, SOURCE existing on
+// this machine (a file, directory or device).
+Result<void> check_bind(const std::string& bind);
 // The packages every node's root filesystem holds.
 const std::vector<std::string>& rootfs_packages();
 
@@ -73,6 +78,9 @@ struct UpOptions {
     std::string cpus;          // empty: no limit
     std::string rootfs;        // a ready root filesystem to use instead of the cache
     std::vector<std::string> publish;  // [ADDRESS:]HOST_PORT:NODE_PORT, each to node 1
+    // SOURCE[:TARGET] bound into the nodes this `up` boots (systemd-nspawn --bind); not part of
+    // the environment's settings: a node keeps it across its own reboots until booted again.
+    std::vector<std::string> binds;
     bool dry_run = false;
     int boot_timeout = 120;    // seconds until every node answers SSH
 };
@@ -95,6 +103,9 @@ struct Environment {
     std::string launcher;   // "systemd" (transient units) or "direct" (no systemd on this host)
     std::vector<Node> nodes;
     std::vector<Publish> publish;
+    // The kubeconfig file the cluster's context (nodectl-NAME) was merged into, once it was: `down`
+    // removes that context from it.
+    std::string kubeconfig;
 
     std::string key() const { return dir + "/id_ed25519"; }
     std::string known_hosts() const { return dir + "/known_hosts"; }
@@ -113,9 +124,21 @@ struct NodeStatus {
 std::string state_root();
 std::string cache_root();
 
+// The cached root filesystem of `suite` ($NODECTL_LOCAL_ROOTFS when set), built first with
+// mmdebstrap when it is not there yet: `nodectl local rootfs`, to fill the cache ahead of `up`.
+Result<std::string> cached_rootfs(const std::string& suite);
 // Makes (or completes, or finds complete) environment o.name; with o.dry_run prints the plan to
 // `plan` and changes nothing. Progress goes to the log.
 Result<Environment> up(const UpOptions& o, std::ostream& plan);
+// OCI archives (`nodectl image build`'s NAME.oci.tar) loaded into every node's container runtime,
+// over SSH: containerd's k8s.io namespace (unpacked with the CRI's snapshotter), or k3s's images
+// directory (and its containerd when k3s runs). A node without either fails with what to apply.
+// Returns each node's runtime ("containerd" or "k3s").
+Result<std::vector<std::string>> load_images(const Environment& env, const std::vector<std::string>& archives);
+// A file ending in .tar (checked before any node is contacted).
+Result<void> check_archive(const std::string& path);
+// Records that env's cluster context "nodectl-NAME" was merged into `kubeconfig_path` (env.json).
+Result<void> remember_kubeconfig(Environment& env, const std::string& kubeconfig_path);
 // Removes everything `up` made for NAME, also when it was interrupted half-way. A name with no
 // state is not an error (there is nothing to remove).
 Result<void> down(const std::string& name);

@@ -6,9 +6,12 @@
 #include "util/strings.hpp"
 #include "util/text.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <regex>
+#include <sstream>
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -41,8 +44,47 @@ Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build) {
     return path;
 }
 
+std::string debian_mirror(const std::vector<std::string>& sources_files) {
+    for (const auto& f : sources_files) {
+        auto text = util::read_file(f);
+        if (!text) {
+            continue;
+        }
+        bool deb822 = f.ends_with(".sources");
+        for (const auto& line : util::split_lines(*text)) {
+            std::istringstream in(line);
+            std::vector<std::string> words{std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+            // deb822: "URIs: A [B...]"; one-line: "deb [options] URI suite ...", the URI the first http(s) word.
+            if (words.empty() || (deb822 ? words[0] != "URIs:" : words[0] != "deb")) {
+                continue;
+            }
+            for (size_t i = 1; i < words.size(); ++i) {
+                bool http = words[i].starts_with("http://") || words[i].starts_with("https://");
+                if (http && words[i].find("security") == std::string::npos) {
+                    return words[i];
+                }
+                if (http && !deb822) {
+                    break;  // the line's URI is the security archive's
+                }
+            }
+        }
+    }
+    return "http://deb.debian.org/debian";
+}
+
 Result<void> build_rootfs(const std::string& path, const std::string& suite) {
     TRY_VOID(need_tool("mmdebstrap", "mmdebstrap"));
+    // The Debian archive this host's apt uses (a mirror or proxy that works on this network).
+    std::vector<std::string> sources;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/etc/apt/sources.list.d", ec)) {
+        if (e.path().extension() == ".sources" || e.path().extension() == ".list") {
+            sources.push_back(e.path().string());
+        }
+    }
+    std::sort(sources.begin(), sources.end());
+    sources.insert(sources.begin(), "/etc/apt/sources.list");
+    std::string mirror = debian_mirror(sources);
     std::string script =
         "set -e\n"
         "mkdir -p " + shell_quote(cache_root()) + "\n"
@@ -52,15 +94,43 @@ Result<void> build_rootfs(const std::string& path, const std::string& suite) {
         "for old in " + shell_quote(path) + ".tmp.*; do [ -d \"$old\" ] && rm -rf --one-file-system \"$old\"; done\n"
         "tmp=$(mktemp -d " + shell_quote(path + ".tmp.XXXXXX") + ")\n"
         "mmdebstrap --variant=minbase --include=" + shell_quote(util::join(rootfs_packages(), ",")) + " " +
-        shell_quote(suite) + " \"$tmp\" >&2\n"
-        // Nothing per node in the shared tree: host keys and machine-id are written per node.
-        "rm -f \"$tmp\"/etc/ssh/ssh_host_*\n"
+        shell_quote(suite) + " \"$tmp\" " + shell_quote(mirror) + " >&2\n";
+    if (suite == "trixie") {
+        // Debian 13 installs keep their apt sources in deb822 form, as a real trixie host has them.
+        script += "if [ -s \"$tmp/etc/apt/sources.list\" ]; then\n"
+                  "  printf 'Types: deb\\nURIs: %s\\nSuites: %s\\nComponents: main\\n"
+                  "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' " +
+                  shell_quote(mirror) + " " + shell_quote(suite) + " >\"$tmp/etc/apt/sources.list.d/debian.sources\"\n"
+                  "  rm -f \"$tmp/etc/apt/sources.list\"\n"
+                  "fi\n";
+    }
+    // Nothing per node in the shared tree: host keys, machine-id, host names and resolv.conf are
+    // written per node.
+    script +=
+        "rm -f \"$tmp\"/etc/ssh/ssh_host_* \"$tmp/etc/resolv.conf\"\n"
         ": >\"$tmp/etc/machine-id\"\n"
+        "printf '127.0.0.1\\tlocalhost\\n::1\\t\\tlocalhost ip6-localhost ip6-loopback\\n' >\"$tmp/etc/hosts\"\n"
         "mv -T \"$tmp\" " + shell_quote(path) + "\n";
-    log::info(k_who, "building the {} root filesystem with mmdebstrap (once; cached in {})", suite, path);
+    log::info(k_who, "building the {} root filesystem with mmdebstrap from {} (once; cached in {})", suite, mirror, path);
     TRY(sh(script, "mmdebstrap " + suite, 1800s));
     return Ok{};
 }
 
-
 } // namespace nodectl::local::detail
+
+namespace nodectl::local {
+
+Result<std::string> cached_rootfs(const std::string& suite) {
+    TRY_VOID(detail::need_root());
+    TRY_VOID(check_suite(suite));
+    UpOptions o;
+    o.suite = suite;
+    bool build = false;
+    auto path = TRY(detail::rootfs_path(o, build));
+    if (build) {
+        TRY_VOID(detail::build_rootfs(path, suite));
+    }
+    return path;
+}
+
+} // namespace nodectl::local

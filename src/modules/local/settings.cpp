@@ -7,11 +7,13 @@
 #include "util/text.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <regex>
 
 namespace nodectl::local {
@@ -157,6 +159,29 @@ std::string bridge_name(std::string_view name) {
     return "nlbr-" + util::sha256_hex(name).substr(0, 10);
 }
 
+Result<void> check_suite(const std::string& suite) {
+    if (suite != "bookworm" && suite != "trixie" && suite != "bullseye") {
+        return make_error(ErrorCode::usage, "--suite '" + suite + "': must be bookworm, trixie or bullseye");
+    }
+    return Ok{};
+}
+
+Result<void> check_bind(const std::string& bind) {
+    auto parts = util::split(bind, ':');
+    static const std::regex k_path("^/[A-Za-z0-9._/+@-]*$");
+    bool ok = (parts.size() == 1 || parts.size() == 2) &&
+              std::all_of(parts.begin(), parts.end(), [](const auto& p) { return std::regex_match(p, k_path); });
+    if (!ok) {
+        return make_error(ErrorCode::usage, "--bind '" + bind + "': expected SOURCE[:TARGET], absolute paths of letters, "
+                                            "digits and . _ / + @ - (e.g. /dev/loop5 or /srv/data:/data)");
+    }
+    struct stat st{};
+    if (::stat(parts[0].c_str(), &st) != 0) {
+        return make_error(ErrorCode::usage, "--bind '" + bind + "': " + parts[0] + " does not exist on this machine");
+    }
+    return Ok{};
+}
+
 const std::vector<std::string>& rootfs_packages() {
     static const std::vector<std::string> k_packages = {"systemd", "systemd-sysv", "dbus",   "openssh-server",
                                                         "iproute2", "sudo",        "tzdata"};
@@ -169,14 +194,30 @@ std::string rootfs_key(const std::string& suite, const std::vector<std::string>&
     return suite + "-" + util::sha256_hex(util::join(sorted, ",")).substr(0, 12);
 }
 
+namespace {
+
+// $VAR made absolute (its paths go into overlay mounts and boot scripts), else `fallback`.
+std::string root_from_env(const char* var, const char* fallback) {
+    const char* e = std::getenv(var);
+    if (!e || !*e) {
+        return fallback;
+    }
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(e, ec).lexically_normal();
+    if (!abs.has_filename()) {
+        abs = abs.parent_path();  // "/a/b/" -> "/a/b"
+    }
+    return ec ? e : abs.string();
+}
+
+} // namespace
+
 std::string state_root() {
-    const char* e = std::getenv("NODECTL_LOCAL_STATE_DIR");
-    return e && *e ? e : "/var/lib/nodectl/local";
+    return root_from_env("NODECTL_LOCAL_STATE_DIR", "/var/lib/nodectl/local");
 }
 
 std::string cache_root() {
-    const char* e = std::getenv("NODECTL_LOCAL_CACHE_DIR");
-    return e && *e ? e : "/var/cache/nodectl/local";
+    return root_from_env("NODECTL_LOCAL_CACHE_DIR", "/var/cache/nodectl/local");
 }
 std::string Publish::text() const {
     return address + ":" + std::to_string(host_port) + ":" + std::to_string(node_port);

@@ -33,7 +33,7 @@ nlohmann::json to_json(const Environment& e) {
     }
     return {{"name", e.name},     {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
             {"suite", e.suite},   {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
-            {"launcher", e.launcher}, {"nodes", nodes}, {"publish", publish}};
+            {"launcher", e.launcher}, {"nodes", nodes}, {"publish", publish}, {"kubeconfig", e.kubeconfig}};
 }
 
 } // namespace
@@ -86,6 +86,7 @@ Result<Environment> from_json(const std::string& dir) {
         for (const auto& n : j.at("nodes")) {
             e.nodes.push_back({n.at("name").get<std::string>(), n.at("address").get<std::string>()});
         }
+        e.kubeconfig = j.value("kubeconfig", "");
         for (const auto& p : j.value("publish", nlohmann::json::array())) {
             e.publish.push_back(TRY(parse_publish(p.get<std::string>())));
         }
