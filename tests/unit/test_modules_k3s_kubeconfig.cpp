@@ -340,10 +340,11 @@ TEST_CASE("remove_kubeconfig_entry: only the named nodectl- entries go, the oper
     }
     CHECK(entry(y, "users", "lab")["user"]["token"].as<std::string>() == "mine");
 
-    auto other = remove_kubeconfig_entry(*merge_kubeconfig(existing, *a), "nodectl-dev");  // not current
+    auto other = remove_kubeconfig_entry(*both, "nodectl-dev");  // not the current context: that stays
     REQUIRE(other.ok());
-    CHECK(load(*other)["current-context"].IsDefined() == true);
-    CHECK(load(*other)["clusters"].size() == 1);
+    CHECK(load(*other)["current-context"].as<std::string>() == "nodectl-dev2");
+    CHECK(load(*other)["clusters"].size() == 2);
+    CHECK_FALSE(entry(load(*other), "clusters", "nodectl-dev").IsDefined());
 
     auto again = remove_kubeconfig_entry(*removed, "nodectl-dev2");  // gone already: nothing changes
     REQUIRE(again.ok());
