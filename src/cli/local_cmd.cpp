@@ -308,6 +308,9 @@ void configure_local(CLI::App& app, Context&) {
     up->add_option("--bind", o.up.binds,
                    "SOURCE[:TARGET]: bind a file, directory or device of this machine into the nodes this call boots "
                    "(systemd-nspawn --bind), e.g. a loop device as a USB stick; repeatable; not kept as a setting");
+    up->add_option("--var", o.up.vars,
+                   "KEY=VALUE: ${vars.KEY} of every node in the written inventory, e.g. apt_proxy=URL or "
+                   "admin_key=\"ssh-ed25519 ...\" for profiles/hardened.toml; repeatable");
     up->add_option("--images", o.images,
                    "OCI archives from `nodectl image build` (NAME.oci.tar) to load into every node's containerd or "
                    "k3s once the nodes are up and the profile applied (as `kind load`); repeatable");

@@ -4,6 +4,8 @@
 # Subnets 198.18.50.0/24 and 198.18.51.0/24.
 #   dry run makes nothing; refusals (bad name, overlapping subnet); up of 2 nodes with limits;
 #   status; ssh with exact known_hosts; apply through the written inventory; idempotent re-run;
+#   3 nodes hardened with profiles/hardened.toml through the written inventory (--var), checked,
+#   and `down` leaving this machine's links, mounts, nft rules and cgroups as they were before;
 #   a killed node brought back by up; up --profile --publish (127.0.0.1:PORT reaches node 1); down leaves no machine, bridge, veth, mount,
 #   cgroup, process or state; down of an up killed half-way.
 source "$(dirname "$0")/lib.sh"
@@ -13,10 +15,12 @@ STATE=$NODECTL_LOCAL_STATE_DIR
 A=itlocal
 B=itlocal2
 C=itlocal3
+D=itlocal4
 
 local_cleanup() {
   local rc=$?
-  for e in $A $B $C; do "$NODECTL" local down $e >/dev/null 2>&1 || true; done
+  for e in $A $B $C $D; do "$NODECTL" local down $e >/dev/null 2>&1 || true; done
+  nodes_down   # the apt proxy of the hardening case
   rm -rf "$WORK"
   exit $rc
 }
@@ -182,6 +186,38 @@ check "down left nothing of $B behind" test ! -s "$WORK/left"
 check "down stopped the proxy of the published port" bash -c "! pgrep -f -- 'systemd-socket-(activate|proxyd) .*198\.18\.51\.2:22\$' && [ -z \"\$(ss -Hltn 'sport = :$PB')\" ]"
 "$NODECTL" local down $A >"$WORK/down" 2>&1
 expect_rc_out "down again: nothing to do" 0 $? "$WORK/down"
+
+# ---------------------------------------------------------------- 3 nodes hardened through the inventory
+# What this machine has before; after `down` it must have exactly that again.
+snapshot() {
+  ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort
+  findmnt -rn -o TARGET | sort
+  nft list ruleset 2>/dev/null | md5sum
+  ls /sys/fs/cgroup/*/nodectl-local /sys/fs/cgroup/nodectl-local 2>/dev/null
+}
+snapshot >"$WORK/before"
+"$NODECTL" local up $D --nodes 3 --subnet 198.18.54.0/24 --rootfs "$ROOTFS" --var "apt_proxy=http://198.18.54.1:3142" \
+  --var role=local-test >"$WORK/upd" 2>&1
+expect_rc_out "up of 3 nodes with --var" 0 $? "$WORK/upd"
+# The admin user's key is the environment's own (known only once it exists): a re-run replaces the vars.
+"$NODECTL" local up $D --nodes 3 --subnet 198.18.54.0/24 --rootfs "$ROOTFS" --var "apt_proxy=http://198.18.54.1:3142" \
+  --var role=local-test --var "admin_key=$(cat "$STATE/$D/id_ed25519.pub")" >"$WORK/upd2" 2>&1
+expect_rc_out "up again with one more --var" 0 $? "$WORK/upd2"
+INVD=$("$NODECTL" local inventory $D)
+check "the inventory gives every node the vars" test "$(grep -c 'ssh-ed25519' "$INVD")" = 3
+NODECTL_TEST_GATEWAY=198.18.54.1 start_acng
+HOME=$WORK/emptyhome "$NODECTL" apply -p "$SRC/profiles/hardened.toml" -i "$INVD" >"$WORK/applyd" 2>&1
+expect_rc_out "apply -p profiles/hardened.toml -i \$(nodectl local inventory) on 3 nodes" 0 $? "$WORK/applyd"
+for i in 1 2 3; do
+  "$NODECTL" check -p "$SRC/profiles/hardened.toml" "admin@198.18.54.$((1 + i))" --sudo nopasswd \
+    --identity "$STATE/$D/id_ed25519" --known-hosts "$STATE/$D/known_hosts" >"$WORK/checkd$i" 2>&1
+  expect_rc_out "  ... node $i passes check as the admin user" 0 $? "$WORK/checkd$i"
+done
+contains "  ... with no failed control" "$WORK/checkd3" ": [0-9]+ passed, 0 failed"
+"$NODECTL" local down $D >"$WORK/downd" 2>&1
+expect_rc_out "down of the hardened environment" 0 $? "$WORK/downd"
+snapshot >"$WORK/after"
+check "  ... leaves this machine's links, mounts, nft rules and cgroups as they were" diff "$WORK/before" "$WORK/after"
 
 # ---------------------------------------------------------------- an up killed half-way
 "$NODECTL" local up $C --nodes 2 --subnet 198.18.51.0/24 --rootfs "$ROOTFS" >"$WORK/upc" 2>&1 &

@@ -139,6 +139,32 @@ TEST_CASE("local: --suite and --bind are checked before anything is made") {
     CHECK(missing.error().message.find("does not exist") != std::string::npos);
 }
 
+TEST_CASE("local: the kernel's filesystems") {
+    const std::string text = "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n";
+    CHECK(kernel_has_filesystem(text, "overlay"));
+    CHECK(kernel_has_filesystem(text, "ext4"));
+    CHECK_FALSE(kernel_has_filesystem(text, "overlayfs"));
+    CHECK_FALSE(kernel_has_filesystem("nodev\tsysfs\n", "overlay"));
+    CHECK_FALSE(kernel_has_filesystem("", "overlay"));
+}
+
+TEST_CASE("local: --var KEY=VALUE for the inventory") {
+    auto v = parse_var("apt_proxy=http://198.18.50.1:3142");
+    REQUIRE(v.ok());
+    CHECK(v->first == "apt_proxy");
+    CHECK(v->second == "http://198.18.50.1:3142");
+    auto key = parse_var("admin_key=ssh-ed25519 AAAA= x@y \"quoted\" = sign");  // anything on one line
+    REQUIRE(key.ok());
+    CHECK(key->second == "ssh-ed25519 AAAA= x@y \"quoted\" = sign");
+    CHECK(parse_var("empty=")->second.empty());
+    for (const char* bad : {"", "novalue", "=x", "1key=x", "a-b=x", "a.b=x", "key=two\nlines", "key=cr\r"}) {
+        CAPTURE(bad);
+        auto r = parse_var(bad);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == ErrorCode::usage);
+    }
+}
+
 TEST_CASE("local: the Debian mirror comes from the host's apt sources") {
     testing::TempDir dir;
     auto put = [&](const std::string& name, const std::string& text) {

@@ -14,9 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -132,6 +135,43 @@ std::string boot_script(const Environment& env, size_t i, const std::vector<std:
          "  [ \"$rc\" -eq 133 ] || exit \"$rc\"   # 133: the node rebooted\n"
          "done\n";
     return s;
+}
+
+// Every node's root is an overlayfs on the cached tree: a kernel without it is refused before
+// anything is made (after one `modprobe overlay`, for a kernel that has it as a module).
+Result<void> need_overlayfs() {
+    auto listed = [] { return kernel_has_filesystem(util::read_file("/proc/filesystems").value_or(""), "overlay"); };
+    if (!listed()) {
+        (void)run("modprobe overlay 2>/dev/null");
+    }
+    if (!listed()) {
+        return make_error(ErrorCode::config, "this kernel has no overlay filesystem (CONFIG_OVERLAY_FS, module "
+                                             "'overlay'): every node's root is an overlay on the cached tree");
+    }
+    return Ok{};
+}
+
+// The inventory `nodectl apply -i` reads: root with the environment's key and known_hosts, and
+// each node with the environment's --var values (toml++ writes it, so any value is quoted right).
+std::string inventory_text(const Environment& env) {
+    toml::array hosts;
+    for (const auto& n : env.nodes) {
+        toml::table h{{"name", n.name}, {"address", n.address}};
+        if (!env.vars.empty()) {
+            toml::table vars;
+            for (const auto& [k, v] : env.vars) {
+                vars.insert(k, v);
+            }
+            h.insert("vars", std::move(vars));
+        }
+        hosts.push_back(std::move(h));
+    }
+    toml::table inv{{"defaults", toml::table{{"user", "root"}, {"identity", env.key()}, {"known_hosts", env.known_hosts()}}},
+                    {"hosts", std::move(hosts)}};
+    std::ostringstream out;
+    out << "# nodectl local environment " << env.name << ":\n#   nodectl apply -p PROFILE -i " << env.inventory() << "\n"
+        << inv << "\n";
+    return out.str();
 }
 
 std::string hosts_file(const Environment& env) {
@@ -417,6 +457,11 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     for (const auto& b : o.binds) {
         TRY_VOID(check_bind(b));
     }
+    std::map<std::string, std::string> vars;
+    for (const auto& v : o.vars) {
+        auto [key, value] = TRY(parse_var(v));
+        vars[key] = value;
+    }
     if (!o.memory.empty() && !parse_memory(o.memory)) {
         return make_error(ErrorCode::usage, "--memory '" + o.memory + "' is not a size of at least 64M (e.g. 512M, 2G)");
     }
@@ -439,6 +484,9 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     }
     TRY_VOID(need_tool("systemd-nspawn", "systemd-container"));
     TRY_VOID(need_tool("ssh-keygen", "openssh-client"));
+    if (!o.dry_run) {
+        TRY_VOID(need_overlayfs());
+    }
     bool build = false;
     std::string rootfs = TRY(rootfs_path(o, build));
     if (build && !o.dry_run && !fs::exists(state_root() + "/" + o.name + "/env.json")) {
@@ -466,6 +514,9 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
                                                     env.suite + "): `nodectl local down " + o.name + "` first");
         }
         build = build && env.rootfs == rootfs;
+        if (!vars.empty()) {
+            env.vars = vars;  // --var on a re-run replaces the inventory's values
+        }
     } else {
         auto addrs = TRY(run("ip -4 -o addr show; echo ---; ip -4 route show table all"));
         auto parts = addrs.out.find("---");
@@ -480,6 +531,7 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         env.cpus = o.cpus;
         env.launcher = systemd_runs_host() ? "systemd" : "direct";
         env.publish = publish;
+        env.vars = vars;
         for (int i = 1; i <= o.nodes; ++i) {
             env.nodes.push_back({o.name + "-" + std::to_string(i), subnet.address(1 + static_cast<uint32_t>(i))});
         }
@@ -547,13 +599,7 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         TRY_VOID(prepare_node(env, i, o.binds, known_hosts));
     }
     TRY_VOID(write(env.known_hosts(), known_hosts, 0600));
-    std::string inv = "# nodectl local environment " + env.name + ":\n#   nodectl apply -p PROFILE -i " + env.inventory() +
-                      "\n[defaults]\nuser = \"root\"\nidentity = \"" + env.key() + "\"\nknown_hosts = \"" +
-                      env.known_hosts() + "\"\n";
-    for (const auto& n : env.nodes) {
-        inv += "\n[[hosts]]\nname = \"" + n.name + "\"\naddress = \"" + n.address + "\"\n";
-    }
-    TRY_VOID(write(env.inventory(), inv, 0600));
+    TRY_VOID(write(env.inventory(), inventory_text(env), 0600));
     size_t started = 0;
     for (size_t i = 0; i < env.nodes.size(); ++i) {
         started += !node_running(env, i);

@@ -12,6 +12,7 @@
 #include "nodectl/result.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -53,6 +54,11 @@ Result<void> check_suite(const std::string& suite);
 // --bind SOURCE[:TARGET]: absolute paths of letters, digits and . _ / + @ -, SOURCE existing on
 // this machine (a file, directory or device).
 Result<void> check_bind(const std::string& bind);
+// --var KEY=VALUE: KEY a letter or '_' then letters, digits or '_' (as ${vars.KEY} names it),
+// VALUE one line.
+Result<std::pair<std::string, std::string>> parse_var(const std::string& text);
+// Whether /proc/filesystems' text lists filesystem `fs` ("nodev\toverlay" lists "overlay").
+bool kernel_has_filesystem(std::string_view proc_filesystems, std::string_view fs);
 // The packages every node's root filesystem holds.
 const std::vector<std::string>& rootfs_packages();
 
@@ -81,6 +87,9 @@ struct UpOptions {
     // SOURCE[:TARGET] bound into the nodes this `up` boots (systemd-nspawn --bind); not part of
     // the environment's settings: a node keeps it across its own reboots until booted again.
     std::vector<std::string> binds;
+    // KEY=VALUE: ${vars.KEY} of every node in the written inventory (e.g. apt_proxy, admin_key for
+    // profiles/hardened.toml); a re-run with --var replaces them.
+    std::vector<std::string> vars;
     bool dry_run = false;
     int boot_timeout = 120;    // seconds until every node answers SSH
 };
@@ -103,6 +112,7 @@ struct Environment {
     std::string launcher;   // "systemd" (transient units) or "direct" (no systemd on this host)
     std::vector<Node> nodes;
     std::vector<Publish> publish;
+    std::map<std::string, std::string> vars;  // every node's vars in the inventory
     // The kubeconfig file the cluster's context (nodectl-NAME) was merged into, once it was: `down`
     // removes that context from it.
     std::string kubeconfig;

@@ -182,6 +182,30 @@ Result<void> check_bind(const std::string& bind) {
     return Ok{};
 }
 
+Result<std::pair<std::string, std::string>> parse_var(const std::string& text) {
+    auto eq = text.find('=');
+    static const std::regex k_key("^[A-Za-z_][A-Za-z0-9_]*$");
+    if (eq == std::string::npos || !std::regex_match(text.substr(0, eq), k_key)) {
+        return make_error(ErrorCode::usage, "--var '" + text + "': expected KEY=VALUE with KEY of letters, digits and '_' "
+                                                               "(e.g. apt_proxy=http://198.18.50.1:3142)");
+    }
+    std::string value = text.substr(eq + 1);
+    if (value.find_first_of("\n\r") != std::string::npos) {
+        return make_error(ErrorCode::usage, "--var " + text.substr(0, eq) + ": the value must be one line");
+    }
+    return std::pair{text.substr(0, eq), value};
+}
+
+bool kernel_has_filesystem(std::string_view proc_filesystems, std::string_view fs) {
+    for (const auto& line : util::split_lines(proc_filesystems)) {
+        auto fields = util::split(line, '\t');
+        if (!fields.empty() && util::trim(fields.back()) == fs) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const std::vector<std::string>& rootfs_packages() {
     static const std::vector<std::string> k_packages = {"systemd", "systemd-sysv", "dbus",   "openssh-server",
                                                         "iproute2", "sudo",        "tzdata"};

@@ -33,7 +33,8 @@ nlohmann::json to_json(const Environment& e) {
     }
     return {{"name", e.name},     {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
             {"suite", e.suite},   {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
-            {"launcher", e.launcher}, {"nodes", nodes}, {"publish", publish}, {"kubeconfig", e.kubeconfig}};
+            {"launcher", e.launcher}, {"nodes", nodes}, {"publish", publish}, {"kubeconfig", e.kubeconfig},
+            {"vars", e.vars}};
 }
 
 } // namespace
@@ -87,6 +88,7 @@ Result<Environment> from_json(const std::string& dir) {
             e.nodes.push_back({n.at("name").get<std::string>(), n.at("address").get<std::string>()});
         }
         e.kubeconfig = j.value("kubeconfig", "");
+        e.vars = j.value("vars", std::map<std::string, std::string>{});
         for (const auto& p : j.value("publish", nlohmann::json::array())) {
             e.publish.push_back(TRY(parse_publish(p.get<std::string>())));
         }
