@@ -31,7 +31,7 @@ BackupOptions& backup_options() {
     return o;
 }
 
-int fail(const Error& e, int code) {
+int backup_fail(const Error& e, int code) {
     std::cerr << "nodectl backup: " << e.message << "\n";
     return code;
 }
@@ -43,16 +43,7 @@ int code_of(const Error& e) {
     if (backup::is_damaged(e)) {
         return k_exit_damaged;
     }
-    switch (e.code) {
-    case ErrorCode::usage:
-        return k_exit_usage;
-    case ErrorCode::config:
-        return k_exit_config;
-    case ErrorCode::unavailable:
-        return k_exit_unavailable;
-    default:
-        return k_exit_internal;
-    }
+    return e.code == ErrorCode::unavailable ? k_exit_unavailable : exit_code_for(e);
 }
 
 std::string human(uint64_t n) {
@@ -150,7 +141,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     auto& o = backup_options();
     auto profile = load_profile(o.profile);
     if (!profile) {
-        return fail(profile.error(), k_exit_config);
+        return backup_fail(profile.error(), k_exit_config);
     }
     if (!profile->table().contains("backup")) {
         std::cerr << "nodectl backup: " << o.profile << " has no [backup] section\n";
@@ -158,7 +149,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     }
     auto settings = backup::load_settings(*profile);
     if (!settings) {
-        return fail(settings.error(), k_exit_config);
+        return backup_fail(settings.error(), k_exit_config);
     }
     const auto& s = *settings;
     if (app.got_subcommand("run")) {
@@ -167,7 +158,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     if (app.got_subcommand("list")) {
         auto l = backup::list(s, o.target);
         if (!l) {
-            return fail(l.error(), code_of(l.error()));
+            return backup_fail(l.error(), code_of(l.error()));
         }
         if (ctx.global.json) {
             nlohmann::json out = nlohmann::json::array();
@@ -187,7 +178,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     if (app.got_subcommand("verify")) {
         auto v = backup::verify(s, o.id, o.target);
         if (!v) {
-            return fail(v.error(), code_of(v.error()));
+            return backup_fail(v.error(), code_of(v.error()));
         }
         uint64_t total = 0;
         for (const auto& e : v->entries) {
@@ -204,7 +195,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     if (app.got_subcommand("restore")) {
         auto r = backup::restore(s, o.restore);
         if (!r) {
-            return fail(r.error(), code_of(r.error()));
+            return backup_fail(r.error(), code_of(r.error()));
         }
         for (const auto& line : r->done) {
             std::cout << line << "\n";
@@ -213,7 +204,7 @@ int run_backup(CLI::App& app, Context& ctx) {
     }
     auto p = backup::prune(s, o.dry_run, o.target);
     if (!p) {
-        return fail(p.error(), code_of(p.error()));
+        return backup_fail(p.error(), code_of(p.error()));
     }
     for (const auto& item : *p) {
         std::cout << (o.dry_run ? "would delete " : "deleted ") << item.target << "  " << item.object << "\n";

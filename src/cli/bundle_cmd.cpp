@@ -41,7 +41,7 @@ std::string human_size(uint64_t n) {
     return buf;
 }
 
-nlohmann::json to_json(const bundle::Manifest& m) {
+nlohmann::json manifest_json(const bundle::Manifest& m) {
     nlohmann::json pieces = nlohmann::json::array();
     uint64_t total = 0;
     for (const auto& p : m.pieces) {
@@ -141,7 +141,7 @@ int run_bundle(CLI::App& app, Context& ctx) {
             return report_error(m.error(), m.error().code == ErrorCode::config ? k_exit_config : k_exit_internal);
         }
         if (ctx.global.json) {
-            std::cout << util::json_text(to_json(*m), 2) << "\n";
+            std::cout << util::json_text(manifest_json(*m), 2) << "\n";
         } else {
             print_summary("wrote " + o.create.out, *m);
         }
@@ -153,7 +153,7 @@ int run_bundle(CLI::App& app, Context& ctx) {
         return read_failure(m.error());
     }
     if (ctx.global.json) {
-        std::cout << util::json_text(to_json(*m), 2) << "\n";
+        std::cout << util::json_text(manifest_json(*m), 2) << "\n";
     } else {
         print_summary(o.file + (is_extract ? ": intact, extracted to " + o.dest : ": intact"), *m);
     }

@@ -27,6 +27,15 @@ enum Exit : int {
     k_exit_unavailable = 69,
 };
 
+// The exit code for an error that is not about hosts: 2 usage, 3 config, 1 anything else.
+inline int exit_code_for(const Error& e) {
+    switch (e.code) {
+    case ErrorCode::usage: return k_exit_usage;
+    case ErrorCode::config: return k_exit_config;
+    default: return k_exit_internal;
+    }
+}
+
 struct GlobalOptions {
     std::string log_level = "info";
     bool json = false;

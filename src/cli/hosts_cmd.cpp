@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <iostream>
-#include <random>
 
 namespace nodectl::cli {
 
@@ -74,13 +73,6 @@ Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o) {
 }
 
 namespace {
-
-std::string new_run_id() {
-    std::random_device rd;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%08x", rd());
-    return buf;
-}
 
 } // namespace
 

@@ -24,14 +24,6 @@ ImageOptions& image_options() {
     return o;
 }
 
-int exit_for(const Error& e) {
-    switch (e.code) {
-    case ErrorCode::usage: return k_exit_usage;
-    case ErrorCode::config: return k_exit_config;
-    default: return k_exit_internal;
-    }
-}
-
 bool split_pairs(const std::vector<std::string>& in, const char* flag, std::map<std::string, std::string>& out) {
     for (const auto& a : in) {
         auto eq = a.find('=');
@@ -45,12 +37,12 @@ bool split_pairs(const std::vector<std::string>& in, const char* flag, std::map<
     return true;
 }
 
-int run_check(Context& ctx) {
+int run_image_check(Context& ctx) {
     auto& o = image_options();
     auto recipes = image::load_recipes(o.recipes);
     if (!recipes) {
         std::cerr << recipes.error().message << "\n";
-        return exit_for(recipes.error());
+        return exit_code_for(recipes.error());
     }
     nlohmann::json j = nlohmann::json::array();
     for (const auto& [name, r] : *recipes) {
@@ -132,7 +124,7 @@ int run_image(CLI::App& app, Context& ctx) {
         return k_exit_ok;
     }
     if (app.got_subcommand("check")) {
-        return run_check(ctx);
+        return run_image_check(ctx);
     }
     o.build.recipes = o.recipes;
     o.build.compression = o.compression == "zstd" ? image::Compression::zstd : image::Compression::gzip;
@@ -146,7 +138,7 @@ int run_image(CLI::App& app, Context& ctx) {
     auto built = image::build(o.build);
     if (!built) {
         std::cerr << built.error().message << "\n";
-        return exit_for(built.error());
+        return exit_code_for(built.error());
     }
     if (ctx.global.json) {
         nlohmann::json j = nlohmann::json::array();

@@ -80,7 +80,7 @@ Result<void> write_private(const std::string& path, const std::string& content) 
     return Ok{};
 }
 
-Result<std::string> merge_into(const std::string& path, const std::string& kubeconfig) {
+Result<std::string> merge_into_file(const std::string& path, const std::string& kubeconfig) {
     std::error_code ec;
     bool exists = std::filesystem::exists(path, ec);
     std::string existing;
@@ -192,7 +192,7 @@ int run_kubeconfig(CLI::App&, Context& ctx) {
     }
     Result<std::string> written = k.out;
     if (k.merge) {
-        written = merge_into(k.kubeconfig.empty() ? default_kubeconfig() : k.kubeconfig, *kubeconfig);
+        written = merge_into_file(k.kubeconfig.empty() ? default_kubeconfig() : k.kubeconfig, *kubeconfig);
     } else if (auto w = write_private(k.out, *kubeconfig); !w) {
         written = std::move(w).error();
     }

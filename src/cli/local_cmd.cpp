@@ -31,24 +31,16 @@ LocalOptions& local_options() {
     return o;
 }
 
-int exit_for(const Error& e) {
-    switch (e.code) {
-    case ErrorCode::usage: return k_exit_usage;
-    case ErrorCode::config: return k_exit_config;
-    default: return k_exit_internal;
-    }
-}
-
-int fail(const Error& e, const std::string& what) {
+int local_fail(const Error& e, const std::string& what) {
     std::cerr << "nodectl local " << what << ": " << e.message << "\n";
-    return exit_for(e);
+    return exit_code_for(e);
 }
 
 // Loads the archives into every node of env; prints a line per node.
 int load_archives(const local::Environment& env, const std::vector<std::string>& archives, const char* what) {
     auto runtimes = local::load_images(env, archives);
     if (!runtimes) {
-        return fail(runtimes.error(), what);
+        return local_fail(runtimes.error(), what);
     }
     for (size_t i = 0; i < env.nodes.size(); ++i) {
         std::cout << "  " << env.nodes[i].name << ": " << archives.size() << " image archive(s) loaded into "
@@ -105,7 +97,7 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
         return rc;
     }
     if (auto r = local::remember_kubeconfig(env, ctx.kubeconfig.kubeconfig); !r) {
-        return fail(r.error(), "up");
+        return local_fail(r.error(), "up");
     }
     std::cout << "  kubectl --context nodectl-" << env.name << " (merged into " << ctx.kubeconfig.kubeconfig << ")\n";
     return k_exit_ok;
@@ -124,7 +116,7 @@ int run_up(Context& ctx) {
     auto& o = local_options();
     for (const auto& a : o.images) {
         if (auto r = local::check_archive(a); !r) {
-            return fail(r.error(), "up");  // before anything is made
+            return local_fail(r.error(), "up");  // before anything is made
         }
     }
     std::optional<k3s::Settings> cluster;
@@ -140,7 +132,7 @@ int run_up(Context& ctx) {
     }
     auto env = local::up(o.up, std::cout);
     if (!env) {
-        return fail(env.error(), "up");
+        return local_fail(env.error(), "up");
     }
     if (o.up.dry_run) {
         if (cluster) {
@@ -205,11 +197,11 @@ int run_up(Context& ctx) {
 int run_local_status(Context& ctx) {
     auto env = local::load(local_options().name);
     if (!env) {
-        return fail(env.error(), "status");
+        return local_fail(env.error(), "status");
     }
     auto st = local::status(*env);
     if (!st) {
-        return fail(st.error(), "status");
+        return local_fail(st.error(), "status");
     }
     size_t good = 0;
     nlohmann::json nodes = nlohmann::json::array();
@@ -231,7 +223,7 @@ int run_local_status(Context& ctx) {
 int run_list(Context& ctx) {
     auto envs = local::list();
     if (!envs) {
-        return fail(envs.error(), "list");
+        return local_fail(envs.error(), "list");
     }
     nlohmann::json j = nlohmann::json::array();
     for (const auto& e : *envs) {
@@ -256,7 +248,7 @@ int run_ssh() {
     auto& w = local_options().words;
     auto env = local::load(w.at(0));
     if (!env) {
-        return fail(env.error(), "ssh");
+        return local_fail(env.error(), "ssh");
     }
     // NODE is a node's name or its number; anything else starts the command.
     size_t node = 0, first_cmd = 1;
@@ -342,19 +334,19 @@ int run_local(CLI::App& app, Context& ctx) {
     }
     if (app.got_subcommand("down")) {
         auto r = local::down(local_options().name);
-        return r ? k_exit_ok : fail(r.error(), "down");
+        return r ? k_exit_ok : local_fail(r.error(), "down");
     }
     if (app.got_subcommand("list")) {
         return run_list(ctx);
     }
     if (app.got_subcommand("load")) {
         auto env = local::load(local_options().name);
-        return env ? load_archives(*env, local_options().images, "load") : fail(env.error(), "load");
+        return env ? load_archives(*env, local_options().images, "load") : local_fail(env.error(), "load");
     }
     if (app.got_subcommand("rootfs")) {
         auto path = local::cached_rootfs(local_options().up.suite);
         if (!path) {
-            return fail(path.error(), "rootfs");
+            return local_fail(path.error(), "rootfs");
         }
         std::cout << *path << "\n";
         return k_exit_ok;
@@ -367,7 +359,7 @@ int run_local(CLI::App& app, Context& ctx) {
     }
     auto env = local::load(local_options().name);
     if (!env) {
-        return fail(env.error(), "inventory");
+        return local_fail(env.error(), "inventory");
     }
     std::cout << env->inventory() << "\n";
     return k_exit_ok;

@@ -17,11 +17,11 @@ namespace fs = std::filesystem;
 namespace {
 
 // Nodes are moved, not copied: toml++ keeps a node's source position only when it is moved.
-void merge_into(toml::table& dst, toml::table&& src) {
+void merge_tables(toml::table& dst, toml::table&& src) {
     for (auto&& [key, node] : src) {
         auto* existing = dst.get(key);
         if (existing && existing->is_table() && node.is_table()) {
-            merge_into(*existing->as_table(), std::move(*node.as_table()));
+            merge_tables(*existing->as_table(), std::move(*node.as_table()));
         } else if (existing && existing->is_array_of_tables() && node.is_array_of_tables()) {
             for (auto&& element : *node.as_array()) {
                 existing->as_array()->push_back(std::move(element));
@@ -79,7 +79,7 @@ struct Loader {
         parsed->erase("extends");
         parsed->erase("include");
         resolve_sources(*parsed, dir);
-        merge_into(out, std::move(*parsed));
+        merge_tables(out, std::move(*parsed));
         files.push_back(path.string());
     }
 

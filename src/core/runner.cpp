@@ -3,6 +3,7 @@
 #include "core/journal.hpp"
 #include "core/log.hpp"
 #include "target/read_only_target.hpp"
+#include "util/text.hpp"
 #include "util/time.hpp"
 
 #include <algorithm>
@@ -46,10 +47,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 std::string summarize(const Plan& plan) {
     std::string out;
     for (const auto& c : plan.changes) {
@@ -72,7 +69,7 @@ void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
                                        [](const ControlResult& c) { return c.status == ControlStatus::fail; });
             report.status = failing ? StepStatus::would_change : StepStatus::unchanged;
         }
-        report.seconds = since(t0);
+        report.seconds = util::seconds_since(t0);
         return;
     }
     auto probed = step.probe(target);
@@ -101,7 +98,7 @@ void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
             report.status = StepStatus::changed;
         }
     }
-    report.seconds = since(t0);
+    report.seconds = util::seconds_since(t0);
 }
 
 } // namespace
@@ -123,7 +120,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     auto fail = [&](std::string why) {
         report.ok = false;
         report.error = std::move(why);
-        report.seconds = since(t0);
+        report.seconds = util::seconds_since(t0);
         return report;
     };
     if (options.mode == RunMode::apply) {
@@ -184,7 +181,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             }
         }
         if (options.on_step && options.mode == RunMode::apply) {
-            report.seconds = since(t0);
+            report.seconds = util::seconds_since(t0);
             options.on_step(report);
         }
     }
@@ -203,7 +200,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             }
         }
     }
-    report.seconds = since(t0);
+    report.seconds = util::seconds_since(t0);
     return report;
 }
 
@@ -222,12 +219,12 @@ std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& 
                 for (const auto& s : job.steps) {
                     reports[i].steps.push_back({s->id(), s->title()});
                 }
-                reports[i].seconds = since(t0);
+                reports[i].seconds = util::seconds_since(t0);
                 continue;
             }
             reports[i] = run_steps(**target, job.steps, options);
             reports[i].host = job.host.name;
-            reports[i].seconds = since(t0);
+            reports[i].seconds = util::seconds_since(t0);
         }
     };
     unsigned n = std::max(1u, std::min<unsigned>(options.parallel, static_cast<unsigned>(jobs.size())));
@@ -239,6 +236,10 @@ std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& 
         t.join();
     }
     return reports;
+}
+
+std::string new_run_id() {
+    return util::random_hex(4);
 }
 
 } // namespace nodectl

@@ -58,7 +58,7 @@ struct RunOptions {
     unsigned parallel = 8;
     std::chrono::seconds run_timeout{3600};
     std::string profile_digest;
-    std::string run_id;
+    std::string run_id;     // new_run_id()
     std::string operator_name;  // "user@machine" of whoever runs nodectl, shown to a run that finds the lock held
     // Called after each step has its outcome (apply mode, including steps done before a resume),
     // with the report so far: firstboot keeps its status file current with it. May be empty.
@@ -69,5 +69,8 @@ std::vector<HostReport> run_hosts(std::vector<HostJob>& jobs, const RunOptions& 
 
 // Runs one host's steps on an already connected target (the per-host part of run_hosts).
 HostReport run_steps(Target& target, StepList& steps, const RunOptions& options);
+
+// A fresh id for a run (8 hex digits): the journal and the reports name the run by it.
+std::string new_run_id();
 
 } // namespace nodectl

@@ -23,4 +23,8 @@ std::string utc_now(const char* format) {
     return format_utc(std::chrono::system_clock::now(), format);
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 } // namespace util

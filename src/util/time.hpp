@@ -15,6 +15,8 @@ inline constexpr const char* k_utc_compact = "%Y%m%dT%H%M%SZ";     // 20261204T1
 // be represented (gmtime fails) or the text would exceed 63 bytes.
 std::string format_utc(int64_t unix_seconds, const char* format = k_utc_iso8601);
 std::string format_utc(std::chrono::system_clock::time_point time, const char* format = k_utc_iso8601);
+// Seconds from `start` to now on the steady clock (durations in logs and reports).
+double seconds_since(std::chrono::steady_clock::time_point start);
 // The current time, as format_utc.
 std::string utc_now(const char* format = k_utc_iso8601);
 

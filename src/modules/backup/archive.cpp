@@ -174,7 +174,7 @@ la_ssize_t read_cb(struct archive* a, void* self, const void** out) {
     return static_cast<la_ssize_t>(*r);
 }
 
-constexpr size_t k_max_manifest = 64 << 20;
+constexpr size_t k_max_backup_manifest = 64 << 20;
 
 } // namespace
 
@@ -237,7 +237,7 @@ Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
             return damaged("entry '" + entry.path + "' appears twice");
         }
         bool is_manifest = entry.path == k_manifest_name;
-        if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_manifest)) {
+        if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_backup_manifest)) {
             return damaged("manifest.json is not a regular file of sensible size");
         }
         if (!is_manifest && callbacks.on_entry) {

@@ -68,6 +68,8 @@ Result<Key> load_key(const std::string& path);
 // = u64 i | u32 0 and additional data = header | u64 i | u8 final: a flipped bit, a swapped or
 // dropped chunk, a chunk from another file, or a missing final chunk all fail authentication.
 inline constexpr size_t k_crypt_chunk = 1 << 20;
+// The log's subject for everything the backup engine says.
+inline constexpr const char* k_log = "backup";
 std::unique_ptr<Sink> encrypting_sink(const Key& key, Sink& out, size_t chunk_size = k_crypt_chunk);
 std::unique_ptr<Source> decrypting_source(const Key& key, Source& in);
 // Marks data that failed authentication or framing: "backup verify" step (is_damaged()).

@@ -26,8 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* k_log = "backup";
-
 struct Found {
     std::unique_ptr<BackupTarget> target;
     Stored stored;

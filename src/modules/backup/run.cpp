@@ -36,8 +36,6 @@ int RunReport::ok_count() const {
 
 namespace {
 
-constexpr const char* k_log = "backup";
-
 // Every live upload gets every byte; one that fails is aborted and dropped.
 class FanoutSink : public Sink {
 public:
@@ -446,7 +444,7 @@ RunReport run(const Settings& s, const RunOptions& options) {
         }
     }
     auto finish_report = [&] {
-        report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        report.seconds = util::seconds_since(started);
     };
     auto fail_all = [&](const std::string& why) {
         report.error = why;
@@ -601,7 +599,7 @@ RunReport run(const Settings& s, const RunOptions& options) {
         l.upload.reset();
         l.outcome->ok = true;
         l.outcome->bytes = fan.bytes;
-        l.outcome->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - l.started).count();
+        l.outcome->seconds = util::seconds_since(l.started);
         log::info(k_log, "target {}: {} written ({} bytes)", l.outcome->target, object, fan.bytes);
     }
     if (options.prune) {

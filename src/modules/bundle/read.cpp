@@ -32,7 +32,7 @@ namespace {
 
 using ReadPtr = std::unique_ptr<archive, decltype(&archive_read_free)>;
 
-constexpr size_t k_max_manifest = 16 << 20;
+constexpr size_t k_max_bundle_manifest = 16 << 20;
 
 // Marks errors about the bundle's content, which is_damaged() recognises.
 constexpr std::string_view k_damaged_step = "bundle verify";
@@ -130,7 +130,7 @@ Result<Opened> open_bundle(const std::string& file) {
     if (first != k_manifest_name) {
         return damaged(file, "the first entry is '" + first + "', not manifest.json (not a nodectl bundle)");
     }
-    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) > static_cast<la_int64_t>(k_max_manifest)) {
+    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) > static_cast<la_int64_t>(k_max_bundle_manifest)) {
         return damaged(file, "manifest.json is not a regular file of sensible size");
     }
     char buf[65536];
@@ -142,8 +142,8 @@ Result<Opened> open_bundle(const std::string& file) {
         if (n == 0) {
             break;
         }
-        if (o.manifest_text.size() + static_cast<size_t>(n) > k_max_manifest) {
-            return damaged(file, "manifest.json is larger than " + std::to_string(k_max_manifest) + " bytes");
+        if (o.manifest_text.size() + static_cast<size_t>(n) > k_max_bundle_manifest) {
+            return damaged(file, "manifest.json is larger than " + std::to_string(k_max_bundle_manifest) + " bytes");
         }
         o.manifest_text.append(buf, static_cast<size_t>(n));
     }

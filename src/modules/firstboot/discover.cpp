@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Result<CommandResult> tool(const std::vector<std::string>& argv, int timeout = 60) {
+Result<CommandResult> run_tool(const std::vector<std::string>& argv, int timeout = 60) {
     return run_process(argv, "", std::chrono::seconds(timeout));
 }
 
@@ -91,7 +91,7 @@ std::vector<std::string> mtools(std::vector<std::string> argv) {
 // driver) still gets the stick's files when mtools is installed: they are copied, read-only,
 // from the device itself into k_stick_copy.
 Result<std::string> mount_stick(const std::string& device) {
-    auto type = tool({"blkid", "-p", "-o", "value", "-s", "TYPE", device}, 30);
+    auto type = run_tool({"blkid", "-p", "-o", "value", "-s", "TYPE", device}, 30);
     std::string fstype = type && type->exit_code == 0 ? util::trim(type->out) : "";
     if (fstype != "vfat") {
         return make_error(ErrorCode::config, device + " (LABEL=" + std::string(k_stick_label) + ") holds " +
@@ -106,7 +106,7 @@ Result<std::string> mount_stick(const std::string& device) {
         }
         return std::string("mount");
     }
-    auto r = TRY(tool({"mount", "-t", "vfat", "-o", "ro,nosuid,nodev,noexec", device, k_stick_mount}));
+    auto r = TRY(run_tool({"mount", "-t", "vfat", "-o", "ro,nosuid,nodev,noexec", device, k_stick_mount}));
     if (r.exit_code == 0) {
         return std::string("mount");
     }
@@ -119,7 +119,7 @@ Result<std::string> mount_stick(const std::string& device) {
     fs::create_directories(k_stick_copy, ec);
     ::chmod(k_stick_copy, 0700);
     for (const char* f : {"nodectl.toml", "nodectl.toml.sig", "bundle"}) {
-        auto c = TRY(tool(mtools({"mcopy", "-i", device, "-s", "-n", "-Q", std::string("::/") + f, std::string(k_stick_copy) + "/"}), 600));
+        auto c = TRY(run_tool(mtools({"mcopy", "-i", device, "-s", "-n", "-Q", std::string("::/") + f, std::string(k_stick_copy) + "/"}), 600));
         if (c.exit_code != 0 && std::string(f) == "nodectl.toml") {
             log::debug("firstboot", "mcopy {}: {}", f, util::trim(c.err));
         }
@@ -255,7 +255,7 @@ std::string cmdline_config(const std::string& cmdline) {
 }
 
 std::string find_labelled_device(const std::string& label) {
-    auto r = tool({"blkid", "-L", label}, 30);
+    auto r = run_tool({"blkid", "-L", label}, 30);
     if (r && r->exit_code == 0) {
         auto dev = util::trim(r->out);
         if (auto nl = dev.find('\n'); nl != std::string::npos) {
@@ -358,7 +358,7 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
         if (auto w = write_report_files(dir, text, json); !w) {
             return make_error(ErrorCode::io, "preparing the report: " + w.error().message);
         }
-        auto r = TRY(tool(mtools({"mcopy", "-i", source.stick_device, "-o", "-Q", dir + "/" + k_stick_report,
+        auto r = TRY(run_tool(mtools({"mcopy", "-i", source.stick_device, "-o", "-Q", dir + "/" + k_stick_report,
                                   dir + "/firstboot.json", "::/"})));
         ::sync();
         if (r.exit_code != 0) {
@@ -366,13 +366,13 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
         }
         return Ok{};
     }
-    auto rw = TRY(tool({"mount", "-o", "remount,rw", k_stick_mount}));
+    auto rw = TRY(run_tool({"mount", "-o", "remount,rw", k_stick_mount}));
     if (rw.exit_code != 0) {
         return make_error(ErrorCode::io, "the stick is not writable (" + util::trim(rw.err) + "): no report on it");
     }
     auto w = write_report_files(k_stick_mount, text, json);
     ::sync();
-    auto ro = tool({"mount", "-o", "remount,ro", k_stick_mount});
+    auto ro = run_tool({"mount", "-o", "remount,ro", k_stick_mount});
     (void)ro;
     if (!w) {
         return make_error(ErrorCode::io, "writing the report to the stick: " + w.error().message);
@@ -395,7 +395,7 @@ void release_stick(const Source& source) {
         return;
     }
     ::sync();
-    auto r = tool({"umount", k_stick_mount});
+    auto r = run_tool({"umount", k_stick_mount});
     if (!r || r->exit_code != 0) {
         log::warn("firstboot", "could not unmount {} ({})", k_stick_mount, r ? util::trim(r->err) : r.error().message);
     }

@@ -25,24 +25,16 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <random>
 #include <thread>
 
 namespace nodectl::firstboot {
 
 namespace {
 
-std::string hostname() {
+std::string machine_hostname() {
     char name[256] = "local";
     gethostname(name, sizeof name - 1);
     return name;
-}
-
-std::string new_run_id() {
-    std::random_device rd;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%08x", rd());
-    return buf;
 }
 
 // Held for the whole run (and by a second `nodectl firstboot`, say cloud-init's runcmd while the
@@ -202,7 +194,7 @@ int dry_run(const RunOptions& options) {
         std::cout << "bundle: " << scratch.bundle << " (verified)\n";
     }
     HostSpec h;
-    h.name = hostname();
+    h.name = machine_hostname();
     h.address = "local";
     h.local = true;
     ModuleContext mctx{*profile, h};
@@ -362,13 +354,13 @@ int run(const RunOptions& options) {
     status.pid = static_cast<long>(getpid());
     const auto attempt_t0 = std::chrono::steady_clock::now();
     auto attempt_seconds = [&] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - attempt_t0).count();
+        return util::seconds_since(attempt_t0);
     };
     Attempt attempt;
     attempt.started = util::utc_now();
     attempt.run_id = new_run_id();
     status.attempts.push_back(attempt);
-    const std::string host = hostname();
+    const std::string host = machine_hostname();
 
     auto save = [&] {
         if (auto w = write_status(status); !w) {

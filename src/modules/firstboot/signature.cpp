@@ -34,7 +34,7 @@ struct FreeCtx {
 struct FreeBio {
     void operator()(BIO* b) const { BIO_free(b); }
 };
-using Key = std::unique_ptr<EVP_PKEY, FreeKey>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, FreeKey>;
 
 std::string openssl_error() {
     unsigned long e = ERR_get_error();
@@ -46,7 +46,7 @@ std::string openssl_error() {
     return buf;
 }
 
-Result<Key> read_key(const std::string& pem, bool is_private) {
+Result<PkeyPtr> read_key(const std::string& pem, bool is_private) {
     std::unique_ptr<BIO, FreeBio> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     EVP_PKEY* k = is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
                              : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
@@ -54,7 +54,7 @@ Result<Key> read_key(const std::string& pem, bool is_private) {
         return make_error(ErrorCode::config, std::string("not a PEM ") + (is_private ? "private" : "public") +
                                                  " key (" + openssl_error() + ")");
     }
-    Key key(k);
+    PkeyPtr key(k);
     if (EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
         return make_error(ErrorCode::config, std::string("the ") + (is_private ? "private" : "public") +
                                                  " key is not an Ed25519 key (make one with `openssl genpkey -algorithm ed25519`)");

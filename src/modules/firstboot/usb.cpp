@@ -107,7 +107,7 @@ bool is_static_elf(const std::string& path) {
     return true;
 }
 
-Result<CommandResult> tool(const std::vector<std::string>& argv) {
+Result<CommandResult> run_tool_checked(const std::vector<std::string>& argv) {
     auto r = TRY(run_process(argv, "", std::chrono::seconds(1800)));
     if (r.exit_code != 0) {
         return make_error(ErrorCode::command, argv[0] + " failed (exit " + std::to_string(r.exit_code) + "): " +
@@ -357,7 +357,7 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         part = o.image + ".part";
         fs::remove(part, ec);
         cleanup.part = part;
-        TRY(tool({"mkfs.vfat", "-C", "-n", k_stick_label, part, std::to_string(size / 1024)}));
+        TRY(run_tool_checked({"mkfs.vfat", "-C", "-n", k_stick_label, part, std::to_string(size / 1024)}));
         target = part;
     } else {
         if (auto why = refuse_device(o.device); !why.empty()) {
@@ -374,7 +374,7 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
                 return make_error(ErrorCode::usage, "not confirmed: " + o.device + " was not touched");
             }
         }
-        TRY(tool({"mkfs.vfat", "-I", "-n", k_stick_label, o.device}));
+        TRY(run_tool_checked({"mkfs.vfat", "-I", "-n", k_stick_label, o.device}));
         target = o.device;
     }
     std::string script = "MTOOLS_SKIP_CHECK=1 mcopy -i " + shell_quote(target) + " -s -o -Q";
@@ -382,8 +382,8 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         script += " " + shell_quote(i);
     }
     script += " ::/";
-    TRY(tool({"sh", "-c", script}));
-    TRY(tool({"sync"}));
+    TRY(run_tool_checked({"sh", "-c", script}));
+    TRY(run_tool_checked({"sync"}));
     if (!part.empty()) {
         fs::rename(part, o.image, ec);
         if (ec) {

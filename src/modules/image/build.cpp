@@ -54,10 +54,6 @@ using namespace detail;
 
 namespace {
 
-double since(std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 // `dir`/.lock, held until destruction: two builds sharing a cache take turns instead of writing
 // the same apt lists or the same layer at once.
 Result<util::FileLock> lock_dir(const fs::path& dir) {
@@ -104,7 +100,7 @@ Result<const Apt*> apt_for(Ctx& c, const std::string& suite) {
         log::warn(k_log, "apt-get update failed; using the package lists of the last update ({})",
                   updated.error().message.substr(0, 200));
     }
-    log::info(k_log, "package lists of {} ready in {:.1f}s", suite, since(t));
+    log::info(k_log, "package lists of {} ready in {:.1f}s", suite, util::seconds_since(t));
     return &c.apts.emplace(suite, std::move(apt)).first->second;
 }
 
@@ -193,7 +189,7 @@ Result<BaseResult> build_base(Ctx& c, const Recipe& r) {
                          " (nodectl image build " + r.name + ")";
     TRY_VOID(cache_store(dir, b.key, b.layer, c.o.compression));
     log::info(k_log, "{}: base layer {} ({:.1f} MB, {} entries) in {:.1f}s", r.name, blob.digest.substr(7, 12),
-              static_cast<double>(blob.size) / 1e6, blob.entries, since(start));
+              static_cast<double>(blob.size) / 1e6, blob.entries, util::seconds_since(start));
     return b;
 }
 
@@ -253,7 +249,7 @@ Result<Layer> build_app(Ctx& c, const Recipe& r, const BaseResult& base) {
     fs::remove_all(merged, ec);
     TRY_VOID(cache_store(dir, key, l, c.o.compression));
     log::info(k_log, "{}: layer {} ({:.1f} MB, {} entries) in {:.1f}s", r.name, l.blob.digest.substr(7, 12),
-              static_cast<double>(l.blob.size) / 1e6, l.blob.entries, since(start));
+              static_cast<double>(l.blob.size) / 1e6, l.blob.entries, util::seconds_since(start));
     return l;
 }
 
@@ -350,7 +346,7 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
         }
         json config = image_config(base.config, r.config, !r.is_base(), layers, c.epoch, arch);
         auto img = TRY(write_image(o.out, r.name, layers, config, c.epoch));
-        img.seconds = since(start);
+        img.seconds = util::seconds_since(start);
         log::info(k_log, "{}: {} {} ({:.1f} MB compressed){}", r.name, img.reference, img.manifest_digest,
                   static_cast<double>(img.compressed_size) / 1e6, img.cached ? ", all layers cached" : "");
         TRY_VOID(import_image(o, img));

@@ -22,7 +22,7 @@ namespace nodectl::local::detail {
 
 namespace {
 
-nlohmann::json to_json(const Environment& e) {
+nlohmann::json env_json(const Environment& e) {
     nlohmann::json nodes = nlohmann::json::array();
     for (const auto& n : e.nodes) {
         nodes.push_back({{"name", n.name}, {"address", n.address}});
@@ -40,7 +40,7 @@ nlohmann::json to_json(const Environment& e) {
 } // namespace
 
 Result<void> save(const Environment& e) {
-    auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(to_json(e), 2) + "\n", 0600);
+    auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(env_json(e), 2) + "\n", 0600);
     if (!err.empty()) {
         return make_error(ErrorCode::io, err);
     }

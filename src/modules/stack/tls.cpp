@@ -24,7 +24,7 @@ struct Deleter {
     void operator()(T* p) const { F(p); }
 };
 using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using TlsKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Deleter<X509_free>>;
 
 std::string bio_text(BIO* bio) {
@@ -44,7 +44,7 @@ Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days
     if (hosts.empty()) {
         return fail("no host name");
     }
-    Key key(EVP_EC_gen("P-256"));
+    TlsKey key(EVP_EC_gen("P-256"));
     Cert cert(X509_new());
     if (!key || !cert) {
         return fail("no key");
@@ -108,7 +108,7 @@ bool tls_pair_valid(const TlsPair& pair) {
         return false;
     }
     Cert cert(PEM_read_bio_X509(cert_in.get(), nullptr, nullptr, nullptr));
-    Key key(PEM_read_bio_PrivateKey(key_in.get(), nullptr, nullptr, nullptr));
+    TlsKey key(PEM_read_bio_PrivateKey(key_in.get(), nullptr, nullptr, nullptr));
     return cert && key && X509_check_private_key(cert.get(), key.get()) == 1;
 }
 
