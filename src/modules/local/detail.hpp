@@ -34,8 +34,28 @@ std::vector<std::string> cmdline(const std::string& pid);
 std::vector<std::string> descendants(const std::vector<std::string>& roots);
 void signal_all(const std::vector<std::string>& pids, int sig);
 
+// ---- one node (node.cpp); i counts from 0
+std::string node_dir(const Environment& env, size_t i);  // STATE/nodes/I+1
+// Whether node i's systemd-nspawn runs.
+bool node_running(const Environment& env, size_t i);
+// cgroup directories holding a node's limits when no systemd runs the host (v1: one per
+// controller; v2: one).
+std::vector<std::string> cgroup_dirs(const Node& n);
+// The node's overlay mounted and its boot script written with `binds`; its per-node files (host
+// key, address, names, the environment's key for root) written once, before its first boot. Adds
+// its known_hosts line to `known_hosts`.
+Result<void> prepare_node(const Environment& env, size_t i, const std::vector<std::string>& binds,
+                          std::string& known_hosts);
+// Boots node i unless it runs (a transient unit, or a detached boot script where no systemd runs).
+Result<void> start_node(const Environment& env, size_t i);
+// A clean shutdown (SIGTERM to systemd-nspawn), after 15 s SIGKILL for its whole process tree.
+Result<void> stop_node(const Environment& env, size_t i);
 // A root login on node n with the environment's key, host key checked against its known_hosts.
 Result<std::unique_ptr<SshTarget>> connect_node(const Environment& env, const Node& n, std::chrono::seconds timeout);
+Result<void> ssh_check(const Environment& env, const Node& n, std::chrono::seconds timeout);
+// Until every node answers SSH (bounded); fails at once when a node stops while booting or
+// serves a host key that is not the one nodectl made.
+Result<void> wait_ssh(const Environment& env, int timeout_s);
 
 // ---- state (state.cpp)
 // env.json, written atomically (0600) before anything it names is made.
