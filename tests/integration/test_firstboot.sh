@@ -204,7 +204,7 @@ sleep 1
 jqf .state "$R1/var/lib/nodectl/firstboot.json" >"$WORK/cut.state"
 contains "node1: the status left by the cut says running" "$WORK/cut.state" '^running$'
 check "node1: not finished at the cut" test ! -e "$R1/var/lib/nodectl/firstboot.done"
-node_start 1
+check "node1: booted again after the power cut" node_start 1
 node 1 nodectl status --wait --timeout 240 >"$WORK/s1.out" 2>&1
 expect_rc_out "node1: after the reboot the service resumed and finished: status done" 0 $? "$WORK/s1.out"
 cp "$R1/var/lib/nodectl/firstboot.json" "$WORK/fb1.json"
@@ -249,7 +249,7 @@ ln -s /etc/passwd "$WORK/ext4stick/firstboot.json"
 mkfs.ext4 -q -L NODECTL -d "$WORK/ext4stick" "$WORK/ext4.img" 16M >/dev/null
 EXT4=$(losetup -f --show "$WORK/ext4.img") && LOOPS+=("$EXT4")
 kill -KILL "$NODECTL_TEST_PID_1"; sleep 1
-node_start 1 --bind "$EXT4"
+check "node1: booted again with the ext4 stick bound in" node_start 1 --bind "$EXT4"
 shadow_before=$(node 1 sha256sum /etc/shadow /etc/passwd)
 node 1 "rm -f /etc/nodectl/profile.toml; nodectl firstboot --force" >"$WORK/force.out" 2>&1
 expect_rc_out "node1: firstboot --force with an ext4 stick labelled NODECTL is refused" 3 $? "$WORK/force.out"
@@ -353,7 +353,7 @@ node 2 rm -f /etc/nodectl/profile.toml /etc/nodectl/profile.toml.sig /etc/nodect
 check "node2: no default route (offline)" test -z "$(node 2 ip -4 route show default)"
 STICK=$(losetup -f --show "$WORK/stick.img") && LOOPS+=("$STICK")
 kill -KILL "$NODECTL_TEST_PID_2"; sleep 1
-node_start 2 --bind "$STICK"
+check "node2: booted again with the stick bound in" node_start 2 --bind "$STICK"
 node 2 nodectl status --wait --timeout 240 >"$WORK/s2.out" 2>&1
 expect_rc_out "node2: booted with the stick: provisioned, status done" 0 $? "$WORK/s2.out"
 R2=$(root_of 2)
@@ -383,7 +383,7 @@ nodectl usb prepare --image "$WORK/stick2.img" --size 40M -p "$WORK/rogue2.toml"
 expect_rc_out "a second stick image" 0 $? "$WORK/usb2.out"
 STICK2=$(losetup -f --show "$WORK/stick2.img") && LOOPS+=("$STICK2")
 kill -KILL "$NODECTL_TEST_PID_2"; sleep 1
-node_start 2 --bind "$STICK2"
+check "node2: booted again with the second stick bound in" node_start 2 --bind "$STICK2"
 check "node2: the unit did not run with the second stick" \
   test "$(node 2 systemctl show -p ConditionResult --value nodectl-firstboot.service)" = no
 node 2 nodectl firstboot >"$WORK/again2.out" 2>&1

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include <signal.h>
 #include <unistd.h>
@@ -47,8 +46,10 @@ bool systemd_runs_host() {
 
 // Whole /proc/PID/cmdline, split at NULs.
 std::vector<std::string> cmdline(const std::string& pid) {
-    std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // A process may end between open and read (the read then fails with ESRCH): no command line.
+    // util::read_file reports that as nothing read; an istreambuf_iterator would throw, and end
+    // `nodectl local` while it scans for a node that is just stopping.
+    std::string all = util::read_file("/proc/" + pid + "/cmdline").value_or("");
     std::vector<std::string> out;
     size_t start = 0;
     for (size_t i = 0; i < all.size(); ++i) {
@@ -76,8 +77,9 @@ static std::string parent_of(const std::string& pid) {
 std::vector<std::string> all_pids() {
     std::vector<std::string> out;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/proc", ec)) {
-        auto n = e.path().filename().string();
+    // increment(ec), not a range-for: that would throw if reading /proc failed half-way.
+    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+        auto n = it->path().filename().string();
         if (!n.empty() && std::all_of(n.begin(), n.end(), ::isdigit)) {
             out.push_back(n);
         }
