@@ -36,8 +36,19 @@ Result<void> install_packages(Target& target, const std::vector<std::string>& na
     // The host's lists of other sources are kept (List-Cleanup off), so its apt still works later.
     std::string apt = sources_list.empty() ? "apt-get" : "apt-get -o Dir::Etc::SourceList=" + shell_quote(sources_list) +
                                                              " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0";
-    cmd.script = std::string(k_need_dpkg) + apt + " update -q && " + apt +
-                 " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " + shell_quote_all(names);
+    // Another apt may hold the locks: unattended-upgrades, cloud-init, or the install of an earlier
+    // run whose operator died (its command goes on to the end on the host, so dpkg is not cut in
+    // the middle). Install waits for dpkg's lock (DPkg::Lock::Timeout); `update` cannot wait for the
+    // lists lock, so it is tried again while that lock is what stops it. A dpkg cut by a power loss
+    // is finished (`dpkg --configure -a`) and the install tried once more.
+    const std::string wait = " -o DPkg::Lock::Timeout=600";
+    cmd.script = std::string(k_need_dpkg) +
+                 "update_lists() { for i in $(seq 1 120); do out=$(" + apt + wait + " update -q 2>&1) && return 0; "
+                 "case $out in *'/var/lib/apt/lists/lock'*) sleep 5 ;; *) break ;; esac; done; "
+                 "printf '%s\\n' \"$out\" >&2; return 100; }\n"
+                 "apt_install() { " + apt + wait + " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " +
+                 shell_quote_all(names) + "; }\n"
+                 "update_lists && { apt_install || { dpkg --configure -a && apt_install; }; }";
     cmd.timeout = std::chrono::seconds(1800);
     TRY(target.run_checked(cmd, "apt-get install " + shell_quote_all(names)));
     return Ok{};

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Sudden death at random moments of a first hardening apply (profiles' full [harden], packages
 # through the apt proxy) on a booted Debian 12 node: `nodectl apply` gets SIGKILL at a random time
-# within the measured length of a whole apply, on a fresh node each time. After each kill:
+# in the first NODECTL_TEST_KILL_WINDOW seconds (default 90), on a fresh node each time. After each kill:
 #   no file under /etc is half written: each one the apply changed holds either the node's
 #     original content or the content the converged run leaves, and no temporary file of an
 #     atomic write is left behind;
 #   the journal is whole JSON and tells the truth: "running" for a cut run (or "complete");
 #   the next run takes the lock (no stale lock), converges, and the one after changes nothing;
 #   `check` as the admin user passes.
-# NODECTL_TEST_KILL_POINTS kill points (default 2 in CI; docs/testing.md gives the longer local
-# run), NODECTL_TEST_SEED picks the moments (printed, so a failing run can be repeated).
+# NODECTL_TEST_KILL_POINTS kill points (default 1 in CI, a new moment every run; docs/testing.md
+# gives the longer local run), NODECTL_TEST_SEED picks the moments (printed, so a failing run can
+# be repeated).
 # Subnet 198.18.55.0/24.
 source "$(dirname "$0")/lib.sh"
 
-KILLS=${NODECTL_TEST_KILL_POINTS:-2}
+KILLS=${NODECTL_TEST_KILL_POINTS:-1}
 SEED=${NODECTL_TEST_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$SEED
 echo "# $KILLS kill points, seed $SEED (NODECTL_TEST_SEED=$SEED repeats them)"
@@ -25,24 +26,21 @@ fresh_node() {
   ARGS=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
   UPPER=$NODECTL_LOCAL_STATE_DIR/$ENV_NAME/nodes/1/upper
   LOWER=$(cat "$WORK/rootfs.path")
+  write_hardening_profile "$WORK/hard.toml"   # the admin's key is the new environment's
 }
-write_hardening_profile "$WORK/hard.toml"
 
-# How long a whole first apply takes here: the kill moments are spread over it.
-fresh_node
-t0=$(date +%s.%N)
-nodectl apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/ref.out" 2>&1
-expect_rc_out "a whole first apply (the reference)" 0 $? "$WORK/ref.out"
-LENGTH=$(echo "$(date +%s.%N) - $t0" | bc)
-echo "     (a whole first apply takes $LENGTH s here)"
+# The kill moments are spread over the first WINDOW seconds of the apply (on this 2-core machine a
+# whole first hardening apply takes 100 to 330 s, most of it the packages).
+WINDOW=${NODECTL_TEST_KILL_WINDOW:-90}
 
 # files_of DIR: "PATH SHA256" of every regular file below DIR/etc, paths relative to DIR.
 files_of() { (cd "$1" && find etc -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | awk '{print $2, $1}'); }
 
 for k in $(seq 1 "$KILLS"); do
   fresh_node
-  delay=$(echo "scale=1; 1 + ($RANDOM % 1000) * ($LENGTH - 2) / 1000" | bc)
-  nodectl apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/cut$k.out" 2>&1 &
+  delay=$(echo "scale=1; 1 + ($RANDOM % 1000) * ($WINDOW - 1) / 1000" | bc)
+  # The binary itself, not lib.sh's nodectl function: $! must be nodectl's own pid.
+  "$NODECTL" apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/cut$k.out" 2>&1 &
   pid=$!
   sleep "$delay"
   if kill -KILL "$pid" 2>/dev/null; then cut="cut at $delay s"; else cut="finished before $delay s"; fi
@@ -69,9 +67,9 @@ PY
 
   nodectl apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/rerun$k.out" 2>&1
   rc=$?
-  if [ $rc -ne 0 ]; then
-    # Root's login may already be gone (the cut came after the accounts step): the admin goes on.
-    nodectl apply -p "$WORK/hard.toml" "admin@$N" --sudo nopasswd "${ARGS[@]}" >"$WORK/rerun$k.out" 2>&1
+  if [ $rc -ne 0 ] && grep -q "authentication as 'root'" "$WORK/rerun$k.out"; then
+    # Root's login is gone already (the cut came after the sshd step): the admin goes on.
+    nodectl apply -p "$WORK/hard.toml" "admin@$N" --sudo nopasswd "${ARGS[@]}" >>"$WORK/rerun$k.out" 2>&1
     rc=$?
   fi
   expect_rc_out "kill point $k: the next run converges (no stale lock)" 0 $rc "$WORK/rerun$k.out"

@@ -350,7 +350,7 @@ private:
         if (has(s, "dpkg-query -W")) {
             return dpkg_query(cmd);
         }
-        if (has(s, "apt-get update -q && apt-get install")) {
+        if (has(s, "apt_install() { apt-get -o DPkg::Lock::Timeout=600 install")) {
             return apt_install(cmd);
         }
         if (has(s, "apt-get remove")) {
@@ -502,14 +502,17 @@ private:
         return ok(out);
     }
 
-    // apt-get update -q && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold NAMES
+    // host::install_packages: update_lists (the lists lock waited for), then
+    // apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q ... --force-confold NAMES; }
     CommandResult apt_install(const Command& cmd) {
         const std::string& s = cmd.script;
-        const std::string head =
-            "apt-get update -q && apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold";
+        const std::string head = "apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "
+                                 "-o Dpkg::Options::=--force-confold";
         auto start = s.find(head);
-        auto args = quoted_args(s, start == std::string::npos ? start : start + head.size(), s.size());
-        if (!util::starts_with(s, k_need_dpkg) || !args || args->empty()) {
+        auto end = start == std::string::npos ? start : s.find("; }", start);
+        auto args = end == std::string::npos ? std::nullopt : quoted_args(s, start + head.size(), end);
+        bool waits = has(s, "apt-get -o DPkg::Lock::Timeout=600 update -q") && has(s, "dpkg --configure -a && apt_install");
+        if (!util::starts_with(s, k_need_dpkg) || !waits || !args || args->empty()) {
             return unknown(cmd, "malformed apt-get install script");
         }
         if (auto refused = admit(cmd, true)) {

@@ -454,7 +454,7 @@ TEST_CASE("EnsurePackages: missing packages are installed and unwanted ones remo
     // A removed package keeps its config files ("rc"): it still counts as not installed.
     CHECK(t.host().removed_packages.count("cron") == 1);
     REQUIRE(t.host().mutations.size() == 2);
-    CHECK(t.host().mutations[0].find("apt-get install") != std::string::npos);
+    CHECK(t.host().mutations[0].find("apt-get -o DPkg::Lock::Timeout=600 install") != std::string::npos);
     CHECK(t.host().mutations[0].find("'curl' 'vim'") != std::string::npos);
     CHECK(t.host().mutations[1].find("apt-get remove -y -q 'cron'") != std::string::npos);
 }
