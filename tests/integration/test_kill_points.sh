@@ -33,12 +33,40 @@ fresh_node() {
 # whole first hardening apply takes 100 to 330 s, most of it the packages).
 WINDOW=${NODECTL_TEST_KILL_WINDOW:-90}
 
-# files_of DIR: "PATH SHA256" of every regular file below DIR/etc, paths relative to DIR.
-files_of() { (cd "$1" && find etc -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | awk '{print $2, $1}'); }
+# files_of DIR: "PATH SHA256 MD5" of every regular file below DIR/etc (read from this machine, links
+# not followed), paths relative to DIR.
+files_of() {
+  python3 - "$1" <<'PY'
+import hashlib, os, sys
+root = sys.argv[1]
+for dirpath, dirs, files in os.walk(os.path.join(root, "etc")):
+    for name in sorted(files):
+        p = os.path.join(dirpath, name)
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue
+        data = open(p, "rb").read()
+        print(os.path.relpath(p, root), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+PY
+}
 
 for k in $(seq 1 "$KILLS"); do
   fresh_node
   delay=$(echo "scale=1; 1 + ($RANDOM % 1000) * ($WINDOW - 1) / 1000" | bc)
+  # The files this apply writes itself: what its plan on the fresh node names (create, update,
+  # edit, restore /etc/...).
+  "$NODECTL" --json plan -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/plan$k.json" 2>"$WORK/plan$k.err"
+  python3 - "$WORK/plan$k.json" >"$WORK/managed$k" <<'PY'
+import json, re, sys
+paths = set()
+for host in json.load(open(sys.argv[1]))["hosts"]:
+    for step in host["steps"]:
+        for c in step["changes"]:
+            m = re.match(r"(?:create|update|edit|restore) (/etc/\S+)", c["summary"])
+            if m:
+                paths.add(m.group(1).lstrip("/"))
+print("\n".join(sorted(paths)))
+PY
+  check "kill point $k: the plan names the files the apply writes ($(wc -l <"$WORK/managed$k"))" test -s "$WORK/managed$k"
   # The binary itself, not lib.sh's nodectl function: $! must be nodectl's own pid.
   "$NODECTL" apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/cut$k.out" 2>&1 &
   pid=$!
@@ -79,32 +107,42 @@ PY
   nodectl check -p "$WORK/hard.toml" "admin@$N" --sudo nopasswd "${ARGS[@]}" >"$WORK/check$k.out" 2>&1
   expect_rc_out "kill point $k: check passes" 0 $? "$WORK/check$k.out"
 
-  # Old or new: every file below /etc that the cut left must be the original (the rootfs) or what
-  # the converged runs left; none may be a temporary file of an atomic write.
+  # Old or new: each file the apply writes holds, as the cut left it, the node's original (the
+  # rootfs, or what its package shipped: dpkg's md5sums) or what the converged runs left; no
+  # temporary file of nodectl's atomic writes is left anywhere below /etc. (dpkg's own
+  # .dpkg-new files are its atomic writes in flight, renamed by the dpkg that finishes them.)
   files_of "$UPPER" >"$WORK/final$k"
-  python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
+  node 1 "dpkg-query -W -f='\${Conffiles}\n' 2>/dev/null; cat /var/lib/dpkg/info/*.md5sums 2>/dev/null" >"$WORK/dpkg$k" 2>&1
+  python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
 import hashlib, os, sys
-cut = dict(l.split() for l in open(sys.argv[1]) if l.strip())
-final = dict(l.split() for l in open(sys.argv[2]) if l.strip())
+def table(f):
+    return {l.split()[0]: l.split()[1:] for l in open(f) if l.strip()}
+cut, final = table(sys.argv[1]), table(sys.argv[2])
 lower = sys.argv[3]
+managed = {l.strip() for l in open(sys.argv[4]) if l.strip()}
+shipped = {}  # path -> the md5s dpkg records for what its packages shipped there
+for line in open(sys.argv[5], errors="replace"):
+    f = line.split()
+    if len(f) >= 2 and len(f[0]) == 32 and not f[0].startswith("/"):      # *.md5sums: MD5 path
+        shipped.setdefault(f[1].lstrip("/"), set()).add(f[0])
+    elif len(f) >= 2 and f[0].startswith("/") and len(f[1]) == 32:       # Conffiles: /path MD5
+        shipped.setdefault(f[0].lstrip("/"), set()).add(f[1])
 bad = []
-for path, digest in cut.items():
+for path in list(cut) + list(final):
     if os.path.basename(path).startswith(".nodectl."):
         bad.append(path + ": a temporary file of an atomic write was left")
-        continue
-    if final.get(path) == digest:
-        continue
+checked = 0
+for path in sorted(managed & set(cut)):
+    checked += 1
+    sha, md5 = cut[path]
     original = os.path.join(lower, path)
-    if os.path.isfile(original) and not os.path.islink(original):
-        if hashlib.sha256(open(original, "rb").read()).hexdigest() == digest:
-            continue
-    bad.append(path + ": neither the original nor the converged content")
-for path in final:
-    if os.path.basename(path).startswith(".nodectl."):
-        bad.append(path + ": a temporary file of an atomic write is still there after convergence")
-print("\n".join(bad) if bad else "every file is old or new")
+    old = os.path.isfile(original) and hashlib.sha256(open(original, "rb").read()).hexdigest() == sha
+    if not (old or md5 in shipped.get(path, ()) or final.get(path, [None])[0] == sha):
+        bad.append(path + ": neither the original nor the converged content (sha256 " + sha[:12] + ")")
+print("\n".join(bad) if bad else "%d of the apply's files were on the node at the cut: each old or new" % checked)
 sys.exit(1 if bad else 0)
 PY
   expect_rc_out "kill point $k: no file below /etc is half written" 0 $? "$WORK/oldnew$k.out"
+  sed -n '1s/^/     (/; 1s/$/)/p' "$WORK/oldnew$k.out"
 done
 finish
