@@ -39,11 +39,62 @@ lacks() {
 cleanup() {
   local rc=$?
   nodes_down
+  [ -n "$RELEASE_PID" ] && kill "$RELEASE_PID" 2>/dev/null
   rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# serve_k3s_release: no k3s binary can be had here, so a release-shaped directory for
+# K3S_VERSION whose "k3s" is a stand-in that only fails, served on loopback by
+# data/release_server.py. Sets REL, PORT and WANT_SHA (the stand-in's sha256); the server stops
+# with the suite.
+K3S_VERSION=v1.30.6+k3s1
+RELEASE_PID=""
+serve_k3s_release() {
+  REL=$WORK/release
+  mkdir -p "$REL/$K3S_VERSION"
+  printf '#!/bin/sh\necho "stand-in for k3s in nodectl tests: not a k3s binary" >&2\nexit 1\n' >"$REL/$K3S_VERSION/k3s"
+  (cd "$REL/$K3S_VERSION" && sha256sum k3s >sha256sum-amd64.txt)
+  WANT_SHA=$(sha256sum "$REL/$K3S_VERSION/k3s" | cut -d' ' -f1)
+  coproc RS { exec python3 "$DATA/release_server.py" --root "$REL" --channel "stable=$K3S_VERSION"; }
+  RELEASE_PID=$RS_PID
+  read -r PORT <&"${RS[0]}"
+}
+
+# k3s_admin_kubeconfig OUT: what a k3s server writes as its admin kubeconfig (k3s itself cannot
+# run here): k3s's layout, a real CA ($WORK/ca.crt, .key) and a client certificate it signed
+# ($WORK/admin.crt, .key), server https://127.0.0.1:6443, everything named "default".
+k3s_admin_kubeconfig() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=k3s-server-ca" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/O=system:masters/CN=system:admin" -keyout "$WORK/admin.key" -out "$WORK/admin.csr" 2>/dev/null
+  openssl x509 -req -in "$WORK/admin.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 2 \
+    -out "$WORK/admin.crt" 2>/dev/null
+  cat >"$1" <<YAML
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: $(base64 -w0 "$WORK/ca.crt")
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: $(base64 -w0 "$WORK/admin.crt")
+    client-key-data: $(base64 -w0 "$WORK/admin.key")
+YAML
+}
 
 # free_port: a TCP port on 127.0.0.1 nothing listens on right now.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -21,36 +21,10 @@ check "nothing on stdout" test ! -s "$WORK/none.out"
 echo "# plant what a k3s server writes"
 # This file stands in for the kubeconfig a real k3s server writes (k3s cannot be downloaded
 # here): the same layout, a real CA and a real client certificate signed by it, mode 0600.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj "/CN=k3s-server-ca" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -subj "/O=system:masters/CN=system:admin" -keyout "$WORK/admin.key" -out "$WORK/admin.csr" 2>/dev/null
-openssl x509 -req -in "$WORK/admin.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 2 \
-  -out "$WORK/admin.crt" 2>/dev/null
+k3s_admin_kubeconfig "$WORK/k3s.yaml"
 CA_DATA=$(base64 -w0 "$WORK/ca.crt")
 CERT_DATA=$(base64 -w0 "$WORK/admin.crt")
 KEY_DATA=$(base64 -w0 "$WORK/admin.key")
-cat >"$WORK/k3s.yaml" <<YAML
-apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: $CA_DATA
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: $CERT_DATA
-    client-key-data: $KEY_DATA
-YAML
 node 1 "mkdir -p /etc/rancher/k3s && umask 077 && cat > $K3S_YAML" <"$WORK/k3s.yaml"
 check "the planted file is 0600 on the node" test "$(node 1 stat -c %a $K3S_YAML)" = 600
 

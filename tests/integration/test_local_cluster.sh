@@ -9,15 +9,8 @@
 #   and keeps the operator's. Subnet 198.18.53.0/24; the release is served on loopback.
 source "$(dirname "$0")/lib.sh"
 
-VERSION=v1.30.6+k3s1
-REL=$WORK/release
-mkdir -p "$REL/$VERSION"
-printf '#!/bin/sh\necho "stand-in for k3s in nodectl tests: not a k3s binary" >&2\nexit 1\n' >"$REL/$VERSION/k3s"
-(cd "$REL/$VERSION" && sha256sum k3s >sha256sum-amd64.txt)
-coproc RS { exec python3 "$DATA/release_server.py" --root "$REL" --channel "stable=$VERSION"; }
-SERVER_PID=$RS_PID
-read -r PORT <&"${RS[0]}"
-trap 'rc=$?; kill "$SERVER_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+serve_k3s_release
+VERSION=$K3S_VERSION
 export NODECTL_CACHE_DIR=$WORK/cache
 
 nodes_up 2 198.18.53
@@ -70,34 +63,9 @@ check "node 2 got no k3s configuration" node 2 test ! -e /etc/rancher/k3s/config
 lacks "no context was merged" "$KUBECONFIG" "nodectl-$ENV_NAME"
 
 echo "# what a running k3s server would have: its CA, an API port that answers TCP, its admin kubeconfig"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=k3s-server-ca \
-  -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=system:masters/CN=system:admin" \
-  -keyout "$WORK/admin.key" -out "$WORK/admin.csr" 2>/dev/null
-openssl x509 -req -in "$WORK/admin.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial -days 1 \
-  -out "$WORK/admin.crt" 2>/dev/null
+k3s_admin_kubeconfig "$WORK/k3s.yaml"
 node 1 'mkdir -p /var/lib/rancher/k3s/server/tls && cat > /var/lib/rancher/k3s/server/tls/server-ca.crt' <"$WORK/ca.crt"
 node 1 'systemd-run --quiet --unit=fake-api systemd-socket-activate -l 6443 -a /bin/true'
-cat >"$WORK/k3s.yaml" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-- cluster:
-    certificate-authority-data: $(base64 -w0 "$WORK/ca.crt")
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-users:
-- name: default
-  user:
-    client-certificate-data: $(base64 -w0 "$WORK/admin.crt")
-    client-key-data: $(base64 -w0 "$WORK/admin.key")
-YAML
 node 1 'umask 077 && cat > /etc/rancher/k3s/k3s.yaml' <"$WORK/k3s.yaml"
 SECRET=$(node 1 cat /etc/rancher/k3s/token)
 

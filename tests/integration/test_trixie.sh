@@ -11,16 +11,8 @@
 export NODECTL_TEST_SUITE=trixie
 source "$(dirname "$0")/lib.sh"
 
-VERSION=v1.30.6+k3s1
-REL=$WORK/release
-mkdir -p "$REL/$VERSION"
-printf '#!/bin/sh\necho "stand-in for k3s in nodectl tests: not a k3s binary" >&2\nexit 1\n' >"$REL/$VERSION/k3s"
-(cd "$REL/$VERSION" && sha256sum k3s >sha256sum-amd64.txt)
-WANT_SHA=$(sha256sum "$REL/$VERSION/k3s" | cut -d' ' -f1)
-coproc RS { exec python3 "$DATA/release_server.py" --root "$REL" --channel "stable=$VERSION"; }
-SERVER_PID=$RS_PID
-read -r PORT <&"${RS[0]}"
-trap 'rc=$?; kill "$SERVER_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+serve_k3s_release
+VERSION=$K3S_VERSION
 export NODECTL_CACHE_DIR=$WORK/cache
 T0=$SECONDS
 took() { echo "      $1 took $((SECONDS - T0)) s"; T0=$SECONDS; }
