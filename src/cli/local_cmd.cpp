@@ -6,6 +6,7 @@
 #include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/local.hpp"
 #include "nodectl/config.hpp"
+#include "util/file.hpp"
 #include "util/json.hpp"
 
 #include <nlohmann/json.hpp>
@@ -56,11 +57,20 @@ int load_archives(const local::Environment& env, const std::vector<std::string>&
 // k3s.start = false nothing has written a kubeconfig yet: that is said, not an error.
 int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) {
     CLI::App unused;
-    ctx.host.inventory.clear();
+    // Inventories of the server and of the agents, so both get the environment's --var values.
+    const std::string servers = env.dir + "/inventory-server.toml", agents = env.dir + "/inventory-agents.toml";
+    for (const auto& [path, text] : {std::pair{servers, local::inventory_text(env, 0, 1)},
+                                     std::pair{agents, local::inventory_text(env, 1)}}) {
+        if (auto why = util::write_file_atomic(path, text, 0600); !why.empty()) {
+            std::cerr << "nodectl local up: " << why << "\n";
+            return k_exit_internal;
+        }
+    }
     ctx.host.identity = env.key();
     ctx.host.ssh.known_hosts = env.known_hosts();
     const std::string server = "root@" + env.nodes.front().address;
-    ctx.host.hosts = {server};
+    ctx.host.hosts.clear();
+    ctx.host.inventory = servers;
     log::info("local", "{}: k3s server (nodectl apply)", env.nodes.front().name);
     if (int rc = run_on_hosts(unused, ctx, static_cast<int>(RunMode::apply)); rc != k_exit_ok) {
         std::cerr << "nodectl local up: the nodes are up, but the k3s server " << env.nodes.front().name
@@ -68,10 +78,7 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
         return rc;
     }
     if (env.nodes.size() > 1) {
-        ctx.host.hosts.clear();
-        for (size_t i = 1; i < env.nodes.size(); ++i) {
-            ctx.host.hosts.push_back("root@" + env.nodes[i].address);
-        }
+        ctx.host.inventory = agents;
         log::info("local", "{} node(s) join {} as k3s agents (nodectl join)", env.nodes.size() - 1, env.nodes.front().name);
         if (int rc = join_nodes(ctx, JoinOptions{.server = server, .api_port = k3s.api_port}); rc != k_exit_ok) {
             std::cerr << "nodectl local up: the server is set up, but the agents could not join it (exit " << rc
@@ -89,6 +96,7 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
             return k_exit_ok;
         }
     }
+    ctx.host.inventory.clear();
     ctx.args = {server};
     ctx.kubeconfig.merge = true;
     ctx.kubeconfig.context = env.name;

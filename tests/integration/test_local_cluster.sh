@@ -15,7 +15,8 @@ export NODECTL_CACHE_DIR=$WORK/cache
 
 nodes_up 2 198.18.53
 S=${ADDRS[0]} A=${ADDRS[1]}
-UP=("$NODECTL" local up "$ENV_NAME" --nodes 2 --subnet "$ENV_SUBNET.0/24")
+# The apt proxy through --var: the server's and the agents' inventories carry the environment's vars.
+UP=("$NODECTL" local up "$ENV_NAME" --nodes 2 --subnet "$ENV_SUBNET.0/24" --var "apt_proxy=$NODECTL_TEST_APT_PROXY")
 export KUBECONFIG=$WORK/kube/config
 mkdir -p "$WORK/kube"
 cat >"$KUBECONFIG" <<'K'
@@ -38,7 +39,7 @@ current-context: mine
 K
 cat >"$WORK/cluster.toml" <<T
 [base]
-apt_proxy = "$NODECTL_TEST_APT_PROXY"
+apt_proxy = "\${vars.apt_proxy}"
 [k3s]
 version = "$VERSION"
 release_url = "http://127.0.0.1:$PORT/releases/download"

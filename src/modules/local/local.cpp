@@ -43,28 +43,6 @@ Result<void> need_overlayfs() {
     return Ok{};
 }
 
-// The inventory `nodectl apply -i` reads: root with the environment's key and known_hosts, and
-// each node with the environment's --var values (toml++ writes it, so any value is quoted right).
-std::string inventory_text(const Environment& env) {
-    toml::array hosts;
-    for (const auto& n : env.nodes) {
-        toml::table h{{"name", n.name}, {"address", n.address}};
-        if (!env.vars.empty()) {
-            toml::table vars;
-            for (const auto& [k, v] : env.vars) {
-                vars.insert(k, v);
-            }
-            h.insert("vars", std::move(vars));
-        }
-        hosts.push_back(std::move(h));
-    }
-    toml::table inv{{"defaults", toml::table{{"user", "root"}, {"identity", env.key()}, {"known_hosts", env.known_hosts()}}},
-                    {"hosts", std::move(hosts)}};
-    std::ostringstream out;
-    out << "# nodectl local environment " << env.name << ":\n#   nodectl apply -p PROFILE -i " << env.inventory() << "\n"
-        << inv << "\n";
-    return out.str();
-}
 
 Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used) {
     auto fits = [&](const Subnet& s) {
@@ -348,6 +326,28 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     TRY_VOID(wait_ssh(env, o.boot_timeout));
     TRY_VOID(start_publishes(env));
     return env;
+}
+
+std::string inventory_text(const Environment& env, size_t first, size_t count) {
+    toml::array hosts;
+    for (size_t i = first; i < env.nodes.size() && i - first < count; ++i) {
+        const Node& n = env.nodes[i];
+        toml::table h{{"name", n.name}, {"address", n.address}};
+        if (!env.vars.empty()) {
+            toml::table vars;
+            for (const auto& [k, v] : env.vars) {
+                vars.insert(k, v);
+            }
+            h.insert("vars", std::move(vars));
+        }
+        hosts.push_back(std::move(h));
+    }
+    toml::table inv{{"defaults", toml::table{{"user", "root"}, {"identity", env.key()}, {"known_hosts", env.known_hosts()}}},
+                    {"hosts", std::move(hosts)}};
+    std::ostringstream out;
+    out << "# nodectl local environment " << env.name << ":\n#   nodectl apply -p PROFILE -i " << env.inventory() << "\n"
+        << inv << "\n";
+    return out.str();
 }
 
 Result<void> remember_kubeconfig(Environment& env, const std::string& kubeconfig_path) {

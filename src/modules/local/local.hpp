@@ -147,6 +147,10 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan);
 Result<std::vector<std::string>> load_images(const Environment& env, const std::vector<std::string>& archives);
 // A file ending in .tar (checked before any node is contacted).
 Result<void> check_archive(const std::string& path);
+// The inventory `nodectl apply -i` reads: root with the environment's key and known_hosts, and
+// nodes first .. first+count-1 (from 0) with the environment's --var values (written with toml++,
+// so any value is quoted right). `up` writes all nodes' to env.inventory().
+std::string inventory_text(const Environment& env, size_t first = 0, size_t count = SIZE_MAX);
 // Records that env's cluster context "nodectl-NAME" was merged into `kubeconfig_path` (env.json).
 Result<void> remember_kubeconfig(Environment& env, const std::string& kubeconfig_path);
 // Removes everything `up` made for NAME, also when it was interrupted half-way. A name with no
