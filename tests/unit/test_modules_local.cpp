@@ -5,6 +5,7 @@
 #include "test_support.hpp"
 
 #include <doctest/doctest.h>
+#include <toml++/toml.h>
 
 #include <fstream>
 
@@ -137,6 +138,30 @@ TEST_CASE("local: --suite and --bind are checked before anything is made") {
     auto missing = check_bind("/nonexistent/nodectl-test-device");
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.error().message.find("does not exist") != std::string::npos);
+}
+
+TEST_CASE("local: the written inventory parses back, with every node's vars; a range of nodes") {
+    Environment env;
+    env.name = "dev";
+    env.dir = "/var/lib/nodectl/local/dev";
+    env.nodes = {{"dev-1", "198.18.50.2"}, {"dev-2", "198.18.50.3"}, {"dev-3", "198.18.50.4"}};
+    env.vars = {{"apt_proxy", "http://198.18.50.1:3142"}, {"admin_key", "ssh-ed25519 AAAA \"x\" = y\\z"}};
+    auto all = toml::parse(inventory_text(env));
+    CHECK(all["defaults"]["user"].value_or(std::string()) == "root");
+    CHECK(all["defaults"]["identity"].value_or(std::string()) == "/var/lib/nodectl/local/dev/id_ed25519");
+    CHECK(all["defaults"]["known_hosts"].value_or(std::string()) == "/var/lib/nodectl/local/dev/known_hosts");
+    auto* hosts = all["hosts"].as_array();
+    REQUIRE(hosts);
+    REQUIRE(hosts->size() == 3);
+    for (const auto& h : *hosts) {
+        CHECK((*h.as_table())["vars"]["admin_key"].value_or(std::string()) == "ssh-ed25519 AAAA \"x\" = y\\z");
+    }
+    auto agents = toml::parse(inventory_text(env, 1));
+    REQUIRE(agents["hosts"].as_array()->size() == 2);
+    CHECK(agents["hosts"][0]["name"].value_or(std::string()) == "dev-2");
+    auto server = toml::parse(inventory_text(env, 0, 1));
+    REQUIRE(server["hosts"].as_array()->size() == 1);
+    CHECK(server["hosts"][0]["address"].value_or(std::string()) == "198.18.50.2");
 }
 
 TEST_CASE("local: the kernel's filesystems") {
