@@ -138,7 +138,6 @@ node_start() {
   local i=$1 t
   shift
   # Its systemd-nspawn must have gone first, or `up` would take the node for running.
-  for ((t = 0; t < 300; t++)); do node_init_pid "$i" >/dev/null || break; sleep 0.1; done
   for ((t = 0; t < 300; t++)); do
     pgrep -x systemd-nspawn | while read -r p; do tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null; done |
       grep -qxF -- "--directory=$NODECTL_LOCAL_STATE_DIR/$ENV_NAME/nodes/$i/root" || break

@@ -1,6 +1,7 @@
 // `nodectl local`'s settings and names: subnets, sizes, environment and bridge names, the
 // rootfs cache key, where state lives. Pure functions, unit tested.
 #include "modules/local/local.hpp"
+#include "nodectl/target.hpp"
 
 #include "util/digest.hpp"
 #include "util/strings.hpp"
@@ -161,7 +162,7 @@ std::string bridge_name(std::string_view name) {
 
 Result<void> check_suite(const std::string& suite) {
     if (suite != "bookworm" && suite != "trixie" && suite != "bullseye") {
-        return make_error(ErrorCode::usage, "--suite '" + suite + "': must be bookworm, trixie or bullseye");
+        return make_error(ErrorCode::usage, "--suite " + shell_quote(suite) + ": must be bookworm, trixie or bullseye");
     }
     return Ok{};
 }
@@ -172,12 +173,12 @@ Result<void> check_bind(const std::string& bind) {
     bool ok = (parts.size() == 1 || parts.size() == 2) &&
               std::all_of(parts.begin(), parts.end(), [](const auto& p) { return std::regex_match(p, k_path); });
     if (!ok) {
-        return make_error(ErrorCode::usage, "--bind '" + bind + "': expected SOURCE[:TARGET], absolute paths of letters, "
+        return make_error(ErrorCode::usage, "--bind " + shell_quote(bind) + ": expected SOURCE[:TARGET], absolute paths of letters, "
                                             "digits and . _ / + @ - (e.g. /dev/loop5 or /srv/data:/data)");
     }
     struct stat st{};
     if (::stat(parts[0].c_str(), &st) != 0) {
-        return make_error(ErrorCode::usage, "--bind '" + bind + "': " + parts[0] + " does not exist on this machine");
+        return make_error(ErrorCode::usage, "--bind " + shell_quote(bind) + ": " + parts[0] + " does not exist on this machine");
     }
     return Ok{};
 }
@@ -186,7 +187,7 @@ Result<std::pair<std::string, std::string>> parse_var(const std::string& text) {
     auto eq = text.find('=');
     static const std::regex k_key("^[A-Za-z_][A-Za-z0-9_]*$");
     if (eq == std::string::npos || !std::regex_match(text.substr(0, eq), k_key)) {
-        return make_error(ErrorCode::usage, "--var '" + text + "': expected KEY=VALUE with KEY of letters, digits and '_' "
+        return make_error(ErrorCode::usage, "--var " + shell_quote(text) + ": expected KEY=VALUE with KEY of letters, digits and '_' "
                                                                "(e.g. apt_proxy=http://198.18.50.1:3142)");
     }
     std::string value = text.substr(eq + 1);
