@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nodectl {
@@ -20,6 +22,9 @@ struct Command {
     std::string input;      // written to the command's stdin; secrets travel here, never in argv
     std::chrono::seconds timeout{300};
     bool mutates = true;    // false for probes: allowed on a read-only (dry-run) target
+    // When set, called with each piece of stdout as it arrives, and with an empty piece at least
+    // once a second while the command runs (progress reports; the output is still collected).
+    std::function<void(std::string_view out)> on_output;
 };
 
 struct CommandResult {

@@ -604,7 +604,7 @@ std::vector<KeySpec> build_table() {
         {"harden.services.apparmor", P, boolean, "true", nullptr, "AppArmor enabled"},
         {"harden.services.remove_legacy", P, boolean, "true", nullptr, "remove telnet, rsh, talk, nis, tftp, xinetd and friends"},
         {"harden.services.extra_packages", P, string_list, "[\"libpam-tmpdir\", \"apt-listchanges\", \"apt-show-versions\", \"debsums\", \"sysstat\"]", package_names, "audit and package tools installed too (not apt-listbugs: it fails offline; not needrestart: it brings a compiler)"},
-        {"harden.services.aide", P, boolean, "true", nullptr, "AIDE file integrity database (initialised once, sha512)"},
+        {"harden.services.aide", P, boolean, "true", nullptr, "AIDE file integrity database (sha512; the first one built after the apply by nodectl-aide-baseline.service)"},
         {"harden.services.fail2ban_ignore", P, string_list, "[]", cidrs, "addresses fail2ban never bans (loopback and the cluster networks always), e.g. the operators' network"},
         {"harden.filesystem", P, section, "", nullptr, "filesystem: /tmp and /dev/shm options, permissions, core dumps"},
         {"harden.filesystem.enabled", P, boolean, "true", nullptr, "manage mount options, permissions and core dumps"},

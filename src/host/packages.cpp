@@ -2,6 +2,9 @@
 
 #include "util/strings.hpp"
 
+#include <cstdio>
+#include <memory>
+
 namespace nodectl::host {
 
 namespace {
@@ -31,7 +34,58 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
     return out;
 }
 
-Result<void> install_packages(Target& target, const std::vector<std::string>& names, const std::string& sources_list) {
+void AptProgress::take_line(std::string_view line, Clock::time_point now) {
+    auto word = [&](size_t from) {
+        auto end = line.find(' ', from);
+        return std::string(line.substr(from, end == std::string_view::npos ? std::string_view::npos : end - from));
+    };
+    auto doing = [&](std::string what) {
+        if (what != m_doing) {
+            m_doing = std::move(what);
+            m_since = now;
+        }
+    };
+    if (line.find(" newly installed, ") != std::string_view::npos) {  // "U upgraded, N newly installed, ..."
+        unsigned long upgraded = 0, fresh = 0;
+        if (std::sscanf(std::string(line).c_str(), "%lu upgraded, %lu newly installed", &upgraded, &fresh) == 2 &&
+            upgraded + fresh < 100000) {
+            m_total = upgraded + fresh;
+        }
+    } else if (util::starts_with(line, "Get:")) {
+        ++m_fetched;
+        doing("fetching");
+    } else if (util::starts_with(line, "Unpacking ")) {
+        ++m_unpacked;
+        doing("unpacking " + word(10));
+    } else if (util::starts_with(line, "Setting up ")) {
+        ++m_set_up;
+        doing("setting up " + word(11));
+    } else if (util::starts_with(line, "Processing triggers for ")) {
+        doing("triggers of " + word(24));
+    }
+}
+
+std::optional<std::string> AptProgress::feed(std::string_view out, Clock::time_point now) {
+    m_partial.append(out);
+    for (size_t nl; (nl = m_partial.find('\n')) != std::string::npos;) {
+        take_line(std::string_view(m_partial).substr(0, nl), now);
+        m_partial.erase(0, nl + 1);
+    }
+    if (m_partial.size() > 4096) {  // a line without end: not apt's
+        m_partial.clear();
+    }
+    if (now - m_last_report < m_every) {
+        return std::nullopt;
+    }
+    m_last_report = now;
+    std::string of = m_total ? "/" + std::to_string(m_total) : "";
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - m_since).count();
+    return std::to_string(m_fetched) + of + " fetched, " + std::to_string(m_unpacked) + of + " unpacked, " +
+           std::to_string(m_set_up) + of + " set up; " + m_doing + " (" + std::to_string(secs) + " s)";
+}
+
+Result<void> install_packages(Target& target, const std::vector<std::string>& names, const std::string& sources_list,
+                              const std::function<void(const std::string&)>& report) {
     Command cmd;
     // The host's lists of other sources are kept (List-Cleanup off), so its apt still works later.
     std::string apt = sources_list.empty() ? "apt-get" : "apt-get -o Dir::Etc::SourceList=" + shell_quote(sources_list) +
@@ -50,6 +104,14 @@ Result<void> install_packages(Target& target, const std::vector<std::string>& na
                  shell_quote_all(names) + "; }\n"
                  "update_lists && { apt_install || { dpkg --configure -a && apt_install; }; }";
     cmd.timeout = std::chrono::seconds(1800);
+    if (report) {
+        auto progress = std::make_shared<AptProgress>(AptProgress::Clock::now(), std::chrono::seconds(10));
+        cmd.on_output = [progress, &report](std::string_view out) {
+            if (auto line = progress->feed(out, AptProgress::Clock::now())) {
+                report(*line);
+            }
+        };
+    }
     TRY(target.run_checked(cmd, "apt-get install " + shell_quote_all(names)));
     return Ok{};
 }

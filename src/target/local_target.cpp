@@ -64,7 +64,8 @@ struct Pipe {
 } // namespace
 
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
-                                  std::chrono::seconds timeout) {
+                                  std::chrono::seconds timeout,
+                                  const std::function<void(std::string_view)>& on_output) {
     Pipe in_pipe, out_pipe, err_pipe;
     if (!in_pipe.open() || !out_pipe.open() || !err_pipe.open()) {
         return errno_error("pipe");
@@ -122,6 +123,9 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                 if (r > 0) {
                     auto& into = i == 0 ? result.out : result.err;
                     into.append(buf, static_cast<size_t>(r));
+                    if (i == 0 && on_output) {
+                        on_output(std::string_view(buf, static_cast<size_t>(r)));
+                    }
                     if (into.size() > k_max_command_output) {
                         too_much = true;
                         kill(-pid, SIGKILL);
@@ -131,6 +135,9 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                     --open_outputs;
                 }
             }
+        }
+        if (on_output && !(fds[0].revents & POLLIN)) {
+            on_output({});
         }
         if (in_fd && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t w = write(in_fd.get(), input.data() + written, input.size() - written);
@@ -166,7 +173,7 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
 }
 
 Result<CommandResult> LocalTarget::run(const Command& cmd) {
-    return run_process({"/bin/sh", "-c", std::string(k_script_prologue) + cmd.script}, cmd.input, cmd.timeout);
+    return run_process({"/bin/sh", "-c", std::string(k_script_prologue) + cmd.script}, cmd.input, cmd.timeout, cmd.on_output);
 }
 
 Result<void> LocalTarget::write_file(const FileSpec& file) {

@@ -26,8 +26,10 @@ private:
 
 // Runs argv with stdin/stdout/stderr through pipes and a deadline; used by LocalTarget and by
 // tools nodectl runs on the operator's machine.
+// `on_output` as Command::on_output.
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
-                                  std::chrono::seconds timeout);
+                                  std::chrono::seconds timeout,
+                                  const std::function<void(std::string_view)>& on_output = {});
 
 // What a command may print on stdout, and on stderr: more is an error (a host's output is not
 // trusted to be of any reasonable size). Both targets enforce it.

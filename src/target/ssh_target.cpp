@@ -412,6 +412,9 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         if (n > 0) {
             result.out.append(buf, static_cast<size_t>(n));
         }
+        if (cmd.on_output) {
+            cmd.on_output(n > 0 ? std::string_view(buf, static_cast<size_t>(n)) : std::string_view());
+        }
         int e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1);
         if (e > 0) {
             result.err.append(buf, static_cast<size_t>(e));

@@ -121,8 +121,9 @@ use_site_profile() {
   KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 }
 
-# write_hardening_profile FILE: every hardening group on, the run's key for the admin user, a 60 s
-# rollback, apt through the run's proxy (the hardening suites' common profile).
+# write_hardening_profile FILE [with-aide]: every hardening group on (AIDE only with `with-aide`),
+# the run's key for the admin user, a 60 s rollback, apt through the run's proxy (the hardening
+# suites' common profile).
 write_hardening_profile() {
   cat >"$1" <<EOF
 [base]
@@ -134,6 +135,9 @@ rollback_seconds = 60
 [harden.accounts]
 admin_keys = ["$(cat "$NODECTL_TEST_KEY.pub")"]
 EOF
+  # AIDE's package alone costs about 90 s of CPU per node (aide-common's postinst registers 220
+  # files with ucf, one by one): only the suites that test it (test_harden, test_trixie) install it.
+  [ "${2:-}" = with-aide ] || printf '\n[harden.services]\naide = false\n' >>"$1"
 }
 
 # nodectl ARGS...: the binary under test, with the run's known_hosts.

@@ -17,7 +17,7 @@ reachable() { timeout 4 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 NFT_SHIPPED='[ "$(md5sum </etc/nftables.conf | cut -c1-32)" = "$(dpkg-query -W -f="\${Conffiles}\n" nftables | awk "\$1 == \"/etc/nftables.conf\" { print \$2 }")" ] && echo shipped'
 
 
-write_hardening_profile "$WORK/hard.toml"
+write_hardening_profile "$WORK/hard.toml" with-aide
 
 echo "# before: a second sshd on 2222 stands for any service the profile does not open"
 node 1 '/usr/sbin/sshd -p 2222'
@@ -40,6 +40,8 @@ expect_rc "first hardening apply" 0 $?
 echo "      first apply took ${SECONDS}s"
 contains_text "sshd's fresh login was proven as admin" "$WORK/apply1.err" "checking that a fresh login as admin still works"
 contains_text "the RSA host key was regenerated" "$WORK/apply1.out" "new 4096-bit key"
+contains "the package install reported its progress (counted, the package named)" "$WORK/apply1.err" \
+  "packages: [0-9]+/[0-9]+ fetched, [0-9]+/[0-9]+ unpacked, [0-9]+/[0-9]+ set up; (setting up|unpacking|triggers of) [a-z0-9.+-]+ \\([0-9]+ s\\)"
 
 ADMIN=(-p "$WORK/hard.toml" "${KH[@]}" "${ID[@]}" --sudo nopasswd "admin@$A")
 stamp() { node_admin "stat -c '%n %Y' /etc/ssh/sshd_config.d/* /etc/nftables.conf /etc/sysctl.d/zz-nodectl-hardening.conf; systemctl show -p MainPID --value fail2ban.service; journalctl -u ssh.service -q -o short-precise | grep 'sshd\[[0-9]*\]: Received SIGHUP' || true"; }
@@ -64,6 +66,18 @@ d = json.load(open('$WORK/check.json'))
 cs = [c for h in d['hosts'] for s in h['steps'] for c in s.get('controls', [])]
 bad = [c for c in cs if c['status'] not in ('pass', 'n/a')]
 sys.exit(0 if len(cs) > 80 and not bad else 1)"
+
+echo "# AIDE's first database: built by a unit of its own after the apply (bounded wait)"
+for _ in $(seq 1 90); do node_admin '[ -s /var/lib/aide/aide.db ]' && break; sleep 2; done
+check "nodectl-aide-baseline.service built AIDE's database and exited 0" node_admin '[ -s /var/lib/aide/aide.db ] &&
+  [ -n "$(systemctl show -p ExecMainExitTimestamp --value nodectl-aide-baseline.service)" ] &&
+  [ "$(systemctl show -p ExecMainStatus --value nodectl-aide-baseline.service)" = 0 ]'
+"$NODECTL" check "${ADMIN[@]}" --json >"$WORK/check-aide.json" 2>/dev/null
+check "check then observes the database as present" python3 -c "
+import json, sys
+d = json.load(open('$WORK/check-aide.json'))
+cs = [c for h in d['hosts'] for s in h['steps'] for c in s.get('controls', []) if c['id'] == 'services.aide_database']
+sys.exit(0 if len(cs) == 1 and cs[0]['status'] == 'pass' and cs[0]['observed'] == 'present' else 1)"
 
 echo "# what clients see"
 "${SSH[@]}" "admin@$A" 'sudo -n true'

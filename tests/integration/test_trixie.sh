@@ -101,7 +101,7 @@ else
 fi
 
 # --- the full hardening -------------------------------------------------------------------------
-write_hardening_profile "$WORK/hard.toml"
+write_hardening_profile "$WORK/hard.toml" with-aide
 nodectl apply -p "$WORK/hard.toml" "root@$N" "${KH[@]}" >"$WORK/h1.out" 2>"$WORK/h1.err"
 rc=$?
 cat "$WORK/h1.out" >>"$WORK/h1.err"

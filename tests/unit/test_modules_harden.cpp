@@ -1081,6 +1081,42 @@ TEST_CASE("harden steps: with admin keys, packages then six config sets in order
     CHECK(all->back()->id() == "harden/filesystem");
 }
 
+TEST_CASE("harden services: AIDE's first database is left to a unit of its own, started without waiting for it") {
+    TempDir dir;
+    auto services = [&](const std::string& extra) {
+        auto p = written_profile(dir, "[harden.accounts]\nadmin_keys = [\"" + k_admin_key + "\"]\n" + extra);
+        HostSpec host;
+        host.name = host.address = "test-host";
+        auto steps = harden::steps({p, host});
+        REQUIRE_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
+        auto* set = dynamic_cast<ApplyConfigSet*>((*steps)[5].get());
+        REQUIRE(set != nullptr);
+        REQUIRE(set->id() == "harden/services");
+        return set->spec();
+    };
+    auto on = services("");
+    auto unit = std::find_if(on.files.begin(), on.files.end(),
+                             [](const SetFile& f) { return f.path == "/etc/systemd/system/nodectl-aide-baseline.service"; });
+    REQUIRE(unit != on.files.end());
+    CHECK(unit->content.find("ExecStart=/usr/sbin/aideinit --yes --force\n") != std::string::npos);
+    CHECK(unit->content.find("ConditionFileNotEmpty=!/var/lib/aide/aide.db\n") != std::string::npos);
+    CHECK(unit->content.find("WantedBy=multi-user.target\n") != std::string::npos);
+    // The apply never runs aideinit itself; it starts the unit and goes on.
+    CHECK(on.activate.find("aideinit") == std::string::npos);
+    CHECK(on.activate.find("systemctl start --no-block nodectl-aide-baseline.service") != std::string::npos);
+    CHECK(on.activate.find("systemctl enable --quiet nodectl-aide-baseline.service") != std::string::npos);
+    auto control = std::find_if(on.controls.begin(), on.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; });
+    REQUIRE(control != on.controls.end());
+    CHECK(control->expect.passes("present"));
+    CHECK(control->expect.passes("being built (nodectl-aide-baseline.service)"));
+    CHECK_FALSE(control->expect.passes("missing"));
+
+    auto off = services("[harden.services]\naide = false\n");
+    CHECK(std::none_of(off.files.begin(), off.files.end(), [](const SetFile& f) { return f.path.find("aide") != std::string::npos; }));
+    CHECK(off.activate.find("aide") == std::string::npos);
+    CHECK(std::none_of(off.controls.begin(), off.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; }));
+}
+
 TEST_CASE("harden steps: a group switched off still has its step (to revert), and packages follow the groups that need them") {
     TempDir dir;
     auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n"

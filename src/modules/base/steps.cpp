@@ -1,5 +1,6 @@
 #include "modules/base/steps.hpp"
 
+#include "core/log.hpp"
 #include "host/files.hpp"
 #include "host/packages.hpp"
 #include "host/services.hpp"
@@ -339,7 +340,9 @@ Result<Plan> EnsurePackages::probe(Target& target) {
 Result<void> EnsurePackages::apply(Target& target, const Plan&) {
     auto [to_install, to_remove] = TRY(pending(target));
     if (!to_install.empty()) {
-        TRY_VOID(host::install_packages(target, to_install, m_apt_sources));
+        TRY_VOID(host::install_packages(target, to_install, m_apt_sources, [&](const std::string& line) {
+            log::info(target.name(), "{}: {}", title(), line);
+        }));
     }
     if (!to_remove.empty()) {
         TRY_VOID(host::remove_packages(target, to_remove));

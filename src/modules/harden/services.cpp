@@ -3,7 +3,9 @@
 // systemd journal, banning through nftables; unattended-upgrades limited to security updates;
 // systemd-timesyncd; AppArmor. Units are enabled and started where they can run: a unit whose
 // systemd conditions fail here (AppArmor or time sync inside a container), or auditd without the
-// kernel audit interface, is left enabled but not started, and its control says why.
+// kernel audit interface, is left enabled but not started, and its control says why. AIDE's
+// first database is built by a unit of its own after the apply (a scan of the whole file system
+// takes minutes on a real host; the apply does not wait for it, `check` says whether it is done).
 #include "modules/harden/groups.hpp"
 
 #include "util/strings.hpp"
@@ -80,6 +82,30 @@ Unattended-Upgrade::Origins-Pattern {
 Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";
 Unattended-Upgrade::Automatic-Reboot "false";
 )sh";
+
+constexpr const char* k_aide_unit = "nodectl-aide-baseline.service";
+constexpr const char* k_aide_unit_file = R"sh(# Managed by nodectl (harden.services.aide): builds AIDE's first database after an apply, at low
+# priority, so that the apply does not wait for a scan of the whole file system. Does nothing once
+# the database exists; runs again at boot if the machine stopped before it was done.
+[Unit]
+Description=First AIDE file integrity database (nodectl)
+ConditionFileNotEmpty=!/var/lib/aide/aide.db
+
+[Service]
+Type=oneshot
+ExecStart=/usr/sbin/aideinit --yes --force
+Nice=19
+IOSchedulingClass=idle
+
+[Install]
+WantedBy=multi-user.target
+)sh";
+
+// Prints "present", "being built (UNIT)" or "missing" for AIDE's database.
+std::string aide_database_state() {
+    return std::string("if [ -s /var/lib/aide/aide.db ]; then echo present; elif [ \"$(systemctl is-active ") + k_aide_unit +
+           ")\" = activating ]; then echo 'being built (" + k_aide_unit + ")'; else echo missing; fi";
+}
 
 // Why `unit` cannot run here, if it cannot: printed, or nothing.
 std::string unit_not_applicable(const std::string& unit) {
@@ -167,8 +193,12 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         // In aide.conf itself: Lynis reads only that file for the checksum setting.
         spec.files.push_back({"/etc/aide/aide.conf", "", [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
                               0644});
-        spec.drift += "[ -s /var/lib/aide/aide.db ] || echo 'initialise the AIDE file integrity database'\n";
-        activate += "[ -s /var/lib/aide/aide.db ] || aideinit -y -f >/dev/null\n";
+        spec.files.push_back({std::string("/etc/systemd/system/") + k_aide_unit, k_aide_unit_file, nullptr, 0644});
+        const std::string unit = k_aide_unit;
+        spec.drift += "[ \"$(systemctl is-enabled " + unit + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n"
+                      "[ \"$(" + aide_database_state() + ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
+        activate += "systemctl daemon-reload\nsystemctl enable --quiet " + unit + "\n"
+                    "[ -s /var/lib/aide/aide.db ] || systemctl start --no-block " + unit + "\n";
     }
     if (sv.boolean("apparmor")) {
         units.push_back("apparmor.service");
@@ -183,7 +213,9 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
     }
     spec.activate = activate;
     spec.restore_activate = sv.boolean("fail2ban") ? "systemctl restart fail2ban.service 2>/dev/null || true" : "";
-    spec.deactivate = "systemctl disable --now fail2ban.service 2>/dev/null; true";
+    // After a revert the unit file is gone: its enablement link is removed by hand.
+    spec.deactivate = std::string("systemctl disable --now fail2ban.service 2>/dev/null; rm -f /etc/systemd/system/multi-user.target.wants/") +
+                      k_aide_unit + "; systemctl daemon-reload; true";
 
     for (const auto& u : units) {
         spec.controls.push_back({"services." + u.substr(0, u.find('.')), u + " enabled and running",
@@ -201,8 +233,9 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
                                  host::equals("running"), ""});
     }
     if (sv.boolean("aide")) {
-        spec.controls.push_back({"services.aide_database", "AIDE has a file integrity database",
-                                 "[ -s /var/lib/aide/aide.db ] && echo present || echo missing", host::equals("present"), ""});
+        spec.controls.push_back({"services.aide_database", "AIDE has a file integrity database, or is building its first",
+                                 aide_database_state(),
+                                 host::one_of({"present", std::string("being built (") + k_aide_unit + ")"}), ""});
     }
     if (sv.boolean("remove_legacy")) {
         spec.controls.push_back({"services.legacy_packages", "no legacy remote-access packages",
