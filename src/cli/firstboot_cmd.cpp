@@ -1,6 +1,8 @@
 // `nodectl firstboot [install|sign]`, `nodectl status`, `nodectl cloud-init render` and
 // `nodectl usb prepare`: first boot (src/modules/firstboot/) on the command line.
+#include "actions/firstboot.hpp"
 #include "cli/cli.hpp"
+#include "core/log.hpp"
 #include "util/json.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "util/file.hpp"
@@ -50,6 +52,67 @@ int status_code(firstboot::State s) {
     case firstboot::State::interrupted: return k_status_running;
     case firstboot::State::failed: return k_status_failed;
     case firstboot::State::not_started: return k_status_not_started;
+    }
+    return k_exit_internal;
+}
+
+// --dry-run: what was found and checked, then the plan.
+int print_firstboot_plan(const firstboot::RunOptions& options) {
+    auto plan = actions::firstboot_plan(options);
+    if (!plan) {
+        std::cerr << "nodectl firstboot: " << plan.error().message << "\n";
+        return k_exit_config;
+    }
+    if (!plan->done_line.empty()) {
+        std::cout << "firstboot: this machine was provisioned already (" << plan->done_line
+                  << "); a real run would do nothing. The plan below is what --force would do.\n";
+    }
+    std::cout << "configuration: " << plan->config << " (from " << plan->source << ")\n";
+    std::cout << "signature: " << plan->signature << "\n";
+    if (!plan->bundle.empty()) {
+        std::cout << "bundle: " << plan->bundle << " (verified)\n";
+    }
+    for (const auto& st : plan->plan.steps) {
+        std::cout << "  " << status_name(st.status) << "  " << st.title << "\n";
+        for (const auto& c : st.plan.changes) {
+            std::cout << "      " << c.summary << "\n";
+        }
+        if (!st.error.empty()) {
+            std::cout << "      " << st.error << "\n";
+        }
+    }
+    std::cout << "dry run: nothing was changed\n";
+    return plan->plan.ok ? k_exit_ok : k_exit_all_failed;
+}
+
+// The report goes to stdout and the logs to stderr (both reach the journal and the console from
+// the unit). Exit codes: 0 provisioned (or already), 3 refused (nothing changed), 5 failed.
+int print_firstboot(const firstboot::RunOptions& options) {
+    if (options.dry_run) {
+        return print_firstboot_plan(options);
+    }
+    auto out = actions::firstboot(options);
+    if (!out) {
+        std::cerr << "nodectl firstboot: " << out.error().message << "\n";
+        return out.error().code == ErrorCode::usage ? k_exit_config : k_exit_all_failed;
+    }
+    switch (out->end) {
+    case actions::FirstbootEnd::already_provisioned:
+        std::cout << "firstboot: this machine was provisioned already (" << out->done_line << ", "
+                  << firstboot::k_done_file << "); nothing to do. Any config or stick found now is ignored; --force runs again.\n";
+        return k_exit_ok;
+    case actions::FirstbootEnd::refused:
+        std::cerr << "nodectl firstboot: " << out->why << "\nnothing was changed\n";
+        std::cout << out->report;
+        return k_exit_config;
+    case actions::FirstbootEnd::failed:
+        std::cout << out->report;
+        std::cerr << "nodectl firstboot: failed: " << out->why << "\n";
+        return k_exit_all_failed;
+    case actions::FirstbootEnd::provisioned:
+        std::cout << out->report;
+        log::info("firstboot", "done: {} steps in {:.1f} s", out->steps, out->seconds);
+        return k_exit_ok;
     }
     return k_exit_internal;
 }
@@ -124,7 +187,7 @@ int run_firstboot(CLI::App& app, Context&) {
         std::cout << "wrote " << out << " (Ed25519 signature of " << o.sign_file << ")\n";
         return k_exit_ok;
     }
-    return firstboot::run(o.run);
+    return print_firstboot(o.run);
 }
 
 void configure_status(CLI::App& app, Context&) {

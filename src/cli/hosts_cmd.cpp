@@ -194,16 +194,12 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
     std::vector<HostJob> jobs;
     for (auto& h : *hosts) {
         ModuleContext mctx{*profile, h};
-        StepList all = bundle::use_on_host(opened ? &*opened : nullptr, mctx);
-        auto steps = build_steps(mctx);
+        auto steps = bundle::host_steps(opened ? &*opened : nullptr, mctx);
         if (!steps) {
             std::cerr << steps.error().message << "\nnothing was changed: the profile has errors\n";
             return k_exit_config;
         }
-        for (auto& s : *steps) {
-            all.push_back(std::move(s));
-        }
-        jobs.push_back({h, std::move(all)});
+        jobs.push_back({h, std::move(*steps)});
     }
 
     return run_jobs(ctx, jobs, mode, "with profile " + ctx.host.profile, profile->digest());

@@ -5,6 +5,8 @@
 #include "modules/backup/backup.hpp"
 #include "util/digest.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -75,7 +77,7 @@ std::unique_ptr<Source> decrypting_source(const Key& key, Source& in);
 // Marks data that failed authentication or framing: "backup verify" step (is_damaged()).
 Error damaged(const std::string& what);
 
-// ---- archive writing (archive_write.cpp) ----
+// ---- archive writing (archive.cpp) ----
 
 struct ArchiveOptions {
     int level = 3;
@@ -124,7 +126,7 @@ private:
     std::optional<Error> m_sink_error;
 };
 
-// ---- archive reading (archive_read.cpp) ----
+// ---- archive reading (archive.cpp) ----
 
 // One pass over an archive. For each entry, `on_entry` is called with its header, then `on_data`
 // with its bytes; hashes are checked against manifest.json at the end. Errors name the entry.
@@ -148,6 +150,15 @@ struct ReadResult {
     std::vector<EntryInfo> entries;  // as found, checked
 };
 Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks);
+
+// ---- sources (sources.cpp) ----
+
+// Dumps every database of s.mariadb into the archive, in chunks; fills the manifest's "mariadb" part.
+Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json& out);
+// Adds the file tree `t` beneath "files/NAME/"; appends its line to the manifest's "files" part.
+Result<void> add_tree(ArchiveWriter& w, const FileTree& t, nlohmann::json& out);
+// The metadata of a file nodectl writes into the archive itself (the manifest): 0600, now.
+ArchiveWriter::Meta generated_meta();
 
 // ---- child processes (process.cpp) ----
 

@@ -135,4 +135,12 @@ StepList use_on_host(const Opened* bundle, ModuleContext& ctx) {
     return out;
 }
 
+Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx) {
+    StepList out = use_on_host(bundle, ctx);
+    for (auto& s : TRY(build_steps(ctx))) {
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 } // namespace nodectl::bundle

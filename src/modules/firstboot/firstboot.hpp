@@ -189,7 +189,7 @@ struct CheckOptions {
 // Fills status.signature*, status.bundle and status.bundle_digest.
 Result<Checked> check_input(const Source& source, const CheckOptions& options, Status& status);
 
-// ---------------------------------------------------------------- the run
+// ---------------------------------------------------------------- the run (src/actions/firstboot.hpp)
 
 struct RunOptions {
     std::string config;      // --config
@@ -200,15 +200,6 @@ struct RunOptions {
     int lock_wait_seconds = 3600;  // another firstboot running: wait this long for it
     int run_timeout = 3600;
 };
-
-// Exit codes of `nodectl firstboot` (README, `--help`).
-inline constexpr int k_exit_done = 0;
-inline constexpr int k_exit_bad_input = 3;   // nothing changed: profile, signature, bundle, no config
-inline constexpr int k_exit_step_failed = 5; // a step failed; the status names it
-
-// Runs first boot; prints the report on stdout and logs on stderr (both reach the journal and
-// the console from the unit). Returns the exit code.
-int run(const RunOptions& options);
 
 // ---------------------------------------------------------------- install
 
