@@ -3,6 +3,7 @@
 #include "modules/local/detail.hpp"
 
 #include "core/log.hpp"
+#include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"
 
