@@ -18,6 +18,11 @@
 #   dev-sec            ansible-playbook PLAY, root over SSH, pipelining on.
 # Ansible needs python3-apt on its node: installed before the clock starts. apt goes through the
 # same apt-cacher-ng for all three (warmed by a first round that is not counted, unless WARMUP=0).
+# The nodes are booted with SYSTEMD_NSPAWN_API_VFS_WRITABLE=1, as the dev-sec figures were measured:
+# dev-sec's sysctl role reloads its whole file and fails on the first key a read-only /proc/sys
+# refuses (fs.protected_hardlinks, kernel.randomize_va_space, ...). A node shares this machine's
+# kernel, so **this changes the kernel sysctl values of the machine the benchmark runs on**: run
+# it on a throw-away machine (as scripts/bench/harden.sh).
 # Traffic goes only to the nodes this script boots (198.18.24.0/24) and to loopback.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -49,7 +54,7 @@ now() { date +%s.%N; }
 
 # round N: fresh nodes, the three runs one after the other; prints "nodectl-full same-scope devsec".
 round() {
-  nodes_up 3 198.18.24
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 nodes_up 3 198.18.24
   for i in 1 2 3; do node "$i" "systemctl stop apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service"; done
   local t full scope devsec
   inventory "$WORK/inv1.toml" 1
