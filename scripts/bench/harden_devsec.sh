@@ -55,6 +55,7 @@ now() { date +%s.%N; }
 
 # round N: fresh nodes, the three runs one after the other; prints "nodectl-full same-scope devsec".
 round() {
+  trap nodes_down EXIT  # a round runs in a subshell: its nodes and apt proxy go with it, even on failure
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 nodes_up 3 198.18.24
   for i in 1 2 3; do node "$i" "systemctl stop apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service"; done
   local t full scope devsec
