@@ -91,6 +91,10 @@ struct LoopbackSshd {
             ::kill(static_cast<pid_t>(std::stol(pid)), SIGTERM);
             fs::remove(dir + "/sshd.pid");
         }
+        // An sshd stopped before it wrote its pid file (it was not up in time) is found by its
+        // config file, which is this fixture's own: none may outlive the test.
+        // ([-] keeps the pattern from matching the shell that runs pkill.)
+        (void)std::system(("pkill -TERM -f -- '[-]f " + dir + "/sshd_config' 2>/dev/null").c_str());
     }
     ~LoopbackSshd() {
         stop();
