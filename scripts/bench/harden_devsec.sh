@@ -85,7 +85,7 @@ round() {
 
 if [ "${WARMUP:-1}" = 1 ]; then
   echo "# warm-up round (fills the apt cache; not counted; WARMUP=0 skips it when the cache is warm)"
-  round 0 >/dev/null
+  (round 0) >/dev/null  # a subshell, as the counted rounds: its EXIT trap is its own
 fi
 : >"$WORK/rounds"
 for r in $(seq 1 "$ROUNDS"); do

@@ -2,6 +2,7 @@
 // file trees, walked beneath their root without following a link out of it.
 #include "modules/backup/detail.hpp"
 #include "core/log.hpp"
+#include "nodectl/target.hpp"
 #include "util/strings.hpp"
 
 #include <nlohmann/json.hpp>
@@ -177,7 +178,7 @@ Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json&
         auto cs = TRY(query_lines(m, opt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
                                           "information_schema.SCHEMATA WHERE SCHEMA_NAME = " + sql_string(db)));
         if (cs.empty()) {
-            return make_error(ErrorCode::command, "database '" + db + "' does not exist on the server");
+            return make_error(ErrorCode::command, "database " + shell_quote(db) + " does not exist on the server");
         }
         auto tab = cs[0].find('\t');
         std::string charset = cs[0].substr(0, tab), collation = tab == std::string::npos ? "" : cs[0].substr(tab + 1);
