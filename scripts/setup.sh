@@ -43,6 +43,8 @@ test_pkgs=(
   socat file
   # promtool (package prometheus): the alert rules' unit tests (tests/repo/test_alert_rules.sh)
   prometheus
+  # amtool (package prometheus-alertmanager): the rendered Alertmanager configuration (repo/stack_render)
+  prometheus-alertmanager
   # npm, for s3rver (any node/npm will do: a nodejs package that brings its own npm is kept)
   nodejs npm
 )
@@ -90,7 +92,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
-  for unit in apt-cacher-ng mariadb redis-server varnish apache2 prometheus cloud-init cloud-init-local cloud-config cloud-final; do
+  for unit in apt-cacher-ng mariadb redis-server varnish apache2 prometheus prometheus-alertmanager cloud-init cloud-init-local cloud-config cloud-final; do
     if systemctl is-active --quiet "$unit" 2>/dev/null; then systemctl stop "$unit" || true; fi
     systemctl disable "$unit" >/dev/null 2>&1 || true
   done

@@ -13,6 +13,11 @@
 #   - A non-empty datadir is never initialised again: the server just starts (a replica resumes
 #     replication by itself). A datadir that is non-empty but not a MariaDB datadir, or whose first
 #     initialisation was interrupted, is refused and left untouched.
+#   - When the exporter's password is given (MYSQL_EXPORTER_PASSWORD_FILE), every start creates the
+#     user MYSQL_EXPORTER_USER (exporter) @'127.0.0.1' and @'localhost', or sets its password, with
+#     PROCESS, REPLICATION CLIENT, SLAVE MONITOR and MAX_USER_CONNECTIONS 3, in a session with
+#     sql_log_bin = 0: the user is local to this server (master and replica each make their own) and
+#     never replicated. On an initialised datadir this takes a temporary server (no network) first.
 #   - Then exec mariadbd as the mysql user, with port, server_id, max_connections, bind address and
 #     buffer pool from the environment.
 # Anything else: exec "$@" (e.g. `mariadb -h ...`). The image holds MariaDB's server and client
@@ -23,6 +28,7 @@
 #   MYSQL_MAX_CONNECTIONS (500) MYSQL_INNODB_BUFFER_POOL_SIZE (256M)
 #   master:  MYSQL_DATABASE (magento) MYSQL_USER (magento) MYSQL_PASSWORD[_FILE]
 #   both:    MYSQL_REPLICATION_USER (repl) MYSQL_REPLICATION_PASSWORD[_FILE]
+#            MYSQL_EXPORTER_USER (exporter) MYSQL_EXPORTER_PASSWORD[_FILE] (optional: no exporter user)
 #   replica: MYSQL_MASTER_HOST (required) MYSQL_MASTER_PORT (3306)
 #            MYSQL_MASTER_WAIT_TRIES (60) MYSQL_MASTER_WAIT_INTERVAL (2)
 # A password comes from NAME_FILE, else the NAME variable, else /run/secrets/<name in lower case>
@@ -57,15 +63,31 @@ secret() {
     printf '%s' "$v"
   fi
 }
-# sql_string VALUE: VALUE as a single-quoted SQL string literal.
+# sql_string VALUE: VALUE as a single-quoted SQL string literal. Lines holding one are written with
+# printf '%s\n', never echo: dash's echo would turn the escaped backslashes back into single ones.
 sql_string() { printf "'%s'" "$(printf '%s' "$1" | sed "s/[\\\\']/\\\\&/g")"; }
 # create_user NAME PASSWORD: SQL creating NAME@'%'. The hash is computed by a SET (never in a
 # row-format binary log) and CREATE USER ... IDENTIFIED BY PASSWORD 'hash' is prepared from it,
 # so the binary log (and every replica's relay log) holds the hash only.
 create_user() {
-  echo "SET @nodectl_hash = PASSWORD($(sql_string "$2"));"
+  printf '%s\n' "SET @nodectl_hash = PASSWORD($(sql_string "$2"));"
   echo "SET @nodectl_sql = CONCAT('CREATE USER ''$1''@''%'' IDENTIFIED BY PASSWORD ''', @nodectl_hash, '''');"
   echo "PREPARE nodectl_stmt FROM @nodectl_sql; EXECUTE nodectl_stmt; DEALLOCATE PREPARE nodectl_stmt;"
+  echo "SET @nodectl_hash = NULL, @nodectl_sql = NULL;"
+}
+# exporter_sql NAME PASSWORD: SQL creating NAME@'127.0.0.1' and NAME@'localhost' for the metrics
+# exporter, or setting its password and grants, outside the binary log (local to this server). The
+# password reaches the statements as a hash computed by a SET, as in create_user.
+exporter_sql() {
+  echo "SET SESSION sql_log_bin = 0;"
+  printf '%s\n' "SET @nodectl_hash = PASSWORD($(sql_string "$2"));"
+  for h in 127.0.0.1 localhost; do
+    for verb in 'CREATE USER IF NOT EXISTS' 'ALTER USER'; do
+      echo "SET @nodectl_sql = CONCAT('$verb ''$1''@''$h'' IDENTIFIED BY PASSWORD ''', @nodectl_hash, ''' WITH MAX_USER_CONNECTIONS 3');"
+      echo "PREPARE nodectl_stmt FROM @nodectl_sql; EXECUTE nodectl_stmt; DEALLOCATE PREPARE nodectl_stmt;"
+    done
+    echo "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '$1'@'$h';"
+  done
   echo "SET @nodectl_hash = NULL, @nodectl_sql = NULL;"
 }
 # ident NAME VALUE: VALUE must be a plain identifier (letters, digits, _).
@@ -117,6 +139,11 @@ run_sql() { mariadb --socket="$tmp_socket" --batch --skip-column-names; }
 # The replication account, needed by the replica's first start (the master creates it).
 repl_user=${MYSQL_REPLICATION_USER:-repl}
 ident MYSQL_REPLICATION_USER "$repl_user"
+# The metrics exporter's account, local to each server (optional).
+exporter_user=${MYSQL_EXPORTER_USER:-exporter}
+ident MYSQL_EXPORTER_USER "$exporter_user"
+exporter_password=$(secret MYSQL_EXPORTER_PASSWORD)
+unset MYSQL_EXPORTER_PASSWORD
 
 if [ -e "$marker" ]; then
   die "$datadir: a previous first initialisation was interrupted ($marker exists). Nothing was changed; empty the datadir to initialise it again."
@@ -124,6 +151,18 @@ fi
 
 if [ -d "$datadir/mysql" ]; then
   log "$datadir is initialised already: starting it as it is ($role, server_id $server_id)"
+  if [ -n "$exporter_password" ]; then
+    # A temporary server (no network, no replication threads), so the user is right before anyone
+    # can connect; the statements are not binary-logged.
+    find "$datadir" \! -user mysql -exec chown mysql:mysql {} +
+    start_temp
+    exporter_sql "$exporter_user" "$exporter_password" | run_sql || {
+      stop_temp
+      die "creating the exporter user $exporter_user failed"
+    }
+    stop_temp
+    log "exporter user $exporter_user@127.0.0.1 and @localhost ready (not replicated)"
+  fi
 else
   if [ -n "$(ls -A "$datadir" | grep -v '^lost+found$' || true)" ]; then
     die "$datadir is not empty but holds no MariaDB system database: refusing to initialise over it"
@@ -196,9 +235,10 @@ else
       echo "GRANT REPLICATION SLAVE, SLAVE MONITOR ON *.* TO '$repl_user'@'%';"
     else
       echo "CHANGE MASTER TO MASTER_HOST=$(sql_string "$master_host"), MASTER_PORT=$master_port,"
-      echo "  MASTER_USER='$repl_user', MASTER_PASSWORD=$(sql_string "$repl_password"),"
+      printf '%s\n' "  MASTER_USER='$repl_user', MASTER_PASSWORD=$(sql_string "$repl_password"),"
       echo "  MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;"
     fi
+    [ -z "$exporter_password" ] || exporter_sql "$exporter_user" "$exporter_password"
   } | run_sql || {
     stop_temp
     die "the first-initialisation SQL failed; $datadir keeps $marker, so it is not reused half-done"
@@ -206,9 +246,11 @@ else
   stop_temp
   rm -f "$marker"
   unset password repl_password
+  [ -z "$exporter_password" ] || log "exporter user $exporter_user@127.0.0.1 and @localhost ready (not replicated)"
   log "first initialisation done"
 fi
 
+unset exporter_password
 # The volume may be a fresh bind mount owned by root.
 find "$datadir" \! -user mysql -exec chown mysql:mysql {} +
 

@@ -68,6 +68,10 @@ int run_profile(CLI::App& app, Context& ctx) {
         std::cerr << sites.error().message << "\n";
         return k_exit_config;
     }
+    if (auto monitoring = stack::monitoring_from(*profile); !monitoring) {
+        std::cerr << monitoring.error().message << "\n";
+        return k_exit_config;
+    }
     std::cout << file << ": ok (" << profile->files().size() << " file"
               << (profile->files().size() == 1 ? "" : "s") << ")\n";
     return k_exit_ok;

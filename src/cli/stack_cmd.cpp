@@ -29,9 +29,10 @@ StackOptions g_stack;
 
 void configure_stack(CLI::App& app, Context& ctx) {
     app.require_subcommand(1);
-    auto* render = app.add_subcommand("render", "Render each site's manifest (nodectl-SITE.yaml) to stdout or --out DIR");
+    auto* render = app.add_subcommand("render", "Render each site's manifest (nodectl-SITE.yaml), and with [stack.monitoring] enabled "
+                                                "nodectl-monitoring.yaml, to stdout or --out DIR");
     render->add_option("--profile,-p", ctx.host.profile, "Profile with [[stack.sites]]")->required();
-    render->add_option("--site", g_stack.site, "Only this site (its name)");
+    render->add_option("--site", g_stack.site, "Only this site (its name; \"monitoring\": only the monitoring namespace)");
     render->add_option("--out", g_stack.out,
                        "Write DIR/nodectl-SITE.yaml (mode 0600, atomically) with the real secret values instead of printing");
     render->add_flag("--placeholders", g_stack.placeholders,
@@ -113,15 +114,16 @@ int run_stack(CLI::App& app, Context& ctx) {
         return k_exit_config;
     }
     auto sites = stack::sites_from(*profile);
-    if (!sites) {
-        std::cerr << sites.error().message << "\n";
+    auto monitoring = sites ? stack::monitoring_from(*profile) : Result<stack::Monitoring>(sites.error());
+    if (!monitoring) {
+        std::cerr << monitoring.error().message << "\n";
         return k_exit_config;
     }
     if (sites->empty()) {
         std::cerr << "nodectl stack render: " << ctx.host.profile << " has no [[stack.sites]]\n";
         return k_exit_config;
     }
-    bool found = g_stack.site.empty();
+    bool found = g_stack.site.empty() || (monitoring->enabled && g_stack.site == stack::k_monitoring);
     for (const auto& s : *sites) {
         found = found || s.name == g_stack.site;
     }
@@ -135,6 +137,25 @@ int run_stack(CLI::App& app, Context& ctx) {
         std::cerr << "nodectl stack render: cannot create " << g_stack.out << ": " << std::strerror(errno) << "\n";
         return k_exit_internal;
     }
+    // One file per site, then the monitoring namespace's (nodectl-monitoring.yaml) when enabled.
+    auto output = [&](const std::string& name, const Result<std::string>& yaml) {
+        if (!yaml) {
+            std::cerr << yaml.error().message << "\nnothing was written for "
+                      << (name == stack::k_monitoring ? std::string("[stack.monitoring]") : "site " + name) << "\n";
+            return k_exit_config;
+        }
+        if (g_stack.out.empty()) {
+            std::cout << *yaml;
+            return k_exit_ok;
+        }
+        std::string path = g_stack.out + "/nodectl-" + name + ".yaml";
+        if (auto why = util::write_file_atomic(path, *yaml, 0600); !why.empty()) {
+            std::cerr << "nodectl stack render: " << path << ": " << why << "\n";
+            return k_exit_internal;
+        }
+        std::cerr << "wrote " << path << (values == stack::SecretValues::placeholders ? " (placeholder secrets)" : "") << "\n";
+        return k_exit_ok;
+    };
     for (const auto& s : *sites) {
         if (!g_stack.site.empty() && s.name != g_stack.site) {
             continue;
@@ -143,21 +164,12 @@ int run_stack(CLI::App& app, Context& ctx) {
             std::cerr << "site " << s.name << ": images not pinned by digest: " << util::join(unpinned, ", ")
                       << " (images.digests_from names the `nodectl image build --out` directory)\n";
         }
-        auto yaml = stack::render_site(s, values);
-        if (!yaml) {
-            std::cerr << yaml.error().message << "\nnothing was written for site " << s.name << "\n";
-            return k_exit_config;
+        if (int rc = output(s.name, stack::render_site(s, values)); rc != k_exit_ok) {
+            return rc;
         }
-        if (g_stack.out.empty()) {
-            std::cout << *yaml;
-            continue;
-        }
-        std::string path = g_stack.out + "/nodectl-" + s.name + ".yaml";
-        if (auto why = util::write_file_atomic(path, *yaml, 0600); !why.empty()) {
-            std::cerr << "nodectl stack render: " << path << ": " << why << "\n";
-            return k_exit_internal;
-        }
-        std::cerr << "wrote " << path << (values == stack::SecretValues::placeholders ? " (placeholder secrets)" : "") << "\n";
+    }
+    if (monitoring->enabled && (g_stack.site.empty() || g_stack.site == stack::k_monitoring)) {
+        return output(stack::k_monitoring, stack::render_monitoring(*monitoring, *sites, values));
     }
     return k_exit_ok;
 }

@@ -464,6 +464,31 @@ std::string host_names(const toml::node& n) {
     return each_matches(n, k_re, "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
 }
 
+// A Prometheus duration such as "15d" or "30s".
+std::string prom_duration(const toml::node& n) {
+    static const std::regex k_re("^[1-9][0-9]{0,5}(ms|s|m|h|d|w|y)$");
+    return std::regex_match(str_of(n), k_re) ? "" : "must be a Prometheus duration such as \"30s\", \"15d\"";
+}
+
+std::string host_name_or_empty(const toml::node& n) {
+    return str_of(n).empty() ? "" : host_names(n);
+}
+
+std::string smtp_smarthost(const toml::node& n) {
+    static const std::regex k_re("^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?:[0-9]{1,5}$");
+    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be HOST:PORT, such as \"mail.example.org:587\"";
+}
+
+std::string host_ports(const toml::node& n) {
+    static const std::regex k_re("^([a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?|\\[[0-9a-fA-F:.]+\\]):[0-9]{1,5}$");
+    return each_matches(n, k_re, "HOST:PORT or [IPv6]:PORT, such as \"198.18.0.10:9100\"");
+}
+
+std::string email_addresses(const toml::node& n) {
+    static const std::regex k_re("^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$");
+    return each_matches(n, k_re, "an e-mail address such as \"ops@example.org\"");
+}
+
 // An OCI image reference: [registry[:port]/]path[:tag][@digest].
 std::string image_reference(const toml::node& n) {
     static const std::regex k_re("^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$");
@@ -663,6 +688,10 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].images.mariadb_master", P, string, "\"localhost/nodectl/mysql-master:latest\"", image_reference, "MariaDB master (images/mysql-master)"},
         {"stack.sites[].images.mariadb_replica", P, string, "\"localhost/nodectl/mysql-replica:latest\"", image_reference, "MariaDB replica (images/mysql-replica)"},
         {"stack.sites[].images.backup", P, string, "\"localhost/nodectl/nodectl:latest\"", image_reference, "the static nodectl binary, for the backup CronJob"},
+        {"stack.sites[].images.mysqld_exporter", P, string, "\"localhost/nodectl/mysqld-exporter:latest\"", image_reference, "MariaDB's exporter, a sidecar of master and replicas when [stack.monitoring] is enabled (images/mysqld-exporter)"},
+        {"stack.sites[].images.redis_exporter", P, string, "\"localhost/nodectl/redis-exporter:latest\"", image_reference, "Redis' exporter sidecar (images/redis-exporter)"},
+        {"stack.sites[].images.varnish_exporter", P, string, "\"localhost/nodectl/varnish-exporter:latest\"", image_reference, "Varnish's exporter sidecar (images/varnish-exporter)"},
+        {"stack.sites[].images.apache_exporter", P, string, "\"localhost/nodectl/apache-exporter:latest\"", image_reference, "Apache's exporter sidecar of the Magento pods (images/apache-exporter)"},
         {"stack.sites[].images.digests_from", P, string, "\"\"", nullptr, "the --out directory of `nodectl image build` (relative: to the profile's folder): each reference above without a digest that one of its DIR/NAME/index.json names is pinned as REF@sha256:MANIFEST; references left unpinned are reported by render and plan"},
         {"stack.sites[].images.pull_policy", P, string, "\"IfNotPresent\"", image_pull_policy, "imagePullPolicy: IfNotPresent, Never (imported images only) or Always"},
         {"stack.sites[].replicas", P, section, "", nullptr, "how many pods of each component"},
@@ -697,6 +726,8 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].secrets.replication_password", P, secret, "", nullptr, "password of the replication user (default: generated on the server node)"},
         {"stack.sites[].secrets.redis_password", P, secret, "", nullptr, "Redis AUTH password (default: generated on the server node)"},
         {"stack.sites[].secrets.crypt_key", P, secret, "", nullptr, "Magento's crypt key (app/etc/env.php) (default: generated on the server node)"},
+        {"stack.sites[].secrets.exporter_db_password", P, secret, "", nullptr, "password of MariaDB's local 'exporter' user, with [stack.monitoring] (default: generated on the server node)"},
+        {"stack.sites[].secrets.exporter_redis_password", P, secret, "", nullptr, "password of Redis' 'exporter' ACL user, with [stack.monitoring] (default: generated on the server node)"},
         {"stack.sites[].backup", P, section, "", nullptr, "nightly database backup: a CronJob running `nodectl backup run` to S3"},
         {"stack.sites[].backup.enabled", P, boolean, "true", nullptr, "render the backup CronJob"},
         {"stack.sites[].backup.schedule", P, string, "\"0 2 * * *\"", cron_schedule, "cron schedule (the cluster's time zone, UTC on k3s)"},
@@ -708,6 +739,32 @@ std::vector<KeySpec> build_table() {
         {"stack.sites[].backup.path_style", P, boolean, "false", nullptr, "path-style addressing (S3-compatible stores)"},
         {"stack.sites[].backup.keep_last", P, integer, "14", non_negative, "archives kept (0: all)"},
         {"stack.sites[].backup.credentials", P, secret, "", nullptr, "S3 credentials file content (awscli format or KEY=VALUE lines) (required when enabled)"},
+        {"stack.monitoring", P, section, "", nullptr, "Prometheus and Alertmanager in namespace 'monitoring', exporters beside every site's services, nodectl's alert rules (docs/monitoring.md)"},
+        {"stack.monitoring.enabled", P, boolean, "false", nullptr, "render the monitoring namespace (file nodectl-monitoring.yaml) and the exporter sidecars"},
+        {"stack.monitoring.scrape_interval", P, string, "\"30s\"", prom_duration, "how often Prometheus scrapes and evaluates the rules"},
+        {"stack.monitoring.retention", P, string, "\"15d\"", prom_duration, "how long Prometheus keeps samples"},
+        {"stack.monitoring.storage", P, string, "\"10Gi\"", memory_quantity, "Prometheus' data volume (a PersistentVolumeClaim on local-path)"},
+        {"stack.monitoring.node_targets", P, string_list, "[]", host_ports, "the nodes' node exporters as \"ADDRESS:PORT\" ([monitoring] of the nodes' profile, which must allow Prometheus' pod network), scraped as job 'node'; []: not scraped (NodeExporterDown cannot fire)"},
+        {"stack.monitoring.cluster_domain", P, string, "\"cluster.local\"", host_name_or_empty, "the cluster's DNS domain (k3s's cluster-domain): Prometheus finds the sites' exporters through it"},
+        {"stack.monitoring.images", P, section, "", nullptr, "image references of Prometheus and Alertmanager"},
+        {"stack.monitoring.images.prometheus", P, string, "\"localhost/nodectl/prometheus:latest\"", image_reference, "Prometheus (images/prometheus)"},
+        {"stack.monitoring.images.alertmanager", P, string, "\"localhost/nodectl/alertmanager:latest\"", image_reference, "Alertmanager (images/alertmanager)"},
+        {"stack.monitoring.images.digests_from", P, string, "\"\"", nullptr, "as stack.sites[].images.digests_from"},
+        {"stack.monitoring.images.pull_policy", P, string, "\"IfNotPresent\"", image_pull_policy, "imagePullPolicy of both"},
+        {"stack.monitoring.alerts", P, section, "", nullptr, "where Alertmanager sends alerts (neither set: they show in Prometheus' and Alertmanager's own UIs only)"},
+        {"stack.monitoring.alerts.webhook_url", P, secret, "", nullptr, "URL Alertmanager POSTs alerts to (Alertmanager's webhook JSON), a secret reference: such URLs often carry a token"},
+        {"stack.monitoring.alerts.webhook_port", P, integer, "443", port, "TCP port of the webhook's host, opened in Alertmanager's egress NetworkPolicy"},
+        {"stack.monitoring.alerts.email_to", P, string_list, "[]", email_addresses, "addresses alerts are mailed to ([]: no e-mail)"},
+        {"stack.monitoring.alerts.email_from", P, string, "\"\"", nullptr, "From: of the alert mails (required with email_to)"},
+        {"stack.monitoring.alerts.smarthost", P, string, "\"\"", smtp_smarthost, "SMTP server HOST:PORT (required with email_to); STARTTLS is required"},
+        {"stack.monitoring.alerts.smtp_username", P, string, "\"\"", nullptr, "SMTP login (\"\": none)"},
+        {"stack.monitoring.alerts.smtp_password", P, secret, "", nullptr, "SMTP password (required with smtp_username)"},
+        {"stack.monitoring.ingress", P, section, "", nullptr, "Prometheus and Alertmanager behind Traefik with TLS and basic authentication; neither host set (the default): not exposed"},
+        {"stack.monitoring.ingress.prometheus_host", P, string, "\"\"", host_name_or_empty, "host name of Prometheus' UI (\"\": not exposed)"},
+        {"stack.monitoring.ingress.alertmanager_host", P, string, "\"\"", host_name_or_empty, "host name of Alertmanager's UI (\"\": not exposed)"},
+        {"stack.monitoring.ingress.tls_cert_file", P, string, "\"\"", node_path_or_empty, "PEM certificate chain for both hosts (required with a host)"},
+        {"stack.monitoring.ingress.tls_key", P, secret, "", nullptr, "its PEM private key (required with a host)"},
+        {"stack.monitoring.ingress.basic_auth", P, secret, "", nullptr, "htpasswd lines USER:HASH (bcrypt, `htpasswd -nbB`) allowed in (required with a host)"},
         {"mounts", P, section, "", nullptr, "network filesystems as systemd mount units: NFS (with an automount) and s3fs"},
         {"mounts.nfs", P, table_list, "[]", nullptr, "NFS client mounts ([[mounts.nfs]] tables); installs nfs-common"},
         {"mounts.nfs[].what", P, string, "", nfs_source, "the share, \"server:/export/path\" (required)"},
@@ -856,6 +913,7 @@ std::vector<KeySpec> build_table() {
         {"mariadb", "\"250m\"", "\"512Mi\"", "\"2\"", "\"2Gi\""},
         {"backup", "\"100m\"", "\"128Mi\"", "\"1\"", "\"512Mi\""},
         {"cron", "\"200m\"", "\"512Mi\"", "\"1\"", "\"2Gi\""},
+        {"exporter", "\"10m\"", "\"32Mi\"", "\"200m\"", "\"64Mi\""},
     };
     static std::vector<std::string> names;  // owns the generated names for the string_views
     names.reserve(std::size(connection) * 2 + std::size(components) * 5);

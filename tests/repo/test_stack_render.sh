@@ -159,6 +159,89 @@ mutate limitrange-field "Additional properties are not allowed ('defaultRequests
   "l = find('LimitRange', 'containers')['spec']['limits'][0]; l['defaultRequests'] = l.pop('defaultRequest')"
 mutate quota-field "Additional properties are not allowed ('hardd' was unexpected)" \
   "q = find('ResourceQuota', 'site')['spec']; q['hardd'] = q.pop('hard')"
+# 5. [stack.monitoring] (profiles/stack-monitoring.toml): an exporter beside each service, the
+#    monitoring namespace, Prometheus let in to exactly the exporters' ports; Prometheus' and
+#    Alertmanager's configurations pass promtool and amtool (and they refuse broken ones);
+#    secrets as in 1 and 2; a profile error names file and line.
+export ALERT_WEBHOOK_URL=https://hooks.example.org/unit-webhook-token-4c1d ALERT_SMTP_PASSWORD=unit-smtp-pw-2b7e
+export MONITORING_TLS_KEY='-----BEGIN PRIVATE KEY-----
+unit-mon-key-8e0a
+-----END PRIVATE KEY-----'
+export MONITORING_BASIC_AUTH='ops:$2y$05$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY./'
+secrets+=(unit-webhook-token-4c1d unit-smtp-pw-2b7e unit-mon-key-8e0a abcdefghijklmnopqrstuvwxyzABCDEFGH)
+cp "$tmp/paths" "$tmp/paths-mon"
+cat >>"$tmp/paths-mon" <<'EOF'
+prometheus -> alertmanager:9093
+monitoring/prometheus -> shop/mariadb-master:9104
+monitoring/prometheus -> shop/mariadb-replica:9104
+monitoring/prometheus -> shop/redis:9121
+monitoring/prometheus -> shop/varnish:9131
+monitoring/prometheus -> shop/magento:9117
+EOF
+! grep -q -F '"name": "exporter"' "$tmp/stdout.yaml" || fail "a site without [stack.monitoring] has exporter sidecars"
+sed "s|/etc/nodectl/tls/monitoring.example.org.crt|$tmp/tls.crt|" "$REPO/profiles/stack-monitoring.toml" >"$tmp/stack-monitoring.toml"
+# The exporters' passwords by reference (without one, `nodectl apply` generates them on the node).
+sed -i 's|^crypt_key = .*|&\nexporter_db_password = { env = "SHOP_EXPORTER_DB_PASSWORD" }\nexporter_redis_password = { env = "SHOP_EXPORTER_REDIS_PASSWORD" }|' "$tmp/stack.toml"
+export SHOP_EXPORTER_DB_PASSWORD=unit-exp-db-pw-6a2c SHOP_EXPORTER_REDIS_PASSWORD=unit-exp-redis-pw-93d1
+secrets+=(unit-exp-db-pw-6a2c unit-exp-redis-pw-93d1)
+"$NODECTL" stack render -p "$tmp/stack-monitoring.toml" >"$tmp/mon-stdout.yaml"
+for s in "${secrets[@]}"; do
+  ! grep -q -F "$s" "$tmp/mon-stdout.yaml" || fail "stdout (monitoring) shows the secret $s"
+done
+n=$(grep -c '"name": "exporter"' "$tmp/mon-stdout.yaml")
+[ "$n" = 5 ] || fail "$n exporter sidecars rendered, want 5 (master, replica, redis, varnish, magento)"
+$CHECK --expect-paths "$tmp/paths-mon" "$tmp/mon-stdout.yaml"
+"$NODECTL" stack render -p "$tmp/stack-monitoring.toml" --out "$tmp/mon" 2>"$tmp/mon.log"
+for f in nodectl-shop.yaml nodectl-monitoring.yaml; do
+  [ "$(stat -c %a "$tmp/mon/$f")" = 600 ] || fail "$tmp/mon/$f is not mode 600"
+done
+for s in "${secrets[@]}"; do
+  grep -q -F "$s" "$tmp/mon"/*.yaml || fail "--out files lack the secret $s"
+  ! grep -q -F "$s" "$tmp/mon.log" || fail "the log shows the secret $s"
+done
+$CHECK --expect-paths "$tmp/paths-mon" "$tmp/mon/nodectl-shop.yaml" "$tmp/mon/nodectl-monitoring.yaml"
+# Without Prometheus' rule in the site's policy, its path must be reported missing.
+python3 - "$tmp/mon/nodectl-shop.yaml" "$tmp/mut-scrape.yaml" <<'EOF'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+p = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "redis")
+p["spec"]["ingress"] = [r for r in p["spec"]["ingress"] if not any("namespaceSelector" in x for x in r.get("from", []))]
+open(sys.argv[2], "w").write("".join("---\n" + json.dumps(d) + "\n" for d in docs))
+EOF
+set +e
+$CHECK --expect-paths "$tmp/paths-mon" "$tmp/mut-scrape.yaml" "$tmp/mon/nodectl-monitoring.yaml" >"$tmp/mut-scrape.log" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q -F "path monitoring/prometheus -> shop/redis:9121 is needed but not allowed" "$tmp/mut-scrape.log" \
+  || { cat "$tmp/mut-scrape.log" >&2; fail "mutation scrape-policy: not rejected"; }
+# The configurations as the pods mount them, checked by Prometheus' and Alertmanager's own tools.
+extract() {  # KIND NAME KEY OUT
+  python3 - "$tmp/mon/nodectl-monitoring.yaml" "$@" <<'EOF'
+import sys, yaml
+path, kind, name, key, out = sys.argv[1:]
+doc = next(d for d in yaml.safe_load_all(open(path)) if d and d["kind"] == kind and d["metadata"]["name"] == name)
+open(out, "w").write((doc.get("data") or doc.get("stringData"))[key])
+EOF
+}
+mkdir -p "$tmp/prom" "$tmp/am"
+extract ConfigMap prometheus prometheus.yml "$tmp/prom/prometheus.yml"
+extract ConfigMap prometheus nodectl.rules.yml "$tmp/prom/nodectl.rules.yml"
+cmp "$tmp/prom/nodectl.rules.yml" "$REPO/monitoring/rules/nodectl.rules.yml" || fail "the ConfigMap's rules differ from monitoring/rules/nodectl.rules.yml"
+promtool check config "$tmp/prom/prometheus.yml" >"$tmp/promtool.log" 2>&1 || { cat "$tmp/promtool.log" >&2; fail "promtool check config refused the rendered configuration"; }
+grep -q "SUCCESS: 1 rule files found" "$tmp/promtool.log" || { cat "$tmp/promtool.log" >&2; fail "promtool did not check the rule file"; }
+extract Secret alertmanager alertmanager.yml "$tmp/am/alertmanager.yml"
+amtool check-config "$tmp/am/alertmanager.yml" >"$tmp/amtool.log" 2>&1 || { cat "$tmp/amtool.log" >&2; fail "amtool check-config refused the rendered configuration"; }
+grep -q -F "unit-webhook-token-4c1d" "$tmp/am/alertmanager.yml" || fail "alertmanager.yml lacks the webhook URL"
+sed -i 's/"scrape_interval": "30s"/"scrape_interval": "30x"/' "$tmp/prom/prometheus.yml"
+! promtool check config "$tmp/prom/prometheus.yml" >/dev/null 2>&1 || fail "promtool accepted a broken scrape_interval"
+sed -i 's/"receiver": "nodectl"/"receiver": "nobody"/' "$tmp/am/alertmanager.yml"
+! amtool check-config "$tmp/am/alertmanager.yml" >/dev/null 2>&1 || fail "amtool accepted a route to an undefined receiver"
+printf 'extends = "stack-monitoring.toml"\n\n[stack.monitoring.ingress]\ntls_cert_file = ""\n' >"$tmp/bad-mon.toml"
+set +e
+"$NODECTL" stack render -p "$tmp/bad-mon.toml" >/dev/null 2>"$tmp/bad-mon.log"; rc=$?
+set -e
+[ "$rc" = 3 ] || fail "an exposed monitoring without tls_cert_file exited $rc, want 3"
+grep -q "bad-mon.toml:4:.*needs 'tls_cert_file'" "$tmp/bad-mon.log" || { cat "$tmp/bad-mon.log" >&2; fail "no file:line reason for the missing tls_cert_file"; }
+
 # 4. source size
 for f in "$REPO"/src/modules/stack/*; do
   n=$(wc -l <"$f")

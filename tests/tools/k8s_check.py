@@ -17,10 +17,10 @@
 3. Every container: requests and limits for cpu and memory, seccomp RuntimeDefault, capabilities
    drop ALL and add only from a short list, no privilege escalation, not privileged; images start
    with one of --image-prefix when given.
-4. With --expect-paths: the pod-to-pod paths the NetworkPolicies allow inside the namespace
-   (ingress at the destination AND egress at the source) are exactly the lines of FILE,
-   "SRC -> DST:PORT" (app.kubernetes.io/name labels).
-5. With --single NAME: the workload whose pods are app.kubernetes.io/name=NAME can never run two
+4. With --expect-paths: the pod-to-pod paths the NetworkPolicies allow (ingress at the destination
+   AND egress at the source) are exactly the lines of FILE: "SRC -> DST:PORT" inside a namespace,
+   "NS/SRC -> NS/DST:PORT" from one namespace to another (app.kubernetes.io/name labels).
+5. With --single NAME, in each namespace of a Magento site: the workload whose pods are app.kubernetes.io/name=NAME can never run two
    pods at once: a StatefulSet of exactly one replica (its controller starts a successor only once
    the old pod is gone) or a CronJob with concurrencyPolicy Forbid; and exactly one such workload.
 
@@ -64,7 +64,17 @@ def schema_path(root, doc):
 _schemas = {}
 
 
+# Cluster-scoped RBAC kinds whose schemas the copied set lacks: each has exactly its namespaced
+# twin's fields (ClusterRole adds only aggregationRule, which nodectl never renders), so it is
+# validated against that schema with the kind swapped.
+CLUSTER_TWINS = {"ClusterRole": "Role", "ClusterRoleBinding": "RoleBinding"}
+
+
 def validate_schema(root, doc):
+    if doc.get("kind") in CLUSTER_TWINS:
+        if doc.get("metadata", {}).get("namespace"):
+            problem(doc, "a cluster-scoped object has a namespace")
+        doc = dict(doc, kind=CLUSTER_TWINS[doc["kind"]])
     path = schema_path(root, doc)
     if not os.path.exists(path):
         problem(doc, f"no schema for {doc.get('apiVersion')} {doc.get('kind')} ({os.path.relpath(path, root)}): kind not allowed")
@@ -82,7 +92,8 @@ def matches(selector, labels):
 
 
 class Namespace:
-    def __init__(self):
+    def __init__(self, name):
+        self.name = name
         self.docs = []
         self.templates = []  # (owner doc, pod template)
 
@@ -253,9 +264,15 @@ def check_hpa(ns, doc):
                 problem(doc, f"target {ref['name']} container {c['name']} requests no CPU: utilization cannot be computed")
 
 
-def peer_matches(peer, labels):
-    if "namespaceSelector" in peer or "ipBlock" in peer:
-        return False  # outside the namespace's pods
+def peer_matches(peer, labels, other_ns, own_ns):
+    """Whether a NetworkPolicy peer of a policy in own_ns selects a pod (labels) of other_ns."""
+    if "ipBlock" in peer:
+        return False  # addresses: not a rendered pod
+    if "namespaceSelector" in peer:
+        if not matches(peer["namespaceSelector"].get("matchLabels"), {"kubernetes.io/metadata.name": other_ns}):
+            return False
+    elif other_ns != own_ns:
+        return False
     return matches(peer.get("podSelector", {}).get("matchLabels"), labels)
 
 
@@ -273,11 +290,11 @@ def check_network_policy(ns, doc):
                     problem(doc, f"{direction} peer {psel} selects no rendered pod")
 
 
-def allowed(ns, src, dst, port, direction):
-    """Whether `direction` (ingress at dst / egress at src) lets src reach dst:port."""
-    subject, other = (dst, src) if direction == "ingress" else (src, dst)
+def allowed(subject_ns, subject, other_ns, other, port, direction):
+    """Whether the policies of subject_ns let `other` reach `subject` (ingress) or `subject`
+    reach `other` (egress) on port."""
     key = "from" if direction == "ingress" else "to"
-    policies = [p for p in ns.by_kind("NetworkPolicy")
+    policies = [p for p in subject_ns.by_kind("NetworkPolicy")
                 if matches(p["spec"].get("podSelector", {}).get("matchLabels"), subject)
                 and direction.capitalize() in p["spec"].get("policyTypes", [])]
     if not policies:
@@ -285,7 +302,7 @@ def allowed(ns, src, dst, port, direction):
     for p in policies:
         for rule in p["spec"].get(direction, []):
             peers = rule.get(key)
-            if peers and not any(peer_matches(peer, other) for peer in peers):
+            if peers and not any(peer_matches(peer, other, other_ns, subject_ns.name) for peer in peers):
                 continue
             ports = rule.get("ports")
             if ports and not any(pp.get("port") == port and pp.get("protocol", "TCP") == "TCP" for pp in ports):
@@ -294,19 +311,23 @@ def allowed(ns, src, dst, port, direction):
     return False
 
 
-def network_paths(ns):
-    pods = [t["metadata"]["labels"] for _, t in ns.templates]
+def network_paths(namespaces):
+    """Every pod-to-pod path the policies allow: "SRC -> DST:PORT" inside a namespace,
+    "NS/SRC -> NS/DST:PORT" across two."""
     out = set()
-    for src in pods:
-        for _, t in ns.templates:
-            dst = t["metadata"]["labels"]
+    pods = [(ns, t["metadata"]["labels"], t) for ns in namespaces for _, t in ns.templates]
+    for src_ns, src, _ in pods:
+        for dst_ns, dst, t in pods:
             if dst is src:
                 continue
             for c in t["spec"]["containers"]:
                 for p in c.get("ports", []):
                     port = p.get("containerPort")
-                    if allowed(ns, src, dst, port, "ingress") and allowed(ns, src, dst, port, "egress"):
-                        out.add(f"{src.get('app.kubernetes.io/name')} -> {dst.get('app.kubernetes.io/name')}:{port}")
+                    if allowed(dst_ns, dst, src_ns.name, src, port, "ingress") and allowed(src_ns, src, dst_ns.name, dst, port, "egress"):
+                        s, d = src.get("app.kubernetes.io/name"), dst.get("app.kubernetes.io/name")
+                        if src_ns is not dst_ns:
+                            s, d = f"{src_ns.name}/{s}", f"{dst_ns.name}/{d}"
+                        out.add(f"{s} -> {d}:{port}")
     return out
 
 
@@ -349,17 +370,20 @@ def check_namespace(ns, args):
             check_network_policy(ns, d)
         elif kind == "PersistentVolumeClaim" and d["spec"].get("storageClassName") not in K3S_STORAGE_CLASSES:
             problem(d, "storage class is not one a k3s node has")
-    if ns.templates:
+    # --single names the stack's own components: checked in the namespaces of a Magento site.
+    if any(t.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/part-of") == "magento" for _, t in ns.templates):
         for name in args.single:
             check_single(ns, name)
-    if args.expect_paths and ns.templates:
-        with open(args.expect_paths) as f:
-            expected = {line.strip() for line in f if line.strip() and not line.startswith("#")}
-        got = network_paths(ns)
-        for p in sorted(expected - got):
-            problems.append(f"NetworkPolicy: path {p} is needed but not allowed")
-        for p in sorted(got - expected):
-            problems.append(f"NetworkPolicy: path {p} is allowed but not needed")
+
+
+def check_paths(namespaces, expect_paths):
+    with open(expect_paths) as f:
+        expected = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    got = network_paths(namespaces)
+    for p in sorted(expected - got):
+        problems.append(f"NetworkPolicy: path {p} is needed but not allowed")
+    for p in sorted(got - expected):
+        problems.append(f"NetworkPolicy: path {p} is allowed but not needed")
 
 
 def main():
@@ -381,7 +405,7 @@ def main():
                 count += 1
                 validate_schema(args.schemas, doc)
                 nsname = doc.get("metadata", {}).get("namespace") or doc.get("metadata", {}).get("name")
-                ns = namespaces.setdefault(nsname, Namespace())
+                ns = namespaces.setdefault(nsname, Namespace(nsname))
                 ns.docs.append(doc)
     for ns in namespaces.values():
         try:
@@ -389,6 +413,11 @@ def main():
         except (KeyError, TypeError, AttributeError, IndexError) as e:
             # A document the schema already refused can break a cross-check: that is a failure too.
             problems.append(f"cross-references: a document lacks what they need ({type(e).__name__}: {e})")
+    if args.expect_paths:
+        try:
+            check_paths(list(namespaces.values()), args.expect_paths)
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            problems.append(f"NetworkPolicy paths: a document lacks what they need ({type(e).__name__}: {e})")
     if count == 0:
         problems.append("no documents")
     for p in problems:

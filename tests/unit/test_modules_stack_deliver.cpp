@@ -38,7 +38,7 @@ std::vector<stack::Site> sites_ok(const testing::TempDir& dir, const std::string
 // The delivery step on a LocalTarget, every path under `root`.
 struct Delivery {
     std::unique_ptr<Step> step;
-    Delivery(std::vector<stack::Site> sites, const std::string& root) : step(stack::make_delivery_step(std::move(sites), root)) {}
+    Delivery(std::vector<stack::Site> sites, const std::string& root) : step(stack::make_delivery_step(std::move(sites), {}, root)) {}
     Result<Plan> run(Target& target, bool apply) {
         auto plan = step->probe(target);
         if (!plan || !apply) {

@@ -39,12 +39,15 @@ struct Generated {
     const char* file;
     size_t bytes;
     std::optional<SecretRef> Site::*ref;
+    bool monitored_only = false;  // needed only with [stack.monitoring] (removed without it)
 };
 const Generated k_generated[] = {
     {"secrets.db_password", "db_password", 24, &Site::db_password},
     {"secrets.replication_password", "replication_password", 24, &Site::replication_password},
     {"secrets.redis_password", "redis_password", 24, &Site::redis_password},
     {"secrets.crypt_key", "crypt_key", 16, &Site::crypt_key},  // Magento's own keys are 32 characters
+    {"secrets.exporter_db_password", "exporter_db_password", 24, &Site::exporter_db_password, true},
+    {"secrets.exporter_redis_password", "exporter_redis_password", 24, &Site::exporter_redis_password, true},
 };
 const char* const k_tls_files[] = {"tls.crt", "tls.key"};
 
@@ -104,8 +107,8 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
     };
     for (const auto& g : k_generated) {
         auto path = stored_path(root, site.name, g.file);
-        if (site.*g.ref) {
-            files.push_back({path, std::nullopt});  // a reference replaced a value made earlier
+        if (site.*g.ref || (g.monitored_only && !site.monitored)) {
+            files.push_back({path, std::nullopt});  // a reference replaced a value made earlier, or it is not needed
             continue;
         }
         auto value = stored(g.file);
@@ -158,7 +161,8 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
 // earlier), so it is worked out once per run, at the first probe.
 class DeliverStack final : public Step {
 public:
-    DeliverStack(std::vector<Site> sites, std::string root) : m_sites(std::move(sites)), m_root(std::move(root)) {}
+    DeliverStack(std::vector<Site> sites, Monitoring monitoring, std::string root)
+        : m_sites(std::move(sites)), m_monitoring(std::move(monitoring)), m_root(std::move(root)) {}
     std::string id() const override { return "stack/manifests"; }
     std::string title() const override { return "Magento stack manifests for k3s"; }
 
@@ -257,12 +261,19 @@ private:
         }
         auto delivered = TRY(delivered_sites(found[record_path]));
         std::vector<Wanted> files;
-        if (!m_sites.empty() || !delivered.empty()) {
+        if (!m_sites.empty() || !delivered.empty() || m_monitoring.enabled) {
             std::string record;
             for (const auto& s : m_sites) {
                 TRY_VOID(add_site(m_root, s, found, target.name(), files));
                 record += s.name + "\n";
                 delivered.erase(s.name);
+            }
+            if (m_monitoring.enabled) {
+                // Recorded like a site (no site may be called so): disabling it empties its manifest.
+                auto manifest = TRY(render_monitoring(m_monitoring, m_sites, SecretValues::resolve));
+                files.push_back({m_root + manifest_path(k_monitoring), std::move(manifest), Wanted::Show::masked});
+                record += std::string(k_monitoring) + "\n";
+                delivered.erase(k_monitoring);
             }
             for (const auto& gone : delivered) {
                 files.push_back({m_root + manifest_path(gone), removed_manifest(gone), Wanted::Show::masked});
@@ -281,6 +292,7 @@ private:
     }
 
     std::vector<Site> m_sites;
+    Monitoring m_monitoring;
     std::string m_root;
     bool m_prepared = false;
     std::vector<Wanted> m_files;
@@ -342,8 +354,8 @@ std::string masked_manifest(const std::string& content) {
     return out;
 }
 
-std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, const std::string& root) {
-    return std::make_unique<DeliverStack>(std::move(sites), root);
+std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, Monitoring monitoring, const std::string& root) {
+    return std::make_unique<DeliverStack>(std::move(sites), std::move(monitoring), root);
 }
 
 Result<StepList> steps(const ModuleContext& ctx) {
@@ -359,11 +371,13 @@ Result<StepList> steps(const ModuleContext& ctx) {
         return StepList{};
     }
     std::vector<Site> sites;
+    Monitoring monitoring;
     if (has_stack) {
         sites = TRY(sites_from(ctx.profile));
+        monitoring = TRY(monitoring_from(ctx.profile));
     }
     StepList out;
-    out.push_back(make_delivery_step(std::move(sites)));
+    out.push_back(make_delivery_step(std::move(sites), std::move(monitoring)));
     return out;
 }
 

@@ -80,14 +80,13 @@ std::map<std::string, std::string> recorded_digests(const std::string& dir, std:
 
 } // namespace
 
-Result<void> pin_images(Images& images, const std::string& digests_from) {
+Result<void> pin_images(const std::vector<std::string*>& refs, const std::string& digests_from) {
     std::vector<std::string> problems;
     auto recorded = recorded_digests(digests_from, problems);
     if (!problems.empty()) {
         return make_error(ErrorCode::config, util::join(problems, "\n"));
     }
-    for (std::string* ref : {&images.magento, &images.varnish, &images.redis, &images.mariadb_master, &images.mariadb_replica,
-                             &images.backup}) {
+    for (std::string* ref : refs) {
         if (digest_pinned(*ref)) {
             continue;
         }
@@ -101,8 +100,10 @@ Result<void> pin_images(Images& images, const std::string& digests_from) {
 std::vector<std::string> unpinned_images(const Site& site) {
     std::vector<std::string> out;
     const auto& i = site.images;
-    for (const std::string* ref : {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup}) {
-        if (ref == &i.backup && !site.backup.enabled) {
+    for (const std::string* ref : {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup,
+                                   &i.mysqld_exporter, &i.redis_exporter, &i.varnish_exporter, &i.apache_exporter}) {
+        bool exporter = ref == &i.mysqld_exporter || ref == &i.redis_exporter || ref == &i.varnish_exporter || ref == &i.apache_exporter;
+        if ((ref == &i.backup && !site.backup.enabled) || (exporter && !site.monitored)) {
             continue;
         }
         if (!digest_pinned(*ref) && std::find(out.begin(), out.end(), *ref) == out.end()) {

@@ -45,13 +45,14 @@ long double value_of(const std::string& q) {
 
 Totals largest(const Site& s) {
     Totals t;
-    auto add = [&](const std::string& component, int pods) {
+    // `containers` of the component; with pods = false they run in pods counted already (sidecars).
+    auto add = [&](const std::string& component, int containers, bool pods = true) {
         const auto& r = s.resources.at(component);
-        t.requests_cpu += pods * value_of(r.cpu_request);
-        t.requests_memory += pods * value_of(r.memory_request);
-        t.limits_cpu += pods * value_of(r.cpu_limit);
-        t.limits_memory += pods * value_of(r.memory_limit);
-        t.pods += pods;
+        t.requests_cpu += containers * value_of(r.cpu_request);
+        t.requests_memory += containers * value_of(r.memory_request);
+        t.limits_cpu += containers * value_of(r.cpu_limit);
+        t.limits_memory += containers * value_of(r.memory_limit);
+        t.pods += pods ? containers : 0;
     };
     add("magento", s.hpa_max);
     add("varnish", s.varnish_replicas);
@@ -60,6 +61,9 @@ Totals largest(const Site& s) {
     add("cron", 1);
     if (s.backup.enabled) {
         add("backup", 1);  // concurrencyPolicy Forbid: one Job pod at a time
+    }
+    if (s.monitored) {  // one exporter beside Magento, Varnish, Redis and every MariaDB server
+        add("exporter", s.hpa_max + s.varnish_replicas + 1 + 1 + s.mariadb_replicas, false);
     }
     t.storage = value_of(s.storage_mariadb) + s.mariadb_replicas * value_of(s.storage_replica);
     return t;

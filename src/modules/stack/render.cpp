@@ -27,7 +27,7 @@ J strings(const std::vector<std::string>& v) {
 
 void Renderer::namespace_object() {
     J ns = J{{"apiVersion", "v1"}, {"kind", "Namespace"},
-             {"metadata", J{{"name", site.name}, {"labels", J{{"app.kubernetes.io/part-of", "magento"},
+             {"metadata", J{{"name", site.name}, {"labels", J{{"app.kubernetes.io/part-of", part_of},
                                                               {"app.kubernetes.io/managed-by", "nodectl"}}}}}};
     // Baseline forbids hostPath: with media from the node's s3fs mount it warns and audits only.
     auto& l = ns["metadata"]["labels"];

@@ -29,7 +29,7 @@ std::string Renderer::secret_value(const std::optional<SecretRef>& ref, const st
 }
 
 J Renderer::secret(const std::string& name, const char* type, J string_data) const {
-    J s = object("v1", "Secret", name, "magento");
+    J s = object("v1", "Secret", name, part_of);
     if (values == SecretValues::placeholders) {
         s["metadata"]["annotations"] = J{{k_placeholder_annotation,
                                           "true: rendered without the secret values; `nodectl stack render --out DIR` reads them"}};
@@ -66,6 +66,11 @@ void Renderer::secrets() {
                   {"replication-password", secret_value(site.replication_password, "secrets.replication_password")}}));
     emit(secret("redis", "Opaque", J{{"password", secret_value(site.redis_password, "secrets.redis_password")}}));
     emit(secret("magento", "Opaque", J{{"crypt-key", secret_value(site.crypt_key, "secrets.crypt_key")}}));
+    if (site.monitored) {
+        emit(secret("exporters", "Opaque",
+                    J{{"mariadb-password", secret_value(site.exporter_db_password, "secrets.exporter_db_password")},
+                      {"redis-password", secret_value(site.exporter_redis_password, "secrets.exporter_redis_password")}}));
+    }
     if (site.backup.enabled) {
         emit(secret("backup", "Opaque",
                     J{{"s3-credentials", secret_value(site.backup.credentials, "backup.credentials")}}));

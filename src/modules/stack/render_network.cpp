@@ -82,6 +82,19 @@ J Renderer::to_anywhere(int p) {
     return J{{"ports", tcp_ports(p)}};
 }
 
+J Renderer::from_prometheus(int p) {
+    return J{{"from", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", k_monitoring}}}}},
+                                  {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "prometheus"}}}}}}})},
+             {"ports", tcp_ports(p)}};
+}
+
+J Renderer::scraped(J rules, int exporter_port) const {
+    if (site.monitored) {
+        rules.push_back(from_prometheus(exporter_port));
+    }
+    return rules;
+}
+
 void Renderer::network_policies() {
     J deny = object("networking.k8s.io/v1", "NetworkPolicy", "default-deny", "magento");
     deny["spec"] = J{{"podSelector", J::object()}, {"policyTypes", J::array({"Ingress", "Egress"})}};
@@ -107,25 +120,26 @@ void Renderer::network_policies() {
                                        {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "traefik"}}}}}}})},
                   {"ports", tcp_ports(k_varnish_port)}};
     // Magento and its cron send PURGE to Varnish (the cron when indexers invalidate pages).
-    emit(policy("varnish", J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}),
+    emit(policy("varnish", scraped(J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}), k_varnish_exporter_port),
                 J::array({to({"magento"}, k_apache_port)})));
     J magento_egress = J::array({to(databases, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
                                  to_anywhere(search_port())});
-    emit(policy("magento", J::array({from({"varnish"}, k_apache_port)}), magento_egress));
+    emit(policy("magento", scraped(J::array({from({"varnish"}, k_apache_port)}), k_apache_exporter_port), magento_egress));
     // The cron reaches only the master (its env names no replica), Redis, Varnish and the search
     // engine (indexers); nothing connects to it.
     J cron_egress = J::array({to({"mariadb-master"}, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
                               to_anywhere(search_port())});
     emit(policy("magento-cron", J::array(), cron_egress));
-    emit(policy("redis", J::array({from({"magento", "magento-cron"}, k_redis_port)}), J::array()));
+    emit(policy("redis", scraped(J::array({from({"magento", "magento-cron"}, k_redis_port)}), k_redis_exporter_port), J::array()));
     std::vector<std::string> master_clients = db_clients;
     master_clients.push_back("magento-cron");
     if (site.mariadb_replicas > 0) {
         master_clients.push_back("mariadb-replica");
     }
-    emit(policy("mariadb-master", J::array({from(master_clients, k_mysql_port)}), J::array()));
+    emit(policy("mariadb-master", scraped(J::array({from(master_clients, k_mysql_port)}), k_mysqld_exporter_port), J::array()));
     if (site.mariadb_replicas > 0) {
-        emit(policy("mariadb-replica", J::array({from(db_clients, k_mysql_port)}), J::array({to({"mariadb-master"}, k_mysql_port)})));
+        emit(policy("mariadb-replica", scraped(J::array({from(db_clients, k_mysql_port)}), k_mysqld_exporter_port),
+                    J::array({to({"mariadb-master"}, k_mysql_port)})));
     }
     if (site.backup.enabled) {
         emit(policy("backup", J::array(), J::array({to(databases, k_mysql_port), to_anywhere(site.backup.port)})));

@@ -4,6 +4,8 @@
 
 #include "util/strings.hpp"
 
+#include <map>
+
 namespace nodectl::stack::detail {
 
 void Renderer::service(const std::string& name, const std::string& component, int port, const char* target, bool headless) {
@@ -18,6 +20,20 @@ void Renderer::service(const std::string& name, const std::string& component, in
     emit(s);
 }
 
+std::vector<std::string> exported_components(const Site& site) {
+    if (!site.monitored) {
+        return {};
+    }
+    std::vector<std::string> out{"mariadb-master"};
+    if (site.mariadb_replicas > 0) {
+        out.push_back("mariadb-replica");
+    }
+    for (const char* c : {"redis", "varnish", "magento"}) {
+        out.push_back(c);
+    }
+    return out;
+}
+
 void Renderer::services() {
     service("mariadb-master", "mariadb-master", k_mysql_port, "mysql", true);
     if (site.mariadb_replicas > 0) {
@@ -30,6 +46,12 @@ void Renderer::services() {
     J cron = object("v1", "Service", "magento-cron", "magento-cron");
     cron["spec"] = J{{"clusterIP", "None"}, {"selector", selector("magento-cron")}};
     emit(cron);
+    const std::map<std::string, int> exporter_ports = {{"mariadb-master", k_mysqld_exporter_port}, {"mariadb-replica", k_mysqld_exporter_port},
+                                                       {"redis", k_redis_exporter_port}, {"varnish", k_varnish_exporter_port},
+                                                       {"magento", k_apache_exporter_port}};
+    for (const auto& component : exported_components(site)) {
+        service(component + "-metrics", component, exporter_ports.at(component), "metrics", true);
+    }
 }
 
 // MiB of a quantity the key table accepted ("512Mi", "2Gi").
@@ -39,6 +61,33 @@ long Renderer::mib(const std::string& q) {
     if (q.ends_with("Gi")) return n * 1024;
     if (q.ends_with("Ti")) return n * 1024 * 1024;
     return n;
+}
+
+J Renderer::exporter(const std::string& image, int port_number, J env_list, J mounts) const {
+    mounts.push_back(mount("exporter-run", "/run/exporter"));
+    return J{{"name", "exporter"}, {"image", image}, {"imagePullPolicy", site.images.pull_policy},
+             {"env", std::move(env_list)},
+             {"ports", J::array({port("metrics", port_number)})},
+             {"resources", resources("exporter")},
+             {"readinessProbe", tcp_probe("metrics", 10, 3)},
+             // Starts as root to read its password file and write its configuration, then drops
+             // to its own user (images/*-exporter).
+             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
+             {"volumeMounts", std::move(mounts)}};
+}
+
+void Renderer::add_exporter_secret(J& container, const char* env_name, const char* key) {
+    container["env"].push_back(env(env_name, std::string(k_exporter_secrets) + "/" + key));
+    container["volumeMounts"].push_back(mount("exporter-secret", k_exporter_secrets, true));
+}
+
+// The exporter's scratch volume and, with `key`, the Secret "exporters" key its service reads.
+J Renderer::exporter_volumes(const char* key) const {
+    J v = J::array({empty_dir("exporter-run", "16Mi")});
+    if (key) {
+        v.push_back(secret_volume("exporter-secret", "exporters", {key}));
+    }
+    return v;
 }
 
 J Renderer::mariadb_container(bool master) const {
@@ -89,7 +138,17 @@ void Renderer::stateful_set(bool master) {
                 {"spec", J{{"accessModes", J::array({"ReadWriteOnce"})},
                            {"storageClassName", "local-path"},
                            {"resources", J{{"requests", J{{"storage", master ? site.storage_mariadb : site.storage_replica}}}}}}}};
-    J pod = pod_spec(J::array({mariadb_container(master)}), std::move(volumes));
+    J containers = J::array({mariadb_container(master)});
+    if (site.monitored) {
+        add_exporter_secret(containers[0], "MYSQL_EXPORTER_PASSWORD_FILE", "mariadb-password");
+        J e = J::array({env("MYSQLD_EXPORTER_PASSWORD_FILE", std::string(k_exporter_secrets) + "/mariadb-password")});
+        containers.push_back(exporter(site.images.mysqld_exporter, k_mysqld_exporter_port, std::move(e),
+                                      J::array({mount("exporter-secret", k_exporter_secrets, true)})));
+        for (auto& v : exporter_volumes("mariadb-password")) {
+            volumes.push_back(v);
+        }
+    }
+    J pod = pod_spec(std::move(containers), std::move(volumes));
     pod["terminationGracePeriodSeconds"] = 60;
     J s = object("apps/v1", "StatefulSet", name, name);
     s["spec"] = J{{"serviceName", name},
@@ -128,7 +187,18 @@ void Renderer::redis() {
             {"volumeMounts", J::array({mount("data", "/data"), mount("run", "/run/redis"),
                                        mount("redis-secret", "/run/secrets/redis", true)})}};
     J volumes = J::array({empty_dir("data", "1Gi"), empty_dir("run"), secret_volume("redis-secret", "redis", {"password"})});
-    emit(deployment("redis", 1, pod_spec(J::array({c}), std::move(volumes)), true));
+    J containers = J::array({c});
+    if (site.monitored) {
+        add_exporter_secret(containers[0], "REDIS_EXPORTER_PASSWORD_FILE", "redis-password");
+        J e = J::array({env("REDIS_EXPORTER_ADDR", "redis://127.0.0.1:" + std::to_string(k_redis_port)),
+                        env("REDIS_EXPORTER_PASSWORD_FILE", std::string(k_exporter_secrets) + "/redis-password")});
+        containers.push_back(exporter(site.images.redis_exporter, k_redis_exporter_port, std::move(e),
+                                      J::array({mount("exporter-secret", k_exporter_secrets, true)})));
+        for (auto& v : exporter_volumes("redis-password")) {
+            volumes.push_back(v);
+        }
+    }
+    emit(deployment("redis", 1, pod_spec(std::move(containers), std::move(volumes)), true));
 }
 
 void Renderer::varnish() {
@@ -144,7 +214,14 @@ void Renderer::varnish() {
             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
             {"volumeMounts", J::array({mount("run", "/run/varnish"), mount("work", "/var/lib/varnish"), mount("tmp", "/tmp")})}};
     J volumes = J::array({empty_dir("run"), empty_dir("work", "256Mi"), empty_dir("tmp")});
-    emit(deployment("varnish", site.varnish_replicas, pod_spec(J::array({c}), std::move(volumes)), false));
+    J containers = J::array({c});
+    if (site.monitored) {
+        // varnishstat reads varnishd's shared memory log from its working directory.
+        containers.push_back(exporter(site.images.varnish_exporter, k_varnish_exporter_port, J::array(),
+                                      J::array({mount("work", "/var/lib/varnish", true)})));
+        volumes.push_back(exporter_volumes(nullptr)[0]);
+    }
+    emit(deployment("varnish", site.varnish_replicas, pod_spec(std::move(containers), std::move(volumes)), false));
 }
 
 J Renderer::magento_env() const {
@@ -179,7 +256,15 @@ void Renderer::magento() {
             {"livenessProbe", tcp_probe("http", 20, 6)},
             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
             {"volumeMounts", magento_mounts()}};
-    emit(deployment("magento", site.hpa_min, pod_spec(J::array({c}), magento_volumes()), false));
+    J containers = J::array({c});
+    J volumes = magento_volumes();
+    if (site.monitored) {
+        // Apache's /server-status answers local connections only: the sidecar shares the pod's network.
+        J e = J::array({env("APACHE_EXPORTER_SCRAPE_URI", "http://127.0.0.1:" + std::to_string(k_apache_port) + "/server-status?auto")});
+        containers.push_back(exporter(site.images.apache_exporter, k_apache_exporter_port, std::move(e), J::array()));
+        volumes.push_back(exporter_volumes(nullptr)[0]);
+    }
+    emit(deployment("magento", site.hpa_min, pod_spec(std::move(containers), std::move(volumes)), false));
 
     J hpa = object("autoscaling/v2", "HorizontalPodAutoscaler", "magento", "magento");
     hpa["spec"] = J{{"scaleTargetRef", J{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "magento"}}},

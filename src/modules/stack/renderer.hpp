@@ -22,6 +22,13 @@ constexpr int k_mysql_port = 3306;
 constexpr int k_redis_port = 6379;
 constexpr int k_varnish_port = 6081;
 constexpr int k_apache_port = 8080;
+// The exporters' ports (each a container port named "metrics": what Prometheus' pod discovery keeps).
+constexpr int k_mysqld_exporter_port = 9104;
+constexpr int k_redis_exporter_port = 9121;
+constexpr int k_varnish_exporter_port = 9131;
+constexpr int k_apache_exporter_port = 9117;
+// Where the exporters' passwords are mounted (Secret "exporters") in the services and the sidecars.
+constexpr const char* k_exporter_secrets = "/run/secrets/exporter";
 // Magento's cron loop (run through the image's entrypoint as www-data): one `cron:run` a minute;
 // SIGTERM lets the run in progress finish, then ends the loop.
 constexpr const char* k_cron_loop =
@@ -30,6 +37,11 @@ constexpr const char* k_cron_loop =
 constexpr int k_cron_grace_seconds = 600;  // a cron run (reindex) may take minutes
 
 J strings(const std::vector<std::string>& v);
+// The components of a monitored site that run an exporter: each gets a headless Service
+// COMPONENT-metrics whose DNS SRV records Prometheus reads.
+std::vector<std::string> exported_components(const Site& site);
+// Prometheus' configuration for [stack.monitoring] and these sites (render_monitoring.cpp).
+J prometheus_config(const Monitoring& m, const std::vector<Site>& sites);
 
 struct Renderer {
     const Site& site;
@@ -37,6 +49,7 @@ struct Renderer {
     std::vector<std::string> problems;
     std::string out;
     const NodeSecrets* node = nullptr;  // values generated on the server node (delivery)
+    std::string part_of = "magento";    // app.kubernetes.io/part-of ("monitoring" for its namespace)
 
     void emit(const J& doc) {
         out += "---\n" + util::json_text(doc, 2) + "\n";
@@ -48,7 +61,7 @@ struct Renderer {
     }
     J labels(const std::string& component) const {
         J l = selector(component);
-        l["app.kubernetes.io/part-of"] = "magento";
+        l["app.kubernetes.io/part-of"] = part_of;
         l["app.kubernetes.io/managed-by"] = "nodectl";
         return l;
     }
@@ -146,6 +159,11 @@ struct Renderer {
     J mariadb_container(bool master) const;
     void stateful_set(bool master);
     J deployment(const std::string& name, int replicas, J pod, bool recreate) const;
+    // With site.monitored: an exporter container (port "metrics") for the pod, and what the
+    // service's own container and the pod's volumes gain (render_workloads.cpp).
+    J exporter(const std::string& image, int port, J env_list, J mounts) const;
+    static void add_exporter_secret(J& container, const char* env_name, const char* key);
+    J exporter_volumes(const char* key) const;
     void redis();
     void varnish();
     J magento_env() const;
@@ -161,12 +179,23 @@ struct Renderer {
     J policy(const std::string& component, J ingress_rules, J egress_rules) const;
     J from(std::vector<std::string> components, int p) const;
     J to(std::vector<std::string> components, int p) const;
+    // Ingress from Prometheus (namespace monitoring) to an exporter port.
+    static J from_prometheus(int p);
+    // `rules` with Prometheus let in to `exporter_port` when the site is monitored.
+    J scraped(J rules, int exporter_port) const;
     // Egress to a port anywhere (S3, the search engine: outside the namespace, often outside the cluster).
     static J to_anywhere(int p);
     void network_policies();
     int search_port() const;
     // --- backup (render_backup.cpp) --------------------------------------------------------------
     void backup_cron_job();
+    // --- the monitoring namespace (render_monitoring.cpp) ----------------------------------------
+    void monitoring_objects(const Monitoring& m, const std::vector<Site>& sites);
+    J alertmanager_config(const Monitoring& m);
+    void prometheus(const Monitoring& m, const std::vector<Site>& sites);
+    void alertmanager(const Monitoring& m);
+    void monitoring_ingress(const Monitoring& m);
+    void monitoring_policies(const Monitoring& m, const std::vector<Site>& sites);
 };
 
 } // namespace nodectl::stack::detail

@@ -11,7 +11,7 @@ namespace nodectl::stack {
 
 namespace {
 
-const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup", "cron"};
+const char* const k_components[] = {"magento", "varnish", "redis", "mariadb", "backup", "cron", "exporter"};
 
 struct Reader {
     std::vector<std::string> problems;
@@ -23,6 +23,22 @@ struct Reader {
                                "' = { file = \"PATH\" } or { env = \"VAR\" }");
         }
         return ref;
+    }
+
+    // `digests_from` made absolute (relative to the profile's folder, like `extends`) and the
+    // references it records pinned.
+    void pin(const Profile& profile, const ConfigView& images, std::string& digests_from, const std::string& what,
+             const std::vector<std::string*>& refs) {
+        if (digests_from.empty()) {
+            return;
+        }
+        if (digests_from.front() != '/' && !profile.files().empty()) {
+            auto base = std::filesystem::path(profile.files().back()).parent_path();
+            digests_from = (base / digests_from).lexically_normal().string();
+        }
+        if (auto pinned = pin_images(refs, digests_from); !pinned) {
+            problems.push_back(images.where("digests_from") + ": " + what + " " + pinned.error().message);
+        }
     }
 };
 
@@ -42,14 +58,19 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
     std::vector<Site> sites;
     std::set<std::string> names;
     auto mounts = s3fs_mounts(profile);
+    const bool monitored = profile.section("stack").section("monitoring").boolean("enabled");
     for (const auto& v : profile.section("stack").tables("sites")) {
         Site s;
         s.name = v.str("name");
+        s.monitored = monitored;
         std::string what = "[[stack.sites]] '" + s.name + "'";
         if (s.name.empty()) {
             r.problems.push_back(v.where() + ": [[stack.sites]] needs 'name' (its namespace)");
         } else if (!names.insert(s.name).second) {
             r.problems.push_back(v.where("name") + ": site '" + s.name + "' is defined twice");
+        } else if (s.name == k_monitoring) {
+            r.problems.push_back(v.where("name") + ": site '" + s.name + "': the namespace '" + k_monitoring +
+                                 "' (and its manifest) belong to [stack.monitoring]; give the site another name");
         }
         s.hosts = v.strings("hosts");
         if (s.hosts.empty()) {
@@ -68,18 +89,14 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
             r.problems.push_back(tls.where() + ": " + what + " tls needs both 'cert_file' and 'key', or neither (self-signed)");
         }
         auto img = v.section("images");
-        s.images = {img.str("magento"), img.str("varnish"), img.str("redis"), img.str("mariadb_master"),
-                    img.str("mariadb_replica"), img.str("backup"), img.str("pull_policy"), img.str("digests_from")};
-        if (!s.images.digests_from.empty()) {
-            // Relative to the profile's folder, like `extends`.
-            if (s.images.digests_from.front() != '/' && !profile.files().empty()) {
-                auto base = std::filesystem::path(profile.files().back()).parent_path();
-                s.images.digests_from = (base / s.images.digests_from).lexically_normal().string();
-            }
-            if (auto pinned = pin_images(s.images, s.images.digests_from); !pinned) {
-                r.problems.push_back(img.where("digests_from") + ": " + what + " " + pinned.error().message);
-            }
-        }
+        s.images = {img.str("magento"),          img.str("varnish"),        img.str("redis"),
+                    img.str("mariadb_master"),   img.str("mariadb_replica"), img.str("backup"),
+                    img.str("mysqld_exporter"),  img.str("redis_exporter"), img.str("varnish_exporter"),
+                    img.str("apache_exporter"),  img.str("pull_policy"),    img.str("digests_from")};
+        auto& i = s.images;
+        r.pin(profile, img, i.digests_from, what,
+              {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup, &i.mysqld_exporter,
+               &i.redis_exporter, &i.varnish_exporter, &i.apache_exporter});
         auto rep = v.section("replicas");
         s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
         s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));
@@ -132,6 +149,8 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         s.replication_password = sec.secret("replication_password");
         s.redis_password = sec.secret("redis_password");
         s.crypt_key = sec.secret("crypt_key");
+        s.exporter_db_password = sec.secret("exporter_db_password");
+        s.exporter_redis_password = sec.secret("exporter_redis_password");
         auto b = v.section("backup");
         s.backup.enabled = b.boolean("enabled");
         s.backup.schedule = b.str("schedule");
@@ -160,6 +179,64 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         return make_error(ErrorCode::config, util::join(r.problems, "\n"));
     }
     return sites;
+}
+
+Result<Monitoring> monitoring_from(const Profile& profile) {
+    Reader r;
+    Monitoring m;
+    auto v = profile.section("stack").section("monitoring");
+    m.enabled = v.boolean("enabled");
+    m.scrape_interval = v.str("scrape_interval");
+    m.retention = v.str("retention");
+    m.storage = v.str("storage");
+    m.node_targets = v.strings("node_targets");
+    m.cluster_domain = v.str("cluster_domain");
+    auto img = v.section("images");
+    m.prometheus_image = img.str("prometheus");
+    m.alertmanager_image = img.str("alertmanager");
+    m.pull_policy = img.str("pull_policy");
+    std::string digests_from = img.str("digests_from");
+    const std::string what = "[stack.monitoring]";
+    r.pin(profile, img, digests_from, what, {&m.prometheus_image, &m.alertmanager_image});
+    auto a = v.section("alerts");
+    m.webhook_url = a.secret("webhook_url");
+    m.webhook_port = static_cast<int>(a.integer("webhook_port"));
+    m.email_to = a.strings("email_to");
+    m.email_from = a.str("email_from");
+    m.smarthost = a.str("smarthost");
+    m.smtp_username = a.str("smtp_username");
+    m.smtp_password = a.secret("smtp_password");
+    if (!m.email_to.empty()) {
+        for (const char* key : {"email_from", "smarthost"}) {
+            if (a.str(key).empty()) {
+                r.problems.push_back(a.where(key) + ": " + what + " alerts.email_to needs '" + key + "'");
+            }
+        }
+    }
+    if (!m.smtp_username.empty()) {
+        r.required_secret(a, "smtp_password", what + " alerts.smtp_username");
+    }
+    auto in = v.section("ingress");
+    m.prometheus_host = in.str("prometheus_host");
+    m.alertmanager_host = in.str("alertmanager_host");
+    m.tls_cert_file = in.str("tls_cert_file");
+    m.tls_key = in.secret("tls_key");
+    m.basic_auth = in.secret("basic_auth");
+    if (m.exposed()) {
+        if (m.tls_cert_file.empty()) {
+            r.problems.push_back(in.where("tls_cert_file") + ": " + what + " ingress needs 'tls_cert_file' (and tls_key) with a host");
+        }
+        r.required_secret(in, "tls_key", what + " ingress");
+        r.required_secret(in, "basic_auth", what + " ingress");
+        if (m.prometheus_host == m.alertmanager_host) {
+            r.problems.push_back(in.where("alertmanager_host") + ": " + what +
+                                 " ingress: Prometheus and Alertmanager need different host names");
+        }
+    }
+    if (!r.problems.empty()) {
+        return make_error(ErrorCode::config, util::join(r.problems, "\n"));
+    }
+    return m;
 }
 
 } // namespace nodectl::stack

@@ -22,6 +22,7 @@ struct Resources {
 
 struct Images {
     std::string magento, varnish, redis, mariadb_master, mariadb_replica, backup;
+    std::string mysqld_exporter, redis_exporter, varnish_exporter, apache_exporter;  // with [stack.monitoring]
     std::string pull_policy;
     std::string digests_from;  // `nodectl image build --out` directory, absolute ("" : none)
 };
@@ -29,7 +30,7 @@ struct Images {
 // Each reference without a digest that DIR/*/index.json (the OCI layouts `nodectl image build
 // --out DIR` writes) names gets "@sha256:..." of that manifest. An unreadable DIR or a malformed
 // index is an error; a reference DIR does not hold stays as it is (see unpinned_images).
-Result<void> pin_images(Images& images, const std::string& digests_from);
+Result<void> pin_images(const std::vector<std::string*>& refs, const std::string& digests_from);
 
 struct BackupSettings {
     bool enabled = true;
@@ -80,7 +81,31 @@ struct Site {
     std::string search_endpoint;
     std::optional<SecretRef> db_password, replication_password, redis_password, crypt_key;
     BackupSettings backup;
+    // [stack.monitoring] enabled: exporter sidecars, their users' passwords, and Prometheus let in.
+    bool monitored = false;
+    std::optional<SecretRef> exporter_db_password, exporter_redis_password;
 };
+
+// [stack.monitoring]: one Prometheus and Alertmanager for every site, in namespace k_monitoring.
+constexpr const char* k_monitoring = "monitoring";
+struct Monitoring {
+    bool enabled = false;
+    std::string scrape_interval, retention, storage;
+    std::vector<std::string> node_targets;  // HOST:PORT of the nodes' node exporters (job "node")
+    std::string cluster_domain;             // the cluster's DNS domain (k3s: cluster.local)
+    std::string prometheus_image, alertmanager_image, pull_policy;
+    std::optional<SecretRef> webhook_url;
+    int webhook_port = 443;
+    std::vector<std::string> email_to;
+    std::string email_from, smarthost, smtp_username;
+    std::optional<SecretRef> smtp_password;
+    std::string prometheus_host, alertmanager_host, tls_cert_file;
+    std::optional<SecretRef> tls_key, basic_auth;
+    bool exposed() const { return !prometheus_host.empty() || !alertmanager_host.empty(); }
+};
+
+// [stack.monitoring] of a loaded profile, its rules checked ("file:line:col: reason" each).
+Result<Monitoring> monitoring_from(const Profile& profile);
 
 // The sites of a loaded profile, with the rules that tie keys together checked (required keys,
 // unique names, min <= max, the media path is an s3fs mount of the same profile). All problems at
@@ -109,6 +134,11 @@ using NodeSecrets = std::map<std::string, std::string>;
 // SecretValues::resolve, a value in `node` wins over a missing reference.
 Result<std::string> render_site(const Site& site, SecretValues values, const NodeSecrets& node = {});
 
+// The monitoring namespace's objects (Prometheus with Kubernetes service discovery of every site's
+// exporters and the nodes' node exporters, nodectl's alert rules, Alertmanager, their
+// NetworkPolicies and, when a host is set, Ingress with basic authentication) as one YAML stream.
+Result<std::string> render_monitoring(const Monitoring& m, const std::vector<Site>& sites, SecretValues values);
+
 // The TOML profile the backup CronJob's `nodectl backup run` reads (in a ConfigMap).
 std::string backup_profile(const Site& site);
 
@@ -126,10 +156,10 @@ std::string removed_manifest(const std::string& site);
 // The manifest with every Secret value replaced by "(hidden)": what plans show.
 std::string masked_manifest(const std::string& content);
 
-// The step that writes each site's manifest (0600 root, atomically) on the server node, generates
+// The step that writes each site's manifest (and, with monitoring enabled, nodectl-stack-monitoring.yaml) (0600 root, atomically) on the server node, generates
 // the secrets no reference gives once (kept under k_state_dir), and empties the manifests of the
 // sites that left the profile. `root` prefixes every path (unit tests); "" on a node.
-std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, const std::string& root = "");
+std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, Monitoring monitoring = {}, const std::string& root = "");
 // [stack] of a profile applied to a k3s server node (and a k3s server's leftovers once [stack] is gone).
 Result<StepList> steps(const ModuleContext& ctx);
 
