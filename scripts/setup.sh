@@ -41,6 +41,8 @@ test_pkgs=(
   python3-jsonschema python3-yaml
   # test_stack_pods.sh: socat terminates TLS in Traefik's place, file checks the static binary
   socat file
+  # test_stack_pods.sh: dnsmasq answers the SRV records of the metrics Services in CoreDNS's place
+  dnsmasq-base
   # promtool (package prometheus): the alert rules' unit tests (tests/repo/test_alert_rules.sh)
   prometheus
   # amtool (package prometheus-alertmanager): the rendered Alertmanager configuration (repo/stack_render)

@@ -754,6 +754,8 @@ std::vector<KeySpec> build_table() {
         {"stack.monitoring.alerts", P, section, "", nullptr, "where Alertmanager sends alerts (neither set: they show in Prometheus' and Alertmanager's own UIs only)"},
         {"stack.monitoring.alerts.webhook_url", P, secret, "", nullptr, "URL Alertmanager POSTs alerts to (Alertmanager's webhook JSON), a secret reference: such URLs often carry a token"},
         {"stack.monitoring.alerts.webhook_port", P, integer, "443", port, "TCP port of the webhook's host, opened in Alertmanager's egress NetworkPolicy"},
+        {"stack.monitoring.alerts.group_wait", P, string, "\"30s\"", prom_duration, "how long Alertmanager waits to bundle a new group's first alerts"},
+        {"stack.monitoring.alerts.group_interval", P, string, "\"5m\"", prom_duration, "how long it waits before telling of changes (new or resolved alerts) in a group already sent"},
         {"stack.monitoring.alerts.email_to", P, string_list, "[]", email_addresses, "addresses alerts are mailed to ([]: no e-mail)"},
         {"stack.monitoring.alerts.email_from", P, string, "\"\"", nullptr, "From: of the alert mails (required with email_to)"},
         {"stack.monitoring.alerts.smarthost", P, string, "\"\"", smtp_smarthost, "SMTP server HOST:PORT (required with email_to); STARTTLS is required"},

@@ -17,7 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_ctrd.sh"
 
-for p in containerd runc redis-tools mariadb-client curl jq socat python3-yaml openssl file; do
+for p in containerd runc redis-tools mariadb-client curl jq socat python3-yaml openssl file dnsmasq-base; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || { echo "missing $p (scripts/setup.sh)"; exit 1; }
 done
 S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
@@ -26,7 +26,8 @@ S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 NET=198.18.31
 PRE=pods$$
 ST=$WORK/pods
-S3PID="" TLSPID=""
+S3PID="" TLSPID="" DNSPID="" HOOKPID=""
+MON=mon$$
 mkdir -p "$ST" "$WORK/secrets" "$WORK/s3"
 runner() { python3 "$SRC/tests/tools/pod_runner.py" --manifest "$WORK/out/nodectl-shop.yaml" --state "$ST" \
   --address "$C/sock" --namespace "$NS" --prefix "$PRE" --subnet "$NET" --limit 300 "$@"; }
@@ -37,18 +38,29 @@ stop_all() {
     done
   fi
   [ -S "$C/sock" ] && runner stop-all >/dev/null 2>&1
+  [ -S "$C/sock" ] && mon stop-all >/dev/null 2>&1
+  mon net-down >/dev/null 2>&1
   runner net-down >/dev/null 2>&1
+  [ -n "$DNSPID" ] && kill "$DNSPID" 2>/dev/null
+  [ -n "$HOOKPID" ] && kill "$HOOKPID" 2>/dev/null
   [ -n "$TLSPID" ] && kill "$TLSPID" 2>/dev/null
   [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
   ctrd_stop
 }
+# The monitoring namespace's pods, on the same bridge, with a DNS server of the test's in CoreDNS's place.
+mon() { python3 "$SRC/tests/tools/pod_runner.py" --manifest "$WORK/out/nodectl-monitoring.yaml" --state "$WORK/mon" \
+  --address "$C/sock" --namespace "$NS" --prefix "$MON" --subnet "$NET" --pod-base 110 --bridge "$PRE-cl" --resolv "$NET.1" \
+  --limit 300 "$@"; }
 trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
 
 # --- images and containerd -------------------------------------------------------------------------
 T0=$(date +%s)
-build_stack_images redis varnish mysql-master mysql-replica magento nodectl
+MONITORING_IMAGES="mysqld-exporter redis-exporter varnish-exporter apache-exporter prometheus alertmanager"
+# shellcheck disable=SC2086  # a list of names
+build_stack_images redis varnish mysql-master mysql-replica magento nodectl $MONITORING_IMAGES
 ctrd_start || exit 1
-ctrd_import redis varnish mysql-master mysql-replica magento nodectl
+# shellcheck disable=SC2086
+ctrd_import redis varnish mysql-master mysql-replica magento nodectl $MONITORING_IMAGES
 
 # --- render the site with real secrets ---------------------------------------------------------------
 secret() { printf '%s' "$2" >"$WORK/secrets/$1"; chmod 0600 "$WORK/secrets/$1"; }
@@ -57,6 +69,10 @@ secret repl "repl-$RANDOM-$RANDOM"
 secret redis "redis-$RANDOM-$RANDOM"
 secret crypt "$(openssl rand -hex 16)"
 secret s3 "S3RVER:S3RVER"
+secret exporter-db "exp-db-$RANDOM-#;\\\"x"
+secret exporter-redis "exp-redis-$RANDOM-$RANDOM"
+WHP=$(free_port)
+secret hook "http://$NET.1:$WHP/alerts/token-$RANDOM"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/secrets/tls.key" \
   -out "$WORK/tls.crt" -days 2 -subj /CN=shop.test -addext subjectAltName=DNS:shop.test 2>/dev/null
 chmod 0600 "$WORK/secrets/tls.key"
@@ -83,6 +99,8 @@ db_password = { file = "$WORK/secrets/db" }
 replication_password = { file = "$WORK/secrets/repl" }
 redis_password = { file = "$WORK/secrets/redis" }
 crypt_key = { file = "$WORK/secrets/crypt" }
+exporter_db_password = { file = "$WORK/secrets/exporter-db" }
+exporter_redis_password = { file = "$WORK/secrets/exporter-redis" }
 [stack.sites.backup]
 schedule = "30 2 * * *"
 endpoint = "http://$NET.1:$S3P"
@@ -90,6 +108,16 @@ bucket = "backups"
 prefix = "shop/"
 path_style = true
 credentials = { file = "$WORK/secrets/s3" }
+[stack.monitoring]
+enabled = true
+scrape_interval = "5s"
+[stack.monitoring.images]
+digests_from = "$OUT"
+[stack.monitoring.alerts]
+webhook_url = { file = "$WORK/secrets/hook" }
+webhook_port = $WHP
+group_wait = "5s"
+group_interval = "10s"
 T
 nodectl stack render -p "$WORK/stack.toml" --out "$WORK/out" >"$WORK/render.out" 2>&1
 expect_rc_out "stack render --out with the secrets from files" 0 $? "$WORK/render.out"
@@ -109,7 +137,7 @@ for ref in sorted(refs):
 print(len(refs), "images, each pinned to the manifest its build recorded")
 P
 expect_rc_out "images.digests_from: every image of the site is pinned to the digest of its build" 0 $? "$WORK/pins.out"
-contains "... the six images (magento, varnish, redis, mariadb master and replica, nodectl)" "$WORK/pins.out" '^6 images'
+contains "... the ten images (magento, varnish, redis, mariadb master and replica, nodectl, four exporters)" "$WORK/pins.out" '^10 images'
 runner plan >"$WORK/plan.json"
 expect_rc_out "pod_runner plan reads the rendered site" 0 $? "$WORK/plan.json"
 ip_of() { jq -r --arg n "$1" '.[] | select(.name == $n) | .ip' "$WORK/plan.json"; }
@@ -279,6 +307,88 @@ for t in probe big; do
   check "CHECKSUM TABLE $t: master $(cat "$WORK/ck-master-$t") = restored $(cat "$WORK/ck-fresh-$t")" \
     sh -c "[ -s '$WORK/ck-master-$t' ] && cmp -s '$WORK/ck-master-$t' '$WORK/ck-fresh-$t'"
 done
+
+# --- monitoring: the exporter sidecars, Prometheus finding them by DNS SRV, an alert to a webhook -------
+# Exporters: each sidecar reports its service up, over the pod's loopback, as its own user.
+for spec in mariadb-master-0:9104:mysql_up mariadb-replica-0:9104:mysql_up redis:9121:redis_up varnish:9131:varnish_up magento:9117:apache_up; do
+  IFS=: read -r pod port metric <<<"$spec"
+  wait_for 60 sh -c "curl -sf --max-time 5 http://$(ip_of "$pod"):$port/metrics | grep -qx '$metric 1'"
+  curl -s --max-time 10 "http://$(ip_of "$pod"):$port/metrics" >"$WORK/metrics-$pod" 2>&1
+  contains "$pod: its exporter sidecar (port $port) reports $metric 1" "$WORK/metrics-$pod" "^$metric 1\$"
+done
+contains "mariadb-replica-0: ... and its replication IO thread running (the exporter user may read SLAVE STATUS)" \
+  "$WORK/metrics-mariadb-replica-0" '^mysql_slave_status_slave_io_running\{.*\} 1$'
+contains "redis: ... with no scrape error (the exporter ACL user's commands suffice)" "$WORK/metrics-redis" '^redis_exporter_last_scrape_error 0$'
+for spec in mariadb-master-0:exporter-db redis:exporter-redis; do
+  IFS=: read -r pod secret <<<"$spec"
+  pids=$(ctr_ task ps "$PRE-$pod-exporter" | awk 'NR > 1 {print $1}' | tr '\n' ' ')
+  for pid in $pids; do
+    tr '\0' '\n' <"/proc/$pid/environ"
+    tr '\0' ' ' <"/proc/$pid/cmdline"
+    echo
+  done >"$WORK/exporter-env-$pod" 2>&1
+  check "$pod: the exporter's processes ($pids) have its password in neither their environment nor their arguments" \
+    sh -c '[ -n "$2" ] && [ -s "$1" ] && ! grep -qF -- "$2" "$1"' _ "$WORK/exporter-env-$pod" "$(cat "$WORK/secrets/$secret")"
+done
+# The replica's own exporter user exists and was not replicated from the master (sql_log_bin = 0).
+ctr_ task exec --exec-id "binlog$RANDOM" "$PRE-mariadb-master-0-mariadb" sh -c \
+  'mariadb --batch --skip-column-names -e "SHOW BINLOG EVENTS" | grep -ci exporter' >"$WORK/binlog-exporter" 2>&1
+contains "the master's binary log names no exporter user (each server's is its own)" "$WORK/binlog-exporter" '^0$'
+# A DNS server in CoreDNS's place: the SRV records of the headless COMPONENT-metrics Services.
+dns=()
+for spec in mariadb-master:mariadb-master-0:9104 mariadb-replica:mariadb-replica-0:9104 redis:redis:9121 varnish:varnish:9131 magento:magento:9117; do
+  IFS=: read -r comp pod port <<<"$spec"
+  t=$pod.$comp-metrics.shop.svc.cluster.local
+  dns+=("--srv-host=_metrics._tcp.$comp-metrics.shop.svc.cluster.local,$t,$port" "--host-record=$t,$(ip_of "$pod")")
+done
+setsid dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll --bind-interfaces \
+  --listen-address="$NET.1" --port 53 --log-facility=- "${dns[@]}" >"$WORK/dnsmasq.log" 2>&1 &
+DNSPID=$!
+# The webhook Alertmanager posts to: each body on one line.
+setsid python3 - "$NET.1" "$WHP" "$WORK/hooks" >"$WORK/hook.log" 2>&1 <<'P' &
+import http.server, sys
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 1 << 20))
+        with open(out, "ab") as f:
+            f.write(self.path.encode() + b" " + body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer((host, port), Hook).serve_forever()
+P
+HOOKPID=$!
+mon plan >"$WORK/mon-plan.json"
+PROM=$(jq -r '.[] | select(.name == "prometheus") | .ip' "$WORK/mon-plan.json")
+mon start prometheus alertmanager >"$WORK/mon-start.log" 2>&1
+expect_rc_out "pod_runner starts the monitoring namespace's prometheus and alertmanager pods (on the same bridge)" 0 $? "$WORK/mon-start.log"
+for p in prometheus alertmanager; do
+  mon probe "$p" readiness >"$WORK/probe-$p.out" 2>&1
+  expect_rc_out "$p: its readinessProbe (/-/ready) succeeds" 0 $? "$WORK/probe-$p.out"
+done
+promq() { curl -s --max-time 10 "http://$PROM:9090/api/v1/$1"; }
+wait_for 90 sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=sum(up%7Bjob%3D%22stack%22%7D)' | jq -e '.data.result[0].value[1] == \"5\"'"
+promq targets >"$WORK/targets.json"
+jq -r '.data.activeTargets[] | select(.labels.job == "stack") | "\(.labels.component) \(.health)"' "$WORK/targets.json" | sort >"$WORK/targets.txt"
+check "Prometheus found the five exporters through the SRV records and scrapes each (up)" test "$(cat "$WORK/targets.txt" | tr '\n' ' ')" = \
+  "magento up mariadb-master up mariadb-replica up redis up varnish up "
+promq rules >"$WORK/rules.json"
+check "Prometheus loaded nodectl's alert rules from the ConfigMap" test "$(jq '[.data.groups[].rules[]] | length' "$WORK/rules.json")" -ge 11
+promq alertmanagers >"$WORK/ams.json"
+check "... and sends to the alertmanager Service's pod" test "$(jq '.data.activeAlertmanagers | length' "$WORK/ams.json")" = 1
+# Replication stopped: ReplicaNotRunning fires after its 2 minutes and reaches the webhook; started again, it resolves.
+ctr_ task exec --exec-id "stop$RANDOM" "$PRE-mariadb-replica-0-mariadb" mariadb -e 'STOP SLAVE IO_THREAD' >"$WORK/stop-slave" 2>&1
+expect_rc_out "replication stopped on the replica (STOP SLAVE IO_THREAD)" 0 $? "$WORK/stop-slave"
+wait_for 200 grep -q '"status":"firing".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
+contains "ReplicaNotRunning fired and Alertmanager posted it to the webhook (the URL from the Secret)" "$WORK/hooks" \
+  '^/alerts/token-[0-9]* .*"status":"firing".*"alertname":"ReplicaNotRunning".*"namespace":"shop"'
+ctr_ task exec --exec-id "start$RANDOM" "$PRE-mariadb-replica-0-mariadb" mariadb -e 'START SLAVE IO_THREAD' >"$WORK/start-slave" 2>&1
+expect_rc_out "replication started again" 0 $? "$WORK/start-slave"
+wait_for 120 grep -q '"status":"resolved".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
+contains "... and once it runs, the webhook is told the alert is resolved" "$WORK/hooks" '"status":"resolved".*"alertname":"ReplicaNotRunning"'
+lacks "no other alert fired meanwhile" "$WORK/hooks" '"alertname":"(MariaDBDown|RedisDown|ReplicaLagging|VarnishHitRatioCollapsed)"'
 
 # --- SIGTERM (what kubelet sends first) stops every pod cleanly, within its grace period -----------
 # tini (root) forwards the signal to the service (another user): without CAP_KILL it cannot, dies,

@@ -34,7 +34,12 @@ a veth with SUBNET.1 (outside the pod network). Service names (NAME, NAME.NS, NA
 NAME.NS.svc.cluster.local) and StatefulSet pod names (POD.SERVICE...) resolve through an
 /etc/hosts file mounted into every container: a Service name gives its pod's address directly.
 
-NOT reproduced: cluster DNS and kube-proxy (a Service port different from its targetPort, e.g.
+A second site's manifest (the monitoring namespace) joins the same bridge: --bridge PREFIX-cl of the
+first runner, --pod-base above its pods; --resolv IP gives its pods a resolv.conf naming a DNS
+server the test runs in cluster DNS's place (Prometheus' DNS service discovery needs SRV records).
+A persistentVolumeClaim volume is a 0777 directory of the run, like the StatefulSets' claims.
+
+NOT reproduced: cluster DNS (unless --resolv names a stand-in) and kube-proxy (a Service port different from its targetPort, e.g.
 varnish 80 -> 6081, is not translated; clients here use the targetPort), NetworkPolicy, kubelet's
 probes and restarts (`probe` runs a probe when asked), Pod Security admission, the scheduler and
 controllers (one pod per workload unless replicas says more; no HPA), fsGroup, resource requests.
@@ -128,7 +133,7 @@ class Site:
                 pods.append({"name": name, "kind": kind, "owner": name, "labels": dict(t["metadata"]["labels"]),
                              "spec": t["spec"], "claims": [], "job": True})
         for i, p in enumerate(pods):
-            p["ip"] = f"{self.a.subnet}.{POD_BASE + 1 + i}"
+            p["ip"] = f"{self.a.subnet}.{self.a.pod_base + 1 + i}"
             p["netns"] = self.netns_name(p["name"])
         return pods
 
@@ -243,6 +248,11 @@ class Site:
                 out[v["name"]] = (path, False)
             elif "hostPath" in v:
                 out[v["name"]] = (v["hostPath"]["path"], False)
+            elif "persistentVolumeClaim" in v:   # a Deployment's claim (local-path: a directory, 0777)
+                path = os.path.join(self.a.state, "pvc", v["persistentVolumeClaim"]["claimName"])
+                os.makedirs(path, exist_ok=True)
+                os.chmod(path, 0o777)
+                out[v["name"]] = (path, False)
             else:
                 die(f"volume {v['name']}: kind {list(v)} not supported")
         for claim in pod["claims"]:        # the StatefulSet's PVCs (local-path: a directory, 0777)
@@ -304,6 +314,8 @@ class Site:
         if "cpu" in lim:
             opts += ["--cpus", str(quantity(lim["cpu"], cpu=True))]
         opts += ["--mount", f"type=bind,src={self.a.state}/hosts,dst=/etc/hosts,options=rbind:ro"]
+        if self.a.resolv:
+            opts += ["--mount", f"type=bind,src={self.a.state}/resolv.conf,dst=/etc/resolv.conf,options=rbind:ro"]
         vols = self.volumes(pod)
         for m in c.get("volumeMounts", []):
             src, ro = vols.get(m["name"]) or die(f"{cid}: volumeMount {m['name']}: no such volume")
@@ -346,6 +358,8 @@ class Site:
         """Starts the pod's containers (detached) after its init containers, or with wait runs its
         one container to the end and returns its exit status (a Job's pod)."""
         os.makedirs(os.path.join(self.a.state, "logs"), exist_ok=True)
+        if not os.path.exists(os.path.join(self.a.state, "hosts")):   # on another runner's bridge
+            self.write_files()
         self.pod_net(pod)
         for c in pod["spec"].get("initContainers", []):
             rc = self.run_to_end(pod, c)
@@ -377,11 +391,21 @@ class Site:
         self.sh("ip", "-n", cl, "link", "set", "uplink", "master", "br0", "up")
         self.sh("ip", "addr", "add", f"{self.a.subnet}.1/24", "dev", f"{p}h")
         self.sh("ip", "link", "set", f"{p}h", "up")
+        self.write_files()
+
+    def write_files(self):
+        """/etc/hosts (and with --resolv, /etc/resolv.conf) of the pods."""
         with open(os.path.join(self.a.state, "hosts"), "w") as f:
             f.write(self.hosts_file())
+        if self.a.resolv:
+            with open(os.path.join(self.a.state, "resolv.conf"), "w") as f:
+                f.write(f"nameserver {self.a.resolv}\n")
+
+    def bridge_ns(self):
+        return self.a.bridge or f"{self.a.prefix}-cl"
 
     def pod_net(self, pod):
-        ns, cl = self.netns(pod), f"{self.a.prefix}-cl"
+        ns, cl = self.netns(pod), self.bridge_ns()
         if os.path.exists(f"/run/netns/{ns}"):
             return
         idx = int(pod["ip"].rsplit(".", 1)[1])
@@ -470,6 +494,9 @@ def main():
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--subnet", default="198.18.31")
     ap.add_argument("--limit", type=float, default=600, help="longest a probe is waited for (seconds)")
+    ap.add_argument("--pod-base", type=int, default=POD_BASE, help="pods get SUBNET.(BASE+1+i)")
+    ap.add_argument("--bridge", help="put the pods on this bridge namespace (another runner's PREFIX-cl): no net-up")
+    ap.add_argument("--resolv", help="a DNS server address for the pods' /etc/resolv.conf (cluster DNS's place)")
     ap.add_argument("cmd")
     ap.add_argument("rest", nargs=argparse.REMAINDER)
     a = ap.parse_args()
@@ -497,7 +524,7 @@ def main():
         s.net_down()
     elif a.cmd == "start":
         if a.rest[1:2] == ["--as"]:       # one more pod of the same template, its own name, address, volumes
-            pod = dict(s.pod(a.rest[0]), name=a.rest[2], ip=f"{a.subnet}.{POD_BASE + 1 + len(s.pods)}",
+            pod = dict(s.pod(a.rest[0]), name=a.rest[2], ip=f"{a.subnet}.{a.pod_base + 1 + len(s.pods)}",
                        netns=s.netns_name(a.rest[2]))
             print("\n".join(s.start(pod)), pod["ip"])
         else:

@@ -85,8 +85,8 @@ J Renderer::alertmanager_config(const Monitoring& m) {
     }
     return J{{"route", J{{"receiver", "nodectl"},
                          {"group_by", J::array({"alertname", "namespace"})},
-                         {"group_wait", "30s"},
-                         {"group_interval", "5m"},
+                         {"group_wait", m.group_wait},
+                         {"group_interval", m.group_interval},
                          {"repeat_interval", "4h"}}},
              {"receivers", J::array({std::move(receiver)})}};
 }

@@ -201,6 +201,8 @@ Result<Monitoring> monitoring_from(const Profile& profile) {
     auto a = v.section("alerts");
     m.webhook_url = a.secret("webhook_url");
     m.webhook_port = static_cast<int>(a.integer("webhook_port"));
+    m.group_wait = a.str("group_wait");
+    m.group_interval = a.str("group_interval");
     m.email_to = a.strings("email_to");
     m.email_from = a.str("email_from");
     m.smarthost = a.str("smarthost");

@@ -96,6 +96,7 @@ struct Monitoring {
     std::string prometheus_image, alertmanager_image, pull_policy;
     std::optional<SecretRef> webhook_url;
     int webhook_port = 443;
+    std::string group_wait, group_interval;
     std::vector<std::string> email_to;
     std::string email_from, smarthost, smtp_username;
     std::optional<SecretRef> smtp_password;
