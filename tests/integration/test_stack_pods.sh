@@ -318,7 +318,7 @@ for spec in mariadb-master-0:9104:mysql_up mariadb-replica-0:9104:mysql_up redis
 done
 contains "mariadb-replica-0: ... and its replication IO thread running (the exporter user may read SLAVE STATUS)" \
   "$WORK/metrics-mariadb-replica-0" '^mysql_slave_status_slave_io_running\{.*\} 1$'
-contains "redis: ... with no scrape error (the exporter ACL user's commands suffice)" "$WORK/metrics-redis" '^redis_exporter_last_scrape_error 0$'
+contains "redis: ... with no scrape error (the exporter ACL user's commands suffice)" "$WORK/metrics-redis" '^redis_exporter_last_scrape_error\{err=""\} 0$'
 for spec in mariadb-master-0:exporter-db redis:exporter-redis; do
   IFS=: read -r pod secret <<<"$spec"
   pids=$(ctr_ task ps "$PRE-$pod-exporter" | awk 'NR > 1 {print $1}' | tr '\n' ' ')

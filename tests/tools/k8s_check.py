@@ -64,17 +64,7 @@ def schema_path(root, doc):
 _schemas = {}
 
 
-# Cluster-scoped RBAC kinds whose schemas the copied set lacks: each has exactly its namespaced
-# twin's fields (ClusterRole adds only aggregationRule, which nodectl never renders), so it is
-# validated against that schema with the kind swapped.
-CLUSTER_TWINS = {"ClusterRole": "Role", "ClusterRoleBinding": "RoleBinding"}
-
-
 def validate_schema(root, doc):
-    if doc.get("kind") in CLUSTER_TWINS:
-        if doc.get("metadata", {}).get("namespace"):
-            problem(doc, "a cluster-scoped object has a namespace")
-        doc = dict(doc, kind=CLUSTER_TWINS[doc["kind"]])
     path = schema_path(root, doc)
     if not os.path.exists(path):
         problem(doc, f"no schema for {doc.get('apiVersion')} {doc.get('kind')} ({os.path.relpath(path, root)}): kind not allowed")

@@ -38,7 +38,8 @@ std::vector<stack::Site> sites_ok(const testing::TempDir& dir, const std::string
 // The delivery step on a LocalTarget, every path under `root`.
 struct Delivery {
     std::unique_ptr<Step> step;
-    Delivery(std::vector<stack::Site> sites, const std::string& root) : step(stack::make_delivery_step(std::move(sites), {}, root)) {}
+    Delivery(std::vector<stack::Site> sites, const std::string& root, stack::Monitoring monitoring = {})
+        : step(stack::make_delivery_step(std::move(sites), std::move(monitoring), root)) {}
     Result<Plan> run(Target& target, bool apply) {
         auto plan = step->probe(target);
         if (!plan || !apply) {
@@ -222,4 +223,47 @@ TEST_CASE("stack delivery: steps only for a k3s server") {
     auto server_only = steps_for("[k3s]\n");  // [stack] gone: the step still removes what was delivered
     REQUIRE(server_only);
     CHECK(server_only->size() == 1);
+}
+
+TEST_CASE("stack delivery: [stack.monitoring] adds its manifest and the exporters' passwords; disabled, both go") {
+    testing::TempDir dir;
+    std::string s3 = dir.write("s3.creds", "AWS_ACCESS_KEY_ID=AK\nAWS_SECRET_ACCESS_KEY=SK\n", 0600);
+    std::string root = dir.file("node");
+    LocalTarget target("local");
+    auto load = [&](const std::string& text) {
+        auto profile = load_profile(dir.write("p.toml", text));
+        REQUIRE_MESSAGE(profile, (profile ? "" : profile.error().message));
+        auto sites = stack::sites_from(*profile);
+        auto monitoring = stack::monitoring_from(*profile);
+        REQUIRE(sites);
+        REQUIRE(monitoring);
+        return std::pair{*sites, *monitoring};
+    };
+    auto [sites, monitoring] = load(bare_site("shop", s3) + "[stack.monitoring]\nenabled = true\n");
+    Delivery on(sites, root, monitoring);
+    REQUIRE(on.run(target, true));
+    std::string mon = root + stack::manifest_path("monitoring");
+    CHECK((mode_of(mon) & 0777) == 0600);
+    CHECK(contains(read_text(mon), "\"kind\": \"Deployment\""));
+    CHECK(contains(read_text(mon), "_metrics._tcp.redis-metrics.shop.svc.cluster.local"));
+    CHECK(read_text(root + stack::k_delivered) == "shop\nmonitoring\n");
+    std::string state = root + "/var/lib/nodectl/stack/shop/";
+    auto exporter_db = read_text(state + "exporter_db_password");
+    REQUIRE(exporter_db.size() == 49);
+    CHECK((mode_of(state + "exporter_redis_password") & 0777) == 0600);
+    CHECK(contains(read_text(root + stack::manifest_path("shop")), exporter_db.substr(0, 48)));
+    // Nothing changes on a second run.
+    Delivery again(sites, root, monitoring);
+    auto plan = again.run(target, false);
+    REQUIRE(plan);
+    CHECK(plan->changes.empty());
+
+    auto [plain_sites, off] = load(bare_site("shop", s3));
+    Delivery disabled(plain_sites, root, off);
+    REQUIRE(disabled.run(target, true));
+    CHECK(contains(read_text(mon), "lists no object"));
+    CHECK(read_text(root + stack::k_delivered) == "shop\n");
+    CHECK_FALSE(fs::exists(state + "exporter_db_password"));
+    CHECK_FALSE(fs::exists(state + "exporter_redis_password"));
+    CHECK(fs::exists(state + "db_password"));
 }
