@@ -75,11 +75,14 @@ Result<std::vector<ControlResult>> evaluate(Target& target, const std::string& p
     cmd.mutates = false;
     cmd.timeout = std::chrono::seconds(120);
     auto r = TRY(target.run_checked(cmd, "evaluating controls"));
+    return parse_control_output(controls, r.out);
+}
 
+std::vector<ControlResult> parse_control_output(const std::vector<Control>& controls, const std::string& text) {
     std::vector<std::string> observed(controls.size()), na(controls.size());
     std::vector<bool> seen(controls.size(), false);
     std::string* into = nullptr;
-    for (const auto& line : util::split_lines(r.out)) {
+    for (const auto& line : util::split_lines(text)) {
         if (util::starts_with(line, k_mark) || util::starts_with(line, k_na_mark)) {
             bool is_na = util::starts_with(line, k_na_mark);
             auto idx = util::parse_int(line.substr(is_na ? k_na_mark.size() : k_mark.size()));

@@ -37,5 +37,8 @@ struct Control {
 // `prelude` runs first in the same shell (it may set variables the snippets read).
 Result<std::vector<ControlResult>> evaluate(Target& target, const std::string& prelude,
                                             const std::vector<Control>& controls);
+// What evaluate's script prints (each control's marker, what it observed, its not-applicable
+// marker and reason: `sshd -T` values, stat modes, ...) judged against `controls`.
+std::vector<ControlResult> parse_control_output(const std::vector<Control>& controls, const std::string& text);
 
 } // namespace nodectl::host

@@ -13,21 +13,31 @@ Result<FileState> file_state(Target& target, const std::string& path) {
                  "; elif [ -e " + q + " ]; then echo " + q + " exists but is not a regular file >&2; exit 3; fi";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "checking " + path));
+    return parse_file_state(path, r.out);
+}
+
+Result<FileState> parse_file_state(const std::string& path, const std::string& out) {
     FileState st;
-    auto lines = util::split_lines(r.out);
-    if (lines.size() < 2) {
-        return st;
+    auto lines = util::split_lines(out);
+    if (lines.empty()) {
+        return st;  // the script prints nothing for a path that does not exist
     }
     auto f = util::split(lines[0], ' ');
     auto mode = f.size() == 3 ? util::parse_uint(f[0], {.max = 07777, .base = 8}) : std::nullopt;
     if (!mode) {
         return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(lines[0].substr(0, 200)));
     }
+    // sha256sum prints "<64 hex digits>  -". A missing or cut line is an error, not an absent file.
+    std::string sum = lines.size() > 1 ? lines[1].substr(0, 64) : std::string();
+    if (sum.size() != 64 || sum.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return make_error(ErrorCode::command, "unexpected sha256sum output for " + path + ": " +
+                                                  util::printable(lines.size() > 1 ? lines[1].substr(0, 200) : "(none)"));
+    }
     st.exists = true;
     st.mode = static_cast<uint32_t>(*mode);
     st.owner = f[1];
     st.group = f[2];
-    st.sha256 = lines[1].substr(0, 64);
+    st.sha256 = sum;
     return st;
 }
 
@@ -42,13 +52,18 @@ Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const
                  "else echo N; fi; done";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "reading files"));
+    return parse_read_files(paths, r.out);
+}
+
+Result<std::vector<std::optional<FileContent>>> parse_read_files(const std::vector<std::string>& paths, const std::string& text) {
+    std::vector<std::optional<FileContent>> out;
     size_t pos = 0;
     for (const auto& path : paths) {
-        auto eol = r.out.find('\n', pos);
+        auto eol = text.find('\n', pos);
         if (eol == std::string::npos) {
-            return make_error(ErrorCode::command, "unexpected output reading " + path);
+            return make_error(ErrorCode::command, "unexpected stat output reading " + path);
         }
-        auto header = util::split(r.out.substr(pos, eol - pos), ' ');
+        auto header = util::split(text.substr(pos, eol - pos), ' ');
         pos = eol + 1;
         if (header.size() == 1 && header[0] == "N") {
             out.emplace_back();
@@ -57,12 +72,12 @@ Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const
         auto mode = header.size() == 5 && header[0] == "F" ? util::parse_uint(header[1], {.max = 07777, .base = 8}) : std::nullopt;
         auto size = header.size() == 5 ? util::parse_uint(header[4]) : std::nullopt;
         if (!mode || !size) {
-            return make_error(ErrorCode::command, "unexpected output reading " + path);
+            return make_error(ErrorCode::command, "unexpected stat output reading " + path);
         }
-        if (*size > r.out.size() - pos) {
+        if (*size > text.size() - pos) {
             return make_error(ErrorCode::command, path + " changed while it was read; try again");
         }
-        out.emplace_back(FileContent{r.out.substr(pos, *size), static_cast<uint32_t>(*mode), header[2], header[3]});
+        out.emplace_back(FileContent{text.substr(pos, *size), static_cast<uint32_t>(*mode), header[2], header[3]});
         pos += *size;
     }
     return out;

@@ -18,6 +18,9 @@ struct FileState {
 };
 
 Result<FileState> file_state(Target& target, const std::string& path);
+// What file_state reads back: nothing (no such file), or `stat -c '%a %U %G'` and `sha256sum`'s
+// line. ErrorCode::command naming the command for anything else.
+Result<FileState> parse_file_state(const std::string& path, const std::string& out);
 
 // Whether everyone on the host may read a file of this mode. Plans and diffs never show the
 // content of a file that is not (its owner chose to keep it from others).
@@ -34,6 +37,9 @@ struct FileContent {
 // Regular files read in one round trip, in the order given; nullopt for a path that is not a
 // regular file.
 Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const std::vector<std::string>& paths);
+// What read_files reads back, for `paths` in order: "N\n", or `stat -c 'F %a %U %G %s'`'s line and
+// that many bytes.
+Result<std::vector<std::optional<FileContent>>> parse_read_files(const std::vector<std::string>& paths, const std::string& text);
 // chown + chmod in place; false (and nothing done) when the file's directory is not root's alone,
 // where only rewriting the file (Target::write_file) is safe.
 Result<bool> set_owner_mode(Target& target, const FileSpec& spec);

@@ -25,7 +25,12 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
                  " 2>/dev/null; true";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "dpkg-query"));
-    for (const auto& line : util::split_lines(r.out)) {
+    return parse_installed_packages(r.out);
+}
+
+std::set<std::string> parse_installed_packages(const std::string& out_text) {
+    std::set<std::string> out;
+    for (const auto& line : util::split_lines(out_text)) {
         auto f = util::split(line, ' ');
         if (f.size() >= 2 && util::starts_with(f[1], "ii")) {
             out.insert(f[0]);

@@ -15,6 +15,8 @@ namespace nodectl::host {
 
 // The subset of `names` that dpkg reports as installed ("ii").
 Result<std::set<std::string>> installed_packages(Target& target, const std::vector<std::string>& names);
+// The packages `dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n'` prints as installed ("ii").
+std::set<std::string> parse_installed_packages(const std::string& out_text);
 // Follows apt-get install's output and says how far it is, at most once per `every`: packages
 // counted and named as they are fetched, unpacked and set up, and how long the current one has
 // taken, so that a long install (aide-common's postinst alone takes 90 s) is never a silent minute.

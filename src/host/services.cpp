@@ -15,7 +15,12 @@ Result<std::map<std::string, UnitState>> unit_states(Target& target, const std::
                  "\"$(systemctl is-active \"$u\" 2>/dev/null)\"; done";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "systemctl is-enabled"));
-    for (const auto& line : util::split_lines(r.out)) {
+    return parse_unit_states(r.out);
+}
+
+std::map<std::string, UnitState> parse_unit_states(const std::string& text) {
+    std::map<std::string, UnitState> out;
+    for (const auto& line : util::split_lines(text)) {
         auto f = util::split(line, '|');
         if (f.size() == 3) {
             out[f[0]] = UnitState{f[1], f[2]};

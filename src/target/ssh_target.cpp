@@ -60,36 +60,8 @@ std::vector<std::string> known_fingerprints(const std::string& known_hosts, cons
     std::ifstream in(path);
     std::string line;
     while (std::getline(in, line)) {
-        auto fields = util::split(util::trim(line), ' ');
-        if (fields.size() < 3 || fields[0].empty() || fields[0][0] == '#' || fields[0][0] == '@') {
-            continue;
-        }
-        bool match = false;
-        if (util::starts_with(fields[0], "|1|")) {
-            // |1|base64(salt)|base64(HMAC-SHA1(salt, host)): both 20 bytes, 28 base64 characters.
-            // The file is not trusted to hold only such entries: anything else is skipped.
-            auto parts = util::split(fields[0], '|');
-            if (parts.size() == 4 && parts[2].size() == 28 && parts[3].size() == 28) {
-                unsigned char salt[21], want[21], got[EVP_MAX_MD_SIZE];  // 28 base64 characters decode to 21 bytes
-                int salt_len = EVP_DecodeBlock(salt, reinterpret_cast<const unsigned char*>(parts[2].data()), 28);
-                int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()), 28);
-                unsigned got_len = 0;
-                if (salt_len >= 20 && want_len >= 20 &&
-                    HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(),
-                         got, &got_len) &&
-                    got_len == 20) {
-                    match = std::memcmp(got, want, 20) == 0;
-                }
-            }
-        } else {
-            for (const auto& name : util::split(fields[0], ',')) {
-                match = match || name == pattern;
-            }
-        }
-        ssh_key key = nullptr;
-        if (match && ssh_pki_import_pubkey_base64(fields[2].c_str(), ssh_key_type_from_name(fields[1].c_str()), &key) == SSH_OK) {
-            out.push_back(fingerprint(key));
-            ssh_key_free(key);
+        if (auto fp = known_hosts_line_fingerprint(line, pattern)) {
+            out.push_back(std::move(*fp));
         }
     }
     return out;
@@ -204,6 +176,42 @@ Result<std::string> proxy_command(const std::string& jump, const std::string& ad
 }
 
 } // namespace
+
+std::optional<std::string> known_hosts_line_fingerprint(const std::string& line, const std::string& pattern) {
+    auto fields = util::split(util::trim(line), ' ');
+    if (fields.size() < 3 || fields[0].empty() || fields[0][0] == '#' || fields[0][0] == '@') {
+        return std::nullopt;
+    }
+    bool match = false;
+    if (util::starts_with(fields[0], "|1|")) {
+        // |1|base64(salt)|base64(HMAC-SHA1(salt, host)): both 20 bytes, 28 base64 characters.
+        // The file is not trusted to hold only such entries: anything else is skipped.
+        auto parts = util::split(fields[0], '|');
+        if (parts.size() == 4 && parts[2].size() == 28 && parts[3].size() == 28) {
+            unsigned char salt[21], want[21], got[EVP_MAX_MD_SIZE];  // 28 base64 characters decode to 21 bytes
+            int salt_len = EVP_DecodeBlock(salt, reinterpret_cast<const unsigned char*>(parts[2].data()), 28);
+            int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()), 28);
+            unsigned got_len = 0;
+            if (salt_len >= 20 && want_len >= 20 &&
+                HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(),
+                     got, &got_len) &&
+                got_len == 20) {
+                match = std::memcmp(got, want, 20) == 0;
+            }
+        }
+    } else {
+        for (const auto& name : util::split(fields[0], ',')) {
+            match = match || name == pattern;
+        }
+    }
+    ssh_key key = nullptr;
+    if (match && ssh_pki_import_pubkey_base64(fields[2].c_str(), ssh_key_type_from_name(fields[1].c_str()), &key) == SSH_OK) {
+        std::string fp = fingerprint(key);
+        ssh_key_free(key);
+        return fp;
+    }
+    return std::nullopt;
+}
 
 Result<std::unique_ptr<SshTarget>> SshTarget::connect(const HostSpec& host, const SshOptions& given) {
     // --known-hosts wins over the inventory's known_hosts, which wins over ~/.ssh/known_hosts.

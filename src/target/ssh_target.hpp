@@ -20,6 +20,11 @@ struct SshOptions {
     std::chrono::seconds connect_timeout{15};
 };
 
+// The fingerprint ("ssh-ed25519 SHA256:...") of the key on one known_hosts line when the line
+// names `pattern` ("host" or "[host]:port"), hashed (|1|salt|hmac) or not; nullopt for any other
+// line, comments and @-marked lines included.
+std::optional<std::string> known_hosts_line_fingerprint(const std::string& line, const std::string& pattern);
+
 class SshTarget final : public Target {
 public:
     static Result<std::unique_ptr<SshTarget>> connect(const HostSpec& host, const SshOptions& options);

@@ -69,19 +69,23 @@ Result<FileStat> Target::stat(const std::string& path) {
                  "; stat -c '%F|%a|%U|%G|%s' -- " + q + " && if [ -L " + q + " ]; then readlink -- " + q + "; fi";
     cmd.mutates = false;
     auto r = TRY(run(cmd));
-    FileStat st;
     if (r.exit_code == k_absent) {
-        return st;
+        return FileStat{};
     }
     if (r.exit_code != 0) {
         return make_error(ErrorCode::command, "cannot stat " + path + ": " + util::trim(r.err));
     }
-    auto lines = util::split_lines(r.out);
+    return parse_stat_output(path, r.out);
+}
+
+Result<FileStat> parse_stat_output(const std::string& path, const std::string& out) {
+    FileStat st;
+    auto lines = util::split_lines(out);
     auto f = lines.empty() ? std::vector<std::string>() : util::split(lines[0], '|');
     auto mode = f.size() == 5 ? util::parse_uint(f[1], {.max = 07777, .base = 8}) : std::nullopt;
     auto size = f.size() == 5 ? util::parse_uint(f[4]) : std::nullopt;
     if (!mode || !size) {
-        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(r.out.substr(0, 200)));
+        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(out.substr(0, 200)));
     }
     st.exists = true;
     st.is_dir = f[0] == "directory";

@@ -40,17 +40,8 @@ Result<Loaded> load(const testing::TempDir& dir, const std::string& text) {
 }
 
 std::vector<json> parse_documents(const std::string& text) {
-    std::vector<json> docs;
-    size_t pos = 0;
-    while ((pos = text.find("---\n", pos)) != std::string::npos) {
-        pos += 4;
-        size_t end = text.find("\n---\n", pos);
-        docs.push_back(json::parse(text.substr(pos, end == std::string::npos ? std::string::npos : end + 1 - pos)));
-        if (end == std::string::npos) {
-            break;
-        }
-    }
-    return docs;
+    auto docs = testing::manifest_documents(text);
+    return {docs.begin(), docs.end()};
 }
 
 const json* find(const std::vector<json>& docs, const std::string& kind, const std::string& name) {

@@ -32,17 +32,8 @@ std::string profile_text(const std::string& extra = "", const std::string& tail 
 std::vector<json> documents(const stack::Site& site) {
     auto text = stack::render_site(site, stack::SecretValues::placeholders);
     REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
-    std::vector<json> docs;
-    size_t pos = 0;
-    while ((pos = text->find("---\n", pos)) != std::string::npos) {
-        pos += 4;
-        size_t end = text->find("\n---\n", pos);
-        docs.push_back(json::parse(text->substr(pos, end == std::string::npos ? std::string::npos : end + 1 - pos)));
-        if (end == std::string::npos) {
-            break;
-        }
-    }
-    return docs;
+    auto docs = testing::manifest_documents(*text);
+    return {docs.begin(), docs.end()};
 }
 
 const json* find(const std::vector<json>& docs, const std::string& kind, const std::string& name) {

@@ -12,6 +12,8 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -102,6 +104,21 @@ inline Result<std::vector<stack::Site>> load_sites(const TempDir& dir, const std
         return profile.error();
     }
     return stack::sites_from(*profile);
+}
+
+// The documents of a rendered stack manifest ("---" lines between JSON documents), parsed.
+inline std::vector<nlohmann::ordered_json> manifest_documents(const std::string& text) {
+    std::vector<nlohmann::ordered_json> docs;
+    size_t pos = 0;
+    while ((pos = text.find("---\n", pos)) != std::string::npos) {
+        pos += 4;
+        size_t end = text.find("\n---\n", pos);
+        docs.push_back(nlohmann::ordered_json::parse(text.substr(pos, end == std::string::npos ? std::string::npos : end + 1 - pos)));
+        if (end == std::string::npos) {
+            break;
+        }
+    }
+    return docs;
 }
 
 // True when `part` occurs in `text`.

@@ -170,3 +170,22 @@ TEST_CASE("SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredi
     }
     CHECK(left == 1);
 }
+
+TEST_CASE("known_hosts_line_fingerprint: plain, [host]:port and hashed entries; anything else is no key") {
+    // A key made for this test with ssh-keygen (its private half was never kept); the hashed line is
+    // `ssh-keygen -H` of the plain one for node1.test.
+    const std::string key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAXERwtiDkTRJcvVGRcnZviuLP/gXWOnlU8R0/xxzxEI";
+    const std::string fp = "ssh-ed25519 SHA256:qTExHfF+kQrOpE9FmvFexSxW3ZJ5sAZqY47ILtX0VbE";
+    const std::string hashed = "|1|H5iRpMbSeu6XttAGwL+TeT5vA+Y=|CF7MOaw3Qr436vbxG7pLe/dhcaA= " + key;
+    CHECK(nodectl::known_hosts_line_fingerprint("node1.test,192.0.2.11 " + key, "node1.test") == fp);
+    CHECK(nodectl::known_hosts_line_fingerprint("[node2.test]:2222 " + key, "[node2.test]:2222") == fp);
+    CHECK(nodectl::known_hosts_line_fingerprint(hashed, "node1.test") == fp);
+    CHECK_FALSE(nodectl::known_hosts_line_fingerprint(hashed, "node2.test"));
+    CHECK_FALSE(nodectl::known_hosts_line_fingerprint("node2.test " + key, "node1.test"));
+    for (const std::string& line : {"# node1.test " + key, "@revoked node1.test " + key, std::string("node1.test"),
+                                    std::string("node1.test ssh-ed25519 AAAA"), std::string("node1.test ssh-ed25519 !!!"),
+                                    "|1|H5iRpMbSeu6XttAGwL+TeT5vA+Y=|CF7MOaw3Qr436vbxG7pLe/dhcaA " + key,
+                                    "|1|||| " + key, std::string("node1.test no-such-type ") + key.substr(12)}) {
+        CHECK_FALSE(nodectl::known_hosts_line_fingerprint(line, "node1.test"));
+    }
+}

@@ -105,7 +105,8 @@ std::vector<std::pair<std::string, std::string>> sysctl_values(const ConfigView&
                           });
     }
     for (const auto& [key, value] : kernel.string_map("sysctl")) {
-        auto same = std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == key; });
+        const std::string& name = key;  // clang before 16 cannot capture a structured binding
+        auto same = std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == name; });
         if (same != v.end()) {
             same->second = value;
         } else {

@@ -174,21 +174,10 @@ void Renderer::monitoring_ingress(const Monitoring& m) {
 }
 
 void Renderer::monitoring_policies(const Monitoring& m, const std::vector<Site>& sites) {
-    J deny = object("networking.k8s.io/v1", "NetworkPolicy", "default-deny", "prometheus");
-    deny["spec"] = J{{"podSelector", J::object()}, {"policyTypes", J::array({"Ingress", "Egress"})}};
-    emit(deny);
-    J dns = object("networking.k8s.io/v1", "NetworkPolicy", "allow-dns", "prometheus");
-    dns["spec"] = J{{"podSelector", J::object()},
-                    {"egress", J::array({J{{"to", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
-                                                            {"podSelector", J{{"matchLabels", J{{"k8s-app", "kube-dns"}}}}}}})},
-                                           {"ports", J::array({J{{"protocol", "UDP"}, {"port", 53}}, J{{"protocol", "TCP"}, {"port", 53}}})}}})},
-                    {"policyTypes", J::array({"Egress"})}};
-    emit(dns);
-    J traefik = J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
-                  {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "traefik"}}}}}};
+    baseline_policies();
     auto ingress_from_traefik = [&](const std::string& host, int p, J rules) {
         if (!host.empty()) {
-            rules.push_back(J{{"from", J::array({traefik})}, {"ports", tcp_ports(p)}});
+            rules.push_back(J{{"from", J::array({traefik_peer()})}, {"ports", tcp_ports(p)}});
         }
         return rules;
     };

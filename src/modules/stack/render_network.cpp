@@ -95,17 +95,28 @@ J Renderer::scraped(J rules, int exporter_port) const {
     return rules;
 }
 
-void Renderer::network_policies() {
-    J deny = object("networking.k8s.io/v1", "NetworkPolicy", "default-deny", "magento");
+// Every namespace's first two policies: nothing in or out, then DNS to the cluster's resolver.
+void Renderer::baseline_policies() {
+    J deny = object("networking.k8s.io/v1", "NetworkPolicy", "default-deny", part_of);
     deny["spec"] = J{{"podSelector", J::object()}, {"policyTypes", J::array({"Ingress", "Egress"})}};
     emit(deny);
-    J dns = object("networking.k8s.io/v1", "NetworkPolicy", "allow-dns", "magento");
+    J dns = object("networking.k8s.io/v1", "NetworkPolicy", "allow-dns", part_of);
     dns["spec"] = J{{"podSelector", J::object()},
                     {"egress", J::array({J{{"to", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
                                                             {"podSelector", J{{"matchLabels", J{{"k8s-app", "kube-dns"}}}}}}})},
                                            {"ports", J::array({J{{"protocol", "UDP"}, {"port", 53}}, J{{"protocol", "TCP"}, {"port", 53}}})}}})},
                     {"policyTypes", J::array({"Egress"})}};
     emit(dns);
+}
+
+// k3s's packaged Traefik, in kube-system.
+J Renderer::traefik_peer() {
+    return J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
+             {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "traefik"}}}}}};
+}
+
+void Renderer::network_policies() {
+    baseline_policies();
 
     std::vector<std::string> db_clients = {"magento"};
     if (site.backup.enabled) {
@@ -116,9 +127,7 @@ void Renderer::network_policies() {
         databases.push_back("mariadb-replica");
     }
     // Traefik (k3s's packaged one, in kube-system) and Magento's PURGE requests reach Varnish.
-    J traefik = J{{"from", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
-                                       {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "traefik"}}}}}}})},
-                  {"ports", tcp_ports(k_varnish_port)}};
+    J traefik = J{{"from", J::array({traefik_peer()})}, {"ports", tcp_ports(k_varnish_port)}};
     // Magento and its cron send PURGE to Varnish (the cron when indexers invalidate pages).
     emit(policy("varnish", scraped(J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}), k_varnish_exporter_port),
                 J::array({to({"magento"}, k_apache_port)})));

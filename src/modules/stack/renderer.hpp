@@ -185,6 +185,8 @@ struct Renderer {
     J scraped(J rules, int exporter_port) const;
     // Egress to a port anywhere (S3, the search engine: outside the namespace, often outside the cluster).
     static J to_anywhere(int p);
+    void baseline_policies();
+    static J traefik_peer();
     void network_policies();
     int search_port() const;
     // --- backup (render_backup.cpp) --------------------------------------------------------------
