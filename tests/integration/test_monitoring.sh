@@ -3,7 +3,10 @@
 # prometheus-node-exporter listening on the node's address only, with its textfile collector on
 # the directory `nodectl backup` writes its metrics to; this machine fetches /metrics and finds the
 # node's metrics and the backup's (after a backup run by the timer's service); a re-apply changes
-# nothing; `check` passes, and reports drift after the ARGS file is changed by hand.
+# nothing; `check` passes, and reports drift after the ARGS file is changed by hand. Then with
+# nodectl's firewall on ([harden], only its firewall group) and allow_from = [this machine's /32]:
+# /metrics answers from there and not from a second address of this machine outside allow_from,
+# from which SSH still answers; `check` passes and a re-apply changes nothing.
 # Uses the static binary (scripts/build.sh static, or NODECTL_STATIC_BIN), which [backup] puts on the node.
 source "$(dirname "$0")/lib.sh"
 
@@ -99,4 +102,48 @@ nodectl check -p "$WORK/mon.toml" "root@$N" "${KH[@]}" >"$WORK/check3.out" 2>&1
 expect_rc_out "check passes again" 0 $? "$WORK/check3.out"
 curl -sS --max-time 10 "http://$N:9100/metrics" >"$WORK/metrics3" 2>&1
 contains "the backup metric is served again" "$WORK/metrics3" '^nodectl_backup_last_outcome\{target="local"\} 1$'
+
+echo "# nodectl's firewall on: the exporter's port answers only allow_from"
+# IN (the bridge's address, this machine's usual source) is allow_from; OUT, a second address on
+# the bridge (removed at exit), is not. The same probes from both, so each can fail.
+IN=$NODECTL_TEST_GATEWAY OUT=$ENV_SUBNET.200
+BR=$(ip -o -4 addr show | awk -v a="$IN/24" '$4 == a { print $2; exit }')
+mon_cleanup() { local rc=$?; [ -n "${OUT_ADDED:-}" ] && ip addr del "$OUT/32" dev "$BR" 2>/dev/null; (exit $rc); cleanup; }
+trap mon_cleanup EXIT
+ip addr add "$OUT/32" dev "$BR" && OUT_ADDED=1
+# http_from SRC: the HTTP status of /metrics fetched from SRC (000: no answer within 3 s).
+http_from() { curl -s -o /dev/null -w '%{http_code}' --interface "$1" --connect-timeout 3 --max-time 6 "http://$N:9100/metrics"; }
+ssh_from() { ssh -F /dev/null -b "$1" -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$NODECTL_TEST_KNOWN_HOSTS" \
+  -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=4 -o LogLevel=ERROR "root@$N" true; }
+check "before the firewall, /metrics answers 200 from $OUT too" test "$(http_from "$OUT")" = 200
+cp "$WORK/mon.toml" "$WORK/fw.toml"
+# Appended to [monitoring], the last table of mon.toml; only the firewall group of [harden] is on.
+cat >>"$WORK/fw.toml" <<T
+allow_from = ["$IN/32"]
+
+[harden]
+rollback_seconds = 60
+[harden.ssh]
+enabled = false
+[harden.kernel]
+enabled = false
+[harden.accounts]
+enabled = false
+[harden.services]
+enabled = false
+[harden.filesystem]
+enabled = false
+T
+nodectl apply -p "$WORK/fw.toml" "root@$N" "${KH[@]}" >"$WORK/fw1.out" 2>&1
+expect_rc_out "apply with the firewall on" 0 $? "$WORK/fw1.out"
+lacks "... and the host does not differ afterwards" "$WORK/fw1.out" "still differs"
+check "/metrics answers 200 from $IN (in allow_from)" test "$(http_from "$IN")" = 200
+check "... and not from $OUT (outside allow_from)" test "$(http_from "$OUT")" = 000
+check "... while SSH answers from $OUT (the address is not dead)" ssh_from "$OUT"
+nodectl check -p "$WORK/fw.toml" "root@$N" "${KH[@]}" >"$WORK/fw-check.out" 2>&1
+expect_rc_out "check passes" 0 $? "$WORK/fw-check.out"
+contains_text "... the firewall's controls too" "$WORK/fw-check.out" "PASS  firewall.table_loaded"
+nodectl apply -p "$WORK/fw.toml" "root@$N" "${KH[@]}" >"$WORK/fw2.out" 2>&1
+expect_rc_out "a re-apply" 0 $? "$WORK/fw2.out"
+contains "... changes nothing" "$WORK/fw2.out" '(^|[^0-9])0 changed'
 finish
