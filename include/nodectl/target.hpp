@@ -97,6 +97,10 @@ public:
     Result<CommandResult> run_checked(const Command& cmd, const std::string& what);
 };
 
+// What Target::stat reads back: `stat -c '%F|%a|%U|%G|%s'` of an existing path, then readlink's
+// line for a symbolic link. ErrorCode::command naming `path` for anything else.
+Result<FileStat> parse_stat_output(const std::string& path, const std::string& out);
+
 // Shell single-quoting for building scripts: quote("a'b") == "'a'\\''b'".
 std::string shell_quote(const std::string& s);
 // Each word quoted, separated by single spaces: shell_quote_all({"a", "b c"}) == "'a' 'b c'".
