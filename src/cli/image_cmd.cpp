@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 namespace nodectl::cli {
@@ -134,6 +135,13 @@ int run_image(CLI::App& app, Context& ctx) {
     if (o.build.all == !o.build.names.empty()) {
         std::cerr << "image build: name the recipes to build, or --all (not both)\n";
         return k_exit_usage;
+    }
+    // Directories given relative to where nodectl runs: apt, run from elsewhere, would read them
+    // relative to its own directories.
+    for (std::string* dir : {&o.build.cache, &o.build.apt_cache, &o.build.out, &o.build.recipes}) {
+        if (!dir->empty()) {
+            *dir = std::filesystem::absolute(*dir).lexically_normal().string();
+        }
     }
     auto built = image::build(o.build);
     if (!built) {

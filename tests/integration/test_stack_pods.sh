@@ -26,7 +26,7 @@ S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 NET=198.18.31
 PRE=pods$$
 ST=$WORK/pods
-S3PID="" TLSPID="" DNSPID="" HOOKPID=""
+S3PID="" TLSPID="" TLS2PID="" DNSPID="" HOOKPID=""
 MON=mon$$
 mkdir -p "$ST" "$WORK/secrets" "$WORK/s3"
 runner() { python3 "$SRC/tests/tools/pod_runner.py" --manifest "$WORK/out/nodectl-shop.yaml" --state "$ST" \
@@ -42,6 +42,7 @@ stop_all() {
   mon net-down >/dev/null 2>&1
   runner net-down >/dev/null 2>&1
   [ -n "$DNSPID" ] && kill "$DNSPID" 2>/dev/null
+  [ -n "$TLS2PID" ] && kill "$TLS2PID" 2>/dev/null
   [ -n "$HOOKPID" ] && kill "$HOOKPID" 2>/dev/null
   [ -n "$TLSPID" ] && kill "$TLSPID" 2>/dev/null
   [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
@@ -55,7 +56,7 @@ trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
 
 # --- images and containerd -------------------------------------------------------------------------
 T0=$(date +%s)
-MONITORING_IMAGES="mysqld-exporter redis-exporter varnish-exporter apache-exporter prometheus alertmanager"
+MONITORING_IMAGES="mysqld-exporter redis-exporter varnish-exporter apache-exporter prometheus alertmanager blackbox-exporter"
 # shellcheck disable=SC2086  # a list of names
 build_stack_images redis varnish mysql-master mysql-replica magento nodectl $MONITORING_IMAGES
 ctrd_start || exit 1
@@ -72,6 +73,7 @@ secret s3 "S3RVER:S3RVER"
 secret exporter-db "exp-db-$RANDOM-#;\\\"x"
 secret exporter-redis "exp-redis-$RANDOM-$RANDOM"
 WHP=$(free_port)
+HP=$(free_port)   # HTTPS in Traefik's place (socat), also the port the blackbox exporter probes
 secret hook "http://$NET.1:$WHP/alerts/token-$RANDOM"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/secrets/tls.key" \
   -out "$WORK/tls.crt" -days 2 -subj /CN=shop.test -addext subjectAltName=DNS:shop.test 2>/dev/null
@@ -111,6 +113,7 @@ credentials = { file = "$WORK/secrets/s3" }
 [stack.monitoring]
 enabled = true
 scrape_interval = "5s"
+tls_probe_port = $HP
 [stack.monitoring.images]
 digests_from = "$OUT"
 [stack.monitoring.alerts]
@@ -161,7 +164,6 @@ runner net-up >"$WORK/net.log" 2>&1
 expect_rc_out "pod network up ($NET.1 on the host, pods in $NET.64/26)" 0 $? "$WORK/net.log"
 runner start mariadb-master-0 mariadb-replica-0 redis magento varnish >"$WORK/start.log" 2>&1
 expect_rc_out "pod_runner starts mariadb-master-0 mariadb-replica-0 redis magento varnish" 0 $? "$WORK/start.log"
-HP=$(free_port)
 setsid socat "OPENSSL-LISTEN:$HP,bind=127.0.0.1,reuseaddr,fork,cert=$WORK/ingress.crt,key=$WORK/ingress.key,verify=0" \
   "TCP:$VARNISH_EP" >"$WORK/tls.log" 2>&1 &
 TLSPID=$!
@@ -335,7 +337,7 @@ ctr_ task exec --exec-id "binlog$RANDOM" "$PRE-mariadb-master-0-mariadb" sh -c \
   'mariadb --batch --skip-column-names -e "SHOW BINLOG EVENTS" | grep -ci exporter' >"$WORK/binlog-exporter" 2>&1
 contains "the master's binary log names no exporter user (each server's is its own)" "$WORK/binlog-exporter" '^0$'
 # A DNS server in CoreDNS's place: the SRV records of the headless COMPONENT-metrics Services.
-dns=()
+dns=(--host-record="shop.test,$NET.1")   # the site's host name: where "Traefik" listens for the pods
 for spec in mariadb-master:mariadb-master-0:9104 mariadb-replica:mariadb-replica-0:9104 redis:redis:9121 varnish:varnish:9131 magento:magento:9117; do
   IFS=: read -r comp pod port <<<"$spec"
   t=$pod.$comp-metrics.shop.svc.cluster.local
@@ -362,11 +364,15 @@ P
 HOOKPID=$!
 mon plan >"$WORK/mon-plan.json"
 PROM=$(jq -r '.[] | select(.name == "prometheus") | .ip' "$WORK/mon-plan.json")
-mon start prometheus alertmanager >"$WORK/mon-start.log" 2>&1
-expect_rc_out "pod_runner starts the monitoring namespace's prometheus and alertmanager pods (on the same bridge)" 0 $? "$WORK/mon-start.log"
-for p in prometheus alertmanager; do
+# Traefik's place for the pods too: the same certificate on the bridge address.
+setsid socat "OPENSSL-LISTEN:$HP,bind=$NET.1,reuseaddr,fork,cert=$WORK/ingress.crt,key=$WORK/ingress.key,verify=0" \
+  "TCP:$VARNISH_EP" >"$WORK/tls-pods.log" 2>&1 &
+TLS2PID=$!
+mon start prometheus alertmanager blackbox-exporter >"$WORK/mon-start.log" 2>&1
+expect_rc_out "pod_runner starts the monitoring namespace's prometheus, alertmanager and blackbox-exporter pods (on the same bridge)" 0 $? "$WORK/mon-start.log"
+for p in prometheus alertmanager blackbox-exporter; do
   mon probe "$p" readiness >"$WORK/probe-$p.out" 2>&1
-  expect_rc_out "$p: its readinessProbe (/-/ready) succeeds" 0 $? "$WORK/probe-$p.out"
+  expect_rc_out "$p: its readinessProbe succeeds" 0 $? "$WORK/probe-$p.out"
 done
 promq() { curl -s --max-time 10 "http://$PROM:9090/api/v1/$1"; }
 wait_for 90 sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=sum(up%7Bjob%3D%22stack%22%7D)' | jq -e '.data.result[0].value[1] == \"5\"'"
@@ -378,6 +384,15 @@ promq rules >"$WORK/rules.json"
 check "Prometheus loaded nodectl's alert rules from the ConfigMap" test "$(jq '[.data.groups[].rules[]] | length' "$WORK/rules.json")" -ge 11
 promq alertmanagers >"$WORK/ams.json"
 check "... and sends to the alertmanager Service's pod" test "$(jq '.data.activeAlertmanagers | length' "$WORK/ams.json")" = 1
+# The certificate as a customer's browser gets it (blackbox exporter -> https://shop.test:PORT/): the
+# test's certificate is valid for 2 days, so TLSCertificateExpiringSoon fires and reaches the webhook.
+NOT_AFTER=$(date -d "$(openssl x509 -enddate -noout -in "$WORK/tls.crt" | cut -d= -f2)" +%s)
+wait_for 60 sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=probe_ssl_earliest_cert_expiry' | jq -e '.data.result | length == 1'"
+promq "query?query=probe_ssl_earliest_cert_expiry" >"$WORK/expiry.json"
+check "Prometheus has the site's certificate expiry from the blackbox probe of https://shop.test:$HP/ ($NOT_AFTER)" \
+  test "$(jq -r '.data.result[0].value[1]' "$WORK/expiry.json")" = "$NOT_AFTER"
+wait_for 90 grep -q '"status":"firing".*"alertname":"TLSCertificateExpiringSoon"' "$WORK/hooks"
+contains "TLSCertificateExpiringSoon (2 days left) fired and reached the webhook" "$WORK/hooks" '"alertname":"TLSCertificateExpiringSoon"'
 # Replication stopped: ReplicaNotRunning fires after its 2 minutes and reaches the webhook; started again, it resolves.
 ctr_ task exec --exec-id "stop$RANDOM" "$PRE-mariadb-replica-0-mariadb" mariadb -e 'STOP SLAVE IO_THREAD' >"$WORK/stop-slave" 2>&1
 expect_rc_out "replication stopped on the replica (STOP SLAVE IO_THREAD)" 0 $? "$WORK/stop-slave"

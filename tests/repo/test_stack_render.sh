@@ -172,6 +172,7 @@ secrets+=(unit-webhook-token-4c1d unit-smtp-pw-2b7e unit-mon-key-8e0a abcdefghij
 cp "$tmp/paths" "$tmp/paths-mon"
 cat >>"$tmp/paths-mon" <<'EOF'
 prometheus -> alertmanager:9093
+prometheus -> blackbox-exporter:9115
 monitoring/prometheus -> shop/mariadb-master:9104
 monitoring/prometheus -> shop/mariadb-replica:9104
 monitoring/prometheus -> shop/redis:9121

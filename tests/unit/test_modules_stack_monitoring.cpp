@@ -182,11 +182,16 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
     CHECK(config["global"]["scrape_interval"] == "15s");
     CHECK(config["rule_files"] == json::array({"nodectl.rules.yml"}));
     CHECK(testing::contains((*cm)["data"]["nodectl.rules.yml"].get<std::string>(), "alert: ReplicaNotRunning"));
-    json node, stack_job;
+    json node, stack_job, tls;
     for (const auto& j : config["scrape_configs"]) {
         if (j["job_name"] == "node") node = j;
         if (j["job_name"] == "stack") stack_job = j;
+        if (j["job_name"] == "tls") tls = j;
     }
+    // The sites' host names, probed over HTTPS through the blackbox exporter.
+    CHECK(tls["static_configs"][0]["targets"] == json::array({"https://shop.example.org/", "https://outlet.example.org/"}));
+    CHECK(tls["params"]["module"] == json::array({"tls_expiry"}));
+    CHECK(tls["relabel_configs"][2]["replacement"] == "blackbox-exporter.monitoring.svc:9115");
     CHECK(node["static_configs"][0]["targets"] == json::array({"198.18.0.10:9100", "198.18.0.11:9101"}));
     // shop has no replica; outlet has the default one.
     CHECK(stack_job["dns_sd_configs"][0]["type"] == "SRV");

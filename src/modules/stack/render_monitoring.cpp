@@ -21,6 +21,7 @@ namespace {
 
 constexpr int k_prometheus_port = 9090;
 constexpr int k_alertmanager_port = 9093;
+constexpr int k_blackbox_port = 9115;
 constexpr const char* k_rules_file = "nodectl.rules.yml";
 
 // The port of a "HOST:PORT" the key table accepted.
@@ -61,6 +62,27 @@ J prometheus_config(const Monitoring& m, const std::vector<Site>& sites) {
                                                          {"regex", "_metrics\\._tcp\\.(.+)-metrics\\.([^.]+)\\.svc\\..*"},
                                                          {"replacement", "$2"},
                                                          {"target_label", "namespace"}}})}});
+    }
+    // Every site's host names over HTTPS, as customers reach them, through the blackbox exporter:
+    // the certificate's expiry (TLSCertificateExpiringSoon). Wildcard names cannot be probed.
+    J probes = J::array();
+    const std::string port = m.tls_probe_port == 443 ? "" : ":" + std::to_string(m.tls_probe_port);
+    for (const auto& s : sites) {
+        for (const auto& h : s.hosts) {
+            if (!h.starts_with("*.")) {
+                probes.push_back("https://" + h + port + "/");
+            }
+        }
+    }
+    if (!probes.empty()) {
+        const std::string blackbox = std::string("blackbox-exporter.") + k_monitoring + ".svc:" + std::to_string(k_blackbox_port);
+        jobs.push_back(J{{"job_name", "tls"},
+                         {"metrics_path", "/probe"},
+                         {"params", J{{"module", J::array({"tls_expiry"})}}},
+                         {"static_configs", J::array({J{{"targets", std::move(probes)}}})},
+                         {"relabel_configs", J::array({J{{"source_labels", J::array({"__address__"})}, {"target_label", "__param_target"}},
+                                                       J{{"source_labels", J::array({"__param_target"})}, {"target_label", "instance"}},
+                                                       J{{"target_label", "__address__"}, {"replacement", blackbox}}})}});
     }
     return J{{"global", J{{"scrape_interval", m.scrape_interval}, {"evaluation_interval", m.scrape_interval}}},
              // Relative: Prometheus reads it beside prometheus.yml (the ConfigMap's directory).
@@ -133,6 +155,17 @@ void Renderer::alertmanager(const Monitoring& m) {
     service("alertmanager", "alertmanager", k_alertmanager_port, "web", false);
 }
 
+void Renderer::blackbox(const Monitoring& m) {
+    J c = J{{"name", "blackbox-exporter"}, {"image", m.blackbox_image}, {"imagePullPolicy", m.pull_policy},
+            {"ports", J::array({port("web", k_blackbox_port)})},
+            {"resources", resources("blackbox-exporter")},
+            {"readinessProbe", http_probe("/-/healthy", "web", 10, 3)},
+            {"livenessProbe", http_probe("/-/healthy", "web", 20, 6)},
+            {"securityContext", security({"SETGID", "SETUID"}, true, false)}};
+    emit(deployment("blackbox-exporter", 1, pod_spec(J::array({c}), J::array()), false));
+    service("blackbox-exporter", "blackbox-exporter", k_blackbox_port, "web", false);
+}
+
 void Renderer::monitoring_ingress(const Monitoring& m) {
     std::string cert;
     if (values == SecretValues::placeholders) {
@@ -183,7 +216,7 @@ void Renderer::monitoring_policies(const Monitoring& m, const std::vector<Site>&
     };
     // Prometheus: to every site's exporters, the nodes' exporters (outside the pod network: any
     // address, on their ports) and Alertmanager.
-    J egress = J::array({to({"alertmanager"}, k_alertmanager_port)});
+    J egress = J::array({to({"alertmanager"}, k_alertmanager_port), to({"blackbox-exporter"}, k_blackbox_port)});
     std::vector<int> node_ports;
     for (const auto& t : m.node_targets) {
         int p = port_of(t, 9100);
@@ -209,6 +242,8 @@ void Renderer::monitoring_policies(const Monitoring& m, const std::vector<Site>&
     if (!m.smarthost.empty()) {
         am_egress.push_back(to_anywhere(port_of(m.smarthost, 25)));
     }
+    // The blackbox exporter: from Prometheus; to the sites' HTTPS port anywhere.
+    emit(policy("blackbox-exporter", J::array({from({"prometheus"}, k_blackbox_port)}), J::array({to_anywhere(m.tls_probe_port)})));
     emit(policy("alertmanager", ingress_from_traefik(m.alertmanager_host, k_alertmanager_port,
                                                      J::array({from({"prometheus"}, k_alertmanager_port)})),
                 am_egress));
@@ -218,6 +253,7 @@ void Renderer::monitoring_objects(const Monitoring& m, const std::vector<Site>& 
     namespace_object();
     prometheus(m, sites);
     alertmanager(m);
+    blackbox(m);
     if (m.exposed()) {
         monitoring_ingress(m);
     }
@@ -233,6 +269,7 @@ Result<std::string> render_monitoring(const Monitoring& m, const std::vector<Sit
     ns.images.pull_policy = m.pull_policy;
     ns.resources["prometheus"] = {"100m", "512Mi", "1", "2Gi"};
     ns.resources["alertmanager"] = {"10m", "64Mi", "200m", "128Mi"};
+    ns.resources["blackbox-exporter"] = {"10m", "32Mi", "200m", "64Mi"};
     const NodeSecrets none;
     detail::Renderer r{ns, values, {}, {}, &none, k_monitoring};
     r.out = std::string("# nodectl-") + k_monitoring + ".yaml: Prometheus and Alertmanager for the Magento stack, rendered by "

@@ -196,6 +196,7 @@ struct Renderer {
     J alertmanager_config(const Monitoring& m);
     void prometheus(const Monitoring& m, const std::vector<Site>& sites);
     void alertmanager(const Monitoring& m);
+    void blackbox(const Monitoring& m);
     void monitoring_ingress(const Monitoring& m);
     void monitoring_policies(const Monitoring& m, const std::vector<Site>& sites);
 };

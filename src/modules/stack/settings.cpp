@@ -194,10 +194,12 @@ Result<Monitoring> monitoring_from(const Profile& profile) {
     auto img = v.section("images");
     m.prometheus_image = img.str("prometheus");
     m.alertmanager_image = img.str("alertmanager");
+    m.blackbox_image = img.str("blackbox_exporter");
     m.pull_policy = img.str("pull_policy");
     std::string digests_from = img.str("digests_from");
     const std::string what = "[stack.monitoring]";
-    r.pin(profile, img, digests_from, what, {&m.prometheus_image, &m.alertmanager_image});
+    r.pin(profile, img, digests_from, what, {&m.prometheus_image, &m.alertmanager_image, &m.blackbox_image});
+    m.tls_probe_port = static_cast<int>(v.integer("tls_probe_port"));
     auto a = v.section("alerts");
     m.webhook_url = a.secret("webhook_url");
     m.webhook_port = static_cast<int>(a.integer("webhook_port"));

@@ -93,7 +93,8 @@ struct Monitoring {
     std::string scrape_interval, retention, storage;
     std::vector<std::string> node_targets;  // HOST:PORT of the nodes' node exporters (job "node")
     std::string cluster_domain;             // the cluster's DNS domain (k3s: cluster.local)
-    std::string prometheus_image, alertmanager_image, pull_policy;
+    std::string prometheus_image, alertmanager_image, blackbox_image, pull_policy;
+    int tls_probe_port = 443;
     std::optional<SecretRef> webhook_url;
     int webhook_port = 443;
     std::string group_wait, group_interval;
