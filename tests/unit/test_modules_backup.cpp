@@ -13,11 +13,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -511,6 +513,41 @@ TEST_CASE("directory target: a link planted in the shared directory is neither w
     CHECK_FALSE(t->open("web1-20250101T000000Z.tar.zst"));
 }
 
+TEST_CASE("directory target: an upload removes this host's partial files of runs that died, nothing else") {
+    TempDir tmp;
+    std::string store = tmp.file("store");
+    REQUIRE(fs::create_directories(store));
+    char host[256] = {};
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    // A process that has ended: its PID is not running (the kernel does not reuse it this soon).
+    pid_t dead = ::fork();
+    if (dead == 0) {
+        ::_exit(0);
+    }
+    REQUIRE(dead > 0);
+    ::waitpid(dead, nullptr, 0);
+    std::string h = host;
+    for (auto& c : h) {
+        c = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+    }
+    std::string stale = "/.web1-20260101T000000Z.tar.zst.partial-" + h + "-" + std::to_string(dead) + "-AbC123";
+    std::string running = "/.web1-20260101T010000Z.tar.zst.partial-" + h + "-" + std::to_string(::getpid()) + "-XyZ789";
+    std::string other_host = "/.web2-20260101T000000Z.tar.zst.partial-otherhost.test-" + std::to_string(dead) + "-QwE456";
+    for (const auto& f : {stale, running, other_host}) {
+        put(store + f, "partial");
+    }
+    TargetSettings ts;
+    ts.name = "shared";
+    ts.path = store;
+    auto t = make_directory_target(ts);
+    auto up = t->upload("web1-20260102T000000Z.tar.zst");
+    REQUIRE(up);
+    CHECK_FALSE(fs::exists(store + stale));
+    CHECK(fs::exists(store + running));
+    CHECK(fs::exists(store + other_host));
+    (*up)->abort();
+}
+
 TEST_CASE("MariaDB option file: a newline in the password cannot add an option line") {
     ClientOptionFile opt;
     std::string pw = "a\"b\\c\nhost=evil.example\td";
@@ -519,7 +556,12 @@ TEST_CASE("MariaDB option file: a newline in the password cannot add an option l
     auto text = util::read_file(file);
     REQUIRE(text);
     CHECK(text->find("\nhost=") == std::string::npos);
-    CHECK(lstat_mode(file) == 0600);
+    // An anonymous memory file, never on disk (a killed run leaves no password behind), 0600.
+    CHECK(file.starts_with("/dev/fd/"));
+    struct stat st{};
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(st.st_nlink == 0);
     // MariaDB's own option-file reader reads the password back exactly.
     if (fs::exists("/usr/bin/my_print_defaults")) {
         auto out = run_capture({"/usr/bin/my_print_defaults", "--defaults-file=" + file, "client"});

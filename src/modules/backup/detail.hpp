@@ -190,17 +190,23 @@ Result<std::string> run_capture(const std::vector<std::string>& argv, const std:
 // `/bin/sh -c command`, for hooks.
 Result<void> run_hook(const std::string& command, const std::vector<std::string>& extra_env);
 
-// A private 0700 directory with a 0600 MariaDB client option file holding the credentials, so
-// they never appear in argv or the environment of anything but the client. Removed on destruction.
+// A MariaDB client option file holding the credentials, so they never appear in argv or the
+// environment of anything but the client: an anonymous memory file (memfd, 0600), never on disk,
+// so a run that is killed leaves no password behind. The clients started while it exists (only
+// the database clients of the dump or restore) inherit it and read it as /dev/fd/N; it is closed
+// on destruction.
 class ClientOptionFile {
 public:
+    ClientOptionFile() = default;
+    ClientOptionFile(const ClientOptionFile&) = delete;
+    ClientOptionFile& operator=(const ClientOptionFile&) = delete;
     ~ClientOptionFile();
     Result<void> create(const std::string& host, int port, const std::string& socket, const std::string& user,
                         const std::string& password);
-    std::string arg() const { return "--defaults-extra-file=" + m_file; }
+    std::string arg() const { return "--defaults-extra-file=/dev/fd/" + std::to_string(m_fd); }
 
 private:
-    std::string m_dir, m_file;
+    int m_fd = -1;
 };
 
 // ---- targets (target_dir.cpp, target_s3.cpp) ----

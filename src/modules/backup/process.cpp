@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -249,11 +250,8 @@ Result<void> run_hook(const std::string& command, const std::vector<std::string>
 }
 
 ClientOptionFile::~ClientOptionFile() {
-    if (!m_file.empty()) {
-        ::unlink(m_file.c_str());
-    }
-    if (!m_dir.empty()) {
-        ::rmdir(m_dir.c_str());
+    if (m_fd >= 0) {
+        ::close(m_fd);
     }
 }
 
@@ -276,24 +274,21 @@ Result<void> ClientOptionFile::create(const std::string& host, int port, const s
     } else if (!socket.empty()) {
         text += "socket=" + TRY(option_value("socket", socket)) + "\n";
     }
-    std::string tmpl = tmp_root() + "/nodectl-db-XXXXXX";
-    if (!mkdtemp(tmpl.data())) {
-        std::fill(text.begin(), text.end(), '\0');
-        return errno_error("mkdtemp " + tmpl);
-    }
-    m_dir = tmpl;
-    m_file = m_dir + "/client.cnf";
-    int fd = ::open(m_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    // Not close-on-exec: the clients read it as /dev/fd/N. 0600: MariaDB ignores a world-writable
+    // option file, and a memfd starts as 0777.
+    int fd = ::memfd_create("nodectl-client.cnf", 0);
     if (fd < 0) {
         std::fill(text.begin(), text.end(), '\0');
-        return errno_error("cannot create " + m_file);
+        return errno_error("memfd_create");
     }
-    ssize_t w = ::write(fd, text.data(), text.size());
-    ::close(fd);
+    bool written = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     std::fill(text.begin(), text.end(), '\0');
-    if (w < 0) {
-        return errno_error("cannot write " + m_file);
+    if (!written) {
+        auto e = errno_error("cannot write the client option file (memfd)");
+        ::close(fd);
+        return e;
     }
+    m_fd = fd;
     return Ok{};
 }
 

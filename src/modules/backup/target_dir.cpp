@@ -1,22 +1,78 @@
 // The directory target (a local disk, or an NFS mount). An archive is written as
-// `.ID.tar.zst.partial-PID-RANDOM` (hidden, never a name list/restore/prune look at), fsynced, renamed to
-// its final name and the directory fsynced, so a crash or a full disk never leaves a partial file
-// under a final name. Free space is checked first (statvfs): at least min_free_bytes, and at least
+// `.ID.tar.zst.partial-HOST-PID-RANDOM` (hidden, never a name list/restore/prune look at), fsynced,
+// renamed to its final name and the directory fsynced, so a crash or a full disk never leaves a
+// partial file under a final name. What a killed run left (this host's partials whose process is
+// gone) is removed when the next upload starts; other hosts' are left to them. Free space is checked first (statvfs): at least min_free_bytes, and at least
 // 1.2 times the largest archive already there.
 #include "modules/backup/detail.hpp"
+#include "util/text.hpp"
 
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace nodectl::backup {
 
 namespace {
+
+// This host's name as it appears in partial names: letters, digits, '.' and '-' only.
+std::string partial_host() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) {
+        return "unknown";
+    }
+    std::string out;
+    for (const char* c = name; *c; ++c) {
+        out += std::isalnum(static_cast<unsigned char>(*c)) || *c == '.' || *c == '-' ? *c : '_';
+    }
+    return out.empty() ? "unknown" : out;
+}
+
+// Removes the regular files `.*.partial-HOST-PID-XXXXXX` of this host whose process no longer runs.
+void remove_stale_partials(const std::string& dir) {
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0) {
+        return;
+    }
+    DIR* d = ::fdopendir(dfd);
+    if (!d) {
+        ::close(dfd);
+        return;
+    }
+    const std::string mine = ".partial-" + partial_host() + "-";
+    std::vector<std::string> stale;
+    while (auto* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        auto at = n.rfind(mine);
+        if (n.front() != '.' || at == std::string::npos || n.size() < at + mine.size() + 8) {
+            continue;
+        }
+        std::string rest = n.substr(at + mine.size());  // PID-XXXXXX
+        auto dash = rest.find('-');
+        auto pid = util::parse_uint(rest.substr(0, dash), {.max = 4194304});
+        if (dash == std::string::npos || rest.size() - dash != 7 || !pid || *pid == 0) {
+            continue;
+        }
+        struct stat st{};
+        if (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH && ::fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode)) {
+            stale.push_back(n);
+        }
+    }
+    for (const auto& n : stale) {
+        ::unlinkat(dfd, n.c_str(), 0);
+    }
+    ::closedir(d);  // closes dfd
+}
 
 class DirUpload : public Upload {
 public:
@@ -137,7 +193,8 @@ public:
     // The temp name is unpredictable and created O_EXCL|O_NOFOLLOW (mkostemp): a file or link
     // someone else put into a shared target is never opened, truncated or written through.
     Result<std::unique_ptr<Upload>> upload(const std::string& object) override {
-        std::string temp = m_s.path + "/." + object + ".partial-" + std::to_string(::getpid()) + "-XXXXXX";
+        remove_stale_partials(m_s.path);
+        std::string temp = m_s.path + "/." + object + ".partial-" + partial_host() + "-" + std::to_string(::getpid()) + "-XXXXXX";
         int fd = ::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             return errno_error("cannot create " + temp);
