@@ -257,59 +257,6 @@ https -c "$WORK/jar" -b "$WORK/jar" "https://shop.test:$HP/" >"$WORK/s3.json"
 check "the magento pod reads the rows from the master and the replica by their Service names" \
   test "$(jq -c '[.master.rows, .replica.rows]' "$WORK/s3.json")" = '[["first","second"],["first","second"]]'
 
-# --- Magento's cron: the magento-cron StatefulSet's one pod -------------------------------------------------
-# Its container loops `php bin/magento cron:run` (the stand-in records each run on the master) every 60 s.
-runner start magento-cron-0 >"$WORK/cron-start.log" 2>&1
-expect_rc_out "pod_runner starts magento-cron-0 (image pinned by digest, found under NAME@DIGEST)" 0 $? "$WORK/cron-start.log"
-wait_for 90 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $MASTER --batch --skip-column-names magento \
-  -e 'SELECT COUNT(*) FROM cron_runs WHERE finished IS NOT NULL' 2>/dev/null | grep -qx 1"
-sql "$MASTER" "SELECT who, finished IS NOT NULL FROM cron_runs" >"$WORK/cron-runs" 2>&1
-contains "... its cron:run ran to the end on the master, as www-data, with no replica in env.php" "$WORK/cron-runs" \
-  $'^www-data replica=none\t1$'
-check "... once: the loop waits 60 s before the next run" test "$(wc -l <"$WORK/cron-runs")" = 1
-
-# --- PURGE: accepted from the pod network, refused from elsewhere ------------------------------------------
-V=http://$VARNISH_EP
-# The same Host header as the page's requests: Varnish's cache key is host + URL.
-purge() { curl -s -o /dev/null -w '%{http_code}\n' -X PURGE -H "Host: shop.test:$HP" "$V$PAGE"; }
-ip netns exec "$PRE-magento" bash -c "$(declare -f purge); HP=$HP V=$V PAGE='$PAGE' purge" >"$WORK/purge-pod"
-contains "PURGE from the magento pod ($MAGENTO, in purge_acl $NET.64/26) is accepted (200)" "$WORK/purge-pod" '^200$'
-https -D "$WORK/h3" -o /dev/null "https://shop.test:$HP$PAGE"
-contains "... the next request is a miss" "$WORK/h3" '^X-Cache: MISS'
-purge >"$WORK/purge-host"
-contains "PURGE from the host ($NET.1, outside the pod network) is refused (405)" "$WORK/purge-host" '^405$'
-https -D "$WORK/h4" -o /dev/null "https://shop.test:$HP$PAGE"
-contains "... and the page stays cached" "$WORK/h4" '^X-Cache: HIT'
-
-# --- the backup CronJob's container: to s3rver, restored into a fresh MariaDB --------------------------------
-NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" -d "$WORK/s3" -a "$NET.1" -p "$S3P" --configure-bucket backups \
-  >"$WORK/s3rver.log" 2>&1 &
-S3PID=$!
-wait_for 20 curl -s -o /dev/null "http://$NET.1:$S3P/"
-runner run-job backup >"$WORK/job.out" 2>&1
-expect_rc_out "the backup CronJob's pod (nodectl backup run in the nodectl image) exits 0" 0 $? "$WORK/job.out"
-cp "$ST/logs/backup-job_backup.log" "$WORK/backup-job.log" 2>/dev/null
-contains_text "... it dumped the magento database" "$WORK/backup-job.log" "dumping database magento"
-ID=$(grep -o 'target s3: [^ ]* written' "$WORK/backup-job.log" | head -1 | awk '{print $3}')
-ID=$(basename "${ID:-none}"); ID=${ID%%.*}
-find "$WORK/s3" -type f | grep -q "shop/$ID"
-check "... the archive $ID is in the s3rver bucket" test $? = 0
-runner start mariadb-master-0 --as mariadb-fresh >"$WORK/fresh.out" 2>&1
-expect_rc_out "a fresh MariaDB from the master's template (new volume)" 0 $? "$WORK/fresh.out"
-FRESH=$(tail -1 "$WORK/fresh.out" | awk '{print $NF}')   # "CONTAINER ADDRESS"
-wait_for 120 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $FRESH --batch -e 'SELECT 1' magento"
-sql "$FRESH" "SHOW TABLES" >"$WORK/fresh-tables" 2>&1
-check "... which starts empty" test ! -s "$WORK/fresh-tables"
-runner run-job backup --name restore -- /usr/bin/tini -- /usr/local/bin/nodectl backup -p /etc/nodectl/profile.toml \
-  restore "$ID" --db magento --force --db-host "$FRESH" --db-port 3306 >"$WORK/restore.out" 2>&1
-expect_rc_out "nodectl backup restore (the same pod template) into the fresh MariaDB" 0 $? "$WORK/restore.out"
-for t in probe big; do
-  sql "$MASTER" "CHECKSUM TABLE $t" | awk '{print $2}' >"$WORK/ck-master-$t"
-  sql "$FRESH" "CHECKSUM TABLE $t" | awk '{print $2}' >"$WORK/ck-fresh-$t"
-  check "CHECKSUM TABLE $t: master $(cat "$WORK/ck-master-$t") = restored $(cat "$WORK/ck-fresh-$t")" \
-    sh -c "[ -s '$WORK/ck-master-$t' ] && cmp -s '$WORK/ck-master-$t' '$WORK/ck-fresh-$t'"
-done
-
 # --- monitoring: the exporter sidecars, Prometheus finding them by DNS SRV, an alert to a webhook -------
 # Exporters: each sidecar reports its service up, over the pod's loopback, as its own user.
 for spec in mariadb-master-0:9104:mysql_up mariadb-replica-0:9104:mysql_up redis:9121:redis_up varnish:9131:varnish_up magento:9117:apache_up; do
@@ -393,9 +340,65 @@ check "Prometheus has the site's certificate expiry from the blackbox probe of h
   test "$(jq -r '.data.result[0].value[1]' "$WORK/expiry.json")" = "$NOT_AFTER"
 wait_for 90 grep -q '"status":"firing".*"alertname":"TLSCertificateExpiringSoon"' "$WORK/hooks"
 contains "TLSCertificateExpiringSoon (2 days left) fired and reached the webhook" "$WORK/hooks" '"alertname":"TLSCertificateExpiringSoon"'
-# Replication stopped: ReplicaNotRunning fires after its 2 minutes and reaches the webhook; started again, it resolves.
+# Replication stopped: ReplicaNotRunning fires after its 2 minutes (the cron, PURGE and backup checks
+# below run meanwhile) and reaches the webhook; started again, it resolves.
 ctr_ task exec --exec-id "stop$RANDOM" "$PRE-mariadb-replica-0-mariadb" mariadb -e 'STOP SLAVE IO_THREAD' >"$WORK/stop-slave" 2>&1
 expect_rc_out "replication stopped on the replica (STOP SLAVE IO_THREAD)" 0 $? "$WORK/stop-slave"
+
+# --- Magento's cron: the magento-cron StatefulSet's one pod -------------------------------------------------
+# Its container loops `php bin/magento cron:run` (the stand-in records each run on the master) every 60 s.
+runner start magento-cron-0 >"$WORK/cron-start.log" 2>&1
+expect_rc_out "pod_runner starts magento-cron-0 (image pinned by digest, found under NAME@DIGEST)" 0 $? "$WORK/cron-start.log"
+wait_for 90 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $MASTER --batch --skip-column-names magento \
+  -e 'SELECT COUNT(*) FROM cron_runs WHERE finished IS NOT NULL' 2>/dev/null | grep -qx 1"
+sql "$MASTER" "SELECT who, finished IS NOT NULL FROM cron_runs" >"$WORK/cron-runs" 2>&1
+contains "... its cron:run ran to the end on the master, as www-data, with no replica in env.php" "$WORK/cron-runs" \
+  $'^www-data replica=none\t1$'
+check "... once: the loop waits 60 s before the next run" test "$(wc -l <"$WORK/cron-runs")" = 1
+
+# --- PURGE: accepted from the pod network, refused from elsewhere ------------------------------------------
+V=http://$VARNISH_EP
+# The same Host header as the page's requests: Varnish's cache key is host + URL.
+purge() { curl -s -o /dev/null -w '%{http_code}\n' -X PURGE -H "Host: shop.test:$HP" "$V$PAGE"; }
+ip netns exec "$PRE-magento" bash -c "$(declare -f purge); HP=$HP V=$V PAGE='$PAGE' purge" >"$WORK/purge-pod"
+contains "PURGE from the magento pod ($MAGENTO, in purge_acl $NET.64/26) is accepted (200)" "$WORK/purge-pod" '^200$'
+https -D "$WORK/h3" -o /dev/null "https://shop.test:$HP$PAGE"
+contains "... the next request is a miss" "$WORK/h3" '^X-Cache: MISS'
+purge >"$WORK/purge-host"
+contains "PURGE from the host ($NET.1, outside the pod network) is refused (405)" "$WORK/purge-host" '^405$'
+https -D "$WORK/h4" -o /dev/null "https://shop.test:$HP$PAGE"
+contains "... and the page stays cached" "$WORK/h4" '^X-Cache: HIT'
+
+# --- the backup CronJob's container: to s3rver, restored into a fresh MariaDB --------------------------------
+NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" -d "$WORK/s3" -a "$NET.1" -p "$S3P" --configure-bucket backups \
+  >"$WORK/s3rver.log" 2>&1 &
+S3PID=$!
+wait_for 20 curl -s -o /dev/null "http://$NET.1:$S3P/"
+runner run-job backup >"$WORK/job.out" 2>&1
+expect_rc_out "the backup CronJob's pod (nodectl backup run in the nodectl image) exits 0" 0 $? "$WORK/job.out"
+cp "$ST/logs/backup-job_backup.log" "$WORK/backup-job.log" 2>/dev/null
+contains_text "... it dumped the magento database" "$WORK/backup-job.log" "dumping database magento"
+ID=$(grep -o 'target s3: [^ ]* written' "$WORK/backup-job.log" | head -1 | awk '{print $3}')
+ID=$(basename "${ID:-none}"); ID=${ID%%.*}
+find "$WORK/s3" -type f | grep -q "shop/$ID"
+check "... the archive $ID is in the s3rver bucket" test $? = 0
+runner start mariadb-master-0 --as mariadb-fresh >"$WORK/fresh.out" 2>&1
+expect_rc_out "a fresh MariaDB from the master's template (new volume)" 0 $? "$WORK/fresh.out"
+FRESH=$(tail -1 "$WORK/fresh.out" | awk '{print $NF}')   # "CONTAINER ADDRESS"
+wait_for 120 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $FRESH --batch -e 'SELECT 1' magento"
+sql "$FRESH" "SHOW TABLES" >"$WORK/fresh-tables" 2>&1
+check "... which starts empty" test ! -s "$WORK/fresh-tables"
+runner run-job backup --name restore -- /usr/bin/tini -- /usr/local/bin/nodectl backup -p /etc/nodectl/profile.toml \
+  restore "$ID" --db magento --force --db-host "$FRESH" --db-port 3306 >"$WORK/restore.out" 2>&1
+expect_rc_out "nodectl backup restore (the same pod template) into the fresh MariaDB" 0 $? "$WORK/restore.out"
+for t in probe big; do
+  sql "$MASTER" "CHECKSUM TABLE $t" | awk '{print $2}' >"$WORK/ck-master-$t"
+  sql "$FRESH" "CHECKSUM TABLE $t" | awk '{print $2}' >"$WORK/ck-fresh-$t"
+  check "CHECKSUM TABLE $t: master $(cat "$WORK/ck-master-$t") = restored $(cat "$WORK/ck-fresh-$t")" \
+    sh -c "[ -s '$WORK/ck-master-$t' ] && cmp -s '$WORK/ck-master-$t' '$WORK/ck-fresh-$t'"
+done
+
+# --- monitoring, continued: the replica alert fires, then resolves ---------------------------------
 wait_for 200 grep -q '"status":"firing".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
 contains "ReplicaNotRunning fired and Alertmanager posted it to the webhook (the URL from the Secret)" "$WORK/hooks" \
   '^/alerts/token-[0-9]* .*"status":"firing".*"alertname":"ReplicaNotRunning".*"namespace":"shop"'
