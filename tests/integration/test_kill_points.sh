@@ -76,6 +76,11 @@ PY
   echo "# kill point $k: $cut"
   sleep 2   # the node's side of the cut connection ends (sshd hangs up on it)
   files_of "$UPPER" >"$WORK/at-cut$k"
+  # A copy of the files the apply manages, as the cut left them: shown when one is neither old nor new.
+  mkdir -p "$WORK/at-cut$k.d"
+  (cd "$UPPER" && while read -r f; do
+    if [ -f "$f" ] && [ ! -L "$f" ]; then cp --parents -p "$f" "$WORK/at-cut$k.d/"; fi
+  done <"$WORK/managed$k") 2>/dev/null
   node 1 cat /var/lib/nodectl/journal.json >"$WORK/journal$k.json" 2>/dev/null
   python3 - "$WORK/journal$k.json" >"$WORK/journal$k.out" 2>&1 <<'PY'
 import json, sys
@@ -112,8 +117,11 @@ PY
   # temporary file of nodectl's atomic writes is left anywhere below /etc. (dpkg's own
   # .dpkg-new files are its atomic writes in flight, renamed by the dpkg that finishes them.)
   files_of "$UPPER" >"$WORK/final$k"
-  node 1 "dpkg-query -W -f='\${Conffiles}\n' 2>/dev/null; cat /var/lib/dpkg/info/*.md5sums 2>/dev/null" >"$WORK/dpkg$k" 2>&1
-  python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
+  # dpkg's records read from the node's disk on this machine: root's login is gone once the apply
+  # converged (and the test's ssh is root's), so asking dpkg on the node would get nothing.
+  { cat "$UPPER/var/lib/dpkg/status" 2>/dev/null || cat "$LOWER/var/lib/dpkg/status"
+    cat "$LOWER"/var/lib/dpkg/info/*.md5sums "$UPPER"/var/lib/dpkg/info/*.md5sums; } >"$WORK/dpkg$k" 2>/dev/null
+  python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
 import hashlib, os, sys
 def table(f):
     return {l.split()[0]: l.split()[1:] for l in open(f) if l.strip()}
@@ -121,11 +129,11 @@ cut, final = table(sys.argv[1]), table(sys.argv[2])
 lower = sys.argv[3]
 managed = {l.strip() for l in open(sys.argv[4]) if l.strip()}
 shipped = {}  # path -> the md5s dpkg records for what its packages shipped there
-for line in open(sys.argv[5], errors="replace"):
+for line in open(sys.argv[5], errors="replace"):   # dpkg's status (Conffiles) and *.md5sums
     f = line.split()
     if len(f) >= 2 and len(f[0]) == 32 and not f[0].startswith("/"):      # *.md5sums: MD5 path
         shipped.setdefault(f[1].lstrip("/"), set()).add(f[0])
-    elif len(f) >= 2 and f[0].startswith("/") and len(f[1]) == 32:       # Conffiles: /path MD5
+    elif len(f) >= 2 and f[0].startswith("/") and len(f[1]) == 32:       # status' Conffiles: " /path MD5"
         shipped.setdefault(f[0].lstrip("/"), set()).add(f[1])
 bad = []
 for path in list(cut) + list(final):
@@ -139,6 +147,11 @@ for path in sorted(managed & set(cut)):
     old = os.path.isfile(original) and hashlib.sha256(open(original, "rb").read()).hexdigest() == sha
     if not (old or md5 in shipped.get(path, ()) or final.get(path, [None])[0] == sha):
         bad.append(path + ": neither the original nor the converged content (sha256 " + sha[:12] + ")")
+        try:
+            head = open(os.path.join(sys.argv[6], path), errors="replace").read().splitlines()[:6]
+            bad.extend("    at the cut: " + line for line in head)
+        except OSError:
+            pass
 print("\n".join(bad) if bad else "%d of the apply's files were on the node at the cut: each old or new" % checked)
 sys.exit(1 if bad else 0)
 PY
