@@ -10,13 +10,12 @@
 #   ctrd_import IMAGE...            ctr images import $OUT/IMAGE.oci.tar (a check each)
 #   ctrd_stop                       containerd stopped; this run's shims, mounts, runc state and
 #                                   cgroups removed (containers must have been stopped before)
-#   free_port, wait_for SECONDS CMD...
+#   wait_for SECONDS CMD...         (free_port comes from lib.sh, sourced first)
 OUT=${NODECTL_TEST_IMAGES_OUT:-$SRC/build/test-images}
 NS=nodectl-$(basename "$0" .sh)-$$
 C=$WORK/ctrd
 CTRD=""
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ctr_() { ctr -a "$C/sock" -n "$NS" "$@"; }
 # wait_for SECONDS COMMAND...: true once the command succeeds (polled every 0.5 s)
 wait_for() {

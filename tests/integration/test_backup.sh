@@ -5,8 +5,8 @@
 # restore into a fresh server: CHECKSUM TABLE, routines, triggers; files byte for byte), then the
 # faults: a flipped byte, a wrong key, s3rver killed mid-upload, a full disk, a failing target.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_services.sh"
 
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 AWS=/usr/bin/aws
 for t in mariadbd mariadb-install-db mariadb mariadb-dump; do
   command -v $t >/dev/null || { echo "missing $t (scripts/setup.sh)"; exit 1; }
@@ -14,10 +14,9 @@ done
 [ -x "$S3RVER" ] || { echo "missing s3rver (scripts/setup.sh)"; exit 1; }
 [ -x "$AWS" ] || { echo "missing awscli (scripts/setup.sh)"; exit 1; }
 
-PIDS=()
 TMPFS=""
 stop_all() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  stop_services
   if [ -n "$TMPFS" ]; then umount "$TMPFS" 2>/dev/null; fi
 }
 trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
@@ -25,24 +24,8 @@ chmod 755 "$WORK"
 
 DBPW="Db-pw-$(openssl rand -hex 12)"
 # --- MariaDB: two servers as root (--user=root), datadirs in the work dir --------------------
-start_db() {  # start_db NAME -> port in DB_PORT_NAME
-  local n=$1 d=$WORK/db-$1 port; port=$(free_port)
-  mkdir -p "$d"
-  mariadb-install-db --no-defaults --user=root --datadir="$d/data" --auth-root-authentication-method=normal \
-    --skip-test-db >"$d/install.log" 2>&1 || { cat "$d/install.log"; exit 1; }
-  mariadbd --no-defaults --user=root --datadir="$d/data" --socket="$d/sock" --port="$port" --bind-address=127.0.0.1 \
-    --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=32M --log-error="$d/error.log" --pid-file="$d/pid" 2>/dev/null &
-  PIDS+=($!)
-  for _ in $(seq 150); do mariadb --no-defaults -S "$d/sock" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
-  mariadb --no-defaults -S "$d/sock" -uroot <<SQL || { echo "cannot set up $n"; exit 1; }
-ALTER USER root@localhost IDENTIFIED BY '$DBPW';
-CREATE OR REPLACE USER root@'127.0.0.1' IDENTIFIED BY '$DBPW';
-GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;
-SQL
-  eval "DB_PORT_$n=$port"
-}
-start_db A
-start_db B
+start_mariadb A "$DBPW"
+start_mariadb B "$DBPW"
 printf '[client]\nuser=root\npassword="%s"\nhost=127.0.0.1\nprotocol=TCP\n' "$DBPW" >"$WORK/my.cnf"
 chmod 600 "$WORK/my.cnf"
 sqlA() { mariadb --defaults-extra-file="$WORK/my.cnf" -P "$DB_PORT_A" -N -B "$@"; }
@@ -85,18 +68,8 @@ echo log >"$WORK/site/debug.log"
 chmod 640 "$WORK/site/index.php"
 touch -d '2025-05-05 05:05:05' "$WORK/site/media/nul.bin"
 
-S3PORT=$(free_port)
 S3DIR=$WORK/s3rver
-mkdir -p "$S3DIR"
-start_s3rver() {
-  NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$S3DIR" -a 127.0.0.1 -p "$S3PORT" --configure-bucket backups \
-    >>"$WORK/s3rver.log" 2>&1 &
-  S3PID=$!
-  PIDS+=($S3PID)
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$S3PORT/" && return 0; sleep 0.1; done
-  echo "s3rver did not start"; exit 1
-}
-start_s3rver
+start_s3rver "$S3DIR"
 export HOME=$WORK/home
 mkdir -p "$HOME/.aws"
 printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
@@ -392,7 +365,7 @@ kill -9 "$S3PID"; wait "$S3PID" 2>/dev/null
 wait $KPID
 expect_rc_out "s3rver killed mid-upload: the run fails (exit 5)" 5 $? "$WORK/k.out"
 contains "... with a clear error" "$WORK/k.out" 's3: FAILED: .*(upload|UploadPart|connect|Connection)'
-start_s3rver
+start_s3rver "$S3DIR"
 aws s3 ls s3://backups/big/ >"$WORK/k.ls" 2>&1
 lacks "no completed object under big/ (awscli)" "$WORK/k.ls" 'tar\.zst'
 sleep 1

@@ -9,42 +9,27 @@
 #     hidden partial file is removed), and no MariaDB option file (the password) was ever on disk.
 # NODECTL_TEST_SEED picks the moments (printed, so a failing run can be repeated).
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/lib_ctrd.sh"   # free_port, wait_for
+source "$(dirname "$0")/lib_services.sh"
 
-AWS=$(command -v aws || true)
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 for t in mariadbd mariadb-install-db mariadb; do
   command -v "$t" >/dev/null || { echo "missing $t (scripts/setup.sh)"; exit 1; }
 done
-[ -x "$S3RVER" ] || { echo "missing s3rver (scripts/setup.sh)"; exit 1; }
 
 KILLS=${NODECTL_TEST_BACKUP_KILLS:-10}
 SEED=${NODECTL_TEST_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$SEED
 echo "# $KILLS kill points, seed $SEED (NODECTL_TEST_SEED=$SEED repeats them)"
 
-PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
-trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
+trap 'rc=$?; stop_services; (exit $rc); cleanup' EXIT
 chmod 755 "$WORK"
 export TMPDIR=$WORK/tmp   # where a run could leave a file behind (nodectl's own temporary files)
 mkdir -p "$TMPDIR"
 
 # --- MariaDB with a database of a few MB, a file tree, s3rver ------------------------------------
 DBPW="Db-pw-$(openssl rand -hex 12)"
-DB=$WORK/db
-DB_PORT=$(free_port)
-mkdir -p "$DB"
-mariadb-install-db --no-defaults --user=root --datadir="$DB/data" --auth-root-authentication-method=normal \
-  --skip-test-db >"$DB/install.log" 2>&1 || { cat "$DB/install.log"; exit 1; }
-mariadbd --no-defaults --user=root --datadir="$DB/data" --socket="$DB/sock" --port="$DB_PORT" --bind-address=127.0.0.1 \
-  --skip-name-resolve --skip-log-bin --innodb-buffer-pool-size=32M --log-error="$DB/error.log" --pid-file="$DB/pid" 2>/dev/null &
-PIDS+=($!)
-wait_for 30 mariadb --no-defaults -S "$DB/sock" -uroot -e 'SELECT 1'
-mariadb --no-defaults -S "$DB/sock" -uroot <<SQL || { echo "cannot set up MariaDB"; exit 1; }
-ALTER USER root@localhost IDENTIFIED BY '$DBPW';
-CREATE OR REPLACE USER root@'127.0.0.1' IDENTIFIED BY '$DBPW';
-GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION;
+start_mariadb A "$DBPW"
+DB_PORT=$DB_PORT_A
+MYSQL_PWD=$DBPW mariadb --no-defaults -S "$WORK/db-A/sock" -uroot <<SQL || { echo "cannot fill MariaDB"; exit 1; }
 CREATE DATABASE shop;
 USE shop;
 CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(64));
@@ -54,12 +39,8 @@ printf '%s' "$DBPW" >"$WORK/db.pw"
 chmod 600 "$WORK/db.pw"
 mkdir -p "$WORK/site/media"
 for i in 1 2 3 4; do head -c 8000000 /dev/urandom >"$WORK/site/media/photo$i.jpg"; done
-S3PORT=$(free_port)
-mkdir -p "$WORK/s3rver" "$WORK/dir"
-NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3rver" -a 127.0.0.1 -p "$S3PORT" --configure-bucket backups \
-  >"$WORK/s3rver.log" 2>&1 &
-PIDS+=($!)
-wait_for 20 curl -s -o /dev/null "http://127.0.0.1:$S3PORT/"
+mkdir -p "$WORK/dir"
+start_s3rver "$WORK/s3rver"
 printf 'AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n' >"$WORK/s3.cred"
 chmod 600 "$WORK/s3.cred"
 cat >"$WORK/p.toml" <<EOF
