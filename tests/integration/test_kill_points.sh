@@ -51,7 +51,10 @@ PY
 
 for k in $(seq 1 "$KILLS"); do
   fresh_node
-  delay=$(echo "scale=1; 1 + ($RANDOM % 1000) * ($WINDOW - 1) / 1000" | bc)
+  # The remainder in the shell: bc's % under scale=1 is not an integer remainder (it kept every
+  # moment below 10 s).
+  r=$((RANDOM % 1000))
+  delay=$(echo "scale=1; 1 + $r * ($WINDOW - 1) / 1000" | bc)
   # The files this apply writes itself: what its plan on the fresh node names (create, update,
   # edit, restore /etc/...).
   "$NODECTL" --json plan -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/plan$k.json" 2>"$WORK/plan$k.err"
