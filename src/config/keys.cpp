@@ -459,9 +459,13 @@ std::string dns_label(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a DNS-1123 label (lower-case letters, digits, '-', at most 63): it is the site's namespace";
 }
 
-std::string host_names(const toml::node& n) {
+const std::regex& host_name_re() {
     static const std::regex k_re("^(\\*\\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$");
-    return each_matches(n, k_re, "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
+    return k_re;
+}
+
+std::string host_names(const toml::node& n) {
+    return each_matches(n, host_name_re(), "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
 }
 
 // A Prometheus duration such as "15d" or "30s".
@@ -470,18 +474,27 @@ std::string prom_duration(const toml::node& n) {
     return std::regex_match(str_of(n), k_re) ? "" : "must be a Prometheus duration such as \"30s\", \"15d\"";
 }
 
+std::string dns_name(const toml::node& n) {
+    return std::regex_match(str_of(n), host_name_re()) ? "" : "must be a lower-case DNS name such as \"cluster.local\"";
+}
+
 std::string host_name_or_empty(const toml::node& n) {
-    return str_of(n).empty() ? "" : host_names(n);
+    return str_of(n).empty() || std::regex_match(str_of(n), host_name_re()) ? "" : "must be a lower-case DNS name such as \"prometheus.example.org\", or \"\"";
+}
+
+// HOST:PORT or [IPv6]:PORT, port 1..65535.
+const std::regex& host_port_re() {
+    static const std::regex k_re("^([a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?|\\[[0-9a-fA-F:.]+\\]):"
+                                 "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$");
+    return k_re;
 }
 
 std::string smtp_smarthost(const toml::node& n) {
-    static const std::regex k_re("^[a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?:[0-9]{1,5}$");
-    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be HOST:PORT, such as \"mail.example.org:587\"";
+    return str_of(n).empty() || std::regex_match(str_of(n), host_port_re()) ? "" : "must be HOST:PORT, such as \"mail.example.org:587\"";
 }
 
 std::string host_ports(const toml::node& n) {
-    static const std::regex k_re("^([a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?|\\[[0-9a-fA-F:.]+\\]):[0-9]{1,5}$");
-    return each_matches(n, k_re, "HOST:PORT or [IPv6]:PORT, such as \"198.18.0.10:9100\"");
+    return each_matches(n, host_port_re(), "HOST:PORT or [IPv6]:PORT (port 1 to 65535), such as \"198.18.0.10:9100\"");
 }
 
 std::string email_addresses(const toml::node& n) {
@@ -745,7 +758,7 @@ std::vector<KeySpec> build_table() {
         {"stack.monitoring.retention", P, string, "\"15d\"", prom_duration, "how long Prometheus keeps samples"},
         {"stack.monitoring.storage", P, string, "\"10Gi\"", memory_quantity, "Prometheus' data volume (a PersistentVolumeClaim on local-path)"},
         {"stack.monitoring.node_targets", P, string_list, "[]", host_ports, "the nodes' node exporters as \"ADDRESS:PORT\" ([monitoring] of the nodes' profile, which must allow Prometheus' pod network), scraped as job 'node'; []: not scraped (NodeExporterDown cannot fire)"},
-        {"stack.monitoring.cluster_domain", P, string, "\"cluster.local\"", host_name_or_empty, "the cluster's DNS domain (k3s's cluster-domain): Prometheus finds the sites' exporters through it"},
+        {"stack.monitoring.cluster_domain", P, string, "\"cluster.local\"", dns_name, "the cluster's DNS domain (k3s's cluster-domain): Prometheus finds the sites' exporters through it"},
         {"stack.monitoring.tls_probe_port", P, integer, "443", port, "the port the sites' host names answer HTTPS on (Traefik's websecure entry point): the blackbox exporter probes https://HOST:PORT/ for the certificate's expiry"},
         {"stack.monitoring.images", P, section, "", nullptr, "image references of Prometheus and Alertmanager"},
         {"stack.monitoring.images.prometheus", P, string, "\"localhost/nodectl/prometheus:latest\"", image_reference, "Prometheus (images/prometheus)"},

@@ -1,12 +1,14 @@
 // The monitoring namespace: Prometheus (the sites' exporters found through the cluster's DNS, the
-// nodes' node exporters as listed, nodectl's alert rules), Alertmanager (webhook and e-mail), their
-// NetworkPolicies, and Ingress with TLS and basic authentication when a host is set. Rendered by the
+// nodes' node exporters as listed, nodectl's alert rules), Alertmanager (webhook and e-mail), a
+// blackbox exporter probing the sites' HTTPS certificates, their NetworkPolicies, and Ingress with
+// TLS and basic authentication when a host is set. Rendered by the
 // same Renderer as a site, with a Site that only names the namespace and its resources.
 #include "modules/stack/renderer.hpp"
 
 #include "generated/alert_rules.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -24,10 +26,11 @@ constexpr int k_alertmanager_port = 9093;
 constexpr int k_blackbox_port = 9115;
 constexpr const char* k_rules_file = "nodectl.rules.yml";
 
-// The port of a "HOST:PORT" the key table accepted.
+// The port of a "HOST:PORT" the key table accepted (`fallback` when it is not 1..65535).
 int port_of(const std::string& host_port, int fallback) {
     auto colon = host_port.rfind(':');
-    return colon == std::string::npos ? fallback : std::stoi(host_port.substr(colon + 1));
+    auto p = colon == std::string::npos ? std::nullopt : util::parse_uint(host_port.substr(colon + 1), {.max = 65535});
+    return p && *p > 0 ? static_cast<int>(*p) : fallback;
 }
 
 } // namespace
