@@ -3,8 +3,12 @@
 #include "util/file.hpp"
 #include "util/strings.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 namespace nodectl {
 
@@ -145,8 +149,111 @@ std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics&
     return parse_toml_text(*content, path, diags);
 }
 
+namespace {
+
+// toml++ 3.3 (Debian 12) reaches __builtin_unreachable() (undefined behaviour: in a release build,
+// anything) when it asks whether many characters beyond ASCII are whitespace
+// (is_non_ascii_horizontal_whitespace, U+00A1..U+049A among them). It asks only outside strings and
+// comments, and in a multi-line "" string right after a backslash. So such characters reach toml++
+// only where it does not ask: parse_toml_text checks the text's lexical structure here, and first
+// has toml++ parse a copy with each of them replaced by 'x' (nothing toml++ can misread), so that
+// the structure checked is that of valid TOML.
+// Line and column of the first character beyond ASCII outside a string or comment, or first after
+// a line-ending backslash.
+std::optional<std::pair<size_t, size_t>> non_ascii_outside_strings(std::string_view t) {
+    enum class In { code, comment, basic, literal, ml_basic, ml_literal } in = In::code;
+    size_t line = 1, col = 0;
+    bool escaped = false, skipping = false;  // skipping: the whitespace after a line-ending backslash
+    auto at = [&t](size_t i, std::string_view s) { return t.substr(i, s.size()) == s; };
+    for (size_t i = 0; i < t.size(); ++i) {
+        auto c = static_cast<unsigned char>(t[i]);
+        if (c == '\n') {
+            ++line;
+            col = 0;
+        } else if ((c & 0xc0) != 0x80) {
+            ++col;
+        }
+        if (escaped) {
+            escaped = false;
+            continue;
+        }
+        if (skipping) {
+            if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+                continue;
+            }
+            if (c >= 0x80) {
+                return std::pair{line, col};
+            }
+            skipping = false;
+        }
+        switch (in) {
+        case In::code:
+            if (c >= 0x80) {
+                return std::pair{line, col};
+            }
+            if (c == '#') {
+                in = In::comment;
+            } else if (at(i, "\"\"\"") || at(i, "'''")) {
+                in = c == '"' ? In::ml_basic : In::ml_literal;
+                i += 2;
+                col += 2;
+            } else if (c == '"' || c == '\'') {
+                in = c == '"' ? In::basic : In::literal;
+            }
+            break;
+        case In::comment:
+            in = c == '\n' ? In::code : in;
+            break;
+        case In::basic:
+        case In::literal:
+            escaped = in == In::basic && c == '\\';
+            if (c == '\n' || c == (in == In::basic ? '"' : '\'')) {
+                in = In::code;
+            }
+            break;
+        case In::ml_basic:
+        case In::ml_literal: {
+            char quote = in == In::ml_basic ? '"' : '\'';
+            if (in == In::ml_basic && c == '\\') {
+                size_t end = t.find_first_not_of(" \t\r", i + 1);
+                skipping = end != std::string_view::npos && t[end] == '\n';
+                escaped = !skipping;
+            }
+            if (c == static_cast<unsigned char>(quote) && at(i, std::string(3, quote))) {
+                while (i + 1 < t.size() && t[i + 1] == quote) {  // up to two quotes may end the content
+                    ++i;
+                    ++col;
+                }
+                in = In::code;
+            }
+            break;
+        }
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 std::optional<toml::table> parse_toml_text(const std::string& text, const std::string& path, Diagnostics& diags) {
+    if (auto where = non_ascii_outside_strings(text)) {
+        diags.push_back(path + ":" + std::to_string(where->first) + ":" + std::to_string(where->second) +
+                        ": a character beyond ASCII outside a string or comment (TOML allows them only there)");
+        return std::nullopt;
+    }
     try {
+        if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+            std::string ascii;
+            for (char c : text) {
+                auto u = static_cast<unsigned char>(c);
+                if (u < 0x80) {
+                    ascii += c;
+                } else if (u >= 0xc0) {
+                    ascii += 'x';  // a character's first byte; the bytes that continue it are left out
+                }
+            }
+            (void)toml::parse(ascii, path);
+        }
         return toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         diags.push_back(location(e.source()) + ": " + std::string(e.description()));

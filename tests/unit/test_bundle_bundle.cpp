@@ -421,6 +421,13 @@ TEST_CASE("bundle: read_deb reads the control file of .debs compressed with xz, 
     CHECK_FALSE(not_deb.ok());
 }
 
+TEST_CASE("bundle: read_deb of a .deb whose control.tar libarchive rejects without a message is an error, not a crash") {
+    // Found by fuzz_bundle: archive_error_string() was NULL and was appended to a std::string.
+    auto deb = bundle::read_deb(NODECTL_SOURCE_DIR "/tests/fuzz/corpus/bundle/crash-null-archive-error.deb");
+    REQUIRE_FALSE(deb.ok());
+    CHECK(deb.error().message.find("control.tar.gz") != std::string::npos);
+}
+
 TEST_CASE("bundle: packages_index adds Filename, Size and SHA256, and apt reads it from a file: source") {
     TempDir dir;
     std::string deb = build_deb(dir, "nodectl-test-hello", "1.0-1", "xz");

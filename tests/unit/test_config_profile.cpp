@@ -6,6 +6,7 @@
 #include "nodectl/module.hpp"
 #include "fake_target.hpp"
 #include "modules/base/base.hpp"
+#include "config/validate.hpp"
 
 #include <doctest/doctest.h>
 
@@ -51,6 +52,31 @@ TEST_CASE("profile: an unknown key names file:line:col and suggests the key that
     std::string path = dir.write("web.toml", "# web servers\n[base]\ntimezone = \"Etc/UTC\"\nhostnme = \"web1\"\n");
     std::string msg = profile_error(path);
     CHECK(msg == path + ":4:1: unknown key 'base.hostnme'; did you mean 'hostname'?");
+}
+
+TEST_CASE("profile: a character beyond ASCII outside a string or comment names its position; inside them it is text") {
+    // Found by fuzz_profile: toml++ 3.3 reaches __builtin_unreachable() on such a character.
+    TempDir dir;
+    std::string path = dir.write("bad.toml", "# caf\u00e9\n[base]\ntimezone = \"Etc/UTC\" \u00e9\n");
+    CHECK(profile_error(path) ==
+          path + ":3:22: a character beyond ASCII outside a string or comment (TOML allows them only there)");
+    CHECK(profile_error(dir.write("key.toml", "[caf\u00e9]\n")).find("key.toml:1:5: a character beyond ASCII") !=
+          std::string::npos);
+    // toml++ scans a value up to its end, through quotes: found by fuzz_inventory.
+    CHECK(profile_error(dir.write("value.toml", "[base]\ntimezone = 53n\"\u00e9\"\n")).find("value.toml:2:") !=
+          std::string::npos);
+    // toml++ asks whether what follows a line-ending backslash is whitespace.
+    CHECK(profile_error(dir.write("ml.toml", "description = \"\"\"a \\\n  \u00e9\"\"\"\n")).find("ml.toml:2:3: a character") !=
+          std::string::npos);
+    // Every kind of string, escaped quotes, and the up to two quotes that may end a multi-line one.
+    std::string text = "# caf\u00e9\na = \"\u00e9 \\\" \u00e9\"\nb = 'l\u00e9'\n"
+                       "c = \"\"\"\n\u00e9 \\\"\"\" \u00e9 \"\"\u00e9\"\"\"\"\nd = '''\u00e9 '' \u00e9'''''\n";
+    Diagnostics diags;
+    auto t = parse_toml_text(text, "ok.toml", diags);
+    REQUIRE_MESSAGE(t.has_value(), (diags.empty() ? std::string() : diags[0]));
+    CHECK((*t)["a"].value_or(std::string()) == "\u00e9 \" \u00e9");
+    CHECK((*t)["c"].value_or(std::string()) == "\u00e9 \"\"\" \u00e9 \"\"\u00e9\"");
+    CHECK((*t)["d"].value_or(std::string()) == "\u00e9 '' \u00e9''");
 }
 
 TEST_CASE("profile: an unknown top-level key with nothing close points at `profile keys`") {

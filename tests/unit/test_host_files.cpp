@@ -128,8 +128,9 @@ TEST_CASE("host::parse_file_state: stat and sha256sum lines, or nothing; a cut o
     REQUIRE(host::parse_file_state("/etc/x", "").ok());
     CHECK_FALSE(host::parse_file_state("/etc/x", "")->exists);
     // Cut after stat's line, or a sha256sum line that is not one: an error, never "no such file".
-    for (std::string out : {"640 root adm\n", "640 root adm", "640 root adm\n" + sum.substr(0, 63) + "\n",
-                            "640 root adm\n" + sum.substr(0, 63) + "G  -\n", "640 root adm\n\n"}) {
+    for (const std::string& out : {std::string("640 root adm\n"), std::string("640 root adm"),
+                                   "640 root adm\n" + sum.substr(0, 63) + "\n", "640 root adm\n" + sum.substr(0, 63) + "G  -\n",
+                                   std::string("640 root adm\n\n")}) {
         auto bad = host::parse_file_state("/etc/x", out);
         REQUIRE_FALSE(bad.ok());
         CHECK(bad.error().message.find("sha256sum output for /etc/x") != std::string::npos);

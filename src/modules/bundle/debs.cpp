@@ -28,13 +28,24 @@ using ArchivePtr = std::unique_ptr<archive, decltype(&archive_read_free)>;
 // A control.tar is a few kB; anything far larger is not a .deb this code should trust.
 constexpr la_int64_t k_max_control_tar = 64 << 20;
 
+// libarchive's message, or a word when it has none (archive_error_string returns NULL then), and
+// an entry's path ("" when it has none): a damaged .deb must not become a NULL dereference.
+std::string deb_archive_error(archive* a) {
+    const char* msg = archive_error_string(a);
+    return msg ? msg : "damaged archive";
+}
+std::string_view deb_entry_name(archive_entry* e) {
+    const char* name = archive_entry_pathname(e);
+    return name ? name : "";
+}
+
 Result<std::string> read_member(archive* a, const std::string& what) {
     std::string data;
     char buf[65536];
     for (;;) {
         la_ssize_t n = archive_read_data(a, buf, sizeof buf);
         if (n < 0) {
-            return make_error(ErrorCode::io, what + ": " + archive_error_string(a));
+            return make_error(ErrorCode::io, what + ": " + deb_archive_error(a));
         }
         if (n == 0) {
             return data;
@@ -51,18 +62,18 @@ Result<std::string> control_from_tar(const std::string& tar, const std::string& 
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_memory(a.get(), tar.data(), tar.size()) != ARCHIVE_OK) {
-        return make_error(ErrorCode::io, what + ": " + archive_error_string(a.get()));
+        return make_error(ErrorCode::io, what + ": " + deb_archive_error(a.get()));
     }
     archive_entry* e = nullptr;
     int r;
     while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-        std::string_view name = archive_entry_pathname(e);
+        std::string_view name = deb_entry_name(e);
         if (name == "./control" || name == "control") {
             return read_member(a.get(), what);
         }
     }
     if (r != ARCHIVE_EOF) {
-        return make_error(ErrorCode::io, what + ": " + archive_error_string(a.get()));
+        return make_error(ErrorCode::io, what + ": " + deb_archive_error(a.get()));
     }
     return make_error(ErrorCode::io, what + ": the control archive has no ./control file");
 }
@@ -141,14 +152,14 @@ Result<DebInfo> read_deb(const std::string& path) {
     ArchivePtr a(archive_read_new(), &archive_read_free);
     archive_read_support_format_ar(a.get());
     if (archive_read_open_filename(a.get(), path.c_str(), 65536) != ARCHIVE_OK) {
-        return make_error(ErrorCode::io, path + ": " + archive_error_string(a.get()));
+        return make_error(ErrorCode::io, path + ": " + deb_archive_error(a.get()));
     }
     DebInfo info;
     info.path = path;
     archive_entry* e = nullptr;
     int r;
     while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-        std::string_view name = archive_entry_pathname(e);
+        std::string_view name = deb_entry_name(e);
         if (name.starts_with("control.tar")) {
             auto tar = TRY(read_member(a.get(), path + ": " + std::string(name)));
             info.control = TRY(control_from_tar(tar, path + ": " + std::string(name)));

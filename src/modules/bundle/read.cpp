@@ -32,6 +32,12 @@ namespace {
 
 using ReadPtr = std::unique_ptr<archive, decltype(&archive_read_free)>;
 
+// libarchive's message, or a word when it has none (archive_error_string returns NULL then).
+std::string bundle_archive_error(archive* a) {
+    const char* msg = archive_error_string(a);
+    return msg ? msg : "damaged archive";
+}
+
 constexpr size_t k_max_bundle_manifest = 16 << 20;
 
 // Marks errors about the bundle's content, which is_damaged() recognises.
@@ -116,7 +122,7 @@ Result<Opened> open_bundle(const std::string& file) {
     // A bundle is written uncompressed, but one compressed for transport is still read.
     archive_read_support_filter_all(o.a.get());
     if (archive_read_open_fd(o.a.get(), o.fd->get(), 1 << 20) != ARCHIVE_OK) {
-        return damaged(file, std::string("not a bundle (") + archive_error_string(o.a.get()) + ")");
+        return damaged(file, std::string("not a bundle (") + bundle_archive_error(o.a.get()) + ")");
     }
     archive_entry* e = nullptr;
     int r = archive_read_next_header(o.a.get(), &e);
@@ -124,7 +130,7 @@ Result<Opened> open_bundle(const std::string& file) {
         return damaged(file, "empty archive, no manifest.json");
     }
     if (r < ARCHIVE_WARN) {
-        return damaged(file, std::string("not a bundle (") + archive_error_string(o.a.get()) + ")");
+        return damaged(file, std::string("not a bundle (") + bundle_archive_error(o.a.get()) + ")");
     }
     std::string first = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     if (first != k_manifest_name) {
@@ -137,7 +143,7 @@ Result<Opened> open_bundle(const std::string& file) {
     for (;;) {
         la_ssize_t n = archive_read_data(o.a.get(), buf, sizeof buf);
         if (n < 0) {
-            return damaged(file, std::string("manifest.json: ") + archive_error_string(o.a.get()));
+            return damaged(file, std::string("manifest.json: ") + bundle_archive_error(o.a.get()));
         }
         if (n == 0) {
             break;
@@ -198,7 +204,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             break;
         }
         if (r < ARCHIVE_WARN) {
-            return damaged(file, std::string("damaged after the last good entry: ") + archive_error_string(a));
+            return damaged(file, std::string("damaged after the last good entry: ") + bundle_archive_error(a));
         }
         std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
         if (seen.contains(name) || name == k_manifest_name) {
@@ -237,7 +243,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         for (;;) {
             la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
             if (n < 0) {
-                return damaged(file, "entry '" + name + "' cannot be read: " + archive_error_string(a));
+                return damaged(file, "entry '" + name + "' cannot be read: " + bundle_archive_error(a));
             }
             if (n == 0) {
                 break;
