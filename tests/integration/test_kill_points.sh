@@ -123,8 +123,11 @@ PY
   files_of "$UPPER" >"$WORK/final$k"
   # dpkg's records read from the node's disk on this machine: root's login is gone once the apply
   # converged (and the test's ssh is root's), so asking dpkg on the node would get nothing.
+  # ucf's hashfile too: files a maintainer script installs through ucf (unattended-upgrades'
+  # 20auto-upgrades, from debconf) are the package's content as much as a conffile is.
   { cat "$UPPER/var/lib/dpkg/status" 2>/dev/null || cat "$LOWER/var/lib/dpkg/status"
-    cat "$LOWER"/var/lib/dpkg/info/*.md5sums "$UPPER"/var/lib/dpkg/info/*.md5sums; } >"$WORK/dpkg$k" 2>/dev/null
+    cat "$LOWER"/var/lib/dpkg/info/*.md5sums "$UPPER"/var/lib/dpkg/info/*.md5sums
+    cat "$UPPER/var/lib/ucf/hashfile" "$LOWER/var/lib/ucf/hashfile"; } >"$WORK/dpkg$k" 2>/dev/null
   python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
 import hashlib, os, sys
 def table(f):
@@ -133,9 +136,9 @@ cut, final = table(sys.argv[1]), table(sys.argv[2])
 lower = sys.argv[3]
 managed = {l.strip() for l in open(sys.argv[4]) if l.strip()}
 shipped = {}  # path -> the md5s dpkg records for what its packages shipped there
-for line in open(sys.argv[5], errors="replace"):   # dpkg's status (Conffiles) and *.md5sums
+for line in open(sys.argv[5], errors="replace"):   # dpkg's status (Conffiles), *.md5sums, ucf's hashfile
     f = line.split()
-    if len(f) >= 2 and len(f[0]) == 32 and not f[0].startswith("/"):      # *.md5sums: MD5 path
+    if len(f) >= 2 and len(f[0]) == 32 and not f[0].startswith("/"):      # *.md5sums, hashfile: MD5 path
         shipped.setdefault(f[1].lstrip("/"), set()).add(f[0])
     elif len(f) >= 2 and f[0].startswith("/") and len(f[1]) == 32:       # status' Conffiles: " /path MD5"
         shipped.setdefault(f[0].lstrip("/"), set()).add(f[1])
