@@ -121,3 +121,17 @@ TEST_CASE("stack status: what is not a List, or too large, or deeply nested, is 
     CHECK(d->empty());
     CHECK(stack::parse_status("{\"items\": []}", {})->empty());
 }
+
+TEST_CASE("stack status: the monitoring namespace is named as such, never as a site missing from the profile") {
+    auto list = nlohmann::json::parse(fixture("ready.json"));
+    auto pod = list["items"][0];
+    pod["metadata"]["namespace"] = "monitoring";
+    pod["metadata"]["name"] = "prometheus-6c5d7b9f4-xyz12";
+    list["items"].push_back(pod);
+    auto sites = stack::parse_status(list.dump(), {"shop"});
+    REQUIRE(sites);
+    auto text = stack::format_status(*sites);
+    CHECK(text.find("monitoring (Prometheus, Alertmanager): ready\n  pods     1/1 ready") != std::string::npos);
+    CHECK(text.find("site monitoring") == std::string::npos);
+    CHECK(text.find("not in the profile") == std::string::npos);
+}

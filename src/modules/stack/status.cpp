@@ -1,5 +1,6 @@
 // `nodectl stack status`: kubectl's JSON about pods, HPAs and Ingresses, per site.
 #include "modules/stack/status.hpp"
+#include "modules/stack/stack.hpp"
 
 #include "util/json.hpp"
 #include "util/strings.hpp"
@@ -172,8 +173,10 @@ std::string count_text(int64_t n) {
 std::string format_status(const std::vector<SiteStatus>& sites) {
     std::string out;
     for (const auto& s : sites) {
-        out += "site " + util::printable(s.name) + ": " + (s.ready() ? "ready" : "NOT READY") +
-               (s.in_profile ? "" : " (not in the profile)") + "\n";
+        // [stack.monitoring]'s namespace carries nodectl's label too; it is not a site.
+        const bool monitoring = s.name == k_monitoring;
+        out += (monitoring ? std::string("monitoring (Prometheus, Alertmanager)") : "site " + util::printable(s.name)) + ": " +
+               (s.ready() ? "ready" : "NOT READY") + (s.in_profile || monitoring ? "" : " (not in the profile)") + "\n";
         out += "  pods     " + std::to_string(s.pods_ready) + "/" + std::to_string(s.pods_total) + " ready, " +
                std::to_string(s.restarts) + " restarts";
         if (!s.not_ready.empty()) {
