@@ -359,8 +359,13 @@ EOF
 } >"$WORK/k.toml"
 nodectl backup -p "$WORK/k.toml" run >"$WORK/k.out" 2>&1 &
 KPID=$!
-for _ in $(seq 100); do [ -d "$S3DIR/backups/._S3rver_uploads" ] && break; sleep 0.05; done
-sleep 0.3
+# Killed as soon as s3rver holds the first part: mid-upload, before nodectl can send the
+# CompleteMultipartUpload (s3rver assembles an object non-atomically, so a kill during that request
+# would leave a partial object of its own making; a fixed sleep here reached it on a fast machine).
+for _ in $(seq 1000); do
+  [ -n "$(find "$S3DIR/backups/._S3rver_uploads" -type f 2>/dev/null | head -1)" ] && break
+  sleep 0.01
+done
 kill -9 "$S3PID"; wait "$S3PID" 2>/dev/null
 wait $KPID
 expect_rc_out "s3rver killed mid-upload: the run fails (exit 5)" 5 $? "$WORK/k.out"
