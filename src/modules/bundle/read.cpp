@@ -7,6 +7,7 @@
 #include "modules/bundle/bundle.hpp"
 #include "modules/bundle/detail.hpp"
 #include "util/digest.hpp"
+#include "nodectl/target.hpp"
 #include "util/file.hpp"
 
 #include <archive.h>
@@ -208,14 +209,14 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         }
         std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
         if (seen.contains(name) || name == k_manifest_name) {
-            return damaged(file, "entry '" + name + "' appears twice");
+            return damaged(file, "entry " + shell_quote(name) + " appears twice");
         }
         auto it = pending.find(name);
         if (it == pending.end()) {
-            return damaged(file, "entry '" + name + "' is not listed in the manifest");
+            return damaged(file, "entry " + shell_quote(name) + " is not listed in the manifest");
         }
         if (archive_entry_filetype(e) != AE_IFREG) {
-            return damaged(file, "entry '" + name + "' is a " + entry_type(archive_entry_filetype(e)) +
+            return damaged(file, "entry " + shell_quote(name) + " is a " + entry_type(archive_entry_filetype(e)) +
                                      "; a bundle holds only regular files");
         }
         const Piece& piece = *it->second;
@@ -223,7 +224,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         pending.erase(it);
         // The header's size is the tar's own claim; refuse a disagreement before reading a byte.
         if (archive_entry_size_is_set(e) && static_cast<uint64_t>(archive_entry_size(e)) != piece.size) {
-            return damaged(file, "entry '" + name + "' has " + std::to_string(archive_entry_size(e)) +
+            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(archive_entry_size(e)) +
                                      " bytes; the manifest says " + std::to_string(piece.size));
         }
 
@@ -243,7 +244,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         for (;;) {
             la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
             if (n < 0) {
-                return damaged(file, "entry '" + name + "' cannot be read: " + bundle_archive_error(a));
+                return damaged(file, "entry " + shell_quote(name) + " cannot be read: " + bundle_archive_error(a));
             }
             if (n == 0) {
                 break;
@@ -251,7 +252,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             // Checked before the bytes go anywhere: a small compressed bundle whose entry inflates
             // without end stops here, not when the disk is full.
             if (static_cast<uint64_t>(n) > piece.size - size) {
-                return damaged(file, "entry '" + name + "' has more than the " + std::to_string(piece.size) +
+                return damaged(file, "entry " + shell_quote(name) + " has more than the " + std::to_string(piece.size) +
                                          " bytes the manifest says");
             }
             sha.update(buf.data(), static_cast<size_t>(n));
@@ -261,11 +262,11 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             }
         }
         if (size != piece.size) {
-            return damaged(file, "entry '" + name + "' has " + std::to_string(size) + " bytes; the manifest says " +
+            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(size) + " bytes; the manifest says " +
                                      std::to_string(piece.size));
         }
         if (auto digest = sha.final_hex(); digest != piece.sha256) {
-            return damaged(file, "entry '" + name + "' does not match its sha256 in the manifest (content " +
+            return damaged(file, "entry " + shell_quote(name) + " does not match its sha256 in the manifest (content " +
                                      digest.substr(0, 12) + "…, manifest " + piece.sha256.substr(0, 12) + "…)");
         }
         if (out.get() >= 0 && ::fsync(out.get()) != 0) {
