@@ -9,9 +9,13 @@
 // that they were quoted the way shell_quote() quotes), changes the model and prints what the
 // real command prints. Anything else fails the test and exits 99, so a test notices a command it
 // did not expect. Every script is recorded, and so is every mutating call, so a test can assert
-// that a second run changed nothing.
+// that a second run changed nothing. A systemd unit operation (host::UnitOp) is taken back to the
+// operation itself, checked to be exactly what UnitOp::script() renders, and applied to the
+// model of the units; the operations are logged apart (FakeHost::unit_ops), so a test states
+// them, not their shell text.
 #pragma once
 
+#include "host/services.hpp"
 #include "nodectl/target.hpp"
 #include "util/digest.hpp"
 #include "util/file.hpp"
@@ -70,6 +74,7 @@ struct FakeHost {
     std::vector<std::string> commands;   // every script run(), in order
     std::vector<std::string> mutations;  // every mutating call: "write /etc/hosts", "run: hostname 'x'"
     std::vector<std::string> unknown;    // scripts the fake did not recognize (the test fails)
+    std::vector<std::string> unit_ops;   // every unit operation, flags and names unquoted: "enable --now apache2.service"
 
     // Mutating calls, not counting nodectl's own bookkeeping under /var/lib/nodectl/.
     size_t host_mutations() const {
@@ -92,6 +97,7 @@ struct FakeHost {
         commands.clear();
         mutations.clear();
         unknown.clear();
+        unit_ops.clear();
     }
     std::mutex lock_mutex;  // the lock may be taken from a runner thread
 };
@@ -359,8 +365,8 @@ private:
         if (has(s, "systemctl is-enabled")) {
             return unit_states(cmd);
         }
-        if (util::starts_with(s, "systemctl enable --now ") || util::starts_with(s, "systemctl disable --now ")) {
-            return set_unit(cmd);
+        if (util::starts_with(s, "systemctl ")) {
+            return unit_op(cmd);
         }
         if (has(s, "cat /etc/hostname")) {
             return read_hostname(cmd);
@@ -587,28 +593,91 @@ private:
         return ok(out);
     }
 
-    // systemctl enable --now UNIT / systemctl disable --now UNIT
-    CommandResult set_unit(const Command& cmd) {
-        const std::string& s = cmd.script;
-        bool enable = util::starts_with(s, "systemctl enable");
-        auto args = quoted_args(s, std::string(enable ? "systemctl enable --now " : "systemctl disable --now ").size(),
-                                s.size());
-        if (!args || args->size() != 1) {
-            return unknown(cmd, "malformed systemctl script");
+    // The operation a `systemctl VERB [--now] [--quiet] [--no-block] 'UNIT'... [2>/dev/null || true]`
+    // script stands for, when the script is exactly what host::UnitOp::script() renders for it.
+    static std::optional<host::UnitOp> parse_unit_op(const std::string& script) {
+        auto words = shell_words(script);
+        if (!words || words->size() < 2 || (*words)[0].raw != "systemctl") {
+            return std::nullopt;
+        }
+        host::UnitOp op{host::UnitVerb::daemon_reload, {}, {}};
+        bool known = false;
+        for (auto v : {host::UnitVerb::daemon_reload, host::UnitVerb::enable, host::UnitVerb::disable, host::UnitVerb::start,
+                       host::UnitVerb::stop, host::UnitVerb::restart, host::UnitVerb::reload, host::UnitVerb::reset_failed}) {
+            if ((*words)[1].raw == host::verb_word(v)) {
+                op.verb = v;
+                known = true;
+            }
+        }
+        for (size_t i = 2; known && i < words->size(); ++i) {
+            const std::string& w = (*words)[i].raw;
+            op.flags.now |= w == "--now";
+            op.flags.quiet |= w == "--quiet";
+            op.flags.no_block |= w == "--no-block";
+            op.flags.ignore_failure |= w == "||";
+            if (!w.starts_with("--") && w != "2>/dev/null" && w != "||" && w != "true") {
+                op.units.push_back((*words)[i].text);
+            }
+        }
+        if (!known || op.script() != script) {
+            return std::nullopt;
+        }
+        return op;
+    }
+
+    // systemctl VERB ... UNITS: the unit model changes as systemd's would.
+    CommandResult unit_op(const Command& cmd) {
+        auto op = parse_unit_op(cmd.script);
+        if (!op) {
+            return unknown(cmd, "malformed systemctl script (not what host::UnitOp renders)");
         }
         if (auto refused = admit(cmd, true)) {
             return *refused;
         }
-        auto it = m_host->units.find((*args)[0]);
-        if (it == m_host->units.end()) {
-            return exit_with(1, std::string("Failed to ") + (enable ? "enable" : "disable") + " unit: Unit file " +
-                                    (*args)[0] + " does not exist.\n");
+        std::string verb(host::verb_word(op->verb));
+        std::string logged = verb + (op->flags.now ? " --now" : "") + (op->flags.quiet ? " --quiet" : "") +
+                             (op->flags.no_block ? " --no-block" : "");
+        for (const auto& name : op->units) {
+            logged += " " + name;
         }
-        FakeUnit& u = it->second;
-        if (!u.is_static) {
-            u.enabled = enable;
+        m_host->unit_ops.push_back(logged);
+        for (const auto& name : op->units) {
+            auto it = m_host->units.find(name);
+            if (it == m_host->units.end()) {
+                if (op->flags.ignore_failure) {
+                    continue;
+                }
+                bool file_verb = op->verb == host::UnitVerb::enable || op->verb == host::UnitVerb::disable;
+                return file_verb ? exit_with(1, "Failed to " + verb + " unit: Unit file " + name + " does not exist.\n")
+                                 : exit_with(5, "Failed to " + verb + " " + name + ": Unit " + name + " not found.\n");
+            }
+            FakeUnit& u = it->second;
+            switch (op->verb) {
+            case host::UnitVerb::enable:
+            case host::UnitVerb::disable:
+                if (!u.is_static) {
+                    u.enabled = op->verb == host::UnitVerb::enable;
+                }
+                u.active = op->flags.now ? op->verb == host::UnitVerb::enable : u.active;
+                break;
+            case host::UnitVerb::start:
+            case host::UnitVerb::restart:
+                u.active = true;
+                break;
+            case host::UnitVerb::stop:
+                u.active = false;
+                break;
+            case host::UnitVerb::reload:
+                if (!u.active && !op->flags.ignore_failure) {
+                    return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " + name +
+                                            ".\n");
+                }
+                break;
+            case host::UnitVerb::daemon_reload:
+            case host::UnitVerb::reset_failed:
+                break;
+            }
         }
-        u.active = enable;
         return ok();
     }
 

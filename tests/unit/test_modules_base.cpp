@@ -501,9 +501,9 @@ TEST_CASE("EnsureUnits: units are enabled and started, others disabled and stopp
     CHECK(t.host().units.at("nginx.service").active);
     CHECK_FALSE(t.host().units.at("cron.service").enabled);
     CHECK_FALSE(t.host().units.at("cron.service").active);
-    CHECK(t.host().mutations == std::vector<std::string>{"run: systemctl enable --now 'apache2.service'",
-                                                         "run: systemctl enable --now 'nginx.service'",
-                                                         "run: systemctl disable --now 'cron.service'"});
+    CHECK(t.host().unit_ops ==
+          std::vector<std::string>{"enable --now apache2.service", "enable --now nginx.service", "disable --now cron.service"});
+    CHECK(t.host().host_mutations() == 3);
 }
 
 TEST_CASE("EnsureUnits: a static unit that must be disabled is stopped, and that is enough") {

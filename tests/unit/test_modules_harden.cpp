@@ -979,7 +979,7 @@ TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includ
     CHECK(kept.files[0].edit(admin) == edited);
     CHECK(kept.files[1].path == "/etc/nodectl/nftables.nft");
     CHECK(kept.files[1].content == ruleset);
-    CHECK(kept.activate == "nft -f /etc/nodectl/nftables.nft && systemctl enable --quiet nftables.service");
+    CHECK(kept.activate == "nft -f /etc/nodectl/nftables.nft && systemctl enable --quiet 'nftables.service'");
     CHECK(kept.validate == "nft -c -f /etc/nftables.conf");
 
     // A rollback loads a file again only when it is nodectl's (the package's file and an admin's
@@ -1103,8 +1103,8 @@ TEST_CASE("harden services: AIDE's first database is left to a unit of its own, 
     CHECK(unit->content.find("WantedBy=multi-user.target\n") != std::string::npos);
     // The apply never runs aideinit itself; it starts the unit and goes on.
     CHECK(on.activate.find("aideinit") == std::string::npos);
-    CHECK(on.activate.find("systemctl start --no-block nodectl-aide-baseline.service") != std::string::npos);
-    CHECK(on.activate.find("systemctl enable --quiet nodectl-aide-baseline.service") != std::string::npos);
+    CHECK(contains(on.activate, "systemctl daemon-reload\nsystemctl enable --quiet 'nodectl-aide-baseline.service'\n"
+                                "[ -s /var/lib/aide/aide.db ] || systemctl start --no-block 'nodectl-aide-baseline.service'\n"));
     auto control = std::find_if(on.controls.begin(), on.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; });
     REQUIRE(control != on.controls.end());
     CHECK(control->expect.passes("present"));

@@ -15,6 +15,7 @@
 #include "modules/backup/backup.hpp"
 #include "modules/backup/module.hpp"
 
+#include "host/services.hpp"
 #include "modules/base/steps.hpp"
 #include "modules/config_set/config_set.hpp"
 
@@ -163,13 +164,14 @@ Result<StepList> steps(const ModuleContext& ctx) {
     spec.files.push_back({std::string(k_timer_path), render_timer(u), nullptr, 0644});
     spec.pre_write = "mkdir -p /etc/nodectl && chmod 700 /etc/nodectl";
     spec.validate = std::string("systemd-analyze verify ") + k_service_path + " " + k_timer_path;
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet nodectl-backup.timer\n"
-                    "systemctl restart nodectl-backup.timer\n";
-    spec.restore_activate = "systemctl daemon-reload";
-    spec.deactivate = "systemctl disable --now --quiet nodectl-backup.timer 2>/dev/null || true\nsystemctl daemon-reload\n";
+    namespace units = host::units;
+    const std::string timer = "nodectl-backup.timer";
+    spec.activate = units::script({units::daemon_reload(), units::enable({timer}, {.quiet = true}), units::restart({timer})});
+    spec.restore_activate = units::daemon_reload().script();
+    spec.deactivate = units::script(
+        {units::disable({timer}, {.now = true, .quiet = true, .ignore_failure = true}), units::daemon_reload()});
     if (enabled) {
-        spec.drift = "[ \"$(systemctl is-enabled nodectl-backup.timer 2>/dev/null)\" = enabled ] || "
-                     "echo 'enable nodectl-backup.timer'\n";
+        spec.drift = units::enabled_drift(timer);
     }
     out.push_back(std::make_unique<ApplyConfigSet>(std::move(spec)));
     return out;

@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "host/files.hpp"
+#include "host/services.hpp"
 #include "util/diff.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"
@@ -38,8 +39,8 @@ std::string original_path(const std::string& path) {
 // Cancels the rollback timer: the transient systemd timer, or the fallback's whole process group.
 std::string ApplyConfigSet::disarm_script() const {
     std::string pid = shell_quote(std::string(k_rollbacks) + "/" + state_name() + "/timer.pid");
-    return "systemctl stop " + shell_quote("nodectl-rollback-" + state_name() + ".timer") + " 2>/dev/null; if [ -s " + pid +
-           " ]; then kill -- -$(cat " + pid + ") 2>/dev/null; rm -f " + pid + "; fi; true";
+    return host::units::stop({"nodectl-rollback-" + state_name() + ".timer"}, {.ignore_failure = true}).script() +
+           "; if [ -s " + pid + " ]; then kill -- -$(cat " + pid + ") 2>/dev/null; rm -f " + pid + "; fi; true";
 }
 
 std::string ApplyConfigSet::state_name() const {
@@ -226,8 +227,8 @@ Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
     std::string sleeper = "echo $$ > " + pid + "; sleep " + secs + " && sh " + restore_sh;
     TRY(run_script(target,
                    "if [ -d /run/systemd/system ]; then\n"
-                   "  systemctl stop " + shell_quote(unit + ".timer") + " 2>/dev/null; systemctl reset-failed " +
-                       shell_quote(unit + ".service") + " " + shell_quote(unit + ".timer") + " 2>/dev/null\n"
+                   "  " + host::units::stop({unit + ".timer"}, {.ignore_failure = true}).script() + "; " +
+                       host::units::reset_failed({unit + ".service", unit + ".timer"}, {.ignore_failure = true}).script() + "\n"
                    "  systemd-run --quiet " + shell_quote("--unit=" + unit) + " --on-active=" + secs + " /bin/sh " + restore_sh + "\n"
                    "else\n"
                    "  setsid sh -c " + shell_quote(sleeper) + " </dev/null >/dev/null 2>&1 &\n"

@@ -1,5 +1,6 @@
 // `nodectl firstboot install`: the unit and the binary into a running system or an image's rootfs.
 #include "modules/firstboot/firstboot.hpp"
+#include "host/services.hpp"
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
 #include "util/file.hpp"
@@ -123,11 +124,10 @@ Result<std::vector<std::string>> install(const InstallOptions& o) {
         }
     }
     if (root.empty() && fs::is_directory("/run/systemd/system")) {
-        auto r = run_process({"systemctl", "daemon-reload"}, "", std::chrono::seconds(60));
-        if (!r || r->exit_code != 0) {
-            return make_error(ErrorCode::command, "systemctl daemon-reload failed: " + (r ? util::trim(r->err) : r.error().message));
-        }
-        did.push_back("systemctl daemon-reload");
+        LocalTarget local;
+        auto reload = host::units::daemon_reload();
+        TRY_VOID(host::run_unit_op(local, reload));
+        did.push_back(reload.script());
     }
     return did;
 }

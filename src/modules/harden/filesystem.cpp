@@ -4,6 +4,7 @@
 // sshd host keys, and core dumps off (limits.d and systemd-coredump).
 #include "modules/harden/groups.hpp"
 
+#include "host/services.hpp"
 #include "util/strings.hpp"
 
 
@@ -64,6 +65,7 @@ std::string mount_drift(const std::string& where) {
 } // namespace
 
 ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
+    namespace units = host::units;
     ConfigSetSpec spec;
     spec.id = "harden/filesystem";
     spec.title = "filesystem hardening";
@@ -102,19 +104,21 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
         {"/etc/systemd/coredump.conf.d/nodectl.conf",
          "# Managed by nodectl (harden.filesystem)\n[Coredump]\nStorage=none\nProcessSizeMax=0\n", nullptr, 0644},
     };
-    spec.drift = "for u in tmp.mount nodectl-tmp-options.service; do [ \"$(systemctl is-enabled $u 2>/dev/null)\" = enabled ] || echo \"enable $u\"; done\n"
+    const std::vector<std::string> tmp_units = {"tmp.mount", "nodectl-tmp-options.service"};
+    spec.drift = units::enabled_drift(tmp_units[0]) + units::enabled_drift(tmp_units[1]) +
                  "[ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ] || echo '/tmp is not a tmpfs'\n" +
                  mount_drift("/tmp") + mount_drift("/dev/shm") +
                  (hidepid ? "case \",$(findmnt -n -o OPTIONS --mountpoint /proc),\" in *,hidepid=invisible,*|*,hidepid=2,*) ;; *) echo '/proc is mounted without hidepid=invisible';; esac\n" : "") +
                  perm_loop("echo \"$f: $cur -> $mode $owner\"");
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet tmp.mount nodectl-tmp-options.service\n"
+    spec.activate = units::script({units::daemon_reload(), units::enable(tmp_units, {.quiet = true})}) +
                     "if [ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ]; then mount -o remount,nosuid,nodev,noexec /tmp; "
-                    "else systemctl start tmp.mount; fi\n"
+                    "else " + units::start({"tmp.mount"}).script() + "; fi\n"
                     "mount -o remount,nosuid,nodev,noexec /dev/shm\n" +
                     std::string(hidepid ? "mount -o remount,hidepid=invisible /proc\n" : "") +
                     perm_loop("chown \"$owner\" \"$f\" && chmod \"$mode\" \"$f\"");
-    spec.restore_activate = "systemctl daemon-reload";
-    spec.deactivate = "systemctl daemon-reload; systemctl disable --quiet tmp.mount nodectl-tmp-options.service 2>/dev/null; "
+    spec.restore_activate = units::daemon_reload().script();
+    spec.deactivate =
+        units::script({units::daemon_reload(), units::disable(tmp_units, {.quiet = true, .ignore_failure = true})}) +
                       "mount -o remount,exec /tmp 2>/dev/null; mount -o remount,exec /dev/shm 2>/dev/null; true";
 
     spec.controls = {

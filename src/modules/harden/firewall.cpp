@@ -12,6 +12,7 @@
 #include "modules/harden/groups.hpp"
 
 #include "core/log.hpp"
+#include "host/services.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"
 
@@ -22,6 +23,7 @@ namespace {
 constexpr const char* k_conf = "/etc/nftables.conf";
 constexpr const char* k_managed_header = "# Managed by nodectl (harden.firewall)";
 constexpr const char* k_own_file = "/etc/nodectl/nftables.nft";
+constexpr const char* k_nftables_unit = "nftables.service";
 constexpr const char* k_include_comment = "# Added by nodectl (harden.firewall): nodectl's own table, apart from the rules above.";
 
 // Prints whose /etc/nftables.conf is: "nodectl" (nodectl's ruleset, or none), "shipped" (the one
@@ -156,13 +158,12 @@ std::string include_own_ruleset(const std::string& current) {
 void set_firewall_files(ConfigSetSpec& spec, const std::string& ruleset, bool keep_admin_conf) {
     if (keep_admin_conf) {
         spec.files = {{k_conf, "", include_own_ruleset, 0755}, {k_own_file, ruleset, nullptr, 0644}};
-        spec.validate = "nft -c -f " + std::string(k_conf);
-        spec.activate = "nft -f " + std::string(k_own_file) + " && systemctl enable --quiet nftables.service";
     } else {
         spec.files = {{k_conf, ruleset, nullptr, 0755}};
-        spec.validate = "nft -c -f " + std::string(k_conf);
-        spec.activate = "nft -f " + std::string(k_conf) + " && systemctl enable --quiet nftables.service";
     }
+    spec.validate = "nft -c -f " + std::string(k_conf);
+    spec.activate = "nft -f " + std::string(keep_admin_conf ? k_own_file : k_conf) + " && " +
+                    host::units::enable({k_nftables_unit}, {.quiet = true}).script();
 }
 
 Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
@@ -194,8 +195,8 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
         return Ok{};
     };
     spec.drift = "if ! nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) +
-                 "; then echo 'nftables: the live table inet nodectl is not the ruleset nodectl persisted'; fi\n"
-                 "[ \"$(systemctl is-enabled nftables.service 2>/dev/null)\" = enabled ] || echo 'enable nftables.service (loads the ruleset at boot)'\n";
+                 "; then echo 'nftables: the live table inet nodectl is not the ruleset nodectl persisted'; fi\n" +
+                 host::units::enabled_drift(k_nftables_unit, "enable nftables.service (loads the ruleset at boot)");
     // Only a file that is nodectl's own is loaded again: the admin's or the package's may begin
     // with `flush ruleset`, which would drop every other table (Docker's, k3s's, fail2ban's).
     spec.restore_activate = "nft delete table inet nodectl 2>/dev/null\nfor f in " + std::string(k_conf) + " " + k_own_file +
@@ -216,7 +217,7 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
         {"firewall.ssh_rate_limited", "ssh port open with a per-source rate limit",
          "nft list chain inet nodectl input | grep -c 'dport " + std::to_string(s.ssh_port) + " ct state new update @ssh_clients'",
          host::equals("2"), ""},
-        {"firewall.persisted", "nftables.service loads the ruleset at boot", "systemctl is-enabled nftables.service",
+        {"firewall.persisted", "nftables.service loads the ruleset at boot", host::units::enabled_state(k_nftables_unit),
          host::equals("enabled"), ""},
     };
     return spec;

@@ -8,6 +8,7 @@
 // takes minutes on a real host; the apply does not wait for it, `check` says whether it is done).
 #include "modules/harden/groups.hpp"
 
+#include "host/services.hpp"
 #include "util/strings.hpp"
 
 namespace nodectl::harden {
@@ -103,7 +104,7 @@ WantedBy=multi-user.target
 
 // Prints "present", "being built (UNIT)" or "missing" for AIDE's database.
 std::string aide_database_state() {
-    return std::string("if [ -s /var/lib/aide/aide.db ]; then echo present; elif [ \"$(systemctl is-active ") + k_aide_unit +
+    return "if [ -s /var/lib/aide/aide.db ]; then echo present; elif [ \"$(" + host::units::active_state(k_aide_unit) +
            ")\" = activating ]; then echo 'being built (" + k_aide_unit + ")'; else echo missing; fi";
 }
 
@@ -112,7 +113,7 @@ std::string unit_not_applicable(const std::string& unit) {
     if (unit == "auditd.service") {
         return "auditctl -s >/dev/null 2>&1 || echo \"the kernel audit interface is not available here ($(auditctl -s 2>&1 | head -n 1))\"";
     }
-    return "[ \"$(systemctl show -p ConditionResult --value " + unit + ")\" != no ] || echo \"" + unit +
+    return "[ \"$(" + host::units::property(unit, "ConditionResult") + ")\" != no ] || echo \"" + unit +
            " does not run here: its systemd conditions are not met ($(systemd-detect-virt 2>/dev/null || echo unknown))\"";
 }
 
@@ -150,15 +151,16 @@ std::vector<std::string> service_packages(const ConfigView& sv) {
 }
 
 ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
+    namespace units = host::units;
     ConfigSetSpec spec;
     spec.id = "harden/services";
     spec.title = "hardening services";
     spec.enabled = sv.boolean("enabled");
-    std::vector<std::string> units;
+    std::vector<std::string> running;  // enabled, and running where they can
     std::string activate;
     if (sv.boolean("auditd")) {
         spec.files.push_back({"/etc/audit/rules.d/nodectl.rules", k_audit_rules, nullptr, 0640});
-        units.push_back("auditd.service");
+        running.push_back("auditd.service");
         activate += "if auditctl -s >/dev/null 2>&1; then augenrules --load >/dev/null; fi\n";
         spec.drift += "if auditctl -s >/dev/null 2>&1 && ! augenrules --check 2>&1 | grep -q 'No change'; then echo 'load the audit rules (augenrules)'; fi\n";
     }
@@ -178,16 +180,16 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
                                   "\n\n[sshd]\nenabled = true\nport = " + std::to_string(s.ssh_port) +
                                   "\nbackend = systemd\njournalmatch = _SYSTEMD_UNIT=ssh.service + _COMM=sshd\n",
                               nullptr, 0644});
-        units.push_back("fail2ban.service");
-        activate += "systemctl restart fail2ban.service\n";
+        running.push_back("fail2ban.service");
+        activate += units::script({units::restart({"fail2ban.service"})});
     }
     if (sv.boolean("unattended_upgrades")) {
         spec.files.push_back({"/etc/apt/apt.conf.d/20auto-upgrades", k_uu_periodic, nullptr, 0644});
         spec.files.push_back({"/etc/apt/apt.conf.d/52nodectl-unattended-upgrades", k_uu_origins, nullptr, 0644});
-        units.push_back("unattended-upgrades.service");
+        running.push_back("unattended-upgrades.service");
     }
     if (sv.boolean("timesync")) {
-        units.push_back("systemd-timesyncd.service");
+        running.push_back("systemd-timesyncd.service");
     }
     if (sv.boolean("aide")) {
         // In aide.conf itself: Lynis reads only that file for the checksum setting.
@@ -195,32 +197,31 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
                               0644});
         spec.files.push_back({std::string("/etc/systemd/system/") + k_aide_unit, k_aide_unit_file, nullptr, 0644});
         const std::string unit = k_aide_unit;
-        spec.drift += "[ \"$(systemctl is-enabled " + unit + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n"
-                      "[ \"$(" + aide_database_state() + ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
-        activate += "systemctl daemon-reload\nsystemctl enable --quiet " + unit + "\n"
-                    "[ -s /var/lib/aide/aide.db ] || systemctl start --no-block " + unit + "\n";
+        spec.drift += units::enabled_drift(unit) + "[ \"$(" + aide_database_state() +
+                      ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
+        activate += units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})}) +
+                    "[ -s /var/lib/aide/aide.db ] || " + units::start({unit}, {.no_block = true}).script() + "\n";
     }
     if (sv.boolean("apparmor")) {
-        units.push_back("apparmor.service");
+        running.push_back("apparmor.service");
     }
     // Enabled, and running unless this environment cannot run it.
-    for (const auto& u : units) {
-        spec.drift += "[ \"$(systemctl is-enabled " + u + " 2>/dev/null)\" = enabled ] || echo 'enable " + u + "'\n"
-                      "if [ \"$(systemctl is-active " + u + ")\" != active ] && [ -z \"$(" + unit_not_applicable(u) +
-                      ")\" ]; then echo 'start " + u + "'; fi\n";
-        activate += "systemctl enable --quiet " + u + "\n"
-                    "if [ -z \"$(" + unit_not_applicable(u) + ")\" ]; then systemctl start " + u + "; fi\n";
+    for (const auto& u : running) {
+        spec.drift += units::enabled_drift(u) + "if [ \"$(" + units::active_state(u) + ")\" != active ] && [ -z \"$(" +
+                      unit_not_applicable(u) + ")\" ]; then echo " + shell_quote("start " + u) + "; fi\n";
+        activate += units::script({units::enable({u}, {.quiet = true})}) + "if [ -z \"$(" + unit_not_applicable(u) +
+                    ")\" ]; then " + units::start({u}).script() + "; fi\n";
     }
     spec.activate = activate;
-    spec.restore_activate = sv.boolean("fail2ban") ? "systemctl restart fail2ban.service 2>/dev/null || true" : "";
+    spec.restore_activate = sv.boolean("fail2ban") ? units::restart({"fail2ban.service"}, {.ignore_failure = true}).script() : "";
     // After a revert the unit file is gone: its enablement link is removed by hand.
-    spec.deactivate = std::string("systemctl disable --now fail2ban.service 2>/dev/null; rm -f /etc/systemd/system/multi-user.target.wants/") +
-                      k_aide_unit + "; systemctl daemon-reload; true";
+    spec.deactivate = units::disable({"fail2ban.service"}, {.now = true, .ignore_failure = true}).script() +
+                      "; rm -f /etc/systemd/system/multi-user.target.wants/" + k_aide_unit + "; " +
+                      units::daemon_reload().script() + "; true";
 
-    for (const auto& u : units) {
+    for (const auto& u : running) {
         spec.controls.push_back({"services." + u.substr(0, u.find('.')), u + " enabled and running",
-                                 "echo \"$(systemctl is-enabled " + u + " 2>/dev/null),$(systemctl is-active " + u + ")\"",
-                                 host::equals("enabled,active"), unit_not_applicable(u)});
+                                 units::state_pair(u), host::equals("enabled,active"), unit_not_applicable(u)});
     }
     if (sv.boolean("auditd")) {
         spec.controls.push_back({"services.audit_rules", "nodectl's audit rules are loaded in the kernel",

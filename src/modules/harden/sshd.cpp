@@ -5,6 +5,7 @@
 #include "modules/harden/groups.hpp"
 
 #include "core/log.hpp"
+#include "host/services.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"
 
@@ -258,7 +259,7 @@ void set_algorithm_parts(ConfigSetSpec& spec, const SshAlgorithms& algorithms, c
     spec.controls.push_back({"ssh.moduli_min_bits", "smallest DH group-exchange modulus (bits - 1)",
                              "awk '$1 !~ /^#/ && NF >= 7 { print $5 }' /etc/ssh/moduli | sort -n | head -n 1",
                              host::at_least(3071), ""});
-    spec.controls.push_back({"ssh.service", "sshd is running", "systemctl is-active ssh.service",
+    spec.controls.push_back({"ssh.service", "sshd is running", host::units::active_state("ssh.service"),
                              host::equals("active"), ""});
 }
 
@@ -310,7 +311,9 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
         "grep -Eqi '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' /etc/ssh/sshd_config || "
         "{ echo '/etc/ssh/sshd_config does not Include /etc/ssh/sshd_config.d/*.conf, so the drop-in would be ignored' >&2; exit 1; }\n"
         "sshd -t";
-    spec.activate = "systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service";
+    // Debian's unit is ssh.service; other systems call it sshd.service.
+    spec.activate =
+        host::units::reload({"ssh.service"}).script() + " 2>/dev/null || " + host::units::reload({"sshd.service"}).script();
     spec.restore_activate = spec.activate;
     spec.deactivate = spec.activate;
     spec.also_back_up = {"/etc/ssh/ssh_host_*"};

@@ -1,6 +1,7 @@
 // `nodectl join` (server side and node checks) and `nodectl reset --k3s`.
 #include "modules/k3s/k3s.hpp"
 
+#include "host/services.hpp"
 #include "util/digest.hpp"
 #include "util/net.hpp"
 #include "util/strings.hpp"
@@ -138,19 +139,21 @@ private:
     ServerInfo m_server;
 };
 
-constexpr const char* k_reset_probe =
-    "for p in /etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service /usr/local/bin/k3s /etc/rancher/k3s "
-    "/var/lib/rancher/k3s /var/lib/kubelet /run/k3s /etc/systemd/system/nodectl-default-route.service "
-    "/var/lib/nodectl/k3s; do [ -e $p ] && echo \"remove $p\"; done\n"
-    "for c in kubectl crictl ctr; do [ \"$(readlink /usr/local/bin/$c 2>/dev/null)\" = /usr/local/bin/k3s ] && echo \"remove /usr/local/bin/$c\"; done\n"
-    "for u in k3s k3s-agent; do systemctl is-active --quiet $u && echo \"stop $u.service\"; done\ntrue\n";
+std::string reset_probe() {
+    std::string out =
+        "for p in /etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service /usr/local/bin/k3s /etc/rancher/k3s "
+        "/var/lib/rancher/k3s /var/lib/kubelet /run/k3s /etc/systemd/system/nodectl-default-route.service "
+        "/var/lib/nodectl/k3s; do [ -e $p ] && echo \"remove $p\"; done\n"
+        "for c in kubectl crictl ctr; do [ \"$(readlink /usr/local/bin/$c 2>/dev/null)\" = /usr/local/bin/k3s ] && "
+        "echo \"remove /usr/local/bin/$c\"; done\n";
+    for (std::string unit : {"k3s.service", "k3s-agent.service"}) {
+        out += host::units::is_active(unit) + " && echo " + shell_quote("stop " + unit) + "\n";
+    }
+    return out + "true\n";
+}
 
-// Like k3s's own k3s-killall.sh and k3s-uninstall.sh: stop, kill the pods' shims, unmount,
-// drop the interfaces k3s made, remove files, forget nodectl's records. Nothing is removed while
-// anything is still mounted below k3s's directories (a pod's volume may be a host directory or an
-// NFS share), and rm never crosses into another file system.
-constexpr const char* k_reset =
-    "systemctl disable --now k3s.service k3s-agent.service nodectl-default-route.service 2>/dev/null\n"
+// What reset does between stopping the units and reloading systemd.
+constexpr const char* k_reset_rest =
     "pkill -9 -f '[c]ontainerd-shim.*/run/k3s' 2>/dev/null\n"
     "below_k3s() { awk '$2 ~ \"^(/run/k3s|/var/lib/kubelet|/var/lib/rancher/k3s)(/|$)\" {print $2}' /proc/self/mounts; }\n"
     "for m in $(below_k3s | sort -r); do umount -l \"$m\"; done\n"
@@ -163,8 +166,18 @@ constexpr const char* k_reset =
     "rm -rf --one-file-system /etc/systemd/system/k3s.service /etc/systemd/system/k3s.service.env /etc/systemd/system/k3s-agent.service "
     "/etc/systemd/system/k3s-agent.service.env /etc/systemd/system/nodectl-default-route.service /usr/local/lib/nodectl/default-route.sh "
     "/usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet /run/k3s /var/lib/nodectl/k3s "
-    "/var/lib/nodectl/applied/k3s-* /var/lib/nodectl/originals/etc/rancher/k3s\n"
-    "systemctl daemon-reload\ntrue\n";
+    "/var/lib/nodectl/applied/k3s-* /var/lib/nodectl/originals/etc/rancher/k3s\n";
+
+// Like k3s's own k3s-killall.sh and k3s-uninstall.sh: stop, kill the pods' shims, unmount,
+// drop the interfaces k3s made, remove files, forget nodectl's records. Nothing is removed while
+// anything is still mounted below k3s's directories (a pod's volume may be a host directory or an
+// NFS share), and rm never crosses into another file system.
+std::string reset_script() {
+    namespace units = host::units;
+    return units::script({units::disable({"k3s.service", "k3s-agent.service", "nodectl-default-route.service"},
+                                         {.now = true, .ignore_failure = true})}) +
+           k_reset_rest + units::script({units::daemon_reload()}) + "true\n";
+}
 
 class ResetK3s final : public Step {
 public:
@@ -173,7 +186,7 @@ public:
     Result<Plan> probe(Target& target) override {
         Command cmd;
         cmd.mutates = false;
-        cmd.script = k_reset_probe;
+        cmd.script = reset_probe();
         auto r = TRY(target.run_checked(cmd, "looking for k3s"));
         Plan plan;
         for (const auto& line : util::split_lines(r.out)) {
@@ -185,7 +198,7 @@ public:
     }
     Result<void> apply(Target& target, const Plan&) override {
         Command cmd;
-        cmd.script = k_reset;
+        cmd.script = reset_script();
         cmd.timeout = std::chrono::seconds(300);
         TRY(target.run_checked(cmd, "removing k3s"));
         return Ok{};

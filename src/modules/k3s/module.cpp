@@ -13,6 +13,7 @@
 #include "modules/k3s/k3s.hpp"
 
 #include "core/log.hpp"
+#include "host/services.hpp"
 #include "modules/k3s/steps.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"
@@ -69,8 +70,9 @@ ConfigSetSpec default_route_group() {
                               "\n\n[Install]\nWantedBy=multi-user.target\n",
                           nullptr, 0644});
     spec.validate = std::string("systemd-analyze verify ") + k_route_unit;
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet nodectl-default-route.service\n"
-                    "systemctl restart nodectl-default-route.service\n";
+    const std::string unit = "nodectl-default-route.service";
+    spec.activate = host::units::script(
+        {host::units::daemon_reload(), host::units::enable({unit}, {.quiet = true}), host::units::restart({unit})});
     return spec;
 }
 
@@ -96,10 +98,11 @@ Result<ConfigSetSpec> files_group(const Settings& s) {
     spec.validate = "systemd-analyze verify " + unit_path(s.role);
     std::string unit = unit_name(s.role);
     // A configuration change restarts a running k3s; StartK3s starts a stopped one.
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet " + unit + "\n"
-                    "if systemctl is-active --quiet " + unit + "; then systemctl restart " + unit + "; fi\n";
-    spec.restore_activate = "systemctl daemon-reload";
-    spec.drift += "[ \"$(systemctl is-enabled " + unit + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n";
+    namespace units = host::units;
+    spec.activate = units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})}) + "if " +
+                    units::is_active(unit) + "; then " + units::restart({unit}).script() + "; fi\n";
+    spec.restore_activate = units::daemon_reload().script();
+    spec.drift += units::enabled_drift(unit);
     spec.controls.push_back({"k3s.config_mode", "config.yaml is readable by root only", std::string("stat -c %a ") + k_config,
                              host::equals("600"), ""});
     spec.controls.push_back({"k3s.env_mode", "the unit's env file is readable by root only", "stat -c %a " + env_path(s.role),
@@ -107,10 +110,14 @@ Result<ConfigSetSpec> files_group(const Settings& s) {
     return spec;
 }
 
-std::string StartK3s::ready_check() const {
+// Prints the unit's active state, then (on a server) the node's Ready condition.
+std::string StartK3s::state_script() const {
     // The node's own name is its host name (k3s's default), lower-cased.
-    return std::string(k_binary) + " kubectl get node \"$(hostname | tr A-Z a-z)\" -o "
-           "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' 2>/dev/null";
+    std::string ready = m_settings.role == Role::server
+                            ? std::string(k_binary) + " kubectl get node \"$(hostname | tr A-Z a-z)\" -o "
+                                                      "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' 2>/dev/null"
+                            : std::string("true");
+    return host::units::active_state(unit_name(m_settings.role)) + " 2>/dev/null; " + ready + "; true";
 }
 
 Result<Plan> StartK3s::probe(Target& target) {
@@ -121,8 +128,7 @@ Result<Plan> StartK3s::probe(Target& target) {
     Command cmd;
     cmd.mutates = false;
     std::string unit = unit_name(m_settings.role);
-    cmd.script = "systemctl is-active " + unit + " 2>/dev/null; " +
-                 (m_settings.role == Role::server ? ready_check() : std::string("true")) + "; true";
+    cmd.script = state_script();
     auto r = TRY(target.run_checked(cmd, "reading k3s's state"));
     auto lines = util::split_lines(r.out);
     bool active = !lines.empty() && util::trim(lines[0]) == "active";
@@ -139,7 +145,7 @@ Result<void> StartK3s::apply(Target& target, const Plan&) {
     std::string unit = unit_name(m_settings.role);
     auto journal_tail = "journalctl -u " + unit + " -n 12 --no-pager -o cat 2>/dev/null | tail -n 12";
     Command start;
-    start.script = "systemctl start " + unit + " 2>&1 || { echo '--- last log lines:'; " + journal_tail + "; exit 1; }";
+    start.script = host::units::start({unit}).script() + " 2>&1 || { echo '--- last log lines:'; " + journal_tail + "; exit 1; }";
     start.timeout = std::chrono::seconds(m_settings.ready_timeout + 30);
     if (auto r = target.run_checked(start, "starting " + unit); !r) {
         return make_error(ErrorCode::command, unit + " did not start: " + r.error().message);
@@ -151,8 +157,7 @@ Result<void> StartK3s::apply(Target& target, const Plan&) {
     while (std::chrono::steady_clock::now() < deadline) {
         Command poll;
         poll.mutates = false;
-        poll.script = "systemctl is-active " + unit + " 2>/dev/null; " +
-                      (m_settings.role == Role::server ? ready_check() : std::string("true")) + "; true";
+        poll.script = state_script();
         auto r = TRY(target.run_checked(poll, "waiting for " + unit));
         auto lines = util::split_lines(r.out);
         last = lines.empty() ? "" : util::trim(lines[0]);

@@ -41,7 +41,7 @@ public:
     Result<void> apply(Target& target, const Plan& plan) override;
 
 private:
-    std::string ready_check() const;
+    std::string state_script() const;
     Settings m_settings;
 };
 

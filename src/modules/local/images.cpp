@@ -5,6 +5,7 @@
 #include "modules/local/detail.hpp"
 
 #include "core/log.hpp"
+#include "host/services.hpp"
 #include "target/ssh_target.hpp"
 #include "util/strings.hpp"
 
@@ -47,8 +48,8 @@ Result<std::string> load_into(const Environment& env, const Node& n, const std::
         std::string import;
         if (runtime == "k3s") {
             // k3s imports its images directory when it starts; a running k3s gets it at once.
-            import = "if systemctl is-active --quiet k3s || systemctl is-active --quiet k3s-agent; then "
-                     "k3s ctr --namespace k8s.io images import " + shell_quote(dest) + "; fi";
+            import = "if " + host::units::is_active("k3s.service") + " || " + host::units::is_active("k3s-agent.service") +
+                     "; then k3s ctr --namespace k8s.io images import " + shell_quote(dest) + "; fi";
         } else {
             import = "ctr --namespace k8s.io images import --snapshotter " + shell_quote(snapshotter) + " " +
                      shell_quote(dest) + " && rm -f " + shell_quote(dest);

@@ -3,6 +3,7 @@
 #include "modules/local/detail.hpp"
 
 #include "core/log.hpp"
+#include "host/services.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"
@@ -215,8 +216,9 @@ Result<void> start_node(const Environment& env, size_t i) {
         if (!env.cpus.empty()) {
             props += " --property=CPUQuota=" + std::to_string(*parse_cpus(env.cpus)) + "%";
         }
-        TRY(sh("systemctl reset-failed " + unit_name(n) + " 2>/dev/null; systemd-run --quiet --collect --unit=" +
-                   unit_name(n) + " --description=" + shell_quote("nodectl local node " + n.name) +
+        TRY(sh(host::units::reset_failed({unit_name(n)}, {.ignore_failure = true}).script() +
+                   "; systemd-run --quiet --collect --unit=" + unit_name(n) +
+                   " --description=" + shell_quote("nodectl local node " + n.name) +
                    " --property=Delegate=yes --property=KillMode=mixed --property=StandardOutput=append:" + d +
                    "/console.log --property=StandardError=append:" + d + "/console.log" + props + " /bin/sh " +
                    shell_quote(d + "/boot.sh"),
@@ -247,8 +249,8 @@ Result<void> stop_node(const Environment& env, size_t i) {
         std::this_thread::sleep_for(200ms);
     }
     if (env.launcher == "systemd") {  // the unit ended with its script; forget a failed one too
-        (void)run("systemctl stop " + unit_name(n) + " 2>/dev/null; systemctl reset-failed " + unit_name(n) +
-                      " 2>/dev/null; true",
+        (void)run(host::units::script({host::units::stop({unit_name(n)}, {.ignore_failure = true}),
+                                       host::units::reset_failed({unit_name(n)}, {.ignore_failure = true})}),
                   60s);
     }
     return Ok{};

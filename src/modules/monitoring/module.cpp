@@ -14,6 +14,7 @@
 // stops and disables the service; the package stays.
 #include "modules/monitoring/monitoring.hpp"
 
+#include "host/services.hpp"
 #include "modules/base/steps.hpp"
 #include "util/net.hpp"
 #include "util/strings.hpp"
@@ -96,6 +97,7 @@ Result<std::optional<FirewallOpening>> firewall_opening(const Profile& profile) 
 }
 
 ConfigSetSpec node_exporter_group(const ConfigView& cfg, const Settings& s) {
+    namespace units = host::units;
     ConfigSetSpec spec;
     spec.id = "monitoring/node_exporter";
     spec.title = "node exporter";
@@ -106,29 +108,27 @@ ConfigSetSpec node_exporter_group(const ConfigView& cfg, const Settings& s) {
     const std::string dir = shell_quote(s.textfile_directory);
     // What /proc/PID/cmdline shows, NULs made spaces.
     const std::string cmdline = std::string(k_binary) + " " + util::join(exporter_args(s), " ") + " ";
-    const std::string main_pid = "pid=$(systemctl show -p MainPID --value " + unit + " 2>/dev/null); ";
+    const std::string main_pid = "pid=$(" + units::property(unit, "MainPID") + " 2>/dev/null); ";
     const std::string port = std::to_string(s.port);
     const std::string listening = "ss -Hltn " + shell_quote("sport = :" + port) + " | grep -q .";
 
     spec.post_write = "[ -d " + dir + " ] || install -d -m 0755 " + dir;
     // The exporter answers within a second; a listen address the host does not have makes it
     // exit, and systemd restarts it: it never becomes ready.
-    spec.activate = "systemctl enable --quiet " + unit + "\nsystemctl restart " + unit +
-                    "\ni=0; until systemctl is-active --quiet " + unit + " && { ! command -v ss >/dev/null || " + listening +
+    spec.activate = units::script({units::enable({unit}, {.quiet = true}), units::restart({unit})}) +
+                    "i=0; until " + units::is_active(unit) + " && { ! command -v ss >/dev/null || " + listening +
                     "; }; do i=$((i+1)); if [ $i -ge 40 ]; then echo 'prometheus-node-exporter does not listen on port " +
                     port + " within 20 s' >&2; journalctl -u " + unit +
                     " -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
-    spec.restore_activate = "systemctl restart " + unit + " 2>/dev/null || true";
-    spec.deactivate = "systemctl disable --now --quiet " + unit + " 2>/dev/null || true";
-    spec.drift = "[ \"$(systemctl is-enabled " + unit + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n"
-                 "[ \"$(systemctl is-active " + unit + ")\" = active ] || echo 'start " + unit + "'\n" +
-                 main_pid + "if [ \"${pid:-0}\" -gt 0 ] && [ \"$(tr '\\0' ' ' </proc/$pid/cmdline)\" != " + shell_quote(cmdline) +
+    spec.restore_activate = units::restart({unit}, {.ignore_failure = true}).script();
+    spec.deactivate = units::disable({unit}, {.now = true, .quiet = true, .ignore_failure = true}).script();
+    spec.drift = units::enabled_drift(unit) + units::active_drift(unit) + main_pid +
+                 "if [ \"${pid:-0}\" -gt 0 ] && [ \"$(tr '\\0' ' ' </proc/$pid/cmdline)\" != " + shell_quote(cmdline) +
                  " ]; then echo 'restart " + unit + " (it runs with other arguments than " + k_defaults_path + " gives)'; fi\n";
 
     std::string listen_shown = (s.listen_address.empty() ? "*" : util::url_host(s.listen_address)) + ":" + port;
     spec.controls.push_back({"monitoring.node_exporter", "prometheus-node-exporter enabled and running",
-                             "echo \"$(systemctl is-enabled " + unit + " 2>/dev/null),$(systemctl is-active " + unit + ")\"",
-                             host::equals("enabled,active"), ""});
+                             units::state_pair(unit), host::equals("enabled,active"), ""});
     spec.controls.push_back({"monitoring.arguments", "the exporter runs with the profile's listen address and textfile directory",
                              main_pid + "tr '\\0' ' ' </proc/$pid/cmdline", host::equals(util::trim(cmdline)),
                              main_pid + "[ \"${pid:-0}\" -gt 0 ] || echo 'the exporter is not running'"});

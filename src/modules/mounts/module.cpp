@@ -15,6 +15,7 @@
 // (`systemctl disable --now <unit>` and deleting the files removes it).
 #include "modules/mounts/mounts.hpp"
 
+#include "host/services.hpp"
 #include "modules/base/steps.hpp"
 #include "util/strings.hpp"
 
@@ -158,6 +159,7 @@ std::string render_s3fs_mount(const S3fsMount& m) {
 }
 
 ConfigSetSpec nfs_group(const NfsMount& m, const std::string& unit_dir) {
+    namespace units = host::units;
     ConfigSetSpec spec;
     spec.id = state_id("nfs", m.where);
     spec.title = "NFS mount " + m.where;
@@ -168,25 +170,22 @@ ConfigSetSpec nfs_group(const NfsMount& m, const std::string& unit_dir) {
     if (m.automount) {
         spec.files.push_back({unit_dir + "/" + auto_unit, render_nfs_automount(m), nullptr, 0644});
     }
-    std::string q = shell_quote(unit);
     std::string verify = "systemd-analyze verify";
     for (const auto& f : spec.files) {
         verify += " " + shell_quote(f.path);
     }
     spec.validate = verify;
     spec.pre_write = "mkdir -p " + shell_quote(m.where);
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet " + q + "\n";
+    std::vector<host::UnitOp> activate = {units::daemon_reload(), units::enable({unit}, {.quiet = true})};
     if (m.start) {
         // A changed automount takes effect on the next mount; a plain mount is remounted.
-        spec.activate += m.automount ? "systemctl start " + q + "\n" : "systemctl restart " + q + "\n";
+        activate.push_back(m.automount ? units::start({unit}) : units::restart({unit}));
     }
-    spec.restore_activate = "systemctl daemon-reload";
-    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo " + shell_quote("enable " + unit) + "\n";
-    if (m.start) {
-        spec.drift += "systemctl is-active --quiet " + q + " || echo " + shell_quote("start " + unit) + "\n";
-    }
+    spec.activate = units::script(activate);
+    spec.restore_activate = units::daemon_reload().script();
+    spec.drift = units::enabled_drift(unit) + (m.start ? units::active_drift(unit) : "");
     spec.controls.push_back({"mounts.nfs:" + m.where, unit + " enabled" + std::string(m.start ? " and active" : ""),
-                             "echo \"$(systemctl is-enabled " + q + " 2>/dev/null),$(systemctl is-active " + q + ")\"",
+                             units::state_pair(unit),
                              host::one_of(m.start ? std::vector<std::string>{"enabled,active"}
                                                   : std::vector<std::string>{"enabled,active", "enabled,inactive"}),
                              ""});
@@ -194,6 +193,7 @@ ConfigSetSpec nfs_group(const NfsMount& m, const std::string& unit_dir) {
 }
 
 ConfigSetSpec s3fs_group(const S3fsMount& m, const std::string& unit_dir, const std::string& passwd_dir) {
+    namespace units = host::units;
     ConfigSetSpec spec;
     spec.id = state_id("s3fs", m.where);
     spec.title = "s3fs mount " + m.where;
@@ -201,21 +201,19 @@ ConfigSetSpec s3fs_group(const S3fsMount& m, const std::string& unit_dir, const 
     std::string passwd = passwd_path_in(m, passwd_dir);
     spec.files.push_back({passwd, m.credentials + "\n", nullptr, 0600, "root", "root", true});
     spec.files.push_back({unit_dir + "/" + unit, render_s3fs_with(m, passwd), nullptr, 0644});
-    std::string q = shell_quote(unit);
     spec.pre_write = "mkdir -p " + shell_quote(m.where) + "\ninstall -d -m 0700 " + shell_quote(passwd_dir);
     if (!m.use_cache.empty()) {
         spec.pre_write += "\ninstall -d -m 0700 " + shell_quote(m.use_cache);
     }
     spec.validate = "systemd-analyze verify " + shell_quote(unit_dir + "/" + unit);
-    spec.activate = "systemctl daemon-reload\nsystemctl enable --quiet " + q + "\n";
+    spec.activate = units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})});
+    spec.drift = units::enabled_drift(unit);
     if (m.start) {
-        spec.activate += "systemctl restart " + q + " || { journalctl -u " + q + " -n 10 --no-pager >&2; exit 1; }\n";
+        spec.activate += units::restart({unit}).script() + " || { journalctl -u " + shell_quote(unit) +
+                         " -n 10 --no-pager >&2; exit 1; }\n";
+        spec.drift += units::active_drift(unit, "mount " + m.where + " (start " + unit + ")");
     }
-    spec.restore_activate = "systemctl daemon-reload";
-    spec.drift = "[ \"$(systemctl is-enabled " + q + " 2>/dev/null)\" = enabled ] || echo " + shell_quote("enable " + unit) + "\n";
-    if (m.start) {
-        spec.drift += "systemctl is-active --quiet " + q + " || echo " + shell_quote("mount " + m.where + " (start " + unit + ")") + "\n";
-    }
+    spec.restore_activate = units::daemon_reload().script();
     spec.controls.push_back({"mounts.s3fs_passwd:" + m.where, "the s3fs credentials file is readable by root only",
                              "stat -c %a " + shell_quote(passwd), host::equals("600"), ""});
     return spec;

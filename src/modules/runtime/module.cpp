@@ -11,6 +11,7 @@
 // them and restarts containerd; the packages stay.
 #include "modules/runtime/runtime.hpp"
 
+#include "host/services.hpp"
 #include "modules/base/steps.hpp"
 #include "util/strings.hpp"
 
@@ -103,14 +104,14 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
         "if [ $i -ge 60 ]; then echo 'containerd did not answer on its socket within 30 s' >&2; "
         "journalctl -u containerd -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
     spec.validate = "containerd --config " + std::string(k_config_path) + " config dump >/dev/null";
-    spec.activate = "systemctl enable --quiet containerd.service\nsystemctl restart containerd.service\n" + wait_ready;
-    spec.restore_activate = "systemctl restart containerd.service 2>/dev/null || true";
-    spec.deactivate = "systemctl restart containerd.service 2>/dev/null || true";
-    spec.drift = "[ \"$(systemctl is-enabled containerd.service 2>/dev/null)\" = enabled ] || echo 'enable containerd.service'\n"
-                 "[ \"$(systemctl is-active containerd.service)\" = active ] || echo 'start containerd.service'\n";
+    const std::string unit = "containerd.service";
+    spec.activate =
+        host::units::script({host::units::enable({unit}, {.quiet = true}), host::units::restart({unit})}) + wait_ready;
+    spec.restore_activate = host::units::restart({unit}, {.ignore_failure = true}).script();
+    spec.deactivate = spec.restore_activate;
+    spec.drift = host::units::enabled_drift(unit) + host::units::active_drift(unit);
 
-    spec.controls.push_back({"runtime.containerd", "containerd.service enabled and running",
-                             "echo \"$(systemctl is-enabled containerd.service 2>/dev/null),$(systemctl is-active containerd.service)\"",
+    spec.controls.push_back({"runtime.containerd", "containerd.service enabled and running", host::units::state_pair(unit),
                              host::equals("enabled,active"), ""});
     spec.controls.push_back({"runtime.socket", "containerd answers on its socket",
                              "ctr --address " + std::string(k_socket) + " version >/dev/null 2>&1 && echo answers || echo 'no answer'",
