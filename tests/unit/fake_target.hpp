@@ -642,43 +642,48 @@ private:
         }
         m_host->unit_ops.push_back(logged);
         for (const auto& name : op->units) {
-            auto it = m_host->units.find(name);
-            if (it == m_host->units.end()) {
-                if (op->flags.ignore_failure) {
-                    continue;
-                }
-                bool file_verb = op->verb == host::UnitVerb::enable || op->verb == host::UnitVerb::disable;
-                return file_verb ? exit_with(1, "Failed to " + verb + " unit: Unit file " + name + " does not exist.\n")
-                                 : exit_with(5, "Failed to " + verb + " " + name + ": Unit " + name + " not found.\n");
-            }
-            FakeUnit& u = it->second;
-            switch (op->verb) {
-            case host::UnitVerb::enable:
-            case host::UnitVerb::disable:
-                if (!u.is_static) {
-                    u.enabled = op->verb == host::UnitVerb::enable;
-                }
-                u.active = op->flags.now ? op->verb == host::UnitVerb::enable : u.active;
-                break;
-            case host::UnitVerb::start:
-            case host::UnitVerb::restart:
-                u.active = true;
-                break;
-            case host::UnitVerb::stop:
-                u.active = false;
-                break;
-            case host::UnitVerb::reload:
-                if (!u.active && !op->flags.ignore_failure) {
-                    return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " + name +
-                                            ".\n");
-                }
-                break;
-            case host::UnitVerb::daemon_reload:
-            case host::UnitVerb::reset_failed:
-                break;
+            if (auto failed = change_unit(*op, name); failed && !op->flags.ignore_failure) {
+                return *failed;
             }
         }
         return ok();
+    }
+
+    // One unit's part of an operation; what systemctl reports when that part fails.
+    std::optional<CommandResult> change_unit(const host::UnitOp& op, const std::string& name) {
+        std::string verb(host::verb_word(op.verb));
+        auto it = m_host->units.find(name);
+        if (it == m_host->units.end()) {
+            bool file_verb = op.verb == host::UnitVerb::enable || op.verb == host::UnitVerb::disable;
+            return file_verb ? exit_with(1, "Failed to " + verb + " unit: Unit file " + name + " does not exist.\n")
+                             : exit_with(5, "Failed to " + verb + " " + name + ": Unit " + name + " not found.\n");
+        }
+        FakeUnit& u = it->second;
+        switch (op.verb) {
+        case host::UnitVerb::enable:
+        case host::UnitVerb::disable:
+            if (!u.is_static) {
+                u.enabled = op.verb == host::UnitVerb::enable;
+            }
+            u.active = op.flags.now ? op.verb == host::UnitVerb::enable : u.active;
+            break;
+        case host::UnitVerb::start:
+        case host::UnitVerb::restart:
+            u.active = true;
+            break;
+        case host::UnitVerb::stop:
+            u.active = false;
+            break;
+        case host::UnitVerb::reload:
+            if (!u.active) {
+                return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " + name + ".\n");
+            }
+            break;
+        case host::UnitVerb::daemon_reload:
+        case host::UnitVerb::reset_failed:
+            break;
+        }
+        return std::nullopt;
     }
 
     // cat /etc/hostname 2>/dev/null; echo '|'; hostname
