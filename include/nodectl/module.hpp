@@ -36,8 +36,9 @@ struct Module {
 
 std::span<const Module> modules();
 
-// Every module's steps for a host, in module-table order.
-Result<StepList> build_steps(const ModuleContext& ctx);
+// Every module's steps for a host, in module-table order; `except` names a module to leave out
+// (join: the agent's k3s steps replace the profile's k3s module).
+Result<StepList> build_steps(const ModuleContext& ctx, std::string_view except = {});
 Result<StepList> build_steps(const Profile& profile, const HostSpec& host);
 
 } // namespace nodectl

@@ -38,6 +38,114 @@ int run_join(CLI::App&, Context& ctx) {
     return join_nodes(ctx, g_join);
 }
 
+namespace {
+
+// A refusal before anything changed: its message, and the exit code for its kind.
+int join_refused(const Error& e) {
+    std::cerr << e.message << "\n";
+    switch (e.code) {
+    case ErrorCode::usage: return k_exit_usage;
+    case ErrorCode::config: return k_exit_config;
+    default: return k_exit_all_failed;
+    }
+}
+
+struct JoinServer {
+    std::unique_ptr<Target> target;
+    k3s::ServerInfo info;
+};
+
+// 1. The server: its k3s version, its secure join token (pins its CA), its URL.
+Result<JoinServer> read_server(Context& ctx, const JoinOptions& join, HostSpec& spec) {
+    if (auto r = apply_connection_defaults(spec, ctx.host); !r) {
+        return make_error(ErrorCode::usage, "nodectl join: " + r.error().message);
+    }
+    auto server = make_connect(ctx, RunMode::plan)(spec);
+    if (!server) {
+        return make_error(ErrorCode::connect,
+                          "nodectl join: cannot reach the server " + join.server + ": " + server.error().message);
+    }
+    auto info = k3s::read_server_info(**server, join.server_address.empty() ? spec.address : join.server_address,
+                                      join.api_port);
+    if (!info) {
+        return make_error(info.error().code, "nodectl join: " + info.error().message + "\nnothing was changed");
+    }
+    log::info("nodectl", "server {}: k3s {}, API {}", (*server)->name(), info->version, info->url);
+    return JoinServer{std::move(*server), std::move(*info)};
+}
+
+// 2. The agents' settings: the profile's [k3s] (labels, taints, registries), the server's version.
+Result<k3s::Settings> agent_settings(const Profile& profile, const std::string& profile_path,
+                                     const k3s::ServerInfo& info) {
+    auto settings = k3s::settings_from(profile.section("k3s"));
+    if (!settings) {
+        return make_error(ErrorCode::config, settings.error().message + "\nnothing was changed");
+    }
+    if (!settings->version.empty() && settings->version != info.version) {
+        return make_error(ErrorCode::config, "nodectl join: the agents would run k3s " + settings->version +
+                                                 " (k3s.version in " + profile_path + "), but the server runs " +
+                                                 info.version + "; agents must match the server\nnothing was changed");
+    }
+    settings->role = k3s::Role::agent;
+    settings->version = info.version;
+    settings->server_url = info.url;
+    settings->token = info.token;
+    return settings;
+}
+
+// 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
+Result<std::vector<HostJob>> join_jobs(const Profile& profile, const std::vector<HostSpec>& nodes,
+                                       const bundle::Opened* opened, const k3s::Settings& settings,
+                                       const k3s::ServerInfo& info) {
+    std::vector<HostJob> jobs;
+    for (const auto& h : nodes) {
+        ModuleContext mctx{profile, h};
+        StepList steps;
+        steps.push_back(k3s::make_join_check_step(info));
+        auto host = bundle::host_steps(opened, mctx, "k3s");
+        if (!host) {
+            return make_error(ErrorCode::config, host.error().message + "\nnothing was changed: the profile has errors");
+        }
+        auto agent = k3s::node_steps(settings, mctx);
+        if (!agent) {
+            return make_error(ErrorCode::config, agent.error().message);
+        }
+        for (auto* list : {&*host, &*agent}) {
+            for (auto& s : *list) {
+                steps.push_back(std::move(s));
+            }
+        }
+        jobs.push_back({h, std::move(steps)});
+    }
+    return jobs;
+}
+
+// 4. Ready, as the server sees it: the exit code, given the run's.
+int wait_ready(Context& ctx, Target& server, const std::vector<HostJob>& jobs, const std::vector<HostReport>& reports,
+               const k3s::Settings& settings, int rc) {
+    for (size_t i = 0; i < reports.size(); ++i) {
+        if (!reports[i].ok) {
+            continue;
+        }
+        auto node = make_connect(ctx, RunMode::plan)(jobs[i].host);
+        Command hn;
+        hn.mutates = false;
+        hn.script = "hostname | tr A-Z a-z";
+        auto name = node ? (*node)->run_checked(hn, "reading the node name") : Result<CommandResult>(node.error());
+        auto ready = name ? k3s::wait_node_ready(server, util::trim(name->out), std::chrono::seconds(settings.ready_timeout))
+                          : Result<void>(name.error());
+        if (!ready) {
+            std::cerr << jobs[i].host.name << ": " << ready.error().message << "\n";
+            rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
+        } else {
+            std::cout << jobs[i].host.name << ": Ready on " << settings.server_url << "\n";
+        }
+    }
+    return rc;
+}
+
+} // namespace
+
 int join_nodes(Context& ctx, const JoinOptions& join) {
     auto profile = profile_or_empty(ctx.host.profile);
     if (!profile) {
@@ -50,102 +158,27 @@ int join_nodes(Context& ctx, const JoinOptions& join) {
         std::cerr << "nodectl join: " << (!nodes ? nodes.error().message : server_spec.error().message) << "\n";
         return k_exit_usage;
     }
-    if (auto r = apply_connection_defaults(*server_spec, ctx.host); !r) {
-        std::cerr << "nodectl join: " << r.error().message << "\n";
-        return k_exit_usage;
-    }
-    auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
-
-    // 1. The server: its k3s version, its secure join token (pins its CA), its URL.
-    auto server = make_connect(ctx, RunMode::plan)(*server_spec);
+    auto server = read_server(ctx, join, *server_spec);
     if (!server) {
-        std::cerr << "nodectl join: cannot reach the server " << join.server << ": " << server.error().message << "\n";
-        return k_exit_all_failed;
+        return join_refused(server.error());
     }
-    auto info = k3s::read_server_info(**server, join.server_address.empty() ? server_spec->address : join.server_address,
-                                      join.api_port);
-    if (!info) {
-        std::cerr << "nodectl join: " << info.error().message << "\nnothing was changed\n";
-        return info.error().code == ErrorCode::usage ? k_exit_usage : k_exit_all_failed;
-    }
-    log::info("nodectl", "server {}: k3s {}, API {}", (*server)->name(), info->version, info->url);
-
-    // 2. The agents' settings: the profile's [k3s] (labels, taints, registries), the server's version.
-    auto settings = k3s::settings_from(profile->section("k3s"));
+    auto settings = agent_settings(*profile, ctx.host.profile, server->info);
     if (!settings) {
-        std::cerr << settings.error().message << "\nnothing was changed\n";
-        return k_exit_config;
+        return join_refused(settings.error());
     }
-    if (!settings->version.empty() && settings->version != info->version) {
-        std::cerr << "nodectl join: the agents would run k3s " << settings->version << " (k3s.version in " << ctx.host.profile
-                  << "), but the server runs " << info->version << "; agents must match the server\nnothing was changed\n";
-        return k_exit_config;
-    }
-    settings->role = k3s::Role::agent;
-    settings->version = info->version;
-    settings->server_url = info->url;
-    settings->token = info->token;
-
     std::optional<bundle::Opened> opened;
     if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
         return rc;
     }
-
-    // 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
-    std::vector<HostJob> jobs;
-    for (auto& h : *nodes) {
-        ModuleContext mctx{*profile, h};
-        StepList steps;
-        steps.push_back(k3s::make_join_check_step(*info));
-        for (auto& s : bundle::use_on_host(opened ? &*opened : nullptr, mctx)) {
-            steps.push_back(std::move(s));
-        }
-        for (const auto& m : modules()) {
-            if (m.name == "k3s") {
-                continue;
-            }
-            auto more = m.steps(mctx);
-            if (!more) {
-                std::cerr << more.error().message << "\nnothing was changed: the profile has errors\n";
-                return k_exit_config;
-            }
-            for (auto& s : *more) {
-                steps.push_back(std::move(s));
-            }
-        }
-        auto agent = k3s::node_steps(*settings, mctx);
-        if (!agent) {
-            std::cerr << agent.error().message << "\n";
-            return k_exit_config;
-        }
-        for (auto& s : *agent) {
-            steps.push_back(std::move(s));
-        }
-        jobs.push_back({h, std::move(steps)});
+    auto jobs = join_jobs(*profile, *nodes, opened ? &*opened : nullptr, *settings, server->info);
+    if (!jobs) {
+        return join_refused(jobs.error());
     }
+    auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
     std::vector<HostReport> reports;
-    int rc = run_jobs(ctx, jobs, mode, "to join the k3s server " + info->url, profile->digest(), &reports);
-
-    // 4. Ready, as the server sees it.
+    int rc = run_jobs(ctx, *jobs, mode, "to join the k3s server " + server->info.url, profile->digest(), &reports);
     if (mode == RunMode::apply && settings->start) {
-        for (size_t i = 0; i < reports.size(); ++i) {
-            if (!reports[i].ok) {
-                continue;
-            }
-            auto node = make_connect(ctx, RunMode::plan)(jobs[i].host);
-            Command hn;
-            hn.mutates = false;
-            hn.script = "hostname | tr A-Z a-z";
-            auto name = node ? (*node)->run_checked(hn, "reading the node name") : Result<CommandResult>(node.error());
-            auto ready = name ? k3s::wait_node_ready(**server, util::trim(name->out), std::chrono::seconds(settings->ready_timeout))
-                              : Result<void>(name.error());
-            if (!ready) {
-                std::cerr << jobs[i].host.name << ": " << ready.error().message << "\n";
-                rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
-            } else {
-                std::cout << jobs[i].host.name << ": Ready on " << info->url << "\n";
-            }
-        }
+        rc = wait_ready(ctx, *server->target, *jobs, reports, *settings, rc);
     }
     return rc;
 }

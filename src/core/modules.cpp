@@ -29,9 +29,12 @@ Result<StepList> build_steps(const Profile& profile, const HostSpec& host) {
     return build_steps(ModuleContext{profile, host});
 }
 
-Result<StepList> build_steps(const ModuleContext& ctx) {
+Result<StepList> build_steps(const ModuleContext& ctx, std::string_view except) {
     StepList all;
     for (const auto& m : modules()) {
+        if (m.name == except) {
+            continue;
+        }
         auto steps = m.steps(ctx);
         if (!steps) {
             return steps.error();

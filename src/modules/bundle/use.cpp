@@ -135,9 +135,9 @@ StepList use_on_host(const Opened* bundle, ModuleContext& ctx) {
     return out;
 }
 
-Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx) {
+Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx, std::string_view except) {
     StepList out = use_on_host(bundle, ctx);
-    for (auto& s : TRY(build_steps(ctx))) {
+    for (auto& s : TRY(build_steps(ctx, except))) {
         out.push_back(std::move(s));
     }
     return out;

@@ -26,8 +26,8 @@ Result<Opened> open(const std::string& file);
 // repository (only the files that differ), with a sources.list naming only it, so packages then
 // install with no network. Nothing without a bundle.
 StepList use_on_host(const Opened* bundle, ModuleContext& ctx);
-// A host's whole step list: use_on_host's steps, then every module's (build_steps). `ctx` and
-// `bundle` must outlive the steps.
-Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx);
+// A host's whole step list: use_on_host's steps, then every module's but `except` (build_steps).
+// `ctx` and `bundle` must outlive the steps.
+Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx, std::string_view except = {});
 
 } // namespace nodectl::bundle

@@ -57,34 +57,27 @@ std::string substitute_args(const std::string& text, const std::map<std::string,
     return out;
 }
 
-Result<Recipe> load_recipe(const std::string& file) {
-    Diagnostics diags;
-    auto table = parse_toml_file(file, diags);
-    if (!table) {
-        return make_error(ErrorCode::config, diags.front());
+namespace {
+
+using Diags = std::vector<std::string>;
+
+void require(Diags& diags, const ConfigView& view, std::string_view key, const std::string& what) {
+    if (!view.has(key)) {
+        diags.push_back(view.where() + ": '" + what + "' is required");
     }
-    validate_table(ConfigFile::recipe, *table, "", diags);
-    if (!diags.empty()) {
-        std::string msg;
-        for (const auto& d : diags) {
-            msg += (msg.empty() ? "" : "\n") + d;
-        }
-        return make_error(ErrorCode::config, msg);
+}
+
+Error config_error(const Diags& diags) {
+    std::string msg;
+    for (const auto& d : diags) {
+        msg += (msg.empty() ? "" : "\n") + d;
     }
-    Recipe r;
-    r.file = file;
-    r.dir = fs::path(file).parent_path().string();
-    if (r.dir.empty()) {
-        r.dir = ".";
-    }
-    r.text = util::read_file(file).value_or("");
-    ConfigView v(ConfigFile::recipe, &*table, "");
-    auto need = [&](const ConfigView& view, std::string_view key, const std::string& what) {
-        if (!view.has(key)) {
-            diags.push_back(view.where() + ": '" + what + "' is required");
-        }
-    };
-    need(v, "name", "name");
+    return make_error(ErrorCode::config, msg);
+}
+
+// name, base, suite, variant and packages, and how they fit together.
+void read_identity(const ConfigView& v, const std::string& file, Recipe& r, Diags& diags) {
+    require(diags, v, "name", "name");
     r.name = v.str("name");
     std::string folder = fs::path(r.dir).filename().string();
     if (!r.name.empty() && fs::path(file).filename() == "recipe.toml" && r.name != folder) {
@@ -94,7 +87,7 @@ Result<Recipe> load_recipe(const std::string& file) {
     r.base = v.str("base");
     r.suite = v.str("suite");
     if (r.is_base()) {
-        need(v, "suite", "suite");
+        require(diags, v, "suite", "suite");
         r.variant = v.str("variant");
     } else if (v.has("variant")) {
         diags.push_back(v.where("variant") + ": 'variant' belongs in a base recipe (this one builds on \"" + r.base +
@@ -104,9 +97,12 @@ Result<Recipe> load_recipe(const std::string& file) {
         diags.push_back(v.where("base") + ": 'base' names the recipe itself");
     }
     r.packages = v.strings("packages");
+}
 
-    if (table->contains("args")) {
-        for (const auto& [k, node] : *(*table)["args"].as_table()) {
+// [args.NAME] and [secrets.NAME]: the names are checked here, the values by the key table.
+void read_args_and_secrets(const toml::table& table, Recipe& r, Diags& diags) {
+    if (const auto* args = table["args"].as_table()) {
+        for (const auto& [k, node] : *args) {
             std::string name(k.str());
             if (!std::regex_match(name, std::regex("^[A-Za-z_][A-Za-z0-9_]*$"))) {
                 diags.push_back(location(k.source()) + ": build argument 'args." + name +
@@ -116,8 +112,8 @@ Result<Recipe> load_recipe(const std::string& file) {
             r.args[name] = {a.str("default"), a.str("doc")};
         }
     }
-    if (table->contains("secrets")) {
-        for (const auto& [k, node] : *(*table)["secrets"].as_table()) {
+    if (const auto* secrets = table["secrets"].as_table()) {
+        for (const auto& [k, node] : *secrets) {
             std::string name(k.str());
             if (!std::regex_match(name, std::regex("^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))) {
                 diags.push_back(location(k.source()) + ": build secret 'secrets." + name +
@@ -127,19 +123,23 @@ Result<Recipe> load_recipe(const std::string& file) {
             r.secrets[name] = {s.str("doc"), s.boolean("required")};
         }
     }
-    auto check_refs = [&](const std::string& text, const std::string& where, const std::string& key) {
-        for (const auto& ref : arg_refs(text)) {
-            if (!r.args.count(ref)) {
-                diags.push_back(where + ": '" + key + "' uses ${args." + ref + "} but [args." + ref +
-                                "] is not declared");
-            }
-        }
-    };
+}
 
+// Every ${args.NAME} in TEXT names a declared argument.
+void check_arg_refs(const Recipe& r, const std::string& text, const std::string& where, const std::string& key,
+                    Diags& diags) {
+    for (const auto& ref : arg_refs(text)) {
+        if (!r.args.count(ref)) {
+            diags.push_back(where + ": '" + key + "' uses ${args." + ref + "} but [args." + ref + "] is not declared");
+        }
+    }
+}
+
+void read_users(const ConfigView& v, Recipe& r, Diags& diags) {
     std::set<std::string> user_names;
     for (const auto& u : v.tables("users")) {
-        need(u, "name", "users[].name");
-        need(u, "uid", "users[].uid");
+        require(diags, u, "name", "users[].name");
+        require(diags, u, "uid", "users[].uid");
         RecipeUser user{u.str("name"), u.integer("uid"), u.has("gid") ? u.integer("gid") : u.integer("uid"),
                         u.str("home"), u.boolean("system"), u.where()};
         if (!user_names.insert(user.name).second) {
@@ -150,12 +150,15 @@ Result<Recipe> load_recipe(const std::string& file) {
         }
         r.users.push_back(std::move(user));
     }
+}
+
+void read_files(const ConfigView& v, Recipe& r, Diags& diags) {
     for (const auto& f : v.tables("files")) {
-        need(f, "src", "files[].src");
-        need(f, "dest", "files[].dest");
+        require(diags, f, "src", "files[].src");
+        require(diags, f, "dest", "files[].dest");
         RecipeFile file_spec{f.str("src"), f.str("dest"), parse_mode(f.str("mode")), f.str("owner"), f.str("group"),
                              f.where("src")};
-        check_refs(file_spec.src, f.where("src"), "files[].src");
+        check_arg_refs(r, file_spec.src, f.where("src"), "files[].src", diags);
         if (!file_spec.src.empty() && arg_refs(file_spec.src).empty()) {
             std::error_code ec;
             fs::path src = fs::path(r.dir) / file_spec.src;
@@ -165,10 +168,13 @@ Result<Recipe> load_recipe(const std::string& file) {
         }
         r.files.push_back(std::move(file_spec));
     }
+}
+
+void read_runs(const ConfigView& v, Recipe& r, Diags& diags) {
     for (const auto& run : v.tables("run")) {
-        need(run, "command", "run[].command");
+        require(diags, run, "command", "run[].command");
         RecipeRun step{run.str("command"), run.strings("secrets"), run.str("when"), run.where("command")};
-        check_refs(step.command, run.where("command"), "run[].command");
+        check_arg_refs(r, step.command, run.where("command"), "run[].command", diags);
         for (const auto& s : step.secrets) {
             if (!r.secrets.count(s)) {
                 diags.push_back(run.where("secrets") + ": 'run[].secrets' names '" + s + "' but [secrets." + s +
@@ -181,6 +187,9 @@ Result<Recipe> load_recipe(const std::string& file) {
         }
         r.runs.push_back(std::move(step));
     }
+}
+
+void read_image_config(const ConfigView& v, Recipe& r, Diags& diags) {
     auto c = v.section("config");
     r.config.entrypoint = c.strings("entrypoint");
     r.config.cmd = c.strings("cmd");
@@ -194,12 +203,36 @@ Result<Recipe> load_recipe(const std::string& file) {
     if (!r.config.workdir.empty() && r.config.workdir[0] != '/') {
         diags.push_back(c.where("workdir") + ": 'config.workdir' must be an absolute path or \"\"");
     }
+}
+
+} // namespace
+
+Result<Recipe> load_recipe(const std::string& file) {
+    Diags diags;
+    auto table = parse_toml_file(file, diags);
+    if (!table) {
+        return make_error(ErrorCode::config, diags.front());
+    }
+    validate_table(ConfigFile::recipe, *table, "", diags);
     if (!diags.empty()) {
-        std::string msg;
-        for (const auto& d : diags) {
-            msg += (msg.empty() ? "" : "\n") + d;
-        }
-        return make_error(ErrorCode::config, msg);
+        return config_error(diags);
+    }
+    Recipe r;
+    r.file = file;
+    r.dir = fs::path(file).parent_path().string();
+    if (r.dir.empty()) {
+        r.dir = ".";
+    }
+    r.text = util::read_file(file).value_or("");
+    ConfigView v(ConfigFile::recipe, &*table, "");
+    read_identity(v, file, r, diags);
+    read_args_and_secrets(*table, r, diags);
+    read_users(v, r, diags);
+    read_files(v, r, diags);
+    read_runs(v, r, diags);
+    read_image_config(v, r, diags);
+    if (!diags.empty()) {
+        return config_error(diags);
     }
     return r;
 }

@@ -268,6 +268,83 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
     return version;
 }
 
+namespace {
+
+// One release's files in the cache directory DIR, fetched from BASE and checked against its
+// sha256sum file.
+struct ReleaseFiles {
+    std::string version;
+    fs::path dir;
+    std::string base;       // the release's URL, ending in '/'
+    std::string sums_name;  // its sha256sum file
+    util::HttpOptions http;
+    std::map<std::string, std::string> sums;  // file name -> sha256
+
+    // A cached sha256sum file is used only when it came from this very URL: one fetched from
+    // another mirror or scheme (say, plain http once), or damaged, is fetched again.
+    Result<void> load_sums(const std::string& binary) {
+        std::error_code ec;
+        const std::string sums_path = (dir / sums_name).string();
+        const std::string sums_url = base + sums_name;
+        const std::string origin_path = sums_path + ".origin";
+        auto cached = util::read_file(sums_path);
+        auto origin = util::read_file(origin_path);
+        bool trusted_origin = origin && *origin == sums_url + "\n";
+        if (cached && trusted_origin) {
+            if (auto cached_sums = parse_sha256sums(*cached); cached_sums && cached_sums->count(binary)) {
+                sums = std::move(cached_sums.value());
+                return {};
+            }
+        }
+        fs::remove(origin_path, ec);
+        util::HttpResponse r = fetch_to(sums_url, sums_path, http);
+        if (!r.ok) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        }
+        auto text = util::read_file(sums_path);
+        if (!text) {
+            return errno_error("cannot read " + sums_path);
+        }
+        auto parsed = parse_sha256sums(*text);
+        if (!parsed) {
+            fs::remove(sums_path, ec);
+            return make_error(ErrorCode::io, base + sums_name + ": " + parsed.error().message);
+        }
+        sums = std::move(parsed.value());
+        if (auto why = util::write_file_atomic(origin_path, sums_url + "\n", 0644); !why.empty()) {
+            return make_error(ErrorCode::io, why);
+        }
+        return {};
+    }
+
+    // NAME's path in the cache and its sha256: the cached file when its digest matches, else fetched.
+    Result<std::pair<std::string, std::string>> fetch(const std::string& name) {
+        auto it = sums.find(name);
+        if (it == sums.end()) {
+            return make_error(ErrorCode::config, "k3s " + version + " publishes no " + name + " (" + base + sums_name + ")");
+        }
+        const std::string& expected = it->second;
+        const std::string path = (dir / name).string();
+        std::error_code ec;
+        if (fs::exists(path, ec) && util::sha256_file_hex(path) == expected) {
+            return std::pair{path, expected};
+        }
+        const std::string url = base + url_encode_segment(name);
+        util::HttpResponse r = fetch_to(url, path, http);
+        if (!r.ok) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        }
+        std::string actual = util::sha256_file_hex(path);
+        if (actual != expected) {
+            fs::remove(path, ec);
+            return mismatch(url, actual, expected, sums_name);
+        }
+        return std::pair{path, expected};
+    }
+};
+
+} // namespace
+
 Result<Release> fetch_release(const ReleaseRequest& request) {
     if (auto why = release_url_problem(request.release_url, request.allow_insecure_http); !why.empty()) {
         return make_error(ErrorCode::config, "k3s release URL " + why);
@@ -294,79 +371,21 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
     if (!lock) {
         return make_error(ErrorCode::io, "k3s release cache: " + lock_error);
     }
-
-    const util::HttpOptions http = transfer_options(request);
-    const std::string base = without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/";
-    const std::string sums_name = sha256_file_name(request.arch);
-    const std::string sums_path = (dir / sums_name).string();
-
-    // A cached sha256sum file is used only when it came from this very URL: one fetched from
-    // another mirror or scheme (say, plain http once), or damaged, is fetched again.
-    const std::string sums_url = base + sums_name;
-    const std::string origin_path = sums_path + ".origin";
-    std::map<std::string, std::string> sums;
-    auto cached = util::read_file(sums_path);
-    auto origin = util::read_file(origin_path);
-    bool trusted_origin = origin && *origin == sums_url + "\n";
-    auto cached_sums = cached && trusted_origin ? parse_sha256sums(*cached)
-                                                : Result<std::map<std::string, std::string>>(
-                                                      make_error(ErrorCode::io, "not cached"));
-    if (cached_sums && cached_sums->count(binary)) {
-        sums = std::move(cached_sums.value());
-    } else {
-        fs::remove(origin_path, ec);
-        util::HttpResponse r = fetch_to(sums_url, sums_path, http);
-        if (!r.ok) {
-            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
-        }
-        auto text = util::read_file(sums_path);
-        if (!text) {
-            return errno_error("cannot read " + sums_path);
-        }
-        auto parsed = parse_sha256sums(*text);
-        if (!parsed) {
-            fs::remove(sums_path, ec);
-            return make_error(ErrorCode::io, base + sums_name + ": " + parsed.error().message);
-        }
-        sums = std::move(parsed.value());
-        if (auto why = util::write_file_atomic(origin_path, sums_url + "\n", 0644); !why.empty()) {
-            return make_error(ErrorCode::io, why);
-        }
-    }
-
-    auto fetch_asset = [&](const std::string& name) -> Result<std::pair<std::string, std::string>> {
-        auto it = sums.find(name);
-        if (it == sums.end()) {
-            return make_error(ErrorCode::config, "k3s " + version + " publishes no " + name + " (" + base + sums_name + ")");
-        }
-        const std::string& expected = it->second;
-        const std::string path = (dir / name).string();
-        if (fs::exists(path, ec) && util::sha256_file_hex(path) == expected) {
-            return std::pair{path, expected};
-        }
-        const std::string url = base + url_encode_segment(name);
-        util::HttpResponse r = fetch_to(url, path, http);
-        if (!r.ok) {
-            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
-        }
-        std::string actual = util::sha256_file_hex(path);
-        if (actual != expected) {
-            fs::remove(path, ec);
-            return mismatch(url, actual, expected, sums_name);
-        }
-        return std::pair{path, expected};
-    };
+    ReleaseFiles files{version, dir,
+                       without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/",
+                       sha256_file_name(request.arch), transfer_options(request), {}};
+    TRY_VOID(files.load_sums(binary));
 
     Release release;
     release.version = version;
     release.arch = request.arch;
-    release.sha256_file_path = sums_path;
-    auto [binary_path, binary_sha] = TRY(fetch_asset(binary));
+    release.sha256_file_path = (dir / files.sums_name).string();
+    auto [binary_path, binary_sha] = TRY(files.fetch(binary));
     release.binary_path = binary_path;
     release.binary_sha256 = binary_sha;
     fs::permissions(binary_path, fs::perms(0755), fs::perm_options::replace, ec);
     if (request.airgap_images) {
-        auto [images_path, images_sha] = TRY(fetch_asset(airgap_images_name(request.arch)));
+        auto [images_path, images_sha] = TRY(files.fetch(airgap_images_name(request.arch)));
         release.airgap_images_path = images_path;
         release.airgap_images_sha256 = images_sha;
     }

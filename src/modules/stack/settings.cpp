@@ -53,6 +53,122 @@ std::map<std::string, bool> s3fs_mounts(const Profile& profile) {
 
 } // namespace
 
+namespace {
+
+// One [[stack.sites]] table, read part by part; each part adds its problems to the Reader.
+struct SiteReader {
+    Reader& r;
+    const Profile& profile;
+    const ConfigView& v;
+    Site& s;
+    std::string what;
+
+    void images() {
+        auto img = v.section("images");
+        s.images = {img.str("magento"),          img.str("varnish"),        img.str("redis"),
+                    img.str("mariadb_master"),   img.str("mariadb_replica"), img.str("backup"),
+                    img.str("mysqld_exporter"),  img.str("redis_exporter"), img.str("varnish_exporter"),
+                    img.str("apache_exporter"),  img.str("pull_policy"),    img.str("digests_from")};
+        auto& i = s.images;
+        r.pin(profile, img, i.digests_from, what,
+              {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup, &i.mysqld_exporter,
+               &i.redis_exporter, &i.varnish_exporter, &i.apache_exporter});
+    }
+
+    void scaling() {
+        auto rep = v.section("replicas");
+        s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
+        s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));
+        auto hpa = v.section("autoscaling");
+        s.hpa_min = static_cast<int>(hpa.integer("min"));
+        s.hpa_max = static_cast<int>(hpa.integer("max"));
+        s.cpu_percent = static_cast<int>(hpa.integer("cpu_percent"));
+        if (s.hpa_min > s.hpa_max) {
+            r.problems.push_back(hpa.where("min") + ": " + what + " autoscaling.min (" + std::to_string(s.hpa_min) +
+                                 ") is larger than autoscaling.max (" + std::to_string(s.hpa_max) + ")");
+        }
+    }
+
+    void resources() {
+        auto res = v.section("resources");
+        for (const char* c : k_components) {
+            auto rc = res.section(c);
+            s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
+        }
+        auto quota = v.section("quota");
+        s.quota = {quota.str("requests_cpu"), quota.str("requests_memory"), quota.str("limits_cpu"), quota.str("limits_memory"),
+                   quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
+        auto lr = v.section("limit_range");
+        s.limit_range = {lr.str("default_cpu_request"), lr.str("default_memory_request"), lr.str("default_cpu_limit"),
+                         lr.str("default_memory_limit"), lr.str("max_cpu"), lr.str("max_memory")};
+        auto storage = v.section("storage");
+        s.storage_mariadb = storage.str("mariadb");
+        s.storage_replica = storage.str("mariadb_replica");
+    }
+
+    // Requests and limits against the quota and the limit range (after every part is read).
+    void limits() {
+        for (auto& p : detail::limit_problems(s, v.section("quota"), v.section("limit_range"))) {
+            r.problems.push_back(std::move(p));
+        }
+    }
+
+    // pub/media shared by the Magento pods: an s3fs mount of this profile, readable by www-data.
+    void media(const std::map<std::string, bool>& mounts) {
+        s.media_host_path = v.str("media_host_path");
+        if (!s.media_host_path.empty() && !mounts.empty()) {
+            // A profile that mounts s3fs itself must mount the media path; a stack profile that
+            // leaves the nodes' mounts to their own profile is taken at its word.
+            auto m = mounts.find(s.media_host_path);
+            if (m == mounts.end()) {
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
+                                     " is not the 'where' of a [[mounts.s3fs]] in this profile");
+            } else if (!m->second) {
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
+                                     ": its [[mounts.s3fs]] needs allow_other = true (Apache runs as www-data)");
+            }
+        } else if (s.media_host_path.empty() && s.hpa_max > 1) {
+            r.problems.push_back(v.where("media_host_path") + ": " + what +
+                                 " with more than one Magento pod (autoscaling.max > 1) needs media_host_path: pods would not share pub/media");
+        }
+    }
+
+    // Not given: generated once on the k3s server node by `nodectl apply` (deliver.cpp).
+    void secrets() {
+        auto sec = v.section("secrets");
+        s.db_password = sec.secret("db_password");
+        s.replication_password = sec.secret("replication_password");
+        s.redis_password = sec.secret("redis_password");
+        s.crypt_key = sec.secret("crypt_key");
+        s.exporter_db_password = sec.secret("exporter_db_password");
+        s.exporter_redis_password = sec.secret("exporter_redis_password");
+    }
+
+    void backup() {
+        auto b = v.section("backup");
+        s.backup.enabled = b.boolean("enabled");
+        s.backup.schedule = b.str("schedule");
+        s.backup.endpoint = b.str("endpoint");
+        s.backup.port = static_cast<int>(b.integer("port"));
+        s.backup.region = b.str("region");
+        s.backup.bucket = b.str("bucket");
+        s.backup.prefix = b.str("prefix");
+        s.backup.path_style = b.boolean("path_style");
+        s.backup.keep_last = static_cast<int>(b.integer("keep_last"));
+        s.backup.credentials = b.secret("credentials");
+        if (s.backup.enabled) {
+            for (const char* key : {"endpoint", "bucket"}) {
+                if (b.str(key).empty()) {
+                    r.problems.push_back(b.where(key) + ": " + what + " backup needs '" + key + "' (or enabled = false)");
+                }
+            }
+            r.required_secret(b, "credentials", what + " backup");
+        }
+    }
+};
+
+} // namespace
+
 Result<std::vector<Site>> sites_from(const Profile& profile) {
     Reader r;
     std::vector<Site> sites;
@@ -63,7 +179,8 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         Site s;
         s.name = v.str("name");
         s.monitored = monitored;
-        std::string what = "[[stack.sites]] '" + s.name + "'";
+        SiteReader site{r, profile, v, s, "[[stack.sites]] '" + s.name + "'"};
+        const std::string& what = site.what;
         if (s.name.empty()) {
             r.problems.push_back(v.where() + ": [[stack.sites]] needs 'name' (its namespace)");
         } else if (!names.insert(s.name).second) {
@@ -88,91 +205,18 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         if (s.tls_cert_file.empty() != !s.tls_key) {
             r.problems.push_back(tls.where() + ": " + what + " tls needs both 'cert_file' and 'key', or neither (self-signed)");
         }
-        auto img = v.section("images");
-        s.images = {img.str("magento"),          img.str("varnish"),        img.str("redis"),
-                    img.str("mariadb_master"),   img.str("mariadb_replica"), img.str("backup"),
-                    img.str("mysqld_exporter"),  img.str("redis_exporter"), img.str("varnish_exporter"),
-                    img.str("apache_exporter"),  img.str("pull_policy"),    img.str("digests_from")};
-        auto& i = s.images;
-        r.pin(profile, img, i.digests_from, what,
-              {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup, &i.mysqld_exporter,
-               &i.redis_exporter, &i.varnish_exporter, &i.apache_exporter});
-        auto rep = v.section("replicas");
-        s.varnish_replicas = static_cast<int>(rep.integer("varnish"));
-        s.mariadb_replicas = static_cast<int>(rep.integer("mariadb_replicas"));
-        auto hpa = v.section("autoscaling");
-        s.hpa_min = static_cast<int>(hpa.integer("min"));
-        s.hpa_max = static_cast<int>(hpa.integer("max"));
-        s.cpu_percent = static_cast<int>(hpa.integer("cpu_percent"));
-        if (s.hpa_min > s.hpa_max) {
-            r.problems.push_back(hpa.where("min") + ": " + what + " autoscaling.min (" + std::to_string(s.hpa_min) +
-                                 ") is larger than autoscaling.max (" + std::to_string(s.hpa_max) + ")");
-        }
-        auto res = v.section("resources");
-        for (const char* c : k_components) {
-            auto rc = res.section(c);
-            s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
-        }
-        auto quota = v.section("quota");
-        s.quota = {quota.str("requests_cpu"), quota.str("requests_memory"), quota.str("limits_cpu"), quota.str("limits_memory"),
-                   quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
-        auto lr = v.section("limit_range");
-        s.limit_range = {lr.str("default_cpu_request"), lr.str("default_memory_request"), lr.str("default_cpu_limit"),
-                         lr.str("default_memory_limit"), lr.str("max_cpu"), lr.str("max_memory")};
-        auto storage = v.section("storage");
-        s.storage_mariadb = storage.str("mariadb");
-        s.storage_replica = storage.str("mariadb_replica");
-        s.media_host_path = v.str("media_host_path");
-        if (!s.media_host_path.empty() && !mounts.empty()) {
-            // A profile that mounts s3fs itself must mount the media path; a stack profile that
-            // leaves the nodes' mounts to their own profile is taken at its word.
-            auto m = mounts.find(s.media_host_path);
-            if (m == mounts.end()) {
-                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
-                                     " is not the 'where' of a [[mounts.s3fs]] in this profile");
-            } else if (!m->second) {
-                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
-                                     ": its [[mounts.s3fs]] needs allow_other = true (Apache runs as www-data)");
-            }
-        } else if (s.media_host_path.empty() && s.hpa_max > 1) {
-            r.problems.push_back(v.where("media_host_path") + ": " + what +
-                                 " with more than one Magento pod (autoscaling.max > 1) needs media_host_path: pods would not share pub/media");
-        }
+        site.images();
+        site.scaling();
+        site.resources();
+        site.media(mounts);
         s.search_endpoint = v.str("search_endpoint");
         if (s.search_endpoint.empty()) {
             r.problems.push_back(v.where("search_endpoint") + ": " + what +
                                  " needs 'search_endpoint' (Magento 2.4 needs OpenSearch or Elasticsearch; nodectl builds no search image)");
         }
-        // Not given: generated once on the k3s server node by `nodectl apply` (deliver.cpp).
-        auto sec = v.section("secrets");
-        s.db_password = sec.secret("db_password");
-        s.replication_password = sec.secret("replication_password");
-        s.redis_password = sec.secret("redis_password");
-        s.crypt_key = sec.secret("crypt_key");
-        s.exporter_db_password = sec.secret("exporter_db_password");
-        s.exporter_redis_password = sec.secret("exporter_redis_password");
-        auto b = v.section("backup");
-        s.backup.enabled = b.boolean("enabled");
-        s.backup.schedule = b.str("schedule");
-        s.backup.endpoint = b.str("endpoint");
-        s.backup.port = static_cast<int>(b.integer("port"));
-        s.backup.region = b.str("region");
-        s.backup.bucket = b.str("bucket");
-        s.backup.prefix = b.str("prefix");
-        s.backup.path_style = b.boolean("path_style");
-        s.backup.keep_last = static_cast<int>(b.integer("keep_last"));
-        s.backup.credentials = b.secret("credentials");
-        if (s.backup.enabled) {
-            for (const char* key : {"endpoint", "bucket"}) {
-                if (b.str(key).empty()) {
-                    r.problems.push_back(b.where(key) + ": " + what + " backup needs '" + key + "' (or enabled = false)");
-                }
-            }
-            r.required_secret(b, "credentials", what + " backup");
-        }
-        for (auto& p : detail::limit_problems(s, quota, lr)) {
-            r.problems.push_back(std::move(p));
-        }
+        site.secrets();
+        site.backup();
+        site.limits();
         sites.push_back(std::move(s));
     }
     if (!r.problems.empty()) {
