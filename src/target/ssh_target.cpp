@@ -110,6 +110,7 @@ Result<void> check_host_key(ssh_session s, const std::string& where, const std::
 
 Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string& where, const std::string& user) {
     std::string tried;
+    int rc = SSH_AUTH_DENIED;
     if (host.identity) {
         std::string path = *host.identity;
         if (util::starts_with(path, "~/")) {
@@ -122,20 +123,26 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
                                                    " (missing, unreadable, or protected by a passphrase: use "
                                                    "ssh-agent for such keys)");
         }
-        int rc = ssh_userauth_publickey(s, nullptr, key);
+        rc = ssh_userauth_publickey(s, nullptr, key);
         ssh_key_free(key);
-        if (rc == SSH_AUTH_SUCCESS) {
-            return Ok{};
-        }
         tried = "key " + path;
     } else {
-        if (getenv("SSH_AUTH_SOCK") && ssh_userauth_agent(s, nullptr) == SSH_AUTH_SUCCESS) {
-            return Ok{};
+        if (getenv("SSH_AUTH_SOCK")) {
+            rc = ssh_userauth_agent(s, nullptr);
         }
-        if (ssh_userauth_publickey_auto(s, nullptr, nullptr) == SSH_AUTH_SUCCESS) {
-            return Ok{};
+        if (rc != SSH_AUTH_SUCCESS) {
+            rc = ssh_userauth_publickey_auto(s, nullptr, nullptr);
         }
         tried = "ssh-agent and ~/.ssh/id_*";
+    }
+    if (rc == SSH_AUTH_SUCCESS) {
+        return Ok{};
+    }
+    if (rc == SSH_AUTH_ERROR) {
+        // Not a refusal: the connection broke or timed out while the keys were offered (a
+        // connection error, which the fresh-login check after an sshd reload retries).
+        return make_error(ErrorCode::connect, "authentication as '" + user + "' on " + where + " broke off (tried " +
+                                               tried + "): " + ssh_get_error(s));
     }
     std::string hint = user == "root" ? " (a host hardened by nodectl refuses root: log in as its admin user with "
                                         "sudo = \"nopasswd\")"
