@@ -117,13 +117,32 @@ EOF
 
 # --- 1. a run to both targets, argv watched ---------------------------------------------------
 : >"$WORK/cmdlines"
-"$NODECTL" backup -p "$WORK/p.toml" run >"$WORK/run.out" 2>"$WORK/run.err" &  # not the function: $! is nodectl itself
-RUNPID=$!
-for _ in $(seq 2000); do
-  kill -0 $RUNPID 2>/dev/null || break
-  for p in $RUNPID $(pgrep -P $RUNPID); do { tr '\0' ' ' </proc/$p/cmdline; } 2>/dev/null; echo; done >>"$WORK/cmdlines"
-done
-wait $RUNPID
+# nodectl is started by the sampler itself, which records every distinct argv of nodectl and its
+# children (from any of its threads) each half millisecond: a shell loop forking per sample, started
+# after nodectl, missed the short dump on a busy machine. Exits with nodectl's status.
+python3 - "$WORK/cmdlines" "$NODECTL" backup -p "$WORK/p.toml" run >"$WORK/run.out" 2>"$WORK/run.err" <<'PY'
+import glob, subprocess, sys, time
+out, seen = open(sys.argv[1], "a"), set()
+run = subprocess.Popen(sys.argv[2:])
+end = time.time() + 300
+while run.poll() is None and time.time() < end:
+    kids = []
+    for f in glob.glob(f"/proc/{run.pid}/task/*/children"):
+        try:
+            kids += open(f).read().split()
+        except OSError:
+            pass
+    for p in [run.pid] + kids:
+        try:
+            argv = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if argv and argv not in seen:
+            seen.add(argv)
+            print(argv, file=out, flush=True)
+    time.sleep(0.0005)
+sys.exit(run.wait())
+PY
 expect_rc_out "backup run to a directory and S3" 0 $? "$WORK/run.err"
 contains "mariadb-dump ran while it was watched (argv sampled)" "$WORK/cmdlines" 'mariadb-dump --defaults-extra-file=[^ ]+ --single-transaction --routines --events --triggers'
 lacks "the DB password never appears in the argv of nodectl or its children" "$WORK/cmdlines" "$DBPW"

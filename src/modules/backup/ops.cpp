@@ -283,17 +283,138 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     return rep;
 }
 
-struct DirTime {
-    std::vector<std::string> parts;
-    int64_t mtime;
-    unsigned mode;
-};
-
 // Every entry is created beneath the restore directory through directory descriptors opened with
 // O_NOFOLLOW (open_beneath), so neither a symbolic link of the archive nor anything else can make
 // a later entry land, or an owner or mode change apply, outside it. Symbolic links are created as
 // they are and never followed; hard links are refused (nodectl writes none); setuid/setgid bits
 // are dropped unless --keep-setid.
+class FileRestorer {
+public:
+    FileRestorer(int root_dir, std::string work, bool keep_setid)
+        : m_root_dir(root_dir), m_work(std::move(work)), m_keep_setid(keep_setid), m_root(::geteuid() == 0) {}
+
+    ReadCallbacks callbacks() {
+        ReadCallbacks cb;
+        cb.on_entry = [this](const ReadEntry& e) { return entry(e); };
+        cb.on_data = [this](const ReadEntry& e, const char* p, size_t n) { return data(e, p, n); };
+        cb.on_end = [this](const ReadEntry& e) { return end(e); };
+        return cb;
+    }
+
+    // Directories last, deepest first: writing into them changed their mtimes.
+    Result<void> finish_directories() {
+        m_fd = UniqueFd();
+        for (auto it = m_dirs.rbegin(); it != m_dirs.rend(); ++it) {
+            auto dir = TRY(open_beneath(m_root_dir, it->parts, it->parts.size()));
+            ::fchmod(dir.get(), restored_mode(it->mode, m_keep_setid));
+            timespec times[2] = {{it->mtime, 0}, {it->mtime, 0}};
+            ::futimens(dir.get(), times);
+        }
+        ::fchmod(m_root_dir, 0755);
+        return Ok{};
+    }
+
+    std::string summary(const std::string& dest) const {
+        return std::to_string(m_count) + " file(s), " + std::to_string(m_bytes) + " bytes restored into " + dest;
+    }
+
+private:
+    Result<void> entry(const ReadEntry& e) {
+        if (e.path.rfind("files/", 0) != 0) {
+            return Ok{};
+        }
+        auto parts = path_parts(e.path.substr(6));
+        if (!parts) {
+            return damaged("entry '" + e.path + "' has an unsafe path (absolute, or with empty, '.' or '..' parts)");
+        }
+        if (!e.hardlink.empty()) {
+            return damaged("entry '" + e.path + "' is a hard link to '" + e.hardlink +
+                           "' (nodectl archives hold none): refused");
+        }
+        auto parent_r = open_beneath(m_root_dir, *parts, parts->size() - 1);
+        if (!parent_r) {
+            return damaged("entry '" + e.path + "': " + parent_r.error().message);
+        }
+        int parent = parent_r->get();
+        const char* leaf = parts->back().c_str();
+        m_current = m_work + "/" + e.path.substr(6);
+        if (e.type == AE_IFDIR) {
+            if (::mkdirat(parent, leaf, 0700) != 0) {
+                struct stat st{};
+                if (errno != EEXIST || ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+                    return errno_error("cannot create " + m_current);
+                }
+            }
+            chown_leaf(parent, leaf, e);
+            m_dirs.push_back({*parts, e.mtime, e.mode});
+        } else if (e.type == AE_IFLNK) {
+            if (::symlinkat(e.symlink.c_str(), parent, leaf) != 0) {
+                return errno_error("cannot create link " + m_current);
+            }
+            chown_leaf(parent, leaf, e);
+            ++m_count;
+        } else if (e.type == AE_IFREG) {
+            m_fd = UniqueFd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+            if (!m_fd) {
+                return errno_error("cannot create " + m_current);
+            }
+            ++m_count;
+        } else {
+            log::warn(k_log, "skipped {}: not a regular file, directory or symbolic link", e.path);
+        }
+        return Ok{};
+    }
+
+    Result<void> data(const ReadEntry& e, const char* p, size_t n) {
+        if (!m_fd || e.path.rfind("files/", 0) != 0) {
+            return Ok{};
+        }
+        m_bytes += n;
+        return write_fd(m_fd.get(), p, n, "cannot write " + m_current);
+    }
+
+    Result<void> end(const ReadEntry& e) {
+        if (!m_fd) {
+            return Ok{};
+        }
+        if (m_root) {
+            (void)::fchown(m_fd.get(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
+        }
+        ::fchmod(m_fd.get(), restored_mode(e.mode, m_keep_setid));
+        timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
+        ::futimens(m_fd.get(), times);
+        bool ok = ::fsync(m_fd.get()) == 0;
+        int err = errno;
+        m_fd = UniqueFd();
+        if (!ok) {
+            return make_error(ErrorCode::io, "fsync " + m_current + ": " + std::strerror(err));
+        }
+        return Ok{};
+    }
+
+    void chown_leaf(int parent, const char* leaf, const ReadEntry& e) const {
+        if (m_root) {
+            (void)::fchownat(parent, leaf, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid), AT_SYMLINK_NOFOLLOW);
+        }
+    }
+
+    struct DirTime {
+        std::vector<std::string> parts;
+        int64_t mtime;
+        unsigned mode;
+    };
+
+    int m_root_dir;
+    std::string m_work;
+    bool m_keep_setid;
+    bool m_root;
+    UniqueFd m_fd;
+    uint64_t m_count = 0, m_bytes = 0;
+    std::vector<DirTime> m_dirs;
+    std::string m_current;
+};
+
+// Restored into DEST.partial-PID first and renamed to DEST (absent or empty) only when complete.
 Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, Found& f) {
     std::string dest = fs::absolute(o.to).lexically_normal().string();
     while (dest.size() > 1 && dest.back() == '/') {
@@ -314,106 +435,13 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
         fs::remove_all(work, ec);
         return make_error(ErrorCode::io, "cannot open " + work + ": " + std::strerror(err));
     }
-    bool root = ::geteuid() == 0;
-    UniqueFd fd;
-    uint64_t count = 0, bytes = 0;
-    std::vector<DirTime> dirs;
-    std::string current;
-    ReadCallbacks cb;
-    cb.on_entry = [&](const ReadEntry& e) -> Result<void> {
-        if (e.path.rfind("files/", 0) != 0) {
-            return Ok{};
-        }
-        auto parts = path_parts(e.path.substr(6));
-        if (!parts) {
-            return damaged("entry '" + e.path + "' has an unsafe path (absolute, or with empty, '.' or '..' parts)");
-        }
-        if (!e.hardlink.empty()) {
-            return damaged("entry '" + e.path + "' is a hard link to '" + e.hardlink +
-                           "' (nodectl archives hold none): refused");
-        }
-        auto parent_r = open_beneath(root_dir.get(), *parts, parts->size() - 1);
-        if (!parent_r) {
-            return damaged("entry '" + e.path + "': " + parent_r.error().message);
-        }
-        int parent = parent_r->get();
-        const char* leaf = parts->back().c_str();
-        current = work + "/" + e.path.substr(6);
-        auto chown_leaf = [&] {
-            if (root) {
-                (void)::fchownat(parent, leaf, static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
-                                 AT_SYMLINK_NOFOLLOW);
-            }
-        };
-        if (e.type == AE_IFDIR) {
-            if (::mkdirat(parent, leaf, 0700) != 0) {
-                struct stat st{};
-                if (errno != EEXIST || ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
-                    return errno_error("cannot create " + current);
-                }
-            }
-            chown_leaf();
-            dirs.push_back({*parts, e.mtime, e.mode});
-        } else if (e.type == AE_IFLNK) {
-            if (::symlinkat(e.symlink.c_str(), parent, leaf) != 0) {
-                return errno_error("cannot create link " + current);
-            }
-            chown_leaf();
-            ++count;
-        } else if (e.type == AE_IFREG) {
-            fd = UniqueFd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-            if (!fd) {
-                return errno_error("cannot create " + current);
-            }
-            ++count;
-        } else {
-            log::warn(k_log, "skipped {}: not a regular file, directory or symbolic link", e.path);
-        }
-        return Ok{};
-    };
-    cb.on_data = [&](const ReadEntry& e, const char* p, size_t n) -> Result<void> {
-        if (!fd || e.path.rfind("files/", 0) != 0) {
-            return Ok{};
-        }
-        bytes += n;
-        return write_fd(fd.get(), p, n, "cannot write " + current);
-    };
-    cb.on_end = [&](const ReadEntry& e) -> Result<void> {
-        if (!fd) {
-            return Ok{};
-        }
-        if (root) {
-            (void)::fchown(fd.get(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid));
-        }
-        ::fchmod(fd.get(), restored_mode(e.mode, o.keep_setid));
-        timespec times[2] = {{e.mtime, 0}, {e.mtime, 0}};
-        ::futimens(fd.get(), times);
-        bool ok = ::fsync(fd.get()) == 0;
-        int err = errno;
-        fd = UniqueFd();
-        if (!ok) {
-            return make_error(ErrorCode::io, "fsync " + current + ": " + std::strerror(err));
-        }
-        return Ok{};
-    };
-    auto read = read_once(s, f, cb);
-    fd = UniqueFd();
-    if (!read) {
+    FileRestorer restorer(root_dir.get(), work, o.keep_setid);
+    auto read = read_once(s, f, restorer.callbacks());
+    auto restored = read ? restorer.finish_directories() : Result<void>(read.error());
+    if (!restored) {
         fs::remove_all(work, ec);
-        return read.error();
+        return restored.error();
     }
-    // Directories last, deepest first: writing into them changed their mtimes.
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
-        auto dir = open_beneath(root_dir.get(), it->parts, it->parts.size());
-        if (!dir) {
-            fs::remove_all(work, ec);
-            return dir.error();
-        }
-        ::fchmod(dir->get(), restored_mode(it->mode, o.keep_setid));
-        timespec times[2] = {{it->mtime, 0}, {it->mtime, 0}};
-        ::futimens(dir->get(), times);
-    }
-    ::fchmod(root_dir.get(), 0755);
     if (fs::exists(dest, ec)) {
         ::rmdir(dest.c_str());
     }
@@ -423,7 +451,7 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
         return make_error(ErrorCode::io, "cannot rename " + work + " to " + dest + ": " + std::strerror(err));
     }
     RestoreReport rep;
-    rep.done.push_back(std::to_string(count) + " file(s), " + std::to_string(bytes) + " bytes restored into " + dest);
+    rep.done.push_back(restorer.summary(dest));
     return rep;
 }
 
