@@ -286,6 +286,19 @@ int run_usb(CLI::App&, Context&) {
         std::cerr << "nodectl usb prepare: give exactly one of --image FILE or --device /dev/X\n";
         return k_exit_usage;
     }
+    o.usb.confirm = [device = o.usb.device](const std::string& question) -> Result<void> {
+        if (!isatty(0)) {
+            return make_error(ErrorCode::usage,
+                              "erasing " + device + " needs confirmation: pass --yes (stdin is not a terminal)");
+        }
+        std::cerr << question << " Type yes: " << std::flush;
+        std::string answer;
+        std::getline(std::cin, answer);
+        if (answer != "yes") {
+            return make_error(ErrorCode::usage, "not confirmed: " + device + " was not touched");
+        }
+        return Ok{};
+    };
     auto did = firstboot::usb_prepare(o.usb);
     if (!did) {
         std::cerr << "nodectl usb prepare: " << did.error().message << "\n";

@@ -25,6 +25,7 @@
 #include "nodectl/config.hpp"
 #include "nodectl/result.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -240,6 +241,9 @@ struct UsbOptions {
     bool yes = false;
     bool inline_secrets = false;
     std::string signature;  // PROFILE.sig, copied as nodectl.toml.sig (default: beside the profile)
+    // Asked before a device is erased (without `yes`): Ok to go on, an error to stop. The CLI
+    // prompts on the terminal; null refuses.
+    std::function<Result<void>(const std::string& question)> confirm;
 };
 // Bytes for "2G", "512M", "1500K", "4096" (bytes).
 Result<uint64_t> parse_size(const std::string& text);

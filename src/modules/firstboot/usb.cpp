@@ -237,35 +237,46 @@ std::string refuse_device(const std::string& device) {
     return "";
 }
 
-Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
-    std::vector<std::string> did;
+namespace {
+
+// What goes onto the stick, checked before anything is written.
+struct StickInputs {
+    NodeProfile np;
+    std::optional<std::string> sig;  // the profile's signature, if it has one
+    std::string bin;                 // the nodectl binary to copy
+    std::string bundle_name;         // on the stick, under bundle/
+    uint64_t total = 0;              // bytes the files need
+    std::vector<std::string> did;    // verified and warned so far
+};
+
+Result<StickInputs> check_stick_inputs(const UsbOptions& o) {
+    StickInputs in;
     auto profile = load_profile(o.profile);
     if (!profile) {
         return make_error(ErrorCode::config, profile.error().message);
     }
-    auto np = TRY(node_profile(*profile, o.profile, o.inline_secrets));
+    in.np = TRY(node_profile(*profile, o.profile, o.inline_secrets));
     std::string sig_path = o.signature.empty() ? o.profile + ".sig" : o.signature;
-    auto sig = util::read_file(sig_path);
-    if (sig && !np.verbatim) {
+    in.sig = util::read_file(sig_path);
+    if (in.sig && !in.np.verbatim) {
         return make_error(ErrorCode::config, sig_path + " signs " + o.profile +
                                                  ", but the stick gets a rewritten profile (includes merged or source "
                                                  "files inlined), which the signature does not match");
     }
-    if (!sig && !o.signature.empty()) {
+    if (!in.sig && !o.signature.empty()) {
         return make_error(ErrorCode::config, o.signature + ": " + std::strerror(errno));
     }
-    std::string bin = o.binary.empty() ? self_exe() : o.binary;
-    if (!fs::is_regular_file(bin)) {
-        return make_error(ErrorCode::usage, "the binary " + bin + " does not exist");
+    in.bin = o.binary.empty() ? self_exe() : o.binary;
+    if (!fs::is_regular_file(in.bin)) {
+        return make_error(ErrorCode::usage, "the binary " + in.bin + " does not exist");
     }
-    if (!is_static_elf(bin)) {
-        did.push_back("warning: " + bin + " is not a static binary; machines without its libraries cannot run it "
-                      "(use the static build, scripts/build.sh static)");
+    if (!is_static_elf(in.bin)) {
+        in.did.push_back("warning: " + in.bin + " is not a static binary; machines without its libraries cannot run "
+                         "it (use the static build, scripts/build.sh static)");
     }
-    std::string bundle_name;
     std::string bundle_digest;
     std::error_code ec;
-    uint64_t total = fs::file_size(bin, ec) + np.text.size() + 65536;
+    in.total = fs::file_size(in.bin, ec) + in.np.text.size() + 65536;
     if (!o.bundle.empty()) {
         auto m = bundle::verify(o.bundle);
         if (!m) {
@@ -275,18 +286,18 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         if (bsize > k_fat_max_file) {
             return make_error(ErrorCode::usage, "the bundle is larger than 4 GiB, more than a FAT file can hold");
         }
-        total += bsize;
-        bundle_name = fs::path(o.bundle).filename().string();
-        if (!bundle_name.ends_with(".bundle")) {
-            bundle_name += ".bundle";
+        in.total += bsize;
+        in.bundle_name = fs::path(o.bundle).filename().string();
+        if (!in.bundle_name.ends_with(".bundle")) {
+            in.bundle_name += ".bundle";
         }
         bundle_digest = m->digest;
-        did.push_back("bundle " + o.bundle + " verified (manifest " + m->digest.substr(0, 16) + ")");
+        in.did.push_back("bundle " + o.bundle + " verified (manifest " + m->digest.substr(0, 16) + ")");
     }
     // A signed profile binds its bundle (firstboot.bundle_sha256): a machine with a trust key
     // refuses any other, so a stick that would be refused is not made.
     std::string pin = profile->section("firstboot").str("bundle_sha256");
-    if (sig && !o.bundle.empty() && bundle_digest != pin) {
+    if (in.sig && !o.bundle.empty() && bundle_digest != pin) {
         return make_error(ErrorCode::config, o.profile + " is signed and " +
                                                  (pin.empty() ? std::string("pins no bundle") : "pins the bundle " + pin) +
                                                  ", not " + o.bundle + " (manifest sha256 " + bundle_digest +
@@ -295,34 +306,36 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
     if (!pin.empty() && o.bundle.empty()) {
         return make_error(ErrorCode::config, o.profile + " pins the bundle " + pin + "; give it with --bundle");
     }
+    return in;
+}
 
-    // Staging dir: what goes onto the stick, laid out as it will be there.
-    char tmpl[] = "/tmp/nodectl-usb.XXXXXX";
-    if (!mkdtemp(tmpl)) {
-        return errno_error("mkdtemp");
-    }
-    std::string stage = tmpl;
-    struct Cleanup {
-        std::string dir;
-        std::string part;  // a half-made image, until it is renamed into place
-        ~Cleanup() {
-            std::error_code e;
-            fs::remove_all(dir, e);
-            if (!part.empty()) {
-                fs::remove(part, e);
-            }
+// A temporary directory laid out as the stick will be, and a half-made image: both removed
+// unless the image was renamed into place.
+struct Staging {
+    std::string dir;
+    std::string part;
+    ~Staging() {
+        std::error_code e;
+        fs::remove_all(dir, e);
+        if (!part.empty()) {
+            fs::remove(part, e);
         }
-    } cleanup{stage, ""};
-    fs::copy_file(bin, stage + "/nodectl", ec);
+    }
+};
+
+// Copies the files into the staging directory; the paths mcopy puts on the stick.
+Result<std::vector<std::string>> stage_files(const UsbOptions& o, const StickInputs& in, const std::string& stage) {
+    std::error_code ec;
+    fs::copy_file(in.bin, stage + "/nodectl", ec);
     if (ec) {
-        return make_error(ErrorCode::io, "copying " + bin + ": " + ec.message());
+        return make_error(ErrorCode::io, "copying " + in.bin + ": " + ec.message());
     }
     ::chmod((stage + "/nodectl").c_str(), 0755);
+    const std::string sig_name = std::string(k_stick_config) + ".sig";
     for (const auto& [name, content, mode] : std::vector<std::tuple<std::string, std::string, unsigned>>{
-             {k_stick_config, np.text, 0600},
-             {std::string(k_stick_config) + ".sig", sig.value_or(""), 0644},
-             {"README.txt", readme(o, bundle_name), 0644}}) {
-        if (!sig && name == std::string(k_stick_config) + ".sig") {
+             {k_stick_config, in.np.text, 0600}, {sig_name, in.sig.value_or(""), 0644},
+             {"README.txt", readme(o, in.bundle_name), 0644}}) {
+        if (!in.sig && name == sig_name) {
             continue;
         }
         if (auto why = util::write_file_atomic(stage + "/" + name, content, mode); !why.empty()) {
@@ -330,53 +343,63 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
         }
     }
     std::vector<std::string> items = {stage + "/nodectl", stage + "/" + k_stick_config, stage + "/README.txt"};
-    if (sig) {
-        items.push_back(stage + "/" + k_stick_config + ".sig");
+    if (in.sig) {
+        items.push_back(stage + "/" + sig_name);
     }
     if (!o.bundle.empty()) {
         fs::create_directories(stage + "/bundle", ec);
         // A hard link when possible: a bundle may be gigabytes.
-        fs::create_hard_link(o.bundle, stage + "/bundle/" + bundle_name, ec);
+        fs::create_hard_link(o.bundle, stage + "/bundle/" + in.bundle_name, ec);
         if (ec) {
-            fs::copy_file(o.bundle, stage + "/bundle/" + bundle_name, ec);
+            fs::copy_file(o.bundle, stage + "/bundle/" + in.bundle_name, ec);
             if (ec) {
                 return make_error(ErrorCode::io, "copying the bundle: " + ec.message());
             }
         }
         items.push_back(stage + "/bundle");
     }
+    return items;
+}
 
-    std::string target;
-    std::string part;
+// The FAT filesystem: a new image file (STAGING.part until complete) or the whole device, erased
+// only once `confirm` agrees. What mcopy writes to.
+Result<std::string> make_filesystem(const UsbOptions& o, uint64_t total, Staging& staging) {
     if (!o.image.empty()) {
         auto size = TRY(parse_size(o.size));
         if (size < total + total / 20 + 2 * 1024 * 1024) {
             return make_error(ErrorCode::usage, "--size " + o.size + " is too small: the files need " +
                                                     std::to_string(total / (1024 * 1024) + 1) + " MiB plus room for FAT");
         }
-        part = o.image + ".part";
-        fs::remove(part, ec);
-        cleanup.part = part;
-        TRY(run_tool_checked({"mkfs.vfat", "-C", "-n", k_stick_label, part, std::to_string(size / 1024)}));
-        target = part;
-    } else {
-        if (auto why = refuse_device(o.device); !why.empty()) {
-            return make_error(ErrorCode::usage, why);
-        }
-        if (!o.yes) {
-            if (!isatty(0)) {
-                return make_error(ErrorCode::usage, "erasing " + o.device + " needs confirmation: pass --yes (stdin is not a terminal)");
-            }
-            std::cerr << "Erase " << o.device << " and write a NODECTL stick on it? Type yes: " << std::flush;
-            std::string answer;
-            std::getline(std::cin, answer);
-            if (answer != "yes") {
-                return make_error(ErrorCode::usage, "not confirmed: " + o.device + " was not touched");
-            }
-        }
-        TRY(run_tool_checked({"mkfs.vfat", "-I", "-n", k_stick_label, o.device}));
-        target = o.device;
+        std::error_code ec;
+        staging.part = o.image + ".part";
+        fs::remove(staging.part, ec);
+        TRY(run_tool_checked({"mkfs.vfat", "-C", "-n", k_stick_label, staging.part, std::to_string(size / 1024)}));
+        return staging.part;
     }
+    if (auto why = refuse_device(o.device); !why.empty()) {
+        return make_error(ErrorCode::usage, why);
+    }
+    if (!o.yes) {
+        if (!o.confirm) {
+            return make_error(ErrorCode::usage, "erasing " + o.device + " needs confirmation: pass --yes");
+        }
+        TRY_VOID(o.confirm("Erase " + o.device + " and write a NODECTL stick on it?"));
+    }
+    TRY(run_tool_checked({"mkfs.vfat", "-I", "-n", k_stick_label, o.device}));
+    return o.device;
+}
+
+} // namespace
+
+Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
+    auto in = TRY(check_stick_inputs(o));
+    char tmpl[] = "/tmp/nodectl-usb.XXXXXX";
+    if (!mkdtemp(tmpl)) {
+        return errno_error("mkdtemp");
+    }
+    Staging staging{tmpl, ""};
+    auto items = TRY(stage_files(o, in, staging.dir));
+    std::string target = TRY(make_filesystem(o, in.total, staging));
     std::string script = "MTOOLS_SKIP_CHECK=1 mcopy -i " + shell_quote(target) + " -s -o -Q";
     for (const auto& i : items) {
         script += " " + shell_quote(i);
@@ -384,21 +407,23 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
     script += " ::/";
     TRY(run_tool_checked({"sh", "-c", script}));
     TRY(run_tool_checked({"sync"}));
-    if (!part.empty()) {
-        fs::rename(part, o.image, ec);
+    if (!staging.part.empty()) {
+        std::error_code ec;
+        fs::rename(staging.part, o.image, ec);
         if (ec) {
-            return make_error(ErrorCode::io, "renaming " + part + ": " + ec.message());
+            return make_error(ErrorCode::io, "renaming " + staging.part + ": " + ec.message());
         }
-        cleanup.part.clear();
+        staging.part.clear();
     }
+    auto& did = in.did;
     did.push_back("wrote a FAT filesystem labelled " + std::string(k_stick_label) + " on " +
                   (o.image.empty() ? o.device : o.image));
-    did.push_back("  nodectl, " + std::string(k_stick_config) + (sig ? ", nodectl.toml.sig" : "") + ", README.txt" +
-                  (bundle_name.empty() ? "" : ", bundle/" + bundle_name));
-    for (const auto& r : np.references) {
+    did.push_back("  nodectl, " + std::string(k_stick_config) + (in.sig ? ", nodectl.toml.sig" : "") + ", README.txt" +
+                  (in.bundle_name.empty() ? "" : ", bundle/" + in.bundle_name));
+    for (const auto& r : in.np.references) {
         did.push_back("  not on the stick (secret, by reference): " + r);
     }
-    for (const auto& [path, content] : np.secret_files) {
+    for (const auto& [path, content] : in.np.secret_files) {
         did.push_back("  not on the stick (secret file the profile references; provide it on the machine): " + path);
     }
     return did;
