@@ -16,6 +16,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 namespace fs = std::filesystem;
 using nodectl::testing::contains;
@@ -121,6 +122,36 @@ std::vector<std::string> listing(const fs::path& dir) {
     return out;
 }
 
+// A bundle of `in`, made as `out`/`name`; its path.
+std::string made_bundle(const Inputs& in, const TempDir& out, const std::string& name = "b.tar") {
+    std::string file = out.file(name);
+    REQUIRE(bundle::create(in.options(file)).ok());
+    return file;
+}
+
+// The entry called `name` (there must be one).
+Entry& entry_named(std::vector<Entry>& entries, const std::string& name) {
+    auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; });
+    REQUIRE(it != entries.end());
+    return *it;
+}
+
+// The bundle `file` with its entries changed by `change`, written again.
+void rewrite_entries(const std::string& file, const std::function<void(std::vector<Entry>&)>& change) {
+    auto entries = read_entries(file);
+    change(entries);
+    write_entries(file, entries);
+}
+
+// The bundle `file` with one byte of the image's bytes in it XORed with `mask`, in place.
+void flip_image_byte(const std::string& file, size_t offset, char mask) {
+    std::string bytes = read_file_ok(file);
+    auto pos = bytes.find(k_image_bytes);
+    REQUIRE(pos != std::string::npos);
+    bytes[pos + offset] ^= mask;
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
 // A bundle whose verify must fail naming `entry`; extract must then leave no `dest`.
 void expect_refused(const std::string& file, const std::string& entry, const std::string& why) {
     auto v = bundle::verify(file);
@@ -221,65 +252,46 @@ TEST_CASE("bundle: the same inputs and SOURCE_DATE_EPOCH give the same bytes, da
 TEST_CASE("bundle: a changed byte in a piece is refused, naming the piece; extract leaves nothing") {
     Inputs in;
     TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    std::string bytes = read_file_ok(file);
-    auto pos = bytes.find(k_image_bytes);
-    REQUIRE(pos != std::string::npos);
-    bytes[pos + 10] ^= 0x01;
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+    std::string file = made_bundle(in, out);
+    flip_image_byte(file, 10, 0x01);
     expect_refused(file, "images/app.tar", "does not match its sha256");
 }
 
-TEST_CASE("bundle: an entry the manifest does not list is refused") {
-    Inputs in;
-    TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    entries.push_back({"images/smuggled.tar", "not in the manifest"});
-    write_entries(file, entries);
-    expect_refused(file, "images/smuggled.tar", "not listed in the manifest");
-}
-
-TEST_CASE("bundle: an entry the manifest lists but the bundle lacks is refused") {
-    Inputs in;
-    TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    std::erase_if(entries, [](const Entry& e) { return e.name == "k3s/version"; });
-    write_entries(file, entries);
-    expect_refused(file, "k3s/version", "absent from the bundle");
-}
-
-TEST_CASE("bundle: a piece of another size is refused") {
-    Inputs in;
-    TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    for (auto& e : entries) {
-        if (e.name == "images/app.tar") {
-            e.data += "x";
-        }
+TEST_CASE("bundle: entries added, missing, of another size or out of order are refused, naming the entry") {
+    struct Damage {
+        const char* what;
+        std::function<void(std::vector<Entry>&)> change;
+        std::string entry, why;
+    };
+    const std::vector<Damage> damages = {
+        {"an entry the manifest does not list",
+         [](auto& entries) { entries.push_back({"images/smuggled.tar", "not in the manifest"}); }, "images/smuggled.tar",
+         "not listed in the manifest"},
+        {"an entry the manifest lists but the bundle lacks",
+         [](auto& entries) { std::erase_if(entries, [](const Entry& e) { return e.name == "k3s/version"; }); }, "k3s/version",
+         "absent from the bundle"},
+        {"a piece of another size", [](auto& entries) { entry_named(entries, "images/app.tar").data += "x"; }, "images/app.tar",
+         "the manifest says"},
+        {"manifest.json not the first entry",
+         [](auto& entries) {
+             std::rotate(entries.begin(), entries.begin() + 1, entries.end());
+             REQUIRE(entries.back().name == "manifest.json");
+         },
+         "images/app.tar", "not manifest.json"},
+    };
+    for (const auto& d : damages) {
+        CAPTURE(d.what);
+        Inputs in;
+        TempDir out;
+        std::string file = made_bundle(in, out);
+        rewrite_entries(file, d.change);
+        expect_refused(file, d.entry, d.why);
     }
-    write_entries(file, entries);
-    expect_refused(file, "images/app.tar", "the manifest says");
 }
 
-TEST_CASE("bundle: manifest.json must be the first entry") {
-    Inputs in;
+TEST_CASE("bundle: a file that is not a tar is a damaged bundle; a file that cannot be read is not") {
     TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    std::rotate(entries.begin(), entries.begin() + 1, entries.end());
-    REQUIRE(entries.back().name == "manifest.json");
-    write_entries(file, entries);
-    expect_refused(file, "images/app.tar", "not manifest.json");
-
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << "not a tar at all";
+    std::string file = out.write("b.tar", "not a tar at all");
     auto v = bundle::verify(file);
     REQUIRE_FALSE(v.ok());
     CHECK(bundle::is_damaged(v.error()));
@@ -292,15 +304,14 @@ TEST_CASE("bundle: manifest.json must be the first entry") {
 TEST_CASE("bundle: a manifest path that would escape the destination is refused") {
     Inputs in;
     TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    auto& manifest = entries[0].data;
-    auto pos = manifest.find("\"images/app.tar\"");
-    REQUIRE(pos != std::string::npos);
-    manifest.replace(pos, 16, "\"../escaped.tar\"");
-    entries[1].name = "../escaped.tar";
-    write_entries(file, entries);
+    std::string file = made_bundle(in, out);
+    rewrite_entries(file, [](std::vector<Entry>& entries) {
+        auto& manifest = entries[0].data;
+        auto pos = manifest.find("\"images/app.tar\"");
+        REQUIRE(pos != std::string::npos);
+        manifest.replace(pos, 16, "\"../escaped.tar\"");
+        entries[1].name = "../escaped.tar";
+    });
     auto x = bundle::extract(file, out.file("dest"));
     REQUIRE_FALSE(x.ok());
     CHECK(contains(x.error().message, "unsafe or reserved path '../escaped.tar'"));
@@ -311,8 +322,7 @@ TEST_CASE("bundle: a manifest path that would escape the destination is refused"
 TEST_CASE("bundle: an existing extract of the same bundle is reused; another bundle replaces it") {
     Inputs in;
     TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
+    std::string file = made_bundle(in, out);
     std::string dest = out.file("dest");
     REQUIRE(bundle::extract(file, dest).ok());
     std::string marker = dest + "/marker-left-by-the-test";
@@ -331,17 +341,14 @@ TEST_CASE("bundle: an existing extract of the same bundle is reused; another bun
 
     // A different bundle replaces the old extract as a whole.
     in.dir.write("images/app.tar", "a newer image");
-    std::string file2 = out.file("b2.tar");
-    REQUIRE(bundle::create(in.options(file2)).ok());
+    std::string file2 = made_bundle(in, out, "b2.tar");
     auto replaced = bundle::extract(file2, dest);
     REQUIRE_MESSAGE(replaced.ok(), replaced.error().message);
     CHECK_FALSE(fs::exists(marker));
     CHECK(read_file_ok(dest + "/images/app.tar") == "a newer image");
 
     // A damaged bundle leaves the existing extract as it was.
-    std::string bytes = read_file_ok(file);
-    bytes[bytes.find(k_image_bytes) + 3] ^= 0x20;
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+    flip_image_byte(file, 3, 0x20);
     REQUIRE_FALSE(bundle::extract(file, dest).ok());
     CHECK(read_file_ok(dest + "/images/app.tar") == "a newer image");
     CHECK(listing(out.path()) == std::vector<std::string>{"b.tar", "b2.tar", "dest"});
@@ -516,13 +523,8 @@ TEST_CASE("bundle: an entry larger than the manifest says stops before it is wri
     Inputs in;
     TempDir out;
     std::string file = out.file("b.tar.gz");
-    REQUIRE(bundle::create(in.options(out.file("b.tar"))).ok());
-    auto entries = read_entries(out.file("b.tar"));
-    for (auto& e : entries) {
-        if (e.name == "images/app.tar") {
-            e.data.assign(64u << 20, '\0');  // 64 MiB of zeros: a few KiB compressed
-        }
-    }
+    auto entries = read_entries(made_bundle(in, out));
+    entry_named(entries, "images/app.tar").data.assign(64u << 20, '\0');  // 64 MiB of zeros: a few KiB compressed
     write_entries(file, entries, true);
     CHECK(fs::file_size(file) < (1u << 20));
     // A file system with 8 MiB left, as far as this process can tell: writing the entry in
@@ -546,14 +548,13 @@ TEST_CASE("bundle: an entry larger than the manifest says stops before it is wri
 TEST_CASE("bundle: a manifest declaring more than the disk holds is refused before anything is written") {
     Inputs in;
     TempDir out;
-    std::string file = out.file("b.tar");
-    REQUIRE(bundle::create(in.options(file)).ok());
-    auto entries = read_entries(file);
-    auto& manifest = entries[0].data;
-    auto pos = manifest.find("\"size\": " + std::to_string(k_image_bytes.size()));
-    REQUIRE(pos != std::string::npos);
-    manifest.replace(pos, 8 + std::to_string(k_image_bytes.size()).size(), "\"size\": 1000000000000000");
-    write_entries(file, entries);
+    std::string file = made_bundle(in, out);
+    rewrite_entries(file, [](std::vector<Entry>& entries) {
+        auto& manifest = entries[0].data;
+        auto pos = manifest.find("\"size\": " + std::to_string(k_image_bytes.size()));
+        REQUIRE(pos != std::string::npos);
+        manifest.replace(pos, 8 + std::to_string(k_image_bytes.size()).size(), "\"size\": 1000000000000000");
+    });
     auto x = bundle::extract(file, out.file("dest"));
     REQUIRE_FALSE(x.ok());
     CHECK(contains(x.error().message, "MiB free"));

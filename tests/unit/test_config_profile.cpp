@@ -106,42 +106,29 @@ TEST_CASE("profile: every problem of a file is reported at once, one per line") 
 
 TEST_CASE("profile: value checks from the key table") {
     TempDir dir;
-    SUBCASE("bad file mode") {
-        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = \"0999\"\n");
-        CHECK(profile_error(path) ==
-              path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
-    }
-    SUBCASE("mode given as a number") {
-        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = 644\n");
-        CHECK(contains(profile_error(path), ":4:8: 'base.files[].mode' must be a string, not integer"));
-    }
-    SUBCASE("relative file path") {
-        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"etc/x\"\ncontent = \"\"\n");
-        CHECK(contains(profile_error(path), ":2:8: 'base.files[].path' must be an absolute path"));
-    }
-    SUBCASE("path with ..") {
-        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/../root/x\"\ncontent = \"\"\n");
-        CHECK(contains(profile_error(path), "must not contain '..'"));
-    }
-    SUBCASE("bad host name") {
-        std::string path = dir.write("p.toml", "[base]\nhostname = \"web_1\"\n");
-        CHECK(contains(profile_error(path), ":2:12: 'base.hostname' must be a valid host name"));
-    }
-    SUBCASE("unit without suffix") {
-        std::string path = dir.write("p.toml", "[base]\nunits_enabled = [\"ssh\"]\n");
-        CHECK(contains(profile_error(path), "systemd unit name with its suffix"));
-    }
-    SUBCASE("bad package name") {
-        std::string path = dir.write("p.toml", "[base]\npackages = [\"Curl\"]\n");
-        CHECK(contains(profile_error(path), "got \"Curl\""));
-    }
-    SUBCASE("apt proxy that is not a URL") {
-        std::string path = dir.write("p.toml", "[base]\napt_proxy = \"cache:3142\"\n");
-        CHECK(contains(profile_error(path), "'base.apt_proxy' must be an http:// or https:// URL"));
-    }
-    SUBCASE("unknown key inside [[base.files]]") {
-        std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/x\"\ncontent = \"\"\nowner_ = \"root\"\n");
-        CHECK(contains(profile_error(path), ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"));
+    std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = \"0999\"\n");
+    CHECK(profile_error(path) == path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
+
+    struct Refused {
+        const char* what;
+        std::string toml, error;  // the profile, and a part of its error message
+    };
+    const std::vector<Refused> cases = {
+        {"mode given as a number", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = 644\n",
+         ":4:8: 'base.files[].mode' must be a string, not integer"},
+        {"relative file path", "[[base.files]]\npath = \"etc/x\"\ncontent = \"\"\n",
+         ":2:8: 'base.files[].path' must be an absolute path"},
+        {"path with ..", "[[base.files]]\npath = \"/etc/../root/x\"\ncontent = \"\"\n", "must not contain '..'"},
+        {"bad host name", "[base]\nhostname = \"web_1\"\n", ":2:12: 'base.hostname' must be a valid host name"},
+        {"unit without suffix", "[base]\nunits_enabled = [\"ssh\"]\n", "systemd unit name with its suffix"},
+        {"bad package name", "[base]\npackages = [\"Curl\"]\n", "got \"Curl\""},
+        {"apt proxy that is not a URL", "[base]\napt_proxy = \"cache:3142\"\n", "'base.apt_proxy' must be an http:// or https:// URL"},
+        {"unknown key inside [[base.files]]", "[[base.files]]\npath = \"/x\"\ncontent = \"\"\nowner_ = \"root\"\n",
+         ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        CHECK(contains(profile_error(dir.write("p.toml", c.toml)), c.error));
     }
 }
 

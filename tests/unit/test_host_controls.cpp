@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,43 @@ std::vector<ControlResult> evaluate_ok(Target& target, const std::string& prelud
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
     REQUIRE(r->size() == controls.size());
     return std::move(r).value();
+}
+
+// One control's result as a test expects it: its status, and what was observed and the reason
+// where those are given.
+struct Expected {
+    ControlStatus status;
+    std::optional<std::string> observed = std::nullopt;
+    std::optional<std::string> reason = std::nullopt;
+};
+
+// Each result is as expected, in order.
+void check_results(const std::vector<ControlResult>& results, const std::vector<Expected>& expected) {
+    REQUIRE(results.size() == expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+        CAPTURE(results[i].id);
+        CHECK(results[i].status == expected[i].status);
+        if (expected[i].observed) {
+            CHECK(results[i].observed == *expected[i].observed);
+        }
+        if (expected[i].reason) {
+            CHECK(results[i].reason == *expected[i].reason);
+        }
+    }
+}
+
+// `e` says it expects `text`, passes each of `passing` and none of `failing`.
+void check_expect(const host::Expect& e, const std::string& text, const std::vector<std::string>& passing,
+                  const std::vector<std::string>& failing) {
+    CHECK(e.text == text);
+    for (const auto& observed : passing) {
+        CAPTURE(observed);
+        CHECK(e.passes(observed));
+    }
+    for (const auto& observed : failing) {
+        CAPTURE(observed);
+        CHECK_FALSE(e.passes(observed));
+    }
 }
 
 } // namespace
@@ -80,15 +118,10 @@ TEST_CASE("controls evaluate: the observation is trimmed, stderr dropped, inner 
         {"lines", "", "echo a; echo b", host::equals("a\nb"), ""},
         {"reason", "", "echo x", host::equals("x"), "printf '\\n   why not  \\n\\n'; echo hidden >&2"},
     };
-    auto r = evaluate_ok(t, "", controls);
-    CHECK(r[0].observed == "42");
-    CHECK(r[0].status == ControlStatus::pass);
-    CHECK(r[1].observed == "value");
-    CHECK(r[1].status == ControlStatus::pass);
-    CHECK(r[2].observed == "a\nb");
-    CHECK(r[2].status == ControlStatus::pass);
-    CHECK(r[3].status == ControlStatus::not_applicable);
-    CHECK(r[3].reason == "why not");
+    check_results(evaluate_ok(t, "", controls), {{ControlStatus::pass, "42"},
+                                                 {ControlStatus::pass, "value"},
+                                                 {ControlStatus::pass, "a\nb"},
+                                                 {ControlStatus::not_applicable, std::nullopt, "why not"}});
 }
 
 TEST_CASE("controls evaluate: a snippet that prints nothing and exits fails, and the controls after it still run") {
@@ -99,15 +132,11 @@ TEST_CASE("controls evaluate: a snippet that prints nothing and exits fails, and
         {"unknown_tool", "", "/nonexistent/nodectl-tool --version", host::one_of({"1", "2"}), ""},
         {"after", "", "echo still-here", host::equals("still-here"), ""},
     };
-    auto r = evaluate_ok(t, "", controls);
-    CHECK(r[0].status == ControlStatus::fail);
-    CHECK(r[0].observed.empty());
-    CHECK(r[1].status == ControlStatus::fail);  // "" is not a number
-    CHECK(r[1].observed.empty());
-    CHECK(r[2].status == ControlStatus::fail);
-    CHECK(r[2].observed.empty());  // the shell's complaint went to stderr, which is dropped
-    CHECK(r[3].status == ControlStatus::pass);
-    CHECK(r[3].observed == "still-here");
+    // "" is not a number; the unknown tool's complaint went to stderr, which is dropped.
+    check_results(evaluate_ok(t, "", controls), {{ControlStatus::fail, ""},
+                                                 {ControlStatus::fail, ""},
+                                                 {ControlStatus::fail, ""},
+                                                 {ControlStatus::pass, "still-here"}});
 }
 
 TEST_CASE("controls evaluate: when the host prints nothing for a control it fails with a reason, even an empty_output one") {
@@ -117,11 +146,9 @@ TEST_CASE("controls evaluate: when the host prints nothing for a control it fail
         {"empty_ok", "", "true", host::empty_output("nothing to report"), ""},
         {"na", "", "echo x", host::equals("x"), "echo 'would be n/a'"},
     };
-    auto r = evaluate_ok(t, "exit 0", controls);
-    for (const auto& c : r) {
-        CHECK(c.status == ControlStatus::fail);
-        CHECK(c.reason == "the host printed nothing for this control");
-    }
+    const std::string nothing = "the host printed nothing for this control";
+    check_results(evaluate_ok(t, "exit 0", controls),
+                  {{ControlStatus::fail, std::nullopt, nothing}, {ControlStatus::fail, std::nullopt, nothing}});
 }
 
 TEST_CASE("controls evaluate: the prelude's variables and functions are visible to every snippet") {
@@ -132,13 +159,10 @@ TEST_CASE("controls evaluate: the prelude's variables and functions are visible 
         {"fn", "", "v a", host::equals("a-hello"), ""},
         {"fn_in_reason", "", "echo x", host::equals("x"), "[ \"$(v b)\" = b-hello ] && echo 'prelude seen by the reason snippet'"},
     };
-    auto r = evaluate_ok(t, prelude, controls);
-    CHECK(r[0].status == ControlStatus::pass);
-    CHECK(r[0].observed == "hello");
-    CHECK(r[1].status == ControlStatus::pass);
-    CHECK(r[1].observed == "a-hello");
-    CHECK(r[2].status == ControlStatus::not_applicable);
-    CHECK(r[2].reason == "prelude seen by the reason snippet");
+    check_results(evaluate_ok(t, prelude, controls),
+                  {{ControlStatus::pass, "hello"},
+                   {ControlStatus::pass, "a-hello"},
+                   {ControlStatus::not_applicable, std::nullopt, "prelude seen by the reason snippet"}});
 }
 
 TEST_CASE("controls evaluate: a snippet's variables do not leak into the next one") {
@@ -147,10 +171,7 @@ TEST_CASE("controls evaluate: a snippet's variables do not leak into the next on
         {"sets", "", "LEAK=1; echo set", host::equals("set"), ""},
         {"reads", "", "echo \"[${LEAK:-}]\"", host::equals("[]"), ""},
     };
-    auto r = evaluate_ok(t, "", controls);
-    CHECK(r[0].status == ControlStatus::pass);
-    CHECK(r[1].observed == "[]");
-    CHECK(r[1].status == ControlStatus::pass);
+    check_results(evaluate_ok(t, "", controls), {{ControlStatus::pass}, {ControlStatus::pass, "[]"}});
 }
 
 TEST_CASE("controls evaluate: every control is evaluated in one read-only command") {
@@ -179,63 +200,28 @@ TEST_CASE("controls evaluate: no controls gives no results") {
 }
 
 TEST_CASE("controls Expect: equals is exact") {
-    auto e = host::equals("no");
-    CHECK(e.text == "no");
-    CHECK(e.passes("no"));
-    CHECK_FALSE(e.passes("No"));
-    CHECK_FALSE(e.passes("no "));
-    CHECK_FALSE(e.passes(""));
+    check_expect(host::equals("no"), "no", {"no"}, {"No", "no ", ""});
 }
 
 TEST_CASE("controls Expect: same_set ignores order, spaces and repeats, but not missing or extra items") {
-    auto e = host::same_set({"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"});
-    CHECK(e.text == "ssh-ed25519,rsa-sha2-512,rsa-sha2-256");
-    CHECK(e.passes("ssh-ed25519,rsa-sha2-512,rsa-sha2-256"));
-    CHECK(e.passes("rsa-sha2-256,ssh-ed25519,rsa-sha2-512"));
-    CHECK(e.passes(" rsa-sha2-256 , ssh-ed25519,\trsa-sha2-512 "));
-    CHECK(e.passes("rsa-sha2-256,ssh-ed25519,rsa-sha2-512,"));
-    CHECK(e.passes("ssh-ed25519,ssh-ed25519,rsa-sha2-512,rsa-sha2-256"));
-    CHECK_FALSE(e.passes("ssh-ed25519,rsa-sha2-512"));
-    CHECK_FALSE(e.passes("ssh-ed25519,rsa-sha2-512,rsa-sha2-256,ssh-rsa"));
-    CHECK_FALSE(e.passes("ssh-ed25519 rsa-sha2-512 rsa-sha2-256"));  // one item with spaces inside
-    CHECK_FALSE(e.passes(""));
+    check_expect(host::same_set({"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"}), "ssh-ed25519,rsa-sha2-512,rsa-sha2-256",
+                 {"ssh-ed25519,rsa-sha2-512,rsa-sha2-256", "rsa-sha2-256,ssh-ed25519,rsa-sha2-512",
+                  " rsa-sha2-256 , ssh-ed25519,\trsa-sha2-512 ", "rsa-sha2-256,ssh-ed25519,rsa-sha2-512,",
+                  "ssh-ed25519,ssh-ed25519,rsa-sha2-512,rsa-sha2-256"},
+                 {"ssh-ed25519,rsa-sha2-512", "ssh-ed25519,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+                  "ssh-ed25519 rsa-sha2-512 rsa-sha2-256",  // one item with spaces inside
+                  ""});
     CHECK(host::same_set({}).passes(""));
 }
 
 TEST_CASE("controls Expect: at_least and at_most compare numbers and reject anything else") {
-    auto ge = host::at_least(4096);
-    CHECK(ge.text == ">= 4096");
-    CHECK(ge.passes("4096"));
-    CHECK(ge.passes("8192"));
-    CHECK_FALSE(ge.passes("4095"));
-    CHECK_FALSE(ge.passes(""));
-    CHECK_FALSE(ge.passes("many"));
-    CHECK_FALSE(ge.passes("8192 bits"));
-    CHECK_FALSE(ge.passes("4096.5"));
-    CHECK_FALSE(ge.passes("99999999999999999999999"));  // out of range, not a wrap-around
-
-    auto le = host::at_most(3);
-    CHECK(le.text == "<= 3");
-    CHECK(le.passes("3"));
-    CHECK(le.passes("0"));
-    CHECK(le.passes("-1"));
-    CHECK_FALSE(le.passes("4"));
-    CHECK_FALSE(le.passes(""));
-    CHECK_FALSE(le.passes("three"));
-    CHECK_FALSE(le.passes("3\n3"));
+    check_expect(host::at_least(4096), ">= 4096", {"4096", "8192"},
+                 {"4095", "", "many", "8192 bits", "4096.5",
+                  "99999999999999999999999"});  // out of range, not a wrap-around
+    check_expect(host::at_most(3), "<= 3", {"3", "0", "-1"}, {"4", "", "three", "3\n3"});
 }
 
 TEST_CASE("controls Expect: one_of and empty_output") {
-    auto o = host::one_of({"no", "without-password"});
-    CHECK(o.text == "one of no, without-password");
-    CHECK(o.passes("no"));
-    CHECK(o.passes("without-password"));
-    CHECK_FALSE(o.passes("yes"));
-    CHECK_FALSE(o.passes(""));
-
-    auto e = host::empty_output("no accounts with empty passwords");
-    CHECK(e.text == "no accounts with empty passwords");
-    CHECK(e.passes(""));
-    CHECK_FALSE(e.passes("guest"));
-    CHECK_FALSE(e.passes(" "));
+    check_expect(host::one_of({"no", "without-password"}), "one of no, without-password", {"no", "without-password"}, {"yes", ""});
+    check_expect(host::empty_output("no accounts with empty passwords"), "no accounts with empty passwords", {""}, {"guest", " "});
 }

@@ -1,5 +1,6 @@
 // k3s releases fetched from release_server.py on 127.0.0.1 into a cache, verified with sha256.
 #include "release_server.hpp"
+#include "result_checks.hpp"
 #include "test_support.hpp"
 
 #include "modules/k3s/release.hpp"
@@ -13,12 +14,13 @@
 #include <filesystem>
 
 using nodectl::ErrorCode;
-using nodectl::testing::contains;
+using nodectl::testing::check_error;
 using nodectl::testing::fast_http;
 using nodectl::testing::k_release_version;
 using nodectl::testing::pattern_bytes;
 using nodectl::testing::ReleaseServer;
 using nodectl::testing::TempDir;
+using nodectl::testing::value_ok;
 namespace fs = std::filesystem;
 namespace k3s = nodectl::k3s;
 
@@ -76,18 +78,17 @@ struct Fixture {
 TEST_CASE("fetch_release: a good checksum installs the binary in the cache") {
     Fixture f;
     ReleaseServer server(f.args());
-    auto r = k3s::fetch_release(f.request(server));
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_release_version);
-    CHECK(r->arch == "amd64");
-    CHECK(r->binary_path == f.cache_dir + "/k3s");
-    CHECK(r->binary_sha256 == f.binary_sha);
-    CHECK(r->sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
-    CHECK(util::read_file(r->binary_path) == f.binary);
-    CHECK(r->airgap_images_path.empty());
-    CHECK(r->airgap_images_sha256.empty());
+    auto r = value_ok(k3s::fetch_release(f.request(server)));
+    CHECK(r.version == k_release_version);
+    CHECK(r.arch == "amd64");
+    CHECK(r.binary_path == f.cache_dir + "/k3s");
+    CHECK(r.binary_sha256 == f.binary_sha);
+    CHECK(r.sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
+    CHECK(util::read_file(r.binary_path) == f.binary);
+    CHECK(r.airgap_images_path.empty());
+    CHECK(r.airgap_images_sha256.empty());
     CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
-    CHECK((fs::status(r->binary_path).permissions() & fs::perms::owner_exec) != fs::perms::none);
+    CHECK((fs::status(r.binary_path).permissions() & fs::perms::owner_exec) != fs::perms::none);
     // The version goes into the URL percent-encoded: '+' is %2B.
     CHECK(server.requests(k_base + "k3s") == 1);
     CHECK(server.requests(k_base + "sha256sum-amd64.txt") == 1);
@@ -99,12 +100,11 @@ TEST_CASE("fetch_release: airgap images on request") {
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.airgap_images = true;
-    auto r = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
-    CHECK(r->airgap_images_sha256 == f.images_sha);
-    CHECK(util::read_file(r->airgap_images_path) == f.images);
-    CHECK(util::read_file(r->binary_path) == f.binary);
+    auto r = value_ok(k3s::fetch_release(req));
+    CHECK(r.airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
+    CHECK(r.airgap_images_sha256 == f.images_sha);
+    CHECK(util::read_file(r.airgap_images_path) == f.images);
+    CHECK(util::read_file(r.binary_path) == f.binary);
 }
 
 TEST_CASE("fetch_release: a bad checksum names both hashes and leaves nothing in the cache") {
@@ -112,14 +112,8 @@ TEST_CASE("fetch_release: a bad checksum names both hashes and leaves nothing in
     ReleaseServer server(f.args({"--corrupt", "k3s"}));
     std::string served = f.binary;
     served[0] = static_cast<char>(served[0] ^ 0xff);
-    auto r = k3s::fetch_release(f.request(server));
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().code == ErrorCode::io);
-    const std::string& msg = r.error().message;
-    CHECK(contains(msg, f.binary_sha));
-    CHECK(contains(msg, util::sha256_hex(served)));
-    CHECK(contains(msg, server.url(k_base + "k3s")));
-    CHECK(contains(msg, "refusing to install"));
+    check_error(k3s::fetch_release(f.request(server)), ErrorCode::io,
+                {f.binary_sha, util::sha256_hex(served), server.url(k_base + "k3s"), "refusing to install"});
     CHECK_FALSE(fs::exists(f.cache_dir + "/k3s"));
     CHECK_FALSE(fs::exists(f.cache_dir + "/k3s.part"));
     CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
@@ -128,21 +122,16 @@ TEST_CASE("fetch_release: a bad checksum names both hashes and leaves nothing in
 TEST_CASE("fetch_release: a download truncated once is retried and succeeds") {
     Fixture f;
     ReleaseServer server(f.args({"--truncate-first", "1"}));
-    auto r = k3s::fetch_release(f.request(server));
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    auto r = value_ok(k3s::fetch_release(f.request(server)));
     CHECK(server.requests(k_base + "k3s") == 2);
-    CHECK(util::read_file(r->binary_path) == f.binary);
+    CHECK(util::read_file(r.binary_path) == f.binary);
     CHECK(f.cached_files() == std::vector<std::string>{"k3s", "sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
 }
 
 TEST_CASE("fetch_release: a download truncated on every try fails cleanly") {
     Fixture f;
     ReleaseServer server(f.args({"--truncate-first", "100"}));
-    auto r = k3s::fetch_release(f.request(server, 3));
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().code == ErrorCode::io);
-    CHECK(contains(r.error().message, "truncated"));
-    CHECK(contains(r.error().message, server.url(k_base + "k3s")));
+    check_error(k3s::fetch_release(f.request(server, 3)), ErrorCode::io, {"truncated", server.url(k_base + "k3s")});
     CHECK(server.requests(k_base + "k3s") == 3);
     CHECK(f.cached_files() == std::vector<std::string>{"sha256sum-amd64.txt", "sha256sum-amd64.txt.origin"});
 }
@@ -153,14 +142,12 @@ TEST_CASE("resolve_version: a channel resolves through its redirect") {
     auto req = f.request(server);
     req.version.clear();
     req.channel = "stable";
-    auto v = k3s::resolve_version(req);
-    REQUIRE_MESSAGE(v.ok(), v.error().message);
-    CHECK(*v == k_release_version);
+    auto v = value_ok(k3s::resolve_version(req));
+    CHECK(v == k_release_version);
     CHECK(server.requests("/channels/stable") == 1);
 
-    auto r = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_release_version);
+    auto r = value_ok(k3s::fetch_release(req));
+    CHECK(r.version == k_release_version);
     CHECK(util::read_file(f.cache_dir + "/k3s") == f.binary);
 }
 
@@ -171,36 +158,24 @@ TEST_CASE("resolve_version: errors") {
 
     req.version = "v1.30.0+k3s1";  // a version wins over a channel, and costs no request
     req.channel = "stable";
-    auto given = k3s::resolve_version(req);
-    REQUIRE(given.ok());
-    CHECK(*given == "v1.30.0+k3s1");
+    auto given = value_ok(k3s::resolve_version(req));
+    CHECK(given == "v1.30.0+k3s1");
     CHECK(server.total_requests() == 0);
 
     req.channel.clear();
     for (std::string bad : {"1.31.4", "v1.31/../../etc", "latest", "v1.31.4 k3s1"}) {
         req.version = bad;
-        auto r = k3s::resolve_version(req);
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().code == ErrorCode::config);
-        CHECK(contains(r.error().message, bad));
+        check_error(k3s::resolve_version(req), ErrorCode::config, {bad});
     }
 
     req.version.clear();
-    auto neither = k3s::resolve_version(req);
-    REQUIRE_FALSE(neither.ok());
-    CHECK(neither.error().code == ErrorCode::config);
+    check_error(k3s::resolve_version(req), ErrorCode::config);
 
     req.channel = "../stable";
-    auto bad_channel = k3s::resolve_version(req);
-    REQUIRE_FALSE(bad_channel.ok());
-    CHECK(bad_channel.error().code == ErrorCode::config);
+    check_error(k3s::resolve_version(req), ErrorCode::config);
 
     req.channel = "nope";
-    auto unknown = k3s::resolve_version(req);
-    REQUIRE_FALSE(unknown.ok());
-    CHECK(unknown.error().code == ErrorCode::io);
-    CHECK(contains(unknown.error().message, "HTTP 404"));
-    CHECK(contains(unknown.error().message, "nope"));
+    check_error(k3s::resolve_version(req), ErrorCode::io, {"HTTP 404", "nope"});
     CHECK(server.total_requests() == 1);  // a 404 is not retried
 }
 
@@ -209,25 +184,22 @@ TEST_CASE("fetch_release: a second fetch with the cache present makes no request
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.airgap_images = true;
-    auto first = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(first.ok(), first.error().message);
+    auto first = value_ok(k3s::fetch_release(req));
     int after_first = server.total_requests();
     CHECK(after_first == 3);
 
-    auto second = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(second.ok(), second.error().message);
+    auto second = value_ok(k3s::fetch_release(req));
     CHECK(server.total_requests() == after_first);
-    CHECK(second->binary_path == first->binary_path);
-    CHECK(second->airgap_images_path == first->airgap_images_path);
-    CHECK(second->binary_sha256 == f.binary_sha);
+    CHECK(second.binary_path == first.binary_path);
+    CHECK(second.airgap_images_path == first.airgap_images_path);
+    CHECK(second.binary_sha256 == f.binary_sha);
 
     // A damaged cached binary is fetched again (only it), and the cache is whole afterwards.
     f.tmp.write("cache/" + k_release_version + "/amd64/k3s", "damaged");
-    auto third = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(third.ok(), third.error().message);
+    auto third = value_ok(k3s::fetch_release(req));
     CHECK(server.total_requests() == after_first + 1);
     CHECK(server.requests(k_base + "k3s") == 2);
-    CHECK(util::read_file(third->binary_path) == f.binary);
+    CHECK(util::read_file(third.binary_path) == f.binary);
 }
 
 TEST_CASE("fetch_release: request errors are found before any download") {
@@ -235,26 +207,17 @@ TEST_CASE("fetch_release: request errors are found before any download") {
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.arch = "riscv64";
-    auto arch = k3s::fetch_release(req);
-    REQUIRE_FALSE(arch.ok());
-    CHECK(arch.error().code == ErrorCode::config);
-    CHECK(contains(arch.error().message, "riscv64"));
+    check_error(k3s::fetch_release(req), ErrorCode::config, {"riscv64"});
 
     req = f.request(server);
     req.cache_dir.clear();
-    auto no_cache = k3s::fetch_release(req);
-    REQUIRE_FALSE(no_cache.ok());
-    CHECK(no_cache.error().code == ErrorCode::config);
+    check_error(k3s::fetch_release(req), ErrorCode::config);
     CHECK(server.total_requests() == 0);
 
     // arm64 is not published by this fake release: the sha256sum file is a 404.
     req = f.request(server);
     req.arch = "arm64";
-    auto missing = k3s::fetch_release(req);
-    REQUIRE_FALSE(missing.ok());
-    CHECK(missing.error().code == ErrorCode::io);
-    CHECK(contains(missing.error().message, "sha256sum-arm64.txt"));
-    CHECK(contains(missing.error().message, "HTTP 404"));
+    check_error(k3s::fetch_release(req), ErrorCode::io, {"sha256sum-arm64.txt", "HTTP 404"});
 }
 
 TEST_CASE("fetch_release: other architectures use their release names") {
@@ -265,17 +228,13 @@ TEST_CASE("fetch_release: other architectures use their release names") {
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.arch = "arm";
-    auto r = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->binary_path == f.cache + "/" + k_release_version + "/arm/k3s-armhf");
-    CHECK(util::read_file(r->binary_path) == arm);
+    auto r = value_ok(k3s::fetch_release(req));
+    CHECK(r.binary_path == f.cache + "/" + k_release_version + "/arm/k3s-armhf");
+    CHECK(util::read_file(r.binary_path) == arm);
 
     // Airgap images this release does not list: a configuration error, nothing downloaded.
     req.airgap_images = true;
-    auto images = k3s::fetch_release(req);
-    REQUIRE_FALSE(images.ok());
-    CHECK(images.error().code == ErrorCode::config);
-    CHECK(contains(images.error().message, "k3s-airgap-images-arm.tar.zst"));
+    check_error(k3s::fetch_release(req), ErrorCode::config, {"k3s-airgap-images-arm.tar.zst"});
 }
 
 TEST_CASE("release_from_dir: a cache directory reads back as a release") {
@@ -284,68 +243,52 @@ TEST_CASE("release_from_dir: a cache directory reads back as a release") {
         ReleaseServer server(f.args());
         auto req = f.request(server);
         req.airgap_images = true;
-        auto fetched = k3s::fetch_release(req);
-        REQUIRE_MESSAGE(fetched.ok(), fetched.error().message);
+        value_ok(k3s::fetch_release(req));
     }
-    auto r = k3s::release_from_dir(f.cache_dir, "amd64");
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(r->version == k_release_version);
-    CHECK(r->arch == "amd64");
-    CHECK(r->binary_path == f.cache_dir + "/k3s");
-    CHECK(r->binary_sha256 == f.binary_sha);
-    CHECK(r->airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
-    CHECK(r->airgap_images_sha256 == f.images_sha);
-    CHECK(r->sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
+    auto r = value_ok(k3s::release_from_dir(f.cache_dir, "amd64"));
+    CHECK(r.version == k_release_version);
+    CHECK(r.arch == "amd64");
+    CHECK(r.binary_path == f.cache_dir + "/k3s");
+    CHECK(r.binary_sha256 == f.binary_sha);
+    CHECK(r.airgap_images_path == f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
+    CHECK(r.airgap_images_sha256 == f.images_sha);
+    CHECK(r.sha256_file_path == f.cache_dir + "/sha256sum-amd64.txt");
 
     // Copied elsewhere (an offline bundle): still a release, without a version in its path.
     fs::create_directories(f.tmp.file("bundle/k3s"));
     fs::copy(f.cache_dir, f.tmp.file("bundle/k3s"), fs::copy_options::recursive);
-    auto bundle = k3s::release_from_dir(f.tmp.file("bundle/k3s"), "amd64");
-    REQUIRE_MESSAGE(bundle.ok(), bundle.error().message);
-    CHECK(bundle->version.empty());
-    CHECK(util::read_file(bundle->binary_path) == f.binary);
+    auto bundle = value_ok(k3s::release_from_dir(f.tmp.file("bundle/k3s"), "amd64"));
+    CHECK(bundle.version.empty());
+    CHECK(util::read_file(bundle.binary_path) == f.binary);
 
     SUBCASE("a tampered binary is refused") {
         f.tmp.write("cache/" + k_release_version + "/amd64/k3s", f.binary + "x");
-        auto t = k3s::release_from_dir(f.cache_dir, "amd64");
-        REQUIRE_FALSE(t.ok());
-        CHECK(t.error().code == ErrorCode::io);
-        CHECK(contains(t.error().message, "refusing to install"));
-        CHECK(contains(t.error().message, f.binary_sha));
-        CHECK(contains(t.error().message, util::sha256_hex(f.binary + "x")));
+        check_error(k3s::release_from_dir(f.cache_dir, "amd64"), ErrorCode::io,
+                    {"refusing to install", f.binary_sha, util::sha256_hex(f.binary + "x")});
     }
     SUBCASE("tampered airgap images are refused") {
         f.tmp.write("cache/" + k_release_version + "/amd64/k3s-airgap-images-amd64.tar.zst", "zz");
-        auto t = k3s::release_from_dir(f.cache_dir, "amd64");
-        REQUIRE_FALSE(t.ok());
-        CHECK(contains(t.error().message, "k3s-airgap-images-amd64.tar.zst"));
-        CHECK(contains(t.error().message, f.images_sha));
+        check_error(k3s::release_from_dir(f.cache_dir, "amd64"), {"k3s-airgap-images-amd64.tar.zst", f.images_sha});
     }
     SUBCASE("absent airgap images are fine, an absent binary is not") {
         fs::remove(f.cache_dir + "/k3s-airgap-images-amd64.tar.zst");
-        auto no_images = k3s::release_from_dir(f.cache_dir, "amd64");
-        REQUIRE_MESSAGE(no_images.ok(), no_images.error().message);
-        CHECK(no_images->airgap_images_path.empty());
+        auto no_images = value_ok(k3s::release_from_dir(f.cache_dir, "amd64"));
+        CHECK(no_images.airgap_images_path.empty());
         fs::remove(f.cache_dir + "/k3s");
-        auto no_binary = k3s::release_from_dir(f.cache_dir, "amd64");
-        REQUIRE_FALSE(no_binary.ok());
-        CHECK(contains(no_binary.error().message, "has no k3s"));
+        check_error(k3s::release_from_dir(f.cache_dir, "amd64"), {"has no k3s"});
     }
     SUBCASE("the sha256sum file of another architecture is not there") {
-        auto other = k3s::release_from_dir(f.cache_dir, "arm64");
-        REQUIRE_FALSE(other.ok());
-        CHECK(contains(other.error().message, "sha256sum-arm64.txt"));
+        check_error(k3s::release_from_dir(f.cache_dir, "arm64"), {"sha256sum-arm64.txt"});
     }
 }
 
 TEST_CASE("parse_sha256sums: sha256sum's two forms; anything else is refused") {
     std::string a(64, 'a');
     std::string b(64, 'B');
-    auto ok = k3s::parse_sha256sums(a + "  k3s\r\n\n" + b + " *k3s-arm64\n");
-    REQUIRE_MESSAGE(ok.ok(), ok.error().message);
-    CHECK(ok->size() == 2);
-    CHECK(ok->at("k3s") == a);
-    CHECK(ok->at("k3s-arm64") == std::string(64, 'b'));
+    auto ok = value_ok(k3s::parse_sha256sums(a + "  k3s\r\n\n" + b + " *k3s-arm64\n"));
+    CHECK(ok.size() == 2);
+    CHECK(ok.at("k3s") == a);
+    CHECK(ok.at("k3s-arm64") == std::string(64, 'b'));
 
     for (std::string bad : {std::string("<html>Not Found</html>\n"), a.substr(1) + "  k3s\n", std::string(64, 'g') + "  k3s\n",
                             a + "  ../k3s\n", a + "  dir/k3s\n", a + "  \n", a + "k3s\n"}) {
@@ -377,19 +320,12 @@ TEST_CASE("fetch_release: plain http is refused unless allowed, before any reque
     ReleaseServer server(f.args());
     auto req = f.request(server);
     req.allow_insecure_http = false;
-    auto r = k3s::fetch_release(req);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.error().code == ErrorCode::config);
-    CHECK(contains(r.error().message, "plain http"));
-    CHECK(contains(r.error().message, "k3s.allow_insecure_http"));
+    check_error(k3s::fetch_release(req), ErrorCode::config, {"plain http", "k3s.allow_insecure_http"});
 
     req.version.clear();
     req.channel = "stable";
     req.release_url = "https://198.18.0.1/releases/download";
-    auto channel = k3s::resolve_version(req);
-    REQUIRE_FALSE(channel.ok());
-    CHECK(channel.error().code == ErrorCode::config);
-    CHECK(contains(channel.error().message, "channel URL"));
+    check_error(k3s::resolve_version(req), ErrorCode::config, {"channel URL"});
     CHECK(server.total_requests() == 0);
 
     CHECK(k3s::release_url_problem("https://github.com/k3s-io/k3s/releases/download", false).empty());
@@ -408,17 +344,14 @@ TEST_CASE("fetch_release: a file:// mirror is copied and verified") {
     req.release_url = "file://" + f.tmp.file("srv");
     req.cache_dir = f.cache;
     req.airgap_images = true;
-    auto r = k3s::fetch_release(req);
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
-    CHECK(util::read_file(r->binary_path) == f.binary);
-    CHECK(r->airgap_images_sha256 == f.images_sha);
+    auto r = value_ok(k3s::fetch_release(req));
+    CHECK(util::read_file(r.binary_path) == f.binary);
+    CHECK(r.airgap_images_sha256 == f.images_sha);
 
     f.tmp.write("srv/" + k_release_version + "/k3s", "tampered", 0755);
-    fs::remove(r->binary_path);
-    auto bad = k3s::fetch_release(req);
-    REQUIRE_FALSE(bad.ok());
-    CHECK(contains(bad.error().message, f.binary_sha));
-    CHECK_FALSE(fs::exists(r->binary_path));
+    fs::remove(r.binary_path);
+    check_error(k3s::fetch_release(req), {f.binary_sha});
+    CHECK_FALSE(fs::exists(r.binary_path));
 }
 
 TEST_CASE("fetch_release: a sha256sum file cached from another URL is not trusted") {
@@ -426,8 +359,7 @@ TEST_CASE("fetch_release: a sha256sum file cached from another URL is not truste
     std::string old_binary = f.binary;
     {
         ReleaseServer first(f.args());
-        auto r = k3s::fetch_release(f.request(first));
-        REQUIRE_MESSAGE(r.ok(), r.error().message);
+        value_ok(k3s::fetch_release(f.request(first)));
         CHECK(util::read_file(f.cache_dir + "/sha256sum-amd64.txt.origin") ==
               first.url(k_base + "sha256sum-amd64.txt") + "\n");
     }
@@ -436,12 +368,11 @@ TEST_CASE("fetch_release: a sha256sum file cached from another URL is not truste
     f.tmp.write("srv/" + k_release_version + "/k3s", new_binary, 0755);
     f.tmp.write("srv/" + k_release_version + "/sha256sum-amd64.txt", util::sha256_hex(new_binary) + "  k3s\n");
     ReleaseServer second(f.args());
-    auto r = k3s::fetch_release(f.request(second));
-    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    auto r = value_ok(k3s::fetch_release(f.request(second)));
     CHECK(second.requests(k_base + "sha256sum-amd64.txt") == 1);
     CHECK(second.requests(k_base + "k3s") == 1);
-    CHECK(r->binary_sha256 == util::sha256_hex(new_binary));
-    CHECK(util::read_file(r->binary_path) == new_binary);
+    CHECK(r.binary_sha256 == util::sha256_hex(new_binary));
+    CHECK(util::read_file(r.binary_path) == new_binary);
 
     // Same URL again: the cache is used, no request.
     int before = second.total_requests();
@@ -490,19 +421,16 @@ TEST_CASE("InstallK3sRelease: the cached binary is hashed again right before it 
     s.release_dir = f.cache_dir;
     k3s::InstallK3sRelease step(s);
     RecordingTarget node("arch=x86_64\nbinary=\nrecord=\n");
-    auto plan = step.probe(node);
-    REQUIRE_MESSAGE(plan.ok(), plan.error().message);
-    REQUIRE_FALSE(plan->changes.empty());
+    auto plan = value_ok(step.probe(node));
+    REQUIRE_FALSE(plan.changes.empty());
 
     // Between the plan and the apply, the cache changes under nodectl.
     f.tmp.write("cache/" + k_release_version + "/amd64/k3s", "replaced after it was verified", 0755);
-    auto applied = step.apply(node, *plan);
-    REQUIRE_FALSE(applied.ok());
-    CHECK(contains(applied.error().message, "refusing to install"));
+    check_error(step.apply(node, plan), {"refusing to install"});
     CHECK(node.uploads.empty());
 
     f.tmp.write("cache/" + k_release_version + "/amd64/k3s", f.binary, 0755);
-    auto again = step.apply(node, *plan);
+    auto again = step.apply(node, plan);
     REQUIRE_MESSAGE(again.ok(), again.error().message);
     CHECK(node.uploads == std::vector<std::string>{"/usr/local/bin/k3s " + f.binary_sha});
 }

@@ -1,6 +1,7 @@
 // The base module's steps against a FakeTarget: each finds what differs on a fresh host, makes it
 // so, finds nothing left to do afterwards, and a second run changes nothing.
 #include "fake_target.hpp"
+#include "result_checks.hpp"
 #include "test_support.hpp"
 
 #include "core/runner.hpp"
@@ -17,12 +18,15 @@ using namespace nodectl;
 // out of the test files compiled together with this one (unity build).
 namespace base_test {
 using namespace nodectl::base;
+using nodectl::testing::check_error;
 using nodectl::testing::FakeHost;
 using nodectl::testing::FakeTarget;
+using nodectl::testing::load_profile_ok;
 using nodectl::testing::probe_ok;
 using nodectl::testing::QuietLogs;
 using nodectl::testing::summaries;
 using nodectl::testing::TempDir;
+using nodectl::testing::value_ok;
 
 namespace {
 
@@ -74,6 +78,13 @@ void check_second_run_changes_nothing(const StepFactory& make, FakeTarget& targe
     CHECK(run_through_runner(make, target) == StepStatus::unchanged);
     CHECK(target.host().host_mutations() == mutations);
     CHECK(target.host().unknown.empty());
+}
+
+// A host called `name`, at the address `name`.
+HostSpec host_named(const std::string& name) {
+    HostSpec host;
+    host.name = host.address = name;
+    return host;
 }
 
 ManagedFile inline_file(const std::string& path, const std::string& content, uint32_t mode = 0644) {
@@ -198,13 +209,6 @@ TEST_CASE("apt proxy: the drop-in refuses anything but scheme://host[:port]") {
     CHECK(check_expanded(ConfigFile::profile, "base.apt_proxy", "https://198.18.0.1/") == "");
 }
 
-TEST_CASE("WriteFile inline: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing(
-        [] { return std::make_unique<WriteFile>("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0600)); },
-        t);
-}
-
 TEST_CASE("WriteFile with source: the local file is uploaded") {
     TempDir dir;
     std::string src = dir.write("files/issue", "Debian GNU/Linux \\n \\l\n");
@@ -242,20 +246,6 @@ TEST_CASE("WriteFile with source: a missing local file is an error, not an empty
     CHECK(t.host().host_mutations() == 0);
 }
 
-TEST_CASE("WriteFile with source: second run changes nothing") {
-    TempDir dir;
-    std::string src = dir.write("issue", "hello\n");
-    FakeTarget t;
-    check_second_run_changes_nothing(
-        [&] {
-            ManagedFile f;
-            f.spec.path = "/etc/issue";
-            f.source = src;
-            return std::make_unique<WriteFile>("base/file:/etc/issue", f);
-        },
-        t);
-}
-
 TEST_CASE("WriteFile absent: an existing file is removed, a missing one is left alone") {
     FakeTarget t;
     t.host().put("/etc/apt/apt.conf.d/01nodectl-proxy", "Acquire::http::Proxy \"http://old:3142\";\n");
@@ -267,19 +257,6 @@ TEST_CASE("WriteFile absent: an existing file is removed, a missing one is left 
     Plan plan = apply_and_reprobe(step, t);
     CHECK(summaries(plan) == std::vector<std::string>{"remove /etc/apt/apt.conf.d/01nodectl-proxy"});
     CHECK_FALSE(t.host().file_exists("/etc/apt/apt.conf.d/01nodectl-proxy"));
-}
-
-TEST_CASE("WriteFile absent: second run changes nothing") {
-    FakeTarget t;
-    t.host().put("/etc/cron.d/old-job", "* * * * * root true\n");
-    check_second_run_changes_nothing(
-        [] {
-            ManagedFile f;
-            f.spec.path = "/etc/cron.d/old-job";
-            f.absent = true;
-            return std::make_unique<WriteFile>("base/file:/etc/cron.d/old-job", f);
-        },
-        t);
 }
 
 TEST_CASE("WriteFile: a directory where the file should be is an error") {
@@ -344,11 +321,6 @@ TEST_CASE("SetHostname: only the kernel name differs, so only `hostname` runs") 
     CHECK(t.host().mutations[0] == "run: hostname 'web1'");
 }
 
-TEST_CASE("SetHostname: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing([] { return std::make_unique<SetHostname>("web1"); }, t);
-}
-
 // ---- SetTimezone ----
 
 TEST_CASE("SetTimezone: fresh host gets the /etc/localtime link and /etc/timezone") {
@@ -383,11 +355,6 @@ TEST_CASE("SetTimezone: a zone the host does not know is an error and changes no
     CHECK(plan.error().message.find("/usr/share/zoneinfo") != std::string::npos);
     CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Etc/UTC");
     CHECK(t.host().host_mutations() == 0);
-}
-
-TEST_CASE("SetTimezone: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing([] { return std::make_unique<SetTimezone>("America/New_York"); }, t);
 }
 
 // ---- ManageHostsBlock ----
@@ -432,12 +399,6 @@ TEST_CASE("ManageHostsBlock: no entries removes the block and nothing else") {
     CHECK(t.host().content("/etc/hosts") == "127.0.0.1 localhost\n::1 localhost\n");
 }
 
-TEST_CASE("ManageHostsBlock: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing(
-        [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db", "198.18.99.6 cache"}); }, t);
-}
-
 // ---- EnsurePackages ----
 
 TEST_CASE("EnsurePackages: missing packages are installed and unwanted ones removed") {
@@ -477,13 +438,6 @@ TEST_CASE("EnsurePackages: a host without dpkg is refused") {
     auto plan = step.probe(t);
     REQUIRE_FALSE(plan.ok());
     CHECK(plan.error().message.find("only Debian-family hosts") != std::string::npos);
-}
-
-TEST_CASE("EnsurePackages: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing(
-        [] { return std::make_unique<EnsurePackages>("base/packages", std::vector<std::string>{"curl", "git"}, std::vector<std::string>{"cron"}); },
-        t);
 }
 
 // ---- EnsureUnits ----
@@ -526,14 +480,56 @@ TEST_CASE("EnsureUnits: a unit that must run but does not exist is an error; a m
     CHECK(probe_ok(missing_unwanted, t).empty());
 }
 
-TEST_CASE("EnsureUnits: second run changes nothing") {
-    FakeTarget t;
-    check_second_run_changes_nothing(
-        [] {
-            return std::make_unique<EnsureUnits>(std::vector<std::string>{"apache2.service"},
-                                                 std::vector<std::string>{"cron.service"});
-        },
-        t);
+// ---- every step ----
+
+TEST_CASE("every base step: a second run changes nothing") {
+    TempDir dir;
+    std::string issue = dir.write("issue", "hello\n");
+    struct Case {
+        const char* step;
+        std::function<void(FakeHost&)> prepare;  // the host before the first run, if it matters
+        StepFactory make;
+    };
+    const std::vector<Case> cases = {
+        {"WriteFile inline", nullptr,
+         [] { return std::make_unique<WriteFile>("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0600)); }},
+        {"WriteFile with source", nullptr,
+         [&] {
+             ManagedFile f;
+             f.spec.path = "/etc/issue";
+             f.source = issue;
+             return std::make_unique<WriteFile>("base/file:/etc/issue", f);
+         }},
+        {"WriteFile absent", [](FakeHost& host) { host.put("/etc/cron.d/old-job", "* * * * * root true\n"); },
+         [] {
+             ManagedFile f;
+             f.spec.path = "/etc/cron.d/old-job";
+             f.absent = true;
+             return std::make_unique<WriteFile>("base/file:/etc/cron.d/old-job", f);
+         }},
+        {"SetHostname", nullptr, [] { return std::make_unique<SetHostname>("web1"); }},
+        {"SetTimezone", nullptr, [] { return std::make_unique<SetTimezone>("America/New_York"); }},
+        {"ManageHostsBlock", nullptr,
+         [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db", "198.18.99.6 cache"}); }},
+        {"EnsurePackages", nullptr,
+         [] {
+             return std::make_unique<EnsurePackages>("base/packages", std::vector<std::string>{"curl", "git"},
+                                                     std::vector<std::string>{"cron"});
+         }},
+        {"EnsureUnits", nullptr,
+         [] {
+             return std::make_unique<EnsureUnits>(std::vector<std::string>{"apache2.service"},
+                                                  std::vector<std::string>{"cron.service"});
+         }},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.step);
+        FakeTarget t;
+        if (c.prepare) {
+            c.prepare(t.host());
+        }
+        check_second_run_changes_nothing(c.make, t);
+    }
 }
 
 // ---- the module: profile -> steps ----
@@ -553,27 +549,25 @@ path = "/etc/motd"
 content = "Hello ${host.name} in ${vars.site}\n"
 mode = "0600"
 )");
-    auto profile = load_profile(path);
-    REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
+    auto profile = load_profile_ok(path);
     HostSpec host;
     host.name = "web1";
     host.address = "198.18.99.9";
     host.vars["site"] = "fra";
-    auto steps = base::steps(ModuleContext{*profile, host});
-    REQUIRE_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
+    auto steps = value_ok(base::steps(ModuleContext{profile, host}));
     std::vector<std::string> ids;
-    for (const auto& s : *steps) {
+    for (const auto& s : steps) {
         ids.push_back(s->id());
     }
     CHECK(ids == std::vector<std::string>{"base/apt_proxy", "base/hostname", "base/timezone", "base/hosts",
                                           "base/packages", "base/file:/etc/motd", "base/units"});
-    CHECK((*steps)[1]->title() == "hostname web1");
+    CHECK(steps[1]->title() == "hostname web1");
 
     // Applied to a fresh host, every step converges and the expanded values land on the host.
     QuietLogs quiet;
     FakeTarget t;
     RunOptions o = apply_options();
-    auto report = run_steps(t, *steps, o);
+    auto report = run_steps(t, steps, o);
     CHECK_MESSAGE(report.ok, report.error);
     CHECK(t.host().hostname == "web1");
     CHECK(t.host().content("/etc/motd") == "Hello web1 in fra\n");
@@ -583,28 +577,14 @@ mode = "0600"
 
 TEST_CASE("base module refuses a package that is both wanted and unwanted") {
     TempDir dir;
-    std::string path = dir.write("p.toml", "[base]\npackages = [\"curl\", \"vim\"]\npackages_absent = [\"vim\"]\n");
-    auto profile = load_profile(path);
-    REQUIRE(profile.ok());
-    HostSpec host;
-    host.name = host.address = "h";
-    auto steps = base::steps(ModuleContext{*profile, host});
-    REQUIRE_FALSE(steps.ok());
-    CHECK(steps.error().code == ErrorCode::config);
-    CHECK(steps.error().message.find("'vim' is in both") != std::string::npos);
-    CHECK(steps.error().message.find("p.toml:3:") != std::string::npos);
+    auto profile = load_profile_ok(dir.write("p.toml", "[base]\npackages = [\"curl\", \"vim\"]\npackages_absent = [\"vim\"]\n"));
+    check_error(base::steps(ModuleContext{profile, host_named("h")}), ErrorCode::config, {"'vim' is in both", "p.toml:3:"});
 }
 
 TEST_CASE("base module: an unknown ${vars.X} for this host stops the build") {
     TempDir dir;
-    std::string path = dir.write("p.toml", "[base]\nhostname = \"${vars.missing}\"\n");
-    auto profile = load_profile(path);
-    REQUIRE(profile.ok());
-    HostSpec host;
-    host.name = host.address = "h1";
-    auto steps = base::steps(ModuleContext{*profile, host});
-    REQUIRE_FALSE(steps.ok());
-    CHECK(steps.error().message.find("unknown variable ${vars.missing}") != std::string::npos);
+    auto profile = load_profile_ok(dir.write("p.toml", "[base]\nhostname = \"${vars.missing}\"\n"));
+    check_error(base::steps(ModuleContext{profile, host_named("h1")}), {"unknown variable ${vars.missing}"});
 }
 
 // ---- regressions ----
@@ -631,44 +611,30 @@ TEST_CASE("a 127.0.1.1 line inside the hosts block does not fight SetHostname") 
 // The key table's check once rejected any entry with "${" before expansion.
 TEST_CASE("hosts_entries can use ${vars.NAME}, and the expanded line is validated") {
     TempDir dir;
-    std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"198.18.99.1 gw-${vars.site}\"]\n");
-    auto profile = load_profile(path);
-    REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
-    HostSpec host;
-    host.name = host.address = "h";
+    auto profile = load_profile_ok(dir.write("p.toml", "[base]\nhosts_entries = [\"198.18.99.1 gw-${vars.site}\"]\n"));
+    auto host = host_named("h");
     host.vars["site"] = "fra";
-    auto steps = base::steps(ModuleContext{*profile, host});
-    REQUIRE(steps.ok());
+    auto steps = value_ok(base::steps(ModuleContext{profile, host}));
     FakeTarget t;
-    apply_and_reprobe(*(*steps)[0], t);
+    apply_and_reprobe(*steps[0], t);
     CHECK(t.host().content("/etc/hosts").find("198.18.99.1 gw-fra\n") != std::string::npos);
 
     host.vars["site"] = "bad name!";
-    auto bad = base::steps(ModuleContext{*profile, host});
-    REQUIRE_FALSE(bad.ok());
-    CHECK(bad.error().message.find("p.toml:2:") != std::string::npos);
-    CHECK(bad.error().message.find("'base.hosts_entries' for host 'h'") != std::string::npos);
+    check_error(base::steps(ModuleContext{profile, host}), {"p.toml:2:", "'base.hosts_entries' for host 'h'"});
 }
 
 TEST_CASE("a 127.0.1.1 line in hosts_entries is refused: it belongs to base.hostname") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[base]\nhosts_entries = [\"127.0.1.1 web1\"]\n");
-    auto profile = load_profile(path);
-    REQUIRE_FALSE(profile.ok());
-    CHECK(profile.error().message.find("p.toml:2:17: 'base.hosts_entries' must not set 127.0.1.1") != std::string::npos);
+    check_error(load_profile(path), {"p.toml:2:17: 'base.hosts_entries' must not set 127.0.1.1"});
 }
 
 TEST_CASE("an expanded hostname is validated per host") {
     TempDir dir;
-    std::string path = dir.write("p.toml", "[base]\nhostname = \"web-${vars.n}\"\n");
-    auto profile = load_profile(path);
-    REQUIRE(profile.ok());
-    HostSpec host;
-    host.name = host.address = "h";
+    auto profile = load_profile_ok(dir.write("p.toml", "[base]\nhostname = \"web-${vars.n}\"\n"));
+    auto host = host_named("h");
     host.vars["n"] = "under_score";
-    auto steps = base::steps(ModuleContext{*profile, host});
-    REQUIRE_FALSE(steps.ok());
-    CHECK(steps.error().message.find("p.toml:2:12: 'base.hostname' for host 'h' is \"web-under_score\"") != std::string::npos);
+    check_error(base::steps(ModuleContext{profile, host}), {"p.toml:2:12: 'base.hostname' for host 'h' is \"web-under_score\""});
 }
 
 TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not truncated") {

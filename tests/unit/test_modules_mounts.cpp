@@ -3,6 +3,7 @@
 // errors, and the config sets applied for real on a LocalTarget in a temporary directory: a fresh
 // host gets the files (the credentials file 0600), a second run changes nothing.
 // (FakeTarget models only the scripts of src/host and the base steps, not ApplyConfigSet's.)
+#include "result_checks.hpp"
 #include "test_support.hpp"
 
 #include "modules/config_set/config_set.hpp"
@@ -22,6 +23,7 @@
 #include <random>
 
 using namespace nodectl;
+using nodectl::testing::check_error;
 using nodectl::testing::contains;
 using nodectl::testing::read_text;
 namespace fs = std::filesystem;
@@ -190,39 +192,25 @@ credentials = { file = ")" + creds + R"(" }
 }
 
 TEST_CASE("mounts: profile errors name the file and line") {
-    auto bad_what = testing::try_profile("[[mounts.nfs]]\nwhat = \"no-colon\"\nwhere = \"/mnt/x\"\n");
-    REQUIRE_FALSE(bad_what.ok());
-    CHECK(contains(bad_what.error().message, ":2:"));
-    auto bad_opt = testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x\"\noptions = [\"a,b\"]\n");
-    REQUIRE_FALSE(bad_opt.ok());
-    CHECK(contains(bad_opt.error().message, "options"));
+    check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"no-colon\"\nwhere = \"/mnt/x\"\n"), {":2:"});
+    check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x\"\noptions = [\"a,b\"]\n"), {"options"});
 
     HostSpec host;
     host.name = "n1";
+    auto steps_of = [&](const std::string& toml) { return mounts::steps(ModuleContext{testing::profile_from(toml), host}); };
+    // An s3fs mount's credentials: a file of the operator's, 0600, ACCESS_KEY_ID:SECRET_ACCESS_KEY.
     testing::TempDir dir;
-    auto no_creds = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\n");
-    auto r = mounts::steps(ModuleContext{no_creds, host});
-    REQUIRE_FALSE(r);
-    CHECK(contains(r.error().message, "needs credentials"));
-    std::string open_creds = dir.write("open.creds", "AK:SK\n", 0644);
-    auto world = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\ncredentials = { file = \"" +
-                                       open_creds + "\" }\n");
-    auto w = mounts::steps(ModuleContext{world, host});
-    REQUIRE_FALSE(w);
-    CHECK(contains(w.error().message, "readable by group or others"));
-    std::string one_part = dir.write("one.creds", "only-a-key\n", 0600);
-    auto shape = testing::profile_from("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\ncredentials = { file = \"" +
-                                       one_part + "\" }\n");
-    auto sh = mounts::steps(ModuleContext{shape, host});
-    REQUIRE_FALSE(sh);
-    CHECK(contains(sh.error().message, "ACCESS_KEY_ID:SECRET_ACCESS_KEY"));
-    CHECK_FALSE(contains(sh.error().message, "only-a-key"));
-    auto twice = testing::profile_from("[[mounts.nfs]]\nwhat = \"h:/a\"\nwhere = \"/mnt/a\"\n"
-                                       "[[mounts.nfs]]\nwhat = \"h:/b\"\nwhere = \"/mnt/a\"\n");
-    auto t = mounts::steps(ModuleContext{twice, host});
-    REQUIRE_FALSE(t);
-    CHECK(contains(t.error().message, "used by two mounts"));
-    CHECK(contains(t.error().message, ":6:"));
+    auto s3fs_with = [&](const std::string& creds_file) {
+        return "[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\ncredentials = { file = \"" + creds_file + "\" }\n";
+    };
+    check_error(steps_of("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/b\"\n"), {"needs credentials"});
+    check_error(steps_of(s3fs_with(dir.write("open.creds", "AK:SK\n", 0644))), {"readable by group or others"});
+    auto shape = steps_of(s3fs_with(dir.write("one.creds", "only-a-key\n", 0600)));
+    check_error(shape, {"ACCESS_KEY_ID:SECRET_ACCESS_KEY"});
+    CHECK_FALSE(contains(shape.error().message, "only-a-key"));
+    check_error(steps_of("[[mounts.nfs]]\nwhat = \"h:/a\"\nwhere = \"/mnt/a\"\n"
+                         "[[mounts.nfs]]\nwhat = \"h:/b\"\nwhere = \"/mnt/a\"\n"),
+                {"used by two mounts", ":6:"});
 }
 
 TEST_CASE("mounts: applied on a fresh host the files appear (credentials 0600); a second run changes nothing") {
@@ -320,9 +308,8 @@ TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or app
     CHECK(fs::is_directory(m.where));
 
     // The profile refuses such a mount point before any of this.
-    auto bad = testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x';touch /tmp/p;'\"\n");
-    REQUIRE_FALSE(bad.ok());
-    CHECK(contains(bad.error().message, "'mounts.nfs[].where' must be an absolute path of letters, digits"));
+    check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x';touch /tmp/p;'\"\n"),
+                {"'mounts.nfs[].where' must be an absolute path of letters, digits"});
 }
 
 // Audit: ApplyConfigSet's rollback scripts put its id (the timer unit's name, the rollback

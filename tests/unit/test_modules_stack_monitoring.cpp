@@ -15,6 +15,7 @@
 using namespace nodectl;
 namespace stack_monitoring_test {
 using nlohmann::json;
+using nodectl::testing::find_document;
 
 namespace {
 
@@ -42,15 +43,6 @@ Result<Loaded> load(const testing::TempDir& dir, const std::string& text) {
 std::vector<json> parse_documents(const std::string& text) {
     auto docs = testing::manifest_documents(text);
     return {docs.begin(), docs.end()};
-}
-
-const json* find(const std::vector<json>& docs, const std::string& kind, const std::string& name) {
-    for (const auto& d : docs) {
-        if (d["kind"] == kind && d["metadata"]["name"] == name) {
-            return &d;
-        }
-    }
-    return nullptr;
 }
 
 const json* container(const json& workload, const std::string& name) {
@@ -95,10 +87,10 @@ TEST_CASE("stack monitoring: off by default, no sidecar, no exporter Secret, no 
     auto text = stack::render_site(l->sites.front(), stack::SecretValues::placeholders);
     REQUIRE(text);
     auto docs = parse_documents(*text);
-    CHECK(find(docs, "Secret", "exporters") == nullptr);
-    CHECK(find(docs, "Service", "redis-metrics") == nullptr);
-    CHECK(container(*find(docs, "Deployment", "redis"), "exporter") == nullptr);
-    CHECK_FALSE(lets_prometheus_in(*find(docs, "NetworkPolicy", "redis"), 9121));
+    CHECK(find_document(docs, "Secret", "exporters") == nullptr);
+    CHECK(find_document(docs, "Service", "redis-metrics") == nullptr);
+    CHECK(container(*find_document(docs, "Deployment", "redis"), "exporter") == nullptr);
+    CHECK_FALSE(lets_prometheus_in(*find_document(docs, "NetworkPolicy", "redis"), 9121));
 }
 
 TEST_CASE("stack monitoring: each service gets its exporter, a password of its own, a headless metrics Service and Prometheus let in") {
@@ -108,7 +100,7 @@ TEST_CASE("stack monitoring: each service gets its exporter, a password of its o
     auto text = stack::render_site(l->sites.front(), stack::SecretValues::placeholders);
     REQUIRE_MESSAGE(text, (text ? "" : text.error().message));
     auto docs = parse_documents(*text);
-    const json* secret = find(docs, "Secret", "exporters");
+    const json* secret = find_document(docs, "Secret", "exporters");
     REQUIRE(secret);
     CHECK((*secret)["stringData"].contains("mariadb-password"));
     CHECK((*secret)["stringData"].contains("redis-password"));
@@ -124,7 +116,7 @@ TEST_CASE("stack monitoring: each service gets its exporter, a password of its o
                           Expect{"Deployment", "varnish", 9131, "localhost/nodectl/varnish-exporter:latest"},
                           Expect{"Deployment", "magento", 9117, "localhost/nodectl/apache-exporter:latest"}}) {
         CAPTURE(e.name);
-        const json* w = find(docs, e.kind, e.name);
+        const json* w = find_document(docs, e.kind, e.name);
         REQUIRE(w);
         const json* c = container(*w, "exporter");
         REQUIRE(c);
@@ -132,22 +124,22 @@ TEST_CASE("stack monitoring: each service gets its exporter, a password of its o
         CHECK((*c)["ports"][0]["name"] == "metrics");
         CHECK((*c)["ports"][0]["containerPort"] == e.port);
         CHECK((*c)["securityContext"]["readOnlyRootFilesystem"] == true);
-        const json* svc = find(docs, "Service", std::string(e.name) + "-metrics");
+        const json* svc = find_document(docs, "Service", std::string(e.name) + "-metrics");
         REQUIRE(svc);
         CHECK((*svc)["spec"]["clusterIP"] == "None");
         CHECK((*svc)["spec"]["ports"][0]["name"] == "metrics");  // the SRV record _metrics._tcp
         CHECK((*svc)["spec"]["ports"][0]["port"] == e.port);
-        CHECK(lets_prometheus_in(*find(docs, "NetworkPolicy", e.name), e.port));
+        CHECK(lets_prometheus_in(*find_document(docs, "NetworkPolicy", e.name), e.port));
     }
     // The services create their exporter users from the same Secret the sidecars read.
-    const json* master = find(docs, "StatefulSet", "mariadb-master");
+    const json* master = find_document(docs, "StatefulSet", "mariadb-master");
     CHECK(has_env(*container(*master, "mariadb"), "MYSQL_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/mariadb-password"));
     CHECK(has_env(*container(*master, "exporter"), "MYSQLD_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/mariadb-password"));
-    const json* redis = find(docs, "Deployment", "redis");
+    const json* redis = find_document(docs, "Deployment", "redis");
     CHECK(has_env(*container(*redis, "redis"), "REDIS_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/redis-password"));
     CHECK(has_env(*container(*redis, "exporter"), "REDIS_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/redis-password"));
     // Varnish's exporter reads varnishd's working directory, read-only.
-    const json* vex = container(*find(docs, "Deployment", "varnish"), "exporter");
+    const json* vex = container(*find_document(docs, "Deployment", "varnish"), "exporter");
     bool work_ro = false;
     for (const auto& m : (*vex)["volumeMounts"]) {
         work_ro = work_ro || (m["name"] == "work" && m["mountPath"] == "/var/lib/varnish" && m.value("readOnly", false));
@@ -176,7 +168,7 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
     auto rendered = stack::render_monitoring(l->monitoring, l->sites, stack::SecretValues::resolve);
     REQUIRE_MESSAGE(rendered, (rendered ? "" : rendered.error().message));
     auto docs = parse_documents(*rendered);
-    const json* cm = find(docs, "ConfigMap", "prometheus");
+    const json* cm = find_document(docs, "ConfigMap", "prometheus");
     REQUIRE(cm);
     auto config = json::parse((*cm)["data"]["prometheus.yml"].get<std::string>());
     CHECK(config["global"]["scrape_interval"] == "15s");
@@ -202,12 +194,12 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
                        "_metrics._tcp.mariadb-replica-metrics.outlet.svc.cluster.local",
                        "_metrics._tcp.redis-metrics.outlet.svc.cluster.local", "_metrics._tcp.varnish-metrics.outlet.svc.cluster.local",
                        "_metrics._tcp.magento-metrics.outlet.svc.cluster.local"}));
-    const json* prom = find(docs, "Deployment", "prometheus");
+    const json* prom = find_document(docs, "Deployment", "prometheus");
     REQUIRE(prom);
     CHECK((*prom)["spec"]["template"]["spec"]["containers"][0]["args"][1] == "--storage.tsdb.retention.time=7d");
     CHECK((*prom)["spec"]["template"]["spec"]["automountServiceAccountToken"] == false);
     // Alertmanager: one receiver with the webhook (resolved too) and the mail.
-    const json* am = find(docs, "Secret", "alertmanager");
+    const json* am = find_document(docs, "Secret", "alertmanager");
     REQUIRE(am);
     auto amc = json::parse((*am)["stringData"]["alertmanager.yml"].get<std::string>());
     CHECK(amc["route"]["receiver"] == "nodectl");
@@ -227,11 +219,11 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
         }
         return out;
     };
-    CHECK(ports_of(*find(docs, "NetworkPolicy", "alertmanager")) == std::vector<int>{8443, 587});
-    CHECK(ports_of(*find(docs, "NetworkPolicy", "prometheus")) == std::vector<int>{9100, 9101});
+    CHECK(ports_of(*find_document(docs, "NetworkPolicy", "alertmanager")) == std::vector<int>{8443, 587});
+    CHECK(ports_of(*find_document(docs, "NetworkPolicy", "prometheus")) == std::vector<int>{9100, 9101});
     // Not exposed: no Ingress, no basic-auth Secret.
-    CHECK(find(docs, "Ingress", "prometheus") == nullptr);
-    CHECK(find(docs, "Secret", "basic-auth") == nullptr);
+    CHECK(find_document(docs, "Ingress", "prometheus") == nullptr);
+    CHECK(find_document(docs, "Secret", "basic-auth") == nullptr);
 }
 
 TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd line, a site called monitoring and a short quota are refused") {
@@ -258,11 +250,11 @@ TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd
     auto good = stack::render_monitoring(l->monitoring, l->sites, stack::SecretValues::resolve);
     REQUIRE_MESSAGE(good, (good ? "" : good.error().message));
     auto docs = parse_documents(*good);
-    const json* in = find(docs, "Ingress", "prometheus");
+    const json* in = find_document(docs, "Ingress", "prometheus");
     REQUIRE(in);
     CHECK((*in)["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == "monitoring-basic-auth@kubernetescrd");
-    CHECK(find(docs, "Ingress", "alertmanager") == nullptr);
-    CHECK(find(docs, "Middleware", "basic-auth") != nullptr);
+    CHECK(find_document(docs, "Ingress", "alertmanager") == nullptr);
+    CHECK(find_document(docs, "Middleware", "basic-auth") != nullptr);
 
     auto named = load(dir, site_text().replace(site_text().find("\"shop\""), 6, "\"monitoring\""));
     REQUIRE_FALSE(named);

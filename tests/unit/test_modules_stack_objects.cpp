@@ -16,6 +16,7 @@ using namespace nodectl;
 // compiled together with this one (unity build).
 namespace stack_objects_test {
 using nlohmann::json;
+using nodectl::testing::find_document;
 using nodectl::testing::load_sites;
 
 namespace {
@@ -36,15 +37,6 @@ std::vector<json> documents(const stack::Site& site) {
     return {docs.begin(), docs.end()};
 }
 
-const json* find(const std::vector<json>& docs, const std::string& kind, const std::string& name) {
-    for (const auto& d : docs) {
-        if (d["kind"] == kind && d["metadata"]["name"] == name) {
-            return &d;
-        }
-    }
-    return nullptr;
-}
-
 bool selects(const json& policy_peers, const std::string& component) {
     for (const auto& p : policy_peers) {
         if (p.contains("podSelector") && p["podSelector"]["matchLabels"].value("app.kubernetes.io/name", "") == component) {
@@ -61,17 +53,17 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     auto sites = load_sites(dir, profile_text());
     REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
     auto docs = documents(sites->front());
-    const json* cron = find(docs, "StatefulSet", "magento-cron");
+    const json* cron = find_document(docs, "StatefulSet", "magento-cron");
     REQUIRE(cron);
     CHECK((*cron)["spec"]["replicas"] == 1);
     CHECK((*cron)["spec"]["serviceName"] == "magento-cron");
-    const json* svc = find(docs, "Service", "magento-cron");
+    const json* svc = find_document(docs, "Service", "magento-cron");
     REQUIRE(svc);
     CHECK((*svc)["spec"]["clusterIP"] == "None");
     CHECK_FALSE((*svc)["spec"].contains("ports"));
 
     const json& c = (*cron)["spec"]["template"]["spec"]["containers"][0];
-    const json& web = find(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["containers"][0];
+    const json& web = find_document(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["containers"][0];
     CHECK(c["image"] == web["image"]);
     CHECK(c["envFrom"] == web["envFrom"]);
     CHECK(c["args"][2].get<std::string>().find("php bin/magento cron:run") != std::string::npos);
@@ -88,9 +80,9 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
         no_replica = no_replica || (e["name"] == "MAGENTO_DB_REPLICA_HOST" && e["value"] == "");
     }
     CHECK(no_replica);
-    CHECK((*cron)["spec"]["template"]["spec"]["volumes"] == find(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["volumes"]);
+    CHECK((*cron)["spec"]["template"]["spec"]["volumes"] == find_document(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["volumes"]);
 
-    const json* np = find(docs, "NetworkPolicy", "magento-cron");
+    const json* np = find_document(docs, "NetworkPolicy", "magento-cron");
     REQUIRE(np);
     CHECK((*np)["spec"]["policyTypes"] == json::array({"Egress"}));
     const json& egress = (*np)["spec"]["egress"];
@@ -100,14 +92,14 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     CHECK(selects(egress[1]["to"], "redis"));
     CHECK(selects(egress[2]["to"], "varnish"));
     CHECK(egress[3]["ports"][0]["port"] == 9243);  // the search endpoint's port
-    CHECK(selects(find(docs, "NetworkPolicy", "mariadb-master")->at("spec")["ingress"][0]["from"], "magento-cron"));
-    CHECK_FALSE(selects(find(docs, "NetworkPolicy", "mariadb-replica")->at("spec")["ingress"][0]["from"], "magento-cron"));
-    CHECK(selects(find(docs, "NetworkPolicy", "redis")->at("spec")["ingress"][0]["from"], "magento-cron"));
+    CHECK(selects(find_document(docs, "NetworkPolicy", "mariadb-master")->at("spec")["ingress"][0]["from"], "magento-cron"));
+    CHECK_FALSE(selects(find_document(docs, "NetworkPolicy", "mariadb-replica")->at("spec")["ingress"][0]["from"], "magento-cron"));
+    CHECK(selects(find_document(docs, "NetworkPolicy", "redis")->at("spec")["ingress"][0]["from"], "magento-cron"));
 
     auto custom = load_sites(dir, profile_text("", "[stack.sites.resources.cron]\ncpu_limit = \"1500m\"\n"));
     REQUIRE(custom);
     auto cdocs = documents(custom->front());
-    CHECK(find(cdocs, "StatefulSet", "magento-cron")->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
+    CHECK(find_document(cdocs, "StatefulSet", "magento-cron")->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
 }
 
 TEST_CASE("stack: Kubernetes quantities are read with apimachinery's suffixes") {
@@ -128,22 +120,22 @@ TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, valid
     auto plain = load_sites(dir, profile_text());
     REQUIRE(plain);
     auto docs = documents(plain->front());
-    CHECK_FALSE(find(docs, "ResourceQuota", "site"));
-    CHECK_FALSE(find(docs, "LimitRange", "containers"));
+    CHECK_FALSE(find_document(docs, "ResourceQuota", "site"));
+    CHECK_FALSE(find_document(docs, "LimitRange", "containers"));
 
     auto only_pods = load_sites(dir, profile_text("", "[stack.sites.quota]\npods = 40\n"));
     REQUIRE(only_pods);
     docs = documents(only_pods->front());
-    REQUIRE(find(docs, "ResourceQuota", "site"));
-    CHECK(find(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"pods", "40"}});
-    CHECK_FALSE(find(docs, "LimitRange", "containers"));
+    REQUIRE(find_document(docs, "ResourceQuota", "site"));
+    CHECK(find_document(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"pods", "40"}});
+    CHECK_FALSE(find_document(docs, "LimitRange", "containers"));
 
     auto both = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
                                                "[stack.sites.limit_range]\ndefault_cpu_request = \"100m\"\nmax_memory = \"4Gi\"\n"));
     REQUIRE_MESSAGE(both, (both ? "" : both.error().message));
     docs = documents(both->front());
-    CHECK(find(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"requests.cpu", "8"}, {"limits.memory", "64Gi"}});
-    CHECK(find(docs, "LimitRange", "containers")->at("spec")["limits"] ==
+    CHECK(find_document(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"requests.cpu", "8"}, {"limits.memory", "64Gi"}});
+    CHECK(find_document(docs, "LimitRange", "containers")->at("spec")["limits"] ==
           json::array({json{{"type", "Container"}, {"defaultRequest", {{"cpu", "100m"}}}, {"max", {{"memory", "4Gi"}}}}}));
     CHECK(docs[1]["kind"] == "ResourceQuota");  // right after the Namespace
     CHECK(docs[2]["kind"] == "LimitRange");
@@ -180,7 +172,7 @@ TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` r
     CHECK(unpinned == std::vector<std::string>{"localhost/nodectl/magento:latest", "localhost/nodectl/mysql-master:latest",
                                                "localhost/nodectl/mysql-replica:latest", "localhost/nodectl/nodectl:latest"});
     auto docs = documents(site);
-    CHECK(find(docs, "Deployment", "redis")->at("spec")["template"]["spec"]["containers"][0]["image"] ==
+    CHECK(find_document(docs, "Deployment", "redis")->at("spec")["template"]["spec"]["containers"][0]["image"] ==
           "localhost/nodectl/redis:latest@" + redis_digest);
     auto text = stack::render_site(site, stack::SecretValues::placeholders);
     REQUIRE(text);

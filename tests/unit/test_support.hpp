@@ -121,6 +121,17 @@ inline std::vector<nlohmann::ordered_json> manifest_documents(const std::string&
     return docs;
 }
 
+// The document of `kind` called `name` among `docs` (parsed manifest documents), or nullptr.
+template <class Json>
+const Json* find_document(const std::vector<Json>& docs, const std::string& kind, const std::string& name) {
+    for (const auto& d : docs) {
+        if (d["kind"] == kind && d["metadata"]["name"] == name) {
+            return &d;
+        }
+    }
+    return nullptr;
+}
+
 // True when `part` occurs in `text`.
 inline bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
