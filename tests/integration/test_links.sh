@@ -86,17 +86,23 @@ cat >"$WORK/pkg.toml" <<EOF
 apt_proxy = "$NODECTL_TEST_APT_PROXY"
 packages = ["tree"]
 EOF
+# dpkg's frontend lock as apt takes it (an fcntl lock: flock(1) would not stop apt), by perl
+# (Essential on Debian); returns once /proc/locks shows it held.
 hold_dpkg() {
-  node 1 "setsid flock /var/lib/dpkg/lock-frontend sleep 600 </dev/null >/dev/null 2>&1 & echo \$! >/run/dpkg-holder"
+  node 1 "setsid perl -MFcntl -e 'open(my \$f, \">>\", \"/var/lib/dpkg/lock-frontend\") or die;
+            my \$l = pack(\"ssx4qqix4\", F_WRLCK, 0, 0, 0, 0); fcntl(\$f, F_SETLKW, \$l) or die; sleep 600' </dev/null >/dev/null 2>&1 &
+          echo \$! >/run/dpkg-holder
+          for i in \$(seq 100); do grep -q \"POSIX *ADVISORY *WRITE *\$(cat /run/dpkg-holder) \" /proc/locks && exit 0; sleep 0.1; done
+          exit 1" || fail "the node's dpkg lock could not be taken"
 }
-release_dpkg() { node 1 'kill $(cat /run/dpkg-holder) 2>/dev/null; pkill -x sleep; true'; }
+release_dpkg() { node 1 'kill $(cat /run/dpkg-holder) 2>/dev/null; true'; }
 # apply_then FAULT: an apply of pkg.toml; once apt-get waits for the lock on the node, the link gets FAULT.
 apply_then() {
   hold_dpkg
   timeout 300 "$NODECTL" apply -p "$WORK/pkg.toml" "${RUN[@]}" >"$WORK/$1.out" 2>&1 &
   local pid=$! t0=$SECONDS
   for _ in $(seq 1 600); do node 1 pgrep -x apt-get >/dev/null && break; sleep 0.1; done
-  sleep 1
+  sleep 2   # past `apt-get update` (a second here): install waits for the lock
   link "$1"
   wait "$pid"
   RC=$?
@@ -115,7 +121,9 @@ bounded "$WORK/stall-next.out" "$NODECTL" apply -p "$WORK/pkg.toml" "${RUN[@]}"
 expect_rc_out "after the stall, the next run converges" 0 "$RC" "$WORK/stall-next.out"
 
 echo "# the link is reset while a command waits"
-node 1 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq tree >/dev/null'
+# (the apt-get the stalled run started on the node may still be finishing: wait for its lock)
+node 1 'DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 remove -y -qq tree >/dev/null' ||
+  fail "removing tree again on the node"
 apply_then drop
 not_hung "a reset link fails the host"
 contains "... naming the command, the host, and saying the connection was lost" "$WORK/drop.out" \
