@@ -116,6 +116,22 @@ void repair_dpkg() {
     }
 }
 
+// The attempt before this one died while it ran (this run holds the lock, so no process works on
+// it any more): killed, or the power was cut. Its record says so, and names the step it was in:
+// the first one it had not finished, which may have changed the machine in part.
+void mark_interrupted(fb::Attempt& a) {
+    if (!a.finished.empty()) {
+        return;
+    }
+    a.error = "interrupted: nodectl ended (killed, or the power was cut) before this attempt finished";
+    for (auto& s : a.steps) {
+        if (s.result == status_name(StepStatus::not_run)) {
+            s.result = "interrupted";
+            break;
+        }
+    }
+}
+
 void fill_steps(fb::Attempt& a, const HostReport& r) {
     a.steps.clear();
     for (const auto& s : r.steps) {
@@ -135,6 +151,9 @@ public:
             m_status = **previous;
         }
         m_resuming = m_status.state == "running";
+        if (m_resuming && !m_status.attempts.empty()) {
+            mark_interrupted(m_status.attempts.back());
+        }
         if (m_status.started.empty() || force) {
             m_status = fb::Status{};
             m_status.started = util::utc_now();
@@ -181,6 +200,13 @@ public:
             fill_steps(m_status.attempts.back(), r);
             save();
         };
+        // Every step in the record before the first one runs: a cut attempt shows where it was.
+        auto& planned = m_status.attempts.back().steps;
+        planned.clear();
+        for (const auto& step : p.steps) {
+            planned.push_back({step->id(), step->title(), std::string(status_name(StepStatus::not_run)), 0, ""});
+        }
+        save();
         LocalTarget target(p.host.name);
         log::info(k_log, "applying {} ({} steps, run {})", p.src.shown, p.steps.size(), ro.run_id);
         return run_steps(target, p.steps, ro);

@@ -1,16 +1,14 @@
 #include "target/ssh_target.hpp"
 
 #include "core/log.hpp"
+#include "target/link_ssh.hpp"
 #include "target/local_target.hpp"
-#include "target/scripts.hpp"
 #include "config/ssh_destination.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"
 
 #include <libssh/libssh.h>
-#include <libssh/sftp.h>
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -370,7 +368,15 @@ Result<CommandResult> SshTarget::run(const Command& cmd) {
     return result;
 }
 
+Error SshTarget::broken(Error why) {
+    m_broken = why.message;
+    return why;
+}
+
 Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
+    if (!m_broken.empty()) {
+        return make_error(ErrorCode::connect, m_broken);
+    }
     std::string input;
     std::string line = wrap(cmd, input);
     struct ChannelGuard {
@@ -397,8 +403,12 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         if (!guard.c) {
             return make_error(ErrorCode::connect, "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
         }
-        if (ssh_channel_open_session(guard.c) == SSH_OK) {
+        int opened = ssh_channel_open_session(guard.c);
+        if (opened == SSH_OK) {
             break;
+        }
+        if (opened == SSH_AGAIN) {  // no answer at all, not a refusal
+            return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
         }
         if (attempt == 50 || !ssh_is_connected(m_session)) {
             return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
@@ -406,14 +416,19 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ssh_channel ch = guard.c;
-    if (ssh_channel_request_exec(ch, line.c_str()) != SSH_OK) {
+    if (int rc = ssh_channel_request_exec(ch, line.c_str()); rc != SSH_OK) {
+        if (rc == SSH_AGAIN) {
+            return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
+        }
         return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
     }
     for (size_t off = 0; off < input.size();) {
         int n = ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
+        if (n == 0) {  // the peer's window stayed shut for the session's timeout
+            return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
+        }
         if (n == SSH_ERROR) {
-            return make_error(ErrorCode::connect, "lost the connection while sending input: " +
-                                                      std::string(ssh_get_error(m_session)));
+            return broken(link::lost(m_session, m_name));
         }
         off += static_cast<size_t>(n);
     }
@@ -421,6 +436,7 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
 
     CommandResult result;
     auto deadline = std::chrono::steady_clock::now() + cmd.timeout + std::chrono::seconds(10);
+    auto heard = std::chrono::steady_clock::now();  // the last time the command's channel carried anything
     char buf[65536];
     while (true) {
         int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 200);
@@ -435,7 +451,7 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
             result.err.append(buf, static_cast<size_t>(e));
         }
         if (n == SSH_ERROR || e == SSH_ERROR) {
-            return make_error(ErrorCode::connect, "lost the connection: " + std::string(ssh_get_error(m_session)));
+            return broken(link::lost(m_session, m_name));
         }
         if (result.out.size() > k_max_command_output || result.err.size() > k_max_command_output) {
             ssh_channel_request_send_signal(ch, "KILL");
@@ -444,6 +460,18 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         }
         if (n == 0 && e <= 0 && ssh_channel_is_eof(ch)) {
             break;
+        }
+        if (n > 0 || e > 0) {
+            heard = std::chrono::steady_clock::now();
+        } else if (std::chrono::steady_clock::now() - heard > link::k_probe_after) {
+            auto p = link::probe(m_session, ch);
+            if (p == link::Probe::stalled) {
+                return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
+            }
+            if (p == link::Probe::lost) {
+                return broken(link::lost(m_session, m_name));
+            }
+            heard = std::chrono::steady_clock::now();
         }
         if (std::chrono::steady_clock::now() > deadline) {
             ssh_channel_request_send_signal(ch, "KILL");
@@ -523,54 +551,6 @@ Result<std::unique_ptr<HostLock>> SshTarget::lock(const std::string& holder) {
         return make_error(ErrorCode::locked, "another nodectl run holds /var/lib/nodectl/lock (" + util::trim(out.substr(5)) + ")");
     }
     return make_error(ErrorCode::command, "cannot take /var/lib/nodectl/lock: " + util::trim(out));
-}
-
-Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& dest) {
-    std::ifstream in(local_path, std::ios::binary);
-    if (!in) {
-        return make_error(ErrorCode::io, "cannot read " + local_path);
-    }
-    sftp_session sftp = sftp_new(m_session);
-    if (!sftp || sftp_init(sftp) != SSH_OK) {
-        if (sftp) {
-            sftp_free(sftp);
-        }
-        return make_error(ErrorCode::connect, "cannot start SFTP: " + std::string(ssh_get_error(m_session)));
-    }
-    struct SftpGuard {
-        sftp_session s;
-        ~SftpGuard() { sftp_free(s); }
-    } sg{sftp};
-    // The login user's temporary upload name in the login user's home (never a shared directory
-    // such as /tmp), a new file (O_EXCL) under a random name; root copies it into place afterwards.
-    char* home = sftp_canonicalize_path(sftp, ".");
-    if (!home) {
-        return make_error(ErrorCode::command, "SFTP cannot find the home directory of " + m_user + ": " +
-                                                  ssh_get_error(m_session));
-    }
-    std::string tmp = std::string(home) + "/.nodectl-upload-" + util::random_hex(8);
-    ssh_string_free_char(home);
-    sftp_file f = sftp_open(sftp, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (!f) {
-        return make_error(ErrorCode::command, "SFTP cannot create " + tmp + ": " + ssh_get_error(m_session));
-    }
-    std::vector<char> buf(1 << 16);
-    while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        auto n = static_cast<size_t>(in.gcount());
-        if (n > 0 && sftp_write(f, buf.data(), n) != static_cast<ssize_t>(n)) {
-            sftp_close(f);
-            sftp_unlink(sftp, tmp.c_str());
-            return make_error(ErrorCode::command, "SFTP write to " + tmp + " failed: " + ssh_get_error(m_session));
-        }
-    }
-    sftp_close(f);
-    // Copied (not moved) into place: the temporary file may be on another filesystem, and only
-    // a rename within the destination's directory is atomic.
-    Command mv;
-    mv.script = "t=" + shell_quote(tmp) + "; trap 'rm -f -- \"$t\"' EXIT; (" + atomic_write_script(dest) + ") < \"$t\"";
-    TRY(run_checked(mv, "moving the upload into " + dest.path));
-    return Ok{};
 }
 
 } // namespace nodectl

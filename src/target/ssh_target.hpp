@@ -47,6 +47,9 @@ private:
     std::string wrap(const Command& cmd, std::string& input) const;
     Result<CommandResult> run_channel(const Command& cmd);
     Result<void> verify_root();
+    // Remembers why the connection broke (stalled and cut, or lost): every later command fails at
+    // once with that reason.
+    Error broken(Error why);
 
     std::string m_name;
     HostSpec m_host;
@@ -55,6 +58,7 @@ private:
     ssh_session_struct* m_session;
     SudoMode m_sudo;
     std::optional<Secret> m_sudo_password;
+    std::string m_broken;  // why the connection broke; empty while it works
 };
 
 } // namespace nodectl

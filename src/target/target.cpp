@@ -36,7 +36,13 @@ std::string shell_quote_all(const std::vector<std::string>& words) {
 }
 
 Result<CommandResult> Target::run_checked(const Command& cmd, const std::string& what) {
-    auto r = TRY(run(cmd));
+    auto ran = run(cmd);
+    if (!ran) {  // it did not run to its end: timed out, or the connection broke
+        Error why = ran.error();
+        why.message = what + ": " + why.message;
+        return why;
+    }
+    auto r = std::move(*ran);
     if (r.exit_code != 0) {
         std::string detail = util::trim(r.err.empty() ? r.out : r.err);
         if (detail.size() > 2000) {

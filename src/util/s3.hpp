@@ -47,6 +47,7 @@ struct [[nodiscard]] Status {                      // ok, or what failed (never 
     bool ok = true;
     std::string error;
     long http_status = 0;            // of the last response; 0 when none arrived
+    int attempts = 0;                // tries made; 0 when no request was sent
 };
 
 struct ObjectInfo {

@@ -5,6 +5,7 @@
 
 #include "util/s3_request_curl.hpp"
 #include "util/s3_xml.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -94,7 +95,10 @@ public:
         Response resp;
         Status st = m_impl.perform(req, resp, "CompleteMultipartUpload " + m_impl.where(m_key));
         if (!st.ok) {
-            return fail(st);
+            if (!completed_unanswered(st)) {
+                return fail(st);
+            }
+            st = {};
         }
         m_state = State::finished;
         return st;
@@ -130,6 +134,31 @@ private:
             return st;
         }
         return {false, "S3 upload " + m_impl.where(m_key) + " is already finished", 0};
+    }
+
+    // Whether a CompleteMultipartUpload that failed had done its work on a try whose answer was
+    // lost: its retries then find no such upload, which AWS answers with success, but s3rver,
+    // MinIO and Ceph with an error. After a retry, an object at the key with this upload's size is
+    // taken for its result (the callers' keys are new to each run: backups' archives), and the log
+    // says so.
+    bool completed_unanswered(const Status& st) {
+        if (st.attempts < 2) {
+            return false;
+        }
+        Request req;
+        req.method = "HEAD";
+        req.key = m_key;
+        Response resp;
+        Status head = m_impl.perform(req, resp, "HEAD " + m_impl.where(m_key));
+        auto size = parse_uint(resp.headers["content-length"]);
+        if (!head.ok || !size || *size != m_bytes) {
+            return false;
+        }
+        if (m_impl.config.log) {
+            m_impl.config.log(st.error + "; the object stands at the key with the upload's " + std::to_string(m_bytes) +
+                              " bytes: the store completed it before its answer was lost");
+        }
+        return true;
     }
 
     // A failure: abort the multipart upload, and say in the message whether that worked.

@@ -328,6 +328,7 @@ Status Client::Impl::perform(CURL* curl, Request req, Response& resp, const std:
     Status st;
     st.ok = r.ok;
     st.http_status = resp.status;
+    st.attempts = r.attempts;
     if (r.cancelled) {
         st.error = "S3 " + what + ": cancelled";
     } else if (!r.ok) {

@@ -140,6 +140,31 @@ EOF
   [ "${2:-}" = with-aide ] || printf '\n[harden.services]\naide = false\n' >>"$1"
 }
 
+# node_binary: the nodectl the nodes run, NODE_BIN: the static release binary ($NODECTL_STATIC_BIN,
+# default build/static/nodectl) or, when there is none, $NODECTL stripped, whose shared libraries
+# put_nodectl then installs on the node first (NODE_NEEDS_LIBS=1).
+node_binary() {
+  NODE_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
+  NODE_NEEDS_LIBS=0
+  if [ ! -x "$NODE_BIN" ]; then
+    echo "note: no static binary ($NODE_BIN); using $NODECTL and installing its shared libraries on the nodes"
+    strip -o "$WORK/nodectl" "$NODECTL" && NODE_BIN=$WORK/nodectl
+    NODE_NEEDS_LIBS=1
+  fi
+}
+
+# put_nodectl I: NODE_BIN (node_binary) as /root/nodectl on node I, after its shared libraries
+# (through the apt proxy, which is removed again) when it needs them.
+put_nodectl() {
+  if [ "$NODE_NEEDS_LIBS" = 1 ]; then
+    node "$1" "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
+             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+             libssh-4 libcurl4 libarchive13 libyaml-cpp0.7 >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
+      >"$WORK/libs$1.out" 2>&1 || { fail "node $1: installing the dynamic binary's libraries"; cat "$WORK/libs$1.out"; }
+  fi
+  node "$1" "cat >/root/nodectl && chmod 755 /root/nodectl" <"$NODE_BIN"
+}
+
 # nodectl ARGS...: the binary under test, with the run's known_hosts.
 nodectl() { "$NODECTL" "$@"; }
 

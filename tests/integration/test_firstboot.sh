@@ -29,14 +29,8 @@ case $CASES in
 esac
 GW=$SUBNET.1
 
-BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
-NEED_LIBS=0
-if [ ! -x "$BIN" ]; then
-  # Without the static build, the dynamic one runs on the nodes with its libraries from apt.
-  echo "note: no static binary ($BIN); using $NODECTL and installing its shared libraries on the nodes"
-  strip -o "$WORK/nodectl" "$NODECTL" && BIN=$WORK/nodectl
-  NEED_LIBS=1
-fi
+node_binary
+BIN=$NODE_BIN
 
 LOOPS=()
 fb_cleanup() {
@@ -136,15 +130,7 @@ fi  # CASES = all
 
 # ------------------------------------------------------------------ nodes
 nodes_up $NODES $SUBNET
-for i in $(seq $NODES); do
-  if [ $NEED_LIBS = 1 ]; then
-    node $i "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
-             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-             libssh-4 libcurl4 libarchive13 libyaml-cpp0.7 >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
-      >"$WORK/libs$i.out" 2>&1 || { fail "node $i: installing the dynamic binary's libraries"; cat "$WORK/libs$i.out"; }
-  fi
-  node $i "cat >/root/nodectl && chmod 755 /root/nodectl" <"$BIN"
-done
+for i in $(seq $NODES); do put_nodectl $i; done
 # mtools on node 2, for the FAT stick (see above); then no apt proxy is left on the node.
 [ "$CASES" = node1 ] || node 2 "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
          apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mtools >/dev/null &&

@@ -13,11 +13,9 @@
 # be repeated).
 # Subnet 198.18.55.0/24.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_kill_points.sh"
 
-KILLS=${NODECTL_TEST_KILL_POINTS:-1}
-SEED=${NODECTL_TEST_SEED:-$(( $(date +%s) % 100000 ))}
-RANDOM=$SEED
-echo "# $KILLS kill points, seed $SEED (NODECTL_TEST_SEED=$SEED repeats them)"
+kill_points_init 1
 
 fresh_node() {
   nodes_down
@@ -34,43 +32,14 @@ fresh_node() {
 # 60 to 120 s with a cold one or under CI's load; most of it is the packages.
 WINDOW=${NODECTL_TEST_KILL_WINDOW:-35}
 
-# files_of DIR: "PATH SHA256 MD5" of every regular file below DIR/etc (read from this machine, links
-# not followed), paths relative to DIR.
-files_of() {
-  python3 - "$1" <<'PY'
-import hashlib, os, sys
-root = sys.argv[1]
-for dirpath, dirs, files in os.walk(os.path.join(root, "etc")):
-    for name in sorted(files):
-        p = os.path.join(dirpath, name)
-        if os.path.islink(p) or not os.path.isfile(p):
-            continue
-        data = open(p, "rb").read()
-        print(os.path.relpath(p, root), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
-PY
-}
-
 cuts=0
 for k in $(seq 1 "$KILLS"); do
   fresh_node
-  # The remainder in the shell: bc's % under scale=1 is not an integer remainder (it kept every
-  # moment below 10 s).
-  r=$((RANDOM % 1000))
-  delay=$(echo "scale=1; 1 + $r * ($WINDOW - 1) / 1000" | bc)
+  delay=$(kill_moment "$WINDOW")
   # The files this apply writes itself: what its plan on the fresh node names (create, update,
   # edit, restore /etc/...).
   "$NODECTL" --json plan -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/plan$k.json" 2>"$WORK/plan$k.err"
-  python3 - "$WORK/plan$k.json" >"$WORK/managed$k" <<'PY'
-import json, re, sys
-paths = set()
-for host in json.load(open(sys.argv[1]))["hosts"]:
-    for step in host["steps"]:
-        for c in step["changes"]:
-            m = re.match(r"(?:create|update|edit|restore) (/etc/\S+)", c["summary"])
-            if m:
-                paths.add(m.group(1).lstrip("/"))
-print("\n".join(sorted(paths)))
-PY
+  managed_from_plan "$WORK/plan$k.json" >"$WORK/managed$k"
   check "kill point $k: the plan names the files the apply writes ($(wc -l <"$WORK/managed$k"))" test -s "$WORK/managed$k"
   # The binary itself, not lib.sh's nodectl function: $! must be nodectl's own pid.
   "$NODECTL" apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/cut$k.out" 2>&1 &
@@ -89,25 +58,9 @@ PY
   sleep 2   # the node's side of the cut connection ends (sshd hangs up on it)
   files_of "$UPPER" >"$WORK/at-cut$k"
   # A copy of the files the apply manages, as the cut left them: shown when one is neither old nor new.
-  mkdir -p "$WORK/at-cut$k.d"
-  (cd "$UPPER" && while read -r f; do
-    if [ -f "$f" ] && [ ! -L "$f" ]; then cp --parents -p "$f" "$WORK/at-cut$k.d/"; fi
-  done <"$WORK/managed$k") 2>/dev/null
+  keep_managed "$UPPER" "$WORK/managed$k" "$WORK/at-cut$k.d"
   node 1 cat /var/lib/nodectl/journal.json >"$WORK/journal$k.json" 2>/dev/null
-  python3 - "$WORK/journal$k.json" >"$WORK/journal$k.out" 2>&1 <<'PY'
-import json, sys
-try:
-    text = open(sys.argv[1]).read()
-except OSError:
-    text = ""
-if not text:
-    print("no journal yet")  # cut before the first step finished
-    sys.exit(0)
-j = json.loads(text)
-assert j["state"] in ("running", "complete"), j["state"]
-assert all(v in ("done", "failed") for v in j["steps"].values()), j["steps"]
-print("journal whole:", j["state"], len(j["steps"]), "steps")
-PY
+  journal_whole "$WORK/journal$k.json" >"$WORK/journal$k.out"
   expect_rc_out "kill point $k: the journal is whole JSON and says running or complete" 0 $? "$WORK/journal$k.out"
 
   nodectl apply -p "$WORK/hard.toml" "root@$N" "${ARGS[@]}" >"$WORK/rerun$k.out" 2>&1
@@ -131,45 +84,8 @@ PY
   files_of "$UPPER" >"$WORK/final$k"
   # dpkg's records read from the node's disk on this machine: root's login is gone once the apply
   # converged (and the test's ssh is root's), so asking dpkg on the node would get nothing.
-  # ucf's hashfile too: files a maintainer script installs through ucf (unattended-upgrades'
-  # 20auto-upgrades, from debconf) are the package's content as much as a conffile is.
-  { cat "$UPPER/var/lib/dpkg/status" 2>/dev/null || cat "$LOWER/var/lib/dpkg/status"
-    cat "$LOWER"/var/lib/dpkg/info/*.md5sums "$UPPER"/var/lib/dpkg/info/*.md5sums
-    cat "$UPPER/var/lib/ucf/hashfile" "$LOWER/var/lib/ucf/hashfile"; } >"$WORK/dpkg$k" 2>/dev/null
-  python3 - "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out" 2>&1 <<'PY'
-import hashlib, os, sys
-def table(f):
-    return {l.split()[0]: l.split()[1:] for l in open(f) if l.strip()}
-cut, final = table(sys.argv[1]), table(sys.argv[2])
-lower = sys.argv[3]
-managed = {l.strip() for l in open(sys.argv[4]) if l.strip()}
-shipped = {}  # path -> the md5s dpkg records for what its packages shipped there
-for line in open(sys.argv[5], errors="replace"):   # dpkg's status (Conffiles), *.md5sums, ucf's hashfile
-    f = line.split()
-    if len(f) >= 2 and len(f[0]) == 32 and not f[0].startswith("/"):      # *.md5sums, hashfile: MD5 path
-        shipped.setdefault(f[1].lstrip("/"), set()).add(f[0])
-    elif len(f) >= 2 and f[0].startswith("/") and len(f[1]) == 32:       # status' Conffiles: " /path MD5"
-        shipped.setdefault(f[0].lstrip("/"), set()).add(f[1])
-bad = []
-for path in list(cut) + list(final):
-    if os.path.basename(path).startswith(".nodectl."):
-        bad.append(path + ": a temporary file of an atomic write was left")
-checked = 0
-for path in sorted(managed & set(cut)):
-    checked += 1
-    sha, md5 = cut[path]
-    original = os.path.join(lower, path)
-    old = os.path.isfile(original) and hashlib.sha256(open(original, "rb").read()).hexdigest() == sha
-    if not (old or md5 in shipped.get(path, ()) or final.get(path, [None])[0] == sha):
-        bad.append(path + ": neither the original nor the converged content (sha256 " + sha[:12] + ")")
-        try:
-            head = open(os.path.join(sys.argv[6], path), errors="replace").read().splitlines()[:6]
-            bad.extend("    at the cut: " + line for line in head)
-        except OSError:
-            pass
-print("\n".join(bad) if bad else "%d of the apply's files were on the node at the cut: each old or new" % checked)
-sys.exit(1 if bad else 0)
-PY
+  dpkg_records "$UPPER" "$LOWER" >"$WORK/dpkg$k"
+  old_or_new "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out"
   expect_rc_out "kill point $k: no file below /etc is half written" 0 $? "$WORK/oldnew$k.out"
   sed -n '1s/^/     (/; 1s/$/)/p' "$WORK/oldnew$k.out"
 done

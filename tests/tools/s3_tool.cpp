@@ -14,6 +14,7 @@
 //   --fail-after BYTES (put): the source "fails" after BYTES: abort() instead of finish(), exit 3
 // Options: --endpoint URL --bucket B --region R --path-style --storage-class C --parallel N
 //          --part-size BYTES --size-hint BYTES --attempts N --backoff-ms MS --credentials FILE
+//          --low-speed-time S (a request that moves less than 1 byte/s for S seconds is aborted)
 // Exit 0 ok, 1 failure (message on stderr), 2 usage.
 #include "util/s3.hpp"
 
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
             config.attempts = std::stoi(value());
         } else if (a == "--backoff-ms") {
             config.initial_backoff = std::chrono::milliseconds(std::stoll(value()));
+        } else if (a == "--low-speed-time") {
+            config.low_speed_time_seconds = std::stol(value());
         } else if (a == "--credentials") {
             credentials_file = value();
         } else if (a.size() > 1 && a[0] == '-') {

@@ -58,6 +58,17 @@ TEST_CASE("LocalTarget run: a command past its timeout is killed with its childr
     CHECK(elapsed >= std::chrono::milliseconds(900));
 }
 
+TEST_CASE("run_checked: a command that did not run to its end is named in the error") {
+    LocalTarget t;
+    Command cmd;
+    cmd.script = "sleep 5";
+    cmd.timeout = std::chrono::seconds(1);
+    auto r = t.run_checked(cmd, "waiting for the lock");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::timeout);
+    CHECK(r.error().message == "waiting for the lock: command timed out after 1s");
+}
+
 TEST_CASE("LocalTarget run: a timeout kills the children the script started, not only the shell") {
     TempDir dir;
     std::string marker = dir.file("child-survived");
