@@ -83,9 +83,10 @@ private:
         std::vector<FileWork> files;  // the ones that differ
         std::string digest;           // of every file's wanted content: what the stamp records
         std::vector<std::string> missing_edits;  // files to edit that do not exist (yet)
+        std::optional<std::string> stamp;        // the activation stamp found on the host
     };
     Result<Work> files_to_change(Target& target) const;
-    Result<bool> activation_pending(Target& target, const std::string& digest) const;
+    bool activation_pending(const Work& work) const;
     Result<std::string> drift(Target& target) const;
     Result<void> restore(Target& target, const std::string& why) const;
     std::string state_name() const;
