@@ -11,8 +11,8 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
-#include <utility>
 
 namespace nodectl {
 
@@ -128,35 +128,6 @@ size_t prefetch_probes(PrefetchTarget& target, StepList& steps, RunMode mode) {
     return first_step;
 }
 
-// Apply mode, with the lock held: this run's journal, to be written before the first change. A
-// journal on the host still saying "running" with the same profile belongs to a run that died:
-// this run resumes it, and `report` says so.
-Result<Journal> start_journal(Target& from, const RunOptions& options, HostReport& report) {
-    auto previous = Journal::read(from);
-    if (!previous) {
-        return make_error(previous.error().code, "reading the journal: " + previous.error().message);
-    }
-    Journal journal;
-    if (previous->state == "running" && previous->profile_digest == options.profile_digest) {
-        report.resumed_run = previous->run_id;
-        journal.steps = previous->steps;
-        log::info(from.name(), "resuming interrupted run {} ({} steps already done)", previous->run_id,
-                  previous->steps.size());
-    }
-    journal.run_id = options.run_id;
-    journal.profile_digest = options.profile_digest;
-    journal.state = "running";
-    journal.started = util::utc_now();
-    return journal;
-}
-
-Result<void> write_journal(const Journal& journal, Target& target) {
-    if (auto w = journal.write(target); !w) {
-        return make_error(w.error().code, "writing the journal: " + w.error().message);
-    }
-    return Ok{};
-}
-
 // "title: error" of the last step that failed; empty when none did.
 std::string last_failure(const HostReport& report) {
     std::string out;
@@ -186,7 +157,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     PrefetchTarget target(direct);
 
     std::unique_ptr<HostLock> lock;
-    Journal journal;
+    std::optional<RunJournal> journal;  // apply mode
     auto fail = [&](std::string why) {
         report.ok = false;
         report.error = std::move(why);
@@ -203,18 +174,18 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     size_t first_step = prefetch_probes(target, steps, options.mode);
     if (options.mode == RunMode::apply) {
         target.replay(0);
-        auto started = start_journal(target, options, report);
+        auto started = RunJournal::start(target, direct, options.run_id, options.profile_digest);
         if (!started) {
             return fail(started.error().message);
         }
         journal = std::move(*started);
+        report.resumed_run = journal->resumed_run();
+        if (!report.resumed_run.empty()) {
+            log::info(target.name(), "resuming interrupted run {} ({} steps already done)", report.resumed_run,
+                      journal->done_before_count());
+        }
     }
-    // The journal says "running" from the first change on: a run that dies before it changed
-    // anything leaves the record of the run before it as it was.
-    bool running_recorded = false;
-    std::function<Result<void>()> record_running = [&] {
-        return std::exchange(running_recorded, true) ? Result<void>(Ok{}) : write_journal(journal, direct);
-    };
+    std::function<Result<void>()> before_change = [&] { return journal ? journal->before_change() : Result<void>(Ok{}); };
 
     bool failed = false;
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -228,7 +199,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             failed = true;
             continue;
         }
-        if (!report.resumed_run.empty() && journal.steps.count(sr.id) && journal.steps[sr.id] == "done") {
+        if (journal && journal->done_before(sr.id)) {
             sr.status = StepStatus::done_before;
             if (options.on_step) {
                 options.on_step(report);
@@ -237,14 +208,13 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
         }
         log::debug(target.name(), "{}", sr.title);
         target.replay(first_step + i);
-        run_step(target, *steps[i], options.mode, sr, record_running);
+        run_step(target, *steps[i], options.mode, sr, before_change);
         if (sr.status == StepStatus::failed) {
             log::error(target.name(), "{}: {}", sr.title, sr.error);
             failed = true;
         }
-        if (options.mode == RunMode::apply && (sr.status == StepStatus::changed || failed)) {
-            journal.steps[sr.id] = failed ? "failed" : "done";
-            if (auto w = write_journal(journal, direct); !w) {
+        if (journal && (sr.status == StepStatus::changed || failed)) {
+            if (auto w = journal->step_ended(sr.id, failed); !w) {
                 return fail(w.error().message);
             }
         }
@@ -253,10 +223,8 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             options.on_step(report);
         }
     }
-    if (options.mode == RunMode::apply) {
-        journal.state = failed ? "failed" : "complete";
-        journal.finished = util::utc_now();
-        if (auto w = write_journal(journal, direct); !w && !failed) {
+    if (journal) {
+        if (auto w = journal->finish(failed); !w && !failed) {
             return fail(w.error().message);
         }
     }
