@@ -127,6 +127,10 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
         if (rc == SSH_AUTH_SUCCESS) {
             return Ok{};
         }
+        if (rc == SSH_AUTH_ERROR) {
+            // Not a refusal: the connection failed or timed out while authenticating.
+            return make_error(ErrorCode::connect, "authenticating as '" + user + "' on " + where + " failed: " + ssh_get_error(s));
+        }
         tried = "key " + path;
     } else {
         if (getenv("SSH_AUTH_SOCK") && ssh_userauth_agent(s, nullptr) == SSH_AUTH_SUCCESS) {

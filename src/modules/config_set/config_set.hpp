@@ -9,7 +9,9 @@
 //           (kept under /var/lib/nodectl/originals) or is removed, then `deactivate` runs
 //   audit:  the group's controls, in one round trip
 // `prepare`, when set, runs once on the host before any of these: it fills in the parts of the
-// spec that depend on the host (containerd's cgroup driver, the node's architecture).
+// spec that depend on the host (containerd's cgroup driver, the node's architecture). It reads
+// only facts the run itself does not change: over SSH it runs when the run's probes are fetched
+// ahead (target/prefetch_target.hpp), before the steps ahead of it have made their changes.
 // After a successful activation a stamp (/var/lib/nodectl/applied/<id>) records a digest of the
 // files, so files written by a run that died before activating them are still activated later.
 #pragma once

@@ -197,8 +197,12 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         const std::string unit = k_aide_unit;
         spec.drift += "[ \"$(systemctl is-enabled " + unit + " 2>/dev/null)\" = enabled ] || echo 'enable " + unit + "'\n"
                       "[ \"$(" + aide_database_state() + ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
+        // --no-block only queues the start: until the job begins, the unit is inactive and the
+        // probe after apply would find the database "missing". Wait (up to 10 s) for it to begin.
         activate += "systemctl daemon-reload\nsystemctl enable --quiet " + unit + "\n"
-                    "[ -s /var/lib/aide/aide.db ] || systemctl start --no-block " + unit + "\n";
+                    "[ -s /var/lib/aide/aide.db ] || { systemctl start --no-block " + unit + "; i=0; "
+                    "while [ \"$(systemctl is-active " + unit + ")\" = inactive ] && [ ! -s /var/lib/aide/aide.db ] && "
+                    "[ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done; }\n";
     }
     if (sv.boolean("apparmor")) {
         units.push_back("apparmor.service");
