@@ -82,6 +82,9 @@ public:
     virtual Result<std::unique_ptr<HostLock>> lock(const std::string& holder) = 0;
     // Whether this target refuses changes (dry run).
     virtual bool read_only() const { return false; }
+    // Whether every run() costs a round trip to another machine, so that a run's probes are worth
+    // fetching ahead in batches (target/prefetch_target.hpp).
+    virtual bool batches_probes() const { return false; }
     // The user the operator logs in as ("root" when nodectl runs on the host itself).
     virtual std::string login_user() const { return "root"; }
     // Opens a second, independent connection with the same credentials (as `user` when not

@@ -8,18 +8,15 @@
 # The nodes are booted with SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 so that sysctl values can take
 # effect (Lynis checks them). That changes the sysctl values of this machine's own kernel: run it
 # on a throw-away machine only, or set NODECTL_BENCH_READONLY_SYSCTL=1 to leave /proc/sys alone
-# (kernel.* values are then "not applicable" and Lynis scores them as not hardened).
+# (kernel.* values are then "not applicable" and Lynis scores them as not hardened). The values
+# that can be are put back at exit.
 # Traffic goes only to the nodes this script boots (198.18.23.0/24) and to loopback.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RUNS=${1:-10}
 cd "$REPO"
-scripts/setup.sh
-NODECTL=$(scripts/build.sh dynamic | tail -n 1)
-SRC=$REPO
-WORK=$(mktemp -d /tmp/nodectl-bench.XXXXXX)
-source scripts/lib/nodes.sh
-trap 'nodes_down; rm -rf "$WORK"' EXIT
+source scripts/bench/harden_lib.sh
+bench_start
 if [ "${NODECTL_BENCH_READONLY_SYSCTL:-0}" = 1 ]; then
   nodes_up 5 198.18.23
 else
@@ -28,21 +25,10 @@ fi
 OUT=$WORK/bench
 mkdir -p "$OUT"
 
-# inventory FILE USER FIRST LAST
-inventory() {
-  {
-    echo "[defaults]"; echo "identity = \"$NODECTL_TEST_KEY\""
-    if [ "$2" != root ]; then echo "user = \"$2\""; echo 'sudo = "nopasswd"'; fi
-    for i in $(seq "$3" "$4"); do
-      printf '\n[[hosts]]\nname = "node%d"\naddress = "%s"\nvars = { apt_proxy = "%s", role = "bench", admin_key = "%s" }\n' \
-        "$i" "${ADDRS[$((i-1))]}" "$NODECTL_TEST_APT_PROXY" "$(cat "$NODECTL_TEST_KEY.pub")"
-    done
-  } >"$1"
-}
-inventory "$OUT/root1.toml" root 1 1
-inventory "$OUT/root4.toml" root 2 5
-inventory "$OUT/admin1.toml" admin 1 1
-inventory "$OUT/admin4.toml" admin 2 5
+inventory "$OUT/root1.toml" root 1
+inventory "$OUT/root4.toml" root 2 3 4 5
+inventory "$OUT/admin1.toml" admin 1
+inventory "$OUT/admin4.toml" admin 2 3 4 5
 NC=(-p profiles/hardened.toml --known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --log-level warn)
 
 lynis_index() {  # lynis_index I TAG: runs Lynis on node I as root (before) or through admin (after)

@@ -23,7 +23,7 @@
 # dev-sec's sysctl role reloads its whole file and fails on the first key a read-only /proc/sys
 # refuses (fs.protected_hardlinks, kernel.randomize_va_space, ...). A node shares this machine's
 # kernel, so **this changes the kernel sysctl values of the machine the benchmark runs on**: run
-# it on a throw-away machine (as scripts/bench/harden.sh).
+# it on a throw-away machine (as scripts/bench/harden.sh). Those that can be are put back at exit.
 # Traffic goes only to the nodes this script boots (198.18.24.0/24) and to loopback.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,26 +32,12 @@ TARBALL=$(realpath "$1")
 PLAY_SRC=$(realpath "$2")
 ROUNDS=${3:-3}
 cd "$REPO"
-scripts/setup.sh
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ansible >/dev/null
-NODECTL=$(scripts/build.sh dynamic nodectl | tail -n 1)
-SRC=$REPO
-WORK=$(mktemp -d /tmp/nodectl-bench.XXXXXX)
-source scripts/lib/nodes.sh
-trap 'nodes_down; rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/devsec"
-tar -xzf "$TARBALL" -C "$WORK/devsec"
-cp "$PLAY_SRC" "$WORK/play.yml"
+source scripts/bench/harden_lib.sh
+bench_start
+devsec_setup "$TARBALL" "$PLAY_SRC"
 
 printf 'extends = "%s"\n\n[harden.firewall]\nenabled = false\n\n[harden.services]\nauditd = false\nfail2ban = false\nunattended_upgrades = false\napparmor = false\naide = false\n' \
   "$REPO/profiles/hardened.toml" >"$WORK/same-scope.toml"
-
-inventory() {  # inventory FILE I: node I, as root
-  printf '[defaults]\nidentity = "%s"\n\n[[hosts]]\nname = "node%d"\naddress = "%s"\nvars = { apt_proxy = "%s", role = "bench", admin_key = "%s" }\n' \
-    "$NODECTL_TEST_KEY" "$2" "${ADDRS[$(($2 - 1))]}" "$NODECTL_TEST_APT_PROXY" "$(cat "$NODECTL_TEST_KEY.pub")" >"$1"
-}
-seconds() { python3 -c 'import sys, time; print(f"{time.time() - float(sys.argv[1]):.1f}")' "$1"; }
-now() { date +%s.%N; }
 
 # round N: fresh nodes, the three runs one after the other; prints "nodectl-full same-scope devsec".
 round() {
@@ -59,26 +45,20 @@ round() {
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 nodes_up 3 198.18.24
   for i in 1 2 3; do node "$i" "systemctl stop apt-daily.timer apt-daily-upgrade.timer apt-daily.service apt-daily-upgrade.service"; done
   local t full scope devsec
-  inventory "$WORK/inv1.toml" 1
+  inventory "$WORK/inv1.toml" root 1
   t=$(now)
   "$NODECTL" apply -p profiles/hardened.toml -i "$WORK/inv1.toml" --known-hosts "$NODECTL_TEST_KNOWN_HOSTS" \
     --log-level warn >"$WORK/full-$1.log" 2>&1 || { cat "$WORK/full-$1.log" >&2; exit 1; }
-  full=$(seconds "$t")
-  inventory "$WORK/inv2.toml" 2
+  full=$(seconds_since "$t")
+  inventory "$WORK/inv2.toml" root 2
   t=$(now)
   "$NODECTL" apply -p "$WORK/same-scope.toml" -i "$WORK/inv2.toml" --known-hosts "$NODECTL_TEST_KNOWN_HOSTS" \
     --log-level warn >"$WORK/scope-$1.log" 2>&1 || { cat "$WORK/scope-$1.log" >&2; exit 1; }
-  scope=$(seconds "$t")
-  # dev-sec's ssh_hardening expects every host key type a Debian install has (ECDSA among them);
-  # nodectl local's nodes have fewer: the missing ones are made as a Debian install would.
-  node 3 "ssh-keygen -A >/dev/null && echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/01proxy &&
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-apt >/dev/null"
-  printf '[nodes]\nnode3 ansible_host=%s\n[nodes:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_python_interpreter=/usr/bin/python3\nansible_ssh_common_args=%s\n' \
-    "${ADDRS[2]}" "$NODECTL_TEST_KEY" "'-o UserKnownHostsFile=$NODECTL_TEST_KNOWN_HOSTS -o StrictHostKeyChecking=yes'" >"$WORK/hosts.ini"
+  scope=$(seconds_since "$t")
+  devsec_node 3
   t=$(now)
-  ANSIBLE_COLLECTIONS_PATH=$WORK/devsec ANSIBLE_PIPELINING=True ANSIBLE_NOCOLOR=1 \
-    ansible-playbook -i "$WORK/hosts.ini" "$WORK/play.yml" >"$WORK/devsec-$1.log" 2>&1 || { tail -40 "$WORK/devsec-$1.log" >&2; exit 1; }
-  devsec=$(seconds "$t")
+  devsec_run "$WORK/devsec-$1.log" || exit 1
+  devsec=$(seconds_since "$t")
   nodes_down
   echo "$full $scope $devsec"
 }

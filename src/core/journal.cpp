@@ -1,5 +1,6 @@
 #include "core/journal.hpp"
 #include "util/json.hpp"
+#include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,55 @@ Result<void> Journal::write(Target& target) const {
     f.content = to_json();
     f.mode = 0600;
     return target.write_file(f);
+}
+
+Result<RunJournal> RunJournal::start(Target& from, Target& to, const std::string& run_id, const std::string& profile_digest) {
+    auto previous = Journal::read(from);
+    if (!previous) {
+        return make_error(previous.error().code, "reading the journal: " + previous.error().message);
+    }
+    RunJournal out(to);
+    if (previous->state == "running" && previous->profile_digest == profile_digest) {
+        out.m_resumed = previous->run_id;
+        out.m_journal.steps = previous->steps;
+    }
+    out.m_up_to_date = previous->state == "complete" && previous->profile_digest == profile_digest;
+    out.m_journal.run_id = run_id;
+    out.m_journal.profile_digest = profile_digest;
+    out.m_journal.state = "running";
+    out.m_journal.started = util::utc_now();
+    return out;
+}
+
+bool RunJournal::done_before(const std::string& step_id) const {
+    auto it = m_journal.steps.find(step_id);
+    return !m_resumed.empty() && it != m_journal.steps.end() && it->second == "done";
+}
+
+Result<void> RunJournal::write() {
+    m_written = true;
+    if (auto w = m_journal.write(*m_to); !w) {
+        return make_error(w.error().code, "writing the journal: " + w.error().message);
+    }
+    return Ok{};
+}
+
+Result<void> RunJournal::before_change() {
+    return m_written ? Result<void>(Ok{}) : write();
+}
+
+Result<void> RunJournal::step_ended(const std::string& step_id, bool failed) {
+    m_journal.steps[step_id] = failed ? "failed" : "done";
+    return write();
+}
+
+Result<void> RunJournal::finish(bool failed) {
+    if (!failed && !m_written && m_up_to_date) {
+        return Ok{};
+    }
+    m_journal.state = failed ? "failed" : "complete";
+    m_journal.finished = util::utc_now();
+    return write();
 }
 
 } // namespace nodectl

@@ -26,4 +26,32 @@ struct Journal {
     static Journal from_json(const std::string& text);
 };
 
+// One apply run's journal on a host, with the lock held: read at the start, written `running`
+// before the first change, after every step that changed something or failed, and at the end. A
+// run that changed nothing, on a host whose journal already records this profile as complete,
+// writes nothing: a no-change run leaves the host as it found it.
+class RunJournal {
+public:
+    // Reads the journal through `from`; the writes go to `to`. A journal still saying "running"
+    // with the same profile belongs to a run that died (we hold the lock): this run resumes it.
+    static Result<RunJournal> start(Target& from, Target& to, const std::string& run_id, const std::string& profile_digest);
+    // The run this one resumes (empty: none), and the steps it had finished.
+    const std::string& resumed_run() const { return m_resumed; }
+    bool done_before(const std::string& step_id) const;
+    size_t done_before_count() const { return m_journal.steps.size(); }
+    Result<void> before_change();
+    Result<void> step_ended(const std::string& step_id, bool failed);
+    Result<void> finish(bool failed);
+
+private:
+    explicit RunJournal(Target& to) : m_to(&to) {}
+    Result<void> write();
+
+    Target* m_to;
+    Journal m_journal;
+    std::string m_resumed;
+    bool m_written = false;       // by this run
+    bool m_up_to_date = false;    // the host's journal says complete, for this profile
+};
+
 } // namespace nodectl

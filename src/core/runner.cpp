@@ -2,13 +2,16 @@
 
 #include "core/journal.hpp"
 #include "core/log.hpp"
+#include "target/prefetch_target.hpp"
 #include "target/read_only_target.hpp"
 #include "util/text.hpp"
 #include "util/time.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace nodectl {
@@ -55,8 +58,9 @@ std::string summarize(const Plan& plan) {
     return out;
 }
 
-// Probe, and in apply mode make the change and prove it took.
-void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
+// Probe, and in apply mode make the change and prove it took; `before_change` runs first (and
+// stops the step when it fails).
+void run_step(Target& target, Step& step, RunMode mode, StepReport& report, const std::function<Result<void>()>& before_change) {
     auto t0 = Clock::now();
     if (mode == RunMode::check) {
         auto controls = step.audit(target);
@@ -84,7 +88,10 @@ void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
     } else {
         report.plan = std::move(*probed);
         log::info(target.name(), "{}: {}", step.title(), summarize(report.plan));
-        auto applied = step.apply(target, report.plan);
+        auto applied = before_change();
+        if (applied) {
+            applied = step.apply(target, report.plan);
+        }
         if (!applied) {
             report.status = StepStatus::failed;
             report.error = applied.error().message;
@@ -101,6 +108,37 @@ void run_step(Target& target, Step& step, RunMode mode, StepReport& report) {
     report.seconds = util::seconds_since(t0);
 }
 
+// Fetches every probe of the run ahead (PrefetchTarget): the journal read in apply mode, then each
+// step's probe (its audit in check mode). Returns the job number of the first step.
+size_t prefetch_probes(PrefetchTarget& target, StepList& steps, RunMode mode) {
+    std::vector<ProbeJob> jobs;
+    if (mode == RunMode::apply) {
+        jobs.push_back([](Target& t) { (void)Journal::read(t); });
+    }
+    size_t first_step = jobs.size();
+    for (auto& s : steps) {
+        Step* step = s.get();
+        if (mode == RunMode::check) {
+            jobs.push_back([step](Target& t) { (void)step->audit(t); });
+        } else {
+            jobs.push_back([step](Target& t) { (void)step->probe(t); });
+        }
+    }
+    target.prefetch(jobs);
+    return first_step;
+}
+
+// "title: error" of the last step that failed; empty when none did.
+std::string last_failure(const HostReport& report) {
+    std::string out;
+    for (const auto& s : report.steps) {
+        if (s.status == StepStatus::failed) {
+            out = s.title + ": " + s.error;
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& options) {
@@ -113,10 +151,13 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
     }
 
     ReadOnlyTarget read_only(real_target);
-    Target& target = options.mode == RunMode::apply ? real_target : static_cast<Target&>(read_only);
+    // Steps and the journal read go through `target`, which answers probes fetched ahead; the
+    // journal is written to `direct`: nodectl's own record is no change a probe could see.
+    Target& direct = options.mode == RunMode::apply ? real_target : static_cast<Target&>(read_only);
+    PrefetchTarget target(direct);
 
     std::unique_ptr<HostLock> lock;
-    Journal journal;
+    std::optional<RunJournal> journal;  // apply mode
     auto fail = [&](std::string why) {
         report.ok = false;
         report.error = std::move(why);
@@ -129,25 +170,22 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             return fail(l.error().message);
         }
         lock = std::move(*l);
-        auto previous = Journal::read(target);
-        if (!previous) {
-            return fail("reading the journal: " + previous.error().message);
+    }
+    size_t first_step = prefetch_probes(target, steps, options.mode);
+    if (options.mode == RunMode::apply) {
+        target.replay(0);
+        auto started = RunJournal::start(target, direct, options.run_id, options.profile_digest);
+        if (!started) {
+            return fail(started.error().message);
         }
-        // We hold the lock, so a journal still saying "running" belongs to a run that died.
-        if (previous->state == "running" && previous->profile_digest == options.profile_digest) {
-            report.resumed_run = previous->run_id;
-            journal.steps = previous->steps;
-            log::info(target.name(), "resuming interrupted run {} ({} steps already done)", previous->run_id,
-                      previous->steps.size());
-        }
-        journal.run_id = options.run_id;
-        journal.profile_digest = options.profile_digest;
-        journal.state = "running";
-        journal.started = util::utc_now();
-        if (auto w = journal.write(target); !w) {
-            return fail("writing the journal: " + w.error().message);
+        journal = std::move(*started);
+        report.resumed_run = journal->resumed_run();
+        if (!report.resumed_run.empty()) {
+            log::info(target.name(), "resuming interrupted run {} ({} steps already done)", report.resumed_run,
+                      journal->done_before_count());
         }
     }
+    std::function<Result<void>()> before_change = [&] { return journal ? journal->before_change() : Result<void>(Ok{}); };
 
     bool failed = false;
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -161,7 +199,7 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             failed = true;
             continue;
         }
-        if (!report.resumed_run.empty() && journal.steps.count(sr.id) && journal.steps[sr.id] == "done") {
+        if (journal && journal->done_before(sr.id)) {
             sr.status = StepStatus::done_before;
             if (options.on_step) {
                 options.on_step(report);
@@ -169,15 +207,15 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             continue;
         }
         log::debug(target.name(), "{}", sr.title);
-        run_step(target, *steps[i], options.mode, sr);
+        target.replay(first_step + i);
+        run_step(target, *steps[i], options.mode, sr, before_change);
         if (sr.status == StepStatus::failed) {
             log::error(target.name(), "{}: {}", sr.title, sr.error);
             failed = true;
         }
-        if (options.mode == RunMode::apply && (sr.status == StepStatus::changed || failed)) {
-            journal.steps[sr.id] = failed ? "failed" : "done";
-            if (auto w = journal.write(target); !w) {
-                return fail("writing the journal: " + w.error().message);
+        if (journal && (sr.status == StepStatus::changed || failed)) {
+            if (auto w = journal->step_ended(sr.id, failed); !w) {
+                return fail(w.error().message);
             }
         }
         if (options.on_step && options.mode == RunMode::apply) {
@@ -185,21 +223,13 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
             options.on_step(report);
         }
     }
-    if (options.mode == RunMode::apply) {
-        journal.state = failed ? "failed" : "complete";
-        journal.finished = util::utc_now();
-        if (auto w = journal.write(target); !w && !failed) {
-            return fail("writing the journal: " + w.error().message);
+    if (journal) {
+        if (auto w = journal->finish(failed); !w && !failed) {
+            return fail(w.error().message);
         }
     }
     report.ok = !failed;
-    if (failed) {
-        for (const auto& s : report.steps) {
-            if (s.status == StepStatus::failed) {
-                report.error = s.title + ": " + s.error;
-            }
-        }
-    }
+    report.error = last_failure(report);
     report.seconds = util::seconds_since(t0);
     return report;
 }

@@ -11,6 +11,7 @@ public:
     explicit ReadOnlyTarget(Target& inner) : m_inner(inner) {}
     const std::string& name() const override { return m_inner.name(); }
     bool read_only() const override { return true; }
+    bool batches_probes() const override { return m_inner.batches_probes(); }
 
     Result<CommandResult> run(const Command& cmd) override {
         if (cmd.mutates) {

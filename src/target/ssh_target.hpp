@@ -37,6 +37,7 @@ public:
     // root with the given owner and mode.
     Result<void> upload(const std::string& local_path, const FileSpec& dest) override;
     std::string login_user() const override { return m_user; }
+    bool batches_probes() const override { return true; }
     // A new libssh session with this target's host spec and options (host key checked the same
     // strict way); as another user, that user must reach root with `sudo -n`.
     Result<AccessCheck> check_fresh_login(const std::string& user) override;

@@ -334,6 +334,64 @@ TEST_CASE("runner: the journal records a complete run with its id, profile and s
     CHECK(t.host().files.at(Journal::k_path).mode == 0600);
 }
 
+// A step that changes nothing on the host but records, when applied, what the journal said then.
+class JournalWitnessStep final : public Step {
+public:
+    std::string id() const override { return "test/journal-witness"; }
+    std::string title() const override { return "journal witness"; }
+    Result<Plan> probe(Target&) override {
+        Plan p;
+        if (seen.empty()) {
+            p.changes.push_back({"look at the journal", ""});
+        }
+        return p;
+    }
+    Result<void> apply(Target& target, const Plan&) override {
+        auto text = TRY(target.read_file(Journal::k_path));
+        seen = text ? Journal::from_json(*text).state + " " + Journal::from_json(*text).run_id : "none";
+        return Ok{};
+    }
+    std::string seen;
+};
+
+TEST_CASE("runner: the journal says running from the first change on; a no-change run on a journal up to date writes nothing") {
+    QuietLogs quiet;
+    FakeTarget t;
+    StepList first = profile_steps();
+    auto witness = std::make_unique<JournalWitnessStep>();
+    JournalWitnessStep& w = *witness;
+    first.push_back(std::move(witness));
+    REQUIRE(run_steps(t, first, options(RunMode::apply, "run-1")).ok);
+    CHECK(w.seen == "running run-1");  // written before the first change, in place when a later one runs
+
+    t.host().clear_log();
+    StepList again = profile_steps();
+    HostReport r = run_steps(t, again, options(RunMode::apply, "run-2"));
+    REQUIRE(r.ok);
+    CHECK(r.count(StepStatus::unchanged) == 6);
+    CHECK(t.host().mutations.empty());  // not even the journal
+    CHECK(journal_on(t.host())["run_id"] == "run-1");
+
+    SUBCASE("another profile: the journal records it, though nothing changed") {
+        RunOptions o = options(RunMode::apply, "run-3");
+        o.profile_digest = "another-digest";
+        StepList steps = profile_steps();
+        REQUIRE(run_steps(t, steps, o).ok);
+        CHECK(journal_on(t.host())["run_id"] == "run-3");
+        CHECK(journal_on(t.host())["profile"] == "another-digest");
+        CHECK(journal_on(t.host())["state"] == "complete");
+    }
+    SUBCASE("a journal of a failed run: the run that finds nothing to change records it complete") {
+        Journal failed = Journal::from_json(t.host().content(Journal::k_path));
+        failed.state = "failed";
+        t.host().put(Journal::k_path, failed.to_json(), 0600);
+        StepList steps = profile_steps();
+        REQUIRE(run_steps(t, steps, options(RunMode::apply, "run-4")).ok);
+        CHECK(journal_on(t.host())["run_id"] == "run-4");
+        CHECK(journal_on(t.host())["state"] == "complete");
+    }
+}
+
 TEST_CASE("runner: an interrupted run of the same profile is resumed, skipping the steps it finished") {
     QuietLogs quiet;
     FakeTarget t;

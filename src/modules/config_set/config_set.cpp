@@ -52,7 +52,7 @@ std::string ApplyConfigSet::state_name() const {
 }
 
 Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) const {
-    // One round trip: every file, and (for a revert) what nodectl first found there.
+    // One round trip: every file, (for a revert) what nodectl first found there, and the stamp.
     std::vector<std::string> paths;
     for (const auto& f : m_spec.files) {
         paths.push_back(f.path);
@@ -61,8 +61,12 @@ Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) con
             paths.push_back(original_path(f.path) + ".absent");
         }
     }
+    paths.push_back(stamp_path());
     auto found = TRY(host::read_files(target, paths));
     Work result;
+    if (found.back()) {
+        result.stamp = found.back()->content;
+    }
     auto& out = result.files;
     std::string all;
     size_t at = 0;
@@ -110,12 +114,11 @@ std::string ApplyConfigSet::stamp_path() const {
     return std::string(k_applied) + "/" + state_name();
 }
 
-Result<bool> ApplyConfigSet::activation_pending(Target& target, const std::string& digest) const {
+bool ApplyConfigSet::activation_pending(const Work& work) const {
     if (!m_spec.enabled || m_spec.activate.empty()) {
         return false;
     }
-    auto stamp = TRY(target.read_file(stamp_path()));
-    return !stamp || util::trim(*stamp) != digest;
+    return !work.stamp || util::trim(*work.stamp) != work.digest;
 }
 
 Result<std::string> ApplyConfigSet::drift(Target& target) const {
@@ -166,7 +169,7 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
     for (const auto& path : work.missing_edits) {
         plan.changes.push_back({"edit " + path + " once it exists (its package is installed first)", ""});
     }
-    if (work.files.empty() && TRY(activation_pending(target, work.digest))) {
+    if (work.files.empty() && activation_pending(work)) {
         plan.changes.push_back({"activate " + m_spec.title + " (its files were written but not yet made live)", ""});
     }
     if (m_spec.enabled) {

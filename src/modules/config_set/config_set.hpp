@@ -9,7 +9,9 @@
 //           (kept under /var/lib/nodectl/originals) or is removed, then `deactivate` runs
 //   audit:  the group's controls, in one round trip
 // `prepare`, when set, runs once on the host before any of these: it fills in the parts of the
-// spec that depend on the host (containerd's cgroup driver, the node's architecture).
+// spec that depend on the host (containerd's cgroup driver, the node's architecture). It reads
+// only facts the run itself does not change: over SSH it runs when the run's probes are fetched
+// ahead (target/prefetch_target.hpp), before the steps ahead of it have made their changes.
 // After a successful activation a stamp (/var/lib/nodectl/applied/<id>) records a digest of the
 // files, so files written by a run that died before activating them are still activated later.
 #pragma once
@@ -83,9 +85,10 @@ private:
         std::vector<FileWork> files;  // the ones that differ
         std::string digest;           // of every file's wanted content: what the stamp records
         std::vector<std::string> missing_edits;  // files to edit that do not exist (yet)
+        std::optional<std::string> stamp;        // the activation stamp found on the host
     };
     Result<Work> files_to_change(Target& target) const;
-    Result<bool> activation_pending(Target& target, const std::string& digest) const;
+    bool activation_pending(const Work& work) const;
     Result<std::string> drift(Target& target) const;
     Result<void> restore(Target& target, const std::string& why) const;
     std::string state_name() const;

@@ -199,8 +199,13 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         const std::string unit = k_aide_unit;
         spec.drift += units::enabled_drift(unit) + "[ \"$(" + aide_database_state() +
                       ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
+        // --no-block only queues the start: until the job begins, the unit is inactive and the
+        // probe after apply would find the database "missing". Wait (up to 10 s) for it to begin.
         activate += units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})}) +
-                    "[ -s /var/lib/aide/aide.db ] || " + units::start({unit}, {.no_block = true}).script() + "\n";
+                    "[ -s /var/lib/aide/aide.db ] || { " + units::start({unit}, {.no_block = true}).script() +
+                    "; i=0; while [ \"$(" + units::active_state(unit) +
+                    ")\" = inactive ] && [ ! -s /var/lib/aide/aide.db ] && [ $i -lt 50 ]; do sleep 0.2; "
+                    "i=$((i + 1)); done; }\n";
     }
     if (sv.boolean("apparmor")) {
         running.push_back("apparmor.service");
