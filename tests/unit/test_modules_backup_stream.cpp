@@ -3,6 +3,7 @@
 // entry queue between the two reading threads and the archive (whole entries, the dump first, a
 // large file never interleaved with a running dump, errors and cancel() stop every side).
 #include "modules/backup/detail.hpp"
+#include "test_support.hpp"
 #include "util/digest.hpp"
 
 #include <doctest/doctest.h>
@@ -14,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 using namespace nodectl;
@@ -265,6 +268,40 @@ TEST_CASE("backup entry queue: a reader's error stops the other reader and the a
         CHECK(back);
         CHECK_FALSE(r);
     }
+}
+
+TEST_CASE("backup run, files only: a file over the interleaving limit is not held back for a dump that is not there") {
+    nodectl::testing::QuietLogs quiet;
+    nodectl::testing::TempDir tmp;
+    std::string tree = tmp.file("tree"), store = tmp.file("store");
+    std::filesystem::create_directories(tree);
+    std::filesystem::create_directories(store);
+    tmp.write("tree/small", "small\n");
+    std::filesystem::resize_file(tmp.write("tree/large", ""), k_interleave_max_bytes + 4096);  // sparse: zeros
+    Settings s;
+    s.name = "web1";
+    s.files.push_back({"t", tree, {}, {}});
+    TargetSettings t;
+    t.name = "dir";
+    t.path = store;
+    t.min_free_bytes = 0;
+    s.targets.push_back(t);
+    RunOptions o;
+    o.prune = false;
+    auto report = run(s, o);  // before the fix it waited forever: a dump source that never ran held the file back
+    REQUIRE(report.ok_count() == 1);
+    CHECK(report.entries == 3);  // files/t, files/t/large, files/t/small (the manifest is not counted)
+    auto target = make_directory_target(t);
+    auto src = target->open(report.id + ".tar.zst");
+    REQUIRE(src);
+    uint64_t large = 0;
+    ReadCallbacks cb;
+    cb.on_data = [&](const ReadEntry& e, const char*, size_t n) -> Result<void> {
+        large += e.path == "files/t/large" ? n : 0;
+        return Ok{};
+    };
+    REQUIRE(read_archive(**src, cb));
+    CHECK(large == k_interleave_max_bytes + 4096);
 }
 
 } // namespace backup_stream_test

@@ -4,9 +4,10 @@
 // run, since an archive missing a database would be a backup that lies.
 //
 // Threads, all at once: two reading threads run the dumps and the file trees into an EntryQueue
-// (whole entries, interleaved: the dump first); this thread hashes entries and writes tar; a compressing thread (ArchiveWriter's) runs zstd, the encryption and
-// the writes to the targets; util::s3's workers send the parts. Memory: the queues' blocks,
-// zstd's window, the encryption chunk and the S3 parts in flight (docs/backup.md, "Memory").
+// (whole entries, interleaved: the dump first); this thread hashes entries and writes tar; a
+// compressing thread (ArchiveWriter's) runs zstd, the encryption and the writes to the targets;
+// util::s3's workers send the parts. Memory: the queues' blocks, zstd's window, the encryption
+// chunk and the S3 parts in flight (docs/backup.md, "Threads and memory").
 #include "modules/backup/detail.hpp"
 #include "util/json.hpp"
 #include "core/log.hpp"
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -288,21 +290,16 @@ private:
         nlohmann::json db = nlohmann::json::object(), trees = nlohmann::json::array();
         bool dumps = m_s.mariadb.enabled, files = !m_s.files.empty();
         EntryQueue queue((dumps ? 1 : 0) + (files ? 1 : 0), times());
-        EntrySource dump_source(queue, dumps ? dump_reader_blocks(m_s) : 0, true);
-        EntrySource file_source(queue, files ? k_file_reader_blocks : 0, false);
-        auto read = [](EntrySource& source, const std::function<Result<void>()>& body) {
-            try {
-                source.finish(body());
-            } catch (const std::exception& ex) {
-                source.finish(make_error(ErrorCode::internal, std::string("reading the sources: ") + ex.what()));
-            }
-        };
+        // Only the sources that run: a dump source that never ran would hold large files back.
+        std::optional<EntrySource> dump_source, file_source;
         std::jthread dump_reader, file_reader;
         if (dumps) {
-            dump_reader = std::jthread([&] { read(dump_source, [&] { return dump_databases(m_s, dump_source, db); }); });
+            dump_source.emplace(queue, dump_reader_blocks(m_s), true);
+            dump_reader = std::jthread([&] { read_source(*dump_source, [&] { return dump_databases(m_s, *dump_source, db); }); });
         }
         if (files) {
-            file_reader = std::jthread([&] { read(file_source, [&] { return add_trees(file_source, trees); }); });
+            file_source.emplace(queue, k_file_reader_blocks, false);
+            file_reader = std::jthread([&] { read_source(*file_source, [&] { return add_trees(*file_source, trees); }); });
         }
         StopReaders stop{queue};
         TRY_VOID(queue.drain(w));
@@ -311,6 +308,15 @@ private:
         }
         sources["files"] = trees;
         return Ok{};
+    }
+
+    // A reading thread's whole life: `body`, then the queue learns how it ended.
+    static void read_source(EntrySource& source, const std::function<Result<void>()>& body) {
+        try {
+            source.finish(body());
+        } catch (const std::exception& ex) {
+            source.finish(make_error(ErrorCode::internal, std::string("reading the sources: ") + ex.what()));
+        }
     }
 
     Result<void> add_trees(EntrySource& source, nlohmann::json& trees) {
