@@ -133,8 +133,10 @@ cut -d' ' -f1 /proc/loadavg >>"$W/loads"
 # zstd's own speed on this machine, on the same bytes (in memory, no I/O): the compression ceiling
 mariadb-dump --defaults-extra-file="$W/my.cnf" --single-transaction --hex-blob bench >"$W/dump.sql"
 tar -C "$W/files" -cf "$W/files.tar" .
-zstd -b3 -q "$W/dump.sql" 2>&1 | tr '\r' '\n' | tail -1 >"$W/zstd-bench" || true
-zstd -b3 -T2 -q "$W/dump.sql" 2>&1 | tr '\r' '\n' | tail -1 >>"$W/zstd-bench" || true
+for f in dump.sql files.tar; do
+  zstd -b3 -q "$W/$f" 2>&1 | tr '\r' '\n' | tail -1 >>"$W/zstd-bench" || true
+  zstd -b3 -T2 -q "$W/$f" 2>&1 | tr '\r' '\n' | tail -1 >>"$W/zstd-bench" || true
+done
 zstd_cpu_speed() {  # MB of input per second of zstd's CPU time (user + sys), one thread
   /usr/bin/time -f '%U %S' -o "$W/zt" zstd -3 -q --single-thread -c "$@" >/dev/null
   awk -v b="$(cat "$@" | wc -c)" '{printf "%.1f", b / ($1 + $2) / 1e6}' "$W/zt"
@@ -159,5 +161,9 @@ mrun=$(awk -v m="$nw" '$1=="nodectl" {n++; d=($2>m)?$2-m:m-$2; if (best=="" || d
 echo "nodectl stage times, run $mrun:"
 sed -n 's/^.*debug backup: //p' "$W/err-nodectl-$mrun" | grep -v '^target\|^writing' | sed 's/^/  /'
 echo "archive sizes: nodectl $(du -sb "$W/s3/bench/nodectl" 2>/dev/null | cut -f1) (all runs), pipeline $(du -sb "$W/s3/bench/pipe" 2>/dev/null | cut -f1) (all runs), restic $(du -sb "$W/restic-repo" 2>/dev/null | cut -f1) (deduplicated local repo)"
-echo "zstd -b3 on the dump (1 thread, then 2):"; sed 's/^/  /' "$W/zstd-bench"
+echo "zstd -b3 on the dump, then the files as one tar (1 thread, then 2):"; sed 's/^/  /' "$W/zstd-bench"
+# Both as one figure, as nodectl compresses them: all bytes / the time 1 thread takes for each.
+awk -v d="$(stat -c %s "$W/dump.sql")" -v f="$(stat -c %s "$W/files.tar")" '
+  {for (i = 1; i < NF; i++) if ($(i+1) == "MB/s") {s[NR] = $i; break}}
+  END {printf "zstd -b3, 1 thread, dump and files together: %.1f MB/s\n", (d + f) / 1e6 / (d / 1e6 / s[1] + f / 1e6 / s[3])}' "$W/zstd-bench"
 echo "zstd -3 --single-thread per second of its CPU time: dump $(zstd_cpu_speed "$W/dump.sql") MB/s, files (tar) $(zstd_cpu_speed "$W/files.tar") MB/s, both $(zstd_cpu_speed "$W/dump.sql" "$W/files.tar") MB/s"

@@ -187,6 +187,16 @@ Result<void> queue_file(EntrySource& q, const std::string& path, uint64_t size, 
     return q.end_file();
 }
 
+// An archive fed by a queue with a dump reader (`dump_blocks`) and a file reader.
+struct QueueRig {
+    explicit QueueRig(size_t dump_blocks) : dump(queue, dump_blocks, true) { REQUIRE(w.open()); }
+    CollectingSink out;
+    ArchiveWriter w{out, {1, 1}};
+    EntryQueue queue{2, nullptr};
+    EntrySource dump;
+    EntrySource files{queue, k_file_reader_blocks, false};
+};
+
 ptrdiff_t index_of(const std::vector<std::string>& v, const std::string& s) {
     auto it = std::find(v.begin(), v.end(), s);
     REQUIRE_MESSAGE(it != v.end(), s);
@@ -196,11 +206,8 @@ ptrdiff_t index_of(const std::vector<std::string>& v, const std::string& s) {
 } // namespace
 
 TEST_CASE("backup entry queue: dump pieces and files interleave whole; a file over the limit waits for the dump") {
-    CollectingSink out;
-    ArchiveWriter w(out, {1, 1});
-    REQUIRE(w.open());
-    EntryQueue queue(2, nullptr);
-    EntrySource dump(queue, 4, true), files(queue, k_file_reader_blocks, false);
+    QueueRig rig(4);
+    auto& [out, w, queue, dump, files] = rig;
     std::thread dump_reader([&] {
         dump.finish([&]() -> Result<void> {
             TRY_VOID(queue_file(dump, "db/x.sql.000000", 3 * k_block_bytes, 'd'));
@@ -230,11 +237,8 @@ TEST_CASE("backup entry queue: dump pieces and files interleave whole; a file ov
 
 TEST_CASE("backup entry queue: a reader's error stops the other reader and the archive; cancel() frees a waiting reader") {
     SUBCASE("the dump fails while a file is being read") {
-        CollectingSink out;
-        ArchiveWriter w(out, {1, 1});
-        REQUIRE(w.open());
-        EntryQueue queue(2, nullptr);
-        EntrySource dump(queue, 2, true), files(queue, k_file_reader_blocks, false);
+        QueueRig rig(2);
+        auto& [out, w, queue, dump, files] = rig;
         Result<void> file_result = Ok{};
         std::thread file_reader([&] {
             file_result = queue_file(files, "files/huge", 1ull << 40, 'h');  // 1 TiB: ends only by being stopped

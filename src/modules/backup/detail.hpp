@@ -1,5 +1,5 @@
 // The pieces of the backup pipeline: byte sinks and sources, the chunked AES-256-GCM layer, the
-// archive writer and reader, the queue between the reading thread and the archive, child
+// archive writer and reader, the queue between the reading threads and the archive, child
 // processes, and targets. Internal to src/modules/backup.
 #pragma once
 
@@ -46,8 +46,9 @@ private:
 
 // ---- time per stage (stages.cpp), logged at --log-level debug ----
 
-// What a thread of `backup run` is doing. The reading thread reads the sources (read; hash of a
-// whole dump) and waits for room in the entry queue (reader_waits). The archiving thread hashes
+// What a thread of `backup run` is doing. The reading threads (the dumps; the file trees) read
+// (read; hash of a whole dump) and wait for their turn, a block or room in the entry queue
+// (reader_waits). The archiving thread hashes
 // entries, writes tar and copies it for the compressor, waits for entries (archive_waits_reader)
 // and for room in the compressor's queue (archive_waits_compressor). The compressing thread
 // runs zstd (compress), encrypts, hands bytes to the targets (upload: includes waiting for S3
@@ -155,7 +156,7 @@ inline constexpr size_t k_handoff_block_bytes = 256 << 10;
 inline constexpr size_t k_handoff_blocks = 4;
 std::unique_ptr<Sink> threaded_sink(std::unique_ptr<Sink> inner, StageTimes* times);
 
-// A tar (pax) stream written by libarchive, compressed by zstd_sink() on a thread_sink() into
+// A tar (pax) stream written by libarchive, compressed by zstd_sink() on a threaded_sink() into
 // `out`. Entries are written one after the other; each entry's size is known before its data
 // (tar needs it).
 class ArchiveWriter {

@@ -2,6 +2,8 @@
 // and how fast zstd compresses (per second of CPU time, so a busy machine skews it less).
 #include "modules/backup/detail.hpp"
 #include "core/log.hpp"
+
+#include <array>
 #include <chrono>
 #include <ctime>
 
@@ -25,9 +27,14 @@ thread_local int t_stage = -1;
 thread_local int64_t t_mark_wall = 0;
 thread_local int64_t t_mark_cpu = 0;
 
-// Charges the time since the mark to the thread's current stage and moves the mark to now.
-void charge_current(StageTimes& times) {
-    int64_t wall = steady_ns(), cpu = own_thread_cpu_ns();
+// Charges the time since the mark to the thread's current stage and moves the mark to now. The
+// CPU clock is a system call, and the kernel likes to switch threads when one returns: on a busy
+// machine that wait is long. It is charged to the inner stage (a clock being made reads the wall
+// clock first, one going away last), never lost between stages.
+void charge_current(StageTimes& times, bool entering) {
+    int64_t wall = entering ? steady_ns() : 0;
+    int64_t cpu = own_thread_cpu_ns();
+    wall = entering ? wall : steady_ns();
     if (t_stage >= 0) {
         times.wall_ns[static_cast<size_t>(t_stage)] += wall - t_mark_wall;
         times.cpu_ns[static_cast<size_t>(t_stage)] += cpu - t_mark_cpu;
@@ -58,7 +65,7 @@ StageClock::StageClock(StageTimes* times, Stage stage) : m_times(times) {
     if (!m_times) {
         return;
     }
-    charge_current(*m_times);
+    charge_current(*m_times, true);
     m_outer = t_stage;
     t_stage = static_cast<int>(stage);
 }
@@ -67,7 +74,7 @@ StageClock::~StageClock() {
     if (!m_times) {
         return;
     }
-    charge_current(*m_times);
+    charge_current(*m_times, false);
     t_stage = m_outer;
 }
 
