@@ -1,14 +1,14 @@
 # Every dependency comes from Debian packages. spdlog and fmt are used header-only (Debian
 # ships no static archives of them), which keeps the dynamic and static builds identical.
 #   nodectl_common       what every source compiles with (no library headers of its own)
-#   nodectl_shared_libs  the dynamic build: Debian's shared libssh/libcurl/libarchive/OpenSSL/yaml-cpp
+#   nodectl_shared_libs  the dynamic build: Debian's shared libssh/libcurl/libarchive/libzstd/OpenSSL/yaml-cpp
 #   nodectl_static_libs  the static release binary: libssh, libcurl and libarchive rebuilt minimal by
 #                        scripts/build-static-deps.sh (NODECTL_STATIC_DEPS), the rest Debian's archives
 find_package(PkgConfig REQUIRED)
 add_library(nodectl_common INTERFACE)
 target_compile_definitions(nodectl_common INTERFACE SPDLOG_HEADER_ONLY SPDLOG_FMT_EXTERNAL FMT_HEADER_ONLY)
 
-pkg_check_modules(DEPS REQUIRED IMPORTED_TARGET libssh libcurl libarchive openssl yaml-cpp)
+pkg_check_modules(DEPS REQUIRED IMPORTED_TARGET libssh libcurl libarchive libzstd openssl yaml-cpp)
 add_library(nodectl_shared_libs INTERFACE)
 target_link_libraries(nodectl_shared_libs INTERFACE PkgConfig::DEPS)
 

@@ -96,11 +96,13 @@ check "list -> verify works on the first archive (2 = one per target)" test "$(a
 pid=$!
 dump=""
 for _ in $(seq 400); do
+  # Its command line is read as soon as it is seen: the reading thread drains the dump at once,
+  # so a small dump may be gone a few milliseconds later.
   dump=$(pgrep -P "$pid" -x mariadb-dump || true)
-  [ -n "$dump" ] && break
+  [ -n "$dump" ] && tr '\0' ' ' <"/proc/$dump/cmdline" >"$WORK/dump-cmdline" 2>/dev/null && [ -s "$WORK/dump-cmdline" ] && break
+  dump=""
   sleep 0.005
 done
-tr '\0' ' ' <"/proc/$dump/cmdline" >"$WORK/dump-cmdline" 2>/dev/null
 ls -A "$TMPDIR" >"$WORK/tmpdir-during-dump"
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null

@@ -1,6 +1,7 @@
-// The archive as a stream: libarchive writes tar (pax) through its zstd filter into our own
-// callbacks (archive_write_open2), and reads through a callback that pulls from a Source. Nothing
-// is spooled to disk; libarchive holds one block, zstd its window.
+// The archive as a stream: libarchive writes tar (pax), unblocked, into our own callback
+// (archive_write_open2), which hands it to zstd on the compressing thread (compress.cpp); it
+// reads through a callback that pulls from a Source, and its zstd filter. Nothing is spooled to
+// disk.
 #include "modules/backup/detail.hpp"
 
 #include <archive.h>
@@ -17,7 +18,7 @@ namespace nodectl::backup {
 struct ArchiveCallbacks {
     static la_ssize_t write(struct archive* a, void* self, const void* buf, size_t n) {
         auto* w = static_cast<ArchiveWriter*>(self);
-        auto r = w->m_out.write(static_cast<const char*>(buf), n);
+        auto r = w->m_zstd->write(static_cast<const char*>(buf), n);
         if (!r) {
             w->m_sink_error = r.error();
             archive_set_error(a, EIO, "%s", r.error().message.c_str());
@@ -69,18 +70,12 @@ Result<void> ArchiveWriter::check(int r, const std::string& what) {
 }
 
 Result<void> ArchiveWriter::open() {
+    m_zstd = threaded_sink(TRY(zstd_sink(m_out, m_options)), m_options.times);
     m_a = archive_write_new();
     archive_write_set_format_pax_restricted(m_a);
-    TRY_VOID(check(archive_write_add_filter_zstd(m_a), "zstd filter"));
-    TRY_VOID(check(archive_write_set_filter_option(m_a, "zstd", "compression-level",
-                                                   std::to_string(m_options.level).c_str()),
-                   "zstd compression-level"));
-    if (m_options.threads > 1) {
-        // libarchive >= 3.6 passes this to ZSTD_c_nbWorkers; an older one warns and stays single-threaded.
-        archive_write_set_filter_option(m_a, "zstd", "threads", std::to_string(m_options.threads).c_str());
-    }
-    archive_write_set_bytes_per_block(m_a, 64 * 1024);
-    archive_write_set_bytes_in_last_block(m_a, 1);
+    // Unblocked: libarchive hands each piece to the callback as it is (no copy into 10 KiB
+    // records), and pads nothing after the end-of-archive blocks; the tar bytes are the same.
+    archive_write_set_bytes_per_block(m_a, 0);
     return check(archive_write_open2(m_a, this, nullptr, &ArchiveCallbacks::write, nullptr, nullptr), "open archive");
 }
 
@@ -88,6 +83,7 @@ Result<void> ArchiveWriter::begin_file(const std::string& path, uint64_t size, c
     auto e = make_entry(path, meta);
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
+    StageClock clock(m_options.times, Stage::tar);
     TRY_VOID(check(archive_write_header(m_a, e.get()), path));
     m_current = path;
     m_current_size = size;
@@ -100,11 +96,18 @@ Result<void> ArchiveWriter::data(const char* p, size_t n) {
         return make_error(ErrorCode::internal, m_current + ": more data than the size in its header");
     }
     while (n > 0) {
-        la_ssize_t w = archive_write_data(m_a, p, n);
+        la_ssize_t w = 0;
+        {
+            StageClock clock(m_options.times, Stage::tar);
+            w = archive_write_data(m_a, p, n);
+        }
         if (w < 0) {
             TRY_VOID(check(ARCHIVE_FATAL, m_current));
         }
-        m_sha.update(p, static_cast<size_t>(w));
+        {
+            StageClock clock(m_options.times, Stage::hash);
+            m_sha.update(p, static_cast<size_t>(w));
+        }
         m_current_written += static_cast<uint64_t>(w);
         m_raw += static_cast<uint64_t>(w);
         p += w;
@@ -118,7 +121,10 @@ Result<void> ArchiveWriter::end_file() {
         return make_error(ErrorCode::internal, m_current + ": " + std::to_string(m_current_written) + " of " +
                                                    std::to_string(m_current_size) + " bytes written");
     }
-    TRY_VOID(check(archive_write_finish_entry(m_a), m_current));
+    {
+        StageClock clock(m_options.times, Stage::tar);
+        TRY_VOID(check(archive_write_finish_entry(m_a), m_current));
+    }
     m_entries.push_back({m_current, m_current_size, m_sha.final_hex()});
     m_current.clear();
     return Ok{};
@@ -127,6 +133,7 @@ Result<void> ArchiveWriter::end_file() {
 Result<void> ArchiveWriter::add_directory(const std::string& path, const Meta& meta) {
     auto e = make_entry(path, meta);
     archive_entry_set_filetype(e.get(), AE_IFDIR);
+    StageClock clock(m_options.times, Stage::tar);
     TRY_VOID(check(archive_write_header(m_a, e.get()), path));
     m_entries.push_back({path, 0, ""});  // listed, so an added entry is noticed; nothing to hash
     return Ok{};
@@ -136,6 +143,7 @@ Result<void> ArchiveWriter::add_symlink(const std::string& path, const std::stri
     auto e = make_entry(path, meta);
     archive_entry_set_filetype(e.get(), AE_IFLNK);
     archive_entry_set_symlink_utf8(e.get(), target.c_str());
+    StageClock clock(m_options.times, Stage::tar);
     TRY_VOID(check(archive_write_header(m_a, e.get()), path));
     m_entries.push_back({path, 0, ""});
     return Ok{};
@@ -148,8 +156,11 @@ Result<void> ArchiveWriter::add_buffer(const std::string& path, const std::strin
 }
 
 Result<void> ArchiveWriter::finish() {
-    TRY_VOID(check(archive_write_close(m_a), "finish archive"));
-    return m_out.close();
+    {
+        StageClock clock(m_options.times, Stage::tar);
+        TRY_VOID(check(archive_write_close(m_a), "finish archive"));
+    }
+    return m_zstd->close();  // the end of the zstd frame, then m_out.close()
 }
 
 // ---- reading ----

@@ -1,9 +1,11 @@
 // Backups of databases and files, run on the node itself (`nodectl backup ...`, usually from
 // nodectl-backup.timer). One run makes one archive, streamed once and fanned out to every target:
 //
-//   mariadb-dump stdout / file trees -> tar (pax) entries -> zstd (libarchive) -> [AES-256-GCM
+//   mariadb-dump stdout / file trees -> tar (pax) entries -> zstd (libzstd) -> [AES-256-GCM
 //   chunks] -> directory target (temp name, fsync, rename) and/or S3 (streaming multipart)
 //
+// with the stages on threads of their own, joined by bounded queues (docs/backup.md, "Threads
+// and memory").
 // The archive's last entry is manifest.json (size and sha256 of every entry, source versions,
 // host, time). See ARCHITECTURE.md "Backup archives" for the format, chunking and encryption.
 #pragma once

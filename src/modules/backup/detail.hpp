@@ -1,18 +1,24 @@
 // The pieces of the backup pipeline: byte sinks and sources, the chunked AES-256-GCM layer, the
-// archive writer and reader, child processes, and targets. Internal to src/modules/backup.
+// archive writer and reader, the queue between the reading threads and the archive, child
+// processes, and targets. Internal to src/modules/backup.
 #pragma once
 
 #include "modules/backup/backup.hpp"
+#include "util/bounded_queue.hpp"
 #include "util/digest.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +44,53 @@ private:
     int m_fd = -1;
 };
 
+// ---- time per stage (stages.cpp), logged at --log-level debug ----
+
+// What a thread of `backup run` is doing. The reading threads (the dumps; the file trees) read
+// (read; hash of a whole dump) and wait for their turn, a block or room in the entry queue
+// (reader_waits). The archiving thread hashes
+// entries, writes tar and copies it for the compressor, waits for entries (archive_waits_reader)
+// and for room in the compressor's queue (archive_waits_compressor). The compressing thread
+// runs zstd (compress), encrypts, hands bytes to the targets (upload: includes waiting for S3
+// parts in flight) and waits for tar (compressor_waits).
+enum class Stage {
+    read,
+    hash,
+    tar,
+    compress,
+    encrypt,
+    upload,
+    reader_waits,
+    archive_waits_reader,
+    archive_waits_compressor,
+    compressor_waits,
+    count
+};
+
+struct StageTimes {
+    static constexpr size_t k_count = static_cast<size_t>(Stage::count);
+    std::array<std::atomic<int64_t>, k_count> wall_ns{}, cpu_ns{};
+    std::atomic<uint64_t> zstd_in{0}, zstd_out{0};
+};
+
+// Charges the time from construction to destruction to `stage`, minus the time of any StageClock
+// made inside it on the same thread (which charges its own stage): the stages of a thread add up
+// to its time. Does nothing when `times` is null.
+class StageClock {
+public:
+    StageClock(StageTimes* times, Stage stage);
+    ~StageClock();
+    StageClock(const StageClock&) = delete;
+    StageClock& operator=(const StageClock&) = delete;
+
+private:
+    StageTimes* m_times;
+    int m_outer = -1;  // the stage this thread was in before, or -1
+};
+
+// One debug line per stage, and zstd's speed (bytes in per second of its CPU time).
+void log_stage_times(const StageTimes& times, double seconds);
+
 // Where bytes go, in order. write() may be called with any size.
 class Sink {
 public:
@@ -45,6 +98,12 @@ public:
     virtual Result<void> write(const char* data, size_t size) = 0;
     // No more data; flushes whatever the sink holds.
     virtual Result<void> close() = 0;
+};
+
+// A buffer handed from one thread to another, from a fixed pool of its owner's (the memory bound).
+struct Block {
+    std::unique_ptr<char[]> bytes;
+    size_t size = 0;  // bytes used
 };
 
 // Where bytes come from, in order. read() returns 0 at the end.
@@ -81,11 +140,25 @@ Error damaged(const std::string& what);
 
 struct ArchiveOptions {
     int level = 3;
-    int threads = 1;
+    int threads = 1;  // zstd threads: 1 is the compressing thread alone; more are zstd's own workers
+    StageTimes* times = nullptr;
 };
 
-// A tar (pax) + zstd stream written by libarchive into `out`. Entries are written one after the
-// other; each entry's size is known before its data (tar needs it).
+// zstd (libzstd) into `out`, as one frame. With options.threads > 1, zstd's own workers compress
+// jobs of k_zstd_job_bytes (not its default of 4 windows, 8 MiB at level 3: memory stays small).
+inline constexpr size_t k_zstd_job_bytes = 1 << 20;
+Result<std::unique_ptr<Sink>> zstd_sink(Sink& out, const ArchiveOptions& options);
+// Hands what is written to it to a thread of its own that writes it to `inner` (zstd, the
+// encryption and the targets), so the writer goes on meanwhile; at most k_handoff_blocks blocks
+// of k_handoff_block_bytes wait between the two. An error of the thread is returned by the next
+// write() or close(); destroying it before close() stops and joins the thread.
+inline constexpr size_t k_handoff_block_bytes = 256 << 10;
+inline constexpr size_t k_handoff_blocks = 4;
+std::unique_ptr<Sink> threaded_sink(std::unique_ptr<Sink> inner, StageTimes* times);
+
+// A tar (pax) stream written by libarchive, compressed by zstd_sink() on a threaded_sink() into
+// `out`. Entries are written one after the other; each entry's size is known before its data
+// (tar needs it).
 class ArchiveWriter {
 public:
     ArchiveWriter(Sink& out, const ArchiveOptions& options);
@@ -117,6 +190,7 @@ private:
     Result<void> check(int r, const std::string& what);
     Sink& m_out;
     ArchiveOptions m_options;
+    std::unique_ptr<Sink> m_zstd;  // on its own thread: threaded_sink(zstd_sink(m_out))
     ::archive* m_a = nullptr;
     std::string m_current;
     uint64_t m_current_size = 0, m_current_written = 0;
@@ -151,12 +225,105 @@ struct ReadResult {
 };
 Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks);
 
-// ---- sources (sources.cpp) ----
+// ---- from the reading threads to the archive (entry_queue.cpp) ----
 
-// Dumps every database of s.mariadb into the archive, in chunks; fills the manifest's "mariadb" part.
-Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json& out);
+// An entry queue's blocks hold k_block_bytes.
+inline constexpr size_t k_block_bytes = 1 << 20;
+// While a dump runs, a file larger than this waits for it to end rather than be interleaved
+// with its pieces: mariadb-dump stalls (its pipe full) while a file's entry is written, and the
+// server drops a client that does not read for net_write_timeout (60 s by default).
+inline constexpr uint64_t k_interleave_max_bytes = 64ull << 20;
+
+// The sources' entries on their way from the reading threads to the archiving one, in one queue:
+// an entry goes in whole (its header, all its data, its end), one reader at a time, so the
+// archive holds each entry in one piece while the dumps and the file trees are read at once. The
+// dump reader goes first whenever it has a piece; the file reader fills the time the dump leaves.
+// Either side stops the other: a reader's finish() with an error, or cancel().
+class EntryQueue {
+public:
+    EntryQueue(size_t readers, StageTimes* times);
+    EntryQueue(const EntryQueue&) = delete;
+    EntryQueue& operator=(const EntryQueue&) = delete;
+
+    // Writes every entry to `w` until all readers finished; a reader's error, or the writer's.
+    Result<void> drain(ArchiveWriter& w);
+    // Stops the readers: their next call (or their wait on a pipe) fails.
+    void cancel();
+    // Readable once the queue was cancelled: a reader that waits on a pipe polls it too.
+    int cancel_fd() const { return m_cancel_fd.get(); }
+    StageTimes* times() const { return m_times; }
+
+private:
+    friend class EntrySource;
+    struct Op {
+        enum class Kind { file, data, end, directory, symlink } kind = Kind::file;
+        std::string path, target;
+        uint64_t size = 0;
+        ArchiveWriter::Meta meta;
+        Block block;
+        util::BoundedQueue<Block>* pool = nullptr;  // where `block` goes back
+    };
+    Result<void> push(Op op);
+    Result<void> apply(ArchiveWriter& w, Op& op);
+    // One reader at a time between these; `first` readers before the others, and a `large` entry
+    // only once no `first` reader is left.
+    Result<void> take_turn(bool first, bool large);
+    void end_turn();
+    void reader_done(bool first, const Result<void>& outcome);
+
+    StageTimes* m_times;
+    util::BoundedQueue<Op> m_ops;
+    std::mutex m_mutex;
+    std::condition_variable m_turn_free;
+    bool m_turn_taken = false;
+    int m_first_waiting = 0;
+    int m_first_running = 0;
+    size_t m_readers;
+    bool m_cancelled = false;
+    std::optional<Error> m_reader_error;
+    std::vector<util::BoundedQueue<Block>*> m_pools;  // the readers' (EntrySource), which outlive their threads
+    UniqueFd m_cancel_fd;
+};
+
+// One reading thread's way into an EntryQueue, with its own pool of `blocks` (the memory bound:
+// blocks * k_block_bytes). `first`: the dump reader, which goes before the other.
+class EntrySource {
+public:
+    EntrySource(EntryQueue& q, size_t blocks, bool first);
+    EntrySource(const EntrySource&) = delete;
+    EntrySource& operator=(const EntrySource&) = delete;
+
+    Result<Block> block();  // an empty block; waits for one
+    void give_back(Block block);  // a block that stays unused
+    // A regular file: its header now, then data() with exactly `size` bytes, then end_file().
+    Result<void> begin_file(const std::string& path, uint64_t size, const ArchiveWriter::Meta& meta);
+    Result<void> data(Block block);
+    Result<void> end_file();
+    Result<void> add_directory(const std::string& path, const ArchiveWriter::Meta& meta);
+    Result<void> add_symlink(const std::string& path, const std::string& target, const ArchiveWriter::Meta& meta);
+    // This reader has no more entries; an error stops the archiving side, which returns it.
+    void finish(const Result<void>& outcome);
+    int cancel_fd() const { return m_q.cancel_fd(); }
+    StageTimes* times() const { return m_q.times(); }
+
+private:
+    EntryQueue& m_q;
+    util::BoundedQueue<Block> m_free;
+    bool m_first;
+    bool m_in_turn = false;
+};
+
+// How many blocks the dump reader holds: one dump piece, plus 2 MiB it may read ahead.
+size_t dump_reader_blocks(const Settings& s);
+// The file reader's blocks: enough to read one while the archive takes the others.
+inline constexpr size_t k_file_reader_blocks = 3;
+
+// ---- sources (sources.cpp), each run on a reading thread ----
+
+// Dumps every database of s.mariadb into the queue, in chunks; fills the manifest's "mariadb" part.
+Result<void> dump_databases(const Settings& s, EntrySource& q, nlohmann::json& out);
 // Adds the file tree `t` beneath "files/NAME/"; appends its line to the manifest's "files" part.
-Result<void> add_tree(ArchiveWriter& w, const FileTree& t, nlohmann::json& out);
+Result<void> add_tree(EntrySource& q, const FileTree& t, nlohmann::json& out);
 // The metadata of a file nodectl writes into the archive itself (the manifest): 0600, now.
 ArchiveWriter::Meta generated_meta();
 

@@ -97,6 +97,11 @@ Result<void> Child::start(const std::vector<std::string>& argv, bool pipe_stdin,
     if (pipe_stdout && pipe2(out, O_CLOEXEC) != 0) {
         return errno_error("pipe");
     }
+    if (pipe_stdout) {
+        // 1 MiB (the default /proc/sys/fs/pipe-max-size) rather than 64 KiB: the reader wakes and
+        // reads a fraction as often (measured: about half its CPU time); a refusal changes nothing.
+        (void)::fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
+    }
     // stderr goes to an unnamed temporary file, read back when the child failed.
     m_err = ::open(tmp_root().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (m_err < 0) {

@@ -2,6 +2,12 @@
 // A target that fails mid-stream is dropped (its upload aborted, nothing left under a final
 // name) and the others go on; a source that fails (mariadb-dump exits non-zero) fails the whole
 // run, since an archive missing a database would be a backup that lies.
+//
+// Threads, all at once: two reading threads run the dumps and the file trees into an EntryQueue
+// (whole entries, interleaved: the dump first); this thread hashes entries and writes tar; a
+// compressing thread (ArchiveWriter's) runs zstd, the encryption and the writes to the targets;
+// util::s3's workers send the parts. Memory: the queues' blocks, zstd's window, the encryption
+// chunk and the S3 parts in flight (docs/backup.md, "Threads and memory").
 #include "modules/backup/detail.hpp"
 #include "util/json.hpp"
 #include "core/log.hpp"
@@ -11,7 +17,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
+#include <thread>
 
 namespace nodectl::backup {
 
@@ -31,12 +39,14 @@ public:
     };
     std::vector<Leg> legs;
     uint64_t bytes = 0;
+    StageTimes* times = nullptr;
 
     size_t live() const {
         return static_cast<size_t>(std::count_if(legs.begin(), legs.end(), [](const Leg& l) { return l.upload != nullptr; }));
     }
 
     Result<void> write(const char* data, size_t size) override {
+        StageClock clock(times, Stage::upload);
         for (auto& l : legs) {
             if (!l.upload) {
                 continue;
@@ -68,6 +78,32 @@ public:
             }
         }
     }
+};
+
+// Charges the time spent in `inner` (less the stages nested in it) to one stage.
+class TimedSink : public Sink {
+public:
+    TimedSink(Sink& inner, StageTimes* times, Stage stage) : m_inner(inner), m_times(times), m_stage(stage) {}
+    Result<void> write(const char* data, size_t size) override {
+        StageClock clock(m_times, m_stage);
+        return m_inner.write(data, size);
+    }
+    Result<void> close() override {
+        StageClock clock(m_times, m_stage);
+        return m_inner.close();
+    }
+
+private:
+    Sink& m_inner;
+    StageTimes* m_times;
+    Stage m_stage;
+};
+
+// Stops the reading threads when the archiving side leaves, however it leaves; declared after
+// the threads, so it runs before they are joined.
+struct StopReaders {
+    EntryQueue& queue;
+    ~StopReaders() { queue.cancel(); }
 };
 
 // One run, as phases called in order by run(). A phase that fails returns why; run() then marks
@@ -139,15 +175,24 @@ public:
     // The archive, streamed to every live upload: the sources, then the manifest. On failure the
     // uploads are aborted, so nothing is left under a final name.
     Result<void> write_archive() {
+        m_fan.times = times();
         std::unique_ptr<Sink> enc;
         Sink* out = &m_fan;
         if (m_key) {
             enc = encrypting_sink(*m_key, m_fan);
             out = enc.get();
         }
-        ArchiveWriter w(*out, {m_s.compression_level, m_s.compression_threads});
-        auto written = write_entries(w);
+        TimedSink timed(*out, times(), Stage::encrypt);
+        auto started = std::chrono::steady_clock::now();
+        auto written = [&] {
+            // The writer's compressing thread is joined when it goes, before the uploads are touched here.
+            ArchiveWriter w(timed, {m_s.compression_level, m_s.compression_threads, times()});
+            return write_entries(w);
+        }();
         if (written) {
+            if (times()) {
+                log_stage_times(m_times, util::seconds_since(started));
+            }
             return Ok{};
         }
         // When every target failed, their own errors say why; the sink's "every target failed" adds nothing.
@@ -159,6 +204,7 @@ public:
 
     // Each upload that is still live appears under its final name.
     void commit_uploads() {
+        auto started = std::chrono::steady_clock::now();
         for (auto& l : m_fan.legs) {
             if (!l.upload) {
                 continue;
@@ -174,6 +220,8 @@ public:
             l.outcome->seconds = util::seconds_since(l.started);
             log::info(k_log, "target {}: {} written ({} bytes)", l.outcome->target, m_object, m_fan.bytes);
         }
+        log::debug(k_log, "uploads committed in {:.2f} s (the last parts, then each target's final name)",
+                   util::seconds_since(started));
     }
 
     // Retention, on each target this run wrote to; a failure to prune is a warning, not a failed backup.
@@ -232,21 +280,57 @@ public:
 
 private:
     bool encrypted() const { return !m_s.encryption_key_file.empty(); }
+    // Stage times are taken only when they are logged.
+    StageTimes* times() { return log::enabled(log::Level::debug) ? &m_times : nullptr; }
+
+    // The dumps and the file trees, each read on a thread of its own, while this thread archives
+    // the entries they queue. An error on any side stops the others; the threads are joined
+    // before this returns.
+    Result<void> archive_sources(ArchiveWriter& w, nlohmann::json& sources) {
+        nlohmann::json db = nlohmann::json::object(), trees = nlohmann::json::array();
+        bool dumps = m_s.mariadb.enabled, files = !m_s.files.empty();
+        EntryQueue queue((dumps ? 1 : 0) + (files ? 1 : 0), times());
+        // Only the sources that run: a dump source that never ran would hold large files back.
+        std::optional<EntrySource> dump_source, file_source;
+        std::jthread dump_reader, file_reader;
+        if (dumps) {
+            dump_source.emplace(queue, dump_reader_blocks(m_s), true);
+            dump_reader = std::jthread([&] { read_source(*dump_source, [&] { return dump_databases(m_s, *dump_source, db); }); });
+        }
+        if (files) {
+            file_source.emplace(queue, k_file_reader_blocks, false);
+            file_reader = std::jthread([&] { read_source(*file_source, [&] { return add_trees(*file_source, trees); }); });
+        }
+        StopReaders stop{queue};
+        TRY_VOID(queue.drain(w));
+        if (dumps) {
+            sources["mariadb"] = db;
+        }
+        sources["files"] = trees;
+        return Ok{};
+    }
+
+    // A reading thread's whole life: `body`, then the queue learns how it ended.
+    static void read_source(EntrySource& source, const std::function<Result<void>()>& body) {
+        try {
+            source.finish(body());
+        } catch (const std::exception& ex) {
+            source.finish(make_error(ErrorCode::internal, std::string("reading the sources: ") + ex.what()));
+        }
+    }
+
+    Result<void> add_trees(EntrySource& source, nlohmann::json& trees) {
+        for (const auto& t : m_s.files) {
+            log::info(k_log, "adding files {} ({})", t.name, t.path);
+            TRY_VOID(add_tree(source, t, trees));
+        }
+        return Ok{};
+    }
 
     Result<void> write_entries(ArchiveWriter& w) {
         TRY_VOID(w.open());
         nlohmann::json sources = nlohmann::json::object();
-        if (m_s.mariadb.enabled) {
-            nlohmann::json db;
-            TRY_VOID(dump_databases(m_s, w, db));
-            sources["mariadb"] = db;
-        }
-        nlohmann::json trees = nlohmann::json::array();
-        for (const auto& t : m_s.files) {
-            log::info(k_log, "adding files {} ({})", t.name, t.path);
-            TRY_VOID(add_tree(w, t, trees));
-        }
-        sources["files"] = trees;
+        TRY_VOID(archive_sources(w, sources));
         nlohmann::json entries = nlohmann::json::array();
         for (const auto& e : w.entries()) {
             entries.push_back({{"path", e.path}, {"size", e.size}, {"sha256", e.sha256}});
@@ -279,6 +363,7 @@ private:
     std::vector<std::unique_ptr<BackupTarget>> m_targets;  // [i] is m_chosen[i]'s, null when it could not be made
     std::optional<Key> m_key;
     FanoutSink m_fan;
+    StageTimes m_times;
 };
 
 } // namespace

@@ -1,5 +1,6 @@
-// The sources of `backup run`: MariaDB's databases, dumped in chunks through mariadb-dump, and
-// file trees, walked beneath their root without following a link out of it.
+// The sources of `backup run`, each read on a reading thread of its own into the entry queue:
+// MariaDB's databases, dumped in chunks through mariadb-dump, and file trees, walked beneath their
+// root without following a link out of it.
 #include "modules/backup/detail.hpp"
 #include "core/log.hpp"
 #include "nodectl/target.hpp"
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,10 +124,23 @@ std::string chunk_name(const std::string& db, size_t index) {
     return "db/" + db + ".sql." + buf;
 }
 
-Result<size_t> read_some(int fd, char* p, size_t n) {
+// Some bytes of the dump (0 at its end). Waits for the pipe or for the queue's cancellation, so
+// a dump that stalls cannot hold a run whose archive side already stopped.
+Result<size_t> read_dump(int fd, char* p, size_t n, const EntrySource& q) {
+    StageClock clock(q.times(), Stage::read);
     for (;;) {
+        pollfd fds[2] = {{fd, POLLIN, 0}, {q.cancel_fd(), POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno_error("waiting for the dump");
+        }
+        if (fds[1].revents != 0) {
+            return make_error(ErrorCode::io, "the archive stopped");
+        }
         ssize_t r = ::read(fd, p, n);
-        if (r < 0 && errno == EINTR) {
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }
         if (r < 0) {
@@ -135,9 +150,82 @@ Result<size_t> read_some(int fd, char* p, size_t n) {
     }
 }
 
+// The next piece of a dump, up to `piece` bytes in blocks (fewer at its end, none once it ended).
+Result<std::vector<Block>> read_piece(int fd, uint64_t piece, EntrySource& q) {
+    std::vector<Block> blocks;
+    uint64_t total = 0;
+    while (total < piece) {
+        Block b = TRY(q.block());
+        size_t want = static_cast<size_t>(std::min<uint64_t>(k_block_bytes, piece - total));
+        while (b.size < want) {
+            size_t n = TRY(read_dump(fd, b.bytes.get() + b.size, want - b.size, q));
+            if (n == 0) {
+                break;
+            }
+            b.size += n;
+        }
+        total += b.size;
+        bool ended = b.size < want;
+        if (b.size > 0) {
+            blocks.push_back(std::move(b));
+        } else {
+            q.give_back(std::move(b));
+        }
+        if (ended) {
+            break;
+        }
+    }
+    return blocks;
+}
+
+// One database: mariadb-dump's output as pieces db/NAME.sql.NNNNNN (at least one, maybe empty).
+Result<void> dump_one(const MariadbSource& m, const ClientOptionFile& opt, const std::string& db, uint64_t piece,
+                      EntrySource& q, nlohmann::json& out) {
+    Child dump;
+    TRY_VOID(dump.start({m.dump_command, opt.arg(), "--single-transaction", "--routines", "--events", "--triggers",
+                         "--hex-blob", "--quick", "--default-character-set=utf8mb4", "--", db},
+                        false, true));
+    util::Sha256 whole;
+    uint64_t total = 0;
+    std::vector<std::string> chunks;
+    for (;;) {
+        auto blocks = TRY(read_piece(dump.stdout_fd(), piece, q));
+        uint64_t size = 0;
+        for (const auto& b : blocks) {
+            size += b.size;
+        }
+        if (size == 0 && !chunks.empty()) {
+            break;
+        }
+        {
+            StageClock clock(q.times(), Stage::hash);
+            for (const auto& b : blocks) {
+                whole.update(b.bytes.get(), b.size);
+            }
+        }
+        std::string name = chunk_name(db, chunks.size());
+        TRY_VOID(q.begin_file(name, size, generated_meta()));  // waits for the queue's turn
+        for (auto& b : blocks) {
+            TRY_VOID(q.data(std::move(b)));
+        }
+        TRY_VOID(q.end_file());
+        total += size;
+        chunks.push_back(name);
+        if (size < piece) {
+            break;
+        }
+    }
+    auto r = dump.wait();
+    if (!r) {
+        return make_error(ErrorCode::command, "dump of database '" + db + "' failed: " + r.error().message);
+    }
+    out = {{"name", db}, {"size", total}, {"sha256", whole.final_hex()}, {"chunks", chunks}};
+    return Ok{};
+}
+
 } // namespace
 
-Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json& out) {
+Result<void> dump_databases(const Settings& s, EntrySource& q, nlohmann::json& out) {
     const auto& m = s.mariadb;
     auto password = TRY(password_of(m));
     bool replica = !m.replica_host.empty() || !m.replica_socket.empty();
@@ -173,7 +261,6 @@ Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json&
            {"dump_version", dump_version ? util::trim(*dump_version) : ""},
            {"read_from", replica ? "replica" : "primary"},
            {"databases", nlohmann::json::array()}};
-    std::vector<char> chunk(s.chunk_bytes);
     for (const auto& db : dbs) {
         auto cs = TRY(query_lines(m, opt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
                                           "information_schema.SCHEMATA WHERE SCHEMA_NAME = " + sql_string(db)));
@@ -183,46 +270,11 @@ Result<void> dump_databases(const Settings& s, ArchiveWriter& w, nlohmann::json&
         auto tab = cs[0].find('\t');
         std::string charset = cs[0].substr(0, tab), collation = tab == std::string::npos ? "" : cs[0].substr(tab + 1);
         log::info(k_log, "dumping database {}", db);
-        Child dump;
-        TRY_VOID(dump.start({m.dump_command, opt.arg(), "--single-transaction", "--routines", "--events", "--triggers",
-                             "--hex-blob", "--quick", "--default-character-set=utf8mb4", "--", db},
-                            false, true));
-        util::Sha256 whole;
-        uint64_t total = 0;
-        std::vector<std::string> chunks;
-        bool eof = false;
-        while (!eof) {
-            size_t fill = 0;
-            while (fill < chunk.size()) {
-                size_t n = TRY(read_some(dump.stdout_fd(), chunk.data() + fill, chunk.size() - fill));
-                if (n == 0) {
-                    eof = true;
-                    break;
-                }
-                fill += n;
-            }
-            if (fill == 0 && !chunks.empty()) {
-                break;
-            }
-            std::string name = chunk_name(db, chunks.size());
-            auto meta = generated_meta();
-            TRY_VOID(w.begin_file(name, fill, meta));
-            TRY_VOID(w.data(chunk.data(), fill));
-            TRY_VOID(w.end_file());
-            whole.update(chunk.data(), fill);
-            total += fill;
-            chunks.push_back(name);
-        }
-        auto r = dump.wait();
-        if (!r) {
-            return make_error(ErrorCode::command, "dump of database '" + db + "' failed: " + r.error().message);
-        }
-        out["databases"].push_back({{"name", db},
-                                    {"size", total},
-                                    {"sha256", whole.final_hex()},
-                                    {"chunks", chunks},
-                                    {"character_set", charset},
-                                    {"collation", collation}});
+        nlohmann::json entry;
+        TRY_VOID(dump_one(m, opt, db, s.chunk_bytes, q, entry));
+        entry["character_set"] = charset;
+        entry["collation"] = collation;
+        out["databases"].push_back(entry);
     }
     return Ok{};
 }
@@ -244,7 +296,7 @@ bool matches(const std::vector<std::string>& patterns, const std::string& rel) {
 // One regular file, opened beneath its directory's descriptor without following a link and
 // without blocking (a FIFO swapped in since the listing would stall the run): what is opened must
 // still be a regular file.
-Result<void> add_file(ArchiveWriter& w, int dir, const std::string& leaf, const std::string& abs, const std::string& name,
+Result<void> add_file(EntrySource& q, int dir, const std::string& leaf, const std::string& abs, const std::string& name,
                       uint64_t& bytes, bool& added) {
     added = false;
     UniqueFd fd(::openat(dir, leaf.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
@@ -258,36 +310,43 @@ Result<void> add_file(ArchiveWriter& w, int dir, const std::string& leaf, const 
         return Ok{};
     }
     uint64_t size = static_cast<uint64_t>(st.st_size);
-    TRY_VOID(w.begin_file(name, size, meta_from(st)));
-    std::vector<char> buf(1 << 20);
+    TRY_VOID(q.begin_file(name, size, meta_from(st)));
     uint64_t done = 0;
+    bool shrank = false;
     while (done < size) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-        ssize_t n = ::read(fd.get(), buf.data(), want);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            // The file shrank while it was read: tar needs the size given, so it is padded.
-            log::warn(k_log, "{} shrank while it was read ({} of {} bytes); padded with zeros", abs, done, size);
-            std::fill(buf.begin(), buf.end(), '\0');
-            while (done < size) {
-                size_t pad = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-                TRY_VOID(w.data(buf.data(), pad));
-                done += pad;
+        Block b = TRY(q.block());
+        size_t want = static_cast<size_t>(std::min<uint64_t>(k_block_bytes, size - done));
+        while (b.size < want && !shrank) {
+            ssize_t n = 0;
+            {
+                StageClock clock(q.times(), Stage::read);
+                n = ::read(fd.get(), b.bytes.get() + b.size, want - b.size);
             }
-            break;
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                // The file shrank while it was read: tar needs the size given, so it is padded.
+                log::warn(k_log, "{} shrank while it was read ({} of {} bytes); padded with zeros", abs, done + b.size, size);
+                shrank = true;
+                break;
+            }
+            b.size += static_cast<size_t>(n);
         }
-        TRY_VOID(w.data(buf.data(), static_cast<size_t>(n)));
-        done += static_cast<uint64_t>(n);
+        if (shrank) {
+            std::memset(b.bytes.get() + b.size, 0, want - b.size);
+            b.size = want;
+        }
+        done += b.size;
+        TRY_VOID(q.data(std::move(b)));
     }
     bytes += size;
     added = true;
-    return w.end_file();
+    return q.end_file();
 }
 
 struct TreeWalk {
-    ArchiveWriter& w;
+    EntrySource& q;
     const FileTree& t;
     uint64_t files = 0, bytes = 0;
 
@@ -334,7 +393,7 @@ struct TreeWalk {
                 }
                 struct stat sst{};
                 ::fstat(sub.get(), &sst);
-                TRY_VOID(w.add_directory(name, meta_from(sst)));
+                TRY_VOID(q.add_directory(name, meta_from(sst)));
                 TRY_VOID(walk(sub.get(), child));
                 continue;
             }
@@ -346,12 +405,12 @@ struct TreeWalk {
                 ssize_t len = ::readlinkat(dir, n.c_str(), target.data(), target.size());
                 if (len >= 0) {
                     target.resize(static_cast<size_t>(len));
-                    TRY_VOID(w.add_symlink(name, target, meta_from(st)));
+                    TRY_VOID(q.add_symlink(name, target, meta_from(st)));
                     ++files;
                 }
             } else if (S_ISREG(st.st_mode)) {
                 bool added = false;
-                TRY_VOID(add_file(w, dir, n, abs, name, bytes, added));
+                TRY_VOID(add_file(q, dir, n, abs, name, bytes, added));
                 files += added ? 1 : 0;
             } else {
                 log::debug(k_log, "skipped {}: not a regular file, directory or symbolic link", abs);
@@ -363,14 +422,14 @@ struct TreeWalk {
 
 } // namespace
 
-Result<void> add_tree(ArchiveWriter& w, const FileTree& t, nlohmann::json& out) {
+Result<void> add_tree(EntrySource& q, const FileTree& t, nlohmann::json& out) {
     UniqueFd root_dir(::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat root{};
     if (!root_dir || ::fstat(root_dir.get(), &root) != 0) {
         return make_error(ErrorCode::io, "file tree " + t.name + ": " + t.path + " is not a directory");
     }
-    TRY_VOID(w.add_directory("files/" + t.name, meta_from(root)));
-    TreeWalk walk{w, t};
+    TRY_VOID(q.add_directory("files/" + t.name, meta_from(root)));
+    TreeWalk walk{q, t};
     TRY_VOID(walk.walk(root_dir.get(), ""));
     out.push_back({{"name", t.name}, {"path", t.path}, {"files", walk.files}, {"bytes", walk.bytes}});
     return Ok{};

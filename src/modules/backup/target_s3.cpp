@@ -190,6 +190,9 @@ Result<std::unique_ptr<BackupTarget>> make_s3_target(const TargetSettings& setti
     c.path_style = settings.path_style;
     c.storage_class = settings.storage_class;
     c.parallel_parts = settings.parallel_parts;
+    // S3's smallest part: the part being filled and those in flight are most of a run's memory
+    // ((parallel_parts + 1) * 5 MiB until 1,000 parts, about 4.9 GiB of archive; then they double).
+    c.min_part_size = 5ull << 20;
     std::string name = settings.name;
     c.log = [name](const std::string& line) { log::warn("backup", "target {}: {}", name, line); };
     util::s3::Status st;
