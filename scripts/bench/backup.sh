@@ -95,13 +95,14 @@ EOF
 export RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/restic-repo
 restic init >/dev/null
 
-measure() {  # measure NAME CMD... -> "NAME wall_s rss_kb" in results; stderr kept as err-NAME-RUN
+measure() {  # measure NAME CMD... -> "NAME wall_s rss_kb cpu_s" in results; stderr kept as err-NAME-RUN
   local name=$1; shift
   /usr/bin/time -v -o "$W/time" "$@" >"$W/out" 2>"$W/err" || { echo "$name failed:" >&2; tail -5 "$W/err" >&2; return 1; }
-  local wall rss
+  local wall rss cpu
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$W/time")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time")
-  echo "$name $wall $rss" >>"$W/results"
+  cpu=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {print s}' "$W/time")
+  echo "$name $wall $rss $cpu" >>"$W/results"
   cp "$W/err" "$W/err-$name-$(grep -c "^$name " "$W/results")"
 }
 pipeline() {
@@ -144,18 +145,21 @@ zstd_cpu_speed() {  # MB of input per second of zstd's CPU time (user + sys), on
 echo
 echo "source bytes: $SRC_BYTES (dump $(stat -c %s "$W/dump.sql"), files $(du -sb "$W/files" | cut -f1)); runs: $RUNS; zstd threads: $THREADS"
 echo "load average (1 min) before each run and at the end: $(tr '\n' ' ' <"$W/loads")"
-printf '%-13s %10s %12s %14s\n' tool "wall s" "MB/s" "peak RSS MiB"
+# cpu s: user + system time of the tool and the children it waited for (mariadb-dump, zstd, tar,
+# aws), not of mariadbd or s3rver: what it costs a busy machine.
+printf '%-13s %10s %12s %14s %8s\n' tool "wall s" "MB/s" "peak RSS MiB" "cpu s"
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 for t in nodectl pipeline nodectl-base restic; do
   grep -q "^$t " "$W/results" || continue
   w=$(awk -v t=$t '$1==t {print $2}' "$W/results" | median)
   r=$(awk -v t=$t '$1==t {print $3}' "$W/results" | median)
-  awk -v t=$t -v w="$w" -v r="$r" -v b="$SRC_BYTES" 'BEGIN {printf "%-13s %10.2f %12.1f %14.1f\n", t, w, b/w/1e6, r/1024}'
+  c=$(awk -v t=$t '$1==t {print $4}' "$W/results" | median)
+  awk -v t=$t -v w="$w" -v r="$r" -v c="$c" -v b="$SRC_BYTES" 'BEGIN {printf "%-13s %10.2f %12.1f %14.1f %8.2f\n", t, w, b/w/1e6, r/1024, c}'
 done
 nw=$(awk '$1=="nodectl" {print $2}' "$W/results" | median)
 pw=$(awk '$1=="pipeline" {print $2}' "$W/results" | median)
 awk -v n="$nw" -v p="$pw" 'BEGIN {printf "nodectl vs pipeline: %.2fx the speed (pipeline wall / nodectl wall, medians)\n", p/n}'
-echo "per run (wall s, peak RSS KiB):"; sed 's/^/  /' "$W/results"
+echo "per run (wall s, peak RSS KiB, cpu s):"; sed 's/^/  /' "$W/results"
 # The stage times of nodectl's median run (the run whose wall time is the median, or the nearest).
 mrun=$(awk -v m="$nw" '$1=="nodectl" {n++; d=($2>m)?$2-m:m-$2; if (best=="" || d<best) {best=d; r=n}} END {print r}' "$W/results")
 echo "nodectl stage times, run $mrun:"

@@ -809,7 +809,7 @@ std::vector<KeySpec> build_table() {
         {"backup.schedule", P, string, "\"*-*-* 02:00:00\"", not_empty, "OnCalendar= of nodectl-backup.timer (systemd.time(7)), e.g. \"daily\" or \"*-*-* 03:30:00\""},
         {"backup.randomized_delay", P, string, "\"30min\"", not_empty, "RandomizedDelaySec= of the timer, so a fleet does not start at the same second"},
         {"backup.compression_level", P, integer, "3", zstd_level, "zstd level"},
-        {"backup.compression_threads", P, integer, "1", positive, "zstd threads: 1 compresses on the run's compressing thread; more are zstd's own workers (about 3 MiB each at level 3)"},
+        {"backup.compression_threads", P, integer, "1", positive, "zstd threads: 1 compresses on the run's compressing thread; with more, zstd's own workers do (2: about 6 MiB more memory)"},
         {"backup.chunk_mib", P, integer, "8", positive, "a database dump is stored as pieces of this many MiB (db/NAME.sql.000000, ...), held in memory one at a time"},
         {"backup.encryption_key_file", P, string, "\"\"", nullptr, "32-byte key (raw or 64 hex digits, mode 0600) for AES-256-GCM; empty: archives are not encrypted"},
         {"backup.metrics_file", P, string, "\"\"", plain_path, "Prometheus textfile written after each run, e.g. /var/lib/prometheus/node-exporter/nodectl_backup.prom"},
