@@ -100,7 +100,11 @@ Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& de
             sent += n;
         }
         watchdog.kick();
-        sftp_close(f);
+        if (sftp_close(f) != SSH_NO_ERROR) {  // the host's last word on the file
+            auto why = failed(ErrorCode::command, "SFTP cannot close " + tmp + " after writing " + local_path);
+            sftp_unlink(sftp, tmp.c_str());
+            return why;
+        }
     }
     // Copied (not moved) into place: the temporary file may be on another filesystem, and only
     // a rename within the destination's directory is atomic.

@@ -19,6 +19,9 @@
 #                                   what FINAL (files_of after convergence) holds, and no
 #                                   temporary file of an atomic write (.nodectl.*) is left in
 #                                   either; prints the verdict, exit 1 when a file is neither
+#   at_the_cut K                    for kill point K (UPPER: the node's upper dir; WORK/managedK):
+#                                   files_of at the cut (WORK/at-cutK) and a copy of the managed files
+#   no_half_written K               once the node converged: old_or_new for point K, as a check
 
 kill_points_init() {
   KILLS=${NODECTL_TEST_KILL_POINTS:-$1}
@@ -129,4 +132,18 @@ for path in sorted(managed & set(cut)):
 print("\n".join(bad) if bad else "%d of the run's files were on the node at the cut: each old or new" % checked)
 sys.exit(1 if bad else 0)
 PY
+}
+
+at_the_cut() {
+  files_of "$UPPER" >"$WORK/at-cut$1"
+  keep_managed "$UPPER" "$WORK/managed$1" "$WORK/at-cut$1.d"
+}
+
+no_half_written() {
+  local k=$1
+  files_of "$UPPER" >"$WORK/final$k"
+  dpkg_records "$UPPER" "$LOWER" >"$WORK/dpkg$k"
+  old_or_new "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out"
+  expect_rc_out "kill point $k: no file below /etc is half written" 0 $? "$WORK/oldnew$k.out"
+  sed -n '1s/^/     (/; 1s/$/)/p' "$WORK/oldnew$k.out"
 }

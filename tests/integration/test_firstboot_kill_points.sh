@@ -89,8 +89,7 @@ for k in $(seq 1 "$KILLS"); do
     cuts=$((cuts + 1))
     echo "# kill point $k ($how): cut at $delay s"
   fi
-  files_of "$UPPER" >"$WORK/at-cut$k"
-  keep_managed "$UPPER" "$WORK/managed$k" "$WORK/at-cut$k.d"
+  at_the_cut $k
   in_node cat /var/lib/nodectl/journal.json >"$WORK/journal$k.json" 2>/dev/null
   journal_whole "$WORK/journal$k.json" >"$WORK/journal$k.out"
   expect_rc_out "kill point $k: the journal is whole JSON and says running or complete" 0 $? "$WORK/journal$k.out"
@@ -147,11 +146,7 @@ PY
   expect_rc_out "kill point $k: apply afterwards" 0 $? "$WORK/again$k.out"
   contains "kill point $k: ... changes nothing" "$WORK/again$k.out" ": 0 changed"
 
-  files_of "$UPPER" >"$WORK/final$k"
-  dpkg_records "$UPPER" "$LOWER" >"$WORK/dpkg$k"
-  old_or_new "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out"
-  expect_rc_out "kill point $k: no file below /etc is half written" 0 $? "$WORK/oldnew$k.out"
-  sed -n '1s/^/     (/; 1s/$/)/p' "$WORK/oldnew$k.out"
+  no_half_written $k
 done
 echo "# $cuts of $KILLS first boots were cut (the others finished before their moment and were checked whole)"
 finish

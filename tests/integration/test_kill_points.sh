@@ -56,9 +56,7 @@ for k in $(seq 1 "$KILLS"); do
   wait "$pid" 2>/dev/null
   echo "# kill point $k: $cut"
   sleep 2   # the node's side of the cut connection ends (sshd hangs up on it)
-  files_of "$UPPER" >"$WORK/at-cut$k"
-  # A copy of the files the apply manages, as the cut left them: shown when one is neither old nor new.
-  keep_managed "$UPPER" "$WORK/managed$k" "$WORK/at-cut$k.d"
+  at_the_cut $k
   node 1 cat /var/lib/nodectl/journal.json >"$WORK/journal$k.json" 2>/dev/null
   journal_whole "$WORK/journal$k.json" >"$WORK/journal$k.out"
   expect_rc_out "kill point $k: the journal is whole JSON and says running or complete" 0 $? "$WORK/journal$k.out"
@@ -81,13 +79,9 @@ for k in $(seq 1 "$KILLS"); do
   # rootfs, or what its package shipped: dpkg's md5sums) or what the converged runs left; no
   # temporary file of nodectl's atomic writes is left anywhere below /etc. (dpkg's own
   # .dpkg-new files are its atomic writes in flight, renamed by the dpkg that finishes them.)
-  files_of "$UPPER" >"$WORK/final$k"
-  # dpkg's records read from the node's disk on this machine: root's login is gone once the apply
-  # converged (and the test's ssh is root's), so asking dpkg on the node would get nothing.
-  dpkg_records "$UPPER" "$LOWER" >"$WORK/dpkg$k"
-  old_or_new "$WORK/at-cut$k" "$WORK/final$k" "$LOWER" "$WORK/managed$k" "$WORK/dpkg$k" "$WORK/at-cut$k.d" >"$WORK/oldnew$k.out"
-  expect_rc_out "kill point $k: no file below /etc is half written" 0 $? "$WORK/oldnew$k.out"
-  sed -n '1s/^/     (/; 1s/$/)/p' "$WORK/oldnew$k.out"
+  # (dpkg's records are read from the node's disk on this machine: root's login is gone once the
+  # apply converged, and the test's ssh is root's, so asking dpkg on the node would get nothing.)
+  no_half_written $k
 done
 echo "# $cuts of $KILLS runs were cut (the others finished before their moment and were checked whole)"
 finish

@@ -52,12 +52,16 @@ A=${ADDRS[0]}
 coproc LINK { exec python3 "$DATA/faulty_link.py" --to "$A:22" 2>>"$WORK/link.log"; }
 LINK_PID=$LINK_PID
 read -r _ LPORT <&"${LINK[0]}"
-link() {
+# ask COPROC WORDS...: one command line to a fault proxy running as COPROC, its one-line answer.
+ask() {
+  local -n co=$1
   local reply
-  echo "$*" >&"${LINK[1]}"
-  read -r reply <&"${LINK[0]}"
-  [ "$reply" = ok ] || echo "faulty_link: $* -> $reply" >&2
+  shift
+  echo "$*" >&"${co[1]}"
+  read -r reply <&"${co[0]}"
+  echo "$reply"
 }
+link() { [ "$(ask LINK "$@")" = ok ] || echo "faulty_link: $* refused" >&2; }
 # The node's host key under the proxy's address, and the node as "far-node" behind it.
 awk -v a="$A" -v p="[127.0.0.1]:$LPORT" '$1 == a { $1 = p; print }' "$NODECTL_TEST_KNOWN_HOSTS" >"$WORK/known_hosts"
 cat >"$WORK/inv.toml" <<EOF
@@ -172,12 +176,7 @@ start_s3rver "$WORK/s3rver" test
 coproc S3P { exec python3 "$DATA/faulty_s3.py" --to "127.0.0.1:$S3PORT" 2>>"$WORK/s3proxy.log"; }
 S3P_PID=$S3P_PID
 read -r _ PPORT <&"${S3P[0]}"
-s3f() {
-  local reply
-  echo "$*" >&"${S3P[1]}"
-  read -r reply <&"${S3P[0]}"
-  echo "$reply"
-}
+s3f() { ask S3P "$@"; }
 rule() { [ "$(s3f rule "$@")" = ok ] || echo "faulty_s3: rule $* refused" >&2; }
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 S3=("$S3TOOL" --endpoint "http://127.0.0.1:$PPORT" --bucket test --path-style --attempts 3 --backoff-ms 200)
