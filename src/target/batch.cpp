@@ -8,7 +8,7 @@ namespace nodectl {
 
 namespace {
 
-constexpr std::string_view k_header = "@@nodectl-batch\n";
+constexpr std::string_view k_header = "@@nodectl-batch";  // the first line
 constexpr int k_timed_out = 124;  // coreutils timeout's exit status
 
 // The next line of `out` from `pos` (which moves past it); nullopt when there is none.
@@ -40,9 +40,8 @@ std::string batch_script(const std::vector<Command>& commands) {
         statuses += "read x <" + n + ".x && s=\"$s $x\" && ";
         files += " " + n + ".o " + n + ".e";
     }
-    return script + "wait\ncd -- \"$d\" && s= && " + statuses + "printf '%s\\n%s\\n' '" +
-           std::string(k_header.substr(0, k_header.size() - 1)) + "' \"$s\" && stat -c %s --" + files + " && cat --" + files +
-           "\n";
+    return script + "wait\ncd -- \"$d\" && s= && " + statuses + "printf '%s\\n%s\\n' " + std::string(k_header) +
+           " \"$s\" && stat -c %s --" + files + " && cat --" + files + "\n";
 }
 
 Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<Command>& commands, const std::string& text) {
@@ -51,10 +50,10 @@ Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<
                                                   " commands (" + what + "): " + util::printable(text.substr(0, 120)));
     };
     std::string_view out(text);
-    if (out.substr(0, k_header.size()) != k_header) {
+    size_t pos = 0;
+    if (next_line(out, pos) != k_header) {
         return bad("no header");
     }
-    size_t pos = k_header.size();
     auto status_line = next_line(out, pos);
     auto statuses = status_line ? util::split(util::trim(*status_line), ' ') : std::vector<std::string>();
     if (statuses.size() != commands.size()) {

@@ -74,6 +74,7 @@ for k in $(seq 1 "$KILLS"); do
     for _ in $(seq 1 300); do
       case $(in_node systemctl is-active nodectl-firstboot.service) in activating|deactivating) sleep 0.1 ;; *) break ;; esac
     done
+    check "kill point $k: no process of the unit is left (no apt-get, no dpkg)" in_node '! pgrep -x "apt-get|dpkg|http"'
   else
     how="by hand"
     pid=$(in_node 'nodectl firstboot </dev/null >/root/firstboot-cut.log 2>&1 & echo $!')
