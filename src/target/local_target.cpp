@@ -61,13 +61,15 @@ struct Pipe {
     }
 };
 
-} // namespace
+// A child's three pipes, from nodectl's side once it runs.
+struct ChildPipes {
+    Pipe in, out, err;
+};
 
-Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
-                                  std::chrono::seconds timeout,
-                                  const std::function<void(std::string_view)>& on_output) {
-    Pipe in_pipe, out_pipe, err_pipe;
-    if (!in_pipe.open() || !out_pipe.open() || !err_pipe.open()) {
+// Forks and execs `argv` in a process group of its own (so that a timeout kills the whole tree),
+// its stdin, stdout and stderr on the pipes; closes the child's ends here.
+Result<pid_t> spawn(const std::vector<std::string>& argv, ChildPipes& p) {
+    if (!p.in.open() || !p.out.open() || !p.err.open()) {
         return errno_error("pipe");
     }
     pid_t pid = fork();
@@ -75,10 +77,10 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
         return errno_error("fork");
     }
     if (pid == 0) {
-        setpgid(0, 0);  // own process group, so a timeout kills the whole tree
-        dup2(in_pipe.read.get(), 0);
-        dup2(out_pipe.write.get(), 1);
-        dup2(err_pipe.write.get(), 2);
+        setpgid(0, 0);
+        dup2(p.in.read.get(), 0);
+        dup2(p.out.write.get(), 1);
+        dup2(p.err.write.get(), 2);
         std::vector<char*> args;
         for (const auto& a : argv) {
             args.push_back(const_cast<char*>(a.c_str()));
@@ -89,30 +91,35 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
         _exit(127);
     }
     setpgid(pid, pid);
-    in_pipe.read.reset();
-    out_pipe.write.reset();
-    err_pipe.write.reset();
-    fcntl(in_pipe.write.get(), F_SETFL, O_NONBLOCK);
+    p.in.read.reset();
+    p.out.write.reset();
+    p.err.write.reset();
+    fcntl(p.in.write.get(), F_SETFL, O_NONBLOCK);
+    return pid;
+}
 
-    CommandResult result;
+// How pumping a child's pipes ended.
+enum class PumpEnd { outputs_closed, timed_out, too_much };
+
+// Feeds `input` to the child and collects its output into `result` until it closes both outputs,
+// the deadline passes or it prints too much (then its process group is killed).
+Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::chrono::seconds timeout,
+                     const std::function<void(std::string_view)>& on_output, CommandResult& result) {
     size_t written = 0;
-    util::Fd& in_fd = in_pipe.write;
+    util::Fd& in_fd = p.in.write;
     if (input.empty()) {
         in_fd.reset();
     }
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    bool timed_out = false;
-    bool too_much = false;
     int open_outputs = 2;
     char buf[65536];
-    while (open_outputs > 0 && !too_much) {
+    while (open_outputs > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            timed_out = true;
             kill(-pid, SIGKILL);
-            break;
+            return PumpEnd::timed_out;
         }
-        pollfd fds[3] = {{out_pipe.read.get(), POLLIN, 0}, {err_pipe.read.get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
+        pollfd fds[3] = {{p.out.read.get(), POLLIN, 0}, {p.err.read.get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
         int n = poll(fds, in_fd ? 3 : 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
         if (n < 0 && errno != EINTR) {
             return errno_error("poll");
@@ -127,11 +134,11 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                         on_output(std::string_view(buf, static_cast<size_t>(r)));
                     }
                     if (into.size() > k_max_command_output) {
-                        too_much = true;
                         kill(-pid, SIGKILL);
+                        return PumpEnd::too_much;
                     }
                 } else if (r == 0 || errno != EAGAIN) {
-                    (i == 0 ? out_pipe : err_pipe).read.reset();
+                    (i == 0 ? p.out : p.err).read.reset();
                     --open_outputs;
                 }
             }
@@ -152,16 +159,30 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
             }
         }
     }
-    in_fd.reset();
-    out_pipe.read.reset();
-    err_pipe.read.reset();
+    return PumpEnd::outputs_closed;
+}
+
+} // namespace
+
+Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
+                                  std::chrono::seconds timeout,
+                                  const std::function<void(std::string_view)>& on_output) {
+    ChildPipes pipes;
+    pid_t pid = TRY(spawn(argv, pipes));
+    CommandResult result;
+    auto ended = pump(pid, pipes, input, timeout, on_output, result);
+    if (!ended) {
+        kill(-pid, SIGKILL);  // poll failed: nothing would see the child end
+    }
+    pipes = ChildPipes{};  // closed before the wait: a child still writing gets EPIPE, not a hang
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (timed_out) {
+    TRY_VOID(ended);
+    if (*ended == PumpEnd::timed_out) {
         return make_error(ErrorCode::timeout, "command timed out after " + std::to_string(timeout.count()) + "s");
     }
-    if (too_much) {
+    if (*ended == PumpEnd::too_much) {
         return make_error(ErrorCode::command, "the command printed more than " +
                                                   std::to_string(k_max_command_output >> 20) + " MiB; stopped");
     }

@@ -1,6 +1,6 @@
 #include "target/ssh_target.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "target/link_ssh.hpp"
 #include "target/local_target.hpp"
 #include "config/ssh_destination.hpp"
@@ -416,6 +416,16 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ssh_channel ch = guard.c;
+    TRY_VOID(send_command(ch, line, input));
+    CommandResult result;
+    TRY_VOID(read_output(ch, cmd, result));
+    if (result.exit_code == 124) {
+        return make_error(ErrorCode::timeout, "command timed out after " + std::to_string(cmd.timeout.count()) + "s");
+    }
+    return result;
+}
+
+Result<void> SshTarget::send_command(ssh_channel ch, const std::string& line, const std::string& input) {
     if (int rc = ssh_channel_request_exec(ch, line.c_str()); rc != SSH_OK) {
         if (rc == SSH_AGAIN) {
             return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
@@ -433,8 +443,10 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         off += static_cast<size_t>(n);
     }
     ssh_channel_send_eof(ch);
+    return Ok{};
+}
 
-    CommandResult result;
+Result<void> SshTarget::read_output(ssh_channel ch, const Command& cmd, CommandResult& result) {
     auto deadline = std::chrono::steady_clock::now() + cmd.timeout + std::chrono::seconds(10);
     auto heard = std::chrono::steady_clock::now();  // the last time the command's channel carried anything
     char buf[65536];
@@ -488,10 +500,7 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 20);
         result.exit_code = ssh_channel_get_exit_status(ch);
     }
-    if (result.exit_code == 124) {
-        return make_error(ErrorCode::timeout, "command timed out after " + std::to_string(cmd.timeout.count()) + "s");
-    }
-    return result;
+    return Ok{};
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <string>
 
 struct ssh_session_struct;
+struct ssh_channel_struct;
 
 namespace nodectl {
 
@@ -47,6 +48,10 @@ private:
               std::optional<Secret> sudo_password);
     std::string wrap(const Command& cmd, std::string& input) const;
     Result<CommandResult> run_channel(const Command& cmd);
+    // run_channel's parts, on a channel it opened: the command line and its input, then its output
+    // until the end of the command.
+    Result<void> send_command(ssh_channel_struct* ch, const std::string& line, const std::string& input);
+    Result<void> read_output(ssh_channel_struct* ch, const Command& cmd, CommandResult& result);
     Result<void> verify_root();
     // Remembers why the connection broke (stalled and cut, or lost): every later command fails at
     // once with that reason.

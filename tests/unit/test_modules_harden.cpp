@@ -449,10 +449,12 @@ TEST_CASE("harden services: AIDE's first database is left to a unit of its own, 
     CHECK(unit->content.find("ExecStart=/usr/sbin/aideinit --yes --force\n") != std::string::npos);
     CHECK(unit->content.find("ConditionFileNotEmpty=!/var/lib/aide/aide.db\n") != std::string::npos);
     CHECK(unit->content.find("WantedBy=multi-user.target\n") != std::string::npos);
-    // The apply never runs aideinit itself; it starts the unit and goes on.
+    // The apply never runs aideinit itself; it starts the unit, waits (bounded) only until the job
+    // has begun, and goes on.
     CHECK(on.activate.find("aideinit") == std::string::npos);
     CHECK(contains(on.activate, "systemctl daemon-reload\nsystemctl enable --quiet 'nodectl-aide-baseline.service'\n"
-                                "[ -s /var/lib/aide/aide.db ] || systemctl start --no-block 'nodectl-aide-baseline.service'\n"));
+                                "[ -s /var/lib/aide/aide.db ] || { systemctl start --no-block 'nodectl-aide-baseline.service'; "));
+    CHECK(contains(on.activate, "= inactive ] && [ ! -s /var/lib/aide/aide.db ] && [ $i -lt 50 ]; do sleep 0.2; "));
     auto control = std::find_if(on.controls.begin(), on.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; });
     REQUIRE(control != on.controls.end());
     CHECK(control->expect.passes("present"));

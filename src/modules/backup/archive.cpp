@@ -189,115 +189,43 @@ constexpr size_t k_max_backup_manifest = 64 << 20;
 
 } // namespace
 
-Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
-    ReadState st{&in};
-    std::unique_ptr<archive, decltype(&archive_read_free)> holder(archive_read_new(), &archive_read_free);
-    archive* a = holder.get();
-    archive_read_support_format_tar(a);
-    archive_read_support_filter_zstd(a);
-    std::string last_good = "(start of archive)";
-    auto fail = [&](const std::string& where) -> Error {
-        if (st.error) {
-            if (is_damaged(*st.error) || st.error->code == ErrorCode::auth) {
-                auto e = *st.error;
-                e.message = where + ": " + e.message;
-                return e;
-            }
-            return *st.error;
-        }
-        const char* msg = archive_error_string(a);
-        return damaged(where + ": " + (msg ? msg : "unreadable"));
-    };
-    if (archive_read_open2(a, &st, nullptr, &read_cb, nullptr, nullptr) != ARCHIVE_OK) {
-        return fail("not a nodectl backup archive");
+namespace {
+
+// An entry's header as a ReadEntry (tar's trailing '/' of a directory dropped).
+ReadEntry entry_from_header(archive_entry* e) {
+    ReadEntry entry;
+    entry.path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    while (entry.path.size() > 1 && entry.path.back() == '/') {
+        entry.path.pop_back();
     }
-    ReadResult result;
-    std::map<std::string, EntryInfo> seen;
-    std::vector<char> buf(1 << 20);
-    bool manifest_seen = false;
-    for (;;) {
-        archive_entry* e = nullptr;
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF) {
-            break;
-        }
-        if (r < ARCHIVE_WARN) {
-            return fail("damaged after entry '" + last_good + "'");
-        }
-        ReadEntry entry;
-        entry.path = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
-        while (entry.path.size() > 1 && entry.path.back() == '/') {
-            entry.path.pop_back();  // tar marks directories with a trailing '/'
-        }
-        entry.type = archive_entry_filetype(e);
-        entry.mode = archive_entry_perm(e);
-        entry.mtime = archive_entry_mtime(e);
-        entry.uid = archive_entry_uid(e);
-        entry.gid = archive_entry_gid(e);
-        entry.size = static_cast<uint64_t>(archive_entry_size(e));
-        if (archive_entry_symlink(e)) {
-            entry.symlink = archive_entry_symlink(e);
-        }
-        if (archive_entry_hardlink(e)) {
-            entry.hardlink = archive_entry_hardlink(e);
-        }
-        if (manifest_seen) {
-            return damaged("entry '" + entry.path + "' follows manifest.json (the manifest must be last)");
-        }
-        if (seen.contains(entry.path)) {
-            return damaged("entry '" + entry.path + "' appears twice");
-        }
-        bool is_manifest = entry.path == k_manifest_name;
-        if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_backup_manifest)) {
-            return damaged("manifest.json is not a regular file of sensible size");
-        }
-        if (!is_manifest && callbacks.on_entry) {
-            TRY_VOID(callbacks.on_entry(entry));
-        }
-        util::Sha256 sha;
-        uint64_t n_total = 0;
-        for (;;) {
-            la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
-            if (n < 0) {
-                return fail("entry '" + entry.path + "'");
-            }
-            if (n == 0) {
-                break;
-            }
-            sha.update(buf.data(), static_cast<size_t>(n));
-            n_total += static_cast<uint64_t>(n);
-            if (is_manifest) {
-                result.manifest_text.append(buf.data(), static_cast<size_t>(n));
-            } else if (callbacks.on_data) {
-                TRY_VOID(callbacks.on_data(entry, buf.data(), static_cast<size_t>(n)));
-            }
-        }
-        if (is_manifest) {
-            manifest_seen = true;
-        } else {
-            if (entry.type == AE_IFREG) {
-                seen[entry.path] = {entry.path, n_total, sha.final_hex()};
-            } else {
-                seen[entry.path] = {entry.path, 0, ""};
-            }
-            if (callbacks.on_end) {
-                TRY_VOID(callbacks.on_end(entry));
-            }
-        }
-        last_good = entry.path;
+    entry.type = archive_entry_filetype(e);
+    entry.mode = archive_entry_perm(e);
+    entry.mtime = archive_entry_mtime(e);
+    entry.uid = archive_entry_uid(e);
+    entry.gid = archive_entry_gid(e);
+    entry.size = static_cast<uint64_t>(archive_entry_size(e));
+    if (archive_entry_symlink(e)) {
+        entry.symlink = archive_entry_symlink(e);
     }
-    if (!manifest_seen) {
-        return damaged("the archive ends without manifest.json (truncated after entry '" + last_good + "')");
+    if (archive_entry_hardlink(e)) {
+        entry.hardlink = archive_entry_hardlink(e);
     }
+    return entry;
+}
+
+// The entries manifest.json lists, in its order, each checked against what the archive held
+// (`seen`): none missing, none unlisted, sizes and digests equal.
+Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text, const std::map<std::string, EntryInfo>& seen) {
     nlohmann::json m;
     try {
-        m = nlohmann::json::parse(result.manifest_text);
+        m = nlohmann::json::parse(text);
     } catch (const std::exception& ex) {
         return damaged(std::string("manifest.json is not valid JSON: ") + ex.what());
     }
     if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() || m.value("format", 0) != k_format_version) {
         return damaged("manifest.json is not a nodectl backup manifest (format " + std::to_string(k_format_version) + ")");
     }
+    std::vector<EntryInfo> entries;
     std::set<std::string> listed;
     try {
         for (const auto& je : m["entries"]) {
@@ -312,7 +240,7 @@ Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
                                std::to_string(it->second.size) + " vs " + std::to_string(want.size) + ", sha256 " +
                                it->second.sha256 + " vs " + want.sha256 + ")");
             }
-            result.entries.push_back(it->second);
+            entries.push_back(it->second);
         }
     } catch (const std::exception& ex) {
         return damaged(std::string("manifest.json: ") + ex.what());
@@ -322,7 +250,115 @@ Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
             return damaged("entry '" + path + "' is not listed in manifest.json");
         }
     }
-    return result;
+    return entries;
+}
+
+// One pass over an archive: each entry's header checked, its data hashed and handed to the
+// callbacks (the manifest's kept), then the whole checked against the manifest.
+class ArchiveReader {
+public:
+    ArchiveReader(Source& in, const ReadCallbacks& callbacks)
+        : m_st{&in}, m_callbacks(callbacks), m_holder(archive_read_new(), &archive_read_free), m_a(m_holder.get()) {}
+
+    Result<ReadResult> read() {
+        archive_read_support_format_tar(m_a);
+        archive_read_support_filter_zstd(m_a);
+        if (archive_read_open2(m_a, &m_st, nullptr, &read_cb, nullptr, nullptr) != ARCHIVE_OK) {
+            return fail("not a nodectl backup archive");
+        }
+        for (;;) {
+            archive_entry* e = nullptr;
+            int r = archive_read_next_header(m_a, &e);
+            if (r == ARCHIVE_EOF) {
+                break;
+            }
+            if (r < ARCHIVE_WARN) {
+                return fail("damaged after entry '" + m_last_good + "'");
+            }
+            TRY_VOID(read_entry(entry_from_header(e)));
+        }
+        if (!m_manifest_seen) {
+            return damaged("the archive ends without manifest.json (truncated after entry '" + m_last_good + "')");
+        }
+        m_result.entries = TRY(entries_matching_manifest(m_result.manifest_text, m_seen));
+        return std::move(m_result);
+    }
+
+private:
+    // The reader's error, or libarchive's, said of `where`.
+    Error fail(const std::string& where) const {
+        if (m_st.error) {
+            if (is_damaged(*m_st.error) || m_st.error->code == ErrorCode::auth) {
+                auto e = *m_st.error;
+                e.message = where + ": " + e.message;
+                return e;
+            }
+            return *m_st.error;
+        }
+        const char* msg = archive_error_string(m_a);
+        return damaged(where + ": " + (msg ? msg : "unreadable"));
+    }
+
+    Result<void> read_entry(const ReadEntry& entry) {
+        if (m_manifest_seen) {
+            return damaged("entry '" + entry.path + "' follows manifest.json (the manifest must be last)");
+        }
+        if (m_seen.contains(entry.path)) {
+            return damaged("entry '" + entry.path + "' appears twice");
+        }
+        bool is_manifest = entry.path == k_manifest_name;
+        if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_backup_manifest)) {
+            return damaged("manifest.json is not a regular file of sensible size");
+        }
+        if (!is_manifest && m_callbacks.on_entry) {
+            TRY_VOID(m_callbacks.on_entry(entry));
+        }
+        util::Sha256 sha;
+        uint64_t total = 0;
+        for (;;) {
+            la_ssize_t n = archive_read_data(m_a, m_buf.data(), m_buf.size());
+            if (n < 0) {
+                return fail("entry '" + entry.path + "'");
+            }
+            if (n == 0) {
+                break;
+            }
+            sha.update(m_buf.data(), static_cast<size_t>(n));
+            total += static_cast<uint64_t>(n);
+            if (is_manifest) {
+                m_result.manifest_text.append(m_buf.data(), static_cast<size_t>(n));
+            } else if (m_callbacks.on_data) {
+                TRY_VOID(m_callbacks.on_data(entry, m_buf.data(), static_cast<size_t>(n)));
+            }
+        }
+        if (is_manifest) {
+            m_manifest_seen = true;
+        } else {
+            bool regular = entry.type == AE_IFREG;
+            m_seen[entry.path] = {entry.path, regular ? total : 0, regular ? sha.final_hex() : ""};
+            if (m_callbacks.on_end) {
+                TRY_VOID(m_callbacks.on_end(entry));
+            }
+        }
+        m_last_good = entry.path;
+        return Ok{};
+    }
+
+    ReadState m_st;
+    const ReadCallbacks& m_callbacks;
+    std::unique_ptr<archive, decltype(&archive_read_free)> m_holder;
+    archive* m_a;
+    std::vector<char> m_buf = std::vector<char>(1 << 20);
+    std::map<std::string, EntryInfo> m_seen;
+    std::string m_last_good = "(start of archive)";
+    bool m_manifest_seen = false;
+    ReadResult m_result;
+};
+
+} // namespace
+
+Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
+    return ArchiveReader(in, callbacks).read();
 }
 
 } // namespace nodectl::backup

@@ -150,6 +150,26 @@ std::vector<std::string> service_packages(const ConfigView& sv) {
     return p;
 }
 
+// AIDE's checksum setting and the unit that builds its first database after the apply (started
+// without waiting for it); returns the activation's lines.
+std::string add_aide(ConfigSetSpec& spec) {
+    namespace units = host::units;
+    // In aide.conf itself: Lynis reads only that file for the checksum setting.
+    spec.files.push_back({"/etc/aide/aide.conf", "", [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
+                          0644});
+    spec.files.push_back({std::string("/etc/systemd/system/") + k_aide_unit, k_aide_unit_file, nullptr, 0644});
+    const std::string unit = k_aide_unit;
+    spec.drift += units::enabled_drift(unit) + "[ \"$(" + aide_database_state() +
+                  ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
+    // --no-block only queues the start: until the job begins, the unit is inactive and the
+    // probe after apply would find the database "missing". Wait (up to 10 s) for it to begin.
+    return units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})}) +
+           "[ -s /var/lib/aide/aide.db ] || { " + units::start({unit}, {.no_block = true}).script() +
+           "; i=0; while [ \"$(" + units::active_state(unit) +
+           ")\" = inactive ] && [ ! -s /var/lib/aide/aide.db ] && [ $i -lt 50 ]; do sleep 0.2; "
+           "i=$((i + 1)); done; }\n";
+}
+
 ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
     namespace units = host::units;
     ConfigSetSpec spec;
@@ -192,20 +212,7 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         running.push_back("systemd-timesyncd.service");
     }
     if (sv.boolean("aide")) {
-        // In aide.conf itself: Lynis reads only that file for the checksum setting.
-        spec.files.push_back({"/etc/aide/aide.conf", "", [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
-                              0644});
-        spec.files.push_back({std::string("/etc/systemd/system/") + k_aide_unit, k_aide_unit_file, nullptr, 0644});
-        const std::string unit = k_aide_unit;
-        spec.drift += units::enabled_drift(unit) + "[ \"$(" + aide_database_state() +
-                      ")\" != missing ] || echo 'build the first AIDE database (" + unit + ")'\n";
-        // --no-block only queues the start: until the job begins, the unit is inactive and the
-        // probe after apply would find the database "missing". Wait (up to 10 s) for it to begin.
-        activate += units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})}) +
-                    "[ -s /var/lib/aide/aide.db ] || { " + units::start({unit}, {.no_block = true}).script() +
-                    "; i=0; while [ \"$(" + units::active_state(unit) +
-                    ")\" = inactive ] && [ ! -s /var/lib/aide/aide.db ] && [ $i -lt 50 ]; do sleep 0.2; "
-                    "i=$((i + 1)); done; }\n";
+        activate += add_aide(spec);
     }
     if (sv.boolean("apparmor")) {
         running.push_back("apparmor.service");
