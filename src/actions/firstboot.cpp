@@ -4,7 +4,7 @@
 // firstboot.hpp and called in that order by firstboot() below.
 #include "actions/firstboot.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "target/local_target.hpp"
 #include "util/fd.hpp"
 #include "util/file.hpp"

@@ -2,7 +2,7 @@
 // (src/modules/backup/), usually started by nodectl-backup.timer.
 #include "cli/cli.hpp"
 #include "util/json.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/backup/backup.hpp"
 #include "util/time.hpp"
 

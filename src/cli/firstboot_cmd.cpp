@@ -2,7 +2,7 @@
 // `nodectl usb prepare`: first boot (src/modules/firstboot/) on the command line.
 #include "actions/firstboot.hpp"
 #include "cli/cli.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/json.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "util/file.hpp"

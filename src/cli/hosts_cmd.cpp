@@ -2,7 +2,7 @@
 // error stops everything before any host is touched), run them, and report.
 #include "cli/cli.hpp"
 #include "cli/report.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "core/runner.hpp"
 #include "modules/bundle/use.hpp"
 #include "target/local_target.hpp"

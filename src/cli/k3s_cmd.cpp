@@ -1,6 +1,6 @@
 // join, reset and `runtime config`: the k3s and containerd commands that are not `apply`.
 #include "cli/cli.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/bundle/use.hpp"
 #include "modules/k3s/k3s.hpp"
 #include "modules/runtime/runtime.hpp"

@@ -1,7 +1,7 @@
 // `nodectl kubeconfig HOST`: fetch a k3s server's admin kubeconfig and make it usable from here.
 // The file holds the cluster's admin key: it is never logged, and every file written is 0600.
 #include "cli/cli.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/k3s/kubeconfig.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"

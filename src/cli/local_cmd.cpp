@@ -1,7 +1,7 @@
 // `nodectl local up|down|load|rootfs|list|status|ssh|inventory`: throw-away nodes on this machine
 // (src/modules/local/).
 #include "cli/cli.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/k3s/k3s.hpp"
 #include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/local.hpp"

@@ -1,5 +1,5 @@
 #include "cli/cli.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/text.hpp"
 
 #include <libssh/libssh.h>
@@ -23,7 +23,7 @@ constexpr const char* k_footer =
 // While the command runs, everything it writes to std::cerr leaves through util::printable: error
 // messages carry text from hosts, bundles, sticks and backup targets (names, command output), and
 // none of it may move the cursor, retitle the terminal or hide lines. The log's own sink does the
-// same (core/log.cpp); stdout is escaped where host output is printed (hosts_cmd.cpp, util::json_text).
+// same (util/log.cpp); stdout is escaped where host output is printed (hosts_cmd.cpp, util::json_text).
 class PrintableStderr {
 public:
     PrintableStderr() : m_buf(std::cerr.rdbuf()), m_old(std::cerr.rdbuf(&m_buf)) {}

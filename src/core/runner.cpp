@@ -1,7 +1,7 @@
 #include "core/runner.hpp"
 
 #include "core/journal.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "target/prefetch_target.hpp"
 #include "target/read_only_target.hpp"
 #include "util/text.hpp"

@@ -1,6 +1,6 @@
 #include "target/prefetch_target.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "target/batch.hpp"
 #include "util/time.hpp"
 

@@ -1,4 +1,4 @@
-#include "core/log.hpp"
+#include "util/log.hpp"
 
 #include "util/text.hpp"
 

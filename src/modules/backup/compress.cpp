@@ -8,7 +8,7 @@
 // compression_threads > 1 that thread drives zstd's workers in jobs of k_zstd_job_bytes. The
 // output is one ordinary zstd frame, read by any zstd reader (libarchive, `zstd -d`).
 #include "modules/backup/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 
 #include <zstd.h>
 

@@ -4,7 +4,7 @@
 // renamed to DIR at the end; a database restored under a new name is dropped again when the
 // restore fails.
 #include "modules/backup/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/strings.hpp"
 
 #include <archive_entry.h>

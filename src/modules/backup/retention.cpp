@@ -4,7 +4,7 @@
 // newest keep_daily days, keep_weekly ISO weeks and keep_monthly months (UTC). An archive any rule
 // keeps stays; with no rule set nothing is ever deleted.
 #include "modules/backup/backup.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/time.hpp"
 
 #include <algorithm>

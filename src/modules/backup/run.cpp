@@ -10,7 +10,7 @@
 // chunk and the S3 parts in flight (docs/backup.md, "Threads and memory").
 #include "modules/backup/detail.hpp"
 #include "util/json.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/time.hpp"
 
 #include <nlohmann/json.hpp>

@@ -2,7 +2,7 @@
 // MariaDB's databases, dumped in chunks through mariadb-dump, and file trees, walked beneath their
 // root without following a link out of it.
 #include "modules/backup/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "nodectl/target.hpp"
 #include "util/strings.hpp"
 

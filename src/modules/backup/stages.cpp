@@ -1,7 +1,7 @@
 // Time per stage of `backup run`, for --log-level debug: where the time goes, on which thread,
 // and how fast zstd compresses (per second of CPU time, so a busy machine skews it less).
 #include "modules/backup/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 
 #include <array>
 #include <chrono>

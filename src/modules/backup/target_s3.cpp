@@ -4,7 +4,7 @@
 // run leaves nothing list/restore/prune would take for an archive. Credentials come from a 0600
 // file or the AWS_* environment, never from argv.
 #include "modules/backup/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/s3.hpp"
 
 #include <condition_variable>

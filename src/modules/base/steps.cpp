@@ -1,6 +1,6 @@
 #include "modules/base/steps.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/files.hpp"
 #include "host/packages.hpp"
 #include "host/services.hpp"

@@ -8,7 +8,7 @@
 #include "modules/bundle/bundle.hpp"
 #include "modules/k3s/release.hpp"
 #include "modules/bundle/detail.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
 #include "util/file.hpp"

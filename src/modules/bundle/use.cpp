@@ -3,8 +3,8 @@
 // sha256), so a re-apply sends nothing.
 #include "modules/bundle/use.hpp"
 
-#include "core/cache.hpp"
-#include "core/log.hpp"
+#include "util/cache.hpp"
+#include "util/log.hpp"
 #include "util/strings.hpp"
 
 #include <filesystem>

@@ -1,6 +1,6 @@
 #include "modules/config_set/config_set.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/files.hpp"
 #include "host/services.hpp"
 #include "util/diff.hpp"

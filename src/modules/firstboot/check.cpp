@@ -1,7 +1,7 @@
 // The checks of first boot's input before anything changes: the configuration's signature, the
 // profile, the files it pins, the bundle. The run itself is src/actions/firstboot.cpp.
 #include "config/profile_text.hpp"
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/bundle/use.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "util/digest.hpp"

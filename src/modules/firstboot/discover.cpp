@@ -1,6 +1,6 @@
 // Where first boot finds its configuration: --config, the kernel command line, a stick labelled
 // NODECTL (mounted read-only), the profile cloud-init wrote. The first that exists wins.
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "target/local_target.hpp"
 #include "util/file.hpp"

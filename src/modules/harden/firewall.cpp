@@ -11,7 +11,7 @@
 // at its end, and only nodectl's file is loaded live.
 #include "modules/harden/groups.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/services.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"

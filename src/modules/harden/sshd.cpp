@@ -4,7 +4,7 @@
 // login banner. Guarded: sshd -t before reload, a fresh login after, a rollback timer meanwhile.
 #include "modules/harden/groups.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/services.hpp"
 #include "util/digest.hpp"
 #include "util/strings.hpp"

@@ -22,8 +22,8 @@
 // builds the base and image layers and drives the whole.
 #include "modules/image/image.hpp"
 
-#include "core/cache.hpp"
-#include "core/log.hpp"
+#include "util/cache.hpp"
+#include "util/log.hpp"
 #include "modules/image/apt.hpp"
 #include "modules/image/common.hpp"
 #include "modules/image/inputs.hpp"

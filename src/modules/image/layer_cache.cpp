@@ -1,6 +1,6 @@
 #include "modules/image/layer_cache.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/image/common.hpp"
 #include "util/file.hpp"
 #include "util/json.hpp"

@@ -1,6 +1,6 @@
 #include "modules/image/oci.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/image/common.hpp"
 #include "modules/image/process.hpp"
 #include "target/local_target.hpp"

@@ -1,6 +1,6 @@
 #include "modules/image/process.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -4,8 +4,8 @@
 // hash is left alone. Files are checked with OpenSSL on the operator's side before they are sent.
 #include "modules/k3s/steps.hpp"
 
-#include "core/cache.hpp"
-#include "core/log.hpp"
+#include "util/cache.hpp"
+#include "util/log.hpp"
 #include "util/strings.hpp"
 
 namespace nodectl::k3s {

@@ -12,7 +12,7 @@
 // machines this was built on); see docs/status.md, "Not verified here".
 #include "modules/k3s/k3s.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/services.hpp"
 #include "modules/k3s/steps.hpp"
 #include "util/digest.hpp"

@@ -4,7 +4,7 @@
 // so a link a node's user planted cannot send a write to this machine's own files.
 #include "modules/local/detail.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/services.hpp"
 #include "target/ssh_target.hpp"
 #include "util/strings.hpp"

@@ -1,7 +1,7 @@
 // `nodectl local`: up, down, list, status of environments of nspawn nodes (see local.hpp).
 #include "modules/local/local.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/detail.hpp"
 #include "target/ssh_target.hpp"

@@ -2,7 +2,7 @@
 // per-node files, starting and stopping it, and waiting until it answers SSH.
 #include "modules/local/detail.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/services.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"

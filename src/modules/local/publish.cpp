@@ -4,7 +4,7 @@
 // it works for connections from this machine itself (127.0.0.1), needs no route_localnet or
 // masquerading, and leaves the host's firewall alone. The proxy is found again by its command line
 // (its last word is the node's ADDRESS:PORT, unique to this environment's subnet).
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/local/detail.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"

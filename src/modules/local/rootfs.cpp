@@ -2,7 +2,7 @@
 // build never leaves half a tree: it is made in a temporary directory renamed into place).
 #include "modules/local/detail.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"

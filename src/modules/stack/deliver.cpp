@@ -16,7 +16,7 @@
 // Not verified here: k3s reading the files (no k3s binary on the machines this was built on).
 #include "modules/stack/stack.hpp"
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "host/files.hpp"
 #include "util/diff.hpp"
 #include "util/json.hpp"
