@@ -2,6 +2,7 @@
 // count; an error of the targets reaches the writer; a writer that leaves early joins it), and the
 // entry queue between the two reading threads and the archive (whole entries, the dump first, a
 // large file never interleaved with a running dump, errors and cancel() stop every side).
+#include "backup_support.hpp"
 #include "modules/backup/detail.hpp"
 #include "test_support.hpp"
 #include "util/digest.hpp"
@@ -23,29 +24,10 @@ using namespace nodectl;
 // nodectl::backup's names unqualified in this file only (unity build: see test_modules_backup.cpp).
 namespace backup_stream_test {
 using namespace nodectl::backup;
+using namespace nodectl::backup_testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-class CollectingSink : public Sink {
-public:
-    std::string data;
-    int closed = 0;
-    size_t fail_after = SIZE_MAX;   // write() fails once this many bytes arrived
-    std::chrono::milliseconds delay{0};  // per write(): a slow target
-    Result<void> write(const char* p, size_t n) override {
-        std::this_thread::sleep_for(delay);
-        if (data.size() + n > fail_after) {
-            return make_error(ErrorCode::io, "target refused the bytes");
-        }
-        data.append(p, n);
-        return Ok{};
-    }
-    Result<void> close() override {
-        ++closed;
-        return Ok{};
-    }
-};
 
 // Forwards to a sink the test keeps (threaded_sink owns what it writes to).
 class ForwardingSink : public Sink {
@@ -87,7 +69,7 @@ TEST_CASE("backup compression: zstd on its own thread makes one frame that decom
     auto input = text_of(5 << 20);
     for (int threads : {1, 2}) {
         CAPTURE(threads);
-        CollectingSink out;
+        MemorySink out;
         StageTimes times;
         auto z = zstd_sink(out, {3, threads, &times});
         REQUIRE(z);
@@ -110,7 +92,7 @@ TEST_CASE("backup compression: zstd on its own thread makes one frame that decom
 
 TEST_CASE("backup compression: a target's error reaches the writer; a writer that leaves early stops the thread") {
     SUBCASE("the error is returned by a later write() and by close(); the target is not closed") {
-        CollectingSink out;
+        MemorySink out;
         out.fail_after = 100000;
         auto sink = threaded_sink(std::make_unique<ForwardingSink>(out), nullptr);
         auto chunk = text_of(64 << 10);
@@ -126,7 +108,7 @@ TEST_CASE("backup compression: a target's error reaches the writer; a writer tha
         CHECK(out.closed == 0);
     }
     SUBCASE("destroyed before close(): the thread stops, what was queued is dropped, the target is not closed") {
-        CollectingSink out;
+        MemorySink out;
         out.delay = 20ms;
         auto started = std::chrono::steady_clock::now();
         {
@@ -145,7 +127,7 @@ TEST_CASE("backup compression: a target's error reaches the writer; a writer tha
 namespace {
 
 // The archive the queue wrote, with a manifest, read back: every entry whole and as written.
-std::vector<std::string> archived_paths(ArchiveWriter& w, CollectingSink& out) {
+std::vector<std::string> archived_paths(ArchiveWriter& w, MemorySink& out) {
     nlohmann::json entries = nlohmann::json::array();
     std::vector<std::string> paths;
     for (const auto& e : w.entries()) {
@@ -190,7 +172,7 @@ Result<void> queue_file(EntrySource& q, const std::string& path, uint64_t size, 
 // An archive fed by a queue with a dump reader (`dump_blocks`) and a file reader.
 struct QueueRig {
     explicit QueueRig(size_t dump_blocks) : dump(queue, dump_blocks, true) { REQUIRE(w.open()); }
-    CollectingSink out;
+    MemorySink out;
     ArchiveWriter w{out, {1, 1}};
     EntryQueue queue{2, nullptr};
     EntrySource dump;

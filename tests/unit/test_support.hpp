@@ -3,7 +3,7 @@
 // that file, under a name no other test file uses (the tests compile as a unity build).
 #pragma once
 
-#include "core/log.hpp"
+#include "util/log.hpp"
 #include "modules/stack/stack.hpp"
 #include "nodectl/config.hpp"
 #include "nodectl/step.hpp"
