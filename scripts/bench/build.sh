@@ -7,13 +7,18 @@
 # run (the CPU seconds hardly depend on what else runs; the wall seconds do). docs/benchmarks.md.
 #
 #   scripts/bench/build.sh OLD_REF [NEW_REF] [RUNS]    (NEW_REF defaults to HEAD, RUNS to 1)
+#   DEMO=1 scripts/bench/build.sh OLD_REF [NEW_REF] [RUNS]
+# DEMO=1 times only what the README's first command (scripts/demo.sh) builds, `build.sh dynamic
+# nodectl`, from the clean tree: the issue-20 figure for a newcomer's first build. It needs no
+# static dependencies.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OLD_REF=${1:?usage: $0 OLD_REF [NEW_REF] [RUNS]}
 NEW_REF=${2:-HEAD}
 RUNS=${3:-1}
 DEPS=$REPO/build/static-deps
-[ -f "$DEPS/lib/libssh.a" ] || { echo "$0: no $DEPS: run scripts/build-static-deps.sh first" >&2; exit 1; }
+DEMO=${DEMO:-0}
+[ "$DEMO" = 1 ] || [ -f "$DEPS/lib/libssh.a" ] || { echo "$0: no $DEPS: run scripts/build-static-deps.sh first" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/nodectl-bench-build.XXXXXX)
 LOAD_PID=
 cleanup() { [ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true; rm -rf "$WORK"; }
@@ -41,10 +46,15 @@ for run in $(seq 1 "$RUNS"); do
     rm -rf "$tree"
     mkdir -p "$tree/build/static-deps"
     git -C "$REPO" archive "$ref" | tar -x -C "$tree"
-    cp -a "$DEPS"/{include,lib,.stamp,.static-deps-prefix} "$tree/build/static-deps/"
     echo "run $run, $way ($ref = $(git -C "$REPO" rev-parse --short "$ref")), load $(cut -d' ' -f1-3 /proc/loadavg)"
-    timed "  build.sh dynamic" "$tree/scripts/build.sh" dynamic
-    timed "  build.sh static" "$tree/scripts/build.sh" static
+    if [ "$DEMO" = 1 ]; then
+      timed "  build.sh dynamic nodectl" "$tree/scripts/build.sh" dynamic nodectl
+      ls -l "$tree/build/nodectl" | awk '{print "  binary: " $5 " bytes"}'
+    else
+      cp -a "$DEPS"/{include,lib,.stamp,.static-deps-prefix} "$tree/build/static-deps/"
+      timed "  build.sh dynamic" "$tree/scripts/build.sh" dynamic
+      timed "  build.sh static" "$tree/scripts/build.sh" static
+    fi
     rm -rf "$tree"
   done
 done
