@@ -31,6 +31,8 @@ test_pkgs=(
   # S3: awscli and s3fs check what nodectl writes to s3rver (npm, below); restic and zstd for the
   # backup benchmark
   awscli s3fs fuse3 zstd restic
+  # the tree's formatting (.clang-format; tests/repo/check_format.sh checks it with version 14)
+  clang-format
   # GNU time: peak RSS (`/usr/bin/time -v`) in scripts/bench/backup.sh
   time
   # OCI layouts are checked with skopeo and umoci

@@ -28,7 +28,7 @@ struct KeySpec {
     ConfigFile file;
     ValueType type;
     std::string_view default_value;  // as written in TOML; empty means no default
-    Validator validate;              // may be null
+    Validator validate;  // may be null
     std::string_view doc;
 };
 
@@ -116,7 +116,7 @@ Result<Profile> load_profile(const std::string& path);
 enum class SudoMode { none, nopasswd, password };
 
 struct HostSpec {
-    std::string name;     // label on log lines; defaults to the address
+    std::string name;  // label on log lines; defaults to the address
     std::string address;  // DNS name or IP, or "local"
     std::optional<int> port;
     std::optional<std::string> user;
@@ -137,4 +137,4 @@ Result<HostSpec> parse_host_arg(const std::string& arg);
 // Expands ${host.name}, ${host.address} and ${vars.NAME} in a profile string.
 Result<std::string> expand_vars(const std::string& text, const HostSpec& host, const std::string& where);
 
-} // namespace nodectl
+}  // namespace nodectl

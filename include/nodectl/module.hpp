@@ -27,7 +27,7 @@ struct ModuleContext {
 using StepList = std::vector<std::unique_ptr<Step>>;
 
 struct Module {
-    std::string_view name;     // also the profile section it owns
+    std::string_view name;  // also the profile section it owns
     std::string_view summary;
     // Builds this host's steps from the profile, in the order they must run. Runs before any host is
     // contacted, so a bad value stops the whole run before anything changes.
@@ -41,4 +41,4 @@ std::span<const Module> modules();
 Result<StepList> build_steps(const ModuleContext& ctx, std::string_view except = {});
 Result<StepList> build_steps(const Profile& profile, const HostSpec& host);
 
-} // namespace nodectl
+}  // namespace nodectl

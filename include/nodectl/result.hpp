@@ -11,17 +11,17 @@
 namespace nodectl {
 
 enum class ErrorCode {
-    usage,       // bad command line
-    config,      // profile or inventory invalid
-    connect,     // host unreachable, connection timed out
-    auth,        // authentication or sudo refused
-    host_key,    // unknown or changed host key
-    command,     // a command on the host failed
-    timeout,     // a command or run exceeded its time limit
-    io,          // local file or system error
-    locked,      // another run holds the host's lock
-    unsupported, // the host is not something this step can manage
-    unavailable, // capability not available in this build
+    usage,  // bad command line
+    config,  // profile or inventory invalid
+    connect,  // host unreachable, connection timed out
+    auth,  // authentication or sudo refused
+    host_key,  // unknown or changed host key
+    command,  // a command on the host failed
+    timeout,  // a command or run exceeded its time limit
+    io,  // local file or system error
+    locked,  // another run holds the host's lock
+    unsupported,  // the host is not something this step can manage
+    unavailable,  // capability not available in this build
     internal,
 };
 
@@ -84,23 +84,23 @@ private:
     bool m_failed = false;
 };
 
-} // namespace nodectl
+}  // namespace nodectl
 
 // TRY(expr): evaluate a Result; on error return it from the enclosing function, else yield the value.
 #define NODECTL_CONCAT_(a, b) a##b
 #define NODECTL_CONCAT(a, b) NODECTL_CONCAT_(a, b)
-#define TRY(expr)                                                                                  \
-    ({                                                                                             \
-        auto&& NODECTL_CONCAT(try_r_, __LINE__) = (expr);                                          \
-        if (!NODECTL_CONCAT(try_r_, __LINE__)) {                                                   \
-            return std::move(NODECTL_CONCAT(try_r_, __LINE__)).error();                            \
-        }                                                                                          \
-        std::move(NODECTL_CONCAT(try_r_, __LINE__)).value();                                       \
+#define TRY(expr)                                                                                                      \
+    ({                                                                                                                 \
+        auto&& NODECTL_CONCAT(try_r_, __LINE__) = (expr);                                                              \
+        if (!NODECTL_CONCAT(try_r_, __LINE__)) {                                                                       \
+            return std::move(NODECTL_CONCAT(try_r_, __LINE__)).error();                                                \
+        }                                                                                                              \
+        std::move(NODECTL_CONCAT(try_r_, __LINE__)).value();                                                           \
     })
-#define TRY_VOID(expr)                                                                             \
-    do {                                                                                           \
-        auto&& NODECTL_CONCAT(try_v_, __LINE__) = (expr);                                          \
-        if (!NODECTL_CONCAT(try_v_, __LINE__)) {                                                   \
-            return std::move(NODECTL_CONCAT(try_v_, __LINE__)).error();                            \
-        }                                                                                          \
+#define TRY_VOID(expr)                                                                                                 \
+    do {                                                                                                               \
+        auto&& NODECTL_CONCAT(try_v_, __LINE__) = (expr);                                                              \
+        if (!NODECTL_CONCAT(try_v_, __LINE__)) {                                                                       \
+            return std::move(NODECTL_CONCAT(try_v_, __LINE__)).error();                                                \
+        }                                                                                                              \
     } while (0)

@@ -13,7 +13,7 @@ namespace nodectl {
 
 struct Change {
     std::string summary;  // one line: "hostname: localhost -> web1"
-    std::string diff;     // unified diff for file contents, may be empty
+    std::string diff;  // unified diff for file contents, may be empty
 };
 
 struct Plan {
@@ -28,12 +28,12 @@ enum class ControlStatus { pass, fail, not_applicable };
 std::string_view control_status_name(ControlStatus s);
 
 struct ControlResult {
-    std::string id;        // "ssh.permitrootlogin"
-    std::string title;     // "root cannot log in over SSH"
+    std::string id;  // "ssh.permitrootlogin"
+    std::string title;  // "root cannot log in over SSH"
     ControlStatus status = ControlStatus::fail;
     std::string observed;  // the value found on the host
     std::string expected;  // what passes
-    std::string reason;    // why not applicable, or an error while evaluating
+    std::string reason;  // why not applicable, or an error while evaluating
 };
 
 class Step {
@@ -50,4 +50,4 @@ public:
     virtual Result<std::vector<ControlResult>> audit(Target& target);
 };
 
-} // namespace nodectl
+}  // namespace nodectl

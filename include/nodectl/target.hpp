@@ -18,10 +18,10 @@
 namespace nodectl {
 
 struct Command {
-    std::string script;     // POSIX sh script, run as root (through sudo when the target needs it)
-    std::string input;      // written to the command's stdin; secrets travel here, never in argv
+    std::string script;  // POSIX sh script, run as root (through sudo when the target needs it)
+    std::string input;  // written to the command's stdin; secrets travel here, never in argv
     std::chrono::seconds timeout{300};
-    bool mutates = true;    // false for probes: allowed on a read-only (dry-run) target
+    bool mutates = true;  // false for probes: allowed on a read-only (dry-run) target
     // When set, called with each piece of stdout as it arrives, and with an empty piece at least
     // once a second while the command runs (progress reports; the output is still collected).
     std::function<void(std::string_view out)> on_output;
@@ -37,7 +37,7 @@ struct FileStat {
     bool exists = false;
     bool is_dir = false;
     bool is_symlink = false;
-    uint32_t mode = 0;     // permission bits, e.g. 0644
+    uint32_t mode = 0;  // permission bits, e.g. 0644
     std::string owner;
     std::string group;
     uint64_t size = 0;
@@ -109,4 +109,4 @@ std::string shell_quote(const std::string& s);
 // Each word quoted, separated by single spaces: shell_quote_all({"a", "b c"}) == "'a' 'b c'".
 std::string shell_quote_all(const std::vector<std::string>& words);
 
-} // namespace nodectl
+}  // namespace nodectl

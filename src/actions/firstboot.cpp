@@ -110,7 +110,8 @@ void repair_dpkg() {
         return;
     }
     log::info(k_log, "dpkg was interrupted: running dpkg --configure -a");
-    auto r = run_process({"sh", "-c", std::string(k_script_prologue) + "dpkg --configure -a"}, "", std::chrono::seconds(1800));
+    auto r = run_process({"sh", "-c", std::string(k_script_prologue) + "dpkg --configure -a"}, "",
+                         std::chrono::seconds(1800));
     if (!r || r->exit_code != 0) {
         log::warn(k_log, "dpkg --configure -a failed: {}", r ? util::trim(r->err) : r.error().message);
     }
@@ -193,7 +194,8 @@ public:
         ro.parallel = 1;
         ro.run_timeout = std::chrono::seconds(options.run_timeout);
         // The bundle is part of what is applied: a different bundle must not resume a run.
-        ro.profile_digest = p.checked.profile->digest() + (p.checked.bundle ? "+" + p.checked.bundle->manifest.digest : "");
+        ro.profile_digest =
+            p.checked.profile->digest() + (p.checked.bundle ? "+" + p.checked.bundle->manifest.digest : "");
         ro.run_id = m_status.attempts.back().run_id;
         ro.operator_name = "firstboot@" + p.host.name;
         ro.on_step = [&](const HostReport& r) {
@@ -238,8 +240,12 @@ public:
             end_attempt(m_status.error);
         }
         bool done = m_status.state == "done";
-        return {done ? FirstbootEnd::provisioned : FirstbootEnd::failed, done ? "" : m_status.error, "",
-                write_report(p.src), report.steps.size(), report.seconds};
+        return {done ? FirstbootEnd::provisioned : FirstbootEnd::failed,
+                done ? "" : m_status.error,
+                "",
+                write_report(p.src),
+                report.steps.size(),
+                report.seconds};
     }
 
 private:
@@ -277,7 +283,7 @@ void default_cache_dir() {
     }
 }
 
-} // namespace
+}  // namespace
 
 Result<FirstbootOutcome> firstboot(const fb::RunOptions& options) {
     if (geteuid() != 0) {
@@ -325,4 +331,4 @@ Result<FirstbootPlan> firstboot_plan(const fb::RunOptions& options) {
     return out;
 }
 
-} // namespace nodectl::actions
+}  // namespace nodectl::actions

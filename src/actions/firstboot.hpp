@@ -18,17 +18,17 @@
 namespace nodectl::actions {
 
 enum class FirstbootEnd {
-    provisioned,          // every step succeeded: firstboot.done written
+    provisioned,  // every step succeeded: firstboot.done written
     already_provisioned,  // firstboot.done exists (no --force): nothing looked at
-    refused,              // bad input (no config, signature, profile, bundle): nothing changed
-    failed,               // a step failed, or the end could not be recorded
+    refused,  // bad input (no config, signature, profile, bundle): nothing changed
+    failed,  // a step failed, or the end could not be recorded
 };
 
 struct FirstbootOutcome {
     FirstbootEnd end = FirstbootEnd::failed;
-    std::string why;        // refused, failed: the reason
+    std::string why;  // refused, failed: the reason
     std::string done_line;  // already_provisioned: firstboot.done's content
-    std::string report;     // refused, provisioned, failed: the report (also written back to a stick)
+    std::string report;  // refused, provisioned, failed: the report (also written back to a stick)
     size_t steps = 0;
     double seconds = 0;
 };
@@ -46,4 +46,4 @@ struct FirstbootPlan {
 };
 Result<FirstbootPlan> firstboot_plan(const firstboot::RunOptions& options);
 
-} // namespace nodectl::actions
+}  // namespace nodectl::actions

@@ -79,12 +79,20 @@ int do_run(const Context& ctx, const backup::Settings& s) {
     if (ctx.global.json) {
         nlohmann::json t = nlohmann::json::array();
         for (const auto& x : report.targets) {
-            t.push_back({{"target", x.target}, {"ok", x.ok}, {"error", x.error}, {"bytes", x.bytes},
-                         {"seconds", x.seconds}, {"pruned", x.pruned}});
+            t.push_back({{"target", x.target},
+                         {"ok", x.ok},
+                         {"error", x.error},
+                         {"bytes", x.bytes},
+                         {"seconds", x.seconds},
+                         {"pruned", x.pruned}});
         }
-        nlohmann::json out{{"id", report.id}, {"error", report.error}, {"entries", report.entries},
-                           {"source_bytes", report.raw_bytes}, {"seconds", report.seconds},
-                           {"post_hook_failed", report.post_hook_failed}, {"targets", t}};
+        nlohmann::json out{{"id", report.id},
+                           {"error", report.error},
+                           {"entries", report.entries},
+                           {"source_bytes", report.raw_bytes},
+                           {"seconds", report.seconds},
+                           {"post_hook_failed", report.post_hook_failed},
+                           {"targets", t}};
         std::cout << util::json_text(out, 2) << "\n";
     } else {
         std::cout << "backup " << report.id << ": " << report.entries << " entries, " << human(report.raw_bytes)
@@ -106,7 +114,7 @@ int do_run(const Context& ctx, const backup::Settings& s) {
     return k_exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 void configure_backup(CLI::App& app, Context&) {
     auto& o = backup_options();
@@ -131,7 +139,8 @@ void configure_backup(CLI::App& app, Context&) {
     restore->add_option("--db-socket", o.restore.db_socket, "Its Unix socket");
     restore->add_flag("--files", o.restore.files, "Restore the file trees");
     restore->add_option("--to", o.restore.to, "Directory the file trees go to (must not exist, or be empty)");
-    restore->add_flag("--keep-setid", o.restore.keep_setid, "Keep setuid/setgid bits of restored files (dropped by default)");
+    restore->add_flag("--keep-setid", o.restore.keep_setid,
+                      "Keep setuid/setgid bits of restored files (dropped by default)");
     auto* prune = app.add_subcommand("prune", "Delete archives the targets' retention rules do not keep");
     prune->add_flag("--dry-run,-n", o.dry_run, "Only show what would be deleted");
     prune->add_option("--target", o.target, "Only this target");
@@ -163,13 +172,18 @@ int run_backup(CLI::App& app, Context& ctx) {
         if (ctx.global.json) {
             nlohmann::json out = nlohmann::json::array();
             for (const auto& a : *l) {
-                out.push_back({{"target", a.target}, {"id", a.stored.id}, {"object", a.stored.object},
-                               {"size", a.stored.size}, {"time", util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ")}, {"encrypted", a.stored.encrypted}});
+                out.push_back({{"target", a.target},
+                               {"id", a.stored.id},
+                               {"object", a.stored.object},
+                               {"size", a.stored.size},
+                               {"time", util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ")},
+                               {"encrypted", a.stored.encrypted}});
             }
             std::cout << util::json_text(out, 2) << "\n";
         } else {
             for (const auto& a : *l) {
-                std::cout << a.target << "  " << a.stored.id << "  " << util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ") << "  " << human(a.stored.size)
+                std::cout << a.target << "  " << a.stored.id << "  "
+                          << util::format_utc(a.stored.time, "%Y-%m-%d %H:%M:%SZ") << "  " << human(a.stored.size)
                           << (a.stored.encrypted ? "  encrypted" : "") << "\n";
             }
         }
@@ -215,4 +229,4 @@ int run_backup(CLI::App& app, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -45,7 +45,8 @@ nlohmann::json manifest_json(const bundle::Manifest& m) {
     nlohmann::json pieces = nlohmann::json::array();
     uint64_t total = 0;
     for (const auto& p : m.pieces) {
-        pieces.push_back({{"path", p.path}, {"size", p.size}, {"sha256", p.sha256}, {"kind", bundle::kind_name(p.kind)}});
+        pieces.push_back(
+            {{"path", p.path}, {"size", p.size}, {"sha256", p.sha256}, {"kind", bundle::kind_name(p.kind)}});
         total += p.size;
     }
     return {{"format", m.format},
@@ -53,9 +54,9 @@ nlohmann::json manifest_json(const bundle::Manifest& m) {
             {"created", m.created},
             {"digest", m.digest},
             {"k3s", m.has_k3s() ? nlohmann::json{{"version", m.k3s_version}, {"arch", m.k3s_arch}} : nlohmann::json()},
-            {"debs", m.deb_arch.empty() ? nlohmann::json()
-                                        : nlohmann::json{{"arch", m.deb_arch}, {"release", m.deb_release},
-                                                         {"packages", m.packages}}},
+            {"debs", m.deb_arch.empty()
+                         ? nlohmann::json()
+                         : nlohmann::json{{"arch", m.deb_arch}, {"release", m.deb_release}, {"packages", m.packages}}},
             {"profile", m.profile},
             {"total_size", total},
             {"pieces", pieces}};
@@ -104,7 +105,7 @@ int read_failure(const Error& e) {
     return report_error(e, bundle::is_damaged(e) ? k_exit_damaged : k_exit_internal);
 }
 
-} // namespace
+}  // namespace
 
 void configure_bundle(CLI::App& app, Context&) {
     auto& o = bundle_options();
@@ -116,9 +117,10 @@ void configure_bundle(CLI::App& app, Context&) {
                        "A k3s release dir: sha256sum-<arch>.txt, k3s|k3s-arm64|k3s-armhf, optional airgap images, "
                        "optional `version` file");
     create->add_option("--image", o.create.images, "An OCI image archive to include (repeatable)");
-    auto* pk = create->add_option("--packages", o.packages,
-                                  "Packages whose dependency closure is included, comma-separated (default: "
-                                  "containerd, runc, containernetworking-plugins and what the profile needs)")
+    auto* pk = create
+                   ->add_option("--packages", o.packages,
+                                "Packages whose dependency closure is included, comma-separated (default: "
+                                "containerd, runc, containernetworking-plugins and what the profile needs)")
                    ->delimiter(',');
     create->add_flag("--no-packages", o.no_packages, "Include no .debs")->excludes(pk);
     auto* verify = app.add_subcommand("verify", "Check every entry of a bundle against its manifest");
@@ -160,4 +162,4 @@ int run_bundle(CLI::App& app, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

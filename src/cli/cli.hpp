@@ -19,11 +19,11 @@ enum Exit : int {
     k_exit_internal = 1,
     k_exit_usage = 2,
     k_exit_config = 3,
-    k_exit_partial = 4,     // some hosts failed
+    k_exit_partial = 4,  // some hosts failed
     k_exit_all_failed = 5,  // every host failed
-    k_exit_not_ready = 6,   // stack status: a site is not ready
-    k_exit_drift = 7,       // check: hosts differ from the profile
-    k_exit_damaged = 8,     // a bundle or backup archive that does not match its manifest
+    k_exit_not_ready = 6,  // stack status: a site is not ready
+    k_exit_drift = 7,  // check: hosts differ from the profile
+    k_exit_damaged = 8,  // a bundle or backup archive that does not match its manifest
     k_exit_unavailable = 69,
 };
 
@@ -108,13 +108,13 @@ ConnectFn make_connect(const Context& ctx, RunMode mode);
 // Verifies and unpacks --bundle, if given; an exit code other than k_exit_ok when it is refused.
 int open_bundle(const Context& ctx, std::optional<bundle::Opened>& opened);
 // Runs the jobs, prints the reports, and returns the exit code.
-int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
-             std::vector<HostReport>* reports = nullptr);
+int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what,
+             const std::string& digest, std::vector<HostReport>* reports = nullptr);
 
 // `nodectl join`: the hosts of ctx.host join the k3s server as agents (the profile's other
 // sections too); the exit code.
 struct JoinOptions {
-    std::string server;          // user@host[:port] of the server, for SSH
+    std::string server;  // user@host[:port] of the server, for SSH
     std::string server_address;  // address the agents use for the API (default: the server's SSH address)
     int api_port = 6443;
 };
@@ -126,4 +126,4 @@ std::string default_kubeconfig();
 
 int main(int argc, char** argv);
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -64,7 +64,7 @@ int run_check(CLI::App& app, Context& ctx) {
 }
 
 const CommandSpec k_commands[] = {
-    {"apply", "Make hosts match a profile", 
+    {"apply", "Make hosts match a profile",
      "Connects to each host (over SSH, or --local), probes every step of the profile, and changes what differs.\n"
      "Hosts run in parallel (--parallel), steps in order. A re-run on a converged host changes nothing.\n"
      "Examples:\n"
@@ -230,7 +230,8 @@ const CommandSpec k_commands[] = {
      "  nodectl image build magento --arg project_dir=$PWD/shop --secret composer_auth=auth.json\n"
      "  nodectl image build redis --import containerd=/run/containerd/containerd.sock",
      &configure_image, &run_image},
-    {"stack", "Render the Magento stack of a profile's [[stack.sites]] as Kubernetes manifests (render); its state on k3s (status)",
+    {"stack",
+     "Render the Magento stack of a profile's [[stack.sites]] as Kubernetes manifests (render); its state on k3s (status)",
      "  nodectl stack render -p PROFILE [--site NAME] [--out DIR [--placeholders]]\n"
      "  nodectl stack status [-p PROFILE] [-i INVENTORY | HOST] [--json]\n"
      "Each site becomes one file of Kubernetes v1.32 objects, nodectl-NAME.yaml: its Namespace, Secrets,\n"
@@ -286,10 +287,10 @@ const CommandSpec k_commands[] = {
      &configure_local, &run_local},
 };
 
-} // namespace
+}  // namespace
 
 std::span<const CommandSpec> commands() {
     return k_commands;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

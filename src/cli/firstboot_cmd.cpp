@@ -99,7 +99,8 @@ int print_firstboot(const firstboot::RunOptions& options) {
     switch (out->end) {
     case actions::FirstbootEnd::already_provisioned:
         std::cout << "firstboot: this machine was provisioned already (" << out->done_line << ", "
-                  << firstboot::k_done_file << "); nothing to do. Any config or stick found now is ignored; --force runs again.\n";
+                  << firstboot::k_done_file
+                  << "); nothing to do. Any config or stick found now is ignored; --force runs again.\n";
         return k_exit_ok;
     case actions::FirstbootEnd::refused:
         std::cerr << "nodectl firstboot: " << out->why << "\nnothing was changed\n";
@@ -117,7 +118,7 @@ int print_firstboot(const firstboot::RunOptions& options) {
     return k_exit_internal;
 }
 
-} // namespace
+}  // namespace
 
 void configure_firstboot(CLI::App& app, Context&) {
     auto& o = firstboot_options();
@@ -129,7 +130,8 @@ void configure_firstboot(CLI::App& app, Context&) {
                  "Find and check the config, then show the plan; change nothing, write no status");
     app.add_option("--lock-wait", o.run.lock_wait_seconds, "Seconds to wait for another firstboot to finish")
         ->capture_default_str();
-    app.add_option("--run-timeout", o.run.run_timeout, "Seconds the whole provisioning may take")->capture_default_str();
+    app.add_option("--run-timeout", o.run.run_timeout, "Seconds the whole provisioning may take")
+        ->capture_default_str();
     // For tests and for machines whose boot loader cannot be changed: read this file instead.
     app.add_option("--cmdline-file", o.run.cmdline_file, "Kernel command line to read")->capture_default_str();
 
@@ -233,10 +235,14 @@ int run_status(CLI::App&, Context& ctx) {
 void configure_cloud_init(CLI::App& app, Context&) {
     auto& o = firstboot_options();
     app.require_subcommand(1);
-    auto* render = app.add_subcommand("render", "Print #cloud-config user-data that provisions a machine with a profile");
-    render->add_option("-p,--profile", o.render.profile, "Profile (TOML); its includes are merged into one file")->required();
-    auto* url = render->add_option("--binary-url", o.render.binary_url, "Where the node downloads nodectl (http/https)");
-    auto* sha = render->add_option("--binary-sha256", o.render.binary_sha256, "sha256 of that binary (checked on the node)");
+    auto* render =
+        app.add_subcommand("render", "Print #cloud-config user-data that provisions a machine with a profile");
+    render->add_option("-p,--profile", o.render.profile, "Profile (TOML); its includes are merged into one file")
+        ->required();
+    auto* url =
+        render->add_option("--binary-url", o.render.binary_url, "Where the node downloads nodectl (http/https)");
+    auto* sha =
+        render->add_option("--binary-sha256", o.render.binary_sha256, "sha256 of that binary (checked on the node)");
     auto* pre = render->add_flag("--binary-preinstalled", o.render.binary_preinstalled,
                                  "The image has /usr/local/bin/nodectl already");
     url->needs(sha);
@@ -245,7 +251,8 @@ void configure_cloud_init(CLI::App& app, Context&) {
     render->add_flag("--inline-secrets", o.render.inline_secrets,
                      "Put secret files the profile references into the user-data (anyone who can read the "
                      "instance's user-data can read them)");
-    render->add_option("--signature", o.render.signature, "Signature of the profile to ship (default: PROFILE.sig if present)");
+    render->add_option("--signature", o.render.signature,
+                       "Signature of the profile to ship (default: PROFILE.sig if present)");
 }
 
 int run_cloud_init(CLI::App&, Context&) {
@@ -271,9 +278,11 @@ void configure_usb(CLI::App& app, Context&) {
     prep->add_option("--size", o.usb.size, "Size of the image (K, M, G suffixes)")->capture_default_str();
     auto* dev = prep->add_option("--device", o.usb.device, "Write this block device (ERASES it)");
     img->excludes(dev);
-    prep->add_option("-p,--profile", o.usb.profile, "Profile (TOML); its includes are merged into nodectl.toml")->required();
+    prep->add_option("-p,--profile", o.usb.profile, "Profile (TOML); its includes are merged into nodectl.toml")
+        ->required();
     prep->add_option("--bundle", o.usb.bundle, "Offline bundle to put in bundle/");
-    prep->add_option("--binary", o.usb.binary, "nodectl binary to put on the stick (default: this one; use the static build)");
+    prep->add_option("--binary", o.usb.binary,
+                     "nodectl binary to put on the stick (default: this one; use the static build)");
     prep->add_option("--signature", o.usb.signature, "Signature of the profile (default: PROFILE.sig if present)");
     prep->add_flag("--yes,-y", o.usb.yes, "Do not ask before erasing --device");
     prep->add_flag("--inline-secrets", o.usb.inline_secrets,
@@ -302,9 +311,9 @@ int run_usb(CLI::App&, Context&) {
     auto did = firstboot::usb_prepare(o.usb);
     if (!did) {
         std::cerr << "nodectl usb prepare: " << did.error().message << "\n";
-        return did.error().code == ErrorCode::usage ? k_exit_usage
+        return did.error().code == ErrorCode::usage    ? k_exit_usage
                : did.error().code == ErrorCode::config ? k_exit_config
-                                                         : k_exit_internal;
+                                                       : k_exit_internal;
     }
     for (const auto& line : *did) {
         std::cout << line << "\n";
@@ -312,4 +321,4 @@ int run_usb(CLI::App&, Context&) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -37,7 +37,8 @@ void add_connection_options(CLI::App& app, Context& ctx) {
     app.add_flag("--accept-new-host-key", h.ssh.accept_new_host_key,
                  "Trust and record the key of a host seen for the first time (a changed key is never accepted)");
     app.add_option("--ssh-config", h.ssh.ssh_config, "ssh config file (default ~/.ssh/config)");
-    app.add_option("--identity", h.identity, "Private key for hosts that do not name one (default: ssh-agent, ~/.ssh/id_*)");
+    app.add_option("--identity", h.identity,
+                   "Private key for hosts that do not name one (default: ssh-agent, ~/.ssh/id_*)");
     app.add_option("--sudo", h.sudo, "How hosts given on the command line become root: none, nopasswd or password")
         ->check(CLI::IsMember({"none", "nopasswd", "password"}));
     app.add_option("--sudo-password-file", h.sudo_password_file, "File holding the sudo password (mode 0600)");
@@ -72,9 +73,7 @@ Result<void> apply_connection_defaults(HostSpec& h, const HostOptions& o) {
     return Ok{};
 }
 
-namespace {
-
-} // namespace
+namespace {}  // namespace
 
 // Command-line connection settings apply to hosts whose inventory entry does not set them.
 Result<std::vector<HostSpec>> collect_hosts(const HostOptions& o) {
@@ -123,8 +122,8 @@ ConnectFn make_connect(const Context& ctx, RunMode mode) {
     };
 }
 
-int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what, const std::string& digest,
-             std::vector<HostReport>* reports_out) {
+int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const std::string& what,
+             const std::string& digest, std::vector<HostReport>* reports_out) {
     RunOptions options;
     options.mode = mode;
     options.parallel = ctx.global.parallel;
@@ -136,8 +135,10 @@ int run_jobs(const Context& ctx, std::vector<HostJob>& jobs, RunMode mode, const
     const passwd* pw = getpwuid(geteuid());
     options.operator_name = (pw ? std::string(pw->pw_name) : "uid " + std::to_string(geteuid())) + "@" + machine;
     log::info("nodectl", "{} {} host{} {} (run {})",
-              mode == RunMode::apply ? "applying to" : mode == RunMode::plan ? "planning" : "checking", jobs.size(),
-              jobs.size() == 1 ? "" : "s", what, options.run_id);
+              mode == RunMode::apply  ? "applying to"
+              : mode == RunMode::plan ? "planning"
+                                      : "checking",
+              jobs.size(), jobs.size() == 1 ? "" : "s", what, options.run_id);
     auto reports = run_hosts(jobs, options, make_connect(ctx, mode));
 
     if (ctx.global.json) {
@@ -168,7 +169,8 @@ int open_bundle(const Context& ctx, std::optional<bundle::Opened>& opened) {
     }
     auto b = bundle::open(ctx.host.bundle);
     if (!b) {
-        std::cerr << "nodectl: the bundle " << ctx.host.bundle << " is refused: " << b.error().message << "\nnothing was changed\n";
+        std::cerr << "nodectl: the bundle " << ctx.host.bundle << " is refused: " << b.error().message
+                  << "\nnothing was changed\n";
         return k_exit_config;
     }
     opened = std::move(*b);
@@ -205,4 +207,4 @@ int run_on_hosts(CLI::App&, Context& ctx, int mode_int) {
     return run_jobs(ctx, jobs, mode, "with profile " + ctx.host.profile, profile->digest());
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

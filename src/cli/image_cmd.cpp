@@ -57,9 +57,16 @@ int run_image_check(Context& ctx) {
         for (const auto& [s, spec] : r.secrets) {
             secrets[s] = {{"required", spec.required}, {"doc", spec.doc}};
         }
-        j.push_back({{"name", name}, {"file", r.file}, {"base", r.base}, {"suite", r.suite},
-                     {"packages", r.packages}, {"users", r.users.size()}, {"files", r.files.size()},
-                     {"runs", r.runs.size()}, {"args", args}, {"secrets", secrets}});
+        j.push_back({{"name", name},
+                     {"file", r.file},
+                     {"base", r.base},
+                     {"suite", r.suite},
+                     {"packages", r.packages},
+                     {"users", r.users.size()},
+                     {"files", r.files.size()},
+                     {"runs", r.runs.size()},
+                     {"args", args},
+                     {"secrets", secrets}});
         if (!ctx.global.json) {
             std::cout << r.file << ": ok (" << (r.is_base() ? "base, " + r.suite + " " + r.variant : "on " + r.base)
                       << "; " << r.packages.size() << " package(s), " << r.users.size() << " user(s), "
@@ -78,7 +85,7 @@ int run_image_check(Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 void configure_image(CLI::App& app, Context& ctx) {
     auto& o = image_options();
@@ -93,8 +100,9 @@ void configure_image(CLI::App& app, Context& ctx) {
     build->add_option("--compression", o.compression, "Layer compression")
         ->check(CLI::IsMember({"gzip", "zstd"}))
         ->capture_default_str();
-    build->add_option("--import", o.build.import,
-                      "After building: containerd[=SOCKET] (ctr images import) or k3s (its airgap images dir)")
+    build
+        ->add_option("--import", o.build.import,
+                     "After building: containerd[=SOCKET] (ctr images import) or k3s (its airgap images dir)")
         ->check([](const std::string& v) {
             return v == "k3s" || v == "containerd" || v.starts_with("containerd=")
                        ? std::string()
@@ -151,9 +159,15 @@ int run_image(CLI::App& app, Context& ctx) {
     if (ctx.global.json) {
         nlohmann::json j = nlohmann::json::array();
         for (const auto& b : *built) {
-            j.push_back({{"name", b.name}, {"reference", b.reference}, {"layout", b.layout}, {"archive", b.archive},
-                         {"manifest_digest", b.manifest_digest}, {"layers", b.layer_digests},
-                         {"compressed_size", b.compressed_size}, {"cached", b.cached}, {"seconds", b.seconds}});
+            j.push_back({{"name", b.name},
+                         {"reference", b.reference},
+                         {"layout", b.layout},
+                         {"archive", b.archive},
+                         {"manifest_digest", b.manifest_digest},
+                         {"layers", b.layer_digests},
+                         {"compressed_size", b.compressed_size},
+                         {"cached", b.cached},
+                         {"seconds", b.seconds}});
         }
         std::cout << util::json_text(j, 2) << "\n";
         return k_exit_ok;
@@ -167,4 +181,4 @@ int run_image(CLI::App& app, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

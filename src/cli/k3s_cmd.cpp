@@ -24,14 +24,18 @@ Result<Profile> profile_or_empty(const std::string& path) {
     return load_profile(path);
 }
 
-} // namespace
+}  // namespace
 
 void configure_join(CLI::App& app, Context& ctx) {
     add_host_options(app, ctx, false);
-    app.add_option("--server,-s", g_join.server, "The k3s server, as user@host[:port] (reached over SSH like the nodes)")->required();
-    app.add_option("--server-address", g_join.server_address, "Address the agents use for the server's API (default: the server's SSH address)");
+    app.add_option("--server,-s", g_join.server,
+                   "The k3s server, as user@host[:port] (reached over SSH like the nodes)")
+        ->required();
+    app.add_option("--server-address", g_join.server_address,
+                   "Address the agents use for the server's API (default: the server's SSH address)");
     app.add_option("--api-port", g_join.api_port, "Port of the server's API")->capture_default_str();
-    app.add_flag("--dry-run,-n", ctx.host.dry_run, "Read the server's token, check the nodes, show the plan; change nothing");
+    app.add_flag("--dry-run,-n", ctx.host.dry_run,
+                 "Read the server's token, check the nodes, show the plan; change nothing");
 }
 
 int run_join(CLI::App&, Context& ctx) {
@@ -104,7 +108,8 @@ Result<std::vector<HostJob>> join_jobs(const Profile& profile, const std::vector
         steps.push_back(k3s::make_join_check_step(info));
         auto host = bundle::host_steps(opened, mctx, "k3s");
         if (!host) {
-            return make_error(ErrorCode::config, host.error().message + "\nnothing was changed: the profile has errors");
+            return make_error(ErrorCode::config,
+                              host.error().message + "\nnothing was changed: the profile has errors");
         }
         auto agent = k3s::node_steps(settings, mctx);
         if (!agent) {
@@ -132,8 +137,9 @@ int wait_ready(Context& ctx, Target& server, const std::vector<HostJob>& jobs, c
         hn.mutates = false;
         hn.script = "hostname | tr A-Z a-z";
         auto name = node ? (*node)->run_checked(hn, "reading the node name") : Result<CommandResult>(node.error());
-        auto ready = name ? k3s::wait_node_ready(server, util::trim(name->out), std::chrono::seconds(settings.ready_timeout))
-                          : Result<void>(name.error());
+        auto ready =
+            name ? k3s::wait_node_ready(server, util::trim(name->out), std::chrono::seconds(settings.ready_timeout))
+                 : Result<void>(name.error());
         if (!ready) {
             std::cerr << jobs[i].host.name << ": " << ready.error().message << "\n";
             rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
@@ -144,7 +150,7 @@ int wait_ready(Context& ctx, Target& server, const std::vector<HostJob>& jobs, c
     return rc;
 }
 
-} // namespace
+}  // namespace
 
 int join_nodes(Context& ctx, const JoinOptions& join) {
     auto profile = profile_or_empty(ctx.host.profile);
@@ -185,7 +191,9 @@ int join_nodes(Context& ctx, const JoinOptions& join) {
 
 void configure_reset(CLI::App& app, Context& ctx) {
     add_host_options(app, ctx, false);
-    app.add_flag("--k3s", g_reset_k3s, "Remove k3s: units, binary and links, /etc/rancher/k3s, /var/lib/rancher/k3s, kubelet data")->required();
+    app.add_flag("--k3s", g_reset_k3s,
+                 "Remove k3s: units, binary and links, /etc/rancher/k3s, /var/lib/rancher/k3s, kubelet data")
+        ->required();
     app.add_flag("--dry-run,-n", ctx.host.dry_run, "List what would be removed; change nothing");
 }
 
@@ -227,4 +235,4 @@ int run_runtime(CLI::App&, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -22,7 +22,7 @@ namespace {
 
 constexpr unsigned k_private = 0600;
 
-} // namespace
+}  // namespace
 
 std::string default_kubeconfig() {
     const char* env = std::getenv("KUBECONFIG");
@@ -57,12 +57,12 @@ Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {
     auto r = TRY(target->run(cmd));
     if (r.exit_code == k_absent) {
         return make_error(ErrorCode::command, "k3s has not written its kubeconfig on " + h.name +
-                                                  ": is the k3s server running? (" +
-                                                  k3s::k_admin_kubeconfig_path + " does not exist)");
+                                                  ": is the k3s server running? (" + k3s::k_admin_kubeconfig_path +
+                                                  " does not exist)");
     }
     if (r.exit_code != 0) {
-        return make_error(ErrorCode::command, std::string("cannot read ") + k3s::k_admin_kubeconfig_path + ": " +
-                                                  util::trim(r.err));
+        return make_error(ErrorCode::command,
+                          std::string("cannot read ") + k3s::k_admin_kubeconfig_path + ": " + util::trim(r.err));
     }
     if (r.out.size() > k3s::k_max_kubeconfig_bytes) {
         return make_error(ErrorCode::command, std::string(k3s::k_admin_kubeconfig_path) + " is larger than " +
@@ -112,7 +112,7 @@ Result<std::string> merge_into_file(const std::string& path, const std::string& 
     return exists ? path + " (the previous content is in " + path + ".bak)" : path;
 }
 
-} // namespace
+}  // namespace
 
 Result<HostSpec> find_host(const Context& ctx, const std::string& arg) {
     std::optional<HostSpec> found;
@@ -144,7 +144,8 @@ void configure_kubeconfig(CLI::App& app, Context& ctx) {
     auto* out = app.add_option("--out,-o", k.out, "Write the kubeconfig to FILE (mode 0600, atomically)");
     auto* merge = app.add_flag("--merge", k.merge, "Merge it into --kubeconfig FILE and make it the current context");
     out->excludes(merge);
-    app.add_option("--kubeconfig", k.kubeconfig, "File --merge writes (default: first entry of $KUBECONFIG, else ~/.kube/config)")
+    app.add_option("--kubeconfig", k.kubeconfig,
+                   "File --merge writes (default: first entry of $KUBECONFIG, else ~/.kube/config)")
         ->needs(merge);
     app.add_option("--context", k.context,
                    "Name the cluster, user and context nodectl-NAME (default NAME: HOST's name)");
@@ -204,4 +205,4 @@ int run_kubeconfig(CLI::App&, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -59,8 +59,8 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
     CLI::App unused;
     // Inventories of the server and of the agents, so both get the environment's --var values.
     const std::string servers = env.dir + "/inventory-server.toml", agents = env.dir + "/inventory-agents.toml";
-    for (const auto& [path, text] : {std::pair{servers, local::inventory_text(env, 0, 1)},
-                                     std::pair{agents, local::inventory_text(env, 1)}}) {
+    for (const auto& [path, text] :
+         {std::pair{servers, local::inventory_text(env, 0, 1)}, std::pair{agents, local::inventory_text(env, 1)}}) {
         if (auto why = util::write_file_atomic(path, text, 0600); !why.empty()) {
             std::cerr << "nodectl local up: " << why << "\n";
             return k_exit_internal;
@@ -79,7 +79,8 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
     }
     if (env.nodes.size() > 1) {
         ctx.host.inventory = agents;
-        log::info("local", "{} node(s) join {} as k3s agents (nodectl join)", env.nodes.size() - 1, env.nodes.front().name);
+        log::info("local", "{} node(s) join {} as k3s agents (nodectl join)", env.nodes.size() - 1,
+                  env.nodes.front().name);
         if (int rc = join_nodes(ctx, JoinOptions{.server = server, .api_port = k3s.api_port}); rc != k_exit_ok) {
             std::cerr << "nodectl local up: the server is set up, but the agents could not join it (exit " << rc
                       << "); `nodectl local up` again retries\n";
@@ -144,7 +145,8 @@ int run_up(Context& ctx) {
     }
     if (o.up.dry_run) {
         if (cluster) {
-            std::cout << "  k3s        " << env->nodes.front().name << " the server (nodectl apply -p " << o.profile << ")";
+            std::cout << "  k3s        " << env->nodes.front().name << " the server (nodectl apply -p " << o.profile
+                      << ")";
             if (env->nodes.size() > 1) {
                 std::cout << ", " << env->nodes.size() - 1 << " node(s) join it as agents (nodectl join)";
             }
@@ -183,17 +185,19 @@ int run_up(Context& ctx) {
         for (const auto& n : env->nodes) {
             nodes.push_back({{"name", n.name}, {"address", n.address}});
         }
-        std::cout << util::json_text({{"name", env->name}, {"subnet", env->subnet}, {"inventory", env->inventory()},
-                                      {"nodes", nodes}},
-                                     2)
-                  << "\n";
+        std::cout
+            << util::json_text(
+                   {{"name", env->name}, {"subnet", env->subnet}, {"inventory", env->inventory()}, {"nodes", nodes}}, 2)
+            << "\n";
     } else {
-        std::cout << "environment " << env->name << " is up: " << env->nodes.size() << " node(s) on " << env->subnet << "\n";
+        std::cout << "environment " << env->name << " is up: " << env->nodes.size() << " node(s) on " << env->subnet
+                  << "\n";
         for (const auto& n : env->nodes) {
             std::cout << "  " << n.name << "  " << n.address << "\n";
         }
         for (const auto& p : env->publish) {
-            std::cout << "  " << p.address << ":" << p.host_port << " -> " << env->nodes.front().name << ":" << p.node_port << "\n";
+            std::cout << "  " << p.address << ":" << p.host_port << " -> " << env->nodes.front().name << ":"
+                      << p.node_port << "\n";
         }
         std::cout << "  nodectl local ssh " << env->name << " [NODE]\n"
                   << "  nodectl apply -p PROFILE -i " << env->inventory() << "\n"
@@ -217,12 +221,17 @@ int run_local_status(Context& ctx) {
         good += s.running && s.ssh;
         nodes.push_back({{"name", s.node.name}, {"address", s.node.address}, {"running", s.running}, {"ssh", s.ssh}});
         if (!ctx.global.json) {
-            std::cout << s.node.name << "  " << s.node.address << "  " << (s.running ? "running" : "stopped") << "  ssh "
-                      << (s.ssh ? "ok" : s.running ? "no (" + s.ssh_error + ")" : "no") << "\n";
+            std::cout << s.node.name << "  " << s.node.address << "  " << (s.running ? "running" : "stopped")
+                      << "  ssh "
+                      << (s.ssh       ? "ok"
+                          : s.running ? "no (" + s.ssh_error + ")"
+                                      : "no")
+                      << "\n";
         }
     }
     if (ctx.global.json) {
-        std::cout << util::json_text({{"name", env->name}, {"subnet", env->subnet}, {"bridge", env->bridge}, {"nodes", nodes}}, 2)
+        std::cout << util::json_text(
+                         {{"name", env->name}, {"subnet", env->subnet}, {"bridge", env->bridge}, {"nodes", nodes}}, 2)
                   << "\n";
     }
     return good == st->size() ? k_exit_ok : good == 0 ? k_exit_all_failed : k_exit_partial;
@@ -284,7 +293,7 @@ int run_ssh() {
     return k_exit_internal;
 }
 
-} // namespace
+}  // namespace
 
 void configure_local(CLI::App& app, Context&) {
     auto& o = local_options();
@@ -302,9 +311,10 @@ void configure_local(CLI::App& app, Context&) {
     up->add_option("--rootfs", o.up.rootfs,
                    "Use this root filesystem (read-only, e.g. one mmdebstrap made) instead of the cache; also "
                    "$NODECTL_LOCAL_ROOTFS");
-    up->add_option("--publish", o.up.publish,
-                   "[ADDRESS:]HOST_PORT:NODE_PORT: forward a port of this machine (ADDRESS default 127.0.0.1) to node 1; "
-                   "repeatable");
+    up->add_option(
+        "--publish", o.up.publish,
+        "[ADDRESS:]HOST_PORT:NODE_PORT: forward a port of this machine (ADDRESS default 127.0.0.1) to node 1; "
+        "repeatable");
     up->add_option("--bind", o.up.binds,
                    "SOURCE[:TARGET]: bind a file, directory or device of this machine into the nodes this call boots "
                    "(systemd-nspawn --bind), e.g. a loop device as a USB stick; repeatable; not kept as a setting");
@@ -315,7 +325,8 @@ void configure_local(CLI::App& app, Context&) {
                    "OCI archives from `nodectl image build` (NAME.oci.tar) to load into every node's containerd or "
                    "k3s once the nodes are up and the profile applied (as `kind load`); repeatable");
     up->add_option("--profile,-p", o.profile, "Apply this profile to every node once they are up (as nodectl apply)");
-    up->add_option("--boot-timeout", o.up.boot_timeout, "Seconds until every node must answer SSH")->capture_default_str();
+    up->add_option("--boot-timeout", o.up.boot_timeout, "Seconds until every node must answer SSH")
+        ->capture_default_str();
     up->add_flag("--dry-run", o.up.dry_run, "Print what would be made, and make nothing");
     auto* rootfs = app.add_subcommand("rootfs", "Build the root filesystem nodes start from (once, with mmdebstrap, "
                                                 "from this host's Debian mirror) and print its path");
@@ -325,13 +336,18 @@ void configure_local(CLI::App& app, Context&) {
                                           "container runtime (containerd k8s.io namespace, or k3s), like `kind load`");
     ld->add_option("name", o.name, "Environment name")->required();
     ld->add_option("archives", o.images, "NAME.oci.tar files")->required()->check(CLI::ExistingFile);
-    auto* down = app.add_subcommand("down", "Stop and remove everything environment NAME has (nodes, bridge, overlays, state)");
+    auto* down =
+        app.add_subcommand("down", "Stop and remove everything environment NAME has (nodes, bridge, overlays, state)");
     down->add_option("name", o.name, "Environment name")->required();
     app.add_subcommand("list", "List the environments on this machine");
-    auto* status = app.add_subcommand("status", "Per node: running or not, address, whether SSH answers (exit 4/5 when not all)");
+    auto* status =
+        app.add_subcommand("status", "Per node: running or not, address, whether SSH answers (exit 4/5 when not all)");
     status->add_option("name", o.name, "Environment name")->required();
     auto* ssh = app.add_subcommand("ssh", "Log in as root on a node (default the first), or run a command there");
-    ssh->add_option("words", o.words, "NAME [NODE] [COMMAND...]; NODE is a node's name or number; quote a command with options as one word")->required();
+    ssh->add_option(
+           "words", o.words,
+           "NAME [NODE] [COMMAND...]; NODE is a node's name or number; quote a command with options as one word")
+        ->required();
     auto* inv = app.add_subcommand("inventory", "Print the path of NAME's inventory (for nodectl apply -i)");
     inv->add_option("name", o.name, "Environment name")->required();
 }
@@ -373,4 +389,4 @@ int run_local(CLI::App& app, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

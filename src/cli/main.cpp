@@ -39,7 +39,7 @@ private:
     std::streambuf* m_old;
 };
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     PrintableStderr printable_stderr;
@@ -113,4 +113,4 @@ int main(int argc, char** argv) {
     return k_exit_usage;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -62,7 +62,7 @@ void print_markdown_reference() {
     }
 }
 
-} // namespace
+}  // namespace
 
 void configure_profile(CLI::App& app, Context& ctx) {
     app.require_subcommand(1);
@@ -132,9 +132,9 @@ int run_profile(CLI::App& app, Context& ctx) {
         std::cerr << monitoring.error().message << "\n";
         return k_exit_config;
     }
-    std::cout << file << ": ok (" << profile->files().size() << " file"
-              << (profile->files().size() == 1 ? "" : "s") << ")\n";
+    std::cout << file << ": ok (" << profile->files().size() << " file" << (profile->files().size() == 1 ? "" : "s")
+              << ")\n";
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -67,7 +67,7 @@ std::string control_text(const ControlResult& c) {
     return out + "\n";
 }
 
-} // namespace
+}  // namespace
 
 std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
     std::string out;
@@ -82,12 +82,15 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
         } else if (!r.ok) {
             out += "FAILED after " + std::to_string(r.count(StepStatus::changed)) + " changed";
         } else if (mode == RunMode::apply) {
-            out += std::to_string(changing) + " changed, " + std::to_string(r.count(StepStatus::unchanged)) + " unchanged";
+            out +=
+                std::to_string(changing) + " changed, " + std::to_string(r.count(StepStatus::unchanged)) + " unchanged";
         } else if (mode == RunMode::plan) {
-            out += std::to_string(changing) + " to change, " + std::to_string(r.count(StepStatus::unchanged)) + " unchanged";
+            out += std::to_string(changing) + " to change, " + std::to_string(r.count(StepStatus::unchanged)) +
+                   " unchanged";
         } else {
-            out += std::to_string(r.count(ControlStatus::pass)) + " passed, " + std::to_string(r.count(ControlStatus::fail)) +
-                   " failed, " + std::to_string(r.count(ControlStatus::not_applicable)) + " not applicable";
+            out += std::to_string(r.count(ControlStatus::pass)) + " passed, " +
+                   std::to_string(r.count(ControlStatus::fail)) + " failed, " +
+                   std::to_string(r.count(ControlStatus::not_applicable)) + " not applicable";
         }
         out += " (" + seconds(r.seconds) + ")";
         if (!r.resumed_run.empty()) {
@@ -113,7 +116,8 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
             if (!show) {
                 continue;
             }
-            out += "  " + std::string(mark(s.status)) + " " + s.title + " [" + std::string(status_name(s.status)) + "]\n";
+            out +=
+                "  " + std::string(mark(s.status)) + " " + s.title + " [" + std::string(status_name(s.status)) + "]\n";
             for (const auto& c : s.plan.changes) {
                 out += "      " + c.summary + "\n";
                 if (!c.diff.empty()) {
@@ -125,7 +129,9 @@ std::string reports_text(const std::vector<HostReport>& reports, RunMode mode) {
             }
         }
     }
-    const char* verb = mode == RunMode::apply ? "changed" : mode == RunMode::plan ? "would change" : "with failed controls";
+    const char* verb = mode == RunMode::apply  ? "changed"
+                       : mode == RunMode::plan ? "would change"
+                                               : "with failed controls";
     out += "Summary: " + std::to_string(reports.size()) + " host" + (reports.size() == 1 ? "" : "s") + ", " +
            std::to_string(ok) + " ok, " + std::to_string(reports.size() - ok) + " failed, " +
            std::to_string(changed_hosts) + " " + verb + "\n";
@@ -146,23 +152,31 @@ std::string reports_json(const std::vector<HostReport>& reports, RunMode mode) {
             for (const auto& c : s.plan.changes) {
                 changes.push_back({{"summary", c.summary}, {"diff", c.diff}});
             }
-            nlohmann::json step = {{"id", s.id}, {"title", s.title}, {"status", status_name(s.status)},
+            nlohmann::json step = {{"id", s.id},         {"title", s.title}, {"status", status_name(s.status)},
                                    {"changes", changes}, {"error", s.error}, {"seconds", s.seconds}};
             if (mode == RunMode::check) {
                 nlohmann::json controls = nlohmann::json::array();
                 for (const auto& c : s.controls) {
-                    controls.push_back({{"id", c.id}, {"title", c.title}, {"status", control_status_name(c.status)},
-                                        {"observed", c.observed}, {"expected", c.expected}, {"reason", c.reason}});
+                    controls.push_back({{"id", c.id},
+                                        {"title", c.title},
+                                        {"status", control_status_name(c.status)},
+                                        {"observed", c.observed},
+                                        {"expected", c.expected},
+                                        {"reason", c.reason}});
                 }
                 step["controls"] = controls;
             }
             steps.push_back(step);
         }
-        hosts.push_back({{"host", r.host}, {"ok", r.ok}, {"error", r.error}, {"resumed_run", r.resumed_run},
-                         {"seconds", r.seconds}, {"steps", steps}});
+        hosts.push_back({{"host", r.host},
+                         {"ok", r.ok},
+                         {"error", r.error},
+                         {"resumed_run", r.resumed_run},
+                         {"seconds", r.seconds},
+                         {"steps", steps}});
     }
     const char* m = mode == RunMode::apply ? "apply" : mode == RunMode::plan ? "plan" : "check";
     return util::json_text(nlohmann::json({{"mode", m}, {"hosts", hosts}}), 2);
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

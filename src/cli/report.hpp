@@ -11,4 +11,4 @@ namespace nodectl::cli {
 std::string reports_text(const std::vector<HostReport>& reports, RunMode mode);
 std::string reports_json(const std::vector<HostReport>& reports, RunMode mode);
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -25,23 +25,30 @@ struct StackOptions {
 
 StackOptions g_stack;
 
-} // namespace
+}  // namespace
 
 void configure_stack(CLI::App& app, Context& ctx) {
     app.require_subcommand(1);
-    auto* render = app.add_subcommand("render", "Render each site's manifest (nodectl-SITE.yaml), and with [stack.monitoring] enabled "
-                                                "nodectl-monitoring.yaml, to stdout or --out DIR");
+    auto* render = app.add_subcommand(
+        "render", "Render each site's manifest (nodectl-SITE.yaml), and with [stack.monitoring] enabled "
+                  "nodectl-monitoring.yaml, to stdout or --out DIR");
     render->add_option("--profile,-p", ctx.host.profile, "Profile with [[stack.sites]]")->required();
-    render->add_option("--site", g_stack.site, "Only this site (its name; \"monitoring\": only the monitoring namespace)");
-    render->add_option("--out", g_stack.out,
-                       "Write DIR/nodectl-SITE.yaml (mode 0600, atomically) with the real secret values instead of printing");
+    render->add_option("--site", g_stack.site,
+                       "Only this site (its name; \"monitoring\": only the monitoring namespace)");
+    render->add_option(
+        "--out", g_stack.out,
+        "Write DIR/nodectl-SITE.yaml (mode 0600, atomically) with the real secret values instead of printing");
     render->add_flag("--placeholders", g_stack.placeholders,
                      "With --out: write placeholder secret values instead of reading the secret references");
-    auto* status = app.add_subcommand("status", "Pods ready/total and restarts, autoscalers and ingress hosts of each site, read "
-                                                "on the k3s server node through SSH");
-    status->add_option("host", ctx.args, "The k3s server: user@host[:port], or a host name of --inventory")->expected(0, 1);
-    status->add_option("--profile,-p", ctx.host.profile, "Profile whose [[stack.sites]] must all be there (default: every site nodectl made)");
-    status->add_option("--inventory,-i", ctx.host.inventory, "Inventory: HOST is looked up by name; without HOST, its host with role \"server\"");
+    auto* status =
+        app.add_subcommand("status", "Pods ready/total and restarts, autoscalers and ingress hosts of each site, read "
+                                     "on the k3s server node through SSH");
+    status->add_option("host", ctx.args, "The k3s server: user@host[:port], or a host name of --inventory")
+        ->expected(0, 1);
+    status->add_option("--profile,-p", ctx.host.profile,
+                       "Profile whose [[stack.sites]] must all be there (default: every site nodectl made)");
+    status->add_option("--inventory,-i", ctx.host.inventory,
+                       "Inventory: HOST is looked up by name; without HOST, its host with role \"server\"");
     add_connection_options(*status, ctx);
 }
 
@@ -102,7 +109,7 @@ int run_stack_status(Context& ctx) {
     return all_ready ? k_exit_ok : k_exit_not_ready;
 }
 
-} // namespace
+}  // namespace
 
 int run_stack(CLI::App& app, Context& ctx) {
     if (app.got_subcommand("status")) {
@@ -132,7 +139,8 @@ int run_stack(CLI::App& app, Context& ctx) {
         return k_exit_usage;
     }
     // Secret values never reach stdout: printing always uses placeholders.
-    auto values = g_stack.out.empty() || g_stack.placeholders ? stack::SecretValues::placeholders : stack::SecretValues::resolve;
+    auto values =
+        g_stack.out.empty() || g_stack.placeholders ? stack::SecretValues::placeholders : stack::SecretValues::resolve;
     if (!g_stack.out.empty() && ::mkdir(g_stack.out.c_str(), 0700) != 0 && errno != EEXIST) {
         std::cerr << "nodectl stack render: cannot create " << g_stack.out << ": " << std::strerror(errno) << "\n";
         return k_exit_internal;
@@ -153,7 +161,8 @@ int run_stack(CLI::App& app, Context& ctx) {
             std::cerr << "nodectl stack render: " << path << ": " << why << "\n";
             return k_exit_internal;
         }
-        std::cerr << "wrote " << path << (values == stack::SecretValues::placeholders ? " (placeholder secrets)" : "") << "\n";
+        std::cerr << "wrote " << path << (values == stack::SecretValues::placeholders ? " (placeholder secrets)" : "")
+                  << "\n";
         return k_exit_ok;
     };
     for (const auto& s : *sites) {
@@ -174,4 +183,4 @@ int run_stack(CLI::App& app, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

@@ -18,7 +18,8 @@ int run_version(CLI::App&, Context& ctx) {
         {"libcurl", curl_version_info(CURLVERSION_NOW)->version},
         {"libarchive", archive_version_details()},
         {"openssl", OpenSSL_version(OPENSSL_VERSION)},
-        {"toml++", std::to_string(TOML_LIB_MAJOR) + "." + std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH)},
+        {"toml++",
+         std::to_string(TOML_LIB_MAJOR) + "." + std::to_string(TOML_LIB_MINOR) + "." + std::to_string(TOML_LIB_PATCH)},
     };
     if (ctx.global.json) {
         std::cout << util::json_text(j, 2) << "\n";
@@ -33,4 +34,4 @@ int run_version(CLI::App&, Context& ctx) {
     return k_exit_ok;
 }
 
-} // namespace nodectl::cli
+}  // namespace nodectl::cli

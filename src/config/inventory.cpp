@@ -17,7 +17,7 @@ SudoMode parse_sudo(const std::string& s) {
     return s == "password" ? SudoMode::password : s == "nopasswd" ? SudoMode::nopasswd : SudoMode::none;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<HostSpec>> load_inventory(const std::string& path) {
     Diagnostics diags;
@@ -91,7 +91,8 @@ bool is_ssh_host(std::string_view s) {
 }
 
 std::optional<SshDestination> parse_ssh_destination(std::string_view s) {
-    static const std::regex k_re(R"(^(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?:\[([0-9A-Fa-f:.]+)\]|([^@:\[\]]+))(?::([0-9]{1,5}))?$)");
+    static const std::regex k_re(
+        R"(^(?:([A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?:\[([0-9A-Fa-f:.]+)\]|([^@:\[\]]+))(?::([0-9]{1,5}))?$)");
     std::string str(s);
     std::smatch m;
     if (!std::regex_match(str, m, k_re)) {
@@ -118,7 +119,10 @@ std::optional<SshDestination> parse_ssh_destination(std::string_view s) {
 Result<HostSpec> parse_host_arg(const std::string& arg) {
     auto d = parse_ssh_destination(arg);
     if (!d) {
-        return make_error(ErrorCode::usage, "'" + arg + "' is not a host; expected user@host[:port] (a host name or an IP address; the port must be between 1 and 65535)");
+        return make_error(
+            ErrorCode::usage,
+            "'" + arg +
+                "' is not a host; expected user@host[:port] (a host name or an IP address; the port must be between 1 and 65535)");
     }
     HostSpec spec;
     spec.user = d->user;
@@ -158,4 +162,4 @@ Result<std::string> expand_vars(const std::string& text, const HostSpec& host, c
     }
 }
 
-} // namespace nodectl
+}  // namespace nodectl

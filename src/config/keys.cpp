@@ -60,7 +60,8 @@ std::string sudo_mode(const toml::node& n) {
 
 std::string hostname(const toml::node& n) {
     // RFC 1123 labels; ${...} references are expanded per host later and checked then.
-    static const std::regex k_re("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
+    static const std::regex k_re(
+        "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
     auto s = str_of(n);
     if (s.find("${") != std::string::npos) {
         return "";
@@ -77,8 +78,9 @@ std::string timezone(const toml::node& n) {
 // written between quotes into apt's configuration, so quotes, ';', braces, spaces, user info and
 // paths never get through.
 std::string http_url(const toml::node& n) {
-    static const std::regex k_re("^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-                                 "|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$");
+    static const std::regex k_re(
+        "^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+        "|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?/?$");
     if (str_of(n).find("${") != std::string::npos) {
         return "";  // checked after per-host expansion
     }
@@ -99,7 +101,9 @@ std::string plain_path(const toml::node& n) {
     if (auto why = absolute_path(n); !why.empty()) {
         return why;
     }
-    return std::regex_match(s, k_re) ? "" : "must be an absolute path of letters, digits and '.', '_', '-', '+', '@', ':', '/' only";
+    return std::regex_match(s, k_re)
+               ? ""
+               : "must be an absolute path of letters, digits and '.', '_', '-', '+', '@', ':', '/' only";
 }
 
 // [mounts.s3fs] bucket (s3fs also takes "bucket:/path") and [[backup.targets]] bucket.
@@ -222,7 +226,8 @@ std::string port_or_range(const toml::node& n) {
 }
 
 std::string cidrs(const toml::node& n) {
-    static const std::regex k_re("^([0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*(/[0-9]{1,3})?)$");
+    static const std::regex k_re(
+        "^([0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*(/[0-9]{1,3})?)$");
     return each_matches(n, k_re, "an IPv4 or IPv6 address or network such as \"198.18.0.0/15\"");
 }
 
@@ -244,7 +249,8 @@ std::string ssh_public_keys(const toml::node& n) {
             }
         }
     }
-    static const std::regex k_re("^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$");
+    static const std::regex k_re(
+        "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( .*)?$");
     return each_matches(n, k_re, "an OpenSSH public key line such as \"ssh-ed25519 AAAA... comment\"");
 }
 
@@ -253,7 +259,8 @@ std::string sysctl_map(const toml::node& n) {
     if (const auto* t = n.as_table()) {
         for (const auto& [k, v] : *t) {
             if (!std::regex_match(std::string(k.str()), k_re)) {
-                return "keys must be sysctl names such as \"net.ipv4.tcp_syncookies\"; got \"" + std::string(k.str()) + "\"";
+                return "keys must be sysctl names such as \"net.ipv4.tcp_syncookies\"; got \"" + std::string(k.str()) +
+                       "\"";
             }
         }
     }
@@ -295,19 +302,23 @@ std::string k3s_version(const toml::node& n) {
 // k3s.release_url, k3s.channel_url: https://HOST[:PORT][/PATH] or file:///PATH (plain http only
 // with k3s.allow_insecure_http, checked where both keys are known).
 std::string release_url(const toml::node& n) {
-    static const std::regex k_http(R"(^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$)");
+    static const std::regex k_http(
+        R"(^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[A-Za-z0-9._~%+/-]*)?$)");
     static const std::regex k_file(R"(^file:///[A-Za-z0-9._~%+/-]*$)");
     auto s = str_of(n);
     std::smatch m;
     if (std::regex_match(s, m, k_http) && util::is_host(m[1].str())) {
         return "";
     }
-    return std::regex_match(s, k_file) ? "" : "must be an https:// URL (host name or IP address, then a path) or a file:/// URL";
+    return std::regex_match(s, k_file)
+               ? ""
+               : "must be an https:// URL (host name or IP address, then a path) or a file:/// URL";
 }
 
 std::string k3s_channel(const toml::node& n) {
     static const std::regex k_re("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be a channel name such as \"stable\", \"latest\" or \"v1.30\"";
+    return std::regex_match(str_of(n), k_re) ? ""
+                                             : "must be a channel name such as \"stable\", \"latest\" or \"v1.30\"";
 }
 
 std::string k3s_server_url(const toml::node& n) {
@@ -338,7 +349,9 @@ std::string mount_options(const toml::node& n) {
 
 std::string s3_url(const toml::node& n) {
     static const std::regex k_re("^https?://[A-Za-z0-9.:\\[\\]_-]+(/[A-Za-z0-9._/-]*)?$");
-    return str_of(n).empty() || std::regex_match(str_of(n), k_re) ? "" : "must be an http:// or https:// URL (or empty for AWS)";
+    return str_of(n).empty() || std::regex_match(str_of(n), k_re)
+               ? ""
+               : "must be an http:// or https:// URL (or empty for AWS)";
 }
 
 std::string k8s_names(const toml::node& n) {
@@ -369,13 +382,16 @@ std::string registry_endpoints(const toml::node& n) {
 std::string registry_name(const toml::node& n) {
     static const std::regex k_re("^[A-Za-z0-9.-]+(:[0-9]+)?$|^\\*$");
     // It names a directory (/etc/containerd/certs.d/<registry>): "." and ".." would leave it.
-    return std::regex_match(str_of(n), k_re) && str_of(n) != "." && str_of(n) != ".." ? "" : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
+    return std::regex_match(str_of(n), k_re) && str_of(n) != "." && str_of(n) != ".."
+               ? ""
+               : "must be a registry host such as \"docker.io\" or \"registry.local:5000\" (or \"*\")";
 }
 
 // Recipe values (images/<name>/recipe.toml).
 std::string image_name(const toml::node& n) {
     static const std::regex k_re("^[a-z0-9][a-z0-9._-]{0,62}$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be lower-case letters, digits, '.', '_' or '-' (an image name)";
+    return std::regex_match(str_of(n), k_re) ? ""
+                                             : "must be lower-case letters, digits, '.', '_' or '-' (an image name)";
 }
 
 std::string mmdebstrap_variant(const toml::node& n) {
@@ -403,7 +419,8 @@ std::string absolute_paths(const toml::node& n) {
 
 std::string build_arg_ref(const toml::node& n) {
     static const std::regex k_re("^args\\.[A-Za-z_][A-Za-z0-9_]*$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be \"args.NAME\" (run only when that build argument is not empty)";
+    return std::regex_match(str_of(n), k_re) ? ""
+                                             : "must be \"args.NAME\" (run only when that build argument is not empty)";
 }
 
 std::string owner_name(const toml::node& n) {
@@ -419,7 +436,8 @@ constexpr auto R = ConfigFile::recipe;
 // [backup]
 std::string backup_name(const toml::node& n) {
     static const std::regex k_re("^([A-Za-z0-9][A-Za-z0-9._-]*)?$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be letters, digits, '.', '_' or '-' (it starts archive names)";
+    return std::regex_match(str_of(n), k_re) ? ""
+                                             : "must be letters, digits, '.', '_' or '-' (it starts archive names)";
 }
 
 std::string backup_target_type(const toml::node& n) {
@@ -456,16 +474,20 @@ std::string any_url(const toml::node& n) {
 std::string dns_label(const toml::node& n) {
     // A Kubernetes namespace name (RFC 1123 label), also the prefix of the site's file names.
     static const std::regex k_re("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be a DNS-1123 label (lower-case letters, digits, '-', at most 63): it is the site's namespace";
+    return std::regex_match(str_of(n), k_re)
+               ? ""
+               : "must be a DNS-1123 label (lower-case letters, digits, '-', at most 63): it is the site's namespace";
 }
 
 const std::regex& host_name_re() {
-    static const std::regex k_re("^(\\*\\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$");
+    static const std::regex k_re(
+        "^(\\*\\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$");
     return k_re;
 }
 
 std::string host_names(const toml::node& n) {
-    return each_matches(n, host_name_re(), "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
+    return each_matches(n, host_name_re(),
+                        "a lower-case DNS name such as \"shop.example.org\"");  // [] : sites_from says it is needed
 }
 
 // A Prometheus duration such as "15d" or "30s".
@@ -479,18 +501,23 @@ std::string dns_name(const toml::node& n) {
 }
 
 std::string host_name_or_empty(const toml::node& n) {
-    return str_of(n).empty() || std::regex_match(str_of(n), host_name_re()) ? "" : "must be a lower-case DNS name such as \"prometheus.example.org\", or \"\"";
+    return str_of(n).empty() || std::regex_match(str_of(n), host_name_re())
+               ? ""
+               : "must be a lower-case DNS name such as \"prometheus.example.org\", or \"\"";
 }
 
 // HOST:PORT or [IPv6]:PORT, port 1..65535.
 const std::regex& host_port_re() {
-    static const std::regex k_re("^([a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?|\\[[0-9a-fA-F:.]+\\]):"
-                                 "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$");
+    static const std::regex k_re(
+        "^([a-z0-9]([a-z0-9.-]{0,252}[a-z0-9])?|\\[[0-9a-fA-F:.]+\\]):"
+        "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$");
     return k_re;
 }
 
 std::string smtp_smarthost(const toml::node& n) {
-    return str_of(n).empty() || std::regex_match(str_of(n), host_port_re()) ? "" : "must be HOST:PORT, such as \"mail.example.org:587\"";
+    return str_of(n).empty() || std::regex_match(str_of(n), host_port_re())
+               ? ""
+               : "must be HOST:PORT, such as \"mail.example.org:587\"";
 }
 
 std::string host_ports(const toml::node& n) {
@@ -505,7 +532,9 @@ std::string email_addresses(const toml::node& n) {
 // An OCI image reference: [registry[:port]/]path[:tag][@digest].
 std::string image_reference(const toml::node& n) {
     static const std::regex k_re("^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be an image reference such as \"localhost/nodectl/magento:latest\" or \"NAME@sha256:DIGEST\"";
+    return std::regex_match(str_of(n), k_re)
+               ? ""
+               : "must be an image reference such as \"localhost/nodectl/magento:latest\" or \"NAME@sha256:DIGEST\"";
 }
 
 std::string cpu_quantity(const toml::node& n) {
@@ -521,7 +550,8 @@ std::string memory_quantity(const toml::node& n) {
 // A Kubernetes resource quantity (apimachinery's grammar: a non-negative decimal number, then a
 // binary-SI suffix Ki..Ei, a decimal-SI suffix n u m k M G T P E, or an exponent e3/E-2), or "".
 std::string k8s_quantity(const toml::node& n) {
-    static const std::regex k_re("^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$");
+    static const std::regex k_re(
+        "^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$");
     auto s = str_of(n);
     return s.empty() || (s.size() <= 64 && std::regex_match(s, k_re))
                ? ""
@@ -535,8 +565,10 @@ std::string percent(const toml::node& n) {
 
 std::string cron_schedule(const toml::node& n) {
     // Five cron fields as Kubernetes CronJobs take them (no @-macros with seconds, no TZ= prefix).
-    static const std::regex k_re("^[0-9*/,-]+( [0-9*/,-]+){2} [0-9A-Za-z*/,-]+ [0-9A-Za-z*/,-]+$|^@(hourly|daily|weekly|monthly|yearly)$");
-    return std::regex_match(str_of(n), k_re) ? "" : "must be a cron schedule with five fields such as \"30 2 * * *\" (UTC)";
+    static const std::regex k_re(
+        "^[0-9*/,-]+( [0-9*/,-]+){2} [0-9A-Za-z*/,-]+ [0-9A-Za-z*/,-]+$|^@(hourly|daily|weekly|monthly|yearly)$");
+    return std::regex_match(str_of(n), k_re) ? ""
+                                             : "must be a cron schedule with five fields such as \"30 2 * * *\" (UTC)";
 }
 
 std::string db_identifier(const toml::node& n) {
@@ -561,6 +593,8 @@ std::string listen_address(const toml::node& n) {
     return util::is_ip_address(s) ? "" : "must be an IPv4 or IPv6 address (no brackets), or \"\" for all addresses";
 }
 
+// The table is data, one key per row: clang-format leaves it as written.
+// clang-format off
 std::vector<KeySpec> build_table() {
     std::vector<KeySpec> keys = {
         {"extends", P, string, "", not_empty, "parent profile this one refines (path relative to this file); merged first"},
@@ -932,15 +966,17 @@ std::vector<KeySpec> build_table() {
         {"cron", "\"200m\"", "\"512Mi\"", "\"1\"", "\"2Gi\""},
         {"exporter", "\"10m\"", "\"32Mi\"", "\"200m\"", "\"64Mi\""},
     };
+    // clang-format on
     static std::vector<std::string> names;  // owns the generated names for the string_views
     names.reserve(std::size(connection) * 2 + std::size(components) * 5);
     for (const auto& c : components) {
         const std::string base = std::string("stack.sites[].resources.") + c.name;
         names.push_back(base);
         keys.push_back({names.back(), P, section, "", nullptr, "requests and limits of the component"});
-        const std::pair<const char*, const char*> values[] = {
-            {"cpu_request", c.cpu_request}, {"memory_request", c.memory_request},
-            {"cpu_limit", c.cpu_limit}, {"memory_limit", c.memory_limit}};
+        const std::pair<const char*, const char*> values[] = {{"cpu_request", c.cpu_request},
+                                                              {"memory_request", c.memory_request},
+                                                              {"cpu_limit", c.cpu_limit},
+                                                              {"memory_limit", c.memory_limit}};
         for (const auto& [key, value] : values) {
             names.push_back(base + "." + key);
             bool cpu = std::string_view(key).starts_with("cpu");
@@ -959,7 +995,7 @@ std::vector<KeySpec> build_table() {
     return keys;
 }
 
-} // namespace
+}  // namespace
 
 std::span<const KeySpec> config_keys() {
     static const std::vector<KeySpec> k_keys = build_table();
@@ -981,8 +1017,8 @@ namespace {
 // values end up in unit files, config files, YAML and scripts, where a newline starts a new
 // directive (an injected `ExecStartPre=` or apt option), and in terminals.
 constexpr std::string_view k_multi_line_keys[] = {
-    "description", "base.files[].content", "harden.ssh.banner", "backup.pre_hooks", "backup.post_hooks",
-    "run[].command", "args.*.default", "args.*.doc", "secrets.*.doc", "hosts[].vars",
+    "description",   "base.files[].content", "harden.ssh.banner", "backup.pre_hooks", "backup.post_hooks",
+    "run[].command", "args.*.default",       "args.*.doc",        "secrets.*.doc",    "hosts[].vars",
 };
 
 // The first control character's description, or "" when `s` has none (tab and newline are
@@ -1022,7 +1058,7 @@ std::string control_characters_in(const toml::node& n, bool multi_line) {
     return "";
 }
 
-} // namespace
+}  // namespace
 
 std::string check_value(const KeySpec& spec, const toml::node& value) {
     if (spec.type != ValueType::section && spec.type != ValueType::table_list) {
@@ -1062,4 +1098,4 @@ std::string_view type_name(ValueType type) {
     return "?";
 }
 
-} // namespace nodectl
+}  // namespace nodectl

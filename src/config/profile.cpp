@@ -38,7 +38,8 @@ struct Loader {
     std::vector<std::string> stack;
 
     // `text`: the top-level file's bytes, already read (nullptr: read the file).
-    void load(const fs::path& path, const std::string& referenced_at, toml::table& out, const std::string* text = nullptr) {
+    void load(const fs::path& path, const std::string& referenced_at, toml::table& out,
+              const std::string* text = nullptr) {
         // A pipe (`-p <(...)`, /dev/fd/N) links to "pipe:[N]", which has no canonical form: it
         // is then named as given (it cannot be included again anyway).
         std::error_code ec;
@@ -130,7 +131,7 @@ void check_rules(const toml::table& t, Diagnostics& diags) {
     }
 }
 
-} // namespace
+}  // namespace
 
 Profile::Profile(toml::table merged, std::vector<std::string> files, std::string digest)
     : m_table(std::move(merged)), m_files(std::move(files)), m_digest(std::move(digest)) {}
@@ -166,7 +167,7 @@ Result<Profile> load(const std::string& path, const std::string* text) {
     return Profile(std::move(merged), std::move(loader.files), std::move(digest));
 }
 
-} // namespace
+}  // namespace
 
 Result<Profile> load_profile(const std::string& path) {
     return load(path, nullptr);
@@ -176,4 +177,4 @@ Result<Profile> load_profile_text(const std::string& path, const std::string& te
     return load(path, &text);
 }
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -11,4 +11,4 @@ namespace nodectl {
 // config is verified and loaded from one read). `extends`/`include`/`source` are relative to path.
 Result<Profile> load_profile_text(const std::string& path, const std::string& text);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -26,8 +26,8 @@ Result<Secret> resolve_secret(const SecretRef& ref) {
     if (st.st_mode & 077) {
         return make_error(ErrorCode::config, "secret " + ref.describe() + " is readable by group or others (mode " +
                                                  std::to_string((st.st_mode >> 6) & 7) +
-                                                 std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
-                                                 "); run chmod 600 on it");
+                                                 std::to_string((st.st_mode >> 3) & 7) +
+                                                 std::to_string(st.st_mode & 7) + "); run chmod 600 on it");
     }
     auto content = util::read_file(ref.file);
     if (!content) {
@@ -41,4 +41,4 @@ Result<Secret> resolve_secret(const SecretRef& ref) {
     return Secret(std::move(value));
 }
 
-} // namespace nodectl
+}  // namespace nodectl

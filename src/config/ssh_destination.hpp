@@ -21,4 +21,4 @@ struct SshDestination {
 // line); nullopt for anything else.
 std::optional<SshDestination> parse_ssh_destination(std::string_view s);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -81,7 +81,8 @@ std::vector<std::string> sibling_names(ConfigFile file, const std::string& prefi
             continue;
         }
         auto rest = name.substr(prefix.size());
-        if (!rest.empty() && rest != "*" && rest.find('.') == std::string_view::npos && rest.find('[') == std::string_view::npos) {
+        if (!rest.empty() && rest != "*" && rest.find('.') == std::string_view::npos &&
+            rest.find('[') == std::string_view::npos) {
             out.emplace_back(rest);
         }
     }
@@ -134,7 +135,7 @@ void validate_rows(ConfigFile file, const toml::table& table, const std::string&
     }
 }
 
-} // namespace
+}  // namespace
 
 void validate_table(ConfigFile file, const toml::table& table, const std::string& prefix, Diagnostics& diags) {
     validate_rows(file, table, prefix, prefix, diags);
@@ -201,9 +202,7 @@ std::optional<std::pair<size_t, size_t>> non_ascii_outside_strings(std::string_v
                 in = c == '"' ? In::basic : In::literal;
             }
             break;
-        case In::comment:
-            in = c == '\n' ? In::code : in;
-            break;
+        case In::comment: in = c == '\n' ? In::code : in; break;
         case In::basic:
         case In::literal:
             escaped = in == In::basic && c == '\\';
@@ -233,7 +232,7 @@ std::optional<std::pair<size_t, size_t>> non_ascii_outside_strings(std::string_v
     return std::nullopt;
 }
 
-} // namespace
+}  // namespace
 
 std::optional<toml::table> parse_toml_text(const std::string& text, const std::string& path, Diagnostics& diags) {
     if (auto where = non_ascii_outside_strings(text)) {
@@ -261,4 +260,4 @@ std::optional<toml::table> parse_toml_text(const std::string& text, const std::s
     }
 }
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -18,4 +18,4 @@ std::optional<toml::table> parse_toml_file(const std::string& path, Diagnostics&
 // Parses TOML text; `path` names it in positions and diagnostics.
 std::optional<toml::table> parse_toml_text(const std::string& text, const std::string& path, Diagnostics& diags);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -37,7 +37,7 @@ toml::table parse_default(std::string_view text) {
     return toml::parse("v = " + std::string(text));
 }
 
-} // namespace
+}  // namespace
 
 // A string, integer or boolean: the profile's value, else the key table's default, else T{}.
 template <class T>
@@ -132,4 +132,4 @@ std::string SecretRef::describe() const {
     return file.empty() ? "environment variable " + env : "file " + file;
 }
 
-} // namespace nodectl
+}  // namespace nodectl

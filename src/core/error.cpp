@@ -26,4 +26,4 @@ std::string Error::describe() const {
     return out.append(message);
 }
 
-} // namespace nodectl
+}  // namespace nodectl

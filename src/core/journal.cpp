@@ -7,8 +7,8 @@
 namespace nodectl {
 
 std::string Journal::to_json() const {
-    nlohmann::json j = {{"run_id", run_id}, {"profile", profile_digest}, {"state", state},
-                        {"started", started}, {"finished", finished}, {"steps", steps}};
+    nlohmann::json j = {{"run_id", run_id},   {"profile", profile_digest}, {"state", state},
+                        {"started", started}, {"finished", finished},      {"steps", steps}};
     return util::json_text(j, 2) + "\n";
 }
 
@@ -50,7 +50,8 @@ Result<void> Journal::write(Target& target) const {
     return target.write_file(f);
 }
 
-Result<RunJournal> RunJournal::start(Target& from, Target& to, const std::string& run_id, const std::string& profile_digest) {
+Result<RunJournal> RunJournal::start(Target& from, Target& to, const std::string& run_id,
+                                     const std::string& profile_digest) {
     auto previous = Journal::read(from);
     if (!previous) {
         return make_error(previous.error().code, "reading the journal: " + previous.error().message);
@@ -99,4 +100,4 @@ Result<void> RunJournal::finish(bool failed) {
     return write();
 }
 
-} // namespace nodectl
+}  // namespace nodectl

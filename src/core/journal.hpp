@@ -34,7 +34,8 @@ class RunJournal {
 public:
     // Reads the journal through `from`; the writes go to `to`. A journal still saying "running"
     // with the same profile belongs to a run that died (we hold the lock): this run resumes it.
-    static Result<RunJournal> start(Target& from, Target& to, const std::string& run_id, const std::string& profile_digest);
+    static Result<RunJournal> start(Target& from, Target& to, const std::string& run_id,
+                                    const std::string& profile_digest);
     // The run this one resumes (empty: none), and the steps it had finished.
     const std::string& resumed_run() const { return m_resumed; }
     bool done_before(const std::string& step_id) const;
@@ -50,8 +51,8 @@ private:
     Target* m_to;
     Journal m_journal;
     std::string m_resumed;
-    bool m_written = false;       // by this run
-    bool m_up_to_date = false;    // the host's journal says complete, for this profile
+    bool m_written = false;  // by this run
+    bool m_up_to_date = false;  // the host's journal says complete, for this profile
 };
 
-} // namespace nodectl
+}  // namespace nodectl

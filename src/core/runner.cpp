@@ -60,7 +60,8 @@ std::string summarize(const Plan& plan) {
 
 // Probe, and in apply mode make the change and prove it took; `before_change` runs first (and
 // stops the step when it fails).
-void run_step(Target& target, Step& step, RunMode mode, StepReport& report, const std::function<Result<void>()>& before_change) {
+void run_step(Target& target, Step& step, RunMode mode, StepReport& report,
+              const std::function<Result<void>()>& before_change) {
     auto t0 = Clock::now();
     if (mode == RunMode::check) {
         auto controls = step.audit(target);
@@ -139,7 +140,7 @@ std::string last_failure(const HostReport& report) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& options) {
     HostReport report;
@@ -185,7 +186,9 @@ HostReport run_steps(Target& real_target, StepList& steps, const RunOptions& opt
                       journal->done_before_count());
         }
     }
-    std::function<Result<void>()> before_change = [&] { return journal ? journal->before_change() : Result<void>(Ok{}); };
+    std::function<Result<void>()> before_change = [&] {
+        return journal ? journal->before_change() : Result<void>(Ok{});
+    };
 
     bool failed = false;
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -272,4 +275,4 @@ std::string new_run_id() {
     return util::random_hex(4);
 }
 
-} // namespace nodectl
+}  // namespace nodectl

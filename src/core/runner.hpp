@@ -15,12 +15,12 @@ namespace nodectl {
 enum class RunMode { plan, apply, check };
 
 enum class StepStatus {
-    unchanged,     // probe found the host already right
-    changed,       // apply ran and the re-probe found it right
+    unchanged,  // probe found the host already right
+    changed,  // apply ran and the re-probe found it right
     would_change,  // plan/check: probe found differences
-    done_before,   // resumed run: the interrupted run had finished this step
+    done_before,  // resumed run: the interrupted run had finished this step
     failed,
-    not_run,       // an earlier step failed
+    not_run,  // an earlier step failed
 };
 std::string_view status_name(StepStatus s);
 
@@ -37,7 +37,7 @@ struct StepReport {
 struct HostReport {
     std::string host;
     bool ok = false;
-    std::string error;        // set when !ok
+    std::string error;  // set when !ok
     std::string resumed_run;  // id of the interrupted run this one resumed, if any
     std::vector<StepReport> steps;
     double seconds = 0;
@@ -58,7 +58,7 @@ struct RunOptions {
     unsigned parallel = 8;
     std::chrono::seconds run_timeout{3600};
     std::string profile_digest;
-    std::string run_id;     // new_run_id()
+    std::string run_id;  // new_run_id()
     std::string operator_name;  // "user@machine" of whoever runs nodectl, shown to a run that finds the lock held
     // Called after each step has its outcome (apply mode, including steps done before a resume),
     // with the report so far: firstboot keeps its status file current with it. May be empty.
@@ -73,4 +73,4 @@ HostReport run_steps(Target& target, StepList& steps, const RunOptions& options)
 // A fresh id for a run (8 hex digits): the journal and the reports name the run by it.
 std::string new_run_id();
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -29,4 +29,4 @@ Result<std::vector<ControlResult>> Step::audit(Target& target) {
     return std::vector<ControlResult>{c};
 }
 
-} // namespace nodectl
+}  // namespace nodectl

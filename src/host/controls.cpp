@@ -24,7 +24,7 @@ std::set<std::string> items_of(const std::string& list) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 Expect equals(std::string value) {
     return {value, [value](const std::string& s) { return s == value; }};
@@ -50,9 +50,8 @@ Expect at_most(long value) {
 }
 
 Expect one_of(std::vector<std::string> values) {
-    return {"one of " + util::join(values, ", "), [values](const std::string& s) {
-                return std::find(values.begin(), values.end(), s) != values.end();
-            }};
+    return {"one of " + util::join(values, ", "),
+            [values](const std::string& s) { return std::find(values.begin(), values.end(), s) != values.end(); }};
 }
 
 Expect empty_output(std::string meaning) {
@@ -119,4 +118,4 @@ std::vector<ControlResult> parse_control_output(const std::vector<Control>& cont
     return out;
 }
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

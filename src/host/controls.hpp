@@ -29,7 +29,7 @@ Expect empty_output(std::string meaning);  // e.g. "no accounts with empty passw
 struct Control {
     std::string id;
     std::string title;
-    std::string observe;         // sh: prints the observed value (trimmed; stderr dropped)
+    std::string observe;  // sh: prints the observed value (trimmed; stderr dropped)
     Expect expect;
     std::string not_applicable;  // sh: prints a reason when the control cannot be evaluated here
 };
@@ -41,4 +41,4 @@ Result<std::vector<ControlResult>> evaluate(Target& target, const std::string& p
 // marker and reason: `sshd -T` values, stat modes, ...) judged against `controls`.
 std::vector<ControlResult> parse_control_output(const std::vector<Control>& controls, const std::string& text);
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

@@ -39,10 +39,11 @@ struct FileContent {
 Result<std::vector<std::optional<FileContent>>> read_files(Target& target, const std::vector<std::string>& paths);
 // What read_files reads back, for `paths` in order: "N\n", or `stat -c 'F %a %U %G %s'`'s line and
 // that many bytes.
-Result<std::vector<std::optional<FileContent>>> parse_read_files(const std::vector<std::string>& paths, const std::string& text);
+Result<std::vector<std::optional<FileContent>>> parse_read_files(const std::vector<std::string>& paths,
+                                                                 const std::string& text);
 // chown + chmod in place; false (and nothing done) when the file's directory is not root's alone,
 // where only rewriting the file (Target::write_file) is safe.
 Result<bool> set_owner_mode(Target& target, const FileSpec& spec);
 Result<void> remove_file(Target& target, const std::string& path);
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

@@ -12,7 +12,7 @@ namespace {
 constexpr const char* k_need_dpkg =
     "command -v dpkg-query >/dev/null || { echo 'no dpkg-query: only Debian-family hosts are supported' >&2; exit 3; }; ";
 
-} // namespace
+}  // namespace
 
 Result<std::set<std::string>> installed_packages(Target& target, const std::vector<std::string>& names) {
     std::set<std::string> out;
@@ -21,8 +21,8 @@ Result<std::set<std::string>> installed_packages(Target& target, const std::vect
     }
     Command cmd;
     // dpkg-query exits 1 when a name is unknown; that only means "not installed".
-    cmd.script = std::string(k_need_dpkg) + "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + shell_quote_all(names) +
-                 " 2>/dev/null; true";
+    cmd.script = std::string(k_need_dpkg) + "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " +
+                 shell_quote_all(names) + " 2>/dev/null; true";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "dpkg-query"));
     return parse_installed_packages(r.out);
@@ -93,20 +93,23 @@ Result<void> install_packages(Target& target, const std::vector<std::string>& na
                               const std::function<void(const std::string&)>& report) {
     Command cmd;
     // The host's lists of other sources are kept (List-Cleanup off), so its apt still works later.
-    std::string apt = sources_list.empty() ? "apt-get" : "apt-get -o Dir::Etc::SourceList=" + shell_quote(sources_list) +
-                                                             " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0";
+    std::string apt = sources_list.empty() ? "apt-get"
+                                           : "apt-get -o Dir::Etc::SourceList=" + shell_quote(sources_list) +
+                                                 " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0";
     // Another apt may hold the locks: unattended-upgrades, cloud-init, or the install of an earlier
     // run whose operator died (its command goes on to the end on the host, so dpkg is not cut in
     // the middle). Install waits for dpkg's lock (DPkg::Lock::Timeout); `update` cannot wait for the
     // lists lock, so it is tried again while that lock is what stops it. A dpkg cut by a power loss
     // is finished (`dpkg --configure -a`) and the install tried once more.
     const std::string wait = " -o DPkg::Lock::Timeout=600";
-    cmd.script = std::string(k_need_dpkg) +
-                 "update_lists() { for i in $(seq 1 120); do out=$(" + apt + wait + " update -q 2>&1) && return 0; "
+    cmd.script = std::string(k_need_dpkg) + "update_lists() { for i in $(seq 1 120); do out=$(" + apt + wait +
+                 " update -q 2>&1) && return 0; "
                  "case $out in *'/var/lib/apt/lists/lock'*) sleep 5 ;; *) break ;; esac; done; "
                  "printf '%s\\n' \"$out\" >&2; return 100; }\n"
-                 "apt_install() { " + apt + wait + " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " +
-                 shell_quote_all(names) + "; }\n"
+                 "apt_install() { " +
+                 apt + wait + " install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold " +
+                 shell_quote_all(names) +
+                 "; }\n"
                  "update_lists && { apt_install || { dpkg --configure -a && apt_install; }; }";
     cmd.timeout = std::chrono::seconds(1800);
     if (report) {
@@ -129,4 +132,4 @@ Result<void> remove_packages(Target& target, const std::vector<std::string>& nam
     return Ok{};
 }
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

@@ -23,7 +23,8 @@ std::set<std::string> parse_installed_packages(const std::string& out_text);
 class AptProgress {
 public:
     using Clock = std::chrono::steady_clock;
-    AptProgress(Clock::time_point start, std::chrono::seconds every) : m_last_report(start), m_since(start), m_every(every) {}
+    AptProgress(Clock::time_point start, std::chrono::seconds every)
+        : m_last_report(start), m_since(start), m_every(every) {}
     // A piece of apt's stdout (may be empty); returns a line to report when one is due.
     std::optional<std::string> feed(std::string_view out, Clock::time_point now);
 
@@ -38,8 +39,9 @@ private:
 
 // `sources_list`, when not empty, is the only apt source used (an offline bundle's local
 // repository): nothing is fetched from the network. `report`, when set, gets AptProgress's lines.
-Result<void> install_packages(Target& target, const std::vector<std::string>& names, const std::string& sources_list = "",
+Result<void> install_packages(Target& target, const std::vector<std::string>& names,
+                              const std::string& sources_list = "",
                               const std::function<void(const std::string&)>& report = {});
 Result<void> remove_packages(Target& target, const std::vector<std::string>& names);
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

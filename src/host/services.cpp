@@ -11,7 +11,9 @@ Result<std::map<std::string, UnitState>> unit_states(Target& target, const std::
     }
     Command cmd;
     cmd.script = "command -v systemctl >/dev/null || { echo 'systemctl not found: systemd hosts only' >&2; exit 3; }; "
-                 "for u in " + shell_quote_all(units) + "; do printf '%s|%s|%s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null)\" "
+                 "for u in " +
+                 shell_quote_all(units) +
+                 "; do printf '%s|%s|%s\\n' \"$u\" \"$(systemctl is-enabled \"$u\" 2>/dev/null)\" "
                  "\"$(systemctl is-active \"$u\" 2>/dev/null)\"; done";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "systemctl is-enabled"));
@@ -125,14 +127,15 @@ std::string state_pair(const std::string& unit) {
 }
 
 std::string enabled_drift(const std::string& unit, const std::string& line) {
-    return "[ \"$(" + enabled_state(unit) + ")\" = enabled ] || echo " + shell_quote(line.empty() ? "enable " + unit : line) +
-           "\n";
+    return "[ \"$(" + enabled_state(unit) + ")\" = enabled ] || echo " +
+           shell_quote(line.empty() ? "enable " + unit : line) + "\n";
 }
 
 std::string active_drift(const std::string& unit, const std::string& line) {
-    return "[ \"$(" + active_state(unit) + ")\" = active ] || echo " + shell_quote(line.empty() ? "start " + unit : line) + "\n";
+    return "[ \"$(" + active_state(unit) + ")\" = active ] || echo " +
+           shell_quote(line.empty() ? "start " + unit : line) + "\n";
 }
 
-} // namespace units
+}  // namespace units
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

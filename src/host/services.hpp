@@ -16,7 +16,7 @@ namespace nodectl::host {
 
 struct UnitState {
     std::string enabled;  // `systemctl is-enabled`: enabled, disabled, static, masked, ... or "" if unknown
-    std::string active;   // `systemctl is-active`: active, inactive, failed, ...
+    std::string active;  // `systemctl is-active`: active, inactive, failed, ...
 };
 
 // One round trip for all units.
@@ -29,9 +29,9 @@ enum class UnitVerb { daemon_reload, enable, disable, start, stop, restart, relo
 std::string_view verb_word(UnitVerb verb);
 
 struct UnitFlags {
-    bool now = false;             // --now: enable/disable also start/stop
-    bool quiet = false;           // --quiet: no "Created symlink" lines
-    bool no_block = false;        // --no-block: queue the job, do not wait for it
+    bool now = false;  // --now: enable/disable also start/stop
+    bool quiet = false;  // --quiet: no "Created symlink" lines
+    bool no_block = false;  // --no-block: queue the job, do not wait for it
     bool ignore_failure = false;  // ` 2>/dev/null || true`: a best-effort step of a larger script
 };
 
@@ -78,6 +78,6 @@ std::string state_pair(const std::string& unit);
 std::string enabled_drift(const std::string& unit, const std::string& line = "");
 std::string active_drift(const std::string& unit, const std::string& line = "");
 
-} // namespace units
+}  // namespace units
 
-} // namespace nodectl::host
+}  // namespace nodectl::host

@@ -22,7 +22,7 @@ std::optional<std::string_view> next_line(std::string_view out, size_t& pos) {
     return line;
 }
 
-} // namespace
+}  // namespace
 
 std::string batch_script(const std::vector<Command>& commands) {
     // The commands run side by side (they only read), each into files of its own in a private
@@ -44,7 +44,8 @@ std::string batch_script(const std::vector<Command>& commands) {
            " \"$s\" && stat -c %s --" + files + " && cat --" + files + "\n";
 }
 
-Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<Command>& commands, const std::string& text) {
+Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<Command>& commands,
+                                                              const std::string& text) {
     auto bad = [&](const std::string& what) {
         return make_error(ErrorCode::command, "unexpected output of a batch of " + std::to_string(commands.size()) +
                                                   " commands (" + what + "): " + util::printable(text.substr(0, 120)));
@@ -103,10 +104,11 @@ Result<std::vector<Result<CommandResult>>> run_batch(Target& target, const std::
     }
     auto r = TRY(target.run(batch));
     if (r.exit_code != 0) {
-        return make_error(ErrorCode::command, "a batch of " + std::to_string(commands.size()) + " commands failed (exit " +
-                                                  std::to_string(r.exit_code) + "): " + util::trim(r.err));
+        return make_error(ErrorCode::command, "a batch of " + std::to_string(commands.size()) +
+                                                  " commands failed (exit " + std::to_string(r.exit_code) +
+                                                  "): " + util::trim(r.err));
     }
     return parse_batch_output(commands, r.out);
 }
 
-} // namespace nodectl
+}  // namespace nodectl

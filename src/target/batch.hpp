@@ -18,6 +18,7 @@ Result<std::vector<Result<CommandResult>>> run_batch(Target& target, const std::
 // line "@@nodectl-batch", a line with every command's exit status, two lines per command with
 // the byte counts of its stdout and stderr, then all those bytes in the same order.
 std::string batch_script(const std::vector<Command>& commands);
-Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<Command>& commands, const std::string& out);
+Result<std::vector<Result<CommandResult>>> parse_batch_output(const std::vector<Command>& commands,
+                                                              const std::string& out);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -67,4 +67,4 @@ void Watchdog::watch() {
     }
 }
 
-} // namespace nodectl::link
+}  // namespace nodectl::link

@@ -61,4 +61,4 @@ private:
     std::thread m_thread;
 };
 
-} // namespace nodectl::link
+}  // namespace nodectl::link

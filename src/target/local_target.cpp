@@ -162,7 +162,7 @@ Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::ch
     return PumpEnd::outputs_closed;
 }
 
-} // namespace
+}  // namespace
 
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   std::chrono::seconds timeout,
@@ -194,17 +194,17 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
 }
 
 Result<CommandResult> LocalTarget::run(const Command& cmd) {
-    return run_process({"/bin/sh", "-c", std::string(k_script_prologue) + cmd.script}, cmd.input, cmd.timeout, cmd.on_output);
+    return run_process({"/bin/sh", "-c", std::string(k_script_prologue) + cmd.script}, cmd.input, cmd.timeout,
+                       cmd.on_output);
 }
 
 Result<void> LocalTarget::write_file(const FileSpec& file) {
-    auto fail = [&](const std::string& what) {
-        return errno_error("writing " + file.path + ": " + what);
-    };
+    auto fail = [&](const std::string& what) { return errno_error("writing " + file.path + ": " + what); };
     auto uid = user_id(file.owner);
     auto gid = group_id(file.group);
     if (!uid || !gid) {
-        return make_error(ErrorCode::io, "writing " + file.path + ": no such " + (uid ? "group '" + file.group : "user '" + file.owner) + "'");
+        return make_error(ErrorCode::io, "writing " + file.path + ": no such " +
+                                             (uid ? "group '" + file.group : "user '" + file.owner) + "'");
     }
     std::filesystem::path path(file.path);
     std::string dir = path.parent_path().string();
@@ -216,14 +216,16 @@ Result<void> LocalTarget::write_file(const FileSpec& file) {
     std::filesystem::create_directories(dir, ec);  // like mkdir -p; errors show up at open
     util::Fd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!d) {
-        return fail(errno == ELOOP || errno == ENOTDIR ? "opening " + dir + " (not a directory, or a symbolic link)" : "opening " + dir);
+        return fail(errno == ELOOP || errno == ENOTDIR ? "opening " + dir + " (not a directory, or a symbolic link)"
+                                                       : "opening " + dir);
     }
     struct stat dir_st {};
     if (fstat(d.get(), &dir_st) != 0) {
         return fail("stat " + dir);
     }
     if (dir_st.st_mode & 022) {  // as the SSH targets' script: such directories are refused
-        return make_error(ErrorCode::io, "writing " + file.path + ": refusing, " + dir + " is writable by group or others");
+        return make_error(ErrorCode::io,
+                          "writing " + file.path + ": refusing, " + dir + " is writable by group or others");
     }
     std::string tmp = ".nodectl." + util::random_hex(8);
     util::Fd f(openat(d.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -277,7 +279,7 @@ private:
     util::FileLock m_lock;
 };
 
-} // namespace
+}  // namespace
 
 Result<std::unique_ptr<HostLock>> LocalTarget::lock(const std::string& holder) {
     const char* dir = "/var/lib/nodectl";
@@ -300,4 +302,4 @@ Result<std::unique_ptr<HostLock>> LocalTarget::lock(const std::string& holder) {
     return std::unique_ptr<HostLock>(new LocalLock(std::move(*lock)));
 }
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -38,4 +38,4 @@ constexpr size_t k_max_command_output = 16u << 20;
 // The environment every step script starts with: a known locale and PATH.
 extern const char* const k_script_prologue;
 
-} // namespace nodectl
+}  // namespace nodectl

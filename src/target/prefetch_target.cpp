@@ -14,7 +14,7 @@ bool batchable(const Command& cmd) {
     return !cmd.mutates && cmd.input.empty() && !cmd.on_output;
 }
 
-} // namespace
+}  // namespace
 
 void PrefetchTarget::prefetch(const std::vector<ProbeJob>& jobs, unsigned max_rounds) {
     if (!m_inner.batches_probes() || jobs.empty()) {
@@ -43,7 +43,8 @@ void PrefetchTarget::prefetch(const std::vector<ProbeJob>& jobs, unsigned max_ro
                 continue;
             }
             size_t k = 0;
-            while (k < batch.size() && (batch[k].script != m_pending->script || batch[k].timeout != m_pending->timeout)) {
+            while (k < batch.size() &&
+                   (batch[k].script != m_pending->script || batch[k].timeout != m_pending->timeout)) {
                 ++k;
             }
             if (k == batch.size()) {
@@ -71,8 +72,8 @@ void PrefetchTarget::prefetch(const std::vector<ProbeJob>& jobs, unsigned max_ro
         }
     }
     m_mode = Mode::off;
-    log::debug(name(), "{} probe commands of {} jobs fetched ahead in {} round trips ({:.0f} ms)", m_prefetched, jobs.size(),
-               m_rounds, util::seconds_since(t0) * 1000);
+    log::debug(name(), "{} probe commands of {} jobs fetched ahead in {} round trips ({:.0f} ms)", m_prefetched,
+               jobs.size(), m_rounds, util::seconds_since(t0) * 1000);
 }
 
 void PrefetchTarget::replay(size_t job) {
@@ -110,7 +111,8 @@ Result<CommandResult> PrefetchTarget::record(const Command& cmd) {
         // Another job's answer to the same command (two steps read /etc/hosts) is this job's too,
         // once: a job that asks again (a wait loop) gets a fresh answer.
         const auto& own = m_records[m_job].answers;
-        bool asked_before = std::any_of(own.begin(), own.end(), [&](const Answer& a) { return a.script == cmd.script; });
+        bool asked_before =
+            std::any_of(own.begin(), own.end(), [&](const Answer& a) { return a.script == cmd.script; });
         for (size_t j = 0; j < m_records.size() && !asked_before; ++j) {
             for (const auto& a : m_records[j].answers) {
                 if (j != m_job && a.script == cmd.script && a.timeout == cmd.timeout) {
@@ -170,4 +172,4 @@ Result<std::unique_ptr<HostLock>> PrefetchTarget::lock(const std::string& holder
     return m_inner.lock(holder);
 }
 
-} // namespace nodectl
+}  // namespace nodectl

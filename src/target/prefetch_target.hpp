@@ -78,4 +78,4 @@ private:
     size_t m_prefetched = 0;
 };
 
-} // namespace nodectl
+}  // namespace nodectl

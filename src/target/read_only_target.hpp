@@ -33,4 +33,4 @@ private:
     Target& m_inner;
 };
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -16,4 +16,4 @@ std::string atomic_write_script(const FileSpec& file);
 // With `create`, d is created first when missing.
 std::string enter_file_directory_script(const std::string& path, bool create);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -76,17 +76,17 @@ Result<void> check_host_key(ssh_session s, const std::string& where, const std::
     std::string file = options.known_hosts.empty() ? "~/.ssh/known_hosts" : options.known_hosts;
 
     switch (ssh_session_is_known_server(s)) {
-    case SSH_KNOWN_HOSTS_OK:
-        return Ok{};
+    case SSH_KNOWN_HOSTS_OK: return Ok{};
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER: {
         auto known = known_fingerprints(options.known_hosts, host_pattern);
         return make_error(ErrorCode::host_key,
                           "HOST KEY OF " + where + " HAS CHANGED: refusing to connect.\n  known (" + file +
-                              "): " + (known.empty() ? "(unreadable)" : util::join(known, ", ")) + "\n  offered now: " +
-                              server_fp +
+                              "): " + (known.empty() ? "(unreadable)" : util::join(known, ", ")) +
+                              "\n  offered now: " + server_fp +
                               "\n  If the host was reinstalled, verify the new key out of band and remove the old "
-                              "entry (ssh-keygen -R HOST -f " + file + ").");
+                              "entry (ssh-keygen -R HOST -f " +
+                              file + ").");
     }
     case SSH_KNOWN_HOSTS_NOT_FOUND:
     case SSH_KNOWN_HOSTS_UNKNOWN:
@@ -100,8 +100,7 @@ Result<void> check_host_key(ssh_session s, const std::string& where, const std::
             return make_error(ErrorCode::host_key, "cannot record the host key in " + file + ": " + ssh_get_error(s));
         }
         return Ok{};
-    case SSH_KNOWN_HOSTS_ERROR:
-        break;
+    case SSH_KNOWN_HOSTS_ERROR: break;
     }
     return make_error(ErrorCode::host_key, "cannot check the host key of " + where + ": " + ssh_get_error(s));
 }
@@ -140,7 +139,7 @@ Result<void> authenticate(ssh_session s, const HostSpec& host, const std::string
         // Not a refusal: the connection broke or timed out while the keys were offered (a
         // connection error, which the fresh-login check after an sshd reload retries).
         return make_error(ErrorCode::connect, "authentication as '" + user + "' on " + where + " broke off (tried " +
-                                               tried + "): " + ssh_get_error(s));
+                                                  tried + "): " + ssh_get_error(s));
     }
     std::string hint = user == "root" ? " (a host hardened by nodectl refuses root: log in as its admin user with "
                                         "sudo = \"nopasswd\")"
@@ -161,7 +160,8 @@ Result<std::string> proxy_command(const std::string& jump, const std::string& ad
     if (!is_ssh_host(address)) {
         return make_error(ErrorCode::config, "'" + address + "' is not a host name or an IP address");
     }
-    std::string cmd = "ssh -W " + shell_quote("[" + address + "]:%p") + " -o BatchMode=yes -o StrictHostKeyChecking=yes";
+    std::string cmd =
+        "ssh -W " + shell_quote("[" + address + "]:%p") + " -o BatchMode=yes -o StrictHostKeyChecking=yes";
     if (!options.known_hosts.empty()) {
         cmd += " -o UserKnownHostsFile=" + shell_quote(options.known_hosts);
     }
@@ -180,7 +180,7 @@ Result<std::string> proxy_command(const std::string& jump, const std::string& ad
     return cmd + " -- " + shell_quote(dest->host);
 }
 
-} // namespace
+}  // namespace
 
 std::optional<std::string> known_hosts_line_fingerprint(const std::string& line, const std::string& pattern) {
     auto fields = util::split(util::trim(line), ' ');
@@ -198,8 +198,8 @@ std::optional<std::string> known_hosts_line_fingerprint(const std::string& line,
             int want_len = EVP_DecodeBlock(want, reinterpret_cast<const unsigned char*>(parts[3].data()), 28);
             unsigned got_len = 0;
             if (salt_len >= 20 && want_len >= 20 &&
-                HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(),
-                     got, &got_len) &&
+                HMAC(EVP_sha1(), salt, 20, reinterpret_cast<const unsigned char*>(pattern.data()), pattern.size(), got,
+                     &got_len) &&
                 got_len == 20) {
                 match = std::memcmp(got, want, 20) == 0;
             }
@@ -210,7 +210,8 @@ std::optional<std::string> known_hosts_line_fingerprint(const std::string& line,
         }
     }
     ssh_key key = nullptr;
-    if (match && ssh_pki_import_pubkey_base64(fields[2].c_str(), ssh_key_type_from_name(fields[1].c_str()), &key) == SSH_OK) {
+    if (match &&
+        ssh_pki_import_pubkey_base64(fields[2].c_str(), ssh_key_type_from_name(fields[1].c_str()), &key) == SSH_OK) {
         std::string fp = fingerprint(key);
         ssh_key_free(key);
         return fp;
@@ -326,8 +327,7 @@ Result<void> SshTarget::verify_root() {
     case SudoMode::nopasswd:
         return make_error(ErrorCode::auth, "sudo -n was refused (" + why +
                                                "); this user needs a password for sudo: set sudo = \"password\"");
-    case SudoMode::password:
-        return make_error(ErrorCode::auth, "sudo refused the password (" + why + ")");
+    case SudoMode::password: return make_error(ErrorCode::auth, "sudo refused the password (" + why + ")");
     }
     return make_error(ErrorCode::auth, "cannot become root");
 }
@@ -337,11 +337,8 @@ std::string SshTarget::wrap(const Command& cmd, std::string& input) const {
     std::string body = std::string(k_script_prologue) + cmd.script;
     std::string sudo;
     switch (m_sudo) {
-    case SudoMode::none:
-        break;
-    case SudoMode::nopasswd:
-        sudo = "sudo -n -- ";
-        break;
+    case SudoMode::none: break;
+    case SudoMode::nopasswd: sudo = "sudo -n -- "; break;
     case SudoMode::password: {
         // The password travels on stdin, never in any command line. sudo reads it only when it
         // asks: a NOPASSWD rule (nodectl's own hardening installs one) leaves it unread. So a
@@ -363,7 +360,8 @@ Result<CommandResult> SshTarget::run(const Command& cmd) {
     auto t0 = std::chrono::steady_clock::now();
     auto result = run_channel(cmd);
     // Scripts never hold secrets (those travel on stdin), so they can be logged.
-    log::trace(m_name, "{:.1f} ms: {}", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+    log::trace(m_name, "{:.1f} ms: {}",
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
                cmd.script.substr(0, 120));
     return result;
 }
@@ -401,7 +399,8 @@ Result<CommandResult> SshTarget::run_channel(const Command& cmd) {
         guard.reset();
         guard.c = ssh_channel_new(m_session);
         if (!guard.c) {
-            return make_error(ErrorCode::connect, "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
+            return make_error(ErrorCode::connect,
+                              "cannot open an SSH channel: " + std::string(ssh_get_error(m_session)));
         }
         int opened = ssh_channel_open_session(guard.c);
         if (opened == SSH_OK) {
@@ -433,7 +432,8 @@ Result<void> SshTarget::send_command(ssh_channel ch, const std::string& line, co
         return make_error(ErrorCode::connect, "cannot run a command: " + std::string(ssh_get_error(m_session)));
     }
     for (size_t off = 0; off < input.size();) {
-        int n = ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
+        int n = ssh_channel_write(ch, input.data() + off,
+                                  static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
         if (n == 0) {  // the peer's window stayed shut for the session's timeout
             return broken(link::stalled(m_session, m_name, m_options.connect_timeout));
         }
@@ -487,12 +487,14 @@ Result<void> SshTarget::read_output(ssh_channel ch, const Command& cmd, CommandR
         }
         if (std::chrono::steady_clock::now() > deadline) {
             ssh_channel_request_send_signal(ch, "KILL");
-            return make_error(ErrorCode::timeout, "command did not finish within " + std::to_string(cmd.timeout.count()) + "s");
+            return make_error(ErrorCode::timeout,
+                              "command did not finish within " + std::to_string(cmd.timeout.count()) + "s");
         }
     }
     // Drain whatever arrived with the EOF, then collect the exit status.
     int e;
-    while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0 && result.err.size() <= k_max_command_output) {
+    while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0 &&
+           result.err.size() <= k_max_command_output) {
         result.err.append(buf, static_cast<size_t>(e));
     }
     result.exit_code = ssh_channel_get_exit_status(ch);
@@ -520,13 +522,14 @@ private:
     ssh_channel m_ch;
 };
 
-} // namespace
+}  // namespace
 
 Result<std::unique_ptr<HostLock>> SshTarget::lock(const std::string& holder) {
     Command cmd;
     cmd.script = "mkdir -p /var/lib/nodectl && chmod 0700 /var/lib/nodectl && exec 9>/var/lib/nodectl/lock && "
                  "if ! flock -n 9; then echo \"busy $(cat /var/lib/nodectl/lock.owner 2>/dev/null)\"; exit 75; fi; "
-                 "printf '%s\\n' " + shell_quote(holder) + " > /var/lib/nodectl/lock.owner; echo locked; exec cat >/dev/null";
+                 "printf '%s\\n' " +
+                 shell_quote(holder) + " > /var/lib/nodectl/lock.owner; echo locked; exec cat >/dev/null";
     cmd.timeout = std::chrono::hours(24 * 365);
     std::string input;
     std::string line = wrap(cmd, input);
@@ -557,9 +560,10 @@ Result<std::unique_ptr<HostLock>> SshTarget::lock(const std::string& holder) {
     ssh_channel_close(ch);
     ssh_channel_free(ch);
     if (util::starts_with(out, "busy")) {
-        return make_error(ErrorCode::locked, "another nodectl run holds /var/lib/nodectl/lock (" + util::trim(out.substr(5)) + ")");
+        return make_error(ErrorCode::locked,
+                          "another nodectl run holds /var/lib/nodectl/lock (" + util::trim(out.substr(5)) + ")");
     }
     return make_error(ErrorCode::command, "cannot take /var/lib/nodectl/lock: " + util::trim(out));
 }
 
-} // namespace nodectl
+}  // namespace nodectl

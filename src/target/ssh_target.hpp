@@ -16,7 +16,7 @@ namespace nodectl {
 
 struct SshOptions {
     std::string known_hosts;  // empty: ~/.ssh/known_hosts
-    std::string ssh_config;   // empty: ~/.ssh/config
+    std::string ssh_config;  // empty: ~/.ssh/config
     bool accept_new_host_key = false;
     std::chrono::seconds connect_timeout{15};
 };
@@ -67,4 +67,4 @@ private:
     std::string m_broken;  // why the connection broke; empty while it works
 };
 
-} // namespace nodectl
+}  // namespace nodectl

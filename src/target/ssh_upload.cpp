@@ -36,7 +36,7 @@ void remove_stale_uploads(sftp_session sftp, const std::string& home, std::uint6
     sftp_closedir(dir);
 }
 
-} // namespace
+}  // namespace
 
 Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& dest) {
     std::ifstream in(local_path, std::ios::binary);
@@ -49,7 +49,7 @@ Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& de
         // nothing moves for that long is cut (then every call below fails at once).
         link::Watchdog watchdog(m_session, m_options.connect_timeout);
         auto failed = [&](ErrorCode code, const std::string& what) {
-            Error why = watchdog.fired()               ? broken(link::stalled(m_session, m_name, m_options.connect_timeout))
+            Error why = watchdog.fired() ? broken(link::stalled(m_session, m_name, m_options.connect_timeout))
                         : !ssh_is_connected(m_session) ? broken(link::lost(m_session, m_name))
                                                        : make_error(code, ssh_get_error(m_session));
             why.message = what + ": " + why.message;
@@ -114,4 +114,4 @@ Result<void> SshTarget::upload(const std::string& local_path, const FileSpec& de
     return Ok{};
 }
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -13,7 +13,7 @@ namespace {
 
 constexpr int k_absent = 100;  // exit code our scripts use for "no such file"
 
-} // namespace
+}  // namespace
 
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
@@ -48,15 +48,16 @@ Result<CommandResult> Target::run_checked(const Command& cmd, const std::string&
         if (detail.size() > 2000) {
             detail = "..." + detail.substr(detail.size() - 2000);
         }
-        return make_error(ErrorCode::command,
-                          what + " failed (exit " + std::to_string(r.exit_code) + ")" + (detail.empty() ? "" : ": " + detail));
+        return make_error(ErrorCode::command, what + " failed (exit " + std::to_string(r.exit_code) + ")" +
+                                                  (detail.empty() ? "" : ": " + detail));
     }
     return r;
 }
 
 Result<std::optional<std::string>> Target::read_file(const std::string& path) {
     Command cmd;
-    cmd.script = "[ -e " + shell_quote(path) + " ] || exit " + std::to_string(k_absent) + "; exec cat -- " + shell_quote(path);
+    cmd.script =
+        "[ -e " + shell_quote(path) + " ] || exit " + std::to_string(k_absent) + "; exec cat -- " + shell_quote(path);
     cmd.mutates = false;
     auto r = TRY(run(cmd));
     if (r.exit_code == k_absent) {
@@ -91,7 +92,8 @@ Result<FileStat> parse_stat_output(const std::string& path, const std::string& o
     auto mode = f.size() == 5 ? util::parse_uint(f[1], {.max = 07777, .base = 8}) : std::nullopt;
     auto size = f.size() == 5 ? util::parse_uint(f[4]) : std::nullopt;
     if (!mode || !size) {
-        return make_error(ErrorCode::command, "unexpected stat output for " + path + ": " + util::printable(out.substr(0, 200)));
+        return make_error(ErrorCode::command,
+                          "unexpected stat output for " + path + ": " + util::printable(out.substr(0, 200)));
     }
     st.exists = true;
     st.is_dir = f[0] == "directory";
@@ -135,13 +137,21 @@ std::string atomic_write_script(const FileSpec& file) {
                             util::octal(file.mode) + " -- \"$t\"; sync -- \"$t\"; trap - EXIT; echo \"$t\"";
     return "set -e; " + enter_file_directory_script(file.path, true) +
            "if [ -n \"$safe\" ]; then "
-           "t=$(mktemp ./.nodectl.XXXXXX); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"; chown " + owner + " -- \"$t\"; "
-           "chmod " + util::octal(file.mode) + " -- \"$t\"; sync -- \"$t\"; "
+           "t=$(mktemp ./.nodectl.XXXXXX); trap 'rm -f -- \"$t\"' EXIT; cat > \"$t\"; chown " +
+           owner +
+           " -- \"$t\"; "
+           "chmod " +
+           util::octal(file.mode) +
+           " -- \"$t\"; sync -- \"$t\"; "
            "else "
-           "t=$(setpriv --reuid=\"$du\" --regid=\"$dg\" --clear-groups -- sh -c " + shell_quote(write_tmp) + "); "
+           "t=$(setpriv --reuid=\"$du\" --regid=\"$dg\" --clear-groups -- sh -c " +
+           shell_quote(write_tmp) +
+           "); "
            "case $t in ./.nodectl.[A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9]) ;; "
            "*) echo \"writing $p as the owner of $d failed\" >&2; exit 1;; esac; "
-           "trap 'rm -f -- \"$t\"' EXIT; chown -h " + owner + " -- \"$t\"; "
+           "trap 'rm -f -- \"$t\"' EXIT; chown -h " +
+           owner +
+           " -- \"$t\"; "
            "fi; mv -fT -- \"$t\" \"$n\"; trap - EXIT";
 }
 
@@ -163,4 +173,4 @@ Result<void> Target::write_file(const FileSpec& file) {
     return Ok{};
 }
 
-} // namespace nodectl
+}  // namespace nodectl

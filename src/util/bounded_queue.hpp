@@ -76,4 +76,4 @@ private:
     bool m_cancelled = false;
 };
 
-} // namespace util
+}  // namespace util

@@ -15,4 +15,4 @@ std::string cache_dir() {
     return home && *home ? std::string(home) + "/.cache/nodectl" : "/var/cache/nodectl";
 }
 
-} // namespace nodectl
+}  // namespace nodectl

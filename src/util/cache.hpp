@@ -8,4 +8,4 @@ namespace nodectl {
 // $NODECTL_CACHE_DIR, else $XDG_CACHE_HOME/nodectl, else ~/.cache/nodectl, else /var/cache/nodectl.
 std::string cache_dir();
 
-} // namespace nodectl
+}  // namespace nodectl

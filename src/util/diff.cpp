@@ -60,10 +60,10 @@ std::vector<Edit> edit_script(const std::vector<std::string>& a, const std::vect
     return out;
 }
 
-} // namespace
+}  // namespace
 
-std::string unified_diff(std::string_view old_text, std::string_view new_text,
-                         std::string_view old_label, std::string_view new_label) {
+std::string unified_diff(std::string_view old_text, std::string_view new_text, std::string_view old_label,
+                         std::string_view new_label) {
     if (old_text == new_text) {
         return {};
     }
@@ -125,9 +125,8 @@ std::string unified_diff(std::string_view old_text, std::string_view new_text,
             body += edits[x].line;
             body += '\n';
         }
-        out += "@@ -" + std::to_string(old_count ? old_line : old_line - 1) + "," + std::to_string(old_count) +
-               " +" + std::to_string(new_count ? new_line : new_line - 1) + "," + std::to_string(new_count) +
-               " @@\n" + body;
+        out += "@@ -" + std::to_string(old_count ? old_line : old_line - 1) + "," + std::to_string(old_count) + " +" +
+               std::to_string(new_count ? new_line : new_line - 1) + "," + std::to_string(new_count) + " @@\n" + body;
         k = end;
     }
     if (missing_newline_old || missing_newline_new) {
@@ -136,4 +135,4 @@ std::string unified_diff(std::string_view old_text, std::string_view new_text,
     return out;
 }
 
-} // namespace util
+}  // namespace util

@@ -23,7 +23,7 @@ std::string to_hex(const unsigned char* d, unsigned n) {
 
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
-} // namespace
+}  // namespace
 
 void Sha256::Free::operator()(evp_md_ctx_st* ctx) const {
     EVP_MD_CTX_free(ctx);
@@ -74,4 +74,4 @@ std::string sha256_file_hex(const std::string& path) {
     return to_hex(md, n);
 }
 
-} // namespace util
+}  // namespace util

@@ -37,4 +37,4 @@ std::string sha256_hex(std::string_view data);
 // Lower-case hex sha256 of a file's contents; empty string when it cannot be read.
 [[nodiscard]] std::string sha256_file_hex(const std::string& path);
 
-} // namespace util
+}  // namespace util

@@ -45,4 +45,4 @@ bool FileLock::held_by_other(const std::string& path) {
     return fd && ::flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 }
 
-} // namespace util
+}  // namespace util

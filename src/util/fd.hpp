@@ -61,4 +61,4 @@ private:
     Fd m_fd;
 };
 
-} // namespace util
+}  // namespace util

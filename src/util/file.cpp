@@ -21,7 +21,7 @@ bool valid_name(const std::string& name) {
     return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-} // namespace
+}  // namespace
 
 std::optional<std::string> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -165,4 +165,4 @@ std::string write_file_atomic(const std::string& path, std::string_view content,
     return why;
 }
 
-} // namespace util
+}  // namespace util

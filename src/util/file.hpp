@@ -16,4 +16,4 @@ namespace util {
 // on success, else why it failed (the temporary file is removed).
 [[nodiscard]] std::string write_file_atomic(const std::string& path, std::string_view content, unsigned mode);
 
-} // namespace util
+}  // namespace util

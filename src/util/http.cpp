@@ -162,23 +162,22 @@ HttpResponse with_retries(const std::string& url, const HttpOptions& options, Si
     std::string setup_error;
     bool is_post = false;
     std::uint64_t bytes = 0;
-    http::Retried r = http::with_retries(
-        options, [&](int) -> http::Try {
-            Transfer t;
-            t.sink = sink;
-            t.options = &options;
-            setup_error = prepare(t);
-            if (!setup_error.empty()) {
-                return {false, false, setup_error};
-            }
-            is_post = t.post_body != nullptr;
-            http::Try a = perform_once(curl, url, t, response);
-            bytes = t.bytes;
-            if (!a.ok) {
-                discard(t);
-            }
-            return a;
-        });
+    http::Retried r = http::with_retries(options, [&](int) -> http::Try {
+        Transfer t;
+        t.sink = sink;
+        t.options = &options;
+        setup_error = prepare(t);
+        if (!setup_error.empty()) {
+            return {false, false, setup_error};
+        }
+        is_post = t.post_body != nullptr;
+        http::Try a = perform_once(curl, url, t, response);
+        bytes = t.bytes;
+        if (!a.ok) {
+            discard(t);
+        }
+        return a;
+    });
     pool.release(curl);
     response.attempts = r.attempts;
     response.ok = r.ok;
@@ -187,12 +186,13 @@ HttpResponse with_retries(const std::string& url, const HttpOptions& options, Si
     } else if (!setup_error.empty()) {
         response.error = setup_error;
     } else {
-        response.error = std::string(is_post ? "POST " : "GET ") + url + ": " + r.error + http::after_attempts(r.attempts);
+        response.error =
+            std::string(is_post ? "POST " : "GET ") + url + ": " + r.error + http::after_attempts(r.attempts);
     }
     return response;
 }
 
-} // namespace
+}  // namespace
 
 HttpResponse download(const std::string& url, const std::string& dest_path, const HttpOptions& options) {
     const std::string part = dest_path + ".part";
@@ -228,7 +228,7 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
     file = nullptr;
     if (!flushed || std::rename(part.c_str(), dest_path.c_str()) != 0) {
         err = flushed ? errno : err;
-        (void)std::remove(part.c_str());   // the error reported is the write's, not the clean-up's
+        (void)std::remove(part.c_str());  // the error reported is the write's, not the clean-up's
         response.ok = false;
         response.error = "cannot write " + dest_path + ": " + std::strerror(err);
     }
@@ -275,4 +275,4 @@ HttpResponse effective_url(const std::string& url, const HttpOptions& options) {
         url, options, Sink::headers_only, [](Transfer&) -> std::string { return {}; }, [](Transfer&) {});
 }
 
-} // namespace util
+}  // namespace util

@@ -27,7 +27,7 @@ struct HttpOptions : http::RetryPolicy, http::Transport {
         low_speed_limit_bytes = 1024;
         low_speed_time_seconds = 30;
     }
-    std::uint64_t max_text_bytes = 1 << 20;            // fetch_text refuses larger bodies
+    std::uint64_t max_text_bytes = 1 << 20;  // fetch_text refuses larger bodies
     // Called during a transfer with the bytes received so far and the expected total (0 when
     // unknown).
     std::function<void(std::uint64_t now, std::uint64_t total)> progress;
@@ -35,12 +35,12 @@ struct HttpOptions : http::RetryPolicy, http::Transport {
 
 struct [[nodiscard]] HttpResponse {
     bool ok = false;
-    std::string error;          // what went wrong, naming the URL; empty when ok
-    long status = 0;            // HTTP status of the last response (0 when none arrived)
+    std::string error;  // what went wrong, naming the URL; empty when ok
+    long status = 0;  // HTTP status of the last response (0 when none arrived)
     std::string effective_url;  // the URL after redirects
-    std::uint64_t bytes = 0;    // body bytes received by the successful try
-    std::string body;           // fetch_text only
-    int attempts = 0;           // tries made
+    std::uint64_t bytes = 0;  // body bytes received by the successful try
+    std::string body;  // fetch_text only
+    int attempts = 0;  // tries made
 };
 
 // GET `url` into `dest_path + ".part"`, renamed to `dest_path` once the whole body arrived. The
@@ -60,4 +60,4 @@ HttpResponse post(const std::string& url, const std::string& body, const std::st
 // body is not read.
 HttpResponse effective_url(const std::string& url, const HttpOptions& options = {});
 
-} // namespace util
+}  // namespace util

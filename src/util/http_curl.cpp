@@ -16,7 +16,7 @@ bool global_init() {
     return result == CURLE_OK;
 }
 
-} // namespace
+}  // namespace
 
 bool transient_curl_code(CURLcode rc) {
     switch (rc) {
@@ -30,10 +30,8 @@ bool transient_curl_code(CURLcode rc) {
     case CURLE_GOT_NOTHING:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return true;
-    default:
-        return false;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
     }
 }
 
@@ -137,4 +135,4 @@ std::string describe(CURLcode rc, const char* errbuf) {
     return reason;
 }
 
-} // namespace util::http
+}  // namespace util::http

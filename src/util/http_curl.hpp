@@ -49,7 +49,8 @@ private:
 class Options {
 public:
     explicit Options(CURL* curl) : m_curl(curl) {}
-    template <class T> void set(CURLoption option, T value) {
+    template <class T>
+    void set(CURLoption option, T value) {
         CURLcode rc = curl_easy_setopt(m_curl, option, value);
         if (rc != CURLE_OK && m_failed == CURLE_OK) {
             m_failed = rc;
@@ -75,4 +76,4 @@ private:
 // libcurl's text for `rc` and, when set, the error buffer's detail.
 [[nodiscard]] std::string describe(CURLcode rc, const char* errbuf);
 
-} // namespace util::http
+}  // namespace util::http

@@ -37,9 +37,8 @@ Retried with_retries(const RetryPolicy& policy, const std::function<Try(int)>& a
                 out.cancelled = true;
                 return out;
             }
-            std::this_thread::sleep_for(
-                std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20),
-                                                              until - std::chrono::steady_clock::now()));
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
         }
         backoff = std::min(backoff * 2, max_backoff);
     }
@@ -50,4 +49,4 @@ std::string after_attempts(int attempts) {
     return " (after " + std::to_string(attempts) + (attempts == 1 ? " attempt)" : " attempts)");
 }
 
-} // namespace util::http
+}  // namespace util::http

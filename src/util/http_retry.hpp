@@ -45,30 +45,30 @@ constexpr std::chrono::milliseconds k_max_backoff{5 * 60 * 1000};
 
 // How a try reaches its server: schemes, redirects, time limits.
 struct Transport {
-    std::string protocols = "http,https";    // schemes the URL may use (libcurl's list)
-    long max_redirects = 0;                  // redirects followed; 0: none
+    std::string protocols = "http,https";  // schemes the URL may use (libcurl's list)
+    long max_redirects = 0;  // redirects followed; 0: none
     std::string redirect_protocols = "https";  // schemes a redirect may lead to
     long connect_timeout_seconds = 20;
-    long low_speed_limit_bytes = 1;          // abort when slower than this ...
-    long low_speed_time_seconds = 60;        // ... for this long
-    long timeout_seconds = 0;                // whole transfer; 0 = none
-    std::string user_agent;                  // empty: libcurl sends none
-    bool path_as_is = false;                 // keep "." and ".." path segments (S3 keys)
+    long low_speed_limit_bytes = 1;  // abort when slower than this ...
+    long low_speed_time_seconds = 60;  // ... for this long
+    long timeout_seconds = 0;  // whole transfer; 0 = none
+    std::string user_agent;  // empty: libcurl sends none
+    bool path_as_is = false;  // keep "." and ".." path segments (S3 keys)
 };
 
 // ---- Tries ----
 
 struct [[nodiscard]] Try {
     bool ok = false;
-    bool retry = false;   // worth another try (transient(), or a caller's own judgement)
-    std::string error;    // empty when ok
+    bool retry = false;  // worth another try (transient(), or a caller's own judgement)
+    std::string error;  // empty when ok
 };
 
 struct [[nodiscard]] Retried {
     bool ok = false;
-    bool cancelled = false;   // the cancel flag was set while waiting
-    int attempts = 0;         // tries made
-    std::string error;        // the last try's error
+    bool cancelled = false;  // the cancel flag was set while waiting
+    int attempts = 0;  // tries made
+    std::string error;  // the last try's error
 };
 
 // Runs `attempt(n)` (n from 1) until a try succeeds, fails for good, or the attempts are spent,
@@ -81,4 +81,4 @@ Retried with_retries(const RetryPolicy& policy, const std::function<Try(int)>& a
 // " (after 1 attempt)" / " (after 3 attempts)", for messages.
 std::string after_attempts(int attempts);
 
-} // namespace util::http
+}  // namespace util::http

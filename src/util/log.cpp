@@ -34,13 +34,14 @@ public:
     std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<PrintableMessage>(); }
 };
 
-} // namespace
+}  // namespace
 
 void init() {
     auto logger = spdlog::stderr_color_mt("nodectl");
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     // Under systemd the journal adds its own timestamps.
-    formatter->add_flag<PrintableMessage>('*').set_pattern(getenv("JOURNAL_STREAM") ? "%l %*" : "%H:%M:%S.%e %^%-5l%$ %*");
+    formatter->add_flag<PrintableMessage>('*').set_pattern(getenv("JOURNAL_STREAM") ? "%l %*"
+                                                                                    : "%H:%M:%S.%e %^%-5l%$ %*");
     logger->set_formatter(std::move(formatter));
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::info);
@@ -63,4 +64,4 @@ void write(Level level, std::string_view host, std::string_view message) {
     spdlog::log(to_spdlog(level), "{}: {}", host, message);
 }
 
-} // namespace nodectl::log
+}  // namespace nodectl::log

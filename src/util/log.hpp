@@ -48,4 +48,4 @@ void error(std::string_view host, fmt::format_string<Args...> f, Args&&... args)
 
 void init();
 
-} // namespace nodectl::log
+}  // namespace nodectl::log

@@ -68,4 +68,4 @@ bool is_loopback(std::string_view host) {
     return ::inet_pton(AF_INET, bare.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
-} // namespace util
+}  // namespace util

@@ -27,4 +27,4 @@ std::string url_host(std::string_view host);
 // 127.0.0.0/8, ::1 (bracketed or not) and "localhost".
 bool is_loopback(std::string_view host);
 
-} // namespace util
+}  // namespace util

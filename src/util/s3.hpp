@@ -25,40 +25,42 @@ struct Credentials {
 };
 
 struct Config {
-    std::string endpoint;            // "https://s3.eu-central-1.amazonaws.com", "http://127.0.0.1:4568"
+    std::string endpoint;  // "https://s3.eu-central-1.amazonaws.com", "http://127.0.0.1:4568"
     std::string region = "us-east-1";
     std::string bucket;
-    bool path_style = false;         // true for S3-compatible stores (endpoint/bucket/key)
-    std::string storage_class;       // empty: the bucket's default (sent as x-amz-storage-class)
+    bool path_style = false;  // true for S3-compatible stores (endpoint/bucket/key)
+    std::string storage_class;  // empty: the bucket's default (sent as x-amz-storage-class)
     Credentials credentials;
-    int attempts = 5;                // per request (1 to 20), with exponential backoff
+    int attempts = 5;  // per request (1 to 20), with exponential backoff
     std::chrono::milliseconds initial_backoff{500};
     std::chrono::milliseconds max_backoff{20000};
-    int parallel_parts = 2;          // parts in flight during a multipart upload
-    std::uint64_t min_part_size = 8ull << 20;   // at least 5 MiB (S3's minimum part size)
+    int parallel_parts = 2;  // parts in flight during a multipart upload
+    std::uint64_t min_part_size = 8ull << 20;  // at least 5 MiB (S3's minimum part size)
     long connect_timeout_seconds = 20;
-    long low_speed_time_seconds = 60;          // abort a request that moves < 1 byte/s this long
+    long low_speed_time_seconds = 60;  // abort a request that moves < 1 byte/s this long
     // Called with one line per retried request (what failed, the wait) and per failed abort;
     // never holds a secret. May be called from the upload's worker threads.
     std::function<void(const std::string&)> log;
 };
 
-struct [[nodiscard]] Status {                      // ok, or what failed (never contains a secret)
+struct [[nodiscard]] Status {  // ok, or what failed (never contains a secret)
     bool ok = true;
     std::string error;
-    long http_status = 0;            // of the last response; 0 when none arrived
-    int attempts = 0;                // tries made; 0 when no request was sent
+    long http_status = 0;  // of the last response; 0 when none arrived
+    int attempts = 0;  // tries made; 0 when no request was sent
 };
 
 struct ObjectInfo {
     std::string key;
     std::uint64_t size = 0;
     std::string etag;
-    std::string last_modified;       // as S3 gives it: ISO 8601 in LIST, RFC 7231 date in HEAD
+    std::string last_modified;  // as S3 gives it: ISO 8601 in LIST, RFC 7231 date in HEAD
 };
 
 // An open multipart upload, as ListMultipartUploads names it.
-struct UploadInfo { std::string key, upload_id, initiated; };
+struct UploadInfo {
+    std::string key, upload_id, initiated;
+};
 
 // A streaming upload. write() may block while parts are in flight (bounded memory:
 // about (parallel_parts + 1) * part_size). Part size grows with the bytes written so that 10,000
@@ -84,7 +86,7 @@ public:
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    const Config& config() const;   // as used: endpoint defaulted, limits clamped
+    const Config& config() const;  // as used: endpoint defaulted, limits clamped
     // The object's URL (path-style or virtual-host), with the key encoded once.
     std::string url(const std::string& key) const;
 
@@ -95,7 +97,7 @@ public:
     // sees every byte exactly once.
     Status get(const std::string& key, const std::function<bool(const char*, std::size_t)>& sink);
     Status head(const std::string& key, ObjectInfo& out);
-    Status list(const std::string& prefix, std::vector<ObjectInfo>& out);   // all pages
+    Status list(const std::string& prefix, std::vector<ObjectInfo>& out);  // all pages
     Status remove(const std::string& key);
     // Multipart uploads still open under prefix (for tests and cleanup). ListMultipartUploads,
     // all pages. (s3rver 3.7 answers 501 NotImplemented.)
@@ -130,6 +132,6 @@ std::string encode_key(std::string_view key);
 namespace detail {
 // The unescaped text of every <tag> element of an S3 XML answer (exposed for unit tests).
 std::vector<std::string> xml_texts(std::string_view xml, std::string_view tag);
-}
+}  // namespace detail
 
-} // namespace util::s3
+}  // namespace util::s3

@@ -39,7 +39,7 @@ bool parse_endpoint(const std::string& endpoint, Endpoint& out, std::string& err
     return true;
 }
 
-} // namespace
+}  // namespace
 
 std::string encode_key(std::string_view key) {
     return sigv4::uri_encode(key, true);
@@ -162,7 +162,8 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
             req.query.emplace_back("continuation-token", token);
         }
         Response resp;
-        Status st = m_impl->perform(req, resp, "LIST " + m_impl->where(prefix) + " (page " + std::to_string(page) + ")");
+        Status st =
+            m_impl->perform(req, resp, "LIST " + m_impl->where(prefix) + " (page " + std::to_string(page) + ")");
         if (!st.ok) {
             return st;
         }
@@ -171,7 +172,8 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
             info.key = xml::text(contents, "Key");
             auto size = parse_uint(xml::text(contents, "Size"));
             if (!size) {
-                return {false, "S3 LIST " + m_impl->where(prefix) + ": an object without a valid <Size>", st.http_status};
+                return {false, "S3 LIST " + m_impl->where(prefix) + ": an object without a valid <Size>",
+                        st.http_status};
             }
             info.size = *size;
             info.etag = xml::text(contents, "ETag");
@@ -183,8 +185,10 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
         }
         std::string next = xml::text(resp.body, "NextContinuationToken");
         if (next.empty() || next == token) {
-            return {false, "S3 LIST " + m_impl->where(prefix) + ": truncated page " + std::to_string(page) +
-                               " without a new continuation token", resp.status};
+            return {false,
+                    "S3 LIST " + m_impl->where(prefix) + ": truncated page " + std::to_string(page) +
+                        " without a new continuation token",
+                    resp.status};
         }
         token = next;
     }
@@ -196,7 +200,7 @@ Status Client::remove(const std::string& key) {
     req.key = key;
     Response resp;
     Status st = m_impl->perform(req, resp, "DELETE " + m_impl->where(key));
-    if (!st.ok && st.http_status == 404) {   // already gone: the goal is reached
+    if (!st.ok && st.http_status == 404) {  // already gone: the goal is reached
         return {true, {}, 404};
     }
     return st;
@@ -251,4 +255,4 @@ Status Client::abort_upload(const std::string& key, const std::string& upload_id
     return m_impl->perform(req, resp, "AbortMultipartUpload " + m_impl->where(key));
 }
 
-} // namespace util::s3
+}  // namespace util::s3

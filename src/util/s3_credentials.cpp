@@ -20,7 +20,7 @@ std::string unquote(std::string v) {
     return v;
 }
 
-} // namespace
+}  // namespace
 
 Status credentials_from_file(const std::string& path, Credentials& out, std::string* warning,
                              const std::string& profile) {
@@ -68,7 +68,8 @@ Status credentials_from_file(const std::string& path, Credentials& out, std::str
                 c.secret_access_key = t.substr(last + 1);
                 continue;
             }
-            return {false, path + ":" + std::to_string(number) + ": expected KEY = VALUE, [section] or ACCESS:SECRET", 0};
+            return {false, path + ":" + std::to_string(number) + ": expected KEY = VALUE, [section] or ACCESS:SECRET",
+                    0};
         }
         if (!in_profile) {
             continue;
@@ -87,8 +88,10 @@ Status credentials_from_file(const std::string& path, Credentials& out, std::str
         }
     }
     if (c.access_key_id.empty() || c.secret_access_key.empty()) {
-        return {false, path + ": no access key id and secret access key" +
-                           (any_section ? " in section [" + profile + "]" : std::string()), 0};
+        return {false,
+                path + ": no access key id and secret access key" +
+                    (any_section ? " in section [" + profile + "]" : std::string()),
+                0};
     }
     out = c;
     return {};
@@ -107,4 +110,4 @@ Status credentials_from_environment(Credentials& out) {
     return {};
 }
 
-} // namespace util::s3
+}  // namespace util::s3

@@ -57,7 +57,7 @@ public:
         if (m_state != State::open) {
             return closed_status();
         }
-        if (m_upload_id.empty()) {   // smaller than one part: a single PUT
+        if (m_upload_id.empty()) {  // smaller than one part: a single PUT
             Status st = m_impl.put_object(m_key, m_buffer);
             m_state = st.ok ? State::finished : State::failed;
             m_failure = st;
@@ -177,7 +177,7 @@ private:
     }
 
     Status abort_multipart() {
-        m_cancel = true;   // parts in flight stop at once (progress callback)
+        m_cancel = true;  // parts in flight stop at once (progress callback)
         stop_workers();
         std::string().swap(m_buffer);
         if (m_upload_id.empty() || m_abort_sent) {
@@ -190,11 +190,12 @@ private:
         req.query = {{"uploadId", m_upload_id}};
         Response resp;
         m_abort_status = m_impl.perform(req, resp, "AbortMultipartUpload " + m_impl.where(m_key));
-        if (!m_abort_status.ok && resp.status == 404) {   // already gone
+        if (!m_abort_status.ok && resp.status == 404) {  // already gone
             m_abort_status = {};
         }
         if (!m_abort_status.ok && m_impl.config.log) {
-            m_impl.config.log(m_abort_status.error + "; upload " + m_upload_id + " may stay open (no object was completed)");
+            m_impl.config.log(m_abort_status.error + "; upload " + m_upload_id +
+                              " may stay open (no object was completed)");
         }
         return m_abort_status;
     }
@@ -204,7 +205,7 @@ private:
         req.method = "POST";
         req.key = m_key;
         req.query = {{"uploads", ""}};
-        req.has_body = true;   // an empty body
+        req.has_body = true;  // an empty body
         req.headers.emplace_back("Content-Type", "application/octet-stream");
         m_impl.add_storage_class(req);
         Response resp;
@@ -214,7 +215,8 @@ private:
         }
         m_upload_id = xml::text(resp.body, "UploadId");
         if (m_upload_id.empty()) {
-            return {false, "S3 CreateMultipartUpload " + m_impl.where(m_key) + ": no UploadId in the answer", resp.status};
+            return {false, "S3 CreateMultipartUpload " + m_impl.where(m_key) + ": no UploadId in the answer",
+                    resp.status};
         }
         int workers = m_impl.config.parallel_parts;
         for (int i = 0; i < workers; ++i) {
@@ -279,12 +281,13 @@ private:
                           : Status{false, "curl_easy_init failed", 0};
                 etag = resp.headers["etag"];
                 if (st.ok && etag.empty()) {
-                    st = {false, "S3 UploadPart " + std::to_string(part.number) + ": no ETag in the answer", resp.status};
+                    st = {false, "S3 UploadPart " + std::to_string(part.number) + ": no ETag in the answer",
+                          resp.status};
                 }
             } else {
                 st = {false, "cancelled", 0};
             }
-            std::string().swap(part.data);   // the memory goes back before the next part is taken
+            std::string().swap(part.data);  // the memory goes back before the next part is taken
             {
                 std::lock_guard lock(m_mutex);
                 if (st.ok) {
@@ -339,7 +342,7 @@ private:
     std::vector<std::thread> m_workers;
 };
 
-} // namespace
+}  // namespace
 
 std::uint64_t Client::part_size_for(std::uint64_t min_part_size, std::uint64_t size_hint, int part_number) {
     std::uint64_t base = std::clamp(min_part_size, k_min_s3_part, k_max_s3_part);
@@ -363,4 +366,4 @@ std::unique_ptr<Upload> Client::upload(const std::string& key, std::uint64_t siz
     return std::make_unique<StreamingUpload>(*m_impl, key, size_hint);
 }
 
-} // namespace util::s3
+}  // namespace util::s3

@@ -94,7 +94,7 @@ bool append(SlistPtr& list, const std::string& line) {
     if (!grown) {
         return false;
     }
-    (void)list.release();   // `grown` now heads the same list
+    (void)list.release();  // `grown` now heads the same list
     list.reset(grown);
     return true;
 }
@@ -124,7 +124,7 @@ bool signed_headers(const Client::Impl& impl, const Request& req, const std::str
         sreq.headers.push_back(h);
         has_type = has_type || to_lower(h.first) == "content-type";
     }
-    if (req.method == "POST" && !has_type) {   // else libcurl sends a form-urlencoded type, unsigned
+    if (req.method == "POST" && !has_type) {  // else libcurl sends a form-urlencoded type, unsigned
         sreq.headers.emplace_back("Content-Type", "application/xml");
     }
     if (req.resume_from > 0) {
@@ -214,7 +214,7 @@ http::Try error_answer(const Response& resp) {
     if (!message.empty()) {
         reason += ": " + message;
     }
-    if (code.empty() && resp.status == 403) {   // HEAD answers carry no body
+    if (code.empty() && resp.status == 403) {  // HEAD answers carry no body
         reason += " Forbidden (wrong credentials, or no permission)";
     } else if (code.empty() && resp.status == 404) {
         reason += " Not Found";
@@ -250,7 +250,7 @@ http::Try judge(const Request& req, const Response& resp, std::uint64_t delivere
     return {true, false, {}};
 }
 
-} // namespace
+}  // namespace
 
 Response Client::Impl::perform_once(CURL* curl, const Request& req) {
     Response resp;
@@ -261,13 +261,13 @@ Response Client::Impl::perform_once(CURL* curl, const Request& req) {
     transport.connect_timeout_seconds = config.connect_timeout_seconds;
     transport.low_speed_limit_bytes = 1;
     transport.low_speed_time_seconds = config.low_speed_time_seconds;
-    transport.path_as_is = true;   // S3 keys may contain "." and ".." segments
+    transport.path_as_is = true;  // S3 keys may contain "." and ".." segments
 
     char errbuf[CURL_ERROR_SIZE] = {};
     SlistPtr headers(nullptr, &curl_slist_free_all);
     Exchange x{curl, &req, &resp, 0};
-    std::string setup = signed_headers(*this, req, path_str, query, headers) ? std::string()
-                                                                            : "out of memory for the request headers";
+    std::string setup =
+        signed_headers(*this, req, path_str, query, headers) ? std::string() : "out of memory for the request headers";
     if (setup.empty()) {
         setup = http::prepare(curl, url, transport, errbuf);
     }
@@ -275,7 +275,7 @@ Response Client::Impl::perform_once(CURL* curl, const Request& req) {
         setup = set_exchange(x, headers.get());
     }
     if (!setup.empty()) {
-        resp.code = CURLE_FAILED_INIT;   // not transient: the same setup fails again
+        resp.code = CURLE_FAILED_INIT;  // not transient: the same setup fails again
         resp.curl_error = setup;
         return resp;
     }
@@ -347,4 +347,4 @@ Status Client::Impl::perform(Request req, Response& resp, const std::string& wha
     return st;
 }
 
-} // namespace util::s3
+}  // namespace util::s3

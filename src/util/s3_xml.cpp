@@ -47,7 +47,7 @@ std::string unescape(std::string_view s) {
             out += s[i];
             continue;
         }
-        if (numeric) {   // UTF-8 encode the code point
+        if (numeric) {  // UTF-8 encode the code point
             if (cp < 0x80) {
                 out += static_cast<char>(cp);
             } else if (cp < 0x800) {
@@ -94,7 +94,7 @@ std::vector<std::string_view> all(std::string_view xml, std::string_view tag) {
             break;
         }
         char c = xml[after];
-        if (c != '>' && c != ' ' && c != '/') {   // <KeyMarker> is not <Key>
+        if (c != '>' && c != ' ' && c != '/') {  // <KeyMarker> is not <Key>
             pos = after;
             continue;
         }
@@ -122,7 +122,7 @@ std::string text(std::string_view xml, std::string_view tag) {
     return found.empty() ? std::string() : unescape(found.front());
 }
 
-} // namespace xml
+}  // namespace xml
 
 namespace detail {
 std::vector<std::string> xml_texts(std::string_view xml, std::string_view tag) {
@@ -132,6 +132,6 @@ std::vector<std::string> xml_texts(std::string_view xml, std::string_view tag) {
     }
     return out;
 }
-} // namespace detail
+}  // namespace detail
 
-} // namespace util::s3
+}  // namespace util::s3

@@ -21,4 +21,4 @@ std::string unescape(std::string_view s);
 // & < > " escaped, for element text.
 std::string escape(std::string_view s);
 
-} // namespace util::s3::xml
+}  // namespace util::s3::xml

@@ -122,7 +122,7 @@ std::string hmac_raw(std::string_view key, std::string_view data) {
     return std::string(reinterpret_cast<char*>(md), len);
 }
 
-} // namespace
+}  // namespace
 
 std::string hex(std::string_view bytes) {
     static const char* digits = "0123456789abcdef";
@@ -205,12 +205,13 @@ Signed sign(const Request& request, const Params& params) {
         path = uri_encode(path, true);
     }
 
-    out.canonical_request = request.method + '\n' + path + '\n' + canonical_query(request.query) + '\n' +
-                            header_block + '\n' + signed_headers + '\n' + request.payload_hash;
+    out.canonical_request = request.method + '\n' + path + '\n' + canonical_query(request.query) + '\n' + header_block +
+                            '\n' + signed_headers + '\n' + request.payload_hash;
 
     std::string date = params.amz_date.substr(0, 8);
     std::string scope = date + '/' + params.region + '/' + params.service + "/aws4_request";
-    out.string_to_sign = "AWS4-HMAC-SHA256\n" + params.amz_date + '\n' + scope + '\n' + sha256_hex(out.canonical_request);
+    out.string_to_sign =
+        "AWS4-HMAC-SHA256\n" + params.amz_date + '\n' + scope + '\n' + sha256_hex(out.canonical_request);
 
     std::string k_date = hmac_raw("AWS4" + params.secret_access_key, date);
     std::string k_region = hmac_raw(k_date, params.region);
@@ -223,4 +224,4 @@ Signed sign(const Request& request, const Params& params) {
     return out;
 }
 
-} // namespace util::sigv4
+}  // namespace util::sigv4

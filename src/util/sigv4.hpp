@@ -13,34 +13,34 @@
 namespace util::sigv4 {
 
 struct Request {
-    std::string method;                                        // "GET"
-    std::string path;                                          // the path as on the request line, no query
-    std::string query;                                         // after '?', as on the request line; may be empty
+    std::string method;  // "GET"
+    std::string path;  // the path as on the request line, no query
+    std::string query;  // after '?', as on the request line; may be empty
     std::vector<std::pair<std::string, std::string>> headers;  // as sent; must include Host
-    std::string payload_hash;                                  // hex sha256 of the body, or "UNSIGNED-PAYLOAD"
+    std::string payload_hash;  // hex sha256 of the body, or "UNSIGNED-PAYLOAD"
 };
 
 struct Params {
     std::string access_key_id;
     std::string secret_access_key;
-    std::string session_token;      // empty: none
-    std::string region;             // "us-east-1"
-    std::string service;            // "s3"
-    std::string amz_date;           // "20150830T123600Z" (UTC)
+    std::string session_token;  // empty: none
+    std::string region;  // "us-east-1"
+    std::string service;  // "s3"
+    std::string amz_date;  // "20150830T123600Z" (UTC)
     // Generic AWS services: remove "." and ".." segments and repeated slashes, then encode the
     // path (a '%' already in it is encoded again). S3: false/false, the path is taken as given,
     // already encoded once (util::s3::encode_key).
     bool normalize_path = true;
     bool encode_path = true;
-    bool sign_payload_header = false;   // add and sign x-amz-content-sha256 (S3 requires it)
-    bool omit_session_token = false;    // add X-Amz-Security-Token after signing (not signed)
+    bool sign_payload_header = false;  // add and sign x-amz-content-sha256 (S3 requires it)
+    bool omit_session_token = false;  // add X-Amz-Security-Token after signing (not signed)
 };
 
 struct Signed {
     std::string canonical_request;
     std::string string_to_sign;
-    std::string signature;        // lower-case hex
-    std::string authorization;    // the Authorization header's value
+    std::string signature;  // lower-case hex
+    std::string authorization;  // the Authorization header's value
     // Headers to add to the request (X-Amz-Date, X-Amz-Security-Token, x-amz-content-sha256,
     // Authorization), in that order.
     std::vector<std::pair<std::string, std::string>> add_headers;
@@ -56,4 +56,4 @@ std::string uri_encode(std::string_view s, bool keep_slash);
 std::string hmac_sha256(std::string_view key, std::string_view data);
 std::string hex(std::string_view bytes);
 
-} // namespace util::sigv4
+}  // namespace util::sigv4

@@ -116,4 +116,4 @@ int hex_value(char c) {
     return -1;
 }
 
-} // namespace util
+}  // namespace util

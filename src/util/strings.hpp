@@ -22,4 +22,4 @@ std::string octal(unsigned mode);
 // The value of a hex digit (either case), or -1.
 int hex_value(char c);
 
-} // namespace util
+}  // namespace util

@@ -44,7 +44,7 @@ int sink_close(archive*, void*) {
     return ARCHIVE_OK;
 }
 
-} // namespace
+}  // namespace
 
 struct TarWriter::State {
     archive* a = nullptr;
@@ -197,7 +197,7 @@ std::string TarWriter::close() {
 
 struct CompressedSink::State {
     archive* a = nullptr;
-    Fd fd; // closed after the archive is freed (members go after the destructor's body)
+    Fd fd;  // closed after the archive is freed (members go after the destructor's body)
     Sha256 sha;
     uint64_t size = 0;
     bool failed = false;
@@ -231,7 +231,7 @@ la_ssize_t file_write(archive*, void* client, const void* buf, size_t n) {
     return static_cast<la_ssize_t>(n);
 }
 
-} // namespace
+}  // namespace
 
 CompressedSink::CompressedSink() = default;
 CompressedSink::~CompressedSink() = default;
@@ -296,4 +296,4 @@ std::string CompressedSink::close() {
     return {};
 }
 
-} // namespace util
+}  // namespace util

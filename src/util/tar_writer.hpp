@@ -30,8 +30,8 @@ struct TarEntry {
     int64_t uid = 0;
     int64_t gid = 0;
     int64_t mtime = 0;
-    uint64_t size = 0;     // regular files only
-    std::string link;      // symlink target, or the earlier entry's path for a hardlink
+    uint64_t size = 0;  // regular files only
+    std::string link;  // symlink target, or the earlier entry's path for a hardlink
     unsigned dev_major = 0;
     unsigned dev_minor = 0;
     std::vector<std::pair<std::string, std::string>> xattrs;  // name, value; written as given
@@ -87,4 +87,4 @@ private:
     std::string m_sha256;
 };
 
-} // namespace util
+}  // namespace util

@@ -72,7 +72,8 @@ int PrintableBuf::sync() {
     if (!m_pending.empty()) {
         std::string text = printable(m_pending);
         m_pending.clear();
-        if (m_out->sputn(text.data(), static_cast<std::streamsize>(text.size())) != static_cast<std::streamsize>(text.size())) {
+        if (m_out->sputn(text.data(), static_cast<std::streamsize>(text.size())) !=
+            static_cast<std::streamsize>(text.size())) {
             return -1;
         }
     }
@@ -92,4 +93,4 @@ std::string random_hex(std::size_t bytes) {
     return out;
 }
 
-} // namespace util
+}  // namespace util

@@ -47,4 +47,4 @@ private:
 // Aborts when the generator has no entropy: nothing sensible can go on without it.
 std::string random_hex(std::size_t bytes);
 
-} // namespace util
+}  // namespace util

@@ -8,8 +8,8 @@
 namespace util {
 
 // strftime formats used across nodectl.
-inline constexpr const char* k_utc_iso8601 = "%Y-%m-%dT%H:%M:%SZ"; // 2026-12-04T18:53:23Z
-inline constexpr const char* k_utc_compact = "%Y%m%dT%H%M%SZ";     // 20261204T185323Z (SigV4, backup ids)
+inline constexpr const char* k_utc_iso8601 = "%Y-%m-%dT%H:%M:%SZ";  // 2026-12-04T18:53:23Z
+inline constexpr const char* k_utc_compact = "%Y%m%dT%H%M%SZ";  // 20261204T185323Z (SigV4, backup ids)
 
 // `unix_seconds` in UTC, written with the strftime `format`; an empty string when the time cannot
 // be represented (gmtime fails) or the text would exceed 63 bytes.
@@ -20,4 +20,4 @@ double seconds_since(std::chrono::steady_clock::time_point start);
 // The current time, as format_utc.
 std::string utc_now(const char* format = k_utc_iso8601);
 
-} // namespace util
+}  // namespace util

@@ -25,10 +25,14 @@ private:
     size_t m_pos = 0;
 };
 
-nodectl::Result<void> accept_entry(const nodectl::backup::ReadEntry&) { return {}; }
-nodectl::Result<void> accept_data(const nodectl::backup::ReadEntry&, const char*, size_t) { return {}; }
+nodectl::Result<void> accept_entry(const nodectl::backup::ReadEntry&) {
+    return {};
+}
+nodectl::Result<void> accept_data(const nodectl::backup::ReadEntry&, const char*, size_t) {
+    return {};
+}
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nodectl::backup::ReadCallbacks callbacks{accept_entry, accept_data, accept_entry};

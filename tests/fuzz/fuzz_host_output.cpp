@@ -64,7 +64,7 @@ void feed_apt(std::string_view text) {
     (void)progress.feed("", t + std::chrono::seconds(30));
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) {
@@ -74,39 +74,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char parser = k_parsers[which != std::string_view::npos ? which : data[0] % k_parsers.size()];
     std::string out(fuzz::text(data + 1, size - 1));
     switch (parser) {
-    case 's':
-        (void)nodectl::parse_stat_output("/etc/x", out);
-        break;
-    case 'f':
-        (void)nodectl::host::parse_file_state("/etc/x", out);
-        break;
-    case 'r':
-        (void)nodectl::host::parse_read_files({"/etc/a", "/etc/b", "/etc/c"}, out);
-        break;
-    case 'd':
-        (void)nodectl::host::parse_installed_packages(out);
-        break;
-    case 'u':
-        (void)nodectl::host::parse_unit_states(out);
-        break;
+    case 's': (void)nodectl::parse_stat_output("/etc/x", out); break;
+    case 'f': (void)nodectl::host::parse_file_state("/etc/x", out); break;
+    case 'r': (void)nodectl::host::parse_read_files({"/etc/a", "/etc/b", "/etc/c"}, out); break;
+    case 'd': (void)nodectl::host::parse_installed_packages(out); break;
+    case 'u': (void)nodectl::host::parse_unit_states(out); break;
     case 'c':
         (void)nodectl::host::parse_control_output(sshd_controls(), out);
         for (const auto& c : sshd_controls()) {
             (void)c.expect.passes(out);
         }
         break;
-    case 'q':
-        (void)nodectl::harden::choose_ssh_algorithms(nodectl::harden::wanted_ssh_algorithms(), out);
-        break;
-    case 'm':
-        (void)nodectl::harden::filter_moduli(out);
-        break;
-    case 'k':
-        (void)nodectl::k3s::parse_sha256sums(out);
-        break;
-    case 'a':
-        feed_apt(out);
-        break;
+    case 'q': (void)nodectl::harden::choose_ssh_algorithms(nodectl::harden::wanted_ssh_algorithms(), out); break;
+    case 'm': (void)nodectl::harden::filter_moduli(out); break;
+    case 'k': (void)nodectl::k3s::parse_sha256sums(out); break;
+    case 'a': feed_apt(out); break;
     }
     return 0;
 }

@@ -40,6 +40,6 @@ inline const std::string& as_file(const uint8_t* data, size_t size, const char* 
     return path;
 }
 
-} // namespace fuzz
+}  // namespace fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);

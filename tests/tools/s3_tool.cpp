@@ -41,7 +41,7 @@ int report(const util::s3::Status& st) {
     return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     util::s3::Config config;
@@ -92,16 +92,14 @@ int main(int argc, char** argv) {
     if (args.empty()) {
         return usage("no command");
     }
-    util::s3::Status st = credentials_file.empty()
-                              ? util::s3::credentials_from_environment(config.credentials)
-                              : [&] {
-                                    std::string warning;
-                                    auto s = util::s3::credentials_from_file(credentials_file, config.credentials, &warning);
-                                    if (!warning.empty()) {
-                                        std::cerr << "warning: " << warning << "\n";
-                                    }
-                                    return s;
-                                }();
+    util::s3::Status st = credentials_file.empty() ? util::s3::credentials_from_environment(config.credentials) : [&] {
+        std::string warning;
+        auto s = util::s3::credentials_from_file(credentials_file, config.credentials, &warning);
+        if (!warning.empty()) {
+            std::cerr << "warning: " << warning << "\n";
+        }
+        return s;
+    }();
     if (!st.ok) {
         return report(st);
     }
@@ -125,8 +123,8 @@ int main(int argc, char** argv) {
             }
             if (fail_after > 0 && up->bytes_written() + static_cast<std::uint64_t>(n) > fail_after) {
                 up->abort();
-                std::cerr << "source failed after " << up->bytes_written() << " bytes; upload aborted, parts="
-                          << up->parts() << "\n";
+                std::cerr << "source failed after " << up->bytes_written()
+                          << " bytes; upload aborted, parts=" << up->parts() << "\n";
                 return 3;
             }
             st = up->write(buf.data(), static_cast<std::size_t>(n));
@@ -143,9 +141,8 @@ int main(int argc, char** argv) {
         return report(client.put(args[1], body));
     }
     if (cmd == "get" && need(1)) {
-        return report(client.get(args[1], [](const char* d, std::size_t n) {
-            return std::fwrite(d, 1, n, stdout) == n;
-        }));
+        return report(
+            client.get(args[1], [](const char* d, std::size_t n) { return std::fwrite(d, 1, n, stdout) == n; }));
     }
     if (cmd == "head" && need(1)) {
         util::s3::ObjectInfo info;

@@ -26,7 +26,7 @@ class MemorySink : public Sink {
 public:
     std::string data;
     int closed = 0;
-    size_t fail_after = SIZE_MAX;        // write() fails once this many bytes arrived
+    size_t fail_after = SIZE_MAX;  // write() fails once this many bytes arrived
     std::chrono::milliseconds delay{0};  // per write(): a slow target
     Result<void> write(const char* p, size_t n) override {
         std::this_thread::sleep_for(delay);
@@ -131,4 +131,4 @@ inline Settings dir_settings(const std::string& store) {
     return s;
 }
 
-} // namespace nodectl::backup_testing
+}  // namespace nodectl::backup_testing

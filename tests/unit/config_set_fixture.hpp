@@ -103,4 +103,4 @@ struct SetFixture {
     }
 };
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

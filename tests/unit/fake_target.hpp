@@ -52,14 +52,14 @@ inline constexpr std::string_view k_state_dir = "/var/lib/nodectl/";
 
 struct FakeHost {
     std::map<std::string, FakeFile> files;
-    std::set<std::string> dirs;                    // paths that exist but are not regular files
-    std::set<std::string> packages;                // installed ("ii")
-    std::set<std::string> removed_packages;        // removed, config files left ("rc")
-    std::set<std::string> unavailable_packages;    // apt cannot find these
+    std::set<std::string> dirs;  // paths that exist but are not regular files
+    std::set<std::string> packages;  // installed ("ii")
+    std::set<std::string> removed_packages;  // removed, config files left ("rc")
+    std::set<std::string> unavailable_packages;  // apt cannot find these
     std::map<std::string, FakeUnit> units;
-    std::string hostname;                          // the kernel's name (`hostname`)
-    std::string localtime_link;                    // target of /etc/localtime; empty: not a link
-    std::set<std::string> zones;                   // present in /usr/share/zoneinfo
+    std::string hostname;  // the kernel's name (`hostname`)
+    std::string localtime_link;  // target of /etc/localtime; empty: not a link
+    std::set<std::string> zones;  // present in /usr/share/zoneinfo
     std::set<std::string> users{"root", "daemon", "www-data", "nobody"};
     std::set<std::string> groups{"root", "daemon", "adm", "www-data", "nogroup"};
     bool has_dpkg = true;
@@ -71,10 +71,11 @@ struct FakeHost {
     std::optional<std::string> lock_holder;
 
     // What happened.
-    std::vector<std::string> commands;   // every script run(), in order
+    std::vector<std::string> commands;  // every script run(), in order
     std::vector<std::string> mutations;  // every mutating call: "write /etc/hosts", "run: hostname 'x'"
-    std::vector<std::string> unknown;    // scripts the fake did not recognize (the test fails)
-    std::vector<std::string> unit_ops;   // every unit operation, flags and names unquoted: "enable --now apache2.service"
+    std::vector<std::string> unknown;  // scripts the fake did not recognize (the test fails)
+    std::vector<std::string>
+        unit_ops;  // every unit operation, flags and names unquoted: "enable --now apache2.service"
 
     // Mutating calls, not counting nodectl's own bookkeeping under /var/lib/nodectl/.
     size_t host_mutations() const {
@@ -122,13 +123,16 @@ inline std::shared_ptr<FakeHost> fresh_debian_host() {
     h->units["rsync.service"] = {false, false, false};
     // Debian 12's OpenSSH 9.2 (the parts nodectl's lists need, and some it does not use).
     h->ssh_algorithms = {
-        {"kex", {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-                 "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "curve25519-sha256",
-                 "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com"}},
-        {"cipher", {"aes128-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-                    "chacha20-poly1305@openssh.com"}},
-        {"mac", {"hmac-sha1", "hmac-sha2-256", "hmac-sha2-512", "umac-128@openssh.com", "hmac-sha2-256-etm@openssh.com",
-                 "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
+        {"kex",
+         {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+          "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "curve25519-sha256",
+          "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com"}},
+        {"cipher",
+         {"aes128-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+          "chacha20-poly1305@openssh.com"}},
+        {"mac",
+         {"hmac-sha1", "hmac-sha2-256", "hmac-sha2-512", "umac-128@openssh.com", "hmac-sha2-256-etm@openssh.com",
+          "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
         {"key-sig", {"ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
     };
     return h;
@@ -460,7 +464,8 @@ private:
         }
         it->second.owner = owner[0];
         it->second.group = owner[1];
-        it->second.mode = static_cast<uint32_t>(std::stoul(s.substr(chmod_at + 8, mode_end - chmod_at - 8), nullptr, 8));
+        it->second.mode =
+            static_cast<uint32_t>(std::stoul(s.substr(chmod_at + 8, mode_end - chmod_at - 8), nullptr, 8));
         return ok();
     }
 
@@ -486,7 +491,8 @@ private:
         const std::string& s = cmd.script;
         const std::string format = "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n'";
         auto start = s.find(format);
-        auto args = quoted_args(s, start == std::string::npos ? start : start + format.size(), s.find(" 2>/dev/null; true"));
+        auto args =
+            quoted_args(s, start == std::string::npos ? start : start + format.size(), s.find(" 2>/dev/null; true"));
         if (!util::starts_with(s, k_need_dpkg) || !args || args->empty()) {
             return unknown(cmd, "malformed dpkg-query script");
         }
@@ -512,12 +518,14 @@ private:
     // apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q ... --force-confold NAMES; }
     CommandResult apt_install(const Command& cmd) {
         const std::string& s = cmd.script;
-        const std::string head = "apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "
-                                 "-o Dpkg::Options::=--force-confold";
+        const std::string head =
+            "apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "
+            "-o Dpkg::Options::=--force-confold";
         auto start = s.find(head);
         auto end = start == std::string::npos ? start : s.find("; }", start);
         auto args = end == std::string::npos ? std::nullopt : quoted_args(s, start + head.size(), end);
-        bool waits = has(s, "apt-get -o DPkg::Lock::Timeout=600 update -q") && has(s, "dpkg --configure -a && apt_install");
+        bool waits =
+            has(s, "apt-get -o DPkg::Lock::Timeout=600 update -q") && has(s, "dpkg --configure -a && apt_install");
         if (!util::starts_with(s, k_need_dpkg) || !waits || !args || args->empty()) {
             return unknown(cmd, "malformed apt-get install script");
         }
@@ -602,8 +610,9 @@ private:
         }
         host::UnitOp op{host::UnitVerb::daemon_reload, {}, {}};
         bool known = false;
-        for (auto v : {host::UnitVerb::daemon_reload, host::UnitVerb::enable, host::UnitVerb::disable, host::UnitVerb::start,
-                       host::UnitVerb::stop, host::UnitVerb::restart, host::UnitVerb::reload, host::UnitVerb::reset_failed}) {
+        for (auto v :
+             {host::UnitVerb::daemon_reload, host::UnitVerb::enable, host::UnitVerb::disable, host::UnitVerb::start,
+              host::UnitVerb::stop, host::UnitVerb::restart, host::UnitVerb::reload, host::UnitVerb::reset_failed}) {
             if ((*words)[1].raw == host::verb_word(v)) {
                 op.verb = v;
                 known = true;
@@ -668,20 +677,16 @@ private:
             u.active = op.flags.now ? op.verb == host::UnitVerb::enable : u.active;
             break;
         case host::UnitVerb::start:
-        case host::UnitVerb::restart:
-            u.active = true;
-            break;
-        case host::UnitVerb::stop:
-            u.active = false;
-            break;
+        case host::UnitVerb::restart: u.active = true; break;
+        case host::UnitVerb::stop: u.active = false; break;
         case host::UnitVerb::reload:
             if (!u.active) {
-                return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " + name + ".\n");
+                return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " +
+                                        name + ".\n");
             }
             break;
         case host::UnitVerb::daemon_reload:
-        case host::UnitVerb::reset_failed:
-            break;
+        case host::UnitVerb::reset_failed: break;
         }
         return std::nullopt;
     }
@@ -759,4 +764,4 @@ private:
     std::shared_ptr<FakeHost> m_host;
 };
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

@@ -25,7 +25,8 @@ inline ConfigView harden_view(const Profile& p, const char* group) {
 // How often `needle` occurs in `haystack` (not overlapping).
 inline size_t count_of(const std::string& haystack, const std::string& needle) {
     size_t n = 0;
-    for (size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + needle.size())) {
+    for (size_t pos = haystack.find(needle); pos != std::string::npos;
+         pos = haystack.find(needle, pos + needle.size())) {
         ++n;
     }
     return n;
@@ -37,4 +38,4 @@ inline bool has_line(const std::string& text, const std::string& line) {
     return std::find(lines.begin(), lines.end(), line) != lines.end();
 }
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

@@ -26,7 +26,8 @@ public:
         if (::pipe(out) != 0) {
             throw std::runtime_error("pipe failed");
         }
-        std::vector<std::string> argv = {"python3", std::string(NODECTL_SOURCE_DIR) + "/tests/integration/data/release_server.py"};
+        std::vector<std::string> argv = {"python3",
+                                         std::string(NODECTL_SOURCE_DIR) + "/tests/integration/data/release_server.py"};
         argv.insert(argv.end(), args.begin(), args.end());
         m_pid = ::fork();
         if (m_pid < 0) {
@@ -136,4 +137,4 @@ inline util::HttpOptions fast_http(int attempts = 4) {
     return o;
 }
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

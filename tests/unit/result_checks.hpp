@@ -48,4 +48,4 @@ void check_error(const Result<T>& r, ErrorCode code, std::initializer_list<std::
     check_contains_all(e.message, parts);
 }
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

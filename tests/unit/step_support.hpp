@@ -21,7 +21,8 @@ namespace nodectl::testing::steps {
 using StepFactory = std::function<std::unique_ptr<Step>()>;
 
 inline bool mentions(const std::vector<std::string>& lines, const std::string& part) {
-    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(part) != std::string::npos; });
 }
 
 // Applies as the runner does (apply, then re-probe) and returns the plan that was applied.
@@ -75,4 +76,4 @@ inline HostSpec host_named(const std::string& name) {
     return host;
 }
 
-} // namespace nodectl::testing::steps
+}  // namespace nodectl::testing::steps

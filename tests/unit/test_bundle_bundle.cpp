@@ -166,7 +166,7 @@ void expect_refused(const std::string& file, const std::string& entry, const std
     CHECK(listing(out.path()).empty());  // neither dest nor a temporary dir beside it
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bundle: create, verify and extract round trip") {
     Inputs in;
@@ -265,13 +265,15 @@ TEST_CASE("bundle: entries added, missing, of another size or out of order are r
     };
     const std::vector<Damage> damages = {
         {"an entry the manifest does not list",
-         [](auto& entries) { entries.push_back({"images/smuggled.tar", "not in the manifest"}); }, "images/smuggled.tar",
-         "not listed in the manifest"},
+         [](auto& entries) {
+             entries.push_back({"images/smuggled.tar", "not in the manifest"});
+         },
+         "images/smuggled.tar", "not listed in the manifest"},
         {"an entry the manifest lists but the bundle lacks",
-         [](auto& entries) { std::erase_if(entries, [](const Entry& e) { return e.name == "k3s/version"; }); }, "k3s/version",
-         "absent from the bundle"},
-        {"a piece of another size", [](auto& entries) { entry_named(entries, "images/app.tar").data += "x"; }, "images/app.tar",
-         "the manifest says"},
+         [](auto& entries) { std::erase_if(entries, [](const Entry& e) { return e.name == "k3s/version"; }); },
+         "k3s/version", "absent from the bundle"},
+        {"a piece of another size", [](auto& entries) { entry_named(entries, "images/app.tar").data += "x"; },
+         "images/app.tar", "the manifest says"},
         {"manifest.json not the first entry",
          [](auto& entries) {
              std::rotate(entries.begin(), entries.begin() + 1, entries.end());
@@ -369,9 +371,7 @@ TEST_CASE("bundle: a k3s dir whose checksum file disagrees, or without its binar
 }
 
 TEST_CASE("bundle: packages_for_profile follows the profile's sections, each package once") {
-    auto profile = [](const char* text) {
-        return nodectl::Profile(toml::parse(text), {}, "");
-    };
+    auto profile = [](const char* text) { return nodectl::Profile(toml::parse(text), {}, ""); };
     CHECK(bundle::packages_for_profile(profile("")).empty());
     CHECK(bundle::packages_for_profile(profile("[base]\npackages = [\"curl\", \"sudo\"]\n")) ==
           std::vector<std::string>{"curl", "sudo"});
@@ -393,9 +393,10 @@ namespace {
 std::string build_deb(const TempDir& dir, const std::string& package, const std::string& version,
                       const std::string& compression) {
     std::string root = dir.file("src-" + package);
-    dir.write("src-" + package + "/DEBIAN/control", "Package: " + package + "\nVersion: " + version +
-                                                       "\nArchitecture: all\nMaintainer: nodectl tests <root@localhost>\n"
-                                                       "Description: a package made by nodectl's unit tests\n");
+    dir.write("src-" + package + "/DEBIAN/control",
+              "Package: " + package + "\nVersion: " + version +
+                  "\nArchitecture: all\nMaintainer: nodectl tests <root@localhost>\n"
+                  "Description: a package made by nodectl's unit tests\n");
     dir.write("src-" + package + "/usr/share/doc/" + package + "/README", "hello\n");
     std::string deb = dir.file("debs/" + package + ".deb");
     fs::create_directories(dir.file("debs"));
@@ -406,7 +407,7 @@ std::string build_deb(const TempDir& dir, const std::string& package, const std:
     return deb;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bundle: read_deb reads the control file of .debs compressed with xz, gzip and zstd") {
     TempDir dir;
@@ -428,7 +429,8 @@ TEST_CASE("bundle: read_deb reads the control file of .debs compressed with xz, 
     CHECK_FALSE(not_deb.ok());
 }
 
-TEST_CASE("bundle: read_deb of a .deb whose control.tar libarchive rejects without a message is an error, not a crash") {
+TEST_CASE(
+    "bundle: read_deb of a .deb whose control.tar libarchive rejects without a message is an error, not a crash") {
     // Found by fuzz_bundle: archive_error_string() was NULL and was appended to a std::string.
     auto deb = bundle::read_deb(NODECTL_SOURCE_DIR "/tests/fuzz/corpus/bundle/crash-null-archive-error.deb");
     REQUIRE_FALSE(deb.ok());
@@ -519,7 +521,8 @@ TEST_CASE("bundle: .debs from a dir become debs/NAME with an index the manifest 
     CHECK(index.find("nodectl-test-a") < index.find("nodectl-test-b"));
 }
 
-TEST_CASE("bundle: an entry larger than the manifest says stops before it is written (a small gzip bundle cannot fill the disk)") {
+TEST_CASE(
+    "bundle: an entry larger than the manifest says stops before it is written (a small gzip bundle cannot fill the disk)") {
     Inputs in;
     TempDir out;
     std::string file = out.file("b.tar.gz");

@@ -21,7 +21,7 @@ std::string inventory_error(const std::string& path) {
     return inv.error().message;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("inventory: [defaults] fill what a host leaves out; a host's own value wins") {
     TempDir dir;
@@ -117,7 +117,8 @@ TEST_CASE("inventory: errors name file:line:col") {
     }
     SUBCASE("unknown sudo mode") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nsudo = \"yes\"\n");
-        CHECK(contains(inventory_error(path), ":3:8: 'hosts[].sudo' must be one of \"none\", \"nopasswd\", \"password\""));
+        CHECK(contains(inventory_error(path),
+                       ":3:8: 'hosts[].sudo' must be one of \"none\", \"nopasswd\", \"password\""));
     }
     SUBCASE("misspelled key") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\nadress = \"h1\"\n");
@@ -125,7 +126,9 @@ TEST_CASE("inventory: errors name file:line:col") {
     }
     SUBCASE("secret in the wrong shape") {
         std::string path = dir.write("hosts.toml", "[defaults]\nsudo_password = \"hunter2\"\n");
-        CHECK(contains(inventory_error(path), "'defaults.sudo_password' must be a secret ({ file = \"PATH\" } or { env = \"VAR\" }), not string"));
+        CHECK(contains(
+            inventory_error(path),
+            "'defaults.sudo_password' must be a secret ({ file = \"PATH\" } or { env = \"VAR\" }), not string"));
     }
     SUBCASE("host without address") {
         std::string path = dir.write("hosts.toml", "[[hosts]]\nname = \"x\"\n");
@@ -136,7 +139,8 @@ TEST_CASE("inventory: errors name file:line:col") {
         CHECK(contains(inventory_error(path), "host 'h1' has sudo = \"password\" but no sudo_password"));
     }
     SUBCASE("a proxy_jump that is an ssh option") {
-        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nproxy_jump = \"-oProxyCommand=touch /tmp/x\"\n");
+        std::string path =
+            dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\nproxy_jump = \"-oProxyCommand=touch /tmp/x\"\n");
         CHECK(contains(inventory_error(path), ":3:14: 'hosts[].proxy_jump' must be \"[user@]host[:port]\""));
     }
     SUBCASE("an address with shell syntax") {
@@ -144,7 +148,8 @@ TEST_CASE("inventory: errors name file:line:col") {
         CHECK(contains(inventory_error(path), ":2:11: 'hosts[].address' must be a host name or an IP address"));
     }
     SUBCASE("the same name twice") {
-        std::string path = dir.write("hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"198.18.99.1\"\n");
+        std::string path = dir.write(
+            "hosts.toml", "[[hosts]]\naddress = \"h1\"\n[[hosts]]\nname = \"h1\"\naddress = \"198.18.99.1\"\n");
         CHECK(contains(inventory_error(path), path + ":3:1: host name 'h1' is used twice"));
     }
 }

@@ -45,7 +45,7 @@ std::set<std::string> referenced_vars(const std::vector<std::string>& files) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("profile: an unknown key names file:line:col and suggests the key that was meant") {
     TempDir dir;
@@ -66,8 +66,8 @@ TEST_CASE("profile: a character beyond ASCII outside a string or comment names i
     CHECK(profile_error(dir.write("value.toml", "[base]\ntimezone = 53n\"\u00e9\"\n")).find("value.toml:2:") !=
           std::string::npos);
     // toml++ asks whether what follows a line-ending backslash is whitespace.
-    CHECK(profile_error(dir.write("ml.toml", "description = \"\"\"a \\\n  \u00e9\"\"\"\n")).find("ml.toml:2:3: a character") !=
-          std::string::npos);
+    CHECK(profile_error(dir.write("ml.toml", "description = \"\"\"a \\\n  \u00e9\"\"\"\n"))
+              .find("ml.toml:2:3: a character") != std::string::npos);
     // Every kind of string, escaped quotes, and the up to two quotes that may end a multi-line one.
     std::string text = "# caf\u00e9\na = \"\u00e9 \\\" \u00e9\"\nb = 'l\u00e9'\n"
                        "c = \"\"\"\n\u00e9 \\\"\"\" \u00e9 \"\"\u00e9\"\"\"\"\nd = '''\u00e9 '' \u00e9'''''\n";
@@ -107,7 +107,8 @@ TEST_CASE("profile: every problem of a file is reported at once, one per line") 
 TEST_CASE("profile: value checks from the key table") {
     TempDir dir;
     std::string path = dir.write("p.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"\"\nmode = \"0999\"\n");
-    CHECK(profile_error(path) == path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
+    CHECK(profile_error(path) ==
+          path + ":4:8: 'base.files[].mode' must be an octal file mode as a string, such as \"0644\"");
 
     struct Refused {
         const char* what;
@@ -122,7 +123,8 @@ TEST_CASE("profile: value checks from the key table") {
         {"bad host name", "[base]\nhostname = \"web_1\"\n", ":2:12: 'base.hostname' must be a valid host name"},
         {"unit without suffix", "[base]\nunits_enabled = [\"ssh\"]\n", "systemd unit name with its suffix"},
         {"bad package name", "[base]\npackages = [\"Curl\"]\n", "got \"Curl\""},
-        {"apt proxy that is not a URL", "[base]\napt_proxy = \"cache:3142\"\n", "'base.apt_proxy' must be an http:// or https:// URL"},
+        {"apt proxy that is not a URL", "[base]\napt_proxy = \"cache:3142\"\n",
+         "'base.apt_proxy' must be an http:// or https:// URL"},
         {"unknown key inside [[base.files]]", "[[base.files]]\npath = \"/x\"\ncontent = \"\"\nowner_ = \"root\"\n",
          ":4:1: unknown key 'base.files[].owner_'; did you mean 'owner'?"},
     };
@@ -132,7 +134,8 @@ TEST_CASE("profile: value checks from the key table") {
     }
 }
 
-TEST_CASE("profile: a newline or control character is refused in every one-line value (audit: injection into units and config files)") {
+TEST_CASE(
+    "profile: a newline or control character is refused in every one-line value (audit: injection into units and config files)") {
     TempDir dir;
     SUBCASE("schedule: a newline would add a directive to the timer unit") {
         std::string path = dir.write("p.toml", "[backup]\nschedule = \"daily\\nOnCalendar=minutely\"\n");
@@ -141,7 +144,8 @@ TEST_CASE("profile: a newline or control character is refused in every one-line 
     }
     SUBCASE("s3fs bucket, in a list of tables") {
         std::string path = dir.write("p.toml", "[[mounts.s3fs]]\nbucket = \"b\\rx\"\nwhere = \"/m\"\n");
-        CHECK(contains(profile_error(path), ":2:10: 'mounts.s3fs[].bucket' must be one line without control characters (found byte 0x0d)"));
+        CHECK(contains(profile_error(path),
+                       ":2:10: 'mounts.s3fs[].bucket' must be one line without control characters (found byte 0x0d)"));
     }
     SUBCASE("a map's key and a map's value") {
         std::string key = dir.write("k.toml", "[k3s.env]\n\"A\\nB\" = \"1\"\n");
@@ -154,7 +158,8 @@ TEST_CASE("profile: a newline or control character is refused in every one-line 
         CHECK(contains(profile_error(path), "(found byte 0x1b)"));
     }
     SUBCASE("multi-line text keys keep their newlines") {
-        std::string path = dir.write("p.toml", "description = \"two\\nlines\"\n[[base.files]]\npath = \"/etc/x\"\ncontent = \"a\\n\\tb\\n\"\n");
+        std::string path = dir.write(
+            "p.toml", "description = \"two\\nlines\"\n[[base.files]]\npath = \"/etc/x\"\ncontent = \"a\\n\\tb\\n\"\n");
         load_profile_ok(path);
     }
     SUBCASE("after ${...} expansion too") {
@@ -179,8 +184,10 @@ TEST_CASE("profile: values written into scripts, units and apt configuration kee
     refused("[[mounts.nfs]]\nwhat = \"h:/x'y\"\nwhere = \"/mnt/x\"\n", "mounts.nfs[].what");
     refused("[[mounts.s3fs]]\nbucket = \"b,allow_other\"\nwhere = \"/mnt/x\"\n", "mounts.s3fs[].bucket");
     refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x'\"\n", "mounts.s3fs[].where");
-    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nregion = \"eu,allow_other\"\n", "mounts.s3fs[].region");
-    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nuse_cache = \"/c,allow_other\"\n", "mounts.s3fs[].use_cache");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nregion = \"eu,allow_other\"\n",
+            "mounts.s3fs[].region");
+    refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nuse_cache = \"/c,allow_other\"\n",
+            "mounts.s3fs[].use_cache");
     refused("[[mounts.s3fs]]\nbucket = \"b\"\nwhere = \"/mnt/x\"\nurl = \"http://h/%i\"\n", "mounts.s3fs[].url");
     refused("[[backup.targets]]\nname = \"t\"\ntype = \"s3\"\nbucket = \"a b\"\n", "backup.targets[].bucket");
     refused("[[backup.targets]]\nname = \"t\"\ntype = \"s3\"\nprefix = \"../x\"\n", "backup.targets[].prefix");
@@ -189,7 +196,8 @@ TEST_CASE("profile: values written into scripts, units and apt configuration kee
     refused("[backup]\nmetrics_file = \"/var/lib/m%h.prom\"\n", "backup.metrics_file");
     refused("[harden.filesystem]\ntmp_size = \"25%,exec\"\n", "harden.filesystem.tmp_size");
     refused("[runtime]\nsandbox_image = \"pause\\\" x\"\n", "runtime.sandbox_image");
-    refused("[[runtime.mirrors]]\nregistry = \"..\"\nendpoints = [\"http://198.18.0.1\"]\n", "runtime.mirrors[].registry");
+    refused("[[runtime.mirrors]]\nregistry = \"..\"\nendpoints = [\"http://198.18.0.1\"]\n",
+            "runtime.mirrors[].registry");
 
     std::string ok = dir.write("ok.toml", R"(
 [base]
@@ -245,8 +253,8 @@ hostname = "web1"
 )");
     Profile p = load_profile_ok(main);
     ConfigView base = p.section("base");
-    CHECK(base.str("hostname") == "web1");             // the profile itself wins
-    CHECK(base.str("timezone") == "Europe/Berlin");    // an include wins over what it extends
+    CHECK(base.str("hostname") == "web1");  // the profile itself wins
+    CHECK(base.str("timezone") == "Europe/Berlin");  // an include wins over what it extends
     CHECK(base.strings("packages") == std::vector<std::string>{"htop"});  // replaced, not appended
     CHECK(base.strings("units_enabled") == std::vector<std::string>{"ssh.service"});  // kept from base
     CHECK(p.table().contains("description"));
@@ -309,7 +317,8 @@ TEST_CASE("profile: [[base.files]] needs exactly one of content or source, and a
     TempDir dir;
     dir.write("motd", "hi\n");
     SUBCASE("both") {
-        std::string p = dir.write("p.toml", "[base]\n\n[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
+        std::string p =
+            dir.write("p.toml", "[base]\n\n[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
         std::string msg = profile_error(p);
         CHECK(contains(msg, p + ":3:1: [[base.files]] needs exactly one of 'content' or 'source'"));
     }
@@ -322,7 +331,8 @@ TEST_CASE("profile: [[base.files]] needs exactly one of content or source, and a
         CHECK(contains(profile_error(p), p + ":1:1: [[base.files]] needs 'path'"));
     }
     SUBCASE("in an included file, the included file is named") {
-        std::string inc = dir.write("inc.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
+        std::string inc =
+            dir.write("inc.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"x\"\nsource = \"motd\"\n");
         std::string p = dir.write("p.toml", "include = [\"inc.toml\"]\n");
         CHECK(contains(profile_error(p), inc + ":1:1: [[base.files]] needs exactly one of"));
     }
@@ -374,9 +384,10 @@ TEST_CASE("profiles/*.toml: every shipped profile loads without error") {
             for (const auto& v : referenced_vars(loaded->files())) {
                 bool url = v.ends_with("proxy") || v.ends_with("url");
                 bool key = v.ends_with("_key");
-                host.vars[v] = url   ? "http://198.18.0.1:3142"
-                               : key ? "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0fakeKeyForParsingOnly0000000000000000000 test"
-                                     : "test-" + v;
+                host.vars[v] =
+                    url   ? "http://198.18.0.1:3142"
+                    : key ? "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0fakeKeyForParsingOnly0000000000000000000 test"
+                          : "test-" + v;
             }
             auto steps = build_steps(*loaded, host);
             CHECK_MESSAGE(steps.ok(), (steps.ok() ? "" : steps.error().message));
@@ -388,9 +399,10 @@ TEST_CASE("profile: [[base.files]] from included profiles are appended; a later 
     TempDir dir;
     dir.write("common.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"common\\n\"\n"
                              "[[base.files]]\npath = \"/etc/issue\"\ncontent = \"issue\\n\"\n");
-    std::string path = dir.write("site.toml", "include = [\"common.toml\"]\n"
-                                              "[[base.files]]\npath = \"/etc/role\"\ncontent = \"web\\n\"\n"
-                                              "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"site\\n\"\nmode = \"0600\"\n");
+    std::string path =
+        dir.write("site.toml", "include = [\"common.toml\"]\n"
+                               "[[base.files]]\npath = \"/etc/role\"\ncontent = \"web\\n\"\n"
+                               "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"site\\n\"\nmode = \"0600\"\n");
     auto profile = load_profile(path);
     REQUIRE_MESSAGE(profile.ok(), (profile.ok() ? "" : profile.error().message));
     CHECK(profile->section("base").tables("files").size() == 4);

@@ -45,7 +45,7 @@ sensitive = true
     CHECK(files[1].boolean("sensitive") == true);
 
     CHECK(files[1].where("mode") == path + ":8:8");
-    CHECK(files[1].where() == path + ":5:1");       // the table, for a key it does not have
+    CHECK(files[1].where() == path + ":5:1");  // the table, for a key it does not have
     CHECK(files[1].where("source") == path + ":5:1");
 }
 

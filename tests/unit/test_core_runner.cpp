@@ -107,7 +107,8 @@ struct FakeNetwork {
             std::lock_guard<std::mutex> guard(mutex);
             auto it = hosts.find(spec.address);
             if (it == hosts.end()) {
-                return make_error(ErrorCode::connect, "ssh: connect to host " + spec.address + " port 22: Connection refused");
+                return make_error(ErrorCode::connect,
+                                  "ssh: connect to host " + spec.address + " port 22: Connection refused");
             }
             return std::unique_ptr<Target>(new FakeTarget(spec.name, it->second));
         };
@@ -122,7 +123,7 @@ HostJob job(const std::string& name, StepList steps) {
     return j;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("runner: apply changes a fresh host; a second run reports every step unchanged and changes nothing") {
     QuietLogs quiet;
@@ -225,7 +226,7 @@ TEST_CASE("runner: a failing step stops the later steps on its host; another hos
                                                    StepStatus::failed, StepStatus::not_run, StepStatus::not_run});
     CHECK(step_report(bad, "base/packages").error.find("Unable to locate package nginx") != std::string::npos);
     CHECK(bad.error.find("packages: ") == 0);
-    CHECK_FALSE(broken->file_exists("/etc/motd"));              // a later step: never run
+    CHECK_FALSE(broken->file_exists("/etc/motd"));  // a later step: never run
     CHECK(broken->units.at("apache2.service").enabled == false);  // ditto
     auto j = journal_on(*broken);
     CHECK(j["state"] == "failed");
@@ -354,7 +355,8 @@ public:
     std::string seen;
 };
 
-TEST_CASE("runner: the journal says running from the first change on; a no-change run on a journal up to date writes nothing") {
+TEST_CASE(
+    "runner: the journal says running from the first change on; a no-change run on a journal up to date writes nothing") {
     QuietLogs quiet;
     FakeTarget t;
     StepList first = profile_steps();

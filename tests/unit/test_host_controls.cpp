@@ -31,7 +31,8 @@ private:
     LocalTarget m_inner{"counting"};
 };
 
-std::vector<ControlResult> evaluate_ok(Target& target, const std::string& prelude, const std::vector<Control>& controls) {
+std::vector<ControlResult> evaluate_ok(Target& target, const std::string& prelude,
+                                       const std::vector<Control>& controls) {
     auto r = host::evaluate(target, prelude, controls);
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
     REQUIRE(r->size() == controls.size());
@@ -75,7 +76,7 @@ void check_expect(const host::Expect& e, const std::string& text, const std::vec
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("controls evaluate: pass, fail and not applicable, each with what was observed and expected") {
     LocalTarget t;
@@ -139,7 +140,8 @@ TEST_CASE("controls evaluate: a snippet that prints nothing and exits fails, and
                                                  {ControlStatus::pass, "still-here"}});
 }
 
-TEST_CASE("controls evaluate: when the host prints nothing for a control it fails with a reason, even an empty_output one") {
+TEST_CASE(
+    "controls evaluate: when the host prints nothing for a control it fails with a reason, even an empty_output one") {
     LocalTarget t;
     // The prelude ends the script before any control is reached.
     std::vector<Control> controls = {
@@ -157,7 +159,8 @@ TEST_CASE("controls evaluate: the prelude's variables and functions are visible 
     std::vector<Control> controls = {
         {"var", "", "echo \"$GREETING\"", host::equals("hello"), ""},
         {"fn", "", "v a", host::equals("a-hello"), ""},
-        {"fn_in_reason", "", "echo x", host::equals("x"), "[ \"$(v b)\" = b-hello ] && echo 'prelude seen by the reason snippet'"},
+        {"fn_in_reason", "", "echo x", host::equals("x"),
+         "[ \"$(v b)\" = b-hello ] && echo 'prelude seen by the reason snippet'"},
     };
     check_results(evaluate_ok(t, prelude, controls),
                   {{ControlStatus::pass, "hello"},
@@ -204,7 +207,8 @@ TEST_CASE("controls Expect: equals is exact") {
 }
 
 TEST_CASE("controls Expect: same_set ignores order, spaces and repeats, but not missing or extra items") {
-    check_expect(host::same_set({"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"}), "ssh-ed25519,rsa-sha2-512,rsa-sha2-256",
+    check_expect(host::same_set({"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"}),
+                 "ssh-ed25519,rsa-sha2-512,rsa-sha2-256",
                  {"ssh-ed25519,rsa-sha2-512,rsa-sha2-256", "rsa-sha2-256,ssh-ed25519,rsa-sha2-512",
                   " rsa-sha2-256 , ssh-ed25519,\trsa-sha2-512 ", "rsa-sha2-256,ssh-ed25519,rsa-sha2-512,",
                   "ssh-ed25519,ssh-ed25519,rsa-sha2-512,rsa-sha2-256"},
@@ -215,13 +219,15 @@ TEST_CASE("controls Expect: same_set ignores order, spaces and repeats, but not 
 }
 
 TEST_CASE("controls Expect: at_least and at_most compare numbers and reject anything else") {
-    check_expect(host::at_least(4096), ">= 4096", {"4096", "8192"},
-                 {"4095", "", "many", "8192 bits", "4096.5",
-                  "99999999999999999999999"});  // out of range, not a wrap-around
+    check_expect(
+        host::at_least(4096), ">= 4096", {"4096", "8192"},
+        {"4095", "", "many", "8192 bits", "4096.5", "99999999999999999999999"});  // out of range, not a wrap-around
     check_expect(host::at_most(3), "<= 3", {"3", "0", "-1"}, {"4", "", "three", "3\n3"});
 }
 
 TEST_CASE("controls Expect: one_of and empty_output") {
-    check_expect(host::one_of({"no", "without-password"}), "one of no, without-password", {"no", "without-password"}, {"yes", ""});
-    check_expect(host::empty_output("no accounts with empty passwords"), "no accounts with empty passwords", {""}, {"guest", " "});
+    check_expect(host::one_of({"no", "without-password"}), "one of no, without-password", {"no", "without-password"},
+                 {"yes", ""});
+    check_expect(host::empty_output("no accounts with empty passwords"), "no accounts with empty passwords", {""},
+                 {"guest", " "});
 }

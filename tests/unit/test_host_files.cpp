@@ -116,7 +116,6 @@ TEST_CASE("host::file_state and read_files: numbers a host prints are parsed wit
     }
 }
 
-
 TEST_CASE("host::parse_file_state: stat and sha256sum lines, or nothing; a cut or lying answer names the command") {
     const std::string sum = "427f93cafd9cc19be6eec03e590c9c6cdf9f688a5eaf21fa8d72351e2b15fd05";
     auto st = host::parse_file_state("/etc/x", "640 root adm\n" + sum + "  -\n");
@@ -128,9 +127,9 @@ TEST_CASE("host::parse_file_state: stat and sha256sum lines, or nothing; a cut o
     REQUIRE(host::parse_file_state("/etc/x", "").ok());
     CHECK_FALSE(host::parse_file_state("/etc/x", "")->exists);
     // Cut after stat's line, or a sha256sum line that is not one: an error, never "no such file".
-    for (const std::string& out : {std::string("640 root adm\n"), std::string("640 root adm"),
-                                   "640 root adm\n" + sum.substr(0, 63) + "\n", "640 root adm\n" + sum.substr(0, 63) + "G  -\n",
-                                   std::string("640 root adm\n\n")}) {
+    for (const std::string& out :
+         {std::string("640 root adm\n"), std::string("640 root adm"), "640 root adm\n" + sum.substr(0, 63) + "\n",
+          "640 root adm\n" + sum.substr(0, 63) + "G  -\n", std::string("640 root adm\n\n")}) {
         auto bad = host::parse_file_state("/etc/x", out);
         REQUIRE_FALSE(bad.ok());
         CHECK(bad.error().message.find("sha256sum output for /etc/x") != std::string::npos);

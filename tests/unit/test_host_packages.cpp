@@ -32,16 +32,19 @@ TEST_CASE("host::AptProgress: packages counted and named as apt installs them, a
     using namespace std::chrono_literals;
     auto t0 = host::AptProgress::Clock::time_point{} + 1000s;
     host::AptProgress p(t0, 10s);
-    CHECK_FALSE(p.feed("Reading package lists...\n0 upgraded, 3 newly installed, 0 to remove and 0 not upgraded.\n", t0 + 1s));
-    CHECK_FALSE(p.feed("Get:1 http://198.18.0.1:3142/debian bookworm/main amd64 aide-common all 0.18.3 [1 kB]\nGet:2 ", t0 + 2s));
+    CHECK_FALSE(
+        p.feed("Reading package lists...\n0 upgraded, 3 newly installed, 0 to remove and 0 not upgraded.\n", t0 + 1s));
+    CHECK_FALSE(p.feed("Get:1 http://198.18.0.1:3142/debian bookworm/main amd64 aide-common all 0.18.3 [1 kB]\nGet:2 ",
+                       t0 + 2s));
     // A line in two pieces counts once, when it is whole.
     CHECK_FALSE(p.feed("http://198.18.0.1:3142/debian bookworm/main amd64 aide amd64 0.18.3 [2 kB]\n", t0 + 3s));
-    auto line = p.feed("Unpacking aide (0.18.3) ...\nUnpacking aide-common (0.18.3) ...\nSetting up aide-common (0.18.3) ...\n",
-                       t0 + 10s);
+    auto line =
+        p.feed("Unpacking aide (0.18.3) ...\nUnpacking aide-common (0.18.3) ...\nSetting up aide-common (0.18.3) ...\n",
+               t0 + 10s);
     REQUIRE(line);
     CHECK(*line == "2/3 fetched, 2/3 unpacked, 1/3 set up; setting up aide-common (0 s)");
     CHECK_FALSE(p.feed("", t0 + 15s));  // not due again before another 10 s
-    line = p.feed("", t0 + 40s);        // a long postinst: the same package, and for how long
+    line = p.feed("", t0 + 40s);  // a long postinst: the same package, and for how long
     REQUIRE(line);
     CHECK(*line == "2/3 fetched, 2/3 unpacked, 1/3 set up; setting up aide-common (30 s)");
     line = p.feed("Setting up aide (0.18.3) ...\nProcessing triggers for man-db (2.11.2-2) ...\n", t0 + 50s);

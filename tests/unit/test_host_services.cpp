@@ -39,7 +39,7 @@ std::string run_with_stub(const testing::TempDir& dir, const std::string& script
     return r->out + (r->exit_code == 0 ? "" : "exit " + std::to_string(r->exit_code) + "\n");
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("host::units: each operation is one systemctl command, unit names quoted") {
     namespace units = host::units;
@@ -50,7 +50,8 @@ TEST_CASE("host::units: each operation is one systemctl command, unit names quot
     CHECK(units::start({"aide.service"}, {.no_block = true}).script() == "systemctl start --no-block 'aide.service'");
     CHECK(units::restart({"it's here.service"}).script() == "systemctl restart 'it'\\''s here.service'");
     CHECK(units::reset_failed({"x.service"}).script() == "systemctl reset-failed 'x.service'");
-    CHECK(units::script({units::daemon_reload(), units::enable({"x.timer"}, {.quiet = true}), units::restart({"x.timer"})}) ==
+    CHECK(units::script(
+              {units::daemon_reload(), units::enable({"x.timer"}, {.quiet = true}), units::restart({"x.timer"})}) ==
           "systemctl daemon-reload\nsystemctl enable --quiet 'x.timer'\nsystemctl restart 'x.timer'\n");
 }
 
@@ -69,8 +70,9 @@ TEST_CASE("host::run_unit_op: the fake applies the operation to its units and lo
 
     auto missing = host::run_unit_op(t, host::units::restart({"nosuch.service"}));
     REQUIRE_FALSE(missing.ok());
-    CHECK(missing.error().message == "systemctl restart nosuch.service failed (exit 5): Failed to restart nosuch.service: Unit "
-                                     "nosuch.service not found.");
+    CHECK(missing.error().message ==
+          "systemctl restart nosuch.service failed (exit 5): Failed to restart nosuch.service: Unit "
+          "nosuch.service not found.");
     CHECK(host::run_unit_op(t, host::units::restart({"nosuch.service"}, {.ignore_failure = true})).ok());
 }
 

@@ -55,7 +55,7 @@ std::vector<Read> read_layer(const std::string& file) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("image layer: sorted, clamped, numeric owners, no atime/ctime, hard links, same bytes twice") {
     TempDir t;
@@ -67,8 +67,8 @@ TEST_CASE("image layer: sorted, clamped, numeric owners, no atime/ctime, hard li
     fs::create_hard_link(root / "b/a.txt", root / "b/link");
     fs::create_symlink("b/a.txt", root / "sym");
     REQUIRE(::lchown((root / "b/z.txt").c_str(), 999, 998) == 0);
-    set_mtime((root / "a-file").string(), 100);           // older than the epoch: kept
-    set_mtime((root / "b/z.txt").string(), 4000000000);   // newer: clamped
+    set_mtime((root / "a-file").string(), 100);  // older than the epoch: kept
+    set_mtime((root / "b/z.txt").string(), 4000000000);  // newer: clamped
 
     auto blob = image::write_layer(root.string(), image::TreeKind::rootfs, 1000, image::Compression::gzip,
                                    t.file("layer.tar.gz"));
@@ -82,7 +82,8 @@ TEST_CASE("image layer: sorted, clamped, numeric owners, no atime/ctime, hard li
         CHECK_FALSE(e.has_atime);
         CHECK_FALSE(e.has_ctime);
     }
-    const std::vector<std::string> want = {"B", "a-file", "b/", "b/a.txt", "b/link", "b/z.txt", "sym"};  // directories read back with a "/"
+    const std::vector<std::string> want = {"B",      "a-file",  "b/", "b/a.txt",
+                                           "b/link", "b/z.txt", "sym"};  // directories read back with a "/"
     CHECK_MESSAGE(paths == want, util::join(paths, " "));
     CHECK(entries[1].mtime == 100);
     CHECK(entries[5].mtime == 1000);

@@ -20,7 +20,7 @@ std::string recipe_error(const std::string& path) {
     return r.error().message;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("image recipe: a full recipe reads into the struct") {
     TempDir t;
@@ -82,7 +82,9 @@ volumes = ["/data"]
 
 TEST_CASE("image recipe: errors name file, line, column and the key") {
     TempDir t;
-    auto file = t.write("images/app/recipe.toml", "name = \"app\"\nbase = \"base\"\npakages = [\"x\"]\n\n[[files]]\nsrc = \"missing.txt\"\ndest = \"etc/x\"\nmode = \"rw\"\n");
+    auto file = t.write(
+        "images/app/recipe.toml",
+        "name = \"app\"\nbase = \"base\"\npakages = [\"x\"]\n\n[[files]]\nsrc = \"missing.txt\"\ndest = \"etc/x\"\nmode = \"rw\"\n");
     auto msg = recipe_error(file);
     CHECK(contains(msg, file + ":3:1: unknown key 'pakages'; did you mean 'packages'?"));
     CHECK(contains(msg, file + ":7:8: 'files[].dest' must be an absolute path"));

@@ -46,7 +46,7 @@ void check_keys(const std::string& yaml, const std::set<std::string>& accepted, 
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("k3s config.yaml: the list of keys k3s accepts is there and discriminates") {
     auto keys = accepted_keys();
@@ -73,7 +73,8 @@ TEST_CASE("k3s config.yaml: every key nodectl writes is one k3s accepts, server 
     REQUIRE(server);
     check_keys(*server, keys["server"], 10);
     // `disable` takes only the packaged components k3s knows (pkg/cli/cmds/stage.go).
-    const std::set<std::string> components = {"coredns", "servicelb", "traefik", "local-storage", "metrics-server", "runtimes"};
+    const std::set<std::string> components = {"coredns",       "servicelb",      "traefik",
+                                              "local-storage", "metrics-server", "runtimes"};
     for (const auto& d : YAML::Load(*server)["disable"]) {
         CHECK(components.count(d.as<std::string>()) == 1);
     }

@@ -73,7 +73,7 @@ struct Fixture {
     }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("fetch_release: a good checksum installs the binary in the cache") {
     Fixture f;
@@ -290,8 +290,9 @@ TEST_CASE("parse_sha256sums: sha256sum's two forms; anything else is refused") {
     CHECK(ok.at("k3s") == a);
     CHECK(ok.at("k3s-arm64") == std::string(64, 'b'));
 
-    for (std::string bad : {std::string("<html>Not Found</html>\n"), a.substr(1) + "  k3s\n", std::string(64, 'g') + "  k3s\n",
-                            a + "  ../k3s\n", a + "  dir/k3s\n", a + "  \n", a + "k3s\n"}) {
+    for (std::string bad :
+         {std::string("<html>Not Found</html>\n"), a.substr(1) + "  k3s\n", std::string(64, 'g') + "  k3s\n",
+          a + "  ../k3s\n", a + "  dir/k3s\n", a + "  \n", a + "k3s\n"}) {
         auto r = k3s::parse_sha256sums(bad);
         CHECK_FALSE(r.ok());
     }
@@ -410,7 +411,7 @@ private:
     std::string m_out;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("InstallK3sRelease: the cached binary is hashed again right before it is sent") {
     Fixture f;

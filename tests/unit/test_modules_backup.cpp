@@ -70,7 +70,7 @@ std::set<std::string> pruned(const std::vector<Stored>& all, const Retention& r)
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("backup archive names: made and parsed back; strangers and temp files are not archives") {
     auto t = std::chrono::sys_seconds(std::chrono::seconds(1798761600));  // 2027-01-01T00:00:00Z
@@ -86,26 +86,28 @@ TEST_CASE("backup archive names: made and parsed back; strangers and temp files 
 }
 
 TEST_CASE("retention: keep_last, daily across a month boundary, monthly across a year boundary") {
-    std::vector<Stored> all = {stored_at("20251231T020000Z"), stored_at("20260101T020000Z"), stored_at("20260115T020000Z"),
-                               stored_at("20260131T020000Z"), stored_at("20260201T020000Z"), stored_at("20260201T140000Z"),
+    std::vector<Stored> all = {stored_at("20251231T020000Z"), stored_at("20260101T020000Z"),
+                               stored_at("20260115T020000Z"), stored_at("20260131T020000Z"),
+                               stored_at("20260201T020000Z"), stored_at("20260201T140000Z"),
                                stored_at("20260202T020000Z"), stored_at("20260203T020000Z")};
     CHECK(to_prune(all, {}).empty());  // no rule: nothing is ever deleted
     CHECK(pruned(all, {2, 0, 0, 0}).size() == 6);
     CHECK(pruned(all, {2, 0, 0, 0}).count("20260202T020000Z") == 0);
     // 3 days: 02-03, 02-02 and the *later* archive of 02-01; the day before (01-31) is another month.
     CHECK(pruned(all, {0, 3, 0, 0}) == std::set<std::string>{"20251231T020000Z", "20260101T020000Z", "20260115T020000Z",
-                                                              "20260131T020000Z", "20260201T020000Z"});
+                                                             "20260131T020000Z", "20260201T020000Z"});
     // 3 months: the newest of 2026-02, 2026-01 (01-31) and 2025-12 (12-31).
     CHECK(pruned(all, {0, 0, 0, 3}) == std::set<std::string>{"20260101T020000Z", "20260115T020000Z", "20260201T020000Z",
-                                                              "20260201T140000Z", "20260202T020000Z"});
+                                                             "20260201T140000Z", "20260202T020000Z"});
     // Rules add up: an archive any rule keeps stays.
-    CHECK(pruned(all, {0, 3, 0, 3}) == std::set<std::string>{"20260101T020000Z", "20260115T020000Z", "20260201T020000Z"});
+    CHECK(pruned(all, {0, 3, 0, 3}) ==
+          std::set<std::string>{"20260101T020000Z", "20260115T020000Z", "20260201T020000Z"});
 }
 
 TEST_CASE("retention: weekly uses ISO weeks, which cross the year boundary") {
     // 2024-12-30 (Mon) and 2025-01-05 (Sun) are both in 2025-W01; 2024-12-29 (Sun) is 2024-W52.
-    std::vector<Stored> all = {stored_at("20241229T010000Z"), stored_at("20241230T010000Z"), stored_at("20250105T010000Z"),
-                               stored_at("20250106T010000Z")};
+    std::vector<Stored> all = {stored_at("20241229T010000Z"), stored_at("20241230T010000Z"),
+                               stored_at("20250105T010000Z"), stored_at("20250106T010000Z")};
     CHECK(pruned(all, {0, 0, 2, 0}) == std::set<std::string>{"20241229T010000Z", "20241230T010000Z"});
     CHECK(pruned(all, {0, 0, 3, 0}) == std::set<std::string>{"20241230T010000Z"});
 }
@@ -269,4 +271,4 @@ TEST_CASE("backup units: the files in systemd/ are what apply renders with the d
     CHECK(render_timer(u).find("Persistent=true\n") != std::string::npos);
 }
 
-} // namespace backup_test
+}  // namespace backup_test

@@ -63,7 +63,7 @@ std::string unzstd(const std::string& z) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("backup compression: zstd on its own thread makes one frame that decompresses to the input") {
     auto input = text_of(5 << 20);
@@ -185,7 +185,7 @@ ptrdiff_t index_of(const std::vector<std::string>& v, const std::string& s) {
     return it - v.begin();
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("backup entry queue: dump pieces and files interleave whole; a file over the limit waits for the dump") {
     QueueRig rig(4);
@@ -217,7 +217,8 @@ TEST_CASE("backup entry queue: dump pieces and files interleave whole; a file ov
     CHECK(index_of(paths, "files/t/large") > index_of(paths, "db/x.sql.000001"));  // only after the dump
 }
 
-TEST_CASE("backup entry queue: a reader's error stops the other reader and the archive; cancel() frees a waiting reader") {
+TEST_CASE(
+    "backup entry queue: a reader's error stops the other reader and the archive; cancel() frees a waiting reader") {
     SUBCASE("the dump fails while a file is being read") {
         QueueRig rig(2);
         auto& [out, w, queue, dump, files] = rig;
@@ -290,4 +291,4 @@ TEST_CASE("backup run, files only: a file over the interleaving limit is not hel
     CHECK(large == k_interleave_max_bytes + 4096);
 }
 
-} // namespace backup_stream_test
+}  // namespace backup_stream_test

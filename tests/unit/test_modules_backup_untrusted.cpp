@@ -46,12 +46,12 @@ namespace {
 
 // The permission bits of `path` itself (lstat: a symbolic link is not followed).
 unsigned lstat_mode(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::lstat(path.c_str(), &st) == 0);
     return st.st_mode & 07777;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("restore --files: a symbolic link of the archive never leads a later entry outside --to") {
     TempDir tmp;
@@ -60,11 +60,11 @@ TEST_CASE("restore --files: a symbolic link of the archive never leads a later e
     REQUIRE(fs::create_directories(outside + "/keep"));
     ::chmod((outside + "/keep").c_str(), 0700);
     put_file(store + "/web1-20260101T000000Z.tar.zst", make_archive([&](ArchiveWriter& w) {
-            REQUIRE(w.add_directory("files/t", meta_with_mode(0755)));
-            REQUIRE(w.add_symlink("files/t/l", outside, meta_with_mode(0777)));
-            REQUIRE(w.add_directory("files/t/l/keep", meta_with_mode(0777)));   // an existing outside directory
-            REQUIRE(w.add_buffer("files/t/l/planted", "#!/bin/sh\n", meta_with_mode(04755)));  // a setuid file
-        }));
+                 REQUIRE(w.add_directory("files/t", meta_with_mode(0755)));
+                 REQUIRE(w.add_symlink("files/t/l", outside, meta_with_mode(0777)));
+                 REQUIRE(w.add_directory("files/t/l/keep", meta_with_mode(0777)));  // an existing outside directory
+                 REQUIRE(w.add_buffer("files/t/l/planted", "#!/bin/sh\n", meta_with_mode(04755)));  // a setuid file
+             }));
     RestoreOptions o;
     o.id = "web1-20260101T000000Z";
     o.files = true;
@@ -83,11 +83,11 @@ TEST_CASE("restore --files: setuid/setgid bits only with --keep-setid; links res
     std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
     put_file(store + "/web1-20260101T000000Z.tar.zst", make_archive([&](ArchiveWriter& w) {
-            REQUIRE(w.add_directory("files/t", meta_with_mode(0755)));
-            REQUIRE(w.add_directory("files/t/shared", meta_with_mode(02775)));
-            REQUIRE(w.add_buffer("files/t/tool", "x", meta_with_mode(04755)));
-            REQUIRE(w.add_symlink("files/t/etc", "/etc", meta_with_mode(0777)));
-        }));
+                 REQUIRE(w.add_directory("files/t", meta_with_mode(0755)));
+                 REQUIRE(w.add_directory("files/t/shared", meta_with_mode(02775)));
+                 REQUIRE(w.add_buffer("files/t/tool", "x", meta_with_mode(04755)));
+                 REQUIRE(w.add_symlink("files/t/etc", "/etc", meta_with_mode(0777)));
+             }));
     RestoreOptions o;
     o.id = "web1-20260101T000000Z";
     o.files = true;
@@ -141,9 +141,10 @@ TEST_CASE("retention prunes only this backup's archives: not another host's, not
     TempDir tmp;
     std::string store = tmp.file("store");
     REQUIRE(fs::create_directories(store));
-    for (const char* n : {"web1-20260101T020000Z.tar.zst", "web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst",
-                          "web2-20260101T020000Z.tar.zst", "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst",
-                          "web1-20990101T000000Z.tar.zst"}) {
+    for (const char* n :
+         {"web1-20260101T020000Z.tar.zst", "web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst",
+          "web2-20260101T020000Z.tar.zst", "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst",
+          "web1-20990101T000000Z.tar.zst"}) {
         put_file(store + "/" + n, "");
     }
     auto s = dir_settings(store);
@@ -152,8 +153,9 @@ TEST_CASE("retention prunes only this backup's archives: not another host's, not
     REQUIRE(p);
     REQUIRE(p->size() == 1);
     CHECK((*p)[0].object == "web1-20260101T020000Z.tar.zst");
-    for (const char* n : {"web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst", "web2-20260101T020000Z.tar.zst",
-                          "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst", "web1-20990101T000000Z.tar.zst"}) {
+    for (const char* n :
+         {"web1-20260102T020000Z.tar.zst", "web1-20260103T020000Z.tar.zst", "web2-20260101T020000Z.tar.zst",
+          "web2-20260104T020000Z.tar.zst", "web1-db-20260104T020000Z.tar.zst", "web1-20990101T000000Z.tar.zst"}) {
         CHECK_MESSAGE(fs::exists(store + "/" + n), n);
     }
     std::vector<std::string> ignored;
@@ -209,7 +211,8 @@ TEST_CASE("directory target: an upload removes this host's partial files of runs
     }
     std::string stale = "/.web1-20260101T000000Z.tar.zst.partial-" + h + "-" + std::to_string(dead) + "-AbC123";
     std::string running = "/.web1-20260101T010000Z.tar.zst.partial-" + h + "-" + std::to_string(::getpid()) + "-XyZ789";
-    std::string other_host = "/.web2-20260101T000000Z.tar.zst.partial-otherhost.test-" + std::to_string(dead) + "-QwE456";
+    std::string other_host =
+        "/.web2-20260101T000000Z.tar.zst.partial-otherhost.test-" + std::to_string(dead) + "-QwE456";
     for (const auto& f : {stale, running, other_host}) {
         put_file(store + f, "partial");
     }
@@ -235,7 +238,7 @@ TEST_CASE("MariaDB option file: a newline in the password cannot add an option l
     CHECK(text->find("\nhost=") == std::string::npos);
     // An anonymous memory file, never on disk (a killed run leaves no password behind), 0600.
     CHECK(file.starts_with("/dev/fd/"));
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(file.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0600);
     CHECK(st.st_nlink == 0);
@@ -260,8 +263,10 @@ TEST_CASE("restore --db: a manifest's character set or collation that is not a p
                                    {"chunks", {"db/shop.sql.000000"}},
                                    {"character_set", "utf8mb4 COLLATE utf8mb4_bin; DROP DATABASE mysql; --"},
                                    {"collation", ""}}}}}}};
-    put_file(store + "/web1-20260101T000000Z.tar.zst",
-        make_archive([&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, meta_with_mode(0600))); }, sources));
+    put_file(
+        store + "/web1-20260101T000000Z.tar.zst",
+        make_archive([&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, meta_with_mode(0600))); },
+                     sources));
     auto s = dir_settings(store);
     s.mariadb.client_command = tmp.file("no-such-client");
     RestoreOptions o;
@@ -314,16 +319,16 @@ std::map<std::string, std::string> archived_files(const std::string& store, cons
 
 // Ignores SIGIO (a broken file lease signals its holder) while alive.
 struct IgnoreSigio {
-    struct sigaction old{};
+    struct sigaction old {};
     IgnoreSigio() {
-        struct sigaction ign{};
+        struct sigaction ign {};
         ign.sa_handler = SIG_IGN;
         ::sigaction(SIGIO, &ign, &old);
     }
     ~IgnoreSigio() { ::sigaction(SIGIO, &old, nullptr); }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("backup files: a directory swapped for a symbolic link during the walk is not followed out of the tree") {
     // tree/a/f0..f7 hold "original"; outside/f0..f7 hold "SECRET". Each tree/a/fN carries a write
@@ -410,7 +415,8 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
         std::atomic<bool> stop{false}, blocked{false};
         std::atomic<int64_t> run_started{0};
         auto now_ms = [] {
-            return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
                 .count();
         };
         std::thread flipper([&] {
@@ -466,4 +472,4 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
     }
 }
 
-} // namespace backup_untrusted_test
+}  // namespace backup_untrusted_test

@@ -40,7 +40,7 @@ ManagedFile inline_file(const std::string& path, const std::string& content, uin
     return f;
 }
 
-} // namespace
+}  // namespace
 
 // ---- WriteFile ----
 
@@ -273,8 +273,8 @@ TEST_CASE("SetTimezone: fresh host gets the /etc/localtime link and /etc/timezon
     SetTimezone step("Europe/Berlin");
 
     Plan plan = apply_and_reprobe(step, t);
-    CHECK(summaries(plan) ==
-          std::vector<std::string>{"/etc/localtime: Etc/UTC -> Europe/Berlin", "/etc/timezone: Etc/UTC -> Europe/Berlin"});
+    CHECK(summaries(plan) == std::vector<std::string>{"/etc/localtime: Etc/UTC -> Europe/Berlin",
+                                                      "/etc/timezone: Etc/UTC -> Europe/Berlin"});
     CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Europe/Berlin");
     CHECK(t.host().content("/etc/timezone") == "Europe/Berlin\n");
 }
@@ -286,7 +286,8 @@ TEST_CASE("SetTimezone: a host with no /etc/localtime link and no /etc/timezone"
     SetTimezone step("Etc/UTC");
 
     Plan plan = apply_and_reprobe(step, t);
-    CHECK(summaries(plan) == std::vector<std::string>{"/etc/localtime: (none) -> Etc/UTC", "/etc/timezone: (none) -> Etc/UTC"});
+    CHECK(summaries(plan) ==
+          std::vector<std::string>{"/etc/localtime: (none) -> Etc/UTC", "/etc/timezone: (none) -> Etc/UTC"});
     CHECK(t.host().localtime_link == "/usr/share/zoneinfo/Etc/UTC");
 }
 
@@ -309,7 +310,7 @@ namespace {
 const std::string k_begin = "# BEGIN nodectl base.hosts_entries (managed: edits here are replaced)";
 const std::string k_end = "# END nodectl base.hosts_entries";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("ManageHostsBlock: the block is appended and the lines before it are kept") {
     FakeTarget t;
@@ -393,15 +394,16 @@ TEST_CASE("EnsureUnits: units are enabled and started, others disabled and stopp
     EnsureUnits step({"apache2.service", "nginx.service", "ssh.service"}, {"cron.service", "rsync.service"});
 
     Plan plan = apply_and_reprobe(step, t);
-    CHECK(summaries(plan) == std::vector<std::string>{"enable and start apache2.service", "enable and start nginx.service",
+    CHECK(summaries(plan) == std::vector<std::string>{"enable and start apache2.service",
+                                                      "enable and start nginx.service",
                                                       "disable and stop cron.service"});
     CHECK(t.host().units.at("apache2.service").enabled);
     CHECK(t.host().units.at("apache2.service").active);
     CHECK(t.host().units.at("nginx.service").active);
     CHECK_FALSE(t.host().units.at("cron.service").enabled);
     CHECK_FALSE(t.host().units.at("cron.service").active);
-    CHECK(t.host().unit_ops ==
-          std::vector<std::string>{"enable --now apache2.service", "enable --now nginx.service", "disable --now cron.service"});
+    CHECK(t.host().unit_ops == std::vector<std::string>{"enable --now apache2.service", "enable --now nginx.service",
+                                                        "disable --now cron.service"});
     CHECK(t.host().host_mutations() == 3);
 }
 
@@ -437,7 +439,9 @@ TEST_CASE("every base step: a second run changes nothing") {
     };
     const std::vector<Case> cases = {
         {"WriteFile inline", nullptr,
-         [] { return std::make_unique<WriteFile>("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0600)); }},
+         [] {
+             return std::make_unique<WriteFile>("base/file:/etc/motd", inline_file("/etc/motd", "Welcome\n", 0600));
+         }},
         {"WriteFile with source", nullptr,
          [&] {
              ManagedFile f;
@@ -455,7 +459,9 @@ TEST_CASE("every base step: a second run changes nothing") {
         {"SetHostname", nullptr, [] { return std::make_unique<SetHostname>("web1"); }},
         {"SetTimezone", nullptr, [] { return std::make_unique<SetTimezone>("America/New_York"); }},
         {"ManageHostsBlock", nullptr,
-         [] { return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db", "198.18.99.6 cache"}); }},
+         [] {
+             return std::make_unique<ManageHostsBlock>(std::vector<std::string>{"198.18.99.5 db", "198.18.99.6 cache"});
+         }},
         {"EnsurePackages", nullptr,
          [] {
              return std::make_unique<EnsurePackages>("base/packages", std::vector<std::string>{"curl", "git"},
@@ -477,4 +483,4 @@ TEST_CASE("every base step: a second run changes nothing") {
     }
 }
 
-} // namespace base_test
+}  // namespace base_test

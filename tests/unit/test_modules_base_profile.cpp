@@ -75,8 +75,10 @@ mode = "0600"
 
 TEST_CASE("base module refuses a package that is both wanted and unwanted") {
     TempDir dir;
-    auto profile = load_profile_ok(dir.write("p.toml", "[base]\npackages = [\"curl\", \"vim\"]\npackages_absent = [\"vim\"]\n"));
-    check_error(base::steps(ModuleContext{profile, host_named("h")}), ErrorCode::config, {"'vim' is in both", "p.toml:3:"});
+    auto profile =
+        load_profile_ok(dir.write("p.toml", "[base]\npackages = [\"curl\", \"vim\"]\npackages_absent = [\"vim\"]\n"));
+    check_error(base::steps(ModuleContext{profile, host_named("h")}), ErrorCode::config,
+                {"'vim' is in both", "p.toml:3:"});
 }
 
 TEST_CASE("base module: an unknown ${vars.X} for this host stops the build") {
@@ -132,7 +134,8 @@ TEST_CASE("an expanded hostname is validated per host") {
     auto profile = load_profile_ok(dir.write("p.toml", "[base]\nhostname = \"web-${vars.n}\"\n"));
     auto host = host_named("h");
     host.vars["n"] = "under_score";
-    check_error(base::steps(ModuleContext{profile, host}), {"p.toml:2:12: 'base.hostname' for host 'h' is \"web-under_score\""});
+    check_error(base::steps(ModuleContext{profile, host}),
+                {"p.toml:2:12: 'base.hostname' for host 'h' is \"web-under_score\""});
 }
 
 TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not truncated") {
@@ -147,4 +150,4 @@ TEST_CASE("/etc/hosts with a begin marker but no end marker is refused, not trun
     CHECK(t.host().content("/etc/hosts") == hosts);
 }
 
-} // namespace base_profile_test
+}  // namespace base_profile_test

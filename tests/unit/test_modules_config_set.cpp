@@ -41,7 +41,8 @@ TEST_CASE("harden config set: a fresh apply writes the files with their modes, a
 
     auto plan = probe_ok(step, t);
     // Neither file is world-readable: the plan does not show their content.
-    REQUIRE(summaries(plan) == std::vector<std::string>{"create " + a + " (content hidden)", "update " + b + " (content hidden)"});
+    REQUIRE(summaries(plan) ==
+            std::vector<std::string>{"create " + a + " (content hidden)", "update " + b + " (content hidden)"});
     CHECK(plan.changes[0].diff.empty());
     CHECK(plan.changes[1].diff.empty());
     CHECK_FALSE(fs::exists(fx.log()));  // probing changes nothing
@@ -226,9 +227,10 @@ TEST_CASE("config set: plans and revert diffs hide the content of files that are
     off.enabled = false;
     ApplyConfigSet step_off(off);
     auto plan_off = probe_ok(step_off, t);
-    REQUIRE(summaries(plan_off) == std::vector<std::string>{"restore " + secret + " as nodectl found it (content hidden)",
-                                                            "restore " + found_private + " as nodectl found it (content hidden)",
-                                                            "restore " + open_file + " as nodectl found it"});
+    REQUIRE(summaries(plan_off) ==
+            std::vector<std::string>{"restore " + secret + " as nodectl found it (content hidden)",
+                                     "restore " + found_private + " as nodectl found it (content hidden)",
+                                     "restore " + open_file + " as nodectl found it"});
     for (const auto& c : plan_off.changes) {
         CHECK_FALSE(contains(c.diff, "password"));
         CHECK_FALSE(contains(c.diff, "token"));
@@ -238,7 +240,8 @@ TEST_CASE("config set: plans and revert diffs hide the content of files that are
     CHECK(read_text(secret) == "password=as-found\n");
 }
 
-TEST_CASE("harden config set: turned off, it puts back what nodectl found, removes what it created, leaves the rest alone") {
+TEST_CASE(
+    "harden config set: turned off, it puts back what nodectl found, removes what it created, leaves the rest alone") {
     SetFixture fx;
     LocalTarget t;
     auto found = fx.dir.write("found.conf", "as found\n", 0644);
@@ -329,7 +332,8 @@ TEST_CASE("harden config set: drift lines are plan changes, and activation runs 
     check_error(step2.probe(t), {"cannot read the live state"});
 }
 
-TEST_CASE("harden config set: audit reports the files first (failing before, passing after apply), then the set's controls") {
+TEST_CASE(
+    "harden config set: audit reports the files first (failing before, passing after apply), then the set's controls") {
     SetFixture fx;
     LocalTarget t;
     auto a = fx.dir.file("a.conf");
@@ -385,4 +389,4 @@ TEST_CASE("harden regression: turning a set off puts back the original file's mo
     CHECK(mode_of(f) == 0600);
 }
 
-} // namespace config_set_test
+}  // namespace config_set_test

@@ -145,9 +145,10 @@ struct GuardedFixture : SetFixture {
     }
 };
 
-} // namespace
+}  // namespace
 
-TEST_CASE("harden config set: guarded on a host without systemd, the fallback timer is armed, then killed with the backup") {
+TEST_CASE(
+    "harden config set: guarded on a host without systemd, the fallback timer is armed, then killed with the backup") {
     if (skipped_under_systemd()) {
         return;
     }
@@ -241,4 +242,4 @@ TEST_CASE("harden regression: a failed fresh login also cancels the fallback rol
     CHECK(processes_gone(fx.timers.marker()));
 }
 
-} // namespace config_set_guard_test
+}  // namespace config_set_guard_test

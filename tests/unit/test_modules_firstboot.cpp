@@ -47,7 +47,7 @@ std::pair<std::string, std::string> ed25519_pem() {
     return {a, b};
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("firstboot: nodectl.config= on the kernel command line") {
     using firstboot::cmdline_config;
@@ -88,8 +88,8 @@ TEST_CASE("firstboot: the status file round-trips and the report names the faili
     // Found by fuzz_firstboot: a field of the wrong type threw out of from_json, a huge pid was
     // undefined behaviour to convert. Both are read as absent.
     firstboot::Status odd;
-    CHECK_NOTHROW(odd = firstboot::Status::from_json(
-                      "{\"state\": \"x\", \"signature_required\": \"yes\", \"pid\": 1e300}"));
+    CHECK_NOTHROW(
+        odd = firstboot::Status::from_json("{\"state\": \"x\", \"signature_required\": \"yes\", \"pid\": 1e300}"));
     CHECK(odd.state == "x");
     CHECK_FALSE(odd.signature_required);
     CHECK(odd.pid == 0);
@@ -128,7 +128,8 @@ TEST_CASE("firstboot: Ed25519 signatures, raw and base64; tampering and the wron
     // base64 of the same 64 bytes (what user-data or a text editor may carry)
     unsigned char b64[100];
     int n = EVP_EncodeBlock(b64, reinterpret_cast<const unsigned char*>(sig->data()), 64);
-    CHECK(firstboot::verify_signature(pub, config, std::string(reinterpret_cast<char*>(b64), static_cast<size_t>(n)) + "\n"));
+    CHECK(firstboot::verify_signature(pub, config,
+                                      std::string(reinterpret_cast<char*>(b64), static_cast<size_t>(n)) + "\n"));
     CHECK_FALSE(firstboot::verify_signature(pub, config, "short"));
     CHECK(firstboot::check_public_key(pub));
     CHECK_FALSE(firstboot::check_public_key(priv));
@@ -159,7 +160,8 @@ TEST_CASE("firstboot: install into an image root") {
     REQUIRE_MESSAGE(did, (did ? "" : did.error().message));
     CHECK(util::read_file(d.file("root/usr/local/bin/nodectl")) == util::read_file(d.file("bin/nodectl")));
     CHECK(util::read_file(d.file("root/etc/nodectl/firstboot-trust.pub")) == pub);
-    CHECK(std::filesystem::read_symlink(d.file("root/etc/systemd/system/multi-user.target.wants/nodectl-firstboot.service")) ==
+    CHECK(std::filesystem::read_symlink(
+              d.file("root/etc/systemd/system/multi-user.target.wants/nodectl-firstboot.service")) ==
           "/etc/systemd/system/nodectl-firstboot.service");
     auto again = firstboot::install(o);
     REQUIRE(again);
@@ -184,7 +186,7 @@ TEST_CASE("firstboot: sizes") {
     // Before parse_uint: std::stoull took "-1" as 16 EiB and let a count times its unit wrap around.
     CHECK_FALSE(firstboot::parse_size("-1"));
     CHECK_FALSE(firstboot::parse_size(" 1G"));
-    CHECK_FALSE(firstboot::parse_size("17179869184G")); // 2^34 GiB = 2^64 bytes: wrapped to 0
+    CHECK_FALSE(firstboot::parse_size("17179869184G"));  // 2^34 GiB = 2^64 bytes: wrapped to 0
     CHECK_FALSE(firstboot::parse_size("99999999999999999999"));
     CHECK_FALSE(firstboot::parse_size("G"));
     CHECK(firstboot::parse_size("17179869183G").value() == 17179869183ULL << 30);
@@ -196,17 +198,18 @@ TEST_CASE("firstboot: node profile keeps secrets as references unless asked") {
     d.write("motd.txt", "hello\n");
     d.write("key.txt", "private\n", 0600);
     d.write("common.toml", "[base]\ntimezone = \"Etc/UTC\"\n");
-    auto path = d.write("site.toml", "include = [\"common.toml\"]\n"
-                                     "[[base.files]]\npath = \"/etc/motd\"\nsource = \"motd.txt\"\n"
-                                     "[[base.files]]\npath = \"/etc/key\"\nsource = \"key.txt\"\nsensitive = true\nmode = \"0600\"\n"
-                                     "[k3s]\nrole = \"agent\"\nserver_url = \"https://198.18.0.2:6443\"\ntoken = { file = \"" +
-                                         d.file("token") + "\" }\n");
+    auto path = d.write("site.toml",
+                        "include = [\"common.toml\"]\n"
+                        "[[base.files]]\npath = \"/etc/motd\"\nsource = \"motd.txt\"\n"
+                        "[[base.files]]\npath = \"/etc/key\"\nsource = \"key.txt\"\nsensitive = true\nmode = \"0600\"\n"
+                        "[k3s]\nrole = \"agent\"\nserver_url = \"https://198.18.0.2:6443\"\ntoken = { file = \"" +
+                            d.file("token") + "\" }\n");
     auto p = load_profile(path);
     REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
     auto np = firstboot::node_profile(*p, path, false);
     REQUIRE_MESSAGE(np, (np ? "" : np.error().message));
     CHECK_FALSE(np->verbatim);
-    CHECK(np->text.find("hello") != std::string::npos);    // not secret: inlined
+    CHECK(np->text.find("hello") != std::string::npos);  // not secret: inlined
     CHECK(np->text.find("private") == std::string::npos);  // secret: by reference
     CHECK(np->text.find("K10abc") == std::string::npos);
     CHECK(np->secret_files.empty());
@@ -217,7 +220,8 @@ TEST_CASE("firstboot: node profile keeps secrets as references unless asked") {
     REQUIRE(inl->secret_files.size() == 1);
     CHECK(inl->secret_files[0].second == "K10abc::server:secret\n");
 
-    auto inline_secret = d.write("inline.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"s3cr3t\"\nsensitive = true\n");
+    auto inline_secret =
+        d.write("inline.toml", "[[base.files]]\npath = \"/etc/x\"\ncontent = \"s3cr3t\"\nsensitive = true\n");
     auto q = load_profile(inline_secret);
     REQUIRE(q);
     auto refused = firstboot::node_profile(*q, inline_secret, false);
@@ -302,7 +306,7 @@ firstboot::Source stick_source(const std::string& dir) {
     return s;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("firstboot: the report on the stick replaces links there, never writes through them") {
     TempDir d;
@@ -432,7 +436,7 @@ struct SignedStick {
     }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("firstboot: a signed config uses only the bundle it pins; an unpinned or other bundle is refused") {
     SignedStick s;
@@ -509,7 +513,8 @@ TEST_CASE("firstboot: a signed config's source files are pinned by sha256 and us
         s.d.write("stick/motd.txt", "pwned\n");
         CHECK(slurp_file(*used) == "welcome\n");
         dir = std::filesystem::path(*used).parent_path().string();
-        CHECK((std::filesystem::status(dir).permissions() & std::filesystem::perms::all) == std::filesystem::perms::owner_all);
+        CHECK((std::filesystem::status(dir).permissions() & std::filesystem::perms::all) ==
+              std::filesystem::perms::owner_all);
     }
     CHECK_FALSE(std::filesystem::exists(dir));  // the private copy goes with the check's result
 
@@ -557,7 +562,8 @@ TEST_CASE("firstboot: sign pins the bundle into the config and requires source p
 TEST_CASE("firstboot: usb prepare stops when a stick file cannot be written") {
     TempDir d;
     auto bin = d.write("nodectl", "#!/bin/sh\n", 0755);
-    auto profile = d.write("site.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"" + std::string(6000, 'm') + "\"\n");
+    auto profile =
+        d.write("site.toml", "[[base.files]]\npath = \"/etc/motd\"\ncontent = \"" + std::string(6000, 'm') + "\"\n");
     firstboot::UsbOptions o;
     o.image = d.file("stick.img");
     o.size = "40M";

@@ -63,9 +63,10 @@ HostSpec test_host() {
 // One file of a config set, whatever the header calls its type.
 using SetFile = std::decay_t<decltype(ConfigSetSpec{}.files)>::value_type;
 
-const std::string k_admin_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh0ZXN0a2V5Zm9ybm9kZWN0bHVuaXR0ZXN0cw admin@example";
+const std::string k_admin_key =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh0ZXN0a2V5Zm9ybm9kZWN0bHVuaXR0ZXN0cw admin@example";
 
-} // namespace
+}  // namespace
 
 // =============================================================================================
 // accounts: login.defs
@@ -73,27 +74,25 @@ const std::string k_admin_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh0ZXN0a2V
 TEST_CASE("harden accounts: edit_login_defs replaces keys, disables duplicates, appends missing keys, keeps comments") {
     std::vector<std::pair<std::string, std::string>> values = {
         {"PASS_MAX_DAYS", "365"}, {"UMASK", "027"}, {"ENCRYPT_METHOD", "SHA512"}};
-    std::string in =
-        "# /etc/login.defs\n"
-        "#PASS_MAX_DAYS 30\n"
-        "MAIL_DIR        /var/mail\n"
-        "PASS_MAX_DAYS\t99999\n"
-        "\n"
-        "  UMASK   022\n"
-        "PASS_MAX_DAYS_EXTRA 5\n"
-        "PASS_MAX_DAYS 10\n"
-        "   \n";
-    std::string want =
-        "# /etc/login.defs\n"
-        "#PASS_MAX_DAYS 30\n"
-        "MAIL_DIR        /var/mail\n"
-        "PASS_MAX_DAYS\t365\n"
-        "\n"
-        "UMASK\t027\n"
-        "PASS_MAX_DAYS_EXTRA 5\n"
-        "# PASS_MAX_DAYS 10  (duplicate, disabled by nodectl)\n"
-        "   \n"
-        "ENCRYPT_METHOD\tSHA512\n";
+    std::string in = "# /etc/login.defs\n"
+                     "#PASS_MAX_DAYS 30\n"
+                     "MAIL_DIR        /var/mail\n"
+                     "PASS_MAX_DAYS\t99999\n"
+                     "\n"
+                     "  UMASK   022\n"
+                     "PASS_MAX_DAYS_EXTRA 5\n"
+                     "PASS_MAX_DAYS 10\n"
+                     "   \n";
+    std::string want = "# /etc/login.defs\n"
+                       "#PASS_MAX_DAYS 30\n"
+                       "MAIL_DIR        /var/mail\n"
+                       "PASS_MAX_DAYS\t365\n"
+                       "\n"
+                       "UMASK\t027\n"
+                       "PASS_MAX_DAYS_EXTRA 5\n"
+                       "# PASS_MAX_DAYS 10  (duplicate, disabled by nodectl)\n"
+                       "   \n"
+                       "ENCRYPT_METHOD\tSHA512\n";
     auto once = edit_login_defs(in, values);
     CHECK(once == want);
     CHECK(edit_login_defs(once, values) == once);
@@ -101,7 +100,8 @@ TEST_CASE("harden accounts: edit_login_defs replaces keys, disables duplicates, 
     CHECK(edit_login_defs(in, {}) == in);
 }
 
-TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, and edits login.defs from the profile") {
+TEST_CASE(
+    "harden accounts: the group needs admin keys when root cannot log in, and edits login.defs from the profile") {
     TempDir dir;
     auto p = written_profile(dir, "[harden.accounts]\npass_max_days = 90\numask = \"0077\"\n");
     Settings s;
@@ -111,7 +111,8 @@ TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, 
 
     Settings root_may;
     auto spec = value_ok(accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), root_may, HostSpec{}));
-    auto login_defs = std::find_if(spec.files.begin(), spec.files.end(), [](const SetFile& f) { return f.path == "/etc/login.defs"; });
+    auto login_defs = std::find_if(spec.files.begin(), spec.files.end(),
+                                   [](const SetFile& f) { return f.path == "/etc/login.defs"; });
     REQUIRE(login_defs != spec.files.end());
     REQUIRE(login_defs->edit);
     auto edited = login_defs->edit("PASS_MAX_DAYS 99999\nUMASK 022\n");
@@ -126,11 +127,13 @@ TEST_CASE("harden accounts: the group needs admin keys when root cannot log in, 
 
 TEST_CASE("harden accounts: admin keys make an admin user with sudo, in the groups sshd allows, with its own control") {
     TempDir dir;
-    auto p = written_profile(dir, "[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" + k_admin_key +
-                                      "\", \"${vars.second_key}\"]\n[harden.ssh]\nallow_groups = [\"ssh-users\", \"wheel\"]\n");
+    auto p = written_profile(
+        dir, "[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" + k_admin_key +
+                 "\", \"${vars.second_key}\"]\n[harden.ssh]\nallow_groups = [\"ssh-users\", \"wheel\"]\n");
     HostSpec host;
     host.name = "web1";
-    host.vars["second_key"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNlY29uZGtleWZvcm5vZGVjdGx1bml0dGVzdHM second@example";
+    host.vars["second_key"] =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNlY29uZGtleWZvcm5vZGVjdGx1bml0dGVzdHM second@example";
     Settings s;
     s.root_login_disabled = true;
     auto spec = value_ok(accounts_group(harden_view(p, "accounts"), harden_view(p, "ssh"), s, host));
@@ -160,17 +163,19 @@ TEST_CASE("harden accounts: admin keys make an admin user with sudo, in the grou
         CHECK(spec.files[i].owner == files[i].owner);
         CHECK(spec.files[i].group == files[i].owner);
     }
-    CHECK(spec.files[0].content == "# Managed by nodectl (harden.accounts.admin_keys)\n" + k_admin_key + "\n" +
-                                       host.vars["second_key"] + "\n");
-    CHECK(spec.files[1].content == "# Managed by nodectl (harden.accounts.admin_user)\nops ALL=(ALL:ALL) NOPASSWD: ALL\n");
+    CHECK(spec.files[0].content ==
+          "# Managed by nodectl (harden.accounts.admin_keys)\n" + k_admin_key + "\n" + host.vars["second_key"] + "\n");
+    CHECK(spec.files[1].content ==
+          "# Managed by nodectl (harden.accounts.admin_user)\nops ALL=(ALL:ALL) NOPASSWD: ALL\n");
     CHECK(has_line(spec.files[3].content, "minlen = 14"));
     CHECK(has_line(spec.files[5].content, "umask 027"));
 
     // The user, its groups and home are made before the files are written, and again on activation.
-    check_contains_all(spec.pre_write,
-                       {"for g in 'sudo' 'ssh-users' 'wheel'; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n",
-                        "useradd --create-home --shell /bin/bash --user-group 'ops'\n", "usermod -a -G 'sudo,ssh-users,wheel' 'ops'\n",
-                        "chmod 750 '/home/ops'\n", "install -d -m 700 -o 'ops' -g 'ops' '/home/ops/.ssh'\n"});
+    check_contains_all(
+        spec.pre_write,
+        {"for g in 'sudo' 'ssh-users' 'wheel'; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n",
+         "useradd --create-home --shell /bin/bash --user-group 'ops'\n", "usermod -a -G 'sudo,ssh-users,wheel' 'ops'\n",
+         "chmod 750 '/home/ops'\n", "install -d -m 700 -o 'ops' -g 'ops' '/home/ops/.ssh'\n"});
     CHECK(spec.activate.starts_with("passwd -l root >/dev/null\n"));
     CHECK(spec.activate.ends_with(spec.pre_write));
     CHECK(contains(spec.drift, "echo \"add ops to group $g\""));
@@ -180,12 +185,12 @@ TEST_CASE("harden accounts: admin keys make an admin user with sudo, in the grou
     for (const auto& c : spec.controls) {
         ids.push_back(c.id);
     }
-    CHECK(ids == std::vector<std::string>{"accounts.root_password_locked", "accounts.no_empty_passwords", "accounts.faillock",
-                                          "accounts.pwquality", "accounts.login_defs.PASS_MAX_DAYS",
-                                          "accounts.login_defs.PASS_MIN_DAYS", "accounts.login_defs.PASS_WARN_AGE",
-                                          "accounts.login_defs.UMASK", "accounts.login_defs.HOME_MODE",
-                                          "accounts.login_defs.ENCRYPT_METHOD", "accounts.login_defs.SHA_CRYPT_MIN_ROUNDS",
-                                          "accounts.login_defs.SHA_CRYPT_MAX_ROUNDS", "accounts.admin_user"});
+    CHECK(ids == std::vector<std::string>{
+                     "accounts.root_password_locked", "accounts.no_empty_passwords", "accounts.faillock",
+                     "accounts.pwquality", "accounts.login_defs.PASS_MAX_DAYS", "accounts.login_defs.PASS_MIN_DAYS",
+                     "accounts.login_defs.PASS_WARN_AGE", "accounts.login_defs.UMASK", "accounts.login_defs.HOME_MODE",
+                     "accounts.login_defs.ENCRYPT_METHOD", "accounts.login_defs.SHA_CRYPT_MIN_ROUNDS",
+                     "accounts.login_defs.SHA_CRYPT_MAX_ROUNDS", "accounts.admin_user"});
     CHECK(spec.controls.back().expect.passes("wheel,sudo,ssh-users"));
     CHECK_FALSE(spec.controls.back().expect.passes("sudo,ssh-users"));
 
@@ -216,9 +221,10 @@ size_t shm_entries(const std::string& fstab) {
     }
     return n;
 }
-} // namespace
+}  // namespace
 
-TEST_CASE("harden filesystem: set_fstab_entries adds the /dev/shm line once, replaces an existing one, leaves the rest") {
+TEST_CASE(
+    "harden filesystem: set_fstab_entries adds the /dev/shm line once, replaces an existing one, leaves the rest") {
     const std::string shm = k_shm + "\n";
     const std::string root = "UUID=1234-abcd / ext4 errors=remount-ro 0 1\n";
     const std::string comment = "# /dev/shm is not mounted here: tmpfs /dev/shm tmpfs defaults 0 0\n";
@@ -231,8 +237,8 @@ TEST_CASE("harden filesystem: set_fstab_entries adds the /dev/shm line once, rep
         {"added at the end", root + comment + bind, root + comment + bind + shm},
         {"replaced in place", root + "tmpfs /dev/shm tmpfs defaults,size=1g 0 0\n" + bind, root + shm + bind},
         {"replaced, fields separated by tabs", "none\t/dev/shm\ttmpfs\trw 0 0\n" + root, shm + root},
-        {"two entries become one, where the first was", "tmpfs /dev/shm tmpfs defaults 0 0\n" + root + "shm /dev/shm tmpfs rw 0 0\n",
-         shm + root},
+        {"two entries become one, where the first was",
+         "tmpfs /dev/shm tmpfs defaults 0 0\n" + root + "shm /dev/shm tmpfs rw 0 0\n", shm + root},
         {"an empty fstab", "", shm},
     };
     for (const auto& c : cases) {
@@ -284,9 +290,10 @@ TEST_CASE("harden kernel: k3s roles forward, keep bridge netfilter on and get k3
                                                                      {"vm.panic_on_oom", "0"},
                                                                      {"net.ipv4.conf.all.rp_filter", "2"}});
     }
-    const std::vector<std::pair<std::string, Role>> roles = {
-        {"k3s-server", Role::k3s_server}, {"k3s-server-ha", Role::k3s_server_ha}, {"k3s-agent", Role::k3s_agent},
-        {"standalone", Role::standalone}};
+    const std::vector<std::pair<std::string, Role>> roles = {{"k3s-server", Role::k3s_server},
+                                                             {"k3s-server-ha", Role::k3s_server_ha},
+                                                             {"k3s-agent", Role::k3s_agent},
+                                                             {"standalone", Role::standalone}};
     for (const auto& [name, role] : roles) {
         CAPTURE(name);
         CHECK(parse_role(name) == role);
@@ -297,8 +304,11 @@ TEST_CASE("harden kernel: k3s roles forward, keep bridge netfilter on and get k3
 
 TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place and adds new keys") {
     TempDir dir;
-    auto p = written_profile(dir, "[harden.kernel.sysctl]\n\"kernel.sysrq\" = \"176\"\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.ip_forward\" = \"1\"\n");
-    auto defaults = sysctl_values(harden_view(written_profile(dir, "[harden]\n", "plain.toml"), "kernel"), Role::standalone);
+    auto p = written_profile(
+        dir,
+        "[harden.kernel.sysctl]\n\"kernel.sysrq\" = \"176\"\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.ip_forward\" = \"1\"\n");
+    auto defaults =
+        sysctl_values(harden_view(written_profile(dir, "[harden]\n", "plain.toml"), "kernel"), Role::standalone);
     auto v = sysctl_values(harden_view(p, "kernel"), Role::standalone);
     check_values(v, {{"kernel.sysrq", "176"}, {"net.ipv4.ip_forward", "1"}, {"vm.swappiness", "10"}});
     CHECK(v.size() == defaults.size() + 1);
@@ -314,7 +324,8 @@ TEST_CASE("harden kernel: [harden.kernel.sysctl] overrides a default in place an
     CHECK(count_of(conf, "net.ipv4.ip_forward") == 1);
 }
 
-TEST_CASE("harden kernel: forwarding keys are written first, live and in the sysctl.d file (changing forwarding resets accept_redirects)") {
+TEST_CASE(
+    "harden kernel: forwarding keys are written first, live and in the sysctl.d file (changing forwarding resets accept_redirects)") {
     const std::vector<std::pair<std::string, bool>> keys = {
         {"net.ipv4.ip_forward", true},
         {"net.ipv4.conf.all.forwarding", true},
@@ -331,7 +342,8 @@ TEST_CASE("harden kernel: forwarding keys are written first, live and in the sys
     }
 
     TempDir dir;
-    auto p = written_profile(dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
+    auto p = written_profile(
+        dir, "[harden.kernel.sysctl]\n\"vm.swappiness\" = \"10\"\n\"net.ipv4.conf.eth0.forwarding\" = \"0\"\n");
     for (auto role : {Role::standalone, Role::k3s_server}) {
         auto v = sysctl_values(harden_view(p, "kernel"), role);
         // Every forwarding key comes before every other key; the rest keep their order.
@@ -359,7 +371,8 @@ TEST_CASE("harden kernel: forwarding keys are written first, live and in the sys
         CHECK(conf.find("-net.ipv4.conf.eth0.forwarding = 0") < conf.find("-kernel.kptr_restrict = 2"));
         // The live writes follow the same table.
         auto live_forward = spec.activate.find("net.ipv4.ip_forward /proc/sys/net/ipv4/ip_forward");
-        auto live_redirects = spec.activate.find("net.ipv4.conf.all.accept_redirects /proc/sys/net/ipv4/conf/all/accept_redirects");
+        auto live_redirects =
+            spec.activate.find("net.ipv4.conf.all.accept_redirects /proc/sys/net/ipv4/conf/all/accept_redirects");
         REQUIRE(live_forward != std::string::npos);
         REQUIRE(live_redirects != std::string::npos);
         CHECK(live_forward < live_redirects);
@@ -395,13 +408,17 @@ TEST_CASE("harden steps: the defaults turn root login off, so a profile without 
 
     // Accounts off: no admin user can be made, so root login must stay.
     TempDir dir3;
-    auto acc_off = written_profile(dir3, "[harden.accounts]\nenabled = false\nadmin_keys = [\"" + k_admin_key + "\"]\n");
+    auto acc_off =
+        written_profile(dir3, "[harden.accounts]\nenabled = false\nadmin_keys = [\"" + k_admin_key + "\"]\n");
     check_error(harden::steps({acc_off, host}), {"harden.accounts.admin_keys"});
 }
 
-TEST_CASE("harden steps: with admin keys, packages then six config sets in order accounts, sshd, kernel, firewall, services, filesystem") {
+TEST_CASE(
+    "harden steps: with admin keys, packages then six config sets in order accounts, sshd, kernel, firewall, services, filesystem") {
     TempDir dir;
-    auto p = written_profile(dir, "[harden]\nrollback_seconds = 90\n[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" + k_admin_key + "\"]\n");
+    auto p = written_profile(
+        dir, "[harden]\nrollback_seconds = 90\n[harden.accounts]\nadmin_user = \"ops\"\nadmin_keys = [\"" +
+                 k_admin_key + "\"]\n");
     auto steps = value_ok(harden::steps({p, test_host()}));
     REQUIRE(steps.size() == 7);
     CHECK(dynamic_cast<base::EnsurePackages*>(steps[0].get()) != nullptr);
@@ -412,12 +429,13 @@ TEST_CASE("harden steps: with admin keys, packages then six config sets in order
         CHECK(set->spec().enabled);
         ids.push_back(set->id());
     }
-    CHECK(ids == std::vector<std::string>{"harden/accounts", "harden/sshd", "harden/kernel", "harden/firewall", "harden/services",
-                                          "harden/filesystem"});
+    CHECK(ids == std::vector<std::string>{"harden/accounts", "harden/sshd", "harden/kernel", "harden/firewall",
+                                          "harden/services", "harden/filesystem"});
 
     auto* accounts = dynamic_cast<ApplyConfigSet*>(steps[1].get());
-    CHECK(std::any_of(accounts->spec().files.begin(), accounts->spec().files.end(),
-                      [](const SetFile& f) { return f.path == "/home/ops/.ssh/authorized_keys" && f.owner == "ops" && f.mode == 0600; }));
+    CHECK(std::any_of(accounts->spec().files.begin(), accounts->spec().files.end(), [](const SetFile& f) {
+        return f.path == "/home/ops/.ssh/authorized_keys" && f.owner == "ops" && f.mode == 0600;
+    }));
     auto* sshd = dynamic_cast<ApplyConfigSet*>(steps[2].get());
     CHECK(sshd->spec().guard);
     CHECK(sshd->spec().fresh_login_as_when_root == "ops");
@@ -443,8 +461,9 @@ TEST_CASE("harden services: AIDE's first database is left to a unit of its own, 
         return set->spec();
     };
     auto on = services("");
-    auto unit = std::find_if(on.files.begin(), on.files.end(),
-                             [](const SetFile& f) { return f.path == "/etc/systemd/system/nodectl-aide-baseline.service"; });
+    auto unit = std::find_if(on.files.begin(), on.files.end(), [](const SetFile& f) {
+        return f.path == "/etc/systemd/system/nodectl-aide-baseline.service";
+    });
     REQUIRE(unit != on.files.end());
     CHECK(unit->content.find("ExecStart=/usr/sbin/aideinit --yes --force\n") != std::string::npos);
     CHECK(unit->content.find("ConditionFileNotEmpty=!/var/lib/aide/aide.db\n") != std::string::npos);
@@ -452,25 +471,32 @@ TEST_CASE("harden services: AIDE's first database is left to a unit of its own, 
     // The apply never runs aideinit itself; it starts the unit, waits (bounded) only until the job
     // has begun, and goes on.
     CHECK(on.activate.find("aideinit") == std::string::npos);
-    CHECK(contains(on.activate, "systemctl daemon-reload\nsystemctl enable --quiet 'nodectl-aide-baseline.service'\n"
-                                "[ -s /var/lib/aide/aide.db ] || { systemctl start --no-block 'nodectl-aide-baseline.service'; "));
+    CHECK(contains(on.activate,
+                   "systemctl daemon-reload\nsystemctl enable --quiet 'nodectl-aide-baseline.service'\n"
+                   "[ -s /var/lib/aide/aide.db ] || { systemctl start --no-block 'nodectl-aide-baseline.service'; "));
     CHECK(contains(on.activate, "= inactive ] && [ ! -s /var/lib/aide/aide.db ] && [ $i -lt 50 ]; do sleep 0.2; "));
-    auto control = std::find_if(on.controls.begin(), on.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; });
+    auto control = std::find_if(on.controls.begin(), on.controls.end(),
+                                [](const host::Control& c) { return c.id == "services.aide_database"; });
     REQUIRE(control != on.controls.end());
     CHECK(control->expect.passes("present"));
     CHECK(control->expect.passes("being built (nodectl-aide-baseline.service)"));
     CHECK_FALSE(control->expect.passes("missing"));
 
     auto off = services("[harden.services]\naide = false\n");
-    CHECK(std::none_of(off.files.begin(), off.files.end(), [](const SetFile& f) { return f.path.find("aide") != std::string::npos; }));
+    CHECK(std::none_of(off.files.begin(), off.files.end(),
+                       [](const SetFile& f) { return f.path.find("aide") != std::string::npos; }));
     CHECK(off.activate.find("aide") == std::string::npos);
-    CHECK(std::none_of(off.controls.begin(), off.controls.end(), [](const host::Control& c) { return c.id == "services.aide_database"; }));
+    CHECK(std::none_of(off.controls.begin(), off.controls.end(),
+                       [](const host::Control& c) { return c.id == "services.aide_database"; }));
 }
 
-TEST_CASE("harden steps: a group switched off still has its step (to revert), and packages follow the groups that need them") {
+TEST_CASE(
+    "harden steps: a group switched off still has its step (to revert), and packages follow the groups that need them") {
     TempDir dir;
-    auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n"
-                          "[harden.accounts]\nenabled = false\n[harden.firewall]\nenabled = false\n[harden.services]\nenabled = false\n");
+    auto p = written_profile(
+        dir,
+        "[harden.ssh]\npermit_root_login = \"prohibit-password\"\n"
+        "[harden.accounts]\nenabled = false\n[harden.firewall]\nenabled = false\n[harden.services]\nenabled = false\n");
     HostSpec host;
     auto steps = value_ok(harden::steps({p, host}));
     REQUIRE(steps.size() == 6);  // nothing to install
@@ -480,19 +506,25 @@ TEST_CASE("harden steps: a group switched off still has its step (to revert), an
         REQUIRE(set != nullptr);
         enabled[set->id()] = set->spec().enabled;
     }
-    CHECK(enabled == std::map<std::string, bool>{{"harden/accounts", false}, {"harden/sshd", true}, {"harden/kernel", true},
-                                                 {"harden/firewall", false}, {"harden/services", false}, {"harden/filesystem", true}});
+    CHECK(enabled == std::map<std::string, bool>{{"harden/accounts", false},
+                                                 {"harden/sshd", true},
+                                                 {"harden/kernel", true},
+                                                 {"harden/firewall", false},
+                                                 {"harden/services", false},
+                                                 {"harden/filesystem", true}});
 
     // A k3s role without cluster networks stops the module before any host is contacted.
     TempDir dir2;
-    auto k3s = written_profile(dir2, "[harden]\nrole = \"k3s-server\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto k3s = written_profile(
+        dir2, "[harden]\nrole = \"k3s-server\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     check_error(harden::steps({k3s, host}), {"harden.firewall.cluster_networks"});
 }
 
 // =============================================================================================
 // Regressions: each case failed against an earlier version of these sources.
 
-TEST_CASE("harden regression: a config error about a group the profile does not spell out still names the profile file and line") {
+TEST_CASE(
+    "harden regression: a config error about a group the profile does not spell out still names the profile file and line") {
     // ConfigView::where() of a missing section is the location of an empty table: "<input>:0:0".
     TempDir dir;
     auto p = written_profile(dir, "[harden]\nrole = \"k3s-agent\"\n");
@@ -500,7 +532,8 @@ TEST_CASE("harden regression: a config error about a group the profile does not 
     CHECK(error_of(harden::steps({p, host})).message.starts_with(dir.file("profile.toml") + ":"));
 
     TempDir dir2;
-    auto p2 = written_profile(dir2, "[harden]\nrole = \"k3s-agent\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto p2 = written_profile(
+        dir2, "[harden]\nrole = \"k3s-agent\"\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     auto no_networks = harden::steps({p2, host});
     check_error(no_networks, {"harden.firewall.cluster_networks"});
     CHECK(no_networks.error().message.starts_with(dir2.file("profile.toml") + ":"));
@@ -524,7 +557,8 @@ TEST_CASE("harden regression: step ids are unique when both base and harden inst
     // harden's EnsurePackages is "base/packages" too; the journal keys steps by id, so a resumed run
     // that finished base's package step skips harden's as done.
     TempDir dir;
-    auto p = written_profile(dir, "[base]\npackages = [\"less\"]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
+    auto p = written_profile(
+        dir, "[base]\npackages = [\"less\"]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n");
     std::multiset<std::string> ids;
     for (const auto& s : value_ok(build_steps(p, test_host()))) {
         ids.insert(s->id());
@@ -533,4 +567,4 @@ TEST_CASE("harden regression: step ids are unique when both base and harden inst
     CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == ids.size());
 }
 
-} // namespace harden_test
+}  // namespace harden_test

@@ -26,7 +26,7 @@ std::string ruleset_of(const Profile& p, const Settings& s) {
     return value_ok(render_ruleset(harden_view(p, "firewall"), s));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("harden firewall: input policy drop, only nodectl's own table is replaced, ssh is rate limited on its port") {
     TempDir dir;
@@ -47,12 +47,17 @@ TEST_CASE("harden firewall: input policy drop, only nodectl's own table is repla
             table_lines.push_back(l);
         }
     }
-    CHECK(table_lines == std::vector<std::string>{"table inet nodectl {}", "delete table inet nodectl", "table inet nodectl {"});
+    CHECK(table_lines ==
+          std::vector<std::string>{"table inet nodectl {}", "delete table inet nodectl", "table inet nodectl {"});
 
     auto ssh = lines_with(rs, "dport 2222");
     REQUIRE(ssh.size() == 3);
-    CHECK(contains(ssh[0], "tcp dport 2222 ct state new update @ssh_clients4 { ip saddr limit rate over 12/minute burst 12 packets } drop"));
-    CHECK(contains(ssh[1], "tcp dport 2222 ct state new update @ssh_clients6 { ip6 saddr limit rate over 12/minute burst 12 packets } drop"));
+    CHECK(contains(
+        ssh[0],
+        "tcp dport 2222 ct state new update @ssh_clients4 { ip saddr limit rate over 12/minute burst 12 packets } drop"));
+    CHECK(contains(
+        ssh[1],
+        "tcp dport 2222 ct state new update @ssh_clients6 { ip6 saddr limit rate over 12/minute burst 12 packets } drop"));
     CHECK(contains(ssh[2], "tcp dport 2222 accept"));
     CHECK(lines_with(rs, "dport 22 ").empty());
     CHECK(has_line(rs, "    iifname \"lo\" accept"));
@@ -82,7 +87,7 @@ TEST_CASE("harden firewall: a k3s role without cluster_networks is a config erro
 TEST_CASE("harden firewall: k3s servers open 6443 and 10250 only to the cluster's networks, split into IPv4 and IPv6") {
     TempDir dir;
     auto p = written_profile(dir, "[harden]\nrole = \"k3s-server\"\n[harden.firewall]\n"
-                          "cluster_networks = [\"198.18.0.0/16\", \"::1/128\", \"198.19.1.0/24\"]\n");
+                                  "cluster_networks = [\"198.18.0.0/16\", \"::1/128\", \"198.19.1.0/24\"]\n");
     Settings s;
     s.role = parse_role(p.section("harden").str("role"));
     REQUIRE(s.role == Role::k3s_server);
@@ -110,31 +115,40 @@ TEST_CASE("harden firewall: agents have no API server port; HA servers add etcd;
     auto agent = ruleset_of(p, s);
     CHECK(lines_with(agent, "6443").empty());
     CHECK(lines_with(agent, "2379").empty());
-    CHECK(lines_with(agent, "tcp dport 10250 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } tcp dport 10250 accept comment \"kubelet\""});
+    CHECK(lines_with(agent, "tcp dport 10250 ") ==
+          std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } tcp dport 10250 accept comment \"kubelet\""});
     CHECK(lines_with(agent, "ip6 saddr {").empty());  // no IPv6 networks given
     CHECK_FALSE(contains(agent, "chain forward"));
 
     s.role = Role::k3s_server_ha;
     auto ha = ruleset_of(p, s);
-    CHECK(lines_with(ha, "tcp dport 2379-2380 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } tcp dport 2379-2380 accept comment \"etcd (HA servers)\""});
+    CHECK(lines_with(ha, "tcp dport 2379-2380 ") ==
+          std::vector<std::string>{
+              "    ip saddr { 198.18.64.0/18 } tcp dport 2379-2380 accept comment \"etcd (HA servers)\""});
     CHECK(lines_with(ha, "tcp dport 6443 ").size() == 1);
 
     TempDir dir2;
-    auto wg = written_profile(dir2, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\ncni = \"wireguard\"\n");
+    auto wg =
+        written_profile(dir2, "[harden.firewall]\ncluster_networks = [\"198.18.64.0/18\"]\ncni = \"wireguard\"\n");
     s.role = Role::k3s_server;
     auto w = ruleset_of(wg, s);
-    CHECK(lines_with(w, "udp dport 51820-51821 ") == std::vector<std::string>{"    ip saddr { 198.18.64.0/18 } udp dport 51820-51821 accept comment \"flannel wireguard\""});
+    CHECK(lines_with(w, "udp dport 51820-51821 ") ==
+          std::vector<std::string>{
+              "    ip saddr { 198.18.64.0/18 } udp dport 51820-51821 accept comment \"flannel wireguard\""});
     CHECK(lines_with(w, "8472").empty());
 }
 
 TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules with and without `from`") {
     TempDir dir;
-    auto p = written_profile(dir, "[harden.firewall]\nserve_http = true\n"
-                          "[[harden.firewall.rules]]\nport = \"9100\"\nfrom = [\"198.18.5.0/24\", \"::1/128\"]\ncomment = \"node exporter\"\n"
-                          "[[harden.firewall.rules]]\nport = \"30000-32767\"\nproto = \"udp\"\n");
+    auto p = written_profile(
+        dir,
+        "[harden.firewall]\nserve_http = true\n"
+        "[[harden.firewall.rules]]\nport = \"9100\"\nfrom = [\"198.18.5.0/24\", \"::1/128\"]\ncomment = \"node exporter\"\n"
+        "[[harden.firewall.rules]]\nport = \"30000-32767\"\nproto = \"udp\"\n");
     Settings s;
     auto r = ruleset_of(p, s);
-    CHECK(lines_with(r, "dport { 80, 443 }") == std::vector<std::string>{"    tcp dport { 80, 443 } accept comment \"http, https\""});
+    CHECK(lines_with(r, "dport { 80, 443 }") ==
+          std::vector<std::string>{"    tcp dport { 80, 443 } accept comment \"http, https\""});
     CHECK(lines_with(r, "dport 9100 ") ==
           std::vector<std::string>{"    ip saddr { 198.18.5.0/24 } tcp dport 9100 accept comment \"node exporter\"",
                                    "    ip6 saddr { ::1/128 } tcp dport 9100 accept comment \"node exporter\""});
@@ -150,7 +164,8 @@ TEST_CASE("harden firewall: serve_http opens 80 and 443 to everyone; extra rules
     CHECK(lines_with(r2, "443").empty());
 }
 
-TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.conf and marks the live table with the ruleset's digest") {
+TEST_CASE(
+    "harden firewall: the group is guarded, persisted in /etc/nftables.conf and marks the live table with the ruleset's digest") {
     TempDir dir;
     auto p = written_profile(dir, "[harden.firewall]\nssh_port = 2200\n");
     Settings s;
@@ -173,7 +188,8 @@ TEST_CASE("harden firewall: the group is guarded, persisted in /etc/nftables.con
     CHECK_FALSE(contains(ruleset_of(p, other), digest));
 }
 
-TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includes nodectl's table; only nodectl's files are reloaded") {
+TEST_CASE(
+    "harden firewall: an admin's own /etc/nftables.conf is kept and includes nodectl's table; only nodectl's files are reloaded") {
     TempDir dir;
     auto p = written_profile(dir, "[harden]\n");
     Settings s;
@@ -182,7 +198,8 @@ TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includ
     REQUIRE(spec->prepare);
     auto ruleset = spec->files[0].content;
 
-    const std::string admin = "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input { type filter hook input priority 0; tcp dport 8080 accept; }\n}";
+    const std::string admin =
+        "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n  chain input { type filter hook input priority 0; tcp dport 8080 accept; }\n}";
     auto edited = include_own_ruleset(admin);
     CHECK(edited.starts_with(admin + "\n"));
     CHECK(has_line(edited, "include \"/etc/nodectl/nftables.nft\""));
@@ -207,10 +224,11 @@ TEST_CASE("harden firewall: an admin's own /etc/nftables.conf is kept and includ
     CHECK(ruleset.find("# Managed by nodectl (harden.firewall)") == ruleset.find('\n') + 1);
 
     // Turned off, both places nodectl may have written are reverted.
-    auto off = firewall_group(harden_view(written_profile(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
+    auto off = firewall_group(
+        harden_view(written_profile(dir, "[harden.firewall]\nenabled = false\n", "off.toml"), "firewall"), s);
     REQUIRE(off.ok());
     REQUIRE(off->files.size() == 2);
     CHECK(off->files[1].path == "/etc/nodectl/nftables.nft");
 }
 
-} // namespace harden_firewall_test
+}  // namespace harden_firewall_test

@@ -74,7 +74,8 @@ TEST_CASE("harden sshd: AllowGroups lists exactly the profile's allow_groups, an
         bool root_login_disabled;
         std::vector<std::string> allow_groups_lines;
     };
-    const std::string with_groups = "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\", \"ops\"]\n";
+    const std::string with_groups =
+        "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\", \"ops\"]\n";
     const std::string no_groups = "[harden.ssh]\nallow_groups = []\n";
     const std::vector<Case> cases = {
         {with_groups, false, {"AllowGroups ssh-users ops"}},
@@ -101,7 +102,8 @@ TEST_CASE("harden sshd: the real sshd accepts the drop-in, and the group's contr
         return;
     }
     TempDir dir;
-    auto p = written_profile(dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\"]\n");
+    auto p = written_profile(
+        dir, "[harden.ssh]\npermit_root_login = \"prohibit-password\"\nallow_groups = [\"ssh-users\"]\n");
     Settings s;
     auto ssh = harden_view(p, "ssh");
     auto text = render_sshd_dropin(ssh, s);
@@ -129,9 +131,11 @@ TEST_CASE("harden sshd: the real sshd accepts the drop-in, and the group's contr
     auto spec = sshd_group(ssh, s);
     auto fn = spec.controls_prelude.find("\nv()");
     REQUIRE(fn != std::string::npos);
-    std::string prelude = "T=$(" + sshd + " -T -f " + shell_quote(conf_path) + " 2>/dev/null)" + spec.controls_prelude.substr(fn);
+    std::string prelude =
+        "T=$(" + sshd + " -T -f " + shell_quote(conf_path) + " 2>/dev/null)" + spec.controls_prelude.substr(fn);
     std::vector<host::Control> effective;
-    std::set<std::string> not_from_the_dropin = {"ssh.host_keys", "ssh.rsa_host_key_bits", "ssh.moduli_min_bits", "ssh.service"};
+    std::set<std::string> not_from_the_dropin = {"ssh.host_keys", "ssh.rsa_host_key_bits", "ssh.moduli_min_bits",
+                                                 "ssh.service"};
     for (const auto& c : spec.controls) {
         if (!not_from_the_dropin.count(c.id)) {
             effective.push_back(c);
@@ -153,12 +157,16 @@ namespace {
 // Debian 11's OpenSSH 8.4: no sntrup761x25519 (it has the older sntrup4591761x25519).
 std::map<std::string, std::vector<std::string>> openssh_8_4() {
     return {
-        {"kex", {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-                 "diffie-hellman-group-exchange-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
-                 "sntrup4591761x25519-sha512@tinyssh.org"}},
-        {"cipher", {"aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-                    "chacha20-poly1305@openssh.com"}},
-        {"mac", {"hmac-sha2-256", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
+        {"kex",
+         {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+          "diffie-hellman-group-exchange-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
+          "sntrup4591761x25519-sha512@tinyssh.org"}},
+        {"cipher",
+         {"aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+          "chacha20-poly1305@openssh.com"}},
+        {"mac",
+         {"hmac-sha2-256", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
+          "umac-128-etm@openssh.com"}},
         {"key-sig", {"ssh-ed25519", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
     };
 }
@@ -182,9 +190,10 @@ const host::Control& control(const ConfigSetSpec& spec, const std::string& id) {
     return *it;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH supports, in nodectl's order, naming what was left out") {
+TEST_CASE(
+    "harden sshd: the algorithm lists are cut to what the host's OpenSSH supports, in nodectl's order, naming what was left out") {
     auto wanted = wanted_ssh_algorithms();
     // Debian 12 supports every algorithm nodectl wants.
     FakeTarget bookworm;
@@ -199,8 +208,9 @@ TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH s
     // OpenSSH 8.4 lacks sntrup761x25519: the rest stays, strongest first; nothing is added.
     auto old = choose_ssh_algorithms(wanted, query_output(openssh_8_4()));
     REQUIRE(old.ok());
-    CHECK(old->kept.kex == std::vector<std::string>{"curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512",
-                                                    "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256"});
+    CHECK(old->kept.kex == std::vector<std::string>{"curve25519-sha256", "curve25519-sha256@libssh.org",
+                                                    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                                                    "diffie-hellman-group-exchange-sha256"});
     CHECK(old->kept.ciphers == wanted.ciphers);
     CHECK(old->left_out == std::vector<std::string>{"KexAlgorithms sntrup761x25519-sha512@openssh.com"});
 
@@ -210,11 +220,13 @@ TEST_CASE("harden sshd: the algorithm lists are cut to what the host's OpenSSH s
     check_error(choose_ssh_algorithms(wanted, query_output(no_macs)), {"supports none of the MACs nodectl allows"});
 
     // A list the host did not answer for is an error too.
-    check_error(choose_ssh_algorithms(wanted, "== kex\ncurve25519-sha256\n== cipher\naes256-ctr\n== mac\numac-128-etm@openssh.com\n"),
+    check_error(choose_ssh_algorithms(
+                    wanted, "== kex\ncurve25519-sha256\n== cipher\naes256-ctr\n== mac\numac-128-etm@openssh.com\n"),
                 {"key-sig"});
 }
 
-TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, checks and compares only what it supports") {
+TEST_CASE(
+    "harden sshd: prepare asks the host's OpenSSH (a probe) and writes, checks and compares only what it supports") {
     TempDir dir;
     QuietLogs quiet;
     auto p = written_profile(dir, "[harden]\n");
@@ -234,8 +246,9 @@ TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, ch
     CHECK(has_line(dropin, "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
                            "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
     CHECK_FALSE(contains(dropin, "sntrup761"));
-    CHECK(has_line(dropin, "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,"
-                           "aes192-ctr,aes128-ctr"));
+    CHECK(has_line(dropin,
+                   "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,"
+                   "aes192-ctr,aes128-ctr"));
     CHECK(has_line(dropin, "PasswordAuthentication no"));
     // The drift probe compares sshd -T with the drop-in actually written, and the control expects it.
     CHECK(contains(prepared.drift, util::sha256_hex(dropin)));
@@ -244,8 +257,9 @@ TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, ch
     const auto& kex = control(prepared, "ssh.kexalgorithms");
     CHECK(kex.expect.passes("curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
                             "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
-    CHECK_FALSE(kex.expect.passes("sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
-                                  "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
+    CHECK_FALSE(kex.expect.passes(
+        "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
+        "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"));
     CHECK(prepared.controls.size() == spec.controls.size());
 
     // Debian 12: everything stays as rendered.
@@ -277,22 +291,21 @@ TEST_CASE("harden sshd: prepare asks the host's OpenSSH (a probe) and writes, ch
     CHECK(untouched.host().commands.empty());
 }
 
-TEST_CASE("harden sshd: filter_moduli drops groups under 3071 bits, keeps comments and larger groups, and is idempotent") {
-    std::string in =
-        "#    $OpenBSD: moduli,v 1.33 2023/03/01 $\n"
-        "# Time Type Tests Tries Size Generator Modulus\n"
-        "20230101000000 2 6 100 2047 2 C0FFEE01\n"
-        "20230101000001 2 6 100 3071 5 C0FFEE02\n"
-        "20230101000002 2 6 100 3070 2 C0FFEE03\n"
-        "20230101000003 2 6 100 4095 2 C0FFEE04\n"
-        "20230101000004 2 6 100 1535 5 C0FFEE05\n"
-        "20230101000005 2 6 100 8191 2 C0FFEE06\n";
-    std::string want =
-        "#    $OpenBSD: moduli,v 1.33 2023/03/01 $\n"
-        "# Time Type Tests Tries Size Generator Modulus\n"
-        "20230101000001 2 6 100 3071 5 C0FFEE02\n"
-        "20230101000003 2 6 100 4095 2 C0FFEE04\n"
-        "20230101000005 2 6 100 8191 2 C0FFEE06\n";
+TEST_CASE(
+    "harden sshd: filter_moduli drops groups under 3071 bits, keeps comments and larger groups, and is idempotent") {
+    std::string in = "#    $OpenBSD: moduli,v 1.33 2023/03/01 $\n"
+                     "# Time Type Tests Tries Size Generator Modulus\n"
+                     "20230101000000 2 6 100 2047 2 C0FFEE01\n"
+                     "20230101000001 2 6 100 3071 5 C0FFEE02\n"
+                     "20230101000002 2 6 100 3070 2 C0FFEE03\n"
+                     "20230101000003 2 6 100 4095 2 C0FFEE04\n"
+                     "20230101000004 2 6 100 1535 5 C0FFEE05\n"
+                     "20230101000005 2 6 100 8191 2 C0FFEE06\n";
+    std::string want = "#    $OpenBSD: moduli,v 1.33 2023/03/01 $\n"
+                       "# Time Type Tests Tries Size Generator Modulus\n"
+                       "20230101000001 2 6 100 3071 5 C0FFEE02\n"
+                       "20230101000003 2 6 100 4095 2 C0FFEE04\n"
+                       "20230101000005 2 6 100 8191 2 C0FFEE06\n";
     auto out = filter_moduli(in);
     CHECK(out == want);
     CHECK(filter_moduli(out) == out);
@@ -343,4 +356,4 @@ TEST_CASE("harden sshd: the group is guarded and proves the admin user's login w
     CHECK(sshd_group(harden_view(p, "ssh"), root_may).fresh_login_as_when_root.empty());
 }
 
-} // namespace harden_sshd_test
+}  // namespace harden_sshd_test

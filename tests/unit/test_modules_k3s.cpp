@@ -24,7 +24,7 @@ std::vector<std::string> seq(const YAML::Node& n) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("k3s: a server's config.yaml parses back with every profile value") {
     auto profile = testing::profile_from(R"(
@@ -74,7 +74,8 @@ TEST_CASE("k3s: an agent's config.yaml holds server and token, and no server-onl
 }
 
 TEST_CASE("k3s: registries.yaml and the env file") {
-    auto y = YAML::Load(k3s::render_registries_yaml({{"docker.io", {"http://127.0.0.1:5000"}}, {"*", {"https://mirror.test"}}}));
+    auto y = YAML::Load(
+        k3s::render_registries_yaml({{"docker.io", {"http://127.0.0.1:5000"}}, {"*", {"https://mirror.test"}}}));
     CHECK(seq(y["mirrors"]["docker.io"]["endpoint"]) == std::vector<std::string>{"http://127.0.0.1:5000"});
     CHECK(seq(y["mirrors"]["*"]["endpoint"]) == std::vector<std::string>{"https://mirror.test"});
     auto env = k3s::render_env({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"ODD", "a\"b\\c"}});
@@ -131,9 +132,9 @@ TEST_CASE("k3s: profile checks") {
 TEST_CASE("k3s join: the server address must be a host name or an IP address, checked before anything runs") {
     const std::string server_out = "@@release\nv1.30.6+k3s1 abc\n@@version\n@@token\nK10" + std::string(64, 'a') +
                                    "::server:s3cret\n@@secret\n@@ca\n@@end\n";
-    for (const char* bad : {"198.18.0.2'; touch /tmp/nodectl-unit-pwned; '", "$(id)", "`id`", "-oProxyCommand=x",
-                            "a b", "198.18.0.2/24", "root@198.18.0.2", "198.18.0.2:6443", "[198.18.0.2]", "", "a..b",
-                            "-lab", "lab-"}) {
+    for (const char* bad :
+         {"198.18.0.2'; touch /tmp/nodectl-unit-pwned; '", "$(id)", "`id`", "-oProxyCommand=x", "a b", "198.18.0.2/24",
+          "root@198.18.0.2", "198.18.0.2:6443", "[198.18.0.2]", "", "a..b", "-lab", "lab-"}) {
         CAPTURE(bad);
         CannedTarget server(server_out);
         auto r = k3s::read_server_info(server, bad, 6443);
@@ -141,11 +142,11 @@ TEST_CASE("k3s join: the server address must be a host name or an IP address, ch
         CHECK(r.error().code == ErrorCode::usage);
         CHECK(server.scripts.empty());
     }
-    for (auto [address, url] : std::vector<std::pair<std::string, std::string>>{
-             {"198.18.0.2", "https://198.18.0.2:6443"},
-             {"::ffff:198.18.0.2", "https://[::ffff:198.18.0.2]:6443"},
-             {"[::ffff:198.18.0.2]", "https://[::ffff:198.18.0.2]:6443"},
-             {"k3s-1.lab", "https://k3s-1.lab:6443"}}) {
+    for (auto [address, url] :
+         std::vector<std::pair<std::string, std::string>>{{"198.18.0.2", "https://198.18.0.2:6443"},
+                                                          {"::ffff:198.18.0.2", "https://[::ffff:198.18.0.2]:6443"},
+                                                          {"[::ffff:198.18.0.2]", "https://[::ffff:198.18.0.2]:6443"},
+                                                          {"k3s-1.lab", "https://k3s-1.lab:6443"}}) {
         CAPTURE(address);
         CannedTarget server(server_out);
         auto r = k3s::read_server_info(server, address, 6443);
@@ -188,8 +189,9 @@ TEST_CASE("k3s: the default route's drift check quotes the interface name the no
     // An `ip` that knows no default route, so the drift check speaks.
     std::ofstream(dir.file("ip")) << "#!/bin/sh\nexit 0\n";
     std::filesystem::permissions(dir.file("ip"), std::filesystem::perms(0755));
-    auto r = run_process({"/usr/bin/env", "PATH=" + dir.path().string() + ":/usr/bin:/bin", "/bin/sh", "-c", spec.drift}, "",
-                         std::chrono::seconds(10));
+    auto r =
+        run_process({"/usr/bin/env", "PATH=" + dir.path().string() + ":/usr/bin:/bin", "/bin/sh", "-c", spec.drift}, "",
+                    std::chrono::seconds(10));
     REQUIRE(r.ok());
     CHECK(r->exit_code == 0);
     CHECK(r->out == "add an on-link default route via eth0';touch " + marker +
@@ -207,10 +209,11 @@ TEST_CASE("k3s: release and channel URLs, the channel and the server URL are che
         CAPTURE(bad);
         CHECK_FALSE(testing::try_profile(std::string("[k3s]\n") + bad + "\n").ok());
     }
-    for (const char* good : {"channel = \"v1.30\"", "release_url = \"https://mirror.lab:8443/k3s/releases\"",
-                             "release_url = \"file:///srv/k3s-mirror\"", "channel_url = \"https://[::ffff:198.18.0.1]/ch\"",
-                             "server_url = \"https://198.18.0.2:6443\"", "server_url = \"https://[::ffff:198.18.0.2]:6443\"",
-                             "server_url = \"https://k3s.lab:6443\""}) {
+    for (const char* good :
+         {"channel = \"v1.30\"", "release_url = \"https://mirror.lab:8443/k3s/releases\"",
+          "release_url = \"file:///srv/k3s-mirror\"", "channel_url = \"https://[::ffff:198.18.0.1]/ch\"",
+          "server_url = \"https://198.18.0.2:6443\"", "server_url = \"https://[::ffff:198.18.0.2]:6443\"",
+          "server_url = \"https://k3s.lab:6443\""}) {
         CAPTURE(good);
         auto p = testing::try_profile(std::string("[k3s]\n") + good + "\n");
         CHECK_MESSAGE(p.ok(), (p.ok() ? std::string() : p.error().message));

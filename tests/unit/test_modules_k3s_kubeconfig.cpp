@@ -19,7 +19,9 @@ std::string k3s_yaml(const std::string& server = "https://127.0.0.1:6443") {
            "clusters:\n"
            "- cluster:\n"
            "    certificate-authority-data: Q0EtREFUQQ==\n"
-           "    server: " + server + "\n"
+           "    server: " +
+           server +
+           "\n"
            "  name: default\n"
            "contexts:\n"
            "- context:\n"
@@ -104,7 +106,7 @@ std::string hostile_yaml() {
            "    exec: {command: /bin/sh}\n";
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("rewrite_kubeconfig: IPv4 address, nodectl- names, current context, key material kept") {
     auto r = rewrite(k3s_yaml(), "198.18.0.2", "lab");
@@ -134,7 +136,7 @@ TEST_CASE("rewrite_kubeconfig: only the CA, the server and the client certificat
     CHECK(y["users"].size() == 1);
     CHECK(y["contexts"].size() == 1);
     CHECK(y["clusters"][0]["cluster"].size() == 2);  // certificate-authority-data, server
-    CHECK(y["users"][0]["user"].size() == 2);        // client-certificate-data, client-key-data
+    CHECK(y["users"][0]["user"].size() == 2);  // client-certificate-data, client-key-data
     CHECK(y["contexts"][0]["context"].size() == 2);  // cluster, user
     CHECK(y["clusters"][0]["cluster"]["server"].as<std::string>() == "https://198.18.0.2:6443");
     for (const char* word : {"exec", "/bin/sh", "pwned", "auth-provider", "oidc", "token", "id_ed25519", "password",
@@ -185,10 +187,10 @@ TEST_CASE("rewrite_kubeconfig: the server must be loopback or the address nodect
 }
 
 TEST_CASE("rewrite_kubeconfig: malformed input is an error, never a half-rewritten file") {
-    CHECK_FALSE(rewrite("clusters: [unclosed", "198.18.0.2", "x").ok());          // not YAML
-    CHECK_FALSE(rewrite("just a string\n", "198.18.0.2", "x").ok());              // not a mapping
-    CHECK_FALSE(rewrite("", "198.18.0.2", "x").ok());                             // empty
-    CHECK_FALSE(rewrite("clusters: 3\n", "198.18.0.2", "x").ok());                // not a list
+    CHECK_FALSE(rewrite("clusters: [unclosed", "198.18.0.2", "x").ok());  // not YAML
+    CHECK_FALSE(rewrite("just a string\n", "198.18.0.2", "x").ok());  // not a mapping
+    CHECK_FALSE(rewrite("", "198.18.0.2", "x").ok());  // empty
+    CHECK_FALSE(rewrite("clusters: 3\n", "198.18.0.2", "x").ok());  // not a list
     CHECK_FALSE(rewrite("<html>502 Bad Gateway</html>\n", "198.18.0.2", "x").ok());
 
     auto none = rewrite("apiVersion: v1\nkind: Config\nclusters: []\n", "198.18.0.2", "x");

@@ -29,7 +29,7 @@ TEST_CASE("local: a subnet is parsed, its addresses numbered, bad ones refused w
     CHECK(host_bits.error().message.find("198.18.50.0/24") != std::string::npos);
     CHECK_FALSE(parse_subnet("198.18.50.0").ok());
     CHECK_FALSE(parse_subnet("198.18.50.0/33").ok());
-    CHECK_FALSE(parse_subnet("198.18.0.0/8").ok());    // too wide
+    CHECK_FALSE(parse_subnet("198.18.0.0/8").ok());  // too wide
     CHECK_FALSE(parse_subnet("198.18.50.0/30").ok());  // too narrow
     CHECK_FALSE(parse_subnet("example.org/24").ok());
 }
@@ -40,11 +40,12 @@ TEST_CASE("local: overlaps with the host's addresses and routes are found") {
     CHECK(parse_subnet("198.18.0.0/16")->overlaps(a));
     CHECK_FALSE(a.overlaps(*parse_subnet("198.18.51.0/24")));
 
-    auto used = used_subnets("2: eth0    inet 198.18.7.9/24 brd 198.18.7.255 scope global eth0\\       valid_lft forever\n"
-                             "1: lo    inet 127.0.0.1/8 scope host lo\n",
-                             "default via 198.18.7.1 dev eth0\n198.18.60.0/23 dev nlbr-x proto kernel scope link\n"
-                             "local 198.18.7.9 dev eth0 table local proto kernel scope host src 198.18.7.9\n"
-                             "broadcast 198.18.7.255 dev eth0 table local\n");
+    auto used =
+        used_subnets("2: eth0    inet 198.18.7.9/24 brd 198.18.7.255 scope global eth0\\       valid_lft forever\n"
+                     "1: lo    inet 127.0.0.1/8 scope host lo\n",
+                     "default via 198.18.7.1 dev eth0\n198.18.60.0/23 dev nlbr-x proto kernel scope link\n"
+                     "local 198.18.7.9 dev eth0 table local proto kernel scope host src 198.18.7.9\n"
+                     "broadcast 198.18.7.255 dev eth0 table local\n");
     REQUIRE(used.size() == 5);
     CHECK(used[0].text() == "198.18.7.0/24");
     CHECK(used[1].text() == "127.0.0.0/8");
@@ -59,7 +60,7 @@ TEST_CASE("local: overlaps with the host's addresses and routes are found") {
         }
         return false;
     };
-    CHECK(overlaps_any("198.18.61.0/24"));   // inside the /23 route
+    CHECK(overlaps_any("198.18.61.0/24"));  // inside the /23 route
     CHECK(overlaps_any("198.18.7.0/28"));
     CHECK_FALSE(overlaps_any("198.18.62.0/24"));
 }
@@ -68,7 +69,7 @@ TEST_CASE("local: memory and CPU limits") {
     CHECK(parse_memory("512M") == 512ull << 20);
     CHECK(parse_memory("2G") == 2ull << 30);
     CHECK(parse_memory("1073741824") == 1ull << 30);
-    CHECK_FALSE(parse_memory("1M"));    // below 64 MiB nothing boots
+    CHECK_FALSE(parse_memory("1M"));  // below 64 MiB nothing boots
     CHECK_FALSE(parse_memory("lots"));
     CHECK_FALSE(parse_memory("-1G"));
     CHECK_FALSE(parse_memory(""));
@@ -88,7 +89,7 @@ TEST_CASE("local: names, bridges and the rootfs cache key") {
     CHECK_FALSE(valid_name("dev-"));
     CHECK_FALSE(valid_name("a/b"));
     CHECK_FALSE(valid_name("abcdefghijklmnopqrstu"));  // 21
-    CHECK(bridge_name("dev").size() == 15);             // IFNAMSIZ - 1
+    CHECK(bridge_name("dev").size() == 15);  // IFNAMSIZ - 1
     CHECK(bridge_name("dev") != bridge_name("dev2"));
     CHECK(bridge_name("dev").starts_with("nlbr-"));
     CHECK(rootfs_key("bookworm", {"a", "b"}) == rootfs_key("bookworm", {"b", "a"}));
@@ -196,8 +197,9 @@ TEST_CASE("local: the Debian mirror comes from the host's apt sources") {
         std::ofstream(dir.file(name)) << text;
         return dir.file(name);
     };
-    auto deb822 = put("debian.sources", "Types: deb\n# a comment\nURIs: http://mirror.example/debian\n"
-                                        "Suites: bookworm\n\nTypes: deb\nURIs: http://security.example/debian-security\n");
+    auto deb822 =
+        put("debian.sources", "Types: deb\n# a comment\nURIs: http://mirror.example/debian\n"
+                              "Suites: bookworm\n\nTypes: deb\nURIs: http://security.example/debian-security\n");
     auto security_first = put("sec.sources", "URIs: http://deb.example/debian-security https://deb.example/debian\n");
     auto one_line = put("sources.list", "# deb http://commented.example/debian bookworm main\n"
                                         "deb http://security.example/debian-security bookworm-security main\n"
@@ -213,4 +215,4 @@ TEST_CASE("local: the Debian mirror comes from the host's apt sources") {
     CHECK(debian_mirror({}) == "http://deb.debian.org/debian");
 }
 
-} // namespace local_test
+}  // namespace local_test

@@ -32,7 +32,7 @@ const ConfigSetSpec* find_set(const StepList& steps, const std::string& id) {
     return nullptr;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("monitoring: defaults listen on every address and read Debian's textfile directory") {
     auto p = profile_from("[monitoring]\n");
@@ -52,8 +52,10 @@ TEST_CASE("monitoring: defaults listen on every address and read Debian's textfi
     CHECK(set->files[0].path == "/etc/default/prometheus-node-exporter");
     CHECK(set->files[0].mode == 0644);
     // The running process is compared with the file: a hand-made restart with other arguments is drift.
-    CHECK(set->drift.find("/usr/bin/prometheus-node-exporter --web.listen-address=:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter ") !=
-          std::string::npos);
+    CHECK(
+        set->drift.find(
+            "/usr/bin/prometheus-node-exporter --web.listen-address=:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter ") !=
+        std::string::npos);
 }
 
 TEST_CASE("monitoring: the textfile directory is where backup.metrics_file is written; the address may be the host's") {
@@ -68,7 +70,8 @@ port = 9111
     REQUIRE(s.ok());
     CHECK(s->textfile_directory == "/var/lib/nodectl-metrics");
     CHECK(monitoring::exporter_args(*s) ==
-          std::vector<std::string>{"--web.listen-address=198.18.40.2:9111", "--collector.textfile.directory=/var/lib/nodectl-metrics"});
+          std::vector<std::string>{"--web.listen-address=198.18.40.2:9111",
+                                   "--collector.textfile.directory=/var/lib/nodectl-metrics"});
     auto v6 = monitoring::settings_from(p, host_at("fd00::2"));
     REQUIRE(v6.ok());
     CHECK(monitoring::exporter_args(*v6)[0] == "--web.listen-address=[fd00::2]:9111");
@@ -79,7 +82,8 @@ port = 9111
     CHECK(named.error().message.find("node1.example") != std::string::npos);
 }
 
-TEST_CASE("monitoring: a textfile directory that would not hold the backup's metrics, or a bad address, is a profile error") {
+TEST_CASE(
+    "monitoring: a textfile directory that would not hold the backup's metrics, or a bad address, is a profile error") {
     auto p = profile_from(R"(
 [backup]
 metrics_file = "/var/lib/nodectl-metrics/backup.prom"
@@ -90,7 +94,8 @@ textfile_directory = "/var/lib/prometheus/node-exporter"
     REQUIRE_FALSE(s.ok());
     CHECK(s.error().message.find("would not serve the backup's metrics") != std::string::npos);
     CHECK(s.error().message.find(":5:") != std::string::npos);
-    auto same = profile_from("[backup]\nmetrics_file = \"/srv/m/backup.prom\"\n[monitoring]\ntextfile_directory = \"/srv/m/\"\n");
+    auto same = profile_from(
+        "[backup]\nmetrics_file = \"/srv/m/backup.prom\"\n[monitoring]\ntextfile_directory = \"/srv/m/\"\n");
     auto ok = monitoring::settings_from(same, host_at("198.18.40.2"));
     REQUIRE(ok.ok());
     CHECK(ok->textfile_directory == "/srv/m");
@@ -104,7 +109,9 @@ textfile_directory = "/var/lib/prometheus/node-exporter"
 
 TEST_CASE("monitoring + harden: the firewall opens the exporter's port to allow_from, else to the cluster's networks") {
     auto with = [](const std::string& extra) {
-        return profile_from("[harden]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n[harden.firewall]\ncluster_networks = [\"198.18.40.0/24\"]\n" + extra);
+        return profile_from(
+            "[harden]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n[harden.firewall]\ncluster_networks = [\"198.18.40.0/24\"]\n" +
+            extra);
     };
     auto ruleset = [](const Profile& p) {
         auto steps = harden::steps(ModuleContext{p, host_at("198.18.40.2")});
@@ -116,10 +123,13 @@ TEST_CASE("monitoring + harden: the firewall opens the exporter's port to allow_
     // Without [monitoring] the port stays closed.
     CHECK(lines_with(ruleset(with("")), "9100").empty());
     CHECK(lines_with(ruleset(with("[monitoring]\n")), "9100") ==
-          std::vector<std::string>{"    ip saddr { 198.18.40.0/24 } tcp dport 9100 accept comment \"node exporter ([monitoring])\""});
-    CHECK(lines_with(ruleset(with("[monitoring]\nport = 9111\nallow_from = [\"198.18.41.7\", \"fd00::/64\"]\n")), "9111") ==
-          std::vector<std::string>{"    ip saddr { 198.18.41.7 } tcp dport 9111 accept comment \"node exporter ([monitoring])\"",
-                                   "    ip6 saddr { fd00::/64 } tcp dport 9111 accept comment \"node exporter ([monitoring])\""});
+          std::vector<std::string>{
+              "    ip saddr { 198.18.40.0/24 } tcp dport 9100 accept comment \"node exporter ([monitoring])\""});
+    CHECK(lines_with(ruleset(with("[monitoring]\nport = 9111\nallow_from = [\"198.18.41.7\", \"fd00::/64\"]\n")),
+                     "9111") ==
+          std::vector<std::string>{
+              "    ip saddr { 198.18.41.7 } tcp dport 9111 accept comment \"node exporter ([monitoring])\"",
+              "    ip6 saddr { fd00::/64 } tcp dport 9111 accept comment \"node exporter ([monitoring])\""});
     CHECK(lines_with(ruleset(with("[monitoring]\nenabled = false\n")), "9100").empty());
 
     // No network to open it to: refused, rather than an exporter nobody can reach (or everybody).
@@ -128,7 +138,8 @@ TEST_CASE("monitoring + harden: the firewall opens the exporter's port to allow_
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("monitoring.allow_from") != std::string::npos);
     // ... unless nodectl's firewall is off.
-    auto off = profile_from("[harden]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n[harden.firewall]\nenabled = false\n[monitoring]\n");
+    auto off = profile_from(
+        "[harden]\n[harden.ssh]\npermit_root_login = \"prohibit-password\"\n[harden.firewall]\nenabled = false\n[monitoring]\n");
     CHECK(harden::steps(ModuleContext{off, host_at("198.18.40.2")}).ok());
 }
 

@@ -69,7 +69,7 @@ mounts::S3fsMount sample_s3fs() {
     return m;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("mounts: unit names are systemd's escaping of the mount point") {
     CHECK(mounts::unit_name_for("/mnt/backup", "mount") == "mnt-backup.mount");
@@ -117,9 +117,10 @@ TEST_CASE("mounts: the s3fs unit has _netdev and the profile's options; the cred
     CHECK(contains(unit, "What=media\n"));
     CHECK(contains(unit, "Where=/var/www/media\n"));
     CHECK(contains(unit, "Type=fuse.s3fs\n"));
-    CHECK(contains(unit, "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://198.18.60.1:4568,"
-                    "use_path_request_style,use_cache=/var/cache/s3fs,stat_cache_expire=900,max_stat_cache_size=100000,"
-                    "allow_other,uid=33\n"));
+    CHECK(contains(unit,
+                   "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://198.18.60.1:4568,"
+                   "use_path_request_style,use_cache=/var/cache/s3fs,stat_cache_expire=900,max_stat_cache_size=100000,"
+                   "allow_other,uid=33\n"));
     CHECK_FALSE(contains(unit, "SECRETEXAMPLE"));
     auto spec = mounts::s3fs_group(m);
     REQUIRE(spec.files.size() == 2);
@@ -133,8 +134,9 @@ TEST_CASE("mounts: the s3fs unit has _netdev and the profile's options; the cred
     m.use_cache.clear();
     m.allow_other = false;
     m.options.clear();
-    CHECK(mounts::s3fs_options(m) ==
-          "_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,stat_cache_expire=900,max_stat_cache_size=100000");
+    CHECK(
+        mounts::s3fs_options(m) ==
+        "_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,stat_cache_expire=900,max_stat_cache_size=100000");
 }
 
 TEST_CASE("mounts: systemd-analyze verify accepts the units") {
@@ -193,11 +195,14 @@ credentials = { file = ")" + creds + R"(" }
 
 TEST_CASE("mounts: profile errors name the file and line") {
     check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"no-colon\"\nwhere = \"/mnt/x\"\n"), {":2:"});
-    check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x\"\noptions = [\"a,b\"]\n"), {"options"});
+    check_error(testing::try_profile("[[mounts.nfs]]\nwhat = \"h:/x\"\nwhere = \"/mnt/x\"\noptions = [\"a,b\"]\n"),
+                {"options"});
 
     HostSpec host;
     host.name = "n1";
-    auto steps_of = [&](const std::string& toml) { return mounts::steps(ModuleContext{testing::profile_from(toml), host}); };
+    auto steps_of = [&](const std::string& toml) {
+        return mounts::steps(ModuleContext{testing::profile_from(toml), host});
+    };
     // An s3fs mount's credentials: a file of the operator's, 0600, ACCESS_KEY_ID:SECRET_ACCESS_KEY.
     testing::TempDir dir;
     auto s3fs_with = [&](const std::string& creds_file) {
@@ -280,7 +285,8 @@ TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or app
     m.where = dir.file("media';touch " + pwned_sq + ";'\";touch " + pwned_dq + ";\"");
     m.use_cache = dir.file("cache");
     auto spec = mounts::s3fs_group(m, dir.file("units"), dir.file("passwd"));
-    CHECK(contains(spec.drift, shell_quote("mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")")));
+    CHECK(contains(spec.drift,
+                   shell_quote("mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")")));
     std::string rollback = "/var/lib/nodectl/rollback/" + std::string("test-mounts-hostile-") + std::to_string(rd());
     spec.id = "test/" + rollback.substr(rollback.rfind('/') + 1);
     spec.validate = "true";
@@ -299,8 +305,9 @@ TEST_CASE("mounts: a mount point with quotes and ';' runs nothing in plan or app
     CHECK_FALSE(fs::exists(pwned_sq));
     CHECK_FALSE(fs::exists(pwned_dq));
     REQUIRE(plan);
-    CHECK(std::any_of(plan->changes.begin(), plan->changes.end(),
-                      [&](const Change& c) { return c.summary == "mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")"; }));
+    CHECK(std::any_of(plan->changes.begin(), plan->changes.end(), [&](const Change& c) {
+        return c.summary == "mount " + m.where + " (start " + mounts::unit_name_for(m.where, "mount") + ")";
+    }));
     auto applied = step.apply(target, *plan);
     CHECK_FALSE(applied);  // activation failed, the previous files were restored
     CHECK_FALSE(fs::exists(pwned_sq));
@@ -322,7 +329,8 @@ TEST_CASE("config set: an id with quotes and ';' runs nothing when the rollback 
     ::setenv("NODECTL_TEST_PWNED_ARM", dir.file("pwned-arm").c_str(), 1);
     ::setenv("NODECTL_TEST_PWNED_DISARM", dir.file("pwned-disarm").c_str(), 1);
     ConfigSetSpec spec;
-    spec.id = "test/hostile-" + std::to_string(rd()) + "';touch \"$NODECTL_TEST_PWNED_ARM\";';touch \"$NODECTL_TEST_PWNED_DISARM\";x";
+    spec.id = "test/hostile-" + std::to_string(rd()) +
+              "';touch \"$NODECTL_TEST_PWNED_ARM\";';touch \"$NODECTL_TEST_PWNED_DISARM\";x";
     spec.title = "hostile id";
     spec.files.push_back({dir.file("conf"), "new\n", nullptr, 0644});
     spec.validate = "true";

@@ -25,7 +25,8 @@ TEST_CASE("runtime: config.toml parses back with the profile's values") {
 
     s.systemd_cgroup = false;
     auto t2 = toml::parse(runtime::render_config(s));
-    CHECK(t2["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"].value<bool>() == false);
+    CHECK(t2["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"]
+              .value<bool>() == false);
 }
 
 TEST_CASE("runtime: a mirror's hosts.toml names the registry's server and each endpoint") {
@@ -35,7 +36,8 @@ TEST_CASE("runtime: a mirror's hosts.toml names the registry's server and each e
     CHECK(t["host"]["http://127.0.0.1:5000"]["capabilities"].as_array()->size() == 2);
     CHECK(t["host"]["https://mirror.test"]["capabilities"][0].value<std::string>() == "pull");
     runtime::Mirror other{"registry.local:5000", {"http://127.0.0.1:5001"}};
-    CHECK(toml::parse(runtime::render_hosts_toml(other))["server"].value<std::string>() == "https://registry.local:5000");
+    CHECK(toml::parse(runtime::render_hosts_toml(other))["server"].value<std::string>() ==
+          "https://registry.local:5000");
 }
 
 TEST_CASE("runtime: profile keys become the step's files; auto detects the cgroup driver on the host") {
@@ -62,7 +64,8 @@ TEST_CASE("runtime: a bad snapshotter or mirror is a profile error with file:lin
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find(":2:") != std::string::npos);
     CHECK(r.error().message.find("snapshotter") != std::string::npos);
-    auto m = testing::try_profile("[runtime]\n[[runtime.mirrors]]\nregistry = \"docker.io\"\nendpoints = [\"ftp://x\"]\n");
+    auto m =
+        testing::try_profile("[runtime]\n[[runtime.mirrors]]\nregistry = \"docker.io\"\nendpoints = [\"ftp://x\"]\n");
     REQUIRE_FALSE(m.ok());
     CHECK(m.error().message.find("endpoints") != std::string::npos);
 }

@@ -21,17 +21,27 @@ std::string site_profile(const testing::TempDir& dir, const std::string& extra =
     std::string crypt = dir.write("crypt.key", "crypt-secret-value\n", 0600);
     std::string s3 = dir.write("s3.creds", "AWS_ACCESS_KEY_ID=AK\nAWS_SECRET_ACCESS_KEY=SK\n", 0600);
     std::string cert = dir.write("tls.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    std::string key = dir.write("tls.key", "-----BEGIN PRIVATE KEY-----\ntls-secret-value\n-----END PRIVATE KEY-----\n", 0600);
+    std::string key =
+        dir.write("tls.key", "-----BEGIN PRIVATE KEY-----\ntls-secret-value\n-----END PRIVATE KEY-----\n", 0600);
     return "[[mounts.s3fs]]\nbucket = \"media\"\nwhere = \"/srv/media\"\nallow_other = true\n"
-           "credentials = { file = \"" + s3 + "\" }\n\n"
+           "credentials = { file = \"" +
+           s3 +
+           "\" }\n\n"
            "[[stack.sites]]\nname = \"shop\"\nhosts = [\"shop.example.org\"]\nmedia_host_path = \"/srv/media\"\n"
-           "search_endpoint = \"http://opensearch.search:9200\"\n" + extra +
-           (tls ? "[stack.sites.tls]\ncert_file = \"" + cert + "\"\nkey = { file = \"" + key + "\" }\n" : std::string()) +
+           "search_endpoint = \"http://opensearch.search:9200\"\n" +
+           extra +
+           (tls ? "[stack.sites.tls]\ncert_file = \"" + cert + "\"\nkey = { file = \"" + key + "\" }\n"
+                : std::string()) +
            "[stack.sites.secrets]\n"
-           "db_password = { file = \"" + db + "\" }\nreplication_password = { file = \"" + repl + "\" }\n"
-           "redis_password = { file = \"" + redis + "\" }\ncrypt_key = { file = \"" + crypt + "\" }\n"
+           "db_password = { file = \"" +
+           db + "\" }\nreplication_password = { file = \"" + repl +
+           "\" }\n"
+           "redis_password = { file = \"" +
+           redis + "\" }\ncrypt_key = { file = \"" + crypt +
+           "\" }\n"
            "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\n"
-           "credentials = { file = \"" + s3 + "\" }\n" + tail;
+           "credentials = { file = \"" +
+           s3 + "\" }\n" + tail;
 }
 
 std::string error_of(const testing::TempDir& dir, const std::string& text) {
@@ -40,14 +50,14 @@ std::string error_of(const testing::TempDir& dir, const std::string& text) {
     return sites.error().message;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stack: key table refuses bad values with file:line:col") {
     testing::TempDir dir;
-    CHECK(error_of(dir, "[[stack.sites]]\nname = \"Shop_1\"\n").find("p.toml:2:8: 'stack.sites[].name' must be a DNS-1123 label") !=
-          std::string::npos);
-    CHECK(error_of(dir, site_profile(dir, "purge_acl = [\"198.18.0.0/15 ; evil\"]\n")).find("'stack.sites[].purge_acl' each entry must be") !=
-          std::string::npos);
+    CHECK(error_of(dir, "[[stack.sites]]\nname = \"Shop_1\"\n")
+              .find("p.toml:2:8: 'stack.sites[].name' must be a DNS-1123 label") != std::string::npos);
+    CHECK(error_of(dir, site_profile(dir, "purge_acl = [\"198.18.0.0/15 ; evil\"]\n"))
+              .find("'stack.sites[].purge_acl' each entry must be") != std::string::npos);
     CHECK(error_of(dir, site_profile(dir, "", "[stack.sites.resources.magento]\ncpu_request = \"lots\"\n"))
               .find("'stack.sites[].resources.magento.cpu_request' must be a CPU quantity") != std::string::npos);
     CHECK(error_of(dir, site_profile(dir, "", "[stack.sites.storage]\nmariadb = \"10GB\"\n"))
@@ -56,8 +66,8 @@ TEST_CASE("stack: key table refuses bad values with file:line:col") {
               .find("'stack.sites[].hosts' each entry must be a lower-case DNS name") != std::string::npos);
     auto typo = error_of(dir, site_profile(dir, "", "[stack.sites.autoscaling]\nmaxx = 3\n"));
     CHECK(typo.find("unknown key 'stack.sites[].autoscaling.maxx'; did you mean 'max'?") != std::string::npos);
-    CHECK(error_of(dir, site_profile(dir, "", "[stack.sites.images]\nmagento = \"evil image\"\n")).find("image reference") !=
-          std::string::npos);
+    CHECK(error_of(dir, site_profile(dir, "", "[stack.sites.images]\nmagento = \"evil image\"\n"))
+              .find("image reference") != std::string::npos);
     CHECK(error_of(dir, site_profile(dir, "", "schedule_typo = 1\n")).find("unknown key") != std::string::npos);
 }
 
@@ -97,8 +107,8 @@ TEST_CASE("stack: rendering is deterministic, placeholders hide every secret, --
     REQUIRE(a);
     REQUIRE(b);
     CHECK(*a == *b);
-    for (const char* secret : {"db-secret-value", "repl-secret-value", "redis-secret-value", "crypt-secret-value", "tls-secret-value",
-                               "AWS_SECRET_ACCESS_KEY=SK"}) {
+    for (const char* secret : {"db-secret-value", "repl-secret-value", "redis-secret-value", "crypt-secret-value",
+                               "tls-secret-value", "AWS_SECRET_ACCESS_KEY=SK"}) {
         CHECK_MESSAGE(a->find(secret) == std::string::npos, secret);
     }
     CHECK(a->find(stack::k_placeholder) != std::string::npos);
@@ -106,7 +116,8 @@ TEST_CASE("stack: rendering is deterministic, placeholders hide every secret, --
     auto real = stack::render_site(site, stack::SecretValues::resolve);
     REQUIRE(real);
     CHECK(*real == *stack::render_site(site, stack::SecretValues::resolve));
-    for (const char* secret : {"db-secret-value", "repl-secret-value", "redis-secret-value", "crypt-secret-value", "tls-secret-value"}) {
+    for (const char* secret :
+         {"db-secret-value", "repl-secret-value", "redis-secret-value", "crypt-secret-value", "tls-secret-value"}) {
         CHECK_MESSAGE(real->find(secret) != std::string::npos, secret);
     }
     CHECK(real->find(stack::k_placeholder) == std::string::npos);

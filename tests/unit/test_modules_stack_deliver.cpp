@@ -6,7 +6,6 @@
 
 #include <doctest/doctest.h>
 
-
 #include <filesystem>
 #include <sstream>
 
@@ -20,10 +19,12 @@ namespace {
 
 // A site with no secret reference and no certificate: everything comes from the node.
 std::string bare_site(const std::string& name, const std::string& s3) {
-    return "[[stack.sites]]\nname = \"" + name + "\"\nhosts = [\"" + name + ".example.org\"]\n"
+    return "[[stack.sites]]\nname = \"" + name + "\"\nhosts = [\"" + name +
+           ".example.org\"]\n"
            "search_endpoint = \"http://opensearch.search:9200\"\n"
            "[stack.sites.autoscaling]\nmin = 1\nmax = 1\n"
-           "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { file = \"" + s3 + "\" }\n";
+           "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { file = \"" +
+           s3 + "\" }\n";
 }
 
 // The sites of the profile `text`, which must load.
@@ -50,7 +51,7 @@ struct Delivery {
     }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stack delivery: secrets are made once on the node, kept 0600, and stable across applies") {
     testing::TempDir dir;
@@ -67,7 +68,8 @@ TEST_CASE("stack delivery: secrets are made once on the node, kept 0600, and sta
     CHECK((mode_of(manifest) & 0777) == 0600);
     std::string yaml = read_text(manifest);
     std::string state = root + "/var/lib/nodectl/stack/shop/";
-    for (const char* name : {"db_password", "replication_password", "redis_password", "crypt_key", "tls.crt", "tls.key"}) {
+    for (const char* name :
+         {"db_password", "replication_password", "redis_password", "crypt_key", "tls.crt", "tls.key"}) {
         CHECK_MESSAGE((mode_of(state + name) & 0777) == 0600, name);
     }
     auto db = read_text(state + "db_password");
@@ -142,7 +144,8 @@ TEST_CASE("stack delivery: a site that leaves the profile gets an empty manifest
     for (const auto& line : [&] {
              std::vector<std::string> v;
              std::istringstream in(read_text(blog));
-             for (std::string l; std::getline(in, l);) v.push_back(l);
+             for (std::string l; std::getline(in, l);)
+                 v.push_back(l);
              return v;
          }()) {
         CHECK_MESSAGE((line.empty() || line[0] == '#'), line);
@@ -162,14 +165,17 @@ TEST_CASE("stack delivery: masked manifests hide every Secret value and keep eve
     auto sites = sites_ok(dir, bare_site("shop", s3));
     auto pair = stack::make_self_signed({"shop.example.org"});
     REQUIRE(pair);
-    stack::NodeSecrets node{{"secrets.db_password", "masked-db-11aa"}, {"secrets.replication_password", "masked-repl-22bb"},
-                            {"secrets.redis_password", "masked-redis-33cc"}, {"secrets.crypt_key", "masked-crypt-44dd"},
-                            {"tls.crt", pair->cert_pem}, {"tls.key", pair->key_pem}};
+    stack::NodeSecrets node{{"secrets.db_password", "masked-db-11aa"},
+                            {"secrets.replication_password", "masked-repl-22bb"},
+                            {"secrets.redis_password", "masked-redis-33cc"},
+                            {"secrets.crypt_key", "masked-crypt-44dd"},
+                            {"tls.crt", pair->cert_pem},
+                            {"tls.key", pair->key_pem}};
     auto yaml = stack::render_site(sites.front(), stack::SecretValues::resolve, node);
     REQUIRE_MESSAGE(yaml, (yaml ? "" : yaml.error().message));
     auto masked = stack::masked_manifest(*yaml);
-    for (const char* secret : {"masked-db-11aa", "masked-repl-22bb", "masked-redis-33cc", "masked-crypt-44dd", "masked-s3-5e2a", "PRIVATE KEY",
-                               "BEGIN CERTIFICATE"}) {
+    for (const char* secret : {"masked-db-11aa", "masked-repl-22bb", "masked-redis-33cc", "masked-crypt-44dd",
+                               "masked-s3-5e2a", "PRIVATE KEY", "BEGIN CERTIFICATE"}) {
         CHECK_MESSAGE(contains(*yaml, secret), secret);
         CHECK_FALSE_MESSAGE(contains(masked, secret), secret);
     }
@@ -210,7 +216,8 @@ TEST_CASE("stack delivery: steps only for a k3s server") {
         REQUIRE(profile);
         return stack::steps(ModuleContext{*profile, host});
     };
-    auto agent = steps_for("[k3s]\nrole = \"agent\"\nserver_url = \"https://198.18.30.1:6443\"\n" + bare_site("shop", s3));
+    auto agent =
+        steps_for("[k3s]\nrole = \"agent\"\nserver_url = \"https://198.18.30.1:6443\"\n" + bare_site("shop", s3));
     REQUIRE_FALSE(agent);
     CHECK(contains(agent.error().message, "delivered to a k3s server node"));
     auto none = steps_for("[base]\n");

@@ -21,8 +21,8 @@ namespace {
 
 std::string site_text(const std::string& extra = "") {
     return "[[stack.sites]]\nname = \"shop\"\nhosts = [\"shop.example.org\"]\nmedia_host_path = \"/srv/media\"\n"
-           "search_endpoint = \"https://search.example.net:9243\"\n" + extra +
-           "[stack.sites.backup]\nenabled = false\n";
+           "search_endpoint = \"https://search.example.net:9243\"\n" +
+           extra + "[stack.sites.backup]\nenabled = false\n";
 }
 
 struct Loaded {
@@ -69,7 +69,8 @@ bool lets_prometheus_in(const json& policy, int port) {
         for (const auto& peer : rule.value("from", json::array())) {
             if (peer.contains("namespaceSelector") &&
                 peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring" &&
-                peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus" && rule["ports"][0]["port"] == port) {
+                peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus" &&
+                rule["ports"][0]["port"] == port) {
                 return true;
             }
         }
@@ -77,7 +78,7 @@ bool lets_prometheus_in(const json& policy, int port) {
     return false;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stack monitoring: off by default, no sidecar, no exporter Secret, no metrics Service") {
     testing::TempDir dir;
@@ -93,7 +94,8 @@ TEST_CASE("stack monitoring: off by default, no sidecar, no exporter Secret, no 
     CHECK_FALSE(lets_prometheus_in(*find_document(docs, "NetworkPolicy", "redis"), 9121));
 }
 
-TEST_CASE("stack monitoring: each service gets its exporter, a password of its own, a headless metrics Service and Prometheus let in") {
+TEST_CASE(
+    "stack monitoring: each service gets its exporter, a password of its own, a headless metrics Service and Prometheus let in") {
     testing::TempDir dir;
     auto l = load(dir, site_text() + "[stack.monitoring]\nenabled = true\n");
     REQUIRE_MESSAGE(l, (l ? "" : l.error().message));
@@ -133,32 +135,38 @@ TEST_CASE("stack monitoring: each service gets its exporter, a password of its o
     }
     // The services create their exporter users from the same Secret the sidecars read.
     const json* master = find_document(docs, "StatefulSet", "mariadb-master");
-    CHECK(has_env(*container(*master, "mariadb"), "MYSQL_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/mariadb-password"));
-    CHECK(has_env(*container(*master, "exporter"), "MYSQLD_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/mariadb-password"));
+    CHECK(has_env(*container(*master, "mariadb"), "MYSQL_EXPORTER_PASSWORD_FILE",
+                  "/run/secrets/exporter/mariadb-password"));
+    CHECK(has_env(*container(*master, "exporter"), "MYSQLD_EXPORTER_PASSWORD_FILE",
+                  "/run/secrets/exporter/mariadb-password"));
     const json* redis = find_document(docs, "Deployment", "redis");
     CHECK(has_env(*container(*redis, "redis"), "REDIS_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/redis-password"));
-    CHECK(has_env(*container(*redis, "exporter"), "REDIS_EXPORTER_PASSWORD_FILE", "/run/secrets/exporter/redis-password"));
+    CHECK(has_env(*container(*redis, "exporter"), "REDIS_EXPORTER_PASSWORD_FILE",
+                  "/run/secrets/exporter/redis-password"));
     // Varnish's exporter reads varnishd's working directory, read-only.
     const json* vex = container(*find_document(docs, "Deployment", "varnish"), "exporter");
     bool work_ro = false;
     for (const auto& m : (*vex)["volumeMounts"]) {
-        work_ro = work_ro || (m["name"] == "work" && m["mountPath"] == "/var/lib/varnish" && m.value("readOnly", false));
+        work_ro =
+            work_ro || (m["name"] == "work" && m["mountPath"] == "/var/lib/varnish" && m.value("readOnly", false));
     }
     CHECK(work_ro);
 }
 
-TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV and the nodes as listed; Alertmanager gets the receivers") {
+TEST_CASE(
+    "stack monitoring: Prometheus finds every site's exporters by DNS SRV and the nodes as listed; Alertmanager gets the receivers") {
     testing::TempDir dir;
     ::setenv("UNIT_MON_WEBHOOK", "https://hooks.example.org/unit-token-77", 1);
     ::setenv("UNIT_MON_SMTP", "unit-smtp-pw-18", 1);
-    std::string text = site_text("[stack.sites.replicas]\nmariadb_replicas = 0\n") +
-                       "[[stack.sites]]\nname = \"outlet\"\nhosts = [\"outlet.example.org\"]\nsearch_endpoint = \"http://s:9200\"\n"
-                       "[stack.sites.autoscaling]\nmin = 1\nmax = 1\n[stack.sites.backup]\nenabled = false\n"
-                       "[stack.monitoring]\nenabled = true\nscrape_interval = \"15s\"\nretention = \"7d\"\n"
-                       "node_targets = [\"198.18.0.10:9100\", \"198.18.0.11:9101\"]\n"
-                       "[stack.monitoring.alerts]\nwebhook_url = { env = \"UNIT_MON_WEBHOOK\" }\nwebhook_port = 8443\n"
-                       "email_to = [\"ops@example.org\", \"oncall@example.org\"]\nemail_from = \"alerts@example.org\"\n"
-                       "smarthost = \"mail.example.org:587\"\nsmtp_username = \"alerts\"\nsmtp_password = { env = \"UNIT_MON_SMTP\" }\n";
+    std::string text =
+        site_text("[stack.sites.replicas]\nmariadb_replicas = 0\n") +
+        "[[stack.sites]]\nname = \"outlet\"\nhosts = [\"outlet.example.org\"]\nsearch_endpoint = \"http://s:9200\"\n"
+        "[stack.sites.autoscaling]\nmin = 1\nmax = 1\n[stack.sites.backup]\nenabled = false\n"
+        "[stack.monitoring]\nenabled = true\nscrape_interval = \"15s\"\nretention = \"7d\"\n"
+        "node_targets = [\"198.18.0.10:9100\", \"198.18.0.11:9101\"]\n"
+        "[stack.monitoring.alerts]\nwebhook_url = { env = \"UNIT_MON_WEBHOOK\" }\nwebhook_port = 8443\n"
+        "email_to = [\"ops@example.org\", \"oncall@example.org\"]\nemail_from = \"alerts@example.org\"\n"
+        "smarthost = \"mail.example.org:587\"\nsmtp_username = \"alerts\"\nsmtp_password = { env = \"UNIT_MON_SMTP\" }\n";
     auto l = load(dir, text);
     REQUIRE_MESSAGE(l, (l ? "" : l.error().message));
     auto placeholders = stack::render_monitoring(l->monitoring, l->sites, stack::SecretValues::placeholders);
@@ -181,18 +189,22 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
         if (j["job_name"] == "tls") tls = j;
     }
     // The sites' host names, probed over HTTPS through the blackbox exporter.
-    CHECK(tls["static_configs"][0]["targets"] == json::array({"https://shop.example.org/", "https://outlet.example.org/"}));
+    CHECK(tls["static_configs"][0]["targets"] ==
+          json::array({"https://shop.example.org/", "https://outlet.example.org/"}));
     CHECK(tls["params"]["module"] == json::array({"tls_expiry"}));
     CHECK(tls["relabel_configs"][2]["replacement"] == "blackbox-exporter.monitoring.svc:9115");
     CHECK(node["static_configs"][0]["targets"] == json::array({"198.18.0.10:9100", "198.18.0.11:9101"}));
     // shop has no replica; outlet has the default one.
     CHECK(stack_job["dns_sd_configs"][0]["type"] == "SRV");
     CHECK(stack_job["dns_sd_configs"][0]["names"] ==
-          json::array({"_metrics._tcp.mariadb-master-metrics.shop.svc.cluster.local", "_metrics._tcp.redis-metrics.shop.svc.cluster.local",
-                       "_metrics._tcp.varnish-metrics.shop.svc.cluster.local", "_metrics._tcp.magento-metrics.shop.svc.cluster.local",
+          json::array({"_metrics._tcp.mariadb-master-metrics.shop.svc.cluster.local",
+                       "_metrics._tcp.redis-metrics.shop.svc.cluster.local",
+                       "_metrics._tcp.varnish-metrics.shop.svc.cluster.local",
+                       "_metrics._tcp.magento-metrics.shop.svc.cluster.local",
                        "_metrics._tcp.mariadb-master-metrics.outlet.svc.cluster.local",
                        "_metrics._tcp.mariadb-replica-metrics.outlet.svc.cluster.local",
-                       "_metrics._tcp.redis-metrics.outlet.svc.cluster.local", "_metrics._tcp.varnish-metrics.outlet.svc.cluster.local",
+                       "_metrics._tcp.redis-metrics.outlet.svc.cluster.local",
+                       "_metrics._tcp.varnish-metrics.outlet.svc.cluster.local",
                        "_metrics._tcp.magento-metrics.outlet.svc.cluster.local"}));
     const json* prom = find_document(docs, "Deployment", "prometheus");
     REQUIRE(prom);
@@ -226,9 +238,13 @@ TEST_CASE("stack monitoring: Prometheus finds every site's exporters by DNS SRV 
     CHECK(find_document(docs, "Secret", "basic-auth") == nullptr);
 }
 
-TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd line, a site called monitoring and a short quota are refused") {
+TEST_CASE(
+    "stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd line, a site called monitoring and a short quota are refused") {
     testing::TempDir dir;
-    auto exposed = load(dir, site_text() + "[stack.monitoring]\nenabled = true\n[stack.monitoring.ingress]\nprometheus_host = \"prom.example.org\"\n");
+    auto exposed = load(
+        dir,
+        site_text() +
+            "[stack.monitoring]\nenabled = true\n[stack.monitoring.ingress]\nprometheus_host = \"prom.example.org\"\n");
     REQUIRE_FALSE(exposed);
     CHECK(testing::contains(exposed.error().message, "p.toml:"));
     CHECK(testing::contains(exposed.error().message, "needs 'tls_cert_file'"));
@@ -238,9 +254,14 @@ TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd
     auto cert = dir.write("tls.crt", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
     ::setenv("UNIT_MON_KEY", "k", 1);
     ::setenv("UNIT_MON_USERS", "ops:plain-text-password", 1);
-    auto l = load(dir, site_text() + "[stack.monitoring]\nenabled = true\n[stack.monitoring.ingress]\nprometheus_host = \"prom.example.org\"\n"
-                                      "tls_cert_file = \"" + cert + "\"\ntls_key = { env = \"UNIT_MON_KEY\" }\n"
-                                      "basic_auth = { env = \"UNIT_MON_USERS\" }\n");
+    auto l = load(
+        dir,
+        site_text() +
+            "[stack.monitoring]\nenabled = true\n[stack.monitoring.ingress]\nprometheus_host = \"prom.example.org\"\n"
+            "tls_cert_file = \"" +
+            cert +
+            "\"\ntls_key = { env = \"UNIT_MON_KEY\" }\n"
+            "basic_auth = { env = \"UNIT_MON_USERS\" }\n");
     REQUIRE_MESSAGE(l, (l ? "" : l.error().message));
     auto bad = stack::render_monitoring(l->monitoring, l->sites, stack::SecretValues::resolve);
     REQUIRE_FALSE(bad);
@@ -252,7 +273,8 @@ TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd
     auto docs = parse_documents(*good);
     const json* in = find_document(docs, "Ingress", "prometheus");
     REQUIRE(in);
-    CHECK((*in)["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == "monitoring-basic-auth@kubernetescrd");
+    CHECK((*in)["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] ==
+          "monitoring-basic-auth@kubernetescrd");
     CHECK(find_document(docs, "Ingress", "alertmanager") == nullptr);
     CHECK(find_document(docs, "Middleware", "basic-auth") != nullptr);
 
@@ -262,11 +284,12 @@ TEST_CASE("stack monitoring: exposed UIs need TLS and basic auth; a bad htpasswd
 
     // The stack needs 3.9 CPUs of requests; 10 exporters (6 Magento, 1 Varnish, Redis, master, replica)
     // of 10m each make it 4.0.
-    auto quota = load(dir, site_text("[stack.sites.quota]\nrequests_cpu = \"3.95\"\n") + "[stack.monitoring]\nenabled = true\n");
+    auto quota =
+        load(dir, site_text("[stack.sites.quota]\nrequests_cpu = \"3.95\"\n") + "[stack.monitoring]\nenabled = true\n");
     auto no_monitoring = load(dir, site_text("[stack.sites.quota]\nrequests_cpu = \"3.95\"\n"));
     CHECK(no_monitoring);
     REQUIRE_FALSE(quota);
     CHECK(testing::contains(quota.error().message, "quota.requests_cpu"));
 }
 
-} // namespace stack_monitoring_test
+}  // namespace stack_monitoring_test

@@ -25,8 +25,10 @@ namespace {
 // `tail` after it (sub-tables).
 std::string profile_text(const std::string& extra = "", const std::string& tail = "") {
     return "[[stack.sites]]\nname = \"shop\"\nhosts = [\"shop.example.org\"]\nmedia_host_path = \"/srv/media\"\n"
-           "search_endpoint = \"https://search.example.net:9243\"\n" + extra +
-           "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { env = \"UNSET_FOR_UNIT\" }\n" + tail;
+           "search_endpoint = \"https://search.example.net:9243\"\n" +
+           extra +
+           "[stack.sites.backup]\nendpoint = \"https://s3.example.net\"\nbucket = \"b\"\ncredentials = { env = \"UNSET_FOR_UNIT\" }\n" +
+           tail;
 }
 
 // The rendered documents (each is JSON).
@@ -39,16 +41,18 @@ std::vector<json> documents(const stack::Site& site) {
 
 bool selects(const json& policy_peers, const std::string& component) {
     for (const auto& p : policy_peers) {
-        if (p.contains("podSelector") && p["podSelector"]["matchLabels"].value("app.kubernetes.io/name", "") == component) {
+        if (p.contains("podSelector") &&
+            p["podSelector"]["matchLabels"].value("app.kubernetes.io/name", "") == component) {
             return true;
         }
     }
     return false;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image and env, reaching master, Redis, Varnish") {
+TEST_CASE(
+    "stack: Magento's cron is one StatefulSet pod with the Magento image and env, reaching master, Redis, Varnish") {
     testing::TempDir dir;
     auto sites = load_sites(dir, profile_text());
     REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
@@ -73,14 +77,16 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     CHECK(c["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault");
     CHECK(c["securityContext"]["capabilities"]["drop"] == json::array({"ALL"}));
     // KILL: tini (root) forwards SIGTERM to the www-data loop (test_stack_pods stops the pod).
-    CHECK(c["securityContext"]["capabilities"]["add"] == json::array({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}));
+    CHECK(c["securityContext"]["capabilities"]["add"] ==
+          json::array({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}));
     CHECK(c["securityContext"]["allowPrivilegeEscalation"] == false);
     bool no_replica = false;
     for (const auto& e : c["env"]) {
         no_replica = no_replica || (e["name"] == "MAGENTO_DB_REPLICA_HOST" && e["value"] == "");
     }
     CHECK(no_replica);
-    CHECK((*cron)["spec"]["template"]["spec"]["volumes"] == find_document(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["volumes"]);
+    CHECK((*cron)["spec"]["template"]["spec"]["volumes"] ==
+          find_document(docs, "Deployment", "magento")->at("spec")["template"]["spec"]["volumes"]);
 
     const json* np = find_document(docs, "NetworkPolicy", "magento-cron");
     REQUIRE(np);
@@ -92,14 +98,17 @@ TEST_CASE("stack: Magento's cron is one StatefulSet pod with the Magento image a
     CHECK(selects(egress[1]["to"], "redis"));
     CHECK(selects(egress[2]["to"], "varnish"));
     CHECK(egress[3]["ports"][0]["port"] == 9243);  // the search endpoint's port
-    CHECK(selects(find_document(docs, "NetworkPolicy", "mariadb-master")->at("spec")["ingress"][0]["from"], "magento-cron"));
-    CHECK_FALSE(selects(find_document(docs, "NetworkPolicy", "mariadb-replica")->at("spec")["ingress"][0]["from"], "magento-cron"));
+    CHECK(selects(find_document(docs, "NetworkPolicy", "mariadb-master")->at("spec")["ingress"][0]["from"],
+                  "magento-cron"));
+    CHECK_FALSE(selects(find_document(docs, "NetworkPolicy", "mariadb-replica")->at("spec")["ingress"][0]["from"],
+                        "magento-cron"));
     CHECK(selects(find_document(docs, "NetworkPolicy", "redis")->at("spec")["ingress"][0]["from"], "magento-cron"));
 
     auto custom = load_sites(dir, profile_text("", "[stack.sites.resources.cron]\ncpu_limit = \"1500m\"\n"));
     REQUIRE(custom);
     auto cdocs = documents(custom->front());
-    CHECK(find_document(cdocs, "StatefulSet", "magento-cron")->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
+    CHECK(find_document(cdocs, "StatefulSet", "magento-cron")
+              ->at("spec")["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "1500m");
 }
 
 TEST_CASE("stack: Kubernetes quantities are read with apimachinery's suffixes") {
@@ -130,30 +139,39 @@ TEST_CASE("stack: ResourceQuota and LimitRange are rendered only when set, valid
     CHECK(find_document(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"pods", "40"}});
     CHECK_FALSE(find_document(docs, "LimitRange", "containers"));
 
-    auto both = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
-                                               "[stack.sites.limit_range]\ndefault_cpu_request = \"100m\"\nmax_memory = \"4Gi\"\n"));
+    auto both = load_sites(
+        dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"8\"\nlimits_memory = \"64Gi\"\n"
+                              "[stack.sites.limit_range]\ndefault_cpu_request = \"100m\"\nmax_memory = \"4Gi\"\n"));
     REQUIRE_MESSAGE(both, (both ? "" : both.error().message));
     docs = documents(both->front());
-    CHECK(find_document(docs, "ResourceQuota", "site")->at("spec")["hard"] == json{{"requests.cpu", "8"}, {"limits.memory", "64Gi"}});
+    CHECK(find_document(docs, "ResourceQuota", "site")->at("spec")["hard"] ==
+          json{{"requests.cpu", "8"}, {"limits.memory", "64Gi"}});
     CHECK(find_document(docs, "LimitRange", "containers")->at("spec")["limits"] ==
-          json::array({json{{"type", "Container"}, {"defaultRequest", {{"cpu", "100m"}}}, {"max", {{"memory", "4Gi"}}}}}));
+          json::array(
+              {json{{"type", "Container"}, {"defaultRequest", {{"cpu", "100m"}}}, {"max", {{"memory", "4Gi"}}}}}));
     CHECK(docs[1]["kind"] == "ResourceQuota");  // right after the Namespace
     CHECK(docs[2]["kind"] == "LimitRange");
 
     auto bad = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_memory = \"16 GiB\"\n"));
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().message.find("p.toml:11:19: 'stack.sites[].quota.requests_memory' must be a Kubernetes quantity") != std::string::npos);
+    CHECK(
+        bad.error().message.find("p.toml:11:19: 'stack.sites[].quota.requests_memory' must be a Kubernetes quantity") !=
+        std::string::npos);
 
     // autoscaling.max = 6 Magento pods at 500m, then varnish, redis, 2 mariadb, cron, backup: 4 CPU requested; 12 pods.
-    auto small = load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"3.9\"\npods = 11\n"
-                                                "[stack.sites.limit_range]\nmax_cpu = \"1500m\"\n"
-                                                "default_memory_request = \"1Gi\"\ndefault_memory_limit = \"512Mi\"\n"));
+    auto small =
+        load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"3.9\"\npods = 11\n"
+                                         "[stack.sites.limit_range]\nmax_cpu = \"1500m\"\n"
+                                         "default_memory_request = \"1Gi\"\ndefault_memory_limit = \"512Mi\"\n"));
     REQUIRE_FALSE(small);
     const auto& msg = small.error().message;
-    CHECK(msg.find("quota.requests_cpu = \"3.9\" is less than the 4 CPU the stack needs at autoscaling.max") != std::string::npos);
+    CHECK(msg.find("quota.requests_cpu = \"3.9\" is less than the 4 CPU the stack needs at autoscaling.max") !=
+          std::string::npos);
     CHECK(msg.find("quota.pods = 11 is less than the 12 pods") != std::string::npos);
-    CHECK(msg.find("limit_range.max_cpu = \"1500m\" is below resources.magento.cpu_limit (\"2\")") != std::string::npos);
-    CHECK(msg.find("limit_range.default_memory_request (\"1Gi\") is larger than limit_range.default_memory_limit") != std::string::npos);
+    CHECK(msg.find("limit_range.max_cpu = \"1500m\" is below resources.magento.cpu_limit (\"2\")") !=
+          std::string::npos);
+    CHECK(msg.find("limit_range.default_memory_request (\"1Gi\") is larger than limit_range.default_memory_limit") !=
+          std::string::npos);
     CHECK(load_sites(dir, profile_text("", "[stack.sites.quota]\nrequests_cpu = \"4\"\npods = 12\n")));
 }
 
@@ -161,16 +179,19 @@ TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` r
     testing::TempDir dir;
     const std::string out = std::string(NODECTL_SOURCE_DIR) + "/tests/data/image-build-out";
     const std::string redis_digest = "sha256:9888ce1542cf57e748f227b94e21cfda122bea070d253bad845653ed457508ff";
-    auto sites = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"" + out + "\"\n"
-                                                "varnish = \"localhost/nodectl/varnish:7@sha256:" + std::string(64, 'a') + "\"\n"));
+    auto sites = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"" + out +
+                                                      "\"\n"
+                                                      "varnish = \"localhost/nodectl/varnish:7@sha256:" +
+                                                      std::string(64, 'a') + "\"\n"));
     REQUIRE_MESSAGE(sites, (sites ? "" : sites.error().message));
     const auto& site = sites->front();
     CHECK(site.images.redis == "localhost/nodectl/redis:latest@" + redis_digest);
     CHECK(site.images.varnish == "localhost/nodectl/varnish:7@sha256:" + std::string(64, 'a'));  // given: kept
-    CHECK(site.images.magento == "localhost/nodectl/magento:latest");                            // not in the directory
+    CHECK(site.images.magento == "localhost/nodectl/magento:latest");  // not in the directory
     auto unpinned = stack::unpinned_images(site);
-    CHECK(unpinned == std::vector<std::string>{"localhost/nodectl/magento:latest", "localhost/nodectl/mysql-master:latest",
-                                               "localhost/nodectl/mysql-replica:latest", "localhost/nodectl/nodectl:latest"});
+    CHECK(unpinned ==
+          std::vector<std::string>{"localhost/nodectl/magento:latest", "localhost/nodectl/mysql-master:latest",
+                                   "localhost/nodectl/mysql-replica:latest", "localhost/nodectl/nodectl:latest"});
     auto docs = documents(site);
     CHECK(find_document(docs, "Deployment", "redis")->at("spec")["template"]["spec"]["containers"][0]["image"] ==
           "localhost/nodectl/redis:latest@" + redis_digest);
@@ -189,7 +210,8 @@ TEST_CASE("stack: images are pinned by the digests `nodectl image build --out` r
 
 TEST_CASE("stack: a missing or malformed image build directory is an error, never a throw") {
     testing::TempDir dir;
-    auto missing = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"/nonexistent/nodectl-images\"\n"));
+    auto missing =
+        load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"/nonexistent/nodectl-images\"\n"));
     REQUIRE_FALSE(missing);
     CHECK(missing.error().message.find("cannot read /nonexistent/nodectl-images") != std::string::npos);
     CHECK(missing.error().message.find("p.toml:11:16:") != std::string::npos);
@@ -199,7 +221,8 @@ TEST_CASE("stack: a missing or malformed image build directory is an error, neve
         {"[1,2]", "not an OCI image index"},
         {"{\"manifests\": 7}", "not an OCI image index"},
         {"{\"manifests\": [{\"annotations\": {\"io.containerd.image.name\": \"localhost/nodectl/redis:latest\"}, "
-         "\"digest\": \"sha256:../../etc\"}]}", "is not sha256:<64 hex digits>"},
+         "\"digest\": \"sha256:../../etc\"}]}",
+         "is not sha256:<64 hex digits>"},
     };
     for (const auto& [index, why] : hostile) {
         std::filesystem::create_directories(dir.file("out/redis"));
@@ -209,7 +232,9 @@ TEST_CASE("stack: a missing or malformed image build directory is an error, neve
         CHECK_MESSAGE(r.error().message.find(why) != std::string::npos, r.error().message);
     }
     // Wrong types inside a manifest entry are skipped: nothing is pinned, nothing thrown.
-    dir.write("out/redis/index.json", "{\"manifests\": [1, {\"annotations\": []}, {\"annotations\": {\"io.containerd.image.name\": 5}, \"digest\": 1}]}");
+    dir.write(
+        "out/redis/index.json",
+        "{\"manifests\": [1, {\"annotations\": []}, {\"annotations\": {\"io.containerd.image.name\": 5}, \"digest\": 1}]}");
     auto skipped = load_sites(dir, profile_text("", "[stack.sites.images]\ndigests_from = \"out\"\n"));
     REQUIRE(skipped);
     CHECK(skipped->front().images.redis == "localhost/nodectl/redis:latest");
@@ -219,4 +244,4 @@ TEST_CASE("stack: a missing or malformed image build directory is an error, neve
     CHECK(huge.error().message.find("larger than 64 KiB") != std::string::npos);
 }
 
-} // namespace stack_objects_test
+}  // namespace stack_objects_test

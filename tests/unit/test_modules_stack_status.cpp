@@ -31,7 +31,7 @@ const stack::SiteStatus& site(const std::vector<stack::SiteStatus>& sites, const
     throw 0;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("stack status: a ready site: pods, restarts, HPA, ingress hosts; a finished backup pod is left out") {
     auto sites = stack::parse_status(fixture("ready.json"), {"shop"});
@@ -50,8 +50,9 @@ TEST_CASE("stack status: a ready site: pods, restarts, HPA, ingress hosts; a fin
     CHECK(s.hpas[0].max == 6);
     CHECK(s.ingress_hosts == std::vector<std::string>{"shop.example.org", "www.shop.example.org"});
     auto text = stack::format_status(*sites);
-    CHECK(text.find("site shop: ready\n  pods     7/7 ready, 1 restarts\n  hpa      magento: 2 current, 2 desired, 6 max\n"
-                    "  ingress  shop.example.org, www.shop.example.org\n") != std::string::npos);
+    CHECK(text.find(
+              "site shop: ready\n  pods     7/7 ready, 1 restarts\n  hpa      magento: 2 current, 2 desired, 6 max\n"
+              "  ingress  shop.example.org, www.shop.example.org\n") != std::string::npos);
     auto j = nlohmann::json::parse(stack::status_json(*sites));
     CHECK(j["sites"][0]["ready"] == true);
     CHECK(j["sites"][0]["pods"]["total"] == 7);

@@ -113,7 +113,8 @@ inline std::vector<nlohmann::ordered_json> manifest_documents(const std::string&
     while ((pos = text.find("---\n", pos)) != std::string::npos) {
         pos += 4;
         size_t end = text.find("\n---\n", pos);
-        docs.push_back(nlohmann::ordered_json::parse(text.substr(pos, end == std::string::npos ? std::string::npos : end + 1 - pos)));
+        docs.push_back(nlohmann::ordered_json::parse(
+            text.substr(pos, end == std::string::npos ? std::string::npos : end + 1 - pos)));
         if (end == std::string::npos) {
             break;
         }
@@ -211,4 +212,4 @@ private:
     std::string m_out;
 };
 
-} // namespace nodectl::testing
+}  // namespace nodectl::testing

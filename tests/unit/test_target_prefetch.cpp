@@ -74,15 +74,15 @@ ProbeJob chain_job(int depth, std::string tag, std::string* last) {
     };
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("run_batch: every command's exit status, stdout and stderr as run() gives them, byte for byte") {
     LocalTarget local;
     std::vector<Command> cmds = {
-        probe_command("printf 'a\\000b'"),                          // a NUL, no newline at the end
+        probe_command("printf 'a\\000b'"),  // a NUL, no newline at the end
         probe_command("echo out; echo err >&2; exit 3"),
-        probe_command("printf '\\n\\n'"),                            // only newlines
-        probe_command("echo 'it'\\''s'; exec cat /dev/null"),       // quotes; exec replaces the shell
+        probe_command("printf '\\n\\n'"),  // only newlines
+        probe_command("echo 'it'\\''s'; exec cat /dev/null"),  // quotes; exec replaces the shell
         probe_command("true"),
         probe_command("printf '%s' \"$LC_ALL\"; [ -t 0 ] || cat"),  // the prologue; stdin is empty
     };
@@ -117,7 +117,8 @@ TEST_CASE("run_batch: a command past its own time limit is a timeout error, and 
 TEST_CASE("run_batch: the commands run side by side (the first waits for a file only the second makes)") {
     TempDir dir;
     auto flag = shell_quote(dir.file("flag"));
-    Command waits = probe_command("i=0; while [ ! -e " + flag + " ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; [ -e " + flag + " ]");
+    Command waits = probe_command("i=0; while [ ! -e " + flag +
+                                  " ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; [ -e " + flag + " ]");
     LocalTarget local;
     auto batch = run_batch(local, {waits, probe_command(": > " + flag)});
     REQUIRE(batch.ok());
@@ -132,15 +133,16 @@ TEST_CASE("parse_batch_output: output cut short or not framed is an error, never
     CHECK((*good)[0]->out == "hi\n");
     CHECK((*good)[1]->exit_code == 1);
     CHECK((*good)[1]->err == "e\n");
-    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0\n3\n0\nhi\n").ok());                 // the second is missing
-    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 0\n30\n0\n0\n0\nhi\n").ok());      // longer than what came
-    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 0\n1\n0\n0\n0\nhi\n").ok());       // bytes left over
+    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0\n3\n0\nhi\n").ok());  // the second is missing
+    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 0\n30\n0\n0\n0\nhi\n").ok());  // longer than what came
+    CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 0\n1\n0\n0\n0\nhi\n").ok());  // bytes left over
     CHECK(!parse_batch_output(two, "junk\n@@nodectl-batch\n 0 0\n0\n0\n0\n0\n").ok());
     CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 x\n0\n0\n0\n0\n").ok());
     CHECK(!parse_batch_output(two, "@@nodectl-batch\n 0 0\n0\n0\nx\n0\n").ok());
 }
 
-TEST_CASE("PrefetchTarget: dependent commands take one round trip per level, and replay answers them without the host") {
+TEST_CASE(
+    "PrefetchTarget: dependent commands take one round trip per level, and replay answers them without the host") {
     QuietLogs quiet;
     RoundTripTarget host;
     PrefetchTarget t(host);
@@ -186,7 +188,8 @@ TEST_CASE("PrefetchTarget: an answer is given once per replay; a change to the h
     CHECK(host.scripts.size() == 4);  // the change, then y live
 }
 
-TEST_CASE("PrefetchTarget: a job is fetched no further than a command with input or a change, nor past the round limit") {
+TEST_CASE(
+    "PrefetchTarget: a job is fetched no further than a command with input or a change, nor past the round limit") {
     QuietLogs quiet;
     RoundTripTarget host;
     PrefetchTarget t(host);
@@ -210,7 +213,9 @@ TEST_CASE("PrefetchTarget: a job is fetched no further than a command with input
     CHECK(t.prefetched() == 5);  // "echo first", and the 4 never-the-same commands
     for (const auto& s : host.scripts) {
         CHECK(!nodectl::testing::contains(s, "touch"));
-        CHECK(!nodectl::testing::contains(s, "b 300 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive; cat'"));
+        CHECK(!nodectl::testing::contains(
+            s,
+            "b 300 'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive; cat'"));
     }
 }
 
@@ -228,7 +233,8 @@ TEST_CASE("PrefetchTarget: on a target whose commands are cheap, nothing is fetc
     CHECK(host.scripts.size() == 1);
 }
 
-TEST_CASE("runner with prefetching: the same reports as without it, and a no-change run reaches the host once per round") {
+TEST_CASE(
+    "runner with prefetching: the same reports as without it, and a no-change run reaches the host once per round") {
     QuietLogs quiet;
     TempDir dir;
     auto steps = [&] {

@@ -53,19 +53,21 @@ struct LoopbackSshd {
             return;
         }
         std::string q = "'" + dir + "'";
-        REQUIRE(std::system(("ssh-keygen -q -t ed25519 -N '' -f " + q + "/host_key && ssh-keygen -q -t ed25519 -N '' -f " + q +
-                             "/client_key && cp " + q + "/client_key.pub " + q + "/authorized_keys")
-                                .c_str()) == 0);
+        REQUIRE(
+            std::system(("ssh-keygen -q -t ed25519 -N '' -f " + q + "/host_key && ssh-keygen -q -t ed25519 -N '' -f " +
+                         q + "/client_key && cp " + q + "/client_key.pub " + q + "/authorized_keys")
+                            .c_str()) == 0);
         spit(dir + "/sftp-server.sh",
-             "#!/bin/sh\nexec /usr/lib/openssh/sftp-server -d '" + home + "' -l VERBOSE -e 2>>'" + sftp_log + "'\n", 0755);
+             "#!/bin/sh\nexec /usr/lib/openssh/sftp-server -d '" + home + "' -l VERBOSE -e 2>>'" + sftp_log + "'\n",
+             0755);
         for (int attempt = 0; attempt < 5 && !up; ++attempt) {
             port = 20000 + static_cast<int>((::getpid() * 7 + attempt * 7919) % 30000);
-            spit(dir + "/sshd_config", "Port " + std::to_string(port) +
-                                           "\nListenAddress 127.0.0.1\nHostKey " + dir + "/host_key\nAuthorizedKeysFile " +
-                                           dir + "/authorized_keys\nPidFile " + dir +
-                                           "/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-                                           "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nSubsystem sftp " +
-                                           dir + "/sftp-server.sh\n");
+            spit(dir + "/sshd_config",
+                 "Port " + std::to_string(port) + "\nListenAddress 127.0.0.1\nHostKey " + dir +
+                     "/host_key\nAuthorizedKeysFile " + dir + "/authorized_keys\nPidFile " + dir +
+                     "/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                     "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nSubsystem sftp " +
+                     dir + "/sftp-server.sh\n");
             fs::create_directories("/run/sshd");
             if (std::system(("/usr/sbin/sshd -f " + q + "/sshd_config -E " + q + "/sshd.log").c_str()) != 0) {
                 continue;
@@ -119,9 +121,10 @@ SshOptions loopback_options(const LoopbackSshd& sshd) {
     return options;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredictable; a planted link is not followed") {
+TEST_CASE(
+    "SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredictable; a planted link is not followed") {
     LoopbackSshd sshd;
     if (!sshd.up) {
         MESSAGE("no sshd on loopback here (needs root and openssh-server): case skipped");
@@ -135,9 +138,8 @@ TEST_CASE("SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredi
     spit(victim, "victim\n");
     // What a node's user could plant if the name were predictable: every name derived from this
     // process and the destination (the old scheme was pid + a hash of the destination path).
-    std::string planted =
-        sshd.home + "/.nodectl-upload-" + std::to_string(::getpid()) + "-" +
-        std::to_string(std::hash<std::string>{}(dest) % 100000);
+    std::string planted = sshd.home + "/.nodectl-upload-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(std::hash<std::string>{}(dest) % 100000);
     REQUIRE(::symlink(victim.c_str(), planted.c_str()) == 0);
 
     for (int round = 0; round < 2; ++round) {
@@ -145,7 +147,7 @@ TEST_CASE("SFTP upload: the temp file on the node is new (O_EXCL), 0600, unpredi
     }
     CHECK(read_text(victim) == "victim\n");  // never written through the planted link
     CHECK(read_text(dest) == "payload\n");
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(dest.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0640);
 
@@ -182,10 +184,11 @@ TEST_CASE("known_hosts_line_fingerprint: plain, [host]:port and hashed entries; 
     CHECK(nodectl::known_hosts_line_fingerprint(hashed, "node1.test") == fp);
     CHECK_FALSE(nodectl::known_hosts_line_fingerprint(hashed, "node2.test"));
     CHECK_FALSE(nodectl::known_hosts_line_fingerprint("node2.test " + key, "node1.test"));
-    for (const std::string& line : {"# node1.test " + key, "@revoked node1.test " + key, std::string("node1.test"),
-                                    std::string("node1.test ssh-ed25519 AAAA"), std::string("node1.test ssh-ed25519 !!!"),
-                                    "|1|H5iRpMbSeu6XttAGwL+TeT5vA+Y=|CF7MOaw3Qr436vbxG7pLe/dhcaA " + key,
-                                    "|1|||| " + key, std::string("node1.test no-such-type ") + key.substr(12)}) {
+    for (const std::string& line :
+         {"# node1.test " + key, "@revoked node1.test " + key, std::string("node1.test"),
+          std::string("node1.test ssh-ed25519 AAAA"), std::string("node1.test ssh-ed25519 !!!"),
+          "|1|H5iRpMbSeu6XttAGwL+TeT5vA+Y=|CF7MOaw3Qr436vbxG7pLe/dhcaA " + key, "|1|||| " + key,
+          std::string("node1.test no-such-type ") + key.substr(12)}) {
         CHECK_FALSE(nodectl::known_hosts_line_fingerprint(line, "node1.test"));
     }
 }

@@ -56,7 +56,7 @@ private:
     std::string m_name = "shell";
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("shell_quote: the documented form") {
     CHECK(shell_quote("abc") == "'abc'");
@@ -65,12 +65,27 @@ TEST_CASE("shell_quote: the documented form") {
 }
 
 TEST_CASE("shell_quote: every word survives /bin/sh unchanged") {
-    for (std::string word : {std::string("plain"), std::string(""), std::string("a'b"), std::string("'"),
-                             std::string("''"), std::string("'leading and trailing'"), std::string("$HOME"),
-                             std::string("${PATH}"), std::string("`id`"), std::string("$(id)"), std::string("a\\b\\"),
-                             std::string("\"double\""), std::string("a b\tc\nd"), std::string("*"), std::string("?[a]"),
-                             std::string("-n"), std::string("%s %d %%"), std::string("; rm -rf / #"),
-                             std::string("a && b || c | d > e < f"), std::string("~root"), std::string("!event"),
+    for (std::string word : {std::string("plain"),
+                             std::string(""),
+                             std::string("a'b"),
+                             std::string("'"),
+                             std::string("''"),
+                             std::string("'leading and trailing'"),
+                             std::string("$HOME"),
+                             std::string("${PATH}"),
+                             std::string("`id`"),
+                             std::string("$(id)"),
+                             std::string("a\\b\\"),
+                             std::string("\"double\""),
+                             std::string("a b\tc\nd"),
+                             std::string("*"),
+                             std::string("?[a]"),
+                             std::string("-n"),
+                             std::string("%s %d %%"),
+                             std::string("; rm -rf / #"),
+                             std::string("a && b || c | d > e < f"),
+                             std::string("~root"),
+                             std::string("!event"),
                              std::string("caf\xc3\xa9 \xe2\x9c\x93")}) {
         CAPTURE(word);
         CHECK(through_sh(word) == word);
@@ -343,4 +358,3 @@ TEST_CASE("LocalTarget run: output beyond the bound is an error, not memory") {
     cmd.script = "head -c 1000 /dev/zero";
     REQUIRE(t.run(cmd).ok());
 }
-

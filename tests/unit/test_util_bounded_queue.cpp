@@ -20,7 +20,7 @@ bool eventually(const std::atomic<bool>& done) {
     return done;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("bounded queue: a full queue holds the producer until the consumer takes an item") {
     util::BoundedQueue<int> q(2);

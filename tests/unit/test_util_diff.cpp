@@ -24,7 +24,7 @@ std::string replace_line(std::string text, const std::string& line, const std::s
     return text.replace(pos + 1, line.size(), with);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("unified_diff: equal texts give an empty diff") {
     CHECK(unified_diff("", "", "a", "b").empty());
@@ -39,14 +39,16 @@ TEST_CASE("unified_diff: one changed line shows -/+ with its context and a heade
 TEST_CASE("unified_diff: hunk line numbers with three lines of context") {
     std::string old_text = numbered(20);
     std::string new_text = replace_line(old_text, "10", "ten");
-    CHECK(unified_diff(old_text, new_text, "a", "b") == "--- a\n+++ b\n@@ -7,7 +7,7 @@\n 7\n 8\n 9\n-10\n+ten\n 11\n 12\n 13\n");
+    CHECK(unified_diff(old_text, new_text, "a", "b") ==
+          "--- a\n+++ b\n@@ -7,7 +7,7 @@\n 7\n 8\n 9\n-10\n+ten\n 11\n 12\n 13\n");
 }
 
 TEST_CASE("unified_diff: line numbers after an insertion earlier in the file") {
     std::string old_text = numbered(20);
     std::string new_text = "0\n" + replace_line(old_text, "15", "fifteen");
-    CHECK(unified_diff(old_text, new_text, "a", "b") ==
-          "--- a\n+++ b\n@@ -1,3 +1,4 @@\n+0\n 1\n 2\n 3\n@@ -12,7 +13,7 @@\n 12\n 13\n 14\n-15\n+fifteen\n 16\n 17\n 18\n");
+    CHECK(
+        unified_diff(old_text, new_text, "a", "b") ==
+        "--- a\n+++ b\n@@ -1,3 +1,4 @@\n+0\n 1\n 2\n 3\n@@ -12,7 +13,7 @@\n 12\n 13\n 14\n-15\n+fifteen\n 16\n 17\n 18\n");
 }
 
 TEST_CASE("unified_diff: deletions are printed before additions") {
@@ -56,7 +58,8 @@ TEST_CASE("unified_diff: deletions are printed before additions") {
 }
 
 TEST_CASE("unified_diff: a new file and a deleted file") {
-    CHECK(unified_diff("", "one\ntwo\n", "/dev/null", "/etc/x") == "--- /dev/null\n+++ /etc/x\n@@ -0,0 +1,2 @@\n+one\n+two\n");
+    CHECK(unified_diff("", "one\ntwo\n", "/dev/null", "/etc/x") ==
+          "--- /dev/null\n+++ /etc/x\n@@ -0,0 +1,2 @@\n+one\n+two\n");
     CHECK(unified_diff("one\n", "", "/etc/x", "/dev/null") == "--- /etc/x\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-one\n");
 }
 
@@ -65,7 +68,8 @@ TEST_CASE("unified_diff: changes close together share a hunk, changes far apart 
     // 6 unchanged lines between the changes (4..9): one hunk, as diff -u does.
     std::string near = replace_line(replace_line(old_text, "3", "three"), "10", "ten");
     std::string d = unified_diff(old_text, near, "a", "b");
-    CHECK(d == "--- a\n+++ b\n@@ -1,13 +1,13 @@\n 1\n 2\n-3\n+three\n 4\n 5\n 6\n 7\n 8\n 9\n-10\n+ten\n 11\n 12\n 13\n");
+    CHECK(d ==
+          "--- a\n+++ b\n@@ -1,13 +1,13 @@\n 1\n 2\n-3\n+three\n 4\n 5\n 6\n 7\n 8\n 9\n-10\n+ten\n 11\n 12\n 13\n");
 
     // 7 unchanged lines between them (4..10): two hunks.
     std::string far = replace_line(replace_line(old_text, "3", "three"), "11", "eleven");
@@ -83,8 +87,12 @@ TEST_CASE("unified_diff: a missing newline at the end is marked") {
 }
 
 TEST_CASE("unified_diff: binary content is summarized, not diffed") {
-    std::string old_bin("\x7f" "ELF\0\1\2", 7);
-    std::string new_bin("\x7f" "ELF\0\1\2\3\4", 9);
+    std::string old_bin("\x7f"
+                        "ELF\0\1\2",
+                        7);
+    std::string new_bin("\x7f"
+                        "ELF\0\1\2\3\4",
+                        9);
     CHECK(unified_diff(old_bin, new_bin, "/usr/bin/x", "/usr/bin/x (planned)") ==
           "--- /usr/bin/x\n+++ /usr/bin/x (planned)\nbinary content differs (7 -> 9 bytes)\n");
     CHECK(unified_diff("text\n", new_bin, "a", "b").find("binary content differs (5 -> 9 bytes)") != std::string::npos);

@@ -18,7 +18,7 @@ bool is_open(int fd) {
     return ::fcntl(fd, F_GETFD) != -1;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("Fd: closes on destruction and on reset, hands over on move and release") {
     TempDir t;

@@ -40,7 +40,7 @@ struct Served {
     }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("download: the whole body lands at dest, no .part left") {
     Served s;
@@ -312,9 +312,9 @@ TEST_CASE("retry policy: transient statuses and libcurl failures, and nothing el
         CAPTURE(rc);
         CHECK(util::http::transient(rc, 0));
     }
-    for (CURLcode rc : {CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT, CURLE_TOO_MANY_REDIRECTS, CURLE_WRITE_ERROR,
-                        CURLE_ABORTED_BY_CALLBACK, CURLE_PEER_FAILED_VERIFICATION, CURLE_FAILED_INIT,
-                        CURLE_OUT_OF_MEMORY}) {
+    for (CURLcode rc :
+         {CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT, CURLE_TOO_MANY_REDIRECTS, CURLE_WRITE_ERROR,
+          CURLE_ABORTED_BY_CALLBACK, CURLE_PEER_FAILED_VERIFICATION, CURLE_FAILED_INIT, CURLE_OUT_OF_MEMORY}) {
         CAPTURE(rc);
         CHECK_FALSE(util::http::transient(rc, 0));
     }
@@ -337,19 +337,24 @@ TEST_CASE("retry policy: backoff doubles up to its cap, attempts are bounded, a 
     CHECK(r.error == "try 5");
     CHECK(waits == std::vector<milliseconds>{milliseconds(1), milliseconds(2), milliseconds(4), milliseconds(4)});
 
-    auto many = util::http::with_retries({1000, milliseconds(0), milliseconds(0)},
-                                         [](int) -> util::http::Try { return {false, true, "again"}; });
+    auto many = util::http::with_retries({1000, milliseconds(0), milliseconds(0)}, [](int) -> util::http::Try {
+        return {false, true, "again"};
+    });
     CHECK(many.attempts == util::http::k_max_attempts);
 
-    auto permanent = util::http::with_retries({5, milliseconds(0), milliseconds(0)},
-                                              [](int) -> util::http::Try { return {false, false, "no"}; });
+    auto permanent = util::http::with_retries({5, milliseconds(0), milliseconds(0)}, [](int) -> util::http::Try {
+        return {false, false, "no"};
+    });
     CHECK(permanent.attempts == 1);
 
     std::atomic<bool> cancel{true};
     auto start = std::chrono::steady_clock::now();
     auto cancelled = util::http::with_retries(
-        {5, milliseconds(60000), milliseconds(60000)}, [](int) -> util::http::Try { return {false, true, "x"}; }, {},
-        &cancel);
+        {5, milliseconds(60000), milliseconds(60000)},
+        [](int) -> util::http::Try {
+            return {false, true, "x"};
+        },
+        {}, &cancel);
     CHECK(cancelled.cancelled);
     CHECK(cancelled.attempts == 1);
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));

@@ -20,25 +20,25 @@ TEST_CASE("s3: part sizes grow so that 10,000 parts hold any object up to S3's 5
     CHECK(s3::Client::part_size_for(8 * mib, 0, 1) == 8 * mib);
     CHECK(s3::Client::part_size_for(8 * mib, 0, 1000) == 8 * mib);
     CHECK(s3::Client::part_size_for(8 * mib, 0, 1001) == 16 * mib);
-    CHECK(s3::Client::part_size_for(1 * mib, 0, 1) == 5 * mib);   // S3's minimum part
+    CHECK(s3::Client::part_size_for(1 * mib, 0, 1) == 5 * mib);  // S3's minimum part
     std::uint64_t total = 0;
     for (int n = 1; n <= 10000; ++n) {
         auto size = s3::Client::part_size_for(8 * mib, 0, n);
         CHECK(size <= (5ull << 30));
         total += size;
     }
-    CHECK(total > (5ull << 40));   // unknown size: more than 5 TiB fits
+    CHECK(total > (5ull << 40));  // unknown size: more than 5 TiB fits
     // A size hint: 9,000 parts of the hinted size, rounded to MiB.
-    std::uint64_t hint = 1ull << 40;   // 1 TiB
+    std::uint64_t hint = 1ull << 40;  // 1 TiB
     auto hinted = s3::Client::part_size_for(8 * mib, hint, 1);
     CHECK(hinted * 9000 >= hint);
     CHECK(hinted % mib == 0);
-    CHECK(s3::Client::part_size_for(8 * mib, 100 * mib, 1) == 8 * mib);   // small hint: the minimum
+    CHECK(s3::Client::part_size_for(8 * mib, 100 * mib, 1) == 8 * mib);  // small hint: the minimum
 }
 
 TEST_CASE("s3: keys are encoded once, '/' kept; URLs in path-style and virtual-host addressing") {
     CHECK(s3::encode_key("a b/c+d&e=é~_.-x") == "a%20b/c%2Bd%26e%3D%C3%A9~_.-x");
-    CHECK(s3::encode_key("already%20encoded") == "already%2520encoded");   // a '%' in a key is a character
+    CHECK(s3::encode_key("already%20encoded") == "already%2520encoded");  // a '%' in a key is a character
     s3::Config c;
     c.endpoint = "http://127.0.0.1:4568";
     c.bucket = "backups";
@@ -96,9 +96,11 @@ TEST_CASE("s3: credentials from awscli's file, KEY=VALUE lines, s3fs's format an
     nodectl::testing::TempDir dir;
     s3::Credentials c;
     std::string warning;
-    auto aws = dir.write("credentials", "[other]\naws_access_key_id = NO\naws_secret_access_key = NO\n"
-                                        "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = SKDEF\n"
-                                        "aws_session_token = TOK\n", 0600);
+    auto aws = dir.write("credentials",
+                         "[other]\naws_access_key_id = NO\naws_secret_access_key = NO\n"
+                         "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = SKDEF\n"
+                         "aws_session_token = TOK\n",
+                         0600);
     REQUIRE(s3::credentials_from_file(aws, c, &warning).ok);
     CHECK(c.access_key_id == "AKDEF");
     CHECK(c.secret_access_key == "SKDEF");
@@ -170,7 +172,7 @@ TEST_CASE("s3: the retry policy on the wire: 503, 500 and S3's transient codes a
         CHECK(st.error.find("after 3 attempts)") != std::string::npos);
         CHECK(server.requests(std::string("/status/") + code) == 3);
     }
-    CHECK(lines.size() == 6);   // two "retrying in" lines per retried request
+    CHECK(lines.size() == 6);  // two "retrying in" lines per retried request
     for (const char* code : {"403", "404", "501"}) {
         CAPTURE(code);
         auto st = get(*status, code);

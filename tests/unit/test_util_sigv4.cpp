@@ -56,7 +56,7 @@ util::sigv4::Request parse_request(const std::string& text, std::string& body) {
     return r;
 }
 
-std::string amz_date_of(const std::string& iso) {   // 2015-08-30T12:36:00Z -> 20150830T123600Z
+std::string amz_date_of(const std::string& iso) {  // 2015-08-30T12:36:00Z -> 20150830T123600Z
     std::string out;
     for (char c : iso) {
         if (c != '-' && c != ':') {
@@ -66,12 +66,11 @@ std::string amz_date_of(const std::string& iso) {   // 2015-08-30T12:36:00Z -> 2
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to sign, signature)") {
     fs::path dir = vectors_dir();
-    REQUIRE_MESSAGE((!dir.empty() && fs::is_directory(dir)),
-                    "tests/data/aws-sigv4 not found (" << dir.string() << ")");
+    REQUIRE_MESSAGE((!dir.empty() && fs::is_directory(dir)), "tests/data/aws-sigv4 not found (" << dir.string() << ")");
     std::vector<fs::path> cases;
     for (const auto& e : fs::directory_iterator(dir)) {
         if (e.is_directory() && fs::exists(e.path() / "request.txt")) {
@@ -106,7 +105,8 @@ TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to s
         ok &= s.signature == read_text(c / "header-signature.txt");
         CHECK(s.signature == read_text(c / "header-signature.txt"));
         // The signed request carries the same Authorization line.
-        CHECK(read_text(c / "header-signed-request.txt").find("Authorization:" + s.authorization + "\n") != std::string::npos);
+        CHECK(read_text(c / "header-signed-request.txt").find("Authorization:" + s.authorization + "\n") !=
+              std::string::npos);
         passed += ok ? 1 : 0;
     }
     CHECK(passed == static_cast<int>(cases.size()));
@@ -116,7 +116,7 @@ TEST_CASE("sigv4: every case of AWS's test suite (canonical request, string to s
 TEST_CASE("sigv4: S3 style (path taken as encoded once, x-amz-content-sha256 signed)") {
     util::sigv4::Request r;
     r.method = "PUT";
-    r.path = "/bucket/a%20b/%C3%A9t%C3%A9%2Bplus";   // util::s3::encode_key output
+    r.path = "/bucket/a%20b/%C3%A9t%C3%A9%2Bplus";  // util::s3::encode_key output
     r.headers = {{"Host", "127.0.0.1:4568"}};
     r.payload_hash = "UNSIGNED-PAYLOAD";
     util::sigv4::Params p;

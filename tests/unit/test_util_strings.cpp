@@ -17,8 +17,8 @@ TEST_CASE("levenshtein: edit distance") {
     CHECK(util::levenshtein("abc", "") == 3);
     CHECK(util::levenshtein("", "abc") == 3);
     CHECK(util::levenshtein("hostname", "hostname") == 0);
-    CHECK(util::levenshtein("hostnme", "hostname") == 1);   // deletion
-    CHECK(util::levenshtein("hostnamee", "hostname") == 1); // insertion
+    CHECK(util::levenshtein("hostnme", "hostname") == 1);  // deletion
+    CHECK(util::levenshtein("hostnamee", "hostname") == 1);  // insertion
     CHECK(util::levenshtein("hostnane", "hostname") == 1);  // substitution
     CHECK(util::levenshtein("kitten", "sitting") == 3);
     CHECK(util::levenshtein("flaw", "lawn") == 2);
@@ -69,7 +69,8 @@ TEST_CASE("printable: terminal control sequences from a host are shown, not obey
     CHECK(util::printable("plain text\n\tindented") == "plain text\n\tindented");
     CHECK(util::printable("\x1b[2J\x1b]0;title\x07") == "\\x1b[2J\\x1b]0;title\\x07");
     CHECK(util::printable("a\rb\x7f") == "a\\x0db\\x7f");
-    CHECK(util::printable("csi \xc2\x9b" "31m, not \xc3\xa9") == "csi \\xc2\\x9b31m, not \xc3\xa9");
+    CHECK(util::printable("csi \xc2\x9b"
+                          "31m, not \xc3\xa9") == "csi \\xc2\\x9b31m, not \xc3\xa9");
 }
 
 TEST_CASE("parse_uint: digits only, in range, never throws") {
@@ -92,10 +93,10 @@ TEST_CASE("parse_uint/parse_int: garbage and overflow from a host are refused, n
         CHECK_FALSE(util::parse_uint(s).has_value());
         CHECK_FALSE(util::parse_int(s).has_value());
     }
-    CHECK_THROWS_AS((void)std::stoul("abc"), std::invalid_argument);            // what the old code did
-    CHECK_THROWS_AS((void)std::stoi("99999999999"), std::out_of_range);          // a port, a size, an index
+    CHECK_THROWS_AS((void)std::stoul("abc"), std::invalid_argument);  // what the old code did
+    CHECK_THROWS_AS((void)std::stoi("99999999999"), std::out_of_range);  // a port, a size, an index
     CHECK_THROWS_AS((void)std::stoul("99999999999999999999"), std::out_of_range);
-    CHECK(std::stoull("-1") == UINT64_MAX);                                        // a sign accepted: wrong
+    CHECK(std::stoull("-1") == UINT64_MAX);  // a sign accepted: wrong
     CHECK_FALSE(util::parse_uint("-1").has_value());
     CHECK_FALSE(util::parse_uint("99999999999999999999").has_value());
     CHECK_FALSE(util::parse_int("99999999999999999999").has_value());
@@ -116,4 +117,3 @@ TEST_CASE("parse_uint/parse_int: bounds and bases") {
     CHECK_FALSE(util::parse_int("-1", 0, 42).has_value());
     CHECK(util::parse_int("-9223372036854775808") == std::optional<int64_t>(INT64_MIN));
 }
-

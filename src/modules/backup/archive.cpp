@@ -48,7 +48,7 @@ EntryPtr make_entry(const std::string& path, const ArchiveWriter::Meta& meta) {
     return e;
 }
 
-} // namespace
+}  // namespace
 
 ArchiveWriter::ArchiveWriter(Sink& out, const ArchiveOptions& options) : m_out(out), m_options(options) {}
 
@@ -187,7 +187,7 @@ la_ssize_t read_cb(struct archive* a, void* self, const void** out) {
 
 constexpr size_t k_max_backup_manifest = 64 << 20;
 
-} // namespace
+}  // namespace
 
 namespace {
 
@@ -215,21 +215,25 @@ ReadEntry entry_from_header(archive_entry* e) {
 
 // The entries manifest.json lists, in its order, each checked against what the archive held
 // (`seen`): none missing, none unlisted, sizes and digests equal.
-Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text, const std::map<std::string, EntryInfo>& seen) {
+Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text,
+                                                         const std::map<std::string, EntryInfo>& seen) {
     nlohmann::json m;
     try {
         m = nlohmann::json::parse(text);
     } catch (const std::exception& ex) {
         return damaged(std::string("manifest.json is not valid JSON: ") + ex.what());
     }
-    if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() || m.value("format", 0) != k_format_version) {
-        return damaged("manifest.json is not a nodectl backup manifest (format " + std::to_string(k_format_version) + ")");
+    if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() ||
+        m.value("format", 0) != k_format_version) {
+        return damaged("manifest.json is not a nodectl backup manifest (format " + std::to_string(k_format_version) +
+                       ")");
     }
     std::vector<EntryInfo> entries;
     std::set<std::string> listed;
     try {
         for (const auto& je : m["entries"]) {
-            EntryInfo want{je.at("path").get<std::string>(), je.value("size", uint64_t{0}), je.value("sha256", std::string())};
+            EntryInfo want{je.at("path").get<std::string>(), je.value("size", uint64_t{0}),
+                           je.value("sha256", std::string())};
             listed.insert(want.path);
             auto it = seen.find(want.path);
             if (it == seen.end()) {
@@ -355,10 +359,10 @@ private:
     ReadResult m_result;
 };
 
-} // namespace
+}  // namespace
 
 Result<ReadResult> read_archive(Source& in, const ReadCallbacks& callbacks) {
     return ArchiveReader(in, callbacks).read();
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

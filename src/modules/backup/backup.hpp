@@ -28,7 +28,7 @@ inline constexpr const char* k_manifest_name = "manifest.json";
 
 struct MariadbSource {
     bool enabled = false;
-    std::string host;    // empty: the socket (or the client's default)
+    std::string host;  // empty: the socket (or the client's default)
     int port = 3306;
     std::string socket;
     std::string user = "root";
@@ -62,7 +62,7 @@ enum class TargetKind { directory, s3 };
 struct TargetSettings {
     std::string name;
     TargetKind kind = TargetKind::directory;
-    std::string path;       // directory
+    std::string path;  // directory
     uint64_t min_free_bytes = 64ull << 20;
     // s3
     std::string endpoint;
@@ -88,8 +88,8 @@ struct Settings {
     int compression_level = 3;
     int compression_threads = 1;
     uint64_t chunk_bytes = 8ull << 20;  // size of the pieces a database dump is stored in
-    std::string metrics_file;           // Prometheus textfile; empty: none
-    std::string webhook_url;            // POSTed JSON on failure; empty: none
+    std::string metrics_file;  // Prometheus textfile; empty: none
+    std::string webhook_url;  // POSTed JSON on failure; empty: none
     std::string schedule = "*-*-* 02:00:00";
     std::string randomized_delay = "30min";
 };
@@ -99,7 +99,7 @@ Result<Settings> load_settings(const Profile& profile);
 
 // One archive as stored on a target.
 struct Stored {
-    std::string id;    // NAME-YYYYMMDDTHHMMSSZ
+    std::string id;  // NAME-YYYYMMDDTHHMMSSZ
     std::string object;  // file or key name: ID.tar.zst or ID.tar.zst.enc
     uint64_t size = 0;
     std::chrono::sys_seconds time{};  // from the id
@@ -180,11 +180,11 @@ bool is_damaged(const Error& e);
 struct RestoreOptions {
     std::string id;
     std::string target;
-    std::string db;      // a database of the archive
-    std::string into;    // name to restore it as; empty: its own name (needs force)
+    std::string db;  // a database of the archive
+    std::string into;  // name to restore it as; empty: its own name (needs force)
     bool force = false;  // replace an existing database
     bool files = false;
-    std::string to;      // directory for files (must not exist, or be empty)
+    std::string to;  // directory for files (must not exist, or be empty)
     bool keep_setid = false;  // restore setuid/setgid bits (dropped by default)
     // Override where the database goes (default: [backup.mariadb] host/port/socket).
     std::string db_host;
@@ -212,4 +212,4 @@ Result<void> write_metrics(const std::string& path, const RunReport& report, std
 // POSTs the report as JSON. Returns why it failed, empty when delivered.
 std::string post_webhook(const std::string& url, const Settings& settings, const RunReport& report);
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -35,10 +35,12 @@ public:
         if (threads > 1) {
             auto set = ZSTD_CCtx_setParameter(m_cctx, ZSTD_c_nbWorkers, threads);
             if (ZSTD_isError(set)) {  // a libzstd built without threads: one thread compresses
-                log::warn(k_log, "zstd cannot use worker threads here ({}); compressing on one thread", ZSTD_getErrorName(set));
+                log::warn(k_log, "zstd cannot use worker threads here ({}); compressing on one thread",
+                          ZSTD_getErrorName(set));
                 return Ok{};
             }
-            TRY_VOID(check(ZSTD_CCtx_setParameter(m_cctx, ZSTD_c_jobSize, static_cast<int>(k_zstd_job_bytes)), "job size"));
+            TRY_VOID(
+                check(ZSTD_CCtx_setParameter(m_cctx, ZSTD_c_jobSize, static_cast<int>(k_zstd_job_bytes)), "job size"));
         }
         return Ok{};
     }
@@ -218,7 +220,7 @@ private:
     std::thread m_thread;
 };
 
-} // namespace
+}  // namespace
 
 Result<std::unique_ptr<Sink>> zstd_sink(Sink& out, const ArchiveOptions& options) {
     auto sink = std::make_unique<ZstdSink>(out, options.times);
@@ -230,4 +232,4 @@ std::unique_ptr<Sink> threaded_sink(std::unique_ptr<Sink> inner, StageTimes* tim
     return std::make_unique<ThreadedSink>(std::move(inner), times);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -305,7 +305,7 @@ private:
     Gcm m_gcm;
 };
 
-} // namespace
+}  // namespace
 
 Error damaged(const std::string& what) {
     auto e = make_error(ErrorCode::io, what);
@@ -318,7 +318,7 @@ bool is_damaged(const Error& e) {
 }
 
 Result<Key> load_key(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         return make_error(ErrorCode::config, "encryption key file " + path + ": " + std::strerror(errno));
     }
@@ -341,8 +341,9 @@ Result<Key> load_key(const std::string& path) {
         s.pop_back();
     }
     if (s.size() != 64) {
-        return make_error(ErrorCode::config, "encryption key file " + path +
-                                                 " must hold 32 bytes, raw or as 64 hex digits (e.g. `openssl rand -hex 32`)");
+        return make_error(ErrorCode::config,
+                          "encryption key file " + path +
+                              " must hold 32 bytes, raw or as 64 hex digits (e.g. `openssl rand -hex 32`)");
     }
     for (size_t i = 0; i < 32; ++i) {
         int hi = util::hex_value(s[2 * i]), lo = util::hex_value(s[2 * i + 1]);
@@ -363,4 +364,4 @@ std::unique_ptr<Source> decrypting_source(const Key& key, Source& in) {
     return std::make_unique<DecryptingSource>(key, in);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

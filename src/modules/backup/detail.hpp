@@ -383,7 +383,7 @@ public:
     virtual ~Upload() = default;
     virtual Result<void> write(const char* data, size_t size) = 0;
     virtual Result<void> commit() = 0;  // the object appears under its final name
-    virtual void abort() = 0;           // nothing is left behind
+    virtual void abort() = 0;  // nothing is left behind
 };
 
 class BackupTarget {
@@ -403,4 +403,4 @@ std::unique_ptr<BackupTarget> make_directory_target(const TargetSettings& settin
 Result<std::unique_ptr<BackupTarget>> make_s3_target(const TargetSettings& settings);
 Result<std::unique_ptr<BackupTarget>> make_target(const TargetSettings& settings);
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -18,7 +18,7 @@ Error queue_stopped() {
     return make_error(ErrorCode::io, "the archive stopped");
 }
 
-} // namespace
+}  // namespace
 
 EntryQueue::EntryQueue(size_t readers, StageTimes* times)
     : m_times(times), m_ops(k_queued_entries), m_readers(readers),
@@ -41,8 +41,7 @@ Result<void> EntryQueue::take_turn(bool first, bool large) {
     std::unique_lock lock(m_mutex);
     m_first_waiting += first ? 1 : 0;
     m_turn_free.wait(lock, [&] {
-        return m_cancelled ||
-               (!m_turn_taken && (first || (m_first_waiting == 0 && (!large || m_first_running == 0))));
+        return m_cancelled || (!m_turn_taken && (first || (m_first_waiting == 0 && (!large || m_first_running == 0))));
     });
     m_first_waiting -= first ? 1 : 0;
     if (m_cancelled) {
@@ -92,19 +91,15 @@ void EntryQueue::cancel() {
 
 Result<void> EntryQueue::apply(ArchiveWriter& w, Op& op) {
     switch (op.kind) {
-    case Op::Kind::file:
-        return w.begin_file(op.path, op.size, op.meta);
+    case Op::Kind::file: return w.begin_file(op.path, op.size, op.meta);
     case Op::Kind::data: {
         auto written = w.data(op.block.bytes.get(), op.block.size);
         (void)op.pool->push(std::move(op.block));  // false only once the reader stopped
         return written;
     }
-    case Op::Kind::end:
-        return w.end_file();
-    case Op::Kind::directory:
-        return w.add_directory(op.path, op.meta);
-    case Op::Kind::symlink:
-        return w.add_symlink(op.path, op.target, op.meta);
+    case Op::Kind::end: return w.end_file();
+    case Op::Kind::directory: return w.add_directory(op.path, op.meta);
+    case Op::Kind::symlink: return w.add_symlink(op.path, op.target, op.meta);
     }
     return make_error(ErrorCode::internal, "unknown queued entry");
 }
@@ -180,7 +175,8 @@ Result<void> EntrySource::add_directory(const std::string& path, const ArchiveWr
     return pushed;
 }
 
-Result<void> EntrySource::add_symlink(const std::string& path, const std::string& target, const ArchiveWriter::Meta& meta) {
+Result<void> EntrySource::add_symlink(const std::string& path, const std::string& target,
+                                      const ArchiveWriter::Meta& meta) {
     TRY_VOID(m_q.take_turn(m_first, false));
     auto pushed = m_q.push({EntryQueue::Op::Kind::symlink, path, target, 0, meta, {}, nullptr});
     m_q.end_turn();
@@ -200,4 +196,4 @@ size_t dump_reader_blocks(const Settings& s) {
     return piece + 2;
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -58,7 +58,7 @@ Result<std::string> binary_to_install() {
     return self.string();
 }
 
-} // namespace
+}  // namespace
 
 std::string render_service(const UnitSettings& u) {
     std::ostringstream s;
@@ -166,7 +166,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
     spec.validate = std::string("systemd-analyze verify ") + k_service_path + " " + k_timer_path;
     namespace units = host::units;
     const std::string timer = "nodectl-backup.timer";
-    spec.activate = units::script({units::daemon_reload(), units::enable({timer}, {.quiet = true}), units::restart({timer})});
+    spec.activate =
+        units::script({units::daemon_reload(), units::enable({timer}, {.quiet = true}), units::restart({timer})});
     spec.restore_activate = units::daemon_reload().script();
     spec.deactivate = units::script(
         {units::disable({timer}, {.now = true, .quiet = true, .ignore_failure = true}), units::daemon_reload()});
@@ -177,4 +178,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -27,4 +27,4 @@ std::string render_timer(const UnitSettings& units);
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

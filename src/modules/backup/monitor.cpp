@@ -39,9 +39,10 @@ std::map<std::string, std::string> previous_success(const std::string& path) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
-Result<void> write_metrics(const std::string& path, const RunReport& report, std::chrono::system_clock::time_point now) {
+Result<void> write_metrics(const std::string& path, const RunReport& report,
+                           std::chrono::system_clock::time_point now) {
     auto last = previous_success(path);
     double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
     char now_text[32];
@@ -69,7 +70,8 @@ Result<void> write_metrics(const std::string& path, const RunReport& report, std
     }
     metric("nodectl_backup_last_duration_seconds", "Duration of the last run to the target.");
     for (const auto& t : report.targets) {
-        m << "nodectl_backup_last_duration_seconds{target=\"" << t.target << "\"} " << (t.ok ? t.seconds : report.seconds) << "\n";
+        m << "nodectl_backup_last_duration_seconds{target=\"" << t.target << "\"} "
+          << (t.ok ? t.seconds : report.seconds) << "\n";
     }
     metric("nodectl_backup_last_source_bytes", "Bytes of database dumps and files read by the last run.");
     m << "nodectl_backup_last_source_bytes " << report.raw_bytes << "\n";
@@ -111,7 +113,7 @@ std::string mask_urls(std::string message) {
     return message;
 }
 
-} // namespace
+}  // namespace
 
 std::string post_webhook(const std::string& url, const Settings& settings, const RunReport& report) {
     nlohmann::json targets = nlohmann::json::array();
@@ -136,4 +138,4 @@ std::string post_webhook(const std::string& url, const Settings& settings, const
     return r.ok ? "" : mask_urls(r.error);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -94,8 +94,8 @@ Result<OpenedArchive> open_archive(const Settings& s, Found& f) {
     o.source = o.raw.get();
     if (f.stored.encrypted) {
         if (s.encryption_key_file.empty()) {
-            return make_error(ErrorCode::config, f.stored.object +
-                                                     " is encrypted, but [backup] sets no encryption_key_file");
+            return make_error(ErrorCode::config,
+                              f.stored.object + " is encrypted, but [backup] sets no encryption_key_file");
         }
         auto key = TRY(load_key(s.encryption_key_file));
         o.plain = decrypting_source(key, *o.raw);
@@ -212,11 +212,13 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     std::string socket = o.db_host.empty() && o.db_socket.empty() ? m.socket : o.db_socket;
     TRY_VOID(opt.create(host, o.db_port > 0 ? o.db_port : m.port, socket, m.user, password));
     std::fill(password.begin(), password.end(), '\0');
-    auto exists = TRY(run_capture({m.client_command, opt.arg(), "-N", "-B", "-e",
-                                   "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '" + into + "'"}));
+    auto exists =
+        TRY(run_capture({m.client_command, opt.arg(), "-N", "-B", "-e",
+                         "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '" + into + "'"}));
     bool existed = exists.find('1') == 0;
     if (existed && !o.force) {
-        return make_error(ErrorCode::usage, "database '" + into + "' exists on the server; choose another --into or add --force");
+        return make_error(ErrorCode::usage,
+                          "database '" + into + "' exists on the server; choose another --into or add --force");
     }
     if (!existed) {
         std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + charset +
@@ -259,7 +261,8 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
         bytes += n;
         auto w = write_fd(client.stdin_fd(), p, n, "feeding " + m.client_command);
         if (!w) {
-            return make_error(ErrorCode::command, m.client_command + " stopped reading while " + e.path + " was restored");
+            return make_error(ErrorCode::command,
+                              m.client_command + " stopped reading while " + e.path + " was restored");
         }
         return Ok{};
     };
@@ -269,7 +272,8 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     if (!read || !exited || next != chunks.size()) {
         drop_created();
         if (!exited) {
-            return make_error(ErrorCode::command, "restore of '" + o.db + "' into '" + into + "' failed: " + exited.error().message);
+            return make_error(ErrorCode::command,
+                              "restore of '" + o.db + "' into '" + into + "' failed: " + exited.error().message);
         }
         if (!read) {
             return read.error();
@@ -340,7 +344,7 @@ private:
         m_current = m_work + "/" + e.path.substr(6);
         if (e.type == AE_IFDIR) {
             if (::mkdirat(parent, leaf, 0700) != 0) {
-                struct stat st{};
+                struct stat st {};
                 if (errno != EEXIST || ::fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
                     return errno_error("cannot create " + m_current);
                 }
@@ -455,7 +459,7 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
     return rep;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<ListedArchive>> list(const Settings& s, const std::string& only_target) {
     std::vector<ListedArchive> out;
@@ -531,8 +535,8 @@ Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std:
         any = true;
         auto t = TRY(make_target(ts));
         auto listed = TRY(t->list());
-        for (const auto& o : prunable(s, ts, listed, std::chrono::time_point_cast<std::chrono::seconds>(
-                                                          std::chrono::system_clock::now()))) {
+        for (const auto& o : prunable(
+                 s, ts, listed, std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()))) {
             if (!dry_run) {
                 TRY_VOID(t->remove(o));
             }
@@ -545,4 +549,4 @@ Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std:
     return out;
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -43,8 +43,8 @@ Result<std::string> option_value(const std::string& what, const std::string& v) 
         case '\b': out += "\\b"; break;
         default:
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-                return make_error(ErrorCode::config, "the MariaDB " + what +
-                                                         " holds a control character an option file cannot carry");
+                return make_error(ErrorCode::config,
+                                  "the MariaDB " + what + " holds a control character an option file cannot carry");
             }
             out += c;
         }
@@ -52,7 +52,7 @@ Result<std::string> option_value(const std::string& what, const std::string& v) 
     return out + "\"";
 }
 
-} // namespace
+}  // namespace
 
 UniqueFd::~UniqueFd() {
     if (m_fd >= 0) {
@@ -286,7 +286,8 @@ Result<void> ClientOptionFile::create(const std::string& host, int port, const s
         std::fill(text.begin(), text.end(), '\0');
         return errno_error("memfd_create");
     }
-    bool written = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    bool written =
+        ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     std::fill(text.begin(), text.end(), '\0');
     if (!written) {
         auto e = errno_error("cannot write the client option file (memfd)");
@@ -297,4 +298,4 @@ Result<void> ClientOptionFile::create(const std::string& host, int port, const s
     return Ok{};
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

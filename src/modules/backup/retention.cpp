@@ -49,9 +49,8 @@ std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Ret
     for (const auto& a : archives) {
         sorted.push_back(&a);
     }
-    std::sort(sorted.begin(), sorted.end(), [](const Stored* a, const Stored* b) {
-        return a->time != b->time ? a->time > b->time : a->id > b->id;
-    });
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Stored* a, const Stored* b) { return a->time != b->time ? a->time > b->time : a->id > b->id; });
     std::set<std::string> keep;
     for (int i = 0; i < retention.keep_last && i < static_cast<int>(sorted.size()); ++i) {
         keep.insert(sorted[static_cast<size_t>(i)]->object);
@@ -69,7 +68,7 @@ std::vector<std::string> to_prune(const std::vector<Stored>& archives, const Ret
         }
     };
     apply(retention.keep_daily, "%Y-%m-%d");
-    apply(retention.keep_weekly, "%G-W%V"); // ISO year and week: 2024-12-30 is in 2025-W01
+    apply(retention.keep_weekly, "%G-W%V");  // ISO year and week: 2024-12-30 is in 2025-W01
     apply(retention.keep_monthly, "%Y-%m");
     std::vector<std::string> out;
     for (const auto& a : archives) {
@@ -89,7 +88,8 @@ std::vector<Stored> own_archives(const std::vector<Stored>& listed, const std::s
         }
         if (encrypted_only && !a.encrypted) {
             if (ignored) {
-                ignored->push_back(a.object + " is not encrypted although a key is configured: not counted, not deleted");
+                ignored->push_back(a.object +
+                                   " is not encrypted although a key is configured: not counted, not deleted");
             }
             continue;
         }
@@ -117,4 +117,4 @@ std::vector<std::string> prunable(const Settings& settings, const TargetSettings
     return to_prune(own, target.retention);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -42,7 +42,8 @@ public:
     StageTimes* times = nullptr;
 
     size_t live() const {
-        return static_cast<size_t>(std::count_if(legs.begin(), legs.end(), [](const Leg& l) { return l.upload != nullptr; }));
+        return static_cast<size_t>(
+            std::count_if(legs.begin(), legs.end(), [](const Leg& l) { return l.upload != nullptr; }));
     }
 
     Result<void> write(const char* data, size_t size) override {
@@ -154,7 +155,8 @@ public:
             auto started = [&]() -> Result<void> {
                 m_targets.push_back(TRY(make_target(*m_chosen[i])));
                 TRY_VOID(m_targets.back()->prepare());
-                m_fan.legs.push_back({&outcome, TRY(m_targets.back()->upload(m_object)), std::chrono::steady_clock::now()});
+                m_fan.legs.push_back(
+                    {&outcome, TRY(m_targets.back()->upload(m_object)), std::chrono::steady_clock::now()});
                 return Ok{};
             }();
             if (m_targets.size() == i) {
@@ -252,8 +254,8 @@ public:
     void run_post_hooks() {
         int ok = m_report.ok_count();
         std::string outcome = ok == static_cast<int>(m_report.targets.size()) && m_report.error.empty() ? "ok"
-                              : ok > 0                                                                 ? "partial"
-                                                                                                       : "failed";
+                              : ok > 0                                                                  ? "partial"
+                                                                                                        : "failed";
         for (const auto& h : m_s.post_hooks) {
             auto r = run_hook(h, {"NODECTL_BACKUP_OUTCOME=" + outcome, "NODECTL_BACKUP_ID=" + m_report.id});
             if (!r) {
@@ -295,11 +297,13 @@ private:
         std::jthread dump_reader, file_reader;
         if (dumps) {
             dump_source.emplace(queue, dump_reader_blocks(m_s), true);
-            dump_reader = std::jthread([&] { read_source(*dump_source, [&] { return dump_databases(m_s, *dump_source, db); }); });
+            dump_reader =
+                std::jthread([&] { read_source(*dump_source, [&] { return dump_databases(m_s, *dump_source, db); }); });
         }
         if (files) {
             file_source.emplace(queue, k_file_reader_blocks, false);
-            file_reader = std::jthread([&] { read_source(*file_source, [&] { return add_trees(*file_source, trees); }); });
+            file_reader =
+                std::jthread([&] { read_source(*file_source, [&] { return add_trees(*file_source, trees); }); });
         }
         StopReaders stop{queue};
         TRY_VOID(queue.drain(w));
@@ -366,7 +370,7 @@ private:
     StageTimes m_times;
 };
 
-} // namespace
+}  // namespace
 
 RunReport run(const Settings& s, const RunOptions& options) {
     BackupRun r(s, options);
@@ -393,4 +397,4 @@ RunReport run(const Settings& s, const RunOptions& options) {
     return r.finish();
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

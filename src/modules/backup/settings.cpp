@@ -27,7 +27,7 @@ std::string this_host() {
     return buf;
 }
 
-} // namespace
+}  // namespace
 
 Result<Settings> load_settings(const Profile& profile) {
     auto cfg = profile.section("backup");
@@ -97,7 +97,8 @@ Result<Settings> load_settings(const Profile& profile) {
             return make_error(ErrorCode::config, t.where() + ": target '" + ts.name + "' (directory) needs `path`");
         }
         if (ts.kind == TargetKind::s3 && (ts.bucket.empty() || ts.endpoint.empty())) {
-            return make_error(ErrorCode::config, t.where() + ": target '" + ts.name + "' (s3) needs `endpoint` and `bucket`");
+            return make_error(ErrorCode::config,
+                              t.where() + ": target '" + ts.name + "' (s3) needs `endpoint` and `bucket`");
         }
         for (const auto& other : s.targets) {
             if (other.name == ts.name) {
@@ -110,9 +111,10 @@ Result<Settings> load_settings(const Profile& profile) {
         return make_error(ErrorCode::config, cfg.where() + ": [backup] has no [[backup.targets]]");
     }
     if (!s.mariadb.enabled && s.files.empty()) {
-        return make_error(ErrorCode::config, cfg.where() + ": [backup] has nothing to back up (no [backup.mariadb], no [[backup.files]])");
+        return make_error(ErrorCode::config,
+                          cfg.where() + ": [backup] has nothing to back up (no [backup.mariadb], no [[backup.files]])");
     }
     return s;
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

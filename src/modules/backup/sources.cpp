@@ -45,7 +45,7 @@ ArchiveWriter::Meta meta_from(const struct stat& st) {
     return m;
 }
 
-} // namespace
+}  // namespace
 
 ArchiveWriter::Meta generated_meta() {
     ArchiveWriter::Meta m;
@@ -75,7 +75,8 @@ Result<std::string> password_of(const MariadbSource& m) {
     return s->reveal();
 }
 
-Result<std::vector<std::string>> query_lines(const MariadbSource& m, const ClientOptionFile& opt, const std::string& sql) {
+Result<std::vector<std::string>> query_lines(const MariadbSource& m, const ClientOptionFile& opt,
+                                             const std::string& sql) {
     auto out = TRY(run_capture({m.client_command, opt.arg(), "-N", "-B", "-e", sql}));
     std::vector<std::string> lines;
     size_t start = 0;
@@ -102,9 +103,8 @@ bool dumpable_name(const std::string& db) {
     if (db.empty() || db[0] == '-') {
         return false;
     }
-    return std::none_of(db.begin(), db.end(), [](char c) {
-        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\';
-    });
+    return std::none_of(db.begin(), db.end(),
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\'; });
 }
 
 std::string sql_string(const std::string& s) {
@@ -223,7 +223,7 @@ Result<void> dump_one(const MariadbSource& m, const ClientOptionFile& opt, const
     return Ok{};
 }
 
-} // namespace
+}  // namespace
 
 Result<void> dump_databases(const Settings& s, EntrySource& q, nlohmann::json& out) {
     const auto& m = s.mariadb;
@@ -252,8 +252,11 @@ Result<void> dump_databases(const Settings& s, EntrySource& q, nlohmann::json& o
             dbs.push_back(d);
         } else {
             std::string shown = d;
-            std::replace_if(shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
-            log::warn(k_log, "database '{}' skipped: its name starts with '-' or holds a control character or a backslash",
+            std::replace_if(
+                shown.begin(), shown.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; },
+                '?');
+            log::warn(k_log,
+                      "database '{}' skipped: its name starts with '-' or holds a control character or a backslash",
                       shown);
         }
     }
@@ -262,8 +265,10 @@ Result<void> dump_databases(const Settings& s, EntrySource& q, nlohmann::json& o
            {"read_from", replica ? "replica" : "primary"},
            {"databases", nlohmann::json::array()}};
     for (const auto& db : dbs) {
-        auto cs = TRY(query_lines(m, opt, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
-                                          "information_schema.SCHEMATA WHERE SCHEMA_NAME = " + sql_string(db)));
+        auto cs = TRY(query_lines(m, opt,
+                                  "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
+                                  "information_schema.SCHEMATA WHERE SCHEMA_NAME = " +
+                                      sql_string(db)));
         if (cs.empty()) {
             return make_error(ErrorCode::command, "database " + shell_quote(db) + " does not exist on the server");
         }
@@ -304,7 +309,7 @@ Result<void> add_file(EntrySource& q, int dir, const std::string& leaf, const st
         log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
         return Ok{};
     }
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         log::warn(k_log, "skipped {}: no longer a regular file", abs);
         return Ok{};
@@ -327,7 +332,8 @@ Result<void> add_file(EntrySource& q, int dir, const std::string& leaf, const st
             }
             if (n <= 0) {
                 // The file shrank while it was read: tar needs the size given, so it is padded.
-                log::warn(k_log, "{} shrank while it was read ({} of {} bytes); padded with zeros", abs, done + b.size, size);
+                log::warn(k_log, "{} shrank while it was read ({} of {} bytes); padded with zeros", abs, done + b.size,
+                          size);
                 shrank = true;
                 break;
             }
@@ -378,7 +384,7 @@ struct TreeWalk {
             std::string child = rel.empty() ? n : rel + "/" + n;
             std::string abs = t.path + "/" + child;
             std::string name = "files/" + t.name + "/" + child;
-            struct stat st{};
+            struct stat st {};
             if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
                 continue;  // gone since it was listed
             }
@@ -391,7 +397,7 @@ struct TreeWalk {
                     log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
                     continue;
                 }
-                struct stat sst{};
+                struct stat sst {};
                 ::fstat(sub.get(), &sst);
                 TRY_VOID(q.add_directory(name, meta_from(sst)));
                 TRY_VOID(walk(sub.get(), child));
@@ -420,11 +426,11 @@ struct TreeWalk {
     }
 };
 
-} // namespace
+}  // namespace
 
 Result<void> add_tree(EntrySource& q, const FileTree& t, nlohmann::json& out) {
     UniqueFd root_dir(::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    struct stat root{};
+    struct stat root {};
     if (!root_dir || ::fstat(root_dir.get(), &root) != 0) {
         return make_error(ErrorCode::io, "file tree " + t.name + ": " + t.path + " is not a directory");
     }
@@ -435,4 +441,4 @@ Result<void> add_tree(EntrySource& q, const FileTree& t, nlohmann::json& out) {
     return Ok{};
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

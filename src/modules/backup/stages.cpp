@@ -59,7 +59,7 @@ double seconds(int64_t ns) {
     return static_cast<double>(ns) / 1e9;
 }
 
-} // namespace
+}  // namespace
 
 StageClock::StageClock(StageTimes* times, Stage stage) : m_times(times) {
     if (!m_times) {
@@ -81,12 +81,15 @@ StageClock::~StageClock() {
 void log_stage_times(const StageTimes& times, double total_seconds) {
     log::debug(k_log, "stage times of the archive's {:.2f} s (wall, cpu):", total_seconds);
     for (size_t i = 0; i < StageTimes::k_count; ++i) {
-        log::debug(k_log, "  {:<58} {:7.2f} s {:7.2f} s", k_stage_names[i], seconds(times.wall_ns[i]), seconds(times.cpu_ns[i]));
+        log::debug(k_log, "  {:<58} {:7.2f} s {:7.2f} s", k_stage_names[i], seconds(times.wall_ns[i]),
+                   seconds(times.cpu_ns[i]));
     }
     double cpu = seconds(times.cpu_ns[static_cast<size_t>(Stage::compress)]);
     uint64_t in = times.zstd_in, out = times.zstd_out;
-    log::debug(k_log, "  zstd: {} -> {} bytes, {:.1f} MB/s per second of the compressor's cpu (zstd's own workers, with "
-               "compression_threads > 1, not counted)", in, out, cpu > 0 ? static_cast<double>(in) / cpu / 1e6 : 0.0);
+    log::debug(k_log,
+               "  zstd: {} -> {} bytes, {:.1f} MB/s per second of the compressor's cpu (zstd's own workers, with "
+               "compression_threads > 1, not counted)",
+               in, out, cpu > 0 ? static_cast<double>(in) / cpu / 1e6 : 0.0);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -62,9 +62,9 @@ void remove_stale_partials(const std::string& dir) {
         if (dash == std::string::npos || rest.size() - dash != 7 || !pid || *pid == 0) {
             continue;
         }
-        struct stat st{};
-        if (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH && ::fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode)) {
+        struct stat st {};
+        if (::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH &&
+            ::fstatat(dfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
             stale.push_back(n);
         }
     }
@@ -165,12 +165,12 @@ public:
     const std::string& name() const override { return m_s.name; }
 
     Result<void> prepare() override {
-        struct stat st{};
+        struct stat st {};
         if (::stat(m_s.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-            return make_error(ErrorCode::io, "target " + m_s.name + ": " + m_s.path +
-                                                 " is not a directory (is the mount there?)");
+            return make_error(ErrorCode::io,
+                              "target " + m_s.name + ": " + m_s.path + " is not a directory (is the mount there?)");
         }
-        struct statvfs vfs{};
+        struct statvfs vfs {};
         if (::statvfs(m_s.path.c_str(), &vfs) != 0) {
             return errno_error("statvfs " + m_s.path);
         }
@@ -194,7 +194,8 @@ public:
     // someone else put into a shared target is never opened, truncated or written through.
     Result<std::unique_ptr<Upload>> upload(const std::string& object) override {
         remove_stale_partials(m_s.path);
-        std::string temp = m_s.path + "/." + object + ".partial-" + partial_host() + "-" + std::to_string(::getpid()) + "-XXXXXX";
+        std::string temp =
+            m_s.path + "/." + object + ".partial-" + partial_host() + "-" + std::to_string(::getpid()) + "-XXXXXX";
         int fd = ::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             return errno_error("cannot create " + temp);
@@ -213,7 +214,7 @@ public:
             if (!s) {
                 continue;
             }
-            struct stat st{};  // lstat: a symbolic link planted under an archive's name is not one
+            struct stat st {};  // lstat: a symbolic link planted under an archive's name is not one
             if (::lstat((m_s.path + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
                 s->size = static_cast<uint64_t>(st.st_size);
                 out.push_back(*s);
@@ -229,7 +230,7 @@ public:
         if (fd < 0) {
             return errno_error("cannot open " + path);
         }
-        struct stat st{};
+        struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             ::close(fd);
             return make_error(ErrorCode::io, "cannot open " + path + ": not a regular file");
@@ -249,7 +250,7 @@ private:
     TargetSettings m_s;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<BackupTarget> make_directory_target(const TargetSettings& settings) {
     return std::make_unique<DirectoryTarget>(settings);
@@ -262,4 +263,4 @@ Result<std::unique_ptr<BackupTarget>> make_target(const TargetSettings& settings
     return make_directory_target(settings);
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -127,7 +127,8 @@ private:
 
 class S3Target : public BackupTarget {
 public:
-    S3Target(TargetSettings s, std::shared_ptr<util::s3::Client> client) : m_s(std::move(s)), m_client(std::move(client)) {}
+    S3Target(TargetSettings s, std::shared_ptr<util::s3::Client> client)
+        : m_s(std::move(s)), m_client(std::move(client)) {}
     const std::string& name() const override { return m_s.name; }
 
     Result<void> prepare() override {
@@ -180,7 +181,7 @@ private:
     std::shared_ptr<util::s3::Client> m_client;
 };
 
-} // namespace
+}  // namespace
 
 Result<std::unique_ptr<BackupTarget>> make_s3_target(const TargetSettings& settings) {
     util::s3::Config c;
@@ -211,4 +212,4 @@ Result<std::unique_ptr<BackupTarget>> make_s3_target(const TargetSettings& setti
     return std::unique_ptr<BackupTarget>(std::make_unique<S3Target>(settings, std::make_shared<util::s3::Client>(c)));
 }
 
-} // namespace nodectl::backup
+}  // namespace nodectl::backup

@@ -6,4 +6,4 @@ namespace nodectl::base {
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::base
+}  // namespace nodectl::base

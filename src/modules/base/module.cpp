@@ -19,17 +19,18 @@ namespace nodectl::base {
 namespace {
 
 // A profile value with this host's ${...} filled in, checked by the key's own validator.
-Result<std::string> expanded(const ConfigView& cfg, std::string_view key, const std::string& text, const HostSpec& host) {
+Result<std::string> expanded(const ConfigView& cfg, std::string_view key, const std::string& text,
+                             const HostSpec& host) {
     auto value = TRY(expand_vars(text, host, cfg.where(key)));
     auto reason = check_expanded(ConfigFile::profile, "base." + std::string(key), value);
     if (!reason.empty()) {
-        return make_error(ErrorCode::config, cfg.where(key) + ": 'base." + std::string(key) + "' for host '" + host.name +
-                                                 "' is \"" + value + "\", which " + reason);
+        return make_error(ErrorCode::config, cfg.where(key) + ": 'base." + std::string(key) + "' for host '" +
+                                                 host.name + "' is \"" + value + "\", which " + reason);
     }
     return value;
 }
 
-} // namespace
+}  // namespace
 
 Result<StepList> steps(const ModuleContext& ctx) {
     ConfigView cfg = ctx.profile.section("base");
@@ -83,7 +84,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
         } else {
             f.spec.content = TRY(expand_vars(ft.str("content"), ctx.host, ft.where("content")));
         }
-        auto same = std::find_if(files.begin(), files.end(), [&](const ManagedFile& x) { return x.spec.path == f.spec.path; });
+        auto same =
+            std::find_if(files.begin(), files.end(), [&](const ManagedFile& x) { return x.spec.path == f.spec.path; });
         if (same != files.end()) {
             *same = std::move(f);
         } else {
@@ -102,4 +104,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::base
+}  // namespace nodectl::base

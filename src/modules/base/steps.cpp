@@ -37,13 +37,14 @@ std::string file_diff(Target& target, const std::string& path, const std::string
     return util::unified_diff(old_text, desired, path, path + " (planned)");
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> apt_proxy_conf(const std::string& url) {
     for (unsigned char c : url) {
         if (!std::isalnum(c) && std::string_view(".:/[]-_").find(static_cast<char>(c)) == std::string_view::npos) {
-            return make_error(ErrorCode::config, "base.apt_proxy \"" + url + "\" has a character apt's configuration cannot hold ('" +
-                                                     std::string(1, static_cast<char>(c)) + "'); give scheme://host[:port]");
+            return make_error(ErrorCode::config,
+                              "base.apt_proxy \"" + url + "\" has a character apt's configuration cannot hold ('" +
+                                  std::string(1, static_cast<char>(c)) + "'); give scheme://host[:port]");
         }
     }
     return "// Managed by nodectl (base.apt_proxy).\nAcquire::http::Proxy \"" + url + "\";\n";
@@ -68,12 +69,14 @@ Result<Plan> WriteFile::probe(Target& target) {
         }
         return plan;
     }
-    std::string want_hash = m_file.source.empty() ? util::sha256_hex(spec.content) : util::sha256_file_hex(m_file.source);
+    std::string want_hash =
+        m_file.source.empty() ? util::sha256_hex(spec.content) : util::sha256_file_hex(m_file.source);
     if (want_hash.empty()) {
         return make_error(ErrorCode::io, "cannot read " + m_file.source);
     }
     // A secret, or a file others may not read (now or once written): plans never show its content.
-    bool hidden = m_file.sensitive || !host::world_readable(spec.mode) || (state.exists && !host::world_readable(state.mode));
+    bool hidden =
+        m_file.sensitive || !host::world_readable(spec.mode) || (state.exists && !host::world_readable(state.mode));
     if (!state.exists) {
         Change c{"create " + spec.path + " (" + util::octal(spec.mode) + " " + spec.owner + ":" + spec.group + ")", ""};
         if (hidden) {
@@ -98,9 +101,8 @@ Result<Plan> WriteFile::probe(Target& target) {
         plan.changes.push_back({spec.path + " mode " + util::octal(state.mode) + " -> " + util::octal(spec.mode), ""});
     }
     if (state.owner != spec.owner || state.group != spec.group) {
-        plan.changes.push_back({spec.path + " owner " + state.owner + ":" + state.group + " -> " + spec.owner + ":" +
-                                    spec.group,
-                                ""});
+        plan.changes.push_back(
+            {spec.path + " owner " + state.owner + ":" + state.group + " -> " + spec.owner + ":" + spec.group, ""});
     }
     return plan;
 }
@@ -111,7 +113,8 @@ Result<void> WriteFile::apply(Target& target, const Plan&) {
         return host::remove_file(target, spec.path);
     }
     auto state = TRY(host::file_state(target, spec.path));
-    std::string want_hash = m_file.source.empty() ? util::sha256_hex(spec.content) : util::sha256_file_hex(m_file.source);
+    std::string want_hash =
+        m_file.source.empty() ? util::sha256_hex(spec.content) : util::sha256_file_hex(m_file.source);
     if (state.exists && state.sha256 == want_hash && TRY(host::set_owner_mode(target, spec))) {
         return Ok{};  // only metadata differed: no rewrite
     }
@@ -126,7 +129,7 @@ Result<void> WriteFile::apply(Target& target, const Plan&) {
 namespace {
 
 struct HostnameState {
-    std::string file;    // /etc/hostname
+    std::string file;  // /etc/hostname
     std::string kernel;  // `hostname`
 };
 
@@ -167,7 +170,7 @@ std::string with_loopback_name(const std::string& hosts, const std::string& name
     return out;
 }
 
-} // namespace
+}  // namespace
 
 Result<Plan> SetHostname::probe(Target& target) {
     auto st = TRY(read_hostname(target));
@@ -181,7 +184,8 @@ Result<Plan> SetHostname::probe(Target& target) {
     auto hosts = TRY(target.read_file("/etc/hosts")).value_or("");
     auto want = with_loopback_name(hosts, m_name);
     if (want != hosts) {
-        plan.changes.push_back({"/etc/hosts: 127.0.1.1 " + m_name, util::unified_diff(hosts, want, "/etc/hosts", "/etc/hosts (planned)")});
+        plan.changes.push_back(
+            {"/etc/hosts: 127.0.1.1 " + m_name, util::unified_diff(hosts, want, "/etc/hosts", "/etc/hosts (planned)")});
     }
     return plan;
 }
@@ -209,15 +213,16 @@ Result<void> SetHostname::apply(Target& target, const Plan&) {
 namespace {
 
 struct ZoneState {
-    std::string link;      // target of /etc/localtime
-    std::string file;      // /etc/timezone
-    bool known = false;    // /usr/share/zoneinfo/ZONE exists
+    std::string link;  // target of /etc/localtime
+    std::string file;  // /etc/timezone
+    bool known = false;  // /usr/share/zoneinfo/ZONE exists
 };
 
 Result<ZoneState> read_zone(Target& target, const std::string& zone) {
     Command cmd;
     cmd.script = "readlink /etc/localtime; echo '|'; cat /etc/timezone 2>/dev/null; echo '|'; "
-                 "[ -f /usr/share/zoneinfo/" + shell_quote(zone) + " ] && echo known; true";
+                 "[ -f /usr/share/zoneinfo/" +
+                 shell_quote(zone) + " ] && echo known; true";
     cmd.mutates = false;
     auto r = TRY(target.run_checked(cmd, "reading the time zone"));
     auto parts = util::split(r.out, '|');
@@ -232,17 +237,19 @@ std::string zone_of_link(const std::string& link) {
     return pos == std::string::npos ? link : link.substr(pos + 9);
 }
 
-} // namespace
+}  // namespace
 
 Result<Plan> SetTimezone::probe(Target& target) {
     auto st = TRY(read_zone(target, m_zone));
     Plan plan;
     if (!st.known) {
-        return make_error(ErrorCode::unsupported, "time zone '" + m_zone +
-                                                      "' is not in /usr/share/zoneinfo on the host (is tzdata installed?)");
+        return make_error(ErrorCode::unsupported,
+                          "time zone '" + m_zone +
+                              "' is not in /usr/share/zoneinfo on the host (is tzdata installed?)");
     }
     if (zone_of_link(st.link) != m_zone) {
-        plan.changes.push_back({"/etc/localtime: " + (st.link.empty() ? "(none)" : zone_of_link(st.link)) + " -> " + m_zone, ""});
+        plan.changes.push_back(
+            {"/etc/localtime: " + (st.link.empty() ? "(none)" : zone_of_link(st.link)) + " -> " + m_zone, ""});
     }
     if (st.file != m_zone) {
         plan.changes.push_back({"/etc/timezone: " + (st.file.empty() ? "(none)" : st.file) + " -> " + m_zone, ""});
@@ -276,8 +283,8 @@ Result<std::pair<std::string, std::string>> ManageHostsBlock::current_and_desire
     }
     if (in_block) {
         // Without its end marker we cannot tell our lines from the admin's: refuse, lose nothing.
-        return make_error(ErrorCode::unsupported, std::string("/etc/hosts has the line '") + k_begin +
-                                                      "' but no '" + k_end + "' after it; fix the file by hand");
+        return make_error(ErrorCode::unsupported, std::string("/etc/hosts has the line '") + k_begin + "' but no '" +
+                                                      k_end + "' after it; fix the file by hand");
     }
     std::string block;
     if (!m_lines.empty()) {
@@ -329,7 +336,8 @@ Result<Plan> EnsurePackages::probe(Target& target) {
     auto [to_install, to_remove] = TRY(pending(target));
     Plan plan;
     if (!to_install.empty()) {
-        plan.changes.push_back({"install " + util::join(to_install, " ") + (m_apt_sources.empty() ? "" : " (from the bundle)"), ""});
+        plan.changes.push_back(
+            {"install " + util::join(to_install, " ") + (m_apt_sources.empty() ? "" : " (from the bundle)"), ""});
     }
     if (!to_remove.empty()) {
         plan.changes.push_back({"remove " + util::join(to_remove, " "), ""});
@@ -359,7 +367,7 @@ bool is_enabled(const std::string& s) {
            s == "generated";
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<std::pair<std::string, bool>>> EnsureUnits::pending(Target& target) const {
     std::vector<std::string> all = m_enabled;
@@ -369,7 +377,8 @@ Result<std::vector<std::pair<std::string, bool>>> EnsureUnits::pending(Target& t
     for (const auto& u : m_enabled) {
         const auto& st = states[u];
         if (st.enabled.empty() || st.enabled == "not-found") {
-            return make_error(ErrorCode::unsupported, "unit " + u + " does not exist on the host (install the package that provides it)");
+            return make_error(ErrorCode::unsupported,
+                              "unit " + u + " does not exist on the host (install the package that provides it)");
         }
         if (!is_enabled(st.enabled) || st.active != "active") {
             out.emplace_back(u, true);
@@ -403,4 +412,4 @@ Result<void> EnsureUnits::apply(Target& target, const Plan&) {
     return Ok{};
 }
 
-} // namespace nodectl::base
+}  // namespace nodectl::base

@@ -11,9 +11,9 @@ namespace nodectl::base {
 
 // A file with exact content, owner and mode; or, with `absent`, no file at all.
 struct ManagedFile {
-    FileSpec spec;               // path, owner, group, mode; content when inline
-    std::string source;          // local file to upload instead of inline content
-    bool sensitive = false;      // never show content in plans
+    FileSpec spec;  // path, owner, group, mode; content when inline
+    std::string source;  // local file to upload instead of inline content
+    bool sensitive = false;  // never show content in plans
     bool absent = false;
 };
 
@@ -75,7 +75,8 @@ public:
     // empty for the host's configured sources.
     EnsurePackages(std::string id, std::vector<std::string> present, std::vector<std::string> absent,
                    std::string apt_sources = "")
-        : m_id(std::move(id)), m_present(std::move(present)), m_absent(std::move(absent)), m_apt_sources(std::move(apt_sources)) {}
+        : m_id(std::move(id)), m_present(std::move(present)), m_absent(std::move(absent)),
+          m_apt_sources(std::move(apt_sources)) {}
     std::string id() const override { return m_id; }
     std::string title() const override { return "packages"; }
     Result<Plan> probe(Target& target) override;
@@ -110,4 +111,4 @@ private:
 Result<std::string> apt_proxy_conf(const std::string& url);
 constexpr const char* k_apt_proxy_path = "/etc/apt/apt.conf.d/01nodectl-proxy";
 
-} // namespace nodectl::base
+}  // namespace nodectl::base

@@ -31,15 +31,15 @@ struct Piece {
 struct Manifest {
     int format = k_format_version;
     std::string nodectl_version;
-    std::string created;      // ISO 8601 UTC
+    std::string created;  // ISO 8601 UTC
     std::string k3s_version;  // empty without k3s (or when the release dir had no `version`)
-    std::string k3s_arch;     // "amd64", "arm64", "arm"; empty without k3s
-    std::string deb_arch;     // dpkg architecture of the .debs; empty without packages
+    std::string k3s_arch;  // "amd64", "arm64", "arm"; empty without k3s
+    std::string deb_arch;  // dpkg architecture of the .debs; empty without packages
     std::string deb_release;  // VERSION_CODENAME of the system apt resolved on
     std::vector<std::string> packages;  // the packages asked for (the closure is in pieces)
-    std::string profile;      // bundle path of the main profile, e.g. "profile/site.toml"
+    std::string profile;  // bundle path of the main profile, e.g. "profile/site.toml"
     std::vector<Piece> pieces;  // every entry but manifest.json, sorted by path
-    std::string digest;         // sha256 of manifest.json as stored; identifies the bundle
+    std::string digest;  // sha256 of manifest.json as stored; identifies the bundle
 
     bool has_k3s() const { return !k3s_arch.empty(); }
     // Bundle path of the k3s binary of the release ("k3s/k3s", "k3s/k3s-arm64", "k3s/k3s-armhf").
@@ -57,9 +57,9 @@ struct Manifest {
 std::vector<std::string> packages_for_profile(const Profile& profile);
 
 struct CreateOptions {
-    std::string out;           // the bundle file; written as OUT.part, then renamed
-    std::string profile;       // may be empty (library callers); the CLI requires one
-    std::string k3s_dir;       // release-shaped dir: sha256sum-<arch>.txt, k3s[-arm64|-armhf], ...
+    std::string out;  // the bundle file; written as OUT.part, then renamed
+    std::string profile;  // may be empty (library callers); the CLI requires one
+    std::string k3s_dir;  // release-shaped dir: sha256sum-<arch>.txt, k3s[-arm64|-armhf], ...
     std::vector<std::string> images;  // OCI archives, stored as images/<basename>
     // Packages whose closure apt downloads; nullopt = containerd, runc, containernetworking-plugins
     // and packages_for_profile(). Empty = no packages.
@@ -90,8 +90,8 @@ Result<void> download_debs(const std::vector<std::string>& packages, const std::
                            const std::string& apt_get = "apt-get");
 
 struct DebInfo {
-    std::string path;     // where the .deb is now
-    std::string name;     // PACKAGE_VERSION_ARCH.deb, epoch dropped: its name in a flat repo
+    std::string path;  // where the .deb is now
+    std::string name;  // PACKAGE_VERSION_ARCH.deb, epoch dropped: its name in a flat repo
     std::string control;  // the control paragraph, without its final newline
     std::string package, version, architecture;
     uint64_t size = 0;
@@ -105,4 +105,4 @@ Result<DebInfo> read_deb(const std::string& path);
 // `deb [trusted=yes] file:/DIR ./` when every .deb sits in DIR under its `name`.
 std::string packages_index(std::vector<DebInfo> debs);
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

@@ -231,7 +231,8 @@ Result<std::vector<Staged>> stage_debs(const std::vector<std::string>& packages,
             archs.insert(d.architecture);
         }
         if (auto [it, fresh] = names.emplace(d.name, d.path); !fresh) {
-            return make_error(ErrorCode::io, "two .debs would both be debs/" + d.name + ": " + it->second + " and " + d.path);
+            return make_error(ErrorCode::io,
+                              "two .debs would both be debs/" + d.name + ": " + it->second + " and " + d.path);
         }
         Staged s;
         s.source = d.path;
@@ -316,7 +317,7 @@ Result<void> write_archive(int fd, const std::string& part, const std::string& m
     return Ok{};
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::string> packages_for_profile(const Profile& profile) {
     std::vector<std::string> out;
@@ -359,9 +360,7 @@ Result<Manifest> create(const CreateOptions& o) {
     int64_t mtime = epoch >= 0 ? epoch : 0;
 
     std::vector<Staged> staged;
-    auto append = [&](std::vector<Staged> more) {
-        std::move(more.begin(), more.end(), std::back_inserter(staged));
-    };
+    auto append = [&](std::vector<Staged> more) { std::move(more.begin(), more.end(), std::back_inserter(staged)); };
     std::optional<Profile> profile;
     if (!o.profile.empty()) {
         profile.emplace(TRY(load_profile(o.profile)));
@@ -391,7 +390,8 @@ Result<Manifest> create(const CreateOptions& o) {
         append(TRY(stage_debs(packages, o.deb_dir, o.apt_get, out.parent_path(), m, scratch)));
     }
 
-    std::sort(staged.begin(), staged.end(), [](const Staged& a, const Staged& b) { return a.piece.path < b.piece.path; });
+    std::sort(staged.begin(), staged.end(),
+              [](const Staged& a, const Staged& b) { return a.piece.path < b.piece.path; });
     for (size_t i = 1; i < staged.size(); ++i) {
         if (staged[i].piece.path == staged[i - 1].piece.path) {
             return make_error(ErrorCode::usage, "two inputs would both be " + staged[i].piece.path + " in the bundle");
@@ -434,4 +434,4 @@ Result<Manifest> create(const CreateOptions& o) {
     return m;
 }
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

@@ -102,7 +102,7 @@ std::string field(const std::string& control, std::string_view name) {
     return {};
 }
 
-} // namespace
+}  // namespace
 
 Result<void> download_debs(const std::vector<std::string>& packages, const std::string& dir,
                            const std::string& apt_get) {
@@ -112,25 +112,20 @@ Result<void> download_debs(const std::vector<std::string>& packages, const std::
         return make_error(ErrorCode::io, "cannot create " + dir + ": " + ec.message());
     }
     // apt drops to the _apt user for downloads when it runs as root; it must be able to enter.
-    fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                             fs::perms::others_read | fs::perms::others_exec, ec);
+    fs::permissions(dir,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                        fs::perms::others_exec,
+                    ec);
     // An empty dpkg status makes apt resolve as on a bare system: the closure, not the
     // difference to what this machine happens to have installed.
     std::string status = (fs::path(dir) / ".empty-status").string();
     std::ofstream(status).close();
-    std::vector<std::string> argv = {apt_get,
-                                     "install",
-                                     "--download-only",
-                                     "-y",
-                                     "--no-install-recommends",
-                                     "-o", "Dir::State::status=" + status,
-                                     "-o", "Dir::Cache::archives=" + dir,
+    std::vector<std::string> argv = {apt_get, "install", "--download-only", "-y", "--no-install-recommends", "-o",
+                                     "Dir::State::status=" + status, "-o", "Dir::Cache::archives=" + dir,
                                      // The download touches no shared state, so it needs no lock
                                      // and may run while apt works elsewhere on this machine.
-                                     "-o", "Debug::NoLocking=1",
-                                     "-o", "Dir::Cache::pkgcache=",
-                                     "-o", "Dir::Cache::srcpkgcache=",
-                                     "--"};
+                                     "-o", "Debug::NoLocking=1", "-o", "Dir::Cache::pkgcache=", "-o",
+                                     "Dir::Cache::srcpkgcache=", "--"};
     argv.insert(argv.end(), packages.begin(), packages.end());
     auto r = run_process(argv, "", std::chrono::seconds(3600));
     fs::remove(status, ec);
@@ -203,4 +198,4 @@ std::string packages_index(std::vector<DebInfo> debs) {
     return out;
 }
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

@@ -15,4 +15,4 @@ Result<Manifest> parse_manifest(std::string_view text);
 // A path that is safe to create under a directory: relative, no "", "." or ".." component.
 bool safe_relative_path(std::string_view path);
 
-} // namespace nodectl::bundle::detail
+}  // namespace nodectl::bundle::detail

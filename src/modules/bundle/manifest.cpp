@@ -27,29 +27,23 @@ std::optional<PieceKind> parse_kind(std::string_view name) {
 }
 
 bool is_hex_digest(const std::string& s) {
-    return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+    return s.size() == 64 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 Error invalid(const std::string& why) {
     return make_error(ErrorCode::io, "manifest.json is not valid: " + why);
 }
 
-} // namespace
+}  // namespace
 
 std::string_view kind_name(PieceKind kind) {
     switch (kind) {
-    case PieceKind::k3s:
-        return "k3s";
-    case PieceKind::deb:
-        return "deb";
-    case PieceKind::image:
-        return "image";
-    case PieceKind::profile:
-        return "profile";
-    case PieceKind::index:
-        return "index";
+    case PieceKind::k3s: return "k3s";
+    case PieceKind::deb: return "deb";
+    case PieceKind::image: return "image";
+    case PieceKind::profile: return "profile";
+    case PieceKind::index: return "index";
     }
     return "unknown";
 }
@@ -201,6 +195,6 @@ Result<Manifest> parse_manifest(std::string_view text) {
     return m;
 }
 
-} // namespace detail
+}  // namespace detail
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

@@ -52,12 +52,9 @@ Error damaged(const std::string& file, const std::string& why) {
 
 std::string entry_type(mode_t type) {
     switch (type) {
-    case AE_IFDIR:
-        return "directory";
-    case AE_IFLNK:
-        return "symbolic link";
-    default:
-        return "special file";
+    case AE_IFDIR: return "directory";
+    case AE_IFLNK: return "symbolic link";
+    default: return "special file";
     }
 }
 
@@ -137,7 +134,8 @@ Result<Opened> open_bundle(const std::string& file) {
     if (first != k_manifest_name) {
         return damaged(file, "the first entry is '" + first + "', not manifest.json (not a nodectl bundle)");
     }
-    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) > static_cast<la_int64_t>(k_max_bundle_manifest)) {
+    if (archive_entry_filetype(e) != AE_IFREG ||
+        archive_entry_size(e) > static_cast<la_int64_t>(k_max_bundle_manifest)) {
         return damaged(file, "manifest.json is not a regular file of sensible size");
     }
     char buf[65536];
@@ -178,12 +176,12 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             declared += p.size;
         }
         struct statvfs vfs {};
-        if (::statvfs(root.c_str(), &vfs) == 0 &&
-            declared / vfs.f_frsize + 1 > static_cast<uint64_t>(vfs.f_bavail)) {
-            return make_error(ErrorCode::io, file + ": the bundle needs " + std::to_string(declared / (1024 * 1024) + 1) +
-                                                 " MiB; " + root + " has " +
-                                                 std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize / (1024 * 1024)) +
-                                                 " MiB free");
+        if (::statvfs(root.c_str(), &vfs) == 0 && declared / vfs.f_frsize + 1 > static_cast<uint64_t>(vfs.f_bavail)) {
+            return make_error(ErrorCode::io,
+                              file + ": the bundle needs " + std::to_string(declared / (1024 * 1024) + 1) + " MiB; " +
+                                  root + " has " +
+                                  std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize / (1024 * 1024)) +
+                                  " MiB free");
         }
         auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
         FdCloser fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
@@ -234,8 +232,8 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         }
         // Only the execute bits are taken from the archive: nothing setuid, nothing writable by others.
         mode_t mode = (archive_entry_perm(e) & 0111) ? 0755 : 0644;
-        FdCloser out(root.empty() ? -1
-                                  : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+        FdCloser out(
+            root.empty() ? -1 : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (!root.empty() && out.get() < 0) {
             return errno_error("cannot write " + out_path);
         }
@@ -262,8 +260,8 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             }
         }
         if (size != piece.size) {
-            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(size) + " bytes; the manifest says " +
-                                     std::to_string(piece.size));
+            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(size) +
+                                     " bytes; the manifest says " + std::to_string(piece.size));
         }
         if (auto digest = sha.final_hex(); digest != piece.sha256) {
             return damaged(file, "entry " + shell_quote(name) + " does not match its sha256 in the manifest (content " +
@@ -275,8 +273,8 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
     }
     if (!pending.empty()) {
         std::string more = pending.size() > 1 ? " (and " + std::to_string(pending.size() - 1) + " more)" : "";
-        return damaged(file, "entry '" + pending.begin()->first + "' is listed in the manifest but absent from the bundle" +
-                                 more);
+        return damaged(file, "entry '" + pending.begin()->first +
+                                 "' is listed in the manifest but absent from the bundle" + more);
     }
     return std::move(o.manifest);
 }
@@ -306,7 +304,7 @@ void sync_dir(const fs::path& dir) {
     }
 }
 
-} // namespace
+}  // namespace
 
 bool is_damaged(const Error& error) {
     return error.step == k_damaged_step;
@@ -339,8 +337,8 @@ Result<Manifest> extract(const std::string& file, const std::string& dest_dir) {
     }
     std::string tmp = (dest.parent_path() / ("." + dest.filename().string() + ".partial.XXXXXX")).string();
     if (!::mkdtemp(tmp.data())) {
-        return make_error(ErrorCode::io, "cannot create a temporary dir beside " + dest.string() + ": " +
-                                             std::strerror(errno));
+        return make_error(ErrorCode::io,
+                          "cannot create a temporary dir beside " + dest.string() + ": " + std::strerror(errno));
     }
     auto remove_tmp = [&] { fs::remove_all(tmp, ec); };
     auto m = scan(file, tmp);
@@ -372,4 +370,4 @@ Result<Manifest> extract(const std::string& file, const std::string& dest_dir) {
     return m;
 }
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

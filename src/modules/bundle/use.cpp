@@ -52,7 +52,8 @@ public:
         TRY(target.run_checked(mk, "preparing the bundle's repository"));
         for (const auto* p : work.send) {
             auto name = p->path.substr(5);  // "debs/"
-            TRY_VOID(target.upload(m_bundle.dir + "/" + p->path, {std::string(k_node_repo) + "/" + name, "", 0644, "root", "root"}));
+            TRY_VOID(target.upload(m_bundle.dir + "/" + p->path,
+                                   {std::string(k_node_repo) + "/" + name, "", 0644, "root", "root"}));
         }
         TRY_VOID(target.write_file({k_node_sources, sources(), 0644, "root", "root"}));
         log::info(target.name(), "bundle packages: {} file(s) sent", work.send.size());
@@ -66,13 +67,16 @@ private:
         bool sources_differ = false;
     };
     static std::string sources() {
-        return "# Written by nodectl: the offline bundle's packages\ndeb [trusted=yes] file:" + std::string(k_node_repo) + " ./\n";
+        return "# Written by nodectl: the offline bundle's packages\ndeb [trusted=yes] file:" +
+               std::string(k_node_repo) + " ./\n";
     }
     Result<Work> pending(Target& target) {
         Command cmd;
         cmd.mutates = false;
-        cmd.script = "cd " + std::string(k_node_repo) + " 2>/dev/null && find . -maxdepth 1 -type f -printf '%f\\n' | sort | "
-                     "xargs -r sha256sum; echo @@; cat " + k_node_sources + " 2>/dev/null; true";
+        cmd.script = "cd " + std::string(k_node_repo) +
+                     " 2>/dev/null && find . -maxdepth 1 -type f -printf '%f\\n' | sort | "
+                     "xargs -r sha256sum; echo @@; cat " +
+                     k_node_sources + " 2>/dev/null; true";
         auto r = TRY(target.run_checked(cmd, "reading the node's copy of the bundle packages"));
         auto at = r.out.find("@@\n");
         std::map<std::string, std::string> have;
@@ -106,7 +110,7 @@ private:
     Opened m_bundle;
 };
 
-} // namespace
+}  // namespace
 
 Result<Opened> open(const std::string& file) {
     // Verified in full every time, even when an earlier run unpacked it (extract then only
@@ -143,4 +147,4 @@ Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx, std::strin
     return out;
 }
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

@@ -30,4 +30,4 @@ StepList use_on_host(const Opened* bundle, ModuleContext& ctx);
 // `ctx` and `bundle` must outlive the steps.
 Result<StepList> host_steps(const Opened* bundle, ModuleContext& ctx, std::string_view except = {});
 
-} // namespace nodectl::bundle
+}  // namespace nodectl::bundle

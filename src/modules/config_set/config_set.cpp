@@ -30,7 +30,7 @@ Result<CommandResult> run_script(Target& target, const std::string& script, cons
     return target.run_checked(cmd, what);
 }
 
-} // namespace
+}  // namespace
 
 std::string original_path(const std::string& path) {
     return k_originals + path;
@@ -73,7 +73,8 @@ Result<ApplyConfigSet::Work> ApplyConfigSet::files_to_change(Target& target) con
     for (const auto& f : m_spec.files) {
         const auto& current = found[at++];
         FileWork w{&f, current ? std::optional<std::string>(current->content) : std::nullopt, std::nullopt, false};
-        w.content_hidden = f.sensitive || !host::world_readable(f.mode) || (current && !host::world_readable(current->mode));
+        w.content_hidden =
+            f.sensitive || !host::world_readable(f.mode) || (current && !host::world_readable(current->mode));
         if (!m_spec.enabled) {
             // Only what nodectl changed is put back; a file it never touched is left alone.
             const auto& original = found[at++];
@@ -150,12 +151,14 @@ Result<Plan> ApplyConfigSet::probe(Target& target) {
             plan.changes.push_back({"remove " + path + " (nodectl created it)", ""});
         } else if (!m_spec.enabled) {
             std::string summary = "restore " + path + " as nodectl found it";
-            plan.changes.push_back(w.content_hidden ? Change{summary + " (content hidden)", ""}
-                                                    : Change{summary, util::unified_diff(w.current.value_or(""), *w.wanted, path,
-                                                                                         path + " (original)")});
+            plan.changes.push_back(w.content_hidden
+                                       ? Change{summary + " (content hidden)", ""}
+                                       : Change{summary, util::unified_diff(w.current.value_or(""), *w.wanted, path,
+                                                                            path + " (original)")});
         } else if (w.current && *w.current == *w.wanted) {
-            plan.changes.push_back({path + ": mode/owner -> " + util::octal(w.file->mode) + " " + w.file->owner + ":" +
-                                        w.file->group, ""});
+            plan.changes.push_back(
+                {path + ": mode/owner -> " + util::octal(w.file->mode) + " " + w.file->owner + ":" + w.file->group,
+                 ""});
         } else if (w.content_hidden) {
             plan.changes.push_back({(w.current ? "update " : "create ") + path +
                                         (w.file->sensitive ? " (holds a secret: content hidden)" : " (content hidden)"),
@@ -187,10 +190,11 @@ Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) con
     auto r = run_script(target, "sh " + shell_quote(dir + "/restore.sh") + " && { " + disarm_script() + "; }",
                         "restoring the previous " + m_spec.title, std::chrono::seconds(120));
     if (!r) {
-        return make_error(ErrorCode::command, why + "; restoring the previous files failed too (" + r.error().message +
-                                                  ")" + (m_spec.guard ? "; the rollback timer on the host restores them within " +
-                                                                            std::to_string(m_spec.rollback_after.count()) + " s"
-                                                                      : ""));
+        return make_error(ErrorCode::command,
+                          why + "; restoring the previous files failed too (" + r.error().message + ")" +
+                              (m_spec.guard ? "; the rollback timer on the host restores them within " +
+                                                  std::to_string(m_spec.rollback_after.count()) + " s"
+                                            : ""));
     }
     return make_error(ErrorCode::command, why + "; the previous files are back in place and active");
 }
@@ -200,7 +204,8 @@ Result<void> ApplyConfigSet::restore(Target& target, const std::string& why) con
 std::pair<std::string, std::string> ApplyConfigSet::backup_and_restore_scripts() const {
     std::string qdir = shell_quote(std::string(k_rollbacks) + "/" + state_name());
     std::string backup = "set -e\nrm -rf " + qdir + "\nmkdir -p " + qdir + "/files\nchmod 700 " + qdir + "\n";
-    std::string restore_sh = "#!/bin/sh\n# nodectl: puts back the files " + m_spec.id + " found before its last apply.\n";
+    std::string restore_sh =
+        "#!/bin/sh\n# nodectl: puts back the files " + m_spec.id + " found before its last apply.\n";
     for (size_t i = 0; i < m_spec.files.size(); ++i) {
         auto p = shell_quote(m_spec.files[i].path);
         auto saved = qdir + "/files/" + std::to_string(i);
@@ -214,8 +219,8 @@ std::pair<std::string, std::string> ApplyConfigSet::backup_and_restore_scripts()
                   "/; fi; done\n";
         restore_sh += "rm -f " + glob + "\ncp -a " + saved + "/. " + shell_quote(dirname_of(glob)) + "/\n";
     }
-    restore_sh += m_spec.restore_activate + "\nlogger -t nodectl " + shell_quote("restored the previous " + m_spec.title) +
-                  " 2>/dev/null || true\n";
+    restore_sh += m_spec.restore_activate + "\nlogger -t nodectl " +
+                  shell_quote("restored the previous " + m_spec.title) + " 2>/dev/null || true\n";
     return {backup, restore_sh};
 }
 
@@ -228,20 +233,32 @@ Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
     std::string pid = shell_quote(dir + "/timer.pid");
     // The fallback's script is itself one quoted word of `sh -c`.
     std::string sleeper = "echo $$ > " + pid + "; sleep " + secs + " && sh " + restore_sh;
-    TRY(run_script(target,
-                   "if [ -d /run/systemd/system ]; then\n"
-                   "  " + host::units::stop({unit + ".timer"}, {.ignore_failure = true}).script() + "; " +
-                       host::units::reset_failed({unit + ".service", unit + ".timer"}, {.ignore_failure = true}).script() + "\n"
-                   "  systemd-run --quiet " + shell_quote("--unit=" + unit) + " --on-active=" + secs + " /bin/sh " + restore_sh + "\n"
-                   "else\n"
-                   "  setsid sh -c " + shell_quote(sleeper) + " </dev/null >/dev/null 2>&1 &\n"
-                   // Disarming kills the group named in the pid file: arming is done only once it
-                   // is there (a loaded host can take more than a second to start the shell).
-                   "  i=0; while [ ! -s " + pid + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done\n"
-                   "  [ -s " + pid + " ] || { echo 'the fallback rollback timer did not start within 10 s' >&2; exit 1; }\n"
-                   "fi",
-                   "arming the rollback timer"));
-    log::info(target.name(), "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
+    TRY(run_script(
+        target,
+        "if [ -d /run/systemd/system ]; then\n"
+        "  " +
+            host::units::stop({unit + ".timer"}, {.ignore_failure = true}).script() + "; " +
+            host::units::reset_failed({unit + ".service", unit + ".timer"}, {.ignore_failure = true}).script() +
+            "\n"
+            "  systemd-run --quiet " +
+            shell_quote("--unit=" + unit) + " --on-active=" + secs + " /bin/sh " + restore_sh +
+            "\n"
+            "else\n"
+            "  setsid sh -c " +
+            shell_quote(sleeper) +
+            " </dev/null >/dev/null 2>&1 &\n"
+            // Disarming kills the group named in the pid file: arming is done only once it
+            // is there (a loaded host can take more than a second to start the shell).
+            "  i=0; while [ ! -s " +
+            pid +
+            " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done\n"
+            "  [ -s " +
+            pid +
+            " ] || { echo 'the fallback rollback timer did not start within 10 s' >&2; exit 1; }\n"
+            "fi",
+        "arming the rollback timer"));
+    log::info(target.name(),
+              "{}: rollback armed, the host restores the previous files in {} s unless a fresh login succeeds",
               m_spec.title, secs);
     return Ok{};
 }
@@ -249,7 +266,8 @@ Result<void> ApplyConfigSet::arm_rollback(Target& target) const {
 // A second, independent login (as the admin user when this change ends root's SSH access).
 Result<void> ApplyConfigSet::prove_fresh_login(Target& target) const {
     std::string as = target.login_user() == "root" ? m_spec.fresh_login_as_when_root : "";
-    log::info(target.name(), "{}: checking that a fresh login{} still works", m_spec.title, as.empty() ? "" : " as " + as);
+    log::info(target.name(), "{}: checking that a fresh login{} still works", m_spec.title,
+              as.empty() ? "" : " as " + as);
     // sshd re-executes itself on reload: for a moment nothing listens. Retry briefly.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     auto fresh = target.check_fresh_login(as);
@@ -273,8 +291,9 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
     auto all_work = TRY(files_to_change(target));
     const auto& work = all_work.files;
     if (!all_work.missing_edits.empty()) {
-        return make_error(ErrorCode::command, all_work.missing_edits.front() +
-                                                  " does not exist on the host, so it cannot be edited (is its package installed?)");
+        return make_error(ErrorCode::command,
+                          all_work.missing_edits.front() +
+                              " does not exist on the host, so it cannot be edited (is its package installed?)");
     }
     std::string dir = std::string(k_rollbacks) + "/" + state_name();
     std::string qdir = shell_quote(dir);
@@ -314,8 +333,9 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
         } else if (w.has_original) {
             // The saved original keeps its own mode and owner (cp -a), whatever the group sets.
             auto p = shell_quote(w.file->path);
-            TRY(run_script(target, "cp -a " + shell_quote(original_path(w.file->path)) + " " + p + ".nodectl-tmp && mv -f " + p +
-                                       ".nodectl-tmp " + p,
+            TRY(run_script(target,
+                           "cp -a " + shell_quote(original_path(w.file->path)) + " " + p + ".nodectl-tmp && mv -f " +
+                               p + ".nodectl-tmp " + p,
                            "restoring " + w.file->path));
         } else {
             TRY_VOID(target.write_file({w.file->path, *w.wanted, w.file->mode, w.file->owner, w.file->group}));
@@ -351,8 +371,8 @@ Result<void> ApplyConfigSet::apply(Target& target, const Plan&) {
         }
     }
     // 6. Keep the change: cancel the rollback, drop the backup, record the activation.
-    std::string keep = "rm -rf " + qdir + "; mkdir -p " + std::string(k_applied) + " && echo " + all_work.digest + " > " +
-                       shell_quote(stamp_path());
+    std::string keep = "rm -rf " + qdir + "; mkdir -p " + std::string(k_applied) + " && echo " + all_work.digest +
+                       " > " + shell_quote(stamp_path());
     if (m_spec.guard) {
         if (auto ok = prove_fresh_login(target); !ok) {
             return restore(target, ok.error().message);
@@ -377,4 +397,4 @@ Result<std::vector<ControlResult>> ApplyConfigSet::audit(Target& target) {
     return out;
 }
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -38,17 +38,17 @@ struct ConfigSetFile {
 };
 
 struct ConfigSetSpec {
-    std::string id;     // "harden/sshd"
+    std::string id;  // "harden/sshd"
     std::string title;  // "sshd hardening"
     bool enabled = true;
     std::vector<ConfigSetFile> files;
-    std::string drift;             // sh: one line per live difference; must print nothing once applied
-    std::string pre_write;         // sh: before the files are written (e.g. create the user owning them)
-    std::string post_write;        // sh: after the files are written (e.g. host keys)
-    std::string validate;          // sh: must succeed before anything is activated
-    std::string activate;          // sh: make the files live (reload, load)
+    std::string drift;  // sh: one line per live difference; must print nothing once applied
+    std::string pre_write;  // sh: before the files are written (e.g. create the user owning them)
+    std::string post_write;  // sh: after the files are written (e.g. host keys)
+    std::string validate;  // sh: must succeed before anything is activated
+    std::string activate;  // sh: make the files live (reload, load)
     std::string restore_activate;  // sh: make the restored previous files live again
-    std::string deactivate;        // sh: after a revert (enabled == false)
+    std::string deactivate;  // sh: after a revert (enabled == false)
     std::vector<std::string> also_back_up;  // globs `post_write` may change, e.g. /etc/ssh/ssh_host_*
     // Guarded changes (sshd, firewall): a rollback timer is armed on the host before activation
     // and cancelled only after a fresh login succeeded.
@@ -83,9 +83,9 @@ private:
     };
     struct Work {
         std::vector<FileWork> files;  // the ones that differ
-        std::string digest;           // of every file's wanted content: what the stamp records
+        std::string digest;  // of every file's wanted content: what the stamp records
         std::vector<std::string> missing_edits;  // files to edit that do not exist (yet)
-        std::optional<std::string> stamp;        // the activation stamp found on the host
+        std::optional<std::string> stamp;  // the activation stamp found on the host
     };
     Result<Work> files_to_change(Target& target) const;
     bool activation_pending(const Work& work) const;
@@ -105,4 +105,4 @@ private:
 // Where nodectl keeps the first content it found at `path`, to put it back on revert.
 std::string original_path(const std::string& path);
 
-} // namespace nodectl
+}  // namespace nodectl

@@ -59,9 +59,10 @@ Result<Profile> use_pinned_sources(const Profile& profile, const std::string& sh
         }
         auto* pin = ft->get_as<std::string>("sha256");
         if (!pin) {
-            return make_error(ErrorCode::config, shown + ": [[base.files]] " + src->get() +
-                                                     " has no sha256 pin, and the signature covers only what the config "
-                                                     "pins; add sha256 = \"<sha256 of the file>\"");
+            return make_error(ErrorCode::config,
+                              shown + ": [[base.files]] " + src->get() +
+                                  " has no sha256 pin, and the signature covers only what the config "
+                                  "pins; add sha256 = \"<sha256 of the file>\"");
         }
         auto data = util::read_file(src->get());
         if (!data) {
@@ -84,7 +85,7 @@ Result<Profile> use_pinned_sources(const Profile& profile, const std::string& sh
     return Profile(std::move(t), profile.files(), profile.digest());
 }
 
-} // namespace
+}  // namespace
 
 Result<Checked> check_input(const Source& src, const CheckOptions& options, Status& status) {
     const std::string& bundle_override = options.bundle;
@@ -95,11 +96,14 @@ Result<Checked> check_input(const Source& src, const CheckOptions& options, Stat
     if (key) {
         if (!bytes.signature) {
             return make_error(ErrorCode::config, "a signed config is required (" + options.trust_key +
-                                                     " is installed) and " + src.shown + ".sig does not exist; sign it "
-                                                     "with `nodectl firstboot sign --key KEY " + k_stick_config + "`");
+                                                     " is installed) and " + src.shown +
+                                                     ".sig does not exist; sign it "
+                                                     "with `nodectl firstboot sign --key KEY " +
+                                                     k_stick_config + "`");
         }
         if (auto v = verify_signature(*key, bytes.config, *bytes.signature); !v) {
-            return make_error(ErrorCode::config, src.shown + ".sig: " + v.error().message + " (" + options.trust_key + ")");
+            return make_error(ErrorCode::config,
+                              src.shown + ".sig: " + v.error().message + " (" + options.trust_key + ")");
         }
         status.signature = "verified with " + options.trust_key;
     } else {
@@ -120,27 +124,29 @@ Result<Checked> check_input(const Source& src, const CheckOptions& options, Stat
     }
 
     std::string bundle_file = !bundle_override.empty() ? bundle_override : src.bundle;
-    std::string shown = !bundle_override.empty() ? bundle_override : (src.bundle_shown.empty() ? src.bundle : src.bundle_shown);
+    std::string shown =
+        !bundle_override.empty() ? bundle_override : (src.bundle_shown.empty() ? src.bundle : src.bundle_shown);
     std::string pin = out.profile->section("firstboot").str("bundle_sha256");
     if (bundle_file.empty()) {
         if (!pin.empty()) {
-            return make_error(ErrorCode::config, src.shown + " pins the bundle " + pin.substr(0, 16) +
-                                                     "…, and there is none (bundle/*.bundle on the stick, or --bundle)");
+            return make_error(ErrorCode::config,
+                              src.shown + " pins the bundle " + pin.substr(0, 16) +
+                                  "…, and there is none (bundle/*.bundle on the stick, or --bundle)");
         }
         return out;
     }
     status.bundle = shown;
     if (status.signature_required && pin.empty()) {
-        return make_error(ErrorCode::config, "the bundle " + shown + " is refused: the signed config pins no bundle "
-                                             "(firstboot.bundle_sha256; `nodectl firstboot sign --bundle` writes it)");
+        return make_error(ErrorCode::config,
+                          "the bundle " + shown +
+                              " is refused: the signed config pins no bundle "
+                              "(firstboot.bundle_sha256; `nodectl firstboot sign --bundle` writes it)");
     }
     log::info("firstboot", "verifying the bundle {}", shown);
     auto refused = [&](const std::string& why) {
         return make_error(ErrorCode::config, "the bundle " + shown + " is refused: " + why);
     };
-    auto pinned = [&](const bundle::Manifest& m) {
-        return pin.empty() || m.digest == pin;
-    };
+    auto pinned = [&](const bundle::Manifest& m) { return pin.empty() || m.digest == pin; };
     // The pin is checked before anything is unpacked, and again on what open() unpacked (it
     // reads the file again).
     auto v = bundle::verify(bundle_file);
@@ -162,4 +168,4 @@ Result<Checked> check_input(const Source& src, const CheckOptions& options, Stat
     return out;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

@@ -56,8 +56,12 @@ void file_entry(YAML::Emitter& y, const std::string& path, const std::string& co
 // sha256 before anything is installed, and replaces the binary atomically.
 std::string fetch_script(const std::string& url, const std::string& sha) {
     return "set -eu\n"
-           "url=" + shell_quote(url) + "\n"
-           "sum=" + sha + "\n"
+           "url=" +
+           shell_quote(url) +
+           "\n"
+           "sum=" +
+           sha +
+           "\n"
            "tmp=$(mktemp /usr/local/bin/.nodectl.XXXXXX)\n"
            "trap 'rm -f \"$tmp\"' EXIT\n"
            "if command -v curl >/dev/null; then curl -fsS --retry 5 -o \"$tmp\" \"$url\"\n"
@@ -65,11 +69,13 @@ std::string fetch_script(const std::string& url, const std::string& sha) {
            "if ! echo \"$sum  $tmp\" | sha256sum -c --status; then\n"
            "  echo \"nodectl from $url: sha256 $(sha256sum \"$tmp\" | cut -d' ' -f1), expected $sum: refused\" >&2; exit 1\n"
            "fi\n"
-           "chmod 755 \"$tmp\" && mv -f \"$tmp\" " + std::string(k_binary) + "\n"
+           "chmod 755 \"$tmp\" && mv -f \"$tmp\" " +
+           std::string(k_binary) +
+           "\n"
            "trap - EXIT\n";
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> render_cloud_init(const RenderOptions& o) {
     if (!o.binary_preinstalled) {
@@ -112,7 +118,8 @@ Result<std::string> render_cloud_init(const RenderOptions& o) {
     y << YAML::EndSeq;
     y << YAML::Key << "runcmd" << YAML::Value << YAML::BeginSeq;
     if (!o.binary_preinstalled) {
-        y << YAML::BeginSeq << "sh" << "-c" << YAML::Literal << fetch_script(o.binary_url, o.binary_sha256) << YAML::EndSeq;
+        y << YAML::BeginSeq << "sh"
+          << "-c" << YAML::Literal << fetch_script(o.binary_url, o.binary_sha256) << YAML::EndSeq;
     }
     y << YAML::Flow << YAML::BeginSeq << k_binary << "firstboot" << YAML::EndSeq;
     y << YAML::EndSeq;
@@ -142,4 +149,4 @@ Result<std::string> render_cloud_init(const RenderOptions& o) {
     return out;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

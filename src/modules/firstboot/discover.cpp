@@ -94,15 +94,18 @@ Result<std::string> mount_stick(const std::string& device) {
     auto type = run_tool({"blkid", "-p", "-o", "value", "-s", "TYPE", device}, 30);
     std::string fstype = type && type->exit_code == 0 ? util::trim(type->out) : "";
     if (fstype != "vfat") {
-        return make_error(ErrorCode::config, device + " (LABEL=" + std::string(k_stick_label) + ") holds " +
-                                                 (fstype.empty() ? std::string("no filesystem blkid knows") : "a filesystem of type " + fstype) +
-                                                 "; only FAT (vfat) sticks are read, as `nodectl usb prepare` makes them");
+        return make_error(
+            ErrorCode::config,
+            device + " (LABEL=" + std::string(k_stick_label) + ") holds " +
+                (fstype.empty() ? std::string("no filesystem blkid knows") : "a filesystem of type " + fstype) +
+                "; only FAT (vfat) sticks are read, as `nodectl usb prepare` makes them");
     }
     std::error_code ec;
     fs::create_directories(k_stick_mount, ec);
     if (auto t = mounted_fstype(k_stick_mount); !t.empty()) {
         if (t != "vfat") {
-            return make_error(ErrorCode::config, std::string(k_stick_mount) + " holds a " + t + " mount; refused (only vfat)");
+            return make_error(ErrorCode::config,
+                              std::string(k_stick_mount) + " holds a " + t + " mount; refused (only vfat)");
         }
         return std::string("mount");
     }
@@ -119,7 +122,9 @@ Result<std::string> mount_stick(const std::string& device) {
     fs::create_directories(k_stick_copy, ec);
     ::chmod(k_stick_copy, 0700);
     for (const char* f : {"nodectl.toml", "nodectl.toml.sig", "bundle"}) {
-        auto c = TRY(run_tool(mtools({"mcopy", "-i", device, "-s", "-n", "-Q", std::string("::/") + f, std::string(k_stick_copy) + "/"}), 600));
+        auto c = TRY(run_tool(
+            mtools({"mcopy", "-i", device, "-s", "-n", "-Q", std::string("::/") + f, std::string(k_stick_copy) + "/"}),
+            600));
         if (c.exit_code != 0 && std::string(f) == "nodectl.toml") {
             log::debug("firstboot", "mcopy {}: {}", f, util::trim(c.err));
         }
@@ -127,7 +132,7 @@ Result<std::string> mount_stick(const std::string& device) {
     return std::string("mtools");
 }
 
-} // namespace
+}  // namespace
 
 std::string stick_dir(const Source& source) {
     if (!source.stick_root.empty()) {
@@ -147,7 +152,8 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
         if (errno == ENOENT) {
             return std::shared_ptr<int>();
         }
-        return make_error(ErrorCode::config, "the stick's bundle/ is not a directory (" + std::string(std::strerror(errno)) + ")");
+        return make_error(ErrorCode::config,
+                          "the stick's bundle/ is not a directory (" + std::string(std::strerror(errno)) + ")");
     }
     DIR* d = ::fdopendir(::dup(bdir.get()));
     if (!d) {
@@ -157,14 +163,15 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
     while (auto* e = ::readdir(d)) {
         std::string n = e->d_name;
         struct stat st {};
-        if (n.ends_with(".bundle") && ::fstatat(bdir.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        if (n.ends_with(".bundle") && ::fstatat(bdir.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode)) {
             found.push_back(n);
         }
     }
     ::closedir(d);
     if (found.size() > 1) {
-        return make_error(ErrorCode::config, "the stick holds " + std::to_string(found.size()) +
-                                                 " bundles in bundle/; keep exactly one");
+        return make_error(ErrorCode::config,
+                          "the stick holds " + std::to_string(found.size()) + " bundles in bundle/; keep exactly one");
     }
     if (found.empty()) {
         return std::shared_ptr<int>();
@@ -175,7 +182,8 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
         if (fd >= 0) {
             ::close(fd);
         }
-        return make_error(ErrorCode::config, "the stick's bundle/" + found.front() + " is not a regular file (refused)");
+        return make_error(ErrorCode::config,
+                          "the stick's bundle/" + found.front() + " is not a regular file (refused)");
     }
     name = found.front();
     return std::shared_ptr<int>(new int(fd), [](int* p) {
@@ -359,7 +367,7 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
             return make_error(ErrorCode::io, "preparing the report: " + w.error().message);
         }
         auto r = TRY(run_tool(mtools({"mcopy", "-i", source.stick_device, "-o", "-Q", dir + "/" + k_stick_report,
-                                  dir + "/firstboot.json", "::/"})));
+                                      dir + "/firstboot.json", "::/"})));
         ::sync();
         if (r.exit_code != 0) {
             return make_error(ErrorCode::io, "the stick is not writable (" + util::trim(r.err) + "): no report on it");
@@ -401,4 +409,4 @@ void release_stick(const Source& source) {
     }
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

@@ -73,17 +73,17 @@ struct Attempt {
 // "not started".
 struct Status {
     std::string state;
-    std::string source;       // "--config", "kernel command line", "USB stick", "cloud-init"
-    std::string config;       // the profile's path as read (on the stick: the device and path)
-    std::string bundle;       // the bundle used, if any
+    std::string source;  // "--config", "kernel command line", "USB stick", "cloud-init"
+    std::string config;  // the profile's path as read (on the stick: the device and path)
+    std::string bundle;  // the bundle used, if any
     std::string bundle_digest;
     std::string profile_digest;
     bool signature_required = false;
-    std::string signature;    // "verified (KEY)", "not required"
-    std::string started;      // of the first attempt
+    std::string signature;  // "verified (KEY)", "not required"
+    std::string started;  // of the first attempt
     std::string finished;
-    std::string error;        // why it failed: the whole message (file:line:col for a profile)
-    long pid = 0;             // of the process that wrote "running"
+    std::string error;  // why it failed: the whole message (file:line:col for a profile)
+    long pid = 0;  // of the process that wrote "running"
     std::vector<Attempt> attempts;
 
     std::string to_json() const;
@@ -107,15 +107,15 @@ std::string_view state_name(State s);
 // ---------------------------------------------------------------- discovery
 
 struct Source {
-    std::string kind;     // see Status::source
-    std::string config;   // a readable local path (on the stick: below the mount point)
-    std::string shown;    // how the report names it (the stick: "LABEL=NODECTL (/dev/sdb1):nodectl.toml")
-    std::string bundle;   // a bundle found with the config (stick: /proc/self/fd/N of bundle/*.bundle), else empty
+    std::string kind;  // see Status::source
+    std::string config;  // a readable local path (on the stick: below the mount point)
+    std::string shown;  // how the report names it (the stick: "LABEL=NODECTL (/dev/sdb1):nodectl.toml")
+    std::string bundle;  // a bundle found with the config (stick: /proc/self/fd/N of bundle/*.bundle), else empty
     std::string bundle_shown;  // how the report names the bundle
     std::shared_ptr<int> bundle_fd;  // the stick's bundle, opened without following links
     std::string stick_device;  // set when the config is on the stick (mounted read-only)
-    std::string stick_mode;    // "mount", or "mtools" when the kernel cannot mount it (copied out)
-    std::string stick_root;    // where the stick's files are (tests set it; else from stick_mode)
+    std::string stick_mode;  // "mount", or "mtools" when the kernel cannot mount it (copied out)
+    std::string stick_root;  // where the stick's files are (tests set it; else from stick_mode)
 };
 // Where the stick's files are: the mount point, or the mtools copy.
 std::string stick_dir(const Source& source);
@@ -135,7 +135,7 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
 Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json);
 
 struct DiscoverOptions {
-    std::string config;        // --config
+    std::string config;  // --config
     std::string cmdline_file = "/proc/cmdline";
     std::string cloud_init_profile = k_cloud_init_profile;
     bool look_for_stick = true;
@@ -179,8 +179,8 @@ struct Checked {
     std::shared_ptr<void> pinned;  // the private dir holding the pinned `source` files (removed with it)
 };
 struct CheckOptions {
-    std::string bundle;                     // --bundle (wins over the source's)
-    std::string trust_key = k_trust_key;    // absent: no signature required
+    std::string bundle;  // --bundle (wins over the source's)
+    std::string trust_key = k_trust_key;  // absent: no signature required
     std::string private_parent = "/run/nodectl";  // where the pinned copies go (a 0700 dir in it)
 };
 // Reads the config once; with a trust key verifies its signature over those bytes and parses the
@@ -193,8 +193,8 @@ Result<Checked> check_input(const Source& source, const CheckOptions& options, S
 // ---------------------------------------------------------------- the run (src/actions/firstboot.hpp)
 
 struct RunOptions {
-    std::string config;      // --config
-    std::string bundle;      // --bundle (wins over the stick's)
+    std::string config;  // --config
+    std::string bundle;  // --bundle (wins over the stick's)
     bool force = false;
     bool dry_run = false;  // discover, check and plan; write nothing (no status, no journal)
     std::string cmdline_file = "/proc/cmdline";
@@ -205,9 +205,9 @@ struct RunOptions {
 // ---------------------------------------------------------------- install
 
 struct InstallOptions {
-    std::string root;       // "" = the running system
+    std::string root;  // "" = the running system
     std::string trust_key;  // a PEM Ed25519 public key to bake in; configs must then be signed
-    std::string binary;     // default: this executable
+    std::string binary;  // default: this executable
     bool no_enable = false;
 };
 extern const char* const k_unit_text;
@@ -254,4 +254,4 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& options);
 
 std::string self_exe();
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

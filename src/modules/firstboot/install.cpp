@@ -18,7 +18,8 @@ namespace nodectl::firstboot {
 namespace fs = std::filesystem;
 
 // The same text as systemd/nodectl-firstboot.service (a unit test compares them).
-const char* const k_unit_text = R"UNIT(# Installed by `nodectl firstboot install`. Provisions this machine once, at first boot, from the
+const char* const k_unit_text =
+    R"UNIT(# Installed by `nodectl firstboot install`. Provisions this machine once, at first boot, from the
 # configuration nodectl finds (see `nodectl firstboot --help`); never again once
 # /var/lib/nodectl/firstboot.done exists. Progress: `nodectl status`, journalctl -u nodectl-firstboot.
 [Unit]
@@ -132,4 +133,4 @@ Result<std::vector<std::string>> install(const InstallOptions& o) {
     return did;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

@@ -20,11 +20,13 @@ namespace {
 
 std::string where(const toml::node& n) {
     const auto& s = n.source();
-    return (s.path ? *s.path : std::string("?")) + ":" + std::to_string(s.begin.line) + ":" + std::to_string(s.begin.column);
+    return (s.path ? *s.path : std::string("?")) + ":" + std::to_string(s.begin.line) + ":" +
+           std::to_string(s.begin.column);
 }
 
 // A secret value `{ file = ... }` / `{ env = ... }` found anywhere in the profile.
-void collect_secret_refs(const toml::table& t, const std::string& prefix, std::vector<std::pair<std::string, const toml::table*>>& out) {
+void collect_secret_refs(const toml::table& t, const std::string& prefix,
+                         std::vector<std::pair<std::string, const toml::table*>>& out) {
     for (const auto& [k, v] : t) {
         std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
         if (const auto* sub = v.as_table()) {
@@ -38,7 +40,7 @@ void collect_secret_refs(const toml::table& t, const std::string& prefix, std::v
     }
 }
 
-} // namespace
+}  // namespace
 
 Result<NodeProfile> node_profile(const Profile& profile, const std::string& path, bool inline_secrets) {
     NodeProfile out;
@@ -90,7 +92,8 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
                 SecretRef sr{f->get(), ""};
                 auto value = util::read_file(sr.file);
                 if (!value) {
-                    return make_error(ErrorCode::config, where(*f) + ": secret " + sr.file + ": " + std::strerror(errno));
+                    return make_error(ErrorCode::config,
+                                      where(*f) + ": secret " + sr.file + ": " + std::strerror(errno));
                 }
                 out.secret_files.emplace_back(sr.file, *value);
             } else {
@@ -139,4 +142,4 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
     return out;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

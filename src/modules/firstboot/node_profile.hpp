@@ -10,7 +10,7 @@
 namespace nodectl::firstboot {
 
 struct NodeProfile {
-    std::string text;       // the TOML the machine gets
+    std::string text;  // the TOML the machine gets
     bool verbatim = false;  // the operator's file byte for byte (so its signature still matches)
     std::vector<std::pair<std::string, std::string>> secret_files;  // path -> content (inline secrets only)
     std::vector<std::string> references;  // secrets the machine must get another way
@@ -19,4 +19,4 @@ struct NodeProfile {
 // `path` is the profile's main file as given to load_profile.
 Result<NodeProfile> node_profile(const Profile& profile, const std::string& path, bool inline_secrets);
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

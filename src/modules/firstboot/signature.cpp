@@ -56,8 +56,9 @@ Result<PkeyPtr> read_key(const std::string& pem, bool is_private) {
     }
     PkeyPtr key(k);
     if (EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
-        return make_error(ErrorCode::config, std::string("the ") + (is_private ? "private" : "public") +
-                                                 " key is not an Ed25519 key (make one with `openssl genpkey -algorithm ed25519`)");
+        return make_error(ErrorCode::config,
+                          std::string("the ") + (is_private ? "private" : "public") +
+                              " key is not an Ed25519 key (make one with `openssl genpkey -algorithm ed25519`)");
     }
     return key;
 }
@@ -84,7 +85,7 @@ std::optional<std::string> signature_bytes(const std::string& sig) {
     return std::string(reinterpret_cast<char*>(out), 64);
 }
 
-} // namespace
+}  // namespace
 
 Result<void> check_public_key(const std::string& pem) {
     TRY(read_key(pem, false));
@@ -153,7 +154,8 @@ Result<std::string> pin_for_signing(const std::string& file, const std::string& 
     }
     if (!missing.empty()) {
         return make_error(ErrorCode::config, "every `source` file must be pinned by its sha256 for the signature to "
-                                             "cover it:\n" + util::join(missing, "\n"));
+                                             "cover it:\n" +
+                                                 util::join(missing, "\n"));
     }
     if (bundle_file.empty()) {
         return std::move(*text);
@@ -169,14 +171,16 @@ Result<std::string> pin_for_signing(const std::string& file, const std::string& 
     if (!pin.empty() || profile->table().contains("firstboot")) {
         return make_error(ErrorCode::config, file + " has a [firstboot] table" +
                                                  (pin.empty() ? std::string() : " pinning the bundle " + pin) +
-                                                 "; set bundle_sha256 = \"" + m->digest + "\" there for " + bundle_file);
+                                                 "; set bundle_sha256 = \"" + m->digest + "\" there for " +
+                                                 bundle_file);
     }
     std::string updated = *text;
     if (!updated.empty() && updated.back() != '\n') {
         updated += '\n';
     }
     updated += "\n# Written by `nodectl firstboot sign --bundle`: the only bundle a machine uses with this config\n"
-               "[firstboot]\nbundle_sha256 = \"" + m->digest + "\"\n";
+               "[firstboot]\nbundle_sha256 = \"" +
+               m->digest + "\"\n";
     auto again = load_profile_text(file, updated);
     if (!again || again->section("firstboot").str("bundle_sha256") != m->digest) {
         return make_error(ErrorCode::internal, file + ": the pinned profile does not load again" +
@@ -190,4 +194,4 @@ Result<std::string> pin_for_signing(const std::string& file, const std::string& 
     return updated;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

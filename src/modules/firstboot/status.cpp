@@ -40,7 +40,7 @@ double num(const json& j, const char* key) {
     return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
 }
 
-} // namespace
+}  // namespace
 
 std::string Status::to_json() const {
     json attempts_json = json::array();
@@ -108,8 +108,8 @@ Status Status::from_json(const std::string& text) {
             if (auto st = aj.find("steps"); st != aj.end() && st->is_array()) {
                 for (const auto& sj : *st) {
                     if (sj.is_object()) {
-                        a.steps.push_back({str(sj, "id"), str(sj, "title"), str(sj, "result"), num(sj, "seconds"),
-                                           str(sj, "error")});
+                        a.steps.push_back(
+                            {str(sj, "id"), str(sj, "title"), str(sj, "result"), num(sj, "seconds"), str(sj, "error")});
                     }
                 }
             }
@@ -126,7 +126,8 @@ std::string Status::report_text(const std::string& host) const {
     if (!error.empty()) {
         o << "error:     " << error << "\n";
     }
-    o << "config:    " << (config.empty() ? "(none found)" : config) << (source.empty() ? "" : " (" + source + ")") << "\n";
+    o << "config:    " << (config.empty() ? "(none found)" : config) << (source.empty() ? "" : " (" + source + ")")
+      << "\n";
     if (!bundle.empty()) {
         o << "bundle:    " << bundle << (bundle_digest.empty() ? "" : " (manifest " + bundle_digest.substr(0, 16) + ")")
           << "\n";
@@ -141,7 +142,9 @@ std::string Status::report_text(const std::string& host) const {
         ++n;
         bool live = state == "running" && n == static_cast<int>(attempts.size());
         o << "\nattempt " << n << ": started " << a.started
-          << (!a.finished.empty() ? ", finished " + a.finished : live ? ", in progress" : ", interrupted");
+          << (!a.finished.empty() ? ", finished " + a.finished
+              : live              ? ", in progress"
+                                  : ", interrupted");
         if (!a.resumed_run.empty()) {
             o << ", resumed run " << a.resumed_run;
         }
@@ -154,7 +157,8 @@ std::string Status::report_text(const std::string& host) const {
         for (const auto& s : a.steps) {
             std::snprintf(secs, sizeof secs, "%6.1f s", s.seconds);
             const std::string& result = live && s.result == "not run" ? std::string("pending") : s.result;
-            o << "  " << (s.result == "failed" ? "FAIL " : "     ") << secs << "  " << result << "  " << s.title << "\n";
+            o << "  " << (s.result == "failed" ? "FAIL " : "     ") << secs << "  " << result << "  " << s.title
+              << "\n";
             if (!s.error.empty()) {
                 o << "            " << s.error << "\n";
             }
@@ -234,4 +238,4 @@ Observed observe(const std::string& root) {
     return out;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

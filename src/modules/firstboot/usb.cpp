@@ -110,20 +110,21 @@ bool is_static_elf(const std::string& path) {
 Result<CommandResult> run_tool_checked(const std::vector<std::string>& argv) {
     auto r = TRY(run_process(argv, "", std::chrono::seconds(1800)));
     if (r.exit_code != 0) {
-        return make_error(ErrorCode::command, argv[0] + " failed (exit " + std::to_string(r.exit_code) + "): " +
-                                                  util::trim(r.err.empty() ? r.out : r.err));
+        return make_error(ErrorCode::command, argv[0] + " failed (exit " + std::to_string(r.exit_code) +
+                                                  "): " + util::trim(r.err.empty() ? r.out : r.err));
     }
     return r;
 }
 
 std::string readme(const UsbOptions& o, const std::string& bundle_name) {
-    std::string t =
-        "NODECTL provisioning stick\n"
-        "==========================\n\n"
-        "Made by `nodectl usb prepare` from the profile " + o.profile + ".\n\n"
-        "Files\n"
-        "  nodectl          the nodectl program (static: runs on any x86_64 Debian machine)\n"
-        "  nodectl.toml     what the machine becomes (the profile)\n";
+    std::string t = "NODECTL provisioning stick\n"
+                    "==========================\n\n"
+                    "Made by `nodectl usb prepare` from the profile " +
+                    o.profile +
+                    ".\n\n"
+                    "Files\n"
+                    "  nodectl          the nodectl program (static: runs on any x86_64 Debian machine)\n"
+                    "  nodectl.toml     what the machine becomes (the profile)\n";
     if (!bundle_name.empty()) {
         t += "  bundle/" + bundle_name + "  packages and releases, so no network is needed\n";
     }
@@ -144,7 +145,7 @@ std::string readme(const UsbOptions& o, const std::string& bundle_name) {
     return t;
 }
 
-} // namespace
+}  // namespace
 
 Result<uint64_t> parse_size(const std::string& text) {
     if (text.empty()) {
@@ -164,7 +165,8 @@ Result<uint64_t> parse_size(const std::string& text) {
     }
     auto n = util::parse_uint(std::string_view(text).substr(0, digits), {.max = UINT64_MAX / mult});
     if (!n) {
-        return make_error(ErrorCode::usage, "size '" + text + "' is not a number of bytes (below 16 EiB) with an optional K, M or G");
+        return make_error(ErrorCode::usage,
+                          "size '" + text + "' is not a number of bytes (below 16 EiB) with an optional K, M or G");
     }
     return *n * mult;
 }
@@ -243,10 +245,10 @@ namespace {
 struct StickInputs {
     NodeProfile np;
     std::optional<std::string> sig;  // the profile's signature, if it has one
-    std::string bin;                 // the nodectl binary to copy
-    std::string bundle_name;         // on the stick, under bundle/
-    uint64_t total = 0;              // bytes the files need
-    std::vector<std::string> did;    // verified and warned so far
+    std::string bin;  // the nodectl binary to copy
+    std::string bundle_name;  // on the stick, under bundle/
+    uint64_t total = 0;  // bytes the files need
+    std::vector<std::string> did;  // verified and warned so far
 };
 
 Result<StickInputs> check_stick_inputs(const UsbOptions& o) {
@@ -271,7 +273,8 @@ Result<StickInputs> check_stick_inputs(const UsbOptions& o) {
         return make_error(ErrorCode::usage, "the binary " + in.bin + " does not exist");
     }
     if (!is_static_elf(in.bin)) {
-        in.did.push_back("warning: " + in.bin + " is not a static binary; machines without its libraries cannot run "
+        in.did.push_back("warning: " + in.bin +
+                         " is not a static binary; machines without its libraries cannot run "
                          "it (use the static build, scripts/build.sh static)");
     }
     std::string bundle_digest;
@@ -298,10 +301,11 @@ Result<StickInputs> check_stick_inputs(const UsbOptions& o) {
     // refuses any other, so a stick that would be refused is not made.
     std::string pin = profile->section("firstboot").str("bundle_sha256");
     if (in.sig && !o.bundle.empty() && bundle_digest != pin) {
-        return make_error(ErrorCode::config, o.profile + " is signed and " +
-                                                 (pin.empty() ? std::string("pins no bundle") : "pins the bundle " + pin) +
-                                                 ", not " + o.bundle + " (manifest sha256 " + bundle_digest +
-                                                 "); sign it with `nodectl firstboot sign --bundle " + o.bundle + "`");
+        return make_error(ErrorCode::config,
+                          o.profile + " is signed and " +
+                              (pin.empty() ? std::string("pins no bundle") : "pins the bundle " + pin) + ", not " +
+                              o.bundle + " (manifest sha256 " + bundle_digest +
+                              "); sign it with `nodectl firstboot sign --bundle " + o.bundle + "`");
     }
     if (!pin.empty() && o.bundle.empty()) {
         return make_error(ErrorCode::config, o.profile + " pins the bundle " + pin + "; give it with --bundle");
@@ -332,9 +336,10 @@ Result<std::vector<std::string>> stage_files(const UsbOptions& o, const StickInp
     }
     ::chmod((stage + "/nodectl").c_str(), 0755);
     const std::string sig_name = std::string(k_stick_config) + ".sig";
-    for (const auto& [name, content, mode] : std::vector<std::tuple<std::string, std::string, unsigned>>{
-             {k_stick_config, in.np.text, 0600}, {sig_name, in.sig.value_or(""), 0644},
-             {"README.txt", readme(o, in.bundle_name), 0644}}) {
+    for (const auto& [name, content, mode] :
+         std::vector<std::tuple<std::string, std::string, unsigned>>{{k_stick_config, in.np.text, 0600},
+                                                                     {sig_name, in.sig.value_or(""), 0644},
+                                                                     {"README.txt", readme(o, in.bundle_name), 0644}}) {
         if (!in.sig && name == sig_name) {
             continue;
         }
@@ -368,7 +373,8 @@ Result<std::string> make_filesystem(const UsbOptions& o, uint64_t total, Staging
         auto size = TRY(parse_size(o.size));
         if (size < total + total / 20 + 2 * 1024 * 1024) {
             return make_error(ErrorCode::usage, "--size " + o.size + " is too small: the files need " +
-                                                    std::to_string(total / (1024 * 1024) + 1) + " MiB plus room for FAT");
+                                                    std::to_string(total / (1024 * 1024) + 1) +
+                                                    " MiB plus room for FAT");
         }
         std::error_code ec;
         staging.part = o.image + ".part";
@@ -389,7 +395,7 @@ Result<std::string> make_filesystem(const UsbOptions& o, uint64_t total, Staging
     return o.device;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
     auto in = TRY(check_stick_inputs(o));
@@ -429,4 +435,4 @@ Result<std::vector<std::string>> usb_prepare(const UsbOptions& o) {
     return did;
 }
 
-} // namespace nodectl::firstboot
+}  // namespace nodectl::firstboot

@@ -6,7 +6,6 @@
 
 #include "util/strings.hpp"
 
-
 namespace nodectl::harden {
 
 namespace {
@@ -40,7 +39,7 @@ Account:
 struct Admin {
     std::string user;
     std::string home;
-    std::vector<std::string> keys;    // expanded for the host
+    std::vector<std::string> keys;  // expanded for the host
     std::vector<std::string> groups;  // sudo, then the groups sshd allows
 };
 
@@ -78,28 +77,34 @@ LoginDefs login_defs(const ConfigView& acc) {
 // faillock, the shell profile and the two pam-auth-update profiles.
 void add_account_files(ConfigSetSpec& spec, const ConfigView& acc, const Admin& admin, const LoginDefs& defs) {
     if (!admin.keys.empty()) {
-        spec.files.push_back({admin.home + "/.ssh/authorized_keys",
-                              "# Managed by nodectl (harden.accounts.admin_keys)\n" + util::join(admin.keys, "\n") + "\n", nullptr,
-                              0600, admin.user, admin.user});
-        spec.files.push_back({"/etc/sudoers.d/nodectl-admin",
-                              "# Managed by nodectl (harden.accounts.admin_user)\n" + admin.user + " ALL=(ALL:ALL) NOPASSWD: ALL\n",
-                              nullptr, 0440});
+        spec.files.push_back(
+            {admin.home + "/.ssh/authorized_keys",
+             "# Managed by nodectl (harden.accounts.admin_keys)\n" + util::join(admin.keys, "\n") + "\n", nullptr, 0600,
+             admin.user, admin.user});
+        spec.files.push_back(
+            {"/etc/sudoers.d/nodectl-admin",
+             "# Managed by nodectl (harden.accounts.admin_user)\n" + admin.user + " ALL=(ALL:ALL) NOPASSWD: ALL\n",
+             nullptr, 0440});
     }
-    spec.files.push_back({"/etc/login.defs", "", [defs](const std::string& cur) { return edit_login_defs(cur, defs); }, 0644});
-    spec.files.push_back({"/etc/security/pwquality.conf.d/nodectl.conf",
-                          "# Managed by nodectl (harden.accounts)\nminlen = " + std::to_string(acc.integer("password_min_length")) +
-                              "\ndcredit = -1\nucredit = -1\nlcredit = -1\nocredit = -1\nretry = 3\nenforce_for_root\n",
-                          nullptr, 0644});
-    spec.files.push_back({"/etc/security/faillock.conf",
-                          "# Managed by nodectl (harden.accounts)\ndeny = " + std::to_string(acc.integer("faillock_deny")) +
-                              "\nunlock_time = " + std::to_string(acc.integer("faillock_unlock_seconds")) +
-                              "\nfail_interval = 900\naudit\n",
-                          nullptr, 0644});
-    spec.files.push_back({"/etc/profile.d/nodectl-shell.sh",
-                          "# Managed by nodectl (harden.accounts): idle shells end, new files are not world-readable.\nTMOUT=" +
-                              std::to_string(acc.integer("shell_timeout_seconds")) + "\nreadonly TMOUT\nexport TMOUT\numask " +
-                              acc.str("umask") + "\n",
-                          nullptr, 0644});
+    spec.files.push_back(
+        {"/etc/login.defs", "", [defs](const std::string& cur) { return edit_login_defs(cur, defs); }, 0644});
+    spec.files.push_back(
+        {"/etc/security/pwquality.conf.d/nodectl.conf",
+         "# Managed by nodectl (harden.accounts)\nminlen = " + std::to_string(acc.integer("password_min_length")) +
+             "\ndcredit = -1\nucredit = -1\nlcredit = -1\nocredit = -1\nretry = 3\nenforce_for_root\n",
+         nullptr, 0644});
+    spec.files.push_back(
+        {"/etc/security/faillock.conf",
+         "# Managed by nodectl (harden.accounts)\ndeny = " + std::to_string(acc.integer("faillock_deny")) +
+             "\nunlock_time = " + std::to_string(acc.integer("faillock_unlock_seconds")) +
+             "\nfail_interval = 900\naudit\n",
+         nullptr, 0644});
+    spec.files.push_back(
+        {"/etc/profile.d/nodectl-shell.sh",
+         "# Managed by nodectl (harden.accounts): idle shells end, new files are not world-readable.\nTMOUT=" +
+             std::to_string(acc.integer("shell_timeout_seconds")) + "\nreadonly TMOUT\nexport TMOUT\numask " +
+             acc.str("umask") + "\n",
+         nullptr, 0644});
     spec.files.push_back({k_faillock_notify_profile, k_faillock_notify, nullptr, 0644});
     spec.files.push_back({k_faillock_profile, k_faillock, nullptr, 0644});
 }
@@ -110,11 +115,19 @@ void add_account_files(ConfigSetSpec& spec, const ConfigView& acc, const Admin& 
 void add_account_scripts(ConfigSetSpec& spec, const Admin& admin) {
     if (!admin.keys.empty()) {
         std::string q = shell_quote(admin.user);
-        spec.pre_write = "set -e\nfor g in " + shell_quote_all(admin.groups) + "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
-                         "id -u " + q + " >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group " + q + "\n"
-                         "usermod -a -G " + shell_quote(util::join(admin.groups, ",")) + " " + q + "\n"
-                         "chmod 750 " + shell_quote(admin.home) + "\n"
-                         "install -d -m 700 -o " + q + " -g " + q + " " + shell_quote(admin.home + "/.ssh") + "\n";
+        spec.pre_write = "set -e\nfor g in " + shell_quote_all(admin.groups) +
+                         "; do getent group \"$g\" >/dev/null || groupadd \"$g\"; done\n"
+                         "id -u " +
+                         q + " >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --user-group " + q +
+                         "\n"
+                         "usermod -a -G " +
+                         shell_quote(util::join(admin.groups, ",")) + " " + q +
+                         "\n"
+                         "chmod 750 " +
+                         shell_quote(admin.home) +
+                         "\n"
+                         "install -d -m 700 -o " +
+                         q + " -g " + q + " " + shell_quote(admin.home + "/.ssh") + "\n";
     }
     std::string drift =
         "[ \"$(passwd -S root | awk '{print $2}')\" = L ] || echo 'lock the root password'\n"
@@ -128,7 +141,8 @@ void add_account_scripts(ConfigSetSpec& spec, const Admin& admin) {
     spec.validate = admin.keys.empty() ? "" : "visudo -c -q -f /etc/sudoers.d/nodectl-admin";
     spec.activate = "passwd -l root >/dev/null\n"
                     "for u in $(awk -F: '$2 == \"\" { print $1 }' /etc/shadow); do passwd -l \"$u\" >/dev/null; done\n"
-                    "pam-auth-update --package --enable nodectl-faillock nodectl-faillock-notify\n" + spec.pre_write;
+                    "pam-auth-update --package --enable nodectl-faillock nodectl-faillock-notify\n" +
+                    spec.pre_write;
     spec.restore_activate = "pam-auth-update --package";
     spec.deactivate = "pam-auth-update --package";
 }
@@ -137,7 +151,8 @@ void add_account_scripts(ConfigSetSpec& spec, const Admin& admin) {
 // value, and the admin user's groups (when it has keys).
 void add_account_controls(ConfigSetSpec& spec, const Admin& admin, const LoginDefs& defs) {
     spec.controls = {
-        {"accounts.root_password_locked", "root's password is locked", "passwd -S root | awk '{print $2}'", host::equals("L"), ""},
+        {"accounts.root_password_locked", "root's password is locked", "passwd -S root | awk '{print $2}'",
+         host::equals("L"), ""},
         {"accounts.no_empty_passwords", "no account has an empty password",
          "awk -F: '$2 == \"\" { print $1 }' /etc/shadow | tr '\\n' ' '", host::empty_output("none"), ""},
         {"accounts.faillock", "pam_faillock locks accounts after failed logins",
@@ -151,15 +166,16 @@ void add_account_controls(ConfigSetSpec& spec, const Admin& admin, const LoginDe
     }
     if (!admin.keys.empty()) {
         spec.controls.push_back({"accounts.admin_user", "admin user " + admin.user + " can use sudo and ssh",
-                                 "id -nG " + shell_quote(admin.user) + " | tr ' ' '\\n' | grep -xE '" + util::join(admin.groups, "|") +
-                                     "' | sort | tr '\\n' ',' | sed 's/,$//'",
+                                 "id -nG " + shell_quote(admin.user) + " | tr ' ' '\\n' | grep -xE '" +
+                                     util::join(admin.groups, "|") + "' | sort | tr '\\n' ',' | sed 's/,$//'",
                                  host::same_set(admin.groups), ""});
     }
 }
 
-} // namespace
+}  // namespace
 
-Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s, const HostSpec& host) {
+Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ssh, const Settings& s,
+                                     const HostSpec& host) {
     ConfigSetSpec spec;
     spec.id = "harden/accounts";
     spec.title = "accounts and password policy";
@@ -169,11 +185,12 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
     admin.home = "/home/" + admin.user;
     admin.keys = TRY(admin_keys(acc, host));
     if (s.root_login_disabled && (!spec.enabled || admin.keys.empty())) {
-        return make_error(ErrorCode::config,
-                          acc.where("admin_keys") +
-                              ": root login is turned off (harden.ssh.permit_root_login = \"no\", the default), so the admin "
-                              "user is the only way in: set harden.accounts.admin_keys (with harden.accounts enabled), or "
-                              "permit_root_login = \"prohibit-password\"");
+        return make_error(
+            ErrorCode::config,
+            acc.where("admin_keys") +
+                ": root login is turned off (harden.ssh.permit_root_login = \"no\", the default), so the admin "
+                "user is the only way in: set harden.accounts.admin_keys (with harden.accounts enabled), or "
+                "permit_root_login = \"prohibit-password\"");
     }
     admin.groups = {"sudo"};
     if (ssh.boolean("enabled")) {
@@ -187,4 +204,4 @@ Result<ConfigSetSpec> accounts_group(const ConfigView& acc, const ConfigView& ss
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

@@ -23,7 +23,8 @@ std::string set_line(const std::string& current, const std::string& prefix, cons
     return done ? out : out + line + "\n";
 }
 
-std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values) {
+std::string edit_login_defs(const std::string& current,
+                            const std::vector<std::pair<std::string, std::string>>& values) {
     std::vector<bool> done(values.size(), false);
     std::string out;
     for (const auto& line : util::split_lines(current)) {
@@ -92,4 +93,4 @@ std::string filter_moduli(const std::string& current) {
     return out;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

@@ -7,7 +7,6 @@
 #include "host/services.hpp"
 #include "util/strings.hpp"
 
-
 namespace nodectl::harden {
 
 namespace {
@@ -22,14 +21,22 @@ struct Perm {
 };
 
 const Perm k_perms[] = {
-    {"/etc/passwd", "644", "root:root"},        {"/etc/passwd-", "600", "root:root"},
-    {"/etc/group", "644", "root:root"},         {"/etc/group-", "600", "root:root"},
-    {"/etc/shadow", "640", "root:shadow"},      {"/etc/shadow-", "640", "root:shadow"},
-    {"/etc/gshadow", "640", "root:shadow"},     {"/etc/gshadow-", "640", "root:shadow"},
-    {"/etc/crontab", "600", "root:root"},       {"/etc/cron.d", "700", "root:root"},
-    {"/etc/cron.hourly", "700", "root:root"},   {"/etc/cron.daily", "700", "root:root"},
-    {"/etc/cron.weekly", "700", "root:root"},   {"/etc/cron.monthly", "700", "root:root"},
-    {"/etc/ssh/sshd_config", "600", "root:root"}, {"/etc/ssh/ssh_host_*_key", "600", "root:root"},
+    {"/etc/passwd", "644", "root:root"},
+    {"/etc/passwd-", "600", "root:root"},
+    {"/etc/group", "644", "root:root"},
+    {"/etc/group-", "600", "root:root"},
+    {"/etc/shadow", "640", "root:shadow"},
+    {"/etc/shadow-", "640", "root:shadow"},
+    {"/etc/gshadow", "640", "root:shadow"},
+    {"/etc/gshadow-", "640", "root:shadow"},
+    {"/etc/crontab", "600", "root:root"},
+    {"/etc/cron.d", "700", "root:root"},
+    {"/etc/cron.hourly", "700", "root:root"},
+    {"/etc/cron.daily", "700", "root:root"},
+    {"/etc/cron.weekly", "700", "root:root"},
+    {"/etc/cron.monthly", "700", "root:root"},
+    {"/etc/ssh/sshd_config", "600", "root:root"},
+    {"/etc/ssh/ssh_host_*_key", "600", "root:root"},
     {"/etc/ssh/ssh_host_*_key.pub", "644", "root:root"},
 };
 
@@ -39,11 +46,14 @@ std::string perm_loop(const std::string& on_difference) {
     for (const auto& p : k_perms) {
         table += std::string(p.path) + " " + p.mode + " " + p.owner + "\n";
     }
-    return "printf '%s' " + shell_quote(table) + " | while read -r glob mode owner; do\n"
+    return "printf '%s' " + shell_quote(table) +
+           " | while read -r glob mode owner; do\n"
            "  for f in $glob; do\n"
            "    [ -e \"$f\" ] || continue\n"
            "    cur=$(stat -c '%a %U:%G' \"$f\")\n"
-           "    if [ \"$cur\" != \"$mode $owner\" ]; then " + on_difference + "; fi\n"
+           "    if [ \"$cur\" != \"$mode $owner\" ]; then " +
+           on_difference +
+           "; fi\n"
            "  done\n"
            "done\n";
 }
@@ -57,12 +67,13 @@ std::string restrictive_flags(const std::string& where) {
 
 // Prints a line when `where` lacks one of nosuid,nodev,noexec.
 std::string mount_drift(const std::string& where) {
-    return "o=$(findmnt -n -o OPTIONS --mountpoint " + where + ")\n"
-           "for x in nosuid nodev noexec; do case \",$o,\" in *,$x,*) ;; *) echo \"" + where +
-           " is mounted without $x\";; esac; done\n";
+    return "o=$(findmnt -n -o OPTIONS --mountpoint " + where +
+           ")\n"
+           "for x in nosuid nodev noexec; do case \",$o,\" in *,$x,*) ;; *) echo \"" +
+           where + " is mounted without $x\";; esac; done\n";
 }
 
-} // namespace
+}  // namespace
 
 ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
     namespace units = host::units;
@@ -97,40 +108,46 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
          "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/mount -o remount,nosuid,nodev,noexec /tmp\n\n"
          "[Install]\nWantedBy=local-fs.target\n",
          nullptr, 0644},
-        {"/etc/systemd/system.conf.d/nodectl-coredump.conf", "# Managed by nodectl (harden.filesystem)\n[Manager]\nDefaultLimitCORE=0\n",
-         nullptr, 0644},
-        {"/etc/security/limits.d/nodectl-coredump.conf", "# Managed by nodectl (harden.filesystem)\n* hard core 0\n* soft core 0\n",
-         nullptr, 0644},
+        {"/etc/systemd/system.conf.d/nodectl-coredump.conf",
+         "# Managed by nodectl (harden.filesystem)\n[Manager]\nDefaultLimitCORE=0\n", nullptr, 0644},
+        {"/etc/security/limits.d/nodectl-coredump.conf",
+         "# Managed by nodectl (harden.filesystem)\n* hard core 0\n* soft core 0\n", nullptr, 0644},
         {"/etc/systemd/coredump.conf.d/nodectl.conf",
          "# Managed by nodectl (harden.filesystem)\n[Coredump]\nStorage=none\nProcessSizeMax=0\n", nullptr, 0644},
     };
     const std::vector<std::string> tmp_units = {"tmp.mount", "nodectl-tmp-options.service"};
-    spec.drift = units::enabled_drift(tmp_units[0]) + units::enabled_drift(tmp_units[1]) +
-                 "[ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ] || echo '/tmp is not a tmpfs'\n" +
-                 mount_drift("/tmp") + mount_drift("/dev/shm") +
-                 (hidepid ? "case \",$(findmnt -n -o OPTIONS --mountpoint /proc),\" in *,hidepid=invisible,*|*,hidepid=2,*) ;; *) echo '/proc is mounted without hidepid=invisible';; esac\n" : "") +
-                 perm_loop("echo \"$f: $cur -> $mode $owner\"");
-    spec.activate = units::script({units::daemon_reload(), units::enable(tmp_units, {.quiet = true})}) +
-                    "if [ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ]; then mount -o remount,nosuid,nodev,noexec /tmp; "
-                    "else " + units::start({"tmp.mount"}).script() + "; fi\n"
-                    "mount -o remount,nosuid,nodev,noexec /dev/shm\n" +
-                    std::string(hidepid ? "mount -o remount,hidepid=invisible /proc\n" : "") +
-                    perm_loop("chown \"$owner\" \"$f\" && chmod \"$mode\" \"$f\"");
+    spec.drift =
+        units::enabled_drift(tmp_units[0]) + units::enabled_drift(tmp_units[1]) +
+        "[ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ] || echo '/tmp is not a tmpfs'\n" +
+        mount_drift("/tmp") + mount_drift("/dev/shm") +
+        (hidepid
+             ? "case \",$(findmnt -n -o OPTIONS --mountpoint /proc),\" in *,hidepid=invisible,*|*,hidepid=2,*) ;; *) echo '/proc is mounted without hidepid=invisible';; esac\n"
+             : "") +
+        perm_loop("echo \"$f: $cur -> $mode $owner\"");
+    spec.activate =
+        units::script({units::daemon_reload(), units::enable(tmp_units, {.quiet = true})}) +
+        "if [ \"$(findmnt -n -o FSTYPE --mountpoint /tmp)\" = tmpfs ]; then mount -o remount,nosuid,nodev,noexec /tmp; "
+        "else " +
+        units::start({"tmp.mount"}).script() +
+        "; fi\n"
+        "mount -o remount,nosuid,nodev,noexec /dev/shm\n" +
+        std::string(hidepid ? "mount -o remount,hidepid=invisible /proc\n" : "") +
+        perm_loop("chown \"$owner\" \"$f\" && chmod \"$mode\" \"$f\"");
     spec.restore_activate = units::daemon_reload().script();
     spec.deactivate =
         units::script({units::daemon_reload(), units::disable(tmp_units, {.quiet = true, .ignore_failure = true})}) +
-                      "mount -o remount,exec /tmp 2>/dev/null; mount -o remount,exec /dev/shm 2>/dev/null; true";
+        "mount -o remount,exec /tmp 2>/dev/null; mount -o remount,exec /dev/shm 2>/dev/null; true";
 
     spec.controls = {
-        {"filesystem.tmp", "/tmp is a tmpfs with nosuid,nodev,noexec",
-         restrictive_flags("/tmp"),
+        {"filesystem.tmp", "/tmp is a tmpfs with nosuid,nodev,noexec", restrictive_flags("/tmp"),
          host::equals("tmpfs nosuid,nodev,noexec,"), ""},
-        {"filesystem.dev_shm", "/dev/shm has nosuid,nodev,noexec",
-         restrictive_flags("/dev/shm"),
+        {"filesystem.dev_shm", "/dev/shm has nosuid,nodev,noexec", restrictive_flags("/dev/shm"),
          host::equals("tmpfs nosuid,nodev,noexec,"), ""},
         {"filesystem.proc_hidepid", "users see only their own processes (/proc hidepid)",
          "findmnt -n -o OPTIONS --mountpoint /proc | tr ',' '\\n' | grep -E '^hidepid=' || echo 'no hidepid'",
-         hidepid ? host::one_of({"hidepid=invisible", "hidepid=2"}) : host::Expect{"not managed", [](const std::string&) { return true; }}, ""},
+         hidepid ? host::one_of({"hidepid=invisible", "hidepid=2"})
+                 : host::Expect{"not managed", [](const std::string&) { return true; }},
+         ""},
         {"filesystem.permissions", "account databases, cron and host keys have safe owners and modes",
          perm_loop("echo \"$f is $cur\""), host::empty_output("all as expected"), ""},
         {"filesystem.core_dumps", "core dumps are off (limits and systemd-coredump)",
@@ -141,4 +158,4 @@ ConfigSetSpec filesystem_group(const ConfigView& fs, const Settings&) {
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

@@ -24,7 +24,8 @@ constexpr const char* k_conf = "/etc/nftables.conf";
 constexpr const char* k_managed_header = "# Managed by nodectl (harden.firewall)";
 constexpr const char* k_own_file = "/etc/nodectl/nftables.nft";
 constexpr const char* k_nftables_unit = "nftables.service";
-constexpr const char* k_include_comment = "# Added by nodectl (harden.firewall): nodectl's own table, apart from the rules above.";
+constexpr const char* k_include_comment =
+    "# Added by nodectl (harden.firewall): nodectl's own table, apart from the rules above.";
 
 // Prints whose /etc/nftables.conf is: "nodectl" (nodectl's ruleset, or none), "shipped" (the one
 // the nftables package installed, unchanged) or "admin".
@@ -72,15 +73,16 @@ std::string allow(const std::string& proto, const std::string& port, const Netwo
     return out;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
     auto cluster = split_families(fw.strings("cluster_networks"));
     bool k8s = is_kubernetes(s.role);
     if (k8s && cluster.v4.empty() && cluster.v6.empty()) {
-        return make_error(ErrorCode::config, fw.where("cluster_networks") +
-                                                 ": harden.role is a Kubernetes role, so harden.firewall.cluster_networks must list "
-                                                 "the networks of the cluster's nodes (the k3s ports are open only to them)");
+        return make_error(ErrorCode::config,
+                          fw.where("cluster_networks") +
+                              ": harden.role is a Kubernetes role, so harden.firewall.cluster_networks must list "
+                              "the networks of the cluster's nodes (the k3s ports are open only to them)");
     }
     std::string port = std::to_string(s.ssh_port);
     std::string rate = std::to_string(fw.integer("ssh_rate_per_minute"));
@@ -118,7 +120,8 @@ Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
         }
     }
     if (s.node_exporter_port != 0) {
-        body += allow("tcp", std::to_string(s.node_exporter_port), split_families(s.node_exporter_from), "node exporter ([monitoring])");
+        body += allow("tcp", std::to_string(s.node_exporter_port), split_families(s.node_exporter_from),
+                      "node exporter ([monitoring])");
     }
     if (fw.boolean("serve_http")) {
         body += allow("tcp", "{ 80, 443 }", {}, "http, https");
@@ -133,12 +136,14 @@ Result<std::string> render_ruleset(const ConfigView& fw, const Settings& s) {
         body += "\n  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n";
     }
     std::string digest = util::sha256_hex(body).substr(0, 16);
-    return "#!/usr/sbin/nft -f\n" + std::string(k_managed_header) + ": changes here are replaced on the next apply.\n"
+    return "#!/usr/sbin/nft -f\n" + std::string(k_managed_header) +
+           ": changes here are replaced on the next apply.\n"
            "# Only nodectl's own table is replaced; fail2ban's and k3s's tables are left alone.\n"
            "table inet nodectl {}\n"
            "delete table inet nodectl\n"
            "table inet nodectl {\n"
-           "  comment \"nodectl " + digest + "\"\n" + body + "}\n";
+           "  comment \"nodectl " +
+           digest + "\"\n" + body + "}\n";
 }
 
 std::string include_own_ruleset(const std::string& current) {
@@ -188,8 +193,8 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
         cmd.mutates = false;
         auto whose = util::trim(TRY(target.run_checked(cmd, "reading whose /etc/nftables.conf it is")).out);
         if (whose == "admin") {
-            log::info(target.name(), "{}: {} holds rules of the admin's: kept, it includes nodectl's table from {}", sp.title,
-                      k_conf, k_own_file);
+            log::info(target.name(), "{}: {} holds rules of the admin's: kept, it includes nodectl's table from {}",
+                      sp.title, k_conf, k_own_file);
         }
         set_firewall_files(sp, ruleset, whose == "admin");
         return Ok{};
@@ -199,8 +204,8 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
                  host::units::enabled_drift(k_nftables_unit, "enable nftables.service (loads the ruleset at boot)");
     // Only a file that is nodectl's own is loaded again: the admin's or the package's may begin
     // with `flush ruleset`, which would drop every other table (Docker's, k3s's, fail2ban's).
-    spec.restore_activate = "nft delete table inet nodectl 2>/dev/null\nfor f in " + std::string(k_conf) + " " + k_own_file +
-                            "; do if grep -qs " + shell_quote("^" + std::string(k_managed_header)) +
+    spec.restore_activate = "nft delete table inet nodectl 2>/dev/null\nfor f in " + std::string(k_conf) + " " +
+                            k_own_file + "; do if grep -qs " + shell_quote("^" + std::string(k_managed_header)) +
                             " \"$f\"; then nft -f \"$f\"; fi; done; true";
     spec.deactivate = "nft delete table inet nodectl 2>/dev/null || true";
     spec.guard = true;
@@ -209,18 +214,20 @@ Result<ConfigSetSpec> firewall_group(const ConfigView& fw, const Settings& s) {
 
     spec.controls = {
         {"firewall.table_loaded", "nodectl's nftables table is loaded as persisted",
-         "if nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) + "; then echo loaded; else echo 'not loaded or different'; fi",
+         "if nft list table inet nodectl 2>/dev/null | grep -qF " + shell_quote(marker) +
+             "; then echo loaded; else echo 'not loaded or different'; fi",
          host::equals("loaded"), "command -v nft >/dev/null || echo 'nft is not installed'"},
         {"firewall.input_policy", "input policy drops what is not allowed",
-         "nft list chain inet nodectl input | sed -n 's/.*hook input.*policy \\([a-z]*\\);.*/\\1/p'", host::equals("drop"),
-         "command -v nft >/dev/null || echo 'nft is not installed'"},
+         "nft list chain inet nodectl input | sed -n 's/.*hook input.*policy \\([a-z]*\\);.*/\\1/p'",
+         host::equals("drop"), "command -v nft >/dev/null || echo 'nft is not installed'"},
         {"firewall.ssh_rate_limited", "ssh port open with a per-source rate limit",
-         "nft list chain inet nodectl input | grep -c 'dport " + std::to_string(s.ssh_port) + " ct state new update @ssh_clients'",
+         "nft list chain inet nodectl input | grep -c 'dport " + std::to_string(s.ssh_port) +
+             " ct state new update @ssh_clients'",
          host::equals("2"), ""},
-        {"firewall.persisted", "nftables.service loads the ruleset at boot", host::units::enabled_state(k_nftables_unit),
-         host::equals("enabled"), ""},
+        {"firewall.persisted", "nftables.service loads the ruleset at boot",
+         host::units::enabled_state(k_nftables_unit), host::equals("enabled"), ""},
     };
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

@@ -20,7 +20,7 @@ struct Settings {
     Role role = Role::standalone;
     std::chrono::seconds rollback_after{120};
     int ssh_port = 22;
-    std::string admin_user;          // "" when accounts are not managed
+    std::string admin_user;  // "" when accounts are not managed
     bool root_login_disabled = false;
     std::vector<std::string> cluster_networks;
     // [monitoring]'s node exporter: its port, opened only to these networks (0: no exporter).
@@ -35,8 +35,8 @@ struct SshAlgorithms {
 // nodectl's lists, strongest first.
 SshAlgorithms wanted_ssh_algorithms();
 struct SshAlgorithmChoice {
-    SshAlgorithms kept;                  // `wanted`, in its order, limited to what the host supports
-    std::vector<std::string> left_out;   // "KexAlgorithms a,b" for each list that lost some
+    SshAlgorithms kept;  // `wanted`, in its order, limited to what the host supports
+    std::vector<std::string> left_out;  // "KexAlgorithms a,b" for each list that lost some
 };
 // `query_output`: "== kex", "== cipher", "== mac", "== key-sig", each followed by the lines of
 // `ssh -Q` for it. An error when a list is missing or nothing of a list would be left.
@@ -66,7 +66,8 @@ void set_firewall_files(ConfigSetSpec& spec, const std::string& ruleset, bool ke
 // accounts: admin user, root, login.defs, pwquality, faillock.
 std::string edit_login_defs(const std::string& current, const std::vector<std::pair<std::string, std::string>>& values);
 // admin_keys may use ${vars.NAME} / ${host.name}: filled in for `host`.
-Result<ConfigSetSpec> accounts_group(const ConfigView& accounts, const ConfigView& ssh, const Settings& s, const HostSpec& host);
+Result<ConfigSetSpec> accounts_group(const ConfigView& accounts, const ConfigView& ssh, const Settings& s,
+                                     const HostSpec& host);
 
 // services: auditd, fail2ban, unattended-upgrades, time sync, AppArmor.
 ConfigSetSpec services_group(const ConfigView& services, const Settings& s);
@@ -82,4 +83,4 @@ ConfigSetSpec filesystem_group(const ConfigView& filesystem, const Settings& s);
 // it dropped), or `line` appended when there is none.
 std::string set_line(const std::string& current, const std::string& prefix, const std::string& line);
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

@@ -6,4 +6,4 @@ namespace nodectl::harden {
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

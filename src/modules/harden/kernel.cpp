@@ -24,7 +24,7 @@ std::string proc_path(const std::string& key) {
     return p;
 }
 
-} // namespace
+}  // namespace
 
 bool is_forwarding_key(const std::string& key) {
     std::string k = key;
@@ -142,12 +142,14 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
     }
     spec.files = {{k_sysctl_file, conf, nullptr, 0644}, {k_blacklist_file, blacklist, nullptr, 0644}};
     if (k8s) {
-        spec.files.push_back({k_modules_file, "# Managed by nodectl: modules k3s needs.\n" + util::join(k_k3s_modules, "\n") + "\n",
+        spec.files.push_back({k_modules_file,
+                              "# Managed by nodectl: modules k3s needs.\n" + util::join(k_k3s_modules, "\n") + "\n",
                               nullptr, 0644});
     }
     // A value differs and can be changed here: a live difference. One that cannot be changed
     // (read-only /proc/sys in a container, or a key this kernel lacks) is for the controls to report.
-    std::string loop = "printf '%s' " + shell_quote(table) + " | while read -r k p want; do\n"
+    std::string loop = "printf '%s' " + shell_quote(table) +
+                       " | while read -r k p want; do\n"
                        "  [ -e \"$p\" ] && [ -w \"$p\" ] || continue\n"
                        "  cur=$(tr -s ' \\t' ' ' < \"$p\")\n"
                        "  if [ \"$cur\" != \"$want\" ]; then ";
@@ -172,19 +174,22 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
         c.title = "sysctl " + k;
         c.observe = "tr -s ' \\t' ' ' < " + p;
         c.expect = host::equals(v);
-        c.not_applicable = "if [ ! -e " + p + " ]; then echo '" + k +
-                           " is not in this kernel, or not visible here (a container hides some keys)'; elif [ \"$(tr -s ' \\t' ' ' < " + p +
-                           ")\" != " + shell_quote(v) + " ] && [ ! -w " + p +
-                           " ]; then echo '/proc/sys is read-only here (a container shares the host kernel): the value is persisted in " +
-                           k_sysctl_file + " but cannot take effect'; fi";
+        c.not_applicable =
+            "if [ ! -e " + p + " ]; then echo '" + k +
+            " is not in this kernel, or not visible here (a container hides some keys)'; elif [ \"$(tr -s ' \\t' ' ' < " +
+            p + ")\" != " + shell_quote(v) + " ] && [ ! -w " + p +
+            " ]; then echo '/proc/sys is read-only here (a container shares the host kernel): the value is persisted in " +
+            k_sysctl_file + " but cannot take effect'; fi";
         spec.controls.push_back(std::move(c));
     }
     for (const auto& m : modules) {
         host::Control c;
         c.id = "kernel.module." + m;
         c.title = "module " + m + " blocked and not loaded";
-        c.observe = "if grep -qsE '^install[[:space:]]+" + m + "[[:space:]]+/bin/(false|true)' /etc/modprobe.d/*.conf; then b=blocked; else b='not blocked'; fi; "
-                    "if grep -q '^" + m + " ' /proc/modules; then echo \"$b, loaded\"; else echo \"$b, not loaded\"; fi";
+        c.observe = "if grep -qsE '^install[[:space:]]+" + m +
+                    "[[:space:]]+/bin/(false|true)' /etc/modprobe.d/*.conf; then b=blocked; else b='not blocked'; fi; "
+                    "if grep -q '^" +
+                    m + " ' /proc/modules; then echo \"$b, loaded\"; else echo \"$b, not loaded\"; fi";
         c.expect = host::equals("blocked, not loaded");
         spec.controls.push_back(std::move(c));
     }
@@ -195,11 +200,14 @@ ConfigSetSpec kernel_group(const ConfigView& kernel, const Settings& s) {
             c.title = "module " + m + " loaded (k3s)";
             c.observe = "if [ -d /sys/module/" + m + " ]; then echo loaded; else echo 'not loaded'; fi";
             c.expect = host::equals("loaded");
-            c.not_applicable = "[ -d /sys/module/" + m + " ] || [ -d /lib/modules/$(uname -r) ] || echo 'no modules for kernel '$(uname -r)' here (a container): load " + m + " on the host'";
+            c.not_applicable =
+                "[ -d /sys/module/" + m +
+                " ] || [ -d /lib/modules/$(uname -r) ] || echo 'no modules for kernel '$(uname -r)' here (a container): load " +
+                m + " on the host'";
             spec.controls.push_back(std::move(c));
         }
     }
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

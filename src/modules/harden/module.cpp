@@ -17,7 +17,6 @@
 #include "modules/harden/groups.hpp"
 #include "modules/monitoring/monitoring.hpp"
 
-
 namespace nodectl::harden {
 
 Result<StepList> steps(const ModuleContext& ctx) {
@@ -61,7 +60,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
     }
     StepList out;
     if (!present.empty() || !absent.empty()) {
-        out.push_back(std::make_unique<base::EnsurePackages>("harden/packages", present, absent, ctx.bundle_apt_sources));
+        out.push_back(
+            std::make_unique<base::EnsurePackages>("harden/packages", present, absent, ctx.bundle_apt_sources));
     }
     // Accounts first: the admin user must exist before sshd stops letting root in (accounts_group
     // refuses a profile that would turn root login off with no admin user to take over).
@@ -74,4 +74,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

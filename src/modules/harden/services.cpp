@@ -15,7 +15,8 @@ namespace nodectl::harden {
 
 namespace {
 
-constexpr const char* k_audit_rules = R"sh(## Managed by nodectl (harden.services.auditd): changes here are replaced on the next apply.
+constexpr const char* k_audit_rules =
+    R"sh(## Managed by nodectl (harden.services.auditd): changes here are replaced on the next apply.
 -b 8192
 -f 1
 --backlog_wait_time 60000
@@ -73,7 +74,8 @@ APT::Periodic::AutocleanInterval "7";
 
 // apt.conf lists add up across files: #clear drops Debian's defaults (which include point
 // releases) so that only security updates are installed automatically.
-constexpr const char* k_uu_origins = R"sh(// Managed by nodectl (harden.services.unattended_upgrades): security updates only.
+constexpr const char* k_uu_origins =
+    R"sh(// Managed by nodectl (harden.services.unattended_upgrades): security updates only.
 #clear Unattended-Upgrade::Origins-Pattern;
 Unattended-Upgrade::Origins-Pattern {
         "origin=Debian,codename=${distro_codename},label=Debian-Security";
@@ -85,7 +87,8 @@ Unattended-Upgrade::Automatic-Reboot "false";
 )sh";
 
 constexpr const char* k_aide_unit = "nodectl-aide-baseline.service";
-constexpr const char* k_aide_unit_file = R"sh(# Managed by nodectl (harden.services.aide): builds AIDE's first database after an apply, at low
+constexpr const char* k_aide_unit_file =
+    R"sh(# Managed by nodectl (harden.services.aide): builds AIDE's first database after an apply, at low
 # priority, so that the apply does not wait for a scan of the whole file system. Does nothing once
 # the database exists; runs again at boot if the machine stopped before it was done.
 [Unit]
@@ -117,12 +120,15 @@ std::string unit_not_applicable(const std::string& unit) {
            " does not run here: its systemd conditions are not met ($(systemd-detect-virt 2>/dev/null || echo unknown))\"";
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::string> legacy_packages() {
-    return {"telnet", "telnetd", "inetutils-telnet", "inetutils-telnetd", "rsh-client", "rsh-server", "rsh-redone-client",
-            "rsh-redone-server", "talk", "talkd", "inetutils-talk", "inetutils-talkd", "nis", "tftp", "tftp-hpa",
-            "tftpd-hpa", "atftpd", "xinetd", "openbsd-inetd", "inetutils-inetd", "ftp", "inetutils-ftp"};
+    return {"telnet",     "telnetd",      "inetutils-telnet",  "inetutils-telnetd",
+            "rsh-client", "rsh-server",   "rsh-redone-client", "rsh-redone-server",
+            "talk",       "talkd",        "inetutils-talk",    "inetutils-talkd",
+            "nis",        "tftp",         "tftp-hpa",          "tftpd-hpa",
+            "atftpd",     "xinetd",       "openbsd-inetd",     "inetutils-inetd",
+            "ftp",        "inetutils-ftp"};
 }
 
 std::vector<std::string> service_packages(const ConfigView& sv) {
@@ -155,7 +161,8 @@ std::vector<std::string> service_packages(const ConfigView& sv) {
 std::string add_aide(ConfigSetSpec& spec) {
     namespace units = host::units;
     // In aide.conf itself: Lynis reads only that file for the checksum setting.
-    spec.files.push_back({"/etc/aide/aide.conf", "", [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
+    spec.files.push_back({"/etc/aide/aide.conf", "",
+                          [](const std::string& cur) { return set_line(cur, "Checksums", "Checksums = sha512"); },
                           0644});
     spec.files.push_back({std::string("/etc/systemd/system/") + k_aide_unit, k_aide_unit_file, nullptr, 0644});
     const std::string unit = k_aide_unit;
@@ -182,7 +189,8 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         spec.files.push_back({"/etc/audit/rules.d/nodectl.rules", k_audit_rules, nullptr, 0640});
         running.push_back("auditd.service");
         activate += "if auditctl -s >/dev/null 2>&1; then augenrules --load >/dev/null; fi\n";
-        spec.drift += "if auditctl -s >/dev/null 2>&1 && ! augenrules --check 2>&1 | grep -q 'No change'; then echo 'load the audit rules (augenrules)'; fi\n";
+        spec.drift +=
+            "if auditctl -s >/dev/null 2>&1 && ! augenrules --check 2>&1 | grep -q 'No change'; then echo 'load the audit rules (augenrules)'; fi\n";
     }
     if (sv.boolean("fail2ban")) {
         // jail.local (not jail.d): it survives package updates, and Lynis looks for it. Debian's sshd
@@ -195,7 +203,8 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
         spec.files.push_back({"/etc/fail2ban/jail.local",
                               "# Managed by nodectl (harden.services.fail2ban)\n[DEFAULT]\nbackend = systemd\n"
                               "banaction = nftables-multiport\nbanaction_allports = nftables-allports\nignoreip = " +
-                                  util::join(ignore, " ") + "\nmaxretry = " + std::to_string(sv.integer("fail2ban_maxretry")) +
+                                  util::join(ignore, " ") +
+                                  "\nmaxretry = " + std::to_string(sv.integer("fail2ban_maxretry")) +
                                   "\nfindtime = 600\nbantime = " + std::to_string(sv.integer("fail2ban_bantime")) +
                                   "\n\n[sshd]\nenabled = true\nport = " + std::to_string(s.ssh_port) +
                                   "\nbackend = systemd\njournalmatch = _SYSTEMD_UNIT=ssh.service + _COMM=sshd\n",
@@ -225,7 +234,8 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
                     ")\" ]; then " + units::start({u}).script() + "; fi\n";
     }
     spec.activate = activate;
-    spec.restore_activate = sv.boolean("fail2ban") ? units::restart({"fail2ban.service"}, {.ignore_failure = true}).script() : "";
+    spec.restore_activate =
+        sv.boolean("fail2ban") ? units::restart({"fail2ban.service"}, {.ignore_failure = true}).script() : "";
     // After a revert the unit file is gone: its enablement link is removed by hand.
     spec.deactivate = units::disable({"fail2ban.service"}, {.now = true, .ignore_failure = true}).script() +
                       "; rm -f /etc/systemd/system/multi-user.target.wants/" + k_aide_unit + "; " +
@@ -246,17 +256,18 @@ ConfigSetSpec services_group(const ConfigView& sv, const Settings& s) {
                                  host::equals("running"), ""});
     }
     if (sv.boolean("aide")) {
-        spec.controls.push_back({"services.aide_database", "AIDE has a file integrity database, or is building its first",
-                                 aide_database_state(),
+        spec.controls.push_back({"services.aide_database",
+                                 "AIDE has a file integrity database, or is building its first", aide_database_state(),
                                  host::one_of({"present", std::string("being built (") + k_aide_unit + ")"}), ""});
     }
     if (sv.boolean("remove_legacy")) {
         spec.controls.push_back({"services.legacy_packages", "no legacy remote-access packages",
-                                 "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + shell_quote_all(legacy_packages()) +
+                                 "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " +
+                                     shell_quote_all(legacy_packages()) +
                                      " 2>/dev/null | awk '$2 ~ /^ii/ { print $1 }' | tr '\\n' ' '",
                                  host::empty_output("none installed"), ""});
     }
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

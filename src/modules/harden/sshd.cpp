@@ -74,22 +74,22 @@ std::vector<std::pair<std::string, std::string>> algorithm_values(const SshAlgor
 // The options of the drop-in after the algorithm lines.
 std::string dropin_options(const ConfigView& ssh) {
     auto groups = allow_groups(ssh);
-    std::string out = "PermitRootLogin " + ssh.str("permit_root_login") + "\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "PermitEmptyPasswords no\n"
-        "PubkeyAuthentication yes\n"
-        "HostbasedAuthentication no\n"
-        "IgnoreRhosts yes\n";
+    std::string out = "PermitRootLogin " + ssh.str("permit_root_login") +
+                      "\n"
+                      "PasswordAuthentication no\n"
+                      "KbdInteractiveAuthentication no\n"
+                      "PermitEmptyPasswords no\n"
+                      "PubkeyAuthentication yes\n"
+                      "HostbasedAuthentication no\n"
+                      "IgnoreRhosts yes\n";
     if (!groups.empty()) {
         out += "AllowGroups " + util::join(groups, " ") + "\n";
     }
-    out += "MaxAuthTries " + std::to_string(ssh.integer("max_auth_tries")) + "\n" +
-           "LoginGraceTime " + std::to_string(ssh.integer("login_grace_time")) + "\n" +
-           "MaxStartups " + ssh.str("max_startups") + "\n" +
-           "MaxSessions " + std::to_string(ssh.integer("max_sessions")) + "\n" +
-           "ClientAliveInterval " + std::to_string(ssh.integer("client_alive_interval")) + "\n" +
-           "ClientAliveCountMax " + std::to_string(ssh.integer("client_alive_count_max")) + "\n" +
+    out += "MaxAuthTries " + std::to_string(ssh.integer("max_auth_tries")) + "\n" + "LoginGraceTime " +
+           std::to_string(ssh.integer("login_grace_time")) + "\n" + "MaxStartups " + ssh.str("max_startups") + "\n" +
+           "MaxSessions " + std::to_string(ssh.integer("max_sessions")) + "\n" + "ClientAliveInterval " +
+           std::to_string(ssh.integer("client_alive_interval")) + "\n" + "ClientAliveCountMax " +
+           std::to_string(ssh.integer("client_alive_count_max")) + "\n" +
            "TCPKeepAlive no\n"
            "UseDNS no\n"
            "StrictModes yes\n"
@@ -112,10 +112,17 @@ std::string render_dropin(const SshAlgorithms& a, const std::string& options) {
            "# sshd keeps the first value it reads; this file sorts before the other drop-ins so its values win.\n"
            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
            "HostKey /etc/ssh/ssh_host_rsa_key\n"
-           "KexAlgorithms " + util::join(a.kex, ",") + "\n"
-           "Ciphers " + util::join(a.ciphers, ",") + "\n"
-           "MACs " + util::join(a.macs, ",") + "\n"
-           "HostKeyAlgorithms " + util::join(a.host_key_algorithms, ",") + "\n" + options;
+           "KexAlgorithms " +
+           util::join(a.kex, ",") +
+           "\n"
+           "Ciphers " +
+           util::join(a.ciphers, ",") +
+           "\n"
+           "MACs " +
+           util::join(a.macs, ",") +
+           "\n"
+           "HostKeyAlgorithms " +
+           util::join(a.host_key_algorithms, ",") + "\n" + options;
 }
 
 std::string banner_text(const ConfigView& ssh) {
@@ -146,14 +153,14 @@ if [ "${bits:-0}" -lt 4096 ]; then rm -f ssh_host_rsa_key ssh_host_rsa_key.pub; 
 chown root:root ssh_host_*; chmod 600 ssh_host_*_key; chmod 644 ssh_host_*_key.pub
 )sh";
 
-} // namespace
+}  // namespace
 
 SshAlgorithms wanted_ssh_algorithms() {
     return {
         {"sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
          "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256"},
-        {"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
-         "aes128-ctr"},
+        {"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr",
+         "aes192-ctr", "aes128-ctr"},
         {"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"},
         {"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"},
     };
@@ -179,10 +186,10 @@ Result<SshAlgorithmChoice> choose_ssh_algorithms(const SshAlgorithms& wanted, co
         const std::vector<std::string>& want;
         std::vector<std::string>& kept;
     };
-    for (const List& l : {List{"KexAlgorithms", "kex", wanted.kex, out.kept.kex},
-                          List{"Ciphers", "cipher", wanted.ciphers, out.kept.ciphers},
-                          List{"MACs", "mac", wanted.macs, out.kept.macs},
-                          List{"HostKeyAlgorithms", "key-sig", wanted.host_key_algorithms, out.kept.host_key_algorithms}}) {
+    for (const List& l :
+         {List{"KexAlgorithms", "kex", wanted.kex, out.kept.kex},
+          List{"Ciphers", "cipher", wanted.ciphers, out.kept.ciphers}, List{"MACs", "mac", wanted.macs, out.kept.macs},
+          List{"HostKeyAlgorithms", "key-sig", wanted.host_key_algorithms, out.kept.host_key_algorithms}}) {
         auto it = offered.find(l.query);
         if (it == offered.end()) {
             return make_error(ErrorCode::command, std::string("the host's OpenSSH did not list its ") + l.query +
@@ -213,14 +220,16 @@ namespace {
 // The parts of the group that depend on the algorithm lists: the drop-in, the drift probe (which
 // compares `sshd -T` once the drop-in is in place) and the controls.
 void set_algorithm_parts(ConfigSetSpec& spec, const SshAlgorithms& algorithms, const std::string& options,
-                         std::vector<std::pair<std::string, std::string>> values, const std::vector<std::string>& groups) {
+                         std::vector<std::pair<std::string, std::string>> values,
+                         const std::vector<std::string>& groups) {
     auto dropin = render_dropin(algorithms, options);
     spec.files[0].content = dropin;
     auto lists = algorithm_values(algorithms);
     values.insert(values.end(), lists.begin(), lists.end());
     // Effective values are compared only once the drop-in is in place: before that the file diff
     // says it all. Afterwards a difference means another file read earlier overrides ours.
-    std::string effective = "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n" + std::string(k_value_of) + "\n";
+    std::string effective =
+        "T=$(sshd -T 2>&1) || { echo \"sshd -T fails: $T\"; exit 0; }\n" + std::string(k_value_of) + "\n";
     auto wanted = values;
     if (!groups.empty()) {
         wanted.emplace_back("allowgroups", util::join(groups, " "));
@@ -229,8 +238,8 @@ void set_algorithm_parts(ConfigSetSpec& spec, const SshAlgorithms& algorithms, c
         effective += "[ \"$(v " + k + ")\" = " + shell_quote(v) + " ] || echo \"sshd effective " + k + " is '$(v " + k +
                      ")', wanted '" + v + "': a file sshd reads earlier sets it\"\n";
     }
-    spec.drift = std::string(k_host_key_drift) + "if [ \"$(sha256sum < " + k_dropin + " 2>/dev/null | cut -c1-64)\" = " +
-                 util::sha256_hex(dropin) + " ]; then\n" + effective + "fi\n";
+    spec.drift = std::string(k_host_key_drift) + "if [ \"$(sha256sum < " + k_dropin +
+                 " 2>/dev/null | cut -c1-64)\" = " + util::sha256_hex(dropin) + " ]; then\n" + effective + "fi\n";
 
     spec.controls.clear();
     for (const auto& [k, v] : values) {
@@ -253,19 +262,21 @@ void set_algorithm_parts(ConfigSetSpec& spec, const SshAlgorithms& algorithms, c
         spec.controls.push_back({"ssh.allowgroups", "only these groups may log in", "v allowgroups",
                                  host::equals(util::join(groups, " ")), ""});
     }
-    spec.controls.push_back({"ssh.host_keys", "host keys: ed25519 and RSA only",
-                             "ls /etc/ssh/ | sed -n 's/^ssh_host_\\(.*\\)_key$/\\1/p' | sort | tr '\\n' ',' | sed 's/,$//'",
-                             host::same_set({"ed25519", "rsa"}), ""});
+    spec.controls.push_back(
+        {"ssh.host_keys", "host keys: ed25519 and RSA only",
+         "ls /etc/ssh/ | sed -n 's/^ssh_host_\\(.*\\)_key$/\\1/p' | sort | tr '\\n' ',' | sed 's/,$//'",
+         host::same_set({"ed25519", "rsa"}), ""});
     spec.controls.push_back({"ssh.rsa_host_key_bits", "RSA host key size",
-                             "ssh-keygen -l -f /etc/ssh/ssh_host_rsa_key | awk '{print $1}'", host::at_least(4096), ""});
+                             "ssh-keygen -l -f /etc/ssh/ssh_host_rsa_key | awk '{print $1}'", host::at_least(4096),
+                             ""});
     spec.controls.push_back({"ssh.moduli_min_bits", "smallest DH group-exchange modulus (bits - 1)",
                              "awk '$1 !~ /^#/ && NF >= 7 { print $5 }' /etc/ssh/moduli | sort -n | head -n 1",
                              host::at_least(3071), ""});
-    spec.controls.push_back({"ssh.service", "sshd is running", host::units::active_state("ssh.service"),
-                             host::equals("active"), ""});
+    spec.controls.push_back(
+        {"ssh.service", "sshd is running", host::units::active_state("ssh.service"), host::equals("active"), ""});
 }
 
-} // namespace
+}  // namespace
 
 ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
     ConfigSetSpec spec;
@@ -293,13 +304,16 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
         cmd.mutates = false;
         auto r = TRY(target.run(cmd));
         if (r.exit_code == 3) {
-            log::warn(target.name(), "{}: no ssh client on the host to ask which algorithms its OpenSSH supports; "
-                                     "writing nodectl's full lists", sp.title);
+            log::warn(target.name(),
+                      "{}: no ssh client on the host to ask which algorithms its OpenSSH supports; "
+                      "writing nodectl's full lists",
+                      sp.title);
             return Ok{};
         }
         if (r.exit_code != 0) {
-            return make_error(ErrorCode::command, "asking the host's OpenSSH which algorithms it supports failed (exit " +
-                                                      std::to_string(r.exit_code) + "): " + util::trim(r.err));
+            return make_error(ErrorCode::command,
+                              "asking the host's OpenSSH which algorithms it supports failed (exit " +
+                                  std::to_string(r.exit_code) + "): " + util::trim(r.err));
         }
         auto choice = TRY(choose_ssh_algorithms(wanted_ssh_algorithms(), r.out));
         for (const auto& line : choice.left_out) {
@@ -314,8 +328,8 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
         "{ echo '/etc/ssh/sshd_config does not Include /etc/ssh/sshd_config.d/*.conf, so the drop-in would be ignored' >&2; exit 1; }\n"
         "sshd -t";
     // Debian's unit is ssh.service; other systems call it sshd.service.
-    spec.activate =
-        host::units::reload({"ssh.service"}).script() + " 2>/dev/null || " + host::units::reload({"sshd.service"}).script();
+    spec.activate = host::units::reload({"ssh.service"}).script() + " 2>/dev/null || " +
+                    host::units::reload({"sshd.service"}).script();
     spec.restore_activate = spec.activate;
     spec.deactivate = spec.activate;
     spec.also_back_up = {"/etc/ssh/ssh_host_*"};
@@ -326,4 +340,4 @@ ConfigSetSpec sshd_group(const ConfigView& ssh, const Settings& s) {
     return spec;
 }
 
-} // namespace nodectl::harden
+}  // namespace nodectl::harden

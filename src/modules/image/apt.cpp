@@ -18,19 +18,18 @@ namespace nodectl::image::detail {
 namespace fs = std::filesystem;
 
 std::vector<std::string> Apt::argv(const std::string& status) const {
-    return {"apt-get",
-            "-q",
-            "-o", "Dir::Etc::SourceList=" + (root / "sources.list").string(),
-            "-o", "Dir::Etc::SourceParts=" + (root / "empty").string(),
-            "-o", "Dir::Etc::Preferences=/dev/null",
-            "-o", "Dir::Etc::PreferencesParts=" + (root / "empty").string(),
-            "-o", "Dir::State::Lists=" + lists().string(),
-            "-o", "Dir::State::status=" + status,
-            "-o", "Dir::Cache=" + (root / "cache").string(),
-            "-o", "Dir::Cache::archives=" + debs().string(),
-            "-o", "Debug::NoLocking=1",
-            "-o", "Acquire::Languages=none",
-            "-o", "APT::Install-Recommends=false"};
+    return {"apt-get", "-q",
+            "-o",      "Dir::Etc::SourceList=" + (root / "sources.list").string(),
+            "-o",      "Dir::Etc::SourceParts=" + (root / "empty").string(),
+            "-o",      "Dir::Etc::Preferences=/dev/null",
+            "-o",      "Dir::Etc::PreferencesParts=" + (root / "empty").string(),
+            "-o",      "Dir::State::Lists=" + lists().string(),
+            "-o",      "Dir::State::status=" + status,
+            "-o",      "Dir::Cache=" + (root / "cache").string(),
+            "-o",      "Dir::Cache::archives=" + debs().string(),
+            "-o",      "Debug::NoLocking=1",
+            "-o",      "Acquire::Languages=none",
+            "-o",      "APT::Install-Recommends=false"};
 }
 
 Result<void> Apt::prepare() const {
@@ -43,8 +42,10 @@ Result<void> Apt::prepare() const {
     }
     // apt drops to the _apt user for downloads: it must be able to enter these.
     for (const auto& d : {root, lists(), lists() / "partial", debs(), debs() / "partial"}) {
-        fs::permissions(d, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                               fs::perms::others_read | fs::perms::others_exec, ec);
+        fs::permissions(d,
+                        fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                            fs::perms::others_exec,
+                        ec);
     }
     if (auto err = util::write_file_atomic((root / "sources.list").string(), sources_line() + "\n", 0644);
         !err.empty()) {
@@ -78,8 +79,9 @@ Result<std::vector<std::string>> Apt::resolve(const std::vector<std::string>& pa
     std::string release = release_text();
     std::string memo;
     if (!release.empty()) {
-        memo = (root / "resolved" / util::sha256_hex(release + "\n" + sources_line() + "\n" + util::join(packages, "\n")))
-                   .string();
+        memo =
+            (root / "resolved" / util::sha256_hex(release + "\n" + sources_line() + "\n" + util::join(packages, "\n")))
+                .string();
         if (auto text = util::read_file(memo)) {
             return util::split_lines(*text);
         }
@@ -171,4 +173,4 @@ std::vector<std::string> variant_set(const std::string& variant) {
     return s;
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -44,4 +44,4 @@ struct Apt {
 // What mmdebstrap installs for a variant, as apt patterns (for resolving versions).
 std::vector<std::string> variant_set(const std::string& variant);
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -72,7 +72,6 @@ Result<util::FileLock> lock_dir(const fs::path& dir) {
     return std::move(*lock);
 }
 
-
 // ---- building layers ---------------------------------------------------------------------------
 
 struct Ctx {
@@ -238,8 +237,8 @@ Result<Layer> build_app(Ctx& c, const Recipe& r, const BaseResult& base) {
     log::info(k_log, "{}: writing the layer", r.name);
     Layer l;
     l.blob_path = cache_blob_path(dir, c.o.compression);
-    l.blob = TRY(write_layer(upper.string(), TreeKind::upper, c.epoch, c.o.compression, l.blob_path,
-                             base.rootfs.string()));
+    l.blob =
+        TRY(write_layer(upper.string(), TreeKind::upper, c.epoch, c.o.compression, l.blob_path, base.rootfs.string()));
     l.created_by = "nodectl image build " + r.name + ":" +
                    (r.packages.empty() ? "" : " packages " + util::join(r.packages, ",") + ";") + " " +
                    std::to_string(r.users.size()) + " user(s), " + std::to_string(r.files.size()) + " file(s), " +
@@ -253,7 +252,7 @@ Result<Layer> build_app(Ctx& c, const Recipe& r, const BaseResult& base) {
     return l;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
     auto recipes = TRY(load_recipes(o.recipes));
@@ -275,8 +274,8 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
             for (const auto& [k, v] : recipes) {
                 known.push_back(k);
             }
-            return make_error(ErrorCode::usage, "no recipe '" + n + "' in " + o.recipes + " (there are: " +
-                                                    util::join(known, ", ") + ")");
+            return make_error(ErrorCode::usage, "no recipe '" + n + "' in " + o.recipes +
+                                                    " (there are: " + util::join(known, ", ") + ")");
         }
         for (const Recipe* r : {&it->second, it->second.is_base() ? nullptr : &recipes.at(it->second.base)}) {
             if (!r) {
@@ -298,10 +297,12 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
     }
     for (const auto& [s, file] : o.secrets) {
         if (!declared_secrets.count(s)) {
-            return make_error(ErrorCode::usage, "--secret " + s + ": no recipe being built declares [secrets." + s + "]");
+            return make_error(ErrorCode::usage,
+                              "--secret " + s + ": no recipe being built declares [secrets." + s + "]");
         }
         if (::access(file.c_str(), R_OK) != 0) {
-            return make_error(ErrorCode::usage, "--secret " + s + ": cannot read " + file + ": " + std::strerror(errno));
+            return make_error(ErrorCode::usage,
+                              "--secret " + s + ": cannot read " + file + ": " + std::strerror(errno));
         }
     }
     if (::geteuid() != 0) {
@@ -355,4 +356,4 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
     return out;
 }
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

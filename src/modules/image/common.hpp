@@ -18,4 +18,4 @@ inline Error io(const std::string& what, const std::error_code& ec) {
     return make_error(ErrorCode::io, what + ": " + ec.message());
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -26,7 +26,7 @@ struct RecipeUser {
 };
 
 struct RecipeFile {
-    std::string src;   // as written (may hold ${args.NAME})
+    std::string src;  // as written (may hold ${args.NAME})
     std::string dest;
     unsigned mode = 0644;
     std::string owner;  // numeric or a name in the image
@@ -61,10 +61,10 @@ struct ImageConfig {
 struct Recipe {
     std::string name;
     std::string file;  // path of recipe.toml
-    std::string dir;   // its folder; files[].src is relative to it
-    std::string suite;    // empty in an image recipe until resolved from its base
+    std::string dir;  // its folder; files[].src is relative to it
+    std::string suite;  // empty in an image recipe until resolved from its base
     std::string variant;  // base recipes only
-    std::string base;     // empty: this recipe is a base
+    std::string base;  // empty: this recipe is a base
     std::vector<std::string> packages;
     std::vector<RecipeUser> users;
     std::vector<RecipeFile> files;
@@ -91,11 +91,11 @@ struct BuildOptions {
     std::string out = "build/images";
     std::vector<std::string> names;  // empty with all = true
     bool all = false;
-    std::map<std::string, std::string> args;     // --arg NAME=VALUE
+    std::map<std::string, std::string> args;  // --arg NAME=VALUE
     std::map<std::string, std::string> secrets;  // --secret NAME=FILE (paths, never contents)
     Compression compression = Compression::gzip;
     std::string mirror = "http://deb.debian.org/debian";
-    std::string cache;      // built layers and base trees (builds/); default: cache_dir()/image
+    std::string cache;  // built layers and base trees (builds/); default: cache_dir()/image
     std::string apt_cache;  // apt lists and downloaded .debs per suite; default: cache_dir()/image/apt
     bool no_cache = false;
     std::string import;  // "", "containerd", "containerd=SOCKET", "k3s"
@@ -105,13 +105,13 @@ struct BuildOptions {
 
 struct BuiltImage {
     std::string name;
-    std::string reference;     // localhost/nodectl/NAME:latest
-    std::string layout;        // OUT/NAME
-    std::string archive;       // OUT/NAME.oci.tar
+    std::string reference;  // localhost/nodectl/NAME:latest
+    std::string layout;  // OUT/NAME
+    std::string archive;  // OUT/NAME.oci.tar
     std::string manifest_digest;  // sha256:...
     std::vector<std::string> layer_digests;
     uint64_t compressed_size = 0;  // sum of the layer blobs
-    bool cached = false;           // every layer came from the cache
+    bool cached = false;  // every layer came from the cache
     double seconds = 0;
 };
 
@@ -121,4 +121,4 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& options);
 std::string substitute_args(const std::string& text, const std::map<std::string, std::string>& values,
                             const std::string& where, std::string& error);
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

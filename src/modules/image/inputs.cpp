@@ -41,7 +41,7 @@ void hash_tree(util::Sha256& h, const fs::path& p, const std::string& rel) {
     }
 }
 
-} // namespace
+}  // namespace
 
 Result<Inputs> inputs_for(const Recipe& r, const BuildOptions& o) {
     Inputs in;
@@ -54,8 +54,8 @@ Result<Inputs> inputs_for(const Recipe& r, const BuildOptions& o) {
         if (it != o.secrets.end()) {
             in.secrets[name] = it->second;
         } else if (s.required) {
-            return make_error(ErrorCode::usage, r.file + ": build secret '" + name +
-                                                    "' is required: --secret " + name + "=FILE");
+            return make_error(ErrorCode::usage,
+                              r.file + ": build secret '" + name + "' is required: --secret " + name + "=FILE");
         }
     }
     return in;
@@ -104,4 +104,4 @@ std::string key_of(const Recipe& r, const Inputs& in, const std::vector<std::str
     return h.final_hex();
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

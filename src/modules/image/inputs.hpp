@@ -12,7 +12,7 @@
 namespace nodectl::image::detail {
 
 struct Inputs {
-    std::map<std::string, std::string> args;     // every declared argument, resolved
+    std::map<std::string, std::string> args;  // every declared argument, resolved
     std::map<std::string, std::string> secrets;  // given secrets this recipe declares: name -> file
 };
 
@@ -30,4 +30,4 @@ Result<std::filesystem::path> file_source(const Recipe& r, const RecipeFile& f, 
 std::string key_of(const Recipe& r, const Inputs& in, const std::vector<std::string>& versions,
                    const std::string& base_key, const BuildOptions& o, int64_t epoch);
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -181,7 +181,7 @@ void remove_matching(const fs::path& dir, const std::string& suffix) {
     }
 }
 
-} // namespace
+}  // namespace
 
 std::vector<util::TarEntry> tree_entries(const std::string& dir, TreeKind kind, int64_t epoch,
                                          std::vector<std::string>* sources, const std::string& lower) {
@@ -231,8 +231,8 @@ Result<LayerBlob> write_layer(const std::string& dir, TreeKind kind, int64_t epo
     }
     for (size_t i = 0; i < entries.size(); ++i) {
         const auto& e = entries[i];
-        std::string err = e.type == util::TarEntry::Type::file && !sources[i].empty() ? tar.add_file(e, sources[i])
-                                                                                       : tar.add(e);
+        std::string err =
+            e.type == util::TarEntry::Type::file && !sources[i].empty() ? tar.add_file(e, sources[i]) : tar.add(e);
         if (!err.empty()) {
             return fail(err + (out.error().empty() ? "" : " (" + out.error() + ")"));
         }
@@ -301,4 +301,4 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
     return b;
 }
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

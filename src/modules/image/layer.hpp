@@ -11,11 +11,11 @@ namespace nodectl::image {
 
 enum class TreeKind {
     rootfs,  // a whole root file system: /dev, /proc, /sys, /run, /tmp are kept empty
-    upper,   // an overlayfs upper directory: whiteouts (0/0 char devices, opaque dirs) become OCI whiteouts
+    upper,  // an overlayfs upper directory: whiteouts (0/0 char devices, opaque dirs) become OCI whiteouts
 };
 
 struct LayerBlob {
-    std::string digest;   // sha256:... of the compressed blob
+    std::string digest;  // sha256:... of the compressed blob
     std::string diff_id;  // sha256:... of the uncompressed tar
     uint64_t size = 0;
     std::string media_type;
@@ -49,4 +49,4 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
 // ldconfig's aux-cache, debconf/dpkg -old files, the build's resolv.conf and policy-rc.d.
 void clean_tree(const std::string& dir);
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

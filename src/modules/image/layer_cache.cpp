@@ -48,19 +48,15 @@ std::optional<Layer> read_entry(const fs::path& dir, const std::string& key, Com
     }
 }
 
-} // namespace
+}  // namespace
 
 std::string cache_blob_path(const fs::path& dir, Compression comp) {
     return (dir / ("layer-" + comp_name(comp))).string();
 }
 
 Result<void> cache_store(const fs::path& dir, const std::string& key, const Layer& l, Compression comp) {
-    json j = {{"key", key},
-              {"digest", l.blob.digest},
-              {"diff_id", l.blob.diff_id},
-              {"size", l.blob.size},
-              {"media_type", l.blob.media_type},
-              {"created_by", l.created_by}};
+    json j = {{"key", key},          {"digest", l.blob.digest},         {"diff_id", l.blob.diff_id},
+              {"size", l.blob.size}, {"media_type", l.blob.media_type}, {"created_by", l.created_by}};
     std::string file = cache_blob_path(dir, comp) + ".json";
     if (auto err = util::write_file_atomic(file, util::json_text(j, 2) + "\n", 0644); !err.empty()) {
         return make_error(ErrorCode::io, err);
@@ -92,4 +88,4 @@ std::optional<Layer> cache_lookup(const fs::path& dir, const std::string& key, C
     return l;
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

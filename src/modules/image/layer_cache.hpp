@@ -22,4 +22,4 @@ Result<void> cache_store(const std::filesystem::path& dir, const std::string& ke
 // (same diff_id), so it is recompressed instead of rebuilt.
 std::optional<Layer> cache_lookup(const std::filesystem::path& dir, const std::string& key, Compression comp);
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

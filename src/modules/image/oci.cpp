@@ -124,7 +124,7 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
     return Ok{};
 }
 
-} // namespace
+}  // namespace
 
 std::string oci_arch() {
     auto r = run_process({"dpkg", "--print-architecture"}, "", std::chrono::seconds(10));
@@ -262,13 +262,15 @@ Result<BuiltImage> write_image(const std::string& out_dir, const std::string& na
     // digest (`stack.sites[].images.digests_from`) is looked up by the CRI under NAME@DIGEST (the
     // tag dropped), the name a registry pull would have recorded; an import names images only
     // after these annotations, so without it a pinned pod would find no image offline.
-    json index = {{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"}, {"manifests", json::array()}};
+    json index = {
+        {"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"}, {"manifests", json::array()}};
     std::string repository = img.reference.substr(0, img.reference.rfind(':'));
     for (const std::string& ref : {img.reference, repository + "@" + img.manifest_digest}) {
-        index["manifests"].push_back({{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                                      {"digest", img.manifest_digest},
-                                      {"size", manifest_text.size()},
-                                      {"annotations", {{"io.containerd.image.name", ref}, {"org.opencontainers.image.ref.name", ref}}}});
+        index["manifests"].push_back(
+            {{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+             {"digest", img.manifest_digest},
+             {"size", manifest_text.size()},
+             {"annotations", {{"io.containerd.image.name", ref}, {"org.opencontainers.image.ref.name", ref}}}});
     }
     for (const auto& [file, text] : {std::pair<std::string, std::string>{"index.json", util::json_text(index) + "\n"},
                                      {"oci-layout", util::json_text(json{{"imageLayoutVersion", "1.0.0"}}) + "\n"}}) {
@@ -322,4 +324,4 @@ Result<void> import_image(const BuildOptions& o, const BuiltImage& img) {
                       std::string(k_log) + " " + img.name);
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -30,4 +30,4 @@ Result<BuiltImage> write_image(const std::string& out_dir, const std::string& na
 // --import: copies the archive into k3s's images directory or runs `ctr images import`.
 Result<void> import_image(const BuildOptions& o, const BuiltImage& img);
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

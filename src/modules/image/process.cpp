@@ -95,4 +95,4 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
     return make_error(ErrorCode::command, argv[0] + " failed (" + how + "); its last lines:" + out);
 }
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

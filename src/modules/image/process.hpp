@@ -15,4 +15,4 @@ namespace nodectl::image {
 Result<void> run_logged(const std::vector<std::string>& argv, const std::string& label,
                         const std::map<std::string, std::string>& env = {});
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

@@ -36,7 +36,7 @@ unsigned parse_mode(const std::string& s) {
     return static_cast<unsigned>(util::parse_uint(s, {.max = 07777, .base = 8}).value_or(0644));
 }
 
-} // namespace
+}  // namespace
 
 std::string substitute_args(const std::string& text, const std::map<std::string, std::string>& values,
                             const std::string& where, std::string& error) {
@@ -140,7 +140,7 @@ void read_users(const ConfigView& v, Recipe& r, Diags& diags) {
     for (const auto& u : v.tables("users")) {
         require(diags, u, "name", "users[].name");
         require(diags, u, "uid", "users[].uid");
-        RecipeUser user{u.str("name"), u.integer("uid"), u.has("gid") ? u.integer("gid") : u.integer("uid"),
+        RecipeUser user{u.str("name"), u.integer("uid"),    u.has("gid") ? u.integer("gid") : u.integer("uid"),
                         u.str("home"), u.boolean("system"), u.where()};
         if (!user_names.insert(user.name).second) {
             diags.push_back(u.where("name") + ": user '" + user.name + "' is listed twice");
@@ -156,8 +156,8 @@ void read_files(const ConfigView& v, Recipe& r, Diags& diags) {
     for (const auto& f : v.tables("files")) {
         require(diags, f, "src", "files[].src");
         require(diags, f, "dest", "files[].dest");
-        RecipeFile file_spec{f.str("src"), f.str("dest"), parse_mode(f.str("mode")), f.str("owner"), f.str("group"),
-                             f.where("src")};
+        RecipeFile file_spec{f.str("src"),   f.str("dest"),  parse_mode(f.str("mode")),
+                             f.str("owner"), f.str("group"), f.where("src")};
         check_arg_refs(r, file_spec.src, f.where("src"), "files[].src", diags);
         if (!file_spec.src.empty() && arg_refs(file_spec.src).empty()) {
             std::error_code ec;
@@ -205,7 +205,7 @@ void read_image_config(const ConfigView& v, Recipe& r, Diags& diags) {
     }
 }
 
-} // namespace
+}  // namespace
 
 Result<Recipe> load_recipe(const std::string& file) {
     Diags diags;
@@ -303,4 +303,4 @@ Result<std::map<std::string, Recipe>> load_recipes(const std::string& dir) {
     return out;
 }
 
-} // namespace nodectl::image
+}  // namespace nodectl::image

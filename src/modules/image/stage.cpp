@@ -38,15 +38,15 @@ std::string user_script(const Recipe& r, const RecipeUser& u) {
     std::string shell = u.system ? "/usr/sbin/nologin" : "/bin/sh";
     sh += "echo " + q("@@ " + r.name + ": user " + u.name + " (" + uid + ":" + gid + ")") + "\n";
     sh += "if chroot \"$R\" getent passwd " + q(u.name) + " >/dev/null; then\n";
-    sh += "  [ \"$(chroot \"$R\" id -u " + q(u.name) + ")\" = " + uid + " ] && [ \"$(chroot \"$R\" id -g " +
-          q(u.name) + ")\" = " + gid + " ] || { echo " +
-          q(u.where + ": user " + u.name + " exists in the image with another uid/gid:") +
-          " \"$(chroot \"$R\" id " + q(u.name) + ")\"; exit 1; }\n";
+    sh += "  [ \"$(chroot \"$R\" id -u " + q(u.name) + ")\" = " + uid + " ] && [ \"$(chroot \"$R\" id -g " + q(u.name) +
+          ")\" = " + gid + " ] || { echo " +
+          q(u.where + ": user " + u.name + " exists in the image with another uid/gid:") + " \"$(chroot \"$R\" id " +
+          q(u.name) + ")\"; exit 1; }\n";
     sh += "else\n";
-    sh += "  chroot \"$R\" getent group " + gid + " >/dev/null || chroot \"$R\" groupadd" + sys + " -g " + gid +
-          " " + q(u.name) + "\n";
-    sh += "  chroot \"$R\" useradd" + sys + " -u " + uid + " -g " + gid + " -d " + q(u.home) + " -M -s " + shell +
-          " " + q(u.name) + "\n";
+    sh += "  chroot \"$R\" getent group " + gid + " >/dev/null || chroot \"$R\" groupadd" + sys + " -g " + gid + " " +
+          q(u.name) + "\n";
+    sh += "  chroot \"$R\" useradd" + sys + " -u " + uid + " -g " + gid + " -d " + q(u.home) + " -M -s " + shell + " " +
+          q(u.name) + "\n";
     if (u.home != "/nonexistent") {
         sh += "  mkdir -p \"$R\"" + q(u.home) + " && chown " + uid + ":" + gid + " \"$R\"" + q(u.home) + "\n";
     }
@@ -62,8 +62,8 @@ Result<std::string> file_script(const Recipe& r, const RecipeFile& f, const Inpu
     std::string owner = id_expr(f.owner, false), group = id_expr(f.group, true);
     sh += "echo " + q("@@ " + r.name + ": file " + f.dest) + "\n";
     sh += "U=" + owner + "; G=" + group + "\n";
-    sh += "[ -n \"$U\" ] && [ -n \"$G\" ] || { echo " + q(f.where + ": owner '" + f.owner + "' or group '" + f.group +
-                                                        "' does not exist in the image") +
+    sh += "[ -n \"$U\" ] && [ -n \"$G\" ] || { echo " +
+          q(f.where + ": owner '" + f.owner + "' or group '" + f.group + "' does not exist in the image") +
           "; exit 1; }\n";
     if (fs::is_directory(src)) {
         sh += "mkdir -p " + dest + "\n";
@@ -81,13 +81,13 @@ Result<std::string> file_script(const Recipe& r, const RecipeFile& f, const Inpu
     return sh;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> stage_script(const Recipe& r, const Inputs& in, const Stage& s, int64_t epoch) {
     std::string sh;
     sh += "set -eu\n";
-    sh += "export LC_ALL=C PATH=" + std::string(k_default_path) + " DEBIAN_FRONTEND=noninteractive SOURCE_DATE_EPOCH=" +
-          std::to_string(epoch) + "\n";
+    sh += "export LC_ALL=C PATH=" + std::string(k_default_path) +
+          " DEBIAN_FRONTEND=noninteractive SOURCE_DATE_EPOCH=" + std::to_string(epoch) + "\n";
     sh += "R=" + q(s.root) + "\n";
     if (!s.lower.empty()) {
         sh += "mount -t overlay overlay -o " +
@@ -135,7 +135,8 @@ Result<std::string> stage_script(const Recipe& r, const Inputs& in, const Stage&
             return make_error(ErrorCode::config, err);
         }
         auto first = util::split_lines(cmd);
-        sh += "echo " + q("@@ " + r.name + ": run " + std::to_string(n) + ": " + (first.empty() ? "" : first[0])) + "\n";
+        sh +=
+            "echo " + q("@@ " + r.name + ": run " + std::to_string(n) + ": " + (first.empty() ? "" : first[0])) + "\n";
         bool with_secrets = false;
         for (const auto& name : run.secrets) {
             auto it = in.secrets.find(name);
@@ -171,4 +172,4 @@ Result<void> run_stage(const std::string& script, const std::string& dir, const 
     return r;
 }
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

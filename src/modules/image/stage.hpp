@@ -14,7 +14,7 @@
 namespace nodectl::image::detail {
 
 struct Stage {
-    std::string root;   // the tree to change (a merged overlay mount point, or a plain directory)
+    std::string root;  // the tree to change (a merged overlay mount point, or a plain directory)
     std::string lower, upper, work;  // set: mount an overlay at root first
     std::vector<std::string> packages;
     const Apt* apt = nullptr;
@@ -28,4 +28,4 @@ Result<std::string> stage_script(const Recipe& r, const Inputs& in, const Stage&
 // mount it makes disappears with it, even on failure.
 Result<void> run_stage(const std::string& script, const std::string& dir, const std::string& label);
 
-} // namespace nodectl::image::detail
+}  // namespace nodectl::image::detail

@@ -20,14 +20,15 @@ constexpr const char* k_probe =
     "for c in kubectl crictl ctr; do l=/usr/local/bin/$c; if [ \"$(readlink $l 2>/dev/null)\" = /usr/local/bin/k3s ]; then echo \"link=$c ok\"; "
     "elif [ -e $l ]; then echo \"link=$c other\"; elif p=$(command -v $c 2>/dev/null); then echo \"link=$c elsewhere $p\"; else echo \"link=$c missing\"; fi; done\n";
 
-} // namespace
+}  // namespace
 
 Result<InstallK3sRelease::State> InstallK3sRelease::state(Target& target) {
     Command cmd;
     cmd.mutates = false;
     cmd.script = k_probe;
     if (m_settings.airgap_images) {
-        cmd.script += "echo \"images=$(cat " + std::string(k_images_dir) + "/k3s-airgap-images-*.tar.zst 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n";
+        cmd.script += "echo \"images=$(cat " + std::string(k_images_dir) +
+                      "/k3s-airgap-images-*.tar.zst 2>/dev/null | sha256sum | cut -d' ' -f1)\"\n";
     }
     auto r = TRY(target.run_checked(cmd, "reading the installed k3s"));
     State st;
@@ -76,10 +77,12 @@ Result<Release> InstallK3sRelease::release(const std::string& arch) {
         m_release = TRY(fetch_release(req));
     }
     if (!m_settings.version.empty() && !m_release->version.empty() && m_release->version != m_settings.version) {
-        return make_error(ErrorCode::config, "the release found is " + m_release->version + ", but k3s.version is " + m_settings.version);
+        return make_error(ErrorCode::config,
+                          "the release found is " + m_release->version + ", but k3s.version is " + m_settings.version);
     }
     if (m_settings.airgap_images && m_release->airgap_images_path.empty()) {
-        return make_error(ErrorCode::config, "k3s.airgap_images is on, but the release (" + m_release->version + ") has no airgap images for " + arch);
+        return make_error(ErrorCode::config, "k3s.airgap_images is on, but the release (" + m_release->version +
+                                                 ") has no airgap images for " + arch);
     }
     return *m_release;
 }
@@ -89,8 +92,9 @@ Result<Plan> InstallK3sRelease::probe(Target& target) {
     auto rel = TRY(release(st.arch));
     Plan plan;
     if (st.binary_sha256 != rel.binary_sha256) {
-        plan.changes.push_back({(st.binary_sha256.empty() ? "install " : "replace ") + std::string(k_binary) + " with k3s " +
-                                    rel.version + " (" + st.arch + ", sha256 " + rel.binary_sha256.substr(0, 12) + "…)",
+        plan.changes.push_back({(st.binary_sha256.empty() ? "install " : "replace ") + std::string(k_binary) +
+                                    " with k3s " + rel.version + " (" + st.arch + ", sha256 " +
+                                    rel.binary_sha256.substr(0, 12) + "…)",
                                 ""});
     } else if (st.record != rel.version + " " + rel.binary_sha256) {
         plan.changes.push_back({"record the installed k3s release (" + rel.version + ")", ""});
@@ -99,7 +103,8 @@ Result<Plan> InstallK3sRelease::probe(Target& target) {
         plan.changes.push_back({"link /usr/local/bin/" + l + " -> k3s", ""});
     }
     if (m_settings.airgap_images && st.images_sha256 != rel.airgap_images_sha256) {
-        plan.changes.push_back({"install the airgap images of k3s " + rel.version + " into " + std::string(k_images_dir), ""});
+        plan.changes.push_back(
+            {"install the airgap images of k3s " + rel.version + " into " + std::string(k_images_dir), ""});
     }
     return plan;
 }
@@ -119,10 +124,11 @@ Result<void> InstallK3sRelease::apply(Target& target, const Plan&) {
         log::info(target.name(), "installing the airgap images of k3s {}", rel.version);
         std::string name = rel.airgap_images_path.substr(rel.airgap_images_path.rfind('/') + 1);
         TRY_VOID(verify_cached_asset(rel.airgap_images_path, rel.airgap_images_sha256));
-        TRY_VOID(target.upload(rel.airgap_images_path, {std::string(k_images_dir) + "/" + name, "", 0644, "root", "root"}));
+        TRY_VOID(
+            target.upload(rel.airgap_images_path, {std::string(k_images_dir) + "/" + name, "", 0644, "root", "root"}));
     }
-    std::string script = "set -e\nmkdir -p /var/lib/nodectl/k3s\necho " + shell_quote(rel.version + " " + rel.binary_sha256) + " > " +
-                         k_release_record + "\n";
+    std::string script = "set -e\nmkdir -p /var/lib/nodectl/k3s\necho " +
+                         shell_quote(rel.version + " " + rel.binary_sha256) + " > " + k_release_record + "\n";
     // Like k3s's installer: a command that exists elsewhere (containerd's ctr) keeps its place.
     for (const auto& l : st.links_missing) {
         script += "ln -sf /usr/local/bin/k3s /usr/local/bin/" + l + "\n";
@@ -133,4 +139,4 @@ Result<void> InstallK3sRelease::apply(Target& target, const Plan&) {
     return Ok{};
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

@@ -34,7 +34,7 @@ void emit_list(YAML::Emitter& out, const char* key, const std::vector<std::strin
     out << YAML::EndSeq;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> render_config_yaml(const Settings& s) {
     YAML::Emitter out;
@@ -65,7 +65,8 @@ Result<std::string> render_config_yaml(const Settings& s) {
     if (!out.good()) {
         return make_error(ErrorCode::internal, std::string("rendering config.yaml: ") + out.GetLastError());
     }
-    return "# Managed by nodectl ([k3s]): changes here are replaced on the next apply.\n" + std::string(out.c_str()) + "\n";
+    return "# Managed by nodectl ([k3s]): changes here are replaced on the next apply.\n" + std::string(out.c_str()) +
+           "\n";
 }
 
 std::string render_registries_yaml(const std::vector<runtime::Mirror>& registries) {
@@ -89,13 +90,14 @@ std::string render_unit(Role r) {
                        ")\nDocumentation=https://k3s.io\nWants=network-online.target\nAfter=network-online.target"
                        " containerd.service nodectl-default-route.service\n\n"
                        "[Install]\nWantedBy=multi-user.target\n\n"
-                       "[Service]\nType=" + std::string(r == Role::server ? "notify" : "exec") +
-                       "\nEnvironmentFile=-" + env_path(r) +
+                       "[Service]\nType=" +
+                       std::string(r == Role::server ? "notify" : "exec") + "\nEnvironmentFile=-" + env_path(r) +
                        "\nKillMode=process\nDelegate=yes\nUser=root\n"
                        "LimitNOFILE=1048576\nLimitNPROC=infinity\nLimitCORE=infinity\nTasksMax=infinity\n"
                        "TimeoutStartSec=0\nRestart=always\nRestartSec=5s\n"
                        "ExecStartPre=-/sbin/modprobe br_netfilter\nExecStartPre=-/sbin/modprobe overlay\n"
-                       "ExecStart=" + std::string(k_binary) + (r == Role::server ? " server" : " agent") + "\n";
+                       "ExecStart=" +
+                       std::string(k_binary) + (r == Role::server ? " server" : " agent") + "\n";
     return unit;
 }
 
@@ -146,11 +148,15 @@ Result<Settings> settings_from(const ConfigView& cfg) {
     if (s.role == Role::agent) {
         s.server_url = cfg.str("server_url");
         if (s.server_url.empty()) {
-            return make_error(ErrorCode::config, cfg.where("server_url") + ": k3s.role = \"agent\" needs k3s.server_url (or use `nodectl join`)");
+            return make_error(ErrorCode::config,
+                              cfg.where("server_url") +
+                                  ": k3s.role = \"agent\" needs k3s.server_url (or use `nodectl join`)");
         }
         auto ref = cfg.secret("token");
         if (!ref) {
-            return make_error(ErrorCode::config, cfg.where("token") + ": k3s.role = \"agent\" needs k3s.token = { file = \"...\" } or { env = \"...\" }");
+            return make_error(ErrorCode::config,
+                              cfg.where("token") +
+                                  ": k3s.role = \"agent\" needs k3s.token = { file = \"...\" } or { env = \"...\" }");
         }
         auto token = resolve_secret(*ref);
         if (!token) {
@@ -161,4 +167,4 @@ Result<Settings> settings_from(const ConfigView& cfg) {
     return s;
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

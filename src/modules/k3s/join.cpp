@@ -32,7 +32,7 @@ std::string section_of(const std::string& out, const std::string& name) {
     return out.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
 }
 
-} // namespace
+}  // namespace
 
 Result<ServerInfo> read_server_info(Target& server, const std::string& address, int port) {
     // It lands in the agents' config.yaml and in a shell probe on every node: a host name or an
@@ -46,11 +46,19 @@ Result<ServerInfo> read_server_info(Target& server, const std::string& address, 
     Command cmd;
     cmd.mutates = false;
     // Secrets come back on the encrypted channel's stdout; they are never logged or put in argv.
-    cmd.script = std::string("echo @@release; cat ") + k_release_record + " 2>/dev/null\n"
-                 "echo @@version; [ -x " + k_binary + " ] && " + k_binary + " --version 2>/dev/null | head -n1\n"
-                 "echo @@token; cat " + k_server_token + " 2>/dev/null\n"
-                 "echo @@secret; cat " + k_token_file + " 2>/dev/null\n"
-                 "echo @@ca; cat " + k_server_ca + " 2>/dev/null\necho @@end\n";
+    cmd.script = std::string("echo @@release; cat ") + k_release_record +
+                 " 2>/dev/null\n"
+                 "echo @@version; [ -x " +
+                 k_binary + " ] && " + k_binary +
+                 " --version 2>/dev/null | head -n1\n"
+                 "echo @@token; cat " +
+                 k_server_token +
+                 " 2>/dev/null\n"
+                 "echo @@secret; cat " +
+                 k_token_file +
+                 " 2>/dev/null\n"
+                 "echo @@ca; cat " +
+                 k_server_ca + " 2>/dev/null\necho @@end\n";
     auto r = TRY(server.run_checked(cmd, "reading the k3s server's join information"));
     ServerInfo info;
     info.port = port;
@@ -66,7 +74,8 @@ Result<ServerInfo> read_server_info(Target& server, const std::string& address, 
         }
     }
     if (info.version.empty()) {
-        return make_error(ErrorCode::command, "k3s is not installed on the server " + server.name() + " (no " + k_binary + ")");
+        return make_error(ErrorCode::command,
+                          "k3s is not installed on the server " + server.name() + " (no " + k_binary + ")");
     }
     auto token = util::trim(section_of(r.out, "token"));
     auto secret = util::trim(section_of(r.out, "secret"));
@@ -77,11 +86,12 @@ Result<ServerInfo> read_server_info(Target& server, const std::string& address, 
         // The secure form k3s itself writes: the CA hash lets the agent pin the server's CA.
         info.token = secure_token(ca, secret);
     } else {
-        return make_error(ErrorCode::command, "cannot read a join token on " + server.name() + ": " + k_server_token +
-                                                  " (written by a running k3s server) is " +
-                                                  (token.empty() ? "missing or unreadable" : "not in the secure K10 form") +
-                                                  ", and " + k_token_file + " with the cluster CA " + k_server_ca +
-                                                  " is not there either. Is the k3s server initialised?");
+        return make_error(ErrorCode::command,
+                          "cannot read a join token on " + server.name() + ": " + k_server_token +
+                              " (written by a running k3s server) is " +
+                              (token.empty() ? "missing or unreadable" : "not in the secure K10 form") + ", and " +
+                              k_token_file + " with the cluster CA " + k_server_ca +
+                              " is not there either. Is the k3s server initialised?");
     }
     return info;
 }
@@ -97,22 +107,28 @@ public:
     Result<Plan> probe(Target& target) override {
         const std::string& host = m_server.host;
         if (!util::is_host(host) || m_server.port < 1 || m_server.port > 65535) {
-            return make_error(ErrorCode::usage, "the server address '" + host + "' (port " + std::to_string(m_server.port) +
+            return make_error(ErrorCode::usage, "the server address '" + host + "' (port " +
+                                                    std::to_string(m_server.port) +
                                                     ") is not a host name or an IP address with a port");
         }
         Command cmd;
         cmd.mutates = false;
-        cmd.script = "if timeout 5 bash -c " + shell_quote(": </dev/tcp/" + host + "/" + std::to_string(m_server.port)) +
+        cmd.script = "if timeout 5 bash -c " +
+                     shell_quote(": </dev/tcp/" + host + "/" + std::to_string(m_server.port)) +
                      " 2>/dev/null; then echo reachable; else echo unreachable; fi\n"
-                     "if [ -e " + std::string(k_server_token) + " ] || [ -e " + unit_path(Role::server) + " ]; then echo server; fi";
+                     "if [ -e " +
+                     std::string(k_server_token) + " ] || [ -e " + unit_path(Role::server) + " ]; then echo server; fi";
         auto r = TRY(target.run_checked(cmd, "checking that the node can join"));
         if (r.out.find("unreachable") != std::string::npos) {
-            return make_error(ErrorCode::connect, "the k3s server " + m_server.url + " is unreachable from this node (TCP port " +
-                                                      std::to_string(m_server.port) + " did not answer within 5 s): "
-                                                      "check the server's firewall (harden.firewall.cluster_networks) and routes");
+            return make_error(ErrorCode::connect,
+                              "the k3s server " + m_server.url + " is unreachable from this node (TCP port " +
+                                  std::to_string(m_server.port) +
+                                  " did not answer within 5 s): "
+                                  "check the server's firewall (harden.firewall.cluster_networks) and routes");
         }
         if (r.out.find("server") != std::string::npos) {
-            return make_error(ErrorCode::unsupported, "this node is itself a k3s server; `nodectl reset --k3s` it first to make it an agent");
+            return make_error(ErrorCode::unsupported,
+                              "this node is itself a k3s server; `nodectl reset --k3s` it first to make it an agent");
         }
         auto config = TRY(target.read_file(k_config));
         if (config) {
@@ -124,11 +140,13 @@ public:
                 if ((!server.empty() && server != m_server.url) || other_ca) {
                     return make_error(ErrorCode::unsupported,
                                       "this node already belongs to another cluster (" +
-                                          (server != m_server.url ? "its agent points at " + server : std::string("its cluster CA differs")) +
+                                          (server != m_server.url ? "its agent points at " + server
+                                                                  : std::string("its cluster CA differs")) +
                                           "); `nodectl reset --k3s` it first to move it");
                 }
             } catch (const YAML::Exception& e) {
-                return make_error(ErrorCode::command, std::string(k_config) + " on the node is not valid YAML: " + e.what());
+                return make_error(ErrorCode::command,
+                                  std::string(k_config) + " on the node is not valid YAML: " + e.what());
             }
         }
         return Plan{};
@@ -205,7 +223,7 @@ public:
     }
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Step> make_join_check_step(ServerInfo server) {
     return std::make_unique<CheckJoin>(std::move(server));
@@ -233,8 +251,9 @@ Result<void> wait_node_ready(Target& server, const std::string& name, std::chron
         }
         std::this_thread::sleep_for(std::chrono::seconds(3));
     }
-    return make_error(ErrorCode::timeout, "node " + name + " was not Ready on the server within " + std::to_string(timeout.count()) +
+    return make_error(ErrorCode::timeout, "node " + name + " was not Ready on the server within " +
+                                              std::to_string(timeout.count()) +
                                               " s (the server says: " + (last.empty() ? "nothing" : last) + ")");
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

@@ -34,7 +34,7 @@ struct Settings {
     int ready_timeout = 300;
     int api_port = 6443;
     std::string server_url;  // agent
-    std::string token;       // agent: the K10 join token (a secret)
+    std::string token;  // agent: the K10 join token (a secret)
 };
 
 constexpr const char* k_binary = "/usr/local/bin/k3s";
@@ -43,7 +43,8 @@ constexpr const char* k_config = "/etc/rancher/k3s/config.yaml";
 constexpr const char* k_registries = "/etc/rancher/k3s/registries.yaml";
 constexpr const char* k_token_file = "/etc/rancher/k3s/token";  // the server's own secret (short form)
 constexpr const char* k_images_dir = "/var/lib/rancher/k3s/agent/images";
-constexpr const char* k_server_token = "/var/lib/rancher/k3s/server/token";  // written by k3s: K10<ca hash>::server:<secret>
+constexpr const char* k_server_token =
+    "/var/lib/rancher/k3s/server/token";  // written by k3s: K10<ca hash>::server:<secret>
 constexpr const char* k_server_ca = "/var/lib/rancher/k3s/server/tls/server-ca.crt";
 constexpr const char* k_release_record = "/var/lib/nodectl/k3s/release";  // "VERSION SHA256" of the installed binary
 
@@ -71,9 +72,9 @@ std::unique_ptr<Step> make_reset_step();
 // `nodectl join`: what an agent needs from the server, read over SSH.
 struct ServerInfo {
     std::string version;  // "v1.30.6+k3s1"
-    std::string token;    // K10<ca sha256>::server:<secret>
-    std::string host;     // ADDRESS: a host name or an IP address (checked), IPv6 without brackets
-    std::string url;      // https://ADDRESS:PORT
+    std::string token;  // K10<ca sha256>::server:<secret>
+    std::string host;  // ADDRESS: a host name or an IP address (checked), IPv6 without brackets
+    std::string url;  // https://ADDRESS:PORT
     int port = 6443;
 };
 // ErrorCode::usage, before anything runs, when `address` is not a host name or an IP address.
@@ -85,4 +86,4 @@ std::unique_ptr<Step> make_join_check_step(ServerInfo server);
 // Polls the server until node `name` is Ready, up to `timeout`.
 Result<void> wait_node_ready(Target& server, const std::string& name, std::chrono::seconds timeout);
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

@@ -108,13 +108,14 @@ Result<std::string> server_port(const std::string& server, const std::string& co
     static const std::regex k_url(R"(^https://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:([0-9]{1,5}))?/?$)");
     std::smatch m;
     if (server.size() > 300 || !std::regex_match(server, m, k_url) || !util::is_host(m[1].str())) {
-        return make_error(ErrorCode::config, "the server '" + server.substr(0, 300) +
-                                                 "' is not an https://HOST:PORT URL");
+        return make_error(ErrorCode::config,
+                          "the server '" + server.substr(0, 300) + "' is not an https://HOST:PORT URL");
     }
     std::string host = m[1].str();
     if (!util::is_loopback(host) && !same_host(host, connected_host)) {
-        return make_error(ErrorCode::config, "the server " + server + " is neither loopback nor " + connected_host +
-                                                 ", the address nodectl connected to: refusing to point kubectl elsewhere");
+        return make_error(ErrorCode::config,
+                          "the server " + server + " is neither loopback nor " + connected_host +
+                              ", the address nodectl connected to: refusing to point kubectl elsewhere");
     }
     if (!m[3].matched) {
         return std::string();
@@ -126,7 +127,7 @@ Result<std::string> server_port(const std::string& server, const std::string& co
     return ":" + std::to_string(*port);
 }
 
-} // namespace
+}  // namespace
 
 Result<std::string> kubeconfig_entry_name(const std::string& name) {
     static const std::regex k_name(R"(^[A-Za-z0-9._:@-]{1,200}$)");
@@ -240,8 +241,8 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
             for (const YAML::Node& entry : add) {
                 std::string name = entry.IsMap() ? scalar(entry, "name") : "";
                 if (name.empty()) {
-                    return make_error(ErrorCode::config, std::string("the new kubeconfig has an entry of '") + key +
-                                                             "' without a name");
+                    return make_error(ErrorCode::config,
+                                      std::string("the new kubeconfig has an entry of '") + key + "' without a name");
                 }
                 // The operator's own entries are never replaced: only names nodectl gives are merged.
                 if (!util::starts_with(name, k_kubeconfig_name_prefix)) {
@@ -264,8 +265,9 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
         }
         std::string current = scalar(incoming, "current-context");
         if (!current.empty() && !util::starts_with(current, k_kubeconfig_name_prefix)) {
-            return make_error(ErrorCode::config, "the new kubeconfig's current context \"" + current + "\" is not named " +
-                                                     k_kubeconfig_name_prefix + "...: refusing to merge it");
+            return make_error(ErrorCode::config, "the new kubeconfig's current context \"" + current +
+                                                     "\" is not named " + k_kubeconfig_name_prefix +
+                                                     "...: refusing to merge it");
         }
         if (!current.empty()) {
             base["current-context"] = current;
@@ -284,7 +286,8 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
 
 Result<std::string> remove_kubeconfig_entry(const std::string& existing_yaml, const std::string& name) {
     if (!util::starts_with(name, k_kubeconfig_name_prefix)) {
-        return make_error(ErrorCode::usage, "\"" + name + "\" is not named " + k_kubeconfig_name_prefix + "...: not removing it");
+        return make_error(ErrorCode::usage,
+                          "\"" + name + "\" is not named " + k_kubeconfig_name_prefix + "...: not removing it");
     }
     auto base = TRY(parse(existing_yaml));
     try {
@@ -310,4 +313,4 @@ Result<std::string> remove_kubeconfig_entry(const std::string& existing_yaml, co
     }
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

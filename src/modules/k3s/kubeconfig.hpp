@@ -53,4 +53,4 @@ Result<std::string> merge_kubeconfig(const std::string& existing_yaml, const std
 // unchanged in meaning. ErrorCode::config when the text is not a kubeconfig.
 Result<std::string> remove_kubeconfig_entry(const std::string& existing_yaml, const std::string& name);
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

@@ -27,7 +27,7 @@ namespace {
 constexpr const char* k_route_unit = "/etc/systemd/system/nodectl-default-route.service";
 constexpr const char* k_route_script = "/usr/local/lib/nodectl/default-route.sh";
 
-} // namespace
+}  // namespace
 
 ConfigSetSpec default_route_group() {
     ConfigSetSpec spec;
@@ -36,7 +36,8 @@ ConfigSetSpec default_route_group() {
     spec.prepare = [](Target& target, ConfigSetSpec& sp) -> Result<void> {
         Command cmd;
         cmd.mutates = false;
-        cmd.script = std::string("if [ -e ") + k_route_unit + " ] || ! ip -4 route show default | grep -q .; then "
+        cmd.script = std::string("if [ -e ") + k_route_unit +
+                     " ] || ! ip -4 route show default | grep -q .; then "
                      "ip -4 -o addr show scope global | awk '{print $2; exit}'; echo needed; fi";
         auto r = TRY(target.run_checked(cmd, "reading the default route"));
         if (r.out.find("needed") == std::string::npos) {
@@ -63,12 +64,13 @@ ConfigSetSpec default_route_group() {
                           "[ -n \"$dev\" ] || { echo 'no interface with a global IPv4 address' >&2; exit 1; }\n"
                           "exec ip route add default dev \"$dev\" metric 1024\n",
                           nullptr, 0755});
-    spec.files.push_back({k_route_unit,
-                          "# Managed by nodectl (k3s)\n[Unit]\nDescription=nodectl: on-link default route for k3s\n"
-                          "After=network-online.target\nWants=network-online.target\nBefore=k3s.service k3s-agent.service\n\n"
-                          "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh " + std::string(k_route_script) +
-                              "\n\n[Install]\nWantedBy=multi-user.target\n",
-                          nullptr, 0644});
+    spec.files.push_back(
+        {k_route_unit,
+         "# Managed by nodectl (k3s)\n[Unit]\nDescription=nodectl: on-link default route for k3s\n"
+         "After=network-online.target\nWants=network-online.target\nBefore=k3s.service k3s-agent.service\n\n"
+         "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh " +
+             std::string(k_route_script) + "\n\n[Install]\nWantedBy=multi-user.target\n",
+         nullptr, 0644});
     spec.validate = std::string("systemd-analyze verify ") + k_route_unit;
     const std::string unit = "nodectl-default-route.service";
     spec.activate = host::units::script(
@@ -89,11 +91,16 @@ Result<ConfigSetSpec> files_group(const Settings& s) {
     if (s.role == Role::server) {
         // The server's secret is made on the node and never leaves it; an existing cluster's
         // secret is kept (a new one would lock k3s out of its own datastore).
-        spec.pre_write = std::string("umask 077; mkdir -p ") + k_config_dir + "\nif [ ! -s " + k_token_file + " ]; then\n"
-                         "  if [ -s " + k_server_token + " ]; then sed 's/^.*::server://' " + k_server_token + " > " + k_token_file +
-                         ".tmp\n  else head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > " + k_token_file + ".tmp; fi\n"
-                         "  mv " + k_token_file + ".tmp " + k_token_file + "\nfi\n";
-        spec.drift = std::string("[ -s ") + k_token_file + " ] || echo 'create the cluster token file " + k_token_file + " (0600)'\n";
+        spec.pre_write = std::string("umask 077; mkdir -p ") + k_config_dir + "\nif [ ! -s " + k_token_file +
+                         " ]; then\n"
+                         "  if [ -s " +
+                         k_server_token + " ]; then sed 's/^.*::server://' " + k_server_token + " > " + k_token_file +
+                         ".tmp\n  else head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > " + k_token_file +
+                         ".tmp; fi\n"
+                         "  mv " +
+                         k_token_file + ".tmp " + k_token_file + "\nfi\n";
+        spec.drift = std::string("[ -s ") + k_token_file + " ] || echo 'create the cluster token file " + k_token_file +
+                     " (0600)'\n";
     }
     spec.validate = "systemd-analyze verify " + unit_path(s.role);
     std::string unit = unit_name(s.role);
@@ -103,10 +110,10 @@ Result<ConfigSetSpec> files_group(const Settings& s) {
                     units::is_active(unit) + "; then " + units::restart({unit}).script() + "; fi\n";
     spec.restore_activate = units::daemon_reload().script();
     spec.drift += units::enabled_drift(unit);
-    spec.controls.push_back({"k3s.config_mode", "config.yaml is readable by root only", std::string("stat -c %a ") + k_config,
-                             host::equals("600"), ""});
-    spec.controls.push_back({"k3s.env_mode", "the unit's env file is readable by root only", "stat -c %a " + env_path(s.role),
-                             host::equals("600"), ""});
+    spec.controls.push_back({"k3s.config_mode", "config.yaml is readable by root only",
+                             std::string("stat -c %a ") + k_config, host::equals("600"), ""});
+    spec.controls.push_back({"k3s.env_mode", "the unit's env file is readable by root only",
+                             "stat -c %a " + env_path(s.role), host::equals("600"), ""});
     return spec;
 }
 
@@ -114,8 +121,9 @@ Result<ConfigSetSpec> files_group(const Settings& s) {
 std::string StartK3s::state_script() const {
     // The node's own name is its host name (k3s's default), lower-cased.
     std::string ready = m_settings.role == Role::server
-                            ? std::string(k_binary) + " kubectl get node \"$(hostname | tr A-Z a-z)\" -o "
-                                                      "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' 2>/dev/null"
+                            ? std::string(k_binary) +
+                                  " kubectl get node \"$(hostname | tr A-Z a-z)\" -o "
+                                  "jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' 2>/dev/null"
                             : std::string("true");
     return host::units::active_state(unit_name(m_settings.role)) + " 2>/dev/null; " + ready + "; true";
 }
@@ -145,7 +153,8 @@ Result<void> StartK3s::apply(Target& target, const Plan&) {
     std::string unit = unit_name(m_settings.role);
     auto journal_tail = "journalctl -u " + unit + " -n 12 --no-pager -o cat 2>/dev/null | tail -n 12";
     Command start;
-    start.script = host::units::start({unit}).script() + " 2>&1 || { echo '--- last log lines:'; " + journal_tail + "; exit 1; }";
+    start.script =
+        host::units::start({unit}).script() + " 2>&1 || { echo '--- last log lines:'; " + journal_tail + "; exit 1; }";
     start.timeout = std::chrono::seconds(m_settings.ready_timeout + 30);
     if (auto r = target.run_checked(start, "starting " + unit); !r) {
         return make_error(ErrorCode::command, unit + " did not start: " + r.error().message);
@@ -171,15 +180,17 @@ Result<void> StartK3s::apply(Target& target, const Plan&) {
     tail.mutates = false;
     tail.script = journal_tail + "; true";
     auto t = target.run(tail);
-    return make_error(ErrorCode::timeout, unit + " is " + (last.empty() ? "unknown" : last) + " and the node was not Ready within " +
-                                              std::to_string(m_settings.ready_timeout) + " s (k3s.ready_timeout). Last log lines:\n" +
-                                              (t ? t->out : std::string("(unavailable)")));
+    return make_error(ErrorCode::timeout,
+                      unit + " is " + (last.empty() ? "unknown" : last) + " and the node was not Ready within " +
+                          std::to_string(m_settings.ready_timeout) + " s (k3s.ready_timeout). Last log lines:\n" +
+                          (t ? t->out : std::string("(unavailable)")));
 }
 
 Result<StepList> node_steps(Settings s, const ModuleContext& ctx) {
     if (!ctx.bundle_k3s_dir.empty()) {
         if (!s.version.empty() && !ctx.bundle_k3s_version.empty() && s.version != ctx.bundle_k3s_version) {
-            return make_error(ErrorCode::config, "the bundle holds k3s " + ctx.bundle_k3s_version + ", but " + s.version + " is wanted");
+            return make_error(ErrorCode::config,
+                              "the bundle holds k3s " + ctx.bundle_k3s_version + ", but " + s.version + " is wanted");
         }
         s.release_dir = ctx.bundle_k3s_dir;
         if (s.version.empty()) {
@@ -201,18 +212,20 @@ Result<StepList> steps(const ModuleContext& ctx) {
     ConfigView cfg = ctx.profile.section("k3s");
     auto s = TRY(settings_from(cfg));
     if (s.use_system_containerd && !ctx.profile.table().contains("runtime")) {
-        return make_error(ErrorCode::config, cfg.where("use_system_containerd") +
-                                                 ": k3s.use_system_containerd needs a [runtime] section (the system containerd)");
+        return make_error(ErrorCode::config,
+                          cfg.where("use_system_containerd") +
+                              ": k3s.use_system_containerd needs a [runtime] section (the system containerd)");
     }
     if (ctx.profile.table().contains("harden")) {
         auto role = ctx.profile.section("harden").str("role");
         if (role == "standalone") {
-            return make_error(ErrorCode::config, ctx.profile.section("harden").where("role") +
-                                                     ": harden.role is \"standalone\", whose firewall and kernel settings stop k3s; "
-                                                     "set it to \"k3s-server\" or \"k3s-agent\"");
+            return make_error(ErrorCode::config,
+                              ctx.profile.section("harden").where("role") +
+                                  ": harden.role is \"standalone\", whose firewall and kernel settings stop k3s; "
+                                  "set it to \"k3s-server\" or \"k3s-agent\"");
         }
     }
     return node_steps(s, ctx);
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

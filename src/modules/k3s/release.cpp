@@ -122,7 +122,7 @@ Error mismatch(const std::string& what, const std::string& actual, const std::st
                                          expected + ": refusing to install");
 }
 
-} // namespace
+}  // namespace
 
 std::string binary_name(const std::string& arch) {
     if (arch == "amd64") {
@@ -221,16 +221,19 @@ util::HttpOptions transfer_options(const ReleaseRequest& request) {
     return http;
 }
 
-} // namespace
+}  // namespace
 
 std::string release_url_problem(const std::string& url, bool allow_insecure_http) {
     if (util::starts_with(url, "https://") || is_file_url(url)) {
         return "";
     }
     if (util::starts_with(url, "http://")) {
-        return allow_insecure_http ? "" : "'" + url + "' is plain http: the release and its checksum would come over the same "
-                                          "unauthenticated channel; use https:// (or file:// for an offline mirror), or set "
-                                          "k3s.allow_insecure_http = true";
+        return allow_insecure_http
+                   ? ""
+                   : "'" + url +
+                         "' is plain http: the release and its checksum would come over the same "
+                         "unauthenticated channel; use https:// (or file:// for an offline mirror), or set "
+                         "k3s.allow_insecure_http = true";
     }
     return "'" + url + "' is not an https:// or file:// URL";
 }
@@ -238,8 +241,8 @@ std::string release_url_problem(const std::string& url, bool allow_insecure_http
 Result<std::string> resolve_version(const ReleaseRequest& request) {
     if (!request.version.empty()) {
         if (!is_version(request.version)) {
-            return make_error(ErrorCode::config, "k3s version \"" + request.version +
-                                                     "\" is not a k3s release tag such as v1.31.4+k3s1");
+            return make_error(ErrorCode::config,
+                              "k3s version \"" + request.version + "\" is not a k3s release tag such as v1.31.4+k3s1");
         }
         return request.version;
     }
@@ -247,7 +250,8 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
         return make_error(ErrorCode::config, "k3s: neither a version nor a channel is given");
     }
     if (!is_channel(request.channel)) {
-        return make_error(ErrorCode::config, "k3s channel \"" + request.channel + "\" is not a channel name such as stable");
+        return make_error(ErrorCode::config,
+                          "k3s channel \"" + request.channel + "\" is not a channel name such as stable");
     }
     if (auto why = release_url_problem(request.channel_url, request.allow_insecure_http); !why.empty()) {
         return make_error(ErrorCode::config, "k3s channel URL " + why);
@@ -258,7 +262,8 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
         return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error);
     }
     if (without_trailing_slash(r.effective_url) == url) {
-        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "': " + url + " did not redirect to a release");
+        return make_error(ErrorCode::io,
+                          "k3s channel '" + request.channel + "': " + url + " did not redirect to a release");
     }
     std::string version = last_path_component(r.effective_url);
     if (!is_version(version)) {
@@ -275,7 +280,7 @@ namespace {
 struct ReleaseFiles {
     std::string version;
     fs::path dir;
-    std::string base;       // the release's URL, ending in '/'
+    std::string base;  // the release's URL, ending in '/'
     std::string sums_name;  // its sha256sum file
     util::HttpOptions http;
     std::map<std::string, std::string> sums;  // file name -> sha256
@@ -321,7 +326,8 @@ struct ReleaseFiles {
     Result<std::pair<std::string, std::string>> fetch(const std::string& name) {
         auto it = sums.find(name);
         if (it == sums.end()) {
-            return make_error(ErrorCode::config, "k3s " + version + " publishes no " + name + " (" + base + sums_name + ")");
+            return make_error(ErrorCode::config,
+                              "k3s " + version + " publishes no " + name + " (" + base + sums_name + ")");
         }
         const std::string& expected = it->second;
         const std::string path = (dir / name).string();
@@ -343,7 +349,7 @@ struct ReleaseFiles {
     }
 };
 
-} // namespace
+}  // namespace
 
 Result<Release> fetch_release(const ReleaseRequest& request) {
     if (auto why = release_url_problem(request.release_url, request.allow_insecure_http); !why.empty()) {
@@ -371,9 +377,12 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
     if (!lock) {
         return make_error(ErrorCode::io, "k3s release cache: " + lock_error);
     }
-    ReleaseFiles files{version, dir,
+    ReleaseFiles files{version,
+                       dir,
                        without_trailing_slash(request.release_url) + "/" + url_encode_segment(version) + "/",
-                       sha256_file_name(request.arch), transfer_options(request), {}};
+                       sha256_file_name(request.arch),
+                       transfer_options(request),
+                       {}};
     TRY_VOID(files.load_sums(binary));
 
     Release release;
@@ -402,8 +411,8 @@ Result<Release> release_from_dir(const std::string& dir, const std::string& arch
     const std::string sums_path = (root / sums_name).string();
     auto text = util::read_file(sums_path);
     if (!text) {
-        return make_error(ErrorCode::io, "k3s release in " + dir + ": cannot read " + sums_path + ": " +
-                                             std::strerror(errno));
+        return make_error(ErrorCode::io,
+                          "k3s release in " + dir + ": cannot read " + sums_path + ": " + std::strerror(errno));
     }
     auto sums = parse_sha256sums(*text);
     if (!sums) {
@@ -447,7 +456,7 @@ Result<Release> release_from_dir(const std::string& dir, const std::string& arch
     return release;
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s
 
 namespace nodectl::k3s {
 
@@ -461,4 +470,4 @@ Result<void> verify_cached_asset(const std::string& path, const std::string& exp
     return Ok{};
 }
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

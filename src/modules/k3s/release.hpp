@@ -12,7 +12,7 @@ namespace nodectl::k3s {
 struct ReleaseRequest {
     std::string version;  // "v1.31.4+k3s1"; wins over channel
     std::string channel;  // "stable", "latest", "v1.31", ...: resolved through channel_url
-    std::string arch;     // amd64 | arm64 | arm
+    std::string arch;  // amd64 | arm64 | arm
     std::string release_url = "https://github.com/k3s-io/k3s/releases/download";
     std::string channel_url = "https://update.k3s.io/v1-release/channels";
     // release_url and channel_url must be https:// (or file:// for an offline mirror; such a
@@ -75,4 +75,4 @@ Result<std::map<std::string, std::string>> parse_sha256sums(const std::string& t
 // Percent-encodes a URL path segment ('+' -> %2B).
 std::string url_encode_segment(const std::string& segment);
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

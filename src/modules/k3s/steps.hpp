@@ -51,4 +51,4 @@ ConfigSetSpec default_route_group();
 // config.yaml, registries.yaml, the unit and its env file, the server's token file.
 Result<ConfigSetSpec> files_group(const Settings& s);
 
-} // namespace nodectl::k3s
+}  // namespace nodectl::k3s

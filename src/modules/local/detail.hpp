@@ -91,4 +91,4 @@ Result<void> build_rootfs(const std::string& path, const std::string& suite);
 Result<void> start_publishes(const Environment& env);
 void stop_publishes(const Environment& env);
 
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail

@@ -36,8 +36,9 @@ Result<std::string> load_into(const Environment& env, const Node& n, const std::
     auto words = util::split(util::trim(detect.out), ' ');
     std::string runtime = words.empty() ? "none" : words[0];
     if (runtime == "none") {
-        return make_error(ErrorCode::config, n.name + " runs no container runtime (no k3s, no containerd socket): apply a "
-                                                      "profile with [runtime] or [k3s] first (up --profile P does)");
+        return make_error(ErrorCode::config, n.name +
+                                                 " runs no container runtime (no k3s, no containerd socket): apply a "
+                                                 "profile with [runtime] or [k3s] first (up --profile P does)");
     }
     std::string snapshotter = words.size() > 1 ? words[1] : "overlayfs";
     std::string dir = runtime == "k3s" ? "/var/lib/rancher/k3s/agent/images" : "/var/lib/nodectl/images";
@@ -48,8 +49,9 @@ Result<std::string> load_into(const Environment& env, const Node& n, const std::
         std::string import;
         if (runtime == "k3s") {
             // k3s imports its images directory when it starts; a running k3s gets it at once.
-            import = "if " + host::units::is_active("k3s.service") + " || " + host::units::is_active("k3s-agent.service") +
-                     "; then k3s ctr --namespace k8s.io images import " + shell_quote(dest) + "; fi";
+            import = "if " + host::units::is_active("k3s.service") + " || " +
+                     host::units::is_active("k3s-agent.service") + "; then k3s ctr --namespace k8s.io images import " +
+                     shell_quote(dest) + "; fi";
         } else {
             import = "ctr --namespace k8s.io images import --snapshotter " + shell_quote(snapshotter) + " " +
                      shell_quote(dest) + " && rm -f " + shell_quote(dest);
@@ -63,17 +65,19 @@ Result<std::string> load_into(const Environment& env, const Node& n, const std::
     return runtime;
 }
 
-} // namespace
+}  // namespace
 
 Result<void> check_archive(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        return make_error(ErrorCode::usage, "--images " + path + ": not a file (an OCI archive from `nodectl image build`, "
-                                                                 "e.g. build/images/redis.oci.tar)");
+        return make_error(ErrorCode::usage, "--images " + path +
+                                                ": not a file (an OCI archive from `nodectl image build`, "
+                                                "e.g. build/images/redis.oci.tar)");
     }
     if (!path.ends_with(".tar")) {
-        return make_error(ErrorCode::usage, "--images " + path + ": expected an OCI archive ending in .tar "
-                                                                 "(`nodectl image build` writes NAME.oci.tar)");
+        return make_error(ErrorCode::usage, "--images " + path +
+                                                ": expected an OCI archive ending in .tar "
+                                                "(`nodectl image build` writes NAME.oci.tar)");
     }
     return Ok{};
 }
@@ -89,4 +93,4 @@ Result<std::vector<std::string>> load_images(const Environment& env, const std::
     return runtimes;
 }
 
-} // namespace nodectl::local
+}  // namespace nodectl::local

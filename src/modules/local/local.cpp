@@ -43,7 +43,6 @@ Result<void> need_overlayfs() {
     return Ok{};
 }
 
-
 Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used) {
     auto fits = [&](const Subnet& s) {
         return std::none_of(used.begin(), used.end(), [&](const Subnet& u) { return u.overlaps(s); });
@@ -51,7 +50,8 @@ Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used
     if (!o.subnet.empty()) {
         auto s = TRY(parse_subnet(o.subnet));
         if (static_cast<uint64_t>(o.nodes) + 3 > s.size()) {
-            return make_error(ErrorCode::usage, "subnet " + s.text() + " has no room for " + std::to_string(o.nodes) + " nodes");
+            return make_error(ErrorCode::usage,
+                              "subnet " + s.text() + " has no room for " + std::to_string(o.nodes) + " nodes");
         }
         for (const auto& u : used) {
             if (u.overlaps(s)) {
@@ -72,16 +72,27 @@ Result<Subnet> choose_subnet(const UpOptions& o, const std::vector<Subnet>& used
     return make_error(ErrorCode::usage, "no free /24 in 10.213.0.0/16 on this host: pass --subnet CIDR");
 }
 
-
-} // namespace
-
+}  // namespace
 
 // ---------------------------------------------------------------- commands
 
 std::vector<std::string> ssh_argv(const Environment& env, const Node& node) {
-    return {"ssh", "-F", "/dev/null", "-i", env.key(), "-o", "IdentitiesOnly=yes",
-            "-o", "UserKnownHostsFile=" + env.known_hosts(), "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "root@" + node.address};
+    return {"ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            env.key(),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "UserKnownHostsFile=" + env.known_hosts(),
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "root@" + node.address};
 }
 
 Result<Environment> load(const std::string& name) {
@@ -138,8 +149,9 @@ struct Wanted {
 
 Result<Wanted> checked(const UpOptions& o) {
     if (!valid_name(o.name)) {
-        return make_error(ErrorCode::usage, "'" + o.name + "' is not an environment name: a lower-case letter, then "
-                                                           "letters, digits or '-', at most 20 characters");
+        return make_error(ErrorCode::usage, "'" + o.name +
+                                                "' is not an environment name: a lower-case letter, then "
+                                                "letters, digits or '-', at most 20 characters");
     }
     if (o.nodes < 1 || o.nodes > 64) {
         return make_error(ErrorCode::usage, "--nodes must be between 1 and 64");
@@ -154,7 +166,8 @@ Result<Wanted> checked(const UpOptions& o) {
         w.vars[key] = value;
     }
     if (!o.memory.empty() && !parse_memory(o.memory)) {
-        return make_error(ErrorCode::usage, "--memory '" + o.memory + "' is not a size of at least 64M (e.g. 512M, 2G)");
+        return make_error(ErrorCode::usage,
+                          "--memory '" + o.memory + "' is not a size of at least 64M (e.g. 512M, 2G)");
     }
     if (!o.cpus.empty() && !parse_cpus(o.cpus)) {
         return make_error(ErrorCode::usage, "--cpus '" + o.cpus + "' is not a number of CPUs (e.g. 1, 0.5, 2.25)");
@@ -163,8 +176,9 @@ Result<Wanted> checked(const UpOptions& o) {
         auto p = TRY(parse_publish(text));
         for (const auto& q : w.publish) {
             if (q.host_port == p.host_port || q.node_port == p.node_port) {
-                return make_error(ErrorCode::usage, "--publish " + p.text() + " and " + q.text() +
-                                                        " share a port: each host port and node port is published once");
+                return make_error(ErrorCode::usage,
+                                  "--publish " + p.text() + " and " + q.text() +
+                                      " share a port: each host port and node port is published once");
             }
         }
         w.publish.push_back(p);
@@ -212,9 +226,11 @@ Result<Environment> described(const UpOptions& o, Wanted w, const std::string& r
 }
 
 void print_plan(const Environment& env, bool exists, bool build, std::ostream& plan) {
-    plan << "environment " << env.name << (exists ? " (exists: up completes it, changes nothing when complete)" : "") << "\n"
+    plan << "environment " << env.name << (exists ? " (exists: up completes it, changes nothing when complete)" : "")
+         << "\n"
          << "  state      " << env.dir << " (0700: env.json, id_ed25519, known_hosts, inventory.toml, nodes/)\n"
-         << "  rootfs     " << env.rootfs << (build ? " (built now with mmdebstrap, " + env.suite + ")" : " (present)") << "\n"
+         << "  rootfs     " << env.rootfs << (build ? " (built now with mmdebstrap, " + env.suite + ")" : " (present)")
+         << "\n"
          << "  bridge     " << env.bridge << " " << env.gateway << "/" << util::split(env.subnet, '/').back()
          << " (subnet " << env.subnet << "; nodes get no default route)\n"
          << "  launcher   "
@@ -228,8 +244,8 @@ void print_plan(const Environment& env, bool exists, bool build, std::ostream& p
              << " (overlay on the rootfs, ed25519 host key made by nodectl, systemd-nspawn --boot)\n";
     }
     for (const auto& p : env.publish) {
-        plan << "  publish    " << p.address << ":" << p.host_port << " -> " << env.nodes.front().name << ":" << p.node_port
-             << " (systemd-socket-proxyd)\n";
+        plan << "  publish    " << p.address << ":" << p.host_port << " -> " << env.nodes.front().name << ":"
+             << p.node_port << " (systemd-socket-proxyd)\n";
     }
     for (const auto& [k, v] : env.vars) {
         plan << "  var        " << k << " = " << v << " (every node's ${vars." << k << "} in the inventory)\n";
@@ -246,22 +262,27 @@ Result<void> make_missing(const Environment& env, const std::vector<std::string>
     ::chmod(env.dir.c_str(), 0700);
     TRY_VOID(save(env));
     if (!fs::exists(env.key())) {
-        TRY(sh("rm -f " + shell_quote(env.key()) + " " + shell_quote(env.key() + ".pub") + " && ssh-keygen -q -t ed25519 -N '' -C " +
-                   shell_quote("nodectl-local@" + env.name) + " -f " + shell_quote(env.key()),
+        TRY(sh("rm -f " + shell_quote(env.key()) + " " + shell_quote(env.key() + ".pub") +
+                   " && ssh-keygen -q -t ed25519 -N '' -C " + shell_quote("nodectl-local@" + env.name) + " -f " +
+                   shell_quote(env.key()),
                "ssh-keygen (the environment's key)"));
     }
     auto prefix = util::split(env.subnet, '/').back();
-    TRY(sh("set -e; b=" + env.bridge + "\n"
-           "ip link show \"$b\" >/dev/null 2>&1 || ip link add \"$b\" type bridge\n"
-           "echo 1 >/proc/sys/net/ipv6/conf/$b/disable_ipv6 2>/dev/null || true\n"
-           "ip addr replace " + env.gateway + "/" + prefix + " dev \"$b\"\n"
-           "ip link set \"$b\" up\n",
+    TRY(sh("set -e; b=" + env.bridge +
+               "\n"
+               "ip link show \"$b\" >/dev/null 2>&1 || ip link add \"$b\" type bridge\n"
+               "echo 1 >/proc/sys/net/ipv6/conf/$b/disable_ipv6 2>/dev/null || true\n"
+               "ip addr replace " +
+               env.gateway + "/" + prefix +
+               " dev \"$b\"\n"
+               "ip link set \"$b\" up\n",
            "making bridge " + env.bridge));
     if (env.launcher == "direct") {
         // systemd-nspawn wants /run/systemd/nspawn on a tmpfs, which only systemd would provide.
-        TRY(sh("mkdir -p /run/systemd/nspawn && { [ \"$(findmnt -n -o FSTYPE --mountpoint /run/systemd/nspawn)\" = tmpfs ] "
-               "|| mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn; }",
-               "mounting /run/systemd/nspawn"));
+        TRY(sh(
+            "mkdir -p /run/systemd/nspawn && { [ \"$(findmnt -n -o FSTYPE --mountpoint /run/systemd/nspawn)\" = tmpfs ] "
+            "|| mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn; }",
+            "mounting /run/systemd/nspawn"));
     }
     ::unlink((env.dir + "/stopping").c_str());
     std::string known_hosts;
@@ -282,7 +303,7 @@ Result<void> make_missing(const Environment& env, const std::vector<std::string>
     return Ok{};
 }
 
-} // namespace
+}  // namespace
 
 Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     auto wanted = TRY(checked(o));
@@ -316,7 +337,8 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
     if (exists) {
         log::info(k_who, "environment {} exists: checking it", env.name);
     } else {
-        log::info(k_who, "making environment {}: {} node(s) on {} ({})", env.name, env.nodes.size(), env.subnet, env.bridge);
+        log::info(k_who, "making environment {}: {} node(s) on {} ({})", env.name, env.nodes.size(), env.subnet,
+                  env.bridge);
     }
     if (build) {
         TRY_VOID(build_rootfs(env.rootfs, env.suite));
@@ -342,10 +364,12 @@ std::string inventory_text(const Environment& env, size_t first, size_t count) {
         }
         hosts.push_back(std::move(h));
     }
-    toml::table inv{{"defaults", toml::table{{"user", "root"}, {"identity", env.key()}, {"known_hosts", env.known_hosts()}}},
-                    {"hosts", std::move(hosts)}};
+    toml::table inv{
+        {"defaults", toml::table{{"user", "root"}, {"identity", env.key()}, {"known_hosts", env.known_hosts()}}},
+        {"hosts", std::move(hosts)}};
     std::ostringstream out;
-    out << "# nodectl local environment " << env.name << ":\n#   nodectl apply -p PROFILE -i " << env.inventory() << "\n"
+    out << "# nodectl local environment " << env.name << ":\n#   nodectl apply -p PROFILE -i " << env.inventory()
+        << "\n"
         << inv << "\n";
     return out.str();
 }
@@ -386,7 +410,7 @@ void forget_kubeconfig(const Environment& env) {
     log::info(k_who, "removed context {} from {}", *context, env.kubeconfig);
 }
 
-} // namespace
+}  // namespace
 
 Result<void> down(const std::string& name) {
     if (!valid_name(name)) {
@@ -419,10 +443,12 @@ Result<void> down(const std::string& name) {
                " | sort -r | while read -r m; do umount \"$m\" 2>/dev/null || umount -l \"$m\"; done; true",
            "unmounting the overlays of " + name));
     // veths of the nodes vanish with their network namespaces; stragglers first, then the bridge.
-    TRY(sh("b=" + env.bridge + "\nif ip link show \"$b\" >/dev/null 2>&1; then\n"
-           "  for l in $(ip -o link show master \"$b\" | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del \"$l\" || true; done\n"
-           "  ip link del \"$b\"\nfi\n",
-           "removing bridge " + env.bridge));
+    TRY(sh(
+        "b=" + env.bridge +
+            "\nif ip link show \"$b\" >/dev/null 2>&1; then\n"
+            "  for l in $(ip -o link show master \"$b\" | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del \"$l\" || true; done\n"
+            "  ip link del \"$b\"\nfi\n",
+        "removing bridge " + env.bridge));
     if (env.launcher == "direct") {
         for (const auto& n : env.nodes) {
             for (const auto& d : cgroup_dirs(n)) {
@@ -433,11 +459,12 @@ Result<void> down(const std::string& name) {
     }
     auto left = TRY(run("findmnt -rn -o TARGET | grep -F " + shell_quote(dir + "/")));
     if (!util::trim(left.out).empty()) {
-        return make_error(ErrorCode::io, "mounts below " + dir + " remain (" + util::trim(left.out) + "): not removing it");
+        return make_error(ErrorCode::io,
+                          "mounts below " + dir + " remain (" + util::trim(left.out) + "): not removing it");
     }
     TRY(sh("rm -rf --one-file-system " + shell_quote(dir), "removing " + dir));
     log::info(k_who, "environment {} removed", name);
     return Ok{};
 }
 
-} // namespace nodectl::local
+}  // namespace nodectl::local

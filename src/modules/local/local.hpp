@@ -26,7 +26,7 @@ struct Subnet {
     uint32_t network = 0;  // host byte order
     int prefix = 24;
 
-    std::string text() const;                       // "198.18.50.0/24"
+    std::string text() const;  // "198.18.50.0/24"
     // The i-th address of the network (1 = the bridge, 2.. = the nodes), dotted quad.
     std::string address(uint32_t i) const;
     uint32_t size() const { return prefix == 32 ? 1u : 1u << (32 - prefix); }
@@ -79,10 +79,10 @@ struct UpOptions {
     std::string name;
     int nodes = 1;
     std::string suite = "bookworm";
-    std::string subnet;        // empty: the first free /24 of 10.213.0.0/16
-    std::string memory;        // empty: no limit
-    std::string cpus;          // empty: no limit
-    std::string rootfs;        // a ready root filesystem to use instead of the cache
+    std::string subnet;  // empty: the first free /24 of 10.213.0.0/16
+    std::string memory;  // empty: no limit
+    std::string cpus;  // empty: no limit
+    std::string rootfs;  // a ready root filesystem to use instead of the cache
     std::vector<std::string> publish;  // [ADDRESS:]HOST_PORT:NODE_PORT, each to node 1
     // SOURCE[:TARGET] bound into the nodes this `up` boots (systemd-nspawn --bind); not part of
     // the environment's settings: a node keeps it across its own reboots until booted again.
@@ -91,25 +91,25 @@ struct UpOptions {
     // profiles/hardened.toml); a re-run with --var replaces them.
     std::vector<std::string> vars;
     bool dry_run = false;
-    int boot_timeout = 120;    // seconds until every node answers SSH
+    int boot_timeout = 120;  // seconds until every node answers SSH
 };
 
 struct Node {
-    std::string name;      // "NAME-1": host name and machine name
-    std::string address;   // on the environment's bridge
+    std::string name;  // "NAME-1": host name and machine name
+    std::string address;  // on the environment's bridge
 };
 
 struct Environment {
     std::string name;
-    std::string dir;        // state directory
-    std::string subnet;     // CIDR
+    std::string dir;  // state directory
+    std::string subnet;  // CIDR
     std::string bridge;
-    std::string gateway;    // the bridge's address
+    std::string gateway;  // the bridge's address
     std::string suite;
-    std::string rootfs;     // the lower layer of every node
+    std::string rootfs;  // the lower layer of every node
     std::string memory;
     std::string cpus;
-    std::string launcher;   // "systemd" (transient units) or "direct" (no systemd on this host)
+    std::string launcher;  // "systemd" (transient units) or "direct" (no systemd on this host)
     std::vector<Node> nodes;
     std::vector<Publish> publish;
     std::map<std::string, std::string> vars;  // every node's vars in the inventory
@@ -162,4 +162,4 @@ Result<std::vector<NodeStatus>> status(const Environment& env, bool check_ssh = 
 // `ssh` argv that logs in as root on `node` of env with the environment's key and known_hosts.
 std::vector<std::string> ssh_argv(const Environment& env, const Node& node);
 
-} // namespace nodectl::local
+}  // namespace nodectl::local

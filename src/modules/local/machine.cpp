@@ -23,7 +23,7 @@ LocalTarget& host() {
     return t;
 }
 
-} // namespace
+}  // namespace
 
 Result<CommandResult> sh(const std::string& script, const std::string& what, std::chrono::seconds timeout) {
     Command c;
@@ -115,7 +115,8 @@ void signal_all(const std::vector<std::string>& pids, int sig) {
 
 Result<void> need_root() {
     if (geteuid() != 0) {
-        return make_error(ErrorCode::auth, "nodectl local must run as root (it mounts, makes a bridge and boots containers)");
+        return make_error(ErrorCode::auth,
+                          "nodectl local must run as root (it mounts, makes a bridge and boots containers)");
     }
     return Ok{};
 }
@@ -123,10 +124,10 @@ Result<void> need_root() {
 Result<void> need_tool(const char* tool, const char* package) {
     auto r = TRY(run(std::string("command -v ") + tool));
     if (r.exit_code != 0) {
-        return make_error(ErrorCode::unsupported,
-                          std::string(tool) + " is not installed: install the Debian package " + package + " (apt-get install " + package + ")");
+        return make_error(ErrorCode::unsupported, std::string(tool) + " is not installed: install the Debian package " +
+                                                      package + " (apt-get install " + package + ")");
     }
     return Ok{};
 }
 
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail

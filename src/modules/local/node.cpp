@@ -51,11 +51,14 @@ std::string unit_name(const Node& n) {
 std::string boot_script(const Environment& env, size_t i, const std::vector<std::string>& binds) {
     const Node& n = env.nodes[i];
     std::string d = node_dir(env, i);
-    std::string s =
-        "#!/bin/sh\n"
-        "# nodectl local: boots node " + n.name + " of environment " + env.name + " (written by nodectl;\n"
-        "# `nodectl local down " + env.name + "` stops it and removes everything).\n"
-        "set -u\n";
+    std::string s = "#!/bin/sh\n"
+                    "# nodectl local: boots node " +
+                    n.name + " of environment " + env.name +
+                    " (written by nodectl;\n"
+                    "# `nodectl local down " +
+                    env.name +
+                    "` stops it and removes everything).\n"
+                    "set -u\n";
     if (env.launcher == "direct" && (!env.memory.empty() || !env.cpus.empty())) {
         // No systemd runs this host: the limits go into cgroups of our own, and this script (and so
         // systemd-nspawn and the node) into them. A limit that cannot be set stops the boot.
@@ -65,7 +68,9 @@ std::string boot_script(const Environment& env, size_t i, const std::vector<std:
         s += "set -e\n";
         if (dirs.size() == 1) {
             s += "echo '+memory +cpu' >/sys/fs/cgroup/cgroup.subtree_control\n"
-                 "mkdir -p /sys/fs/cgroup/nodectl-local " + shell_quote(dirs[0]) + "\n"
+                 "mkdir -p /sys/fs/cgroup/nodectl-local " +
+                 shell_quote(dirs[0]) +
+                 "\n"
                  "echo '+memory +cpu' >/sys/fs/cgroup/nodectl-local/cgroup.subtree_control\n";
             if (bytes) {
                 s += "echo " + std::to_string(bytes) + " >" + shell_quote(dirs[0] + "/memory.max") + "\n";
@@ -76,23 +81,38 @@ std::string boot_script(const Environment& env, size_t i, const std::vector<std:
             s += "echo $$ >" + shell_quote(dirs[0] + "/cgroup.procs") + "\n";
         } else {
             if (bytes) {
-                s += "mkdir -p " + shell_quote(dirs[0]) + "\n"
-                     "echo " + std::to_string(bytes) + " >" + shell_quote(dirs[0] + "/memory.limit_in_bytes") + "\n"
-                     "echo $$ >" + shell_quote(dirs[0] + "/cgroup.procs") + "\n";
+                s += "mkdir -p " + shell_quote(dirs[0]) +
+                     "\n"
+                     "echo " +
+                     std::to_string(bytes) + " >" + shell_quote(dirs[0] + "/memory.limit_in_bytes") +
+                     "\n"
+                     "echo $$ >" +
+                     shell_quote(dirs[0] + "/cgroup.procs") + "\n";
             }
             if (pct) {
-                s += "mkdir -p " + shell_quote(dirs[1]) + "\n"
-                     "echo 100000 >" + shell_quote(dirs[1] + "/cpu.cfs_period_us") + "\n"
-                     "echo " + std::to_string(pct * 1000) + " >" + shell_quote(dirs[1] + "/cpu.cfs_quota_us") + "\n"
-                     "echo $$ >" + shell_quote(dirs[1] + "/cgroup.procs") + "\n";
+                s += "mkdir -p " + shell_quote(dirs[1]) +
+                     "\n"
+                     "echo 100000 >" +
+                     shell_quote(dirs[1] + "/cpu.cfs_period_us") +
+                     "\n"
+                     "echo " +
+                     std::to_string(pct * 1000) + " >" + shell_quote(dirs[1] + "/cpu.cfs_quota_us") +
+                     "\n"
+                     "echo $$ >" +
+                     shell_quote(dirs[1] + "/cgroup.procs") + "\n";
             }
         }
         s += "set +e\n";
     }
     s += "while :; do\n"
-         "  [ -e " + shell_quote(env.dir + "/stopping") + " ] && exit 0\n"
-         "  echo \"=== nodectl: booting " + n.name + " ($(date -Is))\"\n"
-         "  systemd-nspawn --quiet --boot --directory=" + shell_quote(d + "/root") + " --machine=" + n.name +
+         "  [ -e " +
+         shell_quote(env.dir + "/stopping") +
+         " ] && exit 0\n"
+         "  echo \"=== nodectl: booting " +
+         n.name +
+         " ($(date -Is))\"\n"
+         "  systemd-nspawn --quiet --boot --directory=" +
+         shell_quote(d + "/root") + " --machine=" + n.name +
          " --register=no --keep-unit --network-bridge=" + env.bridge +
          " --console=read-only --resolv-conf=off --timezone=off --link-journal=no";
     for (const auto& b : binds) {
@@ -100,7 +120,9 @@ std::string boot_script(const Environment& env, size_t i, const std::vector<std:
     }
     s += " </dev/null\n"
          "  rc=$?\n"
-         "  echo \"=== nodectl: " + n.name + " stopped, systemd-nspawn exit status $rc ($(date -Is))\"\n"
+         "  echo \"=== nodectl: " +
+         n.name +
+         " stopped, systemd-nspawn exit status $rc ($(date -Is))\"\n"
          "  [ \"$rc\" -eq 133 ] || exit \"$rc\"   # 133: the node rebooted\n"
          "done\n";
     return s;
@@ -119,7 +141,7 @@ bool mounted(const std::string& path) {
     return r && r->exit_code == 0;
 }
 
-} // namespace
+}  // namespace
 
 bool node_running(const Environment& env, size_t i) {
     return !node_procs(env, i).nspawns.empty();
@@ -142,8 +164,8 @@ Result<void> prepare_node(const Environment& env, size_t i, const std::vector<st
     std::string d = node_dir(env, i), root = d + "/root";
     std::string key = d + "/ssh_host_ed25519_key";
     if (!fs::exists(key)) {
-        TRY(sh("rm -f " + shell_quote(key) + " " + shell_quote(key + ".pub") + " && ssh-keygen -q -t ed25519 -N '' -C " +
-                   shell_quote("root@" + n.name) + " -f " + shell_quote(key),
+        TRY(sh("rm -f " + shell_quote(key) + " " + shell_quote(key + ".pub") +
+                   " && ssh-keygen -q -t ed25519 -N '' -C " + shell_quote("root@" + n.name) + " -f " + shell_quote(key),
                "ssh-keygen (host key of " + n.name + ")"));
     }
     auto pub = util::read_file(key + ".pub");
@@ -173,20 +195,26 @@ Result<void> prepare_node(const Environment& env, size_t i, const std::vector<st
     TRY(sh("set -e; cd " + shell_quote(root) +
                "; rm -f etc/ssh/ssh_host_*_key etc/ssh/ssh_host_*_key.pub etc/resolv.conf"
                "; mkdir -p etc/ssh/sshd_config.d etc/systemd/network; install -d -m 700 root/.ssh"
-               "; install -m 600 " + shell_quote(key) + " etc/ssh/ssh_host_ed25519_key"
-               "; install -m 644 " + shell_quote(key + ".pub") + " etc/ssh/ssh_host_ed25519_key.pub"
+               "; install -m 600 " +
+               shell_quote(key) +
+               " etc/ssh/ssh_host_ed25519_key"
+               "; install -m 644 " +
+               shell_quote(key + ".pub") +
+               " etc/ssh/ssh_host_ed25519_key.pub"
                "; systemctl --root=. --quiet enable ssh.service systemd-networkd.service 2>/dev/null || "
                "systemctl --root=. enable ssh.service systemd-networkd.service",
            "preparing " + n.name));
-    TRY_VOID(write(root + "/etc/ssh/sshd_config.d/nodectl-local.conf",
-                   "# nodectl local: the host key nodectl made (its line is in the environment's known_hosts).\n"
-                   "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n",
-                   0644));
+    TRY_VOID(
+        write(root + "/etc/ssh/sshd_config.d/nodectl-local.conf",
+              "# nodectl local: the host key nodectl made (its line is in the environment's known_hosts).\n"
+              "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+              0644));
     TRY_VOID(write(root + "/root/.ssh/authorized_keys", util::read_file(env.key() + ".pub").value_or(""), 0600));
     TRY_VOID(write(root + "/etc/systemd/network/10-nodectl-local.network",
-                   "# nodectl local: the node's address on bridge " + env.bridge + " (no default route).\n"
-                   "[Match]\nName=host0\n\n[Network]\nAddress=" + n.address + "/" +
-                       util::split(env.subnet, '/').back() +
+                   "# nodectl local: the node's address on bridge " + env.bridge +
+                       " (no default route).\n"
+                       "[Match]\nName=host0\n\n[Network]\nAddress=" +
+                       n.address + "/" + util::split(env.subnet, '/').back() +
                        "\nDHCP=no\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
                    0644));
     TRY_VOID(write(root + "/etc/hostname", n.name + "\n", 0644));
@@ -284,7 +312,8 @@ Result<void> wait_ssh(const Environment& env, int timeout_s) {
             auto r = ssh_check(env, env.nodes[i], 2s);
             if (r) {
                 up[i] = true;
-                auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+                auto ms =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
                 log::info(k_who, "{} ({}) answers SSH after {:.1f} s", env.nodes[i].name, env.nodes[i].address,
                           ms.count() / 1000.0);
             } else if (r.error().code == ErrorCode::host_key) {
@@ -301,8 +330,9 @@ Result<void> wait_ssh(const Environment& env, int timeout_s) {
             for (size_t i = 0; i < env.nodes.size(); ++i) {
                 left += up[i] ? "" : " " + env.nodes[i].name;
             }
-            return make_error(ErrorCode::timeout, "nodes" + left + " do not answer SSH after " + std::to_string(timeout_s) +
-                                                      " s (consoles: " + env.dir + "/nodes/*/console.log)");
+            return make_error(ErrorCode::timeout, "nodes" + left + " do not answer SSH after " +
+                                                      std::to_string(timeout_s) + " s (consoles: " + env.dir +
+                                                      "/nodes/*/console.log)");
         }
         std::this_thread::sleep_for(250ms);
     }
@@ -321,4 +351,4 @@ Result<std::unique_ptr<SshTarget>> connect_node(const Environment& env, const No
     return SshTarget::connect(h, o);
 }
 
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail

@@ -51,7 +51,7 @@ Result<bool> listening(const Publish& p) {
     return !util::trim(r.out).empty();
 }
 
-} // namespace
+}  // namespace
 
 Result<void> start_publishes(const Environment& env) {
     if (env.publish.empty()) {
@@ -68,8 +68,9 @@ Result<void> start_publishes(const Environment& env) {
                                                     " is already in use on this machine");
         }
         std::string log = env.dir + "/publish.log";
-        TRY(sh("setsid -f " + std::string(k_activate) + " --listen=" + shell_quote(p.address + ":" + std::to_string(p.host_port)) +
-                   " " + k_proxyd + " " + shell_quote(forwarded_to(env, p)) + " </dev/null >>" + shell_quote(log) + " 2>&1",
+        TRY(sh("setsid -f " + std::string(k_activate) +
+                   " --listen=" + shell_quote(p.address + ":" + std::to_string(p.host_port)) + " " + k_proxyd + " " +
+                   shell_quote(forwarded_to(env, p)) + " </dev/null >>" + shell_quote(log) + " 2>&1",
                "starting the proxy for --publish " + p.text()));
         // Bounded: the proxy binds at once or not at all.
         bool up = false;
@@ -78,9 +79,11 @@ Result<void> start_publishes(const Environment& env) {
             up = !proxy_pids(env, p).empty() && TRY(listening(p));
         }
         if (!up) {
-            return make_error(ErrorCode::command, "--publish " + p.text() + ": the proxy did not start listening (see " + log + ")");
+            return make_error(ErrorCode::command,
+                              "--publish " + p.text() + ": the proxy did not start listening (see " + log + ")");
         }
-        log::info(k_who, "{}:{} forwards to {} ({})", p.address, p.host_port, forwarded_to(env, p), env.nodes.front().name);
+        log::info(k_who, "{}:{} forwards to {} ({})", p.address, p.host_port, forwarded_to(env, p),
+                  env.nodes.front().name);
     }
     return Ok{};
 }
@@ -101,4 +104,4 @@ void stop_publishes(const Environment& env) {
     }
 }
 
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail

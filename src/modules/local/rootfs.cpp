@@ -30,12 +30,14 @@ Result<std::string> rootfs_path(const UpOptions& o, bool& needs_build) {
         auto abs = fs::weakly_canonical(given, ec);
         if (ec || !fs::is_directory(abs / "etc") || !fs::exists(abs / "usr/bin/systemctl") ||
             !fs::exists(abs / "usr/sbin/sshd")) {
-            return make_error(ErrorCode::usage, "--rootfs " + given + " is not a Debian root filesystem with systemd and openssh-server");
+            return make_error(ErrorCode::usage,
+                              "--rootfs " + given + " is not a Debian root filesystem with systemd and openssh-server");
         }
         // It becomes an overlayfs option: no ',' ':' or '\\' (and nothing a shell would care about).
         static const std::regex k_safe("^/[A-Za-z0-9._/+@-]*$");
         if (!std::regex_match(abs.string(), k_safe)) {
-            return make_error(ErrorCode::usage, "--rootfs " + abs.string() + ": the path may hold only letters, digits and . _ / + @ -");
+            return make_error(ErrorCode::usage,
+                              "--rootfs " + abs.string() + ": the path may hold only letters, digits and . _ / + @ -");
         }
         needs_build = false;
         return abs.string();
@@ -54,7 +56,8 @@ std::string debian_mirror(const std::vector<std::string>& sources_files) {
         bool deb822 = f.ends_with(".sources");
         for (const auto& line : util::split_lines(*text)) {
             std::istringstream in(line);
-            std::vector<std::string> words{std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+            std::vector<std::string> words{std::istream_iterator<std::string>(in),
+                                           std::istream_iterator<std::string>()};
             // deb822: "URIs: A [B...]"; one-line: "deb [options] URI suite ...", the URI the first http(s) word.
             if (words.empty() || (deb822 ? words[0] != "URIs:" : words[0] != "deb")) {
                 continue;
@@ -86,38 +89,50 @@ Result<void> build_rootfs(const std::string& path, const std::string& suite) {
     std::sort(sources.begin(), sources.end());
     sources.insert(sources.begin(), "/etc/apt/sources.list");
     std::string mirror = debian_mirror(sources);
-    std::string script =
-        "set -e\n"
-        "mkdir -p " + shell_quote(cache_root()) + "\n"
-        "exec 7>" + shell_quote(path + ".lock") + "\n"
-        "flock 7\n"
-        "[ -d " + shell_quote(path) + " ] && exit 0\n"
-        "for old in " + shell_quote(path) + ".tmp.*; do [ -d \"$old\" ] && rm -rf --one-file-system \"$old\"; done\n"
-        "tmp=$(mktemp -d " + shell_quote(path + ".tmp.XXXXXX") + ")\n"
-        "mmdebstrap --variant=minbase --include=" + shell_quote(util::join(rootfs_packages(), ",")) + " " +
-        shell_quote(suite) + " \"$tmp\" " + shell_quote(mirror) + " >&2\n";
+    std::string script = "set -e\n"
+                         "mkdir -p " +
+                         shell_quote(cache_root()) +
+                         "\n"
+                         "exec 7>" +
+                         shell_quote(path + ".lock") +
+                         "\n"
+                         "flock 7\n"
+                         "[ -d " +
+                         shell_quote(path) +
+                         " ] && exit 0\n"
+                         "for old in " +
+                         shell_quote(path) +
+                         ".tmp.*; do [ -d \"$old\" ] && rm -rf --one-file-system \"$old\"; done\n"
+                         "tmp=$(mktemp -d " +
+                         shell_quote(path + ".tmp.XXXXXX") +
+                         ")\n"
+                         "mmdebstrap --variant=minbase --include=" +
+                         shell_quote(util::join(rootfs_packages(), ",")) + " " + shell_quote(suite) + " \"$tmp\" " +
+                         shell_quote(mirror) + " >&2\n";
     if (suite == "trixie") {
         // Debian 13 installs keep their apt sources in deb822 form, as a real trixie host has them.
         script += "if [ -s \"$tmp/etc/apt/sources.list\" ]; then\n"
                   "  printf 'Types: deb\\nURIs: %s\\nSuites: %s\\nComponents: main\\n"
                   "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' " +
-                  shell_quote(mirror) + " " + shell_quote(suite) + " >\"$tmp/etc/apt/sources.list.d/debian.sources\"\n"
+                  shell_quote(mirror) + " " + shell_quote(suite) +
+                  " >\"$tmp/etc/apt/sources.list.d/debian.sources\"\n"
                   "  rm -f \"$tmp/etc/apt/sources.list\"\n"
                   "fi\n";
     }
     // Nothing per node in the shared tree: host keys, machine-id, host names and resolv.conf are
     // written per node.
-    script +=
-        "rm -f \"$tmp\"/etc/ssh/ssh_host_* \"$tmp/etc/resolv.conf\"\n"
-        ": >\"$tmp/etc/machine-id\"\n"
-        "printf '127.0.0.1\\tlocalhost\\n::1\\t\\tlocalhost ip6-localhost ip6-loopback\\n' >\"$tmp/etc/hosts\"\n"
-        "mv -T \"$tmp\" " + shell_quote(path) + "\n";
-    log::info(k_who, "building the {} root filesystem with mmdebstrap from {} (once; cached in {})", suite, mirror, path);
+    script += "rm -f \"$tmp\"/etc/ssh/ssh_host_* \"$tmp/etc/resolv.conf\"\n"
+              ": >\"$tmp/etc/machine-id\"\n"
+              "printf '127.0.0.1\\tlocalhost\\n::1\\t\\tlocalhost ip6-localhost ip6-loopback\\n' >\"$tmp/etc/hosts\"\n"
+              "mv -T \"$tmp\" " +
+              shell_quote(path) + "\n";
+    log::info(k_who, "building the {} root filesystem with mmdebstrap from {} (once; cached in {})", suite, mirror,
+              path);
     TRY(sh(script, "mmdebstrap " + suite, 1800s));
     return Ok{};
 }
 
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail
 
 namespace nodectl::local {
 
@@ -134,4 +149,4 @@ Result<std::string> cached_rootfs(const std::string& suite) {
     return path;
 }
 
-} // namespace nodectl::local
+}  // namespace nodectl::local

@@ -118,10 +118,14 @@ std::optional<uint64_t> parse_memory(std::string_view s) {
     }
     uint64_t mult = 1;
     switch (s.back()) {
-    case 'K': case 'k': mult = 1ull << 10; break;
-    case 'M': case 'm': mult = 1ull << 20; break;
-    case 'G': case 'g': mult = 1ull << 30; break;
-    case 'T': case 't': mult = 1ull << 40; break;
+    case 'K':
+    case 'k': mult = 1ull << 10; break;
+    case 'M':
+    case 'm': mult = 1ull << 20; break;
+    case 'G':
+    case 'g': mult = 1ull << 30; break;
+    case 'T':
+    case 't': mult = 1ull << 40; break;
     default: break;
     }
     if (mult != 1) {
@@ -173,12 +177,14 @@ Result<void> check_bind(const std::string& bind) {
     bool ok = (parts.size() == 1 || parts.size() == 2) &&
               std::all_of(parts.begin(), parts.end(), [](const auto& p) { return std::regex_match(p, k_path); });
     if (!ok) {
-        return make_error(ErrorCode::usage, "--bind " + shell_quote(bind) + ": expected SOURCE[:TARGET], absolute paths of letters, "
-                                            "digits and . _ / + @ - (e.g. /dev/loop5 or /srv/data:/data)");
+        return make_error(ErrorCode::usage, "--bind " + shell_quote(bind) +
+                                                ": expected SOURCE[:TARGET], absolute paths of letters, "
+                                                "digits and . _ / + @ - (e.g. /dev/loop5 or /srv/data:/data)");
     }
-    struct stat st{};
+    struct stat st {};
     if (::stat(parts[0].c_str(), &st) != 0) {
-        return make_error(ErrorCode::usage, "--bind " + shell_quote(bind) + ": " + parts[0] + " does not exist on this machine");
+        return make_error(ErrorCode::usage,
+                          "--bind " + shell_quote(bind) + ": " + parts[0] + " does not exist on this machine");
     }
     return Ok{};
 }
@@ -187,8 +193,9 @@ Result<std::pair<std::string, std::string>> parse_var(const std::string& text) {
     auto eq = text.find('=');
     static const std::regex k_key("^[A-Za-z_][A-Za-z0-9_]*$");
     if (eq == std::string::npos || !std::regex_match(text.substr(0, eq), k_key)) {
-        return make_error(ErrorCode::usage, "--var " + shell_quote(text) + ": expected KEY=VALUE with KEY of letters, digits and '_' "
-                                                               "(e.g. apt_proxy=http://198.18.50.1:3142)");
+        return make_error(ErrorCode::usage, "--var " + shell_quote(text) +
+                                                ": expected KEY=VALUE with KEY of letters, digits and '_' "
+                                                "(e.g. apt_proxy=http://198.18.50.1:3142)");
     }
     std::string value = text.substr(eq + 1);
     if (value.find_first_of("\n\r") != std::string::npos) {
@@ -208,8 +215,8 @@ bool kernel_has_filesystem(std::string_view proc_filesystems, std::string_view f
 }
 
 const std::vector<std::string>& rootfs_packages() {
-    static const std::vector<std::string> k_packages = {"systemd", "systemd-sysv", "dbus",   "openssh-server",
-                                                        "iproute2", "sudo",        "tzdata"};
+    static const std::vector<std::string> k_packages = {"systemd",  "systemd-sysv", "dbus",  "openssh-server",
+                                                        "iproute2", "sudo",         "tzdata"};
     return k_packages;
 }
 
@@ -235,7 +242,7 @@ std::string root_from_env(const char* var, const char* fallback) {
     return ec ? e : abs.string();
 }
 
-} // namespace
+}  // namespace
 
 std::string state_root() {
     return root_from_env("NODECTL_LOCAL_STATE_DIR", "/var/lib/nodectl/local");
@@ -250,8 +257,9 @@ std::string Publish::text() const {
 
 Result<Publish> parse_publish(std::string_view text) {
     auto bad = [&](const std::string& why) {
-        return make_error(ErrorCode::usage, "--publish '" + std::string(text) + "': " + why +
-                                                " (expected [ADDRESS:]HOST_PORT:NODE_PORT, e.g. 8443:443 or 0.0.0.0:8080:80)");
+        return make_error(ErrorCode::usage,
+                          "--publish '" + std::string(text) + "': " + why +
+                              " (expected [ADDRESS:]HOST_PORT:NODE_PORT, e.g. 8443:443 or 0.0.0.0:8080:80)");
     };
     auto parts = util::split(text, ':');
     if (parts.size() != 2 && parts.size() != 3) {
@@ -275,4 +283,4 @@ Result<Publish> parse_publish(std::string_view text) {
     return p;
 }
 
-} // namespace nodectl::local
+}  // namespace nodectl::local

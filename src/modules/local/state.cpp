@@ -31,13 +31,13 @@ nlohmann::json env_json(const Environment& e) {
     for (const auto& p : e.publish) {
         publish.push_back(p.text());
     }
-    return {{"name", e.name},     {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
-            {"suite", e.suite},   {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
-            {"launcher", e.launcher}, {"nodes", nodes}, {"publish", publish}, {"kubeconfig", e.kubeconfig},
+    return {{"name", e.name},         {"subnet", e.subnet}, {"bridge", e.bridge}, {"gateway", e.gateway},
+            {"suite", e.suite},       {"rootfs", e.rootfs}, {"memory", e.memory}, {"cpus", e.cpus},
+            {"launcher", e.launcher}, {"nodes", nodes},     {"publish", publish}, {"kubeconfig", e.kubeconfig},
             {"vars", e.vars}};
 }
 
-} // namespace
+}  // namespace
 
 Result<void> save(const Environment& e) {
     auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(env_json(e), 2) + "\n", 0600);
@@ -101,5 +101,4 @@ Result<Environment> from_json(const std::string& dir) {
     }
 }
 
-
-} // namespace nodectl::local::detail
+}  // namespace nodectl::local::detail

@@ -29,7 +29,7 @@ std::string parent_directory(const std::string& path) {
     return std::filesystem::path(path).parent_path().string();
 }
 
-} // namespace
+}  // namespace
 
 Result<Settings> settings_from(const Profile& profile, const HostSpec& host) {
     ConfigView cfg = profile.section("monitoring");
@@ -51,10 +51,11 @@ Result<Settings> settings_from(const Profile& profile, const HostSpec& host) {
     if (s.textfile_directory.empty()) {
         s.textfile_directory = metrics_file.empty() ? k_debian_textfile_dir : parent_directory(metrics_file);
     } else if (!metrics_file.empty() && parent_directory(metrics_file) != s.textfile_directory) {
-        return make_error(ErrorCode::config, cfg.where("textfile_directory") + ": 'monitoring.textfile_directory' is " +
-                                                 s.textfile_directory + " but backup.metrics_file (" + metrics_file +
-                                                 ") is not in it: the node exporter would not serve the backup's metrics "
-                                                 "(leave textfile_directory empty to follow backup.metrics_file)");
+        return make_error(ErrorCode::config,
+                          cfg.where("textfile_directory") + ": 'monitoring.textfile_directory' is " +
+                              s.textfile_directory + " but backup.metrics_file (" + metrics_file +
+                              ") is not in it: the node exporter would not serve the backup's metrics "
+                              "(leave textfile_directory empty to follow backup.metrics_file)");
     }
     return s;
 }
@@ -70,7 +71,8 @@ std::string render_defaults(const Settings& s) {
     // address, a port and a plain path (the key table's grammar), so nothing here needs escaping.
     return "# Managed by nodectl ([monitoring]): changes here are replaced on the next apply.\n"
            "# Arguments of prometheus-node-exporter (see `prometheus-node-exporter --help`).\n"
-           "ARGS=\"" + util::join(exporter_args(s), " ") + "\"\n";
+           "ARGS=\"" +
+           util::join(exporter_args(s), " ") + "\"\n";
 }
 
 Result<std::optional<FirewallOpening>> firewall_opening(const Profile& profile) {
@@ -88,10 +90,11 @@ Result<std::optional<FirewallOpening>> firewall_opening(const Profile& profile) 
         o.from = profile.section("harden").section("firewall").strings("cluster_networks");
     }
     if (o.from.empty()) {
-        return make_error(ErrorCode::config, cfg.where("allow_from") +
-                                                 ": [monitoring] runs a node exporter behind nodectl's firewall, so "
-                                                 "monitoring.allow_from (or harden.firewall.cluster_networks) must list the "
-                                                 "networks Prometheus scrapes from: its port is open only to them");
+        return make_error(ErrorCode::config,
+                          cfg.where("allow_from") +
+                              ": [monitoring] runs a node exporter behind nodectl's firewall, so "
+                              "monitoring.allow_from (or harden.firewall.cluster_networks) must list the "
+                              "networks Prometheus scrapes from: its port is open only to them");
     }
     return std::optional<FirewallOpening>{o};
 }
@@ -115,30 +118,34 @@ ConfigSetSpec node_exporter_group(const ConfigView& cfg, const Settings& s) {
     spec.post_write = "[ -d " + dir + " ] || install -d -m 0755 " + dir;
     // The exporter answers within a second; a listen address the host does not have makes it
     // exit, and systemd restarts it: it never becomes ready.
-    spec.activate = units::script({units::enable({unit}, {.quiet = true}), units::restart({unit})}) +
-                    "i=0; until " + units::is_active(unit) + " && { ! command -v ss >/dev/null || " + listening +
-                    "; }; do i=$((i+1)); if [ $i -ge 40 ]; then echo 'prometheus-node-exporter does not listen on port " +
-                    port + " within 20 s' >&2; journalctl -u " + unit +
-                    " -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
+    spec.activate =
+        units::script({units::enable({unit}, {.quiet = true}), units::restart({unit})}) + "i=0; until " +
+        units::is_active(unit) + " && { ! command -v ss >/dev/null || " + listening +
+        "; }; do i=$((i+1)); if [ $i -ge 40 ]; then echo 'prometheus-node-exporter does not listen on port " + port +
+        " within 20 s' >&2; journalctl -u " + unit + " -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
     spec.restore_activate = units::restart({unit}, {.ignore_failure = true}).script();
     spec.deactivate = units::disable({unit}, {.now = true, .quiet = true, .ignore_failure = true}).script();
     spec.drift = units::enabled_drift(unit) + units::active_drift(unit) + main_pid +
                  "if [ \"${pid:-0}\" -gt 0 ] && [ \"$(tr '\\0' ' ' </proc/$pid/cmdline)\" != " + shell_quote(cmdline) +
-                 " ]; then echo 'restart " + unit + " (it runs with other arguments than " + k_defaults_path + " gives)'; fi\n";
+                 " ]; then echo 'restart " + unit + " (it runs with other arguments than " + k_defaults_path +
+                 " gives)'; fi\n";
 
     std::string listen_shown = (s.listen_address.empty() ? "*" : util::url_host(s.listen_address)) + ":" + port;
     spec.controls.push_back({"monitoring.node_exporter", "prometheus-node-exporter enabled and running",
                              units::state_pair(unit), host::equals("enabled,active"), ""});
-    spec.controls.push_back({"monitoring.arguments", "the exporter runs with the profile's listen address and textfile directory",
+    spec.controls.push_back({"monitoring.arguments",
+                             "the exporter runs with the profile's listen address and textfile directory",
                              main_pid + "tr '\\0' ' ' </proc/$pid/cmdline", host::equals(util::trim(cmdline)),
                              main_pid + "[ \"${pid:-0}\" -gt 0 ] || echo 'the exporter is not running'"});
-    spec.controls.push_back({"monitoring.listen", "the exporter listens only where the profile says",
-                             "ss -Hltn " + shell_quote("sport = :" + port) + " | awk '{print $4}' | sort -u | paste -sd ' '",
-                             host::equals(listen_shown), "command -v ss >/dev/null || echo 'ss (iproute2) is not installed'"});
-    spec.controls.push_back({"monitoring.textfile_directory", "the textfile directory exists and the exporter's user can read it",
-                             "if [ -d " + dir + " ] && runuser -u prometheus -- test -r " + dir + " -a -x " + dir +
-                                 " 2>/dev/null; then echo readable; else echo 'missing or not readable by prometheus'; fi",
-                             host::equals("readable"), ""});
+    spec.controls.push_back(
+        {"monitoring.listen", "the exporter listens only where the profile says",
+         "ss -Hltn " + shell_quote("sport = :" + port) + " | awk '{print $4}' | sort -u | paste -sd ' '",
+         host::equals(listen_shown), "command -v ss >/dev/null || echo 'ss (iproute2) is not installed'"});
+    spec.controls.push_back(
+        {"monitoring.textfile_directory", "the textfile directory exists and the exporter's user can read it",
+         "if [ -d " + dir + " ] && runuser -u prometheus -- test -r " + dir + " -a -x " + dir +
+             " 2>/dev/null; then echo readable; else echo 'missing or not readable by prometheus'; fi",
+         host::equals("readable"), ""});
     return spec;
 }
 
@@ -157,4 +164,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::monitoring
+}  // namespace nodectl::monitoring

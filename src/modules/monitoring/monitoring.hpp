@@ -48,4 +48,4 @@ ConfigSetSpec node_exporter_group(const ConfigView& cfg, const Settings& s);
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::monitoring
+}  // namespace nodectl::monitoring

@@ -34,7 +34,7 @@ std::string state_id(const std::string& kind, const std::string& where) {
     return "mounts/" + kind + ":" + where;
 }
 
-} // namespace
+}  // namespace
 
 std::string unit_name_for(const std::string& where, const std::string& suffix) {
     // systemd.unit(5), "String Escaping for Inclusion in Unit Names", for a path.
@@ -69,15 +69,25 @@ std::string unit_name_for(const std::string& where, const std::string& suffix) {
 std::string render_nfs_mount(const NfsMount& m) {
     std::string out = "# Managed by nodectl ([[mounts.nfs]]): changes here are replaced on the next apply.\n"
                       "[Unit]\n"
-                      "Description=NFS share " + m.what + " at " + m.where + " (nodectl)\n"
+                      "Description=NFS share " +
+                      m.what + " at " + m.where +
+                      " (nodectl)\n"
                       "After=network-online.target\n"
                       "Wants=network-online.target\n"
-                      "Before=" + std::string(k_backup_service) + "\n\n"
+                      "Before=" +
+                      std::string(k_backup_service) +
+                      "\n\n"
                       "[Mount]\n"
-                      "What=" + m.what + "\n"
-                      "Where=" + m.where + "\n"
+                      "What=" +
+                      m.what +
+                      "\n"
+                      "Where=" +
+                      m.where +
+                      "\n"
                       "Type=nfs\n"
-                      "Options=" + join_options(m.options) + "\n"
+                      "Options=" +
+                      join_options(m.options) +
+                      "\n"
                       "TimeoutSec=60\n";
     if (!m.automount) {
         out += "\n[Install]\nWantedBy=remote-fs.target\n";
@@ -88,11 +98,19 @@ std::string render_nfs_mount(const NfsMount& m) {
 std::string render_nfs_automount(const NfsMount& m) {
     return "# Managed by nodectl ([[mounts.nfs]]): changes here are replaced on the next apply.\n"
            "[Unit]\n"
-           "Description=Automount of the NFS share at " + m.where + " (nodectl)\n"
-           "Before=" + std::string(k_backup_service) + "\n\n"
+           "Description=Automount of the NFS share at " +
+           m.where +
+           " (nodectl)\n"
+           "Before=" +
+           std::string(k_backup_service) +
+           "\n\n"
            "[Automount]\n"
-           "Where=" + m.where + "\n"
-           "TimeoutIdleSec=" + std::to_string(m.idle_timeout) + "\n\n"
+           "Where=" +
+           m.where +
+           "\n"
+           "TimeoutIdleSec=" +
+           std::to_string(m.idle_timeout) +
+           "\n\n"
            "[Install]\n"
            "WantedBy=remote-fs.target\n";
 }
@@ -132,19 +150,27 @@ std::string options_with(const S3fsMount& m, const std::string& passwd) {
 std::string render_s3fs_with(const S3fsMount& m, const std::string& passwd) {
     return "# Managed by nodectl ([[mounts.s3fs]]): changes here are replaced on the next apply.\n"
            "[Unit]\n"
-           "Description=s3fs mount of bucket " + m.bucket + " at " + m.where + " (nodectl)\n"
+           "Description=s3fs mount of bucket " +
+           m.bucket + " at " + m.where +
+           " (nodectl)\n"
            "After=network-online.target\n"
            "Wants=network-online.target\n\n"
            "[Mount]\n"
-           "What=" + m.bucket + "\n"
-           "Where=" + m.where + "\n"
+           "What=" +
+           m.bucket +
+           "\n"
+           "Where=" +
+           m.where +
+           "\n"
            "Type=fuse.s3fs\n"
-           "Options=" + options_with(m, passwd) + "\n"
+           "Options=" +
+           options_with(m, passwd) +
+           "\n"
            "TimeoutSec=60\n\n"
            "[Install]\n"
            "WantedBy=remote-fs.target\n";
 }
-} // namespace
+}  // namespace
 
 std::string s3fs_passwd_path(const S3fsMount& m) {
     return passwd_path_in(m, k_s3fs_passwd_dir);
@@ -237,7 +263,8 @@ Result<StepList> steps(const ModuleContext& ctx) {
         std::string w = t.str("where");
         for (const auto& other : wheres) {
             if (other == w) {
-                return make_error(ErrorCode::config, t.where("where") + ": mount point " + w + " is used by two mounts");
+                return make_error(ErrorCode::config,
+                                  t.where("where") + ": mount point " + w + " is used by two mounts");
             }
         }
         wheres.push_back(w);
@@ -270,8 +297,10 @@ Result<StepList> steps(const ModuleContext& ctx) {
         m.start = t.boolean("start");
         auto ref = t.secret("credentials");
         if (!ref) {
-            return make_error(ErrorCode::config, t.where("credentials") + ": an s3fs mount needs credentials = "
-                                                                          "{ file = \"PATH\" } or { env = \"VAR\" } holding ACCESS_KEY_ID:SECRET_ACCESS_KEY");
+            return make_error(ErrorCode::config,
+                              t.where("credentials") +
+                                  ": an s3fs mount needs credentials = "
+                                  "{ file = \"PATH\" } or { env = \"VAR\" } holding ACCESS_KEY_ID:SECRET_ACCESS_KEY");
         }
         auto secret = resolve_secret(*ref);
         if (!secret) {
@@ -281,8 +310,9 @@ Result<StepList> steps(const ModuleContext& ctx) {
         auto colon = m.credentials.find(':');
         if (colon == std::string::npos || colon == 0 || colon + 1 == m.credentials.size() ||
             m.credentials.find('\n') != std::string::npos) {
-            return make_error(ErrorCode::config, t.where("credentials") + ": secret " + ref->describe() +
-                                                     " must be one line ACCESS_KEY_ID:SECRET_ACCESS_KEY (s3fs's passwd format)");
+            return make_error(ErrorCode::config,
+                              t.where("credentials") + ": secret " + ref->describe() +
+                                  " must be one line ACCESS_KEY_ID:SECRET_ACCESS_KEY (s3fs's passwd format)");
         }
         s3fs.push_back(std::move(m));
     }
@@ -307,4 +337,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::mounts
+}  // namespace nodectl::mounts

@@ -10,26 +10,26 @@
 namespace nodectl::mounts {
 
 struct NfsMount {
-    std::string what;                  // "server:/export"
-    std::string where;                 // "/mnt/backup"
+    std::string what;  // "server:/export"
+    std::string where;  // "/mnt/backup"
     std::vector<std::string> options;  // nfsvers=4.2,_netdev,noatime
     bool automount = true;
-    int idle_timeout = 600;            // seconds (TimeoutIdleSec of the .automount)
-    bool start = true;                 // start the automount (or the mount) now
+    int idle_timeout = 600;  // seconds (TimeoutIdleSec of the .automount)
+    bool start = true;  // start the automount (or the mount) now
 };
 
 struct S3fsMount {
     std::string bucket;
     std::string where;
-    std::string url;                   // "" : AWS; "http://198.18.60.1:4568" for S3-compatible stores
-    std::string region;                // "" : s3fs's default
-    bool path_style = false;           // use_path_request_style
-    std::string use_cache;             // cache directory; "" : no local cache
+    std::string url;  // "" : AWS; "http://198.18.60.1:4568" for S3-compatible stores
+    std::string region;  // "" : s3fs's default
+    bool path_style = false;  // use_path_request_style
+    std::string use_cache;  // cache directory; "" : no local cache
     int stat_cache_expire = 900;
     int max_stat_cache_size = 100000;
     bool allow_other = false;
     std::vector<std::string> options;  // further s3fs -o options
-    std::string credentials;           // "ACCESS_KEY_ID:SECRET_ACCESS_KEY" (the secret's value)
+    std::string credentials;  // "ACCESS_KEY_ID:SECRET_ACCESS_KEY" (the secret's value)
     bool start = true;
 };
 
@@ -56,4 +56,4 @@ ConfigSetSpec s3fs_group(const S3fsMount& m, const std::string& unit_dir = k_uni
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::mounts
+}  // namespace nodectl::mounts

@@ -24,9 +24,8 @@ namespace nodectl::runtime {
 std::string render_config(const ContainerdSettings& s) {
     toml::table runc_options{{"SystemdCgroup", s.systemd_cgroup}};
     toml::table runc{{"runtime_type", "io.containerd.runc.v2"}, {"options", runc_options}};
-    toml::table containerd{{"snapshotter", s.snapshotter},
-                           {"default_runtime_name", "runc"},
-                           {"runtimes", toml::table{{"runc", runc}}}};
+    toml::table containerd{
+        {"snapshotter", s.snapshotter}, {"default_runtime_name", "runc"}, {"runtimes", toml::table{{"runc", runc}}}};
     // Debian's containernetworking-plugins installs to /usr/lib/cni; the upstream path comes second.
     toml::table cni{{"bin_dir", "/usr/lib/cni"}, {"conf_dir", "/etc/cni/net.d"}};
     toml::table cri{{"sandbox_image", s.sandbox_image},
@@ -34,8 +33,7 @@ std::string render_config(const ContainerdSettings& s) {
                     {"containerd", containerd},
                     {"cni", cni},
                     {"registry", toml::table{{"config_path", k_certs_dir}}}};
-    toml::table root{{"version", 2},
-                     {"plugins", toml::table{{"io.containerd.grpc.v1.cri", cri}}}};
+    toml::table root{{"version", 2}, {"plugins", toml::table{{"io.containerd.grpc.v1.cri", cri}}}};
     std::ostringstream out;
     out << "# Managed by nodectl ([runtime]): changes here are replaced on the next apply.\n"
         << toml::toml_formatter(root, toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings)
@@ -82,7 +80,8 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
         sp.files.clear();
         sp.files.push_back({k_config_path, render_config(s), nullptr, 0644});
         for (const auto& m : s.mirrors) {
-            sp.files.push_back({std::string(k_certs_dir) + "/" + m.registry + "/hosts.toml", render_hosts_toml(m), nullptr, 0644});
+            sp.files.push_back(
+                {std::string(k_certs_dir) + "/" + m.registry + "/hosts.toml", render_hosts_toml(m), nullptr, 0644});
         }
     };
     fill_files(spec, settings);
@@ -100,7 +99,8 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
     };
     // containerd answers on its socket within a few seconds of a restart.
     const std::string wait_ready =
-        "i=0; until ctr --address " + std::string(k_socket) + " version >/dev/null 2>&1; do i=$((i+1)); "
+        "i=0; until ctr --address " + std::string(k_socket) +
+        " version >/dev/null 2>&1; do i=$((i+1)); "
         "if [ $i -ge 60 ]; then echo 'containerd did not answer on its socket within 30 s' >&2; "
         "journalctl -u containerd -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
     spec.validate = "containerd --config " + std::string(k_config_path) + " config dump >/dev/null";
@@ -111,19 +111,22 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
     spec.deactivate = spec.restore_activate;
     spec.drift = host::units::enabled_drift(unit) + host::units::active_drift(unit);
 
-    spec.controls.push_back({"runtime.containerd", "containerd.service enabled and running", host::units::state_pair(unit),
-                             host::equals("enabled,active"), ""});
-    spec.controls.push_back({"runtime.socket", "containerd answers on its socket",
-                             "ctr --address " + std::string(k_socket) + " version >/dev/null 2>&1 && echo answers || echo 'no answer'",
-                             host::equals("answers"), ""});
-    spec.controls.push_back({"runtime.cri", "the CRI plugin loaded (Kubernetes can use this containerd)",
-                             "ctr --address " + std::string(k_socket) + " plugins ls 2>/dev/null | awk '$2 == \"cri\" {print $4}'",
-                             host::equals("ok"), ""});
-    spec.controls.push_back({"runtime.cgroup_driver", "runc's cgroup driver matches the host",
-                             "want=$(" + std::string(k_detect_cgroup_driver) +
-                                 "); got=$(containerd config dump 2>/dev/null | grep -m1 'SystemdCgroup' | grep -q true && echo systemd || echo cgroupfs); "
-                                 "if [ \"$want\" = \"$got\" ]; then echo \"$got\"; else echo \"$got (host: $want)\"; fi",
-                             host::one_of({"systemd", "cgroupfs"}), ""});
+    spec.controls.push_back({"runtime.containerd", "containerd.service enabled and running",
+                             host::units::state_pair(unit), host::equals("enabled,active"), ""});
+    spec.controls.push_back(
+        {"runtime.socket", "containerd answers on its socket",
+         "ctr --address " + std::string(k_socket) + " version >/dev/null 2>&1 && echo answers || echo 'no answer'",
+         host::equals("answers"), ""});
+    spec.controls.push_back(
+        {"runtime.cri", "the CRI plugin loaded (Kubernetes can use this containerd)",
+         "ctr --address " + std::string(k_socket) + " plugins ls 2>/dev/null | awk '$2 == \"cri\" {print $4}'",
+         host::equals("ok"), ""});
+    spec.controls.push_back(
+        {"runtime.cgroup_driver", "runc's cgroup driver matches the host",
+         "want=$(" + std::string(k_detect_cgroup_driver) +
+             "); got=$(containerd config dump 2>/dev/null | grep -m1 'SystemdCgroup' | grep -q true && echo systemd || echo cgroupfs); "
+             "if [ \"$want\" = \"$got\" ]; then echo \"$got\"; else echo \"$got (host: $want)\"; fi",
+         host::one_of({"systemd", "cgroupfs"}), ""});
     return spec;
 }
 
@@ -134,10 +137,11 @@ Result<StepList> steps(const ModuleContext& ctx) {
     ConfigView cfg = ctx.profile.section("runtime");
     StepList out;
     if (cfg.boolean("enabled")) {
-        out.push_back(std::make_unique<base::EnsurePackages>("runtime/packages", cfg.strings("packages"), std::vector<std::string>{}, ctx.bundle_apt_sources));
+        out.push_back(std::make_unique<base::EnsurePackages>("runtime/packages", cfg.strings("packages"),
+                                                             std::vector<std::string>{}, ctx.bundle_apt_sources));
     }
     out.push_back(std::make_unique<ApplyConfigSet>(containerd_group(cfg)));
     return out;
 }
 
-} // namespace nodectl::runtime
+}  // namespace nodectl::runtime

@@ -10,7 +10,7 @@
 namespace nodectl::runtime {
 
 struct Mirror {
-    std::string registry;                // "docker.io"
+    std::string registry;  // "docker.io"
     std::vector<std::string> endpoints;  // tried in order, then the registry itself
 };
 
@@ -38,7 +38,8 @@ constexpr const char* k_detect_cgroup_driver =
     "else echo cgroupfs; fi";
 
 // Prints "container" when the host is itself a container.
-constexpr const char* k_detect_container = "systemd-detect-virt --container --quiet 2>/dev/null && echo container || true";
+constexpr const char* k_detect_container =
+    "systemd-detect-virt --container --quiet 2>/dev/null && echo container || true";
 
 // Reads [runtime] (cgroup_driver "auto" stays to be detected on the host: `detect` is then true).
 ContainerdSettings settings_from(const ConfigView& cfg, bool& detect);
@@ -48,4 +49,4 @@ ConfigSetSpec containerd_group(const ConfigView& cfg);
 
 Result<StepList> steps(const ModuleContext& ctx);
 
-} // namespace nodectl::runtime
+}  // namespace nodectl::runtime

@@ -95,7 +95,8 @@ struct Wanted {
 };
 
 // One site: its node secrets (stored ones read back, missing ones generated now) and its files.
-Result<void> add_site(const std::string& root, const Site& site, const std::map<std::string, std::optional<host::FileContent>>& found,
+Result<void> add_site(const std::string& root, const Site& site,
+                      const std::map<std::string, std::optional<host::FileContent>>& found,
                       const std::string& node_name, std::vector<Wanted>& files) {
     NodeSecrets node;
     auto stored = [&](const std::string& file) -> std::optional<std::string> {
@@ -117,7 +118,8 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
         }
         if (value && !is_generated_value(*value, g.bytes)) {
             return make_error(ErrorCode::command, path + " on " + node_name + " is not a value nodectl generated (" +
-                                                      std::to_string(g.bytes * 2) + " hex digits); remove it to have a new one made");
+                                                      std::to_string(g.bytes * 2) +
+                                                      " hex digits); remove it to have a new one made");
         }
         node[g.key] = value ? *value : util::random_hex(g.bytes);
         files.push_back({path, node[g.key] + "\n"});
@@ -129,14 +131,17 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
         if (cert && key) {
             pair = {*cert, *key};
             if (!tls_pair_valid(pair)) {
-                return make_error(ErrorCode::command, stored_path(root, site.name, "tls.crt") + " and tls.key on " + node_name +
-                                                          " are not a certificate and its key; remove both to have a new pair made");
+                return make_error(ErrorCode::command,
+                                  stored_path(root, site.name, "tls.crt") + " and tls.key on " + node_name +
+                                      " are not a certificate and its key; remove both to have a new pair made");
             }
         } else {
             pair = TRY(make_self_signed(site.hosts));
         }
-        log::warn(node_name, "site {}: TLS uses a self-signed certificate{} on the node for {} (give tls.cert_file and tls.key for a trusted one)",
-                  site.name, cert && key ? " made earlier" : " made now", util::join(site.hosts, ", "));
+        log::warn(
+            node_name,
+            "site {}: TLS uses a self-signed certificate{} on the node for {} (give tls.cert_file and tls.key for a trusted one)",
+            site.name, cert && key ? " made earlier" : " made now", util::join(site.hosts, ", "));
         node["tls.crt"] = pair.cert_pem;
         node["tls.key"] = pair.key_pem;
         files.push_back({stored_path(root, site.name, "tls.crt"), pair.cert_pem});
@@ -147,8 +152,10 @@ Result<void> add_site(const std::string& root, const Site& site, const std::map<
         }
     }
     if (auto unpinned = unpinned_images(site); !unpinned.empty()) {
-        log::warn(node_name, "site {}: images not pinned by digest: {} (images.digests_from names the `nodectl image build --out` directory)",
-                  site.name, util::join(unpinned, ", "));
+        log::warn(
+            node_name,
+            "site {}: images not pinned by digest: {} (images.digests_from names the `nodectl image build --out` directory)",
+            site.name, util::join(unpinned, ", "));
     }
     auto manifest = TRY(render_site(site, SecretValues::resolve, node));
     files.push_back({root + manifest_path(site.name), std::move(manifest), Wanted::Show::masked});
@@ -183,12 +190,16 @@ public:
             } else if (w->show == Wanted::Show::masked) {
                 auto before = current ? masked_manifest(current->content) : std::string();
                 auto after = masked_manifest(*w->content);
-                plan.changes.push_back({verb + path + (before == after ? " (only secret values change: hidden)" : " (secret values hidden)"),
-                                        before == after ? std::string()
-                                                        : util::unified_diff(before, after, current ? path : "/dev/null", path + " (planned)")});
+                plan.changes.push_back(
+                    {verb + path +
+                         (before == after ? " (only secret values change: hidden)" : " (secret values hidden)"),
+                     before == after
+                         ? std::string()
+                         : util::unified_diff(before, after, current ? path : "/dev/null", path + " (planned)")});
             } else {
-                plan.changes.push_back({verb + path, util::unified_diff(current ? current->content : "", *w->content,
-                                                                        current ? path : "/dev/null", path + " (planned)")});
+                plan.changes.push_back(
+                    {verb + path, util::unified_diff(current ? current->content : "", *w->content,
+                                                     current ? path : "/dev/null", path + " (planned)")});
             }
         }
         return plan;
@@ -200,7 +211,8 @@ public:
             return Ok{};
         }
         Command dirs;
-        dirs.script = "umask 077; mkdir -p " + shell_quote(m_root + k_manifests_dir) + " " + shell_quote(m_root + k_state_dir);
+        dirs.script =
+            "umask 077; mkdir -p " + shell_quote(m_root + k_manifests_dir) + " " + shell_quote(m_root + k_state_dir);
         for (const auto& s : m_sites) {
             dirs.script += " " + shell_quote(m_root + k_state_dir + "/" + s.name);
         }
@@ -231,7 +243,9 @@ private:
         for (size_t i = 0; i < m_files.size(); ++i) {
             const auto& w = m_files[i];
             const auto& c = current[i];
-            bool same = w.content ? c && c->content == *w.content && c->mode == 0600 && c->owner == "root" && c->group == "root" : !c;
+            bool same =
+                w.content ? c && c->content == *w.content && c->mode == 0600 && c->owner == "root" && c->group == "root"
+                          : !c;
             if (!same) {
                 out.emplace_back(&w, c);
             }
@@ -298,17 +312,19 @@ private:
     std::vector<Wanted> m_files;
 };
 
-} // namespace
+}  // namespace
 
 std::string manifest_path(const std::string& site) {
     return std::string(k_manifests_dir) + "/nodectl-stack-" + site + ".yaml";
 }
 
 std::string removed_manifest(const std::string& site) {
-    return "# nodectl-stack-" + site + ".yaml: site " + site + " was removed from the profile.\n"
+    return "# nodectl-stack-" + site + ".yaml: site " + site +
+           " was removed from the profile.\n"
            "# This file lists no object, so k3s's deploy controller deletes every object it applied from it\n"
            "# (deleting the file would leave them running). nodectl keeps the file; it is safe to delete\n"
-           "# once `k3s kubectl get namespace " + site + "` finds nothing.\n";
+           "# once `k3s kubectl get namespace " +
+           site + "` finds nothing.\n";
 }
 
 std::string masked_manifest(const std::string& content) {
@@ -364,8 +380,9 @@ Result<StepList> steps(const ModuleContext& ctx) {
     bool has_k3s = t.contains("k3s");
     bool k3s_server = has_k3s && ctx.profile.section("k3s").str("role") != "agent";
     if (has_stack && has_k3s && !k3s_server) {
-        return make_error(ErrorCode::config, ctx.profile.section("k3s").where("role") +
-                                                 ": [stack] is delivered to a k3s server node, and this profile makes an agent");
+        return make_error(ErrorCode::config,
+                          ctx.profile.section("k3s").where("role") +
+                              ": [stack] is delivered to a k3s server node, and this profile makes an agent");
     }
     if (!has_stack && !k3s_server) {
         return StepList{};
@@ -381,4 +398,4 @@ Result<StepList> steps(const ModuleContext& ctx) {
     return out;
 }
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

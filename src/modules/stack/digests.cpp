@@ -30,7 +30,8 @@ std::map<std::string, std::string> recorded_digests(const std::string& dir, std:
     std::error_code ec;
     fs::directory_iterator it(dir, ec);
     if (ec) {
-        problems.push_back("cannot read " + dir + ": " + ec.message() + " (images.digests_from: the --out of `nodectl image build`)");
+        problems.push_back("cannot read " + dir + ": " + ec.message() +
+                           " (images.digests_from: the --out of `nodectl image build`)");
         return out;
     }
     std::vector<fs::path> layouts;
@@ -69,7 +70,8 @@ std::map<std::string, std::string> recorded_digests(const std::string& dir, std:
                 continue;
             }
             if (!std::regex_match(digest->get<std::string>(), k_digest)) {
-                problems.push_back(index.string() + ": the digest of " + name->get<std::string>() + " is not sha256:<64 hex digits>");
+                problems.push_back(index.string() + ": the digest of " + name->get<std::string>() +
+                                   " is not sha256:<64 hex digits>");
                 continue;
             }
             out[name->get<std::string>()] = digest->get<std::string>();
@@ -78,7 +80,7 @@ std::map<std::string, std::string> recorded_digests(const std::string& dir, std:
     return out;
 }
 
-} // namespace
+}  // namespace
 
 Result<void> pin_images(const std::vector<std::string*>& refs, const std::string& digests_from) {
     std::vector<std::string> problems;
@@ -102,7 +104,8 @@ std::vector<std::string> unpinned_images(const Site& site) {
     const auto& i = site.images;
     for (const std::string* ref : {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup,
                                    &i.mysqld_exporter, &i.redis_exporter, &i.varnish_exporter, &i.apache_exporter}) {
-        bool exporter = ref == &i.mysqld_exporter || ref == &i.redis_exporter || ref == &i.varnish_exporter || ref == &i.apache_exporter;
+        bool exporter = ref == &i.mysqld_exporter || ref == &i.redis_exporter || ref == &i.varnish_exporter ||
+                        ref == &i.apache_exporter;
         if ((ref == &i.backup && !site.backup.enabled) || (exporter && !site.monitored)) {
             continue;
         }
@@ -113,4 +116,4 @@ std::vector<std::string> unpinned_images(const Site& site) {
     return out;
 }
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

@@ -8,7 +8,8 @@
 namespace nodectl::stack {
 
 std::optional<long double> quantity_value(const std::string& q) {
-    static const std::regex k_re("^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE]([+-]?[0-9]{1,4}))?$");
+    static const std::regex k_re(
+        "^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE]([+-]?[0-9]{1,4}))?$");
     std::smatch m;
     if (q.size() > 64 || !std::regex_match(q, m, k_re)) {
         return std::nullopt;
@@ -16,9 +17,9 @@ std::optional<long double> quantity_value(const std::string& q) {
     long double v = std::strtold(m[1].str().c_str(), nullptr);
     const std::string suffix = m[3];
     static const std::pair<const char*, long double> k_suffixes[] = {
-        {"Ki", 0x1p10L}, {"Mi", 0x1p20L}, {"Gi", 0x1p30L}, {"Ti", 0x1p40L}, {"Pi", 0x1p50L}, {"Ei", 0x1p60L},
-        {"n", 1e-9L},    {"u", 1e-6L},    {"m", 1e-3L},    {"k", 1e3L},     {"M", 1e6L},     {"G", 1e9L},
-        {"T", 1e12L},    {"P", 1e15L},    {"E", 1e18L}};
+        {"Ki", 0x1p10L}, {"Mi", 0x1p20L}, {"Gi", 0x1p30L}, {"Ti", 0x1p40L}, {"Pi", 0x1p50L},
+        {"Ei", 0x1p60L}, {"n", 1e-9L},    {"u", 1e-6L},    {"m", 1e-3L},    {"k", 1e3L},
+        {"M", 1e6L},     {"G", 1e9L},     {"T", 1e12L},    {"P", 1e15L},    {"E", 1e18L}};
     if (m[4].matched) {
         return v * std::pow(10.0L, std::strtold(m[4].str().c_str(), nullptr));
     }
@@ -75,7 +76,7 @@ std::string text(long double v) {
     return buf;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<std::string> limit_problems(const Site& s, const ConfigView& quota, const ConfigView& limit_range) {
     std::vector<std::string> out;
@@ -84,8 +85,9 @@ std::vector<std::string> limit_problems(const Site& s, const ConfigView& quota, 
         Totals t = largest(s);
         auto check = [&](const std::string& key, const std::string& hard, long double need, const char* unit) {
             if (!hard.empty() && value_of(hard) < need) {
-                out.push_back(quota.where(key) + ": " + what + " quota." + key + " = \"" + hard + "\" is less than the " +
-                              text(need) + unit + " the stack needs at autoscaling.max (pods beyond it would be refused)");
+                out.push_back(quota.where(key) + ": " + what + " quota." + key + " = \"" + hard +
+                              "\" is less than the " + text(need) + unit +
+                              " the stack needs at autoscaling.max (pods beyond it would be refused)");
             }
         };
         check("requests_cpu", s.quota.requests_cpu, t.requests_cpu, " CPU");
@@ -94,25 +96,28 @@ std::vector<std::string> limit_problems(const Site& s, const ConfigView& quota, 
         check("limits_memory", s.quota.limits_memory, t.limits_memory, " bytes");
         check("requests_storage", s.quota.requests_storage, t.storage, " bytes");
         if (s.quota.pods > 0 && s.quota.pods < t.pods) {
-            out.push_back(quota.where("pods") + ": " + what + " quota.pods = " + std::to_string(s.quota.pods) + " is less than the " +
-                          std::to_string(t.pods) + " pods the stack runs at autoscaling.max");
+            out.push_back(quota.where("pods") + ": " + what + " quota.pods = " + std::to_string(s.quota.pods) +
+                          " is less than the " + std::to_string(t.pods) + " pods the stack runs at autoscaling.max");
         }
     }
     const auto& lr = s.limit_range;
     for (const auto& [component, r] : s.resources) {
         if (!lr.max_cpu.empty() && value_of(r.cpu_limit) > value_of(lr.max_cpu)) {
-            out.push_back(limit_range.where("max_cpu") + ": " + what + " limit_range.max_cpu = \"" + lr.max_cpu + "\" is below resources." + component +
-                          ".cpu_limit (\"" + r.cpu_limit + "\"): its pods would be refused");
+            out.push_back(limit_range.where("max_cpu") + ": " + what + " limit_range.max_cpu = \"" + lr.max_cpu +
+                          "\" is below resources." + component + ".cpu_limit (\"" + r.cpu_limit +
+                          "\"): its pods would be refused");
         }
         if (!lr.max_memory.empty() && value_of(r.memory_limit) > value_of(lr.max_memory)) {
-            out.push_back(limit_range.where("max_memory") + ": " + what + " limit_range.max_memory = \"" + lr.max_memory + "\" is below resources." +
-                          component + ".memory_limit (\"" + r.memory_limit + "\"): its pods would be refused");
+            out.push_back(limit_range.where("max_memory") + ": " + what + " limit_range.max_memory = \"" +
+                          lr.max_memory + "\" is below resources." + component + ".memory_limit (\"" + r.memory_limit +
+                          "\"): its pods would be refused");
         }
     }
-    auto ordered = [&](const std::string& low_key, const std::string& low, const std::string& high_key, const std::string& high) {
+    auto ordered = [&](const std::string& low_key, const std::string& low, const std::string& high_key,
+                       const std::string& high) {
         if (!low.empty() && !high.empty() && value_of(low) > value_of(high)) {
-            out.push_back(limit_range.where(low_key) + ": " + what + " limit_range." + low_key + " (\"" + low + "\") is larger than limit_range." +
-                          high_key + " (\"" + high + "\")");
+            out.push_back(limit_range.where(low_key) + ": " + what + " limit_range." + low_key + " (\"" + low +
+                          "\") is larger than limit_range." + high_key + " (\"" + high + "\")");
         }
     };
     ordered("default_cpu_request", lr.default_cpu_request, "default_cpu_limit", lr.default_cpu_limit);
@@ -122,6 +127,6 @@ std::vector<std::string> limit_problems(const Site& s, const ConfigView& quota, 
     return out;
 }
 
-} // namespace detail
+}  // namespace detail
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

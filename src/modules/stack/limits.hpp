@@ -14,4 +14,4 @@ namespace nodectl::stack::detail {
 // LimitRange's max, and its defaults against each other. One "WHERE: reason" per problem.
 std::vector<std::string> limit_problems(const Site& site, const ConfigView& quota, const ConfigView& limit_range);
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail

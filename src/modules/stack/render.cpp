@@ -26,12 +26,15 @@ J strings(const std::vector<std::string>& v) {
 }
 
 void Renderer::namespace_object() {
-    J ns = J{{"apiVersion", "v1"}, {"kind", "Namespace"},
-             {"metadata", J{{"name", site.name}, {"labels", J{{"app.kubernetes.io/part-of", part_of},
-                                                              {"app.kubernetes.io/managed-by", "nodectl"}}}}}};
+    J ns = J{{"apiVersion", "v1"},
+             {"kind", "Namespace"},
+             {"metadata",
+              J{{"name", site.name},
+                {"labels", J{{"app.kubernetes.io/part-of", part_of}, {"app.kubernetes.io/managed-by", "nodectl"}}}}}};
     // Baseline forbids hostPath: with media from the node's s3fs mount it warns and audits only.
     auto& l = ns["metadata"]["labels"];
-    l[site.media_host_path.empty() ? "pod-security.kubernetes.io/enforce" : "pod-security.kubernetes.io/warn"] = "baseline";
+    l[site.media_host_path.empty() ? "pod-security.kubernetes.io/enforce" : "pod-security.kubernetes.io/warn"] =
+        "baseline";
     l["pod-security.kubernetes.io/audit"] = "baseline";
     emit(ns);
 }
@@ -41,8 +44,10 @@ void Renderer::quota_and_limits() {
     if (site.quota.set()) {
         J hard = J::object();
         const std::pair<const char*, const std::string*> hard_values[] = {
-            {"requests.cpu", &site.quota.requests_cpu}, {"requests.memory", &site.quota.requests_memory},
-            {"limits.cpu", &site.quota.limits_cpu},     {"limits.memory", &site.quota.limits_memory},
+            {"requests.cpu", &site.quota.requests_cpu},
+            {"requests.memory", &site.quota.requests_memory},
+            {"limits.cpu", &site.quota.limits_cpu},
+            {"limits.memory", &site.quota.limits_memory},
             {"requests.storage", &site.quota.requests_storage}};
         for (const auto& [name, value] : hard_values) {
             if (!value->empty()) {
@@ -65,9 +70,10 @@ void Renderer::quota_and_limits() {
             if (!memory.empty()) o["memory"] = memory;
             return o;
         };
-        for (const auto& [name, value] : {std::pair{"default", pair(lr.default_cpu_limit, lr.default_memory_limit)},
-                                          std::pair{"defaultRequest", pair(lr.default_cpu_request, lr.default_memory_request)},
-                                          std::pair{"max", pair(lr.max_cpu, lr.max_memory)}}) {
+        for (const auto& [name, value] :
+             {std::pair{"default", pair(lr.default_cpu_limit, lr.default_memory_limit)},
+              std::pair{"defaultRequest", pair(lr.default_cpu_request, lr.default_memory_request)},
+              std::pair{"max", pair(lr.max_cpu, lr.max_memory)}}) {
             if (!value.empty()) {
                 limit[name] = value;
             }
@@ -78,14 +84,15 @@ void Renderer::quota_and_limits() {
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 Result<std::string> render_site(const Site& site, SecretValues values, const NodeSecrets& node) {
     detail::Renderer r{site, values, {}, {}, &node};
     r.out = "# nodectl-" + site.name + ".yaml: the Magento stack of site " + site.name +
             ", rendered by `nodectl stack render` (do not edit: it is rendered again)\n";
     if (values == SecretValues::placeholders) {
-        r.out += "# Secret values are placeholders (" + std::string(k_placeholder) + "): this file is not deployable as it is.\n";
+        r.out += "# Secret values are placeholders (" + std::string(k_placeholder) +
+                 "): this file is not deployable as it is.\n";
     }
     for (const auto& ref : unpinned_images(site)) {
         r.out += "# image not pinned by digest: " + ref + " (the node runs whatever image has that name)\n";
@@ -111,4 +118,4 @@ Result<std::string> render_site(const Site& site, SecretValues values, const Nod
     }
     return r.out;
 }
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

@@ -15,15 +15,21 @@ void Renderer::backup_cron_job() {
     // uid 0 with every capability dropped, so it can read them and nothing more.
     J sec = security({}, true, false);
     sec["runAsUser"] = 0;
-    J c = J{{"name", "backup"}, {"image", site.images.backup}, {"imagePullPolicy", site.images.pull_policy},
-            {"command", J::array({"/usr/local/bin/nodectl", "backup", "run", "--profile", "/etc/nodectl/profile.toml"})},
-            {"resources", resources("backup")},
-            {"securityContext", sec},
-            {"volumeMounts", J::array({mount("profile", "/etc/nodectl", true), mount("db-secret", "/run/secrets/db", true),
-                                       mount("backup-secret", "/run/secrets/backup", true), mount("tmp", "/tmp")})}};
-    J volumes = J::array({J{{"name", "profile"}, {"configMap", J{{"name", "backup-profile"}, {"items", J::array({J{{"key", "profile.toml"}, {"path", "profile.toml"}}})}}}},
-                          secret_volume("db-secret", "db", {"password"}),
-                          secret_volume("backup-secret", "backup", {"s3-credentials"}), empty_dir("tmp", "1Gi")});
+    J c = J{
+        {"name", "backup"},
+        {"image", site.images.backup},
+        {"imagePullPolicy", site.images.pull_policy},
+        {"command", J::array({"/usr/local/bin/nodectl", "backup", "run", "--profile", "/etc/nodectl/profile.toml"})},
+        {"resources", resources("backup")},
+        {"securityContext", sec},
+        {"volumeMounts", J::array({mount("profile", "/etc/nodectl", true), mount("db-secret", "/run/secrets/db", true),
+                                   mount("backup-secret", "/run/secrets/backup", true), mount("tmp", "/tmp")})}};
+    J volumes =
+        J::array({J{{"name", "profile"},
+                    {"configMap", J{{"name", "backup-profile"},
+                                    {"items", J::array({J{{"key", "profile.toml"}, {"path", "profile.toml"}}})}}}},
+                  secret_volume("db-secret", "db", {"password"}),
+                  secret_volume("backup-secret", "backup", {"s3-credentials"}), empty_dir("tmp", "1Gi")});
     J pod = pod_spec(J::array({c}), std::move(volumes));
     pod["restartPolicy"] = "Never";
     J job = object("batch/v1", "CronJob", "backup", "backup");
@@ -40,7 +46,7 @@ void Renderer::backup_cron_job() {
     emit(job);
 }
 
-} // namespace detail
+}  // namespace detail
 
 using detail::k_mysql_port;
 
@@ -64,7 +70,9 @@ std::string backup_profile(const Site& site) {
                        {"path_style", site.backup.path_style},
                        {"credentials_file", "/run/secrets/backup/s3-credentials"},
                        {"keep_last", site.backup.keep_last}};
-    toml::table backup{{"name", site.name}, {"enabled", false}, {"mariadb", std::move(mariadb)},
+    toml::table backup{{"name", site.name},
+                       {"enabled", false},
+                       {"mariadb", std::move(mariadb)},
                        {"targets", toml::array{std::move(target)}}};
     toml::table root{{"backup", std::move(backup)}};
     std::ostringstream out;
@@ -72,4 +80,4 @@ std::string backup_profile(const Site& site) {
         << toml::toml_formatter(root) << "\n";
     return out.str();
 }
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

@@ -31,8 +31,9 @@ std::string Renderer::secret_value(const std::optional<SecretRef>& ref, const st
 J Renderer::secret(const std::string& name, const char* type, J string_data) const {
     J s = object("v1", "Secret", name, part_of);
     if (values == SecretValues::placeholders) {
-        s["metadata"]["annotations"] = J{{k_placeholder_annotation,
-                                          "true: rendered without the secret values; `nodectl stack render --out DIR` reads them"}};
+        s["metadata"]["annotations"] =
+            J{{k_placeholder_annotation,
+               "true: rendered without the secret values; `nodectl stack render --out DIR` reads them"}};
     }
     s["type"] = type;
     s["stringData"] = std::move(string_data);
@@ -67,9 +68,10 @@ void Renderer::secrets() {
     emit(secret("redis", "Opaque", J{{"password", secret_value(site.redis_password, "secrets.redis_password")}}));
     emit(secret("magento", "Opaque", J{{"crypt-key", secret_value(site.crypt_key, "secrets.crypt_key")}}));
     if (site.monitored) {
-        emit(secret("exporters", "Opaque",
-                    J{{"mariadb-password", secret_value(site.exporter_db_password, "secrets.exporter_db_password")},
-                      {"redis-password", secret_value(site.exporter_redis_password, "secrets.exporter_redis_password")}}));
+        emit(secret(
+            "exporters", "Opaque",
+            J{{"mariadb-password", secret_value(site.exporter_db_password, "secrets.exporter_db_password")},
+              {"redis-password", secret_value(site.exporter_redis_password, "secrets.exporter_redis_password")}}));
     }
     if (site.backup.enabled) {
         emit(secret("backup", "Opaque",
@@ -116,4 +118,4 @@ void Renderer::config_maps() {
     }
 }
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail

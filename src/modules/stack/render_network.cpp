@@ -9,9 +9,13 @@ namespace nodectl::stack::detail {
 J Renderer::ingress_rules() const {
     J rules = J::array();
     for (const auto& h : site.hosts) {
-        rules.push_back(J{{"host", h},
-                          {"http", J{{"paths", J::array({J{{"path", "/"}, {"pathType", "Prefix"},
-                                                           {"backend", J{{"service", J{{"name", "varnish"}, {"port", J{{"number", 80}}}}}}}}})}}}});
+        rules.push_back(
+            J{{"host", h},
+              {"http",
+               J{{"paths",
+                  J::array({J{{"path", "/"},
+                              {"pathType", "Prefix"},
+                              {"backend", J{{"service", J{{"name", "varnish"}, {"port", J{{"number", 80}}}}}}}}})}}}});
     }
     return rules;
 }
@@ -30,8 +34,9 @@ void Renderer::ingress() {
     emit(tls);
     // HTTP: the same hosts on the web entry point, answered by the redirect only.
     J http = object("networking.k8s.io/v1", "Ingress", "magento-http-redirect", "varnish");
-    http["metadata"]["annotations"] = J{{"traefik.ingress.kubernetes.io/router.entrypoints", "web"},
-                                        {"traefik.ingress.kubernetes.io/router.middlewares", site.name + "-redirect-https@kubernetescrd"}};
+    http["metadata"]["annotations"] =
+        J{{"traefik.ingress.kubernetes.io/router.entrypoints", "web"},
+          {"traefik.ingress.kubernetes.io/router.middlewares", site.name + "-redirect-https@kubernetescrd"}};
     http["spec"] = J{{"ingressClassName", "traefik"}, {"rules", ingress_rules()}};
     emit(http);
 }
@@ -83,8 +88,9 @@ J Renderer::to_anywhere(int p) {
 }
 
 J Renderer::from_prometheus(int p) {
-    return J{{"from", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", k_monitoring}}}}},
-                                  {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "prometheus"}}}}}}})},
+    return J{{"from",
+              J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", k_monitoring}}}}},
+                          {"podSelector", J{{"matchLabels", J{{"app.kubernetes.io/name", "prometheus"}}}}}}})},
              {"ports", tcp_ports(p)}};
 }
 
@@ -101,11 +107,15 @@ void Renderer::baseline_policies() {
     deny["spec"] = J{{"podSelector", J::object()}, {"policyTypes", J::array({"Ingress", "Egress"})}};
     emit(deny);
     J dns = object("networking.k8s.io/v1", "NetworkPolicy", "allow-dns", part_of);
-    dns["spec"] = J{{"podSelector", J::object()},
-                    {"egress", J::array({J{{"to", J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
-                                                            {"podSelector", J{{"matchLabels", J{{"k8s-app", "kube-dns"}}}}}}})},
-                                           {"ports", J::array({J{{"protocol", "UDP"}, {"port", 53}}, J{{"protocol", "TCP"}, {"port", 53}}})}}})},
-                    {"policyTypes", J::array({"Egress"})}};
+    dns["spec"] = J{
+        {"podSelector", J::object()},
+        {"egress",
+         J::array({J{
+             {"to",
+              J::array({J{{"namespaceSelector", J{{"matchLabels", J{{"kubernetes.io/metadata.name", "kube-system"}}}}},
+                          {"podSelector", J{{"matchLabels", J{{"k8s-app", "kube-dns"}}}}}}})},
+             {"ports", J::array({J{{"protocol", "UDP"}, {"port", 53}}, J{{"protocol", "TCP"}, {"port", 53}}})}}})},
+        {"policyTypes", J::array({"Egress"})}};
     emit(dns);
 }
 
@@ -129,23 +139,28 @@ void Renderer::network_policies() {
     // Traefik (k3s's packaged one, in kube-system) and Magento's PURGE requests reach Varnish.
     J traefik = J{{"from", J::array({traefik_peer()})}, {"ports", tcp_ports(k_varnish_port)}};
     // Magento and its cron send PURGE to Varnish (the cron when indexers invalidate pages).
-    emit(policy("varnish", scraped(J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}), k_varnish_exporter_port),
-                J::array({to({"magento"}, k_apache_port)})));
-    J magento_egress = J::array({to(databases, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
-                                 to_anywhere(search_port())});
-    emit(policy("magento", scraped(J::array({from({"varnish"}, k_apache_port)}), k_apache_exporter_port), magento_egress));
+    emit(
+        policy("varnish",
+               scraped(J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}), k_varnish_exporter_port),
+               J::array({to({"magento"}, k_apache_port)})));
+    J magento_egress = J::array({to(databases, k_mysql_port), to({"redis"}, k_redis_port),
+                                 to({"varnish"}, k_varnish_port), to_anywhere(search_port())});
+    emit(policy("magento", scraped(J::array({from({"varnish"}, k_apache_port)}), k_apache_exporter_port),
+                magento_egress));
     // The cron reaches only the master (its env names no replica), Redis, Varnish and the search
     // engine (indexers); nothing connects to it.
-    J cron_egress = J::array({to({"mariadb-master"}, k_mysql_port), to({"redis"}, k_redis_port), to({"varnish"}, k_varnish_port),
-                              to_anywhere(search_port())});
+    J cron_egress = J::array({to({"mariadb-master"}, k_mysql_port), to({"redis"}, k_redis_port),
+                              to({"varnish"}, k_varnish_port), to_anywhere(search_port())});
     emit(policy("magento-cron", J::array(), cron_egress));
-    emit(policy("redis", scraped(J::array({from({"magento", "magento-cron"}, k_redis_port)}), k_redis_exporter_port), J::array()));
+    emit(policy("redis", scraped(J::array({from({"magento", "magento-cron"}, k_redis_port)}), k_redis_exporter_port),
+                J::array()));
     std::vector<std::string> master_clients = db_clients;
     master_clients.push_back("magento-cron");
     if (site.mariadb_replicas > 0) {
         master_clients.push_back("mariadb-replica");
     }
-    emit(policy("mariadb-master", scraped(J::array({from(master_clients, k_mysql_port)}), k_mysqld_exporter_port), J::array()));
+    emit(policy("mariadb-master", scraped(J::array({from(master_clients, k_mysql_port)}), k_mysqld_exporter_port),
+                J::array()));
     if (site.mariadb_replicas > 0) {
         emit(policy("mariadb-replica", scraped(J::array({from(db_clients, k_mysql_port)}), k_mysqld_exporter_port),
                     J::array({to({"mariadb-master"}, k_mysql_port)})));
@@ -167,4 +182,4 @@ int Renderer::search_port() const {
     return 9200;
 }
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail

@@ -8,7 +8,8 @@
 
 namespace nodectl::stack::detail {
 
-void Renderer::service(const std::string& name, const std::string& component, int port, const char* target, bool headless) {
+void Renderer::service(const std::string& name, const std::string& component, int port, const char* target,
+                       bool headless) {
     J s = object("v1", "Service", name, component);
     J spec = J::object();
     if (headless) {
@@ -46,8 +47,10 @@ void Renderer::services() {
     J cron = object("v1", "Service", "magento-cron", "magento-cron");
     cron["spec"] = J{{"clusterIP", "None"}, {"selector", selector("magento-cron")}};
     emit(cron);
-    const std::map<std::string, int> exporter_ports = {{"mariadb-master", k_mysqld_exporter_port}, {"mariadb-replica", k_mysqld_exporter_port},
-                                                       {"redis", k_redis_exporter_port}, {"varnish", k_varnish_exporter_port},
+    const std::map<std::string, int> exporter_ports = {{"mariadb-master", k_mysqld_exporter_port},
+                                                       {"mariadb-replica", k_mysqld_exporter_port},
+                                                       {"redis", k_redis_exporter_port},
+                                                       {"varnish", k_varnish_exporter_port},
                                                        {"magento", k_apache_exporter_port}};
     for (const auto& component : exported_components(site)) {
         service(component + "-metrics", component, exporter_ports.at(component), "metrics", true);
@@ -65,15 +68,18 @@ long Renderer::mib(const std::string& q) {
 
 J Renderer::exporter(const std::string& image, int port_number, J env_list, J mounts) const {
     mounts.push_back(mount("exporter-run", "/run/exporter"));
-    return J{{"name", "exporter"}, {"image", image}, {"imagePullPolicy", site.images.pull_policy},
-             {"env", std::move(env_list)},
-             {"ports", J::array({port("metrics", port_number)})},
-             {"resources", resources("exporter")},
-             {"readinessProbe", tcp_probe("metrics", 10, 3)},
-             // Starts as root to read its password file and write its configuration, then drops
-             // to its own user (images/*-exporter).
-             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
-             {"volumeMounts", std::move(mounts)}};
+    return J{
+        {"name", "exporter"},
+        {"image", image},
+        {"imagePullPolicy", site.images.pull_policy},
+        {"env", std::move(env_list)},
+        {"ports", J::array({port("metrics", port_number)})},
+        {"resources", resources("exporter")},
+        {"readinessProbe", tcp_probe("metrics", 10, 3)},
+        // Starts as root to read its password file and write its configuration, then drops
+        // to its own user (images/*-exporter).
+        {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
+        {"volumeMounts", std::move(mounts)}};
 }
 
 void Renderer::add_exporter_secret(J& container, const char* env_name, const char* key) {
@@ -98,21 +104,25 @@ J Renderer::mariadb_container(bool master) const {
         env_list.push_back(env("MYSQL_USER", site.database_user));
         env_list.push_back(env("MYSQL_PASSWORD_FILE", "/run/secrets/db/password"));
     } else {
-        env_list.push_back(J{{"name", "POD_INDEX"},
-                             {"valueFrom", J{{"fieldRef", J{{"fieldPath", "metadata.labels['apps.kubernetes.io/pod-index']"}}}}}});
+        env_list.push_back(
+            J{{"name", "POD_INDEX"},
+              {"valueFrom", J{{"fieldRef", J{{"fieldPath", "metadata.labels['apps.kubernetes.io/pod-index']"}}}}}});
         env_list.push_back(env("MYSQL_MASTER_HOST", "mariadb-master"));
         env_list.push_back(env("MYSQL_MASTER_PORT", std::to_string(k_mysql_port)));
     }
     env_list.push_back(env("MYSQL_REPLICATION_PASSWORD_FILE", "/run/secrets/db/replication-password"));
     // Half the memory limit for InnoDB's buffer pool leaves room for connections and sorts.
-    env_list.push_back(env("MYSQL_INNODB_BUFFER_POOL_SIZE", std::to_string(mib(site.resources.at("mariadb").memory_limit) / 2) + "M"));
-    J c = J{{"name", "mariadb"}, {"image", master ? site.images.mariadb_master : site.images.mariadb_replica},
+    env_list.push_back(
+        env("MYSQL_INNODB_BUFFER_POOL_SIZE", std::to_string(mib(site.resources.at("mariadb").memory_limit) / 2) + "M"));
+    J c = J{{"name", "mariadb"},
+            {"image", master ? site.images.mariadb_master : site.images.mariadb_replica},
             {"imagePullPolicy", site.images.pull_policy}};
     if (!master) {
         // Each replica needs its own server id: 100 + the StatefulSet's pod index. ($$ is a
         // literal $ for Kubernetes' own $(VAR) expansion.)
-        c["command"] = J::array({"/usr/bin/tini", "--", "/bin/sh", "-c",
-                                 "export MYSQL_SERVER_ID=$$((100 + POD_INDEX)) && exec /usr/local/bin/docker-entrypoint.sh mariadbd"});
+        c["command"] = J::array(
+            {"/usr/bin/tini", "--", "/bin/sh", "-c",
+             "export MYSQL_SERVER_ID=$$((100 + POD_INDEX)) && exec /usr/local/bin/docker-entrypoint.sh mariadbd"});
     }
     c["env"] = std::move(env_list);
     c["ports"] = J::array({port("mysql", k_mysql_port)});
@@ -132,12 +142,15 @@ J Renderer::mariadb_container(bool master) const {
 void Renderer::stateful_set(bool master) {
     const std::string name = master ? "mariadb-master" : "mariadb-replica";
     J volumes = J::array({empty_dir("run"), empty_dir("tmp", "1Gi"),
-                          secret_volume("db-secret", "db", master ? std::vector<std::string>{"password", "replication-password"}
-                                                                  : std::vector<std::string>{"replication-password"})});
-    J claim = J{{"metadata", J{{"name", "data"}, {"labels", labels(name)}}},
-                {"spec", J{{"accessModes", J::array({"ReadWriteOnce"})},
-                           {"storageClassName", "local-path"},
-                           {"resources", J{{"requests", J{{"storage", master ? site.storage_mariadb : site.storage_replica}}}}}}}};
+                          secret_volume("db-secret", "db",
+                                        master ? std::vector<std::string>{"password", "replication-password"}
+                                               : std::vector<std::string>{"replication-password"})});
+    J claim =
+        J{{"metadata", J{{"name", "data"}, {"labels", labels(name)}}},
+          {"spec",
+           J{{"accessModes", J::array({"ReadWriteOnce"})},
+             {"storageClassName", "local-path"},
+             {"resources", J{{"requests", J{{"storage", master ? site.storage_mariadb : site.storage_replica}}}}}}}};
     J containers = J::array({mariadb_container(master)});
     if (site.monitored) {
         add_exporter_secret(containers[0], "MYSQL_EXPORTER_PASSWORD_FILE", "mariadb-password");
@@ -172,11 +185,14 @@ J Renderer::deployment(const std::string& name, int replicas, J pod, bool recrea
 }
 
 void Renderer::redis() {
-    J c = J{{"name", "redis"}, {"image", site.images.redis}, {"imagePullPolicy", site.images.pull_policy},
+    J c = J{{"name", "redis"},
+            {"image", site.images.redis},
+            {"imagePullPolicy", site.images.pull_policy},
             {"env", J::array({env("REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
                               // Sessions and cache only, in an emptyDir: no persistence to disk.
                               env("REDIS_PERSISTENCE", "none"),
-                              env("REDIS_MAXMEMORY", std::to_string(mib(site.resources.at("redis").memory_limit) * 3 / 4) + "mb")})},
+                              env("REDIS_MAXMEMORY",
+                                  std::to_string(mib(site.resources.at("redis").memory_limit) * 3 / 4) + "mb")})},
             {"ports", J::array({port("redis", k_redis_port)})},
             {"resources", resources("redis")},
             {"readinessProbe", tcp_probe("redis", 10, 3)},
@@ -186,7 +202,8 @@ void Renderer::redis() {
             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
             {"volumeMounts", J::array({mount("data", "/data"), mount("run", "/run/redis"),
                                        mount("redis-secret", "/run/secrets/redis", true)})}};
-    J volumes = J::array({empty_dir("data", "1Gi"), empty_dir("run"), secret_volume("redis-secret", "redis", {"password"})});
+    J volumes =
+        J::array({empty_dir("data", "1Gi"), empty_dir("run"), secret_volume("redis-secret", "redis", {"password"})});
     J containers = J::array({c});
     if (site.monitored) {
         add_exporter_secret(containers[0], "REDIS_EXPORTER_PASSWORD_FILE", "redis-password");
@@ -202,17 +219,22 @@ void Renderer::redis() {
 }
 
 void Renderer::varnish() {
-    J c = J{{"name", "varnish"}, {"image", site.images.varnish}, {"imagePullPolicy", site.images.pull_policy},
-            {"env", J::array({env("VARNISH_BACKEND_HOST", "magento"), env("VARNISH_BACKEND_PORT", std::to_string(k_apache_port)),
+    J c = J{{"name", "varnish"},
+            {"image", site.images.varnish},
+            {"imagePullPolicy", site.images.pull_policy},
+            {"env", J::array({env("VARNISH_BACKEND_HOST", "magento"),
+                              env("VARNISH_BACKEND_PORT", std::to_string(k_apache_port)),
                               env("VARNISH_PURGE_ACL", util::join(site.purge_acl, " ")),
                               env("VARNISH_PORT", std::to_string(k_varnish_port)),
-                              env("VARNISH_STORAGE_SIZE", std::to_string(mib(site.resources.at("varnish").memory_limit) / 2) + "m")})},
+                              env("VARNISH_STORAGE_SIZE",
+                                  std::to_string(mib(site.resources.at("varnish").memory_limit) / 2) + "m")})},
             {"ports", J::array({port("http", k_varnish_port)})},
             {"resources", resources("varnish")},
             {"readinessProbe", tcp_probe("http", 10, 3)},
             {"livenessProbe", tcp_probe("http", 20, 6)},
             {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, true, false)},
-            {"volumeMounts", J::array({mount("run", "/run/varnish"), mount("work", "/var/lib/varnish"), mount("tmp", "/tmp")})}};
+            {"volumeMounts",
+             J::array({mount("run", "/run/varnish"), mount("work", "/var/lib/varnish"), mount("tmp", "/tmp")})}};
     J volumes = J::array({empty_dir("run"), empty_dir("work", "256Mi"), empty_dir("tmp")});
     J containers = J::array({c});
     if (site.monitored) {
@@ -232,54 +254,62 @@ J Renderer::magento_env() const {
 
 J Renderer::magento_mounts() const {
     return J::array({mount("media", "/var/www/html/pub/media"), mount("db-secret", "/run/secrets/db", true),
-                     mount("redis-secret", "/run/secrets/redis", true), mount("magento-secret", "/run/secrets/magento", true)});
+                     mount("redis-secret", "/run/secrets/redis", true),
+                     mount("magento-secret", "/run/secrets/magento", true)});
 }
 
 J Renderer::magento_volumes() const {
     J media = site.media_host_path.empty()
                   ? empty_dir("media", "10Gi")
                   : J{{"name", "media"}, {"hostPath", J{{"path", site.media_host_path}, {"type", "Directory"}}}};
-    return J::array({media, secret_volume("db-secret", "db", {"password"}), secret_volume("redis-secret", "redis", {"password"}),
+    return J::array({media, secret_volume("db-secret", "db", {"password"}),
+                     secret_volume("redis-secret", "redis", {"password"}),
                      secret_volume("magento-secret", "magento", {"crypt-key"})});
 }
 
 void Renderer::magento() {
-    J c = J{{"name", "magento"}, {"image", site.images.magento}, {"imagePullPolicy", site.images.pull_policy},
-            {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
-            {"env", magento_env()},
-            {"ports", J::array({port("http", k_apache_port)})},
-            {"resources", resources("magento")},
-            // Up to 15 minutes for a first start (setup, caches); then the usual probes.
-            {"startupProbe", http_probe("/health_check.php", "http", 10, 90)},
-            {"readinessProbe", http_probe("/health_check.php", "http", 10, 3)},
-            // Liveness asks only whether Apache answers: a database outage must not restart every pod.
-            {"livenessProbe", tcp_probe("http", 20, 6)},
-            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
-            {"volumeMounts", magento_mounts()}};
+    J c =
+        J{{"name", "magento"},
+          {"image", site.images.magento},
+          {"imagePullPolicy", site.images.pull_policy},
+          {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
+          {"env", magento_env()},
+          {"ports", J::array({port("http", k_apache_port)})},
+          {"resources", resources("magento")},
+          // Up to 15 minutes for a first start (setup, caches); then the usual probes.
+          {"startupProbe", http_probe("/health_check.php", "http", 10, 90)},
+          {"readinessProbe", http_probe("/health_check.php", "http", 10, 3)},
+          // Liveness asks only whether Apache answers: a database outage must not restart every pod.
+          {"livenessProbe", tcp_probe("http", 20, 6)},
+          {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
+          {"volumeMounts", magento_mounts()}};
     J containers = J::array({c});
     J volumes = magento_volumes();
     if (site.monitored) {
         // Apache's /server-status answers local connections only: the sidecar shares the pod's network.
-        J e = J::array({env("APACHE_EXPORTER_SCRAPE_URI", "http://127.0.0.1:" + std::to_string(k_apache_port) + "/server-status?auto")});
+        J e = J::array({env("APACHE_EXPORTER_SCRAPE_URI",
+                            "http://127.0.0.1:" + std::to_string(k_apache_port) + "/server-status?auto")});
         containers.push_back(exporter(site.images.apache_exporter, k_apache_exporter_port, std::move(e), J::array()));
         volumes.push_back(exporter_volumes(nullptr)[0]);
     }
     emit(deployment("magento", site.hpa_min, pod_spec(std::move(containers), std::move(volumes)), false));
 
     J hpa = object("autoscaling/v2", "HorizontalPodAutoscaler", "magento", "magento");
-    hpa["spec"] = J{{"scaleTargetRef", J{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "magento"}}},
-                    {"minReplicas", site.hpa_min},
-                    {"maxReplicas", site.hpa_max},
-                    {"metrics", J::array({J{{"type", "Resource"},
-                                            {"resource", J{{"name", "cpu"},
-                                                           {"target", J{{"type", "Utilization"}, {"averageUtilization", site.cpu_percent}}}}}}})}};
+    hpa["spec"] =
+        J{{"scaleTargetRef", J{{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "magento"}}},
+          {"minReplicas", site.hpa_min},
+          {"maxReplicas", site.hpa_max},
+          {"metrics", J::array({J{{"type", "Resource"},
+                                  {"resource", J{{"name", "cpu"},
+                                                 {"target", J{{"type", "Utilization"},
+                                                              {"averageUtilization", site.cpu_percent}}}}}}})}};
     emit(hpa);
     J pdb = object("policy/v1", "PodDisruptionBudget", "magento", "magento");
     pdb["spec"] = J{{"maxUnavailable", 1}, {"selector", J{{"matchLabels", selector("magento")}}}};
     emit(pdb);
 }
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail
 
 namespace nodectl::stack::detail {
 
@@ -293,16 +323,19 @@ void Renderer::magento_cron() {
     J env_list = magento_env();
     // Reads and writes on the master only: the cron's NetworkPolicy opens no path to the replicas.
     env_list.push_back(env("MAGENTO_DB_REPLICA_HOST", ""));
-    J c = J{{"name", "cron"}, {"image", site.images.magento}, {"imagePullPolicy", site.images.pull_policy},
-            {"args", J::array({"/bin/sh", "-c", k_cron_loop})},
-            {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
-            {"env", std::move(env_list)},
-            {"resources", resources("cron")},
-            // The entrypoint writes app/etc/env.php as root (root stays writable), then setpriv to
-            // www-data. KILL: tini (root) forwards SIGTERM to the www-data loop; without it tini
-            // fails with EPERM and the stop becomes a SIGKILL in the middle of a run.
-            {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
-            {"volumeMounts", magento_mounts()}};
+    J c =
+        J{{"name", "cron"},
+          {"image", site.images.magento},
+          {"imagePullPolicy", site.images.pull_policy},
+          {"args", J::array({"/bin/sh", "-c", k_cron_loop})},
+          {"envFrom", J::array({J{{"configMapRef", J{{"name", "magento"}}}}})},
+          {"env", std::move(env_list)},
+          {"resources", resources("cron")},
+          // The entrypoint writes app/etc/env.php as root (root stays writable), then setpriv to
+          // www-data. KILL: tini (root) forwards SIGTERM to the www-data loop; without it tini
+          // fails with EPERM and the stop becomes a SIGKILL in the middle of a run.
+          {"securityContext", security({"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}, false, false)},
+          {"volumeMounts", magento_mounts()}};
     J pod = pod_spec(J::array({c}), magento_volumes());
     pod["terminationGracePeriodSeconds"] = k_cron_grace_seconds;
     J s = object("apps/v1", "StatefulSet", "magento-cron", "magento-cron");
@@ -315,4 +348,4 @@ void Renderer::magento_cron() {
     emit(s);
 }
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail

@@ -49,11 +49,9 @@ struct Renderer {
     std::vector<std::string> problems;
     std::string out;
     const NodeSecrets* node = nullptr;  // values generated on the server node (delivery)
-    std::string part_of = "magento";    // app.kubernetes.io/part-of ("monitoring" for its namespace)
+    std::string part_of = "magento";  // app.kubernetes.io/part-of ("monitoring" for its namespace)
 
-    void emit(const J& doc) {
-        out += "---\n" + util::json_text(doc, 2) + "\n";
-    }
+    void emit(const J& doc) { out += "---\n" + util::json_text(doc, 2) + "\n"; }
 
     // --- metadata and labels -------------------------------------------------------------------
     J selector(const std::string& component) const {
@@ -71,7 +69,6 @@ struct Renderer {
     J object(const char* api, const char* kind, const std::string& name, const std::string& component) const {
         return J{{"apiVersion", api}, {"kind", kind}, {"metadata", meta(name, component)}};
     }
-
 
     // --- containers ------------------------------------------------------------------------------
     J resources(const std::string& component) const {
@@ -94,9 +91,7 @@ struct Renderer {
         return s;
     }
 
-    static J env(const std::string& name, const std::string& value) {
-        return J{{"name", name}, {"value", value}};
-    }
+    static J env(const std::string& name, const std::string& value) { return J{{"name", name}, {"value", value}}; }
     static J port(const char* name, int number) {
         return J{{"name", name}, {"containerPort", number}, {"protocol", "TCP"}};
     }
@@ -120,11 +115,15 @@ struct Renderer {
         return J{{"name", volume}, {"secret", J{{"secretName", secret}, {"items", items}, {"defaultMode", 0400}}}};
     }
     static J tcp_probe(const char* port_name, int period, int failures) {
-        return J{{"tcpSocket", J{{"port", port_name}}}, {"periodSeconds", period}, {"timeoutSeconds", 5},
+        return J{{"tcpSocket", J{{"port", port_name}}},
+                 {"periodSeconds", period},
+                 {"timeoutSeconds", 5},
                  {"failureThreshold", failures}};
     }
     static J http_probe(const char* path, const char* port_name, int period, int failures) {
-        return J{{"httpGet", J{{"path", path}, {"port", port_name}}}, {"periodSeconds", period}, {"timeoutSeconds", 5},
+        return J{{"httpGet", J{{"path", path}, {"port", port_name}}},
+                 {"periodSeconds", period},
+                 {"timeoutSeconds", 5},
                  {"failureThreshold", failures}};
     }
 
@@ -201,4 +200,4 @@ struct Renderer {
     void monitoring_policies(const Monitoring& m, const std::vector<Site>& sites);
 };
 
-} // namespace nodectl::stack::detail
+}  // namespace nodectl::stack::detail

@@ -51,7 +51,7 @@ std::map<std::string, bool> s3fs_mounts(const Profile& profile) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 namespace {
 
@@ -65,10 +65,10 @@ struct SiteReader {
 
     void images() {
         auto img = v.section("images");
-        s.images = {img.str("magento"),          img.str("varnish"),        img.str("redis"),
-                    img.str("mariadb_master"),   img.str("mariadb_replica"), img.str("backup"),
-                    img.str("mysqld_exporter"),  img.str("redis_exporter"), img.str("varnish_exporter"),
-                    img.str("apache_exporter"),  img.str("pull_policy"),    img.str("digests_from")};
+        s.images = {img.str("magento"),         img.str("varnish"),         img.str("redis"),
+                    img.str("mariadb_master"),  img.str("mariadb_replica"), img.str("backup"),
+                    img.str("mysqld_exporter"), img.str("redis_exporter"),  img.str("varnish_exporter"),
+                    img.str("apache_exporter"), img.str("pull_policy"),     img.str("digests_from")};
         auto& i = s.images;
         r.pin(profile, img, i.digests_from, what,
               {&i.magento, &i.varnish, &i.redis, &i.mariadb_master, &i.mariadb_replica, &i.backup, &i.mysqld_exporter,
@@ -93,14 +93,19 @@ struct SiteReader {
         auto res = v.section("resources");
         for (const char* c : k_components) {
             auto rc = res.section(c);
-            s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"), rc.str("memory_limit")};
+            s.resources[c] = {rc.str("cpu_request"), rc.str("memory_request"), rc.str("cpu_limit"),
+                              rc.str("memory_limit")};
         }
         auto quota = v.section("quota");
-        s.quota = {quota.str("requests_cpu"), quota.str("requests_memory"), quota.str("limits_cpu"), quota.str("limits_memory"),
-                   quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
+        s.quota = {quota.str("requests_cpu"),  quota.str("requests_memory"),  quota.str("limits_cpu"),
+                   quota.str("limits_memory"), quota.str("requests_storage"), static_cast<int>(quota.integer("pods"))};
         auto lr = v.section("limit_range");
-        s.limit_range = {lr.str("default_cpu_request"), lr.str("default_memory_request"), lr.str("default_cpu_limit"),
-                         lr.str("default_memory_limit"), lr.str("max_cpu"), lr.str("max_memory")};
+        s.limit_range = {lr.str("default_cpu_request"),
+                         lr.str("default_memory_request"),
+                         lr.str("default_cpu_limit"),
+                         lr.str("default_memory_limit"),
+                         lr.str("max_cpu"),
+                         lr.str("max_memory")};
         auto storage = v.section("storage");
         s.storage_mariadb = storage.str("mariadb");
         s.storage_replica = storage.str("mariadb_replica");
@@ -121,15 +126,17 @@ struct SiteReader {
             // leaves the nodes' mounts to their own profile is taken at its word.
             auto m = mounts.find(s.media_host_path);
             if (m == mounts.end()) {
-                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
-                                     " is not the 'where' of a [[mounts.s3fs]] in this profile");
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " +
+                                     s.media_host_path + " is not the 'where' of a [[mounts.s3fs]] in this profile");
             } else if (!m->second) {
-                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " + s.media_host_path +
+                r.problems.push_back(v.where("media_host_path") + ": " + what + " media_host_path " +
+                                     s.media_host_path +
                                      ": its [[mounts.s3fs]] needs allow_other = true (Apache runs as www-data)");
             }
         } else if (s.media_host_path.empty() && s.hpa_max > 1) {
-            r.problems.push_back(v.where("media_host_path") + ": " + what +
-                                 " with more than one Magento pod (autoscaling.max > 1) needs media_host_path: pods would not share pub/media");
+            r.problems.push_back(
+                v.where("media_host_path") + ": " + what +
+                " with more than one Magento pod (autoscaling.max > 1) needs media_host_path: pods would not share pub/media");
         }
     }
 
@@ -159,7 +166,8 @@ struct SiteReader {
         if (s.backup.enabled) {
             for (const char* key : {"endpoint", "bucket"}) {
                 if (b.str(key).empty()) {
-                    r.problems.push_back(b.where(key) + ": " + what + " backup needs '" + key + "' (or enabled = false)");
+                    r.problems.push_back(b.where(key) + ": " + what + " backup needs '" + key +
+                                         "' (or enabled = false)");
                 }
             }
             r.required_secret(b, "credentials", what + " backup");
@@ -167,7 +175,7 @@ struct SiteReader {
     }
 };
 
-} // namespace
+}  // namespace
 
 Result<std::vector<Site>> sites_from(const Profile& profile) {
     Reader r;
@@ -203,7 +211,8 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         s.tls_cert_file = tls.str("cert_file");
         s.tls_key = tls.secret("key");
         if (s.tls_cert_file.empty() != !s.tls_key) {
-            r.problems.push_back(tls.where() + ": " + what + " tls needs both 'cert_file' and 'key', or neither (self-signed)");
+            r.problems.push_back(tls.where() + ": " + what +
+                                 " tls needs both 'cert_file' and 'key', or neither (self-signed)");
         }
         site.images();
         site.scaling();
@@ -211,8 +220,9 @@ Result<std::vector<Site>> sites_from(const Profile& profile) {
         site.media(mounts);
         s.search_endpoint = v.str("search_endpoint");
         if (s.search_endpoint.empty()) {
-            r.problems.push_back(v.where("search_endpoint") + ": " + what +
-                                 " needs 'search_endpoint' (Magento 2.4 needs OpenSearch or Elasticsearch; nodectl builds no search image)");
+            r.problems.push_back(
+                v.where("search_endpoint") + ": " + what +
+                " needs 'search_endpoint' (Magento 2.4 needs OpenSearch or Elasticsearch; nodectl builds no search image)");
         }
         site.secrets();
         site.backup();
@@ -272,7 +282,8 @@ Result<Monitoring> monitoring_from(const Profile& profile) {
     m.basic_auth = in.secret("basic_auth");
     if (m.exposed()) {
         if (m.tls_cert_file.empty()) {
-            r.problems.push_back(in.where("tls_cert_file") + ": " + what + " ingress needs 'tls_cert_file' (and tls_key) with a host");
+            r.problems.push_back(in.where("tls_cert_file") + ": " + what +
+                                 " ingress needs 'tls_cert_file' (and tls_key) with a host");
         }
         r.required_secret(in, "tls_key", what + " ingress");
         r.required_secret(in, "basic_auth", what + " ingress");
@@ -287,4 +298,4 @@ Result<Monitoring> monitoring_from(const Profile& profile) {
     return m;
 }
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

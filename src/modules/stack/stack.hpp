@@ -52,9 +52,12 @@ struct Quota {
 };
 
 struct LimitRange {
-    std::string default_cpu_request, default_memory_request, default_cpu_limit, default_memory_limit, max_cpu, max_memory;
+    std::string default_cpu_request, default_memory_request, default_cpu_limit, default_memory_limit, max_cpu,
+        max_memory;
     bool set() const {
-        return !(default_cpu_request + default_memory_request + default_cpu_limit + default_memory_limit + max_cpu + max_memory).empty();
+        return !(default_cpu_request + default_memory_request + default_cpu_limit + default_memory_limit + max_cpu +
+                 max_memory)
+                    .empty();
     }
 };
 
@@ -92,7 +95,7 @@ struct Monitoring {
     bool enabled = false;
     std::string scrape_interval, retention, storage;
     std::vector<std::string> node_targets;  // HOST:PORT of the nodes' node exporters (job "node")
-    std::string cluster_domain;             // the cluster's DNS domain (k3s: cluster.local)
+    std::string cluster_domain;  // the cluster's DNS domain (k3s: cluster.local)
     std::string prometheus_image, alertmanager_image, blackbox_image, pull_policy;
     int tls_probe_port = 443;
     std::optional<SecretRef> webhook_url;
@@ -120,7 +123,7 @@ std::vector<std::string> unpinned_images(const Site& site);
 // Where the values of the rendered Secrets come from.
 enum class SecretValues {
     placeholders,  // every value is k_placeholder, and the Secret says so in an annotation
-    resolve,       // read from the secret references; a missing one is an error
+    resolve,  // read from the secret references; a missing one is an error
 };
 
 constexpr const char* k_placeholder = "NODECTL-PLACEHOLDER-NOT-A-SECRET";
@@ -147,8 +150,8 @@ std::string backup_profile(const Site& site);
 // --- delivery to a k3s server node (`nodectl apply`) ----------------------------------------------
 
 constexpr const char* k_manifests_dir = "/var/lib/rancher/k3s/server/manifests";  // k3s's deploy controller reads it
-constexpr const char* k_state_dir = "/var/lib/nodectl/stack";                     // SITE/NAME: values generated on the node (0600)
-constexpr const char* k_delivered = "/var/lib/nodectl/stack/delivered";           // the sites whose manifest nodectl wrote
+constexpr const char* k_state_dir = "/var/lib/nodectl/stack";  // SITE/NAME: values generated on the node (0600)
+constexpr const char* k_delivered = "/var/lib/nodectl/stack/delivered";  // the sites whose manifest nodectl wrote
 
 // /var/lib/rancher/k3s/server/manifests/nodectl-stack-SITE.yaml
 std::string manifest_path(const std::string& site);
@@ -161,7 +164,8 @@ std::string masked_manifest(const std::string& content);
 // The step that writes each site's manifest (and, with monitoring enabled, nodectl-stack-monitoring.yaml) (0600 root, atomically) on the server node, generates
 // the secrets no reference gives once (kept under k_state_dir), and empties the manifests of the
 // sites that left the profile. `root` prefixes every path (unit tests); "" on a node.
-std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, Monitoring monitoring = {}, const std::string& root = "");
+std::unique_ptr<Step> make_delivery_step(std::vector<Site> sites, Monitoring monitoring = {},
+                                         const std::string& root = "");
 // [stack] of a profile applied to a k3s server node (and a k3s server's leftovers once [stack] is gone).
 Result<StepList> steps(const ModuleContext& ctx);
 
@@ -173,4 +177,4 @@ Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days
 // Both PEMs parse (each at most 64 KiB) and the key is the certificate's.
 bool tls_pair_valid(const TlsPair& pair);
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

@@ -19,7 +19,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t k_max_count = 1'000'000'000;  // larger replica or restart counts are not believed
-constexpr size_t k_max_string = 1024;           // names and hosts longer than this are cut
+constexpr size_t k_max_string = 1024;  // names and hosts longer than this are cut
 
 // The member `key` of `j` when `j` is an object and the member has the wanted type; else null.
 const json* member(const json& j, const char* key) {
@@ -98,12 +98,12 @@ int64_t pod_restarts(const json& pod) {
     return sum;
 }
 
-} // namespace
+}  // namespace
 
 Result<std::vector<SiteStatus>> parse_status(const std::string& json_text, const std::vector<std::string>& sites) {
     if (json_text.size() > k_max_status_bytes) {
-        return make_error(ErrorCode::command, "kubectl's output is larger than " + std::to_string(k_max_status_bytes >> 20) +
-                                                  " MiB: refused");
+        return make_error(ErrorCode::command, "kubectl's output is larger than " +
+                                                  std::to_string(k_max_status_bytes >> 20) + " MiB: refused");
     }
     json doc = json::parse(json_text, nullptr, false);
     const json* items = member(doc, "items");
@@ -136,7 +136,8 @@ Result<std::vector<SiteStatus>> parse_status(const std::string& json_text, const
             }
             site.restarts = std::min(site.restarts + pod_restarts(item), k_max_count);
         } else if (kind == "HorizontalPodAutoscaler") {
-            site.hpas.push_back({name, count_at(item, {"status", "currentReplicas"}), count_at(item, {"status", "desiredReplicas"}),
+            site.hpas.push_back({name, count_at(item, {"status", "currentReplicas"}),
+                                 count_at(item, {"status", "desiredReplicas"}),
                                  count_at(item, {"spec", "maxReplicas"})});
         } else if (kind == "Ingress") {
             const json* rules = member(item, "spec");
@@ -147,7 +148,8 @@ Result<std::vector<SiteStatus>> parse_status(const std::string& json_text, const
             }
             for (const auto& r : *rules) {
                 std::string host = string_at(r, {"host"});
-                if (!host.empty() && std::find(site.ingress_hosts.begin(), site.ingress_hosts.end(), host) == site.ingress_hosts.end()) {
+                if (!host.empty() &&
+                    std::find(site.ingress_hosts.begin(), site.ingress_hosts.end(), host) == site.ingress_hosts.end()) {
                     site.ingress_hosts.push_back(host);
                 }
             }
@@ -168,15 +170,16 @@ std::string count_text(int64_t n) {
     return n < 0 ? "?" : std::to_string(n);
 }
 
-} // namespace
+}  // namespace
 
 std::string format_status(const std::vector<SiteStatus>& sites) {
     std::string out;
     for (const auto& s : sites) {
         // [stack.monitoring]'s namespace carries nodectl's label too; it is not a site.
         const bool monitoring = s.name == k_monitoring;
-        out += (monitoring ? std::string("monitoring (Prometheus, Alertmanager)") : "site " + util::printable(s.name)) + ": " +
-               (s.ready() ? "ready" : "NOT READY") + (s.in_profile || monitoring ? "" : " (not in the profile)") + "\n";
+        out += (monitoring ? std::string("monitoring (Prometheus, Alertmanager)") : "site " + util::printable(s.name)) +
+               ": " + (s.ready() ? "ready" : "NOT READY") +
+               (s.in_profile || monitoring ? "" : " (not in the profile)") + "\n";
         out += "  pods     " + std::to_string(s.pods_ready) + "/" + std::to_string(s.pods_total) + " ready, " +
                std::to_string(s.restarts) + " restarts";
         if (!s.not_ready.empty()) {
@@ -188,8 +191,8 @@ std::string format_status(const std::vector<SiteStatus>& sites) {
         }
         out += "\n";
         for (const auto& h : s.hpas) {
-            out += "  hpa      " + util::printable(h.name) + ": " + count_text(h.current) + " current, " + count_text(h.desired) +
-                   " desired, " + count_text(h.max) + " max\n";
+            out += "  hpa      " + util::printable(h.name) + ": " + count_text(h.current) + " current, " +
+                   count_text(h.desired) + " desired, " + count_text(h.max) + " max\n";
         }
         std::vector<std::string> hosts;
         for (const auto& h : s.ingress_hosts) {
@@ -209,15 +212,20 @@ std::string status_json(const std::vector<SiteStatus>& sites) {
     for (const auto& s : sites) {
         json hpas = json::array();
         for (const auto& h : s.hpas) {
-            hpas.push_back({{"name", h.name}, {"current", count(h.current)}, {"desired", count(h.desired)}, {"max", count(h.max)}});
+            hpas.push_back({{"name", h.name},
+                            {"current", count(h.current)},
+                            {"desired", count(h.desired)},
+                            {"max", count(h.max)}});
         }
-        arr.push_back({{"name", s.name},
-                       {"in_profile", s.in_profile},
-                       {"ready", s.ready()},
-                       {"pods", {{"ready", s.pods_ready}, {"total", s.pods_total}, {"restarts", s.restarts}, {"not_ready", s.not_ready}}},
-                       {"hpa", hpas},
-                       {"ingress_hosts", s.ingress_hosts},
-                       {"ignored", s.ignored}});
+        arr.push_back(
+            {{"name", s.name},
+             {"in_profile", s.in_profile},
+             {"ready", s.ready()},
+             {"pods",
+              {{"ready", s.pods_ready}, {"total", s.pods_total}, {"restarts", s.restarts}, {"not_ready", s.not_ready}}},
+             {"hpa", hpas},
+             {"ingress_hosts", s.ingress_hosts},
+             {"ignored", s.ignored}});
     }
     // json_text escapes control characters (\u00XX) and, with error_handler replace, invalid UTF-8.
     return util::json_text(json{{"sites", arr}}, 2) + "\n";
@@ -228,18 +236,21 @@ Result<std::string> read_cluster_status(Target& server) {
     Command cmd;
     cmd.mutates = false;
     cmd.timeout = std::chrono::seconds(60);
-    cmd.script = "command -v k3s >/dev/null 2>&1 || exit " + std::to_string(k_no_k3s) +
-                 "\nout=$(k3s kubectl get pods,hpa,ingress -A -l app.kubernetes.io/managed-by=nodectl -o json) || exit $?\n"
-                 "printf '%s' \"$out\" | head -c " + std::to_string(k_max_status_bytes + 1) + "\n";
+    cmd.script =
+        "command -v k3s >/dev/null 2>&1 || exit " + std::to_string(k_no_k3s) +
+        "\nout=$(k3s kubectl get pods,hpa,ingress -A -l app.kubernetes.io/managed-by=nodectl -o json) || exit $?\n"
+        "printf '%s' \"$out\" | head -c " +
+        std::to_string(k_max_status_bytes + 1) + "\n";
     auto r = TRY(server.run(cmd));
     if (r.exit_code == k_no_k3s) {
         return make_error(ErrorCode::command, "no k3s on " + server.name() + ": is it the k3s server node?");
     }
     if (r.exit_code != 0) {
-        return make_error(ErrorCode::command, "k3s kubectl failed on " + server.name() + " (exit " + std::to_string(r.exit_code) +
+        return make_error(ErrorCode::command, "k3s kubectl failed on " + server.name() + " (exit " +
+                                                  std::to_string(r.exit_code) +
                                                   "): " + util::printable(util::trim(r.err).substr(0, 2000)));
     }
     return std::move(r.out);
 }
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

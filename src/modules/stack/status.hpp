@@ -46,4 +46,4 @@ std::string status_json(const std::vector<SiteStatus>& sites);
 // the server node (read-only) and returns its output, at most k_max_status_bytes of it.
 Result<std::string> read_cluster_status(Target& server);
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack

@@ -21,7 +21,9 @@ namespace {
 template <auto F>
 struct Deleter {
     template <class T>
-    void operator()(T* p) const { F(p); }
+    void operator()(T* p) const {
+        F(p);
+    }
 };
 using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using TlsKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
@@ -37,10 +39,12 @@ Bio read_bio(const std::string& pem) {
     return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
-} // namespace
+}  // namespace
 
 Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days) {
-    auto fail = [](const char* what) { return make_error(ErrorCode::internal, std::string("making the self-signed certificate: ") + what); };
+    auto fail = [](const char* what) {
+        return make_error(ErrorCode::internal, std::string("making the self-signed certificate: ") + what);
+    };
     if (hosts.empty()) {
         return fail("no host name");
     }
@@ -63,8 +67,10 @@ Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), 60L * 60 * 24 * days);
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(hosts.front().c_str()), -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("nodectl self-signed"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(hosts.front().c_str()),
+                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("nodectl self-signed"),
+                               -1, -1, 0);
     X509_set_issuer_name(cert.get(), name);
     std::string san;
     for (const auto& h : hosts) {
@@ -74,9 +80,9 @@ Result<TlsPair> make_self_signed(const std::vector<std::string>& hosts, int days
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
     const std::pair<int, std::string> extensions[] = {{NID_subject_alt_name, san},
-                                                       {NID_basic_constraints, "critical,CA:FALSE"},
-                                                       {NID_key_usage, "critical,digitalSignature"},
-                                                       {NID_ext_key_usage, "serverAuth"}};
+                                                      {NID_basic_constraints, "critical,CA:FALSE"},
+                                                      {NID_key_usage, "critical,digitalSignature"},
+                                                      {NID_ext_key_usage, "serverAuth"}};
     for (const auto& [nid, value] : extensions) {
         X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
         if (!ext) {
@@ -112,4 +118,4 @@ bool tls_pair_valid(const TlsPair& pair) {
     return cert && key && X509_check_private_key(cert.get(), key.get()) == 1;
 }
 
-} // namespace nodectl::stack
+}  // namespace nodectl::stack
