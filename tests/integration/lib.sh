@@ -2,6 +2,19 @@
 # Debian nodes (`nodectl local`, scripts/lib/nodes.sh) that is always torn down, whatever
 # happens.
 # Each suite: `source lib.sh`, `nodes_up N SUBNET`, run cases, `finish`.
+#   check DESC CMD... / pass / fail    one assertion each; finish prints the counts, fails on any FAIL
+#   expect_rc[_out], contains[_text], lacks   exit codes and output files (see each below)
+#   wait_until SECONDS DESC [!] CMD... polls CMD (output discarded) every WAIT_STEP s (0.2) until it
+#                                      succeeds (with !: fails); after SECONDS says on stderr what it
+#                                      waited for and returns 1. The one polling loop of the suites.
+#   free_port / reachable HOST PORT    a free TCP port on 127.0.0.1 / a TCP connect within 4 s
+#   node_binary, node_libs I, put_nodectl I   the nodectl a node runs (static, or dynamic plus its
+#                                      libraries) and putting it there
+#   write_inventory, use_site_profile, write_hardening_profile, serve_k3s_release,
+#   k3s_admin_kubeconfig               inventories, profiles and stand-ins (see each below)
+#   cleanup (the EXIT trap)            nodes down, $WORK removed; a suite's own trap calls it last
+# Services (MariaDB, s3rver, awscli): lib_services.sh; containerd: lib_ctrd.sh; kill points:
+# lib_kill_points.sh; a busybox OCI image: lib_oci.sh.
 set -uo pipefail
 
 SRC=${NODECTL_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -34,6 +47,25 @@ contains_text() {
 }
 lacks() {
   if grep -Eq -- "$3" "$2"; then fail "$1: /$3/ found in $2:"; grep -En -- "$3" "$2" | head -5 | sed 's/^/      | /'; else pass "$1"; fi
+}
+
+# wait_until SECONDS DESCRIPTION [!] COMMAND...: true once COMMAND succeeds (with `!`: once it
+# fails), polled every WAIT_STEP seconds (default 0.2; a race that needs it sets a shorter one) for
+# at most SECONDS of wall time; on timeout it says what it waited for (stderr) and returns 1.
+wait_until() {
+  local secs=$1 what=$2 want=0 end
+  shift 2
+  [ "$1" = "!" ] && { want=1; shift; }
+  end=$((${EPOCHREALTIME//[!0-9]/} + secs * 1000000))
+  while true; do
+    "$@" >/dev/null 2>&1
+    [ $(($? != 0)) = "$want" ] && return 0
+    if [ "${EPOCHREALTIME//[!0-9]/}" -ge "$end" ]; then
+      echo "# gave up after $secs s waiting for $what" >&2
+      return 1
+    fi
+    sleep "${WAIT_STEP:-0.2}"
+  done
 }
 
 cleanup() {
@@ -98,6 +130,8 @@ YAML
 
 # free_port: a TCP port on 127.0.0.1 nothing listens on right now.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# reachable HOST PORT: a TCP connection to HOST:PORT is accepted within 4 s.
+reachable() { timeout 4 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null; }
 
 # inventory FILE [extra host lines]: an inventory of all nodes with the run's key.
 write_inventory() {
@@ -142,7 +176,9 @@ EOF
 
 # node_binary: the nodectl the nodes run, NODE_BIN: the static release binary ($NODECTL_STATIC_BIN,
 # default build/static/nodectl) or, when there is none, $NODECTL stripped, whose shared libraries
-# put_nodectl then installs on the node first (NODE_NEEDS_LIBS=1).
+# (NODE_LIBS, Debian's packages) node_libs or put_nodectl then install on the node first
+# (NODE_NEEDS_LIBS=1).
+NODE_LIBS="libssh-4 libcurl4 libarchive13 libyaml-cpp0.7"
 node_binary() {
   NODE_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
   NODE_NEEDS_LIBS=0
@@ -153,15 +189,19 @@ node_binary() {
   fi
 }
 
-# put_nodectl I: NODE_BIN (node_binary) as /root/nodectl on node I, after its shared libraries
-# (through the apt proxy, which is removed again) when it needs them.
+# node_libs I: when NODE_BIN needs them, its shared libraries on node I (through the apt proxy,
+# which is removed again).
+node_libs() {
+  [ "$NODE_NEEDS_LIBS" = 1 ] || return 0
+  node "$1" "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
+           apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+           $NODE_LIBS >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
+    >"$WORK/libs$1.out" 2>&1 || { fail "node $1: installing the dynamic binary's libraries"; cat "$WORK/libs$1.out"; }
+}
+
+# put_nodectl I: NODE_BIN (node_binary) as /root/nodectl on node I, after its libraries (node_libs).
 put_nodectl() {
-  if [ "$NODE_NEEDS_LIBS" = 1 ]; then
-    node "$1" "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
-             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-             libssh-4 libcurl4 libarchive13 libyaml-cpp0.7 >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
-      >"$WORK/libs$1.out" 2>&1 || { fail "node $1: installing the dynamic binary's libraries"; cat "$WORK/libs$1.out"; }
-  fi
+  node_libs "$1"
   node "$1" "cat >/root/nodectl && chmod 755 /root/nodectl" <"$NODE_BIN"
 }
 

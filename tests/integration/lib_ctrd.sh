@@ -5,29 +5,22 @@
 #                                   NODECTL_TEST_IMAGES_OUT), cache in the test cache; the magento
 #                                   image gets the stand-in project, nodectl the static binary
 #                                   ($NODECTL_STATIC_BIN, default build/static/nodectl)
-#   ctrd_start                      containerd with root/state/socket in $WORK/ctrd (C), its own
-#                                   session; namespace NS (nodectl-<suite>-PID); ctr_ ARGS... uses it
+#   ctrd_start [CONFIG]             containerd with root/state/socket in $WORK/ctrd (C), its own
+#                                   session, CONFIG (default: no CRI plugin); namespace NS
+#                                   (nodectl-<suite>-PID); ctr_ ARGS... uses both; returns 1 (with
+#                                   containerd's log) when its socket is not there within 20 s
 #   ctrd_import IMAGE...            ctr images import $OUT/IMAGE.oci.tar (a check each)
+#   task_running NAME               the task NAME runs (ctr task ls says RUNNING)
 #   ctrd_stop                       containerd stopped; this run's shims, mounts, runc state and
 #                                   cgroups removed (containers must have been stopped before)
-#   wait_for SECONDS CMD...         (free_port comes from lib.sh, sourced first)
+# (wait_until and free_port come from lib.sh, sourced first)
 OUT=${NODECTL_TEST_IMAGES_OUT:-$SRC/build/test-images}
 NS=nodectl-$(basename "$0" .sh)-$$
 C=$WORK/ctrd
 CTRD=""
 
 ctr_() { ctr -a "$C/sock" -n "$NS" "$@"; }
-# wait_for SECONDS COMMAND...: true once the command succeeds (polled every 0.5 s)
-wait_for() {
-  local n=$(($1 * 2))
-  shift
-  while [ "$n" -gt 0 ]; do
-    "$@" >/dev/null 2>&1 && return 0
-    n=$((n - 1))
-    sleep 0.5
-  done
-  return 1
-}
+task_running() { ctr_ task ls 2>/dev/null | awk -v n="$1" '$1 == n && $3 == "RUNNING" {r = 1} END {exit !r}'; }
 
 build_stack_images() {
   # The build cache and downloaded .debs live in the test cache (like the node rootfs), never in
@@ -61,17 +54,18 @@ build_stack_images() {
 }
 
 ctrd_start() {
+  local config=${1:-$C/config.toml}
   mkdir -p "$C"
-  cat >"$C/config.toml" <<'T'
+  [ $# -gt 0 ] || cat >"$config" <<'T'
 version = 2
 # no CRI (no Kubernetes): images, snapshots, tasks only
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 T
   # Its own session: a Ctrl-C (or timeout's signal to the process group) must not kill containerd
   # before the exit trap has stopped the containers through it.
-  setsid containerd --config "$C/config.toml" --root "$C/root" --state "$C/state" --address "$C/sock" >"$C/log" 2>&1 &
+  setsid containerd --config "$config" --root "$C/root" --state "$C/state" --address "$C/sock" >"$C/log" 2>&1 &
   CTRD=$!
-  wait_for 20 test -S "$C/sock" || { echo "containerd did not start:"; cat "$C/log"; return 1; }
+  wait_until 20 "containerd's socket $C/sock" test -S "$C/sock" || { echo "containerd did not start:"; cat "$C/log"; return 1; }
 }
 
 ctrd_import() {
@@ -90,6 +84,7 @@ ctrd_stop() {
   if [ -n "$CTRD" ]; then
     kill "$CTRD" 2>/dev/null
     wait "$CTRD" 2>/dev/null
+    CTRD=""
   fi
   # Last resort, if containerd died first: this run's shims (they name this run's socket) and
   # their containers, by pid.

@@ -7,7 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_services.sh"
 
-AWS=/usr/bin/aws
 for t in mariadbd mariadb-install-db mariadb mariadb-dump; do
   command -v $t >/dev/null || { echo "missing $t (scripts/setup.sh)"; exit 1; }
 done
@@ -70,13 +69,7 @@ touch -d '2025-05-05 05:05:05' "$WORK/site/media/nul.bin"
 
 S3DIR=$WORK/s3rver
 start_s3rver "$S3DIR"
-export HOME=$WORK/home
-mkdir -p "$HOME/.aws"
-printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
-printf '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n' >"$HOME/.aws/config"
-aws() { "$AWS" --endpoint-url "http://127.0.0.1:$S3PORT" "$@"; }
-printf 'AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n' >"$WORK/s3.cred"
-chmod 600 "$WORK/s3.cred"
+aws_env
 printf '%s' "$DBPW" >"$WORK/db.pw"
 chmod 600 "$WORK/db.pw"
 openssl rand -hex 32 >"$WORK/key"
@@ -99,20 +92,8 @@ EOF
   printf '[backup]\nname = "web1"\nchunk_mib = 1\nmetrics_file = "%s"\n' "$WORK/metrics.prom"
   printf 'pre_hooks = ["echo pre >%s"]\npost_hooks = ["echo $NODECTL_BACKUP_OUTCOME >%s"]\n' "$WORK/pre.out" "$WORK/post.out"
   common
-  cat <<EOF
-[[backup.targets]]
-name = "nfs"
-path = "$WORK/nfs"
-min_free_mib = 1
-[[backup.targets]]
-name = "s3"
-type = "s3"
-endpoint = "http://127.0.0.1:$S3PORT"
-bucket = "backups"
-prefix = "nodes/web1/"
-path_style = true
-credentials_file = "$WORK/s3.cred"
-EOF
+  printf '[[backup.targets]]\nname = "nfs"\npath = "%s"\nmin_free_mib = 1\n' "$WORK/nfs"
+  s3_target nodes/web1/
 } >"$WORK/p.toml"
 
 # --- 1. a run to both targets, argv watched ---------------------------------------------------
@@ -339,7 +320,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
 PIDS+=($!)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PYPORT/" && break; sleep 0.1; done
+wait_until 5 "the webhook receiver on 127.0.0.1:$PYPORT" curl -s -o /dev/null "http://127.0.0.1:$PYPORT/"
 {
   printf '[backup]\nname = "web1"\nwebhook_url = "http://127.0.0.1:%s/hook"\nmetrics_file = "%s"\n' "$PYPORT" "$WORK/metrics.prom"
   common
@@ -365,27 +346,16 @@ head -c 60000000 /dev/urandom >"$WORK/big/blob.bin"
 {
   printf '[backup]\nname = "big"\ncompression_level = 1\n'
   printf '[[backup.files]]\npath = "%s"\n' "$WORK/big"
-  cat <<EOF
-[[backup.targets]]
-name = "s3"
-type = "s3"
-endpoint = "http://127.0.0.1:$S3PORT"
-bucket = "backups"
-prefix = "big/"
-path_style = true
-credentials_file = "$WORK/s3.cred"
-EOF
+  s3_target big/
 } >"$WORK/k.toml"
 nodectl backup -p "$WORK/k.toml" run >"$WORK/k.out" 2>&1 &
 KPID=$!
 # Killed as soon as s3rver holds the first part: mid-upload, before nodectl can send the
 # CompleteMultipartUpload (s3rver assembles an object non-atomically, so a kill during that request
 # would leave a partial object of its own making; a fixed sleep here reached it on a fast machine).
-for _ in $(seq 1000); do
-  [ -n "$(find "$S3DIR/backups/._S3rver_uploads" -type f 2>/dev/null | head -1)" ] && break
-  sleep 0.01
-done
-kill -9 "$S3PID"; wait "$S3PID" 2>/dev/null
+part_stored() { [ -n "$(find "$S3DIR/backups/._S3rver_uploads" -type f -print -quit 2>/dev/null)" ]; }
+WAIT_STEP=0.01 wait_until 20 "s3rver to hold the first part" part_stored
+stop_s3rver
 wait $KPID
 expect_rc_out "s3rver killed mid-upload: the run fails (exit 5)" 5 $? "$WORK/k.out"
 contains "... with a clear error" "$WORK/k.out" 's3: FAILED: .*(upload|UploadPart|connect|Connection)'

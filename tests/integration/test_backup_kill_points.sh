@@ -41,9 +41,8 @@ mkdir -p "$WORK/site/media"
 for i in 1 2 3 4; do head -c 8000000 /dev/urandom >"$WORK/site/media/photo$i.jpg"; done
 mkdir -p "$WORK/dir"
 start_s3rver "$WORK/s3rver"
-printf 'AWS_ACCESS_KEY_ID=S3RVER\nAWS_SECRET_ACCESS_KEY=S3RVER\n' >"$WORK/s3.cred"
-chmod 600 "$WORK/s3.cred"
-cat >"$WORK/p.toml" <<EOF
+{
+  cat <<EOF
 [backup]
 name = "web1"
 chunk_mib = 1
@@ -57,15 +56,9 @@ path = "$WORK/site"
 name = "dir"
 path = "$WORK/dir"
 min_free_mib = 1
-[[backup.targets]]
-name = "s3"
-type = "s3"
-endpoint = "http://127.0.0.1:$S3PORT"
-bucket = "backups"
-prefix = "nodes/web1/"
-path_style = true
-credentials_file = "$WORK/s3.cred"
 EOF
+  s3_target nodes/web1/
+} >"$WORK/p.toml"
 bk() { "$NODECTL" backup -p "$WORK/p.toml" "$@"; }
 
 # listed TARGET: the archive ids `backup list` shows on TARGET, one per line.
@@ -94,15 +87,15 @@ check "list -> verify works on the first archive (2 = one per target)" test "$(a
 # file the dump reads as /dev/fd/N, so nothing holds them on disk, before or after the kill.
 "$NODECTL" backup -p "$WORK/p.toml" run >"$WORK/run-dump.out" 2>&1 &
 pid=$!
-dump=""
-for _ in $(seq 400); do
-  # Its command line is read as soon as it is seen: the reading thread drains the dump at once,
-  # so a small dump may be gone a few milliseconds later.
-  dump=$(pgrep -P "$pid" -x mariadb-dump || true)
-  [ -n "$dump" ] && tr '\0' ' ' <"/proc/$dump/cmdline" >"$WORK/dump-cmdline" 2>/dev/null && [ -s "$WORK/dump-cmdline" ] && break
+# Its command line is read as soon as it is seen: the reading thread drains the dump at once, so a
+# small dump may be gone a few milliseconds later.
+dump_seen() {
+  dump=$(pgrep -P "$pid" -x mariadb-dump)
+  [ -n "$dump" ] && tr '\0' ' ' <"/proc/$dump/cmdline" >"$WORK/dump-cmdline" 2>/dev/null && [ -s "$WORK/dump-cmdline" ] && return 0
   dump=""
-  sleep 0.005
-done
+  return 1
+}
+WAIT_STEP=0.005 wait_until 10 "run $pid's mariadb-dump" dump_seen
 ls -A "$TMPDIR" >"$WORK/tmpdir-during-dump"
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null

@@ -8,24 +8,14 @@
 # Debian 13), on subnet NODECTL_BACKUP_NODE_SUBNET (default 198.18.65).
 source "$(dirname "$0")/lib.sh"
 
-export NODECTL_STATIC_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
-NEED_LIBS=0
-if [ ! -x "$NODECTL_STATIC_BIN" ]; then
-  # Without the static build, the dynamic one runs on the node with its libraries from apt.
-  echo "note: no static binary ($NODECTL_STATIC_BIN); using $NODECTL and installing its shared libraries on the node"
-  strip -o "$WORK/nodectl" "$NODECTL" && export NODECTL_STATIC_BIN=$WORK/nodectl
-  NEED_LIBS=1
-fi
+# Without the static build, the dynamic one runs on the node with its libraries from apt.
+node_binary
+export NODECTL_STATIC_BIN=$NODE_BIN   # what [backup] puts on the node
 
 nodes_up 1 "${NODECTL_BACKUP_NODE_SUBNET:-198.18.65}"
 N=${ADDRS[0]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
-if [ $NEED_LIBS = 1 ]; then
-  node 1 "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
-           apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-           libssh-4 libcurl4 libarchive13 libyaml-cpp0.7 >/dev/null && rm /etc/apt/apt.conf.d/00test-proxy" \
-    >"$WORK/libs.out" 2>&1 || { fail "installing the dynamic binary's libraries on the node"; cat "$WORK/libs.out"; }
-fi
+node_libs 1
 node 1 'mkdir -p /srv/site/sub /var/backups/nodectl && echo hello >/srv/site/a.txt && head -c 100000 /dev/urandom >/srv/site/sub/b.bin'
 cat >"$WORK/node.toml" <<T
 [backup]

@@ -12,13 +12,8 @@ source "$(dirname "$0")/lib.sh"
 SUBNET=198.18.81
 GW=$SUBNET.1
 
-BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
-NEED_LIBS=0
-if [ ! -x "$BIN" ]; then
-  echo "note: no static binary ($BIN); serving $NODECTL and installing its shared libraries on the nodes"
-  strip -o "$WORK/nodectl" "$NODECTL" && BIN=$WORK/nodectl
-  NEED_LIBS=1
-fi
+node_binary   # what the nodes download (cloud-init installs its libraries when it needs them)
+BIN=$NODE_BIN
 SHA=$(sha256sum "$BIN" | cut -d' ' -f1)
 URL=http://$GW:18480/nodectl
 
@@ -104,10 +99,10 @@ mkdir -p "$WORK/www" && cp "$BIN" "$WORK/www/nodectl"
 python3 -m http.server --bind "$GW" --directory "$WORK/www" 18480 >"$WORK/http.log" 2>&1 &
 HTTP_PID=$!
 trap 'kill $HTTP_PID 2>/dev/null; cleanup' EXIT
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/$GW/18480") 2>/dev/null && break; sleep 0.1; done
+wait_until 5 "the HTTP server on $GW:18480" reachable "$GW" 18480
 
 pkgs="cloud-init"
-[ $NEED_LIBS = 1 ] && pkgs="$pkgs libssh-4 libcurl4 libarchive13 libyaml-cpp0.7"
+[ "$NODE_NEEDS_LIBS" = 1 ] && pkgs="$pkgs $NODE_LIBS"
 APT_PIDS=()
 for i in 1 2; do
   node $i "echo 'Acquire::http::Proxy \"$NODECTL_TEST_APT_PROXY\";' >/etc/apt/apt.conf.d/00test-proxy &&
@@ -131,7 +126,7 @@ for i in 1 2; do
 done
 sleep 3
 for i in 1 2; do
-  for _ in $(seq 1 120); do node $i true 2>/dev/null && break; sleep 0.5; done
+  wait_until 120 "node$i back after its reboot" node $i true
 done
 reload_env
 node 1 "timeout 300 cloud-init status --wait" >"$WORK/ci1.out" 2>&1

@@ -178,13 +178,8 @@ check "node1: --dry-run changed nothing (no journal, motd as before)" node 1 'te
 node 1 systemctl start --no-block nodectl-firstboot.service
 # Power cut once the first steps are journaled and the packages are being installed.
 cut=0
-for _ in $(seq 1 600); do
-  if grep -q '"base/hosts": "done"' "$R1/var/lib/nodectl/journal.json" 2>/dev/null; then
-    kill -KILL "$NODECTL_TEST_PID_1" && cut=1
-    break
-  fi
-  sleep 0.05
-done
+WAIT_STEP=0.05 wait_until 30 "node1's journal to say base/hosts done" \
+  grep -q '"base/hosts": "done"' "$R1/var/lib/nodectl/journal.json" && kill -KILL "$NODECTL_TEST_PID_1" && cut=1
 check "node1: powered off in the middle of provisioning" test $cut = 1
 sleep 1
 jqf .state "$R1/var/lib/nodectl/firstboot.json" >"$WORK/cut.state"
@@ -308,7 +303,7 @@ printf '[[base.files]]\npath = "/etc/motd"\ncontent = "from a second read\\n"\n'
 python3 "$WORK/swap_on_open.py" "$(root_of 2)/etc/nodectl/profile.toml" "$(root_of 2)/etc/nodectl/second.toml" 60 \
   >"$WORK/swap.out" 2>&1 &
 swapper=$!
-for _ in $(seq 50); do grep -q leased "$WORK/swap.out" && break; sleep 0.1; done
+wait_until 5 "the swapper to lease the profile" grep -q leased "$WORK/swap.out"
 refused "a config whose second read would differ" 'pins the bundle'
 wait $swapper
 contains "... the config was swapped right after its first open" "$WORK/swap.out" '^swapped$'

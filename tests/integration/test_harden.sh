@@ -12,7 +12,6 @@ ID=(--identity "$NODECTL_TEST_KEY")
 # The test's own OpenSSH client, for what nodectl must not be relied on to judge itself.
 SSH=(ssh -F /dev/null -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$NODECTL_TEST_KNOWN_HOSTS"
      -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=5)
-reachable() { timeout 4 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 # Prints "shipped" when /etc/nftables.conf is the one the nftables package installed.
 NFT_SHIPPED='[ "$(md5sum </etc/nftables.conf | cut -c1-32)" = "$(dpkg-query -W -f="\${Conffiles}\n" nftables | awk "\$1 == \"/etc/nftables.conf\" { print \$2 }")" ] && echo shipped'
 
@@ -68,7 +67,7 @@ bad = [c for c in cs if c['status'] not in ('pass', 'n/a')]
 sys.exit(0 if len(cs) > 80 and not bad else 1)"
 
 echo "# AIDE's first database: built by a unit of its own after the apply (bounded wait)"
-for _ in $(seq 1 90); do node_admin '[ -s /var/lib/aide/aide.db ]' && break; sleep 2; done
+WAIT_STEP=2 wait_until 180 "AIDE's first database" node_admin '[ -s /var/lib/aide/aide.db ]'
 check "nodectl-aide-baseline.service built AIDE's database and exited 0" node_admin '[ -s /var/lib/aide/aide.db ] &&
   [ -n "$(systemctl show -p ExecMainExitTimestamp --value nodectl-aide-baseline.service)" ] &&
   [ "$(systemctl show -p ExecMainStatus --value nodectl-aide-baseline.service)" = 0 ]'
@@ -176,11 +175,11 @@ check "node 2's /etc/nftables.conf is as before (as the package shipped it)" tes
 echo "# the host's own rollback timer, when nodectl dies while the node is unreachable"
 "$NODECTL" apply -p "$WORK/lockout-fw.toml" "${KH[@]}" "${ID[@]}" "root@$B" >"$WORK/lock3.out" 2>&1 &
 PID=$!
-for _ in $(seq 1 120); do grep -q "nftables firewall: checking that a fresh login" "$WORK/lock3.out" && break; sleep 0.5; done
+wait_until 60 "nodectl to reach the fresh-login check" grep -q "nftables firewall: checking that a fresh login" "$WORK/lock3.out"
 check "nodectl reached the fresh-login check" grep -q "checking that a fresh login" "$WORK/lock3.out"
 kill -9 "$PID"; wait "$PID" 2>/dev/null
 check "node 2's ssh port is dropped now (the bad ruleset is live)" bash -c "$(declare -f reachable); ! reachable $B 22"
-for _ in $(seq 1 60); do reachable "$B" 22 && break; sleep 1; done
+wait_until 120 "node 2's ssh port after the rollback (40 s)" reachable "$B" 22
 check "the node rolled the firewall back by itself (ssh reachable)" node 2 true
 check "  ... and the bad table is gone" node 2 '! nft list table inet nodectl >/dev/null 2>&1'
 check "  ... and /etc/nftables.conf is as before" test "$(node 2 "$NFT_SHIPPED")" = shipped

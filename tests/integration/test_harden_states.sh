@@ -50,7 +50,7 @@ done
 echo "# node 1's starting state"
 node 1 'printf "PasswordAuthentication yes\n" >/etc/ssh/sshd_config.d/50-cloud-init.conf && systemctl reload ssh'
 # sshd re-executes itself on reload: for a moment nothing listens on port 22 (bounded wait).
-for _ in $(seq 1 20); do node 1 true 2>/dev/null && break; sleep 0.5; done
+wait_until 20 "node 1's sshd after its reload" node 1 true
 check "sshd allows passwords before hardening (cloud-init's file wins over the test's own)" \
   test "$(node 1 'sshd -T | grep ^passwordauthentication')" = "passwordauthentication yes"
 printf '%s\n' "$ADMIN_CONF" | node 1 'cat >/etc/nftables.conf && nft -f /etc/nftables.conf'

@@ -10,6 +10,7 @@
 # Downloads (apt lists, .debs) are inputs, not build results: they are kept between runs in
 # $NODECTL_TEST_CACHE/image-apt so a run costs two cold builds, not two downloads.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_ctrd.sh"
 
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 1; }
 for t in mmdebstrap skopeo umoci containerd ctr runc python3 jq unshare; do
@@ -201,36 +202,19 @@ check "zstd: same diff_ids as the gzip image (same tars)" \
   test "$(jq -c .rootfs.diff_ids "$WORK/zconfig.json")" = "$(jq -c .rootfs.diff_ids "$WORK/config.json")"
 
 # --- 6. containerd: import and run ----------------------------------------------------------------
-C=$WORK/ctrd
-mkdir -p "$C"
-cat >"$C/config.toml" <<T
-version = 2
-root = "$C/root"
-state = "$C/state"
-[grpc]
-address = "$C/sock"
-[plugins."io.containerd.grpc.v1.cri"]
-disable = true
-T
-containerd --config "$C/config.toml" >"$C/log" 2>&1 &
-CTRD=$!
-stop_containerd() {
-  ctr -a "$C/sock" -n nodectl-test tasks kill -s KILL hello1 >/dev/null 2>&1
-  kill "$CTRD" 2>/dev/null; wait "$CTRD" 2>/dev/null
-  for d in /sys/fs/cgroup/*/nodectl-test /sys/fs/cgroup/nodectl-test; do rmdir "$d" 2>/dev/null; done
-}
+stop_containerd() { ctr_ tasks kill -s KILL hello1 >/dev/null 2>&1; ctrd_stop; }
 trap 'rc=$?; stop_containerd; (exit $rc); cleanup' EXIT
-for _ in $(seq 50); do [ -S "$C/sock" ] && break; sleep 0.2; done
+ctrd_start
 nodectl image build hello --recipes "$RECIPES" --cache "$WORK/cache1" --apt-cache "$APT_CACHE" --out "$WORK/out1" \
-  --secret token="$WORK/token" --arg greeting=hi --import "containerd=$C/sock" --namespace nodectl-test \
+  --secret token="$WORK/token" --arg greeting=hi --import "containerd=$C/sock" --namespace "$NS" \
   >"$WORK/import.out" 2>"$WORK/import.err"
 expect_rc_out "build --import containerd=SOCKET (ctr images import of the oci-archive)" 0 $? "$WORK/import.err"
-ctr -a "$C/sock" -n nodectl-test images ls >"$WORK/images.lst" 2>&1
+ctr_ images ls >"$WORK/images.lst" 2>&1
 contains "containerd lists localhost/nodectl/hello:latest with the manifest digest" "$WORK/images.lst" \
   "localhost/nodectl/hello:latest .*$(digest_of "$WORK/out1/hello")"
 contains "... and localhost/nodectl/hello@DIGEST, so a pod pinned by digest finds it offline" "$WORK/images.lst" \
   "^localhost/nodectl/hello@$(digest_of "$WORK/out1/hello") .*$(digest_of "$WORK/out1/hello")"
-timeout 60 ctr -a "$C/sock" -n nodectl-test run --rm --net-host localhost/nodectl/hello:latest hello1 >"$WORK/run.out" 2>&1
+timeout 60 ctr -a "$C/sock" -n "$NS" run --rm --net-host localhost/nodectl/hello:latest hello1 >"$WORK/run.out" 2>&1
 expect_rc_out "the image runs under containerd + runc (tini, then the recipe's cmd)" 0 $? "$WORK/run.out"
 contains_text "  ... as the recipe's user, in its workdir, with its env" "$WORK/run.out" "hello from nodectl as app in /data"
 contains_text "  ... and jq from the image's own layer works" "$WORK/run.out" '{"greeting":"hi"}'

@@ -15,6 +15,7 @@
 # the builder's cache makes an unchanged rebuild quick.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_ctrd.sh"
+source "$(dirname "$0")/lib_services.sh"
 
 for p in containerd runc redis-tools mariadb-client curl jq; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || { echo "missing $p (scripts/setup.sh)"; exit 1; }
@@ -23,7 +24,6 @@ done
 # A namespace of this run's own (NS, lib_ctrd.sh): runc keeps container state under
 # /run/containerd/runc/<namespace>, outside containerd's --state, so a shared name could collide.
 mkdir -p "$WORK/logs" "$WORK/secrets"
-S3PID=""
 RUNNING=()   # containers to stop at exit
 
 # exec_ CONTAINER CMD...: run CMD in the running container (stdout; stderr to $WORK/exec.err).
@@ -53,12 +53,9 @@ start() {
 }
 # stop NAME: SIGTERM (the service shuts down cleanly), SIGKILL after 30 s; container removed.
 stop() {
-  local name=$1 i
+  local name=$1
   ctr_ task kill "$name" >/dev/null 2>&1
-  for i in $(seq 60); do
-    ctr_ task ls 2>/dev/null | awk -v n="$name" '$1 == n && $3 == "RUNNING" {found = 1} END {exit !found}' || break
-    sleep 0.5
-  done
+  wait_until 30 "$name to stop after SIGTERM" ! task_running "$name"
   ctr_ task kill -s SIGKILL "$name" >/dev/null 2>&1
   ctr_ task delete "$name" >/dev/null 2>&1
   ctr_ container rm "$name" >/dev/null 2>&1
@@ -74,7 +71,7 @@ stop_all() {
     done
   fi
   for r in "${RUNNING[@]}"; do stop "$r"; done
-  [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
+  stop_services
   ctrd_stop
 }
 trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
@@ -101,7 +98,7 @@ mkdir -p "$WORK/redis-data"
 start redis redis --env REDIS_PORT="$RP" --env REDIS_BIND=127.0.0.1 --mount "$(smount redis_password)" \
   --mount "type=bind,src=$WORK/redis-data,dst=/data,options=rbind:rw"
 rcli() { redis-cli --no-auth-warning -h 127.0.0.1 -p "$RP" "$@"; }
-wait_for 20 sh -c "redis-cli -h 127.0.0.1 -p $RP ping 2>&1 | grep -q NOAUTH"
+wait_until 20 "redis on port $RP (NOAUTH)" sh -c "redis-cli -h 127.0.0.1 -p $RP ping 2>&1 | grep -q NOAUTH"
 rcli ping >"$WORK/redis-noauth.out" 2>&1
 contains_text "redis: a command without the password gets NOAUTH" "$WORK/redis-noauth.out" "NOAUTH"
 REDISCLI_AUTH=wrong rcli ping >"$WORK/redis-wrong.out" 2>&1
@@ -141,10 +138,12 @@ start mysql-master mysql-master "${master_opts[@]}"
 printf '[client]\nuser=magento\npassword="%s"\n' "$(printf '%s' "$APP_PW" | sed 's/[\\"]/\\&/g')" >"$WORK/app.cnf"
 chmod 0600 "$WORK/app.cnf"
 sql() { local port=$1; shift; mariadb --defaults-extra-file="$WORK/app.cnf" -h 127.0.0.1 -P "$port" --batch --skip-column-names magento "$@"; }
-wait_for 90 sql "$MP" -e 'SELECT 1'
+wait_until 90 "mysql-master on port $MP" sql "$MP" -e 'SELECT 1'
 sql_ok() { sql "$1" -e 'SELECT 1' >/dev/null 2>&1; }
+# replica_note_is ID NOTE: the replica's probe row ID has NOTE (replicated)
+replica_note_is() { [ "$(sql "$SP" -e "SELECT note FROM probe WHERE id = $1")" = "$2" ]; }
 check "mysql-master: the application user (password from the secret) can log in" sql_ok "$MP"
-wait_for 90 sql "$SP" -e 'SELECT 1'
+wait_until 90 "mysql-replica on port $SP" sql "$SP" -e 'SELECT 1'
 check "mysql-replica: the application user exists on the replica (replicated)" sql_ok "$SP"
 sql "$MP" -e 'SELECT @@server_id, @@max_connections, @@binlog_format, @@log_bin, @@read_only' >"$WORK/master-vars.out" 2>&1
 contains "mysql-master: server_id 1, max_connections from the environment (77), binlog ROW, log_bin on, writable" \
@@ -155,7 +154,7 @@ contains_text "mysql-replica: the first start waited for the master" "$WORK/logs
 contains_text "mysql-master: first start initialised the empty datadir" "$WORK/logs/mysql-master.log" "initialising the empty datadir"
 sql "$MP" -e "CREATE TABLE probe (id INT PRIMARY KEY, note VARCHAR(64)); INSERT INTO probe VALUES (1, 'before-restart');"
 expect_rc "mysql-master: create a table and write a row" 0 $?
-wait_for 30 sh -c "[ \"\$(mariadb --defaults-extra-file=$WORK/app.cnf -h 127.0.0.1 -P $SP --batch --skip-column-names magento -e 'SELECT note FROM probe WHERE id = 1')\" = before-restart ]"
+wait_until 30 "the row replicated to mysql-replica" replica_note_is 1 before-restart
 sql "$SP" -e 'SELECT note FROM probe WHERE id = 1' >"$WORK/replica-row.out" 2>&1
 contains "mysql-replica: the master's row is on the replica (within 30 s)" "$WORK/replica-row.out" '^before-restart$'
 sql "$SP" -e "INSERT INTO probe VALUES (2, 'written-on-replica')" >"$WORK/replica-write.out" 2>&1
@@ -179,8 +178,8 @@ stop mysql-replica
 stop mysql-master
 start mysql-master mysql-master "${master_opts[@]}" --env MYSQL_PASSWORD=must-not-be-used
 start mysql-replica mysql-replica "${replica_opts[@]}"
-wait_for 60 sql "$MP" -e 'SELECT 1'
-wait_for 60 sql "$SP" -e 'SELECT 1'
+wait_until 60 "mysql-master back on port $MP" sql "$MP" -e 'SELECT 1'
+wait_until 60 "mysql-replica back on port $SP" sql "$SP" -e 'SELECT 1'
 check "mysql-master: restarted; the application password is unchanged (no re-initialisation)" sql_ok "$MP"
 grep -c "initialising the empty datadir" "$WORK/logs/mysql-master.log" >"$WORK/init-count.out"
 contains "mysql-master: initialised once only (one 'initialising' line in the log of both starts)" "$WORK/init-count.out" '^1$'
@@ -191,7 +190,7 @@ sql "$SP" -e 'SELECT note FROM probe WHERE id = 1' >"$WORK/replica-row2.out" 2>&
 contains "mysql-replica: the row from before the restart is still there" "$WORK/replica-row2.out" '^before-restart$'
 sql "$MP" -e "INSERT INTO probe VALUES (3, 'after-restart')"
 expect_rc "mysql-master: write after the restart" 0 $?
-wait_for 30 sh -c "[ \"\$(mariadb --defaults-extra-file=$WORK/app.cnf -h 127.0.0.1 -P $SP --batch --skip-column-names magento -e 'SELECT note FROM probe WHERE id = 3')\" = after-restart ]"
+wait_until 30 "the new row replicated after the restart" replica_note_is 3 after-restart
 sql "$SP" -e 'SELECT note FROM probe WHERE id = 3' >"$WORK/replica-row3.out" 2>&1
 contains "mysql-replica: replication resumed after the restart (new row arrives within 30 s)" "$WORK/replica-row3.out" '^after-restart$'
 
@@ -217,7 +216,7 @@ start magento magento --env APACHE_PORT="$AP" --env APACHE_BIND_ADDRESS=127.0.0.
   --env MAGENTO_DB_NAME=magento --env MAGENTO_DB_USER=magento \
   --env MAGENTO_REDIS_HOST="127.0.0.1:$RP" --env MAGENTO_VARNISH_HOSTS="127.0.0.1:$VP" \
   --mount "$(smount magento_db_password)" --mount "$(smount magento_redis_password)"
-wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$AP/static/test.css"
+wait_until 30 "magento's Apache on port $AP" curl -sf -o /dev/null "http://127.0.0.1:$AP/static/test.css"
 curl -s -c "$WORK/jar" -b "$WORK/jar" "http://127.0.0.1:$AP/" >"$WORK/page1.json" 2>&1
 curl -s -D "$WORK/page2.headers" -c "$WORK/jar" -b "$WORK/jar" "http://127.0.0.1:$AP/" >"$WORK/page2.json" 2>&1
 jget() { jq -r "$2" "$1" 2>/dev/null; }
@@ -276,44 +275,32 @@ contains_text "magento: ... loudly, naming what is missing" "$WORK/s3-fail.out" 
 
 # --- magento: pub/media from S3 (s3rver on loopback) through s3fs inside the container ----------
 # FUSE inside the container needs /dev/fuse and CAP_SYS_ADMIN: --privileged here.
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 if [ -x "$S3RVER" ]; then
-  S3P=$(free_port)
-  mkdir -p "$WORK/s3rver"
-  NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" -d "$WORK/s3rver" -a 127.0.0.1 -p "$S3P" \
-    --configure-bucket media >"$WORK/logs/s3rver.out" 2>&1 &
-  S3PID=$!
-  wait_for 20 curl -s -o /dev/null "http://127.0.0.1:$S3P/"
-  export HOME=$WORK/home
-  mkdir -p "$HOME/.aws"
-  printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$HOME/.aws/config"
-  printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
-  chmod 600 "$HOME/.aws/credentials"
-  s3() { /usr/bin/aws --endpoint-url "http://127.0.0.1:$S3P" --no-cli-pager "$@"; }
+  start_s3rver "$WORK/s3rver" media
+  aws_env
   echo "image bytes $RANDOM" >"$WORK/x.jpg"
-  s3 s3 cp "$WORK/x.jpg" s3://media/catalog/product/x.jpg --only-show-errors
+  aws s3 cp "$WORK/x.jpg" s3://media/catalog/product/x.jpg --only-show-errors
   expect_rc "s3: an object put into the bucket with awscli" 0 $?
   secret s3_credentials "S3RVER:S3RVER"
   AP3=$(free_port)
   s3_opts=(--privileged --env APACHE_PORT="$AP3" --env APACHE_BIND_ADDRESS=127.0.0.1 --env MAGENTO_S3_MEDIA=1
     --env MAGENTO_S3_BUCKET=media --env MAGENTO_S3_OPTIONS=use_path_request_style --mount "$(smount s3_credentials)")
-  start magento-s3 magento "${s3_opts[@]}" --env MAGENTO_S3_URL="http://127.0.0.1:$S3P"
-  wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$AP3/static/test.css"
+  start magento-s3 magento "${s3_opts[@]}" --env MAGENTO_S3_URL="http://127.0.0.1:$S3PORT"
+  wait_until 30 "magento (S3 media) on port $AP3" curl -sf -o /dev/null "http://127.0.0.1:$AP3/static/test.css"
   contains_text "magento+s3: the entrypoint mounted s3://media on pub/media" "$WORK/logs/magento-s3.log" "s3://media mounted on /var/www/html/pub/media"
   curl -s -o "$WORK/x.got" "http://127.0.0.1:$AP3/media/catalog/product/x.jpg"
   check "magento+s3: Apache serves the object from the bucket at /media/..." cmp -s "$WORK/x.jpg" "$WORK/x.got"
   exec_ magento-s3 sh -c 'echo uploaded-in-container > pub/media/from-container.txt && sync && echo written' >"$WORK/s3-write.out"
   contains "magento+s3: a file written to pub/media in the container..." "$WORK/s3-write.out" '^written$'
   check "magento+s3: ... is an object in the bucket" \
-    test "$(s3 s3 cp s3://media/from-container.txt - --only-show-errors 2>/dev/null)" = uploaded-in-container
+    test "$(aws s3 cp s3://media/from-container.txt - --only-show-errors 2>/dev/null)" = uploaded-in-container
   stop magento-s3
   # The same with an endpoint where nothing listens: the start must fail, not serve an empty pub/media.
   ctr_ run --rm --net-host "${s3_opts[@]}" --env MAGENTO_S3_URL="http://127.0.0.1:$(free_port)" --env MAGENTO_S3_WAIT=5 \
     localhost/nodectl/magento:latest magento-s3-down >"$WORK/s3-down.out" 2>&1
   expect_rc_out "magento+s3: S3 unreachable: the container exits with an error" 1 $? "$WORK/s3-down.out"
   contains "magento+s3: ... saying the mount did not come up" "$WORK/s3-down.out" "s3fs could not mount|is not mounted on"
-  kill "$S3PID" 2>/dev/null
-  wait "$S3PID" 2>/dev/null
+  stop_s3rver
 else
   fail "s3rver is not installed at $S3RVER (scripts/setup.sh)"
 fi
@@ -321,7 +308,7 @@ fi
 # --- varnish in front of magento ------------------------------------------------------------------
 start varnish varnish --env VARNISH_BACKEND_HOST=127.0.0.1 --env VARNISH_BACKEND_PORT="$AP" \
   --env VARNISH_LISTEN="127.0.0.1:$VP" --env VARNISH_PURGE_ACL=127.0.0.1 --env VARNISH_STORAGE_SIZE=64m
-wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$VP/static/test.css"
+wait_until 30 "varnish on port $VP" curl -sf -o /dev/null "http://127.0.0.1:$VP/static/test.css"
 V=http://127.0.0.1:$VP
 vpid=$(ctr_ task ls | awk '$1 == "varnish" {print $2}')
 ps -o args= --ppid "$vpid" >"$WORK/varnishd.args" 2>&1

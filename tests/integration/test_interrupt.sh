@@ -15,11 +15,11 @@ N=200
 "$NODECTL" apply -p "$WORK/many.toml" "${ARGS[@]}" >"$WORK/1.out" 2>"$WORK/1.err" &
 pid=$!
 # Wait (bounded) until the run has finished some steps, then kill it without warning.
-for _ in $(seq 1 300); do
+steps_done() {
   done_steps=$(node 1 "grep -c '\"done\"' /var/lib/nodectl/journal.json 2>/dev/null" || true)
-  [ "${done_steps:-0}" -ge 20 ] && break
-  sleep 0.1
-done
+  [ "${done_steps:-0}" -ge "$1" ]
+}
+WAIT_STEP=0.1 wait_until 60 "20 steps done in the node's journal" steps_done 20
 check "the run was still going when we looked (${done_steps:-0} steps done)" kill -0 $pid
 
 "$NODECTL" apply -p "$WORK/many.toml" "${ARGS[@]}" >"$WORK/busy.out" 2>&1

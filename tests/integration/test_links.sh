@@ -105,7 +105,7 @@ apply_then() {
   hold_dpkg
   timeout 300 "$NODECTL" apply -p "$WORK/pkg.toml" "${RUN[@]}" >"$WORK/$1.out" 2>&1 &
   local pid=$! t0=$SECONDS
-  for _ in $(seq 1 600); do node 1 pgrep -x apt-get >/dev/null && break; sleep 0.1; done
+  WAIT_STEP=0.1 wait_until 120 "apt-get on node 1" node 1 pgrep -x apt-get
   sleep 2   # past `apt-get update` (a second here): install waits for the lock
   link "$1"
   wait "$pid"

@@ -138,7 +138,7 @@ check "the refused environment left no state" test ! -e "$STATE/$B"
 mkdir -p "$WORK/shared" && echo "from this machine" >"$WORK/shared/note"
 nspawn=$(pgrep -f -- "--machine=$A-2 " | head -n1)
 kill -KILL $(pgrep -P "$nspawn") 2>/dev/null
-for _ in $(seq 1 50); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+wait_until 5 "node 2's nspawn ($nspawn) to exit" ! kill -0 "$nspawn"
 "$NODECTL" local status $A >"$WORK/status" 2>&1
 expect_rc_out "status with node 2 killed" 4 $? "$WORK/status"
 contains "status: node 2 stopped" "$WORK/status" "^$A-2 .* stopped"
@@ -226,7 +226,7 @@ check "  ... leaves nothing of it: state, bridge, veths, mounts, processes, cgro
 # ---------------------------------------------------------------- an up killed half-way
 "$NODECTL" local up $C --nodes 2 --subnet 198.18.51.0/24 --rootfs "$ROOTFS" >"$WORK/upc" 2>&1 &
 upc=$!
-for _ in $(seq 1 100); do pgrep -f -- "--machine=$C-2 " >/dev/null && break; sleep 0.1; done
+WAIT_STEP=0.1 wait_until 10 "the up to start node 2" pgrep -f -- "--machine=$C-2 "
 kill -KILL $upc 2>/dev/null; wait $upc 2>/dev/null
 check "the killed up left an environment to clean" test -e "$STATE/$C/env.json"
 BRC=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bridge"])' "$STATE/$C/env.json")

@@ -11,9 +11,8 @@
 # (systemd in an nspawn container does not support automount units): the units are verified and
 # enabled, no share is mounted.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_services.sh"
 
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
-AWS=/usr/bin/aws
 for t in "$S3RVER" "$AWS" /usr/bin/s3fs /sbin/mount.fuse3; do
   [ -x "$t" ] || { echo "missing $t (scripts/setup.sh)"; exit 1; }
 done
@@ -23,13 +22,12 @@ SUBNET=198.18.61
 nodes_up 1 "$SUBNET"
 N=${ADDRS[0]}
 BRIDGE=$SUBNET.1
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+S3ADDR=$BRIDGE      # s3rver listens where the node would reach it
+S3PORT=$(free_port) # in the profile before s3rver starts
 MNT=$WORK/mnt
-S3PID=""
 stop_all() {
   mountpoint -q "$MNT" 2>/dev/null && { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
-  if [ -n "$S3PID" ]; then kill -9 "$S3PID" 2>/dev/null; wait "$S3PID" 2>/dev/null; fi
-  true
+  stop_services
 }
 trap 'rc=$?; stop_all; (exit $rc); cleanup' EXIT
 
@@ -52,7 +50,7 @@ start = false
 [[mounts.s3fs]]
 bucket = "media"
 where = "/var/www/media"
-url = "http://$BRIDGE:$PORT"
+url = "http://$BRIDGE:$S3PORT"
 path_style = true
 use_cache = "/var/cache/s3fs-media"
 stat_cache_expire = 120
@@ -104,14 +102,11 @@ WHAT=$(sed -n 's/^What=//p' "$WORK/var-www-media.mount")
 OPTS=$(sed -n 's/^Options=//p' "$WORK/var-www-media.mount")
 TYPE=$(sed -n 's/^Type=//p' "$WORK/var-www-media.mount")
 contains_text "the unit's options carry the profile's settings" "$WORK/var-www-media.mount" \
-  "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://$BRIDGE:$PORT,use_path_request_style,use_cache=/var/cache/s3fs-media,stat_cache_expire=120,max_stat_cache_size=5000,allow_other"
-mkdir -p "$WORK/s3rver" "$MNT" "$WORK/cache"
+  "Options=_netdev,passwd_file=/etc/nodectl/s3fs/var-www-media.passwd,url=http://$BRIDGE:$S3PORT,use_path_request_style,use_cache=/var/cache/s3fs-media,stat_cache_expire=120,max_stat_cache_size=5000,allow_other"
+mkdir -p "$MNT" "$WORK/cache"
 install -m 0600 /dev/null "$WORK/passwd"
 node 1 cat /etc/nodectl/s3fs/var-www-media.passwd >"$WORK/passwd"
-NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3rver" -a "$BRIDGE" -p "$PORT" --configure-bucket media \
-  >"$WORK/s3rver.log" 2>&1 &
-S3PID=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://$BRIDGE:$PORT/" && break; sleep 0.1; done
+start_s3rver "$WORK/s3rver" media
 # What systemd runs for the unit: mount -t TYPE WHAT WHERE -o OPTIONS (Where and the two local
 # paths moved into the temp dir).
 LOCAL_OPTS=${OPTS//\/etc\/nodectl\/s3fs\/var-www-media.passwd/$WORK/passwd}
@@ -122,12 +117,7 @@ findmnt -n -o FSTYPE "$MNT" >"$WORK/fstype" 2>&1
 contains "it is a FUSE s3fs mount" "$WORK/fstype" '^fuse.s3fs$'
 echo "written through s3fs" >"$MNT/from-fuse.txt"
 sync
-export HOME=$WORK/home
-mkdir -p "$HOME/.aws"
-printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$HOME/.aws/config"
-printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
-chmod 600 "$HOME/.aws/credentials"
-aws() { "$AWS" --endpoint-url "http://$BRIDGE:$PORT" --no-cli-pager "$@"; }
+aws_env
 check "awscli reads the file written through the mount" \
   test "$(aws s3 cp s3://media/from-fuse.txt - --only-show-errors)" = "written through s3fs"
 echo "put by awscli" | aws s3 cp - s3://media/from-aws.txt --only-show-errors

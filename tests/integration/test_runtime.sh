@@ -6,6 +6,7 @@
 # The image is made here from busybox-static (tests/integration/lib_oci.sh).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_oci.sh"
+source "$(dirname "$0")/lib_ctrd.sh"
 
 for p in containerd runc busybox-static; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || { echo "missing $p (scripts/setup.sh)"; exit 1; }
@@ -25,23 +26,15 @@ expect_rc "runtime config renders" 0 $?
 contains "rendered config uses the overlayfs snapshotter" "$WORK/config.toml" 'snapshotter = "overlayfs"'
 # This host is not run by systemd on cgroup v2: the cgroupfs driver is the right one.
 contains "cgroup driver detected for this host (cgroupfs)" "$WORK/config.toml" 'SystemdCgroup = false'
-C=$WORK/ctrd
-mkdir -p "$C"
-containerd --config "$WORK/config.toml" --root "$C/root" --state "$C/state" --address "$C/sock" >"$C/log" 2>&1 &
-CTRD=$!
-stop_containerd() {
-  kill "$CTRD" 2>/dev/null; wait "$CTRD" 2>/dev/null
-  for d in /sys/fs/cgroup/*/nodectl-test; do rmdir "$d" 2>/dev/null; done
-}
-trap 'rc=$?; stop_containerd; (exit $rc); cleanup' EXIT
-for _ in $(seq 50); do [ -S "$C/sock" ] && break; sleep 0.2; done
-ctr -a "$C/sock" plugins ls >"$WORK/plugins" 2>&1
+trap 'rc=$?; ctrd_stop; (exit $rc); cleanup' EXIT
+ctrd_start "$WORK/config.toml"
+ctr_ plugins ls >"$WORK/plugins" 2>&1
 contains "host: the CRI plugin accepts nodectl's config" "$WORK/plugins" 'io.containerd.grpc.v1 +cri +[^ ]+ +ok'
-ctr -a "$C/sock" -n nodectl-test images import "$WORK/busybox.tar" >/dev/null 2>&1
-ctr -a "$C/sock" -n nodectl-test run --rm --net-host localhost/nodectl-busybox:test t1 /bin/busybox echo hello-from-host \
+ctr_ images import "$WORK/busybox.tar" >/dev/null 2>&1
+ctr_ run --rm --net-host localhost/nodectl-busybox:test t1 /bin/busybox echo hello-from-host \
   >"$WORK/run.out" 2>&1
 contains_text "host: a container ran under containerd + runc" "$WORK/run.out" "hello-from-host"
-stop_containerd
+ctrd_stop
 
 # --- 2. a booted node: apply, container, idempotency, check -----------------------------------
 # runc inside an nspawn node needs keyctl (nspawn's seccomp filter blocks it) and writable cgroup

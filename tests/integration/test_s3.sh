@@ -7,43 +7,21 @@
 # failure, no object; a later run succeeds). The client is driven by the test-only
 # nodectl_s3_tool (tests/tools/s3_tool.cpp), built next to nodectl.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_services.sh"
 
 S3TOOL=${S3TOOL:-$(dirname "$NODECTL")/nodectl_s3_tool}
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
-AWS=/usr/bin/aws
 [ -x "$S3TOOL" ] || { echo "missing $S3TOOL (scripts/build.sh dynamic)"; exit 1; }
-[ -x "$S3RVER" ] || { echo "missing s3rver (scripts/setup.sh)"; exit 1; }
-[ -x "$AWS" ] || { echo "missing awscli (scripts/setup.sh)"; exit 1; }
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DATA_DIR=$WORK/s3rver
-mkdir -p "$DATA_DIR"
-S3PID=""
-start_s3rver() {
-  # --service-endpoint localhost: BUCKET.s3.localhost is virtual-host addressing (curl resolves
-  # *.localhost to loopback itself). s3rver 3.7 makes ListObjectsV2 continuation tokens with DES,
-  # which Node's OpenSSL 3 only has in its legacy provider.
-  NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$DATA_DIR" -a 127.0.0.1 -p "$PORT" --service-endpoint localhost --configure-bucket test \
-    >>"$WORK/s3rver.log" 2>&1 &
-  S3PID=$!
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/" && return 0
-    sleep 0.1
-  done
-  echo "s3rver did not start"; exit 1
-}
-stop_s3rver() { if [ -n "$S3PID" ]; then kill -9 "$S3PID" 2>/dev/null; wait "$S3PID" 2>/dev/null; S3PID=""; fi; }
-trap 'rc=$?; stop_s3rver; (exit $rc); cleanup' EXIT
-start_s3rver
+# --service-endpoint localhost: BUCKET.s3.localhost is virtual-host addressing (curl resolves
+# *.localhost to loopback itself).
+s3rver_up() { start_s3rver "$DATA_DIR" test --service-endpoint localhost; }
+trap 'rc=$?; stop_services; (exit $rc); cleanup' EXIT
+s3rver_up
 
 # awscli in a private HOME, path-style, with the store's keys in its credentials file.
-export HOME=$WORK/home
-mkdir -p "$HOME/.aws"
-printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$HOME/.aws/config"
-printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$HOME/.aws/credentials"
-chmod 600 "$HOME/.aws/credentials"
-aws() { "$AWS" --endpoint-url "http://127.0.0.1:$PORT" --no-cli-pager "$@"; }
-EP=(--endpoint "http://127.0.0.1:$PORT" --bucket test --path-style)
+aws_env
+EP=(--endpoint "http://127.0.0.1:$S3PORT" --bucket test --path-style)
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 s3() { "$S3TOOL" "${EP[@]}" "$@"; }
 
@@ -118,7 +96,7 @@ check "a prefix narrows the listing (100 keys)" test "$(s3 ls many/k01 | wc -l)"
 check "an empty prefix result is empty, not an error" test "$(s3 ls nothing/ | wc -l)" = 0
 
 # --- 6. virtual-host addressing and storage class ---------------------------------------------
-echo vhost | "$S3TOOL" --endpoint "http://s3.localhost:$PORT" --bucket test put-small vh/x.txt 2>"$WORK/vh.err"
+echo vhost | "$S3TOOL" --endpoint "http://s3.localhost:$S3PORT" --bucket test put-small vh/x.txt 2>"$WORK/vh.err"
 expect_rc_out "PUT with virtual-host addressing (test.s3.localhost)" 0 $? "$WORK/vh.err"
 check "... awscli (path-style) reads it" test "$(aws s3 cp s3://test/vh/x.txt - --only-show-errors)" = vhost
 echo cold | s3 --storage-class STANDARD_IA put-small sc/x.txt
@@ -130,8 +108,8 @@ contains_text "x-amz-storage-class reaches the store" "$WORK/sc.json" '"StorageC
 # (sigv4_check_server.py, the signer inside Debian's awscli) recomputes every request's signature.
 /usr/bin/python3 "$(dirname "$0")/sigv4_check_server.py" "$WORK/oracle.port" "$WORK/oracle.log" S3RVER <<<"S3RVER" &
 ORACLE=$!   # python itself (no subshell), so the trap ends it
-trap 'rc=$?; stop_s3rver; kill $ORACLE 2>/dev/null; wait $ORACLE 2>/dev/null; (exit $rc); cleanup' EXIT
-for _ in $(seq 100); do [ -s "$WORK/oracle.port" ] && break; sleep 0.1; done
+PIDS+=("$ORACLE")
+wait_until 10 "the signature oracle's port" test -s "$WORK/oracle.port"
 OEP=(--endpoint "http://127.0.0.1:$(cat "$WORK/oracle.port")" --bucket test --path-style --attempts 1)
 echo x | "$S3TOOL" "${OEP[@]}" put-small "$KEY1"
 "$S3TOOL" "${OEP[@]}" get "$KEY1" >/dev/null
@@ -186,7 +164,7 @@ UP=$!
 sleep 1
 stop_s3rver
 sleep 2.5
-start_s3rver
+s3rver_up
 wait $UP
 expect_rc_out "an upload across a 3 s outage of s3rver succeeds" 0 $? "$WORK/flaky.err"
 contains "... after retries" "$WORK/flaky.err" '^retry: S3 UploadPart [0-9]+ of s3://test/flaky/big.bin: .*retrying in'
@@ -207,7 +185,7 @@ contains "... naming the part, the object and the cause" "$WORK/killed.err" \
   '^error: S3 UploadPart [0-9]+ of s3://test/killed/big.bin: (Couldn.t connect|Failure when receiving|Send failure|Server returned nothing).*\(after 3 attempts\)'
 contains "... and that the abort could not reach the store either" "$WORK/killed.err" \
   'AbortMultipartUpload s3://test/killed/big.bin: .*may stay open.*no object was completed'
-start_s3rver
+s3rver_up
 aws s3api head-object --bucket test --key killed/big.bin >"$WORK/killed.head" 2>&1
 contains "after s3rver restarts on the same folder: no object (404)" "$WORK/killed.head" 'Not Found|404'
 check "the unfinished upload is in s3rver's uploads folder (nothing could abort it)" test "$(uploads_left)" = $((before + 1))

@@ -5,7 +5,7 @@ nodes_up 1 198.18.8
 A=${ADDRS[0]}
 
 echo "# a jump host: our own sshd on a free loopback port"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 mkdir -p /run/sshd
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/jump_host_key"
 cp "$NODECTL_TEST_KEY.pub" "$WORK/jump_authorized_keys"
@@ -26,7 +26,7 @@ CFG
 /usr/sbin/sshd -f "$WORK/sshd_config" -D -E "$WORK/sshd.log" &
 SSHD=$!
 trap 'kill $SSHD 2>/dev/null; cleanup' EXIT
-for _ in $(seq 50); do grep -q "Server listening" "$WORK/sshd.log" 2>/dev/null && break; sleep 0.1; done
+wait_until 5 "sshd on 127.0.0.1:$PORT" grep -q "Server listening" "$WORK/sshd.log"
 cp "$NODECTL_TEST_KNOWN_HOSTS" "$WORK/known_hosts"
 echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$WORK/jump_host_key.pub")" >>"$WORK/known_hosts"
 cat >"$WORK/inv.toml" <<INV

@@ -16,19 +16,19 @@
 # the manifest and pod_runner.py either way. Not reproduced (needs k3s): see docs/stack.md.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_ctrd.sh"
+source "$(dirname "$0")/lib_services.sh"
 
 for p in containerd runc redis-tools mariadb-client curl jq socat python3-yaml openssl file dnsmasq-base; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || { echo "missing $p (scripts/setup.sh)"; exit 1; }
 done
-S3RVER=/opt/nodectl-test/s3rver/node_modules/.bin/s3rver
 [ -x "$S3RVER" ] || { echo "s3rver is not installed at $S3RVER (scripts/setup.sh)"; exit 1; }
 
 NET=198.18.31
 PRE=pods$$
 ST=$WORK/pods
-S3PID="" TLSPID="" TLS2PID="" DNSPID="" HOOKPID=""
+TLSPID="" TLS2PID="" DNSPID="" HOOKPID=""
 MON=mon$$
-mkdir -p "$ST" "$WORK/secrets" "$WORK/s3"
+mkdir -p "$ST" "$WORK/secrets"
 runner() { python3 "$SRC/tests/tools/pod_runner.py" --manifest "$WORK/out/nodectl-shop.yaml" --state "$ST" \
   --address "$C/sock" --namespace "$NS" --prefix "$PRE" --subnet "$NET" --limit 300 "$@"; }
 stop_all() {
@@ -45,7 +45,7 @@ stop_all() {
   [ -n "$TLS2PID" ] && kill "$TLS2PID" 2>/dev/null
   [ -n "$HOOKPID" ] && kill "$HOOKPID" 2>/dev/null
   [ -n "$TLSPID" ] && kill "$TLSPID" 2>/dev/null
-  [ -n "$S3PID" ] && kill "$S3PID" 2>/dev/null
+  stop_services
   ctrd_stop
 }
 # The monitoring namespace's pods, on the same bridge, with a DNS server of the test's in CoreDNS's place.
@@ -78,7 +78,8 @@ secret hook "http://$NET.1:$WHP/alerts/token-$RANDOM"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/secrets/tls.key" \
   -out "$WORK/tls.crt" -days 2 -subj /CN=shop.test -addext subjectAltName=DNS:shop.test 2>/dev/null
 chmod 0600 "$WORK/secrets/tls.key"
-S3P=$(free_port)
+S3ADDR=$NET.1        # the backup pod reaches s3rver on the bridge
+S3PORT=$(free_port)  # in the profile before s3rver starts
 cat >"$WORK/stack.toml" <<T
 [[stack.sites]]
 name = "shop"
@@ -105,7 +106,7 @@ exporter_db_password = { file = "$WORK/secrets/exporter-db" }
 exporter_redis_password = { file = "$WORK/secrets/exporter-redis" }
 [stack.sites.backup]
 schedule = "30 2 * * *"
-endpoint = "http://$NET.1:$S3P"
+endpoint = "http://$NET.1:$S3PORT"
 bucket = "backups"
 prefix = "shop/"
 path_style = true
@@ -168,7 +169,7 @@ setsid socat "OPENSSL-LISTEN:$HP,bind=127.0.0.1,reuseaddr,fork,cert=$WORK/ingres
   "TCP:$VARNISH_EP" >"$WORK/tls.log" 2>&1 &
 TLSPID=$!
 https() { curl -s --max-time 20 --cacert "$WORK/tls.crt" --resolve "shop.test:$HP:127.0.0.1" "$@"; }
-wait_for 300 sh -c "curl -sf --max-time 5 --cacert '$WORK/tls.crt' --resolve 'shop.test:$HP:127.0.0.1' -o /dev/null https://shop.test:$HP/cacheable.php"
+wait_until 300 "the shop's page through TLS, varnish and magento" sh -c "curl -sf --max-time 5 --cacert '$WORK/tls.crt' --resolve 'shop.test:$HP:127.0.0.1' -o /dev/null https://shop.test:$HP/cacheable.php"
 FIRST=$(python3 -c "import time; print(f'{time.time() - $NODECTL_RUN_T0:.1f}')")
 echo "# first request served through Varnish $FIRST s after the runner started the pods"
 
@@ -248,7 +249,7 @@ chmod 0600 "$WORK/app.cnf"
 sql() { mariadb --defaults-extra-file="$WORK/app.cnf" -h "$1" -P 3306 --batch --skip-column-names magento -e "$2"; }
 sql "$MASTER" "CREATE TABLE probe (id INT PRIMARY KEY, note VARCHAR(64)); INSERT INTO probe VALUES (1, 'first'), (2, 'second'); CREATE TABLE big (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40)); INSERT INTO big (v) SELECT MD5(seq) FROM seq_1_to_2000;" >"$WORK/write.out" 2>&1
 expect_rc_out "a write on the master (user magento, password from the db Secret)" 0 $? "$WORK/write.out"
-wait_for 30 sh -c "[ \"\$(mariadb --defaults-extra-file=$WORK/app.cnf -h $REPLICA --batch --skip-column-names magento -e 'SELECT COUNT(*) FROM big')\" = 2000 ]"
+wait_until 30 "the 2000 rows on the replica" sh -c "[ \"\$(mariadb --defaults-extra-file=$WORK/app.cnf -h $REPLICA --batch --skip-column-names magento -e 'SELECT COUNT(*) FROM big')\" = 2000 ]"
 sql "$REPLICA" "SELECT note FROM probe WHERE id = 2" >"$WORK/replica.out" 2>&1
 contains "... appears on the replica" "$WORK/replica.out" '^second$'
 sql "$REPLICA" "SELECT @@server_id, @@read_only" >"$WORK/replica-id.out" 2>&1
@@ -261,7 +262,7 @@ check "the magento pod reads the rows from the master and the replica by their S
 # Exporters: each sidecar reports its service up, over the pod's loopback, as its own user.
 for spec in mariadb-master-0:9104:mysql_up mariadb-replica-0:9104:mysql_up redis:9121:redis_up varnish:9131:varnish_up magento:9117:apache_up; do
   IFS=: read -r pod port metric <<<"$spec"
-  wait_for 60 sh -c "curl -sf --max-time 5 http://$(ip_of "$pod"):$port/metrics | grep -qx '$metric 1'"
+  wait_until 60 "$pod's $metric 1" sh -c "curl -sf --max-time 5 http://$(ip_of "$pod"):$port/metrics | grep -qx '$metric 1'"
   curl -s --max-time 10 "http://$(ip_of "$pod"):$port/metrics" >"$WORK/metrics-$pod" 2>&1
   contains "$pod: its exporter sidecar (port $port) reports $metric 1" "$WORK/metrics-$pod" "^$metric 1\$"
 done
@@ -322,7 +323,7 @@ for p in prometheus alertmanager blackbox-exporter; do
   expect_rc_out "$p: its readinessProbe succeeds" 0 $? "$WORK/probe-$p.out"
 done
 promq() { curl -s --max-time 10 "http://$PROM:9090/api/v1/$1"; }
-wait_for 90 sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=sum(up%7Bjob%3D%22stack%22%7D)' | jq -e '.data.result[0].value[1] == \"5\"'"
+wait_until 90 "Prometheus: 5 stack targets up" sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=sum(up%7Bjob%3D%22stack%22%7D)' | jq -e '.data.result[0].value[1] == \"5\"'"
 promq targets >"$WORK/targets.json"
 jq -r '.data.activeTargets[] | select(.labels.job == "stack") | "\(.labels.component) \(.health)"' "$WORK/targets.json" | sort >"$WORK/targets.txt"
 check "Prometheus found the five exporters through the SRV records and scrapes each (up)" test "$(cat "$WORK/targets.txt" | tr '\n' ' ')" = \
@@ -334,11 +335,11 @@ check "... and sends to the alertmanager Service's pod" test "$(jq '.data.active
 # The certificate as a customer's browser gets it (blackbox exporter -> https://shop.test:PORT/): the
 # test's certificate is valid for 2 days, so TLSCertificateExpiringSoon fires and reaches the webhook.
 NOT_AFTER=$(date -d "$(openssl x509 -enddate -noout -in "$WORK/tls.crt" | cut -d= -f2)" +%s)
-wait_for 60 sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=probe_ssl_earliest_cert_expiry' | jq -e '.data.result | length == 1'"
+wait_until 60 "Prometheus: the certificate's expiry" sh -c "curl -s --max-time 5 'http://$PROM:9090/api/v1/query?query=probe_ssl_earliest_cert_expiry' | jq -e '.data.result | length == 1'"
 promq "query?query=probe_ssl_earliest_cert_expiry" >"$WORK/expiry.json"
 check "Prometheus has the site's certificate expiry from the blackbox probe of https://shop.test:$HP/ ($NOT_AFTER)" \
   test "$(jq -r '.data.result[0].value[1]' "$WORK/expiry.json")" = "$NOT_AFTER"
-wait_for 90 grep -q '"status":"firing".*"alertname":"TLSCertificateExpiringSoon"' "$WORK/hooks"
+wait_until 90 "TLSCertificateExpiringSoon at the webhook" grep -q '"status":"firing".*"alertname":"TLSCertificateExpiringSoon"' "$WORK/hooks"
 contains "TLSCertificateExpiringSoon (2 days left) fired and reached the webhook" "$WORK/hooks" '"alertname":"TLSCertificateExpiringSoon"'
 # Replication stopped: ReplicaNotRunning fires after its 2 minutes (the cron, PURGE and backup checks
 # below run meanwhile) and reaches the webhook; started again, it resolves.
@@ -349,7 +350,7 @@ expect_rc_out "replication stopped on the replica (STOP SLAVE IO_THREAD)" 0 $? "
 # Its container loops `php bin/magento cron:run` (the stand-in records each run on the master) every 60 s.
 runner start magento-cron-0 >"$WORK/cron-start.log" 2>&1
 expect_rc_out "pod_runner starts magento-cron-0 (image pinned by digest, found under NAME@DIGEST)" 0 $? "$WORK/cron-start.log"
-wait_for 90 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $MASTER --batch --skip-column-names magento \
+wait_until 90 "a cron run recorded on the master" sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $MASTER --batch --skip-column-names magento \
   -e 'SELECT COUNT(*) FROM cron_runs WHERE finished IS NOT NULL' 2>/dev/null | grep -qx 1"
 sql "$MASTER" "SELECT who, finished IS NOT NULL FROM cron_runs" >"$WORK/cron-runs" 2>&1
 contains "... its cron:run ran to the end on the master, as www-data, with no replica in env.php" "$WORK/cron-runs" \
@@ -370,10 +371,7 @@ https -D "$WORK/h4" -o /dev/null "https://shop.test:$HP$PAGE"
 contains "... and the page stays cached" "$WORK/h4" '^X-Cache: HIT'
 
 # --- the backup CronJob's container: to s3rver, restored into a fresh MariaDB --------------------------------
-NODE_OPTIONS=--openssl-legacy-provider setsid "$S3RVER" -d "$WORK/s3" -a "$NET.1" -p "$S3P" --configure-bucket backups \
-  >"$WORK/s3rver.log" 2>&1 &
-S3PID=$!
-wait_for 20 curl -s -o /dev/null "http://$NET.1:$S3P/"
+start_s3rver "$WORK/s3"
 runner run-job backup >"$WORK/job.out" 2>&1
 expect_rc_out "the backup CronJob's pod (nodectl backup run in the nodectl image) exits 0" 0 $? "$WORK/job.out"
 cp "$ST/logs/backup-job_backup.log" "$WORK/backup-job.log" 2>/dev/null
@@ -385,7 +383,7 @@ check "... the archive $ID is in the s3rver bucket" test $? = 0
 runner start mariadb-master-0 --as mariadb-fresh >"$WORK/fresh.out" 2>&1
 expect_rc_out "a fresh MariaDB from the master's template (new volume)" 0 $? "$WORK/fresh.out"
 FRESH=$(tail -1 "$WORK/fresh.out" | awk '{print $NF}')   # "CONTAINER ADDRESS"
-wait_for 120 sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $FRESH --batch -e 'SELECT 1' magento"
+wait_until 120 "the fresh MariaDB at $FRESH" sh -c "mariadb --defaults-extra-file=$WORK/app.cnf -h $FRESH --batch -e 'SELECT 1' magento"
 sql "$FRESH" "SHOW TABLES" >"$WORK/fresh-tables" 2>&1
 check "... which starts empty" test ! -s "$WORK/fresh-tables"
 runner run-job backup --name restore -- /usr/bin/tini -- /usr/local/bin/nodectl backup -p /etc/nodectl/profile.toml \
@@ -399,12 +397,12 @@ for t in probe big; do
 done
 
 # --- monitoring, continued: the replica alert fires, then resolves ---------------------------------
-wait_for 200 grep -q '"status":"firing".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
+wait_until 200 "ReplicaNotRunning firing at the webhook" grep -q '"status":"firing".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
 contains "ReplicaNotRunning fired and Alertmanager posted it to the webhook (the URL from the Secret)" "$WORK/hooks" \
   '^/alerts/token-[0-9]* .*"status":"firing".*"alertname":"ReplicaNotRunning".*"namespace":"shop"'
 ctr_ task exec --exec-id "start$RANDOM" "$PRE-mariadb-replica-0-mariadb" mariadb -e 'START SLAVE IO_THREAD' >"$WORK/start-slave" 2>&1
 expect_rc_out "replication started again" 0 $? "$WORK/start-slave"
-wait_for 120 grep -q '"status":"resolved".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
+wait_until 120 "ReplicaNotRunning resolved at the webhook" grep -q '"status":"resolved".*"alertname":"ReplicaNotRunning"' "$WORK/hooks"
 contains "... and once it runs, the webhook is told the alert is resolved" "$WORK/hooks" '"status":"resolved".*"alertname":"ReplicaNotRunning"'
 lacks "no other alert fired meanwhile" "$WORK/hooks" '"alertname":"(MariaDBDown|RedisDown|ReplicaLagging|VarnishHitRatioCollapsed)"'
 
@@ -414,7 +412,7 @@ lacks "no other alert fired meanwhile" "$WORK/hooks" '"alertname":"(MariaDBDown|
 for pc in magento-cron-0/cron mariadb-replica-0/mariadb mariadb-master-0/mariadb redis/redis varnish/varnish magento/magento; do
   pod=${pc%/*} c=${pc#*/}
   ctr_ task kill "$PRE-$pod-$c" >/dev/null 2>&1
-  wait_for 60 sh -c "ctr -a '$C/sock' -n '$NS' task ls | awk '\$1 == \"$PRE-$pod-$c\" && \$3 == \"RUNNING\" {r = 1} END {exit r}'"
+  wait_until 60 "$pod to stop after SIGTERM" ! task_running "$PRE-$pod-$c"
   check "$pod: SIGTERM stops it within its grace period" test $? = 0
   lacks "$pod: ... tini forwarded the signal (no 'Operation not permitted')" "$ST/logs/${pod}_$c.log" "FATAL tini|forwarding signal"
 done

@@ -119,11 +119,11 @@ took "hardening check and re-run"
 "${SSH[@]}" "root@$N" true 2>/dev/null
 check "harden: root login is refused" test $? -ne 0
 # OpenSSH 10 logs failed logins from sshd-session, not sshd: fail2ban's jail must still see them.
-for _ in $(seq 20); do
+f2b_counted() {
   "${SSH[@]}" "admin@$N" 'sudo -n fail2ban-client status sshd' >"$WORK/f2b.out" 2>&1
-  grep -Eq 'Total failed:[[:space:]]+[1-9]' "$WORK/f2b.out" && break
-  sleep 0.5
-done
+  grep -Eq 'Total failed:[[:space:]]+[1-9]' "$WORK/f2b.out"
+}
+wait_until 20 "fail2ban's sshd jail to count the refused login" f2b_counted
 contains "harden: fail2ban's sshd jail counted the refused root login (logged by sshd-session)" "$WORK/f2b.out" 'Total failed:[[:space:]]+[1-9]'
 "${SSH[@]}" -o BatchMode=no -o PreferredAuthentications=password,keyboard-interactive -o PubkeyAuthentication=no \
   -o NumberOfPasswordPrompts=1 "admin@$N" true </dev/null 2>"$WORK/pw.err"
