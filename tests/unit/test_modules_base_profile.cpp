@@ -15,18 +15,14 @@
 #include <functional>
 
 using namespace nodectl;
-// nodectl::base's names unqualified in this file only: its own namespace keeps the using-directive
-// out of the test files compiled together with this one (unity build).
+// nodectl::base's names unqualified in this file only (unity build: see test_modules_base.cpp).
 namespace base_profile_test {
 using namespace nodectl::base;
 using namespace nodectl::testing::steps;
 using nodectl::testing::check_error;
-using nodectl::testing::FakeHost;
 using nodectl::testing::FakeTarget;
 using nodectl::testing::load_profile_ok;
-using nodectl::testing::probe_ok;
 using nodectl::testing::QuietLogs;
-using nodectl::testing::summaries;
 using nodectl::testing::TempDir;
 using nodectl::testing::value_ok;
 

@@ -252,10 +252,10 @@ Result<Layer> build_app(Ctx& c, const Recipe& r, const BaseResult& base) {
     return l;
 }
 
-}  // namespace
-
-Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
-    auto recipes = TRY(load_recipes(o.recipes));
+// The names of the images to build (every recipe with --all), each checked to have a recipe, and
+// every --arg and --secret checked to be declared by a recipe being built (or its base), each
+// required secret given and every secret file readable: all before anything is built.
+Result<std::vector<std::string>> images_to_build(const std::map<std::string, Recipe>& recipes, const BuildOptions& o) {
     std::vector<std::string> names = o.names;
     if (o.all) {
         names.clear();
@@ -305,6 +305,14 @@ Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
                               "--secret " + s + ": cannot read " + file + ": " + std::strerror(errno));
         }
     }
+    return names;
+}
+
+}  // namespace
+
+Result<std::vector<BuiltImage>> build(const BuildOptions& o) {
+    auto recipes = TRY(load_recipes(o.recipes));
+    std::vector<std::string> names = TRY(images_to_build(recipes, o));
     if (::geteuid() != 0) {
         return make_error(ErrorCode::usage, "image build needs root (mmdebstrap --mode=root, overlayfs, chroot)");
     }
