@@ -3,6 +3,7 @@
 // reads through a callback that pulls from a Source, and its zstd filter. Nothing is spooled to
 // disk.
 #include "modules/backup/detail.hpp"
+#include "nodectl/target.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -237,10 +238,11 @@ Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text
             listed.insert(want.path);
             auto it = seen.find(want.path);
             if (it == seen.end()) {
-                return damaged("entry '" + want.path + "' is listed in manifest.json but missing from the archive");
+                return damaged("entry " + shell_quote(want.path) +
+                               " is listed in manifest.json but missing from the archive");
             }
             if (!want.sha256.empty() && (it->second.size != want.size || it->second.sha256 != want.sha256)) {
-                return damaged("entry '" + want.path + "' does not match manifest.json (size " +
+                return damaged("entry " + shell_quote(want.path) + " does not match manifest.json (size " +
                                std::to_string(it->second.size) + " vs " + std::to_string(want.size) + ", sha256 " +
                                it->second.sha256 + " vs " + want.sha256 + ")");
             }
@@ -251,7 +253,7 @@ Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text
     }
     for (const auto& [path, info] : seen) {
         if (!listed.contains(path)) {
-            return damaged("entry '" + path + "' is not listed in manifest.json");
+            return damaged("entry " + shell_quote(path) + " is not listed in manifest.json");
         }
     }
     return entries;
@@ -277,12 +279,13 @@ public:
                 break;
             }
             if (r < ARCHIVE_WARN) {
-                return fail("damaged after entry '" + m_last_good + "'");
+                return fail("damaged after entry " + shell_quote(m_last_good));
             }
             TRY_VOID(read_entry(entry_from_header(e)));
         }
         if (!m_manifest_seen) {
-            return damaged("the archive ends without manifest.json (truncated after entry '" + m_last_good + "')");
+            return damaged("the archive ends without manifest.json (truncated after entry " + shell_quote(m_last_good) +
+                           ")");
         }
         m_result.entries = TRY(entries_matching_manifest(m_result.manifest_text, m_seen));
         return std::move(m_result);
@@ -305,10 +308,10 @@ private:
 
     Result<void> read_entry(const ReadEntry& entry) {
         if (m_manifest_seen) {
-            return damaged("entry '" + entry.path + "' follows manifest.json (the manifest must be last)");
+            return damaged("entry " + shell_quote(entry.path) + " follows manifest.json (the manifest must be last)");
         }
         if (m_seen.contains(entry.path)) {
-            return damaged("entry '" + entry.path + "' appears twice");
+            return damaged("entry " + shell_quote(entry.path) + " appears twice");
         }
         bool is_manifest = entry.path == k_manifest_name;
         if (is_manifest && (entry.type != AE_IFREG || entry.size > k_max_backup_manifest)) {
@@ -322,7 +325,7 @@ private:
         for (;;) {
             la_ssize_t n = archive_read_data(m_a, m_buf.data(), m_buf.size());
             if (n < 0) {
-                return fail("entry '" + entry.path + "'");
+                return fail("entry " + shell_quote(entry.path));
             }
             if (n == 0) {
                 break;
