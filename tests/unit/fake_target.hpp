@@ -13,8 +13,12 @@
 // operation itself, checked to be exactly what UnitOp::script() renders, and applied to the
 // model of the units; the operations are logged apart (FakeHost::unit_ops), so a test states
 // them, not their shell text.
+//
+// The model of the host is in fake_host.hpp, the reading of scripts in fake_script.hpp.
 #pragma once
 
+#include "fake_host.hpp"
+#include "fake_script.hpp"
 #include "host/services.hpp"
 #include "nodectl/target.hpp"
 #include "util/digest.hpp"
@@ -23,166 +27,14 @@
 
 #include <doctest/doctest.h>
 
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace nodectl::testing {
-
-struct FakeFile {
-    std::string content;
-    uint32_t mode = 0644;
-    std::string owner = "root";
-    std::string group = "root";
-};
-
-struct FakeUnit {
-    bool enabled = false;
-    bool active = false;
-    bool is_static = false;  // `systemctl is-enabled` says "static": cannot be enabled or disabled
-};
-
-// Where nodectl keeps its own state on a host; writes there are bookkeeping, not changes to the host.
-inline constexpr std::string_view k_state_dir = "/var/lib/nodectl/";
-
-struct FakeHost {
-    std::map<std::string, FakeFile> files;
-    std::set<std::string> dirs;  // paths that exist but are not regular files
-    std::set<std::string> packages;  // installed ("ii")
-    std::set<std::string> removed_packages;  // removed, config files left ("rc")
-    std::set<std::string> unavailable_packages;  // apt cannot find these
-    std::map<std::string, FakeUnit> units;
-    std::string hostname;  // the kernel's name (`hostname`)
-    std::string localtime_link;  // target of /etc/localtime; empty: not a link
-    std::set<std::string> zones;  // present in /usr/share/zoneinfo
-    std::set<std::string> users{"root", "daemon", "www-data", "nobody"};
-    std::set<std::string> groups{"root", "daemon", "adm", "www-data", "nogroup"};
-    bool has_dpkg = true;
-    bool has_systemctl = true;
-    // What `ssh -Q kex|cipher|mac|key-sig` lists (OpenSSH's algorithms); no entries: no ssh client.
-    std::map<std::string, std::vector<std::string>> ssh_algorithms;
-    // A script containing one of these exits 1 with "injected failure" on stderr.
-    std::vector<std::string> fail_when_contains;
-    std::optional<std::string> lock_holder;
-
-    // What happened.
-    std::vector<std::string> commands;  // every script run(), in order
-    std::vector<std::string> mutations;  // every mutating call: "write /etc/hosts", "run: hostname 'x'"
-    std::vector<std::string> unknown;  // scripts the fake did not recognize (the test fails)
-    std::vector<std::string>
-        unit_ops;  // every unit operation, flags and names unquoted: "enable --now apache2.service"
-
-    // Mutating calls, not counting nodectl's own bookkeeping under /var/lib/nodectl/.
-    size_t host_mutations() const {
-        size_t n = 0;
-        for (const auto& m : mutations) {
-            n += m.find(k_state_dir) == std::string::npos;
-        }
-        return n;
-    }
-    bool file_exists(const std::string& path) const { return files.count(path) != 0; }
-    std::string content(const std::string& path) const {
-        auto it = files.find(path);
-        return it == files.end() ? std::string() : it->second.content;
-    }
-    void put(const std::string& path, std::string content, uint32_t mode = 0644, std::string owner = "root",
-             std::string group = "root") {
-        files[path] = FakeFile{std::move(content), mode, std::move(owner), std::move(group)};
-    }
-    void clear_log() {
-        commands.clear();
-        mutations.clear();
-        unknown.clear();
-        unit_ops.clear();
-    }
-    std::mutex lock_mutex;  // the lock may be taken from a runner thread
-};
-
-// A freshly installed Debian machine called "debian", in UTC, with ssh and cron running.
-inline std::shared_ptr<FakeHost> fresh_debian_host() {
-    auto h = std::make_shared<FakeHost>();
-    h->hostname = "debian";
-    h->put("/etc/hostname", "debian\n");
-    h->put("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n\n"
-                         "# The following lines are desirable for IPv6 capable hosts\n"
-                         "::1     localhost ip6-localhost ip6-loopback\n");
-    h->put("/etc/timezone", "Etc/UTC\n");
-    h->localtime_link = "/usr/share/zoneinfo/Etc/UTC";
-    h->zones = {"Etc/UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"};
-    h->dirs = {"/etc", "/var", "/var/lib", "/tmp"};
-    h->packages = {"base-files", "bash", "coreutils", "cron", "openssh-server", "systemd", "tzdata"};
-    h->units["ssh.service"] = {true, true, false};
-    h->units["cron.service"] = {true, true, false};
-    h->units["systemd-journald.service"] = {false, true, true};
-    h->units["apache2.service"] = {false, false, false};
-    h->units["rsync.service"] = {false, false, false};
-    // Debian 12's OpenSSH 9.2 (the parts nodectl's lists need, and some it does not use).
-    h->ssh_algorithms = {
-        {"kex",
-         {"diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
-          "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "curve25519-sha256",
-          "curve25519-sha256@libssh.org", "sntrup761x25519-sha512@openssh.com"}},
-        {"cipher",
-         {"aes128-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
-          "chacha20-poly1305@openssh.com"}},
-        {"mac",
-         {"hmac-sha1", "hmac-sha2-256", "hmac-sha2-512", "umac-128@openssh.com", "hmac-sha2-256-etm@openssh.com",
-          "hmac-sha2-512-etm@openssh.com", "umac-128-etm@openssh.com"}},
-        {"key-sig", {"ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"}},
-    };
-    return h;
-}
-
-// A word of a shell script: its value, and the text it was written as.
-struct ShellWord {
-    std::string text;
-    std::string raw;
-};
-
-// Splits a fragment of a script into words the way sh does for the quoting our scripts use
-// (single quotes, backslash); nullopt on an unterminated quote.
-inline std::optional<std::vector<ShellWord>> shell_words(std::string_view s) {
-    std::vector<ShellWord> out;
-    ShellWord cur;
-    bool in_word = false;
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '\'') {
-            size_t end = s.find('\'', i + 1);
-            if (end == std::string_view::npos) {
-                return std::nullopt;
-            }
-            cur.text.append(s.substr(i + 1, end - i - 1));
-            cur.raw.append(s.substr(i, end - i + 1));
-            in_word = true;
-            i = end;
-        } else if (c == '\\' && i + 1 < s.size()) {
-            cur.text += s[i + 1];
-            cur.raw.append(s.substr(i, 2));
-            in_word = true;
-            ++i;
-        } else if (c == ' ' || c == '\t' || c == '\n') {
-            if (in_word) {
-                out.push_back(std::move(cur));
-                cur = {};
-                in_word = false;
-            }
-        } else {
-            cur.text += c;
-            cur.raw += c;
-            in_word = true;
-        }
-    }
-    if (in_word) {
-        out.push_back(std::move(cur));
-    }
-    return out;
-}
 
 class FakeTarget final : public Target {
 public:
@@ -286,8 +138,6 @@ private:
     };
 
     static bool has(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
-    static CommandResult ok(std::string out = {}) { return CommandResult{0, std::move(out), ""}; }
-    static CommandResult exit_with(int code, std::string err) { return CommandResult{code, "", std::move(err)}; }
 
     Result<void> store(const FileSpec& file, const std::string& verb) {
         if (!m_host->users.count(file.owner)) {
@@ -308,25 +158,6 @@ private:
         m_host->unknown.push_back(cmd.script);
         FAIL_CHECK("FakeTarget: " << why << ": " << cmd.script);
         return exit_with(99, "FakeTarget: " + why);
-    }
-
-    // Words of script[from, to) where every word must be one argument quoted by shell_quote().
-    std::optional<std::vector<std::string>> quoted_args(const std::string& script, size_t from, size_t to) {
-        if (from == std::string::npos || to == std::string::npos || to < from) {
-            return std::nullopt;
-        }
-        auto words = shell_words(std::string_view(script).substr(from, to - from));
-        if (!words) {
-            return std::nullopt;
-        }
-        std::vector<std::string> out;
-        for (const auto& w : *words) {
-            if (w.raw != shell_quote(w.text)) {
-                return std::nullopt;
-            }
-            out.push_back(w.text);
-        }
-        return out;
     }
 
     // A probe must be sent with mutates = false (or a plan would refuse it), a change with true (or
@@ -570,10 +401,6 @@ private:
         return ok("Reading package lists...\n");
     }
 
-    static std::string enabled_word(const FakeUnit& u) {
-        return u.is_static ? "static" : u.enabled ? "enabled" : "disabled";
-    }
-
     // for u in UNITS; do printf '%s|%s|%s\n' "$u" "$(systemctl is-enabled "$u" ...)" "$(systemctl is-active ...)"; done
     CommandResult unit_states(const Command& cmd) {
         const std::string& s = cmd.script;
@@ -601,39 +428,6 @@ private:
         return ok(out);
     }
 
-    // The operation a `systemctl VERB [--now] [--quiet] [--no-block] 'UNIT'... [2>/dev/null || true]`
-    // script stands for, when the script is exactly what host::UnitOp::script() renders for it.
-    static std::optional<host::UnitOp> parse_unit_op(const std::string& script) {
-        auto words = shell_words(script);
-        if (!words || words->size() < 2 || (*words)[0].raw != "systemctl") {
-            return std::nullopt;
-        }
-        host::UnitOp op{host::UnitVerb::daemon_reload, {}, {}};
-        bool known = false;
-        for (auto v :
-             {host::UnitVerb::daemon_reload, host::UnitVerb::enable, host::UnitVerb::disable, host::UnitVerb::start,
-              host::UnitVerb::stop, host::UnitVerb::restart, host::UnitVerb::reload, host::UnitVerb::reset_failed}) {
-            if ((*words)[1].raw == host::verb_word(v)) {
-                op.verb = v;
-                known = true;
-            }
-        }
-        for (size_t i = 2; known && i < words->size(); ++i) {
-            const std::string& w = (*words)[i].raw;
-            op.flags.now |= w == "--now";
-            op.flags.quiet |= w == "--quiet";
-            op.flags.no_block |= w == "--no-block";
-            op.flags.ignore_failure |= w == "||";
-            if (!w.starts_with("--") && w != "2>/dev/null" && w != "||" && w != "true") {
-                op.units.push_back((*words)[i].text);
-            }
-        }
-        if (!known || op.script() != script) {
-            return std::nullopt;
-        }
-        return op;
-    }
-
     // systemctl VERB ... UNITS: the unit model changes as systemd's would.
     CommandResult unit_op(const Command& cmd) {
         auto op = parse_unit_op(cmd.script);
@@ -651,44 +445,11 @@ private:
         }
         m_host->unit_ops.push_back(logged);
         for (const auto& name : op->units) {
-            if (auto failed = change_unit(*op, name); failed && !op->flags.ignore_failure) {
+            if (auto failed = change_unit(*m_host, *op, name); failed && !op->flags.ignore_failure) {
                 return *failed;
             }
         }
         return ok();
-    }
-
-    // One unit's part of an operation; what systemctl reports when that part fails.
-    std::optional<CommandResult> change_unit(const host::UnitOp& op, const std::string& name) {
-        std::string verb(host::verb_word(op.verb));
-        auto it = m_host->units.find(name);
-        if (it == m_host->units.end()) {
-            bool file_verb = op.verb == host::UnitVerb::enable || op.verb == host::UnitVerb::disable;
-            return file_verb ? exit_with(1, "Failed to " + verb + " unit: Unit file " + name + " does not exist.\n")
-                             : exit_with(5, "Failed to " + verb + " " + name + ": Unit " + name + " not found.\n");
-        }
-        FakeUnit& u = it->second;
-        switch (op.verb) {
-        case host::UnitVerb::enable:
-        case host::UnitVerb::disable:
-            if (!u.is_static) {
-                u.enabled = op.verb == host::UnitVerb::enable;
-            }
-            u.active = op.flags.now ? op.verb == host::UnitVerb::enable : u.active;
-            break;
-        case host::UnitVerb::start:
-        case host::UnitVerb::restart: u.active = true; break;
-        case host::UnitVerb::stop: u.active = false; break;
-        case host::UnitVerb::reload:
-            if (!u.active) {
-                return exit_with(1, "Failed to reload " + name + ": Job type reload is not applicable for unit " +
-                                        name + ".\n");
-            }
-            break;
-        case host::UnitVerb::daemon_reload:
-        case host::UnitVerb::reset_failed: break;
-        }
-        return std::nullopt;
     }
 
     // cat /etc/hostname 2>/dev/null; echo '|'; hostname
