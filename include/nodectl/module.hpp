@@ -18,7 +18,8 @@ struct ModuleContext {
     const HostSpec& host;
     // From a verified offline bundle (`--bundle`), unpacked on the operator's machine; empty
     // without one. The k3s release directory, and the apt sources line of the bundle's packages
-    // once they are on the node (see bundle/steps).
+    // once they are on the node (the step bundle/packages,
+    // src/modules/bundle/use.cpp).
     std::string bundle_k3s_dir;
     std::string bundle_k3s_version;
     std::string bundle_apt_sources;

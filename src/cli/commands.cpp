@@ -40,8 +40,6 @@ namespace {
 
 void configure_none(CLI::App&, Context&) {}
 
-// Capabilities planned but not built yet: say so and fail, never pretend.
-
 void configure_apply(CLI::App& app, Context& ctx) {
     add_host_options(app, ctx);
     app.add_flag("--dry-run,-n", ctx.host.dry_run, "Show the plan and change nothing (the same as `nodectl plan`)");

@@ -1,8 +1,9 @@
 // AWS Signature Version 4 (header signing) on OpenSSL's HMAC-SHA256. Knows nothing of nodectl.
 //
 // Written because libcurl's CURLOPT_AWS_SIGV4 (7.88) fails cases of AWS's published test suite
-// and cannot show its canonical request or string to sign (ARCHITECTURE.md, "S3 signing"). It
-// passes every case in shared/testdata/aws-sigv4 (tests/unit/test_util_sigv4.cpp).
+// and cannot show its canonical request or string to sign (ARCHITECTURE.md, "S3: our own SigV4 signer, libcurl for
+// transport"). It passes every case of the suite kept in tests/data/aws-sigv4
+// (tests/unit/test_util_sigv4.cpp).
 #pragma once
 
 #include <string>

@@ -18,7 +18,7 @@
 # what the FAT end to end below exercises.
 # NODECTL_FIRSTBOOT_CASES=node1 runs node 1's install, power cut, resume and check only, on one
 # node of the release NODECTL_TEST_SUITE names, on subnet NODECTL_FIRSTBOOT_SUBNET
-# (test_trixie_firstboot.sh does so on Debian 13); the default, all, runs everything.
+# (test_trixie_node.sh does so on Debian 13); the default, all, runs everything.
 source "$(dirname "$0")/lib.sh"
 CASES=${NODECTL_FIRSTBOOT_CASES:-all}
 SUBNET=${NODECTL_FIRSTBOOT_SUBNET:-198.18.80}

@@ -2,7 +2,7 @@
 # The include direction: a file in src/ or include/ includes only from its own layer or a lower
 # one. The layer order and the recorded exceptions are read from ARCHITECTURE.md ("Layers"), so
 # the document and the check cannot drift apart:
-#   include-layers: util nodectl config target host modules core cli main
+#   include-layers: util nodectl config target host modules core actions cli main
 #   include-exception: <file glob> -> <included header>   (why, and what removes it)
 # A file's layer is its first directory under src/ (include/nodectl/ is "nodectl", src/main.cpp
 # is "main"); an include "X/..." is in layer X. Usage: check_includes.sh [TREE] (default: this

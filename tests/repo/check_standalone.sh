@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The repository must stand alone: a clone elsewhere has nothing beside it. Fails when a test,
-# script, CI file or document refers to a directory outside the checkout (a sibling `shared`
+# script, source file, CI file or document refers to a directory outside the checkout (a sibling `shared`
 # tree of design notes and data that some developer machines have), and when a file that the
 # tests read from tests/data/ is missing. Run by ctest (test "repo/standalone").
 set -euo pipefail
@@ -11,7 +11,7 @@ self=tests/repo/check_standalone.sh
 dots='\.\.'
 pattern="${dots}/shared|(^|[^a-z_])shared/(testdata|k8s|anchors|notes|design\.md)"
 fail=0
-if hits=$(git ls-files --cached --others --exclude-standard -- tests scripts .ci README.md ARCHITECTURE.md docs CMakeLists.txt cmake \
+if hits=$(git ls-files --cached --others --exclude-standard -- src include tests scripts .ci README.md ARCHITECTURE.md docs CMakeLists.txt cmake \
             | grep -v -x -F "$self" | grep -v '^tests/data/' \
             | xargs -d '\n' grep -n -I -E "$pattern" 2>/dev/null); then
   echo "check_standalone: these lines refer to files outside the repository:" >&2
