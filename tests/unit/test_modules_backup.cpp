@@ -112,6 +112,44 @@ TEST_CASE("retention: weekly uses ISO weeks, which cross the year boundary") {
     CHECK(pruned(all, {0, 0, 3, 0}) == std::set<std::string>{"20241230T010000Z"});
 }
 
+TEST_CASE("--target: list, prune and verify use only the target named; a name [backup] lacks is a usage error") {
+    TempDir tmp;
+    auto s = dir_settings(tmp.file("a"));
+    TargetSettings second = s.targets[0];
+    second.name = "second";
+    second.path = tmp.file("b");
+    s.targets.push_back(second);
+    for (const char* d : {"a", "b"}) {
+        REQUIRE(fs::create_directories(tmp.file(d)));
+    }
+    put_file(tmp.file("a") + "/web1-20260101T020000Z.tar.zst", "");
+    put_file(tmp.file("b") + "/web1-20260102T020000Z.tar.zst", "");
+    auto all = list(s, "");
+    REQUIRE(all);
+    CHECK(all->size() == 2);
+    auto only = list(s, "second");
+    REQUIRE(only);
+    REQUIRE(only->size() == 1);
+    CHECK((*only)[0].target == "second");
+    CHECK((*only)[0].stored.object == "web1-20260102T020000Z.tar.zst");
+    auto missing = verify(s, "web1-20260101T020000Z", "second");  // it is on the other target
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message == "no archive 'web1-20260101T020000Z' on second");
+    auto l = list(s, "nas");
+    auto p = prune(s, true, "nas");
+    auto v = verify(s, "web1-20260101T020000Z", "nas");
+    REQUIRE_FALSE(l);
+    REQUIRE_FALSE(p);
+    REQUIRE_FALSE(v);
+    for (const auto* e : {&l.error(), &p.error(), &v.error()}) {
+        CHECK(e->code == ErrorCode::usage);
+        CHECK(e->message == "no target named 'nas' in [backup]");
+    }
+    s.targets.clear();
+    REQUIRE_FALSE(list(s, ""));
+    CHECK(list(s, "").error().message == "no target in [backup]");
+}
+
 TEST_CASE("encryption: round trip for empty, exact-chunk and uneven sizes") {
     auto k = key_of(7);
     for (size_t n : {size_t{0}, size_t{1}, size_t{4096}, size_t{8192}, size_t{10000}, size_t{100000}}) {

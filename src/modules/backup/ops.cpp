@@ -38,15 +38,29 @@ std::string unencrypted_refusal(const Stored& a) {
                       "the target could have put it there)";
 }
 
+// The targets a command works on: all of [backup]'s, or the one named.
+Result<std::vector<const TargetSettings*>> chosen_targets(const Settings& s, const std::string& name) {
+    std::vector<const TargetSettings*> out;
+    for (const auto& ts : s.targets) {
+        if (name.empty() || ts.name == name) {
+            out.push_back(&ts);
+        }
+    }
+    if (out.empty()) {
+        return make_error(ErrorCode::usage, name.empty() ? std::string("no target in [backup]")
+                                                         : "no target named " + shell_quote(name) + " in [backup]");
+    }
+    return out;
+}
+
 // The archive `id` on `target_name` (or the first target that has it).
 Result<Found> find_archive(const Settings& s, const std::string& id, const std::string& target_name) {
     bool key = !s.encryption_key_file.empty();
     std::vector<std::string> tried;
     std::vector<std::string> refused;
-    for (const auto& ts : s.targets) {
-        if (!target_name.empty() && ts.name != target_name) {
-            continue;
-        }
+    auto chosen = TRY(chosen_targets(s, target_name));
+    for (const TargetSettings* target : chosen) {
+        const TargetSettings& ts = *target;
         auto t = make_target(ts);
         if (!t) {
             tried.push_back(ts.name + " (" + t.error().message + ")");
@@ -71,9 +85,6 @@ Result<Found> find_archive(const Settings& s, const std::string& id, const std::
     }
     if (!refused.empty()) {
         return make_error(ErrorCode::auth, util::join(refused, "; "));
-    }
-    if (tried.empty()) {
-        return make_error(ErrorCode::usage, "no target named '" + target_name + "' in [backup]");
     }
     return make_error(ErrorCode::io, "no archive '" + id + "' on " + util::join(tried, ", "));
 }
@@ -463,12 +474,9 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
 
 Result<std::vector<ListedArchive>> list(const Settings& s, const std::string& only_target) {
     std::vector<ListedArchive> out;
-    bool any = false;
-    for (const auto& ts : s.targets) {
-        if (!only_target.empty() && ts.name != only_target) {
-            continue;
-        }
-        any = true;
+    auto chosen = TRY(chosen_targets(s, only_target));
+    for (const TargetSettings* target : chosen) {
+        const TargetSettings& ts = *target;
         auto t = TRY(make_target(ts));
         auto listed = (*t).list();
         if (!listed) {
@@ -484,9 +492,6 @@ Result<std::vector<ListedArchive>> list(const Settings& s, const std::string& on
             }
             out.push_back({ts.name, a});
         }
-    }
-    if (!any) {
-        return make_error(ErrorCode::usage, "no target named '" + only_target + "' in [backup]");
     }
     return out;
 }
@@ -527,12 +532,9 @@ Result<RestoreReport> restore(const Settings& s, const RestoreOptions& o) {
 
 Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std::string& only_target) {
     std::vector<PruneItem> out;
-    bool any = false;
-    for (const auto& ts : s.targets) {
-        if (!only_target.empty() && ts.name != only_target) {
-            continue;
-        }
-        any = true;
+    auto chosen = TRY(chosen_targets(s, only_target));
+    for (const TargetSettings* target : chosen) {
+        const TargetSettings& ts = *target;
         auto t = TRY(make_target(ts));
         auto listed = TRY(t->list());
         for (const auto& o : prunable(
@@ -542,9 +544,6 @@ Result<std::vector<PruneItem>> prune(const Settings& s, bool dry_run, const std:
             }
             out.push_back({ts.name, o});
         }
-    }
-    if (!any) {
-        return make_error(ErrorCode::usage, "no target named '" + only_target + "' in [backup]");
     }
     return out;
 }
