@@ -395,7 +395,9 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
     // character device) by renaming hard links of two fixed files over it. A long include list
     // widens the gap between the walk's stat and its open of x, so the swap lands in it. What is
     // archived as x must always be the regular file's content; an open that blocks on the FIFO is
-    // released after 2 s by opening the FIFO for writing (and counted).
+    // released after 10 s by opening the FIFO for writing (and counted). Not sooner: the walk's own
+    // non-blocking open holds the FIFO for an instant, and on a loaded machine a run can last
+    // seconds, so a short wait could catch that instant and count a run that never blocked.
     for (bool fifo : {true, false}) {
         CAPTURE(fifo);
         TempDir tmp;
@@ -429,7 +431,7 @@ TEST_CASE("backup files: a file swapped for a FIFO or a device node during the w
                     ::unlink(tmp_link.c_str());
                 }
                 int64_t started = run_started;
-                if (fifo && started != 0 && now_ms() - started > 2000) {
+                if (fifo && started != 0 && now_ms() - started > 10000) {
                     int w = ::open((spare + "/special").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
                     if (w >= 0) {  // only succeeds while a reader has the FIFO open
                         blocked = true;

@@ -184,7 +184,7 @@ TEST_CASE("download: a stalled transfer is aborted by the low-speed limit") {
     CHECK_FALSE(r.ok);
     CHECK(r.attempts == 2);  // a stall is worth another try
     CHECK(server.requests("/stall/1000") == 2);
-    CHECK(took < std::chrono::seconds(8));
+    CHECK(took < std::chrono::seconds(30));  // the server never sends the rest: without the limit, no end
     CHECK(r.error.find("too slow") != std::string::npos);
     CHECK_FALSE(fs::exists(dest + ".part"));
 }
@@ -357,7 +357,7 @@ TEST_CASE("retry policy: backoff doubles up to its cap, attempts are bounded, a 
         {}, &cancel);
     CHECK(cancelled.cancelled);
     CHECK(cancelled.attempts == 1);
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));  // not the 60 s wait
 }
 
 TEST_CASE("download: the retry policy on the wire: 429 and 502 are retried; 403, 501 and 505 are not") {
