@@ -80,8 +80,8 @@ trap 'exit 130' INT TERM
 
 # serve_k3s_release: no k3s binary can be had here, so a release-shaped directory for
 # K3S_VERSION whose "k3s" is a stand-in that only fails, served on loopback by
-# data/release_server.py. Sets REL, PORT and WANT_SHA (the stand-in's sha256); the server stops
-# with the suite.
+# data/release_server.py. Sets REL, PORT, WANT_SHA (the stand-in's sha256) and K3S_FROM_TEST_RELEASE
+# (the [k3s] lines that take the stable channel from it); the server stops with the suite.
 K3S_VERSION=v1.30.6+k3s1
 RELEASE_PID=""
 serve_k3s_release() {
@@ -93,6 +93,10 @@ serve_k3s_release() {
   coproc RS { exec python3 "$DATA/release_server.py" --root "$REL" --channel "stable=$K3S_VERSION"; }
   RELEASE_PID=$RS_PID
   read -r PORT <&"${RS[0]}"
+  K3S_FROM_TEST_RELEASE="channel = \"stable\"
+release_url = \"http://127.0.0.1:$PORT/releases/download\"
+channel_url = \"http://127.0.0.1:$PORT/channels\"
+allow_insecure_http = true  # the test release server is plain http on loopback"
 }
 
 # k3s_admin_kubeconfig OUT: what a k3s server writes as its admin kubeconfig (k3s itself cannot
@@ -172,6 +176,33 @@ EOF
   # AIDE's package alone costs about 90 s of CPU per node (aide-common's postinst registers 220
   # files with ucf, one by one): only the suites that test it (test_harden, test_trixie) install it.
   [ "${2:-}" = with-aide ] || printf '\n[harden.services]\naide = false\n' >>"$1"
+}
+
+# site_backup NAME [BACKUP_LINES] [TARGET_LINES]: prints a [backup] table that keeps a node's
+# /srv/site in /var/backups/nodectl on the node itself (target "local"); BACKUP_LINES go into
+# [backup], TARGET_LINES into the target.
+site_backup() {
+  printf '[backup]\nname = "%s"\n' "$1"
+  [ -z "${2:-}" ] || printf '%s\n' "$2"
+  printf '[[backup.files]]\npath = "/srv/site"\n'
+  printf '[[backup.targets]]\nname = "local"\npath = "/var/backups/nodectl"\nmin_free_mib = 1\n'
+  [ -z "${3:-}" ] || printf '%s\n' "$3"
+}
+
+# harden_only GROUP [HARDEN_LINES] [GROUP_LINES]: prints a [harden] table in which only GROUP
+# (ssh accounts kernel firewall services filesystem) is on; HARDEN_LINES go into [harden] (for
+# example "rollback_seconds = 40"), GROUP_LINES into [harden.GROUP].
+harden_only() {
+  local only=$1 top=${2:-} own=${3:-} group
+  printf '[harden]\n'
+  [ -z "$top" ] || printf '%s\n' "$top"
+  for group in ssh accounts kernel firewall services filesystem; do
+    if [ "$group" != "$only" ]; then
+      printf '[harden.%s]\nenabled = false\n' "$group"
+    elif [ -n "$own" ]; then
+      printf '[harden.%s]\n%s\n' "$group" "$own"
+    fi
+  done
 }
 
 # node_binary: the nodectl the nodes run, NODE_BIN: the static release binary ($NODECTL_STATIC_BIN,

@@ -17,20 +17,9 @@ N=${ADDRS[0]}
 KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS" --identity "$NODECTL_TEST_KEY")
 node_libs 1
 node 1 'mkdir -p /srv/site/sub /var/backups/nodectl && echo hello >/srv/site/a.txt && head -c 100000 /dev/urandom >/srv/site/sub/b.bin'
-cat >"$WORK/node.toml" <<T
-[backup]
-name = "node1"
-schedule = "*-*-* 03:15:00"
+site_backup node1 'schedule = "*-*-* 03:15:00"
 randomized_delay = "10min"
-metrics_file = "/var/lib/nodectl-metrics/backup.prom"
-[[backup.files]]
-path = "/srv/site"
-[[backup.targets]]
-name = "local"
-path = "/var/backups/nodectl"
-min_free_mib = 1
-keep_last = 3
-T
+metrics_file = "/var/lib/nodectl-metrics/backup.prom"' "keep_last = 3" >"$WORK/node.toml"
 node 1 'mkdir -p /var/lib/nodectl-metrics'
 nodectl apply -p "$WORK/node.toml" "root@$N" "${KH[@]}" >"$WORK/apply1.out" 2>&1
 expect_rc_out "apply installs the binary, the profile and the backup units" 0 $? "$WORK/apply1.out"

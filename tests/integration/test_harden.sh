@@ -120,23 +120,8 @@ check "/etc/nftables.conf is as nodectl found it (as the package shipped it)" te
 contains "and a re-run changes nothing" "$WORK/off2.out" "0 changed"
 
 echo "# lockout guard: AllowGroups that excludes the connecting user"
-cat >"$WORK/lockout-ssh.toml" <<EOF
-[harden]
-rollback_seconds = 60
-[harden.ssh]
-permit_root_login = "prohibit-password"
-allow_groups = ["ops"]
-[harden.accounts]
-enabled = false
-[harden.kernel]
-enabled = false
-[harden.firewall]
-enabled = false
-[harden.services]
-enabled = false
-[harden.filesystem]
-enabled = false
-EOF
+harden_only ssh "rollback_seconds = 60" 'permit_root_login = "prohibit-password"
+allow_groups = ["ops"]' >"$WORK/lockout-ssh.toml"
 node 2 'sha256sum /etc/ssh/ssh_host_* /etc/ssh/moduli /etc/issue.net; ls /etc/ssh/sshd_config.d' >"$WORK/b.before"
 "$NODECTL" apply -p "$WORK/lockout-ssh.toml" "${KH[@]}" "${ID[@]}" "root@$B" >"$WORK/lock1.out" 2>&1
 expect_rc "sshd change that locks root out is refused" 5 $?
@@ -148,22 +133,7 @@ check "node 2's running sshd has no AllowGroups" test -z "$(node 2 'sshd -T | gr
 check "no rollback timer is left behind" test -z "$(node 2 'systemctl list-timers --all --no-legend | grep nodectl-rollback')"
 
 echo "# lockout guard: a firewall that drops the SSH port"
-cat >"$WORK/lockout-fw.toml" <<EOF
-[harden]
-rollback_seconds = 40
-[harden.ssh]
-enabled = false
-[harden.accounts]
-enabled = false
-[harden.kernel]
-enabled = false
-[harden.firewall]
-ssh_port = 2222
-[harden.services]
-enabled = false
-[harden.filesystem]
-enabled = false
-EOF
+harden_only firewall "rollback_seconds = 40" "ssh_port = 2222" >"$WORK/lockout-fw.toml"
 node 2 "printf 'Acquire::http::Proxy \"%s\";\n' $NODECTL_TEST_APT_PROXY >/etc/apt/apt.conf.d/01proxy"
 "$NODECTL" apply -p "$WORK/lockout-fw.toml" "${KH[@]}" "${ID[@]}" "root@$B" >"$WORK/lock2.out" 2>&1
 expect_rc "firewall that drops ssh is refused" 5 $?

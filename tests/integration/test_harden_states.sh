@@ -101,22 +101,7 @@ expect_rc_out "check passes after the reload" 0 $? "$WORK/check2.out"
 echo "# node 2: a firewall that locks SSH out is rolled back without touching Docker's tables"
 printf '%s\n' "$DOCKER_TABLES" | node 2 'nft -f -'
 docker_tables 2 >"$WORK/docker2.before"
-cat >"$WORK/lockout-fw.toml" <<EOF
-[harden]
-rollback_seconds = 40
-[harden.ssh]
-enabled = false
-[harden.accounts]
-enabled = false
-[harden.kernel]
-enabled = false
-[harden.firewall]
-ssh_port = 2222
-[harden.services]
-enabled = false
-[harden.filesystem]
-enabled = false
-EOF
+harden_only firewall "rollback_seconds = 40" "ssh_port = 2222" >"$WORK/lockout-fw.toml"
 "$NODECTL" apply -p "$WORK/lockout-fw.toml" "${KH[@]}" "${ID[@]}" "root@$B" >"$WORK/lock.out" 2>&1
 expect_rc_out "the firewall that drops ssh is refused" 5 $? "$WORK/lock.out"
 contains_text "  ... and rolled back" "$WORK/lock.out" "the previous files are back in place and active"

@@ -39,19 +39,7 @@ KH=(--known-hosts "$NODECTL_TEST_KNOWN_HOSTS")
 A=${ADDRS[0]}   # starts with forwarding on
 B=${ADDRS[1]}   # starts with forwarding off
 
-cat >"$WORK/kernel.toml" <<EOF
-[harden]
-[harden.accounts]
-enabled = false
-[harden.ssh]
-enabled = false
-[harden.firewall]
-enabled = false
-[harden.services]
-enabled = false
-[harden.filesystem]
-enabled = false
-EOF
+harden_only kernel >"$WORK/kernel.toml"
 live() { node "$1" "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/accept_redirects | tr '\n' ' '"; }
 check_kernel() {  # check_kernel NAME ADDR: nodectl check passes, accept_redirects among its passes
   "$NODECTL" check -p "$WORK/kernel.toml" "${KH[@]}" --identity "$NODECTL_TEST_KEY" "root@$2" >"$WORK/check-$1.out" 2>&1

@@ -23,15 +23,7 @@ cat >"$WORK/mon.toml" <<T
 [base]
 apt_proxy = "$NODECTL_TEST_APT_PROXY"
 
-[backup]
-name = "node1"
-metrics_file = "/var/lib/nodectl-metrics/backup.prom"
-[[backup.files]]
-path = "/srv/site"
-[[backup.targets]]
-name = "local"
-path = "/var/backups/nodectl"
-min_free_mib = 1
+$(site_backup node1 'metrics_file = "/var/lib/nodectl-metrics/backup.prom"')
 
 [monitoring]
 listen_address = "\${host.address}"
@@ -107,23 +99,10 @@ ssh_from() { ssh -F /dev/null -b "$1" -i "$NODECTL_TEST_KEY" -o IdentitiesOnly=y
   -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ConnectTimeout=4 -o LogLevel=ERROR "root@$N" true; }
 check "before the firewall, /metrics answers 200 from $OUT too" test "$(http_from "$OUT")" = 200
 cp "$WORK/mon.toml" "$WORK/fw.toml"
-# Appended to [monitoring], the last table of mon.toml; only the firewall group of [harden] is on.
-cat >>"$WORK/fw.toml" <<T
-allow_from = ["$IN/32"]
-
-[harden]
-rollback_seconds = 60
-[harden.ssh]
-enabled = false
-[harden.kernel]
-enabled = false
-[harden.accounts]
-enabled = false
-[harden.services]
-enabled = false
-[harden.filesystem]
-enabled = false
-T
+# allow_from is appended to [monitoring], the last table of mon.toml; only the firewall group of
+# [harden] is on.
+printf 'allow_from = ["%s/32"]\n\n' "$IN" >>"$WORK/fw.toml"
+harden_only firewall "rollback_seconds = 60" >>"$WORK/fw.toml"
 nodectl apply -p "$WORK/fw.toml" "root@$N" "${KH[@]}" >"$WORK/fw1.out" 2>&1
 expect_rc_out "apply with the firewall on" 0 $? "$WORK/fw1.out"
 lacks "... and the host does not differ afterwards" "$WORK/fw1.out" "still differs"

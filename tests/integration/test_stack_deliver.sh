@@ -47,10 +47,7 @@ profile() {  # FILE SITE...
 [base]
 apt_proxy = "$NODECTL_TEST_APT_PROXY"
 [k3s]
-channel = "stable"
-release_url = "http://127.0.0.1:$PORT/releases/download"
-channel_url = "http://127.0.0.1:$PORT/channels"
-allow_insecure_http = true
+$K3S_FROM_TEST_RELEASE
 start = false
 T
   for s in "$@"; do

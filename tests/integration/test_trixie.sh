@@ -52,10 +52,7 @@ cat >"$WORK/k3s.toml" <<T
 [base]
 apt_proxy = "$NODECTL_TEST_APT_PROXY"
 [k3s]
-channel = "stable"
-release_url = "http://127.0.0.1:$PORT/releases/download"
-channel_url = "http://127.0.0.1:$PORT/channels"
-allow_insecure_http = true  # the test release server is plain http on loopback
+$K3S_FROM_TEST_RELEASE
 tls_san = ["$N"]
 disable = ["traefik"]
 start = false
@@ -76,17 +73,7 @@ took "the k3s part"
 export NODECTL_STATIC_BIN=${NODECTL_STATIC_BIN:-$SRC/build/static/nodectl}
 if [ -x "$NODECTL_STATIC_BIN" ]; then
   node 1 'mkdir -p /srv/site /var/backups/nodectl && echo hello >/srv/site/a.txt'
-  cat >"$WORK/backup.toml" <<T
-[backup]
-name = "trixie"
-schedule = "*-*-* 03:15:00"
-[[backup.files]]
-path = "/srv/site"
-[[backup.targets]]
-name = "local"
-path = "/var/backups/nodectl"
-min_free_mib = 1
-T
+  site_backup trixie 'schedule = "*-*-* 03:15:00"' >"$WORK/backup.toml"
   nodectl apply -p "$WORK/backup.toml" "root@$N" "${KH[@]}" >"$WORK/b1.out" 2>&1
   expect_rc_out "backup: apply installs the binary and the units" 0 $? "$WORK/b1.out"
   node 1 'systemd-analyze verify /etc/systemd/system/nodectl-backup.service /etc/systemd/system/nodectl-backup.timer' >"$WORK/bverify" 2>&1
