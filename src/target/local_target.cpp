@@ -1,6 +1,7 @@
 #include "target/local_target.hpp"
 
 #include "util/fd.hpp"
+#include "util/subprocess.hpp"
 #include "util/text.hpp"
 
 #include <fcntl.h>
@@ -47,66 +48,18 @@ std::optional<unsigned> group_id(const std::string& name) {
     return id ? std::optional<unsigned>(static_cast<unsigned>(*id)) : std::nullopt;
 }
 
-// Both ends of a pipe (O_CLOEXEC), closed on destruction; false when pipe2 fails.
-struct Pipe {
-    util::Fd read, write;
-    bool open() {
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) {
-            return false;
-        }
-        read.reset(fds[0]);
-        write.reset(fds[1]);
-        return true;
-    }
-};
-
-// A child's three pipes, from nodectl's side once it runs.
-struct ChildPipes {
-    Pipe in, out, err;
-};
-
-// Forks and execs `argv` in a process group of its own (so that a timeout kills the whole tree),
-// its stdin, stdout and stderr on the pipes; closes the child's ends here.
-Result<pid_t> spawn(const std::vector<std::string>& argv, ChildPipes& p) {
-    if (!p.in.open() || !p.out.open() || !p.err.open()) {
-        return errno_error("pipe");
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        return errno_error("fork");
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        dup2(p.in.read.get(), 0);
-        dup2(p.out.write.get(), 1);
-        dup2(p.err.write.get(), 2);
-        std::vector<char*> args;
-        for (const auto& a : argv) {
-            args.push_back(const_cast<char*>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    p.in.read.reset();
-    p.out.write.reset();
-    p.err.write.reset();
-    fcntl(p.in.write.get(), F_SETFL, O_NONBLOCK);
-    return pid;
-}
-
 // How pumping a child's pipes ended.
 enum class PumpEnd { outputs_closed, timed_out, too_much };
 
 // Feeds `input` to the child and collects its output into `result` until it closes both outputs,
 // the deadline passes or it prints too much (then its process group is killed).
-Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::chrono::seconds timeout,
+Result<PumpEnd> pump(util::Subprocess& child, const std::string& input, std::chrono::seconds timeout,
                      const std::function<void(std::string_view)>& on_output, CommandResult& result) {
     size_t written = 0;
-    util::Fd& in_fd = p.in.write;
+    util::Fd& in_fd = child.in();
+    if (in_fd) {
+        fcntl(in_fd.get(), F_SETFL, O_NONBLOCK);
+    }
     if (input.empty()) {
         in_fd.reset();
     }
@@ -116,10 +69,10 @@ Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::ch
     while (open_outputs > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            kill(-pid, SIGKILL);
+            child.signal(SIGKILL);
             return PumpEnd::timed_out;
         }
-        pollfd fds[3] = {{p.out.read.get(), POLLIN, 0}, {p.err.read.get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
+        pollfd fds[3] = {{child.out().get(), POLLIN, 0}, {child.err().get(), POLLIN, 0}, {in_fd.get(), POLLOUT, 0}};
         int n = poll(fds, in_fd ? 3 : 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
         if (n < 0 && errno != EINTR) {
             return errno_error("poll");
@@ -134,11 +87,11 @@ Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::ch
                         on_output(std::string_view(buf, static_cast<size_t>(r)));
                     }
                     if (into.size() > k_max_command_output) {
-                        kill(-pid, SIGKILL);
+                        child.signal(SIGKILL);
                         return PumpEnd::too_much;
                     }
                 } else if (r == 0 || errno != EAGAIN) {
-                    (i == 0 ? p.out : p.err).read.reset();
+                    (i == 0 ? child.out() : child.err()).reset();
                     --open_outputs;
                 }
             }
@@ -167,17 +120,28 @@ Result<PumpEnd> pump(pid_t pid, ChildPipes& p, const std::string& input, std::ch
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   std::chrono::seconds timeout,
                                   const std::function<void(std::string_view)>& on_output) {
-    ChildPipes pipes;
-    pid_t pid = TRY(spawn(argv, pipes));
+    std::string why;
+    auto child = util::Subprocess::start(
+        argv,
+        {.in = util::Stdio::pipe(), .out = util::Stdio::pipe(), .err = util::Stdio::pipe(), .own_process_group = true},
+        &why);
+    if (!child) {
+        if (errno == ENOENT || errno == EACCES || errno == ENOEXEC) {
+            // What a shell reports for a command it cannot execute.
+            return CommandResult{127, "", "cannot execute " + argv[0] + ": " + std::strerror(errno) + "\n"};
+        }
+        return make_error(ErrorCode::io, why);
+    }
     CommandResult result;
-    auto ended = pump(pid, pipes, input, timeout, on_output, result);
+    auto ended = pump(*child, input, timeout, on_output, result);
     if (!ended) {
-        kill(-pid, SIGKILL);  // poll failed: nothing would see the child end
+        child->signal(SIGKILL);  // poll failed: nothing would see the child end
     }
-    pipes = ChildPipes{};  // closed before the wait: a child still writing gets EPIPE, not a hang
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    // Closed before the wait: a child still writing gets EPIPE, not a hang.
+    child->in().reset();
+    child->out().reset();
+    child->err().reset();
+    int status = child->wait();
     TRY_VOID(ended);
     if (*ended == PumpEnd::timed_out) {
         return make_error(ErrorCode::timeout, "command timed out after " + std::to_string(timeout.count()) + "s");
@@ -187,9 +151,6 @@ Result<CommandResult> run_process(const std::vector<std::string>& argv, const st
                                                   std::to_string(k_max_command_output >> 20) + " MiB; stopped");
     }
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && result.err.empty()) {
-        result.err = "cannot execute " + argv[0];
-    }
     return result;
 }
 

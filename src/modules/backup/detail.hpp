@@ -6,6 +6,8 @@
 #include "modules/backup/backup.hpp"
 #include "util/bounded_queue.hpp"
 #include "util/digest.hpp"
+#include "util/fd.hpp"
+#include "util/subprocess.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -26,23 +28,6 @@
 struct archive;
 
 namespace nodectl::backup {
-
-// A file descriptor closed when it goes out of scope.
-class UniqueFd {
-public:
-    UniqueFd() = default;
-    explicit UniqueFd(int fd) : m_fd(fd) {}
-    ~UniqueFd();
-    UniqueFd(UniqueFd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-    UniqueFd& operator=(UniqueFd&& o) noexcept;
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    int get() const { return m_fd; }
-    explicit operator bool() const { return m_fd >= 0; }
-
-private:
-    int m_fd = -1;
-};
 
 // ---- time per stage (stages.cpp), logged at --log-level debug ----
 
@@ -282,7 +267,7 @@ private:
     bool m_cancelled = false;
     std::optional<Error> m_reader_error;
     std::vector<util::BoundedQueue<Block>*> m_pools;  // the readers' (EntrySource), which outlive their threads
-    UniqueFd m_cancel_fd;
+    util::Fd m_cancel_fd;
 };
 
 // One reading thread's way into an EntryQueue, with its own pool of `blocks` (the memory bound:
@@ -331,24 +316,21 @@ ArchiveWriter::Meta generated_meta();
 
 class Child {
 public:
-    Child() = default;
-    ~Child();
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
     // argv[0] is looked up in PATH. With `pipe_stdin`, stdin_fd() is writable; with `pipe_stdout`,
-    // stdout_fd() is readable; stderr is kept (the last 4 KiB) for the error message.
+    // stdout_fd() is readable; stderr is kept (the last 4 KiB) for the error message. A child still
+    // running when this is destroyed is killed and reaped.
     Result<void> start(const std::vector<std::string>& argv, bool pipe_stdin, bool pipe_stdout,
                        const std::vector<std::string>& extra_env = {});
-    int stdin_fd() const { return m_in; }
-    int stdout_fd() const { return m_out; }
+    int stdin_fd();
+    int stdout_fd();
     void close_stdin();
     // Waits for the exit; ok when it exited 0, else an error naming argv[0] with its stderr.
     Result<void> wait();
     void kill_now();
 
 private:
-    pid_t m_pid = -1;
-    int m_in = -1, m_out = -1, m_err = -1;
+    util::Fd m_err;
+    std::optional<util::Subprocess> m_child;  // destroyed (killed, reaped) before m_err closes
     std::string m_name;
 };
 
@@ -367,13 +349,12 @@ public:
     ClientOptionFile() = default;
     ClientOptionFile(const ClientOptionFile&) = delete;
     ClientOptionFile& operator=(const ClientOptionFile&) = delete;
-    ~ClientOptionFile();
     Result<void> create(const std::string& host, int port, const std::string& socket, const std::string& user,
                         const std::string& password);
-    std::string arg() const { return "--defaults-extra-file=/dev/fd/" + std::to_string(m_fd); }
+    std::string arg() const { return "--defaults-extra-file=/dev/fd/" + std::to_string(m_fd.get()); }
 
 private:
-    int m_fd = -1;
+    util::Fd m_fd;
 };
 
 // ---- targets (target_dir.cpp, target_s3.cpp) ----

@@ -4,6 +4,7 @@
 // renamed to DIR at the end; a database restored under a new name is dropped again when the
 // restore fails.
 #include "modules/backup/detail.hpp"
+#include "util/json.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
 
@@ -143,10 +144,10 @@ std::optional<std::vector<std::string>> path_parts(const std::string& rel) {
 
 // The directory parts[0..n) beneath `root`, opened one part at a time with O_NOFOLLOW: a path can
 // never leave the restore directory through a symbolic link, whether the archive made it or not.
-Result<UniqueFd> open_beneath(int root, const std::vector<std::string>& parts, size_t n) {
-    UniqueFd dir(::fcntl(root, F_DUPFD_CLOEXEC, 0));
+Result<util::Fd> open_beneath(int root, const std::vector<std::string>& parts, size_t n) {
+    util::Fd dir(::fcntl(root, F_DUPFD_CLOEXEC, 0));
     for (size_t i = 0; i < n; ++i) {
-        UniqueFd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        util::Fd next(::openat(dir.get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!next) {
             int err = errno;
             return damaged("'" + util::join({parts.begin(), parts.begin() + static_cast<long>(i) + 1}, "/") +
@@ -318,7 +319,7 @@ public:
 
     // Directories last, deepest first: writing into them changed their mtimes.
     Result<void> finish_directories() {
-        m_fd = UniqueFd();
+        m_fd = util::Fd();
         for (auto it = m_dirs.rbegin(); it != m_dirs.rend(); ++it) {
             auto dir = TRY(open_beneath(m_root_dir, it->parts, it->parts.size()));
             ::fchmod(dir.get(), restored_mode(it->mode, m_keep_setid));
@@ -369,7 +370,7 @@ private:
             chown_leaf(parent, leaf, e);
             ++m_count;
         } else if (e.type == AE_IFREG) {
-            m_fd = UniqueFd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+            m_fd = util::Fd(::openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
             if (!m_fd) {
                 return errno_error("cannot create " + m_current);
             }
@@ -400,7 +401,7 @@ private:
         ::futimens(m_fd.get(), times);
         bool ok = ::fsync(m_fd.get()) == 0;
         int err = errno;
-        m_fd = UniqueFd();
+        m_fd = util::Fd();
         if (!ok) {
             return make_error(ErrorCode::io, "fsync " + m_current + ": " + std::strerror(err));
         }
@@ -423,7 +424,7 @@ private:
     std::string m_work;
     bool m_keep_setid;
     bool m_root;
-    UniqueFd m_fd;
+    util::Fd m_fd;
     uint64_t m_count = 0, m_bytes = 0;
     std::vector<DirTime> m_dirs;
     std::string m_current;
@@ -444,7 +445,7 @@ Result<RestoreReport> restore_files(const Settings& s, const RestoreOptions& o, 
     if (::mkdir(work.c_str(), 0700) != 0) {
         return errno_error("cannot create " + work);
     }
-    UniqueFd root_dir(::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    util::Fd root_dir(::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!root_dir) {
         int err = errno;
         fs::remove_all(work, ec);
@@ -517,10 +518,13 @@ Result<RestoreReport> restore(const Settings& s, const RestoreOptions& o) {
     auto f = TRY(find_archive(s, o.id, o.target));
     log::info(k_log, "verifying {} on {} before restoring", f.stored.object, f.target->name());
     auto checked = TRY(read_once(s, f, {}));
-    nlohmann::json manifest = nlohmann::json::parse(checked.manifest_text);
+    auto manifest = util::parse_json(checked.manifest_text);  // read_once checked it already
+    if (!manifest) {
+        return damaged(f.stored.object + ": manifest.json is not valid JSON");
+    }
     RestoreReport rep;
     if (!o.db.empty()) {
-        auto r = TRY(restore_db(s, o, f, manifest));
+        auto r = TRY(restore_db(s, o, f, *manifest));
         rep.done.insert(rep.done.end(), r.done.begin(), r.done.end());
     }
     if (o.files) {

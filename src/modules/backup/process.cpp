@@ -1,11 +1,11 @@
 // Child processes of a backup: mariadb-dump (stdout read as a stream), the mariadb client
-// (stdin written as a stream), hooks. Credentials reach the MariaDB tools through a 0600 option
-// file in a private 0700 directory, never through argv or the environment.
+// (stdin written as a stream), hooks, all started through util::Subprocess. Credentials reach the
+// MariaDB tools through a 0600 option file in memory (ClientOptionFile), never through argv or
+// the environment.
 #include "modules/backup/detail.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,8 +16,6 @@
 #include <cstring>
 #include <filesystem>
 #include <utility>
-
-extern char** environ;
 
 namespace nodectl::backup {
 
@@ -54,150 +52,67 @@ Result<std::string> option_value(const std::string& what, const std::string& v) 
 
 }  // namespace
 
-UniqueFd::~UniqueFd() {
-    if (m_fd >= 0) {
-        ::close(m_fd);
-    }
-}
-
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-        m_fd = std::exchange(o.m_fd, -1);
-    }
-    return *this;
-}
-
-Child::~Child() {
-    if (m_in >= 0) {
-        ::close(m_in);
-    }
-    if (m_out >= 0) {
-        ::close(m_out);
-    }
-    if (m_pid > 0) {
-        kill_now();
-        int st = 0;
-        waitpid(m_pid, &st, 0);
-    }
-    if (m_err >= 0) {
-        ::close(m_err);
-    }
-}
-
 Result<void> Child::start(const std::vector<std::string>& argv, bool pipe_stdin, bool pipe_stdout,
                           const std::vector<std::string>& extra_env) {
     m_name = argv.at(0);
-    int in[2] = {-1, -1}, out[2] = {-1, -1};
-    if (pipe_stdin && pipe2(in, O_CLOEXEC) != 0) {
-        return errno_error("pipe");
+    // stderr goes to an unnamed temporary file, read back when the child failed.
+    m_err = util::Fd(::open(tmp_root().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!m_err) {
+        return errno_error("temporary file in " + tmp_root());
     }
-    if (pipe_stdout && pipe2(out, O_CLOEXEC) != 0) {
-        return errno_error("pipe");
+    util::SpawnOptions options;
+    options.in = pipe_stdin ? util::Stdio::pipe() : util::Stdio::null();
+    options.out = pipe_stdout ? util::Stdio::pipe() : util::Stdio::to(m_err.get());
+    options.err = util::Stdio::to(m_err.get());
+    for (const auto& e : extra_env) {
+        auto eq = e.find('=');
+        options.env.emplace_back(e.substr(0, eq), eq == std::string::npos ? "" : e.substr(eq + 1));
+    }
+    std::string why;
+    m_child = util::Subprocess::start(argv, options, &why);
+    if (!m_child) {
+        return make_error(ErrorCode::io, why);
     }
     if (pipe_stdout) {
         // 1 MiB (the default /proc/sys/fs/pipe-max-size) rather than 64 KiB: the reader wakes and
         // reads a fraction as often (measured: about half its CPU time); a refusal changes nothing.
-        (void)::fcntl(out[0], F_SETPIPE_SZ, 1 << 20);
-    }
-    // stderr goes to an unnamed temporary file, read back when the child failed.
-    m_err = ::open(tmp_root().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (m_err < 0) {
-        return errno_error("temporary file in " + tmp_root());
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (pipe_stdin) {
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    } else {
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    }
-    if (pipe_stdout) {
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    } else {
-        posix_spawn_file_actions_adddup2(&fa, m_err, 1);
-    }
-    posix_spawn_file_actions_adddup2(&fa, m_err, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t def;
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) {
-        env_store.emplace_back(*e);
-    }
-    for (const auto& e : extra_env) {
-        env_store.push_back(e);
-    }
-    std::vector<char*> envp, args;
-    for (auto& e : env_store) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-    std::vector<std::string> argv_copy = argv;
-    for (auto& a : argv_copy) {
-        args.push_back(a.data());
-    }
-    args.push_back(nullptr);
-    int rc = posix_spawnp(&m_pid, args[0], &fa, &attr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (pipe_stdin) {
-        ::close(in[0]);
-        m_in = in[1];
-    }
-    if (pipe_stdout) {
-        ::close(out[1]);
-        m_out = out[0];
-    }
-    if (rc != 0) {
-        m_pid = -1;
-        errno = rc;
-        return errno_error("cannot run " + m_name);
+        (void)::fcntl(m_child->out().get(), F_SETPIPE_SZ, 1 << 20);
     }
     return Ok{};
 }
 
+int Child::stdin_fd() {
+    return m_child ? m_child->in().get() : -1;
+}
+
+int Child::stdout_fd() {
+    return m_child ? m_child->out().get() : -1;
+}
+
 void Child::close_stdin() {
-    if (m_in >= 0) {
-        ::close(m_in);
-        m_in = -1;
+    if (m_child) {
+        m_child->in().reset();
     }
 }
 
 void Child::kill_now() {
-    if (m_pid > 0) {
-        ::kill(m_pid, SIGKILL);
+    if (m_child) {
+        m_child->signal(SIGKILL);
     }
 }
 
 Result<void> Child::wait() {
     close_stdin();
-    if (m_out >= 0) {
-        ::close(m_out);
-        m_out = -1;
-    }
-    int st = 0;
-    while (waitpid(m_pid, &st, 0) < 0) {
-        if (errno != EINTR) {
-            return errno_error("waitpid " + m_name);
-        }
-    }
-    m_pid = -1;
+    m_child->out().reset();
+    int st = m_child->wait();
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         return Ok{};
     }
     std::string err;
-    off_t size = lseek(m_err, 0, SEEK_END);
+    off_t size = lseek(m_err.get(), 0, SEEK_END);
     off_t from = size > 4096 ? size - 4096 : 0;
     err.resize(static_cast<size_t>(size - from));
-    if (pread(m_err, err.data(), err.size(), from) < 0) {
+    if (pread(m_err.get(), err.data(), err.size(), from) < 0) {
         err.clear();
     }
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) {
@@ -254,12 +169,6 @@ Result<void> run_hook(const std::string& command, const std::vector<std::string>
     return Ok{};
 }
 
-ClientOptionFile::~ClientOptionFile() {
-    if (m_fd >= 0) {
-        ::close(m_fd);
-    }
-}
-
 Result<void> ClientOptionFile::create(const std::string& host, int port, const std::string& socket,
                                       const std::string& user, const std::string& password) {
     std::string text = "[client]\n";
@@ -281,20 +190,18 @@ Result<void> ClientOptionFile::create(const std::string& host, int port, const s
     }
     // Not close-on-exec: the clients read it as /dev/fd/N. 0600: MariaDB ignores a world-writable
     // option file, and a memfd starts as 0777.
-    int fd = ::memfd_create("nodectl-client.cnf", 0);
-    if (fd < 0) {
+    util::Fd fd(::memfd_create("nodectl-client.cnf", 0));
+    if (!fd) {
         std::fill(text.begin(), text.end(), '\0');
         return errno_error("memfd_create");
     }
-    bool written =
-        ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    bool written = ::fchmod(fd.get(), 0600) == 0 &&
+                   ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
     std::fill(text.begin(), text.end(), '\0');
     if (!written) {
-        auto e = errno_error("cannot write the client option file (memfd)");
-        ::close(fd);
-        return e;
+        return errno_error("cannot write the client option file (memfd)");
     }
-    m_fd = fd;
+    m_fd = std::move(fd);
     return Ok{};
 }
 

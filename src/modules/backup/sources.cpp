@@ -304,7 +304,7 @@ bool matches(const std::vector<std::string>& patterns, const std::string& rel) {
 Result<void> add_file(EntrySource& q, int dir, const std::string& leaf, const std::string& abs, const std::string& name,
                       uint64_t& bytes, bool& added) {
     added = false;
-    UniqueFd fd(::openat(dir, leaf.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+    util::Fd fd(::openat(dir, leaf.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
     if (!fd) {
         log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
         return Ok{};
@@ -363,14 +363,12 @@ struct TreeWalk {
     Result<void> walk(int dir, const std::string& rel) {
         std::vector<std::string> names;
         {
-            int copy = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
-            DIR* d = copy >= 0 ? ::fdopendir(copy) : nullptr;
+            util::Fd copy(::fcntl(dir, F_DUPFD_CLOEXEC, 0));
+            DIR* d = copy ? ::fdopendir(copy.get()) : nullptr;
             if (!d) {
-                if (copy >= 0) {
-                    ::close(copy);
-                }
                 return errno_error("cannot read " + t.path + "/" + rel);
             }
+            (void)copy.release();  // closedir closes it
             while (auto* e = ::readdir(d)) {
                 std::string n = e->d_name;
                 if (n != "." && n != "..") {
@@ -392,7 +390,7 @@ struct TreeWalk {
                 continue;
             }
             if (S_ISDIR(st.st_mode)) {
-                UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+                util::Fd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
                 if (!sub) {
                     log::warn(k_log, "skipped {}: {}", abs, std::strerror(errno));
                     continue;
@@ -429,7 +427,7 @@ struct TreeWalk {
 }  // namespace
 
 Result<void> add_tree(EntrySource& q, const FileTree& t, nlohmann::json& out) {
-    UniqueFd root_dir(::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    util::Fd root_dir(::open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat root {};
     if (!root_dir || ::fstat(root_dir.get(), &root) != 0) {
         return make_error(ErrorCode::io, "file tree " + t.name + ": " + t.path + " is not a directory");

@@ -1,13 +1,12 @@
 #include "modules/image/process.hpp"
 
 #include "util/log.hpp"
+#include "util/subprocess.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <deque>
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,32 +14,14 @@ namespace nodectl::image {
 
 Result<void> run_logged(const std::vector<std::string>& argv, const std::string& label,
                         const std::map<std::string, std::string>& env) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-        return errno_error("pipe");
+    util::SpawnOptions options{
+        .in = util::Stdio::null(), .out = util::Stdio::pipe(), .err = util::Stdio::same_as_stdout()};
+    options.env.assign(env.begin(), env.end());
+    std::string why;
+    auto child = util::Subprocess::start(argv, options, &why);
+    if (!child) {
+        return make_error(ErrorCode::command, why);
     }
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        return errno_error("fork");
-    }
-    if (pid == 0) {
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(fds[1], 1);
-        ::dup2(fds[1], 2);
-        for (const auto& [k, v] : env) {
-            ::setenv(k.c_str(), v.c_str(), 1);
-        }
-        std::vector<char*> args;
-        for (const auto& a : argv) {
-            args.push_back(const_cast<char*>(a.c_str()));
-        }
-        args.push_back(nullptr);
-        ::signal(SIGPIPE, SIG_DFL);
-        ::execvp(args[0], args.data());
-        _exit(127);
-    }
-    ::close(fds[1]);
     std::deque<std::string> tail;
     std::string line;
     char buf[8192];
@@ -60,7 +41,7 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
         }
     };
     for (;;) {
-        ssize_t n = ::read(fds[0], buf, sizeof buf);
+        ssize_t n = ::read(child->out().get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -79,10 +60,8 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
     if (!line.empty()) {
         flush(std::move(line));
     }
-    ::close(fds[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    child->out().reset();
+    int status = child->wait();
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         return Ok{};
     }
@@ -90,9 +69,8 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
     for (const auto& l : tail) {
         out += "\n  " + l;
     }
-    std::string how = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                        : "signal " + std::to_string(WTERMSIG(status));
-    return make_error(ErrorCode::command, argv[0] + " failed (" + how + "); its last lines:" + out);
+    return make_error(ErrorCode::command,
+                      argv[0] + " failed (" + util::describe_wait_status(status) + "); its last lines:" + out);
 }
 
 }  // namespace nodectl::image
