@@ -209,8 +209,8 @@ int run_status(CLI::App&, Context& ctx) {
     }
     if (ctx.global.json) {
         nlohmann::json j = {{"state", firstboot::state_name(seen.state)}, {"exit_code", status_code(seen.state)}};
-        if (seen.status) {
-            j["status"] = nlohmann::json::parse(seen.status->to_json(), nullptr, false);
+        if (auto status = seen.status ? util::parse_json(seen.status->to_json()) : std::nullopt) {
+            j["status"] = std::move(*status);
         }
         std::cout << util::json_text(j, 2) << "\n";
         return status_code(seen.state);

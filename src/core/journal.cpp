@@ -14,10 +14,11 @@ std::string Journal::to_json() const {
 
 Journal Journal::from_json(const std::string& text) {
     Journal out;
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (!j.is_object()) {
+    auto parsed = util::parse_json(text);
+    if (!parsed || !parsed->is_object()) {
         return out;  // unreadable journal: nothing to resume
     }
+    const nlohmann::json& j = *parsed;
     try {
         out.run_id = j.value("run_id", "");
         out.profile_digest = j.value("profile", "");

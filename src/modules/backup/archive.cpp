@@ -4,6 +4,7 @@
 // disk.
 #include "modules/backup/detail.hpp"
 #include "nodectl/target.hpp"
+#include "util/json.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -218,12 +219,12 @@ ReadEntry entry_from_header(archive_entry* e) {
 // (`seen`): none missing, none unlisted, sizes and digests equal.
 Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text,
                                                          const std::map<std::string, EntryInfo>& seen) {
-    nlohmann::json m;
-    try {
-        m = nlohmann::json::parse(text);
-    } catch (const std::exception& ex) {
-        return damaged(std::string("manifest.json is not valid JSON: ") + ex.what());
+    std::string why;
+    auto parsed = util::parse_json(text, &why);
+    if (!parsed) {
+        return damaged("manifest.json is not valid JSON: " + why);
     }
+    const nlohmann::json& m = *parsed;
     if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() ||
         m.value("format", 0) != k_format_version) {
         return damaged("manifest.json is not a nodectl backup manifest (format " + std::to_string(k_format_version) +

@@ -130,12 +130,12 @@ std::string manifest_json(const Manifest& m) {
 }
 
 Result<Manifest> parse_manifest(std::string_view text) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        return invalid(e.what());
+    std::string why;
+    auto parsed = util::parse_json(text, &why);
+    if (!parsed) {
+        return invalid(why);
     }
+    nlohmann::json& j = *parsed;
     Manifest m;
     try {
         if (!j.is_object() || !j.contains("format") || !j["format"].is_number_integer()) {

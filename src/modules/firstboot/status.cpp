@@ -75,10 +75,11 @@ std::string Status::to_json() const {
 
 Status Status::from_json(const std::string& text) {
     Status out;
-    auto j = json::parse(text, nullptr, false);
-    if (!j.is_object()) {
+    auto parsed = util::parse_json(text);
+    if (!parsed || !parsed->is_object()) {
         return out;
     }
+    const json& j = *parsed;
     out.state = str(j, "state");
     out.source = str(j, "source");
     out.config = str(j, "config");

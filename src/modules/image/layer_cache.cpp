@@ -26,7 +26,11 @@ std::optional<Layer> read_entry(const fs::path& dir, const std::string& key, Com
         return std::nullopt;
     }
     try {
-        auto j = json::parse(*text);
+        auto parsed = util::parse_json(*text);
+        if (!parsed) {
+            return std::nullopt;
+        }
+        const json& j = *parsed;
         if (j.value("key", "") != key) {
             return std::nullopt;
         }

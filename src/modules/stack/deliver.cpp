@@ -351,11 +351,12 @@ std::string masked_manifest(const std::string& content) {
             out += d;
             continue;
         }
-        auto j = nlohmann::json::parse(d, nullptr, false);
-        if (j.is_discarded() || !j.is_object()) {
+        auto parsed = util::parse_json(d);
+        if (!parsed || !parsed->is_object()) {
             out += "# (a document nodectl cannot read: hidden)\n";
             continue;
         }
+        nlohmann::json& j = *parsed;
         if (j.value("kind", "") == "Secret") {
             for (const char* field : {"data", "stringData"}) {
                 if (j.contains(field) && j[field].is_object()) {

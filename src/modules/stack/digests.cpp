@@ -3,6 +3,7 @@
 // reference k3s's containerd knows the image by after importing DIR/NAME.oci.tar).
 #include "modules/stack/stack.hpp"
 
+#include "util/json.hpp"
 #include "util/strings.hpp"
 
 #include <nlohmann/json.hpp>
@@ -54,11 +55,12 @@ std::map<std::string, std::string> recorded_digests(const std::string& dir, std:
             problems.push_back(index.string() + ": larger than 64 KiB: not an index nodectl image build wrote");
             continue;
         }
-        auto j = nlohmann::json::parse(text, nullptr, false);
-        if (j.is_discarded() || !j.is_object() || !j.contains("manifests") || !j["manifests"].is_array()) {
+        auto parsed = util::parse_json(text);
+        if (!parsed || !parsed->is_object() || !parsed->contains("manifests") || !(*parsed)["manifests"].is_array()) {
             problems.push_back(index.string() + ": not an OCI image index (no manifests list)");
             continue;
         }
+        const nlohmann::json& j = *parsed;
         for (const auto& m : j["manifests"]) {
             if (!m.is_object() || !m.contains("annotations") || !m["annotations"].is_object()) {
                 continue;

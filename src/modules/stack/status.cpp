@@ -105,9 +105,9 @@ Result<std::vector<SiteStatus>> parse_status(const std::string& json_text, const
         return make_error(ErrorCode::command, "kubectl's output is larger than " +
                                                   std::to_string(k_max_status_bytes >> 20) + " MiB: refused");
     }
-    json doc = json::parse(json_text, nullptr, false);
-    const json* items = member(doc, "items");
-    if (doc.is_discarded() || !items || !items->is_array()) {
+    auto doc = util::parse_json(json_text);
+    const json* items = doc ? member(*doc, "items") : nullptr;
+    if (!items || !items->is_array()) {
         return make_error(ErrorCode::command, "kubectl's output is not a JSON List (no \"items\" array)");
     }
     std::map<std::string, SiteStatus> by_name;
