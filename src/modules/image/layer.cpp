@@ -181,6 +181,21 @@ void remove_matching(const fs::path& dir, const std::string& suffix) {
     }
 }
 
+util::Compression sink_compression(Compression c) {
+    return c == Compression::zstd ? util::Compression::zstd : util::Compression::gzip;
+}
+
+// The blob a finished sink wrote: its digest, the digest of the tar inside (the diff id), size and type.
+LayerBlob finished_blob(const util::CompressedSink& out, util::Sha256& diff, Compression c) {
+    LayerBlob b;
+    b.digest = "sha256:" + out.sha256();
+    b.diff_id = "sha256:" + diff.final_hex();
+    b.size = out.size();
+    b.media_type = c == Compression::zstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
+                                          : "application/vnd.oci.image.layer.v1.tar+gzip";
+    return b;
+}
+
 }  // namespace
 
 std::vector<util::TarEntry> tree_entries(const std::string& dir, TreeKind kind, int64_t epoch,
@@ -212,8 +227,7 @@ Result<LayerBlob> write_layer(const std::string& dir, TreeKind kind, int64_t epo
     auto entries = tree_entries(dir, kind, epoch, &sources, lower);
     std::string part = path + ".part";
     util::CompressedSink out;
-    if (auto err = out.open(part, compression == Compression::zstd ? util::Compression::zstd : util::Compression::gzip);
-        !err.empty()) {
+    if (auto err = out.open(part, sink_compression(compression)); !err.empty()) {
         return make_error(ErrorCode::io, err);
     }
     util::Sha256 diff;
@@ -246,12 +260,7 @@ Result<LayerBlob> write_layer(const std::string& dir, TreeKind kind, int64_t epo
     if (::rename(part.c_str(), path.c_str()) != 0) {
         return fail(std::string("cannot rename: ") + std::strerror(errno));
     }
-    LayerBlob b;
-    b.digest = "sha256:" + out.sha256();
-    b.diff_id = "sha256:" + diff.final_hex();
-    b.size = out.size();
-    b.media_type = compression == Compression::zstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
-                                                    : "application/vnd.oci.image.layer.v1.tar+gzip";
+    LayerBlob b = finished_blob(out, diff, compression);
     b.entries = entries.size();
     return b;
 }
@@ -267,8 +276,7 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
     }
     std::string part = to + ".part";
     util::CompressedSink out;
-    if (auto err = out.open(part, compression == Compression::zstd ? util::Compression::zstd : util::Compression::gzip);
-        !err.empty()) {
+    if (auto err = out.open(part, sink_compression(compression)); !err.empty()) {
         return make_error(ErrorCode::io, err);
     }
     util::Sha256 diff;
@@ -292,13 +300,7 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
         ::unlink(part.c_str());
         return make_error(ErrorCode::io, to + ": " + (err.empty() ? std::strerror(errno) : err));
     }
-    LayerBlob b;
-    b.digest = "sha256:" + out.sha256();
-    b.diff_id = "sha256:" + diff.final_hex();
-    b.size = out.size();
-    b.media_type = compression == Compression::zstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
-                                                    : "application/vnd.oci.image.layer.v1.tar+gzip";
-    return b;
+    return finished_blob(out, diff, compression);
 }
 
 }  // namespace nodectl::image
