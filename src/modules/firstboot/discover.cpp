@@ -173,7 +173,7 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
     name = found.front();
     // Source::bundle_fd: closed by its last holder, or earlier by release_stick.
     return std::shared_ptr<int>(new int(fd.release()), [](int* p) {
-        util::Fd closing(*p);
+        util::Fd closing(*p);  // closes it (a no-op after release_stick)
         delete p;
     });
 }
@@ -375,7 +375,7 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
 void release_stick(const Source& source) {
     // The bundle opened on the stick would keep it busy.
     if (source.bundle_fd) {
-        util::Fd closing(std::exchange(*source.bundle_fd, -1));
+        util::Fd closing(std::exchange(*source.bundle_fd, -1));  // closed here, at once
     }
     if (source.stick_mode == "mtools") {
         std::error_code ec;
