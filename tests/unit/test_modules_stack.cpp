@@ -169,3 +169,21 @@ TEST_CASE("stack: the backup CronJob's profile is a valid nodectl profile readin
     CHECK(targets[0].str("credentials_file") == "/run/secrets/backup/s3-credentials");
     CHECK(targets[0].str("bucket") == "b");
 }
+
+TEST_CASE("stack: a memory limit too large to count or a search port out of range is a problem naming it") {
+    testing::TempDir dir;
+    auto sites = load_sites(dir, site_profile(dir));
+    REQUIRE(sites);
+    stack::Site site = sites->front();
+    site.resources["redis"].memory_limit = "99999999999999999999999Mi";  // past 2^64: std::stol threw here
+    site.search_endpoint = "http://opensearch.search:99999";
+    auto r = stack::render_site(site, stack::SecretValues::placeholders);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("resources.redis.memory_limit \"99999999999999999999999Mi\"") != std::string::npos);
+    CHECK(r.error().message.find("port 99999 is not a TCP port") != std::string::npos);
+    site = sites->front();
+    site.resources["mariadb"].memory_limit = "3Gi";
+    auto ok = stack::render_site(site, stack::SecretValues::placeholders);
+    REQUIRE(ok);
+    CHECK(ok->find("\"1536M\"") != std::string::npos);  // MYSQL_INNODB_BUFFER_POOL_SIZE: half of 3Gi
+}

@@ -5,6 +5,7 @@
 // gone) is removed when the next upload starts; other hosts' are left to them. Free space is checked first (statvfs): at least min_free_bytes, and at least
 // 1.2 times the largest archive already there.
 #include "modules/backup/detail.hpp"
+#include "util/fd.hpp"
 #include "util/text.hpp"
 
 #include <dirent.h>
@@ -39,15 +40,12 @@ std::string partial_host() {
 
 // Removes the regular files `.*.partial-HOST-PID-XXXXXX` of this host whose process no longer runs.
 void remove_stale_partials(const std::string& dir) {
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0) {
-        return;
-    }
-    DIR* d = ::fdopendir(dfd);
+    util::Fd opened(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    DIR* d = opened ? ::fdopendir(opened.get()) : nullptr;
     if (!d) {
-        ::close(dfd);
         return;
     }
+    const int dfd = opened.release();  // d's now: closedir closes it
     const std::string mine = ".partial-" + partial_host() + "-";
     std::vector<std::string> stale;
     while (auto* e = ::readdir(d)) {
@@ -76,13 +74,13 @@ void remove_stale_partials(const std::string& dir) {
 
 class DirUpload : public Upload {
 public:
-    DirUpload(std::string dir, std::string object, int fd, std::string temp)
-        : m_dir(std::move(dir)), m_object(std::move(object)), m_fd(fd), m_temp(std::move(temp)) {}
+    DirUpload(std::string dir, std::string object, util::Fd fd, std::string temp)
+        : m_dir(std::move(dir)), m_object(std::move(object)), m_fd(std::move(fd)), m_temp(std::move(temp)) {}
     ~DirUpload() override { abort(); }
 
     Result<void> write(const char* data, size_t size) override {
         while (size > 0) {
-            ssize_t w = ::write(m_fd, data, size);
+            ssize_t w = ::write(m_fd.get(), data, size);
             if (w < 0 && errno == EINTR) {
                 continue;
             }
@@ -96,35 +94,26 @@ public:
     }
 
     Result<void> commit() override {
-        if (::fsync(m_fd) != 0) {
+        if (::fsync(m_fd.get()) != 0) {
             return errno_error("fsync " + m_temp);
         }
-        if (::close(m_fd) != 0) {
-            m_fd = -1;
+        // Checked before the rename: a failed write can show only at close (NFS).
+        if (::close(m_fd.release()) != 0) {
             return errno_error("close " + m_temp);
         }
-        m_fd = -1;
         std::string final_path = m_dir + "/" + m_object;
         if (::rename(m_temp.c_str(), final_path.c_str()) != 0) {
             return errno_error("rename " + m_temp + " to " + final_path);
         }
         m_temp.clear();
-        int dfd = ::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            int r = ::fsync(dfd);
-            ::close(dfd);
-            if (r != 0) {
-                return errno_error("fsync " + m_dir);
-            }
+        if (util::Fd dfd(::open(m_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd && ::fsync(dfd.get()) != 0) {
+            return errno_error("fsync " + m_dir);
         }
         return Ok{};
     }
 
     void abort() override {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-            m_fd = -1;
-        }
+        m_fd.reset();
         if (!m_temp.empty()) {
             ::unlink(m_temp.c_str());
             m_temp.clear();
@@ -133,17 +122,16 @@ public:
 
 private:
     std::string m_dir, m_object;
-    int m_fd;
+    util::Fd m_fd;
     std::string m_temp;
 };
 
 class FdSource : public Source {
 public:
-    FdSource(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
-    ~FdSource() override { ::close(m_fd); }
+    FdSource(util::Fd fd, std::string path) : m_fd(std::move(fd)), m_path(std::move(path)) {}
     Result<size_t> read(char* buf, size_t size) override {
         for (;;) {
-            ssize_t n = ::read(m_fd, buf, size);
+            ssize_t n = ::read(m_fd.get(), buf, size);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -155,7 +143,7 @@ public:
     }
 
 private:
-    int m_fd;
+    util::Fd m_fd;
     std::string m_path;
 };
 
@@ -196,11 +184,11 @@ public:
         remove_stale_partials(m_s.path);
         std::string temp =
             m_s.path + "/." + object + ".partial-" + partial_host() + "-" + std::to_string(::getpid()) + "-XXXXXX";
-        int fd = ::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
+        util::Fd fd(::mkostemp(temp.data(), O_CLOEXEC | O_NOFOLLOW));
+        if (!fd) {
             return errno_error("cannot create " + temp);
         }
-        return std::unique_ptr<Upload>(std::make_unique<DirUpload>(m_s.path, object, fd, temp));
+        return std::unique_ptr<Upload>(std::make_unique<DirUpload>(m_s.path, object, std::move(fd), temp));
     }
 
     Result<std::vector<Stored>> list() override {
@@ -226,16 +214,15 @@ public:
 
     Result<std::unique_ptr<Source>> open(const std::string& object) override {
         std::string path = m_s.path + "/" + object;
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
+        util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        if (!fd) {
             return errno_error("cannot open " + path);
         }
         struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ::close(fd);
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
             return make_error(ErrorCode::io, "cannot open " + path + ": not a regular file");
         }
-        return std::unique_ptr<Source>(std::make_unique<FdSource>(fd, path));
+        return std::unique_ptr<Source>(std::make_unique<FdSource>(std::move(fd), path));
     }
 
     Result<void> remove(const std::string& object) override {

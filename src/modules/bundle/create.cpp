@@ -11,6 +11,7 @@
 #include "util/log.hpp"
 #include "target/local_target.hpp"
 #include "util/digest.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/tar_writer.hpp"
 #include "util/time.hpp"
@@ -407,15 +408,19 @@ Result<Manifest> create(const CreateOptions& o) {
     m.digest = util::sha256_hex(manifest);
 
     std::string part = out.string() + ".part";
-    int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    util::Fd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
         return errno_error("cannot write " + part);
     }
-    auto written = write_archive(fd, part, manifest, staged, mtime);
-    if (written && ::fsync(fd) != 0) {
+    auto written = write_archive(fd.get(), part, manifest, staged, mtime);
+    if (written && ::fsync(fd.get()) != 0) {
         written = errno_error("cannot sync " + part);
     }
-    ::close(fd);
+    // Checked before the rename: a failed write can show only at close (NFS).
+    if (written && ::close(fd.release()) != 0) {
+        written = errno_error("cannot write " + part);
+    }
+    fd.reset();
     if (!written) {
         ::unlink(part.c_str());
         return std::move(written).error();
@@ -426,10 +431,8 @@ Result<Manifest> create(const CreateOptions& o) {
         return e;
     }
     // The rename itself is durable only once the directory is synced.
-    int dir = ::open(out.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
+    if (util::Fd dir(::open(out.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dir) {
+        ::fsync(dir.get());
     }
     return m;
 }

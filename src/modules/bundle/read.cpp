@@ -8,6 +8,7 @@
 #include "modules/bundle/detail.hpp"
 #include "util/digest.hpp"
 #include "nodectl/target.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 
 #include <archive.h>
@@ -58,22 +59,6 @@ std::string entry_type(mode_t type) {
     }
 }
 
-class FdCloser {
-public:
-    explicit FdCloser(int fd) : m_fd(fd) {}
-    ~FdCloser() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    FdCloser(const FdCloser&) = delete;
-    FdCloser& operator=(const FdCloser&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
-};
-
 Result<void> write_all(int fd, const char* data, size_t n, const std::string& path) {
     while (n > 0) {
         ssize_t w = ::write(fd, data, n);
@@ -101,7 +86,7 @@ Result<std::string> prepare_path(const std::string& root, const std::string& rel
 }
 
 struct Opened {
-    std::unique_ptr<FdCloser> fd;  // declared first: freed after the archive that reads it
+    util::Fd fd;  // declared first: closed after the archive that reads it is freed
     ReadPtr a{nullptr, &archive_read_free};
     Manifest manifest;
     std::string manifest_text;
@@ -111,15 +96,15 @@ struct Opened {
 Result<Opened> open_bundle(const std::string& file) {
     Opened o;
     // Opened here, so that a file that cannot be read is told apart from one that is no bundle.
-    o.fd = std::make_unique<FdCloser>(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (o.fd->get() < 0) {
+    o.fd.reset(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!o.fd) {
         return errno_error("cannot read " + file);
     }
     o.a.reset(archive_read_new());
     archive_read_support_format_tar(o.a.get());
     // A bundle is written uncompressed, but one compressed for transport is still read.
     archive_read_support_filter_all(o.a.get());
-    if (archive_read_open_fd(o.a.get(), o.fd->get(), 1 << 20) != ARCHIVE_OK) {
+    if (archive_read_open_fd(o.a.get(), o.fd.get(), 1 << 20) != ARCHIVE_OK) {
         return damaged(file, std::string("not a bundle (") + bundle_archive_error(o.a.get()) + ")");
     }
     archive_entry* e = nullptr;
@@ -184,8 +169,8 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
                                   " MiB free");
         }
         auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
-        FdCloser fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-        if (fd.get() < 0) {
+        util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        if (!fd) {
             return errno_error("cannot write " + path);
         }
         TRY_VOID(write_all(fd.get(), o.manifest_text.data(), o.manifest_text.size(), path));
@@ -232,9 +217,9 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
         }
         // Only the execute bits are taken from the archive: nothing setuid, nothing writable by others.
         mode_t mode = (archive_entry_perm(e) & 0111) ? 0755 : 0644;
-        FdCloser out(
+        util::Fd out(
             root.empty() ? -1 : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-        if (!root.empty() && out.get() < 0) {
+        if (!root.empty() && !out) {
             return errno_error("cannot write " + out_path);
         }
         util::Sha256 sha;
@@ -255,7 +240,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             }
             sha.update(buf.data(), static_cast<size_t>(n));
             size += static_cast<uint64_t>(n);
-            if (out.get() >= 0) {
+            if (out) {
                 TRY_VOID(write_all(out.get(), buf.data(), static_cast<size_t>(n), out_path));
             }
         }
@@ -267,7 +252,7 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
             return damaged(file, "entry " + shell_quote(name) + " does not match its sha256 in the manifest (content " +
                                      digest.substr(0, 12) + "…, manifest " + piece.sha256.substr(0, 12) + "…)");
         }
-        if (out.get() >= 0 && ::fsync(out.get()) != 0) {
+        if (out && ::fsync(out.get()) != 0) {
             return errno_error("cannot sync " + out_path);
         }
     }
@@ -297,10 +282,8 @@ bool holds(const std::string& dir, const Manifest& m) {
 }
 
 void sync_dir(const fs::path& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
+    if (util::Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); fd) {
+        ::fsync(fd.get());
     }
 }
 
@@ -348,10 +331,8 @@ Result<Manifest> extract(const std::string& file, const std::string& dest_dir) {
     }
     ::chmod(tmp.c_str(), 0755);
     // Every file was synced as it was written; the directories are synced by syncing the file system.
-    int tfd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (tfd >= 0) {
-        ::syncfs(tfd);
-        ::close(tfd);
+    if (util::Fd tfd(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); tfd) {
+        ::syncfs(tfd.get());
     }
     if (exists) {
         // Swap in one step, so dest_dir is at every moment either the old or the new content.

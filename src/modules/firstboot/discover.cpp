@@ -3,6 +3,7 @@
 #include "util/log.hpp"
 #include "modules/firstboot/firstboot.hpp"
 #include "target/local_target.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/file_at.hpp"
 #include "util/strings.hpp"
@@ -17,6 +18,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
 namespace nodectl::firstboot {
 
@@ -55,22 +57,6 @@ bool regular_file(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
-
-class Fd {
-public:
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd() {
-        if (m_fd >= 0) {
-            ::close(m_fd);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
-};
 
 constexpr size_t k_max_config = 4 << 20;
 constexpr size_t k_max_signature = 4096;
@@ -143,11 +129,11 @@ std::string stick_dir(const Source& source) {
 
 Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::string& name) {
     name.clear();
-    Fd top(util::open_dir_nofollow(dir));
+    util::Fd top(util::open_dir_nofollow(dir));
     if (top.get() < 0) {
         return errno_error(dir);
     }
-    Fd bdir(::openat(top.get(), "bundle", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    util::Fd bdir(::openat(top.get(), "bundle", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (bdir.get() < 0) {
         if (errno == ENOENT) {
             return std::shared_ptr<int>();
@@ -155,10 +141,12 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
         return make_error(ErrorCode::config,
                           "the stick's bundle/ is not a directory (" + std::string(std::strerror(errno)) + ")");
     }
-    DIR* d = ::fdopendir(::dup(bdir.get()));
+    util::Fd listed(::dup(bdir.get()));
+    DIR* d = listed ? ::fdopendir(listed.get()) : nullptr;
     if (!d) {
         return make_error(ErrorCode::io, "reading the stick's bundle/: " + std::string(std::strerror(errno)));
     }
+    (void)listed.release();  // d's now: closedir closes it
     std::vector<std::string> found;
     while (auto* e = ::readdir(d)) {
         std::string n = e->d_name;
@@ -176,20 +164,16 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
     if (found.empty()) {
         return std::shared_ptr<int>();
     }
-    int fd = ::openat(bdir.get(), found.front().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    util::Fd fd(::openat(bdir.get(), found.front().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) {
-            ::close(fd);
-        }
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return make_error(ErrorCode::config,
                           "the stick's bundle/" + found.front() + " is not a regular file (refused)");
     }
     name = found.front();
-    return std::shared_ptr<int>(new int(fd), [](int* p) {
-        if (*p >= 0) {
-            ::close(*p);
-        }
+    // Source::bundle_fd: closed by its last holder, or earlier by release_stick.
+    return std::shared_ptr<int>(new int(fd.release()), [](int* p) {
+        util::Fd closing(*p);  // closes it (a no-op after release_stick)
         delete p;
     });
 }
@@ -207,7 +191,7 @@ Result<ConfigBytes> read_config(const Source& source) {
         return out;
     }
     std::string dir = stick_dir(source);
-    Fd dfd(util::open_dir_nofollow(dir));
+    util::Fd dfd(util::open_dir_nofollow(dir));
     if (dfd.get() < 0) {
         return errno_error(dir);
     }
@@ -225,7 +209,7 @@ Result<ConfigBytes> read_config(const Source& source) {
 }
 
 Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json) {
-    Fd dfd(util::open_dir_nofollow(dir));
+    util::Fd dfd(util::open_dir_nofollow(dir));
     if (dfd.get() < 0) {
         return errno_error(dir);
     }
@@ -312,7 +296,7 @@ Result<Source> discover(const DiscoverOptions& o) {
             struct stat st {};
             bool present = false;
             {
-                Fd dfd(util::open_dir_nofollow(dir));  // closed before any unmount
+                util::Fd dfd(util::open_dir_nofollow(dir));  // closed before any unmount
                 present = dfd.get() >= 0 && ::fstatat(dfd.get(), k_stick_config, &st, AT_SYMLINK_NOFOLLOW) == 0;
             }
             if (present) {
@@ -390,9 +374,8 @@ Result<void> write_back_report(const Source& source, const std::string& text, co
 
 void release_stick(const Source& source) {
     // The bundle opened on the stick would keep it busy.
-    if (source.bundle_fd && *source.bundle_fd >= 0) {
-        ::close(*source.bundle_fd);
-        *source.bundle_fd = -1;
+    if (source.bundle_fd) {
+        util::Fd closing(std::exchange(*source.bundle_fd, -1));  // closed here, at once
     }
     if (source.stick_mode == "mtools") {
         std::error_code ec;

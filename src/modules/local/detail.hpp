@@ -5,6 +5,7 @@
 #include "modules/local/local.hpp"
 #include "nodectl/target.hpp"
 #include "target/ssh_target.hpp"
+#include "util/fd.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -63,17 +64,9 @@ Result<void> save(const Environment& e);
 Result<Environment> from_json(const std::string& dir);
 
 // One `up` or `down` at a time on this machine: choosing a free subnet and claiming it (the
-// bridge address) must be one step. The lock dies with the process (flock).
-class StateLock {
-public:
-    static Result<StateLock> take(const std::string& root);
-    StateLock(StateLock&& o) noexcept;
-    ~StateLock();
-
-private:
-    explicit StateLock(int fd) : m_fd(fd) {}
-    int m_fd;
-};
+// bridge address) must be one step. Waits for ROOT/.lock, held until the FileLock goes (or the
+// process dies: flock).
+Result<util::FileLock> lock_state(const std::string& root);
 
 // ---- root filesystem (rootfs.cpp)
 // The root filesystem every node of `suite` starts from: --rootfs / $NODECTL_LOCAL_ROOTFS when

@@ -5,6 +5,7 @@
 #include "modules/k3s/kubeconfig.hpp"
 #include "modules/local/detail.hpp"
 #include "target/ssh_target.hpp"
+#include "util/fd.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
 #include "util/text.hpp"
@@ -323,9 +324,9 @@ Result<Environment> up(const UpOptions& o, std::ostream& plan) {
         TRY_VOID(build_rootfs(rootfs, o.suite));
         build = false;
     }
-    std::optional<StateLock> lock;
+    std::optional<util::FileLock> lock;
     if (!o.dry_run) {
-        lock.emplace(TRY(StateLock::take(state_root())));
+        lock.emplace(TRY(lock_state(state_root())));
     }
     bool exists = fs::exists(state_root() + "/" + o.name + "/env.json");
     auto env = TRY(described(o, std::move(wanted), rootfs, exists));
@@ -417,7 +418,7 @@ Result<void> down(const std::string& name) {
         return make_error(ErrorCode::usage, "'" + name + "' is not an environment name");
     }
     TRY_VOID(need_root());
-    auto lock = TRY(StateLock::take(state_root()));
+    auto lock = TRY(lock_state(state_root()));
     std::string dir = state_root() + "/" + name;
     if (!fs::exists(dir)) {
         log::info(k_who, "no environment {}: nothing to remove", name);
@@ -432,7 +433,8 @@ Result<void> down(const std::string& name) {
         env.dir = dir;
         env.bridge = bridge_name(name);
     }
-    ::close(::open((dir + "/stopping").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    // The `stopping` mark (empty; the descriptor closes at once): the boot loops end, not boot again.
+    util::Fd{::open((dir + "/stopping").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)};
     stop_publishes(env);
     forget_kubeconfig(env);
     for (size_t i = 0; i < env.nodes.size(); ++i) {

@@ -5,6 +5,7 @@
 #include "target/local_target.hpp"
 #include "util/file.hpp"
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -109,7 +110,10 @@ std::vector<std::string> descendants(const std::vector<std::string>& roots) {
 
 void signal_all(const std::vector<std::string>& pids, int sig) {
     for (const auto& p : pids) {
-        kill(static_cast<pid_t>(std::stol(p)), sig);
+        // Skipped unless a real pid: 0 or a negative number would signal whole process groups.
+        if (auto pid = util::parse_uint(p, {.max = 4194304}); pid && *pid > 0) {
+            kill(static_cast<pid_t>(*pid), sig);
+        }
     }
 }
 

@@ -145,14 +145,14 @@ std::optional<unsigned> parse_cpus(std::string_view s) {
         return std::nullopt;
     }
     auto dot = str.find('.');
-    unsigned whole = static_cast<unsigned>(std::stoul(str.substr(0, dot)));
-    unsigned frac = 0;
-    if (dot != std::string::npos) {
-        std::string f = str.substr(dot + 1);
-        frac = static_cast<unsigned>(std::stoul(f)) * (f.size() == 1 ? 10 : 1);
+    auto whole = util::parse_uint(str.substr(0, dot));
+    std::string f = dot == std::string::npos ? "0" : str.substr(dot + 1);
+    auto frac = util::parse_uint(f);
+    if (!whole || !frac) {  // not reached: the pattern admits digits only
+        return std::nullopt;
     }
-    unsigned pct = whole * 100 + frac;
-    return pct >= 1 && pct <= 102400 ? std::optional<unsigned>(pct) : std::nullopt;
+    uint64_t pct = *whole * 100 + *frac * (f.size() == 1 ? 10 : 1);
+    return pct >= 1 && pct <= 102400 ? std::optional<unsigned>(static_cast<unsigned>(pct)) : std::nullopt;
 }
 
 bool valid_name(std::string_view name) {

@@ -6,15 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <utility>
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -47,23 +42,16 @@ Result<void> save(const Environment& e) {
     return Ok{};
 }
 
-Result<StateLock> StateLock::take(const std::string& root) {
+Result<util::FileLock> lock_state(const std::string& root) {
     std::error_code ec;
     fs::create_directories(root, ec);
     ::chmod(root.c_str(), 0700);
-    int fd = ::open((root + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
-        return make_error(ErrorCode::io, "cannot lock " + root + "/.lock: " + std::strerror(errno));
+    std::string why;
+    auto lock = util::FileLock::take(root + "/.lock", 0600, util::FileLock::Wait::yes, &why);
+    if (!lock) {
+        return make_error(ErrorCode::io, why);
     }
-    return StateLock(fd);
-}
-
-StateLock::StateLock(StateLock&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
-
-StateLock::~StateLock() {
-    if (m_fd >= 0) {
-        ::close(m_fd);
-    }
+    return std::move(*lock);
 }
 
 Result<Environment> from_json(const std::string& dir) {

@@ -1,6 +1,7 @@
 // A site's Ingress (TLS, and the HTTP-to-HTTPS redirect Middleware) and NetworkPolicies: deny by
 // default, then only the paths the stack uses.
 #include "modules/stack/renderer.hpp"
+#include "util/text.hpp"
 
 #include <regex>
 
@@ -143,14 +144,15 @@ void Renderer::network_policies() {
         policy("varnish",
                scraped(J::array({traefik, from({"magento", "magento-cron"}, k_varnish_port)}), k_varnish_exporter_port),
                J::array({to({"magento"}, k_apache_port)})));
+    const int search = search_port();
     J magento_egress = J::array({to(databases, k_mysql_port), to({"redis"}, k_redis_port),
-                                 to({"varnish"}, k_varnish_port), to_anywhere(search_port())});
+                                 to({"varnish"}, k_varnish_port), to_anywhere(search)});
     emit(policy("magento", scraped(J::array({from({"varnish"}, k_apache_port)}), k_apache_exporter_port),
                 magento_egress));
     // The cron reaches only the master (its env names no replica), Redis, Varnish and the search
     // engine (indexers); nothing connects to it.
     J cron_egress = J::array({to({"mariadb-master"}, k_mysql_port), to({"redis"}, k_redis_port),
-                              to({"varnish"}, k_varnish_port), to_anywhere(search_port())});
+                              to({"varnish"}, k_varnish_port), to_anywhere(search)});
     emit(policy("magento-cron", J::array(), cron_egress));
     emit(policy("redis", scraped(J::array({from({"magento", "magento-cron"}, k_redis_port)}), k_redis_exporter_port),
                 J::array()));
@@ -170,12 +172,18 @@ void Renderer::network_policies() {
     }
 }
 
-int Renderer::search_port() const {
+int Renderer::search_port() {
     static const std::regex k_re("^(https?)://[^/:]+(:([0-9]+))?(/.*)?$");
     std::smatch m;
     if (std::regex_match(site.search_endpoint, m, k_re)) {
         if (m[3].matched) {
-            return std::stoi(m[3]);
+            auto port = util::parse_uint(m[3].str(), {.max = 65535});
+            if (!port || *port == 0) {
+                problems.push_back("site " + site.name + ": search_endpoint " + site.search_endpoint + ": port " +
+                                   m[3].str() + " is not a TCP port (1-65535)");
+                return 0;
+            }
+            return static_cast<int>(*port);
         }
         return m[1] == "https" ? 443 : 80;
     }

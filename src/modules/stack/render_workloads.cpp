@@ -3,7 +3,9 @@
 #include "modules/stack/renderer.hpp"
 
 #include "util/strings.hpp"
+#include "util/text.hpp"
 
+#include <algorithm>
 #include <map>
 
 namespace nodectl::stack::detail {
@@ -57,13 +59,24 @@ void Renderer::services() {
     }
 }
 
-// MiB of a quantity the key table accepted ("512Mi", "2Gi").
-long Renderer::mib(const std::string& q) {
-    long n = std::stol(q);
-    if (q.ends_with("Ki")) return std::max(1L, n / 1024);
-    if (q.ends_with("Gi")) return n * 1024;
-    if (q.ends_with("Ti")) return n * 1024 * 1024;
-    return n;
+long Renderer::memory_limit_mib(const std::string& component) {
+    const std::string& q = site.resources.at(component).memory_limit;
+    // The key table admits only digits then Ki, Mi, Gi or Ti. At most 2^40 units: any of them in MiB fits a long.
+    auto n = q.size() > 2 ? util::parse_uint(std::string_view(q).substr(0, q.size() - 2), {.max = 1ull << 40})
+                          : std::nullopt;
+    if (!n) {
+        std::string problem = "site " + site.name + ": resources." + component + ".memory_limit \"" + q +
+                              "\" is not a size nodectl can count";
+        if (std::find(problems.begin(), problems.end(), problem) == problems.end()) {  // once, not per replica set
+            problems.push_back(std::move(problem));
+        }
+        return 0;
+    }
+    long v = static_cast<long>(*n);
+    if (q.ends_with("Ki")) return std::max(1L, v / 1024);
+    if (q.ends_with("Gi")) return v * 1024;
+    if (q.ends_with("Ti")) return v * 1024 * 1024;
+    return v;
 }
 
 J Renderer::exporter(const std::string& image, int port_number, J env_list, J mounts) const {
@@ -96,7 +109,7 @@ J Renderer::exporter_volumes(const char* key) const {
     return v;
 }
 
-J Renderer::mariadb_container(bool master) const {
+J Renderer::mariadb_container(bool master) {
     J env_list = J::array();
     if (master) {
         env_list.push_back(env("MYSQL_SERVER_ID", "1"));
@@ -112,8 +125,7 @@ J Renderer::mariadb_container(bool master) const {
     }
     env_list.push_back(env("MYSQL_REPLICATION_PASSWORD_FILE", "/run/secrets/db/replication-password"));
     // Half the memory limit for InnoDB's buffer pool leaves room for connections and sorts.
-    env_list.push_back(
-        env("MYSQL_INNODB_BUFFER_POOL_SIZE", std::to_string(mib(site.resources.at("mariadb").memory_limit) / 2) + "M"));
+    env_list.push_back(env("MYSQL_INNODB_BUFFER_POOL_SIZE", std::to_string(memory_limit_mib("mariadb") / 2) + "M"));
     J c = J{{"name", "mariadb"},
             {"image", master ? site.images.mariadb_master : site.images.mariadb_replica},
             {"imagePullPolicy", site.images.pull_policy}};
@@ -191,8 +203,7 @@ void Renderer::redis() {
             {"env", J::array({env("REDIS_PASSWORD_FILE", "/run/secrets/redis/password"),
                               // Sessions and cache only, in an emptyDir: no persistence to disk.
                               env("REDIS_PERSISTENCE", "none"),
-                              env("REDIS_MAXMEMORY",
-                                  std::to_string(mib(site.resources.at("redis").memory_limit) * 3 / 4) + "mb")})},
+                              env("REDIS_MAXMEMORY", std::to_string(memory_limit_mib("redis") * 3 / 4) + "mb")})},
             {"ports", J::array({port("redis", k_redis_port)})},
             {"resources", resources("redis")},
             {"readinessProbe", tcp_probe("redis", 10, 3)},
@@ -226,8 +237,7 @@ void Renderer::varnish() {
                               env("VARNISH_BACKEND_PORT", std::to_string(k_apache_port)),
                               env("VARNISH_PURGE_ACL", util::join(site.purge_acl, " ")),
                               env("VARNISH_PORT", std::to_string(k_varnish_port)),
-                              env("VARNISH_STORAGE_SIZE",
-                                  std::to_string(mib(site.resources.at("varnish").memory_limit) / 2) + "m")})},
+                              env("VARNISH_STORAGE_SIZE", std::to_string(memory_limit_mib("varnish") / 2) + "m")})},
             {"ports", J::array({port("http", k_varnish_port)})},
             {"resources", resources("varnish")},
             {"readinessProbe", tcp_probe("http", 10, 3)},

@@ -153,9 +153,10 @@ struct Renderer {
     // --- services and workloads (render_workloads.cpp) ------------------------------------------
     void service(const std::string& name, const std::string& component, int port, const char* target, bool headless);
     void services();
-    // MiB of a quantity the key table accepted ("512Mi", "2Gi").
-    static long mib(const std::string& q);
-    J mariadb_container(bool master) const;
+    // MiB of `component`'s memory_limit, a quantity the key table accepted ("512Mi", "2Gi"); one
+    // too large to count is a problem naming it (and 0).
+    long memory_limit_mib(const std::string& component);
+    J mariadb_container(bool master);
     void stateful_set(bool master);
     J deployment(const std::string& name, int replicas, J pod, bool recreate) const;
     // With site.monitored: an exporter container (port "metrics") for the pod, and what the
@@ -187,7 +188,8 @@ struct Renderer {
     void baseline_policies();
     static J traefik_peer();
     void network_policies();
-    int search_port() const;
+    // The port of site.search_endpoint (80 or 443 when it names none); one out of range is a problem.
+    int search_port();
     // --- backup (render_backup.cpp) --------------------------------------------------------------
     void backup_cron_job();
     // --- the monitoring namespace (render_monitoring.cpp) ----------------------------------------
