@@ -22,6 +22,7 @@ enum class ErrorCode {
     locked,  // another run holds the host's lock
     unsupported,  // the host is not something this step can manage
     unavailable,  // capability not available in this build
+    damaged,  // a bundle or backup archive that fails its own checks (manifest, digests, authentication)
     internal,
 };
 

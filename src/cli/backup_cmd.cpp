@@ -40,10 +40,7 @@ int code_of(const Error& e) {
     if (e.code == ErrorCode::auth) {
         return k_exit_config;  // wrong encryption key
     }
-    if (backup::is_damaged(e)) {
-        return k_exit_damaged;
-    }
-    return e.code == ErrorCode::unavailable ? k_exit_unavailable : exit_code_for(e);
+    return exit_code_for(e);
 }
 
 std::string human(uint64_t n) {

@@ -102,7 +102,7 @@ int report_error(const Error& e, int code) {
 
 // Reading the bundle failed: was it what is in it (exit 8) or the file system (exit 1)?
 int read_failure(const Error& e) {
-    return report_error(e, bundle::is_damaged(e) ? k_exit_damaged : k_exit_internal);
+    return report_error(e, exit_code_for(e));
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ inline int exit_code_for(const Error& e) {
     switch (e.code) {
     case ErrorCode::usage: return k_exit_usage;
     case ErrorCode::config: return k_exit_config;
+    case ErrorCode::damaged: return k_exit_damaged;
+    case ErrorCode::unavailable: return k_exit_unavailable;
     default: return k_exit_internal;
     }
 }

@@ -26,7 +26,7 @@ std::optional<FileLock> FileLock::take(const std::string& path, unsigned mode, W
         errno = e;
         return std::nullopt;
     };
-    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode));
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode));
     if (!fd) {
         return fail("cannot open");
     }
@@ -41,7 +41,7 @@ std::optional<FileLock> FileLock::take(const std::string& path, unsigned mode, W
 }
 
 bool FileLock::held_by_other(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     return fd && ::flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
 }
 

@@ -45,7 +45,8 @@ class FileLock {
 public:
     enum class Wait { no, yes };
 
-    // Opens `path` (created with `mode` if absent; O_CLOEXEC) and takes the lock. Wait::yes waits
+    // Opens `path` (created with `mode` if absent; O_CLOEXEC; never through a symbolic link, which
+    // is refused with ELOOP) and takes the lock. Wait::yes waits
     // for a holder to let go; Wait::no fails at once with errno EWOULDBLOCK when another holds it.
     // nullopt with errno set and `why` filled ("cannot lock PATH: ...") when it fails.
     [[nodiscard]] static std::optional<FileLock> take(const std::string& path, unsigned mode, Wait wait,

@@ -156,7 +156,7 @@ void flip_image_byte(const std::string& file, size_t offset, char mask) {
 void expect_refused(const std::string& file, const std::string& entry, const std::string& why) {
     auto v = bundle::verify(file);
     REQUIRE_FALSE(v.ok());
-    CHECK(bundle::is_damaged(v.error()));
+    CHECK(v.error().code == nodectl::ErrorCode::damaged);
     CHECK(contains(v.error().message, "'" + entry + "'"));
     CHECK(contains(v.error().message, why));
     TempDir out;
@@ -296,11 +296,11 @@ TEST_CASE("bundle: a file that is not a tar is a damaged bundle; a file that can
     std::string file = out.write("b.tar", "not a tar at all");
     auto v = bundle::verify(file);
     REQUIRE_FALSE(v.ok());
-    CHECK(bundle::is_damaged(v.error()));
+    CHECK(v.error().code == nodectl::ErrorCode::damaged);
 
     auto missing = bundle::verify(out.file("nope.tar"));
     REQUIRE_FALSE(missing.ok());
-    CHECK_FALSE(bundle::is_damaged(missing.error()));  // an unreadable file is not a damaged bundle
+    CHECK(missing.error().code != nodectl::ErrorCode::damaged);  // an unreadable file is not a damaged bundle
 }
 
 TEST_CASE("bundle: a manifest path that would escape the destination is refused") {
@@ -542,7 +542,7 @@ TEST_CASE(
     ::setrlimit(RLIMIT_FSIZE, &old);
     std::signal(SIGXFSZ, old_handler);
     REQUIRE_FALSE(x.ok());
-    CHECK(bundle::is_damaged(x.error()));
+    CHECK(x.error().code == nodectl::ErrorCode::damaged);
     CHECK(contains(x.error().message, "'images/app.tar'"));
     CHECK(contains(x.error().message, "the manifest says"));
     CHECK_FALSE(fs::exists(out.file("dest")));

@@ -82,3 +82,15 @@ TEST_CASE("FileLock: a file that cannot be opened is an error that says why") {
     CHECK(why.find("cannot open") != std::string::npos);
     CHECK_FALSE(util::FileLock::held_by_other(t.file("missing-dir/lock")));
 }
+
+TEST_CASE("FileLock: a lock path that is a symbolic link is refused, and what it points at is not created") {
+    TempDir t;
+    std::string target = t.file("elsewhere");
+    REQUIRE(::symlink(target.c_str(), t.file("lock").c_str()) == 0);
+    std::string why;
+    auto lock = util::FileLock::take(t.file("lock"), 0600, util::FileLock::Wait::no, &why);
+    CHECK_FALSE(lock);
+    CHECK(errno == ELOOP);
+    CHECK(why.find("cannot open " + t.file("lock")) == 0);
+    CHECK(::access(target.c_str(), F_OK) != 0);
+}

@@ -296,7 +296,7 @@ private:
     // The reader's error, or libarchive's, said of `where`.
     Error fail(const std::string& where) const {
         if (m_st.error) {
-            if (is_damaged(*m_st.error) || m_st.error->code == ErrorCode::auth) {
+            if (m_st.error->code == ErrorCode::damaged || m_st.error->code == ErrorCode::auth) {
                 auto e = *m_st.error;
                 e.message = where + ": " + e.message;
                 return e;

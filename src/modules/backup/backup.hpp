@@ -173,9 +173,8 @@ struct VerifyReport {
 };
 
 // Reads the archive once and checks every entry against the manifest (and, when encrypted,
-// every chunk's tag). An error about the content has step "backup verify" (is_damaged).
+// every chunk's tag). An error about the content has ErrorCode::damaged; a wrong key, auth.
 Result<VerifyReport> verify(const Settings& settings, const std::string& id, const std::string& target);
-bool is_damaged(const Error& e);
 
 struct RestoreOptions {
     std::string id;

@@ -247,10 +247,8 @@ private:
         }
         m_keys = TRY(derive(m_master, m_header.data() + 12));
         if (CRYPTO_memcmp(m_keys.check.data(), m_header.data() + 28, 16) != 0) {
-            auto e = make_error(ErrorCode::auth,
-                                "wrong encryption key: the archive was encrypted with another key (key check failed)");
-            e.step = "backup verify";
-            return e;
+            return make_error(ErrorCode::auth,
+                              "wrong encryption key: the archive was encrypted with another key (key check failed)");
         }
         m_cipher.resize(m_chunk + k_tag);
         m_plain.reserve(m_chunk);
@@ -308,13 +306,7 @@ private:
 }  // namespace
 
 Error damaged(const std::string& what) {
-    auto e = make_error(ErrorCode::io, what);
-    e.step = "backup verify";
-    return e;
-}
-
-bool is_damaged(const Error& e) {
-    return e.step == "backup verify";
+    return make_error(ErrorCode::damaged, what);
 }
 
 Result<Key> load_key(const std::string& path) {

@@ -118,7 +118,7 @@ inline constexpr size_t k_crypt_chunk = 1 << 20;
 inline constexpr const char* k_log = "backup";
 std::unique_ptr<Sink> encrypting_sink(const Key& key, Sink& out, size_t chunk_size = k_crypt_chunk);
 std::unique_ptr<Source> decrypting_source(const Key& key, Source& in);
-// Marks data that failed authentication or framing: "backup verify" step (is_damaged()).
+// An error about data that failed authentication or framing (ErrorCode::damaged).
 Error damaged(const std::string& what);
 
 // ---- archive writing (archive.cpp) ----

@@ -74,10 +74,9 @@ struct CreateOptions {
 Result<Manifest> create(const CreateOptions& options);
 
 // Reads the bundle once and checks every entry against the manifest. The error names the entry.
+// An error about what the bundle holds (damaged, tampered, incomplete, not a bundle) has
+// ErrorCode::damaged; a file that cannot be read or written at all, ErrorCode::io.
 Result<Manifest> verify(const std::string& file);
-// True for an error about what a bundle holds (damaged, tampered, incomplete, not a bundle), as
-// opposed to a file that cannot be read or written at all.
-bool is_damaged(const Error& error);
 
 // Verifies while extracting into a temporary dir beside dest_dir, and renames it into place only
 // when everything matched; on failure nothing is left. A dest_dir that already holds this bundle

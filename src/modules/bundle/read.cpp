@@ -42,13 +42,9 @@ std::string bundle_archive_error(archive* a) {
 
 constexpr size_t k_max_bundle_manifest = 16 << 20;
 
-// Marks errors about the bundle's content, which is_damaged() recognises.
-constexpr std::string_view k_damaged_step = "bundle verify";
-
+// An error about the bundle's content (ErrorCode::damaged), not about reading it.
 Error damaged(const std::string& file, const std::string& why) {
-    auto e = make_error(ErrorCode::io, file + ": " + why);
-    e.step = k_damaged_step;
-    return e;
+    return make_error(ErrorCode::damaged, file + ": " + why);
 }
 
 std::string entry_type(mode_t type) {
@@ -288,10 +284,6 @@ void sync_dir(const fs::path& dir) {
 }
 
 }  // namespace
-
-bool is_damaged(const Error& error) {
-    return error.step == k_damaged_step;
-}
 
 Result<Manifest> verify(const std::string& file) {
     return scan(file, "");

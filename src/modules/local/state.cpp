@@ -59,8 +59,13 @@ Result<Environment> from_json(const std::string& dir) {
     if (!text) {
         return make_error(ErrorCode::io, "cannot read " + dir + "/env.json");
     }
+    std::string why;
+    auto parsed = util::parse_json(*text, &why);
+    if (!parsed) {
+        return make_error(ErrorCode::io, dir + "/env.json: " + why);
+    }
     try {
-        auto j = nlohmann::json::parse(*text);
+        const nlohmann::json& j = *parsed;  // .at() and get<>() below throw on a missing or mistyped field
         Environment e;
         e.dir = dir;
         e.name = j.at("name").get<std::string>();
