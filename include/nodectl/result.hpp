@@ -1,7 +1,8 @@
 // The one error model of nodectl: functions that can fail return Result<T>, a value or an Error.
-// Errors carry a code (which maps to the process exit code), a message, and the host and step
-// they happened on, added once by the layer that knows them. Exceptions from libraries are caught
-// in the adapter that calls the library and turned into an Error there.
+// Errors carry a code (which maps to the process exit code) and a message; the host and the step
+// an error happened on are in the report that holds it (HostReport, StepReport), not in the error.
+// Exceptions from libraries are caught in the adapter that calls the library and turned into an
+// Error there.
 #pragma once
 
 #include <string>
@@ -29,11 +30,6 @@ enum class ErrorCode {
 struct Error {
     ErrorCode code = ErrorCode::internal;
     std::string message;
-    std::string host;
-    std::string step;
-
-    // "host: step: message", with the parts that are known.
-    std::string describe() const;
 };
 
 Error make_error(ErrorCode code, std::string message);

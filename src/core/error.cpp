@@ -16,14 +16,4 @@ Error errno_error(const std::string& what) {
     return make_error(ErrorCode::io, what + ": " + std::strerror(errno));
 }
 
-std::string Error::describe() const {
-    std::string out;
-    for (const std::string* part : {&host, &step}) {
-        if (!part->empty()) {
-            out.append(*part).append(": ");
-        }
-    }
-    return out.append(message);
-}
-
 }  // namespace nodectl
