@@ -22,8 +22,6 @@ echo "# $KILLS kill points, seed $SEED (NODECTL_TEST_SEED=$SEED repeats them)"
 
 trap 'rc=$?; stop_services; (exit $rc); cleanup' EXIT
 chmod 755 "$WORK"
-export TMPDIR=$WORK/tmp   # where a run could leave a file behind (nodectl's own temporary files)
-mkdir -p "$TMPDIR"
 
 # --- MariaDB with a database of a few MB, a file tree, s3rver ------------------------------------
 DBPW="Db-pw-$(openssl rand -hex 12)"
@@ -41,6 +39,10 @@ mkdir -p "$WORK/site/media"
 for i in 1 2 3 4; do head -c 8000000 /dev/urandom >"$WORK/site/media/photo$i.jpg"; done
 mkdir -p "$WORK/dir"
 start_s3rver "$WORK/s3rver"
+# nodectl's TMPDIR, where a run could leave a file behind. Set after the services start: mariadbd
+# and s3rver keep temporary files of their own in theirs, which are not nodectl's to answer for.
+export TMPDIR=$WORK/tmp
+mkdir -p "$TMPDIR"
 {
   cat <<EOF
 [backup]
@@ -102,6 +104,7 @@ wait "$pid" 2>/dev/null
 check "a run was killed while its mariadb-dump ran (pid ${dump:-none})" test -n "$dump"
 contains "... the dump read its credentials from /dev/fd/N" "$WORK/dump-cmdline" '--defaults-extra-file=/dev/fd/[0-9]+ '
 check "... and no file was in TMPDIR while it ran" test ! -s "$WORK/tmpdir-during-dump"
+sed 's/^/      | /' "$WORK/tmpdir-during-dump"
 [ -n "$dump" ] && kill -9 "$dump" 2>/dev/null   # the orphaned dump, if it still runs
 
 converged=0
@@ -133,4 +136,5 @@ for k in $(seq "$KILLS"); do
 done
 echo "# $converged of $KILLS kill points converged"
 check "no MariaDB option file or dump was left in TMPDIR by the killed runs" test -z "$(ls -A "$TMPDIR")"
+ls -A "$TMPDIR" | sed 's/^/      | /'
 finish

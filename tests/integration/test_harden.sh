@@ -20,7 +20,8 @@ write_hardening_profile "$WORK/hard.toml" with-aide
 
 echo "# before: a second sshd on 2222 stands for any service the profile does not open"
 node 1 '/usr/sbin/sshd -p 2222'
-check "port 2222 is reachable before hardening" reachable "$A" 2222
+# sshd forks into the background before it binds: the port opens a moment after `node` returns.
+check "port 2222 is reachable before hardening" wait_until 30 "sshd on port 2222" reachable "$A" 2222
 
 echo "# plan: shows the hardening and changes nothing"
 snapshot() { node 1 'find /etc /var/lib/nodectl -xdev \( -type f -o -type l \) -print0 2>/dev/null | sort -z | xargs -0 stat -c "%n %a %U %s %Y"; nft list ruleset 2>/dev/null; systemctl list-unit-files --no-legend'; }
