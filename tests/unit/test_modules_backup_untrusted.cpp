@@ -252,30 +252,60 @@ TEST_CASE("MariaDB option file: a newline in the password cannot add an option l
     CHECK_FALSE(bad.create("", 3306, "", "root", std::string("pw\x01", 3)));
 }
 
-TEST_CASE("restore --db: a manifest's character set or collation that is not a plain name is refused") {
-    TempDir tmp;
-    std::string store = tmp.file("store");
-    REQUIRE(fs::create_directories(store));
-    std::string dump = "CREATE TABLE t (i INT);\n";
-    nlohmann::json sources = {{"mariadb",
-                               {{"databases",
-                                 {{{"name", "shop"},
-                                   {"chunks", {"db/shop.sql.000000"}},
-                                   {"character_set", "utf8mb4 COLLATE utf8mb4_bin; DROP DATABASE mysql; --"},
-                                   {"collation", ""}}}}}}};
-    put_file(
-        store + "/web1-20260101T000000Z.tar.zst",
-        make_archive([&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, meta_with_mode(0600))); },
-                     sources));
-    auto s = dir_settings(store);
-    s.mariadb.client_command = tmp.file("no-such-client");
-    RestoreOptions o;
-    o.id = "web1-20260101T000000Z";
-    o.db = "shop";
-    o.into = "shop_copy";
-    auto r = restore(s, o);
-    REQUIRE_FALSE(r);
-    CHECK(r.error().message.find("character set or collation that is not a plain name") != std::string::npos);
+TEST_CASE("restore --db: a manifest whose database entry is malformed or would add SQL is refused, never thrown on") {
+    // The manifest comes from a shared target: each case changes the `sources` it declares.
+    const nlohmann::json good_db = {{"name", "shop"}, {"chunks", {"db/shop.sql.000000"}}, {"collation", ""}};
+    auto with_db = [&](const char* key, nlohmann::json value) {
+        nlohmann::json db = good_db;
+        db[key] = std::move(value);
+        return nlohmann::json{{"mariadb", {{"databases", {db}}}}};
+    };
+    struct Case {
+        const char* what;
+        nlohmann::json sources;
+        ErrorCode code;
+        const char* message;
+    };
+    const Case cases[] = {
+        {"a character set that adds SQL",
+         with_db("character_set", "utf8mb4 COLLATE utf8mb4_bin; DROP DATABASE mysql; --"), ErrorCode::damaged,
+         "character set or collation that is not a plain name"},
+        {"a collation that adds SQL", with_db("collation", "x; DROP DATABASE mysql"), ErrorCode::damaged,
+         "character set or collation that is not a plain name"},
+        {"chunks that are not a list", with_db("chunks", "db/shop.sql.000000"), ErrorCode::damaged, "lists no pieces"},
+        {"a chunk that is not a name", with_db("chunks", {42}), ErrorCode::damaged, "a piece that is not a name"},
+        {"mariadb without databases", {{"mariadb", {{"other", 1}}}}, ErrorCode::usage, "holds no database 'shop'"},
+        {"databases that are not a list",
+         {{"mariadb", {{"databases", "shop"}}}},
+         ErrorCode::usage,
+         "holds no database 'shop'"},
+        {"a database entry that is not an object",
+         {{"mariadb", {{"databases", {7, "shop"}}}}},
+         ErrorCode::usage,
+         "holds no database 'shop'"},
+        {"mariadb that is not an object", {{"mariadb", {1, 2}}}, ErrorCode::usage, "holds no database 'shop'"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        TempDir tmp;
+        std::string store = tmp.file("store");
+        REQUIRE(fs::create_directories(store));
+        std::string dump = "CREATE TABLE t (i INT);\n";
+        put_file(store + "/web1-20260101T000000Z.tar.zst",
+                 make_archive(
+                     [&](ArchiveWriter& w) { REQUIRE(w.add_buffer("db/shop.sql.000000", dump, meta_with_mode(0600))); },
+                     c.sources));
+        auto s = dir_settings(store);
+        s.mariadb.client_command = tmp.file("no-such-client");
+        RestoreOptions o;
+        o.id = "web1-20260101T000000Z";
+        o.db = "shop";
+        o.into = "shop_copy";
+        auto r = restore(s, o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == c.code);
+        CHECK(r.error().message.find(c.message) != std::string::npos);
+    }
 }
 
 TEST_CASE("failure webhook: its URL (and token) never reaches the error message") {

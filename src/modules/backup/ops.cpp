@@ -4,6 +4,7 @@
 // renamed to DIR at the end; a database restored under a new name is dropped again when the
 // restore fails.
 #include "modules/backup/detail.hpp"
+#include "nodectl/target.hpp"
 #include "util/json.hpp"
 #include "util/log.hpp"
 #include "util/strings.hpp"
@@ -184,36 +185,76 @@ Result<void> write_fd(int fd, const char* p, size_t n, const std::string& what) 
     return Ok{};
 }
 
-Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Found& f, const nlohmann::json& manifest) {
+// The database a restore reads, as the archive's manifest describes it.
+struct DumpedDatabase {
+    std::vector<std::string> chunks;  // entry paths of its SQL, in order
+    std::string charset;
+    std::string collation;
+    std::string into;  // the database it is restored into
+};
+
+// Finds database `o.db` in the manifest and checks what a restore takes from it. The manifest is
+// as trusted as the target it came from (entries_matching_manifest checked only its entry list):
+// every field is checked for its type before use, and the character set and collation reach SQL
+// only when they are plain names.
+Result<DumpedDatabase> dumped_database(const RestoreOptions& o, const Found& f, const nlohmann::json& manifest) {
     const nlohmann::json* db = nullptr;
-    if (manifest.contains("sources") && manifest["sources"].contains("mariadb")) {
-        for (const auto& d : manifest["sources"]["mariadb"]["databases"]) {
-            if (d.value("name", "") == o.db) {
-                db = &d;
+    auto sources = manifest.find("sources");
+    if (sources != manifest.end() && sources->is_object()) {
+        auto mariadb = sources->find("mariadb");
+        if (mariadb != sources->end() && mariadb->is_object()) {
+            auto databases = mariadb->find("databases");
+            if (databases != mariadb->end() && databases->is_array()) {
+                for (const auto& d : *databases) {
+                    if (d.is_object() && d.contains("name") && d["name"] == o.db) {
+                        db = &d;
+                    }
+                }
             }
         }
     }
     if (!db) {
         return make_error(ErrorCode::usage, "archive " + f.stored.id + " holds no database '" + o.db + "'");
     }
-    // The archive's manifest is as trusted as the target it came from: its character set and
-    // collation reach SQL only when they are plain names.
+    DumpedDatabase out;
+    auto text_field = [&](const char* key, const char* fallback) -> std::string {
+        auto it = db->find(key);
+        return it != db->end() && it->is_string() ? it->get<std::string>() : fallback;
+    };
+    out.charset = text_field("character_set", "utf8mb4");
+    out.collation = text_field("collation", "");
     static const std::regex k_charset("^[A-Za-z0-9_]{1,64}$");
-    std::string charset = db->value("character_set", "utf8mb4");
-    std::string collation = db->value("collation", "");
-    if (!std::regex_match(charset, k_charset) || (!collation.empty() && !std::regex_match(collation, k_charset))) {
+    if (!std::regex_match(out.charset, k_charset) ||
+        (!out.collation.empty() && !std::regex_match(out.collation, k_charset))) {
         return damaged("archive " + f.stored.id + ": database '" + o.db +
                        "' has a character set or collation that is not a plain name: refused");
     }
-    static const std::regex k_name("^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$");
-    std::string into = o.into.empty() ? o.db : o.into;
-    if (!std::regex_match(into, k_name)) {
-        return make_error(ErrorCode::usage, "--into '" + into + "' is not a database name nodectl accepts");
+    auto chunks = db->find("chunks");
+    if (chunks == db->end() || !chunks->is_array()) {
+        return damaged("archive " + f.stored.id + ": database '" + o.db + "' lists no pieces");
     }
-    if (into == o.db && !o.force) {
+    for (const auto& c : *chunks) {
+        if (!c.is_string()) {
+            return damaged("archive " + f.stored.id + ": database '" + o.db + "' lists a piece that is not a name");
+        }
+        out.chunks.push_back(c.get<std::string>());
+    }
+    static const std::regex k_name("^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$");
+    out.into = o.into.empty() ? o.db : o.into;
+    if (!std::regex_match(out.into, k_name)) {
+        return make_error(ErrorCode::usage, "--into '" + out.into + "' is not a database name nodectl accepts");
+    }
+    if (out.into == o.db && !o.force) {
         return make_error(ErrorCode::usage, "restoring over the original database '" + o.db +
                                                 "' needs --force (or restore beside it with --into NEW_NAME)");
     }
+    return out;
+}
+
+Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Found& f, const nlohmann::json& manifest) {
+    auto dumped = TRY(dumped_database(o, f, manifest));
+    const std::string& into = dumped.into;
+    const std::vector<std::string>& chunks = dumped.chunks;
     const auto& m = s.mariadb;
     std::string password;
     if (m.password) {
@@ -233,8 +274,8 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
                           "database '" + into + "' exists on the server; choose another --into or add --force");
     }
     if (!existed) {
-        std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + charset +
-                          (collation.empty() ? "" : " COLLATE " + collation);
+        std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + dumped.charset +
+                          (dumped.collation.empty() ? "" : " COLLATE " + dumped.collation);
         TRY(run_capture({m.client_command, opt.arg(), "-e", sql}));
     }
     auto drop_created = [&] {
@@ -251,7 +292,6 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
         drop_created();
         return started.error();
     }
-    std::vector<std::string> chunks = (*db)["chunks"].get<std::vector<std::string>>();
     size_t next = 0;
     std::string prefix = "db/" + o.db + ".sql.";
     uint64_t bytes = 0;
@@ -259,8 +299,9 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     cb.on_entry = [&](const ReadEntry& e) -> Result<void> {
         if (e.path.rfind(prefix, 0) == 0) {
             if (next >= chunks.size() || chunks[next] != e.path) {
-                return damaged("entry '" + e.path + "' is out of order (expected " +
-                               (next < chunks.size() ? chunks[next] : std::string("no more pieces")) + ")");
+                return damaged("entry " + shell_quote(e.path) + " is out of order (expected " +
+                               (next < chunks.size() ? shell_quote(chunks[next]) : std::string("no more pieces")) +
+                               ")");
             }
             ++next;
         }

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -142,40 +143,100 @@ Result<Opened> open_bundle(const std::string& file) {
     return o;
 }
 
+// Before an extract writes a byte: what the manifest declares must fit under `root`, or nothing is
+// written (each entry is then held to its declared size while it streams, in read_piece); then
+// the manifest itself is written there.
+Result<void> begin_extract(const Opened& o, const std::string& file, const std::string& root) {
+    uint64_t declared = o.manifest_text.size();
+    for (const auto& p : o.manifest.pieces) {
+        if (p.size > UINT64_MAX - declared) {
+            return damaged(file, "the manifest declares more bytes than can exist");
+        }
+        declared += p.size;
+    }
+    struct statvfs vfs {};
+    if (::statvfs(root.c_str(), &vfs) == 0 && declared / vfs.f_frsize + 1 > static_cast<uint64_t>(vfs.f_bavail)) {
+        uint64_t need_mib = declared / (1024 * 1024) + 1;
+        uint64_t free_mib = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize / (1024 * 1024);
+        return make_error(ErrorCode::io, file + ": the bundle needs " + std::to_string(need_mib) + " MiB; " + root +
+                                             " has " + std::to_string(free_mib) + " MiB free");
+    }
+    auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
+    util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd) {
+        return errno_error("cannot write " + path);
+    }
+    return write_all(fd.get(), o.manifest_text.data(), o.manifest_text.size(), path);
+}
+
+// One entry's data, the entry `name` that the manifest lists as `piece`: held to the declared
+// size and sha256, and with `root` set also written under it (synced).
+Result<void> read_piece(archive* a, archive_entry* e, const std::string& file, const std::string& name,
+                        const Piece& piece, const std::string& root, std::vector<char>& buf) {
+    // The header's size is the tar's own claim; refuse a disagreement before reading a byte.
+    if (archive_entry_size_is_set(e) && static_cast<uint64_t>(archive_entry_size(e)) != piece.size) {
+        return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(archive_entry_size(e)) +
+                                 " bytes; the manifest says " + std::to_string(piece.size));
+    }
+    std::string out_path;
+    if (!root.empty()) {
+        out_path = TRY(prepare_path(root, name));
+    }
+    // Only the execute bits are taken from the archive: nothing setuid, nothing writable by others.
+    mode_t mode = (archive_entry_perm(e) & 0111) ? 0755 : 0644;
+    util::Fd out(root.empty() ? -1
+                              : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!root.empty() && !out) {
+        return errno_error("cannot write " + out_path);
+    }
+    util::Sha256 sha;
+    uint64_t size = 0;
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+        if (n < 0) {
+            return damaged(file, "entry " + shell_quote(name) + " cannot be read: " + bundle_archive_error(a));
+        }
+        if (n == 0) {
+            break;
+        }
+        // Checked before the bytes go anywhere: a small compressed bundle whose entry inflates
+        // without end stops here, not when the disk is full.
+        if (static_cast<uint64_t>(n) > piece.size - size) {
+            return damaged(file, "entry " + shell_quote(name) + " has more than the " + std::to_string(piece.size) +
+                                     " bytes the manifest says");
+        }
+        sha.update(buf.data(), static_cast<size_t>(n));
+        size += static_cast<uint64_t>(n);
+        if (out) {
+            TRY_VOID(write_all(out.get(), buf.data(), static_cast<size_t>(n), out_path));
+        }
+    }
+    if (size != piece.size) {
+        return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(size) +
+                                 " bytes; the manifest says " + std::to_string(piece.size));
+    }
+    if (auto digest = sha.final_hex(); digest != piece.sha256) {
+        return damaged(file, "entry " + shell_quote(name) + " does not match its sha256 in the manifest (content " +
+                                 digest.substr(0, 12) + "…, manifest " + piece.sha256.substr(0, 12) + "…)");
+    }
+    if (out && ::fsync(out.get()) != 0) {
+        return errno_error("cannot sync " + out_path);
+    }
+    return Ok{};
+}
+
 // The pass over the pieces. With `root` set, each piece is also written under it.
 Result<Manifest> scan(const std::string& file, const std::string& root) {
     auto o = TRY(open_bundle(file));
     archive* a = o.a.get();
     if (!root.empty()) {
-        // The total bound: what the manifest declares must fit, or nothing is written. Every
-        // entry is then held to its declared size while it streams (below).
-        uint64_t declared = o.manifest_text.size();
-        for (const auto& p : o.manifest.pieces) {
-            if (p.size > UINT64_MAX - declared) {
-                return damaged(file, "the manifest declares more bytes than can exist");
-            }
-            declared += p.size;
-        }
-        struct statvfs vfs {};
-        if (::statvfs(root.c_str(), &vfs) == 0 && declared / vfs.f_frsize + 1 > static_cast<uint64_t>(vfs.f_bavail)) {
-            return make_error(ErrorCode::io,
-                              file + ": the bundle needs " + std::to_string(declared / (1024 * 1024) + 1) + " MiB; " +
-                                  root + " has " +
-                                  std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize / (1024 * 1024)) +
-                                  " MiB free");
-        }
-        auto path = TRY(prepare_path(root, std::string(k_manifest_name)));
-        util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-        if (!fd) {
-            return errno_error("cannot write " + path);
-        }
-        TRY_VOID(write_all(fd.get(), o.manifest_text.data(), o.manifest_text.size(), path));
+        TRY_VOID(begin_extract(o, file, root));
     }
     std::map<std::string, const Piece*> pending;
     for (const auto& p : o.manifest.pieces) {
         pending.emplace(p.path, &p);
     }
-    std::map<std::string, bool> seen;
+    std::set<std::string> seen;
     std::vector<char> buf(1 << 20);
     for (;;) {
         archive_entry* e = nullptr;
@@ -199,63 +260,14 @@ Result<Manifest> scan(const std::string& file, const std::string& root) {
                                      "; a bundle holds only regular files");
         }
         const Piece& piece = *it->second;
-        seen.emplace(name, true);
+        seen.insert(name);
         pending.erase(it);
-        // The header's size is the tar's own claim; refuse a disagreement before reading a byte.
-        if (archive_entry_size_is_set(e) && static_cast<uint64_t>(archive_entry_size(e)) != piece.size) {
-            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(archive_entry_size(e)) +
-                                     " bytes; the manifest says " + std::to_string(piece.size));
-        }
-
-        std::string out_path;
-        if (!root.empty()) {
-            out_path = TRY(prepare_path(root, name));
-        }
-        // Only the execute bits are taken from the archive: nothing setuid, nothing writable by others.
-        mode_t mode = (archive_entry_perm(e) & 0111) ? 0755 : 0644;
-        util::Fd out(
-            root.empty() ? -1 : ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-        if (!root.empty() && !out) {
-            return errno_error("cannot write " + out_path);
-        }
-        util::Sha256 sha;
-        uint64_t size = 0;
-        for (;;) {
-            la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
-            if (n < 0) {
-                return damaged(file, "entry " + shell_quote(name) + " cannot be read: " + bundle_archive_error(a));
-            }
-            if (n == 0) {
-                break;
-            }
-            // Checked before the bytes go anywhere: a small compressed bundle whose entry inflates
-            // without end stops here, not when the disk is full.
-            if (static_cast<uint64_t>(n) > piece.size - size) {
-                return damaged(file, "entry " + shell_quote(name) + " has more than the " + std::to_string(piece.size) +
-                                         " bytes the manifest says");
-            }
-            sha.update(buf.data(), static_cast<size_t>(n));
-            size += static_cast<uint64_t>(n);
-            if (out) {
-                TRY_VOID(write_all(out.get(), buf.data(), static_cast<size_t>(n), out_path));
-            }
-        }
-        if (size != piece.size) {
-            return damaged(file, "entry " + shell_quote(name) + " has " + std::to_string(size) +
-                                     " bytes; the manifest says " + std::to_string(piece.size));
-        }
-        if (auto digest = sha.final_hex(); digest != piece.sha256) {
-            return damaged(file, "entry " + shell_quote(name) + " does not match its sha256 in the manifest (content " +
-                                     digest.substr(0, 12) + "…, manifest " + piece.sha256.substr(0, 12) + "…)");
-        }
-        if (out && ::fsync(out.get()) != 0) {
-            return errno_error("cannot sync " + out_path);
-        }
+        TRY_VOID(read_piece(a, e, file, name, piece, root, buf));
     }
     if (!pending.empty()) {
         std::string more = pending.size() > 1 ? " (and " + std::to_string(pending.size() - 1) + " more)" : "";
-        return damaged(file, "entry '" + pending.begin()->first +
-                                 "' is listed in the manifest but absent from the bundle" + more);
+        return damaged(file, "entry " + shell_quote(pending.begin()->first) +
+                                 " is listed in the manifest but absent from the bundle" + more);
     }
     return std::move(o.manifest);
 }
