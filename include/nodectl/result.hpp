@@ -5,9 +5,11 @@
 // Error there.
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <string>
+#include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace nodectl {
 
@@ -38,48 +40,24 @@ Error make_error(ErrorCode code, std::string message);
 // that may change errno.
 Error errno_error(const std::string& what);
 
+// Result<T> is util's Expected with nodectl's Error as its error side (util/expected.hpp).
 template <class T>
-class [[nodiscard]] Result {
-public:
-    Result(T value) : m_v(std::in_place_index<0>, std::move(value)) {}
-    Result(Error error) : m_v(std::in_place_index<1>, std::move(error)) {}
+using Result = util::Expected<T, Error>;
+using util::Ok;
 
-    explicit operator bool() const { return m_v.index() == 0; }
-    bool ok() const { return m_v.index() == 0; }
-    T& value() & { return std::get<0>(m_v); }
-    const T& value() const& { return std::get<0>(m_v); }
-    T&& value() && { return std::get<0>(std::move(m_v)); }
-    T* operator->() { return &value(); }
-    const T* operator->() const { return &value(); }
-    T& operator*() & { return value(); }
-    const T& operator*() const& { return value(); }
-    Error& error() & { return std::get<1>(m_v); }
-    const Error& error() const& { return std::get<1>(m_v); }
-    Error&& error() && { return std::get<1>(std::move(m_v)); }
-
-private:
-    std::variant<T, Error> m_v;
-};
-
-struct Ok {};
-
-template <>
-class [[nodiscard]] Result<void> {
-public:
-    Result() = default;
-    Result(Ok) {}
-    Result(Error error) : m_error(std::move(error)), m_failed(true) {}
-
-    explicit operator bool() const { return !m_failed; }
-    bool ok() const { return !m_failed; }
-    Error& error() & { return m_error; }
-    const Error& error() const& { return m_error; }
-    Error&& error() && { return std::move(m_error); }
-
-private:
-    Error m_error;
-    bool m_failed = false;
-};
+// A util/ failure (a reason string) as an Error with `code`:
+// `auto text = TRY(as_result(util::read_file(path), ErrorCode::io));`.
+template <class T>
+Result<T> as_result(util::Expected<T> e, ErrorCode code) {
+    if (!e) {
+        return make_error(code, std::move(e).error());
+    }
+    if constexpr (std::is_void_v<T>) {
+        return Ok{};
+    } else {
+        return std::move(e).value();
+    }
+}
 
 }  // namespace nodectl
 

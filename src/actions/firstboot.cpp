@@ -42,13 +42,12 @@ Result<util::FileLock> lock_firstboot(int wait_seconds) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
     bool told = false;
     while (true) {
-        std::string why;
-        auto lock = util::FileLock::take(fb::k_lock_file, 0600, util::FileLock::Wait::no, &why);
+        auto lock = util::FileLock::take(fb::k_lock_file, 0600, util::FileLock::Wait::no);
         if (lock) {
             return std::move(*lock);
         }
         if (errno != EWOULDBLOCK) {
-            return make_error(ErrorCode::io, why);
+            return make_error(ErrorCode::io, lock.error());
         }
         if (std::chrono::steady_clock::now() > deadline) {
             return make_error(ErrorCode::locked,
@@ -229,9 +228,9 @@ public:
             m_status.state = "done";
             std::string done = "done " + util::utc_now() + " from " + p.src.kind + " " + p.src.shown + " profile " +
                                p.checked.profile->digest().substr(0, 16);
-            if (auto w = util::write_file_atomic(fb::k_done_file, done + "\n", 0644); !w.empty()) {
+            if (auto w = util::write_file_atomic(fb::k_done_file, done + "\n", 0644); !w) {
                 m_status.state = "failed";
-                m_status.error = "writing " + std::string(fb::k_done_file) + ": " + w;
+                m_status.error = "writing " + std::string(fb::k_done_file) + ": " + w.error();
             }
             end_attempt("");
         } else {

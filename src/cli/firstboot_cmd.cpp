@@ -182,8 +182,8 @@ int run_firstboot(CLI::App& app, Context&) {
             return k_exit_config;
         }
         std::string out = o.sign_out.empty() ? o.sign_file + ".sig" : o.sign_out;
-        if (auto why = util::write_file_atomic(out, *sig, 0644); !why.empty()) {
-            std::cerr << "nodectl firstboot sign: " << out << ": " << why << "\n";
+        if (auto why = util::write_file_atomic(out, *sig, 0644); !why) {
+            std::cerr << "nodectl firstboot sign: " << out << ": " << why.error() << "\n";
             return k_exit_internal;
         }
         std::cout << "wrote " << out << " (Ed25519 signature of " << o.sign_file << ")\n";
@@ -209,8 +209,10 @@ int run_status(CLI::App&, Context& ctx) {
     }
     if (ctx.global.json) {
         nlohmann::json j = {{"state", firstboot::state_name(seen.state)}, {"exit_code", status_code(seen.state)}};
-        if (auto status = seen.status ? util::parse_json(seen.status->to_json()) : std::nullopt) {
-            j["status"] = std::move(*status);
+        if (seen.status) {
+            if (auto status = util::parse_json(seen.status->to_json())) {
+                j["status"] = std::move(*status);
+            }
         }
         std::cout << util::json_text(j, 2) << "\n";
         return status_code(seen.state);

@@ -73,11 +73,7 @@ Result<std::string> fetch(const HostSpec& h, const SshOptions& ssh) {
 }
 
 Result<void> write_private(const std::string& path, const std::string& content) {
-    std::string why = util::write_file_atomic(path, content, k_private);
-    if (!why.empty()) {
-        return make_error(ErrorCode::io, why);
-    }
-    return Ok{};
+    return as_result(util::write_file_atomic(path, content, k_private), ErrorCode::io);
 }
 
 Result<std::string> merge_into_file(const std::string& path, const std::string& kubeconfig) {

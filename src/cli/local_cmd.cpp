@@ -61,8 +61,8 @@ int up_cluster(Context& ctx, local::Environment& env, const k3s::Settings& k3s) 
     const std::string servers = env.dir + "/inventory-server.toml", agents = env.dir + "/inventory-agents.toml";
     for (const auto& [path, text] :
          {std::pair{servers, local::inventory_text(env, 0, 1)}, std::pair{agents, local::inventory_text(env, 1)}}) {
-        if (auto why = util::write_file_atomic(path, text, 0600); !why.empty()) {
-            std::cerr << "nodectl local up: " << why << "\n";
+        if (auto why = util::write_file_atomic(path, text, 0600); !why) {
+            std::cerr << "nodectl local up: " << why.error() << "\n";
             return k_exit_internal;
         }
     }

@@ -157,8 +157,8 @@ int run_stack(CLI::App& app, Context& ctx) {
             return k_exit_ok;
         }
         std::string path = g_stack.out + "/nodectl-" + name + ".yaml";
-        if (auto why = util::write_file_atomic(path, *yaml, 0600); !why.empty()) {
-            std::cerr << "nodectl stack render: " << path << ": " << why << "\n";
+        if (auto why = util::write_file_atomic(path, *yaml, 0600); !why) {
+            std::cerr << "nodectl stack render: " << path << ": " << why.error() << "\n";
             return k_exit_internal;
         }
         std::cerr << "wrote " << path << (values == stack::SecretValues::placeholders ? " (placeholder secrets)" : "")

@@ -120,17 +120,15 @@ Result<PumpEnd> pump(util::Subprocess& child, const std::string& input, std::chr
 Result<CommandResult> run_process(const std::vector<std::string>& argv, const std::string& input,
                                   std::chrono::seconds timeout,
                                   const std::function<void(std::string_view)>& on_output) {
-    std::string why;
     auto child = util::Subprocess::start(
         argv,
-        {.in = util::Stdio::pipe(), .out = util::Stdio::pipe(), .err = util::Stdio::pipe(), .own_process_group = true},
-        &why);
+        {.in = util::Stdio::pipe(), .out = util::Stdio::pipe(), .err = util::Stdio::pipe(), .own_process_group = true});
     if (!child) {
         if (errno == ENOENT || errno == EACCES || errno == ENOEXEC) {
             // What a shell reports for a command it cannot execute.
             return CommandResult{127, "", "cannot execute " + argv[0] + ": " + std::strerror(errno) + "\n"};
         }
-        return make_error(ErrorCode::io, why);
+        return make_error(ErrorCode::io, child.error());
     }
     CommandResult result;
     auto ended = pump(*child, input, timeout, on_output, result);
@@ -248,10 +246,9 @@ Result<std::unique_ptr<HostLock>> LocalTarget::lock(const std::string& holder) {
         return errno_error(std::string("mkdir ") + dir);
     }
     // flock is released by the kernel when the holder dies, so a killed run leaves no stale lock.
-    std::string why;
-    auto lock = util::FileLock::take("/var/lib/nodectl/lock", 0600, util::FileLock::Wait::no, &why);
+    auto lock = util::FileLock::take("/var/lib/nodectl/lock", 0600, util::FileLock::Wait::no);
     if (!lock && errno != EWOULDBLOCK) {
-        return make_error(ErrorCode::io, why);
+        return make_error(ErrorCode::io, lock.error());
     }
     if (!lock) {
         std::ifstream owner("/var/lib/nodectl/lock.owner");

@@ -17,14 +17,12 @@ void Fd::reset(int fd) {
     m_fd = fd;
 }
 
-std::optional<FileLock> FileLock::take(const std::string& path, unsigned mode, Wait wait, std::string* why) {
-    auto fail = [&](const char* what) -> std::optional<FileLock> {
+Expected<FileLock> FileLock::take(const std::string& path, unsigned mode, Wait wait) {
+    auto fail = [&](const char* what) -> Expected<FileLock> {
         int e = errno;
-        if (why) {
-            *why = std::string(what) + " " + path + ": " + std::strerror(e);
-        }
+        auto why = util::fail(std::string(what) + " " + path + ": " + std::strerror(e));
         errno = e;
-        return std::nullopt;
+        return why;
     };
     Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, mode));
     if (!fd) {

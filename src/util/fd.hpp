@@ -1,6 +1,8 @@
 // File descriptors that close themselves, and flock(2) locks. Knows nothing of nodectl.
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <optional>
 #include <string>
 
@@ -48,9 +50,8 @@ public:
     // Opens `path` (created with `mode` if absent; O_CLOEXEC; never through a symbolic link, which
     // is refused with ELOOP) and takes the lock. Wait::yes waits
     // for a holder to let go; Wait::no fails at once with errno EWOULDBLOCK when another holds it.
-    // nullopt with errno set and `why` filled ("cannot lock PATH: ...") when it fails.
-    [[nodiscard]] static std::optional<FileLock> take(const std::string& path, unsigned mode, Wait wait,
-                                                      std::string* why = nullptr);
+    // When it fails: why ("cannot lock PATH: ..."), with errno set.
+    static Expected<FileLock> take(const std::string& path, unsigned mode, Wait wait);
     // Whether another descriptor holds an flock on `path` now (a shared probe, never created; false
     // when the file cannot be opened).
     [[nodiscard]] static bool held_by_other(const std::string& path);

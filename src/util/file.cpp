@@ -9,9 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 namespace util {
 
@@ -23,39 +21,13 @@ bool valid_name(const std::string& name) {
 
 }  // namespace
 
-std::optional<std::string> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return std::nullopt;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return std::move(ss).str();
-}
-
-std::optional<std::string> read_file_at(int dir_fd, const std::string& name, size_t max_bytes, std::string* why) {
-    auto fail = [&](int err, const std::string& what) -> std::optional<std::string> {
-        if (why) {
-            *why = name + ": " + what;
-        }
-        errno = err;
-        return std::nullopt;
-    };
-    if (!valid_name(name)) {
-        return fail(EINVAL, "not a file name");
-    }
-    // O_NONBLOCK: a FIFO planted there must not hang the open; it is refused just below.
-    Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+Expected<std::string> read_file(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (!fd) {
         int err = errno;
-        return fail(err, err == ELOOP ? "a symbolic link (refused)" : std::strerror(err));
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        return fail(EINVAL, "not a regular file (refused)");
-    }
-    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-        return fail(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
+        std::string why = "cannot read " + path + ": " + std::strerror(err);
+        errno = err;
+        return fail(std::move(why));
     }
     std::string out;
     char buf[65536];
@@ -66,31 +38,91 @@ std::optional<std::string> read_file_at(int dir_fd, const std::string& name, siz
         }
         if (n < 0) {
             int err = errno;
-            return fail(err, std::strerror(err));
+            std::string why = "cannot read " + path + ": " + std::strerror(err);
+            errno = err;
+            return fail(std::move(why));
+        }
+        if (n == 0) {
+            return out;
+        }
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+Expected<std::optional<std::string>> read_file_if_exists(const std::string& path) {
+    auto text = read_file(path);
+    if (text) {
+        return std::optional<std::string>(std::move(*text));
+    }
+    if (errno == ENOENT) {
+        return std::optional<std::string>();
+    }
+    return fail(std::move(text).error());
+}
+
+Expected<std::string> read_file_at(int dir_fd, const std::string& name, size_t max_bytes) {
+    auto refuse = [&](int err, const std::string& what) -> Expected<std::string> {
+        auto why = util::fail(name + ": " + what);
+        errno = err;  // set last: building the message may change it
+        return why;
+    };
+    if (!valid_name(name)) {
+        return refuse(EINVAL, "not a file name");
+    }
+    // O_NONBLOCK: a FIFO planted there must not hang the open; it is refused just below.
+    Fd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd) {
+        int err = errno;
+        return refuse(err, err == ELOOP ? "a symbolic link (refused)" : std::strerror(err));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return refuse(EINVAL, "not a regular file (refused)");
+    }
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+        return refuse(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
+    }
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            int err = errno;
+            return refuse(err, std::strerror(err));
         }
         if (n == 0) {
             break;
         }
         if (out.size() + static_cast<size_t>(n) > max_bytes) {
-            return fail(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
+            return refuse(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
         }
         out.append(buf, static_cast<size_t>(n));
     }
     return out;
 }
 
-int open_dir_nofollow(const std::string& path) {
-    return ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+Expected<Fd> open_dir_nofollow(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        int err = errno;
+        std::string why = path + ": " + (err == ELOOP ? std::string("a symbolic link (refused)") : std::strerror(err));
+        errno = err;
+        return util::fail(std::move(why));
+    }
+    return fd;
 }
 
-std::string write_file_atomic_at(int dir_fd, const std::string& name, std::string_view content, unsigned mode) {
+Expected<void> write_file_atomic_at(int dir_fd, const std::string& name, std::string_view content, unsigned mode) {
     if (!valid_name(name)) {
-        return name + ": not a file name";
+        return util::fail(name + ": not a file name");
     }
     struct stat existing {};
     if (::fstatat(dir_fd, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(existing.st_mode) &&
         !S_ISLNK(existing.st_mode)) {
-        return name + " exists and is not a regular file";
+        return util::fail(name + " exists and is not a regular file");
     }
     std::random_device rd;
     std::string tmp;
@@ -106,16 +138,16 @@ std::string write_file_atomic_at(int dir_fd, const std::string& name, std::strin
         }
     }
     if (!fd) {
-        return "cannot create a temporary file for " + name + ": " + std::strerror(errno);
+        return util::fail("cannot create a temporary file for " + name + ": " + std::strerror(errno));
     }
-    auto fail = [&](const std::string& what) {
+    auto abandon = [&](const std::string& what) {
         std::string why = what + ": " + std::strerror(errno);
         fd.reset();
         ::unlinkat(dir_fd, tmp.c_str(), 0);
-        return why;
+        return util::fail(std::move(why));
     };
     if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) {
-        return fail("cannot set the mode of " + tmp);
+        return abandon("cannot set the mode of " + tmp);
     }
     while (!content.empty()) {
         ssize_t n = ::write(fd.get(), content.data(), content.size());
@@ -123,46 +155,46 @@ std::string write_file_atomic_at(int dir_fd, const std::string& name, std::strin
             continue;
         }
         if (n <= 0) {
-            return fail("cannot write " + tmp);
+            return abandon("cannot write " + tmp);
         }
         content.remove_prefix(static_cast<size_t>(n));
     }
     if (::fsync(fd.get()) != 0) {
-        return fail("cannot sync " + tmp);
+        return abandon("cannot sync " + tmp);
     }
     // The one close whose error matters (NFS reports a failed write there): checked, not left to Fd.
     if (::close(fd.release()) != 0) {
-        return fail("cannot write " + tmp);
+        return abandon("cannot write " + tmp);
     }
     // A rename replaces a symbolic link at `name` itself; it never writes where the link points.
     if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) {
-        return fail("cannot rename " + tmp + " to " + name);
+        return abandon("cannot rename " + tmp + " to " + name);
     }
     // The rename itself is durable only once the directory is synced.
-    ::fsync(dir_fd);
-    return {};
+    (void)::fsync(dir_fd);  // best effort: the file itself is complete and synced either way
+    return Ok{};
 }
 
-std::string write_file_atomic(const std::string& path, std::string_view content, unsigned mode) {
+Expected<void> write_file_atomic(const std::string& path, std::string_view content, unsigned mode) {
     std::error_code ec;
     std::filesystem::path dest = path;
     // Renaming over a symlink would replace the link itself, not the file the user keeps there.
     if (std::filesystem::is_symlink(dest, ec)) {
         dest = std::filesystem::weakly_canonical(dest, ec);
         if (ec) {
-            return "cannot resolve the link " + path + ": " + ec.message();
+            return util::fail("cannot resolve the link " + path + ": " + ec.message());
         }
     }
     std::filesystem::path dir = dest.parent_path().empty() ? std::filesystem::path(".") : dest.parent_path();
     Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dfd) {
-        return "cannot open the directory " + dir.string() + ": " + std::strerror(errno);
+        return util::fail("cannot open the directory " + dir.string() + ": " + std::strerror(errno));
     }
-    std::string why = write_file_atomic_at(dfd.get(), dest.filename().string(), content, mode);
-    if (!why.empty() && why.find(dir.string()) == std::string::npos) {
-        why = dir.string() + "/" + why;
+    auto written = write_file_atomic_at(dfd.get(), dest.filename().string(), content, mode);
+    if (!written && written.error().find(dir.string()) == std::string::npos) {
+        return util::fail(dir.string() + "/" + written.error());
     }
-    return why;
+    return written;
 }
 
 }  // namespace util

@@ -69,7 +69,7 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
 }
 
 // Sets what a try of this file adds to the engine's transport: the sink, a POST body, progress.
-std::string set_transfer(CURL* curl, Transfer& t, curl_slist* headers) {
+Expected<void> set_transfer(CURL* curl, Transfer& t, curl_slist* headers) {
     http::Options o(curl);
     o.set(CURLOPT_FAILONERROR, 1L);
     o.set(CURLOPT_WRITEFUNCTION, &on_write);
@@ -84,7 +84,7 @@ std::string set_transfer(CURL* curl, Transfer& t, curl_slist* headers) {
         o.set(CURLOPT_XFERINFOFUNCTION, &on_progress);
         o.set(CURLOPT_XFERINFODATA, &t);
     }
-    return o.error();
+    return o.result();
 }
 
 using SlistPtr = std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)>;
@@ -97,15 +97,15 @@ http::Try perform_once(CURL* curl, const std::string& url, Transfer& t, HttpResp
     if (t.post_body) {
         headers.reset(curl_slist_append(nullptr, ("Content-Type: " + *t.content_type).c_str()));
         if (!headers) {
-            return {false, false, "out of memory for a request header"};
+            return http::TryFailure{"out of memory for a request header", false};
         }
     }
-    std::string setup = http::prepare(curl, url, o, errbuf);
-    if (setup.empty()) {
+    auto setup = http::prepare(curl, url, o, errbuf);
+    if (setup) {
         setup = set_transfer(curl, t, headers.get());
     }
-    if (!setup.empty()) {
-        return {false, false, setup};
+    if (!setup) {
+        return http::TryFailure{std::move(setup).error(), false};
     }
 
     CURLcode rc = curl_easy_perform(curl);
@@ -123,78 +123,76 @@ http::Try perform_once(CURL* curl, const std::string& url, Transfer& t, HttpResp
     if (rc == CURLE_OK) {
         std::string truncated = t.sink == Sink::headers_only ? std::string() : http::truncation(curl, t.bytes);
         if (!truncated.empty()) {
-            return {false, true, truncated + where};
+            return http::TryFailure{truncated + where, true};
         }
-        return {true, false, {}};
+        return Ok{};
     }
     if (rc == CURLE_WRITE_ERROR && t.sink == Sink::headers_only && t.reached_final) {
-        return {true, false, {}};
+        return Ok{};
     }
     if (rc == CURLE_HTTP_RETURNED_ERROR) {
-        return {false, http::transient(rc, status), "HTTP " + std::to_string(status) + where};
+        return http::TryFailure{"HTTP " + std::to_string(status) + where, http::transient(rc, status)};
     }
     if (t.over_limit) {
-        return {false, false, "body larger than " + std::to_string(o.max_text_bytes) + " bytes" + where};
+        return http::TryFailure{"body larger than " + std::to_string(o.max_text_bytes) + " bytes" + where, false};
     }
     if (t.write_errno != 0) {
-        return {false, false, std::string("cannot write the download: ") + std::strerror(t.write_errno)};
+        return http::TryFailure{std::string("cannot write the download: ") + std::strerror(t.write_errno), false};
     }
     std::string reason = http::describe(rc, errbuf);
     if (rc == CURLE_PARTIAL_FILE) {
         reason = "truncated body: " + reason;
     }
-    return {false, http::transient(rc, status), reason + where};
+    return http::TryFailure{reason + where, http::transient(rc, status)};
 }
 
 // Runs tries under the engine's retry policy on one handle (reused between tries).
 // `prepare` readies the sink before each try (an error ends the call, not retried); `discard`
 // cleans up after a failed one.
 template <class Prepare, class Discard>
-HttpResponse with_retries(const std::string& url, const HttpOptions& options, Sink sink, Prepare prepare,
-                          Discard discard) {
+HttpResult with_retries(const std::string& url, const HttpOptions& options, Sink sink, Prepare prepare,
+                        Discard discard) {
     HttpResponse response;
     http::HandlePool pool;
     CURL* curl = pool.acquire();
     if (!curl) {
-        response.error = "GET " + url + ": curl_easy_init failed";
-        return response;
+        return HttpFailure{"GET " + url + ": curl_easy_init failed"};
     }
-    std::string setup_error;
+    std::string setup_error;  // why a try could not be readied (not retried)
     bool is_post = false;
     std::uint64_t bytes = 0;
     http::Retried r = http::with_retries(options, [&](int) -> http::Try {
         Transfer t;
         t.sink = sink;
         t.options = &options;
-        setup_error = prepare(t);
-        if (!setup_error.empty()) {
-            return {false, false, setup_error};
+        if (auto ready = prepare(t); !ready) {
+            setup_error = std::move(ready).error();
+            return http::TryFailure{setup_error, false};
         }
         is_post = t.post_body != nullptr;
         http::Try a = perform_once(curl, url, t, response);
         bytes = t.bytes;
-        if (!a.ok) {
+        if (!a) {
             discard(t);
         }
         return a;
     });
     pool.release(curl);
-    response.attempts = r.attempts;
-    response.ok = r.ok;
-    if (r.ok) {
-        response.bytes = bytes;
-    } else if (!setup_error.empty()) {
-        response.error = setup_error;
-    } else {
-        response.error =
-            std::string(is_post ? "POST " : "GET ") + url + ": " + r.error + http::after_attempts(r.attempts);
+    if (!r) {
+        const auto& failed = r.error();
+        std::string message = !setup_error.empty() ? setup_error
+                                                   : std::string(is_post ? "POST " : "GET ") + url + ": " +
+                                                         failed.reason + http::after_attempts(failed.attempts);
+        return HttpFailure{std::move(message), response.status, failed.attempts};
     }
+    response.attempts = *r;
+    response.bytes = bytes;
     return response;
 }
 
 }  // namespace
 
-HttpResponse download(const std::string& url, const std::string& dest_path, const HttpOptions& options) {
+HttpResult download(const std::string& url, const std::string& dest_path, const HttpOptions& options) {
     const std::string part = dest_path + ".part";
     std::FILE* file = nullptr;
     // After a failed try: the partial file is thrown away, so neither closing it nor removing it
@@ -206,18 +204,18 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
         }
         (void)std::remove(part.c_str());
     };
-    HttpResponse response = with_retries(
+    HttpResult response = with_retries(
         url, options, Sink::file,
-        [&](Transfer& t) -> std::string {
+        [&](Transfer& t) -> Expected<void> {
             file = std::fopen(part.c_str(), "wb");
             if (!file) {
-                return "cannot create " + part + ": " + std::strerror(errno);
+                return fail("cannot create " + part + ": " + std::strerror(errno));
             }
             t.file = file;
-            return {};
+            return Ok{};
         },
         [&](Transfer&) { drop_part(); });
-    if (!response.ok) {
+    if (!response) {
         drop_part();
         return response;
     }
@@ -229,50 +227,50 @@ HttpResponse download(const std::string& url, const std::string& dest_path, cons
     if (!flushed || std::rename(part.c_str(), dest_path.c_str()) != 0) {
         err = flushed ? errno : err;
         (void)std::remove(part.c_str());  // the error reported is the write's, not the clean-up's
-        response.ok = false;
-        response.error = "cannot write " + dest_path + ": " + std::strerror(err);
+        return HttpFailure{"cannot write " + dest_path + ": " + std::strerror(err), response->status,
+                           response->attempts};
     }
     return response;
 }
 
-HttpResponse fetch_text(const std::string& url, const HttpOptions& options) {
+HttpResult fetch_text(const std::string& url, const HttpOptions& options) {
     std::string body;
-    HttpResponse response = with_retries(
+    HttpResult response = with_retries(
         url, options, Sink::text,
-        [&](Transfer& t) -> std::string {
+        [&](Transfer& t) -> Expected<void> {
             body.clear();
             t.text = &body;
-            return {};
+            return Ok{};
         },
         [&](Transfer&) { body.clear(); });
-    if (response.ok) {
-        response.body = std::move(body);
+    if (response) {
+        response->body = std::move(body);
     }
     return response;
 }
 
-HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
-                  const HttpOptions& options) {
+HttpResult post(const std::string& url, const std::string& body, const std::string& content_type,
+                const HttpOptions& options) {
     std::string reply;
-    HttpResponse response = with_retries(
+    HttpResult response = with_retries(
         url, options, Sink::text,
-        [&](Transfer& t) -> std::string {
+        [&](Transfer& t) -> Expected<void> {
             reply.clear();
             t.text = &reply;
             t.post_body = &body;
             t.content_type = &content_type;
-            return {};
+            return Ok{};
         },
         [&](Transfer&) { reply.clear(); });
-    if (response.ok) {
-        response.body = std::move(reply);
+    if (response) {
+        response->body = std::move(reply);
     }
     return response;
 }
 
-HttpResponse effective_url(const std::string& url, const HttpOptions& options) {
+HttpResult effective_url(const std::string& url, const HttpOptions& options) {
     return with_retries(
-        url, options, Sink::headers_only, [](Transfer&) -> std::string { return {}; }, [](Transfer&) {});
+        url, options, Sink::headers_only, [](Transfer&) -> Expected<void> { return Ok{}; }, [](Transfer&) {});
 }
 
 }  // namespace util

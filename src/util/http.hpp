@@ -33,31 +33,38 @@ struct HttpOptions : http::RetryPolicy, http::Transport {
     std::function<void(std::uint64_t now, std::uint64_t total)> progress;
 };
 
-struct [[nodiscard]] HttpResponse {
-    bool ok = false;
-    std::string error;  // what went wrong, naming the URL; empty when ok
-    long status = 0;  // HTTP status of the last response (0 when none arrived)
+struct HttpResponse {
+    long status = 0;  // HTTP status of the last response
     std::string effective_url;  // the URL after redirects
     std::uint64_t bytes = 0;  // body bytes received by the successful try
-    std::string body;  // fetch_text only
+    std::string body;  // fetch_text and post only
     int attempts = 0;  // tries made
 };
 
+struct HttpFailure {
+    std::string message;  // what went wrong, naming the URL
+    long status = 0;  // HTTP status of the last response (0 when none arrived)
+    int attempts = 0;  // tries made
+};
+
+// A response, or why there is none.
+using HttpResult = Expected<HttpResponse, HttpFailure>;
+
 // GET `url` into `dest_path + ".part"`, renamed to `dest_path` once the whole body arrived. The
 // parent folder must exist. On failure no `.part` file is left behind and `dest_path` is untouched.
-HttpResponse download(const std::string& url, const std::string& dest_path, const HttpOptions& options = {});
+HttpResult download(const std::string& url, const std::string& dest_path, const HttpOptions& options = {});
 
 // GET a small body (up to options.max_text_bytes) into HttpResponse::body.
-HttpResponse fetch_text(const std::string& url, const HttpOptions& options = {});
+HttpResult fetch_text(const std::string& url, const HttpOptions& options = {});
 
 // POSTs `body` with a Content-Type header; a reply body (up to options.max_text_bytes) is in
 // HttpResponse::body. Retried like a GET (the same policy): use it for idempotent
 // notifications such as webhooks.
-HttpResponse post(const std::string& url, const std::string& body, const std::string& content_type,
-                  const HttpOptions& options = {});
+HttpResult post(const std::string& url, const std::string& body, const std::string& content_type,
+                const HttpOptions& options = {});
 
 // Follows `url`'s redirects and reports the final URL in HttpResponse::effective_url; the final
 // body is not read.
-HttpResponse effective_url(const std::string& url, const HttpOptions& options = {});
+HttpResult effective_url(const std::string& url, const HttpOptions& options = {});
 
 }  // namespace util

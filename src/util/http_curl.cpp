@@ -71,14 +71,14 @@ void HandlePool::release(CURL* curl) {
     m_handles.push_back(curl);
 }
 
-std::string Options::error() const {
+Expected<void> Options::result() const {
     if (m_failed == CURLE_OK) {
-        return {};
+        return Ok{};
     }
-    return std::string("libcurl refused an option: ") + curl_easy_strerror(m_failed);
+    return fail(std::string("libcurl refused an option: ") + curl_easy_strerror(m_failed));
 }
 
-std::string prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf) {
+Expected<void> prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf) {
     curl_easy_reset(curl);
     errbuf[0] = '\0';
     Options o(curl);
@@ -88,7 +88,7 @@ std::string prepare(CURL* curl, const std::string& url, const Transport& transpo
 #if LIBCURL_VERSION_NUM >= 0x075500
     if (curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, transport.protocols.c_str()) != CURLE_OK ||
         curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, transport.redirect_protocols.c_str()) != CURLE_OK) {
-        return "unknown protocol in '" + transport.protocols + "' or '" + transport.redirect_protocols + "'";
+        return fail("unknown protocol in '" + transport.protocols + "' or '" + transport.redirect_protocols + "'");
     }
 #else
 #error "libcurl 7.85 or later is needed (CURLOPT_PROTOCOLS_STR)"
@@ -107,7 +107,7 @@ std::string prepare(CURL* curl, const std::string& url, const Transport& transpo
     if (transport.path_as_is) {
         o.set(CURLOPT_PATH_AS_IS, 1L);
     }
-    return o.error();
+    return o.result();
 }
 
 long response_status(CURL* curl) {

@@ -9,6 +9,7 @@
 // header set (Debian's and the static rebuild's): see cmake/library_sources.cmake.
 #pragma once
 
+#include "util/expected.hpp"
 #include "util/http_retry.hpp"
 
 #include <curl/curl.h>
@@ -56,8 +57,8 @@ public:
             m_failed = rc;
         }
     }
-    // Empty when every option was taken, else why not.
-    [[nodiscard]] std::string error() const;
+    // Ok when every option was taken, else why not.
+    Expected<void> result() const;
 
 private:
     CURL* m_curl;
@@ -65,8 +66,8 @@ private:
 };
 
 // Resets `curl` (a reused handle keeps its connections only) and sets the URL, the error buffer
-// (CURL_ERROR_SIZE bytes), no signals, and `transport`. Empty on success, else the reason.
-[[nodiscard]] std::string prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf);
+// (CURL_ERROR_SIZE bytes), no signals, and `transport`; or why it cannot.
+Expected<void> prepare(CURL* curl, const std::string& url, const Transport& transport, char* errbuf);
 
 // The response status of the last response on `curl`; 0 when none arrived.
 [[nodiscard]] long response_status(CURL* curl);

@@ -18,31 +18,29 @@ Retried with_retries(const RetryPolicy& policy, const std::function<Try(int)>& a
     const int attempts = std::clamp(policy.attempts, 1, k_max_attempts);
     const auto max_backoff = std::clamp(policy.max_backoff, std::chrono::milliseconds(0), k_max_backoff);
     auto backoff = std::clamp(policy.initial_backoff, std::chrono::milliseconds(0), max_backoff);
-    Retried out;
-    for (int i = 1; i <= attempts; ++i) {
-        out.attempts = i;
+    for (int i = 1;; ++i) {
         Try t = attempt(i);
-        out.ok = t.ok;
-        out.error = std::move(t.error);
-        if (t.ok || !t.retry || i == attempts) {
-            break;
+        if (t) {
+            return i;
         }
+        if (!t.error().retry || i >= attempts) {
+            return RetryFailure{std::move(t).error().reason, i, false};
+        }
+        const std::string& reason = t.error().reason;
         if (on_retry) {
-            on_retry(out.error, backoff);
+            on_retry(reason, backoff);
         }
         // Waits in short steps so that a cancel flag ends the wait at once.
         const auto until = std::chrono::steady_clock::now() + backoff;
         while (std::chrono::steady_clock::now() < until) {
             if (cancel && cancel->load()) {
-                out.cancelled = true;
-                return out;
+                return RetryFailure{reason, i, true};
             }
             std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
                 std::chrono::milliseconds(20), until - std::chrono::steady_clock::now()));
         }
         backoff = std::min(backoff * 2, max_backoff);
     }
-    return out;
 }
 
 std::string after_attempts(int attempts) {

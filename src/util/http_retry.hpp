@@ -3,6 +3,8 @@
 // libcurl's is named *_curl.hpp and only those sources include it (cmake/library_sources.cmake).
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -58,18 +60,22 @@ struct Transport {
 
 // ---- Tries ----
 
-struct [[nodiscard]] Try {
-    bool ok = false;
-    bool retry = false;  // worth another try (transient(), or a caller's own judgement)
-    std::string error;  // empty when ok
+// A try that failed: why, and whether it is worth another (transient(), or a caller's own judgement).
+struct TryFailure {
+    std::string reason;
+    bool retry = false;
 };
+using Try = Expected<void, TryFailure>;
 
-struct [[nodiscard]] Retried {
-    bool ok = false;
-    bool cancelled = false;  // the cancel flag was set while waiting
-    int attempts = 0;  // tries made
-    std::string error;  // the last try's error
+// Tries that did not succeed: the last one's reason, how many were made, and whether the cancel
+// flag ended the waiting.
+struct RetryFailure {
+    std::string reason;
+    int attempts = 0;
+    bool cancelled = false;
 };
+// The number of tries made when one succeeded.
+using Retried = Expected<int, RetryFailure>;
 
 // Runs `attempt(n)` (n from 1) until a try succeeds, fails for good, or the attempts are spent,
 // waiting between tries as the policy says. `on_retry(error, wait)` is called before each wait;

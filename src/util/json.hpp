@@ -1,25 +1,23 @@
 // JSON through nlohmann: the one way nodectl reads JSON text, and the one way it writes it.
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <nlohmann/json.hpp>
 
-#include <optional>
 #include <string>
 #include <string_view>
 
 namespace util {
 
-// `text` parsed as JSON; nullopt when it is not JSON, with `why` (when given) set to the parser's
-// reason and place ("[json.exception.parse_error.101] parse error at line 1, column 2: ...").
-// Never throws, whatever the text: it may come from a host, a bundle or a backup target.
-[[nodiscard]] inline std::optional<nlohmann::json> parse_json(std::string_view text, std::string* why = nullptr) {
+// `text` parsed as JSON, or the parser's reason and place when it is not JSON
+// ("[json.exception.parse_error.101] parse error at line 1, column 2: ..."). Never throws,
+// whatever the text: it may come from a host, a bundle or a backup target.
+inline Expected<nlohmann::json> parse_json(std::string_view text) {
     try {
         return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
-        if (why) {
-            *why = e.what();
-        }
-        return std::nullopt;
+        return fail(e.what());
     }
 }
 

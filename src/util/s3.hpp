@@ -10,6 +10,8 @@
 // contain the secret key or a signature. A Client is safe to use from several threads at once.
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -43,12 +45,16 @@ struct Config {
     std::function<void(const std::string&)> log;
 };
 
-struct [[nodiscard]] Status {  // ok, or what failed (never contains a secret)
-    bool ok = true;
-    std::string error;
+// What failed (never contains a secret).
+struct Failure {
+    std::string message;
     long http_status = 0;  // of the last response; 0 when none arrived
     int attempts = 0;  // tries made; 0 when no request was sent
 };
+// A value, or what failed.
+template <class T>
+using Outcome = Expected<T, Failure>;
+using Status = Outcome<void>;
 
 struct ObjectInfo {
     std::string key;
@@ -96,13 +102,12 @@ public:
     // transfer cut short is resumed with a Range request (If-Match the first ETag), so the sink
     // sees every byte exactly once.
     Status get(const std::string& key, const std::function<bool(const char*, std::size_t)>& sink);
-    Status head(const std::string& key, ObjectInfo& out);
-    Status list(const std::string& prefix, std::vector<ObjectInfo>& out);  // all pages
+    Outcome<ObjectInfo> head(const std::string& key);
+    Outcome<std::vector<ObjectInfo>> list(const std::string& prefix);  // all pages
     Status remove(const std::string& key);
     // Multipart uploads still open under prefix (for tests and cleanup). ListMultipartUploads,
     // all pages. (s3rver 3.7 answers 501 NotImplemented.)
-    Status list_uploads(const std::string& prefix, std::vector<std::string>& upload_ids);
-    Status list_uploads(const std::string& prefix, std::vector<UploadInfo>& uploads);
+    Outcome<std::vector<UploadInfo>> list_uploads(const std::string& prefix);
     // Aborts one open multipart upload (cleanup of uploads left by a crashed process).
     Status abort_upload(const std::string& key, const std::string& upload_id);
 
@@ -120,10 +125,10 @@ private:
 // aws_access_key_id / aws_secret_access_key / aws_session_token), or KEY=VALUE lines
 // (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=..., AWS_SESSION_TOKEN=...), or s3fs's
 // "ACCESS:SECRET" one-liner. `warning` is set when the file is readable by group or others.
-Status credentials_from_file(const std::string& path, Credentials& out, std::string* warning = nullptr,
-                             const std::string& profile = "default");
+Outcome<Credentials> credentials_from_file(const std::string& path, std::string* warning = nullptr,
+                                           const std::string& profile = "default");
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (never argv).
-Status credentials_from_environment(Credentials& out);
+Outcome<Credentials> credentials_from_environment();
 
 // Percent-encodes an S3 key for a URL path: every byte but A-Z a-z 0-9 - _ . ~ and '/' is
 // encoded once (the same string is used in the URL and the canonical request).

@@ -128,31 +128,33 @@ Status Client::get(const std::string& key, const std::function<bool(const char*,
     return m_impl->perform(req, resp, "GET " + m_impl->where(key));
 }
 
-Status Client::head(const std::string& key, ObjectInfo& out) {
+Outcome<ObjectInfo> Client::head(const std::string& key) {
     Request req;
     req.method = "HEAD";
     req.key = key;
     Response resp;
     Status st = m_impl->perform(req, resp, "HEAD " + m_impl->where(key));
-    if (st.ok) {
-        out.key = key;
-        auto size = parse_uint(resp.headers["content-length"]);
-        if (!size) {
-            st.ok = false;
-            st.error = "S3 HEAD " + m_impl->where(key) + ": the answer has no valid Content-Length";
-            return st;
+    if (!st) {
+        Failure failed = std::move(st).error();
+        if (failed.http_status == 404) {
+            failed.message = "S3 HEAD " + m_impl->where(key) + ": no such object (HTTP 404)";
         }
-        out.size = *size;
-        out.etag = resp.headers["etag"];
-        out.last_modified = resp.headers["last-modified"];
-    } else if (st.http_status == 404) {
-        st.error = "S3 HEAD " + m_impl->where(key) + ": no such object (HTTP 404)";
+        return failed;
     }
-    return st;
+    ObjectInfo out;
+    out.key = key;
+    auto size = parse_uint(resp.headers["content-length"]);
+    if (!size) {
+        return Failure{"S3 HEAD " + m_impl->where(key) + ": the answer has no valid Content-Length", resp.status};
+    }
+    out.size = *size;
+    out.etag = resp.headers["etag"];
+    out.last_modified = resp.headers["last-modified"];
+    return out;
 }
 
-Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
-    out.clear();
+Outcome<std::vector<ObjectInfo>> Client::list(const std::string& prefix) {
+    std::vector<ObjectInfo> out;
     std::string token;
     for (int page = 1;; ++page) {
         Request req;
@@ -164,16 +166,15 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
         Response resp;
         Status st =
             m_impl->perform(req, resp, "LIST " + m_impl->where(prefix) + " (page " + std::to_string(page) + ")");
-        if (!st.ok) {
-            return st;
+        if (!st) {
+            return std::move(st).error();
         }
         for (auto contents : xml::all(resp.body, "Contents")) {
             ObjectInfo info;
             info.key = xml::text(contents, "Key");
             auto size = parse_uint(xml::text(contents, "Size"));
             if (!size) {
-                return {false, "S3 LIST " + m_impl->where(prefix) + ": an object without a valid <Size>",
-                        st.http_status};
+                return Failure{"S3 LIST " + m_impl->where(prefix) + ": an object without a valid <Size>", resp.status};
             }
             info.size = *size;
             info.etag = xml::text(contents, "ETag");
@@ -181,14 +182,13 @@ Status Client::list(const std::string& prefix, std::vector<ObjectInfo>& out) {
             out.push_back(std::move(info));
         }
         if (xml::text(resp.body, "IsTruncated") != "true") {
-            return st;
+            return out;
         }
         std::string next = xml::text(resp.body, "NextContinuationToken");
         if (next.empty() || next == token) {
-            return {false,
-                    "S3 LIST " + m_impl->where(prefix) + ": truncated page " + std::to_string(page) +
-                        " without a new continuation token",
-                    resp.status};
+            return Failure{"S3 LIST " + m_impl->where(prefix) + ": truncated page " + std::to_string(page) +
+                               " without a new continuation token",
+                           resp.status};
         }
         token = next;
     }
@@ -200,14 +200,14 @@ Status Client::remove(const std::string& key) {
     req.key = key;
     Response resp;
     Status st = m_impl->perform(req, resp, "DELETE " + m_impl->where(key));
-    if (!st.ok && st.http_status == 404) {  // already gone: the goal is reached
-        return {true, {}, 404};
+    if (!st && st.error().http_status == 404) {  // already gone: the goal is reached
+        return Ok{};
     }
     return st;
 }
 
-Status Client::list_uploads(const std::string& prefix, std::vector<UploadInfo>& out) {
-    out.clear();
+Outcome<std::vector<UploadInfo>> Client::list_uploads(const std::string& prefix) {
+    std::vector<UploadInfo> out;
     std::string key_marker, id_marker;
     for (int page = 1;; ++page) {
         Request req;
@@ -218,32 +218,22 @@ Status Client::list_uploads(const std::string& prefix, std::vector<UploadInfo>& 
         }
         Response resp;
         Status st = m_impl->perform(req, resp, "ListMultipartUploads " + m_impl->where(prefix));
-        if (!st.ok) {
-            return st;
+        if (!st) {
+            return std::move(st).error();
         }
         for (auto upload : xml::all(resp.body, "Upload")) {
             out.push_back({xml::text(upload, "Key"), xml::text(upload, "UploadId"), xml::text(upload, "Initiated")});
         }
         if (xml::text(resp.body, "IsTruncated") != "true") {
-            return st;
+            return out;
         }
         std::string nk = xml::text(resp.body, "NextKeyMarker"), ni = xml::text(resp.body, "NextUploadIdMarker");
         if (nk.empty() || (nk == key_marker && ni == id_marker)) {
-            return {false, "S3 ListMultipartUploads: truncated page without a new marker", resp.status};
+            return Failure{"S3 ListMultipartUploads: truncated page without a new marker", resp.status};
         }
         key_marker = nk;
         id_marker = ni;
     }
-}
-
-Status Client::list_uploads(const std::string& prefix, std::vector<std::string>& upload_ids) {
-    std::vector<UploadInfo> uploads;
-    Status st = list_uploads(prefix, uploads);
-    upload_ids.clear();
-    for (auto& u : uploads) {
-        upload_ids.push_back(u.upload_id);
-    }
-    return st;
 }
 
 Status Client::abort_upload(const std::string& key, const std::string& upload_id) {

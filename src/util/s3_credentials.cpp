@@ -22,15 +22,14 @@ std::string unquote(std::string v) {
 
 }  // namespace
 
-Status credentials_from_file(const std::string& path, Credentials& out, std::string* warning,
-                             const std::string& profile) {
+Outcome<Credentials> credentials_from_file(const std::string& path, std::string* warning, const std::string& profile) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        return {false, path + ": " + std::strerror(errno), 0};
+        return Failure{path + ": " + std::strerror(errno)};
     }
     std::ifstream in(path);
     if (!in) {
-        return {false, path + ": cannot be read: " + std::strerror(errno), 0};
+        return Failure{path + ": cannot be read: " + std::strerror(errno)};
     }
     if (warning) {
         warning->clear();
@@ -68,8 +67,7 @@ Status credentials_from_file(const std::string& path, Credentials& out, std::str
                 c.secret_access_key = t.substr(last + 1);
                 continue;
             }
-            return {false, path + ":" + std::to_string(number) + ": expected KEY = VALUE, [section] or ACCESS:SECRET",
-                    0};
+            return Failure{path + ":" + std::to_string(number) + ": expected KEY = VALUE, [section] or ACCESS:SECRET"};
         }
         if (!in_profile) {
             continue;
@@ -88,26 +86,24 @@ Status credentials_from_file(const std::string& path, Credentials& out, std::str
         }
     }
     if (c.access_key_id.empty() || c.secret_access_key.empty()) {
-        return {false,
-                path + ": no access key id and secret access key" +
-                    (any_section ? " in section [" + profile + "]" : std::string()),
-                0};
+        return Failure{path + ": no access key id and secret access key" +
+                       (any_section ? " in section [" + profile + "]" : std::string())};
     }
-    out = c;
-    return {};
+    return c;
 }
 
-Status credentials_from_environment(Credentials& out) {
+Outcome<Credentials> credentials_from_environment() {
     const char* id = std::getenv("AWS_ACCESS_KEY_ID");
     const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
     const char* token = std::getenv("AWS_SESSION_TOKEN");
     if (!id || !*id || !secret || !*secret) {
-        return {false, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set", 0};
+        return Failure{"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set"};
     }
+    Credentials out;
     out.access_key_id = id;
     out.secret_access_key = secret;
     out.session_token = token ? token : "";
-    return {};
+    return out;
 }
 
 }  // namespace util::s3

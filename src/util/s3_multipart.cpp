@@ -44,13 +44,12 @@ public:
             size -= take;
             m_bytes += take;
             if (m_buffer.size() >= m_part_size) {
-                Status st = send_buffer();
-                if (!st.ok) {
-                    return fail(st);
+                if (Status st = send_buffer(); !st) {
+                    return fail(std::move(st).error());
                 }
             }
         }
-        return {};
+        return Ok{};
     }
 
     Status finish() override {
@@ -59,24 +58,25 @@ public:
         }
         if (m_upload_id.empty()) {  // smaller than one part: a single PUT
             Status st = m_impl.put_object(m_key, m_buffer);
-            m_state = st.ok ? State::finished : State::failed;
-            m_failure = st;
+            m_state = st ? State::finished : State::failed;
+            if (!st) {
+                m_failure = st.error();
+            }
             std::string().swap(m_buffer);
             return st;
         }
         if (!m_buffer.empty()) {
-            Status st = send_buffer();
-            if (!st.ok) {
-                return fail(st);
+            if (Status st = send_buffer(); !st) {
+                return fail(std::move(st).error());
             }
         }
         {
             std::unique_lock lock(m_mutex);
             m_space.wait(lock, [&] { return m_in_flight == 0 || m_failed; });
             if (m_failed) {
-                Status st = m_part_failure;
+                Failure failed = m_part_failure;
                 lock.unlock();
-                return fail(st);
+                return fail(std::move(failed));
             }
         }
         stop_workers();
@@ -94,14 +94,11 @@ public:
         req.has_body = true;
         Response resp;
         Status st = m_impl.perform(req, resp, "CompleteMultipartUpload " + m_impl.where(m_key));
-        if (!st.ok) {
-            if (!completed_unanswered(st)) {
-                return fail(st);
-            }
-            st = {};
+        if (!st && !completed_unanswered(st.error())) {
+            return fail(std::move(st).error());
         }
         m_state = State::finished;
-        return st;
+        return Ok{};
     }
 
     void abort() override {
@@ -126,14 +123,13 @@ private:
 
     Status closed_status() const {
         if (m_state == State::failed || m_state == State::aborted) {
-            Status st = m_failure;
-            st.ok = false;
-            if (st.error.empty()) {
-                st.error = "S3 upload " + m_impl.where(m_key) + " was aborted";
+            Failure failed = m_failure;
+            if (failed.message.empty()) {
+                failed.message = "S3 upload " + m_impl.where(m_key) + " was aborted";
             }
-            return st;
+            return failed;
         }
-        return {false, "S3 upload " + m_impl.where(m_key) + " is already finished", 0};
+        return Failure{"S3 upload " + m_impl.where(m_key) + " is already finished"};
     }
 
     // Whether a CompleteMultipartUpload that failed had done its work on a try whose answer was
@@ -141,8 +137,8 @@ private:
     // MinIO and Ceph with an error. After a retry, an object at the key with this upload's size is
     // taken for its result (the callers' keys are new to each run: backups' archives), and the log
     // says so.
-    bool completed_unanswered(const Status& st) {
-        if (st.attempts < 2) {
+    bool completed_unanswered(const Failure& failed) {
+        if (failed.attempts < 2) {
             return false;
         }
         Request req;
@@ -151,29 +147,28 @@ private:
         Response resp;
         Status head = m_impl.perform(req, resp, "HEAD " + m_impl.where(m_key));
         auto size = parse_uint(resp.headers["content-length"]);
-        if (!head.ok || !size || *size != m_bytes) {
+        if (!head || !size || *size != m_bytes) {
             return false;
         }
         if (m_impl.config.log) {
-            m_impl.config.log(st.error + "; the object stands at the key with the upload's " + std::to_string(m_bytes) +
-                              " bytes: the store completed it before its answer was lost");
+            m_impl.config.log(failed.message + "; the object stands at the key with the upload's " +
+                              std::to_string(m_bytes) + " bytes: the store completed it before its answer was lost");
         }
         return true;
     }
 
     // A failure: abort the multipart upload, and say in the message whether that worked.
-    Status fail(Status st) {
-        st.ok = false;
+    Status fail(Failure failed) {
         if (!m_upload_id.empty()) {
             Status ab = abort_multipart();
-            st.error += ab.ok ? "; the multipart upload was aborted, no object and no parts remain"
-                              : "; " + ab.error + " (upload " + m_upload_id + " of " + m_key +
-                                    " may stay open until a lifecycle rule or abort_upload removes it; no object "
-                                    "was completed)";
+            failed.message += ab ? "; the multipart upload was aborted, no object and no parts remain"
+                                 : "; " + ab.error().message + " (upload " + m_upload_id + " of " + m_key +
+                                       " may stay open until a lifecycle rule or abort_upload removes it; no object "
+                                       "was completed)";
         }
-        m_failure = st;
+        m_failure = failed;
         m_state = State::aborted;
-        return st;
+        return failed;
     }
 
     Status abort_multipart() {
@@ -190,11 +185,11 @@ private:
         req.query = {{"uploadId", m_upload_id}};
         Response resp;
         m_abort_status = m_impl.perform(req, resp, "AbortMultipartUpload " + m_impl.where(m_key));
-        if (!m_abort_status.ok && resp.status == 404) {  // already gone
-            m_abort_status = {};
+        if (!m_abort_status && resp.status == 404) {  // already gone
+            m_abort_status = Ok{};
         }
-        if (!m_abort_status.ok && m_impl.config.log) {
-            m_impl.config.log(m_abort_status.error + "; upload " + m_upload_id +
+        if (!m_abort_status && m_impl.config.log) {
+            m_impl.config.log(m_abort_status.error().message + "; upload " + m_upload_id +
                               " may stay open (no object was completed)");
         }
         return m_abort_status;
@@ -210,31 +205,30 @@ private:
         m_impl.add_storage_class(req);
         Response resp;
         Status st = m_impl.perform(req, resp, "CreateMultipartUpload " + m_impl.where(m_key));
-        if (!st.ok) {
+        if (!st) {
             return st;
         }
         m_upload_id = xml::text(resp.body, "UploadId");
         if (m_upload_id.empty()) {
-            return {false, "S3 CreateMultipartUpload " + m_impl.where(m_key) + ": no UploadId in the answer",
-                    resp.status};
+            return Failure{"S3 CreateMultipartUpload " + m_impl.where(m_key) + ": no UploadId in the answer",
+                           resp.status};
         }
         int workers = m_impl.config.parallel_parts;
         for (int i = 0; i < workers; ++i) {
             m_workers.emplace_back([this] { work(); });
         }
-        return {};
+        return Ok{};
     }
 
     // Queues the full buffer as the next part; blocks while parallel_parts parts are in flight.
     Status send_buffer() {
         if (m_upload_id.empty()) {
-            Status started = start_multipart();
-            if (!started.ok) {
+            if (Status started = start_multipart(); !started) {
                 return started;
             }
         }
         if (m_next_part > k_max_parts) {
-            return {false, "S3 upload " + m_impl.where(m_key) + ": more than 10,000 parts", 0};
+            return Failure{"S3 upload " + m_impl.where(m_key) + ": more than 10,000 parts"};
         }
         {
             std::unique_lock lock(m_mutex);
@@ -249,7 +243,7 @@ private:
         m_part_size = Client::part_size_for(m_impl.config.min_part_size, m_hint, m_next_part);
         m_buffer = std::string();
         m_buffer.reserve(m_part_size);
-        return {};
+        return Ok{};
     }
 
     void work() {
@@ -265,7 +259,7 @@ private:
                 part = std::move(m_queue.front());
                 m_queue.pop_front();
             }
-            Status st;
+            Status st = Failure{"cancelled"};
             std::string etag;
             if (!m_cancel.load()) {
                 Request req;
@@ -278,23 +272,21 @@ private:
                 Response resp;
                 st = curl ? m_impl.perform(curl, req, resp,
                                            "UploadPart " + std::to_string(part.number) + " of " + m_impl.where(m_key))
-                          : Status{false, "curl_easy_init failed", 0};
+                          : Status(Failure{"curl_easy_init failed"});
                 etag = resp.headers["etag"];
-                if (st.ok && etag.empty()) {
-                    st = {false, "S3 UploadPart " + std::to_string(part.number) + ": no ETag in the answer",
-                          resp.status};
+                if (st && etag.empty()) {
+                    st = Failure{"S3 UploadPart " + std::to_string(part.number) + ": no ETag in the answer",
+                                 resp.status};
                 }
-            } else {
-                st = {false, "cancelled", 0};
             }
             std::string().swap(part.data);  // the memory goes back before the next part is taken
             {
                 std::lock_guard lock(m_mutex);
-                if (st.ok) {
+                if (st) {
                     m_etags[part.number] = etag;
                 } else if (!m_failed) {
                     m_failed = true;
-                    m_part_failure = st;
+                    m_part_failure = st.error();
                     m_cancel = true;
                 }
                 --m_in_flight;
@@ -325,7 +317,7 @@ private:
     std::string m_upload_id;
     int m_next_part = 1;
     State m_state = State::open;
-    Status m_failure;
+    Failure m_failure;  // why the upload failed or was aborted (empty: aborted by the caller)
     Status m_abort_status;
     bool m_abort_sent = false;
 
@@ -336,7 +328,7 @@ private:
     int m_in_flight = 0;
     bool m_failed = false;
     bool m_stop = false;
-    Status m_part_failure;
+    Failure m_part_failure;
     std::map<int, std::string> m_etags;
     std::atomic<bool> m_cancel{false};
     std::vector<std::thread> m_workers;

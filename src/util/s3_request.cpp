@@ -157,7 +157,7 @@ bool signed_headers(const Client::Impl& impl, const Request& req, const std::str
 }
 
 // The callbacks and the method's options, on a handle http::prepare() readied.
-std::string set_exchange(Exchange& x, curl_slist* headers) {
+Expected<void> set_exchange(Exchange& x, curl_slist* headers) {
     CURL* curl = x.curl;
     const Request& req = *x.request;
     http::Options o(curl);
@@ -185,7 +185,7 @@ std::string set_exchange(Exchange& x, curl_slist* headers) {
     } else if (req.method != "GET") {
         o.set(CURLOPT_CUSTOMREQUEST, req.method.c_str());
     }
-    return o.error();
+    return o.result();
 }
 
 // The HTTP status an S3 error code stands for, when S3 names a transient condition in its body
@@ -220,19 +220,20 @@ http::Try error_answer(const Response& resp) {
         reason += " Not Found";
     }
     bool retry = http::transient_status(resp.status) || http::transient_status(status_of_code(code));
-    return {false, retry, reason};
+    return http::TryFailure{reason, retry};
 }
 
 // The verdict on one try. `delivered` counts the bytes a sink received over all tries so far.
 http::Try judge(const Request& req, const Response& resp, std::uint64_t delivered) {
     if (resp.cancelled) {
-        return {false, false, "cancelled"};
+        return http::TryFailure{"cancelled", false};
     }
     if (resp.sink_stopped) {
-        return {false, false, "the receiver stopped the download after " + std::to_string(delivered) + " bytes"};
+        return http::TryFailure{"the receiver stopped the download after " + std::to_string(delivered) + " bytes",
+                                false};
     }
     if (resp.code != CURLE_OK) {
-        return {false, http::transient(resp.code, resp.status), resp.curl_error};
+        return http::TryFailure{resp.curl_error, http::transient(resp.code, resp.status)};
     }
     if (resp.status >= 300 || resp.status < 200) {
         return error_answer(resp);
@@ -240,14 +241,14 @@ http::Try judge(const Request& req, const Response& resp, std::uint64_t delivere
     if (req.method == "POST" && resp.body.find("<Error>") != std::string::npos) {
         // CompleteMultipartUpload can fail with 200 and an <Error> body.
         std::string code = xml::text(resp.body, "Code");
-        return {false, http::transient_status(status_of_code(code)),
-                "HTTP 200 with error " + code + ": " + xml::text(resp.body, "Message")};
+        return http::TryFailure{"HTTP 200 with error " + code + ": " + xml::text(resp.body, "Message"),
+                                http::transient_status(status_of_code(code))};
     }
     if (delivered > 0 && req.resume_from > 0 && resp.status != 206) {
-        return {false, false,
-                "the server ignored the Range of a resumed download (HTTP " + std::to_string(resp.status) + ")"};
+        return http::TryFailure{
+            "the server ignored the Range of a resumed download (HTTP " + std::to_string(resp.status) + ")", false};
     }
-    return {true, false, {}};
+    return Ok{};
 }
 
 }  // namespace
@@ -266,17 +267,18 @@ Response Client::Impl::perform_once(CURL* curl, const Request& req) {
     char errbuf[CURL_ERROR_SIZE] = {};
     SlistPtr headers(nullptr, &curl_slist_free_all);
     Exchange x{curl, &req, &resp, 0};
-    std::string setup =
-        signed_headers(*this, req, path_str, query, headers) ? std::string() : "out of memory for the request headers";
-    if (setup.empty()) {
+    Expected<void> setup = signed_headers(*this, req, path_str, query, headers)
+                               ? Expected<void>()
+                               : fail("out of memory for the request headers");
+    if (setup) {
         setup = http::prepare(curl, url, transport, errbuf);
     }
-    if (setup.empty()) {
+    if (setup) {
         setup = set_exchange(x, headers.get());
     }
-    if (!setup.empty()) {
+    if (!setup) {
         resp.code = CURLE_FAILED_INIT;  // not transient: the same setup fails again
-        resp.curl_error = setup;
+        resp.curl_error = std::move(setup).error();
         return resp;
     }
 
@@ -300,7 +302,7 @@ Response Client::Impl::perform_once(CURL* curl, const Request& req) {
 
 Status Client::Impl::perform(CURL* curl, Request req, Response& resp, const std::string& what) {
     if (!config_error.empty()) {
-        return {false, "S3 " + what + ": " + config_error, 0};
+        return Failure{"S3 " + what + ": " + config_error};
     }
     std::uint64_t delivered = 0;
     std::string etag;
@@ -325,22 +327,20 @@ Status Client::Impl::perform(CURL* curl, Request req, Response& resp, const std:
             }
         },
         req.cancel);
-    Status st;
-    st.ok = r.ok;
-    st.http_status = resp.status;
-    st.attempts = r.attempts;
-    if (r.cancelled) {
-        st.error = "S3 " + what + ": cancelled";
-    } else if (!r.ok) {
-        st.error = "S3 " + what + ": " + r.error + http::after_attempts(r.attempts);
+    if (r) {
+        return Ok{};
     }
-    return st;
+    const http::RetryFailure& failed = r.error();
+    return Failure{
+        "S3 " + what + ": " +
+            (failed.cancelled ? std::string("cancelled") : failed.reason + http::after_attempts(failed.attempts)),
+        resp.status, failed.attempts};
 }
 
 Status Client::Impl::perform(Request req, Response& resp, const std::string& what) {
     CURL* curl = handles.acquire();
     if (!curl) {
-        return {false, "S3 " + what + ": curl_easy_init failed", 0};
+        return Failure{"S3 " + what + ": curl_easy_init failed"};
     }
     Status st = perform(curl, std::move(req), resp, what);
     handles.release(curl);

@@ -84,16 +84,13 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 
 }  // namespace
 
-std::optional<Subprocess> Subprocess::start(const std::vector<std::string>& argv, const SpawnOptions& options,
-                                            std::string* why) {
-    auto fail = [&](const std::string& what) -> std::optional<Subprocess> {
+Expected<Subprocess> Subprocess::start(const std::vector<std::string>& argv, const SpawnOptions& options) {
+    auto fail = [&](const std::string& what) -> Expected<Subprocess> {
         int saved = errno;
-        if (why) {
-            *why = "cannot run " + (argv.empty() ? std::string("nothing") : argv[0]) + ": " + what + ": " +
-                   std::strerror(saved);
-        }
+        auto why = util::fail("cannot run " + (argv.empty() ? std::string("nothing") : argv[0]) + ": " + what + ": " +
+                              std::strerror(saved));
         errno = saved;
-        return std::nullopt;
+        return why;
     };
     if (argv.empty()) {
         errno = EINVAL;
@@ -127,7 +124,7 @@ std::optional<Subprocess> Subprocess::start(const std::vector<std::string>& argv
         return fail("spawn");
     }
     p.m_group = options.own_process_group;
-    return std::optional<Subprocess>(std::move(p));
+    return Expected<Subprocess>(std::move(p));
 }
 
 Subprocess::Subprocess(Subprocess&& other) noexcept

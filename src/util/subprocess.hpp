@@ -2,6 +2,7 @@
 // reap it. Knows nothing of nodectl.
 #pragma once
 
+#include "util/expected.hpp"
 #include "util/fd.hpp"
 
 #include <optional>
@@ -41,10 +42,9 @@ struct SpawnOptions {
 // child; descriptors without O_CLOEXEC are inherited, as with exec.
 class Subprocess {
 public:
-    // argv[0] is looked up in PATH. nullopt with `why` filled ("cannot run NAME: REASON", with
-    // errno set) when it cannot be started, including a program that does not exist.
-    [[nodiscard]] static std::optional<Subprocess> start(const std::vector<std::string>& argv,
-                                                         const SpawnOptions& options, std::string* why = nullptr);
+    // argv[0] is looked up in PATH. When it cannot be started, including a program that does not
+    // exist: why ("cannot run NAME: WHAT: REASON"), with errno set.
+    static Expected<Subprocess> start(const std::vector<std::string>& argv, const SpawnOptions& options);
 
     Subprocess(Subprocess&& other) noexcept;
     Subprocess& operator=(Subprocess&& other) noexcept;

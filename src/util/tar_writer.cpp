@@ -30,14 +30,9 @@ int64_t source_date_epoch() {
 
 namespace {
 
-std::string why(archive* a, const std::string& what) {
+Unexpected<std::string> why(archive* a, const std::string& what) {
     const char* s = archive_error_string(a);
-    return what + ": " + (s ? s : "libarchive error");
-}
-
-la_ssize_t sink_write(archive*, void* client, const void* buf, size_t n) {
-    auto* sink = static_cast<TarWriter::Sink*>(client);
-    return (*sink)(buf, n) ? static_cast<la_ssize_t>(n) : -1;
+    return fail(what + ": " + (s ? s : "libarchive error"));
 }
 
 int sink_close(archive*, void*) {
@@ -49,6 +44,14 @@ int sink_close(archive*, void*) {
 struct TarWriter::State {
     archive* a = nullptr;
     Sink sink;
+    std::string sink_error;  // why the sink refused bytes, for the error that follows
+    // The reason libarchive reports, with the sink's own when it was the sink that failed.
+    Unexpected<std::string> failure(const std::string& what) const {
+        if (!sink_error.empty()) {
+            return fail(what + ": " + sink_error);
+        }
+        return why(a, what);
+    }
     ~State() {
         if (a) {
             archive_write_free(a);
@@ -56,12 +59,26 @@ struct TarWriter::State {
     }
 };
 
+namespace {
+
+la_ssize_t sink_write(archive*, void* client, const void* buf, size_t n) {
+    auto* state = static_cast<TarWriter::State*>(client);
+    auto written = state->sink(buf, n);
+    if (!written) {
+        state->sink_error = std::move(written).error();
+        return -1;
+    }
+    return static_cast<la_ssize_t>(n);
+}
+
+}  // namespace
+
 TarWriter::TarWriter() = default;
 TarWriter::~TarWriter() = default;
 TarWriter::TarWriter(TarWriter&&) noexcept = default;
 TarWriter& TarWriter::operator=(TarWriter&&) noexcept = default;
 
-std::string TarWriter::open(Sink sink) {
+Expected<void> TarWriter::open(Sink sink) {
     m_state = std::make_unique<State>();
     m_state->sink = std::move(sink);
     m_state->a = archive_write_new();
@@ -71,14 +88,14 @@ std::string TarWriter::open(Sink sink) {
     // (which would fail for UTF-8 names under LC_ALL=C, or differ between machines).
     archive_write_set_format_option(m_state->a, "pax", "hdrcharset", "BINARY");
     archive_write_add_filter_none(m_state->a);
-    if (archive_write_open(m_state->a, &m_state->sink, nullptr, &sink_write, &sink_close) != ARCHIVE_OK) {
-        return why(m_state->a, "cannot start the archive");
+    if (archive_write_open(m_state->a, m_state.get(), nullptr, &sink_write, &sink_close) != ARCHIVE_OK) {
+        return m_state->failure("cannot start the archive");
     }
-    return {};
+    return Ok{};
 }
 
-std::string TarWriter::open_fd(int fd) {
-    return open([fd](const void* data, size_t n) {
+Expected<void> TarWriter::open_fd(int fd) {
+    return open([fd](const void* data, size_t n) -> Expected<void> {
         const char* p = static_cast<const char*>(data);
         while (n > 0) {
             ssize_t w = ::write(fd, p, n);
@@ -86,16 +103,16 @@ std::string TarWriter::open_fd(int fd) {
                 continue;
             }
             if (w <= 0) {
-                return false;
+                return fail(w < 0 ? std::strerror(errno) : "nothing written");
             }
             p += w;
             n -= static_cast<size_t>(w);
         }
-        return true;
+        return Ok{};
     });
 }
 
-std::string TarWriter::add(const TarEntry& e) {
+Expected<void> TarWriter::add(const TarEntry& e) {
     std::unique_ptr<archive_entry, decltype(&archive_entry_free)> ae(archive_entry_new(), &archive_entry_free);
     archive_entry_set_pathname(ae.get(), e.path.c_str());
     unsigned type = AE_IFREG;
@@ -131,31 +148,31 @@ std::string TarWriter::add(const TarEntry& e) {
         archive_entry_xattr_add_entry(ae.get(), name.c_str(), value.data(), value.size());
     }
     if (archive_write_header(m_state->a, ae.get()) != ARCHIVE_OK) {
-        return why(m_state->a, e.path);
+        return m_state->failure(e.path);
     }
-    return {};
+    return Ok{};
 }
 
-std::string TarWriter::data(const void* data, size_t n) {
+Expected<void> TarWriter::data(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
     while (n > 0) {
         la_ssize_t w = archive_write_data(m_state->a, p, n);
         if (w <= 0) {
-            return why(m_state->a, "cannot write the archive");
+            return m_state->failure("cannot write the archive");
         }
         p += w;
         n -= static_cast<size_t>(w);
     }
-    return {};
+    return Ok{};
 }
 
-std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
+Expected<void> TarWriter::add_file(const TarEntry& e, const std::string& source) {
     Fd fd(::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) {
-        return source + ": " + std::strerror(errno);
+        return fail(source + ": " + std::strerror(errno));
     }
-    if (auto err = add(e); !err.empty()) {
-        return err;
+    if (auto added = add(e); !added) {
+        return added;
     }
     std::vector<char> buf(1 << 20);
     uint64_t total = 0;
@@ -165,7 +182,7 @@ std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
             continue;
         }
         if (n < 0) {
-            return source + ": " + std::strerror(errno);
+            return fail(source + ": " + std::strerror(errno));
         }
         if (n == 0) {
             break;
@@ -174,25 +191,27 @@ std::string TarWriter::add_file(const TarEntry& e, const std::string& source) {
         if (total > e.size) {
             break;
         }
-        if (auto err = data(buf.data(), static_cast<size_t>(n)); !err.empty()) {
-            return err;
+        if (auto written = data(buf.data(), static_cast<size_t>(n)); !written) {
+            return written;
         }
     }
     if (total != e.size) {
-        return source + " changed while it was being archived";
+        return fail(source + " changed while it was being archived");
     }
-    return {};
+    return Ok{};
 }
 
-std::string TarWriter::close() {
+Expected<void> TarWriter::close() {
     if (!m_state || !m_state->a) {
-        return {};
+        return Ok{};
     }
-    int rc = archive_write_close(m_state->a);
-    std::string err = rc == ARCHIVE_OK ? "" : why(m_state->a, "cannot finish the archive");
+    Expected<void> closed;
+    if (archive_write_close(m_state->a) != ARCHIVE_OK) {
+        closed = m_state->failure("cannot finish the archive");
+    }
     archive_write_free(m_state->a);
     m_state->a = nullptr;
-    return err;
+    return closed;
 }
 
 struct CompressedSink::State {
@@ -200,7 +219,7 @@ struct CompressedSink::State {
     Fd fd;  // closed after the archive is freed (members go after the destructor's body)
     Sha256 sha;
     uint64_t size = 0;
-    bool failed = false;
+    std::string write_error;  // why writing the file failed (libarchive only knows that it did)
     ~State() {
         if (a) {
             archive_write_free(a);
@@ -220,7 +239,7 @@ la_ssize_t file_write(archive*, void* client, const void* buf, size_t n) {
             continue;
         }
         if (w <= 0) {
-            s->failed = true;
+            s->write_error = w < 0 ? std::strerror(errno) : "nothing written";
             return -1;
         }
         p += w;
@@ -236,11 +255,11 @@ la_ssize_t file_write(archive*, void* client, const void* buf, size_t n) {
 CompressedSink::CompressedSink() = default;
 CompressedSink::~CompressedSink() = default;
 
-std::string CompressedSink::open(const std::string& path, Compression compression) {
+Expected<void> CompressedSink::open(const std::string& path, Compression compression) {
     m_state = std::make_unique<State>();
     m_state->fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!m_state->fd) {
-        return m_error = path + ": " + std::strerror(errno);
+        return fail(path + ": " + std::strerror(errno));
     }
     archive* a = m_state->a = archive_write_new();
     archive_write_set_format_raw(a);
@@ -256,44 +275,45 @@ std::string CompressedSink::open(const std::string& path, Compression compressio
     // No padding after the compressed stream (gzip readers reject trailing zeros).
     archive_write_set_bytes_in_last_block(a, 1);
     if (archive_write_open(a, m_state.get(), nullptr, &file_write, nullptr) != ARCHIVE_OK) {
-        return m_error = why(a, path);
+        return why(a, path);
     }
     std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), &archive_entry_free);
     archive_entry_set_pathname(e.get(), "data");
     archive_entry_set_filetype(e.get(), AE_IFREG);
     if (archive_write_header(a, e.get()) != ARCHIVE_OK) {
-        return m_error = why(a, path);
+        return why(a, path);
     }
-    return {};
+    return Ok{};
 }
 
-bool CompressedSink::write(const void* data, size_t n) {
+Expected<void> CompressedSink::write(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
     while (n > 0) {
         la_ssize_t w = archive_write_data(m_state->a, p, n);
         if (w <= 0) {
-            m_error = why(m_state->a, "cannot compress");
-            return false;
+            return m_state->write_error.empty() ? why(m_state->a, "cannot compress")
+                                                : fail("cannot write the compressed file: " + m_state->write_error);
         }
         p += w;
         n -= static_cast<size_t>(w);
     }
-    return true;
+    return Ok{};
 }
 
-std::string CompressedSink::close() {
+Expected<void> CompressedSink::close() {
     if (archive_write_close(m_state->a) != ARCHIVE_OK) {
-        return m_error = why(m_state->a, "cannot finish the compressed file");
+        return m_state->write_error.empty() ? why(m_state->a, "cannot finish the compressed file")
+                                            : fail("cannot write the compressed file: " + m_state->write_error);
     }
     archive_write_free(m_state->a);
     m_state->a = nullptr;
     // fsync and close checked here: either can be where a failed write shows.
     if (::fsync(m_state->fd.get()) != 0 || ::close(m_state->fd.release()) != 0) {
-        return m_error = std::string("cannot write the compressed file: ") + std::strerror(errno);
+        return fail(std::string("cannot write the compressed file: ") + std::strerror(errno));
     }
     m_size = m_state->size;
     m_sha256 = m_state->sha.final_hex();
-    return {};
+    return Ok{};
 }
 
 }  // namespace util

@@ -7,6 +7,8 @@
 // gzip (no name, no timestamp in its header) or zstd file and counts and hashes what it wrote.
 #pragma once
 
+#include "util/expected.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -39,25 +41,26 @@ struct TarEntry {
 
 class TarWriter {
 public:
-    // Returns false to abort the archive (the sink keeps its own reason).
-    using Sink = std::function<bool(const void* data, size_t size)>;
+    // Takes the archive's bytes; a failure aborts the archive, and its reason is in the error of
+    // the call that wrote them.
+    using Sink = std::function<Expected<void>(const void* data, size_t size)>;
 
     TarWriter();
     ~TarWriter();
     TarWriter(TarWriter&&) noexcept;
     TarWriter& operator=(TarWriter&&) noexcept;
 
-    // Each returns "" on success, else why it failed.
-    [[nodiscard]] std::string open(Sink sink);
-    [[nodiscard]] std::string open_fd(int fd);
-    [[nodiscard]] std::string add(const TarEntry& entry);  // header only (and nothing more for non-files)
-    [[nodiscard]] std::string data(const void* data, size_t size);
+    Expected<void> open(Sink sink);
+    Expected<void> open_fd(int fd);
+    Expected<void> add(const TarEntry& entry);  // header only (and nothing more for non-files)
+    Expected<void> data(const void* data, size_t size);
     // Header plus the content of `source`, which must be exactly entry.size bytes.
-    [[nodiscard]] std::string add_file(const TarEntry& entry, const std::string& source);
-    [[nodiscard]] std::string close();
+    Expected<void> add_file(const TarEntry& entry, const std::string& source);
+    Expected<void> close();
+
+    struct State;  // libarchive's writer and the sink
 
 private:
-    struct State;
     std::unique_ptr<State> m_state;
 };
 
@@ -71,10 +74,9 @@ public:
     CompressedSink(const CompressedSink&) = delete;
     CompressedSink& operator=(const CompressedSink&) = delete;
 
-    [[nodiscard]] std::string open(const std::string& path, Compression compression);
-    [[nodiscard]] bool write(const void* data, size_t size);
-    [[nodiscard]] std::string close();  // flushes, fsyncs; then size()/sha256() are final
-    const std::string& error() const { return m_error; }
+    Expected<void> open(const std::string& path, Compression compression);
+    Expected<void> write(const void* data, size_t size);
+    Expected<void> close();  // flushes, fsyncs; then size()/sha256() are final
     uint64_t size() const { return m_size; }
     const std::string& sha256() const { return m_sha256; }
 
@@ -82,7 +84,6 @@ public:
 
 private:
     std::unique_ptr<State> m_state;
-    std::string m_error;
     uint64_t m_size = 0;
     std::string m_sha256;
 };

@@ -6,8 +6,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const char* tag : {"Key", "Contents", "NextContinuationToken", "Code", "UploadId"}) {
         (void)util::s3::detail::xml_texts(fuzz::text(data, size), tag);
     }
-    util::s3::Credentials credentials;
     std::string warning;
-    (void)util::s3::credentials_from_file(fuzz::as_file(data, size, "credentials"), credentials, &warning);
+    (void)util::s3::credentials_from_file(fuzz::as_file(data, size, "credentials"), &warning);
     return 0;
 }

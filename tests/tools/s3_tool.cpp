@@ -33,9 +33,11 @@ int usage(const std::string& why) {
     return 2;
 }
 
-int report(const util::s3::Status& st) {
-    if (!st.ok) {
-        std::cerr << "error: " << st.error << "\n";
+// 0, or 1 with the error on stderr.
+template <class T>
+int report(const util::s3::Outcome<T>& st) {
+    if (!st) {
+        std::cerr << "error: " << st.error().message << "\n";
         return 1;
     }
     return 0;
@@ -92,17 +94,16 @@ int main(int argc, char** argv) {
     if (args.empty()) {
         return usage("no command");
     }
-    util::s3::Status st = credentials_file.empty() ? util::s3::credentials_from_environment(config.credentials) : [&] {
-        std::string warning;
-        auto s = util::s3::credentials_from_file(credentials_file, config.credentials, &warning);
-        if (!warning.empty()) {
-            std::cerr << "warning: " << warning << "\n";
-        }
-        return s;
-    }();
-    if (!st.ok) {
-        return report(st);
+    std::string warning;
+    auto credentials = credentials_file.empty() ? util::s3::credentials_from_environment()
+                                                : util::s3::credentials_from_file(credentials_file, &warning);
+    if (!warning.empty()) {
+        std::cerr << "warning: " << warning << "\n";
     }
+    if (!credentials) {
+        return report(credentials);
+    }
+    config.credentials = *credentials;
     config.log = [](const std::string& line) { std::cerr << "retry: " << line << "\n"; };
     util::s3::Client client(config);
     const std::string& cmd = args[0];
@@ -127,12 +128,11 @@ int main(int argc, char** argv) {
                           << " bytes; upload aborted, parts=" << up->parts() << "\n";
                 return 3;
             }
-            st = up->write(buf.data(), static_cast<std::size_t>(n));
-            if (!st.ok) {
+            if (auto st = up->write(buf.data(), static_cast<std::size_t>(n)); !st) {
                 return report(st);
             }
         }
-        st = up->finish();
+        auto st = up->finish();
         std::cerr << "bytes=" << up->bytes_written() << " parts=" << up->parts() << "\n";
         return report(st);
     }
@@ -145,39 +145,35 @@ int main(int argc, char** argv) {
             client.get(args[1], [](const char* d, std::size_t n) { return std::fwrite(d, 1, n, stdout) == n; }));
     }
     if (cmd == "head" && need(1)) {
-        util::s3::ObjectInfo info;
-        st = client.head(args[1], info);
-        if (st.ok) {
-            std::cout << info.size << " " << info.etag << "\n";
+        auto info = client.head(args[1]);
+        if (info) {
+            std::cout << info->size << " " << info->etag << "\n";
         }
-        return report(st);
+        return report(info);
     }
     if (cmd == "ls" && need(1)) {
-        std::vector<util::s3::ObjectInfo> objects;
-        st = client.list(args[1], objects);
-        for (const auto& o : objects) {
+        auto objects = client.list(args[1]);
+        for (const auto& o : objects.value_or(std::vector<util::s3::ObjectInfo>{})) {
             std::cout << o.key << " " << o.size << "\n";
         }
-        return report(st);
+        return report(objects);
     }
     if (cmd == "rm" && need(1)) {
         return report(client.remove(args[1]));
     }
     if (cmd == "uploads" && need(1)) {
-        std::vector<util::s3::UploadInfo> uploads;
-        st = client.list_uploads(args[1], uploads);
-        for (const auto& u : uploads) {
+        auto uploads = client.list_uploads(args[1]);
+        for (const auto& u : uploads.value_or(std::vector<util::s3::UploadInfo>{})) {
             std::cout << u.key << " " << u.upload_id << "\n";
         }
-        return report(st);
+        return report(uploads);
     }
     if (cmd == "put-many" && need(2)) {
         int n = std::stoi(args[2]);
         for (int i = 0; i < n; ++i) {
             char name[16];
             std::snprintf(name, sizeof name, "%05d", i);
-            st = client.put(args[1] + name, std::string(name) + "\n");
-            if (!st.ok) {
+            if (auto st = client.put(args[1] + name, std::string(name) + "\n"); !st) {
                 return report(st);
             }
         }

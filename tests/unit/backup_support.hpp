@@ -110,7 +110,7 @@ inline std::string make_archive(const std::function<void(ArchiveWriter&)>& fill,
 }
 
 inline void put_file(const std::string& path, const std::string& data) {
-    REQUIRE(util::write_file_atomic(path, data, 0600).empty());
+    REQUIRE(util::write_file_atomic(path, data, 0600));
 }
 
 inline ArchiveWriter::Meta meta_with_mode(unsigned m) {

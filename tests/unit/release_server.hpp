@@ -102,10 +102,10 @@ private:
         util::HttpOptions once;
         once.attempts = 1;
         auto r = util::fetch_text(url("/_stats"), once);
-        if (!r.ok) {
+        if (!r) {
             return -1;
         }
-        for (const auto& line : util::split_lines(r.body)) {
+        for (const auto& line : util::split_lines(r->body)) {
             if (key == "total" && util::starts_with(line, "total ")) {
                 return std::atoi(line.c_str() + 6);
             }

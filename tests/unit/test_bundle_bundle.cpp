@@ -108,7 +108,7 @@ void write_entries(const std::string& file, const std::vector<Entry>& entries, b
 // A file's bytes; the file must be readable.
 std::string read_file_ok(const std::string& path) {
     auto text = util::read_file(path);
-    REQUIRE(text.has_value());
+    REQUIRE_MESSAGE(text, (text ? "" : text.error()));
     return *text;
 }
 

@@ -51,35 +51,33 @@ TEST_CASE("Fd: closes on destruction and on reset, hands over on move and releas
 TEST_CASE("FileLock: exclusive between holders, released on destruction, created with its mode") {
     TempDir t;
     const std::string path = t.file("lock");
-    std::string why;
     {
-        auto first = util::FileLock::take(path, 0600, util::FileLock::Wait::no, &why);
+        auto first = util::FileLock::take(path, 0600, util::FileLock::Wait::no);
         REQUIRE(first);
         struct stat st {};
         REQUIRE(::stat(path.c_str(), &st) == 0);
         CHECK((st.st_mode & 07777) == 0600);
         CHECK(util::FileLock::held_by_other(path));
 
-        auto second = util::FileLock::take(path, 0600, util::FileLock::Wait::no, &why);
-        CHECK_FALSE(second);
+        auto second = util::FileLock::take(path, 0600, util::FileLock::Wait::no);
+        REQUIRE_FALSE(second);
         CHECK(errno == EWOULDBLOCK);
-        CHECK(why.find(path) != std::string::npos);
+        CHECK(second.error().find(path) != std::string::npos);
 
         util::FileLock moved = std::move(*first);
         CHECK(util::FileLock::held_by_other(path));
     }
     CHECK_FALSE(util::FileLock::held_by_other(path));
-    auto again = util::FileLock::take(path, 0600, util::FileLock::Wait::yes, &why);
+    auto again = util::FileLock::take(path, 0600, util::FileLock::Wait::yes);
     CHECK(again);
 }
 
 TEST_CASE("FileLock: a file that cannot be opened is an error that says why") {
     TempDir t;
-    std::string why;
-    auto lock = util::FileLock::take(t.file("missing-dir/lock"), 0600, util::FileLock::Wait::yes, &why);
-    CHECK_FALSE(lock);
+    auto lock = util::FileLock::take(t.file("missing-dir/lock"), 0600, util::FileLock::Wait::yes);
+    REQUIRE_FALSE(lock);
     CHECK(errno == ENOENT);
-    CHECK(why.find("cannot open") != std::string::npos);
+    CHECK(lock.error().find("cannot open") != std::string::npos);
     CHECK_FALSE(util::FileLock::held_by_other(t.file("missing-dir/lock")));
 }
 
@@ -87,10 +85,9 @@ TEST_CASE("FileLock: a lock path that is a symbolic link is refused, and what it
     TempDir t;
     std::string target = t.file("elsewhere");
     REQUIRE(::symlink(target.c_str(), t.file("lock").c_str()) == 0);
-    std::string why;
-    auto lock = util::FileLock::take(t.file("lock"), 0600, util::FileLock::Wait::no, &why);
-    CHECK_FALSE(lock);
+    auto lock = util::FileLock::take(t.file("lock"), 0600, util::FileLock::Wait::no);
+    REQUIRE_FALSE(lock);
     CHECK(errno == ELOOP);
-    CHECK(why.find("cannot open " + t.file("lock")) == 0);
+    CHECK(lock.error().find("cannot open " + t.file("lock")) == 0);
     CHECK(::access(target.c_str(), F_OK) != 0);
 }

@@ -47,12 +47,11 @@ TEST_CASE("download: the whole body lands at dest, no .part left") {
     ReleaseServer server(s.args());
     std::string dest = s.tmp.file("k3s");
     auto r = util::download(server.url(k_asset_path), dest, fast_http());
-    REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.error.empty());
-    CHECK(r.status == 200);
-    CHECK(r.attempts == 1);
-    CHECK(r.bytes == s.body.size());
-    CHECK(r.effective_url == server.url(k_asset_path));
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    CHECK(r->status == 200);
+    CHECK(r->attempts == 1);
+    CHECK(r->bytes == s.body.size());
+    CHECK(r->effective_url == server.url(k_asset_path));
     CHECK(util::read_file(dest) == s.body);
     CHECK_FALSE(fs::exists(dest + ".part"));
     CHECK(server.requests(k_asset_path) == 1);
@@ -63,8 +62,8 @@ TEST_CASE("download: follows a redirect and reports where it ended") {
     ReleaseServer server(s.args());
     std::string dest = s.tmp.file("k3s");
     auto r = util::download(server.url("/redirect" + k_asset_path), dest, fast_http());
-    REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.effective_url == server.url(k_asset_path));
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    CHECK(r->effective_url == server.url(k_asset_path));
     CHECK(util::read_file(dest) == s.body);
     CHECK(server.requests("/redirect" + k_asset_path) == 1);
     CHECK(server.requests(k_asset_path) == 1);
@@ -75,11 +74,11 @@ TEST_CASE("download: HTTP 404 fails at once with the status, dest untouched, no 
     ReleaseServer server(s.args());
     std::string dest = s.tmp.write("k3s", "old");
     auto r = util::download(server.url("/releases/download/v9.9.9/k3s"), dest, fast_http());
-    CHECK_FALSE(r.ok);
-    CHECK(r.status == 404);
-    CHECK(r.error.find("HTTP 404") != std::string::npos);
-    CHECK(r.error.find("/releases/download/v9.9.9/k3s") != std::string::npos);
-    CHECK(r.attempts == 1);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().status == 404);
+    CHECK(r.error().message.find("HTTP 404") != std::string::npos);
+    CHECK(r.error().message.find("/releases/download/v9.9.9/k3s") != std::string::npos);
+    CHECK(r.error().attempts == 1);
     CHECK(server.requests("/releases/download/v9.9.9/k3s") == 1);
     CHECK(util::read_file(dest) == "old");
     CHECK_FALSE(fs::exists(dest + ".part"));
@@ -90,11 +89,11 @@ TEST_CASE("download: HTTP 503 is retried, then fails naming the status") {
     ReleaseServer server(s.args());
     std::string dest = s.tmp.file("x");
     auto r = util::download(server.url("/status/503"), dest, fast_http(3));
-    CHECK_FALSE(r.ok);
-    CHECK(r.status == 503);
-    CHECK(r.error.find("HTTP 503") != std::string::npos);
-    CHECK(r.error.find("after 3 attempts") != std::string::npos);
-    CHECK(r.attempts == 3);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().status == 503);
+    CHECK(r.error().message.find("HTTP 503") != std::string::npos);
+    CHECK(r.error().message.find("after 3 attempts") != std::string::npos);
+    CHECK(r.error().attempts == 3);
     CHECK(server.requests("/status/503") == 3);
     CHECK_FALSE(fs::exists(dest));
     CHECK_FALSE(fs::exists(dest + ".part"));
@@ -105,8 +104,8 @@ TEST_CASE("download: a body truncated once is retried and arrives whole") {
     ReleaseServer server(s.args({"--truncate-first", "1"}));
     std::string dest = s.tmp.file("k3s");
     auto r = util::download(server.url(k_asset_path), dest, fast_http());
-    REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.attempts == 2);
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    CHECK(r->attempts == 2);
     CHECK(server.requests(k_asset_path) == 2);
     CHECK(util::read_file(dest) == s.body);
     CHECK_FALSE(fs::exists(dest + ".part"));
@@ -117,11 +116,11 @@ TEST_CASE("download: a body truncated on every try fails cleanly, no .part left"
     ReleaseServer server(s.args({"--truncate-first", "100"}));
     std::string dest = s.tmp.file("k3s");
     auto r = util::download(server.url(k_asset_path), dest, fast_http(3));
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 3);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 3);
     CHECK(server.requests(k_asset_path) == 3);
-    CHECK(r.error.find("truncated") != std::string::npos);
-    CHECK(r.error.find("after 3 attempts") != std::string::npos);
+    CHECK(r.error().message.find("truncated") != std::string::npos);
+    CHECK(r.error().message.find("after 3 attempts") != std::string::npos);
     CHECK_FALSE(fs::exists(dest));
     CHECK_FALSE(fs::exists(dest + ".part"));
     std::vector<std::string> left;
@@ -138,24 +137,24 @@ TEST_CASE("download: a redirect leads to https only, unless the caller allows pl
     o.redirect_protocols = util::HttpOptions{}.redirect_protocols;  // the default
     std::string dest = s.tmp.file("k3s");
     auto r = util::download(server.url("/redirect" + k_asset_path), dest, o);
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 1);  // not worth a retry
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 1);  // not worth a retry
     CHECK(server.requests(k_asset_path) == 0);
     CHECK_FALSE(fs::exists(dest));
     CHECK_FALSE(fs::exists(dest + ".part"));
     auto channel = util::effective_url(server.url("/channels/stable"), o);
-    CHECK_FALSE(channel.ok);
+    REQUIRE_FALSE(channel);
 
     // A URL whose scheme the caller does not allow is refused before any request.
     o.protocols = "https";
     auto plain = util::download(server.url(k_asset_path), dest, o);
-    CHECK_FALSE(plain.ok);
+    REQUIRE_FALSE(plain);
     CHECK(server.total_requests() == 2);  // the two redirecting requests above
 
     o.protocols = "http,https";
     o.redirect_protocols = "http,https";
     auto allowed = util::download(server.url("/redirect" + k_asset_path), dest, o);
-    REQUIRE_MESSAGE(allowed.ok, allowed.error);
+    REQUIRE_MESSAGE(allowed, (allowed ? "" : allowed.error().message));
     CHECK(util::read_file(dest) == s.body);
 }
 
@@ -165,10 +164,10 @@ TEST_CASE("download: a redirect loop is bounded and not retried") {
     util::HttpOptions o = fast_http();
     o.max_redirects = 5;
     auto r = util::download(server.url("/loop"), s.tmp.file("x"), o);
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 1);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 1);
     CHECK(server.requests("/loop") == 6);  // the first request and 5 redirects
-    CHECK(r.error.find("redirect") != std::string::npos);
+    CHECK(r.error().message.find("redirect") != std::string::npos);
 }
 
 TEST_CASE("download: a stalled transfer is aborted by the low-speed limit") {
@@ -181,11 +180,11 @@ TEST_CASE("download: a stalled transfer is aborted by the low-speed limit") {
     auto start = std::chrono::steady_clock::now();
     auto r = util::download(server.url("/stall/1000"), dest, o);
     auto took = std::chrono::steady_clock::now() - start;
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 2);  // a stall is worth another try
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 2);  // a stall is worth another try
     CHECK(server.requests("/stall/1000") == 2);
     CHECK(took < std::chrono::seconds(30));  // the server never sends the rest: without the limit, no end
-    CHECK(r.error.find("too slow") != std::string::npos);
+    CHECK(r.error().message.find("too slow") != std::string::npos);
     CHECK_FALSE(fs::exists(dest + ".part"));
 }
 
@@ -197,9 +196,9 @@ TEST_CASE("download: nothing listening is retried, then fails") {
         port = gone.port();
     }
     auto r = util::download("http://127.0.0.1:" + std::to_string(port) + "/x", s.tmp.file("x"), fast_http(2));
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 2);
-    CHECK(r.status == 0);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 2);
+    CHECK(r.error().status == 0);
     CHECK_FALSE(fs::exists(s.tmp.file("x.part")));
 }
 
@@ -207,9 +206,9 @@ TEST_CASE("download: a folder that does not exist is an error, not a retry") {
     Served s;
     ReleaseServer server(s.args());
     auto r = util::download(server.url(k_asset_path), s.tmp.file("no/such/dir/k3s"), fast_http());
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 1);
-    CHECK(r.error.find("cannot create") != std::string::npos);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 1);
+    CHECK(r.error().message.find("cannot create") != std::string::npos);
     CHECK(server.total_requests() == 0);
 }
 
@@ -225,7 +224,7 @@ TEST_CASE("download: progress reports the bytes and the total") {
         last_total = total;
     };
     auto r = util::download(server.url(k_asset_path), s.tmp.file("k3s"), o);
-    REQUIRE_MESSAGE(r.ok, r.error);
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
     CHECK(calls > 0);
     CHECK(last_now == s.body.size());
     CHECK(last_total == s.body.size());
@@ -240,7 +239,7 @@ TEST_CASE("download: parallel threads each get their file") {
         threads.emplace_back([&, i] {
             std::string dest = s.tmp.file("k3s-" + std::to_string(i));
             auto r = util::download(server.url(k_asset_path), dest, fast_http());
-            if (r.ok && util::read_file(dest) == s.body) {
+            if (r && util::read_file(dest) == s.body) {
                 ++good;
             }
         });
@@ -257,39 +256,38 @@ TEST_CASE("fetch_text: a small body, and a limit on its size") {
     ReleaseServer server(s.args());
     const std::string path = "/releases/download/v1.31.4%2Bk3s1/sha256sum-amd64.txt";
     auto r = util::fetch_text(server.url(path), fast_http());
-    REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.body == util::sha256_hex(s.body) + "  k3s\n");
-    CHECK(r.bytes == r.body.size());
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    CHECK(r->body == util::sha256_hex(s.body) + "  k3s\n");
+    CHECK(r->bytes == r->body.size());
 
     util::HttpOptions small = fast_http();
     small.max_text_bytes = 10;
     auto big = util::fetch_text(server.url(path), small);
-    CHECK_FALSE(big.ok);
-    CHECK(big.body.empty());
-    CHECK(big.attempts == 1);
-    CHECK(big.error.find("larger than 10 bytes") != std::string::npos);
+    REQUIRE_FALSE(big);
+    CHECK(big.error().attempts == 1);
+    CHECK(big.error().message.find("larger than 10 bytes") != std::string::npos);
 
     auto missing = util::fetch_text(server.url("/nothing"), fast_http());
-    CHECK_FALSE(missing.ok);
-    CHECK(missing.error.find("HTTP 404") != std::string::npos);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message.find("HTTP 404") != std::string::npos);
 }
 
 TEST_CASE("effective_url: follows the channel redirect to the release tag") {
     Served s;
     ReleaseServer server(s.args());
     auto r = util::effective_url(server.url("/channels/stable"), fast_http());
-    REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.effective_url == server.url("/releases/tag/" + k_release_version));
-    CHECK(r.status == 200);
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+    CHECK(r->effective_url == server.url("/releases/tag/" + k_release_version));
+    CHECK(r->status == 200);
     CHECK(server.requests("/channels/stable") == 1);
 
     auto plain = util::effective_url(server.url("/releases/tag/" + k_release_version), fast_http());
-    REQUIRE_MESSAGE(plain.ok, plain.error);
-    CHECK(plain.effective_url == server.url("/releases/tag/" + k_release_version));
+    REQUIRE_MESSAGE(plain, (plain ? "" : plain.error().message));
+    CHECK(plain->effective_url == server.url("/releases/tag/" + k_release_version));
 
     auto unknown = util::effective_url(server.url("/channels/nope"), fast_http());
-    CHECK_FALSE(unknown.ok);
-    CHECK(unknown.error.find("HTTP 404") != std::string::npos);
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error().message.find("HTTP 404") != std::string::npos);
 }
 
 // The one retry policy (util/http_curl.hpp) that downloads and S3 share: which statuses and
@@ -322,41 +320,55 @@ TEST_CASE("retry policy: transient statuses and libcurl failures, and nothing el
 
 TEST_CASE("retry policy: backoff doubles up to its cap, attempts are bounded, a cancel ends the wait") {
     using std::chrono::milliseconds;
+    using util::http::TryFailure;
     std::vector<milliseconds> waits;
     int tries = 0;
     auto r = util::http::with_retries(
         {5, milliseconds(1), milliseconds(4)},
         [&](int n) -> util::http::Try {
             tries = n;
-            return {false, true, "try " + std::to_string(n)};
+            return TryFailure{"try " + std::to_string(n), true};
         },
         [&](const std::string&, milliseconds wait) { waits.push_back(wait); });
-    CHECK_FALSE(r.ok);
-    CHECK(r.attempts == 5);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().attempts == 5);
     CHECK(tries == 5);
-    CHECK(r.error == "try 5");
+    CHECK(r.error().reason == "try 5");
+    CHECK_FALSE(r.error().cancelled);
     CHECK(waits == std::vector<milliseconds>{milliseconds(1), milliseconds(2), milliseconds(4), milliseconds(4)});
 
     auto many = util::http::with_retries({1000, milliseconds(0), milliseconds(0)}, [](int) -> util::http::Try {
-        return {false, true, "again"};
+        return TryFailure{"again", true};
     });
-    CHECK(many.attempts == util::http::k_max_attempts);
+    REQUIRE_FALSE(many);
+    CHECK(many.error().attempts == util::http::k_max_attempts);
 
     auto permanent = util::http::with_retries({5, milliseconds(0), milliseconds(0)}, [](int) -> util::http::Try {
-        return {false, false, "no"};
+        return TryFailure{"no", false};
     });
-    CHECK(permanent.attempts == 1);
+    REQUIRE_FALSE(permanent);
+    CHECK(permanent.error().attempts == 1);
+
+    int calls = 0;
+    auto second = util::http::with_retries({5, milliseconds(0), milliseconds(0)}, [&](int n) -> util::http::Try {
+        ++calls;
+        return n < 2 ? util::http::Try(TryFailure{"once", true}) : util::http::Try(util::Ok{});
+    });
+    REQUIRE(second);
+    CHECK(*second == 2);  // the tries made
+    CHECK(calls == 2);
 
     std::atomic<bool> cancel{true};
     auto start = std::chrono::steady_clock::now();
     auto cancelled = util::http::with_retries(
         {5, milliseconds(60000), milliseconds(60000)},
         [](int) -> util::http::Try {
-            return {false, true, "x"};
+            return TryFailure{"x", true};
         },
         {}, &cancel);
-    CHECK(cancelled.cancelled);
-    CHECK(cancelled.attempts == 1);
+    REQUIRE_FALSE(cancelled);
+    CHECK(cancelled.error().cancelled);
+    CHECK(cancelled.error().attempts == 1);
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));  // not the 60 s wait
 }
 
@@ -366,16 +378,16 @@ TEST_CASE("download: the retry policy on the wire: 429 and 502 are retried; 403,
     for (int status : {429, 502}) {
         CAPTURE(status);
         auto r = util::fetch_text(server.url("/status/" + std::to_string(status)), fast_http(3));
-        CHECK_FALSE(r.ok);
-        CHECK(r.attempts == 3);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().attempts == 3);
         CHECK(server.requests("/status/" + std::to_string(status)) == 3);
     }
     for (int status : {403, 501, 505}) {
         CAPTURE(status);
         auto r = util::fetch_text(server.url("/status/" + std::to_string(status)), fast_http(3));
-        CHECK_FALSE(r.ok);
-        CHECK(r.attempts == 1);
-        CHECK(r.error.find("after 1 attempt)") != std::string::npos);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().attempts == 1);
+        CHECK(r.error().message.find("after 1 attempt)") != std::string::npos);
         CHECK(server.requests("/status/" + std::to_string(status)) == 1);
     }
 }

@@ -60,15 +60,15 @@ TEST_CASE("s3: a bad configuration fails every call with a reason, not a request
     c.credentials = {"AK", "SECRETVALUE", ""};
     s3::Client client(c);
     auto st = client.put("k", "x");
-    CHECK_FALSE(st.ok);
-    CHECK(st.error.find("scheme must be http or https") != std::string::npos);
-    CHECK(st.error.find("SECRETVALUE") == std::string::npos);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().message.find("scheme must be http or https") != std::string::npos);
+    CHECK(st.error().message.find("SECRETVALUE") == std::string::npos);
     s3::Config none;
     none.endpoint = "http://127.0.0.1:1";
     none.bucket = "b";
     auto st2 = s3::Client(none).remove("k");
-    CHECK_FALSE(st2.ok);
-    CHECK(st2.error.find("no S3 credentials") != std::string::npos);
+    REQUIRE_FALSE(st2);
+    CHECK(st2.error().message.find("no S3 credentials") != std::string::npos);
 }
 
 TEST_CASE("s3: S3's XML: entities, empty elements, <Key> not confused with <KeyMarker>") {
@@ -94,51 +94,55 @@ TEST_CASE("s3: a numeric entity that is no code point stays as written") {
 
 TEST_CASE("s3: credentials from awscli's file, KEY=VALUE lines, s3fs's format and the environment") {
     nodectl::testing::TempDir dir;
-    s3::Credentials c;
     std::string warning;
     auto aws = dir.write("credentials",
                          "[other]\naws_access_key_id = NO\naws_secret_access_key = NO\n"
                          "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = SKDEF\n"
                          "aws_session_token = TOK\n",
                          0600);
-    REQUIRE(s3::credentials_from_file(aws, c, &warning).ok);
-    CHECK(c.access_key_id == "AKDEF");
-    CHECK(c.secret_access_key == "SKDEF");
-    CHECK(c.session_token == "TOK");
+    auto c = s3::credentials_from_file(aws, &warning);
+    REQUIRE(c);
+    CHECK(c->access_key_id == "AKDEF");
+    CHECK(c->secret_access_key == "SKDEF");
+    CHECK(c->session_token == "TOK");
     CHECK(warning.empty());
-    REQUIRE(s3::credentials_from_file(aws, c, nullptr, "other").ok);
-    CHECK(c.access_key_id == "NO");
+    c = s3::credentials_from_file(aws, nullptr, "other");
+    REQUIRE(c);
+    CHECK(c->access_key_id == "NO");
 
     auto env = dir.write("s3.env", "# backups\nexport AWS_ACCESS_KEY_ID=AKENV\nAWS_SECRET_ACCESS_KEY='SK ENV'\n", 0644);
-    REQUIRE(s3::credentials_from_file(env, c, &warning).ok);
-    CHECK(c.access_key_id == "AKENV");
-    CHECK(c.secret_access_key == "SK ENV");
+    c = s3::credentials_from_file(env, &warning);
+    REQUIRE(c);
+    CHECK(c->access_key_id == "AKENV");
+    CHECK(c->secret_access_key == "SK ENV");
     CHECK(warning.find("mode 0644") != std::string::npos);
     CHECK(warning.find("SK ENV") == std::string::npos);
 
     auto s3fs = dir.write("passwd", "AKS3FS:SKS3FS\n", 0600);
-    REQUIRE(s3::credentials_from_file(s3fs, c).ok);
-    CHECK(c.access_key_id == "AKS3FS");
-    CHECK(c.secret_access_key == "SKS3FS");
+    c = s3::credentials_from_file(s3fs);
+    REQUIRE(c);
+    CHECK(c->access_key_id == "AKS3FS");
+    CHECK(c->secret_access_key == "SKS3FS");
 
     auto bad = dir.write("bad", "aws_access_key_id = AKONLY\n", 0600);
-    auto st = s3::credentials_from_file(bad, c);
-    CHECK_FALSE(st.ok);
-    CHECK(st.error.find("no access key id and secret access key") != std::string::npos);
+    auto st = s3::credentials_from_file(bad);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().message.find("no access key id and secret access key") != std::string::npos);
     auto junk = dir.write("junk", "just words\n", 0600);
-    auto sj = s3::credentials_from_file(junk, c);
-    CHECK_FALSE(sj.ok);
-    CHECK(sj.error.find(":1:") != std::string::npos);
-    CHECK_FALSE(s3::credentials_from_file(dir.file("missing"), c).ok);
+    auto sj = s3::credentials_from_file(junk);
+    REQUIRE_FALSE(sj);
+    CHECK(sj.error().message.find(":1:") != std::string::npos);
+    CHECK_FALSE(s3::credentials_from_file(dir.file("missing")));
 
     ::setenv("AWS_ACCESS_KEY_ID", "AKE", 1);
     ::setenv("AWS_SECRET_ACCESS_KEY", "SKE", 1);
     ::unsetenv("AWS_SESSION_TOKEN");
-    REQUIRE(s3::credentials_from_environment(c).ok);
-    CHECK(c.access_key_id == "AKE");
-    CHECK(c.session_token.empty());
+    auto from_env = s3::credentials_from_environment();
+    REQUIRE(from_env);
+    CHECK(from_env->access_key_id == "AKE");
+    CHECK(from_env->session_token.empty());
     ::unsetenv("AWS_SECRET_ACCESS_KEY");
-    CHECK_FALSE(s3::credentials_from_environment(c).ok);
+    CHECK_FALSE(s3::credentials_from_environment());
     ::unsetenv("AWS_ACCESS_KEY_ID");
 }
 
@@ -168,17 +172,17 @@ TEST_CASE("s3: the retry policy on the wire: 503, 500 and S3's transient codes a
     for (const char* code : {"503", "500", "429"}) {
         CAPTURE(code);
         auto st = get(*status, code);
-        CHECK_FALSE(st.ok);
-        CHECK(st.error.find("after 3 attempts)") != std::string::npos);
+        REQUIRE_FALSE(st);
+        CHECK(st.error().message.find("after 3 attempts)") != std::string::npos);
         CHECK(server.requests(std::string("/status/") + code) == 3);
     }
     CHECK(lines.size() == 6);  // two "retrying in" lines per retried request
     for (const char* code : {"403", "404", "501"}) {
         CAPTURE(code);
         auto st = get(*status, code);
-        CHECK_FALSE(st.ok);
-        CHECK(st.http_status == std::atoi(code));
-        CHECK(st.error.find("after 1 attempt)") != std::string::npos);
+        REQUIRE_FALSE(st);
+        CHECK(st.error().http_status == std::atoi(code));
+        CHECK(st.error().message.find("after 1 attempt)") != std::string::npos);
         CHECK(server.requests(std::string("/status/") + code) == 1);
     }
     // S3 names RequestTimeout under 400 and SlowDown under 503; other codes go by their status.
@@ -194,8 +198,8 @@ TEST_CASE("s3: the retry policy on the wire: 503, 500 and S3's transient codes a
                           Case{"403/AccessDenied", 1, "HTTP 403 AccessDenied: injected (after 1 attempt)"}}) {
         CAPTURE(c.key);
         auto st = get(*s3error, c.key);
-        CHECK_FALSE(st.ok);
-        CHECK(st.error.find(c.says) != std::string::npos);
+        REQUIRE_FALSE(st);
+        CHECK(st.error().message.find(c.says) != std::string::npos);
         CHECK(server.requests(std::string("/s3error/") + c.key) == c.requests);
     }
 }

@@ -52,11 +52,10 @@ std::string proc_state(pid_t pid) {
 }  // namespace
 
 TEST_CASE("subprocess: stdin and stdout as pipes, stderr apart, the exit status") {
-    std::string why;
-    auto p = util::Subprocess::start(
-        {"sh", "-c", "cat; echo oops >&2; exit 3"},
-        {.in = util::Stdio::pipe(), .out = util::Stdio::pipe(), .err = util::Stdio::pipe()}, &why);
-    REQUIRE_MESSAGE(p, why);
+    auto p =
+        util::Subprocess::start({"sh", "-c", "cat; echo oops >&2; exit 3"},
+                                {.in = util::Stdio::pipe(), .out = util::Stdio::pipe(), .err = util::Stdio::pipe()});
+    REQUIRE_MESSAGE(p, (p ? "" : p.error()));
     write_all(p->in().get(), "hello\n");
     p->in().reset();
     CHECK(read_all(p->out().get()) == "hello\n");
@@ -84,11 +83,10 @@ TEST_CASE("subprocess: stderr with stdout, stdin from /dev/null, an environment 
 }
 
 TEST_CASE("subprocess: a program that does not exist is an error naming it, not a child") {
-    std::string why;
-    auto p = util::Subprocess::start({"/nonexistent/nodectl-unit-tool", "x"}, {}, &why);
-    CHECK_FALSE(p);
+    auto p = util::Subprocess::start({"/nonexistent/nodectl-unit-tool", "x"}, {});
+    REQUIRE_FALSE(p);
     CHECK(errno == ENOENT);
-    CHECK(why == "cannot run /nonexistent/nodectl-unit-tool: spawn: No such file or directory");
+    CHECK(p.error() == "cannot run /nonexistent/nodectl-unit-tool: spawn: No such file or directory");
 }
 
 TEST_CASE("subprocess: with a process group of its own, signal() reaches the children it started") {

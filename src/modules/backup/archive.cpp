@@ -219,10 +219,9 @@ ReadEntry entry_from_header(archive_entry* e) {
 // (`seen`): none missing, none unlisted, sizes and digests equal.
 Result<std::vector<EntryInfo>> entries_matching_manifest(const std::string& text,
                                                          const std::map<std::string, EntryInfo>& seen) {
-    std::string why;
-    auto parsed = util::parse_json(text, &why);
+    auto parsed = util::parse_json(text);
     if (!parsed) {
-        return damaged("manifest.json is not valid JSON: " + why);
+        return damaged("manifest.json is not valid JSON: " + parsed.error());
     }
     const nlohmann::json& m = *parsed;
     if (!m.is_object() || !m.contains("entries") || !m["entries"].is_array() ||

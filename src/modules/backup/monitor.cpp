@@ -76,8 +76,8 @@ Result<void> write_metrics(const std::string& path, const RunReport& report,
     metric("nodectl_backup_last_source_bytes", "Bytes of database dumps and files read by the last run.");
     m << "nodectl_backup_last_source_bytes " << report.raw_bytes << "\n";
     auto err = util::write_file_atomic(path, m.str(), 0644);
-    if (!err.empty()) {
-        return make_error(ErrorCode::io, "metrics file: " + err);
+    if (!err) {
+        return make_error(ErrorCode::io, "metrics file: " + err.error());
     }
     return Ok{};
 }
@@ -135,7 +135,7 @@ std::string post_webhook(const std::string& url, const Settings& settings, const
     o.connect_timeout_seconds = 10;
     o.timeout_seconds = 30;
     auto r = util::post(url, util::json_text(body), "application/json", o);
-    return r.ok ? "" : mask_urls(r.error);
+    return r ? "" : mask_urls(r.error().message);
 }
 
 }  // namespace nodectl::backup

@@ -68,11 +68,7 @@ Result<void> Child::start(const std::vector<std::string>& argv, bool pipe_stdin,
         auto eq = e.find('=');
         options.env.emplace_back(e.substr(0, eq), eq == std::string::npos ? "" : e.substr(eq + 1));
     }
-    std::string why;
-    m_child = util::Subprocess::start(argv, options, &why);
-    if (!m_child) {
-        return make_error(ErrorCode::io, why);
-    }
+    m_child.emplace(TRY(as_result(util::Subprocess::start(argv, options), ErrorCode::io)));
     if (pipe_stdout) {
         // 1 MiB (the default /proc/sys/fs/pipe-max-size) rather than 64 KiB: the reader wakes and
         // reads a fraction as often (measured: about half its CPU time); a refusal changes nothing.

@@ -17,8 +17,8 @@ namespace nodectl::backup {
 
 namespace {
 
-Error s3_error(const std::string& what, const util::s3::Status& st) {
-    return make_error(ErrorCode::io, what + ": " + st.error);
+Error s3_error(const std::string& what, const util::s3::Failure& failed) {
+    return make_error(ErrorCode::io, what + ": " + failed.message);
 }
 
 class S3Upload : public Upload {
@@ -29,16 +29,16 @@ public:
 
     Result<void> write(const char* data, size_t size) override {
         auto st = m_upload->write(data, size);
-        if (!st.ok) {
-            return s3_error("upload of " + m_key, st);
+        if (!st) {
+            return s3_error("upload of " + m_key, st.error());
         }
         return Ok{};
     }
     Result<void> commit() override {
         auto st = m_upload->finish();
         m_done = true;
-        if (!st.ok) {
-            return s3_error("upload of " + m_key, st);
+        if (!st) {
+            return s3_error("upload of " + m_key, st.error());
         }
         return Ok{};
     }
@@ -92,8 +92,8 @@ public:
         std::unique_lock lock(m_mu);
         m_cv.wait(lock, [this] { return !m_queue.empty() || m_done; });
         if (m_queue.empty()) {
-            if (!m_status.ok) {
-                return s3_error("download of " + m_key, m_status);
+            if (!m_status) {
+                return s3_error("download of " + m_key, m_status.error());
             }
             return size_t{0};
         }
@@ -132,10 +132,9 @@ public:
     const std::string& name() const override { return m_s.name; }
 
     Result<void> prepare() override {
-        std::vector<util::s3::ObjectInfo> out;
-        auto st = m_client->list(m_s.prefix + ".nodectl-access-check", out);  // a cheap request that proves access
-        if (!st.ok) {
-            return s3_error("target " + m_s.name + " (s3://" + m_s.bucket + "/" + m_s.prefix + ")", st);
+        auto st = m_client->list(m_s.prefix + ".nodectl-access-check");  // a cheap request that proves access
+        if (!st) {
+            return s3_error("target " + m_s.name + " (s3://" + m_s.bucket + "/" + m_s.prefix + ")", st.error());
         }
         return Ok{};
     }
@@ -145,13 +144,12 @@ public:
     }
 
     Result<std::vector<Stored>> list() override {
-        std::vector<util::s3::ObjectInfo> objects;
-        auto st = m_client->list(m_s.prefix, objects);
-        if (!st.ok) {
-            return s3_error("list s3://" + m_s.bucket + "/" + m_s.prefix, st);
+        auto objects = m_client->list(m_s.prefix);
+        if (!objects) {
+            return s3_error("list s3://" + m_s.bucket + "/" + m_s.prefix, objects.error());
         }
         std::vector<Stored> out;
-        for (const auto& o : objects) {
+        for (const auto& o : *objects) {
             std::string rest = o.key.substr(m_s.prefix.size());
             if (rest.find('/') != std::string::npos) {
                 continue;
@@ -170,8 +168,8 @@ public:
 
     Result<void> remove(const std::string& object) override {
         auto st = m_client->remove(m_s.prefix + object);
-        if (!st.ok) {
-            return s3_error("delete s3://" + m_s.bucket + "/" + m_s.prefix + object, st);
+        if (!st) {
+            return s3_error("delete s3://" + m_s.bucket + "/" + m_s.prefix + object, st.error());
         }
         return Ok{};
     }
@@ -196,19 +194,17 @@ Result<std::unique_ptr<BackupTarget>> make_s3_target(const TargetSettings& setti
     c.min_part_size = 5ull << 20;
     std::string name = settings.name;
     c.log = [name](const std::string& line) { log::warn("backup", "target {}: {}", name, line); };
-    util::s3::Status st;
-    if (!settings.credentials_file.empty()) {
-        std::string warning;
-        st = util::s3::credentials_from_file(settings.credentials_file, c.credentials, &warning);
-        if (st.ok && !warning.empty()) {
-            return make_error(ErrorCode::config, "target " + name + ": " + warning + " (chmod 600 it)");
-        }
-    } else {
-        st = util::s3::credentials_from_environment(c.credentials);
+    std::string warning;
+    auto credentials = settings.credentials_file.empty()
+                           ? util::s3::credentials_from_environment()
+                           : util::s3::credentials_from_file(settings.credentials_file, &warning);
+    if (!credentials) {
+        return make_error(ErrorCode::config, "target " + name + ": credentials: " + credentials.error().message);
     }
-    if (!st.ok) {
-        return make_error(ErrorCode::config, "target " + name + ": credentials: " + st.error);
+    if (!warning.empty()) {
+        return make_error(ErrorCode::config, "target " + name + ": " + warning + " (chmod 600 it)");
     }
+    c.credentials = std::move(*credentials);
     return std::unique_ptr<BackupTarget>(std::make_unique<S3Target>(settings, std::make_shared<util::s3::Client>(c)));
 }
 

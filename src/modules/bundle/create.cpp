@@ -254,11 +254,8 @@ Result<std::vector<Staged>> stage_debs(const std::vector<std::string>& packages,
     return out;
 }
 
-Result<void> tar_status(const std::string& err) {
-    if (!err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
-    return Ok{};
+Result<void> tar_status(util::Expected<void> written) {
+    return as_result(std::move(written), ErrorCode::io);
 }
 
 util::TarEntry header(const std::string& path, uint64_t size, bool executable, int64_t mtime) {
@@ -304,16 +301,16 @@ Result<void> write_piece(util::TarWriter& tar, const Staged& s, int64_t mtime) {
 Result<void> write_archive(int fd, const std::string& part, const std::string& manifest,
                            const std::vector<Staged>& staged, int64_t mtime) {
     util::TarWriter tar;
-    if (auto err = tar.open_fd(fd); !err.empty()) {
-        return make_error(ErrorCode::io, part + ": " + err);
+    if (auto opened = tar.open_fd(fd); !opened) {
+        return make_error(ErrorCode::io, part + ": " + opened.error());
     }
     TRY_VOID(tar_status(tar.add(header(std::string(k_manifest_name), manifest.size(), false, mtime))));
     TRY_VOID(tar_status(tar.data(manifest.data(), manifest.size())));
     for (const auto& s : staged) {
         TRY_VOID(write_piece(tar, s, mtime));
     }
-    if (auto err = tar.close(); !err.empty()) {
-        return make_error(ErrorCode::io, part + ": " + err);
+    if (auto closed = tar.close(); !closed) {
+        return make_error(ErrorCode::io, part + ": " + closed.error());
     }
     return Ok{};
 }

@@ -130,10 +130,9 @@ std::string manifest_json(const Manifest& m) {
 }
 
 Result<Manifest> parse_manifest(std::string_view text) {
-    std::string why;
-    auto parsed = util::parse_json(text, &why);
+    auto parsed = util::parse_json(text);
     if (!parsed) {
-        return invalid(why);
+        return invalid(parsed.error());
     }
     nlohmann::json& j = *parsed;
     Manifest m;

@@ -77,9 +77,7 @@ Result<Profile> use_pinned_sources(const Profile& profile, const std::string& sh
             out.pinned = dir;
         }
         std::string local = dir->path() + "/" + std::to_string(i) + "-" + pin->get().substr(0, 16);
-        if (auto why = util::write_file_atomic(local, *data, 0600); !why.empty()) {
-            return make_error(ErrorCode::io, why);
-        }
+        TRY_VOID(as_result(util::write_file_atomic(local, *data, 0600), ErrorCode::io));
         *(*copy)[i].as_table()->get_as<std::string>("source") = local;
     }
     return Profile(std::move(t), profile.files(), profile.digest());
@@ -91,7 +89,9 @@ Result<Checked> check_input(const Source& src, const CheckOptions& options, Stat
     const std::string& bundle_override = options.bundle;
     Checked out;
     auto bytes = TRY(read_config(src));
-    auto key = util::read_file(options.trust_key);
+    // A trust key that exists but cannot be read is an error, never taken for no key: that would
+    // stop requiring a signature.
+    auto key = TRY(as_result(util::read_file_if_exists(options.trust_key), ErrorCode::config));
     status.signature_required = key.has_value();
     if (key) {
         if (!bytes.signature) {

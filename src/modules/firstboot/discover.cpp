@@ -129,10 +129,7 @@ std::string stick_dir(const Source& source) {
 
 Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::string& name) {
     name.clear();
-    util::Fd top(util::open_dir_nofollow(dir));
-    if (top.get() < 0) {
-        return errno_error(dir);
-    }
+    auto top = TRY(as_result(util::open_dir_nofollow(dir), ErrorCode::io));
     util::Fd bdir(::openat(top.get(), "bundle", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (bdir.get() < 0) {
         if (errno == ENOENT) {
@@ -181,45 +178,30 @@ Result<std::shared_ptr<int>> open_stick_bundle(const std::string& dir, std::stri
 Result<ConfigBytes> read_config(const Source& source) {
     ConfigBytes out;
     if (source.stick_device.empty() && source.stick_root.empty()) {
-        auto text = util::read_file(source.config);
-        if (!text) {
-            return make_error(ErrorCode::config, source.config + ": " + std::strerror(errno));
-        }
-        out.config = std::move(*text);
-        errno = 0;
-        out.signature = util::read_file(source.config + ".sig");
+        out.config = TRY(as_result(util::read_file(source.config), ErrorCode::config));
+        out.signature = TRY(as_result(util::read_file_if_exists(source.config + ".sig"), ErrorCode::config));
         return out;
     }
     std::string dir = stick_dir(source);
-    util::Fd dfd(util::open_dir_nofollow(dir));
-    if (dfd.get() < 0) {
-        return errno_error(dir);
-    }
-    std::string why;
-    auto text = util::read_file_at(dfd.get(), k_stick_config, k_max_config, &why);
+    auto dfd = TRY(as_result(util::open_dir_nofollow(dir), ErrorCode::io));
+    auto text = util::read_file_at(dfd.get(), k_stick_config, k_max_config);
     if (!text) {
-        return make_error(ErrorCode::config, "the stick's " + why);
+        return make_error(ErrorCode::config, "the stick's " + text.error());
     }
     out.config = std::move(*text);
-    out.signature = util::read_file_at(dfd.get(), std::string(k_stick_config) + ".sig", k_max_signature, &why);
-    if (!out.signature && errno != ENOENT) {
-        return make_error(ErrorCode::config, "the stick's " + why);
+    auto signature = util::read_file_at(dfd.get(), std::string(k_stick_config) + ".sig", k_max_signature);
+    if (signature) {
+        out.signature = std::move(*signature);
+    } else if (errno != ENOENT) {
+        return make_error(ErrorCode::config, "the stick's " + signature.error());
     }
     return out;
 }
 
 Result<void> write_report_files(const std::string& dir, const std::string& text, const std::string& json) {
-    util::Fd dfd(util::open_dir_nofollow(dir));
-    if (dfd.get() < 0) {
-        return errno_error(dir);
-    }
-    std::string why = util::write_file_atomic_at(dfd.get(), k_stick_report, text, 0644);
-    if (why.empty()) {
-        why = util::write_file_atomic_at(dfd.get(), "firstboot.json", json, 0644);
-    }
-    if (!why.empty()) {
-        return make_error(ErrorCode::io, why);
-    }
+    auto dfd = TRY(as_result(util::open_dir_nofollow(dir), ErrorCode::io));
+    TRY_VOID(as_result(util::write_file_atomic_at(dfd.get(), k_stick_report, text, 0644), ErrorCode::io));
+    TRY_VOID(as_result(util::write_file_atomic_at(dfd.get(), "firstboot.json", json, 0644), ErrorCode::io));
     return Ok{};
 }
 
@@ -296,8 +278,8 @@ Result<Source> discover(const DiscoverOptions& o) {
             struct stat st {};
             bool present = false;
             {
-                util::Fd dfd(util::open_dir_nofollow(dir));  // closed before any unmount
-                present = dfd.get() >= 0 && ::fstatat(dfd.get(), k_stick_config, &st, AT_SYMLINK_NOFOLLOW) == 0;
+                auto dfd = util::open_dir_nofollow(dir);  // closed before any unmount
+                present = dfd && ::fstatat(dfd->get(), k_stick_config, &st, AT_SYMLINK_NOFOLLOW) == 0;
             }
             if (present) {
                 if (!S_ISREG(st.st_mode)) {

@@ -86,8 +86,8 @@ Result<std::vector<std::string>> install(const InstallOptions& o) {
             }
         }
         TRY_VOID(ensure_dir(fs::path(path).parent_path().string()));
-        if (auto why = util::write_file_atomic(path, text, mode); !why.empty()) {
-            return make_error(ErrorCode::io, "writing " + path + ": " + why);
+        if (auto why = util::write_file_atomic(path, text, mode); !why) {
+            return make_error(ErrorCode::io, "writing " + path + ": " + why.error());
         }
         did.push_back("wrote " + path);
         return Ok{};

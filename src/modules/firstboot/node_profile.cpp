@@ -132,8 +132,8 @@ Result<NodeProfile> node_profile(const Profile& profile, const std::string& path
         }
     } remove_dir{tmpl};
     std::string tmp = tmpl + "/profile.toml";
-    if (auto why = util::write_file_atomic(tmp, out.text, 0600); !why.empty()) {
-        return make_error(ErrorCode::io, "writing the rendered profile: " + why);
+    if (auto why = util::write_file_atomic(tmp, out.text, 0600); !why) {
+        return make_error(ErrorCode::io, "writing the rendered profile: " + why.error());
     }
     auto again = load_profile(tmp);
     if (!again) {

@@ -188,9 +188,7 @@ Result<std::string> pin_for_signing(const std::string& file, const std::string& 
     }
     struct stat st {};
     unsigned mode = ::stat(file.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-    if (auto why = util::write_file_atomic(file, updated, mode); !why.empty()) {
-        return make_error(ErrorCode::io, why);
-    }
+    TRY_VOID(as_result(util::write_file_atomic(file, updated, mode), ErrorCode::io));
     return updated;
 }
 

@@ -191,8 +191,8 @@ Result<void> write_status(const Status& status, const std::string& root) {
     std::filesystem::create_directories(root + k_state_dir, ec);
     // Readable by anyone: it says what happened, never a secret (profiles keep secrets in files).
     auto why = util::write_file_atomic(root + k_status_file, status.to_json(), 0644);
-    if (!why.empty()) {
-        return make_error(ErrorCode::io, "writing " + root + k_status_file + ": " + why);
+    if (!why) {
+        return make_error(ErrorCode::io, "writing " + root + k_status_file + ": " + why.error());
     }
     return Ok{};
 }

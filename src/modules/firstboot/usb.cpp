@@ -259,14 +259,14 @@ Result<StickInputs> check_stick_inputs(const UsbOptions& o) {
     }
     in.np = TRY(node_profile(*profile, o.profile, o.inline_secrets));
     std::string sig_path = o.signature.empty() ? o.profile + ".sig" : o.signature;
-    in.sig = util::read_file(sig_path);
+    in.sig = TRY(as_result(util::read_file_if_exists(sig_path), ErrorCode::config));
     if (in.sig && !in.np.verbatim) {
         return make_error(ErrorCode::config, sig_path + " signs " + o.profile +
                                                  ", but the stick gets a rewritten profile (includes merged or source "
                                                  "files inlined), which the signature does not match");
     }
     if (!in.sig && !o.signature.empty()) {
-        return make_error(ErrorCode::config, o.signature + ": " + std::strerror(errno));
+        return make_error(ErrorCode::config, o.signature + ": " + std::strerror(ENOENT));
     }
     in.bin = o.binary.empty() ? self_exe() : o.binary;
     if (!fs::is_regular_file(in.bin)) {
@@ -343,8 +343,8 @@ Result<std::vector<std::string>> stage_files(const UsbOptions& o, const StickInp
         if (!in.sig && name == sig_name) {
             continue;
         }
-        if (auto why = util::write_file_atomic(stage + "/" + name, content, mode); !why.empty()) {
-            return make_error(ErrorCode::io, "staging " + name + " for the stick: " + why);
+        if (auto why = util::write_file_atomic(stage + "/" + name, content, mode); !why) {
+            return make_error(ErrorCode::io, "staging " + name + " for the stick: " + why.error());
         }
     }
     std::vector<std::string> items = {stage + "/nodectl", stage + "/" + k_stick_config, stage + "/README.txt"};

@@ -47,10 +47,8 @@ Result<void> Apt::prepare() const {
                             fs::perms::others_exec,
                         ec);
     }
-    if (auto err = util::write_file_atomic((root / "sources.list").string(), sources_line() + "\n", 0644);
-        !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(util::write_file_atomic((root / "sources.list").string(), sources_line() + "\n", 0644),
+                       ErrorCode::io));
     if (!fs::exists(root / "empty-status")) {
         std::ofstream((root / "empty-status").string()).close();
     }
@@ -91,8 +89,8 @@ Result<std::vector<std::string>> Apt::resolve(const std::vector<std::string>& pa
         std::error_code ec;
         fs::create_directories(root / "resolved", ec);
         // A memo only saves the next build a resolve: one that cannot be written is resolved again.
-        if (auto err = util::write_file_atomic(memo, util::join(out, "\n") + "\n", 0644); !err.empty()) {
-            log::warn(k_log, "cannot keep the resolved package list: {}", err);
+        if (auto err = util::write_file_atomic(memo, util::join(out, "\n") + "\n", 0644); !err) {
+            log::warn(k_log, "cannot keep the resolved package list: {}", err.error());
         }
     }
     return out;

@@ -60,16 +60,12 @@ Result<util::FileLock> lock_dir(const fs::path& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     const std::string file = (dir / ".lock").string();
-    std::string why;
-    auto lock = util::FileLock::take(file, 0644, util::FileLock::Wait::no, &why);
+    auto lock = util::FileLock::take(file, 0644, util::FileLock::Wait::no);
     if (!lock && errno == EWOULDBLOCK) {
         log::info(k_log, "waiting for another build using {}", dir.string());
-        lock = util::FileLock::take(file, 0644, util::FileLock::Wait::yes, &why);
+        lock = util::FileLock::take(file, 0644, util::FileLock::Wait::yes);
     }
-    if (!lock) {
-        return make_error(ErrorCode::io, why);
-    }
-    return std::move(*lock);
+    return as_result(std::move(lock), ErrorCode::io);
 }
 
 // ---- building layers ---------------------------------------------------------------------------
@@ -163,9 +159,7 @@ Result<BaseResult> build_base(Ctx& c, const Recipe& r) {
     argv.insert(argv.end(), {r.suite, tmp.string(), apt->sources_line()});
     TRY_VOID(run_logged(argv, std::string(k_log) + " " + r.name, {{"SOURCE_DATE_EPOCH", std::to_string(c.epoch)}}));
     // What mmdebstrap copies from this machine: a container gets its own.
-    if (auto err = util::write_file_atomic((tmp / "etc/hostname").string(), "localhost\n", 0644); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(util::write_file_atomic((tmp / "etc/hostname").string(), "localhost\n", 0644), ErrorCode::io));
     fs::remove(tmp / "etc/resolv.conf", ec);
     if (!r.users.empty() || !r.files.empty() || !r.runs.empty()) {
         Stage s;

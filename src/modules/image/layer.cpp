@@ -227,38 +227,30 @@ Result<LayerBlob> write_layer(const std::string& dir, TreeKind kind, int64_t epo
     auto entries = tree_entries(dir, kind, epoch, &sources, lower);
     std::string part = path + ".part";
     util::CompressedSink out;
-    if (auto err = out.open(part, sink_compression(compression)); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(out.open(part, sink_compression(compression)), ErrorCode::io));
     util::Sha256 diff;
     util::TarWriter tar;
-    auto fail = [&](const std::string& err) {
-        ::unlink(part.c_str());
-        return make_error(ErrorCode::io, "layer " + path + ": " + err);
+    // Every step of the layer, checked in order; the first failure removes the partial file.
+    auto step = [&](util::Expected<void> done) -> Result<void> {
+        if (!done) {
+            ::unlink(part.c_str());
+            return make_error(ErrorCode::io, "layer " + path + ": " + done.error());
+        }
+        return Ok{};
     };
-    if (auto err = tar.open([&](const void* data, size_t n) {
-            diff.update(data, n);
-            return out.write(data, n);
-        });
-        !err.empty()) {
-        return fail(err);
-    }
+    TRY_VOID(step(tar.open([&](const void* data, size_t n) {
+        diff.update(data, n);
+        return out.write(data, n);
+    })));
     for (size_t i = 0; i < entries.size(); ++i) {
         const auto& e = entries[i];
-        std::string err =
-            e.type == util::TarEntry::Type::file && !sources[i].empty() ? tar.add_file(e, sources[i]) : tar.add(e);
-        if (!err.empty()) {
-            return fail(err + (out.error().empty() ? "" : " (" + out.error() + ")"));
-        }
+        TRY_VOID(step(e.type == util::TarEntry::Type::file && !sources[i].empty() ? tar.add_file(e, sources[i])
+                                                                                  : tar.add(e)));
     }
-    if (auto err = tar.close(); !err.empty()) {
-        return fail(err);
-    }
-    if (auto err = out.close(); !err.empty()) {
-        return fail(err);
-    }
+    TRY_VOID(step(tar.close()));
+    TRY_VOID(step(out.close()));
     if (::rename(part.c_str(), path.c_str()) != 0) {
-        return fail(std::string("cannot rename: ") + std::strerror(errno));
+        TRY_VOID(step(util::fail(std::string("cannot rename: ") + std::strerror(errno))));
     }
     LayerBlob b = finished_blob(out, diff, compression);
     b.entries = entries.size();
@@ -276,9 +268,7 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
     }
     std::string part = to + ".part";
     util::CompressedSink out;
-    if (auto err = out.open(part, sink_compression(compression)); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(out.open(part, sink_compression(compression)), ErrorCode::io));
     util::Sha256 diff;
     std::vector<char> buf(1 << 20);
     for (;;) {
@@ -291,14 +281,16 @@ Result<LayerBlob> recompress(const std::string& from, const std::string& to, Com
             break;
         }
         diff.update(buf.data(), static_cast<size_t>(n));
-        if (!out.write(buf.data(), static_cast<size_t>(n))) {
+        if (auto written = out.write(buf.data(), static_cast<size_t>(n)); !written) {
             ::unlink(part.c_str());
-            return make_error(ErrorCode::io, to + ": " + out.error());
+            return make_error(ErrorCode::io, to + ": " + written.error());
         }
     }
-    if (auto err = out.close(); !err.empty() || ::rename(part.c_str(), to.c_str()) != 0) {
+    auto closed = out.close();
+    if (!closed || ::rename(part.c_str(), to.c_str()) != 0) {
+        std::string why = closed ? std::strerror(errno) : closed.error();
         ::unlink(part.c_str());
-        return make_error(ErrorCode::io, to + ": " + (err.empty() ? std::strerror(errno) : err));
+        return make_error(ErrorCode::io, to + ": " + why);
     }
     return finished_blob(out, diff, compression);
 }

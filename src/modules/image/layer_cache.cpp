@@ -62,9 +62,7 @@ Result<void> cache_store(const fs::path& dir, const std::string& key, const Laye
     json j = {{"key", key},          {"digest", l.blob.digest},         {"diff_id", l.blob.diff_id},
               {"size", l.blob.size}, {"media_type", l.blob.media_type}, {"created_by", l.created_by}};
     std::string file = cache_blob_path(dir, comp) + ".json";
-    if (auto err = util::write_file_atomic(file, util::json_text(j, 2) + "\n", 0644); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(util::write_file_atomic(file, util::json_text(j, 2) + "\n", 0644), ErrorCode::io));
     return Ok{};
 }
 

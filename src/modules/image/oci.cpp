@@ -48,10 +48,52 @@ Result<void> place_blob(const fs::path& blobs, const std::string& digest, const 
 Result<std::string> put_json_blob(const fs::path& blobs, const json& j) {
     std::string text = util::json_text(j);
     std::string digest = "sha256:" + util::sha256_hex(text);
-    if (auto err = util::write_file_atomic((blobs / digest.substr(7)).string(), text, 0644); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(util::write_file_atomic((blobs / digest.substr(7)).string(), text, 0644), ErrorCode::io));
     return digest;
+}
+
+// The tar of the layout, written to `fd`: blobs/, blobs/sha256/ and its `blobs`, index.json,
+// oci-layout; directories 0755 and files 0644, all dated `epoch`.
+util::Expected<void> write_layout_tar(int fd, const fs::path& layout, const std::vector<std::string>& blobs,
+                                      int64_t epoch) {
+    util::TarWriter tar;
+    auto dir_entry = [&](const std::string& p) {
+        util::TarEntry e;
+        e.path = p;
+        e.type = util::TarEntry::Type::dir;
+        e.mode = 0755;
+        e.mtime = epoch;
+        return tar.add(e);
+    };
+    auto file_entry = [&](const std::string& p) -> util::Expected<void> {
+        util::TarEntry e;
+        e.path = p;
+        e.mode = 0644;
+        e.mtime = epoch;
+        std::error_code size_ec;
+        e.size = fs::file_size(layout / p, size_ec);
+        if (size_ec) {
+            return util::fail((layout / p).string() + ": " + size_ec.message());
+        }
+        return tar.add_file(e, (layout / p).string());
+    };
+    std::vector<std::string> files;
+    for (const auto& b : blobs) {
+        files.push_back("blobs/sha256/" + b);
+    }
+    files.insert(files.end(), {"index.json", "oci-layout"});
+    auto done = tar.open_fd(fd);
+    for (const char* dir : {"blobs", "blobs/sha256"}) {
+        if (done) {
+            done = dir_entry(dir);
+        }
+    }
+    for (const auto& f : files) {
+        if (done) {
+            done = file_entry(f);
+        }
+    }
+    return done ? tar.close() : done;
 }
 
 // The layout as a tar: oci-layout, index.json, blobs/sha256/*; sorted, 0:0, dated `epoch`.
@@ -67,59 +109,18 @@ Result<void> write_oci_archive(const fs::path& layout, const std::string& out, i
     if (!fd) {
         return errno_error("cannot write " + part);
     }
-    util::TarWriter tar;
-    std::string err = tar.open_fd(fd.get());
-    auto dir_entry = [&](const std::string& p) {
-        util::TarEntry e;
-        e.path = p;
-        e.type = util::TarEntry::Type::dir;
-        e.mode = 0755;
-        e.mtime = epoch;
-        return tar.add(e);
-    };
-    auto file_entry = [&](const std::string& p) {
-        util::TarEntry e;
-        e.path = p;
-        e.mode = 0644;
-        e.mtime = epoch;
-        std::error_code size_ec;
-        e.size = fs::file_size(layout / p, size_ec);
-        if (size_ec) {
-            return (layout / p).string() + ": " + size_ec.message();
-        }
-        return tar.add_file(e, (layout / p).string());
-    };
-    if (err.empty()) {
-        err = dir_entry("blobs");
-    }
-    if (err.empty()) {
-        err = dir_entry("blobs/sha256");
-    }
-    for (const auto& b : blobs) {
-        if (err.empty()) {
-            err = file_entry("blobs/sha256/" + b);
-        }
-    }
-    if (err.empty()) {
-        err = file_entry("index.json");
-    }
-    if (err.empty()) {
-        err = file_entry("oci-layout");
-    }
-    if (err.empty()) {
-        err = tar.close();
-    }
+    auto written = write_layout_tar(fd.get(), layout, blobs, epoch);
     // fsync and close checked here (a failed write can show at either); on error Fd closes it.
-    if (err.empty() && (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0)) {
-        err = std::string("cannot write: ") + std::strerror(errno);
+    if (written && (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0)) {
+        written = util::fail(std::string("cannot write: ") + std::strerror(errno));
     }
     fd.reset();
-    if (err.empty() && ::rename(part.c_str(), out.c_str()) != 0) {
-        err = std::string("cannot rename: ") + std::strerror(errno);
+    if (written && ::rename(part.c_str(), out.c_str()) != 0) {
+        written = util::fail(std::string("cannot rename: ") + std::strerror(errno));
     }
-    if (!err.empty()) {
+    if (!written) {
         ::unlink(part.c_str());
-        return make_error(ErrorCode::io, out + ": " + err);
+        return make_error(ErrorCode::io, out + ": " + written.error());
     }
     return Ok{};
 }
@@ -274,9 +275,7 @@ Result<BuiltImage> write_image(const std::string& out_dir, const std::string& na
     }
     for (const auto& [file, text] : {std::pair<std::string, std::string>{"index.json", util::json_text(index) + "\n"},
                                      {"oci-layout", util::json_text(json{{"imageLayoutVersion", "1.0.0"}}) + "\n"}}) {
-        if (auto err = util::write_file_atomic((tmp / file).string(), text, 0644); !err.empty()) {
-            return make_error(ErrorCode::io, err);
-        }
+        TRY_VOID(as_result(util::write_file_atomic((tmp / file).string(), text, 0644), ErrorCode::io));
     }
     img.layout = (out / name).string();
     img.archive = (out / (name + ".oci.tar")).string();

@@ -17,11 +17,7 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
     util::SpawnOptions options{
         .in = util::Stdio::null(), .out = util::Stdio::pipe(), .err = util::Stdio::same_as_stdout()};
     options.env.assign(env.begin(), env.end());
-    std::string why;
-    auto child = util::Subprocess::start(argv, options, &why);
-    if (!child) {
-        return make_error(ErrorCode::command, why);
-    }
+    auto child = TRY(as_result(util::Subprocess::start(argv, options), ErrorCode::command));
     std::deque<std::string> tail;
     std::string line;
     char buf[8192];
@@ -41,7 +37,7 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
         }
     };
     for (;;) {
-        ssize_t n = ::read(child->out().get(), buf, sizeof buf);
+        ssize_t n = ::read(child.out().get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -60,8 +56,8 @@ Result<void> run_logged(const std::vector<std::string>& argv, const std::string&
     if (!line.empty()) {
         flush(std::move(line));
     }
-    child->out().reset();
-    int status = child->wait();
+    child.out().reset();
+    int status = child.wait();
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         return Ok{};
     }

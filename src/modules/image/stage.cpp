@@ -162,9 +162,7 @@ Result<std::string> stage_script(const Recipe& r, const Inputs& in, const Stage&
 
 Result<void> run_stage(const std::string& script, const std::string& dir, const std::string& label) {
     std::string file = (fs::path(dir) / "stage.sh").string();
-    if (auto err = util::write_file_atomic(file, script, 0700); !err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
+    TRY_VOID(as_result(util::write_file_atomic(file, script, 0700), ErrorCode::io));
     // A private mount namespace: every mount of the stage disappears with it, even on failure.
     auto r = run_logged({"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", file}, label);
     std::error_code ec;

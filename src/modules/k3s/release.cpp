@@ -94,7 +94,7 @@ std::string file_url_path(const std::string& url) {
 }
 
 // GET `url` into `dest` like util::download; a file:// URL (an offline mirror) is copied.
-util::HttpResponse fetch_to(const std::string& url, const std::string& dest, const util::HttpOptions& http) {
+util::HttpResult fetch_to(const std::string& url, const std::string& dest, const util::HttpOptions& http) {
     if (!is_file_url(url)) {
         return util::download(url, dest, http);
     }
@@ -107,11 +107,10 @@ util::HttpResponse fetch_to(const std::string& url, const std::string& dest, con
         fs::rename(part, dest, ec);
     }
     if (ec) {
-        fs::remove(part);
-        r.error = "cannot copy " + url + ": " + ec.message();
-        return r;
+        std::error_code ignored;  // the copy's error is the one reported
+        fs::remove(part, ignored);
+        return util::HttpFailure{"cannot copy " + url + ": " + ec.message(), 0, 1};
     }
-    r.ok = true;
     r.effective_url = url;
     return r;
 }
@@ -257,17 +256,17 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
         return make_error(ErrorCode::config, "k3s channel URL " + why);
     }
     std::string url = without_trailing_slash(request.channel_url) + "/" + request.channel;
-    util::HttpResponse r = util::effective_url(url, transfer_options(request));
-    if (!r.ok) {
-        return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error);
+    auto r = util::effective_url(url, transfer_options(request));
+    if (!r) {
+        return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error().message);
     }
-    if (without_trailing_slash(r.effective_url) == url) {
+    if (without_trailing_slash(r->effective_url) == url) {
         return make_error(ErrorCode::io,
                           "k3s channel '" + request.channel + "': " + url + " did not redirect to a release");
     }
-    std::string version = last_path_component(r.effective_url);
+    std::string version = last_path_component(r->effective_url);
     if (!is_version(version)) {
-        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "' redirected to " + r.effective_url +
+        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "' redirected to " + r->effective_url +
                                              ", which names no k3s release");
     }
     return version;
@@ -302,9 +301,9 @@ struct ReleaseFiles {
             }
         }
         fs::remove(origin_path, ec);
-        util::HttpResponse r = fetch_to(sums_url, sums_path, http);
-        if (!r.ok) {
-            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        auto r = fetch_to(sums_url, sums_path, http);
+        if (!r) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error().message);
         }
         auto text = util::read_file(sums_path);
         if (!text) {
@@ -316,9 +315,7 @@ struct ReleaseFiles {
             return make_error(ErrorCode::io, base + sums_name + ": " + parsed.error().message);
         }
         sums = std::move(parsed.value());
-        if (auto why = util::write_file_atomic(origin_path, sums_url + "\n", 0644); !why.empty()) {
-            return make_error(ErrorCode::io, why);
-        }
+        TRY_VOID(as_result(util::write_file_atomic(origin_path, sums_url + "\n", 0644), ErrorCode::io));
         return {};
     }
 
@@ -336,9 +333,9 @@ struct ReleaseFiles {
             return std::pair{path, expected};
         }
         const std::string url = base + url_encode_segment(name);
-        util::HttpResponse r = fetch_to(url, path, http);
-        if (!r.ok) {
-            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error);
+        auto r = fetch_to(url, path, http);
+        if (!r) {
+            return make_error(ErrorCode::io, "k3s " + version + ": " + r.error().message);
         }
         std::string actual = util::sha256_file_hex(path);
         if (actual != expected) {
@@ -371,11 +368,10 @@ Result<Release> fetch_release(const ReleaseRequest& request) {
     }
     // Held while this thread or process fills the cache directory: hosts run in parallel and may
     // ask for the same release at the same time.
-    std::string lock_error;
     auto lock = util::FileLock::take((dir.parent_path() / ("." + request.arch + ".lock")).string(), 0644,
-                                     util::FileLock::Wait::yes, &lock_error);
+                                     util::FileLock::Wait::yes);
     if (!lock) {
-        return make_error(ErrorCode::io, "k3s release cache: " + lock_error);
+        return make_error(ErrorCode::io, "k3s release cache: " + lock.error());
     }
     ReleaseFiles files{version,
                        dir,

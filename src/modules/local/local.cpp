@@ -400,12 +400,12 @@ void forget_kubeconfig(const Environment& env) {
     if (*edited == *text) {
         return;
     }
-    auto why = util::write_file_atomic(env.kubeconfig + ".bak", *text, 0600);
-    if (why.empty()) {
-        why = util::write_file_atomic(env.kubeconfig, *edited, 0600);
+    auto written = util::write_file_atomic(env.kubeconfig + ".bak", *text, 0600);
+    if (written) {
+        written = util::write_file_atomic(env.kubeconfig, *edited, 0600);
     }
-    if (!why.empty()) {
-        log::warn(k_who, "{}: context of {} not removed: {}", env.kubeconfig, env.name, why);
+    if (!written) {
+        log::warn(k_who, "{}: context of {} not removed: {}", env.kubeconfig, env.name, written.error());
         return;
     }
     log::info(k_who, "removed context {} from {}", *context, env.kubeconfig);

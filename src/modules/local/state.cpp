@@ -35,34 +35,25 @@ nlohmann::json env_json(const Environment& e) {
 }  // namespace
 
 Result<void> save(const Environment& e) {
-    auto err = util::write_file_atomic(e.dir + "/env.json", util::json_text(env_json(e), 2) + "\n", 0600);
-    if (!err.empty()) {
-        return make_error(ErrorCode::io, err);
-    }
-    return Ok{};
+    return as_result(util::write_file_atomic(e.dir + "/env.json", util::json_text(env_json(e), 2) + "\n", 0600),
+                     ErrorCode::io);
 }
 
 Result<util::FileLock> lock_state(const std::string& root) {
     std::error_code ec;
     fs::create_directories(root, ec);
     ::chmod(root.c_str(), 0700);
-    std::string why;
-    auto lock = util::FileLock::take(root + "/.lock", 0600, util::FileLock::Wait::yes, &why);
-    if (!lock) {
-        return make_error(ErrorCode::io, why);
-    }
-    return std::move(*lock);
+    return as_result(util::FileLock::take(root + "/.lock", 0600, util::FileLock::Wait::yes), ErrorCode::io);
 }
 
 Result<Environment> from_json(const std::string& dir) {
     auto text = util::read_file(dir + "/env.json");
     if (!text) {
-        return make_error(ErrorCode::io, "cannot read " + dir + "/env.json");
+        return make_error(ErrorCode::io, text.error());
     }
-    std::string why;
-    auto parsed = util::parse_json(*text, &why);
+    auto parsed = util::parse_json(*text);
     if (!parsed) {
-        return make_error(ErrorCode::io, dir + "/env.json: " + why);
+        return make_error(ErrorCode::io, dir + "/env.json: " + parsed.error());
     }
     try {
         const nlohmann::json& j = *parsed;  // .at() and get<>() below throw on a missing or mistyped field
