@@ -43,14 +43,18 @@ int report(const util::s3::Outcome<T>& st) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The options and the command's words; exits with usage() on a malformed command line.
+struct Invocation {
     util::s3::Config config;
     std::string credentials_file;
     std::uint64_t size_hint = 0;
     std::uint64_t fail_after = 0;
     std::vector<std::string> args;
+};
+
+Invocation parse(int argc, char** argv) {
+    Invocation in;
+    util::s3::Config& config = in.config;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -74,9 +78,9 @@ int main(int argc, char** argv) {
         } else if (a == "--part-size") {
             config.min_part_size = std::stoull(value());
         } else if (a == "--size-hint") {
-            size_hint = std::stoull(value());
+            in.size_hint = std::stoull(value());
         } else if (a == "--fail-after") {
-            fail_after = std::stoull(value());
+            in.fail_after = std::stoull(value());
         } else if (a == "--attempts") {
             config.attempts = std::stoi(value());
         } else if (a == "--backoff-ms") {
@@ -84,57 +88,54 @@ int main(int argc, char** argv) {
         } else if (a == "--low-speed-time") {
             config.low_speed_time_seconds = std::stol(value());
         } else if (a == "--credentials") {
-            credentials_file = value();
+            in.credentials_file = value();
         } else if (a.size() > 1 && a[0] == '-') {
-            return usage("unknown option " + a);
+            std::exit(usage("unknown option " + a));
         } else {
-            args.push_back(a);
+            in.args.push_back(a);
         }
     }
-    if (args.empty()) {
-        return usage("no command");
+    if (in.args.empty()) {
+        std::exit(usage("no command"));
     }
-    std::string warning;
-    auto credentials = credentials_file.empty() ? util::s3::credentials_from_environment()
-                                                : util::s3::credentials_from_file(credentials_file, &warning);
-    if (!warning.empty()) {
-        std::cerr << "warning: " << warning << "\n";
+    return in;
+}
+
+// put KEY: stdin streamed to KEY (with --fail-after, abort() once that many bytes were read).
+int put(util::s3::Client& client, const Invocation& in) {
+    auto up = client.upload(in.args[1], in.size_hint);
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        ssize_t n = ::read(0, buf.data(), buf.size());
+        if (n < 0) {
+            std::cerr << "error: reading stdin: " << std::strerror(errno) << "\n";
+            up->abort();
+            return 1;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (in.fail_after > 0 && up->bytes_written() + static_cast<std::uint64_t>(n) > in.fail_after) {
+            up->abort();
+            std::cerr << "source failed after " << up->bytes_written()
+                      << " bytes; upload aborted, parts=" << up->parts() << "\n";
+            return 3;
+        }
+        if (auto st = up->write(buf.data(), static_cast<std::size_t>(n)); !st) {
+            return report(st);
+        }
     }
-    if (!credentials) {
-        return report(credentials);
-    }
-    config.credentials = *credentials;
-    config.log = [](const std::string& line) { std::cerr << "retry: " << line << "\n"; };
-    util::s3::Client client(config);
+    auto st = up->finish();
+    std::cerr << "bytes=" << up->bytes_written() << " parts=" << up->parts() << "\n";
+    return report(st);
+}
+
+int run(util::s3::Client& client, const Invocation& in) {
+    const auto& args = in.args;
     const std::string& cmd = args[0];
     auto need = [&](std::size_t n) { return args.size() == n + 1; };
-
     if (cmd == "put" && need(1)) {
-        auto up = client.upload(args[1], size_hint);
-        std::vector<char> buf(1 << 20);
-        for (;;) {
-            ssize_t n = ::read(0, buf.data(), buf.size());
-            if (n < 0) {
-                std::cerr << "error: reading stdin: " << std::strerror(errno) << "\n";
-                up->abort();
-                return 1;
-            }
-            if (n == 0) {
-                break;
-            }
-            if (fail_after > 0 && up->bytes_written() + static_cast<std::uint64_t>(n) > fail_after) {
-                up->abort();
-                std::cerr << "source failed after " << up->bytes_written()
-                          << " bytes; upload aborted, parts=" << up->parts() << "\n";
-                return 3;
-            }
-            if (auto st = up->write(buf.data(), static_cast<std::size_t>(n)); !st) {
-                return report(st);
-            }
-        }
-        auto st = up->finish();
-        std::cerr << "bytes=" << up->bytes_written() << " parts=" << up->parts() << "\n";
-        return report(st);
+        return put(client, in);
     }
     if (cmd == "put-small" && need(1)) {
         std::string body((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
@@ -183,4 +184,23 @@ int main(int argc, char** argv) {
         return report(client.abort_upload(args[1], args[2]));
     }
     return usage("unknown command or wrong arguments: " + cmd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Invocation in = parse(argc, argv);
+    std::string warning;
+    auto credentials = in.credentials_file.empty() ? util::s3::credentials_from_environment()
+                                                   : util::s3::credentials_from_file(in.credentials_file, &warning);
+    if (!warning.empty()) {
+        std::cerr << "warning: " << warning << "\n";
+    }
+    if (!credentials) {
+        return report(credentials);
+    }
+    in.config.credentials = *credentials;
+    in.config.log = [](const std::string& line) { std::cerr << "retry: " << line << "\n"; };
+    util::s3::Client client(in.config);
+    return run(client, in);
 }
