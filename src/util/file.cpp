@@ -19,34 +19,39 @@ bool valid_name(const std::string& name) {
     return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-}  // namespace
-
-Expected<std::string> read_file(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd) {
-        int err = errno;
-        std::string why = "cannot read " + path + ": " + std::strerror(err);
-        errno = err;
-        return fail(std::move(why));
-    }
-    std::string out;
+// Reads `fd` to its end into `out`: 0, EFBIG once it holds more than max_bytes, or read's errno.
+int read_to_end(int fd, size_t max_bytes, std::string& out) {
     char buf[65536];
     for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
-            int err = errno;
-            std::string why = "cannot read " + path + ": " + std::strerror(err);
-            errno = err;
-            return fail(std::move(why));
+            return errno;
         }
         if (n == 0) {
-            return out;
+            return 0;
+        }
+        if (out.size() + static_cast<size_t>(n) > max_bytes) {
+            return EFBIG;
         }
         out.append(buf, static_cast<size_t>(n));
     }
+}
+
+}  // namespace
+
+Expected<std::string> read_file(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    std::string out;
+    int err = fd ? read_to_end(fd.get(), out.max_size(), out) : errno;
+    if (err != 0) {
+        auto why = fail("cannot read " + path + ": " + std::strerror(err));
+        errno = err;  // set last: building the message may change it
+        return why;
+    }
+    return out;
 }
 
 Expected<std::optional<std::string>> read_file_if_exists(const std::string& path) {
@@ -83,23 +88,9 @@ Expected<std::string> read_file_at(int dir_fd, const std::string& name, size_t m
         return refuse(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
     }
     std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            int err = errno;
-            return refuse(err, std::strerror(err));
-        }
-        if (n == 0) {
-            break;
-        }
-        if (out.size() + static_cast<size_t>(n) > max_bytes) {
-            return refuse(EFBIG, "larger than " + std::to_string(max_bytes) + " bytes (refused)");
-        }
-        out.append(buf, static_cast<size_t>(n));
+    if (int err = read_to_end(fd.get(), max_bytes, out); err != 0) {
+        return refuse(err, err == EFBIG ? "larger than " + std::to_string(max_bytes) + " bytes (refused)"
+                                        : std::string(std::strerror(err)));
     }
     return out;
 }
