@@ -1,4 +1,5 @@
 // join, reset and `runtime config`: the k3s and containerd commands that are not `apply`.
+#include "actions/join.hpp"
 #include "cli/cli.hpp"
 #include "util/log.hpp"
 #include "modules/bundle/use.hpp"
@@ -54,102 +55,6 @@ int join_refused(const Error& e) {
     }
 }
 
-struct JoinServer {
-    std::unique_ptr<Target> target;
-    k3s::ServerInfo info;
-};
-
-// 1. The server: its k3s version, its secure join token (pins its CA), its URL.
-Result<JoinServer> read_server(Context& ctx, const JoinOptions& join, HostSpec& spec) {
-    if (auto r = apply_connection_defaults(spec, ctx.host); !r) {
-        return make_error(ErrorCode::usage, "nodectl join: " + r.error().message);
-    }
-    auto server = make_connect(ctx, RunMode::plan)(spec);
-    if (!server) {
-        return make_error(ErrorCode::connect,
-                          "nodectl join: cannot reach the server " + join.server + ": " + server.error().message);
-    }
-    auto info = k3s::read_server_info(**server, join.server_address.empty() ? spec.address : join.server_address,
-                                      join.api_port);
-    if (!info) {
-        return make_error(info.error().code, "nodectl join: " + info.error().message + "\nnothing was changed");
-    }
-    log::info("nodectl", "server {}: k3s {}, API {}", (*server)->name(), info->version, info->url);
-    return JoinServer{std::move(*server), std::move(*info)};
-}
-
-// 2. The agents' settings: the profile's [k3s] (labels, taints, registries), the server's version.
-Result<k3s::Settings> agent_settings(const Profile& profile, const std::string& profile_path,
-                                     const k3s::ServerInfo& info) {
-    auto settings = k3s::settings_from(profile.section("k3s"));
-    if (!settings) {
-        return make_error(ErrorCode::config, settings.error().message + "\nnothing was changed");
-    }
-    if (!settings->version.empty() && settings->version != info.version) {
-        return make_error(ErrorCode::config, "nodectl join: the agents would run k3s " + settings->version +
-                                                 " (k3s.version in " + profile_path + "), but the server runs " +
-                                                 info.version + "; agents must match the server\nnothing was changed");
-    }
-    settings->role = k3s::Role::agent;
-    settings->version = info.version;
-    settings->server_url = info.url;
-    settings->token = info.token;
-    return settings;
-}
-
-// 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
-Result<std::vector<HostJob>> join_jobs(const Profile& profile, const std::vector<HostSpec>& nodes,
-                                       const bundle::Opened* opened, const k3s::Settings& settings,
-                                       const k3s::ServerInfo& info) {
-    std::vector<HostJob> jobs;
-    for (const auto& h : nodes) {
-        ModuleContext mctx{profile, h};
-        StepList steps;
-        steps.push_back(k3s::make_join_check_step(info));
-        auto host = bundle::host_steps(opened, mctx, "k3s");
-        if (!host) {
-            return make_error(ErrorCode::config,
-                              host.error().message + "\nnothing was changed: the profile has errors");
-        }
-        auto agent = k3s::node_steps(settings, mctx);
-        if (!agent) {
-            return make_error(ErrorCode::config, agent.error().message);
-        }
-        for (auto* list : {&*host, &*agent}) {
-            for (auto& s : *list) {
-                steps.push_back(std::move(s));
-            }
-        }
-        jobs.push_back({h, std::move(steps)});
-    }
-    return jobs;
-}
-
-// 4. Ready, as the server sees it: the exit code, given the run's.
-int wait_ready(Context& ctx, Target& server, const std::vector<HostJob>& jobs, const std::vector<HostReport>& reports,
-               const k3s::Settings& settings, int rc) {
-    for (size_t i = 0; i < reports.size(); ++i) {
-        if (!reports[i].ok) {
-            continue;
-        }
-        auto node = make_connect(ctx, RunMode::plan)(jobs[i].host);
-        Command hn;
-        hn.mutates = false;
-        hn.script = "hostname | tr A-Z a-z";
-        auto name = node ? (*node)->run_checked(hn, "reading the node name") : Result<CommandResult>(node.error());
-        auto ready =
-            name ? k3s::wait_node_ready(server, util::trim(name->out), std::chrono::seconds(settings.ready_timeout))
-                 : Result<void>(name.error());
-        if (!ready) {
-            std::cerr << jobs[i].host.name << ": " << ready.error().message << "\n";
-            rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
-        } else {
-            std::cout << jobs[i].host.name << ": Ready on " << settings.server_url << "\n";
-        }
-    }
-    return rc;
-}
-
 }  // namespace
 
 int join_nodes(Context& ctx, const JoinOptions& join) {
@@ -164,27 +69,38 @@ int join_nodes(Context& ctx, const JoinOptions& join) {
         std::cerr << "nodectl join: " << (!nodes ? nodes.error().message : server_spec.error().message) << "\n";
         return k_exit_usage;
     }
-    auto server = read_server(ctx, join, *server_spec);
-    if (!server) {
-        return join_refused(server.error());
-    }
-    auto settings = agent_settings(*profile, ctx.host.profile, server->info);
-    if (!settings) {
-        return join_refused(settings.error());
+    if (auto r = apply_connection_defaults(*server_spec, ctx.host); !r) {
+        return join_refused(make_error(ErrorCode::usage, "nodectl join: " + r.error().message));
     }
     std::optional<bundle::Opened> opened;
     if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
         return rc;
     }
-    auto jobs = join_jobs(*profile, *nodes, opened ? &*opened : nullptr, *settings, server->info);
-    if (!jobs) {
-        return join_refused(jobs.error());
+    actions::JoinRequest request{
+        &*profile,           ctx.host.profile, std::move(*nodes),          std::move(*server_spec),
+        join.server_address, join.api_port,    opened ? &*opened : nullptr};
+    const ConnectFn read_only = make_connect(ctx, RunMode::plan);
+    auto plan = actions::prepare_join(request, read_only);
+    if (!plan) {
+        return join_refused(plan.error());
     }
     auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
     std::vector<HostReport> reports;
-    int rc = run_jobs(ctx, *jobs, mode, "to join the k3s server " + server->info.url, profile->digest(), &reports);
-    if (mode == RunMode::apply && settings->start) {
-        rc = wait_ready(ctx, *server->target, *jobs, reports, *settings, rc);
+    int rc = run_jobs(ctx, plan->jobs, mode, "to join the k3s server " + plan->info.url, profile->digest(), &reports);
+    if (mode != RunMode::apply || !plan->settings.start) {
+        return rc;
+    }
+    auto ready = actions::wait_ready(*plan, reports, read_only);
+    for (size_t i = 0; i < ready.size(); ++i) {
+        if (!ready[i]) {
+            continue;  // its steps failed: run_jobs reported it
+        }
+        if (!*ready[i]) {
+            std::cerr << plan->jobs[i].host.name << ": " << ready[i]->error().message << "\n";
+            rc = rc == k_exit_ok && reports.size() > 1 ? k_exit_partial : k_exit_all_failed;
+        } else {
+            std::cout << plan->jobs[i].host.name << ": Ready on " << plan->settings.server_url << "\n";
+        }
     }
     return rc;
 }
