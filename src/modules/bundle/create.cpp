@@ -346,17 +346,12 @@ std::vector<std::string> packages_for_profile(const Profile& profile) {
     return out;
 }
 
-Result<Manifest> create(const CreateOptions& o) {
-    if (o.out.empty()) {
-        return make_error(ErrorCode::usage, "no output file");
-    }
-    fs::path out = fs::absolute(o.out);
-    Manifest m;
-    m.nodectl_version = NODECTL_VERSION;
-    int64_t epoch = util::source_date_epoch();
-    m.created = util::format_utc(epoch >= 0 ? epoch : static_cast<int64_t>(std::time(nullptr)));
-    int64_t mtime = epoch >= 0 ? epoch : 0;
+namespace {
 
+// 1. Stage: every input as a piece (the profile and its files, k3s, images, the packages' .debs,
+//    which are downloaded into `scratch`), recorded in the manifest's sections.
+Result<std::vector<Staged>> stage_inputs(const CreateOptions& o, const fs::path& out, Manifest& m,
+                                         std::optional<ScratchDir>& scratch) {
     std::vector<Staged> staged;
     auto append = [&](std::vector<Staged> more) { std::move(more.begin(), more.end(), std::back_inserter(staged)); };
     std::optional<Profile> profile;
@@ -383,11 +378,14 @@ Result<Manifest> create(const CreateOptions& o) {
             }
         }
     }
-    std::optional<ScratchDir> scratch;  // the downloaded .debs live until the bundle is written
     if (!packages.empty() || !o.deb_dir.empty()) {
         append(TRY(stage_debs(packages, o.deb_dir, o.apt_get, out.parent_path(), m, scratch)));
     }
+    return staged;
+}
 
+// 2. List: the pieces sorted by path (the archive's order), each path once and safe to extract.
+Result<void> list_pieces(std::vector<Staged>& staged, Manifest& m) {
     std::sort(staged.begin(), staged.end(),
               [](const Staged& a, const Staged& b) { return a.piece.path < b.piece.path; });
     for (size_t i = 1; i < staged.size(); ++i) {
@@ -401,9 +399,13 @@ Result<Manifest> create(const CreateOptions& o) {
         }
         m.pieces.push_back(s.piece);
     }
-    std::string manifest = detail::manifest_json(m);
-    m.digest = util::sha256_hex(manifest);
+    return Ok{};
+}
 
+// 3. Write: OUT.part, synced and closed (a failed write can show only at close, on NFS), renamed
+//    to OUT, the directory synced; on failure no .part is left.
+Result<void> write_bundle(const fs::path& out, const std::string& manifest, const std::vector<Staged>& staged,
+                          int64_t mtime) {
     std::string part = out.string() + ".part";
     util::Fd fd(::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) {
@@ -413,24 +415,40 @@ Result<Manifest> create(const CreateOptions& o) {
     if (written && ::fsync(fd.get()) != 0) {
         written = errno_error("cannot sync " + part);
     }
-    // Checked before the rename: a failed write can show only at close (NFS).
     if (written && ::close(fd.release()) != 0) {
         written = errno_error("cannot write " + part);
     }
     fd.reset();
+    if (written && ::rename(part.c_str(), out.c_str()) != 0) {
+        written = errno_error("cannot rename " + part + " to " + out.string());
+    }
     if (!written) {
         ::unlink(part.c_str());
-        return std::move(written).error();
+        return written;
     }
-    if (::rename(part.c_str(), out.c_str()) != 0) {
-        auto e = errno_error("cannot rename " + part + " to " + out.string());
-        ::unlink(part.c_str());
-        return e;
-    }
-    // The rename itself is durable only once the directory is synced.
     if (util::Fd dir(::open(out.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dir) {
-        ::fsync(dir.get());
+        (void)::fsync(dir.get());  // best effort: the bundle itself is complete and synced
     }
+    return Ok{};
+}
+
+}  // namespace
+
+Result<Manifest> create(const CreateOptions& o) {
+    if (o.out.empty()) {
+        return make_error(ErrorCode::usage, "no output file");
+    }
+    fs::path out = fs::absolute(o.out);
+    Manifest m;
+    m.nodectl_version = NODECTL_VERSION;
+    int64_t epoch = util::source_date_epoch();
+    m.created = util::format_utc(epoch >= 0 ? epoch : static_cast<int64_t>(std::time(nullptr)));
+    std::optional<ScratchDir> scratch;  // the downloaded .debs live until the bundle is written
+    auto staged = TRY(stage_inputs(o, out, m, scratch));
+    TRY_VOID(list_pieces(staged, m));
+    std::string manifest = detail::manifest_json(m);
+    m.digest = util::sha256_hex(manifest);
+    TRY_VOID(write_bundle(out, manifest, staged, epoch >= 0 ? epoch : 0));
     return m;
 }
 
