@@ -80,8 +80,11 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
         sp.files.clear();
         sp.files.push_back({k_config_path, render_config(s), nullptr, 0644});
         for (const auto& m : s.mirrors) {
-            sp.files.push_back(
-                {std::string(k_certs_dir) + "/" + m.registry + "/hosts.toml", render_hosts_toml(m), nullptr, 0644});
+            // Appended piece by piece: GCC 12 warns (-Warray-bounds, a known false positive) on
+            // the chain of operator+ that said the same.
+            std::string path = k_certs_dir;
+            path.append("/").append(m.registry).append("/hosts.toml");
+            sp.files.push_back({path, render_hosts_toml(m), nullptr, 0644});
         }
     };
     fill_files(spec, settings);
