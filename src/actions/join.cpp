@@ -11,7 +11,7 @@ namespace {
 Result<void> read_server(const JoinRequest& request, const ConnectFn& connect, JoinPlan& plan) {
     auto server = connect(request.server);
     if (!server) {
-        return make_error(ErrorCode::connect, "nodectl join: cannot reach the server " + request.server.name + ": " +
+        return make_error(ErrorCode::connect, "nodectl join: cannot reach the server " + request.server_shown + ": " +
                                                   server.error().message);
     }
     auto info = k3s::read_server_info(
@@ -46,31 +46,6 @@ Result<void> agent_settings(const JoinRequest& request, JoinPlan& plan) {
     return Ok{};
 }
 
-// 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
-Result<void> join_jobs(const JoinRequest& request, JoinPlan& plan) {
-    for (const auto& h : request.nodes) {
-        ModuleContext mctx{*request.profile, h};
-        StepList steps;
-        steps.push_back(k3s::make_join_check_step(plan.info));
-        auto host = bundle::host_steps(request.bundle, mctx, "k3s");
-        if (!host) {
-            return make_error(ErrorCode::config,
-                              host.error().message + "\nnothing was changed: the profile has errors");
-        }
-        auto agent = k3s::node_steps(plan.settings, mctx);
-        if (!agent) {
-            return make_error(ErrorCode::config, agent.error().message);
-        }
-        for (auto* list : {&*host, &*agent}) {
-            for (auto& s : *list) {
-                steps.push_back(std::move(s));
-            }
-        }
-        plan.jobs.push_back({h, std::move(steps)});
-    }
-    return Ok{};
-}
-
 // 4. One node Ready, as the server sees it.
 Result<void> node_ready(JoinPlan& plan, const HostSpec& node, const ConnectFn& connect) {
     auto target = TRY(connect(node));
@@ -87,8 +62,32 @@ Result<JoinPlan> prepare_join(const JoinRequest& request, const ConnectFn& conne
     JoinPlan plan;
     TRY_VOID(read_server(request, connect, plan));
     TRY_VOID(agent_settings(request, plan));
-    TRY_VOID(join_jobs(request, plan));
     return plan;
+}
+
+// 3. Each node: the join checks, the profile's other modules (runtime, hardening), the agent.
+Result<void> plan_jobs(JoinPlan& plan, const JoinRequest& request, const bundle::Opened* bundle) {
+    for (const auto& h : request.nodes) {
+        ModuleContext mctx{*request.profile, h};
+        StepList steps;
+        steps.push_back(k3s::make_join_check_step(plan.info));
+        auto host = bundle::host_steps(bundle, mctx, "k3s");
+        if (!host) {
+            return make_error(ErrorCode::config,
+                              host.error().message + "\nnothing was changed: the profile has errors");
+        }
+        auto agent = k3s::node_steps(plan.settings, mctx);
+        if (!agent) {
+            return make_error(ErrorCode::config, agent.error().message);
+        }
+        for (auto* list : {&*host, &*agent}) {
+            for (auto& s : *list) {
+                steps.push_back(std::move(s));
+            }
+        }
+        plan.jobs.push_back({h, std::move(steps)});
+    }
+    return Ok{};
 }
 
 std::vector<std::optional<Result<void>>> wait_ready(JoinPlan& plan, const std::vector<HostReport>& reports,

@@ -72,17 +72,24 @@ int join_nodes(Context& ctx, const JoinOptions& join) {
     if (auto r = apply_connection_defaults(*server_spec, ctx.host); !r) {
         return join_refused(make_error(ErrorCode::usage, "nodectl join: " + r.error().message));
     }
-    std::optional<bundle::Opened> opened;
-    if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
-        return rc;
-    }
-    actions::JoinRequest request{
-        &*profile,           ctx.host.profile, std::move(*nodes),          std::move(*server_spec),
-        join.server_address, join.api_port,    opened ? &*opened : nullptr};
+    actions::JoinRequest request{.profile = &*profile,
+                                 .profile_path = ctx.host.profile,
+                                 .nodes = std::move(*nodes),
+                                 .server = std::move(*server_spec),
+                                 .server_shown = join.server,
+                                 .server_address = join.server_address,
+                                 .api_port = join.api_port};
     const ConnectFn read_only = make_connect(ctx, RunMode::plan);
     auto plan = actions::prepare_join(request, read_only);
     if (!plan) {
         return join_refused(plan.error());
+    }
+    std::optional<bundle::Opened> opened;
+    if (int rc = open_bundle(ctx, opened); rc != k_exit_ok) {
+        return rc;
+    }
+    if (auto jobs = actions::plan_jobs(*plan, request, opened ? &*opened : nullptr); !jobs) {
+        return join_refused(jobs.error());
     }
     auto mode = ctx.host.dry_run ? RunMode::plan : RunMode::apply;
     std::vector<HostReport> reports;

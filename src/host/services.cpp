@@ -110,6 +110,11 @@ std::string is_active(const std::string& unit) {
     return "systemctl is-active --quiet " + shell_quote(unit);
 }
 
+std::string journal_tail(const std::string& unit, int lines, const std::string& output) {
+    return "journalctl --sync 2>/dev/null; journalctl -u " + shell_quote(unit) + " -n " + std::to_string(lines) +
+           " -o " + shell_quote(output) + " --no-pager 2>/dev/null";
+}
+
 std::string active_state(const std::string& unit) {
     return "systemctl is-active " + shell_quote(unit);
 }

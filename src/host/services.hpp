@@ -77,6 +77,11 @@ std::string state_pair(const std::string& unit);
 // empty) unless the unit is enabled / active.
 std::string enabled_drift(const std::string& unit, const std::string& line = "");
 std::string active_drift(const std::string& unit, const std::string& line = "");
+// Prints the unit's last `lines` journal lines (journalctl's `output` format), for the report of a
+// unit that failed to start. journald reads a service's output asynchronously: the lines a unit
+// wrote just before it failed may not be in the journal yet, so journald is asked first to take
+// in everything queued (`journalctl --sync`).
+std::string journal_tail(const std::string& unit, int lines, const std::string& output = "short");
 
 }  // namespace units
 

@@ -214,7 +214,7 @@ Result<DumpedDatabase> dumped_database(const RestoreOptions& o, const Found& f, 
         }
     }
     if (!db) {
-        return make_error(ErrorCode::usage, "archive " + f.stored.id + " holds no database '" + o.db + "'");
+        return make_error(ErrorCode::usage, "archive " + f.stored.id + " holds no database " + shell_quote(o.db));
     }
     DumpedDatabase out;
     auto text_field = [&](const char* key, const char* fallback) -> std::string {
@@ -226,27 +226,29 @@ Result<DumpedDatabase> dumped_database(const RestoreOptions& o, const Found& f, 
     static const std::regex k_charset("^[A-Za-z0-9_]{1,64}$");
     if (!std::regex_match(out.charset, k_charset) ||
         (!out.collation.empty() && !std::regex_match(out.collation, k_charset))) {
-        return damaged("archive " + f.stored.id + ": database '" + o.db +
-                       "' has a character set or collation that is not a plain name: refused");
+        return damaged("archive " + f.stored.id + ": database " + shell_quote(o.db) +
+                       " has a character set or collation that is not a plain name: refused");
     }
     auto chunks = db->find("chunks");
     if (chunks == db->end() || !chunks->is_array()) {
-        return damaged("archive " + f.stored.id + ": database '" + o.db + "' lists no pieces");
+        return damaged("archive " + f.stored.id + ": database " + shell_quote(o.db) + " lists no pieces");
     }
     for (const auto& c : *chunks) {
         if (!c.is_string()) {
-            return damaged("archive " + f.stored.id + ": database '" + o.db + "' lists a piece that is not a name");
+            return damaged("archive " + f.stored.id + ": database " + shell_quote(o.db) +
+                           " lists a piece that is not a name");
         }
         out.chunks.push_back(c.get<std::string>());
     }
     static const std::regex k_name("^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$");
     out.into = o.into.empty() ? o.db : o.into;
     if (!std::regex_match(out.into, k_name)) {
-        return make_error(ErrorCode::usage, "--into '" + out.into + "' is not a database name nodectl accepts");
+        return make_error(ErrorCode::usage,
+                          "--into " + shell_quote(out.into) + " is not a database name nodectl accepts");
     }
     if (out.into == o.db && !o.force) {
-        return make_error(ErrorCode::usage, "restoring over the original database '" + o.db +
-                                                "' needs --force (or restore beside it with --into NEW_NAME)");
+        return make_error(ErrorCode::usage, "restoring over the original database " + shell_quote(o.db) +
+                                                " needs --force (or restore beside it with --into NEW_NAME)");
     }
     return out;
 }
@@ -270,8 +272,8 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
                          "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '" + into + "'"}));
     bool existed = exists.find('1') == 0;
     if (existed && !o.force) {
-        return make_error(ErrorCode::usage,
-                          "database '" + into + "' exists on the server; choose another --into or add --force");
+        return make_error(ErrorCode::usage, "database " + shell_quote(into) +
+                                                " exists on the server; choose another --into or add --force");
     }
     if (!existed) {
         std::string sql = "CREATE DATABASE " + sql_ident(into) + " CHARACTER SET " + dumped.charset +
@@ -325,18 +327,18 @@ Result<RestoreReport> restore_db(const Settings& s, const RestoreOptions& o, Fou
     if (!read || !exited || next != chunks.size()) {
         drop_created();
         if (!exited) {
-            return make_error(ErrorCode::command,
-                              "restore of '" + o.db + "' into '" + into + "' failed: " + exited.error().message);
+            return make_error(ErrorCode::command, "restore of " + shell_quote(o.db) + " into " + shell_quote(into) +
+                                                      " failed: " + exited.error().message);
         }
         if (!read) {
             return read.error();
         }
         return damaged("the archive holds " + std::to_string(next) + " of the " + std::to_string(chunks.size()) +
-                       " pieces of database '" + o.db + "'");
+                       " pieces of database " + shell_quote(o.db));
     }
     RestoreReport rep;
-    rep.done.push_back("database '" + o.db + "' restored into '" + into + "' (" + std::to_string(bytes) +
-                       " bytes of SQL, " + std::to_string(chunks.size()) + " piece(s))");
+    rep.done.push_back("database " + shell_quote(o.db) + " restored into " + shell_quote(into) + " (" +
+                       std::to_string(bytes) + " bytes of SQL, " + std::to_string(chunks.size()) + " piece(s))");
     return rep;
 }
 

@@ -254,10 +254,6 @@ Result<std::vector<Staged>> stage_debs(const std::vector<std::string>& packages,
     return out;
 }
 
-Result<void> tar_status(util::Expected<void> written) {
-    return as_result(std::move(written), ErrorCode::io);
-}
-
 util::TarEntry header(const std::string& path, uint64_t size, bool executable, int64_t mtime) {
     util::TarEntry e;
     e.path = path;
@@ -268,9 +264,9 @@ util::TarEntry header(const std::string& path, uint64_t size, bool executable, i
 }
 
 Result<void> write_piece(util::TarWriter& tar, const Staged& s, int64_t mtime) {
-    TRY_VOID(tar_status(tar.add(header(s.piece.path, s.piece.size, s.executable, mtime))));
+    TRY_VOID(as_result(tar.add(header(s.piece.path, s.piece.size, s.executable, mtime)), ErrorCode::io));
     if (s.source.empty()) {
-        return tar_status(tar.data(s.content.data(), s.content.size()));
+        return as_result(tar.data(s.content.data(), s.content.size()), ErrorCode::io);
     }
     std::ifstream in(s.source, std::ios::binary);
     if (!in) {
@@ -290,7 +286,7 @@ Result<void> write_piece(util::TarWriter& tar, const Staged& s, int64_t mtime) {
             break;
         }
         sha.update(buf.data(), n);
-        TRY_VOID(tar_status(tar.data(buf.data(), n)));
+        TRY_VOID(as_result(tar.data(buf.data(), n), ErrorCode::io));
     }
     if (total != s.piece.size || sha.final_hex() != s.piece.sha256) {
         return make_error(ErrorCode::io, s.source + " changed while the bundle was being written");
@@ -304,8 +300,8 @@ Result<void> write_archive(int fd, const std::string& part, const std::string& m
     if (auto opened = tar.open_fd(fd); !opened) {
         return make_error(ErrorCode::io, part + ": " + opened.error());
     }
-    TRY_VOID(tar_status(tar.add(header(std::string(k_manifest_name), manifest.size(), false, mtime))));
-    TRY_VOID(tar_status(tar.data(manifest.data(), manifest.size())));
+    TRY_VOID(as_result(tar.add(header(std::string(k_manifest_name), manifest.size(), false, mtime)), ErrorCode::io));
+    TRY_VOID(as_result(tar.data(manifest.data(), manifest.size()), ErrorCode::io));
     for (const auto& s : staged) {
         TRY_VOID(write_piece(tar, s, mtime));
     }

@@ -151,7 +151,7 @@ Result<Plan> StartK3s::probe(Target& target) {
 
 Result<void> StartK3s::apply(Target& target, const Plan&) {
     std::string unit = unit_name(m_settings.role);
-    auto journal_tail = "journalctl -u " + unit + " -n 12 --no-pager -o cat 2>/dev/null | tail -n 12";
+    auto journal_tail = host::units::journal_tail(unit, 12, "cat") + " | tail -n 12";
     Command start;
     start.script =
         host::units::start({unit}).script() + " 2>&1 || { echo '--- last log lines:'; " + journal_tail + "; exit 1; }";

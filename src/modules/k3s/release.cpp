@@ -8,6 +8,7 @@
 // not downloaded again; with the sha256sum file cached too, a second fetch makes no request.
 // Nothing is trusted that was not checked: a download whose sha256 differs is deleted at once.
 #include "modules/k3s/release.hpp"
+#include "nodectl/target.hpp"
 
 #include "util/digest.hpp"
 #include "util/fd.hpp"
@@ -258,16 +259,17 @@ Result<std::string> resolve_version(const ReleaseRequest& request) {
     std::string url = without_trailing_slash(request.channel_url) + "/" + request.channel;
     auto r = util::effective_url(url, transfer_options(request));
     if (!r) {
-        return make_error(ErrorCode::io, "cannot resolve k3s channel '" + request.channel + "': " + r.error().message);
+        return make_error(ErrorCode::io,
+                          "cannot resolve k3s channel " + shell_quote(request.channel) + ": " + r.error().message);
     }
     if (without_trailing_slash(r->effective_url) == url) {
-        return make_error(ErrorCode::io,
-                          "k3s channel '" + request.channel + "': " + url + " did not redirect to a release");
+        return make_error(ErrorCode::io, "k3s channel " + shell_quote(request.channel) + ": " + url +
+                                             " did not redirect to a release");
     }
     std::string version = last_path_component(r->effective_url);
     if (!is_version(version)) {
-        return make_error(ErrorCode::io, "k3s channel '" + request.channel + "' redirected to " + r->effective_url +
-                                             ", which names no k3s release");
+        return make_error(ErrorCode::io, "k3s channel " + shell_quote(request.channel) + " redirected to " +
+                                             shell_quote(r->effective_url) + ", which names no k3s release");
     }
     return version;
 }

@@ -122,7 +122,7 @@ ConfigSetSpec node_exporter_group(const ConfigView& cfg, const Settings& s) {
         units::script({units::enable({unit}, {.quiet = true}), units::restart({unit})}) + "i=0; until " +
         units::is_active(unit) + " && { ! command -v ss >/dev/null || " + listening +
         "; }; do i=$((i+1)); if [ $i -ge 40 ]; then echo 'prometheus-node-exporter does not listen on port " + port +
-        " within 20 s' >&2; journalctl -u " + unit + " -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
+        " within 20 s' >&2; { " + units::journal_tail(unit, 15) + "; } >&2; exit 1; fi; sleep 0.5; done\n";
     spec.restore_activate = units::restart({unit}, {.ignore_failure = true}).script();
     spec.deactivate = units::disable({unit}, {.now = true, .quiet = true, .ignore_failure = true}).script();
     spec.drift = units::enabled_drift(unit) + units::active_drift(unit) + main_pid +

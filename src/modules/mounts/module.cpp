@@ -235,8 +235,8 @@ ConfigSetSpec s3fs_group(const S3fsMount& m, const std::string& unit_dir, const 
     spec.activate = units::script({units::daemon_reload(), units::enable({unit}, {.quiet = true})});
     spec.drift = units::enabled_drift(unit);
     if (m.start) {
-        spec.activate += units::restart({unit}).script() + " || { journalctl -u " + shell_quote(unit) +
-                         " -n 10 --no-pager >&2; exit 1; }\n";
+        spec.activate +=
+            units::restart({unit}).script() + " || { { " + units::journal_tail(unit, 10) + "; } >&2; exit 1; }\n";
         spec.drift += units::active_drift(unit, "mount " + m.where + " (start " + unit + ")");
     }
     spec.restore_activate = units::daemon_reload().script();

@@ -105,7 +105,8 @@ ConfigSetSpec containerd_group(const ConfigView& cfg) {
         "i=0; until ctr --address " + std::string(k_socket) +
         " version >/dev/null 2>&1; do i=$((i+1)); "
         "if [ $i -ge 60 ]; then echo 'containerd did not answer on its socket within 30 s' >&2; "
-        "journalctl -u containerd -n 15 --no-pager >&2 2>/dev/null; exit 1; fi; sleep 0.5; done\n";
+        "{ " +
+        host::units::journal_tail("containerd", 15) + "; } >&2; exit 1; fi; sleep 0.5; done\n";
     spec.validate = "containerd --config " + std::string(k_config_path) + " config dump >/dev/null";
     const std::string unit = "containerd.service";
     spec.activate =
